@@ -1,0 +1,86 @@
+/** The SSM Command document that installs and enrolls the XDR agent. Pure: unit-tested without Pulumi. */
+
+export interface AgentDocumentArgs {
+  parameterName: string;
+  agentPublicBaseUrl: string;
+  agentVersion: string;
+}
+
+interface DocumentStep {
+  action: "aws:runShellScript" | "aws:runPowerShellScript";
+  name: string;
+  precondition: { StringEquals: [string, string] };
+  inputs: { timeoutSeconds: string; runCommand: string[] };
+}
+
+export interface AgentInstallDocument {
+  schemaVersion: "2.2";
+  description: string;
+  parameters: Record<string, { type: "String"; description: string; default: string }>;
+  mainSteps: DocumentStep[];
+}
+
+// The agent's configuration (backend URL, tenant id, enrollment token) never appears in the document:
+// each step reads it from the SecureString parameter on the instance, so it stays encrypted at rest.
+const linuxScript = [
+  "#!/bin/sh",
+  "set -eu",
+  "CONFIG_DIR=${MINI_XDR_CONFIG_DIR:-/etc/mini-xdr}",
+  "INSTALL_DIR=${MINI_XDR_INSTALL_DIR:-/opt/mini-xdr}",
+  'ARCH=$(uname -m); case "$ARCH" in aarch64|arm64) ARCH=arm64 ;; *) ARCH=amd64 ;; esac',
+  'umask 077; mkdir -p "$CONFIG_DIR" "$INSTALL_DIR/bin"',
+  "aws ssm get-parameter --name '{{ ConfigParameterName }}' --with-decryption --query Parameter.Value --output text > \"$CONFIG_DIR/agent.json\"",
+  "curl -fsSL --retry 3 -o \"$INSTALL_DIR/bin/xdr-agent\" '{{ AgentBaseUrl }}/agent/linux/'\"$ARCH\"'/{{ AgentVersion }}/xdr-agent'",
+  'chmod 0755 "$INSTALL_DIR/bin/xdr-agent"',
+  '"$INSTALL_DIR/bin/xdr-agent" enroll --config "$CONFIG_DIR/agent.json"',
+];
+
+const windowsScript = [
+  "$ErrorActionPreference = 'Stop'",
+  "$configDir = Join-Path $env:ProgramData 'MiniXdr'",
+  "$installDir = Join-Path $env:ProgramFiles 'MiniXdr'",
+  "New-Item -ItemType Directory -Force -Path $configDir, $installDir | Out-Null",
+  "$config = (Get-SSMParameter -Name '{{ ConfigParameterName }}' -WithDecryption $true).Value",
+  "Set-Content -Path (Join-Path $configDir 'agent.json') -Value $config -Encoding UTF8",
+  "$agent = Join-Path $installDir 'xdr-agent.exe'",
+  "Invoke-WebRequest -UseBasicParsing -Uri '{{ AgentBaseUrl }}/agent/windows/amd64/{{ AgentVersion }}/xdr-agent.exe' -OutFile $agent",
+  "& $agent enroll --config (Join-Path $configDir 'agent.json')",
+  "if ($LASTEXITCODE -ne 0) { throw \"agent enrollment failed with exit code $LASTEXITCODE\" }",
+];
+
+export function buildAgentInstallDocument(args: AgentDocumentArgs): AgentInstallDocument {
+  return {
+    schemaVersion: "2.2",
+    description: "Installs the Mini-XDR agent and enrolls it with the tenant's configuration.",
+    parameters: {
+      ConfigParameterName: {
+        type: "String",
+        description: "SSM SecureString parameter holding the agent configuration",
+        default: args.parameterName,
+      },
+      AgentBaseUrl: { type: "String", description: "Where the agent is downloaded from", default: args.agentPublicBaseUrl },
+      AgentVersion: { type: "String", description: "Agent version to install", default: args.agentVersion },
+    },
+    mainSteps: [
+      {
+        action: "aws:runShellScript",
+        name: "InstallAgentLinux",
+        precondition: { StringEquals: ["platformType", "Linux"] },
+        inputs: { timeoutSeconds: "600", runCommand: linuxScript },
+      },
+      {
+        action: "aws:runPowerShellScript",
+        name: "InstallAgentWindows",
+        precondition: { StringEquals: ["platformType", "Windows"] },
+        inputs: { timeoutSeconds: "600", runCommand: windowsScript },
+      },
+    ],
+  };
+}
+
+/** Replaces the document's `{{ Name }}` parameter references, as SSM does before running a step. */
+export function renderStep(step: DocumentStep, parameters: Record<string, string>): string {
+  return step.inputs.runCommand
+    .join("\n")
+    .replace(/\{\{\s*(\w+)\s*\}\}/g, (match, name: string) => parameters[name] ?? match);
+}

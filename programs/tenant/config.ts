@@ -1,0 +1,146 @@
+import { z } from "zod";
+
+/** Keys of the tenant stack's configuration (namespace: the Pulumi project name). */
+export const SECRET_CONFIG_KEYS = ["externalId", "enrollmentToken", "kubeconfig"] as const;
+
+const awsRegion = z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, "must be an AWS region such as us-east-1");
+const accountId = z.string().regex(/^\d{12}$/, "must be a 12-digit AWS account id");
+
+export const tenantSlugSchema = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{1,38}[a-z0-9]$/, "must be 3-40 lowercase letters, digits or dashes, starting with a letter");
+
+export const roleArnSchema = z
+  .string()
+  .regex(/^arn:aws:iam::\d{12}:role\/[\w+=,.@\/-]{1,512}$/, "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)");
+
+export const externalIdSchema = z
+  .string()
+  .regex(/^[\w+=,.@:\/-]{16,1224}$/, "must be 16-1224 characters of letters, digits and +=,.@:/-_");
+
+export const principalArnSchema = z
+  .string()
+  .regex(
+    /^arn:aws:iam::\d{12}:(root|role\/[\w+=,.@\/-]+|user\/[\w+=,.@\/-]+)$/,
+    "must be an IAM principal ARN (account root, role or user)",
+  );
+
+export const httpsUrlSchema = z
+  .string()
+  .url("must be a URL")
+  .refine((value) => value.startsWith("https://"), "must be an https:// URL")
+  .transform((value) => value.replace(/\/+$/, ""));
+
+const tagSchema = z.object({
+  key: z.string().min(1).max(128),
+  value: z.string().max(256),
+});
+
+export const tenantConfigSchema = z
+  .object({
+    tenantSlug: tenantSlugSchema,
+    tenantId: z.string().min(1, "is required"),
+    customerAccountId: accountId,
+    homeRegion: awsRegion,
+    regions: z.array(awsRegion).min(1, "must list at least one region").optional(),
+    bootstrapRoleArn: roleArnSchema,
+    externalId: externalIdSchema,
+    platformPrincipalArn: principalArnSchema,
+    agentPublicBaseUrl: httpsUrlSchema,
+    agentVersion: z.string().regex(/^\d+\.\d+\.\d+([-+][\w.]+)?$/, "must be a semantic version such as 1.4.2"),
+    enrollmentToken: z.string().min(32, "must be at least 32 characters"),
+    targetTag: tagSchema.default({ key: "xdr:monitor", value: "true" }),
+    targetAllManagedInstances: z.boolean().default(false),
+    associationSchedule: z
+      .string()
+      .regex(/^(rate\(\d+ (minutes|hours|days)\)|cron\(.+\))$/, "must be rate(...) or cron(...)")
+      .default("rate(30 minutes)"),
+    maxSessionDurationSeconds: z.number().int().min(3600).max(43200).default(3600),
+    agentImage: z.string().min(1).default("ghcr.io/mini-xdr/agent"),
+    kubeconfig: z.string().min(1).optional(),
+  })
+  .superRefine((config, ctx) => {
+    const bootstrapAccount = config.bootstrapRoleArn.split(":")[4];
+    if (bootstrapAccount !== config.customerAccountId) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["bootstrapRoleArn"],
+        message: `must belong to the customer account ${config.customerAccountId}`,
+      });
+    }
+    if (config.regions && !config.regions.includes(config.homeRegion)) {
+      ctx.addIssue({ code: "custom", path: ["regions"], message: "must include the home region" });
+    }
+  })
+  .transform((config) => ({ ...config, regions: config.regions ?? [config.homeRegion] }));
+
+export type TenantConfigInput = z.input<typeof tenantConfigSchema>;
+export type TenantConfig = z.output<typeof tenantConfigSchema>;
+
+export const TENANT_CONFIG_KEYS = Object.keys(tenantConfigSchema.in.shape) as (keyof TenantConfigInput)[];
+
+/** Keys whose values are JSON in the stack config (objects, arrays, numbers, booleans). */
+export const STRUCTURED_CONFIG_KEYS: ReadonlySet<string> = new Set([
+  "regions",
+  "targetTag",
+  "targetAllManagedInstances",
+  "maxSessionDurationSeconds",
+]);
+
+export interface ConfigProblem {
+  key: string;
+  message: string;
+}
+
+export class TenantConfigError extends Error {
+  constructor(readonly problems: ConfigProblem[]) {
+    super(
+      `invalid tenant configuration:\n${problems.map((problem) => `  - ${problem.key}: ${problem.message}`).join("\n")}`,
+    );
+    this.name = "TenantConfigError";
+  }
+}
+
+/** Validates raw stack config values (strings, as Pulumi stores them) and reports every bad key at once. */
+export function parseTenantConfig(raw: Readonly<Record<string, string | undefined>>): TenantConfig {
+  const problems: ConfigProblem[] = [];
+  const candidate: Record<string, unknown> = {};
+  for (const key of TENANT_CONFIG_KEYS) {
+    const value = raw[key];
+    if (value === undefined || value === "") continue;
+    if (!STRUCTURED_CONFIG_KEYS.has(key)) {
+      candidate[key] = value;
+      continue;
+    }
+    try {
+      candidate[key] = JSON.parse(value);
+    } catch {
+      problems.push({ key, message: "must be valid JSON" });
+    }
+  }
+  const parsed = tenantConfigSchema.safeParse(candidate);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = issue.path.length > 0 ? issue.path.join(".") : "(config)";
+      const message = issue.code === "invalid_type" && issue.input === undefined ? "is required" : issue.message;
+      problems.push({ key, message });
+    }
+  }
+  if (problems.length > 0 || !parsed.success) throw new TenantConfigError(problems);
+  return parsed.data;
+}
+
+/** The stack config entries for a tenant: what the automation layer writes and the program reads back. */
+export function toStackConfigEntries(config: TenantConfigInput): { key: string; value: string; secret: boolean }[] {
+  const entries: { key: string; value: string; secret: boolean }[] = [];
+  for (const key of TENANT_CONFIG_KEYS) {
+    const value = config[key];
+    if (value === undefined) continue;
+    entries.push({
+      key,
+      value: typeof value === "string" ? value : JSON.stringify(value),
+      secret: (SECRET_CONFIG_KEYS as readonly string[]).includes(key),
+    });
+  }
+  return entries;
+}

@@ -1,0 +1,3 @@
+import { tenantProgram } from "./program";
+
+export default tenantProgram;

@@ -1,0 +1,69 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+
+export interface KubernetesAgentArgs {
+  kubeconfig: pulumi.Input<string>;
+  namespace: string;
+  image: string;
+  agentVersion: string;
+  agentConfigJson: pulumi.Input<string>;
+  tenantSlug: string;
+}
+
+/** The XDR agent on the tenant's EKS cluster: a namespace, a Secret with the agent config and a DaemonSet. */
+export class KubernetesAgent extends pulumi.ComponentResource {
+  readonly namespace: pulumi.Output<string>;
+  readonly daemonSetName: pulumi.Output<string>;
+
+  constructor(name: string, args: KubernetesAgentArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("minixdr:tenant:KubernetesAgent", name, {}, opts);
+    const provider = new k8s.Provider(`${name}-cluster`, { kubeconfig: args.kubeconfig }, { parent: this });
+    const childOpts = { parent: this, provider };
+    const labels = { "app.kubernetes.io/name": "mini-xdr-agent", "mini-xdr/tenant": args.tenantSlug };
+
+    const namespace = new k8s.core.v1.Namespace(
+      `${name}-namespace`,
+      { metadata: { name: args.namespace, labels } },
+      childOpts,
+    );
+    const secret = new k8s.core.v1.Secret(
+      `${name}-config`,
+      {
+        metadata: { name: "mini-xdr-agent-config", namespace: namespace.metadata.name, labels },
+        type: "Opaque",
+        stringData: { "agent.json": pulumi.secret(args.agentConfigJson) },
+      },
+      childOpts,
+    );
+    const daemonSet = new k8s.apps.v1.DaemonSet(
+      `${name}-daemonset`,
+      {
+        metadata: { name: "mini-xdr-agent", namespace: namespace.metadata.name, labels },
+        spec: {
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels },
+            spec: {
+              hostPID: true,
+              tolerations: [{ operator: "Exists" }],
+              containers: [
+                {
+                  name: "agent",
+                  image: `${args.image}:${args.agentVersion}`,
+                  args: ["run", "--config", "/etc/mini-xdr/agent.json"],
+                  volumeMounts: [{ name: "config", mountPath: "/etc/mini-xdr", readOnly: true }],
+                  resources: { requests: { cpu: "50m", memory: "64Mi" }, limits: { memory: "256Mi" } },
+                },
+              ],
+              volumes: [{ name: "config", secret: { secretName: secret.metadata.name } }],
+            },
+          },
+        },
+      },
+      childOpts,
+    );
+    this.namespace = namespace.metadata.name;
+    this.daemonSetName = daemonSet.metadata.name;
+    this.registerOutputs({ namespace: this.namespace, daemonSetName: this.daemonSetName });
+  }
+}
