@@ -1,0 +1,371 @@
+/**
+ * The database schema: the single source of truth. Migrations in migrations/ are generated from
+ * this file with `npx drizzle-kit generate`; never edit them by hand.
+ *
+ * Conventions: snake_case columns, timestamptz everywhere, integer identity ids (uuid for runs,
+ * whose ids travel through the queue and URLs). Statuses that are a closed, stable set are
+ * PostgreSQL enums; statuses that will grow with the product are text typed in TypeScript, so a
+ * new state needs no migration.
+ */
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  boolean,
+  check,
+  index,
+  integer,
+  jsonb,
+  pgEnum,
+  pgTable,
+  primaryKey,
+  text,
+  timestamp,
+  uniqueIndex,
+  uuid,
+} from "drizzle-orm/pg-core";
+
+// ---------------------------------------------------------------------------------------------
+// Enums
+
+export const ONBOARDING_FLOW_VERSIONS = ["legacy", "quick_start"] as const;
+export const CLOUD_PROVIDERS = ["aws", "azure", "gcp"] as const;
+export const ASSET_PRIORITIES = ["critical", "high", "medium", "low"] as const;
+export const RUN_KINDS = ["preview", "up", "refresh", "destroy"] as const;
+export const RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "interrupted"] as const;
+export const API_TOKEN_SCOPES = ["platform_admin", "tenant"] as const;
+
+export const onboardingFlowVersion = pgEnum("onboarding_flow_version", ONBOARDING_FLOW_VERSIONS);
+export const cloudProvider = pgEnum("cloud_provider", CLOUD_PROVIDERS);
+export const assetPriority = pgEnum("asset_priority", ASSET_PRIORITIES);
+export const runKind = pgEnum("run_kind", RUN_KINDS);
+export const runStatus = pgEnum("run_status", RUN_STATUSES);
+export const apiTokenScope = pgEnum("api_token_scope", API_TOKEN_SCOPES);
+
+export type OnboardingFlowVersion = (typeof ONBOARDING_FLOW_VERSIONS)[number];
+export type CloudProvider = (typeof CLOUD_PROVIDERS)[number];
+export type AssetPriority = (typeof ASSET_PRIORITIES)[number];
+export type RunKind = (typeof RUN_KINDS)[number];
+export type RunStatus = (typeof RUN_STATUSES)[number];
+export type ApiTokenScope = (typeof API_TOKEN_SCOPES)[number];
+
+/** Run statuses after which nothing more happens to a run. */
+export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["succeeded", "failed", "cancelled", "interrupted"];
+
+// Text statuses (typed, not enums: these sets will grow).
+
+export const ONBOARDING_STATUSES = [
+  "not_started",
+  "connecting",
+  "provisioning",
+  "discovering",
+  "deploying",
+  "validating",
+  "completed",
+  "failed",
+  "offboarding",
+  "offboarded",
+] as const;
+export type OnboardingStatus = (typeof ONBOARDING_STATUSES)[number];
+
+export const CREDENTIAL_STATUSES = ["pending", "active", "invalid", "revoked"] as const;
+export type CredentialStatus = (typeof CREDENTIAL_STATUSES)[number];
+
+export const AGENT_STATUSES = [
+  "unknown",
+  "not_applicable",
+  "not_targeted",
+  "pending",
+  "installing",
+  "installed",
+  "failed",
+  "checked_in",
+] as const;
+export type AgentStatus = (typeof AGENT_STATUSES)[number];
+
+// ---------------------------------------------------------------------------------------------
+// JSON column shapes
+
+export interface TagFilter {
+  key: string;
+  value: string;
+}
+
+/** Overrides the default priority classification for matching assets; the first match wins. */
+export interface PriorityRuleOverride {
+  match: {
+    assetType?: string;
+    /** Tag key that must be present; with `value`, the tag must have exactly that value. */
+    tag?: { key: string; value?: string };
+    /** Value of the `Role` tag (the default classification's input). */
+    role?: string;
+  };
+  priority: AssetPriority;
+}
+
+/** Per-tenant integration settings (names follow programs/tenant/config.ts). */
+export interface IntegrationSettings {
+  agentPublicBaseUrl?: string;
+  regions?: string[];
+  homeRegion?: string;
+  targetTag?: TagFilter;
+  /** Target every managed instance instead of those carrying targetTag. */
+  targetAllManagedInstances?: boolean;
+  /** When true, an `up` must apply a previously approved preview's plan. */
+  requireApproval?: boolean;
+  priorityRules?: PriorityRuleOverride[];
+}
+
+/** Pulumi's change summary: operation -> count (create, update, delete, same, replace, ...). */
+export type ChangeSummary = Record<string, number>;
+
+/** One resource's planned or applied change. */
+export interface ResourceChange {
+  urn: string;
+  type: string;
+  /** Pulumi op: create, update, delete, replace, same, read, ... */
+  op: string;
+  /** Property paths that differ. */
+  diffs?: string[];
+  detailedDiff?: Record<string, { kind: string; inputDiff?: boolean }>;
+}
+
+/** Stack outputs with secret values removed or replaced by a marker. */
+export type RunOutputs = Record<string, unknown>;
+
+export interface EngineDiagnostic {
+  severity: string;
+  message: string;
+  urn?: string;
+}
+
+export interface RunError {
+  message: string;
+  /** Error class / category (e.g. ConcurrentUpdateError, CommandError). */
+  kind?: string;
+  diagnostics?: EngineDiagnostic[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tables
+
+const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: "date" });
+const createdAt = () => timestamptz("created_at").notNull().defaultNow();
+const updatedAt = () =>
+  timestamptz("updated_at")
+    .notNull()
+    .defaultNow()
+    .$onUpdate(() => new Date());
+
+export const organizations = pgTable("organizations", {
+  id: integer("id").primaryKey().generatedByDefaultAsIdentity(),
+  slug: text("slug").notNull().unique("organizations_slug_unique"),
+  name: text("name").notNull(),
+  onboardingFlowVersion: onboardingFlowVersion("onboarding_flow_version").notNull().default("quick_start"),
+  autoDiscoveryEnabled: boolean("auto_discovery_enabled").notNull().default(true),
+  integrationSettings: jsonb("integration_settings").$type<IntegrationSettings>().notNull().default({}),
+  onboardingStatus: text("onboarding_status").$type<OnboardingStatus>().notNull().default("not_started"),
+  awsAccountId: text("aws_account_id"),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+  offboardedAt: timestamptz("offboarded_at"),
+});
+
+export const integrationCredentials = pgTable(
+  "integration_credentials",
+  {
+    id: integer("id").primaryKey().generatedByDefaultAsIdentity(),
+    organizationId: integer("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    provider: cloudProvider("provider").notNull(),
+    /** e.g. `aws_assume_role`. */
+    credentialType: text("credential_type").notNull(),
+    /** AES-256-GCM envelope from db/crypto.ts (`v1:<keyId>:<iv>:<ciphertext>`); never plaintext. */
+    credentialData: text("credential_data").notNull(),
+    /** The key that sealed credential_data (also inside the envelope); lets rotation find old rows. */
+    encryptionKeyId: text("encryption_key_id").notNull(),
+    status: text("status").$type<CredentialStatus>().notNull().default("pending"),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    expiresAt: timestamptz("expires_at"),
+    lastUsedAt: timestamptz("last_used_at"),
+  },
+  (table) => [
+    uniqueIndex("integration_credentials_org_provider_unique").on(table.organizationId, table.provider),
+    check("integration_credentials_envelope_check", sql`${table.credentialData} ~ '^v[0-9]+:'`),
+  ],
+);
+
+export const cloudAssets = pgTable(
+  "cloud_assets",
+  {
+    id: integer("id").primaryKey().generatedByDefaultAsIdentity(),
+    organizationId: integer("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    provider: cloudProvider("provider").notNull(),
+    /** `ec2`, `rds`, ... */
+    assetType: text("asset_type").notNull(),
+    /** The provider's id: instance id, DB identifier / ARN, ... */
+    assetId: text("asset_id").notNull(),
+    region: text("region").notNull(),
+    assetData: jsonb("asset_data").$type<Record<string, unknown>>().notNull().default({}),
+    tags: jsonb("tags").$type<Record<string, string>>().notNull().default({}),
+    discoveredAt: timestamptz("discovered_at").notNull().defaultNow(),
+    lastSeenAt: timestamptz("last_seen_at").notNull().defaultNow(),
+    /** Set when a scan no longer finds the asset (or at offboarding); cleared if it reappears. */
+    removedAt: timestamptz("removed_at"),
+    agentCompatible: boolean("agent_compatible").notNull().default(false),
+    priority: assetPriority("priority").notNull().default("medium"),
+    agentStatus: text("agent_status").$type<AgentStatus>().notNull().default("unknown"),
+  },
+  (table) => [
+    uniqueIndex("cloud_assets_org_provider_asset_unique").on(table.organizationId, table.provider, table.assetId),
+    index("cloud_assets_org_type_idx").on(table.organizationId, table.assetType),
+  ],
+);
+
+export const runs = pgTable(
+  "runs",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    organizationId: integer("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    stackName: text("stack_name").notNull(),
+    kind: runKind("kind").notNull(),
+    status: runStatus("status").notNull().default("queued"),
+    /** Who asked: `token:<id>`, `system:discovery`, ... */
+    actor: text("actor").notNull(),
+    requestedAt: timestamptz("requested_at").notNull().defaultNow(),
+    startedAt: timestamptz("started_at"),
+    finishedAt: timestamptz("finished_at"),
+    changeSummary: jsonb("change_summary").$type<ChangeSummary>(),
+    /** Per-resource diff (preview) or applied changes (up/destroy). */
+    resourceChanges: jsonb("resource_changes").$type<ResourceChange[]>(),
+    /** Stack outputs without secrets. */
+    outputs: jsonb("outputs").$type<RunOutputs>(),
+    /** Message plus the engine's diagnostics. */
+    error: jsonb("error").$type<RunError>(),
+    /** Where a preview's update plan is saved (for approval-gated ups), or the plan an `up` applied. */
+    planRef: text("plan_ref"),
+    /** The queue job executing this run. */
+    jobId: text("job_id"),
+    /** PID (process group leader) of the pulumi child process, for crash recovery. */
+    processPid: integer("process_pid"),
+  },
+  (table) => [
+    index("runs_org_status_idx").on(table.organizationId, table.status),
+    index("runs_stack_requested_idx").on(table.stackName, table.requestedAt),
+    index("runs_status_idx").on(table.status),
+  ],
+);
+
+export const runEvents = pgTable(
+  "run_events",
+  {
+    runId: uuid("run_id")
+      .notNull()
+      .references(() => runs.id, { onDelete: "cascade" }),
+    /** 0-based position of the event in the run's engine event stream. */
+    seq: integer("seq").notNull(),
+    event: jsonb("event").$type<Record<string, unknown>>().notNull(),
+    createdAt: createdAt(),
+  },
+  // The primary key is the unique (run_id, seq) constraint and the index replay reads by.
+  (table) => [primaryKey({ name: "run_events_pkey", columns: [table.runId, table.seq] })],
+);
+
+export const agents = pgTable(
+  "agents",
+  {
+    id: integer("id").primaryKey().generatedByDefaultAsIdentity(),
+    organizationId: integer("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    /** The discovered asset this agent runs on, when known. */
+    assetId: integer("asset_id").references(() => cloudAssets.id, { onDelete: "set null" }),
+    /** Cloud instance id reported by the agent (e.g. i-0123...). */
+    instanceId: text("instance_id").notNull(),
+    hostname: text("hostname"),
+    version: text("version"),
+    enrolledAt: timestamptz("enrolled_at").notNull().defaultNow(),
+    lastHeartbeatAt: timestamptz("last_heartbeat_at"),
+  },
+  (table) => [uniqueIndex("agents_org_instance_unique").on(table.organizationId, table.instanceId)],
+);
+
+export const enrollmentTokens = pgTable(
+  "enrollment_tokens",
+  {
+    id: integer("id").primaryKey().generatedByDefaultAsIdentity(),
+    organizationId: integer("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    /** hashToken(token) from db/crypto.ts. */
+    tokenHash: text("token_hash").notNull().unique("enrollment_tokens_token_hash_unique"),
+    createdAt: createdAt(),
+    revokedAt: timestamptz("revoked_at"),
+  },
+  (table) => [index("enrollment_tokens_org_idx").on(table.organizationId)],
+);
+
+export const apiTokens = pgTable(
+  "api_tokens",
+  {
+    id: integer("id").primaryKey().generatedByDefaultAsIdentity(),
+    /** hashToken(token) from db/crypto.ts. */
+    tokenHash: text("token_hash").notNull().unique("api_tokens_token_hash_unique"),
+    scope: apiTokenScope("scope").notNull(),
+    /** Set exactly when scope = 'tenant'. */
+    organizationId: integer("organization_id").references(() => organizations.id, { onDelete: "cascade" }),
+    name: text("name").notNull(),
+    createdAt: createdAt(),
+    revokedAt: timestamptz("revoked_at"),
+    lastUsedAt: timestamptz("last_used_at"),
+  },
+  (table) => [
+    check(
+      "api_tokens_scope_org_check",
+      sql`(${table.scope} = 'tenant') = (${table.organizationId} is not null)`,
+    ),
+    index("api_tokens_org_idx").on(table.organizationId),
+  ],
+);
+
+export const auditLog = pgTable(
+  "audit_log",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedByDefaultAsIdentity(),
+    actor: text("actor").notNull(),
+    /** No foreign key on purpose: the audit trail outlives the rows it talks about. */
+    organizationId: integer("organization_id"),
+    action: text("action").notNull(),
+    target: text("target"),
+    details: jsonb("details").$type<Record<string, unknown>>().notNull().default({}),
+    at: timestamptz("at").notNull().defaultNow(),
+  },
+  (table) => [index("audit_log_org_at_idx").on(table.organizationId, table.at)],
+);
+
+// ---------------------------------------------------------------------------------------------
+// Row types
+
+export type Organization = typeof organizations.$inferSelect;
+export type NewOrganization = typeof organizations.$inferInsert;
+export type IntegrationCredential = typeof integrationCredentials.$inferSelect;
+export type NewIntegrationCredential = typeof integrationCredentials.$inferInsert;
+export type CloudAsset = typeof cloudAssets.$inferSelect;
+export type NewCloudAsset = typeof cloudAssets.$inferInsert;
+export type Run = typeof runs.$inferSelect;
+export type NewRun = typeof runs.$inferInsert;
+export type RunEvent = typeof runEvents.$inferSelect;
+export type NewRunEvent = typeof runEvents.$inferInsert;
+export type Agent = typeof agents.$inferSelect;
+export type NewAgent = typeof agents.$inferInsert;
+export type EnrollmentToken = typeof enrollmentTokens.$inferSelect;
+export type NewEnrollmentToken = typeof enrollmentTokens.$inferInsert;
+export type ApiToken = typeof apiTokens.$inferSelect;
+export type NewApiToken = typeof apiTokens.$inferInsert;
+export type AuditLogEntry = typeof auditLog.$inferSelect;
+export type NewAuditLogEntry = typeof auditLog.$inferInsert;

@@ -1,0 +1,62 @@
+# scripts/lib/env.sh — common environment for the project's scripts. Source it:
+#
+#   . "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"     (from a script in scripts/)
+#
+# Sets and exports:
+#   REPO_ROOT                  the repository root (computed from this file's location)
+#   PATH                       with $REPO_ROOT/.tools/bin first (see scripts/toolchain.sh)
+#   PULUMI_SKIP_UPDATE_CHECK=true, PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+#   PULUMI_HOME                default $REPO_ROOT/.data/pulumi-home
+#   PULUMI_BACKEND_URL         default file://$REPO_ROOT/.data/state (directory created)
+#   PULUMI_CONFIG_PASSPHRASE   from the environment if set; else, unless
+#                              PULUMI_CONFIG_PASSPHRASE_FILE is set, read from
+#                              $REPO_ROOT/.data/pulumi-passphrase, which is generated once
+#                              (openssl rand -hex 32, mode 600) with a warning on stderr.
+# Keep that file: it decrypts the secrets in every stack of the local backend.
+# Meant for bash; does not change shell options and never exits the calling shell.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export REPO_ROOT
+
+case ":$PATH:" in
+  *":$REPO_ROOT/.tools/bin:"*) ;;
+  *) PATH="$REPO_ROOT/.tools/bin:$PATH" ;;
+esac
+export PATH
+
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_HOME="${PULUMI_HOME:-$REPO_ROOT/.data/pulumi-home}"
+export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$REPO_ROOT/.data/state}"
+case "$PULUMI_BACKEND_URL" in
+  file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;;
+esac
+
+__mx_passphrase() {
+  local file="$REPO_ROOT/.data/pulumi-passphrase" tmp
+  if [ ! -s "$file" ]; then
+    mkdir -p "$REPO_ROOT/.data" || return 1
+    tmp="$(umask 077 && mktemp "$REPO_ROOT/.data/.pulumi-passphrase.XXXXXX")" || return 1
+    if command -v openssl >/dev/null 2>&1; then
+      openssl rand -hex 32 >"$tmp"
+    else
+      od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$tmp" && echo >>"$tmp"
+    fi
+    chmod 600 "$tmp"
+    # `ln` refuses to replace an existing file, so when two processes race here exactly
+    # one passphrase wins and both use it.
+    if [ -s "$tmp" ] && ln "$tmp" "$file" 2>/dev/null; then
+      echo "env.sh: generated a new Pulumi passphrase in $file (keep it: it decrypts the local stacks' secrets)" >&2
+    fi
+    rm -f "$tmp"
+  fi
+  PULUMI_CONFIG_PASSPHRASE="$(tr -d '\r\n' <"$file")" || return 1
+  export PULUMI_CONFIG_PASSPHRASE
+}
+
+if [ -n "${PULUMI_CONFIG_PASSPHRASE+set}" ]; then
+  export PULUMI_CONFIG_PASSPHRASE
+elif [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+  __mx_passphrase || echo "env.sh: warning: could not read or create $REPO_ROOT/.data/pulumi-passphrase" >&2
+fi
+unset -f __mx_passphrase

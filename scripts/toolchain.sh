@@ -1,0 +1,261 @@
+#!/usr/bin/env bash
+# scripts/toolchain.sh — provide the pinned tools under <repo>/.tools (git-ignored):
+#
+#   .tools/bin/pulumi                  Pulumi CLI, exactly $PULUMI_VERSION
+#   .tools/bin/pulumi-language-nodejs  Node.js language host for that CLI
+#   .tools/moto-venv/bin/moto_server   moto (AWS emulator) in a Python virtualenv
+#
+# Idempotent and cached: a run with everything in place takes well under a second.
+# Where the Pulumi binaries come from, first match wins:
+#   (a) a `pulumi` on PATH reporting $PULUMI_VERSION with `pulumi-language-nodejs` beside it
+#       (symlinked into .tools/bin);
+#   (b) already in .tools/bin, or in the per-user cache
+#       ${XDG_CACHE_HOME:-$HOME/.cache}/mini-xdr-toolchain/pulumi-$PULUMI_VERSION/;
+#   (c) the official release tarball from get.pulumi.com (skip with TOOLCHAIN_SKIP_RELEASE=1;
+#       TOOLCHAIN_RELEASE_URL points at a mirror of the same tarball);
+#   (d) built with Go from the module proxy: tools/pulumi-cli (the CLI) and
+#       tools/pulumi-language-nodejs (our own language host, used when the official one is
+#       not available).
+#
+# Usage: scripts/toolchain.sh [--quiet]
+#   --quiet (or TOOLCHAIN_QUIET=1): print nothing when nothing has to be done. Slow steps
+#   (download, build, pip install) always report progress on stderr.
+# Exits non-zero with one message naming what is missing. Exports nothing: callers use
+# .tools/bin and .tools/moto-venv/bin afterwards (scripts/lib/env.sh puts .tools/bin on PATH).
+set -euo pipefail
+
+PULUMI_VERSION="v3.259.0"
+MOTO_VERSION="5.2.5"
+GO_MIN="1.25.11" # the `go` line of tools/*/go.mod
+
+QUIET="${TOOLCHAIN_QUIET:-0}"
+for arg in "$@"; do
+  case "$arg" in
+    -q | --quiet) QUIET=1 ;;
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) echo "toolchain: unknown argument: $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$REPO_ROOT/.tools"
+BIN="$TOOLS/bin"
+VENV="$TOOLS/moto-venv"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mini-xdr-toolchain/pulumi-$PULUMI_VERSION"
+CLI_SRC="$REPO_ROOT/tools/pulumi-cli"
+HOST_SRC="$REPO_ROOT/tools/pulumi-language-nodejs"
+LDFLAGS="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION"
+
+say() { [ "$QUIET" = 1 ] || echo "toolchain: $*" >&2; }
+work() { echo "toolchain: $*" >&2; } # slow steps: always shown
+die() { echo "toolchain: error: $*" >&2; exit 1; }
+
+mkdir -p "$BIN"
+
+# One toolchain.sh at a time per checkout (parallel test runners, several terminals).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$TOOLS/.lock"
+  if ! flock -n 9; then
+    work "waiting for another toolchain.sh run to finish..."
+    flock 9
+  fi
+fi
+
+# ----------------------------------------------------------------------------------------
+# Stamps: <dir>/.stamp-<tool> holds "<origin> <version> <source-hash>". Origin is path,
+# release or source; the hash only matters for source builds, so that editing
+# tools/pulumi-language-nodejs (or bumping tools/pulumi-cli/go.sum) triggers a rebuild.
+
+src_hash() { # <module dir>: hash of what the build depends on (tests excluded)
+  (cd "$1" && find . -maxdepth 1 -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) \
+    ! -name '*_test.go' | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-16
+}
+HASH_pulumi=""
+HASH_host=""
+hash_for() { # <tool>
+  if [ "$1" = pulumi ]; then
+    [ -n "$HASH_pulumi" ] || HASH_pulumi="$(src_hash "$CLI_SRC")"
+    echo "$HASH_pulumi"
+  else
+    [ -n "$HASH_host" ] || HASH_host="$(src_hash "$HOST_SRC")"
+    echo "$HASH_host"
+  fi
+}
+
+stamp_ok() { # <dir> <tool>: is <dir>/<tool> present and right for this checkout?
+  local dir="$1" tool="$2" origin version hash
+  [ -x "$dir/$tool" ] && [ -r "$dir/.stamp-$tool" ] || return 1
+  read -r origin version hash <"$dir/.stamp-$tool" || return 1
+  [ "$version" = "$PULUMI_VERSION" ] || return 1
+  case "$origin" in
+    path | release) return 0 ;;
+    source) [ "$hash" = "$(hash_for "$tool")" ] ;;
+    *) return 1 ;;
+  esac
+}
+
+install_file() { # <src> <dest dir> <tool> <stamp line>: atomic copy + stamp
+  local tmp="$2/.$3.tmp.$$"
+  cp "$1" "$tmp" && chmod 755 "$tmp" && mv -f "$tmp" "$2/$3"
+  echo "$4" >"$2/.stamp-$3"
+}
+
+to_cache() { # <tool>: keep a copy of .tools/bin/<tool> in the per-user cache (best effort)
+  mkdir -p "$CACHE" 2>/dev/null && install_file "$BIN/$1" "$CACHE" "$1" "$(cat "$BIN/.stamp-$1")" 2>/dev/null ||
+    say "could not write the cache $CACHE (continuing)"
+}
+
+cli_version() { timeout 20 "$1" version 2>/dev/null | tr -d '[:space:]'; }
+
+pulumi_ok() { stamp_ok "$BIN" pulumi && [ "$(cli_version "$BIN/pulumi")" = "$PULUMI_VERSION" ]; }
+host_ok() { stamp_ok "$BIN" pulumi-language-nodejs; }
+
+# (a) A matching pair on PATH (not our own .tools/bin).
+from_path() {
+  local dir cli
+  while IFS= read -r cli; do
+    dir="$(cd "$(dirname "$cli")" && pwd -P)"
+    [ "$dir" = "$(cd "$BIN" && pwd -P)" ] && continue
+    [ -x "$dir/pulumi-language-nodejs" ] || continue
+    [ "$(cli_version "$cli")" = "$PULUMI_VERSION" ] || continue
+    ln -sfn "$dir/pulumi" "$BIN/pulumi"
+    ln -sfn "$dir/pulumi-language-nodejs" "$BIN/pulumi-language-nodejs"
+    echo "path $PULUMI_VERSION -" >"$BIN/.stamp-pulumi"
+    echo "path $PULUMI_VERSION -" >"$BIN/.stamp-pulumi-language-nodejs"
+    say "using Pulumi $PULUMI_VERSION found on PATH in $dir"
+    return 0
+  done < <(type -ap pulumi 2>/dev/null || true)
+  return 1
+}
+
+# (b) The per-user cache.
+from_cache() { # <tool>
+  stamp_ok "$CACHE" "$1" || return 1
+  install_file "$CACHE/$1" "$BIN" "$1" "$(cat "$CACHE/.stamp-$1")"
+  say "$1: copied from $CACHE"
+}
+
+# (c) The official release, which has both binaries.
+RELEASE_ERR=""
+from_release() {
+  if [ "${TOOLCHAIN_SKIP_RELEASE:-0}" = 1 ]; then
+    RELEASE_ERR="skipped (TOOLCHAIN_SKIP_RELEASE=1)"
+    return 1
+  fi
+  if ! command -v curl >/dev/null 2>&1; then
+    RELEASE_ERR="curl not installed"
+    return 1
+  fi
+  local url="https://get.pulumi.com/releases/sdk/pulumi-$PULUMI_VERSION-linux-x64.tar.gz"
+  case "$(uname -m)" in aarch64 | arm64) url="${url/linux-x64/linux-arm64}" ;; esac
+  url="${TOOLCHAIN_RELEASE_URL:-$url}" # a mirror (or a file:// URL in tests)
+  local tmp
+  tmp="$(mktemp -d "$TOOLS/.release.XXXXXX")"
+  work "downloading $url"
+  if ! RELEASE_ERR="$(curl -fsSL --connect-timeout 5 --max-time 120 -o "$tmp/pulumi.tgz" "$url" 2>&1)" ||
+    ! tar -xzf "$tmp/pulumi.tgz" -C "$tmp" --wildcards '*pulumi/pulumi' '*pulumi/pulumi-language-nodejs' \
+      2>>"$tmp/tar.err" ||
+    [ ! -x "$tmp/pulumi/pulumi-language-nodejs" ] ||
+    [ "$(cli_version "$tmp/pulumi/pulumi")" != "$PULUMI_VERSION" ]; then
+    [ -n "$RELEASE_ERR" ] || RELEASE_ERR="bad or unexpected tarball: $(head -c 300 "$tmp/tar.err" 2>/dev/null)"
+    RELEASE_ERR="$(echo "$RELEASE_ERR" | head -n1)"
+    work "release not available: $RELEASE_ERR"
+    rm -rf "$tmp"
+    return 1
+  fi
+  local tool
+  for tool in pulumi pulumi-language-nodejs; do
+    install_file "$tmp/pulumi/$tool" "$BIN" "$tool" "release $PULUMI_VERSION -"
+    to_cache "$tool"
+  done
+  rm -rf "$tmp"
+  say "installed the official Pulumi $PULUMI_VERSION release"
+}
+
+# (d) Build with Go.
+GO_ERR=""
+go_usable() {
+  if ! command -v go >/dev/null 2>&1; then
+    GO_ERR="no go on PATH"
+    return 1
+  fi
+  local have
+  have="$(go env GOVERSION 2>/dev/null | sed 's/^go//; s/[^0-9.].*$//')"
+  if [ "$(printf '%s\n%s\n' "$GO_MIN" "$have" | sort -V | head -n1)" != "$GO_MIN" ]; then
+    GO_ERR="found go $have"
+    return 1
+  fi
+}
+
+build() { # <tool>
+  local tool="$1" src pkg log
+  if [ "$tool" = pulumi ]; then
+    src="$CLI_SRC" pkg="github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
+    work "building the Pulumi CLI $PULUMI_VERSION with Go (several minutes on a cold Go cache, ~1 min warm)..."
+  else
+    src="$HOST_SRC" pkg="."
+    work "building pulumi-language-nodejs with Go..."
+  fi
+  log="$TOOLS/build-$tool.log"
+  if ! (cd "$src" && go build -trimpath -ldflags "$LDFLAGS" -o "$BIN/.$tool.build" "$pkg") >"$log" 2>&1; then
+    rm -f "$BIN/.$tool.build"
+    tail -n 20 "$log" >&2
+    GO_ERR="go build of $src failed (full log: $log)"
+    return 1
+  fi
+  mv -f "$BIN/.$tool.build" "$BIN/$tool"
+  echo "source $PULUMI_VERSION $(hash_for "$tool")" >"$BIN/.stamp-$tool"
+  to_cache "$tool"
+}
+
+ensure_pulumi() {
+  pulumi_ok && host_ok && { say "pulumi $PULUMI_VERSION: ok"; return 0; }
+  from_path && pulumi_ok && host_ok && return 0
+  pulumi_ok || from_cache pulumi || true
+  host_ok || from_cache pulumi-language-nodejs || true
+  pulumi_ok && host_ok && return 0
+
+  from_release && pulumi_ok && host_ok && return 0
+
+  if go_usable; then
+    pulumi_ok || build pulumi || true
+    host_ok || build pulumi-language-nodejs || true
+    pulumi_ok && host_ok && { say "pulumi $PULUMI_VERSION: built"; return 0; }
+    die "could not build Pulumi $PULUMI_VERSION: $GO_ERR; the release download failed too: $RELEASE_ERR"
+  fi
+  die "cannot provide Pulumi $PULUMI_VERSION: need Go >= $GO_MIN ($GO_ERR) or network access to get.pulumi.com ($RELEASE_ERR)"
+}
+
+# ----------------------------------------------------------------------------------------
+# moto in a virtualenv. A working venv (for example one created by hand) is reused.
+
+moto_ok() {
+  [ -x "$VENV/bin/python" ] && [ -x "$VENV/bin/moto_server" ] &&
+    [ "$("$VENV/bin/python" -c 'import importlib.metadata as m; m.version("flask"); print(m.version("moto"))' 2>/dev/null)" = "$MOTO_VERSION" ]
+}
+
+ensure_moto() {
+  moto_ok && { say "moto $MOTO_VERSION: ok"; return 0; }
+  local py="${PYTHON:-python3}" log="$TOOLS/pip.log"
+  if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    command -v "$py" >/dev/null 2>&1 || die "need python3 (>= 3.9) for moto; none found on PATH"
+    "$py" -c 'import sys; sys.exit(sys.version_info < (3, 9))' ||
+      die "need python3 >= 3.9 for moto; found $("$py" --version 2>&1)"
+    rm -rf "$VENV"
+    work "creating the virtualenv $VENV"
+    if ! "$py" -m venv "$VENV" >"$log" 2>&1; then
+      rm -rf "$VENV"
+      die "'$py -m venv' does not work on this machine (on Debian/Ubuntu: apt-get install python3-venv): $(tail -n1 "$log")"
+    fi
+  fi
+  work "installing moto[server]==$MOTO_VERSION from PyPI into $VENV"
+  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -q "moto[server]==$MOTO_VERSION" >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    die "pip install moto[server]==$MOTO_VERSION failed (full log: $log)"
+  fi
+  moto_ok || die "moto installed but $VENV/bin/moto_server is not usable (see $log)"
+}
+
+command -v node >/dev/null 2>&1 || die "need Node.js (>= 20.11) on PATH"
+ensure_pulumi
+ensure_moto
