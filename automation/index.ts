@@ -1,0 +1,4 @@
+export * from "./errors";
+export * from "./settings";
+export * from "./stack-name";
+export * from "./tenant-stack";

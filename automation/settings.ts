@@ -1,0 +1,34 @@
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { z } from "zod";
+
+export const PINNED_PULUMI_VERSION = "3.259.0";
+
+/** How stack operations run: where state and stack config live, which CLI, which secrets provider. */
+export const automationSettingsSchema = z.object({
+  /** Folder holding Pulumi.yaml; stack config files are written to its stackConfigDir (stacks/). */
+  projectDir: z.string().min(1),
+  /** State backend: file://, s3://, or https://api.pulumi.com. */
+  backendUrl: z.string().min(1),
+  /** "passphrase" or a KMS URL such as awskms://alias/mini-xdr. */
+  secretsProvider: z.string().regex(/^(passphrase|awskms:\/\/.+)$/, "must be passphrase or awskms://..."),
+  passphrase: z.string().min(1).optional(),
+  /** Folder whose bin/ holds the pinned CLI (the project's .tools); PATH when absent. */
+  pulumiRoot: z.string().optional(),
+  pulumiHome: z.string().optional(),
+});
+
+export type AutomationSettings = z.infer<typeof automationSettingsSchema>;
+
+/** Default settings for a checkout: file backend and Pulumi home under .data/, the CLI under .tools/. */
+export function defaultAutomationSettings(repoRoot: string, overrides: Partial<AutomationSettings> = {}) {
+  const toolsRoot = path.join(repoRoot, ".tools");
+  return automationSettingsSchema.parse({
+    projectDir: repoRoot,
+    backendUrl: `file://${path.join(repoRoot, ".data", "state")}`,
+    secretsProvider: "passphrase",
+    pulumiRoot: existsSync(path.join(toolsRoot, "bin", "pulumi")) ? toolsRoot : undefined,
+    pulumiHome: path.join(repoRoot, ".data", "pulumi-home"),
+    ...overrides,
+  });
+}

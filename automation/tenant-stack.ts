@@ -1,0 +1,243 @@
+import { mkdirSync } from "node:fs";
+import {
+  CommandError,
+  ConcurrentUpdateError,
+  LocalWorkspace,
+  PulumiCommand,
+  StackNotFoundError as PulumiStackNotFoundError,
+  type EngineEvent,
+  type OpMap,
+  type Stack,
+} from "@pulumi/pulumi/automation";
+import { TENANT_CONFIG_KEYS, toStackConfigEntries, type TenantConfigInput } from "../programs/tenant/config";
+import { tenantProgram } from "../programs/tenant/program";
+import { EngineFailureError, StackBusyError, StackNotFoundError, ToolchainMissingError } from "./errors";
+import { PINNED_PULUMI_VERSION, type AutomationSettings } from "./settings";
+import { stackNameFor } from "./stack-name";
+
+export const PROJECT_NAME = "mini-xdr-tenant";
+
+export interface ResourceChange {
+  urn: string;
+  type: string;
+  op: string;
+  diffs: string[];
+}
+
+export interface OperationResult {
+  stackName: string;
+  changeSummary: Partial<Record<string, number>>;
+  resourceChanges: ResourceChange[];
+  /** Stack outputs with secret values left out. */
+  outputs: Record<string, unknown>;
+  /** The saved update plan (preview with `savePlan`). */
+  planPath?: string;
+}
+
+export interface OperationOptions {
+  onEvent?: (event: EngineEvent) => void;
+  signal?: AbortSignal;
+}
+
+async function pulumiCommand(settings: AutomationSettings): Promise<PulumiCommand> {
+  try {
+    return await PulumiCommand.get({ root: settings.pulumiRoot, version: undefined, skipVersionCheck: false });
+  } catch (error) {
+    throw new ToolchainMissingError(error instanceof Error ? error.message.split("\n")[0]! : String(error));
+  }
+}
+
+function engineEnv(settings: AutomationSettings): Record<string, string> {
+  if (settings.backendUrl.startsWith("file://")) mkdirSync(settings.backendUrl.slice("file://".length), { recursive: true });
+  const env: Record<string, string> = {
+    PULUMI_BACKEND_URL: settings.backendUrl,
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+  };
+  if (settings.passphrase) env.PULUMI_CONFIG_PASSPHRASE = settings.passphrase;
+  if (settings.pulumiHome) env.PULUMI_HOME = settings.pulumiHome;
+  return env;
+}
+
+/** Opens the tenant's stack; `create` makes it when missing, otherwise a missing stack is StackNotFoundError. */
+export async function openTenantStack(
+  settings: AutomationSettings,
+  tenantSlug: string,
+  { create }: { create: boolean },
+): Promise<Stack> {
+  const stackName = stackNameFor(tenantSlug);
+  const workspaceOptions = {
+    workDir: settings.projectDir,
+    pulumiCommand: await pulumiCommand(settings),
+    envVars: engineEnv(settings),
+    pulumiHome: settings.pulumiHome,
+    secretsProvider: settings.secretsProvider,
+  };
+  const args = { stackName, projectName: PROJECT_NAME, program: tenantProgram };
+  try {
+    return create
+      ? await LocalWorkspace.createOrSelectStack(args, workspaceOptions)
+      : await LocalWorkspace.selectStack(args, workspaceOptions);
+  } catch (error) {
+    throw translateError(error, stackName, "open");
+  }
+}
+
+/** Writes the tenant's config into the stack (secrets encrypted by the stack's secrets provider). */
+export async function configureTenantStack(stack: Stack, config: TenantConfigInput): Promise<void> {
+  const entries = toStackConfigEntries(config);
+  await stack.setAllConfig(
+    Object.fromEntries(entries.map((entry) => [`${PROJECT_NAME}:${entry.key}`, { value: entry.value, secret: entry.secret }])),
+  );
+  const present = new Set(entries.map((entry) => entry.key));
+  const current = await stack.getAllConfig();
+  const stale = TENANT_CONFIG_KEYS.filter((key) => !present.has(key) && `${PROJECT_NAME}:${key}` in current);
+  if (stale.length > 0) await stack.removeAllConfig(stale.map((key) => `${PROJECT_NAME}:${key}`));
+}
+
+function translateError(error: unknown, stackName: string, operation: string, diagnostics: string[] = []): Error {
+  if (error instanceof ConcurrentUpdateError) return new StackBusyError(stackName);
+  if (error instanceof PulumiStackNotFoundError) return new StackNotFoundError(stackName);
+  if (error instanceof CommandError) {
+    const message = error.message;
+    if (message.includes("the stack is currently locked by")) return new StackBusyError(stackName);
+    if (/no stack named .* found/.test(message)) return new StackNotFoundError(stackName);
+    const fromStderr = diagnostics.length > 0 ? diagnostics : engineErrorLines(message);
+    return new EngineFailureError(stackName, operation, fromStderr);
+  }
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+function engineErrorLines(message: string): string[] {
+  return message
+    .split("\n")
+    .map((line) => line.trim())
+    .filter((line) => line.startsWith("error:"))
+    .map((line) => line.slice("error:".length).trim());
+}
+
+/** Collects what the engine reports while it runs: per-resource changes and error diagnostics. */
+function eventRecorder(onEvent?: (event: EngineEvent) => void) {
+  const resourceChanges: ResourceChange[] = [];
+  const diagnostics: string[] = [];
+  return {
+    resourceChanges,
+    diagnostics,
+    onEvent(event: EngineEvent) {
+      const pre = event.resourcePreEvent?.metadata;
+      if (pre && pre.type !== "pulumi:pulumi:Stack") {
+        resourceChanges.push({ urn: pre.urn, type: pre.type, op: pre.op, diffs: pre.diffs ?? [] });
+      }
+      const diagnostic = event.diagnosticEvent;
+      if (diagnostic && diagnostic.severity === "error" && !diagnostic.message.includes("update failed")) {
+        diagnostics.push(diagnostic.message.trim());
+      }
+      onEvent?.(event);
+    },
+  };
+}
+
+export async function publicOutputs(stack: Stack): Promise<Record<string, unknown>> {
+  const outputs = await stack.outputs();
+  return Object.fromEntries(
+    Object.entries(outputs)
+      .filter(([, output]) => !output.secret && output.value !== undefined)
+      .map(([key, output]) => [key, output.value]),
+  );
+}
+
+function summaryOf(changeSummary: OpMap | undefined): Partial<Record<string, number>> {
+  return { ...(changeSummary ?? {}) };
+}
+
+export async function previewTenantStack(
+  stack: Stack,
+  options: OperationOptions & { savePlanTo?: string } = {},
+): Promise<OperationResult> {
+  const recorder = eventRecorder(options.onEvent);
+  try {
+    const result = await stack.preview({
+      onEvent: recorder.onEvent,
+      signal: options.signal,
+      plan: options.savePlanTo,
+      diff: false,
+    });
+    return {
+      stackName: stack.name,
+      changeSummary: summaryOf(result.changeSummary),
+      resourceChanges: recorder.resourceChanges,
+      outputs: {},
+      planPath: options.savePlanTo,
+    };
+  } catch (error) {
+    throw translateError(error, stack.name, "preview", recorder.diagnostics);
+  }
+}
+
+export async function upTenantStack(
+  stack: Stack,
+  options: OperationOptions & { plan?: string } = {},
+): Promise<OperationResult> {
+  const recorder = eventRecorder(options.onEvent);
+  try {
+    const result = await stack.up({ onEvent: recorder.onEvent, signal: options.signal, plan: options.plan });
+    return {
+      stackName: stack.name,
+      changeSummary: summaryOf(result.summary.resourceChanges),
+      resourceChanges: recorder.resourceChanges,
+      outputs: await publicOutputs(stack),
+    };
+  } catch (error) {
+    throw translateError(error, stack.name, "up", recorder.diagnostics);
+  }
+}
+
+export async function refreshTenantStack(stack: Stack, options: OperationOptions = {}): Promise<OperationResult> {
+  const recorder = eventRecorder(options.onEvent);
+  try {
+    const result = await stack.refresh({ onEvent: recorder.onEvent, signal: options.signal });
+    return {
+      stackName: stack.name,
+      changeSummary: summaryOf(result.summary.resourceChanges),
+      resourceChanges: recorder.resourceChanges,
+      outputs: await publicOutputs(stack),
+    };
+  } catch (error) {
+    throw translateError(error, stack.name, "refresh", recorder.diagnostics);
+  }
+}
+
+export async function destroyTenantStack(stack: Stack, options: OperationOptions = {}): Promise<OperationResult> {
+  const recorder = eventRecorder(options.onEvent);
+  try {
+    const result = await stack.destroy({ onEvent: recorder.onEvent, signal: options.signal });
+    return {
+      stackName: stack.name,
+      changeSummary: summaryOf(result.summary.resourceChanges),
+      resourceChanges: recorder.resourceChanges,
+      outputs: {},
+    };
+  } catch (error) {
+    throw translateError(error, stack.name, "destroy", recorder.diagnostics);
+  }
+}
+
+/** Clears the lock an interrupted operation left behind. */
+export async function cancelTenantStack(stack: Stack): Promise<void> {
+  try {
+    await stack.cancel();
+  } catch (error) {
+    throw translateError(error, stack.name, "cancel");
+  }
+}
+
+/** Removes the stack (its state and its config file); the stack must hold no resources. */
+export async function removeTenantStack(stack: Stack): Promise<void> {
+  try {
+    await stack.workspace.removeStack(stack.name);
+  } catch (error) {
+    throw translateError(error, stack.name, "remove");
+  }
+}
+
+export { PINNED_PULUMI_VERSION };

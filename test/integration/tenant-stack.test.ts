@@ -1,0 +1,169 @@
+/**
+ * A tenant's onboarding stack through the Automation API with the real Pulumi CLI, the real program, a file
+ * backend and passphrase secrets; AWS is the moto server behind the stand-in pulumi-resource-aws.
+ */
+import { readFile, readdir } from "node:fs/promises";
+import path from "node:path";
+import { GetRoleCommand, GetRolePolicyCommand, NoSuchEntityException } from "@aws-sdk/client-iam";
+import { DescribeDocumentCommand, GetParameterCommand, ParameterNotFound } from "@aws-sdk/client-ssm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  configureTenantStack,
+  destroyTenantStack,
+  openTenantStack,
+  previewTenantStack,
+  removeTenantStack,
+  StackBusyError,
+  StackNotFoundError,
+  upTenantStack,
+  type AutomationSettings,
+} from "../../automation";
+import { listStandInAssociations } from "../harness/aws-provider/association-store";
+import { customerAccountClients } from "../harness/customer-account";
+import { temporaryAutomationSettings } from "../harness/pulumi-project";
+import { miniCorpTenantConfig, PLATFORM_PRINCIPAL_ARN } from "../fixtures/tenant-config";
+
+const config = miniCorpTenantConfig({ tenantSlug: "mini-corp-it" });
+const ROLE_NAME = "MiniXdrAccess-mini-corp-it";
+const PARAMETER_NAME = "/mini-xdr/mini-corp-it/agent-config";
+const DOCUMENT_NAME = "MiniXdr-InstallAgent-mini-corp-it";
+
+let settings: AutomationSettings;
+let aws: Awaited<ReturnType<typeof customerAccountClients>>;
+
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+  return entries.filter((entry) => entry.isFile()).map((entry) => path.join(entry.parentPath, entry.name));
+}
+
+beforeAll(async () => {
+  settings = await temporaryAutomationSettings();
+  aws = await customerAccountClients(config.bootstrapRoleArn);
+});
+
+describe("tenant onboarding stack", () => {
+  it("previews a new tenant as the creation of every customer-side resource", async () => {
+    const stack = await openTenantStack(settings, config.tenantSlug, { create: true });
+    await configureTenantStack(stack, config);
+    const preview = await previewTenantStack(stack);
+    expect(preview.changeSummary).toEqual({ create: 8 });
+    expect(preview.resourceChanges.map((change) => change.type).sort()).toEqual([
+      "aws:iam/role:Role",
+      "aws:iam/rolePolicy:RolePolicy",
+      "aws:ssm/association:Association",
+      "aws:ssm/document:Document",
+      "aws:ssm/parameter:Parameter",
+      "minixdr:tenant:TenantOnboarding",
+      "pulumi:providers:aws",
+    ]);
+  });
+
+  it("applies it: the role trusts the platform with the external ID, the config is a SecureString", async () => {
+    const stack = await openTenantStack(settings, config.tenantSlug, { create: false });
+    const events: string[] = [];
+    const result = await upTenantStack(stack, { onEvent: (event) => event.resourcePreEvent && events.push(event.resourcePreEvent.metadata.op) });
+    expect(result.changeSummary).toEqual({ create: 8 });
+    expect(events.filter((op) => op === "create")).toHaveLength(8);
+    expect(result.outputs).toEqual({
+      roleArn: `arn:aws:iam::210987654321:role/${ROLE_NAME}`,
+      parameterName: PARAMETER_NAME,
+      documentName: DOCUMENT_NAME,
+      associationId: expect.stringMatching(/^assoc-/),
+    });
+    expect(result.outputs).not.toHaveProperty("externalId");
+
+    const role = await aws.iam.send(new GetRoleCommand({ RoleName: ROLE_NAME }));
+    const trust = JSON.parse(decodeURIComponent(role.Role!.AssumeRolePolicyDocument!));
+    expect(trust.Statement[0].Principal).toEqual({ AWS: PLATFORM_PRINCIPAL_ARN });
+    expect(trust.Statement[0].Condition).toEqual({ StringEquals: { "sts:ExternalId": config.externalId } });
+    expect(role.Role!.MaxSessionDuration).toBe(3600);
+
+    const policy = await aws.iam.send(new GetRolePolicyCommand({ RoleName: ROLE_NAME, PolicyName: "mini-xdr-access" }));
+    expect(decodeURIComponent(policy.PolicyDocument!)).toContain(`document/${DOCUMENT_NAME}`);
+
+    const parameter = await aws.ssm.send(new GetParameterCommand({ Name: PARAMETER_NAME, WithDecryption: true }));
+    expect(parameter.Parameter!.Type).toBe("SecureString");
+    expect(JSON.parse(parameter.Parameter!.Value!).enrollmentToken).toBe(config.enrollmentToken);
+
+    const document = await aws.ssm.send(new DescribeDocumentCommand({ Name: DOCUMENT_NAME }));
+    expect(document.Document!.DocumentType).toBe("Command");
+    const associations = await listStandInAssociations({ accountId: "210987654321" });
+    expect(associations.map((association) => association.Targets)).toEqual([
+      [{ Key: "tag:xdr:monitor", Values: ["true"] }],
+    ]);
+  });
+
+  it("keeps the external ID and the enrollment token out of the state and the stack config in plaintext", async () => {
+    const backendDir = settings.backendUrl.slice("file://".length);
+    const files = [...(await filesUnder(backendDir)), ...(await filesUnder(path.join(settings.projectDir, "stacks")))];
+    expect(files.some((file) => file.endsWith("tenant-mini-corp-it.json"))).toBe(true);
+    expect(files.some((file) => file.endsWith("Pulumi.tenant-mini-corp-it.yaml"))).toBe(true);
+    for (const file of files) {
+      const text = await readFile(file, "utf8");
+      expect(text, file).not.toContain(config.externalId);
+      expect(text, file).not.toContain(config.enrollmentToken);
+    }
+  });
+
+  it("changes nothing on a second up", async () => {
+    const stack = await openTenantStack(settings, config.tenantSlug, { create: false });
+    const result = await upTenantStack(stack);
+    expect(result.changeSummary).toEqual({ same: 8 });
+  });
+
+  it("updates in place when the config changes", async () => {
+    const stack = await openTenantStack(settings, config.tenantSlug, { create: false });
+    const roleBefore = await aws.iam.send(new GetRoleCommand({ RoleName: ROLE_NAME }));
+    await configureTenantStack(stack, { ...config, agentVersion: "1.5.0", maxSessionDurationSeconds: 7200 });
+    const result = await upTenantStack(stack);
+    expect(result.changeSummary.update).toBeGreaterThanOrEqual(3);
+    expect(result.changeSummary).not.toHaveProperty("replace");
+    expect(result.changeSummary).not.toHaveProperty("create");
+    const roleAfter = await aws.iam.send(new GetRoleCommand({ RoleName: ROLE_NAME }));
+    expect(roleAfter.Role!.RoleId).toBe(roleBefore.Role!.RoleId);
+    expect(roleAfter.Role!.MaxSessionDuration).toBe(7200);
+    const parameter = await aws.ssm.send(new GetParameterCommand({ Name: PARAMETER_NAME, WithDecryption: true }));
+    expect(JSON.parse(parameter.Parameter!.Value!).agentVersion).toBe("1.5.0");
+  });
+
+  it("runs exactly one of two concurrent ups; the other is told the stack is busy", async () => {
+    const first = await openTenantStack(settings, config.tenantSlug, { create: false });
+    const second = await openTenantStack(settings, config.tenantSlug, { create: false });
+    await configureTenantStack(first, { ...config, agentVersion: "1.6.0" });
+    const outcomes = await Promise.allSettled([upTenantStack(first), upTenantStack(second)]);
+    const fulfilled = outcomes.filter((outcome) => outcome.status === "fulfilled");
+    const rejected = outcomes.filter((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");
+    expect(fulfilled).toHaveLength(1);
+    expect(rejected).toHaveLength(1);
+    expect(rejected[0]!.reason).toBeInstanceOf(StackBusyError);
+
+    // Nothing was corrupted: the stack is consistent and the next up has nothing to do.
+    const after = await upTenantStack(await openTenantStack(settings, config.tenantSlug, { create: false }));
+    expect(after.changeSummary).toEqual({ same: 8 });
+    const parameter = await aws.ssm.send(new GetParameterCommand({ Name: PARAMETER_NAME, WithDecryption: true }));
+    expect(JSON.parse(parameter.Parameter!.Value!).agentVersion).toBe("1.6.0");
+  });
+
+  it("destroys every customer-side resource and removes the stack", async () => {
+    const stack = await openTenantStack(settings, config.tenantSlug, { create: false });
+    const result = await destroyTenantStack(stack);
+    expect(result.changeSummary).toEqual({ delete: 8 });
+    await expect(aws.iam.send(new GetRoleCommand({ RoleName: ROLE_NAME }))).rejects.toBeInstanceOf(NoSuchEntityException);
+    await expect(aws.ssm.send(new GetParameterCommand({ Name: PARAMETER_NAME }))).rejects.toBeInstanceOf(ParameterNotFound);
+    expect(await listStandInAssociations({ accountId: "210987654321" })).toEqual([]);
+
+    await removeTenantStack(stack);
+    await expect(openTenantStack(settings, config.tenantSlug, { create: false })).rejects.toBeInstanceOf(StackNotFoundError);
+  });
+});
+
+afterAll(async () => {
+  // Leave moto clean for the next file even when a test above failed midway.
+  try {
+    const stack = await openTenantStack(settings, config.tenantSlug, { create: false });
+    await destroyTenantStack(stack);
+    await removeTenantStack(stack);
+  } catch (error) {
+    if (!(error instanceof StackNotFoundError)) throw error;
+  }
+});
