@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine: installs what the tests need (npm packages, the pinned Pulumi CLI and
+# Node.js language host, the moto server, a PostgreSQL server), starts PostgreSQL, type-checks, runs every test.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "test: installing npm packages (npm ci)" >&2
+  npm ci --no-audit --no-fund
+fi
+
+bash scripts/toolchain.sh
+
+TEST_DATABASE_URL="$(bash scripts/postgres.sh start)"
+export TEST_DATABASE_URL
+trap 'bash scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT
+
+echo "test: type-checking" >&2
+npx tsc --noEmit -p tsconfig.json
+
+echo "test: language host unit tests (go test)" >&2
+if command -v go >/dev/null 2>&1; then (cd tools/pulumi-language-nodejs && go test ./...); else echo "test: no Go here: the language host in use is the official release, not ours" >&2; fi
+
+echo "test: vitest (unit, integration, e2e)" >&2
+npx vitest run "$@"
