@@ -12,6 +12,7 @@ import { and, asc, eq } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { openDatabase, runMigrations, type Database } from "../../db/client";
+import { embeddedPglite, realPostgres } from "../harness/databases";
 import { CredentialDecryptionError, createKeyring, decryptJson, encryptJson, generateToken, hashToken } from "../../db/crypto";
 import { startEmbeddedPostgres } from "../../db/embedded-postgres";
 import {
@@ -53,63 +54,6 @@ async function sqlState(promise: Promise<unknown>): Promise<string | undefined> 
 function uniqueSlug(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString("hex")}`;
 }
-
-interface Backend {
-  name: string;
-  open(): Promise<{ database: Database; cleanup(): Promise<void> }>;
-}
-
-const realPostgres: Backend = {
-  name: "real PostgreSQL (TEST_DATABASE_URL)",
-  async open() {
-    const url = process.env.TEST_DATABASE_URL;
-    if (!url) {
-      throw new Error(
-        "TEST_DATABASE_URL is not set, so the real-PostgreSQL half of this suite cannot run. " +
-          "Start a throwaway server and export its URL: export TEST_DATABASE_URL=$(scripts/postgres.sh) " +
-          "(npm test does this for you).",
-      );
-    }
-    // A scratch database per run: migrations are applied from empty, and parallel runs do not collide.
-    const scratch = `mxdr_test_${process.pid}_${randomBytes(3).toString("hex")}`;
-    const admin = postgres(url, { max: 1, ...quiet });
-    await admin.unsafe(`create database "${scratch}"`);
-    const scratchUrl = new URL(url);
-    scratchUrl.pathname = `/${scratch}`;
-    const dataDir = await mkdtemp(join(tmpdir(), "mxdr-db-test-"));
-    try {
-      const database = await openDatabase({ databaseUrl: scratchUrl.toString(), dataDir });
-      return {
-        database,
-        async cleanup() {
-          await database.close();
-          await admin.unsafe(`drop database if exists "${scratch}" with (force)`);
-          await admin.end();
-          await rm(dataDir, { recursive: true, force: true });
-        },
-      };
-    } catch (error) {
-      await admin.unsafe(`drop database if exists "${scratch}" with (force)`).catch(() => undefined);
-      await admin.end();
-      throw error;
-    }
-  },
-};
-
-const embeddedPglite: Backend = {
-  name: "embedded PGlite",
-  async open() {
-    const dataDir = await mkdtemp(join(tmpdir(), "mxdr-db-test-"));
-    const database = await openDatabase({ dataDir });
-    return {
-      database,
-      async cleanup() {
-        await database.close();
-        await rm(dataDir, { recursive: true, force: true });
-      },
-    };
-  },
-};
 
 describe.each([realPostgres, embeddedPglite])("data layer on $name", (backend) => {
   let database: Database;

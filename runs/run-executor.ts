@@ -1,0 +1,88 @@
+import type { EngineEvent } from "@pulumi/pulumi/automation";
+import { eq } from "drizzle-orm";
+import {
+  AutomationError,
+  configureTenantStack,
+  destroyTenantStack,
+  EngineFailureError,
+  openTenantStack,
+  previewTenantStack,
+  refreshTenantStack,
+  upTenantStack,
+  type AutomationSettings,
+  type OperationResult,
+} from "../automation";
+import type { DrizzleDatabase } from "../db/client";
+import { runEvents, runs, type RunError } from "../db/schema";
+import type { TenantConfigInput } from "../programs/tenant/config";
+import type { RunKind } from "./run-requests";
+
+export interface RunExecutorDeps {
+  db: DrizzleDatabase;
+  automation: AutomationSettings;
+  /** The tenant's stack config (with its secrets), resolved when the run starts. */
+  tenantConfig(organizationId: number): Promise<TenantConfigInput>;
+}
+
+/** Writes engine events to run_events in order; writes are chained so seq order is insert order. */
+function eventWriter(db: DrizzleDatabase, runId: string) {
+  let seq = 0;
+  let pending: Promise<unknown> = Promise.resolve();
+  return {
+    onEvent(event: EngineEvent) {
+      const row = { runId, seq: seq++, event: event as unknown as Record<string, unknown> };
+      pending = pending.then(() => db.insert(runEvents).values(row));
+    },
+    flushed: () => pending,
+  };
+}
+
+function runErrorOf(error: unknown): RunError {
+  if (error instanceof EngineFailureError) {
+    return {
+      message: error.message,
+      kind: error.name,
+      diagnostics: error.diagnostics.map((message) => ({ severity: "error", message })),
+    };
+  }
+  if (error instanceof AutomationError) return { message: error.message, kind: error.name };
+  return { message: error instanceof Error ? error.message : String(error), kind: "InternalError" };
+}
+
+/** Executes one queued run: the stack operation, its events, its result, recorded on the run's row. */
+export async function executeRun(deps: RunExecutorDeps, runId: string): Promise<void> {
+  const { db } = deps;
+  const [run] = await db.select().from(runs).where(eq(runs.id, runId));
+  if (!run || run.status !== "queued") return; // already handled (e.g. marked interrupted): never run twice
+  await db.update(runs).set({ status: "running", startedAt: new Date() }).where(eq(runs.id, runId));
+  const events = eventWriter(db, runId);
+  try {
+    const config = await deps.tenantConfig(run.organizationId);
+    const stack = await openTenantStack(deps.automation, config.tenantSlug, { create: run.kind !== "destroy" });
+    if (run.kind !== "destroy") await configureTenantStack(stack, config);
+    const operations: Record<RunKind, () => Promise<OperationResult>> = {
+      preview: () => previewTenantStack(stack, { onEvent: events.onEvent }),
+      up: () => upTenantStack(stack, { onEvent: events.onEvent }),
+      refresh: () => refreshTenantStack(stack, { onEvent: events.onEvent }),
+      destroy: () => destroyTenantStack(stack, { onEvent: events.onEvent }),
+    };
+    const result = await operations[run.kind]();
+    await events.flushed();
+    await db
+      .update(runs)
+      .set({
+        status: "succeeded",
+        finishedAt: new Date(),
+        changeSummary: result.changeSummary as Record<string, number>,
+        resourceChanges: result.resourceChanges,
+        outputs: result.outputs,
+      })
+      .where(eq(runs.id, runId));
+  } catch (error) {
+    await events.flushed().catch(() => undefined);
+    await db
+      .update(runs)
+      .set({ status: "failed", finishedAt: new Date(), error: runErrorOf(error) })
+      .where(eq(runs.id, runId));
+  }
+}

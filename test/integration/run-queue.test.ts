@@ -1,0 +1,123 @@
+/**
+ * Stack runs through the pg-boss queue on PostgreSQL: one active run per tenant stack, events and results recorded
+ * on the run, and start-up recovery of a run whose service process was killed mid-`up`.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import { asc, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openTenantStack, stackNameFor, type AutomationSettings } from "../../automation";
+import type { Database } from "../../db/client";
+import { organizations, runEvents, runs } from "../../db/schema";
+import { recoverInterruptedRuns } from "../../runs/recovery";
+import { RunConflictError } from "../../runs/errors";
+import { startRunQueue, type RunQueue } from "../../runs/run-queue";
+import { miniCorpTenantConfig } from "../fixtures/tenant-config";
+import { realPostgres } from "../harness/databases";
+import { REPO_ROOT } from "../harness/moto";
+import { temporaryAutomationSettings } from "../harness/pulumi-project";
+
+const slug = `queue-${randomBytes(3).toString("hex")}`;
+const config = miniCorpTenantConfig({ tenantSlug: slug });
+const stackName = stackNameFor(slug);
+
+let database: Database;
+let cleanup: () => Promise<void>;
+let automation: AutomationSettings;
+let queue: RunQueue;
+let organizationId: number;
+
+async function settled(runId: string) {
+  for (let attempt = 0; attempt < 600; attempt++) {
+    const [run] = await database.db.select().from(runs).where(eq(runs.id, runId));
+    if (run && !["queued", "running"].includes(run.status)) return run;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+  throw new Error(`run ${runId} did not finish`);
+}
+
+beforeAll(async () => {
+  ({ database, cleanup } = await realPostgres.open());
+  automation = await temporaryAutomationSettings();
+  const [org] = await database.db.insert(organizations).values({ slug, name: "Queue Corp" }).returning();
+  organizationId = org!.id;
+  queue = await startRunQueue(
+    database.db,
+    { db: database.db, automation, tenantConfig: async () => config },
+    { connectionString: database.connectionString, maxConcurrentRuns: 2, work: true },
+  );
+});
+
+afterAll(async () => {
+  await queue?.stop();
+  await cleanup?.();
+});
+
+describe("stack runs on the queue", () => {
+  it("runs an up and records its change summary, outputs and ordered engine events", async () => {
+    const runId = await queue.request({ organizationId, stackName, kind: "up", actor: "test" });
+    const run = await settled(runId);
+    expect(run.error).toBeNull();
+    expect(run.status).toBe("succeeded");
+    expect(run.changeSummary).toEqual({ create: 8 });
+    expect(run.outputs).toMatchObject({ roleArn: `arn:aws:iam::210987654321:role/MiniXdrAccess-${slug}` });
+    expect(JSON.stringify(run.outputs)).not.toContain(config.externalId);
+    const events = await database.db.select().from(runEvents).where(eq(runEvents.runId, runId)).orderBy(asc(runEvents.seq));
+    expect(events.map((event) => event.seq)).toEqual(events.map((_, index) => index));
+    expect(events[0]!.event).toHaveProperty("preludeEvent");
+    expect(events.some((event) => "summaryEvent" in event.event)).toBe(true);
+    expect(JSON.stringify(events)).not.toContain(config.enrollmentToken);
+  });
+
+  it("answers a second request for the same stack with the blocking run's id; exactly one executes", async () => {
+    const first = await queue.request({ organizationId, stackName, kind: "preview", actor: "test" });
+    const second = queue.request({ organizationId, stackName, kind: "up", actor: "test" });
+    await expect(second).rejects.toThrowError(RunConflictError);
+    await expect(second).rejects.toMatchObject({ blockingRunId: first });
+    expect((await settled(first)).status).toBe("succeeded");
+    const all = await database.db.select().from(runs).where(eq(runs.stackName, stackName));
+    expect(all).toHaveLength(2);
+  });
+
+  it("recovers a run whose service was killed mid-up: marked interrupted, lock cleared, a new up succeeds", async () => {
+    // A separate service process starts an `up` (a config change makes it slow enough) and is killed mid-run.
+    const [run] = await database.db
+      .insert(runs)
+      .values({ organizationId, stackName, kind: "up", actor: "test", status: "running", startedAt: new Date() })
+      .returning();
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", path.join(REPO_ROOT, "test/harness/run-up-process.ts")],
+      {
+        env: { ...process.env, AUTOMATION_SETTINGS: JSON.stringify(automation), TENANT_CONFIG: JSON.stringify({ ...config, agentVersion: "2.0.0" }) },
+        detached: true,
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    await new Promise<void>((resolve, reject) => {
+      child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("resource-pre") && resolve());
+      child.on("exit", () => reject(new Error("the up finished before it could be interrupted")));
+    });
+    process.kill(-child.pid!, "SIGKILL");
+    await new Promise((resolve) => child.on("exit", resolve));
+
+    const stack = await openTenantStack(automation, slug, { create: false });
+    const locked = await queue.request({ organizationId, stackName, kind: "up", actor: "test" }).catch((error) => error);
+    expect(locked).toBeInstanceOf(RunConflictError);
+
+    expect(await recoverInterruptedRuns(database.db, automation)).toEqual([run!.id]);
+    const [interrupted] = await database.db.select().from(runs).where(eq(runs.id, run!.id));
+    expect(interrupted!.status).toBe("interrupted");
+    expect((await stack.info())?.result).not.toBe("in-progress");
+
+    const next = await settled(await queue.request({ organizationId, stackName, kind: "up", actor: "test" }));
+    expect(next.error).toBeNull();
+    expect(next.status).toBe("succeeded");
+    const all = await database.db.select().from(runs).where(eq(runs.stackName, stackName));
+    expect(all).toHaveLength(4);
+
+    const destroy = await settled(await queue.request({ organizationId, stackName, kind: "destroy", actor: "test" }));
+    expect(destroy.status).toBe("succeeded");
+  });
+});
