@@ -174,53 +174,38 @@ export async function previewTenantStack(
   }
 }
 
-export async function upTenantStack(
+type Operation = "up" | "refresh" | "destroy";
+
+/** Runs an update-kind operation with event recording and typed errors. */
+async function runUpdate(
   stack: Stack,
-  options: OperationOptions & { plan?: string } = {},
+  operation: Operation,
+  options: OperationOptions & { plan?: string },
 ): Promise<OperationResult> {
   const recorder = eventRecorder(options.onEvent);
+  const common = { onEvent: recorder.onEvent, signal: options.signal };
   try {
-    const result = await stack.up({ onEvent: recorder.onEvent, signal: options.signal, plan: options.plan });
+    const result =
+      operation === "up"
+        ? await stack.up({ ...common, plan: options.plan })
+        : operation === "refresh"
+          ? await stack.refresh(common)
+          : await stack.destroy(common);
     return {
       stackName: stack.name,
       changeSummary: summaryOf(result.summary.resourceChanges),
       resourceChanges: recorder.resourceChanges,
-      outputs: await publicOutputs(stack),
+      outputs: operation === "destroy" ? {} : await publicOutputs(stack),
     };
   } catch (error) {
-    throw translateError(error, stack.name, "up", recorder.diagnostics);
+    throw translateError(error, stack.name, operation, recorder.diagnostics);
   }
 }
 
-export async function refreshTenantStack(stack: Stack, options: OperationOptions = {}): Promise<OperationResult> {
-  const recorder = eventRecorder(options.onEvent);
-  try {
-    const result = await stack.refresh({ onEvent: recorder.onEvent, signal: options.signal });
-    return {
-      stackName: stack.name,
-      changeSummary: summaryOf(result.summary.resourceChanges),
-      resourceChanges: recorder.resourceChanges,
-      outputs: await publicOutputs(stack),
-    };
-  } catch (error) {
-    throw translateError(error, stack.name, "refresh", recorder.diagnostics);
-  }
-}
-
-export async function destroyTenantStack(stack: Stack, options: OperationOptions = {}): Promise<OperationResult> {
-  const recorder = eventRecorder(options.onEvent);
-  try {
-    const result = await stack.destroy({ onEvent: recorder.onEvent, signal: options.signal });
-    return {
-      stackName: stack.name,
-      changeSummary: summaryOf(result.summary.resourceChanges),
-      resourceChanges: recorder.resourceChanges,
-      outputs: {},
-    };
-  } catch (error) {
-    throw translateError(error, stack.name, "destroy", recorder.diagnostics);
-  }
-}
+export const upTenantStack = (stack: Stack, options: OperationOptions & { plan?: string } = {}) =>
+  runUpdate(stack, "up", options);
+export const refreshTenantStack = (stack: Stack, options: OperationOptions = {}) => runUpdate(stack, "refresh", options);
+export const destroyTenantStack = (stack: Stack, options: OperationOptions = {}) => runUpdate(stack, "destroy", options);
 
 /** Clears the lock an interrupted operation left behind. */
 export async function cancelTenantStack(stack: Stack): Promise<void> {
