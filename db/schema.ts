@@ -218,6 +218,9 @@ export const cloudAssets = pgTable(
     agentCompatible: boolean("agent_compatible").notNull().default(false),
     priority: assetPriority("priority").notNull().default("medium"),
     agentStatus: text("agent_status").$type<AgentStatus>().notNull().default("unknown"),
+    /** Why the agent status is what it is (SSM association / command result, error output), when known. */
+    agentStatusDetail: jsonb("agent_status_detail").$type<Record<string, unknown>>(),
+    agentStatusAt: timestamptz("agent_status_at"),
   },
   (table) => [
     uniqueIndex("cloud_assets_org_provider_asset_unique").on(table.organizationId, table.provider, table.assetId),
@@ -302,12 +305,80 @@ export const enrollmentTokens = pgTable(
     organizationId: integer("organization_id")
       .notNull()
       .references(() => organizations.id, { onDelete: "cascade" }),
-    /** hashToken(token) from db/crypto.ts. */
+    /** hashToken(token) from db/crypto.ts: what enrollment compares against (constant time). */
     tokenHash: text("token_hash").notNull().unique("enrollment_tokens_token_hash_unique"),
+    /**
+     * The token itself as a db/crypto.ts envelope: the tenant stack needs it on every run (it goes into the agent
+     * configuration parameter as a Pulumi secret). Null for a token whose plaintext was never kept.
+     */
+    tokenSealed: text("token_sealed"),
     createdAt: createdAt(),
     revokedAt: timestamptz("revoked_at"),
   },
-  (table) => [index("enrollment_tokens_org_idx").on(table.organizationId)],
+  (table) => [
+    index("enrollment_tokens_org_idx").on(table.organizationId),
+    check("enrollment_tokens_envelope_check", sql`${table.tokenSealed} is null or ${table.tokenSealed} ~ '^v[0-9]+:'`),
+  ],
+);
+
+export const DISCOVERY_TRIGGERS = ["after_up", "manual", "schedule"] as const;
+export type DiscoveryTrigger = (typeof DISCOVERY_TRIGGERS)[number];
+/** partial: some regions failed, the others were stored. */
+export const DISCOVERY_SCAN_STATUSES = ["queued", "running", "succeeded", "partial", "failed"] as const;
+export type DiscoveryScanStatus = (typeof DISCOVERY_SCAN_STATUSES)[number];
+
+export interface DiscoveryRegionResult {
+  region: string;
+  status: "succeeded" | "failed";
+  assets: number;
+  error?: string;
+}
+
+/** One discovery of a tenant's account: what triggered it, per-region results, what it stored. */
+export const discoveryScans = pgTable(
+  "discovery_scans",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    organizationId: integer("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    trigger: text("trigger").$type<DiscoveryTrigger>().notNull(),
+    status: text("status").$type<DiscoveryScanStatus>().notNull().default("queued"),
+    actor: text("actor").notNull(),
+    requestedAt: timestamptz("requested_at").notNull().defaultNow(),
+    startedAt: timestamptz("started_at"),
+    finishedAt: timestamptz("finished_at"),
+    assetsFound: integer("assets_found"),
+    /** inserted / updated / removed counts of the store step. */
+    changes: jsonb("changes").$type<{ inserted: number; updated: number; removed: number }>(),
+    regions: jsonb("regions").$type<DiscoveryRegionResult[]>(),
+    error: jsonb("error").$type<RunError>(),
+  },
+  (table) => [index("discovery_scans_org_requested_idx").on(table.organizationId, table.requestedAt)],
+);
+
+/** SSM commands the service sent to a tenant's instances (deployment retries), for audit and follow-up. */
+export const agentCommands = pgTable(
+  "agent_commands",
+  {
+    id: integer("id").primaryKey().generatedByDefaultAsIdentity(),
+    organizationId: integer("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    /** SSM's command id. */
+    commandId: text("command_id").notNull(),
+    documentName: text("document_name").notNull(),
+    /** Instance ids the command targeted, highest priority first. */
+    instanceIds: jsonb("instance_ids").$type<string[]>().notNull(),
+    region: text("region").notNull(),
+    reason: text("reason").notNull(),
+    actor: text("actor").notNull(),
+    requestedAt: timestamptz("requested_at").notNull().defaultNow(),
+  },
+  (table) => [
+    uniqueIndex("agent_commands_command_unique").on(table.commandId),
+    index("agent_commands_org_idx").on(table.organizationId, table.requestedAt),
+  ],
 );
 
 export const apiTokens = pgTable(
@@ -348,6 +419,34 @@ export const auditLog = pgTable(
   (table) => [index("audit_log_org_at_idx").on(table.organizationId, table.at)],
 );
 
+/**
+ * Idempotency-Key records for POSTs (api/idempotency.ts): one row per (actor, key). The row is
+ * claimed before the handler runs (status_code null = in progress) and completed with the first
+ * answer, which is stored encrypted (it may hold a token shown once) and replayed for a retry.
+ */
+export const idempotencyKeys = pgTable(
+  "idempotency_keys",
+  {
+    actor: text("actor").notNull(),
+    key: text("key").notNull(),
+    method: text("method").notNull(),
+    path: text("path").notNull(),
+    /** SHA-256 of method, path and body: a different request under the same key is refused. */
+    requestHash: text("request_hash").notNull(),
+    /** Null while the first request is in progress. */
+    statusCode: integer("status_code"),
+    /** The first answer's JSON body, as a db/crypto.ts envelope. */
+    responseBody: text("response_body"),
+    createdAt: createdAt(),
+    completedAt: timestamptz("completed_at"),
+  },
+  (table) => [
+    primaryKey({ name: "idempotency_keys_pkey", columns: [table.actor, table.key] }),
+    index("idempotency_keys_created_idx").on(table.createdAt),
+    check("idempotency_keys_envelope_check", sql`${table.responseBody} is null or ${table.responseBody} ~ '^v[0-9]+:'`),
+  ],
+);
+
 // ---------------------------------------------------------------------------------------------
 // Row types
 
@@ -369,3 +468,7 @@ export type ApiToken = typeof apiTokens.$inferSelect;
 export type NewApiToken = typeof apiTokens.$inferInsert;
 export type AuditLogEntry = typeof auditLog.$inferSelect;
 export type NewAuditLogEntry = typeof auditLog.$inferInsert;
+export type DiscoveryScan = typeof discoveryScans.$inferSelect;
+export type AgentCommand = typeof agentCommands.$inferSelect;
+export type IdempotencyKey = typeof idempotencyKeys.$inferSelect;
+export type NewIdempotencyKey = typeof idempotencyKeys.$inferInsert;

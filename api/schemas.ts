@@ -1,0 +1,155 @@
+/**
+ * The API's wire shapes (snake_case JSON), as zod schemas that both validate requests and feed
+ * the OpenAPI document. Field rules come from programs/tenant/config.ts, so what the API accepts
+ * is what the tenant program accepts.
+ *
+ * Schemas imported from there are plain zod (no `.openapi()` at runtime): do not call `.openapi()`
+ * on them or on schemas derived from them.
+ */
+import { z } from "@hono/zod-openapi";
+import { ONBOARDING_FLOW_VERSIONS } from "../db/schema";
+import { externalIdSchema, httpsUrlSchema, roleArnSchema, tenantSlugSchema } from "../programs/tenant/config";
+
+export const awsRegionSchema = z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, "must be an AWS region such as us-east-1");
+export const awsAccountIdSchema = z.string().regex(/^\d{12}$/, "must be a 12-digit AWS account id");
+
+export const slugParamsSchema = z.object({
+  slug: tenantSlugSchema,
+});
+
+const targetTagSchema = z.strictObject({
+  key: z.string().min(1, "must not be empty").max(128),
+  value: z.string().max(256),
+});
+
+export const integrationSettingsInputSchema = z.strictObject({
+  agent_public_base_url: httpsUrlSchema.optional(),
+  regions: z.array(awsRegionSchema).min(1, "must list at least one region").max(30).optional(),
+  home_region: awsRegionSchema.optional(),
+  aws_account_id: awsAccountIdSchema.optional(),
+  target_tag: targetTagSchema.optional(),
+  target_all_managed_instances: z.boolean().optional(),
+  require_approval: z.boolean().optional(),
+});
+
+/** PATCH: every setting optional; null removes it. */
+export const integrationSettingsPatchSchema = z.strictObject({
+  agent_public_base_url: httpsUrlSchema.nullable().optional(),
+  regions: z.array(awsRegionSchema).min(1, "must list at least one region").max(30).nullable().optional(),
+  home_region: awsRegionSchema.nullable().optional(),
+  aws_account_id: awsAccountIdSchema.nullable().optional(),
+  target_tag: targetTagSchema.nullable().optional(),
+  target_all_managed_instances: z.boolean().nullable().optional(),
+  require_approval: z.boolean().nullable().optional(),
+});
+
+export const createTenantSchema = z
+  .strictObject({
+    slug: tenantSlugSchema,
+    name: z.string().trim().min(1, "must not be empty").max(200),
+    onboarding_flow_version: z.enum(ONBOARDING_FLOW_VERSIONS).default("quick_start"),
+    auto_discovery_enabled: z.boolean().default(true),
+    integration_settings: integrationSettingsInputSchema.default({}),
+  })
+  .openapi("CreateTenant");
+
+export const patchTenantSchema = z
+  .strictObject({
+    name: z.string().trim().min(1, "must not be empty").max(200).optional(),
+    onboarding_flow_version: z.enum(ONBOARDING_FLOW_VERSIONS).optional(),
+    auto_discovery_enabled: z.boolean().optional(),
+    integration_settings: integrationSettingsPatchSchema.optional(),
+  })
+  .openapi("PatchTenant");
+
+export const integrationSettingsSchema = z
+  .object({
+    agent_public_base_url: z.string().optional(),
+    regions: z.array(z.string()).optional(),
+    home_region: z.string().optional(),
+    aws_account_id: z.string().optional(),
+    target_tag: z.object({ key: z.string(), value: z.string() }).optional(),
+    target_all_managed_instances: z.boolean().optional(),
+    require_approval: z.boolean().optional(),
+  })
+  .openapi("IntegrationSettings");
+
+export const tenantSchema = z
+  .object({
+    slug: z.string(),
+    name: z.string(),
+    onboarding_flow_version: z.enum(ONBOARDING_FLOW_VERSIONS),
+    auto_discovery_enabled: z.boolean(),
+    onboarding_status: z.string(),
+    integration_settings: integrationSettingsSchema,
+    created_at: z.string(),
+    updated_at: z.string(),
+    offboarded_at: z.string().nullable(),
+  })
+  .openapi("Tenant");
+
+export const tenantListSchema = z.object({ tenants: z.array(tenantSchema) }).openapi("TenantList");
+
+export const listTenantsQuerySchema = z.object({
+  limit: z.coerce.number().int("must be an integer").min(1).max(500).default(100).optional(),
+  offset: z.coerce.number().int("must be an integer").min(0).default(0).optional(),
+});
+
+export const putAwsIntegrationSchema = z
+  .strictObject({
+    bootstrap_role_arn: roleArnSchema,
+    /** Generated when absent. */
+    external_id: externalIdSchema.optional(),
+  })
+  .openapi("PutAwsIntegration");
+
+export const awsIntegrationSchema = z
+  .object({
+    provider: z.literal("aws"),
+    status: z.string(),
+    credential_type: z.string(),
+    bootstrap_role_arn: z.string(),
+    aws_account_id: z.string(),
+    /** Only the last 4 characters; the external ID itself is never returned. */
+    external_id_masked: z.string().openapi({ example: "****abcd" }),
+    external_id_generated: z.boolean().optional(),
+    cloudformation_quick_create_url: z.string().nullable(),
+    configured_at: z.string(),
+    updated_at: z.string(),
+    last_used_at: z.string().nullable(),
+  })
+  .openapi("AwsIntegration");
+
+export const createTokenSchema = z
+  .strictObject({ name: z.string().trim().min(1, "must not be empty").max(100) })
+  .openapi("CreateTenantToken");
+
+export const createdTokenSchema = z
+  .object({
+    id: z.number().int(),
+    name: z.string(),
+    scope: z.literal("tenant"),
+    tenant: z.string(),
+    /** Shown once; only its hash is stored. */
+    token: z.string(),
+    created_at: z.string(),
+  })
+  .openapi("CreatedTenantToken");
+
+export const errorSchema = z
+  .object({
+    error: z.object({
+      code: z.string(),
+      message: z.string(),
+      fields: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+    }),
+  })
+  .openapi("Error");
+
+export const errorResponses = {
+  400: { description: "invalid input (fields names each bad field)", content: { "application/json": { schema: errorSchema } } },
+  401: { description: "missing or invalid token", content: { "application/json": { schema: errorSchema } } },
+  403: { description: "the token's scope does not allow this", content: { "application/json": { schema: errorSchema } } },
+  404: { description: "unknown tenant (or another tenant's)", content: { "application/json": { schema: errorSchema } } },
+  413: { description: "body too large", content: { "application/json": { schema: errorSchema } } },
+} as const;

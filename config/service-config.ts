@@ -1,0 +1,138 @@
+/**
+ * The service's process configuration, read ONCE from the environment at the edge (api/server.ts)
+ * and handed to everything else as a plain, validated object. Nothing below the edge reads
+ * process.env.
+ *
+ * Secrets that may be absent at first start:
+ * - ADMIN_TOKEN: when absent and no platform-admin token exists yet, api/bootstrap-admin.ts
+ *   generates one, stores only its hash and prints it once to stderr.
+ * - CREDENTIALS_ENCRYPTION_KEY: when absent, resolveCredentialsKey() generates one once into
+ *   `<DATA_DIR>/credentials.key` (mode 600) with a warning, and reuses it afterwards.
+ */
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
+import { dirname, isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { z } from "zod";
+import { parseEncryptionKey } from "../db/crypto";
+import { httpsUrlSchema, principalArnSchema } from "../programs/tenant/config";
+
+export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+export const DEFAULT_DATA_DIR = join(REPO_ROOT, ".data");
+export const CREDENTIALS_KEY_FILE = "credentials.key";
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined || value.trim() === "" ? undefined : value.trim()));
+
+const postgresUrl = z
+  .string()
+  .refine((value) => {
+    try {
+      return ["postgres:", "postgresql:"].includes(new URL(value).protocol);
+    } catch {
+      return false;
+    }
+  }, "must be a postgres:// or postgresql:// URL");
+
+export const serviceConfigSchema = z.object({
+  PORT: z.coerce.number().int("must be an integer").min(0).max(65535, "must be a port number (0-65535)").default(8080),
+  HOST: z.string().min(1).default("127.0.0.1"),
+  DATABASE_URL: optionalString.pipe(postgresUrl.optional()),
+  DATA_DIR: optionalString.transform((value) => (value === undefined ? DEFAULT_DATA_DIR : resolve(value))),
+  ADMIN_TOKEN: optionalString.pipe(z.string().min(32, "must be at least 32 characters").optional()),
+  CREDENTIALS_ENCRYPTION_KEY: optionalString.pipe(
+    z
+      .string()
+      .refine((value) => {
+        try {
+          parseEncryptionKey(value);
+          return true;
+        } catch {
+          return false;
+        }
+      }, "must be 32 bytes as 64 hex characters or base64 (openssl rand -base64 32)")
+      .optional(),
+  ),
+  /** The platform's AWS principal that customer roles trust (with an external ID). */
+  PLATFORM_PRINCIPAL_ARN: optionalString.pipe(principalArnSchema.optional()),
+  /** Public https URL of the CloudFormation template creating the bootstrap role (quick-create links). */
+  BOOTSTRAP_TEMPLATE_URL: optionalString.pipe(httpsUrlSchema.optional()),
+  /** Maximum request body, bytes. */
+  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+});
+
+export type ServiceConfig = z.output<typeof serviceConfigSchema>;
+export type ServiceEnv = z.input<typeof serviceConfigSchema>;
+
+export class ServiceConfigError extends Error {
+  override readonly name = "ServiceConfigError";
+  constructor(readonly problems: { variable: string; message: string }[]) {
+    super(
+      `invalid service configuration:\n${problems.map((problem) => `  - ${problem.variable}: ${problem.message}`).join("\n")}`,
+    );
+  }
+}
+
+/** Validates the environment; throws one ServiceConfigError naming every bad variable. */
+export function loadServiceConfig(env: Readonly<Record<string, string | undefined>>): ServiceConfig {
+  const candidate: Record<string, string | undefined> = {};
+  for (const key of Object.keys(serviceConfigSchema.shape)) {
+    const value = env[key];
+    // An empty variable means "unset" (so PORT= falls back to the default instead of 0).
+    candidate[key] = value === undefined || value.trim() === "" ? undefined : value;
+  }
+  const parsed = serviceConfigSchema.safeParse(candidate);
+  if (!parsed.success) {
+    throw new ServiceConfigError(
+      parsed.error.issues.map((issue) => ({
+        variable: String(issue.path[0] ?? "(environment)"),
+        // Never echo the value: some of these variables are secrets.
+        message: issue.message,
+      })),
+    );
+  }
+  return parsed.data;
+}
+
+export interface ResolvedKey {
+  key: string;
+  source: "environment" | "file" | "generated";
+  path?: string;
+}
+
+/**
+ * The credentials encryption key: CREDENTIALS_ENCRYPTION_KEY, else `<DATA_DIR>/credentials.key`,
+ * generated (32 random bytes, base64, mode 600) on first use with a warning.
+ */
+export async function resolveCredentialsKey(
+  config: Pick<ServiceConfig, "CREDENTIALS_ENCRYPTION_KEY" | "DATA_DIR">,
+  warn: (message: string) => void = (message) => process.stderr.write(`${message}\n`),
+): Promise<ResolvedKey> {
+  if (config.CREDENTIALS_ENCRYPTION_KEY) return { key: config.CREDENTIALS_ENCRYPTION_KEY, source: "environment" };
+  const path = isAbsolute(config.DATA_DIR) ? join(config.DATA_DIR, CREDENTIALS_KEY_FILE) : resolve(config.DATA_DIR, CREDENTIALS_KEY_FILE);
+  try {
+    const key = (await readFile(path, "utf8")).trim();
+    parseEncryptionKey(key); // a corrupt key file fails loudly here, at start-up
+    return { key, source: "file", path };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  const key = randomBytes(32).toString("base64");
+  // flag "wx": two processes starting together cannot both write a key; the loser reads the winner's.
+  try {
+    await writeFile(path, `${key}\n`, { mode: 0o600, flag: "wx" });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return resolveCredentialsKey(config, warn);
+    throw error;
+  }
+  await chmod(path, 0o600);
+  warn(
+    `warning: CREDENTIALS_ENCRYPTION_KEY is not set; generated a credentials encryption key in ${path} (mode 600). ` +
+      `Back it up: credentials stored with it cannot be decrypted without it. In production set CREDENTIALS_ENCRYPTION_KEY (or use KMS).`,
+  );
+  return { key, source: "generated", path };
+}
