@@ -5,17 +5,27 @@
  *   *            body limit (413)
  *   /healthz     liveness + database round trip (no auth)
  *   /openapi.json, /docs   the OpenAPI document and its Swagger UI (no auth)
+ *   /v1/agents/* agent enrollment and heartbeat (the tenant's enrollment token)
  *   /v1/*        bearer auth -> Idempotency-Key -> routes
+ *   /api/onboarding/v2/*   the seeds' endpoint set, for tenant tokens
  */
 import { swaggerUI } from "@hono/swagger-ui";
 import { bodyLimit } from "hono/body-limit";
 import type { Database } from "../db/client";
 import type { Keyring } from "../db/crypto";
+import type { ScanQueue } from "../discovery/scan-queue";
+import type { RunQueue } from "../runs/run-queue";
+import type { PlatformSettings } from "../service/tenant-config";
+import type { BootstrapRoleVerifier } from "../service/verify-bootstrap-role";
 import { bearerAuth } from "./auth";
 import { createErrorHandler, errorBody } from "./errors";
 import { idempotency } from "./idempotency";
 import { createRouter } from "./router";
+import { agentsRouter } from "./routes/agents";
 import { integrationsRouter, unsupportedProviders } from "./routes/integrations";
+import { onboardingRouter } from "./routes/onboarding";
+import { onboardingV2Router } from "./routes/onboarding-v2";
+import { runsRouter } from "./routes/runs";
 import { tenantsRouter } from "./routes/tenants";
 import { tokensRouter } from "./routes/tokens";
 
@@ -32,6 +42,10 @@ export interface AppDependencies {
   /** Where unexpected errors are logged (default: stderr). */
   log?: (message: string) => void;
   version?: string;
+  platform: PlatformSettings;
+  verifyBootstrapRole: BootstrapRoleVerifier;
+  runQueue: RunQueue;
+  scanQueue: ScanQueue;
 }
 
 export function createApp(deps: AppDependencies) {
@@ -54,20 +68,45 @@ export function createApp(deps: AppDependencies) {
     return c.json({ status: "ok" });
   });
 
+  const services = {
+    db,
+    keyring: deps.keyring,
+    verifyBootstrapRole: deps.verifyBootstrapRole,
+    platform: deps.platform,
+    runQueue: () => deps.runQueue,
+    scanQueue: () => deps.scanQueue,
+  };
+
+  // Agents authenticate with their tenant's enrollment token, not a bearer API token.
+  app.route("/v1/agents", agentsRouter(db));
+
   const v1 = createRouter();
   v1.use("*", bearerAuth(db));
   v1.use("*", idempotency(db, deps.keyring));
 
   const tenants = createRouter();
   tenants.route("/", tenantsRouter(db));
-  tenants.route("/", integrationsRouter(db, deps.keyring, { templateUrl: deps.bootstrapTemplateUrl, platformPrincipalArn: deps.platformPrincipalArn }));
+  tenants.route(
+    "/",
+    integrationsRouter(
+      db,
+      deps.keyring,
+      { templateUrl: deps.bootstrapTemplateUrl, platformPrincipalArn: deps.platformPrincipalArn },
+      deps.verifyBootstrapRole,
+    ),
+  );
   tenants.route("/", tokensRouter(db));
+  tenants.route("/", runsRouter(services));
+  tenants.route("/", onboardingRouter(services));
   unsupportedProviders(db, tenants);
-  // SEAM(automation): runs (preview/up/refresh/destroy -> 202 {runId}), run events (SSE), progress,
-  // offboarding and the seed-compatible /api/onboarding/v2/* set mount here once automation/ and the
-  // queue exist, e.g. tenants.route("/", runsRouter(db, automation)). Nothing of that is built here.
   v1.route("/tenants", tenants);
   app.route("/v1", v1);
+
+  const v2 = createRouter();
+  v2.use("*", bearerAuth(db));
+  v2.use("*", idempotency(db, deps.keyring));
+  v2.route("/", onboardingV2Router(services));
+  app.route("/api/onboarding/v2", v2);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer" });
   app.doc31("/openapi.json", {
@@ -75,7 +114,8 @@ export function createApp(deps: AppDependencies) {
     info: {
       title: "Mini-XDR tenant onboarding API",
       version: deps.version ?? "0.1.0",
-      description: "Tenants, their cloud integrations and API tokens. Authenticate with `Authorization: Bearer <token>`.",
+      description:
+        "Tenants, their cloud integrations, stack runs, discovery, agent rollout and validation. Authenticate with `Authorization: Bearer <token>`.",
     },
   });
   app.get("/docs", swaggerUI({ url: "/openapi.json" }));

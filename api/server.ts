@@ -1,12 +1,22 @@
 /**
  * The service entry: reads the configuration once (config/service-config.ts), opens the database
- * (migrations applied), registers the first admin token, builds the app and serves it on
- * HOST:PORT. SIGTERM / SIGINT close the listener, then the database, and exit.
+ * (migrations applied), registers the first admin token, recovers runs a crash interrupted, starts
+ * the queues (stack runs, discovery), builds the app and serves it on HOST:PORT. SIGTERM / SIGINT
+ * close the listener, stop the queues (letting running operations finish), close the database, and exit.
  */
+import { join } from "node:path";
 import { serve } from "@hono/node-server";
+import { automationSettingsSchema } from "../automation";
 import { createKeyring } from "../db/crypto";
 import { openDatabase } from "../db/client";
-import { loadServiceConfig, resolveCredentialsKey, ServiceConfigError } from "../config/service-config";
+import { failAbandonedScans, startScanQueue, type ScanQueue } from "../discovery/scan-queue";
+import { loadServiceConfig, REPO_ROOT, resolveCredentialsKey, ServiceConfigError } from "../config/service-config";
+import { startBoss } from "../queue/boss";
+import { recoverInterruptedRuns } from "../runs/recovery";
+import { startRunQueue } from "../runs/run-queue";
+import { onboardingLifecycle } from "../service/onboarding-lifecycle";
+import { resolveTenantConfig } from "../service/tenant-config";
+import { verifyBootstrapRoleWithSts } from "../service/verify-bootstrap-role";
 import { createApp } from "./app";
 import { ensureBootstrapAdmin } from "./bootstrap-admin";
 
@@ -26,7 +36,48 @@ async function main(): Promise<void> {
     );
   }
 
+  const automation = automationSettingsSchema.parse({
+    projectDir: config.PULUMI_PROJECT_DIR,
+    backendUrl: config.PULUMI_BACKEND_URL ?? `file://${join(config.DATA_DIR, "state")}`,
+    secretsProvider: config.PULUMI_SECRETS_PROVIDER,
+    passphrase: config.PULUMI_CONFIG_PASSPHRASE,
+    pulumiRoot: join(REPO_ROOT, ".tools"),
+    pulumiHome: join(config.DATA_DIR, "pulumi-home"),
+  });
+  const platform = { platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN, agentVersion: config.AGENT_VERSION };
+  // A session advisory lock per executing run tells live runs from crashed ones; PGlite is one session, see runs/run-liveness.ts.
+  const liveness = database.backend === "postgres" ? database.sql : undefined;
+  const boss = await startBoss(database.connectionString, log);
+
+  const recovered = await recoverInterruptedRuns(database.db, automation, { liveness, boss, log });
+  if (recovered.length > 0) log(`recovery: marked ${recovered.length} interrupted run(s): ${recovered.join(", ")}`);
+  await failAbandonedScans(database.db);
+
+  let scanQueue: ScanQueue | undefined;
+  const lifecycle = onboardingLifecycle({ db: database.db, automation, scans: () => scanQueue! });
+  const runQueue = await startRunQueue(
+    database.db,
+    {
+      db: database.db,
+      automation,
+      tenantConfig: (organizationId) => resolveTenantConfig(database.db, keyring, platform, organizationId),
+      liveness,
+      onRunFinished: lifecycle.onRunFinished,
+      log,
+    },
+    { connectionString: database.connectionString, boss, maxConcurrentRuns: config.MAX_CONCURRENT_RUNS, work: config.RUN_WORKER },
+  );
+  scanQueue = await startScanQueue(
+    boss,
+    { db: database.db, keyring, onScanFinished: lifecycle.onScanFinished, log },
+    { work: config.RUN_WORKER, schedule: config.DISCOVERY_SCHEDULE },
+  );
+
   const app = createApp({
+    platform,
+    verifyBootstrapRole: verifyBootstrapRoleWithSts,
+    runQueue,
+    scanQueue,
     database,
     keyring,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
@@ -53,6 +104,7 @@ async function main(): Promise<void> {
     force.unref();
     server.close(async () => {
       try {
+        await boss.stop({ graceful: true, wait: true, timeout: 8_000 }).catch(() => undefined);
         await database.close();
       } finally {
         process.exit(0);

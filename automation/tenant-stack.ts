@@ -216,6 +216,25 @@ export async function cancelTenantStack(stack: Stack): Promise<void> {
   }
 }
 
+/**
+ * Drops the checkpoint's pending operations (resources an interrupted operation had started on): the next operation
+ * then proceeds, and a refresh reconciles anything the interrupted one really created.
+ */
+export async function clearPendingOperations(stack: Stack): Promise<number> {
+  try {
+    const state = await stack.exportStack();
+    const deployment = state.deployment as { pending_operations?: unknown[] } | undefined;
+    const pending = deployment?.pending_operations?.length ?? 0;
+    if (pending > 0) {
+      delete deployment!.pending_operations;
+      await stack.importStack(state);
+    }
+    return pending;
+  } catch (error) {
+    throw translateError(error, stack.name, "clear pending operations");
+  }
+}
+
 /** Removes the stack (its state and its config file); the stack must hold no resources. */
 export async function removeTenantStack(stack: Stack): Promise<void> {
   try {

@@ -62,6 +62,24 @@ export const serviceConfigSchema = z.object({
   /** Maximum request body, bytes. */
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
+  /** Pulumi state backend; default a file backend under DATA_DIR. */
+  PULUMI_BACKEND_URL: optionalString,
+  /** "passphrase" (PULUMI_CONFIG_PASSPHRASE) or awskms://... */
+  PULUMI_SECRETS_PROVIDER: z
+    .string()
+    .regex(/^(passphrase|awskms:\/\/.+)$/, "must be passphrase or awskms://...")
+    .default("passphrase"),
+  PULUMI_CONFIG_PASSPHRASE: optionalString,
+  /** The folder holding Pulumi.yaml and stacks/ (default: this checkout). */
+  PULUMI_PROJECT_DIR: optionalString.transform((value) => (value === undefined ? REPO_ROOT : resolve(value))),
+  /** Stack runs executing at once in this process (one per tenant stack regardless). */
+  MAX_CONCURRENT_RUNS: z.coerce.number().int("must be an integer").min(1).max(64).default(4),
+  /** false: this replica only serves the API and enqueues; other replicas execute. */
+  RUN_WORKER: z.enum(["true", "false"]).default("true").transform((value) => value === "true"),
+  /** Agent version the tenant stacks install. */
+  AGENT_VERSION: z.string().regex(/^\d+\.\d+\.\d+([-+][\w.]+)?$/, "must be a semantic version such as 1.4.2").default("1.0.0"),
+  /** Cron (UTC) of the scheduled discovery of tenants with auto_discovery_enabled. */
+  DISCOVERY_SCHEDULE: z.string().min(9).default("*/30 * * * *"),
 });
 
 export type ServiceConfig = z.output<typeof serviceConfigSchema>;

@@ -1,21 +1,51 @@
+import type PgBoss from "pg-boss";
 import { eq, inArray } from "drizzle-orm";
-import { cancelTenantStack, openTenantStack, StackNotFoundError, TENANT_STACK_PREFIX, type AutomationSettings } from "../automation";
-import type { DrizzleDatabase } from "../db/client";
+import {
+  cancelTenantStack,
+  clearPendingOperations,
+  openTenantStack,
+  StackNotFoundError,
+  TENANT_STACK_PREFIX,
+  type AutomationSettings,
+} from "../automation";
+import type { DrizzleDatabase, SqlClient } from "../db/client";
 import { runs } from "../db/schema";
+import { stopOrphanedPulumiProcesses } from "./orphans";
+import { runHasLiveExecutor } from "./run-liveness";
+import { RUN_QUEUE } from "./run-queue";
+
+export interface RecoveryOptions {
+  /** With a PostgreSQL server: runs whose executor is alive in another service process are left alone. */
+  liveness?: SqlClient;
+  /** The queue: the crashed run's job is cancelled so that the stack's queue slot frees at once. */
+  boss?: PgBoss;
+  log?(message: string): void;
+}
 
 /**
- * At start-up, before workers run: runs left `running` by a crashed process are marked interrupted and their
- * stack's lock is cleared, so a new run can go. Nothing is retried automatically.
+ * At start-up, before workers run: runs left `running` by a crashed process are marked interrupted, and what the
+ * crash left behind is cleaned up: an orphaned `pulumi` child still working on the stack (this host), the stack's
+ * lock (cancel), the checkpoint's pending operations, the queue job. Nothing is retried automatically.
  */
-export async function recoverInterruptedRuns(db: DrizzleDatabase, automation: AutomationSettings): Promise<string[]> {
-  const stale = await db.select().from(runs).where(inArray(runs.status, ["running"]));
-  for (const run of stale) {
+export async function recoverInterruptedRuns(
+  db: DrizzleDatabase,
+  automation: AutomationSettings,
+  options: RecoveryOptions = {},
+): Promise<string[]> {
+  const running = await db.select().from(runs).where(inArray(runs.status, ["running"]));
+  const recovered: string[] = [];
+  for (const run of running) {
+    if (options.liveness && (await runHasLiveExecutor(options.liveness, run.id))) continue;
+    const stopped = await stopOrphanedPulumiProcesses(run.stackName);
+    if (stopped.length > 0) options.log?.(`recovery: stopped orphaned pulumi processes ${stopped.join(", ")} of ${run.stackName}`);
     try {
-      const slug = run.stackName.slice(TENANT_STACK_PREFIX.length);
-      await cancelTenantStack(await openTenantStack(automation, slug, { create: false }));
+      const stack = await openTenantStack(automation, run.stackName.slice(TENANT_STACK_PREFIX.length), { create: false });
+      await cancelTenantStack(stack);
+      await clearPendingOperations(stack);
     } catch (error) {
       if (!(error instanceof StackNotFoundError)) throw error;
     }
+    if (run.jobId && options.boss) await options.boss.cancel(RUN_QUEUE, run.jobId).catch(() => undefined);
     await db
       .update(runs)
       .set({
@@ -24,6 +54,7 @@ export async function recoverInterruptedRuns(db: DrizzleDatabase, automation: Au
         error: { message: "the service stopped while this run was in progress; its stack lock was cleared", kind: "Interrupted" },
       })
       .where(eq(runs.id, run.id));
+    recovered.push(run.id);
   }
-  return stale.map((run) => run.id);
+  return recovered;
 }

@@ -1,5 +1,5 @@
 import type { EngineEvent } from "@pulumi/pulumi/automation";
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import {
   AutomationError,
   configureTenantStack,
@@ -12,8 +12,9 @@ import {
   type AutomationSettings,
   type OperationResult,
 } from "../automation";
-import type { DrizzleDatabase } from "../db/client";
-import { runEvents, runs, type RunError } from "../db/schema";
+import type { DrizzleDatabase, SqlClient } from "../db/client";
+import { runEvents, runs, type Run, type RunError } from "../db/schema";
+import { holdRunLiveness } from "./run-liveness";
 import type { TenantConfigInput } from "../programs/tenant/config";
 import type { RunKind } from "./run-requests";
 
@@ -22,6 +23,11 @@ export interface RunExecutorDeps {
   automation: AutomationSettings;
   /** The tenant's stack config (with its secrets), resolved when the run starts. */
   tenantConfig(organizationId: number): Promise<TenantConfigInput>;
+  /** With a PostgreSQL server: held per run so that recovery can tell a crashed executor from a live one. */
+  liveness?: SqlClient;
+  /** Told when a run has finished (its row is final); what it does next (discovery, offboarding) is its business. */
+  onRunFinished?(run: Run): Promise<void>;
+  log?(message: string): void;
 }
 
 /** Writes engine events to run_events in order; writes are chained so seq order is insert order. */
@@ -52,10 +58,29 @@ function runErrorOf(error: unknown): RunError {
 /** Executes one queued run: the stack operation, its events, its result, recorded on the run's row. */
 export async function executeRun(deps: RunExecutorDeps, runId: string): Promise<void> {
   const { db } = deps;
-  const [run] = await db.select().from(runs).where(eq(runs.id, runId));
-  if (!run || run.status !== "queued") return; // already handled (e.g. marked interrupted): never run twice
-  await db.update(runs).set({ status: "running", startedAt: new Date() }).where(eq(runs.id, runId));
-  const events = eventWriter(db, runId);
+  const release = deps.liveness ? await holdRunLiveness(deps.liveness, runId) : undefined;
+  try {
+    const [claimed] = await db
+      .update(runs)
+      .set({ status: "running", startedAt: new Date() })
+      .where(and(eq(runs.id, runId), eq(runs.status, "queued")))
+      .returning();
+    if (!claimed) return; // already handled (e.g. marked interrupted): never run twice
+    await db
+      .update(runs)
+      .set(await performOperation(deps, claimed))
+      .where(eq(runs.id, runId));
+    const [finished] = await db.select().from(runs).where(eq(runs.id, runId));
+    await deps.onRunFinished?.(finished!).catch((error: unknown) =>
+      (deps.log ?? console.error)(`run ${runId}: follow-up failed: ${error instanceof Error ? error.message : String(error)}`),
+    );
+  } finally {
+    await release?.();
+  }
+}
+
+async function performOperation(deps: RunExecutorDeps, run: Run): Promise<Partial<Run>> {
+  const events = eventWriter(deps.db, run.id);
   try {
     const config = await deps.tenantConfig(run.organizationId);
     const stack = await openTenantStack(deps.automation, config.tenantSlug, { create: run.kind !== "destroy" });
@@ -68,21 +93,15 @@ export async function executeRun(deps: RunExecutorDeps, runId: string): Promise<
     };
     const result = await operations[run.kind]();
     await events.flushed();
-    await db
-      .update(runs)
-      .set({
-        status: "succeeded",
-        finishedAt: new Date(),
-        changeSummary: result.changeSummary as Record<string, number>,
-        resourceChanges: result.resourceChanges,
-        outputs: result.outputs,
-      })
-      .where(eq(runs.id, runId));
+    return {
+      status: "succeeded",
+      finishedAt: new Date(),
+      changeSummary: result.changeSummary as Record<string, number>,
+      resourceChanges: result.resourceChanges,
+      outputs: result.outputs,
+    };
   } catch (error) {
     await events.flushed().catch(() => undefined);
-    await db
-      .update(runs)
-      .set({ status: "failed", finishedAt: new Date(), error: runErrorOf(error) })
-      .where(eq(runs.id, runId));
+    return { status: "failed", finishedAt: new Date(), error: runErrorOf(error) };
   }
 }

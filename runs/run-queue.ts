@@ -1,12 +1,18 @@
-import PgBoss from "pg-boss";
+import type PgBoss from "pg-boss";
+import { eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../db/client";
+import { runs } from "../db/schema";
+import { startBoss } from "../queue/boss";
 import { executeRun, type RunExecutorDeps } from "./run-executor";
 import { recordRunRequest, type RunRequest } from "./run-requests";
 
-const QUEUE = "stack-runs";
+export const RUN_QUEUE = "stack-runs";
+const QUEUE = RUN_QUEUE;
 
 export interface RunQueueOptions {
   connectionString: string;
+  /** A running pg-boss to share (its owner stops it); without it the queue starts and stops its own. */
+  boss?: PgBoss;
   /** Runs executing at once in this process; per stack it is always one. */
   maxConcurrentRuns: number;
   /** false: this process only enqueues (e.g. an API-only replica). */
@@ -14,7 +20,8 @@ export interface RunQueueOptions {
 }
 
 export interface RunQueue {
-  request(request: RunRequest): Promise<string>;
+  /** Records and enqueues a run; RunConflictError when the stack has an active run, unless queueBehindActive. */
+  request(request: RunRequest, options?: { queueBehindActive?: boolean }): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -27,9 +34,7 @@ export async function startRunQueue(
   deps: RunExecutorDeps,
   options: RunQueueOptions,
 ): Promise<RunQueue> {
-  const boss = new PgBoss({ connectionString: options.connectionString, max: 4 });
-  boss.on("error", (error) => console.error(`run queue: ${error.message}`));
-  await boss.start();
+  const boss = options.boss ?? (await startBoss(options.connectionString));
   await boss.createQueue(QUEUE, { name: QUEUE, policy: "singleton", retryLimit: 0, expireInSeconds: 3600 });
   if (options.work) {
     for (let worker = 0; worker < options.maxConcurrentRuns; worker++) {
@@ -39,13 +44,14 @@ export async function startRunQueue(
     }
   }
   return {
-    async request(request) {
-      const runId = await recordRunRequest(db, request);
-      await boss.send(QUEUE, { runId }, { singletonKey: request.stackName, retryLimit: 0 });
+    async request(request, { queueBehindActive = false } = {}) {
+      const runId = await recordRunRequest(db, request, { queueBehindActive });
+      const jobId = await boss.send(QUEUE, { runId }, { singletonKey: request.stackName, retryLimit: 0 });
+      if (jobId) await db.update(runs).set({ jobId }).where(eq(runs.id, runId));
       return runId;
     },
     async stop() {
-      await boss.stop({ graceful: true, wait: true, timeout: 30_000 });
+      if (!options.boss) await boss.stop({ graceful: true, wait: true, timeout: 30_000 });
     },
   };
 }

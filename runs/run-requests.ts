@@ -16,9 +16,13 @@ export interface RunRequest {
 /**
  * Records a queued run unless the stack already has an active one (RunConflictError names it). The check and the
  * insert share a transaction holding a per-stack advisory lock, so concurrent requests from several service
- * processes cannot both pass.
+ * processes cannot both pass. With queueBehindActive the run waits its turn instead (the queue runs one per stack).
  */
-export async function recordRunRequest(db: DrizzleDatabase, request: RunRequest): Promise<string> {
+export async function recordRunRequest(
+  db: DrizzleDatabase,
+  request: RunRequest,
+  { queueBehindActive = false }: { queueBehindActive?: boolean } = {},
+): Promise<string> {
   return db.transaction(async (tx) => {
     await tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`run:${request.stackName}`}))`);
     const [blocking] = await tx
@@ -26,7 +30,7 @@ export async function recordRunRequest(db: DrizzleDatabase, request: RunRequest)
       .from(runs)
       .where(and(eq(runs.stackName, request.stackName), inArray(runs.status, [...ACTIVE_RUN_STATUSES])))
       .limit(1);
-    if (blocking) throw new RunConflictError(request.stackName, blocking.id);
+    if (blocking && !queueBehindActive) throw new RunConflictError(request.stackName, blocking.id);
     const [created] = await tx
       .insert(runs)
       .values({ ...request, status: "queued" })

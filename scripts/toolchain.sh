@@ -17,7 +17,8 @@
 #       tools/pulumi-language-nodejs (our own language host, used when the official one is
 #       not available).
 #
-# Usage: scripts/toolchain.sh [--quiet]
+# Usage: scripts/toolchain.sh [--quiet] [--pulumi-only]
+#   --pulumi-only: only the Pulumi CLI and language host (what the service needs; moto is for tests).
 #   --quiet (or TOOLCHAIN_QUIET=1): print nothing when nothing has to be done. Slow steps
 #   (download, build, pip install) always report progress on stderr.
 # Exits non-zero with one message naming what is missing. Exports nothing: callers use
@@ -29,9 +30,11 @@ MOTO_VERSION="5.2.5"
 GO_MIN="1.25.11" # the `go` line of tools/*/go.mod
 
 QUIET="${TOOLCHAIN_QUIET:-0}"
+WITH_MOTO=1
 for arg in "$@"; do
   case "$arg" in
     -q | --quiet) QUIET=1 ;;
+    --pulumi-only) WITH_MOTO=0 ;;
     -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) echo "toolchain: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
@@ -258,4 +261,4 @@ ensure_moto() {
 
 command -v node >/dev/null 2>&1 || die "need Node.js (>= 20.11) on PATH"
 ensure_pulumi
-ensure_moto
+[ "$WITH_MOTO" = 0 ] || ensure_moto

@@ -11,19 +11,14 @@ import { decryptJson, encryptJson, generateToken, type Keyring } from "../../db/
 import { integrationCredentials, organizations, type IntegrationCredential, type Organization } from "../../db/schema";
 import { recordAudit } from "../audit";
 import { loadVisibleOrganization, type AppEnv } from "../auth";
-import { NotFoundError, NotImplementedError, ValidationError } from "../errors";
+import { ApiError, NotFoundError, NotImplementedError, ValidationError } from "../errors";
 import { iso, maskSecret } from "../presenters";
 import { createRouter } from "../router";
 import { awsIntegrationSchema, errorResponses, putAwsIntegrationSchema, slugParamsSchema } from "../schemas";
+import { awsCredentialContext, type AwsCredentialData } from "../../service/aws-credential";
+import { connectAws } from "../../service/connect-aws";
+import type { BootstrapRoleVerifier } from "../../service/verify-bootstrap-role";
 import type { Hono } from "hono";
-
-export const AWS_CREDENTIAL_TYPE = "aws_assume_role";
-
-/** What integration_credentials.credential_data holds (encrypted) for AWS. */
-export interface AwsCredentialData {
-  bootstrapRoleArn: string;
-  externalId: string;
-}
 
 export interface QuickCreateLinkConfig {
   /** Public https URL of the bootstrap-role CloudFormation template. */
@@ -95,64 +90,25 @@ function presentAws(org: Organization, row: IntegrationCredential, data: AwsCred
   };
 }
 
-export function integrationsRouter(db: DrizzleDatabase, keyring: Keyring, link: QuickCreateLinkConfig) {
+export function integrationsRouter(
+  db: DrizzleDatabase,
+  keyring: Keyring,
+  link: QuickCreateLinkConfig,
+  verifyBootstrapRole: BootstrapRoleVerifier,
+) {
   const router = createRouter();
-  const context = (org: Organization) => ({ organizationId: org.id, provider: "aws" });
+  const context = (org: Organization) => awsCredentialContext(org.id);
 
   router.openapi(putAwsRoute, async (c) => {
     const principal = c.get("principal");
     const org = await loadVisibleOrganization(db, principal, c.req.valid("param").slug);
     const body = c.req.valid("json");
-    const roleAccount = body.bootstrap_role_arn.split(":")[4]!;
-    if (org.awsAccountId && org.awsAccountId !== roleAccount) {
-      throw new ValidationError([
-        { field: "bootstrap_role_arn", message: `must belong to the tenant's AWS account ${org.awsAccountId}` },
-      ]);
-    }
-    const generated = body.external_id === undefined;
-    const data: AwsCredentialData = { bootstrapRoleArn: body.bootstrap_role_arn, externalId: body.external_id ?? generateToken("mxdr-ext") };
-    const sealed = encryptJson(data, context(org), keyring);
-    const { row, created } = await db.transaction(async (tx) => {
-      const [existing] = await tx
-        .select({ id: integrationCredentials.id })
-        .from(integrationCredentials)
-        .where(and(eq(integrationCredentials.organizationId, org.id), eq(integrationCredentials.provider, "aws")));
-      const [saved] = await tx
-        .insert(integrationCredentials)
-        .values({
-          organizationId: org.id,
-          provider: "aws",
-          credentialType: AWS_CREDENTIAL_TYPE,
-          credentialData: sealed.envelope,
-          encryptionKeyId: sealed.keyId,
-          status: "pending",
-        })
-        .onConflictDoUpdate({
-          target: [integrationCredentials.organizationId, integrationCredentials.provider],
-          set: {
-            credentialType: AWS_CREDENTIAL_TYPE,
-            credentialData: sealed.envelope,
-            encryptionKeyId: sealed.keyId,
-            status: "pending",
-            updatedAt: new Date(),
-            lastUsedAt: null,
-          },
-        })
-        .returning();
-      if (!org.awsAccountId) {
-        await tx.update(organizations).set({ awsAccountId: roleAccount }).where(eq(organizations.id, org.id));
-      }
-      await recordAudit(tx, principal, {
-        action: existing ? "integration.aws.replace" : "integration.aws.connect",
-        organizationId: org.id,
-        target: `tenant:${org.slug}/integrations/aws`,
-        details: { bootstrapRoleArn: body.bootstrap_role_arn, externalIdGenerated: generated },
-      });
-      return { row: saved!, created: !existing };
-    });
-    // SEAM(automation): "credentials checked before anything runs" — the automation layer
-    // (automation/, in progress) will verify the role (sts:AssumeRole with the external ID) and
-    // move status pending -> active/invalid. Until then the credential stays `pending`.
+    const { row, data, created, generated } = await connectAws(
+      { db, keyring, verifyBootstrapRole },
+      principal,
+      org,
+      { bootstrapRoleArn: body.bootstrap_role_arn, externalId: body.external_id },
+    );
     const present = { ...presentAws(org, row, data, link), external_id_generated: generated };
     return created ? c.json(present, 201) : c.json(present, 200);
   });
@@ -184,8 +140,7 @@ export function integrationsRouter(db: DrizzleDatabase, keyring: Keyring, link: 
         target: `tenant:${org.slug}/integrations/aws`,
       });
     });
-    // SEAM(automation): deleting credentials does not destroy the tenant's stack; offboarding
-    // (destroy, then remove the stack) belongs to the automation layer.
+    // Deleting credentials does not destroy the tenant's stack: offboarding does (POST /v1/tenants/{slug}/offboard).
     return c.body(null, 204);
   });
 

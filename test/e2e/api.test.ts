@@ -267,7 +267,7 @@ describe.each([realPostgres, embeddedPglite])("API on $name", (backend) => {
     expect(connected.status).toBe(201);
     expect(connected.body).toMatchObject({
       provider: "aws",
-      status: "pending",
+      status: "active",
       credential_type: "aws_assume_role",
       bootstrap_role_arn: ROLE_ARN,
       aws_account_id: ACCOUNT,

@@ -1,0 +1,21 @@
+/** Run rows -> API shape. Outputs on the row already exclude secrets (automation/publicOutputs). */
+import type { Run } from "../db/schema";
+import { iso } from "./presenters";
+
+export function presentRun(run: Run, tenantSlug: string) {
+  return {
+    id: run.id,
+    tenant: tenantSlug,
+    stack_name: run.stackName,
+    kind: run.kind,
+    status: run.status,
+    actor: run.actor,
+    requested_at: run.requestedAt.toISOString(),
+    started_at: iso(run.startedAt),
+    finished_at: iso(run.finishedAt),
+    change_summary: run.changeSummary ?? null,
+    resource_changes: run.resourceChanges ?? null,
+    outputs: run.outputs ?? null,
+    error: run.error ?? null,
+  };
+}
