@@ -3,6 +3,7 @@
  * on the run, and start-up recovery of a run whose service process was killed mid-`up`.
  */
 import { spawn } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { asc, eq } from "drizzle-orm";
@@ -10,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openTenantStack, stackNameFor, type AutomationSettings } from "../../automation";
 import type { Database } from "../../db/client";
 import { organizations, runEvents, runs } from "../../db/schema";
+import { isPulumiProcessOf } from "../../runs/orphans";
 import { recoverInterruptedRuns } from "../../runs/recovery";
 import { RunConflictError } from "../../runs/errors";
 import { startRunQueue, type RunQueue } from "../../runs/run-queue";
@@ -35,6 +37,18 @@ async function settled(runId: string) {
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   throw new Error(`run ${runId} did not finish`);
+}
+
+/** Live `pulumi` CLI processes working on the stack (Linux /proc). */
+async function pulumiProcessesOf(stack: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const args = await readFile(`/proc/${entry}/cmdline`, "utf8").then((text) => text.split("\0"), () => []);
+    const state = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    if (isPulumiProcessOf(args, stack) && !/^\d+ \(.*\) Z/.test(state)) pids.push(Number(entry));
+  }
+  return pids;
 }
 
 beforeAll(async () => {
@@ -99,7 +113,9 @@ describe("stack runs on the queue", () => {
       child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("resource-pre") && resolve());
       child.on("exit", () => reject(new Error("the up finished before it could be interrupted")));
     });
-    process.kill(-child.pid!, "SIGKILL");
+    // Only the service process dies, as in a crash: its `pulumi` child is orphaned (an inline program's engine soon
+    // notices its language host is gone; test/unit/orphans.test.ts covers an orphan that keeps running).
+    process.kill(child.pid!, "SIGKILL");
     await new Promise((resolve) => child.on("exit", resolve));
 
     const stack = await openTenantStack(automation, slug, { create: false });
@@ -107,6 +123,7 @@ describe("stack runs on the queue", () => {
     expect(locked).toBeInstanceOf(RunConflictError);
 
     expect(await recoverInterruptedRuns(database.db, automation)).toEqual([run!.id]);
+    expect(await pulumiProcessesOf(stackName)).toEqual([]);
     const [interrupted] = await database.db.select().from(runs).where(eq(runs.id, run!.id));
     expect(interrupted!.status).toBe("interrupted");
     expect((await stack.info())?.result).not.toBe("in-progress");
