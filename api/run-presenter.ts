@@ -15,6 +15,8 @@ export function presentRun(run: Run, tenantSlug: string) {
     finished_at: iso(run.finishedAt),
     change_summary: run.changeSummary ?? null,
     resource_changes: run.resourceChanges ?? null,
+    /** A preview saved its update plan (approval), or an up applied one. Where it lives is not the client's business. */
+    plan_saved: run.planRef !== null,
     outputs: run.outputs ?? null,
     error: run.error ?? null,
   };

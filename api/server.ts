@@ -43,6 +43,7 @@ async function main(): Promise<void> {
     passphrase: config.PULUMI_CONFIG_PASSPHRASE,
     pulumiRoot: join(REPO_ROOT, ".tools"),
     pulumiHome: join(config.DATA_DIR, "pulumi-home"),
+    plansDir: join(config.DATA_DIR, "plans"),
   });
   const platform = { platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN, agentVersion: config.AGENT_VERSION };
   // A session advisory lock per executing run tells live runs from crashed ones; PGlite is one session, see runs/run-liveness.ts.
@@ -75,6 +76,7 @@ async function main(): Promise<void> {
 
   const app = createApp({
     platform,
+    plansDir: automation.plansDir!,
     verifyBootstrapRole: verifyBootstrapRoleWithSts,
     runQueue,
     scanQueue,

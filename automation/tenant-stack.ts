@@ -47,7 +47,7 @@ async function pulumiCommand(settings: AutomationSettings): Promise<PulumiComman
   }
 }
 
-function engineEnv(settings: AutomationSettings): Record<string, string> {
+function engineEnv(settings: AutomationSettings, experimental: boolean): Record<string, string> {
   if (settings.backendUrl.startsWith("file://")) mkdirSync(settings.backendUrl.slice("file://".length), { recursive: true });
   const env: Record<string, string> = {
     PULUMI_BACKEND_URL: settings.backendUrl,
@@ -55,21 +55,26 @@ function engineEnv(settings: AutomationSettings): Record<string, string> {
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
   };
   if (settings.passphrase) env.PULUMI_CONFIG_PASSPHRASE = settings.passphrase;
+  // `up --plan` (applying an approved preview's update plan) is behind the CLI's experimental flag.
+  if (experimental) env.PULUMI_EXPERIMENTAL = "true";
   if (settings.pulumiHome) env.PULUMI_HOME = settings.pulumiHome;
   return env;
 }
 
-/** Opens the tenant's stack; `create` makes it when missing, otherwise a missing stack is StackNotFoundError. */
+/**
+ * Opens the tenant's stack; `create` makes it when missing, otherwise a missing stack is StackNotFoundError.
+ * `updatePlans`: the stack will apply a saved update plan (enables the CLI's experimental `--plan`).
+ */
 export async function openTenantStack(
   settings: AutomationSettings,
   tenantSlug: string,
-  { create }: { create: boolean },
+  { create, updatePlans = false }: { create: boolean; updatePlans?: boolean },
 ): Promise<Stack> {
   const stackName = stackNameFor(tenantSlug);
   const workspaceOptions = {
     workDir: settings.projectDir,
     pulumiCommand: await pulumiCommand(settings),
-    envVars: engineEnv(settings),
+    envVars: engineEnv(settings, updatePlans),
     pulumiHome: settings.pulumiHome,
     secretsProvider: settings.secretsProvider,
   };

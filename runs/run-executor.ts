@@ -1,3 +1,5 @@
+import { mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import { and, eq } from "drizzle-orm";
 import {
@@ -83,11 +85,16 @@ async function performOperation(deps: RunExecutorDeps, run: Run): Promise<Partia
   const events = eventWriter(deps.db, run.id);
   try {
     const config = await deps.tenantConfig(run.organizationId);
-    const stack = await openTenantStack(deps.automation, config.tenantSlug, { create: run.kind !== "destroy" });
+    const plan = run.planRef ?? undefined;
+    const stack = await openTenantStack(deps.automation, config.tenantSlug, {
+      create: run.kind !== "destroy",
+      updatePlans: run.kind === "up" && plan !== undefined,
+    });
     if (run.kind !== "destroy") await configureTenantStack(stack, config);
+    if (run.kind === "preview" && plan) await mkdir(dirname(plan), { recursive: true });
     const operations: Record<RunKind, () => Promise<OperationResult>> = {
-      preview: () => previewTenantStack(stack, { onEvent: events.onEvent }),
-      up: () => upTenantStack(stack, { onEvent: events.onEvent }),
+      preview: () => previewTenantStack(stack, { onEvent: events.onEvent, savePlanTo: plan }),
+      up: () => upTenantStack(stack, { onEvent: events.onEvent, plan }),
       refresh: () => refreshTenantStack(stack, { onEvent: events.onEvent }),
       destroy: () => destroyTenantStack(stack, { onEvent: events.onEvent }),
     };

@@ -11,6 +11,8 @@ export interface RunRequest {
   stackName: string;
   kind: RunKind;
   actor: string;
+  /** preview: where to save its update plan; up: the approved plan it must apply. */
+  planRef?: string;
 }
 
 /**

@@ -3,6 +3,8 @@
  * engine events as server-sent events (replayed from the database, then followed live until the run ends);
  * /v1/tenants/{slug}/offboard: destroy, then remove the stack.
  */
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
 import { createRoute, z } from "@hono/zod-openapi";
 import { and, asc, desc, eq, gt } from "drizzle-orm";
 import { streamSSE } from "hono/streaming";
@@ -37,6 +39,7 @@ const runSchema = z
     finished_at: z.string().nullable(),
     change_summary: z.record(z.string(), z.number()).nullable(),
     resource_changes: z.array(z.any()).nullable(),
+    plan_saved: z.boolean(),
     outputs: z.record(z.string(), z.any()).nullable(),
     error: z.any().nullable(),
   })
@@ -51,6 +54,13 @@ const createRunSchema = z
     kind: z.enum(RUN_KINDS),
     /** true: wait behind a run already queued or running for this tenant instead of answering 409. */
     queue: z.boolean().default(false),
+    /** kind up, when the tenant requires approval: the approved preview whose saved plan the up must apply. */
+    plan_run_id: z.string().uuid("must be a run id (uuid)").optional(),
+  })
+  .superRefine((body, ctx) => {
+    if (body.plan_run_id !== undefined && body.kind !== "up") {
+      ctx.addIssue({ code: "custom", path: ["plan_run_id"], message: "is only for kind up" });
+    }
   })
   .openapi("CreateRun");
 
@@ -121,6 +131,8 @@ export interface RunsRouterDeps {
   keyring: Keyring;
   platform: PlatformSettings;
   runQueue: () => RunQueue;
+  /** Where previews of tenants that require approval save their update plans. */
+  plansDir: string;
   /** How often the event stream looks for new events (ms). */
   eventPollMs?: number;
 }
@@ -147,11 +159,46 @@ async function assertRunnable(deps: RunsRouterDeps, org: Organization, kind: Run
   }
 }
 
-async function requestRun(deps: RunsRouterDeps, principal: Principal, org: Organization, kind: RunKind, queue: boolean) {
+/**
+ * With approval required, a preview saves its update plan and an `up` must name an approved (succeeded) preview of
+ * the same tenant: the platform admin who requests that up approves it, and the engine applies exactly that plan.
+ */
+async function planFor(deps: RunsRouterDeps, principal: Principal, org: Organization, kind: RunKind, planRunId?: string) {
+  const approvalRequired = org.integrationSettings.requireApproval === true;
+  if (kind === "preview" && approvalRequired) return join(deps.plansDir, `${randomUUID()}.json`);
+  if (kind !== "up") return undefined;
+  if (planRunId === undefined) {
+    if (approvalRequired) {
+      throw new ApiError(409, "approval_required", "this tenant requires approval: preview, then request the up with plan_run_id", {
+        fields: [{ field: "plan_run_id", message: "is required: the id of the approved preview run" }],
+      });
+    }
+    return undefined;
+  }
+  requireAdmin(principal);
+  const [preview] = await deps.db.select().from(runs).where(and(eq(runs.id, planRunId), eq(runs.organizationId, org.id)));
+  if (!preview || preview.kind !== "preview" || preview.status !== "succeeded" || !preview.planRef) {
+    throw new ApiError(422, "plan_not_approvable", "plan_run_id must name a succeeded preview of this tenant that saved a plan", {
+      fields: [{ field: "plan_run_id", message: "is not a succeeded preview with a saved plan" }],
+    });
+  }
+  return preview.planRef;
+}
+
+async function requestRun(
+  deps: RunsRouterDeps,
+  principal: Principal,
+  org: Organization,
+  kind: RunKind,
+  { queue = false, planRunId }: { queue?: boolean; planRunId?: string } = {},
+) {
   await assertRunnable(deps, org, kind);
+  const planRef = await planFor(deps, principal, org, kind, planRunId);
   const stackName = stackNameFor(org.slug);
   try {
-    return await deps.runQueue().request({ organizationId: org.id, stackName, kind, actor: principal.actor }, { queueBehindActive: queue });
+    return await deps
+      .runQueue()
+      .request({ organizationId: org.id, stackName, kind, actor: principal.actor, planRef }, { queueBehindActive: queue });
   } catch (error) {
     if (error instanceof RunConflictError) {
       throw new ApiError(409, "run_in_progress", `tenant ${JSON.stringify(org.slug)} already has a queued or running run`, {
@@ -175,13 +222,13 @@ export function runsRouter(deps: RunsRouterDeps) {
   router.openapi(createRunRoute, async (c) => {
     const principal = c.get("principal");
     const org = await loadVisibleOrganization(db, principal, c.req.valid("param").slug);
-    const { kind, queue } = c.req.valid("json");
+    const { kind, queue, plan_run_id: planRunId } = c.req.valid("json");
     if (kind === "destroy") requireAdmin(principal);
-    const runId = await requestRun(deps, principal, org, kind, queue);
+    const runId = await requestRun(deps, principal, org, kind, { queue, planRunId });
     if (kind === "up" && ["not_started", "failed", "connecting"].includes(org.onboardingStatus)) {
       await db.update(organizations).set({ onboardingStatus: "provisioning" }).where(eq(organizations.id, org.id));
     }
-    await recordAudit(db, principal, { action: `run.${kind}`, organizationId: org.id, target: `run:${runId}`, details: { queue } });
+    await recordAudit(db, principal, { action: `run.${kind}`, organizationId: org.id, target: `run:${runId}`, details: { queue, planRunId } });
     return c.json({ run_id: runId, kind, status: "queued" as const, stack_name: stackNameFor(org.slug) }, 202);
   });
 
@@ -190,7 +237,7 @@ export function runsRouter(deps: RunsRouterDeps) {
     requireAdmin(principal);
     const org = await loadVisibleOrganization(db, principal, c.req.valid("param").slug);
     if (org.onboardingStatus === "offboarded") throw new ConflictError(`tenant ${JSON.stringify(org.slug)} was offboarded already`);
-    const runId = await requestRun(deps, principal, org, "destroy", false);
+    const runId = await requestRun(deps, principal, org, "destroy");
     await db.update(organizations).set({ onboardingStatus: "offboarding" }).where(eq(organizations.id, org.id));
     await recordAudit(db, principal, { action: "tenant.offboard", organizationId: org.id, target: `run:${runId}` });
     return c.json({ run_id: runId, kind: "destroy" as const, status: "queued" as const, stack_name: stackNameFor(org.slug) }, 202);

@@ -3,7 +3,8 @@
  * on the run, and start-up recovery of a run whose service process was killed mid-`up`.
  */
 import { spawn } from "node:child_process";
-import { readdir, readFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { asc, eq } from "drizzle-orm";
@@ -29,6 +30,7 @@ let cleanup: () => Promise<void>;
 let automation: AutomationSettings;
 let queue: RunQueue;
 let organizationId: number;
+let currentConfig = config;
 
 async function settled(runId: string) {
   for (let attempt = 0; attempt < 600; attempt++) {
@@ -58,7 +60,7 @@ beforeAll(async () => {
   organizationId = org!.id;
   queue = await startRunQueue(
     database.db,
-    { db: database.db, automation, tenantConfig: async () => config },
+    { db: database.db, automation, tenantConfig: async () => currentConfig },
     { connectionString: database.connectionString, maxConcurrentRuns: 2, work: true },
   );
 });
@@ -136,5 +138,41 @@ describe("stack runs on the queue", () => {
 
     const destroy = await settled(await queue.request({ organizationId, stackName, kind: "destroy", actor: "test" }));
     expect(destroy.status).toBe("succeeded");
+  });
+
+  it("queues a run behind the active one when asked, and runs them one after the other", async () => {
+    const first = await queue.request({ organizationId, stackName, kind: "up", actor: "test" });
+    const second = await queue.request({ organizationId, stackName, kind: "refresh", actor: "test" }, { queueBehindActive: true });
+    const [up, refresh] = [await settled(first), await settled(second)];
+    expect([up.status, refresh.status]).toEqual(["succeeded", "succeeded"]);
+    expect(refresh.startedAt!.getTime()).toBeGreaterThanOrEqual(up.finishedAt!.getTime());
+  });
+
+  it("applies exactly an approved preview's saved plan, and refuses the plan once the desired state changed", async () => {
+    const plansDir = await mkdtemp(path.join(tmpdir(), "mxdr-plans-"));
+    const approvedPlan = path.join(plansDir, "approved.json");
+    currentConfig = { ...config, agentVersion: "4.0.0" };
+    const preview = await settled(await queue.request({ organizationId, stackName, kind: "preview", actor: "test", planRef: approvedPlan }));
+    expect(preview.status).toBe("succeeded");
+    const saved = await readFile(approvedPlan, "utf8");
+    expect(JSON.parse(saved)).toHaveProperty("resourcePlans");
+    expect(saved).not.toContain(config.externalId);
+    expect(saved).not.toContain(config.enrollmentToken);
+
+    const applied = await settled(await queue.request({ organizationId, stackName, kind: "up", actor: "test", planRef: approvedPlan }));
+    expect(applied.error).toBeNull();
+    expect(applied.status).toBe("succeeded");
+    expect(applied.changeSummary).toMatchObject({ update: expect.any(Number) });
+
+    const stalePlan = path.join(plansDir, "stale.json");
+    currentConfig = { ...config, agentVersion: "5.0.0" };
+    expect((await settled(await queue.request({ organizationId, stackName, kind: "preview", actor: "test", planRef: stalePlan }))).status).toBe("succeeded");
+    currentConfig = { ...config, agentVersion: "6.0.0" }; // changed after approval
+    const refused = await settled(await queue.request({ organizationId, stackName, kind: "up", actor: "test", planRef: stalePlan }));
+    expect(refused.status).toBe("failed");
+    expect(JSON.stringify(refused.error)).toMatch(/plan/i);
+
+    currentConfig = config;
+    expect((await settled(await queue.request({ organizationId, stackName, kind: "destroy", actor: "test" }))).status).toBe("succeeded");
   });
 });
