@@ -22,6 +22,7 @@ import { createErrorHandler, errorBody } from "./errors";
 import { idempotency } from "./idempotency";
 import { createRouter } from "./router";
 import { agentsRouter } from "./routes/agents";
+import { deploymentRouter } from "./routes/deployment";
 import { integrationsRouter, unsupportedProviders } from "./routes/integrations";
 import { onboardingRouter } from "./routes/onboarding";
 import { onboardingV2Router } from "./routes/onboarding-v2";
@@ -101,6 +102,7 @@ export function createApp(deps: AppDependencies) {
   tenants.route("/", tokensRouter(db));
   tenants.route("/", runsRouter(services));
   tenants.route("/", onboardingRouter(services));
+  tenants.route("/", deploymentRouter(services));
   unsupportedProviders(db, tenants);
   v1.route("/tenants", tenants);
   app.route("/v1", v1);

@@ -7,6 +7,8 @@ import type { Context, ErrorHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
+import { AgentNotEnrolledError, InvalidEnrollmentTokenError } from "../agents/enrollment";
+import { TenantAwsAccessError, TenantNotDeployedError } from "../deployment/tenant-session";
 
 export interface FieldError {
   /** Dotted path of the bad field, prefixed by where it came from when not the body (`query.limit`, `header.idempotency-key`). */
@@ -105,6 +107,17 @@ export function errorBody(code: string, message: string, fields?: FieldError[], 
 }
 
 /** Hono onError: typed errors keep their status; anything else is logged and answered 500 without details. */
+/** Errors raised by domain modules (below the API) and the answer each deserves. */
+function domainErrorResponse(
+  error: unknown,
+): { status: ContentfulStatusCode; code: string; message: string; extra?: Record<string, unknown> } | undefined {
+  if (error instanceof InvalidEnrollmentTokenError) return { status: 401, code: "invalid_enrollment_token", message: error.message };
+  if (error instanceof AgentNotEnrolledError) return { status: 404, code: "agent_not_enrolled", message: error.message };
+  if (error instanceof TenantNotDeployedError) return { status: 409, code: "tenant_not_deployed", message: error.message };
+  if (error instanceof TenantAwsAccessError) return { status: 502, code: "tenant_aws_unreachable", message: error.message };
+  return undefined;
+}
+
 export function createErrorHandler(log: (message: string) => void = (message) => process.stderr.write(`${message}\n`)): ErrorHandler {
   return (error, c) => {
     if (error instanceof ValidationError) {
@@ -113,6 +126,8 @@ export function createErrorHandler(log: (message: string) => void = (message) =>
     if (error instanceof ApiError) {
       return c.json(errorBody(error.code, error.message, undefined, error.extra), error.status);
     }
+    const domain = domainErrorResponse(error);
+    if (domain) return c.json(errorBody(domain.code, domain.message, undefined, domain.extra), domain.status);
     if (error instanceof SyntaxError && /JSON/i.test(error.message)) {
       return c.json(errorBody("invalid_json", "the request body is not valid JSON"), 400);
     }

@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   await failAbandonedScans(database.db);
 
   let scanQueue: ScanQueue | undefined;
-  const lifecycle = onboardingLifecycle({ db: database.db, automation, scans: () => scanQueue! });
+  const lifecycle = onboardingLifecycle({ db: database.db, keyring, automation, scans: () => scanQueue! });
   const runQueue = await startRunQueue(
     database.db,
     {

@@ -16,10 +16,13 @@ import {
   type OnboardingStatus,
   type Run,
 } from "../db/schema";
+import type { Keyring } from "../db/crypto";
 import type { ScanQueue } from "../discovery/scan-queue";
+import { refreshDeployment } from "./deployment-follow-up";
 
 export interface LifecycleDeps {
   db: DrizzleDatabase;
+  keyring: Keyring;
   automation: AutomationSettings;
   scans: () => ScanQueue;
 }
@@ -55,6 +58,8 @@ export function onboardingLifecycle(deps: LifecycleDeps) {
         .update(organizations)
         .set({ onboardingStatus: "deploying" })
         .where(and(eq(organizations.id, scan.organizationId), eq(organizations.onboardingStatus, "discovering")));
+      // Newly found instances get the agent through the association; read where the rollout stands.
+      await refreshDeployment(db, deps.keyring, scan.organizationId);
     },
   };
 }

@@ -20,7 +20,18 @@ import type { Principal } from "../auth";
 import { ApiError, ConflictError, ForbiddenError, NotFoundError, NotImplementedError } from "../errors";
 import { createRouter } from "../router";
 import { errorResponses } from "../schemas";
+import {
+  currentDeployment,
+  deploymentHealthSchema,
+  deploymentQuerySchema,
+  deploymentSummarySchema,
+  retryDeployment,
+  retryResultSchema,
+  validationSchema,
+} from "./deployment";
 import { assetsQuerySchema, listAssets, presentAsset, requestDiscovery } from "./onboarding";
+import { deploymentHealth } from "../../deployment/summary";
+import { validateTenant } from "../../validation/checks";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -216,6 +227,46 @@ export function onboardingV2Router(deps: OnboardingV2Deps) {
       if (deleted.length === 0) throw new NotFoundError(`no ${provider} integration is configured`);
       await recordAudit(db, principal, { action: `integration.${provider}.delete`, organizationId: org.id, target: `tenant:${org.slug}/integrations/${provider}` });
       return c.json({ provider, status: "removed" }, 200);
+    },
+  );
+
+  router.openapi(
+    createRoute({ ...route("get", "/validation/summary", "Validation checks"), responses: { 200: json(validationSchema, "checks"), ...errorResponses } }),
+    async (c) => {
+      const org = await tokenTenant(db, c.get("principal"));
+      return c.json(await validateTenant(db, org.id), 200);
+    },
+  );
+
+  router.openapi(
+    createRoute({
+      ...route("get", "/deployment/summary", "Agent rollout summary"),
+      request: { query: deploymentQuerySchema },
+      responses: { 200: json(deploymentSummarySchema, "rollout"), ...errorResponses },
+    }),
+    async (c) => {
+      const org = await tokenTenant(db, c.get("principal"));
+      return c.json(await currentDeployment(deps, org.id, c.req.valid("query").refresh === "true"), 200);
+    },
+  );
+
+  router.openapi(
+    createRoute({
+      ...route("post", "/deployment/retry", "Retry the agent install on failed instances"),
+      responses: { 200: json(retryResultSchema, "commands sent"), 409: anyJson("stack not applied"), 502: anyJson("tenant account unreachable"), ...errorResponses },
+    }),
+    async (c) => {
+      const principal = c.get("principal");
+      const org = await tokenTenant(db, principal);
+      return c.json(await retryDeployment(deps, principal, org.id), 200);
+    },
+  );
+
+  router.openapi(
+    createRoute({ ...route("get", "/deployment/health", "Agent health"), responses: { 200: json(deploymentHealthSchema, "agent health"), ...errorResponses } }),
+    async (c) => {
+      const org = await tokenTenant(db, c.get("principal"));
+      return c.json(await deploymentHealth(db, org.id), 200);
     },
   );
 

@@ -5,111 +5,23 @@
  * default mode). At the end the server is stopped with SIGTERM and the database rows are read
  * directly: credentials encrypted, audit rows with actors, no secret in any row or log line.
  */
-import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { asc } from "drizzle-orm";
-import postgres from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { openDatabase } from "../../db/client";
 import { decryptJson } from "../../db/crypto";
 import { auditLog, integrationCredentials } from "../../db/schema";
-import { REPO_ROOT } from "../harness/moto";
+import { createCaller, embeddedPglite, realPostgres, startServer, type Server } from "../harness/server";
 
-const quiet = { onnotice: () => undefined };
 const TEMPLATE_URL = "https://templates.mini-xdr.example.com/bootstrap-role.yaml";
 const PLATFORM_PRINCIPAL = "arn:aws:iam::999999999999:role/MiniXdrPlatform";
 const ACCOUNT = "123456789012";
 const OTHER_ACCOUNT = "210987654321";
 const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/MiniXdrBootstrap`;
 const OTHER_ROLE_ARN = `arn:aws:iam::${OTHER_ACCOUNT}:role/MiniXdrBootstrap`;
-
-interface Backend {
-  name: string;
-  /** DATABASE_URL for the server (undefined: embedded PGlite) and how to drop it afterwards. */
-  prepare(): Promise<{ databaseUrl?: string; cleanup(): Promise<void> }>;
-}
-
-const realPostgres: Backend = {
-  name: "real PostgreSQL",
-  async prepare() {
-    const url = process.env.TEST_DATABASE_URL;
-    if (!url) {
-      throw new Error(
-        "TEST_DATABASE_URL is not set: export TEST_DATABASE_URL=$(bash scripts/postgres.sh) (npm test does this for you)",
-      );
-    }
-    const scratch = `mxdr_e2e_${process.pid}_${randomBytes(3).toString("hex")}`;
-    const admin = postgres(url, { max: 1, ...quiet });
-    await admin.unsafe(`create database "${scratch}"`);
-    const scratchUrl = new URL(url);
-    scratchUrl.pathname = `/${scratch}`;
-    return {
-      databaseUrl: scratchUrl.toString(),
-      async cleanup() {
-        await admin.unsafe(`drop database if exists "${scratch}" with (force)`);
-        await admin.end();
-      },
-    };
-  },
-};
-
-const embeddedPglite: Backend = {
-  name: "embedded PGlite",
-  async prepare() {
-    return { databaseUrl: undefined, async cleanup() {} };
-  },
-};
-
-interface Server {
-  baseUrl: string;
-  child: ChildProcess;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
-
-async function startServer(env: Record<string, string | undefined>): Promise<Server> {
-  const childEnv: NodeJS.ProcessEnv = { ...process.env };
-  // The server reads DATABASE_URL and friends; never inherit them from the test runner's shell.
-  for (const key of ["DATABASE_URL", "ADMIN_TOKEN", "CREDENTIALS_ENCRYPTION_KEY", "PORT", "HOST", "DATA_DIR"]) delete childEnv[key];
-  for (const [key, value] of Object.entries(env)) if (value !== undefined) childEnv[key] = value;
-  const child = spawn(process.execPath, ["--import", "tsx", "api/server.ts"], {
-    cwd: REPO_ROOT,
-    env: childEnv,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let out = "";
-  let err = "";
-  child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr!.on("data", (chunk: Buffer) => (err += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  const baseUrl = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start in 120 s; stderr:\n${err}`)), 120_000);
-    const check = () => {
-      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]!);
-      }
-    };
-    child.stdout!.on("data", check);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited (${code}) before listening; stderr:\n${err}`));
-    });
-  });
-  return { baseUrl, child, stdout: () => out, stderr: () => err, exited };
-}
-
-interface Call {
-  status: number;
-  headers: Headers;
-  body: any;
-  text: string;
-}
 
 describe.each([realPostgres, embeddedPglite])("API on $name", (backend) => {
   const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
@@ -164,24 +76,7 @@ describe.each([realPostgres, embeddedPglite])("API on $name", (backend) => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  async function call(method: string, path: string, options: { token?: string | null; body?: unknown; raw?: string; headers?: Record<string, string> } = {}): Promise<Call> {
-    const token = options.token === undefined ? adminToken : options.token;
-    const headers: Record<string, string> = { ...(options.headers ?? {}) };
-    if (token) headers.authorization = `Bearer ${token}`;
-    let body: string | undefined = options.raw;
-    if (options.body !== undefined) body = JSON.stringify(options.body);
-    if (body !== undefined) headers["content-type"] ??= "application/json";
-    const response = await fetch(`${server!.baseUrl}${path}`, { method, headers, body });
-    const text = await response.text();
-    responses.push(text);
-    let parsed: unknown = undefined;
-    try {
-      parsed = text ? JSON.parse(text) : undefined;
-    } catch {
-      parsed = text;
-    }
-    return { status: response.status, headers: response.headers, body: parsed, text };
-  }
+  const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken, responses });
 
   it("answers /healthz, /openapi.json and /docs without a token", async () => {
     expect((await call("GET", "/healthz", { token: null })).body).toEqual({ status: "ok" });

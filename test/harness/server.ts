@@ -1,0 +1,513 @@
+/**
+ * The service as a separate process, for end-to-end tests and benchmarks: api/server.ts started with
+ * `node --import tsx` on a free port of 127.0.0.1 (PORT=0; the URL is read from its one stdout line), the two
+ * database back ends it can run on (a scratch database on the real PostgreSQL server of TEST_DATABASE_URL, or
+ * embedded PGlite), a JSON `call()` helper that records every response body, a server-sent-events reader, a
+ * temporary Pulumi project/state for the service's stack runs, the customer's bootstrap role in moto, and a
+ * loopback pass-through proxy in front of moto whose latency can be switched on (to make an `up` slow enough to
+ * interrupt).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import http from "node:http";
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { CreateRoleCommand, EntityAlreadyExistsException, IAMClient } from "@aws-sdk/client-iam";
+import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
+import postgres from "postgres";
+import { PROJECT_NAME } from "../../automation";
+import { REPO_ROOT } from "./moto";
+
+const quiet = { onnotice: () => undefined };
+
+// ---------------------------------------------------------------------------------------------------------------
+// Database back ends
+
+export interface ServerBackend {
+  name: string;
+  /** DATABASE_URL for the server (undefined: embedded PGlite) and how to drop it afterwards. */
+  prepare(): Promise<{ databaseUrl?: string; cleanup(): Promise<void> }>;
+}
+
+/** A scratch database on the PostgreSQL server of TEST_DATABASE_URL, dropped by cleanup(). */
+export async function scratchDatabase(prefix = "mxdr_e2e"): Promise<{ databaseUrl: string; cleanup(): Promise<void> }> {
+  const url = process.env.TEST_DATABASE_URL;
+  if (!url) {
+    throw new Error(
+      "TEST_DATABASE_URL is not set: export TEST_DATABASE_URL=$(bash scripts/postgres.sh start) (npm test does this for you)",
+    );
+  }
+  const scratch = `${prefix}_${process.pid}_${randomBytes(3).toString("hex")}`;
+  const admin = postgres(url, { max: 1, ...quiet });
+  await admin.unsafe(`create database "${scratch}"`);
+  const scratchUrl = new URL(url);
+  scratchUrl.pathname = `/${scratch}`;
+  return {
+    databaseUrl: scratchUrl.toString(),
+    async cleanup() {
+      await admin.unsafe(`drop database if exists "${scratch}" with (force)`);
+      await admin.end();
+    },
+  };
+}
+
+export const realPostgres: ServerBackend = {
+  name: "real PostgreSQL",
+  prepare: () => scratchDatabase(),
+};
+
+export const embeddedPglite: ServerBackend = {
+  name: "embedded PGlite",
+  async prepare() {
+    return { databaseUrl: undefined, async cleanup() {} };
+  },
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// The server process
+
+export interface Server {
+  baseUrl: string;
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Variables the server reads that must never leak in from the shell running the tests. */
+const SERVER_VARIABLES = [
+  "DATABASE_URL",
+  "ADMIN_TOKEN",
+  "CREDENTIALS_ENCRYPTION_KEY",
+  "PORT",
+  "HOST",
+  "DATA_DIR",
+  "PLATFORM_PRINCIPAL_ARN",
+  "BOOTSTRAP_TEMPLATE_URL",
+  "BODY_LIMIT_BYTES",
+  "PULUMI_BACKEND_URL",
+  "PULUMI_SECRETS_PROVIDER",
+  "PULUMI_PROJECT_DIR",
+  "MAX_CONCURRENT_RUNS",
+  "RUN_WORKER",
+  "AGENT_VERSION",
+  "DISCOVERY_SCHEDULE",
+];
+
+/** Starts api/server.ts; resolves once it printed `listening on http://127.0.0.1:N`, rejects if it exits first. */
+export async function startServer(env: Record<string, string | undefined>, { timeoutMs = 120_000 } = {}): Promise<Server> {
+  const childEnv: NodeJS.ProcessEnv = { ...process.env };
+  for (const key of SERVER_VARIABLES) delete childEnv[key];
+  for (const [key, value] of Object.entries(env)) if (value !== undefined) childEnv[key] = value;
+  const child = spawn(process.execPath, ["--import", "tsx", "api/server.ts"], {
+    cwd: REPO_ROOT,
+    env: childEnv,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr!.on("data", (chunk: Buffer) => (err += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const baseUrl = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start in ${timeoutMs / 1000} s; stderr:\n${err}`)), timeoutMs);
+    const check = () => {
+      const match = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(out);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]!);
+      }
+    };
+    child.stdout!.on("data", check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited (${code}) before listening; stderr:\n${err}`));
+    });
+  });
+  return { baseUrl, child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** SIGTERM (clean shutdown, resolves to the exit code) or SIGKILL (a crash); a no-op when it already exited. */
+export async function stopServer(server: Server | undefined, signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
+  if (!server) return null;
+  if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill(signal);
+  return server.exited;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// HTTP
+
+export interface Call {
+  status: number;
+  headers: Headers;
+  body: any;
+  text: string;
+}
+
+export interface CallOptions {
+  /** Bearer token; null: none; undefined: the client's default token. */
+  token?: string | null;
+  body?: unknown;
+  /** A raw request body (sent as application/json unless a content-type header says otherwise). */
+  raw?: string;
+  headers?: Record<string, string>;
+}
+
+export type CallFn = (method: string, path: string, options?: CallOptions) => Promise<Call>;
+
+/**
+ * A JSON fetch helper bound to a server: parses the answer (text kept), and pushes every response body onto
+ * `responses` (to prove later that no secret ever left the server).
+ */
+export function createCaller(target: { baseUrl: () => string; defaultToken?: () => string | undefined; responses?: string[] }): CallFn {
+  return async (method, path, options = {}) => {
+    const token = options.token === undefined ? target.defaultToken?.() : options.token;
+    const headers: Record<string, string> = { ...(options.headers ?? {}) };
+    if (token) headers.authorization = `Bearer ${token}`;
+    let body: string | undefined = options.raw;
+    if (options.body !== undefined) body = JSON.stringify(options.body);
+    if (body !== undefined) headers["content-type"] ??= "application/json";
+    const response = await fetch(`${target.baseUrl()}${path}`, { method, headers, body });
+    const text = await response.text();
+    target.responses?.push(text);
+    let parsed: unknown = undefined;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = text;
+    }
+    return { status: response.status, headers: response.headers, body: parsed, text };
+  };
+}
+
+export interface ServerSentEvent {
+  id?: string;
+  event: string;
+  data: string;
+}
+
+/**
+ * Reads a server-sent-events stream until an event named `until` (or the stream's end), returning the events in
+ * order and the raw text. Rejects on a non-200 answer or after timeoutMs.
+ */
+export async function readEventStream(
+  url: string,
+  { token, until = "end", timeoutMs = 240_000, headers = {} }: { token?: string; until?: string; timeoutMs?: number; headers?: Record<string, string> } = {},
+): Promise<{ status: number; contentType: string | null; events: ServerSentEvent[]; text: string }> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error(`no "${until}" event within ${timeoutMs / 1000} s from ${url}`)), timeoutMs);
+  try {
+    const response = await fetch(url, {
+      headers: { accept: "text/event-stream", ...headers, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      signal: controller.signal,
+    });
+    const contentType = response.headers.get("content-type");
+    if (response.status !== 200 || !response.body) {
+      return { status: response.status, contentType, events: [], text: await response.text() };
+    }
+    const decoder = new TextDecoder();
+    const events: ServerSentEvent[] = [];
+    let text = "";
+    let buffer = "";
+    const reader = response.body.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      const chunk = decoder.decode(value, { stream: true });
+      text += chunk;
+      buffer += chunk.replace(/\r\n/g, "\n");
+      let boundary: number;
+      while ((boundary = buffer.indexOf("\n\n")) >= 0) {
+        const frame = buffer.slice(0, boundary);
+        buffer = buffer.slice(boundary + 2);
+        const event: ServerSentEvent = { event: "message", data: "" };
+        const data: string[] = [];
+        for (const line of frame.split("\n")) {
+          if (line.startsWith(":") || line === "") continue;
+          const colon = line.indexOf(":");
+          const field = colon < 0 ? line : line.slice(0, colon);
+          const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+          if (field === "event") event.event = value;
+          else if (field === "data") data.push(value);
+          else if (field === "id") event.id = value;
+        }
+        event.data = data.join("\n");
+        if (data.length === 0 && event.id === undefined && event.event === "message") continue;
+        events.push(event);
+        if (event.event === until) {
+          await reader.cancel().catch(() => undefined);
+          return { status: response.status, contentType, events, text };
+        }
+      }
+    }
+    return { status: response.status, contentType, events, text };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Pulumi project and state for the service's stack runs
+
+export interface ServiceWorkspace {
+  root: string;
+  /** PULUMI_PROJECT_DIR: Pulumi.yaml (the repo's project name, `main` pointing at the repo's programs/tenant) and stacks/. */
+  projectDir: string;
+  /** PULUMI_BACKEND_URL (file://). */
+  backendUrl: string;
+  /** DATA_DIR. */
+  dataDir: string;
+  passphrase: string;
+  /** Environment for `pulumi` CLI commands against this project's state (export, up, ...). */
+  cliEnv(): NodeJS.ProcessEnv;
+  /** The service's environment for this workspace (merge with the rest). */
+  serverEnv(): Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
+/**
+ * A temp project dir like the repo's (same project name, runtime options and stackConfigDir; `main` is the repo's
+ * programs/tenant, reached through symlinks so that the Node.js language host resolves `tsx` and the packages from
+ * the repo's node_modules), a file state backend and a data dir. The service's runs use the inline program and only
+ * need the project name and stackConfigDir; `pulumi up` with the CLI in this dir runs the same program.
+ */
+export async function temporaryServiceWorkspace(passphrase = `pp-${randomBytes(24).toString("base64url")}`): Promise<ServiceWorkspace> {
+  const root = await mkdtemp(join(tmpdir(), "mxdr-service-"));
+  const projectDir = join(root, "project");
+  const dataDir = join(root, "data");
+  const stateDir = join(root, "state");
+  await mkdir(join(projectDir, "stacks"), { recursive: true });
+  await mkdir(dataDir, { recursive: true });
+  await mkdir(stateDir, { recursive: true });
+  await mkdir(join(projectDir, "programs"), { recursive: true });
+  await symlink(join(REPO_ROOT, "programs", "tenant"), join(projectDir, "programs", "tenant"), "dir");
+  await symlink(join(REPO_ROOT, "node_modules"), join(projectDir, "node_modules"), "dir");
+  await writeFile(join(projectDir, "package.json"), await readFile(join(REPO_ROOT, "package.json"), "utf8"));
+  await writeFile(
+    join(projectDir, "Pulumi.yaml"),
+    [
+      `name: ${PROJECT_NAME}`,
+      "description: Mini-XDR tenant onboarding (test project; the program is the repo's programs/tenant)",
+      "runtime:",
+      "  name: nodejs",
+      "  options:",
+      "    typescript: false",
+      '    nodeargs: "--import=tsx"',
+      "main: programs/tenant",
+      "stackConfigDir: stacks",
+      "",
+    ].join("\n"),
+  );
+  const backendUrl = `file://${stateDir}`;
+  return {
+    root,
+    projectDir,
+    backendUrl,
+    dataDir,
+    passphrase,
+    cliEnv: () => ({
+      ...process.env,
+      PULUMI_BACKEND_URL: backendUrl,
+      PULUMI_CONFIG_PASSPHRASE: passphrase,
+      PULUMI_HOME: join(dataDir, "pulumi-home"),
+      PULUMI_SKIP_UPDATE_CHECK: "true",
+      PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+      NO_COLOR: "1",
+    }),
+    serverEnv: () => ({
+      DATA_DIR: dataDir,
+      PULUMI_PROJECT_DIR: projectDir,
+      PULUMI_BACKEND_URL: backendUrl,
+      PULUMI_SECRETS_PROVIDER: "passphrase",
+      PULUMI_CONFIG_PASSPHRASE: passphrase,
+    }),
+    cleanup: () => rm(root, { recursive: true, force: true }),
+  };
+}
+
+/** Runs the repo's pinned `pulumi` CLI (.tools/bin) with the given environment; never throws on a non-zero exit. */
+export async function pulumiCli(
+  args: string[],
+  { cwd, env }: { cwd: string; env: NodeJS.ProcessEnv },
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const bin = join(REPO_ROOT, ".tools", "bin", "pulumi");
+  const child = spawn(bin, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("exit", (exitCode) => resolve(exitCode));
+  });
+  return { code, stdout, stderr };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The customer's AWS account in moto
+
+/** Credentials acting in `accountId` on moto (moto maps assumed-role credentials to the role's account). */
+async function accountCredentials(accountId: string) {
+  const sts = new STSClient({ region: "us-east-1" });
+  try {
+    const assumed = await sts.send(
+      new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${accountId}:role/OrganizationAccountAccessRole`, RoleSessionName: "mini-xdr-test-setup" }),
+    );
+    return {
+      accessKeyId: assumed.Credentials!.AccessKeyId!,
+      secretAccessKey: assumed.Credentials!.SecretAccessKey!,
+      sessionToken: assumed.Credentials!.SessionToken!,
+    };
+  } finally {
+    sts.destroy();
+  }
+}
+
+/** The platform identity the service runs as on moto (its default credentials: moto's default account). */
+export async function platformIdentityArn(): Promise<string> {
+  const sts = new STSClient({ region: "us-east-1" });
+  try {
+    return (await sts.send(new GetCallerIdentityCommand({}))).Arn!;
+  } finally {
+    sts.destroy();
+  }
+}
+
+/**
+ * Creates the customer's bootstrap role in moto (what the customer's CloudFormation quick-create stack would do): it
+ * trusts the platform's account with an `sts:ExternalId` condition. Idempotent. Returns the role ARN.
+ */
+export async function createBootstrapRole({
+  accountId,
+  roleName,
+  externalId,
+  trustedAccountId = "123456789012",
+}: {
+  accountId: string;
+  roleName: string;
+  externalId: string;
+  trustedAccountId?: string;
+}): Promise<string> {
+  const iam = new IAMClient({ region: "us-east-1", credentials: await accountCredentials(accountId) });
+  try {
+    await iam.send(
+      new CreateRoleCommand({
+        RoleName: roleName,
+        AssumeRolePolicyDocument: JSON.stringify({
+          Version: "2012-10-17",
+          Statement: [
+            {
+              Effect: "Allow",
+              Principal: { AWS: `arn:aws:iam::${trustedAccountId}:root` },
+              Action: "sts:AssumeRole",
+              Condition: { StringEquals: { "sts:ExternalId": externalId } },
+            },
+          ],
+        }),
+        Tags: [{ Key: "mini-xdr:purpose", Value: "bootstrap" }],
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof EntityAlreadyExistsException)) throw error;
+  } finally {
+    iam.destroy();
+  }
+  return `arn:aws:iam::${accountId}:role/${roleName}`;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// A pass-through proxy in front of moto with switchable latency
+
+export interface LatencyProxy {
+  url: string;
+  /** Milliseconds added before each request is forwarded (0: none). */
+  delayMs: number;
+  requests: number;
+  close(): Promise<void>;
+}
+
+/** Forwards every request to `target` (moto) on loopback, after `proxy.delayMs`. */
+export async function startLatencyProxy(target: string): Promise<LatencyProxy> {
+  const upstream = new URL(target);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const state = { delayMs: 0, requests: 0 };
+  const server = http.createServer((req, res) => {
+    state.requests++;
+    const forward = () => {
+      const outbound = http.request(
+        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      outbound.on("error", (error) => {
+        if (!res.headersSent) res.writeHead(502);
+        res.end(String(error));
+      });
+      req.pipe(outbound);
+    };
+    if (state.delayMs > 0) setTimeout(forward, state.delayMs);
+    else forward();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get delayMs() {
+      return state.delayMs;
+    },
+    set delayMs(value: number) {
+      state.delayMs = value;
+    },
+    get requests() {
+      return state.requests;
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        agent.destroy();
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Process figures
+
+/** VmHWM (peak resident set, KiB) and VmRSS of a live process, from /proc; undefined when it is gone. */
+export async function processMemory(pid: number): Promise<{ hwmKiB: number; rssKiB: number } | undefined> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, "utf8");
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0);
+    return { hwmKiB: field("VmHWM"), rssKiB: field("VmRSS") };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every live descendant of `pid` (children, grandchildren, ...), from /proc. */
+export async function descendantsOf(pid: number): Promise<number[]> {
+  const parents = new Map<number, number[]>();
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    // pid (comm) state ppid ...: comm may hold spaces and parentheses, so read after the last ')'.
+    const after = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ppid = Number(after[1]);
+    if (!Number.isInteger(ppid)) continue;
+    const list = parents.get(ppid) ?? [];
+    list.push(Number(entry));
+    parents.set(ppid, list);
+  }
+  const found: number[] = [];
+  const queue = [pid];
+  while (queue.length > 0) {
+    for (const child of parents.get(queue.shift()!) ?? []) {
+      found.push(child);
+      queue.push(child);
+    }
+  }
+  return found;
+}
