@@ -20,7 +20,7 @@ const enrollSchema = z
   .strictObject({
     enrollment_token: enrollmentToken,
     instance_id: instanceId,
-    hostname: z.string().min(1).max(253).regex(/^[A-Za-z0-9._-]+$/, "must be a host name"),
+    hostname: z.string().regex(/^[A-Za-z0-9._-]{1,253}$/, "must be a host name (letters, digits, dots, dashes)"),
     agent_version: agentVersion,
   })
   .openapi("AgentEnrollment");

@@ -10,36 +10,23 @@
  *
  * Runs over both database back ends (real PostgreSQL from TEST_DATABASE_URL and embedded PGlite).
  */
-import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import {
-  CreateSubnetCommand,
-  CreateVpcCommand,
-  DescribeImagesCommand,
-  EC2Client,
-  RunInstancesCommand,
-  TerminateInstancesCommand,
-} from "@aws-sdk/client-ec2";
-import { CreateDBInstanceCommand, RDSClient } from "@aws-sdk/client-rds";
+import { EC2Client, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { STSClient, type STSClientConfig } from "@aws-sdk/client-sts";
 import { and, eq } from "drizzle-orm";
-import postgres from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { openDatabase, type Database } from "../../db/client";
+import { type Database } from "../../db/client";
 import { cloudAssets, organizations } from "../../db/schema";
 import { assumeRoleCredentials, type CredentialsProvider } from "../../discovery/credentials";
 import { discoverTenant } from "../../discovery/discover";
 import { embeddedPglite, realPostgres } from "../harness/databases";
 import { freePort, resetMoto } from "../harness/moto";
 import { miniCorp } from "../fixtures/tenant-config";
+import { amiIds, seedMiniCorp } from "../harness/mini-corp-estate";
 
 const ACCOUNT = miniCorp.organization.aws_account_id;
 const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/MiniXdrAccess-mini-corp`;
 const EXTERNAL_ID = "mxdr-ext-4f1c2b7e9a0d4c1b8e6f";
 const HOME = miniCorp.organization.home_region;
-const quiet = { onnotice: () => undefined };
 
 function endpoint(): string {
   const url = process.env.AWS_ENDPOINT_URL;
@@ -49,60 +36,6 @@ function endpoint(): string {
 
 function tenantCredentials(): CredentialsProvider {
   return assumeRoleCredentials({ roleArn: ROLE_ARN, externalId: EXTERNAL_ID, sessionName: "mini-xdr-test-seed" });
-}
-
-async function amiIds(ec2: EC2Client): Promise<{ windows: string; linux: string }> {
-  const windows = await ec2.send(new DescribeImagesCommand({ Filters: [{ Name: "platform", Values: ["windows"] }] }));
-  const all = await ec2.send(new DescribeImagesCommand({ Owners: ["amazon"] }));
-  const win = windows.Images?.[0]?.ImageId;
-  const linux = all.Images?.find((image) => !image.Platform && image.ImageId)?.ImageId;
-  if (!win || !linux) throw new Error("moto has no default Windows/Linux AMIs (MOTO_EC2_LOAD_DEFAULT_AMIS off?)");
-  return { windows: win, linux };
-}
-
-/** Seeds the Mini Corp estate in the tenant account; returns instance ids by fixture name. */
-async function seedMiniCorp(credentials: CredentialsProvider): Promise<Map<string, string>> {
-  const ec2 = new EC2Client({ region: HOME, credentials });
-  const rds = new RDSClient({ region: HOME, credentials });
-  try {
-    const amis = await amiIds(ec2);
-    const vpc = await ec2.send(new CreateVpcCommand({ CidrBlock: "10.100.0.0/16" }));
-    const subnet = await ec2.send(new CreateSubnetCommand({ VpcId: vpc.Vpc!.VpcId!, CidrBlock: "10.100.0.0/16" }));
-    const ids = new Map<string, string>();
-    for (const instance of miniCorp.instances) {
-      const launched = await ec2.send(
-        new RunInstancesCommand({
-          ImageId: instance.platform === "windows" ? amis.windows : amis.linux,
-          InstanceType: instance.instance_type as never,
-          MinCount: 1,
-          MaxCount: 1,
-          SubnetId: subnet.Subnet!.SubnetId!,
-          PrivateIpAddress: instance.private_ip,
-          TagSpecifications: [
-            { ResourceType: "instance", Tags: Object.entries(instance.tags).map(([Key, Value]) => ({ Key, Value })) },
-          ],
-        }),
-      );
-      ids.set(instance.name, launched.Instances![0]!.InstanceId!);
-    }
-    for (const db of miniCorp.databases) {
-      await rds.send(
-        new CreateDBInstanceCommand({
-          DBInstanceIdentifier: db.identifier,
-          Engine: db.engine,
-          EngineVersion: db.engine_version,
-          DBInstanceClass: db.instance_class,
-          AllocatedStorage: 20,
-          MasterUsername: "minicorp",
-          MasterUserPassword: "not-a-real-password-1",
-        }),
-      );
-    }
-    return ids;
-  } finally {
-    ec2.destroy();
-    rds.destroy();
-  }
 }
 
 /** An instance in moto's default account (the service's own identity): discovery must never see it. */

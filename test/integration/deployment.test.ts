@@ -1,0 +1,374 @@
+/**
+ * From a discovered estate to every validation check green, against the moto server seeded with the Mini Corp
+ * fixture (7 instances, 1 database) in the tenant's account, on real PostgreSQL, through the HTTP app:
+ * discovery after `up` reads the rollout from SSM with the tenant's own role, a retry re-runs the agent document
+ * on the failed instances only (highest priority first) and records the command, agents enroll and send
+ * heartbeats with the tenant's enrollment token, and validation, progress and the onboarding status follow.
+ *
+ * moto has no DescribeInstanceInformation and no DescribeInstanceAssociationsStatus: those two calls are answered
+ * by the narrow stand-in of test/harness/ssm-standin.ts (set as the SSM endpoint with the SDK's standard
+ * AWS_ENDPOINT_URL_SSM), which forwards every other SSM call (SendCommand, GetCommandInvocation, documents) to moto.
+ */
+import { randomBytes } from "node:crypto";
+import { CreateDocumentCommand, ListCommandsCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { and, eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rotateEnrollmentToken, activeEnrollmentToken } from "../../agents/enrollment-tokens";
+import { createApp } from "../../api/app";
+import type { Database } from "../../db/client";
+import { createKeyring, encryptJson, generateToken, hashToken } from "../../db/crypto";
+import {
+  agentCommands,
+  agents,
+  apiTokens,
+  auditLog,
+  cloudAssets,
+  discoveryScans,
+  integrationCredentials,
+  organizations,
+  runs,
+} from "../../db/schema";
+import { assumeRoleCredentials } from "../../discovery/credentials";
+import { executeScan } from "../../discovery/scan-runner";
+import { buildAgentInstallDocument } from "../../programs/tenant/agent-document";
+import { AWS_CREDENTIAL_TYPE, awsCredentialContext } from "../../service/aws-credential";
+import { onboardingLifecycle } from "../../service/onboarding-lifecycle";
+import { miniCorp } from "../fixtures/tenant-config";
+import { realPostgres } from "../harness/databases";
+import { seedMiniCorp } from "../harness/mini-corp-estate";
+import { resetMoto } from "../harness/moto";
+import { startSsmStandIn, type ManagedInstance, type SsmStandIn } from "../harness/ssm-standin";
+
+const SLUG = miniCorp.organization.slug;
+const ACCOUNT = miniCorp.organization.aws_account_id;
+const HOME = miniCorp.organization.home_region;
+const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/MiniXdrAccess-${SLUG}`;
+const EXTERNAL_ID = `mxdr-ext-${randomBytes(12).toString("hex")}`;
+const DOCUMENT = `MiniXdr-InstallAgent-${SLUG}`;
+const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
+
+/** Dependencies the routes under test never touch: any use fails the test loudly. */
+function unused<T extends object>(name: string): T {
+  return new Proxy({} as T, {
+    get: (_target, property) => {
+      if (property === "then") return undefined;
+      throw new Error(`${name}.${String(property)} is not part of this test`);
+    },
+  });
+}
+
+let database: Database;
+let cleanup: () => Promise<void>;
+let standIn: SsmStandIn;
+let app: ReturnType<typeof createApp>;
+let organizationId: number;
+let tenantToken: string;
+let enrollmentToken: string;
+let ids: Map<string, string>;
+const savedSsmEndpoint = process.env.AWS_ENDPOINT_URL_SSM;
+
+const idOf = (name: string) => ids.get(name)!;
+
+async function call(method: string, path: string, body?: unknown, token: string | null = tenantToken) {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (token) headers.authorization = `Bearer ${token}`;
+  const response = await app.request(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  return { status: response.status, body: (await response.json()) as any };
+}
+
+const managed = (name: string, association?: Omit<NonNullable<ManagedInstance["association"]>, "documentName" | "executedAt">): ManagedInstance => {
+  const instance = miniCorp.instances.find((candidate) => candidate.name === name)!;
+  return {
+    instanceId: idOf(name),
+    platformType: instance.platform === "windows" ? "Windows" : "Linux",
+    ...(association ? { association: { documentName: DOCUMENT, executedAt: new Date(Date.now() - 60_000), ...association } } : {}),
+  };
+};
+
+async function assetsByName() {
+  const rows = await database.db.select().from(cloudAssets).where(eq(cloudAssets.organizationId, organizationId));
+  return new Map(rows.map((row) => [row.tags.Name ?? row.assetId, row]));
+}
+
+beforeAll(async () => {
+  const motoEndpoint = process.env.AWS_ENDPOINT_URL!;
+  await resetMoto(motoEndpoint);
+  standIn = await startSsmStandIn(motoEndpoint);
+  process.env.AWS_ENDPOINT_URL_SSM = standIn.endpoint;
+  ({ database, cleanup } = await realPostgres.open());
+  const { db } = database;
+
+  const tenantSession = assumeRoleCredentials({ roleArn: ROLE_ARN, externalId: EXTERNAL_ID, sessionName: "mini-xdr-test-seed" });
+  ids = await seedMiniCorp(tenantSession);
+  // What the tenant stack's `up` creates and discovery and retries use: the agent install document.
+  const ssm = new SSMClient({ region: HOME, credentials: tenantSession });
+  await ssm.send(
+    new CreateDocumentCommand({
+      Name: DOCUMENT,
+      DocumentType: "Command",
+      DocumentFormat: "JSON",
+      Content: JSON.stringify(
+        buildAgentInstallDocument({ parameterName: `/mini-xdr/${SLUG}/agent-config`, agentPublicBaseUrl: "https://agents.mini-xdr.example.com", agentVersion: "1.0.0" }),
+      ),
+    }),
+  );
+  ssm.destroy();
+
+  const [org] = await db
+    .insert(organizations)
+    .values({
+      slug: SLUG,
+      name: miniCorp.organization.name,
+      awsAccountId: ACCOUNT,
+      onboardingStatus: "discovering",
+      integrationSettings: { homeRegion: HOME, regions: [HOME], agentPublicBaseUrl: miniCorp.organization.agent_public_base_url },
+    })
+    .returning();
+  organizationId = org!.id;
+  const sealed = encryptJson({ bootstrapRoleArn: `arn:aws:iam::${ACCOUNT}:role/MiniXdrBootstrap`, externalId: EXTERNAL_ID }, awsCredentialContext(organizationId), keyring);
+  await db.insert(integrationCredentials).values({
+    organizationId,
+    provider: "aws",
+    credentialType: AWS_CREDENTIAL_TYPE,
+    credentialData: sealed.envelope,
+    encryptionKeyId: sealed.keyId,
+    status: "active",
+  });
+  // The outcome of the tenant's `up` (test/integration/run-queue.test.ts and the e2e suite run the real one).
+  await db.insert(runs).values({
+    organizationId,
+    stackName: `tenant-${SLUG}`,
+    kind: "up",
+    actor: "test",
+    status: "succeeded",
+    startedAt: new Date(),
+    finishedAt: new Date(),
+    outputs: { roleArn: ROLE_ARN, documentName: DOCUMENT, parameterName: `/mini-xdr/${SLUG}/agent-config` },
+  });
+  enrollmentToken = await activeEnrollmentToken(db, keyring, organizationId);
+  tenantToken = generateToken("mxdr-tenant");
+  await db.insert(apiTokens).values({ tokenHash: hashToken(tenantToken), scope: "tenant", organizationId, name: "mini-corp admin" });
+
+  app = createApp({
+    database,
+    keyring,
+    platform: { agentVersion: "1.0.0" },
+    plansDir: "/nonexistent",
+    verifyBootstrapRole: unused("verifyBootstrapRole"),
+    runQueue: unused("runQueue"),
+    scanQueue: unused("scanQueue"),
+    log: (message) => {
+      throw new Error(`unexpected server error: ${message}`);
+    },
+  });
+});
+
+afterAll(async () => {
+  if (savedSsmEndpoint === undefined) delete process.env.AWS_ENDPOINT_URL_SSM;
+  else process.env.AWS_ENDPOINT_URL_SSM = savedSsmEndpoint;
+  await standIn?.stop();
+  await cleanup?.();
+});
+
+describe("agent rollout of the Mini Corp tenant", () => {
+  it("after discovery, reads each instance's rollout from SSM with the tenant's role and explains every status", async () => {
+    standIn.setInstances([
+      managed("DC-01", { status: "Success" }),
+      managed("DB-01", { status: "Success" }),
+      managed("WEB-01", { status: "Success" }),
+      managed("WK-01", { status: "Success" }),
+      managed("FS-01", { status: "Failed", detailedStatus: "Failed", errorCode: "1" }),
+      managed("WK-02", { status: "Failed", detailedStatus: "TimedOut" }),
+      // HP-01 is not an SSM managed instance (yet).
+    ]);
+    const lifecycle = onboardingLifecycle({ db: database.db, keyring, automation: unused("automation"), scans: unused("scans") });
+    const [scan] = await database.db.insert(discoveryScans).values({ organizationId, trigger: "after_up", actor: "system:after-up" }).returning();
+    await executeScan({ db: database.db, keyring, onScanFinished: lifecycle.onScanFinished, log: (m) => expect.fail(m) }, scan!.id);
+
+    const [finished] = await database.db.select().from(discoveryScans).where(eq(discoveryScans.id, scan!.id));
+    expect(finished).toMatchObject({ status: "succeeded", assetsFound: 8 });
+    const [org] = await database.db.select().from(organizations).where(eq(organizations.id, organizationId));
+    expect(org!.onboardingStatus).toBe("deploying");
+
+    const { status, body } = await call("GET", `/v1/tenants/${SLUG}/deployment?refresh=false`);
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ targeted: 7, installed: 4, failed: 2, pending: 1, not_compatible: 1, not_targeted: 0, checked_in: 0, refreshed: false });
+    const byName = new Map<string, any>(body.instances.map((instance: any) => [instance.name ?? instance.asset_id, instance]));
+    expect(byName.get("FS-01")).toMatchObject({ agent_status: "failed", priority: "high", targeted: true });
+    expect(byName.get("FS-01").reason).toContain("1");
+    expect(byName.get("WK-02").reason).toContain("TimedOut");
+    expect(byName.get("HP-01")).toMatchObject({ agent_status: "pending" });
+    expect(byName.get("HP-01").reason).toMatch(/not an SSM managed instance/);
+    expect(byName.get("DC-01")).toMatchObject({ agent_status: "installed", priority: "critical", platform: "windows" });
+    expect(body.instances.find((instance: any) => instance.asset_type === "rds")).toMatchObject({ targeted: false, agent_status: "not_applicable" });
+    // Highest priority first.
+    expect(body.instances.slice(0, 3).map((instance: any) => instance.priority)).toEqual(["critical", "critical", "critical"]);
+
+    const emulated = standIn.calls.filter((c) => c.emulated);
+    expect(emulated.map((c) => c.action)).toContain("DescribeInstanceInformation");
+    expect(emulated.filter((c) => c.action === "DescribeInstanceAssociationsStatus")).toHaveLength(6);
+    // Every SSM call was signed with the tenant's assumed-role session, never the service's own key ("testing").
+    expect(standIn.calls.filter((c) => c.accessKeyId === "testing")).toEqual([]);
+    expect(new Set(standIn.calls.map((c) => c.accessKeyId)).size).toBeGreaterThanOrEqual(1);
+
+    const validation = await call("GET", `/v1/tenants/${SLUG}/validation`);
+    expect(validation.body.checks).toEqual([
+      { name: "integration_healthy", status: "passed" },
+      { name: "assets_discovered", status: "passed" },
+      { name: "agents_targeted", status: "passed" },
+      { name: "agents_installed", status: "failed", reason: "the install failed on 2 of 7 targeted instances: FS-01, WK-02" },
+      { name: "agents_checked_in", status: "failed", reason: expect.stringMatching(/^7 of 7 targeted instances have not checked in/) },
+    ]);
+  });
+
+  it("retry re-runs the agent document on the failed instances only, highest priority first, and records the command", async () => {
+    const { status, body } = await call("POST", `/v1/tenants/${SLUG}/deployment/retry`);
+    expect(status).toBe(200);
+    expect(body.retried).toBe(2);
+    expect(body.commands).toEqual([{ command_id: expect.any(String), region: HOME, instance_ids: [idOf("FS-01"), idOf("WK-02")] }]);
+    const commandId = body.commands[0].command_id as string;
+
+    const [recorded] = await database.db.select().from(agentCommands).where(eq(agentCommands.commandId, commandId));
+    expect(recorded).toMatchObject({ organizationId, documentName: DOCUMENT, instanceIds: [idOf("FS-01"), idOf("WK-02")], region: HOME });
+    expect(recorded!.actor).toMatch(/^token:\d+$/);
+    const audit = await database.db.select().from(auditLog).where(and(eq(auditLog.organizationId, organizationId), eq(auditLog.action, "deployment.retry")));
+    expect(audit).toHaveLength(1);
+
+    // The command really went to SSM (moto), in the tenant's account, for the agent document and those instances.
+    const sent = standIn.calls.filter((c) => c.action === "SendCommand");
+    expect(sent.map((c) => c.input)).toEqual([expect.objectContaining({ DocumentName: DOCUMENT, InstanceIds: [idOf("FS-01"), idOf("WK-02")] })]);
+    expect(sent[0]!.accessKeyId).not.toBe("testing");
+    const ssm = new SSMClient({ region: HOME, credentials: assumeRoleCredentials({ roleArn: ROLE_ARN, externalId: EXTERNAL_ID }) });
+    const listed = await ssm.send(new ListCommandsCommand({ CommandId: commandId }));
+    ssm.destroy();
+    // moto 5.2.5 adds every instance of the account to a command sent without Targets (its empty target filter
+    // matches all), so its record holds more ids than were sent; what was sent is pinned above.
+    expect(listed.Commands?.[0]).toMatchObject({ DocumentName: DOCUMENT, InstanceIds: expect.arrayContaining([idOf("FS-01"), idOf("WK-02")]) });
+
+    const assets = await assetsByName();
+    expect(assets.get("FS-01")!.agentStatus).toBe("installing");
+    expect(assets.get("DC-01")!.agentStatus).toBe("installed");
+
+    // The next read takes the command's result from SSM (GetCommandInvocation, answered by moto).
+    const after = await call("GET", `/v1/tenants/${SLUG}/deployment`);
+    expect(after.body).toMatchObject({ refreshed: true, failed: 0 });
+    const retried = after.body.instances.filter((instance: any) => [idOf("FS-01"), idOf("WK-02")].includes(instance.asset_id));
+    expect(retried.map((instance: any) => instance.reason)).toEqual([expect.stringContaining(commandId), expect.stringContaining(commandId)]);
+
+    const again = await call("POST", `/v1/tenants/${SLUG}/deployment/retry`);
+    expect(again.body).toEqual({ retried: 0, commands: [] });
+  });
+
+  it("an instance that registers with SSM and applies the association counts as installed (v2 summary)", async () => {
+    standIn.setInstances([
+      managed("DC-01", { status: "Success" }),
+      managed("DB-01", { status: "Success" }),
+      managed("WEB-01", { status: "Success" }),
+      managed("WK-01", { status: "Success" }),
+      managed("FS-01", { status: "Failed", detailedStatus: "Failed", errorCode: "1" }),
+      managed("WK-02", { status: "Failed", detailedStatus: "TimedOut" }),
+      managed("HP-01", { status: "Success" }),
+    ]);
+    const { status, body } = await call("GET", "/api/onboarding/v2/deployment/summary");
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ targeted: 7, installed: 7, failed: 0, pending: 0, not_compatible: 1 });
+    const [org] = await database.db.select().from(organizations).where(eq(organizations.id, organizationId));
+    expect(org!.onboardingStatus).toBe("validating");
+  });
+
+  it("refuses enrollment with an unknown token (401) or bad fields (400 naming them), changing nothing", async () => {
+    const unknown = await call(
+      "POST",
+      "/v1/agents/enroll",
+      { enrollment_token: generateToken("mxdr-enroll"), instance_id: idOf("DC-01"), hostname: "dc-01", agent_version: "1.0.0" },
+      null,
+    );
+    expect(unknown.status).toBe(401);
+    expect(unknown.body.error.code).toBe("invalid_enrollment_token");
+
+    const bad = await call("POST", "/v1/agents/enroll", { enrollment_token: enrollmentToken, instance_id: "i-0 bad", hostname: "", agent_version: "latest", extra: 1 }, null);
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.fields.map((field: any) => field.field).sort()).toEqual(["agent_version", "extra", "hostname", "instance_id"]);
+
+    const heartbeatFirst = await call("POST", "/v1/agents/heartbeat", { enrollment_token: enrollmentToken, instance_id: idOf("DC-01") }, null);
+    expect(heartbeatFirst.status).toBe(404);
+
+    expect(await database.db.select().from(agents)).toEqual([]);
+    const assets = await assetsByName();
+    expect([...assets.values()].filter((asset) => asset.agentStatus === "checked_in")).toEqual([]);
+  });
+
+  it("every agent enrolls and sends heartbeats: all validation checks pass, progress is 100 %, onboarding completed", async () => {
+    for (const instance of miniCorp.instances) {
+      const enrolled = await call(
+        "POST",
+        "/v1/agents/enroll",
+        { enrollment_token: enrollmentToken, instance_id: idOf(instance.name), hostname: instance.name.toLowerCase(), agent_version: "1.0.0" },
+        null,
+      );
+      expect(enrolled.status).toBe(201);
+      expect(enrolled.body).toMatchObject({ instance_id: idOf(instance.name), hostname: instance.name.toLowerCase(), heartbeat_interval_seconds: 60 });
+    }
+    const reenrolled = await call("POST", "/v1/agents/enroll", { enrollment_token: enrollmentToken, instance_id: idOf("DC-01"), hostname: "dc-01", agent_version: "1.0.1" }, null);
+    expect(reenrolled.status).toBe(200);
+    const heartbeat = await call("POST", "/v1/agents/heartbeat", { enrollment_token: enrollmentToken, instance_id: idOf("WEB-01"), agent_version: "1.0.1" }, null);
+    expect(heartbeat).toMatchObject({ status: 200, body: { agent_version: "1.0.1" } });
+
+    const rows = await database.db.select().from(agents).where(eq(agents.organizationId, organizationId));
+    expect(rows).toHaveLength(7);
+    expect(rows.every((row) => row.assetId !== null)).toBe(true);
+    const assets = await assetsByName();
+    expect(miniCorp.instances.map((instance) => assets.get(instance.name)!.agentStatus)).toEqual(miniCorp.instances.map(() => "checked_in"));
+    const enrollAudit = await database.db.select().from(auditLog).where(eq(auditLog.actor, `agent:${idOf("HP-01")}`));
+    expect(enrollAudit).toMatchObject([{ action: "agent.enrolled", organizationId }]);
+
+    const validation = await call("GET", "/api/onboarding/v2/validation/summary");
+    expect(validation.body).toEqual({
+      checks: ["integration_healthy", "assets_discovered", "agents_targeted", "agents_installed", "agents_checked_in"].map((name) => ({ name, status: "passed" })),
+      passed: 5,
+      total: 5,
+    });
+    const health = await call("GET", "/api/onboarding/v2/deployment/health");
+    expect(health.body).toMatchObject({ status: "healthy", agents_enrolled: 7, agents_healthy: 7, targeted_without_agent: 0 });
+    const progress = await call("GET", "/api/onboarding/v2/progress");
+    expect(progress.body).toEqual({
+      discovery: { status: "completed", progress: 100, assets_found: 8 },
+      deployment: { status: "completed", progress: 100, agents_deployed: 7 },
+      validation: { status: "completed", progress: 100, checks_passed: 5 },
+      overall_progress: 100,
+    });
+    const [org] = await database.db.select().from(organizations).where(eq(organizations.id, organizationId));
+    expect(org!.onboardingStatus).toBe("completed");
+
+    // A fresh SSM read keeps checked-in agents checked in.
+    const summary = await call("GET", `/v1/tenants/${SLUG}/deployment`);
+    expect(summary.body).toMatchObject({ refreshed: true, installed: 7, checked_in: 7 });
+  });
+
+  it("a rotated (revoked) enrollment token is refused with 401 and changes nothing", async () => {
+    const [before] = await database.db.select().from(agents).where(eq(agents.instanceId, idOf("DC-01")));
+    const fresh = await rotateEnrollmentToken(database.db, keyring, organizationId);
+    const refused = await call("POST", "/v1/agents/heartbeat", { enrollment_token: enrollmentToken, instance_id: idOf("DC-01") }, null);
+    expect(refused.status).toBe(401);
+    const [after] = await database.db.select().from(agents).where(eq(agents.instanceId, idOf("DC-01")));
+    expect(after).toEqual(before);
+    const accepted = await call("POST", "/v1/agents/heartbeat", { enrollment_token: fresh, instance_id: idOf("DC-01") }, null);
+    expect(accepted.status).toBe(200);
+  });
+
+  it("a tenant whose stack was never applied: the rollout says why it was not read, and retry answers 409", async () => {
+    const slug = `fresh-${randomBytes(3).toString("hex")}`;
+    const [org] = await database.db.insert(organizations).values({ slug, name: slug }).returning();
+    const token = generateToken("mxdr-tenant");
+    await database.db.insert(apiTokens).values({ tokenHash: hashToken(token), scope: "tenant", organizationId: org!.id, name: "fresh" });
+    const summary = await call("GET", `/v1/tenants/${slug}/deployment`, undefined, token);
+    expect(summary.body).toMatchObject({ targeted: 0, refreshed: false, refresh_error: expect.stringMatching(/not been applied/) });
+    const retry = await call("POST", "/api/onboarding/v2/deployment/retry", undefined, token);
+    expect(retry.status).toBe(409);
+    expect(retry.body.error.code).toBe("tenant_not_deployed");
+    const validation = await call("GET", `/v1/tenants/${slug}/validation`, undefined, token);
+    expect(validation.body.checks[0]).toEqual({ name: "integration_healthy", status: "failed", reason: "no AWS integration is connected" });
+    // And it never sees Mini Corp.
+    expect((await call("GET", `/v1/tenants/${SLUG}/deployment`, undefined, token)).status).toBe(404);
+  });
+});
