@@ -4,6 +4,10 @@
 #   .tools/bin/pulumi                  Pulumi CLI, exactly $PULUMI_VERSION
 #   .tools/bin/pulumi-language-nodejs  Node.js language host for that CLI
 #   .tools/moto-venv/bin/moto_server   moto (AWS emulator) in a Python virtualenv
+#   .tools/awscli-venv/bin/aws         AWS CLI v1, exactly $AWSCLI_VERSION, in its own virtualenv, apart from
+#                                      moto's (awscli pins, and lately bundles, its own botocore); the agent
+#                                      install script test runs the SSM document's Linux step with it
+#                                      (test/integration/agent-install-script.test.ts; AWS_CLI_BIN overrides)
 #
 # Idempotent and cached: a run with everything in place takes well under a second.
 # Where the Pulumi binaries come from, first match wins:
@@ -18,15 +22,17 @@
 #       not available).
 #
 # Usage: scripts/toolchain.sh [--quiet] [--pulumi-only]
-#   --pulumi-only: only the Pulumi CLI and language host (what the service needs; moto is for tests).
+#   --pulumi-only: only the Pulumi CLI and language host (what the service needs; moto and the AWS CLI
+#   are for tests).
 #   --quiet (or TOOLCHAIN_QUIET=1): print nothing when nothing has to be done. Slow steps
 #   (download, build, pip install) always report progress on stderr.
 # Exits non-zero with one message naming what is missing. Exports nothing: callers use
-# .tools/bin and .tools/moto-venv/bin afterwards (scripts/lib/env.sh puts .tools/bin on PATH).
+# .tools/bin, .tools/moto-venv/bin and .tools/awscli-venv/bin afterwards (scripts/lib/env.sh puts .tools/bin on PATH).
 set -euo pipefail
 
 PULUMI_VERSION="v3.259.0"
 MOTO_VERSION="5.2.5"
+AWSCLI_VERSION="1.46.3"
 GO_MIN="1.25.11" # the `go` line of tools/*/go.mod
 
 QUIET="${TOOLCHAIN_QUIET:-0}"
@@ -44,6 +50,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS="$REPO_ROOT/.tools"
 BIN="$TOOLS/bin"
 VENV="$TOOLS/moto-venv"
+AWSCLI_VENV="$TOOLS/awscli-venv"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mini-xdr-toolchain/pulumi-$PULUMI_VERSION"
 CLI_SRC="$REPO_ROOT/tools/pulumi-cli"
 HOST_SRC="$REPO_ROOT/tools/pulumi-language-nodejs"
@@ -230,7 +237,40 @@ ensure_pulumi() {
 }
 
 # ----------------------------------------------------------------------------------------
-# moto in a virtualenv. A working venv (for example one created by hand) is reused.
+# Python tools, each in its own virtualenv. A working venv (for example one created by hand) is reused.
+
+py_version_of() { # <venv> <distribution>: its installed version, empty when absent
+  "$1/bin/python" -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' "$2" 2>/dev/null
+}
+
+ensure_venv() { # <venv> <what it is for>
+  local venv="$1" py="${PYTHON:-python3}" log="$TOOLS/pip.log"
+  "$venv/bin/python" -c 'import sys' >/dev/null 2>&1 && return 0
+  command -v "$py" >/dev/null 2>&1 || die "need python3 (>= 3.9) for $2; none found on PATH"
+  "$py" -c 'import sys; sys.exit(sys.version_info < (3, 9))' ||
+    die "need python3 >= 3.9 for $2; found $("$py" --version 2>&1)"
+  rm -rf "$venv"
+  work "creating the virtualenv $venv"
+  if ! "$py" -m venv "$venv" >"$log" 2>&1; then
+    rm -rf "$venv"
+    die "'$py -m venv' does not work on this machine (on Debian/Ubuntu: apt-get install python3-venv): $(tail -n1 "$log")"
+  fi
+}
+
+pip_install() { # <venv> <requirement>
+  local venv="$1" req="$2" log="$TOOLS/pip.log"
+  work "installing $req from PyPI into $venv"
+  if ! "$venv/bin/python" -m pip install --disable-pip-version-check -q "$req" >"$log" 2>&1; then
+    tail -n 20 "$log" >&2
+    if grep -qiE 'NewConnectionError|Failed to establish a new connection|Temporary failure in name resolution|Name or service not known|Network is unreachable|ProxyError|SSLError|timed out' "$log"; then
+      die "pip install $req failed: pip could not reach PyPI (or the index set with PIP_INDEX_URL): check network access and proxy settings (full log: $log)"
+    fi
+    if grep -q 'No matching distribution found' "$log"; then
+      die "pip install $req failed: no such distribution on the index; either PyPI (or the index set with PIP_INDEX_URL) is unreachable or it does not have that version (full log: $log)"
+    fi
+    die "pip install $req failed (full log: $log)"
+  fi
+}
 
 moto_ok() {
   [ -x "$VENV/bin/python" ] && [ -x "$VENV/bin/moto_server" ] &&
@@ -239,26 +279,28 @@ moto_ok() {
 
 ensure_moto() {
   moto_ok && { say "moto $MOTO_VERSION: ok"; return 0; }
-  local py="${PYTHON:-python3}" log="$TOOLS/pip.log"
-  if ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
-    command -v "$py" >/dev/null 2>&1 || die "need python3 (>= 3.9) for moto; none found on PATH"
-    "$py" -c 'import sys; sys.exit(sys.version_info < (3, 9))' ||
-      die "need python3 >= 3.9 for moto; found $("$py" --version 2>&1)"
-    rm -rf "$VENV"
-    work "creating the virtualenv $VENV"
-    if ! "$py" -m venv "$VENV" >"$log" 2>&1; then
-      rm -rf "$VENV"
-      die "'$py -m venv' does not work on this machine (on Debian/Ubuntu: apt-get install python3-venv): $(tail -n1 "$log")"
-    fi
-  fi
-  work "installing moto[server]==$MOTO_VERSION from PyPI into $VENV"
-  if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -q "moto[server]==$MOTO_VERSION" >"$log" 2>&1; then
-    tail -n 20 "$log" >&2
-    die "pip install moto[server]==$MOTO_VERSION failed (full log: $log)"
-  fi
-  moto_ok || die "moto installed but $VENV/bin/moto_server is not usable (see $log)"
+  ensure_venv "$VENV" moto
+  pip_install "$VENV" "moto[server]==$MOTO_VERSION"
+  moto_ok || die "moto installed but $VENV/bin/moto_server is not usable (see $TOOLS/pip.log)"
+}
+
+# The AWS CLI v1 (PyPI awscli): what the agent install document runs on Linux instances.
+awscli_ok() {
+  [ -x "$AWSCLI_VENV/bin/aws" ] && [ "$(py_version_of "$AWSCLI_VENV" awscli)" = "$AWSCLI_VERSION" ]
+}
+
+ensure_awscli() {
+  awscli_ok && { say "awscli $AWSCLI_VERSION: ok"; return 0; }
+  ensure_venv "$AWSCLI_VENV" "the AWS CLI"
+  pip_install "$AWSCLI_VENV" "awscli==$AWSCLI_VERSION"
+  awscli_ok && "$AWSCLI_VENV/bin/aws" --version >/dev/null 2>&1 ||
+    die "awscli installed but $AWSCLI_VENV/bin/aws is not usable (see $TOOLS/pip.log)"
+  say "awscli $AWSCLI_VERSION: installed"
 }
 
 command -v node >/dev/null 2>&1 || die "need Node.js (>= 20.11) on PATH"
 ensure_pulumi
-[ "$WITH_MOTO" = 0 ] || ensure_moto
+if [ "$WITH_MOTO" = 1 ]; then
+  ensure_moto
+  ensure_awscli
+fi

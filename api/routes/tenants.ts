@@ -1,11 +1,11 @@
 /** /v1/tenants: create, get, list, update settings. */
-import { createRoute } from "@hono/zod-openapi";
+import { createRoute, type z } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { organizations, type IntegrationSettings } from "../../db/schema";
 import { recordAudit } from "../audit";
 import { loadVisibleOrganization, requireAdmin } from "../auth";
-import { ConflictError, ValidationError, type FieldError } from "../errors";
+import { ApiError, ConflictError, ValidationError, type FieldError } from "../errors";
 import { presentTenant } from "../presenters";
 import { createRouter } from "../router";
 import {
@@ -110,6 +110,24 @@ function isUniqueViolation(error: unknown): boolean {
   return (withCode.cause?.code ?? withCode.code) === "23505";
 }
 
+/**
+ * Settings a tenant-scoped token may not change: where the agent (run as root on every host) is downloaded from,
+ * the approval gate on the tenant's own changes, and the onboarding flow.
+ */
+const ADMIN_ONLY_SETTINGS = ["agent_public_base_url", "require_approval"] as const;
+
+function refuseAdminOnlySettings(body: z.infer<typeof patchTenantSchema>): void {
+  const fields = [
+    ...(body.onboarding_flow_version !== undefined ? ["onboarding_flow_version"] : []),
+    ...ADMIN_ONLY_SETTINGS.filter((key) => body.integration_settings?.[key] !== undefined).map((key) => `integration_settings.${key}`),
+  ];
+  if (fields.length > 0) {
+    throw new ApiError(403, "forbidden", `only a platform admin may change ${fields.join(", ")}`, {
+      fields: fields.map((field) => ({ field, message: "may only be changed by a platform admin" })),
+    });
+  }
+}
+
 export function tenantsRouter(db: DrizzleDatabase) {
   const router = createRouter();
 
@@ -117,6 +135,7 @@ export function tenantsRouter(db: DrizzleDatabase) {
     const principal = c.get("principal");
     requireAdmin(principal);
     const body = c.req.valid("json");
+    if (principal.scope === "tenant") refuseAdminOnlySettings(body);
     const { settings, awsAccountId } = mergeSettings({}, null, body.integration_settings);
     const org = await db
       .transaction(async (tx) => {
@@ -165,6 +184,7 @@ export function tenantsRouter(db: DrizzleDatabase) {
     const principal = c.get("principal");
     const org = await loadVisibleOrganization(db, principal, c.req.valid("param").slug);
     const body = c.req.valid("json");
+    if (principal.scope === "tenant") refuseAdminOnlySettings(body);
     const { settings, awsAccountId } = mergeSettings(org.integrationSettings, org.awsAccountId, body.integration_settings ?? {});
     const updated = await db.transaction(async (tx) => {
       const [row] = await tx
@@ -186,8 +206,7 @@ export function tenantsRouter(db: DrizzleDatabase) {
       });
       return row!;
     });
-    // SEAM(automation): a settings change makes the tenant's stack config stale; the automation
-    // layer (automation/, in progress) will expose a preview/up for it. Nothing is queued here.
+    // A settings change reaches the customer's account with the tenant's next preview/up run; nothing runs here.
     return c.json(presentTenant(updated), 200);
   });
 

@@ -1,4 +1,5 @@
 /** The SSM Command document that installs and enrolls the XDR agent. Pure: unit-tested without Pulumi. */
+import { SAFE_HTTPS_URL } from "./config";
 
 export interface AgentDocumentArgs {
   parameterName: string;
@@ -16,7 +17,7 @@ interface DocumentStep {
 export interface AgentInstallDocument {
   schemaVersion: "2.2";
   description: string;
-  parameters: Record<string, { type: "String"; description: string; default: string }>;
+  parameters: Record<string, { type: "String"; description: string; default: string; allowedPattern: string }>;
   mainSteps: DocumentStep[];
 }
 
@@ -27,11 +28,15 @@ const linuxScript = [
   "set -eu",
   "CONFIG_DIR=${MINI_XDR_CONFIG_DIR:-/etc/mini-xdr}",
   "INSTALL_DIR=${MINI_XDR_INSTALL_DIR:-/opt/mini-xdr}",
-  'ARCH=$(uname -m); case "$ARCH" in aarch64|arm64) ARCH=arm64 ;; *) ARCH=amd64 ;; esac',
+  'ARCH=$(uname -m); case "$ARCH" in aarch64|arm64) ARCH=arm64 ;; x86_64|amd64) ARCH=amd64 ;; *) echo "mini-xdr: unsupported architecture $ARCH" >&2; exit 1 ;; esac',
   'umask 077; mkdir -p "$CONFIG_DIR" "$INSTALL_DIR/bin"',
-  "aws ssm get-parameter --name '{{ ConfigParameterName }}' --with-decryption --query Parameter.Value --output text > \"$CONFIG_DIR/agent.json\"",
-  "curl -fsSL --retry 3 -o \"$INSTALL_DIR/bin/xdr-agent\" '{{ AgentBaseUrl }}/agent/linux/'\"$ARCH\"'/{{ AgentVersion }}/xdr-agent'",
-  'chmod 0755 "$INSTALL_DIR/bin/xdr-agent"',
+  // Both files are written beside their target and moved into place: a failed re-run keeps a working config, and
+  // a running agent's binary is replaced rather than overwritten (which Linux refuses: text file busy).
+  "aws ssm get-parameter --name '{{ ConfigParameterName }}' --with-decryption --query Parameter.Value --output text > \"$CONFIG_DIR/agent.json.new\"",
+  'mv -f "$CONFIG_DIR/agent.json.new" "$CONFIG_DIR/agent.json"',
+  "curl -fsSL --retry 3 -o \"$INSTALL_DIR/bin/xdr-agent.new\" '{{ AgentBaseUrl }}/agent/linux/'\"$ARCH\"'/{{ AgentVersion }}/xdr-agent'",
+  'chmod 0755 "$INSTALL_DIR/bin/xdr-agent.new"',
+  'mv -f "$INSTALL_DIR/bin/xdr-agent.new" "$INSTALL_DIR/bin/xdr-agent"',
   '"$INSTALL_DIR/bin/xdr-agent" enroll --config "$CONFIG_DIR/agent.json"',
 ];
 
@@ -43,7 +48,8 @@ const windowsScript = [
   "$config = (Get-SSMParameter -Name '{{ ConfigParameterName }}' -WithDecryption $true).Value",
   "Set-Content -Path (Join-Path $configDir 'agent.json') -Value $config -Encoding UTF8",
   "$agent = Join-Path $installDir 'xdr-agent.exe'",
-  "Invoke-WebRequest -UseBasicParsing -Uri '{{ AgentBaseUrl }}/agent/windows/amd64/{{ AgentVersion }}/xdr-agent.exe' -OutFile $agent",
+  "Invoke-WebRequest -UseBasicParsing -Uri '{{ AgentBaseUrl }}/agent/windows/amd64/{{ AgentVersion }}/xdr-agent.exe' -OutFile \"$agent.new\"",
+  "Move-Item -Force -Path \"$agent.new\" -Destination $agent",
   "& $agent enroll --config (Join-Path $configDir 'agent.json')",
   "if ($LASTEXITCODE -ne 0) { throw \"agent enrollment failed with exit code $LASTEXITCODE\" }",
 ];
@@ -57,9 +63,20 @@ export function buildAgentInstallDocument(args: AgentDocumentArgs): AgentInstall
         type: "String",
         description: "SSM SecureString parameter holding the agent configuration",
         default: args.parameterName,
+        allowedPattern: "^/[A-Za-z0-9_./-]{1,2047}$",
       },
-      AgentBaseUrl: { type: "String", description: "Where the agent is downloaded from", default: args.agentPublicBaseUrl },
-      AgentVersion: { type: "String", description: "Agent version to install", default: args.agentVersion },
+      AgentBaseUrl: {
+        type: "String",
+        description: "Where the agent is downloaded from",
+        default: args.agentPublicBaseUrl,
+        allowedPattern: SAFE_HTTPS_URL.source,
+      },
+      AgentVersion: {
+        type: "String",
+        description: "Agent version to install",
+        default: args.agentVersion,
+        allowedPattern: "^\\d+\\.\\d+\\.\\d+([-+][A-Za-z0-9_.]+)?$",
+      },
     },
     mainSteps: [
       {

@@ -25,10 +25,17 @@ export const principalArnSchema = z
     "must be an IAM principal ARN (account root, role or user)",
   );
 
+/**
+ * The characters an https URL may have here. The URL ends up inside single-quoted shell and PowerShell strings of
+ * the agent install document, so quotes, spaces and other metacharacters are refused, not escaped.
+ */
+export const SAFE_HTTPS_URL = /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~\/-]*)?$/;
+
 export const httpsUrlSchema = z
   .string()
   .url("must be a URL")
   .refine((value) => value.startsWith("https://"), "must be an https:// URL")
+  .refine((value) => !value.startsWith("https://") || SAFE_HTTPS_URL.test(value), "must be an https URL of a host and a plain path (letters, digits, . _ ~ / -)")
   .transform((value) => value.replace(/\/+$/, ""));
 
 const tagSchema = z.object({

@@ -240,6 +240,19 @@ describe.each([realPostgres, embeddedPglite])("API on $name", (backend) => {
     }
     expect((await call("GET", `/v1/tenants/${slugB}`)).body.name).toBe("Globex");
 
+    // Where the agent is downloaded from, the approval gate and the onboarding flow are the platform's to change.
+    const adminOnly = await call("PATCH", `/v1/tenants/${slugA}`, {
+      token: tenantToken,
+      body: { onboarding_flow_version: "legacy", integration_settings: { agent_public_base_url: "https://evil.example.com", require_approval: false } },
+    });
+    expect(adminOnly.status).toBe(403);
+    expect(adminOnly.body.error.fields.map((field: { field: string }) => field.field)).toEqual([
+      "onboarding_flow_version",
+      "integration_settings.agent_public_base_url",
+      "integration_settings.require_approval",
+    ]);
+    expect((await call("PATCH", `/v1/tenants/${slugA}`, { token: tenantToken, body: { auto_discovery_enabled: true } })).status).toBe(200);
+
     // Admin-only calls: 403 whatever the slug.
     expect((await call("POST", "/v1/tenants", { token: tenantToken, body: { slug: "evil-corp", name: "x" } })).status).toBe(403);
     expect((await call("POST", `/v1/tenants/${slugA}/tokens`, { token: tenantToken, body: { name: "more" } })).status).toBe(403);
@@ -380,8 +393,10 @@ describe.each([realPostgres, embeddedPglite])("API on $name", (backend) => {
       );
       for (const row of audit) {
         expect(row.actor).toMatch(/^token:\d+$/);
-        expect(row.details).toMatchObject({ actorName: expect.any(String), actorScope: "platform_admin" });
+        expect(row.details).toMatchObject({ actorName: expect.any(String), actorScope: expect.stringMatching(/^(platform_admin|tenant)$/) });
       }
+      // The one change a tenant token made: its own tenant's auto-discovery setting.
+      expect(audit.filter((row) => row.details.actorScope === "tenant").map((row) => row.action)).toEqual(["tenant.update"]);
       // Rejected calls (403/404/400/413) changed nothing and were not recorded as changes.
       // (acme, globex, idem and race: the race's five requests created one tenant.)
       expect(audit.filter((row) => row.action === "tenant.create")).toHaveLength(4);

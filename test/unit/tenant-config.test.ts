@@ -57,6 +57,9 @@ describe("tenant stack config", () => {
     ["externalId", { externalId: "short" }, "16-1224"],
     ["platformPrincipalArn", { platformPrincipalArn: "*" }, "principal ARN"],
     ["agentPublicBaseUrl", { agentPublicBaseUrl: "http://agents.example.com" }, "https://"],
+    // It lands inside single-quoted shell and PowerShell strings of the install document: no quotes, no spaces.
+    ["agentPublicBaseUrl", { agentPublicBaseUrl: "https://agents.example.com/x';id;'" }, "plain path"],
+    ["agentPublicBaseUrl", { agentPublicBaseUrl: "https://agents.example.com/a b" }, "plain path"],
     ["agentVersion", { agentVersion: "latest" }, "semantic version"],
     ["enrollmentToken", { enrollmentToken: "abc" }, "at least 32"],
     ["targetTag.key", { targetTag: '{"key":"","value":"true"}' }, "1 character"],

@@ -1,0 +1,428 @@
+/**
+ * The agent install document is real (issue 4, item 6): the Linux step of the generated SSM document, rendered the
+ * way SSM renders it, runs with `sh` on this machine as it would on an instance:
+ *
+ *   - `aws ssm get-parameter --with-decryption` (the AWS CLI v1 from .tools/awscli-venv, see scripts/toolchain.sh)
+ *     reads the tenant's agent configuration SecureString from moto (AWS_ENDPOINT_URL);
+ *   - `curl` downloads the agent from `AgentBaseUrl`, here an HTTPS server of this test on 127.0.0.1 with a
+ *     self-signed certificate the script trusts through CURL_CA_BUNDLE / SSL_CERT_FILE (no "insecure" switch);
+ *   - the downloaded "agent" is a stand-in (a small POSIX sh script served by the test) whose `enroll` does what
+ *     the real agent does on the wire: POST /v1/agents/enroll to the configuration's backendUrl with the tenant's
+ *     enrollment token. The same HTTPS server forwards /v1/* to the real Hono app (`createApp`), so enrollment goes
+ *     through the real route, enrollment code and database.
+ *
+ * The Windows step cannot run here (no PowerShell, no Windows): its structure is checked instead.
+ *
+ * Runs over both database back ends (real PostgreSQL from TEST_DATABASE_URL and embedded PGlite).
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { hostname, machine, tmpdir } from "node:os";
+import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
+import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { and, asc, eq } from "drizzle-orm";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { activeEnrollmentToken, rotateEnrollmentToken } from "../../agents/enrollment-tokens";
+import { createApp } from "../../api/app";
+import type { Database } from "../../db/client";
+import { createKeyring } from "../../db/crypto";
+import { agents, auditLog, cloudAssets, organizations } from "../../db/schema";
+import type { ScanQueue } from "../../discovery/scan-queue";
+import { buildAgentInstallDocument, renderStep, type AgentInstallDocument } from "../../programs/tenant/agent-document";
+import { resourceNames } from "../../programs/tenant/naming";
+import type { RunQueue } from "../../runs/run-queue";
+import type { BootstrapRoleVerifier } from "../../service/verify-bootstrap-role";
+import { embeddedPglite, realPostgres } from "../harness/databases";
+import { startHttpsServer, type HttpsTestServer } from "../harness/https-server";
+import { REPO_ROOT } from "../harness/moto";
+
+const AGENT_VERSION = "1.0.0";
+const REGION = "us-east-1";
+const DEFAULT_AWS_CLI_BIN = ".tools/awscli-venv/bin/aws";
+
+/** The AWS CLI: `AWS_CLI_BIN` if set (relative paths from the repo root), else the venv under `.tools/` (as for moto). */
+function awsCliBin(): string {
+  const configured = process.env.AWS_CLI_BIN;
+  const bin = configured ? (isAbsolute(configured) ? configured : resolve(REPO_ROOT, configured)) : resolve(REPO_ROOT, DEFAULT_AWS_CLI_BIN);
+  if (!existsSync(bin)) {
+    throw new Error(
+      `the AWS CLI was not found at ${bin}. Install the test toolchain first: run \`npm test\` or \`bash scripts/toolchain.sh\` ` +
+        `(or point AWS_CLI_BIN at an \`aws\` executable).`,
+    );
+  }
+  return bin;
+}
+
+function motoEndpoint(): string {
+  const url = process.env.AWS_ENDPOINT_URL;
+  if (!url?.startsWith("http://127.0.0.1:")) throw new Error(`AWS_ENDPOINT_URL must point at moto on loopback, got ${url}`);
+  return url;
+}
+
+/** The architecture the Linux step picks, with the step's own mapping of `uname -m`. */
+const linuxArch = () => (["aarch64", "arm64"].includes(machine()) ? "arm64" : "amd64");
+
+/**
+ * The stand-in agent binary for one version/architecture: a POSIX sh script (python3 only parses and writes JSON).
+ * The enrollment token travels on stdin, never on a command line.
+ */
+function standInAgent(version: string, arch: string): string {
+  return [
+    "#!/bin/sh",
+    `# Stand-in for the Mini-XDR agent ${version} (linux/${arch}), served by test/integration/agent-install-script.test.ts.`,
+    "# `enroll` does what the real agent does on the wire: read the configuration the install step wrote and",
+    "# POST the enrollment to the backend it names, failing on any non-2xx answer.",
+    "set -eu",
+    'if [ "$#" -ne 3 ] || [ "$1" != enroll ] || [ "$2" != --config ]; then',
+    '  echo "usage: xdr-agent enroll --config <agent.json>" >&2',
+    "  exit 64",
+    "fi",
+    'config="$3"',
+    "# The real agent asks the EC2 instance metadata service (IMDS) for its instance id. There is no IMDS here:",
+    "# the test stands in for it with MINI_XDR_INSTANCE_ID.",
+    'instance_id="${MINI_XDR_INSTANCE_ID:?MINI_XDR_INSTANCE_ID stands in for the instance metadata service}"',
+    `backend=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["backendUrl"].rstrip("/"))' "$config")`,
+    "body=$(python3 -c '",
+    "import json, sys",
+    "config = json.load(open(sys.argv[1]))",
+    'print(json.dumps({"enrollment_token": config["enrollmentToken"], "instance_id": sys.argv[2],',
+    '                  "hostname": sys.argv[3], "agent_version": sys.argv[4]}))',
+    `' "$config" "$instance_id" "$(uname -n)" "${version}")`,
+    `printf '%s' "$body" | curl -sS --fail-with-body -X POST -H 'Content-Type: application/json' --data-binary @- "$backend/v1/agents/enroll"`,
+    "echo",
+    'echo "xdr-agent: enrolled $instance_id with $backend"',
+    "",
+  ].join("\n");
+}
+
+interface ScriptResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runSh(file: string, env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<ScriptResult> {
+  return new Promise((resolveRun, reject) => {
+    const child = spawn("sh", [file], { env, stdio: ["ignore", "pipe", "pipe"], timeout: timeoutMs });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    child.once("error", reject);
+    child.once("close", (code) => resolveRun({ code, stdout, stderr }));
+  });
+}
+
+/** Fails with a clear message when a tool the Linux step (or the stand-in agent) calls is missing from `env.PATH`. */
+function requireTools(env: NodeJS.ProcessEnv, tools: string[]): void {
+  for (const tool of tools) {
+    const found = spawnSync("sh", ["-c", `command -v ${tool}`], { env, encoding: "utf8" });
+    if (found.status !== 0) throw new Error(`\`${tool}\` is not on PATH (${env.PATH}): the agent install script test needs it`);
+  }
+}
+
+/** Unused collaborators of createApp: only /v1/agents is called here, and it needs the database alone. */
+const unused = (what: string) => () => {
+  throw new Error(`${what} is not used by the agent install script test`);
+};
+const unusedRunQueue: RunQueue = { request: unused("runQueue.request"), stop: unused("runQueue.stop") };
+const unusedScanQueue: ScanQueue = { request: unused("scanQueue.request"), sweep: unused("scanQueue.sweep") };
+const unusedVerifier: BootstrapRoleVerifier = unused("verifyBootstrapRole");
+
+describe.each([realPostgres, embeddedPglite])("the agent install document's Linux step on $name", (backend) => {
+  const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
+  const slug = `install-${randomBytes(3).toString("hex")}`;
+  const names = resourceNames(slug);
+  let database: Database;
+  let cleanup: (() => Promise<void>) | undefined;
+  let unavailable: unknown;
+  let server: HttpsTestServer | undefined;
+  let ssm: SSMClient | undefined;
+  let workDir: string;
+  let organizationId: number;
+  let aws: string;
+  /** Bodies of the enrollment requests the app received. */
+  const enrollments: Record<string, unknown>[] = [];
+
+  const document = (): AgentInstallDocument =>
+    buildAgentInstallDocument({ parameterName: names.parameterName, agentPublicBaseUrl: server!.origin, agentVersion: AGENT_VERSION });
+  /** The Linux step with the document's parameters (their defaults, as the association leaves them). */
+  const linuxScript = (overrides: Record<string, string> = {}) => {
+    const doc = document();
+    const step = doc.mainSteps.find((s) => s.action === "aws:runShellScript");
+    if (!step) throw new Error("the document has no aws:runShellScript step");
+    const parameters = Object.fromEntries(Object.entries(doc.parameters).map(([name, p]) => [name, p.default]));
+    return renderStep(step, { ...parameters, ...overrides });
+  };
+
+  const putAgentConfig = async (enrollmentToken: string): Promise<string> => {
+    const value = JSON.stringify({ backendUrl: server!.origin, tenantId: slug, enrollmentToken, agentVersion: AGENT_VERSION });
+    await ssm!.send(new PutParameterCommand({ Name: names.parameterName, Type: "SecureString", Value: value, Overwrite: true }));
+    return value;
+  };
+
+  const addInstance = async (instanceId: string) => {
+    const [asset] = await database.db
+      .insert(cloudAssets)
+      .values({
+        organizationId,
+        provider: "aws",
+        assetType: "ec2",
+        assetId: instanceId,
+        region: REGION,
+        agentCompatible: true,
+        assetData: { platform: "linux", state: "running" },
+      })
+      .returning();
+    return asset!;
+  };
+
+  /** Runs the rendered Linux step like SSM does on an instance (as a file, with sh), in fresh config/install dirs. */
+  const install = async (instanceId: string, script: string, envOverrides: NodeJS.ProcessEnv = {}) => {
+    const dir = await mkdtemp(join(workDir, "instance-"));
+    const home = join(dir, "home");
+    await mkdir(home);
+    const scriptFile = join(dir, "_script.sh");
+    await writeFile(scriptFile, script, { mode: 0o700 });
+    const configDir = join(dir, "etc/mini-xdr");
+    const installDir = join(dir, "opt/mini-xdr");
+    const env: NodeJS.ProcessEnv = {
+      PATH: [dirname(aws), process.env.PATH].filter(Boolean).join(delimiter),
+      HOME: home, // no ~/.aws of whoever runs the tests
+      AWS_ENDPOINT_URL: motoEndpoint(),
+      AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID,
+      AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY,
+      AWS_DEFAULT_REGION: REGION,
+      AWS_REGION: REGION,
+      AWS_EC2_METADATA_DISABLED: "true",
+      // The only CA the script's HTTPS clients trust: the test server's self-signed certificate.
+      CURL_CA_BUNDLE: server!.caFile,
+      SSL_CERT_FILE: server!.caFile,
+      MINI_XDR_CONFIG_DIR: configDir,
+      MINI_XDR_INSTALL_DIR: installDir,
+      MINI_XDR_INSTANCE_ID: instanceId,
+      ...envOverrides,
+    };
+    for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name];
+    requireTools(env, ["aws", "curl", "python3", "uname"]);
+    const result = await runSh(scriptFile, env);
+    return { ...result, configDir, installDir };
+  };
+
+  const agentRows = () => database.db.select().from(agents).where(eq(agents.organizationId, organizationId)).orderBy(asc(agents.id));
+  const auditOf = (instanceId: string) =>
+    database.db
+      .select()
+      .from(auditLog)
+      .where(and(eq(auditLog.organizationId, organizationId), eq(auditLog.actor, `agent:${instanceId}`)))
+      .orderBy(asc(auditLog.id));
+  const requestsTo = (path: string) => server!.requests.filter((r) => r.path === path);
+
+  beforeAll(async () => {
+    try {
+      motoEndpoint();
+      aws = awsCliBin();
+      workDir = await mkdtemp(join(tmpdir(), "mxdr-agent-install-"));
+      ({ database, cleanup } = await backend.open());
+      const app = createApp({
+        database,
+        keyring,
+        log: () => undefined,
+        platform: { agentVersion: AGENT_VERSION },
+        plansDir: join(workDir, "plans"), // unused: no previews here
+        verifyBootstrapRole: unusedVerifier,
+        runQueue: unusedRunQueue,
+        scanQueue: unusedScanQueue,
+      });
+      server = await startHttpsServer(async (request) => {
+        const { pathname } = new URL(request.url);
+        const download = /^\/agent\/linux\/(amd64|arm64)\/([^/]+)\/xdr-agent$/.exec(pathname);
+        if (request.method === "GET" && download && download[2] === AGENT_VERSION) {
+          return new Response(standInAgent(download[2], download[1]!), { headers: { "content-type": "application/octet-stream" } });
+        }
+        if (pathname.startsWith("/v1/")) {
+          if (pathname === "/v1/agents/enroll") enrollments.push((await request.clone().json()) as Record<string, unknown>);
+          return app.fetch(request);
+        }
+        return new Response("not found", { status: 404 });
+      });
+      ssm = new SSMClient({ region: REGION });
+      const [org] = await database.db
+        .insert(organizations)
+        .values({ slug, name: `Install test ${slug}`, awsAccountId: "123456789012", integrationSettings: { agentPublicBaseUrl: server.origin } })
+        .returning();
+      organizationId = org!.id;
+    } catch (error) {
+      unavailable = error;
+    }
+  });
+  afterAll(async () => {
+    ssm?.destroy();
+    await server?.close();
+    await cleanup?.();
+    if (workDir) await rm(workDir, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    if (unavailable) throw unavailable;
+  });
+
+  it("reads the SecureString, downloads the agent over HTTPS and enrolls it through the real route; a second run re-enrolls", async () => {
+    const instanceId = "i-0a1b2c3d4e5f60718";
+    const asset = await addInstance(instanceId);
+    const token = await activeEnrollmentToken(database.db, keyring, organizationId);
+    const parameterValue = await putAgentConfig(token);
+    const script = linuxScript();
+    expect(script).not.toMatch(/\{\{.*?\}\}/);
+    expect(script).not.toContain(token);
+    // TLS is verified: trust comes from the environment (CURL_CA_BUNDLE), never from switching checks off.
+    expect(script).not.toMatch(/(^|\s)(-k|--insecure|--no-verify-ssl|--proto-default\s+http)(\s|$)/m);
+
+    const first = await install(instanceId, script);
+    expect(first.code, `stdout:\n${first.stdout}\nstderr:\n${first.stderr}`).toBe(0);
+    expect(first.stdout).toContain(`xdr-agent: enrolled ${instanceId} with ${server!.origin}`);
+
+    // The configuration landed as the parameter's value, readable by its owner only (umask 077).
+    const configFile = join(first.configDir, "agent.json");
+    expect((await readFile(configFile, "utf8")).replace(/\n$/, "")).toBe(parameterValue);
+    expect((await stat(configFile)).mode & 0o777).toBe(0o600);
+    expect((await stat(first.configDir)).mode & 0o777).toBe(0o700);
+    // The agent is the file the server handed out, made executable.
+    const agentFile = join(first.installDir, "bin/xdr-agent");
+    expect(await readFile(agentFile, "utf8")).toBe(standInAgent(AGENT_VERSION, linuxArch()));
+    expect((await stat(agentFile)).mode & 0o777).toBe(0o755);
+
+    const downloadPath = `/agent/linux/${linuxArch()}/${AGENT_VERSION}/xdr-agent`;
+    expect(requestsTo(downloadPath)).toEqual([{ method: "GET", path: downloadPath, status: 200 }]);
+    expect(requestsTo("/v1/agents/enroll")).toEqual([{ method: "POST", path: "/v1/agents/enroll", status: 201 }]);
+    expect(enrollments.at(-1)).toEqual({ enrollment_token: token, instance_id: instanceId, hostname: hostname(), agent_version: AGENT_VERSION });
+
+    const [agent, ...others] = await agentRows();
+    expect(others).toEqual([]);
+    expect(agent).toMatchObject({ instanceId, hostname: hostname(), version: AGENT_VERSION, assetId: asset.id });
+    const [checkedIn] = await database.db.select().from(cloudAssets).where(eq(cloudAssets.id, asset.id));
+    expect(checkedIn!.agentStatus).toBe("checked_in");
+    expect((await auditOf(instanceId)).map((row) => ({ action: row.action, target: row.target }))).toEqual([
+      { action: "agent.enrolled", target: instanceId },
+    ]);
+
+    // SSM re-applies the association (new instances, drift): the step must be safe to run again.
+    const second = await install(instanceId, script);
+    expect(second.code, `stdout:\n${second.stdout}\nstderr:\n${second.stderr}`).toBe(0);
+    expect(requestsTo("/v1/agents/enroll").map((r) => r.status)).toEqual([201, 200]);
+    expect(await agentRows()).toHaveLength(1);
+    expect((await auditOf(instanceId)).map((row) => row.action)).toEqual(["agent.enrolled", "agent.reenrolled"]);
+  });
+
+  it("fails, changing nothing, when the configuration holds a revoked enrollment token (401)", async () => {
+    const instanceId = "i-0fedcba9876543210";
+    const asset = await addInstance(instanceId);
+    const revoked = await activeEnrollmentToken(database.db, keyring, organizationId);
+    const current = await rotateEnrollmentToken(database.db, keyring, organizationId);
+    expect(current).not.toBe(revoked);
+    await putAgentConfig(revoked);
+    const agentsBefore = await agentRows();
+    const enrollsBefore = requestsTo("/v1/agents/enroll").length;
+
+    const result = await install(instanceId, linuxScript());
+    expect(result.code, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).not.toBe(0);
+    expect(result.stderr).toMatch(/\b401\b/);
+    expect(result.stdout).not.toContain("xdr-agent: enrolled");
+    expect(requestsTo("/v1/agents/enroll").slice(enrollsBefore)).toEqual([{ method: "POST", path: "/v1/agents/enroll", status: 401 }]);
+
+    expect(await agentRows()).toEqual(agentsBefore);
+    const [untouched] = await database.db.select().from(cloudAssets).where(eq(cloudAssets.id, asset.id));
+    expect(untouched!.agentStatus).toBe("unknown");
+    expect(await auditOf(instanceId)).toEqual([]);
+  });
+
+  it("refuses the download when the server's certificate is not trusted", async () => {
+    const instanceId = "i-0abcdefabcdefabcd";
+    const token = await activeEnrollmentToken(database.db, keyring, organizationId);
+    await putAgentConfig(token);
+    const before = server!.requests.length;
+    // Without CURL_CA_BUNDLE / SSL_CERT_FILE, curl trusts only the system CAs, which never signed the test's certificate.
+    const result = await install(instanceId, linuxScript(), { CURL_CA_BUNDLE: undefined, SSL_CERT_FILE: undefined });
+    expect(result.code, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).not.toBe(0);
+    expect(result.stderr).toMatch(/certificate/i);
+    expect(server!.requests.slice(before)).toEqual([]);
+    expect(existsSync(join(result.installDir, "bin/xdr-agent"))).toBe(false);
+    expect(await auditOf(instanceId)).toEqual([]);
+  });
+
+  it("stops before downloading anything when the configuration parameter cannot be read", async () => {
+    const instanceId = "i-0123456789abcdef0";
+    const before = server!.requests.length;
+    const result = await install(instanceId, linuxScript({ ConfigParameterName: `/mini-xdr/${slug}/no-such-parameter` }));
+    expect(result.code, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).not.toBe(0);
+    expect(result.stderr).toContain("ParameterNotFound");
+    expect(server!.requests.slice(before)).toEqual([]);
+    expect(existsSync(join(result.installDir, "bin/xdr-agent"))).toBe(false);
+    expect(await auditOf(instanceId)).toEqual([]);
+  });
+});
+
+describe("the agent install document's Windows step", () => {
+  const parameterName = resourceNames("mini-corp").parameterName;
+  const agentPublicBaseUrl = "https://agents.mini-xdr.example";
+  const doc = buildAgentInstallDocument({ parameterName, agentPublicBaseUrl, agentVersion: AGENT_VERSION });
+  const parameters = Object.fromEntries(Object.entries(doc.parameters).map(([name, p]) => [name, p.default]));
+  const windows = doc.mainSteps.find((step) => step.action === "aws:runPowerShellScript");
+  const lines = windows?.inputs.runCommand ?? [];
+  const indexOf = (pattern: RegExp) => lines.findIndex((line) => pattern.test(line));
+
+  it("is a PowerShell step for Windows only, next to a shell step for Linux only", () => {
+    expect(doc.schemaVersion).toBe("2.2");
+    expect(doc.mainSteps.map((step) => [step.action, step.precondition])).toEqual([
+      ["aws:runShellScript", { StringEquals: ["platformType", "Linux"] }],
+      ["aws:runPowerShellScript", { StringEquals: ["platformType", "Windows"] }],
+    ]);
+    expect(Object.keys(doc.parameters).sort()).toEqual(["AgentBaseUrl", "AgentVersion", "ConfigParameterName"]);
+  });
+
+  it("stops on the first error, reads the SecureString decrypted, downloads over HTTPS, enrolls and checks the exit code", () => {
+    expect(lines[0]).toBe("$ErrorActionPreference = 'Stop'");
+    const read = indexOf(/^\$config = \(Get-SSMParameter -Name '\{\{ ConfigParameterName \}\}' -WithDecryption \$true\)\.Value$/);
+    const write = indexOf(/^Set-Content -Path \(Join-Path \$configDir 'agent\.json'\) -Value \$config\b/);
+    const download = indexOf(
+      /^Invoke-WebRequest -UseBasicParsing -Uri '\{\{ AgentBaseUrl \}\}\/agent\/windows\/amd64\/\{\{ AgentVersion \}\}\/xdr-agent\.exe' -OutFile "\$agent\.new"$/,
+    );
+    // Downloaded beside the agent and moved over it: a running agent's file is replaced, not written into.
+    const replace = indexOf(/^Move-Item -Force -Path "\$agent\.new" -Destination \$agent$/);
+    expect(replace).toBe(download + 1);
+    const enroll = indexOf(/^& \$agent enroll --config \(Join-Path \$configDir 'agent\.json'\)$/);
+    const check = indexOf(/^if \(\$LASTEXITCODE -ne 0\) \{ throw ".*" \}$/);
+    expect({ read, write, download, enroll, check }).toEqual({
+      read: expect.any(Number),
+      write: expect.any(Number),
+      download: expect.any(Number),
+      enroll: expect.any(Number),
+      check: expect.any(Number),
+    });
+    for (const index of [read, write, download, enroll, check]) expect(index).toBeGreaterThan(0);
+    expect(read).toBeLessThan(write);
+    expect(write).toBeLessThan(download);
+    expect(download).toBeLessThan(enroll);
+    expect(check).toBe(enroll + 1);
+
+    const rendered = renderStep(windows!, parameters);
+    expect(rendered).toContain(`-Uri '${agentPublicBaseUrl}/agent/windows/amd64/${AGENT_VERSION}/xdr-agent.exe'`);
+    expect(rendered).toMatch(/-Uri 'https:\/\//);
+    expect(rendered).toContain(`Get-SSMParameter -Name '${parameterName}' -WithDecryption $true`);
+  });
+
+  it("leaves no placeholder once rendered and never carries the configuration or the token inline", () => {
+    const rendered = renderStep(windows!, parameters);
+    expect(rendered).not.toMatch(/\{\{.*?\}\}/);
+    // Single-quoted PowerShell strings and braces are balanced on every line (a rendered value cannot break out).
+    for (const line of rendered.split("\n")) {
+      expect((line.match(/'/g) ?? []).length % 2, line).toBe(0);
+      expect((line.match(/\{/g) ?? []).length, line).toBe((line.match(/\}/g) ?? []).length);
+    }
+    const whole = JSON.stringify(doc);
+    for (const secret of ["mxdr-enroll", "enrollmentToken", "enrollment_token", "backendUrl", "tenantId"]) {
+      expect(whole).not.toContain(secret);
+    }
+  });
+});
