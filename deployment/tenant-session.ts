@@ -3,10 +3,11 @@
  * successful `up` created, the external ID from its sealed credential, and a short STS session of that role.
  * Every SSM call of a tenant signs with this session, never with the service's own identity.
  */
-import { and, desc, eq } from "drizzle-orm";
+import { eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../db/client";
 import type { Keyring } from "../db/crypto";
-import { organizations, runs, type IntegrationSettings, type TagFilter } from "../db/schema";
+import { appliedStackOutputs } from "../runs/applied-outputs";
+import { organizations, type IntegrationSettings, type TagFilter } from "../db/schema";
 import { assumeRoleCredentials, sessionNameFor, type CredentialsProvider } from "../discovery/credentials";
 import { loadAwsCredential } from "../service/aws-credential";
 
@@ -45,14 +46,9 @@ export function targetingOf(settings: IntegrationSettings): Pick<TenantSession, 
 export async function openTenantSession(db: DrizzleDatabase, keyring: Keyring, organizationId: number): Promise<TenantSession> {
   const [org] = await db.select().from(organizations).where(eq(organizations.id, organizationId));
   if (!org) throw new TenantNotDeployedError(`organization ${organizationId} does not exist`);
-  const [lastUp] = await db
-    .select({ outputs: runs.outputs })
-    .from(runs)
-    .where(and(eq(runs.organizationId, organizationId), eq(runs.kind, "up"), eq(runs.status, "succeeded")))
-    .orderBy(desc(runs.finishedAt))
-    .limit(1);
-  const roleArn = lastUp?.outputs?.roleArn;
-  const documentName = lastUp?.outputs?.documentName;
+  const outputs = await appliedStackOutputs(db, organizationId);
+  const roleArn = outputs?.roleArn;
+  const documentName = outputs?.documentName;
   if (typeof roleArn !== "string" || typeof documentName !== "string") {
     throw new TenantNotDeployedError("the tenant's stack has not been applied yet (no successful up)");
   }

@@ -2,10 +2,11 @@
  * Executes one recorded discovery scan: assume the tenant's XDR role (its ARN from the stack's outputs, the external
  * ID from the tenant's sealed credential), scan, store, and record per-region results on the scan's row.
  */
-import { and, desc, eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../db/client";
 import type { Keyring } from "../db/crypto";
-import { discoveryScans, runs, type DiscoveryScan, type DiscoveryScanStatus } from "../db/schema";
+import { appliedStackOutputs } from "../runs/applied-outputs";
+import { discoveryScans, type DiscoveryScan, type DiscoveryScanStatus } from "../db/schema";
 import { loadAwsCredential } from "../service/aws-credential";
 import { discoverTenant } from "./discover";
 
@@ -23,13 +24,7 @@ export class TenantNotProvisionedError extends Error {
 
 /** The XDR access role the tenant's last successful `up` created. */
 export async function provisionedRoleArn(db: DrizzleDatabase, organizationId: number): Promise<string | undefined> {
-  const [lastUp] = await db
-    .select({ outputs: runs.outputs })
-    .from(runs)
-    .where(and(eq(runs.organizationId, organizationId), eq(runs.kind, "up"), eq(runs.status, "succeeded")))
-    .orderBy(desc(runs.finishedAt))
-    .limit(1);
-  const roleArn = lastUp?.outputs?.roleArn;
+  const roleArn = (await appliedStackOutputs(db, organizationId))?.roleArn;
   return typeof roleArn === "string" ? roleArn : undefined;
 }
 
