@@ -14,7 +14,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateRoleCommand, EntityAlreadyExistsException, IAMClient } from "@aws-sdk/client-iam";
-import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
+import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import postgres from "postgres";
 import { PROJECT_NAME } from "../../automation";
 import { REPO_ROOT } from "./moto";
@@ -348,7 +348,7 @@ export async function pulumiCli(
 // The customer's AWS account in moto
 
 /** Credentials acting in `accountId` on moto (moto maps assumed-role credentials to the role's account). */
-async function accountCredentials(accountId: string) {
+export async function customerAccountCredentials(accountId: string) {
   const sts = new STSClient({ region: "us-east-1" });
   try {
     const assumed = await sts.send(
@@ -359,16 +359,6 @@ async function accountCredentials(accountId: string) {
       secretAccessKey: assumed.Credentials!.SecretAccessKey!,
       sessionToken: assumed.Credentials!.SessionToken!,
     };
-  } finally {
-    sts.destroy();
-  }
-}
-
-/** The platform identity the service runs as on moto (its default credentials: moto's default account). */
-export async function platformIdentityArn(): Promise<string> {
-  const sts = new STSClient({ region: "us-east-1" });
-  try {
-    return (await sts.send(new GetCallerIdentityCommand({}))).Arn!;
   } finally {
     sts.destroy();
   }
@@ -389,7 +379,7 @@ export async function createBootstrapRole({
   externalId: string;
   trustedAccountId?: string;
 }): Promise<string> {
-  const iam = new IAMClient({ region: "us-east-1", credentials: await accountCredentials(accountId) });
+  const iam = new IAMClient({ region: "us-east-1", credentials: await customerAccountCredentials(accountId) });
   try {
     await iam.send(
       new CreateRoleCommand({
@@ -417,24 +407,51 @@ export async function createBootstrapRole({
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// A pass-through proxy in front of moto with switchable latency
+// A pass-through proxy in front of moto that can hold requests
 
-export interface LatencyProxy {
+export interface ProxiedRequest {
+  method: string;
   url: string;
-  /** Milliseconds added before each request is forwarded (0: none). */
-  delayMs: number;
-  requests: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+export interface HoldingProxy {
+  url: string;
+  /** Requests forwarded so far. */
+  readonly forwarded: number;
+  /** Requests held (never forwarded) so far. */
+  readonly held: number;
+  /**
+   * From now on, requests the predicate accepts are held: never forwarded, never answered (until close()), so the
+   * AWS call they carry never happens. null: forward everything again (held requests stay held).
+   */
+  hold(predicate: ((request: ProxiedRequest) => boolean) | null): void;
   close(): Promise<void>;
 }
 
-/** Forwards every request to `target` (moto) on loopback, after `proxy.delayMs`. */
-export async function startLatencyProxy(target: string): Promise<LatencyProxy> {
+/** STS calls (AssumeRole, GetCallerIdentity): a provider configures with them; they change nothing. */
+export const isStsCall = (request: ProxiedRequest) => /(^|&)Action=(AssumeRole|GetCallerIdentity)(&|$)/.test(request.body);
+
+/** Forwards every request to `target` (moto) on loopback, except those it was told to hold. */
+export async function startHoldingProxy(target: string): Promise<HoldingProxy> {
   const upstream = new URL(target);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-  const state = { delayMs: 0, requests: 0 };
+  const state = { forwarded: 0, held: 0, predicate: null as ((request: ProxiedRequest) => boolean) | null };
+  const parked = new Set<http.ServerResponse>();
   const server = http.createServer((req, res) => {
-    state.requests++;
-    const forward = () => {
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      const request = { method: req.method ?? "GET", url: req.url ?? "/", headers: req.headers, body: body.toString("utf8") };
+      if (state.predicate?.(request)) {
+        state.held++;
+        parked.add(res);
+        res.on("close", () => parked.delete(res));
+        return;
+      }
+      state.forwarded++;
       const outbound = http.request(
         { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
         (answer) => {
@@ -446,26 +463,25 @@ export async function startLatencyProxy(target: string): Promise<LatencyProxy> {
         if (!res.headersSent) res.writeHead(502);
         res.end(String(error));
       });
-      req.pipe(outbound);
-    };
-    if (state.delayMs > 0) setTimeout(forward, state.delayMs);
-    else forward();
+      outbound.end(body);
+    });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as { port: number }).port;
   return {
     url: `http://127.0.0.1:${port}`,
-    get delayMs() {
-      return state.delayMs;
+    get forwarded() {
+      return state.forwarded;
     },
-    set delayMs(value: number) {
-      state.delayMs = value;
+    get held() {
+      return state.held;
     },
-    get requests() {
-      return state.requests;
+    hold(predicate) {
+      state.predicate = predicate;
     },
     close: () =>
       new Promise<void>((resolve) => {
+        for (const res of parked) res.destroy();
         agent.destroy();
         server.closeAllConnections();
         server.close(() => resolve());

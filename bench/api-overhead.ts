@@ -1,0 +1,257 @@
+/**
+ * What the service adds to a tenant's `up` (issue 3), in one run on this machine, against moto (offline; loopback
+ * only) with the real Pulumi CLI and the test harness's stand-in AWS provider:
+ *
+ *   1. N rounds (BENCH_ROUNDS, default 3) of the same 8-resource `up` three ways, destroyed between rounds:
+ *      - through the API: the server process (api/server.ts), POST /v1/tenants/{slug}/runs {kind: "up"}, polled
+ *        until the run has succeeded (HTTP, database, pg-boss queue, engine events recorded);
+ *      - with the CLI: `pulumi up --yes --skip-preview` on an equivalent stack of the same project dir and state
+ *        backend (the program runs through the Node.js language host; --skip-preview as the Automation API does);
+ *      - with the Automation API in this process (the service's own path minus the service: inline program).
+ *      Prints the median / min / max of each and the API's overhead against the other two (target: under 10%).
+ *   2. Peak memory while 4 tenants run `up` at once through the API: the server process's VmHWM, and the peak of
+ *      the summed VmRSS of the server and all its descendants (pulumi CLIs and provider plugins), sampled.
+ *
+ *   npm run bench:api                         (embedded PGlite in a temp dir)
+ *   DATABASE_URL=postgres://... npm run bench:api
+ *   BENCH_ROUNDS=5 npm run bench:api
+ */
+import { spawn } from "node:child_process";
+import { randomBytes, randomInt } from "node:crypto";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { automationSettingsSchema, configureTenantStack, destroyTenantStack, openTenantStack, removeTenantStack, upTenantStack } from "../automation";
+import postgres from "postgres";
+import { miniCorpTenantConfig } from "../test/fixtures/tenant-config";
+import setupHarness from "../test/harness/global-setup";
+import { REPO_ROOT } from "../test/harness/moto";
+import {
+  createBootstrapRole,
+  createCaller,
+  descendantsOf,
+  processMemory,
+  startServer,
+  stopServer,
+  temporaryServiceWorkspace,
+  type Server,
+} from "../test/harness/server";
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CONCURRENT_TENANTS = 4;
+const PLATFORM_PRINCIPAL = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
+const POLL_MS = 50;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const newAccount = () => String(400_000_000_000 + randomInt(99_999_999_999));
+const seconds = (ms: number) => (ms / 1000).toFixed(2);
+
+function stats(values: number[]) {
+  const sorted = [...values].sort((a, b) => a - b);
+  return { median: sorted[Math.floor(sorted.length / 2)]!, min: sorted[0]!, max: sorted.at(-1)! };
+}
+
+async function pulumi(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const child = spawn(join(REPO_ROOT, ".tools", "bin", "pulumi"), args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("exit", resolve);
+  });
+  if (code !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${code}:\n${output}`);
+}
+
+const teardown = await setupHarness();
+const workspace = await temporaryServiceWorkspace();
+const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
+let server: Server | undefined;
+try {
+  const databaseUrl = process.env.DATABASE_URL;
+  server = await startServer({
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATABASE_URL: databaseUrl,
+    ADMIN_TOKEN: adminToken,
+    CREDENTIALS_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
+    MAX_CONCURRENT_RUNS: String(CONCURRENT_TENANTS),
+    ...workspace.serverEnv(),
+  });
+  const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
+  const api = async (method: string, path: string, body?: unknown) => {
+    const answer = await call(method, path, { body });
+    if (answer.status >= 300) throw new Error(`${method} ${path}: ${answer.status} ${answer.text}`);
+    return answer.body;
+  };
+  const settled = async (slug: string, runId: string) => {
+    for (;;) {
+      const run = await api("GET", `/v1/tenants/${slug}/runs/${runId}`);
+      if (!["queued", "running"].includes(run.status)) {
+        if (run.status !== "succeeded") throw new Error(`run ${runId} of ${slug} ${run.status}: ${JSON.stringify(run.error)}`);
+        return run;
+      }
+      await sleep(POLL_MS);
+    }
+  };
+  /** Waits for the discovery the service starts after an `up`, so that it does not overlap the next measurement. */
+  const discoveryDone = async (slug: string) => {
+    for (;;) {
+      const progress = await api("GET", `/v1/tenants/${slug}/progress`);
+      if (["completed", "failed"].includes(progress.discovery.status)) return;
+      await sleep(POLL_MS);
+    }
+  };
+  const onboardTenant = async (slug: string) => {
+    const account = newAccount();
+    const externalId = `mxdr-bench-ext_${randomBytes(12).toString("hex")}`;
+    await api("POST", "/v1/tenants", {
+      slug,
+      name: slug,
+      integration_settings: { agent_public_base_url: "https://agents.mini-xdr.example.com", regions: ["us-east-1"], home_region: "us-east-1", aws_account_id: account },
+    });
+    const roleArn = await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
+    await api("PUT", `/v1/tenants/${slug}/integrations/aws`, { bootstrap_role_arn: roleArn, external_id: externalId });
+    return { account, roleArn, externalId };
+  };
+
+  // The API tenant, and the equivalent stacks for the CLI and the in-process Automation API (same project and state).
+  const apiSlug = `bench-api-${randomBytes(2).toString("hex")}`;
+  await onboardTenant(apiSlug);
+  const automation = automationSettingsSchema.parse({
+    projectDir: workspace.projectDir,
+    backendUrl: workspace.backendUrl,
+    secretsProvider: "passphrase",
+    passphrase: workspace.passphrase,
+    pulumiRoot: join(REPO_ROOT, ".tools"),
+    pulumiHome: join(workspace.dataDir, "pulumi-home"),
+  });
+  const directConfig = async (slug: string) => {
+    const account = newAccount();
+    const externalId = `mxdr-bench-ext_${randomBytes(12).toString("hex")}`;
+    const bootstrapRoleArn = await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
+    const config = miniCorpTenantConfig({
+      tenantSlug: slug,
+      customerAccountId: account,
+      homeRegion: "us-east-1",
+      regions: ["us-east-1"],
+      bootstrapRoleArn,
+      externalId,
+      platformPrincipalArn: PLATFORM_PRINCIPAL,
+      agentPublicBaseUrl: "https://agents.mini-xdr.example.com",
+      agentVersion: "1.0.0",
+      enrollmentToken: `mxdr-enroll_${randomBytes(32).toString("base64url")}`,
+    });
+    const stack = await openTenantStack(automation, slug, { create: true });
+    await configureTenantStack(stack, config);
+    return stack;
+  };
+  const cliSlug = `bench-cli-${randomBytes(2).toString("hex")}`;
+  const cliStack = await directConfig(cliSlug);
+  const inlineStack = await directConfig(`bench-inline-${randomBytes(2).toString("hex")}`);
+  const cliEnv = workspace.cliEnv();
+  const cliArgs = (op: string) => [op, "--yes", "--skip-preview", "--non-interactive", "--stack", cliStack.name];
+
+  const figures: Record<"api" | "cli" | "inline", number[]> = { api: [], cli: [], inline: [] };
+  const apiQueueWait: number[] = [];
+  const apiExecution: number[] = [];
+  /** With DATABASE_URL: where an API run's execution goes, from the rows (run_events.created_at). */
+  const phases: Record<"setup" | "engine" | "finish", number[]> = { setup: [], engine: [], finish: [] };
+  const sql = databaseUrl ? postgres(databaseUrl, { max: 1, onnotice: () => undefined }) : undefined;
+  for (let round = 0; round < ROUNDS; round++) {
+    // Through the API.
+    const started = performance.now();
+    const { run_id: runId } = await api("POST", `/v1/tenants/${apiSlug}/runs`, { kind: "up" });
+    const run = await settled(apiSlug, runId);
+    figures.api.push(performance.now() - started);
+    if (run.change_summary?.create !== 8) throw new Error(`unexpected API up summary ${JSON.stringify(run.change_summary)}`);
+    apiQueueWait.push(Date.parse(run.started_at) - Date.parse(run.requested_at));
+    apiExecution.push(Date.parse(run.finished_at) - Date.parse(run.started_at));
+    if (sql) {
+      const [row] = await sql<{ first: Date; last: Date }[]>`
+        select min(created_at) as first, max(created_at) as last from run_events where run_id = ${runId}`;
+      phases.setup.push(row!.first.getTime() - Date.parse(run.started_at));
+      phases.engine.push(row!.last.getTime() - row!.first.getTime());
+      phases.finish.push(Date.parse(run.finished_at) - row!.last.getTime());
+    }
+    await discoveryDone(apiSlug);
+    const destroy = await api("POST", `/v1/tenants/${apiSlug}/runs`, { kind: "destroy" });
+    await settled(apiSlug, destroy.run_id);
+
+    // With the CLI.
+    const cliStarted = performance.now();
+    await pulumi(cliArgs("up"), workspace.projectDir, cliEnv);
+    figures.cli.push(performance.now() - cliStarted);
+    await pulumi(cliArgs("destroy"), workspace.projectDir, cliEnv);
+
+    // With the Automation API, in this process.
+    const inlineStarted = performance.now();
+    const inline = await upTenantStack(inlineStack);
+    figures.inline.push(performance.now() - inlineStarted);
+    if (inline.changeSummary.create !== 8) throw new Error(`unexpected inline up summary ${JSON.stringify(inline.changeSummary)}`);
+    await destroyTenantStack(inlineStack);
+    process.stderr.write(`round ${round + 1}/${ROUNDS}: api ${seconds(figures.api.at(-1)!)} s, cli ${seconds(figures.cli.at(-1)!)} s, automation ${seconds(figures.inline.at(-1)!)} s\n`);
+  }
+  await removeTenantStack(cliStack);
+  await removeTenantStack(inlineStack);
+
+  // Peak memory while CONCURRENT_TENANTS tenants run `up` at once.
+  const concurrentSlugs = Array.from({ length: CONCURRENT_TENANTS }, (_, i) => `bench-c${i + 1}-${randomBytes(2).toString("hex")}`);
+  for (const slug of concurrentSlugs) await onboardTenant(slug);
+  const serverPid = server.child.pid!;
+  let peakTreeKiB = 0;
+  let peakProcesses = 0;
+  let peakChildHwmKiB = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const pids = [serverPid, ...(await descendantsOf(serverPid))];
+      const memory = await Promise.all(pids.map((pid) => processMemory(pid)));
+      const tree = memory.reduce((sum, m) => sum + (m?.rssKiB ?? 0), 0);
+      if (tree > peakTreeKiB) {
+        peakTreeKiB = tree;
+        peakProcesses = memory.filter(Boolean).length;
+      }
+      for (const m of memory.slice(1)) peakChildHwmKiB = Math.max(peakChildHwmKiB, m?.hwmKiB ?? 0);
+      await sleep(100);
+    }
+  })();
+  const serverBefore = (await processMemory(serverPid))!;
+  const concurrentStarted = performance.now();
+  const requested = await Promise.all(concurrentSlugs.map((slug) => api("POST", `/v1/tenants/${slug}/runs`, { kind: "up" })));
+  const concurrentRuns = await Promise.all(concurrentSlugs.map((slug, i) => settled(slug, requested[i]!.run_id)));
+  const concurrentSeconds = (performance.now() - concurrentStarted) / 1000;
+  sampling = false;
+  await sampler;
+  const serverAfter = (await processMemory(serverPid))!;
+  for (const run of concurrentRuns) if (run.change_summary?.create !== 8) throw new Error(`unexpected concurrent up ${JSON.stringify(run.change_summary)}`);
+
+  const api_ = stats(figures.api);
+  const cli = stats(figures.cli);
+  const inline = stats(figures.inline);
+  const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
+  const overhead = (against: number) => `${(((api_.median - against) / against) * 100).toFixed(1)}%`;
+  console.log(`tenant up (8 resources), ${ROUNDS} rounds, destroyed between rounds; database: ${databaseUrl ? "PostgreSQL (DATABASE_URL)" : "embedded PGlite"}`);
+  console.log(`seconds: median / min / max`);
+  console.log(`  API (POST run -> succeeded)          ${seconds(api_.median)} / ${seconds(api_.min)} / ${seconds(api_.max)}`);
+  console.log(`    of which queued (requested->started) median ${seconds(stats(apiQueueWait).median)}, executing median ${seconds(stats(apiExecution).median)}`);
+  if (sql) {
+    console.log(
+      `    executing: before the first engine event (tenant config, stack select, config set) median ${seconds(stats(phases.setup).median)}, ` +
+        `first -> last event recorded ${seconds(stats(phases.engine).median)}, last event -> run finished ${seconds(stats(phases.finish).median)}`,
+    );
+    await sql.end();
+  }
+  console.log(`  CLI (pulumi up --yes --skip-preview)  ${seconds(cli.median)} / ${seconds(cli.min)} / ${seconds(cli.max)}`);
+  console.log(`  Automation API in-process (inline)    ${seconds(inline.median)} / ${seconds(inline.min)} / ${seconds(inline.max)}`);
+  console.log(`ratio API / CLI:        ${(api_.median / cli.median).toFixed(3)}  (API overhead ${overhead(cli.median)}; target < 10%)`);
+  console.log(`ratio API / Automation: ${(api_.median / inline.median).toFixed(3)}  (API overhead ${overhead(inline.median)})`);
+  console.log(`${CONCURRENT_TENANTS} tenants' up at once through the API: ${concurrentSeconds.toFixed(2)} s, all succeeded`);
+  console.log(`  service process: VmRSS ${mib(serverBefore.rssKiB)} before, VmHWM ${mib(serverAfter.hwmKiB)} after (peak of the process)`);
+  console.log(`  service + pulumi children, summed VmRSS sampled every 100 ms: peak ${mib(peakTreeKiB)} over ${peakProcesses} processes`);
+  console.log(`  largest child process (pulumi CLI / provider plugin) VmHWM: ${mib(peakChildHwmKiB)}`);
+} finally {
+  await stopServer(server, "SIGTERM");
+  await workspace.cleanup();
+  await teardown();
+}
