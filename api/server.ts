@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
-import { automationSettingsSchema } from "../automation";
+import { automationSettingsSchema, resolvePulumiCli } from "../automation";
 import { createKeyring } from "../db/crypto";
 import { openDatabase } from "../db/client";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../discovery/scan-queue";
@@ -50,6 +50,8 @@ async function main(): Promise<void> {
   const liveness = database.backend === "postgres" ? database.sql : undefined;
   const boss = await startBoss(database.connectionString, log);
 
+  // A worker checks the pinned CLI once, at start-up: a missing toolchain stops here with one clear message.
+  const cli = config.RUN_WORKER ? await resolvePulumiCli(automation) : undefined;
   const recovered = await recoverInterruptedRuns(database.db, automation, { liveness, boss, log });
   if (recovered.length > 0) log(`recovery: marked ${recovered.length} interrupted run(s): ${recovered.join(", ")}`);
   await failAbandonedScans(database.db);
@@ -61,6 +63,7 @@ async function main(): Promise<void> {
     {
       db: database.db,
       automation,
+      cli,
       tenantConfig: (organizationId) => resolveTenantConfig(database.db, keyring, platform, organizationId),
       liveness,
       onRunFinished: lifecycle.onRunFinished,

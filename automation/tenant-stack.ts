@@ -39,7 +39,8 @@ export interface OperationOptions {
   signal?: AbortSignal;
 }
 
-async function pulumiCommand(settings: AutomationSettings): Promise<PulumiCommand> {
+/** The pinned CLI, checked (`pulumi version`). Resolve it once and pass it to openTenantStack to skip the check per run. */
+export async function resolvePulumiCli(settings: AutomationSettings): Promise<PulumiCommand> {
   try {
     return await PulumiCommand.get({ root: settings.pulumiRoot, version: undefined, skipVersionCheck: false });
   } catch (error) {
@@ -68,12 +69,12 @@ function engineEnv(settings: AutomationSettings, experimental: boolean): Record<
 export async function openTenantStack(
   settings: AutomationSettings,
   tenantSlug: string,
-  { create, updatePlans = false }: { create: boolean; updatePlans?: boolean },
+  { create, updatePlans = false, cli }: { create: boolean; updatePlans?: boolean; cli?: PulumiCommand },
 ): Promise<Stack> {
   const stackName = stackNameFor(tenantSlug);
   const workspaceOptions = {
     workDir: settings.projectDir,
-    pulumiCommand: await pulumiCommand(settings),
+    pulumiCommand: cli ?? (await resolvePulumiCli(settings)),
     envVars: engineEnv(settings, updatePlans),
     pulumiHome: settings.pulumiHome,
     secretsProvider: settings.secretsProvider,
@@ -88,14 +89,24 @@ export async function openTenantStack(
   }
 }
 
-/** Writes the tenant's config into the stack (secrets encrypted by the stack's secrets provider). */
+/**
+ * Writes the tenant's config into the stack (secrets encrypted by the stack's secrets provider). The current config
+ * is read first and nothing is written when it already matches: most runs of a tenant change no setting, and each
+ * write is a CLI call that re-encrypts the secrets.
+ */
 export async function configureTenantStack(stack: Stack, config: TenantConfigInput): Promise<void> {
   const entries = toStackConfigEntries(config);
-  await stack.setAllConfig(
-    Object.fromEntries(entries.map((entry) => [`${PROJECT_NAME}:${entry.key}`, { value: entry.value, secret: entry.secret }])),
-  );
-  const present = new Set(entries.map((entry) => entry.key));
   const current = await stack.getAllConfig();
+  const present = new Set(entries.map((entry) => entry.key));
+  const changed = entries.filter((entry) => {
+    const existing = current[`${PROJECT_NAME}:${entry.key}`];
+    return existing?.value !== entry.value || (existing.secret ?? false) !== entry.secret;
+  });
+  if (changed.length > 0) {
+    await stack.setAllConfig(
+      Object.fromEntries(changed.map((entry) => [`${PROJECT_NAME}:${entry.key}`, { value: entry.value, secret: entry.secret }])),
+    );
+  }
   const stale = TENANT_CONFIG_KEYS.filter((key) => !present.has(key) && `${PROJECT_NAME}:${key}` in current);
   if (stale.length > 0) await stack.removeAllConfig(stale.map((key) => `${PROJECT_NAME}:${key}`));
 }
@@ -142,8 +153,13 @@ function eventRecorder(onEvent?: (event: EngineEvent) => void) {
   };
 }
 
+type StackOutputs = Awaited<ReturnType<Stack["outputs"]>>;
+
 export async function publicOutputs(stack: Stack): Promise<Record<string, unknown>> {
-  const outputs = await stack.outputs();
+  return withoutSecrets(await stack.outputs());
+}
+
+function withoutSecrets(outputs: StackOutputs): Record<string, unknown> {
   return Object.fromEntries(
     Object.entries(outputs)
       .filter(([, output]) => !output.secret && output.value !== undefined)
@@ -190,17 +206,18 @@ async function runUpdate(
   const recorder = eventRecorder(options.onEvent);
   const common = { onEvent: recorder.onEvent, signal: options.signal };
   try {
-    const result =
+    // `up` already reads the outputs (with their secret flags); refresh does not.
+    const { summary, outputs } =
       operation === "up"
         ? await stack.up({ ...common, plan: options.plan })
         : operation === "refresh"
-          ? await stack.refresh(common)
-          : await stack.destroy(common);
+          ? { ...(await stack.refresh(common)), outputs: await stack.outputs() }
+          : { ...(await stack.destroy(common)), outputs: {} };
     return {
       stackName: stack.name,
-      changeSummary: summaryOf(result.summary.resourceChanges),
+      changeSummary: summaryOf(summary.resourceChanges),
       resourceChanges: recorder.resourceChanges,
-      outputs: operation === "destroy" ? {} : await publicOutputs(stack),
+      outputs: withoutSecrets(outputs),
     };
   } catch (error) {
     throw translateError(error, stack.name, operation, recorder.diagnostics);

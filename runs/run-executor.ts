@@ -1,6 +1,6 @@
 import { mkdir } from "node:fs/promises";
 import { dirname } from "node:path";
-import type { EngineEvent } from "@pulumi/pulumi/automation";
+import type { EngineEvent, PulumiCommand } from "@pulumi/pulumi/automation";
 import { and, eq } from "drizzle-orm";
 import {
   AutomationError,
@@ -23,6 +23,8 @@ import type { RunKind } from "./run-requests";
 export interface RunExecutorDeps {
   db: DrizzleDatabase;
   automation: AutomationSettings;
+  /** The checked CLI, resolved once (resolvePulumiCli); resolved per run when absent. */
+  cli?: PulumiCommand;
   /** The tenant's stack config (with its secrets), resolved when the run starts. */
   tenantConfig(organizationId: number): Promise<TenantConfigInput>;
   /** With a PostgreSQL server: held per run so that recovery can tell a crashed executor from a live one. */
@@ -89,6 +91,7 @@ async function performOperation(deps: RunExecutorDeps, run: Run): Promise<Partia
     const stack = await openTenantStack(deps.automation, config.tenantSlug, {
       create: run.kind !== "destroy",
       updatePlans: run.kind === "up" && plan !== undefined,
+      cli: deps.cli,
     });
     if (run.kind !== "destroy") await configureTenantStack(stack, config);
     if (run.kind === "preview" && plan) await mkdir(dirname(plan), { recursive: true });

@@ -36,11 +36,14 @@ export async function startRunQueue(
 ): Promise<RunQueue> {
   const boss = options.boss ?? (await startBoss(options.connectionString));
   await boss.createQueue(QUEUE, { name: QUEUE, policy: "singleton", retryLimit: 0, expireInSeconds: 3600 });
+  const workers: string[] = [];
   if (options.work) {
     for (let worker = 0; worker < options.maxConcurrentRuns; worker++) {
-      await boss.work<{ runId: string }>(QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
-        if (job) await executeRun(deps, job.data.runId);
-      });
+      workers.push(
+        await boss.work<{ runId: string }>(QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
+          if (job) await executeRun(deps, job.data.runId);
+        }),
+      );
     }
   }
   return {
@@ -48,6 +51,8 @@ export async function startRunQueue(
       const runId = await recordRunRequest(db, request, { queueBehindActive });
       const jobId = await boss.send(QUEUE, { runId }, { singletonKey: request.stackName, retryLimit: 0 });
       if (jobId) await db.update(runs).set({ jobId }).where(eq(runs.id, runId));
+      // Wake this process's idle workers now instead of at their next poll; other replicas pick it up by polling.
+      for (const worker of workers) boss.notifyWorker(worker);
       return runId;
     },
     async stop() {

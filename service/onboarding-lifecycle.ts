@@ -7,6 +7,7 @@ import { and, eq, isNull } from "drizzle-orm";
 import { openTenantStack, removeTenantStack, StackNotFoundError, type AutomationSettings } from "../automation";
 import type { DrizzleDatabase } from "../db/client";
 import {
+  apiTokens,
   auditLog,
   cloudAssets,
   enrollmentTokens,
@@ -81,6 +82,11 @@ async function completeOffboarding(deps: LifecycleDeps, organizationId: number, 
       .set({ revokedAt: now })
       .where(and(eq(enrollmentTokens.organizationId, organizationId), isNull(enrollmentTokens.revokedAt)));
     await tx.update(integrationCredentials).set({ status: "revoked" }).where(eq(integrationCredentials.organizationId, organizationId));
+    // The customer's own API tokens end with the tenant; platform admins keep reading its history and audit.
+    await tx
+      .update(apiTokens)
+      .set({ revokedAt: now })
+      .where(and(eq(apiTokens.organizationId, organizationId), isNull(apiTokens.revokedAt)));
     await tx.update(organizations).set({ onboardingStatus: "offboarded", offboardedAt: now }).where(eq(organizations.id, organizationId));
     await tx.insert(auditLog).values({
       actor: "system:offboarding",

@@ -7,11 +7,11 @@
 import { createRoute } from "@hono/zod-openapi";
 import { and, eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
-import { decryptJson, encryptJson, generateToken, type Keyring } from "../../db/crypto";
-import { integrationCredentials, organizations, type IntegrationCredential, type Organization } from "../../db/schema";
+import { decryptJson, type Keyring } from "../../db/crypto";
+import { integrationCredentials, type IntegrationCredential, type Organization } from "../../db/schema";
 import { recordAudit } from "../audit";
 import { loadVisibleOrganization, type AppEnv } from "../auth";
-import { ApiError, NotFoundError, NotImplementedError, ValidationError } from "../errors";
+import { NotFoundError, NotImplementedError } from "../errors";
 import { iso, maskSecret } from "../presenters";
 import { createRouter } from "../router";
 import { awsIntegrationSchema, errorResponses, putAwsIntegrationSchema, slugParamsSchema } from "../schemas";

@@ -12,6 +12,7 @@ import type { ScanQueue } from "../../discovery/scan-queue";
 import type { RunQueue } from "../../runs/run-queue";
 import { RunConflictError } from "../../runs/errors";
 import { connectAws } from "../../service/connect-aws";
+import { withStatusDuring } from "../../service/onboarding-status";
 import { tenantProgress } from "../../service/progress";
 import type { BootstrapRoleVerifier } from "../../service/verify-bootstrap-role";
 import { externalIdSchema, roleArnSchema } from "../../programs/tenant/config";
@@ -111,14 +112,15 @@ export function onboardingV2Router(deps: OnboardingV2Deps) {
       const [current] = await db.select().from(organizations).where(eq(organizations.id, org.id));
       let runId: string;
       try {
-        runId = await deps.runQueue().request({ organizationId: org.id, stackName: stackNameFor(org.slug), kind: "up", actor: principal.actor });
+        runId = await withStatusDuring(db, current!, "provisioning", () =>
+          deps.runQueue().request({ organizationId: org.id, stackName: stackNameFor(org.slug), kind: "up", actor: principal.actor }),
+        );
       } catch (error) {
         if (error instanceof RunConflictError) {
           throw new ApiError(409, "run_in_progress", "onboarding is already in progress", { blocking_run_id: error.blockingRunId });
         }
         throw error;
       }
-      await db.update(organizations).set({ onboardingStatus: "provisioning" }).where(eq(organizations.id, current!.id));
       await recordAudit(db, principal, { action: "onboarding.quick_start", organizationId: org.id, target: `run:${runId}` });
       return c.json(
         {

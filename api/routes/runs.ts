@@ -11,10 +11,11 @@ import { streamSSE } from "hono/streaming";
 import { stackNameFor } from "../../automation";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { organizations, runEvents, runs, RUN_KINDS, TERMINAL_RUN_STATUSES, type Organization, type RunKind } from "../../db/schema";
+import { runEvents, runs, RUN_KINDS, TERMINAL_RUN_STATUSES, type Organization, type RunKind } from "../../db/schema";
 import { RunConflictError } from "../../runs/errors";
 import type { RunQueue } from "../../runs/run-queue";
 import { loadAwsCredential } from "../../service/aws-credential";
+import { withStatusDuring } from "../../service/onboarding-status";
 import { tenantConfigProblems, type PlatformSettings } from "../../service/tenant-config";
 import { recordAudit } from "../audit";
 import { loadVisibleOrganization, requireAdmin, type Principal } from "../auth";
@@ -224,10 +225,10 @@ export function runsRouter(deps: RunsRouterDeps) {
     const org = await loadVisibleOrganization(db, principal, c.req.valid("param").slug);
     const { kind, queue, plan_run_id: planRunId } = c.req.valid("json");
     if (kind === "destroy") requireAdmin(principal);
-    const runId = await requestRun(deps, principal, org, kind, { queue, planRunId });
-    if (kind === "up" && ["not_started", "failed", "connecting"].includes(org.onboardingStatus)) {
-      await db.update(organizations).set({ onboardingStatus: "provisioning" }).where(eq(organizations.id, org.id));
-    }
+    const provisioning = kind === "up" && ["not_started", "failed", "connecting"].includes(org.onboardingStatus);
+    const runId = await withStatusDuring(db, org, provisioning ? "provisioning" : undefined, () =>
+      requestRun(deps, principal, org, kind, { queue, planRunId }),
+    );
     await recordAudit(db, principal, { action: `run.${kind}`, organizationId: org.id, target: `run:${runId}`, details: { queue, planRunId } });
     return c.json({ run_id: runId, kind, status: "queued" as const, stack_name: stackNameFor(org.slug) }, 202);
   });
@@ -237,8 +238,7 @@ export function runsRouter(deps: RunsRouterDeps) {
     requireAdmin(principal);
     const org = await loadVisibleOrganization(db, principal, c.req.valid("param").slug);
     if (org.onboardingStatus === "offboarded") throw new ConflictError(`tenant ${JSON.stringify(org.slug)} was offboarded already`);
-    const runId = await requestRun(deps, principal, org, "destroy");
-    await db.update(organizations).set({ onboardingStatus: "offboarding" }).where(eq(organizations.id, org.id));
+    const runId = await withStatusDuring(db, org, "offboarding", () => requestRun(deps, principal, org, "destroy"));
     await recordAudit(db, principal, { action: "tenant.offboard", organizationId: org.id, target: `run:${runId}` });
     return c.json({ run_id: runId, kind: "destroy" as const, status: "queued" as const, stack_name: stackNameFor(org.slug) }, 202);
   });
