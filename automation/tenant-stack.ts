@@ -238,20 +238,30 @@ export async function cancelTenantStack(stack: Stack): Promise<void> {
   }
 }
 
+export interface DroppedOperation {
+  /** create, update, delete, read, ... */
+  type: string;
+  urn: string;
+}
+
 /**
- * Drops the checkpoint's pending operations (resources an interrupted operation had started on): the next operation
- * then proceeds, and a refresh reconciles anything the interrupted one really created.
+ * Drops the checkpoint's pending operations (resources an interrupted operation had started on), so the next
+ * operation can proceed, and says which they were: a pending create may have happened in the cloud, and a resource
+ * with a fixed name then has to be imported or deleted before the next `up` can create it.
  */
-export async function clearPendingOperations(stack: Stack): Promise<number> {
+export async function clearPendingOperations(stack: Stack): Promise<DroppedOperation[]> {
   try {
     const state = await stack.exportStack();
-    const deployment = state.deployment as { pending_operations?: unknown[] } | undefined;
-    const pending = deployment?.pending_operations?.length ?? 0;
-    if (pending > 0) {
+    const deployment = state.deployment as { pending_operations?: { type?: string; resource?: { urn?: string } }[] } | undefined;
+    const dropped = (deployment?.pending_operations ?? []).map((operation) => ({
+      type: operation.type ?? "unknown",
+      urn: operation.resource?.urn ?? "unknown",
+    }));
+    if (dropped.length > 0) {
       delete deployment!.pending_operations;
       await stack.importStack(state);
     }
-    return pending;
+    return dropped;
   } catch (error) {
     throw translateError(error, stack.name, "clear pending operations");
   }

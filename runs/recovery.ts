@@ -3,6 +3,7 @@ import { eq, inArray } from "drizzle-orm";
 import {
   cancelTenantStack,
   clearPendingOperations,
+  type DroppedOperation,
   openTenantStack,
   StackNotFoundError,
   TENANT_STACK_PREFIX,
@@ -38,10 +39,11 @@ export async function recoverInterruptedRuns(
     if (options.liveness && (await runHasLiveExecutor(options.liveness, run.id))) continue;
     const stopped = await stopOrphanedPulumiProcesses(run.stackName);
     if (stopped.length > 0) options.log?.(`recovery: stopped orphaned pulumi processes ${stopped.join(", ")} of ${run.stackName}`);
+    let dropped: DroppedOperation[] = [];
     try {
       const stack = await openTenantStack(automation, run.stackName.slice(TENANT_STACK_PREFIX.length), { create: false });
       await cancelTenantStack(stack);
-      await clearPendingOperations(stack);
+      dropped = await clearPendingOperations(stack);
     } catch (error) {
       if (!(error instanceof StackNotFoundError)) throw error;
     }
@@ -51,7 +53,17 @@ export async function recoverInterruptedRuns(
       .set({
         status: "interrupted",
         finishedAt: new Date(),
-        error: { message: "the service stopped while this run was in progress; its stack lock was cleared", kind: "Interrupted" },
+        error: {
+          message:
+            "the service stopped while this run was in progress; its stack lock was cleared" +
+            (dropped.length > 0
+              ? `; ${dropped.length} unfinished operation(s) were dropped from the state (see diagnostics): a resource whose create was in flight may exist in the account and must be imported or deleted before the next up`
+              : ""),
+          kind: "Interrupted",
+          ...(dropped.length > 0
+            ? { diagnostics: dropped.map((operation) => ({ severity: "warning", message: `pending ${operation.type} dropped`, urn: operation.urn })) }
+            : {}),
+        },
       })
       .where(eq(runs.id, run.id));
     recovered.push(run.id);

@@ -768,6 +768,11 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     const interrupted = await call("GET", `/v1/tenants/${echo.slug}/runs/${runId}`);
     expect(interrupted.body).toMatchObject({ status: "interrupted", error: { kind: "Interrupted" } });
     expect(interrupted.body.finished_at).toEqual(expect.any(String));
+    // The create that was in flight is named, so an operator knows what may exist in the account untracked.
+    expect(interrupted.body.error.message).toMatch(/unfinished operation\(s\) were dropped/);
+    expect(interrupted.body.error.diagnostics).toEqual(
+      expect.arrayContaining([expect.objectContaining({ severity: "warning", message: expect.stringMatching(/^pending creat/), urn: expect.stringContaining("aws:") })]),
+    );
     expect(await pulumiProcessesOf(stackName)).toEqual([]);
     const exported = await stackExport(stackName);
     expect(exported.code, exported.stderr).toBe(0);
