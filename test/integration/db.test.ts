@@ -27,11 +27,14 @@ import {
 } from "../../db/schema";
 
 const TABLES = [
+  "agent_commands",
   "agents",
   "api_tokens",
   "audit_log",
   "cloud_assets",
+  "discovery_scans",
   "enrollment_tokens",
+  "idempotency_keys",
   "integration_credentials",
   "organizations",
   "run_events",
