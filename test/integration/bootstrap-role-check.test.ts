@@ -16,20 +16,12 @@ import { createKeyring, generateToken, hashToken } from "../../db/crypto";
 import { apiTokens, auditLog, integrationCredentials, organizations } from "../../db/schema";
 import { verifyBootstrapRoleWithSts } from "../../service/verify-bootstrap-role";
 import { realPostgres } from "../harness/databases";
+import { unused } from "../harness/unused";
 
 const ACCOUNT = "123456789012";
 const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/MiniXdrBootstrap`;
 const EXTERNAL_ID = `mxdr-ext-${randomBytes(12).toString("hex")}`;
 const ACCESS_DENIED = `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::999999999999:role/MiniXdrPlatform is not authorized to perform: sts:AssumeRole on resource: ${ROLE_ARN}</Message></Error><RequestId>c2f1a3e4-0000-4000-8000-000000000000</RequestId></ErrorResponse>`;
-
-function unused<T extends object>(name: string): T {
-  return new Proxy({} as T, {
-    get: (_target, property) => {
-      if (property === "then") return undefined;
-      throw new Error(`${name}.${String(property)} is not part of this test`);
-    },
-  });
-}
 
 let database: Database;
 let cleanup: () => Promise<void>;

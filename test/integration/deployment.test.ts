@@ -35,6 +35,7 @@ import { AWS_CREDENTIAL_TYPE, awsCredentialContext } from "../../service/aws-cre
 import { onboardingLifecycle } from "../../service/onboarding-lifecycle";
 import { miniCorp } from "../fixtures/tenant-config";
 import { realPostgres } from "../harness/databases";
+import { unused } from "../harness/unused";
 import { seedMiniCorp } from "../harness/mini-corp-estate";
 import { resetMoto } from "../harness/moto";
 import { startSsmStandIn, type ManagedInstance, type SsmStandIn } from "../harness/ssm-standin";
@@ -46,16 +47,6 @@ const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/MiniXdrAccess-${SLUG}`;
 const EXTERNAL_ID = `mxdr-ext-${randomBytes(12).toString("hex")}`;
 const DOCUMENT = `MiniXdr-InstallAgent-${SLUG}`;
 const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
-
-/** Dependencies the routes under test never touch: any use fails the test loudly. */
-function unused<T extends object>(name: string): T {
-  return new Proxy({} as T, {
-    get: (_target, property) => {
-      if (property === "then") return undefined;
-      throw new Error(`${name}.${String(property)} is not part of this test`);
-    },
-  });
-}
 
 let database: Database;
 let cleanup: () => Promise<void>;
