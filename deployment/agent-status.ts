@@ -15,6 +15,7 @@ import {
 import { and, desc, eq, isNull } from "drizzle-orm";
 import type { DrizzleDatabase } from "../db/client";
 import { agentCommands, agents, cloudAssets, type AgentStatus, type CloudAsset } from "../db/schema";
+import { mapBounded } from "../discovery/scanner";
 import { isTargeted, TenantAwsAccessError, type TenantSession } from "./tenant-session";
 
 export const SSM_CONCURRENCY = 8;
@@ -33,6 +34,9 @@ export interface InstanceEvidence {
   association?: Pick<InstanceAssociationStatusInfo, "Status" | "DetailedStatus" | "ErrorCode" | "ExecutionDate" | "ExecutionSummary">;
   command?: CommandResult;
 }
+
+/** What SSM says about one instance (the rest of InstanceEvidence comes from our own records). */
+type SsmEvidence = Pick<InstanceEvidence, "managed" | "association" | "command">;
 
 export interface DerivedStatus {
   status: AgentStatus;
@@ -73,20 +77,6 @@ export function deriveAgentStatus(evidence: InstanceEvidence): DerivedStatus {
   }
 }
 
-async function mapBounded<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) {
-        const index = next++;
-        results[index] = await fn(items[index]!);
-      }
-    }),
-  );
-  return results;
-}
-
 export function ssmClient(session: TenantSession, region: string): SSMClient {
   return new SSMClient({ region, credentials: session.credentials, retryMode: "adaptive", maxAttempts: 3 });
 }
@@ -109,14 +99,14 @@ async function regionEvidence(
   region: string,
   assets: CloudAsset[],
   commands: Map<string, { commandId: string; requestedAt: Date }>,
-): Promise<Map<string, Pick<InstanceEvidence, "managed" | "association" | "command">>> {
+): Promise<Map<string, SsmEvidence>> {
   const ssm = ssmClient(session, region);
   try {
     const managed = new Map<string, InstanceInformation>();
     for await (const page of paginateDescribeInstanceInformation({ client: ssm }, {})) {
       for (const info of page.InstanceInformationList ?? []) if (info.InstanceId) managed.set(info.InstanceId, info);
     }
-    const evidence = new Map<string, Pick<InstanceEvidence, "managed" | "association" | "command">>();
+    const evidence = new Map<string, SsmEvidence>();
     await mapBounded(assets, SSM_CONCURRENCY, async (asset) => {
       const info = managed.get(asset.assetId);
       if (!info) return evidence.set(asset.assetId, {});
@@ -177,11 +167,13 @@ export async function refreshAgentStatus(db: DrizzleDatabase, session: TenantSes
   const byRegion = new Map<string, CloudAsset[]>();
   for (const asset of assets) {
     if (!isTargeted(asset.tags, session) || enrolled.has(asset.assetId)) continue;
-    byRegion.set(asset.region, [...(byRegion.get(asset.region) ?? []), asset]);
+    const regionAssets = byRegion.get(asset.region) ?? [];
+    regionAssets.push(asset);
+    byRegion.set(asset.region, regionAssets);
   }
 
   const regions: StatusRefresh["regions"] = [];
-  const evidenceById = new Map<string, Pick<InstanceEvidence, "managed" | "association" | "command">>();
+  const evidenceById = new Map<string, SsmEvidence>();
   const failedRegions = new Set<string>();
   await Promise.all(
     [...byRegion].map(async ([region, regionAssets]) => {

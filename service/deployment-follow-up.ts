@@ -14,6 +14,9 @@ import { validateTenant } from "../validation/checks";
 const IN_ROLLOUT: OnboardingStatus[] = ["discovering", "deploying", "validating"];
 
 export async function advanceOnboardingStatus(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<void> {
+  // Called on every enrollment: a tenant past its rollout (or not in it yet) costs one row read, not a validation.
+  const [org] = await db.select({ status: organizations.onboardingStatus }).from(organizations).where(eq(organizations.id, organizationId));
+  if (!org || !IN_ROLLOUT.includes(org.status)) return;
   const validation = await validateTenant(db, organizationId, now);
   const installed = validation.checks.find((check) => check.name === "agents_installed")?.status === "passed";
   const next: OnboardingStatus | undefined =

@@ -3,9 +3,10 @@
  * (targeted assets and their agent status) and validation (the named checks), each as a status and a percentage,
  * and an overall percentage weighted by how long each phase takes.
  */
-import { and, count, desc, eq, isNull, sql } from "drizzle-orm";
+import { and, desc, eq, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../db/client";
-import { cloudAssets, discoveryScans, runEvents, runs } from "../db/schema";
+import { discoveryScans, runEvents, runs } from "../db/schema";
+import { deploymentSummary, type DeploymentSummary } from "../deployment/summary";
 import { validateTenant } from "../validation/checks";
 
 export type PhaseStatus = "pending" | "in_progress" | "completed" | "failed";
@@ -51,18 +52,13 @@ async function stackProgress(db: DrizzleDatabase, organizationId: number): Promi
   return { status: "failed", progress: pct(done, Math.max(planned, 1)), ...base };
 }
 
-async function discoveryProgress(db: DrizzleDatabase, organizationId: number): Promise<TenantProgress["discovery"]> {
+async function discoveryProgress(db: DrizzleDatabase, organizationId: number, assetsFound: number): Promise<TenantProgress["discovery"]> {
   const [scan] = await db
     .select()
     .from(discoveryScans)
     .where(eq(discoveryScans.organizationId, organizationId))
     .orderBy(desc(discoveryScans.requestedAt))
     .limit(1);
-  const [assets] = await db
-    .select({ n: count() })
-    .from(cloudAssets)
-    .where(and(eq(cloudAssets.organizationId, organizationId), isNull(cloudAssets.removedAt)));
-  const assetsFound = assets?.n ?? 0;
   if (!scan) return { status: "pending", progress: 0, scan_id: null, assets_found: assetsFound, regions_failed: [] };
   const regionsFailed = (scan.regions ?? []).filter((region) => region.status === "failed").map((region) => region.region);
   const base = { scan_id: scan.id, assets_found: assetsFound, regions_failed: regionsFailed };
@@ -78,30 +74,20 @@ async function discoveryProgress(db: DrizzleDatabase, organizationId: number): P
   }
 }
 
-async function deploymentProgress(db: DrizzleDatabase, organizationId: number): Promise<TenantProgress["deployment"]> {
-  const [counts] = await db
-    .select({
-      targeted: sql<number>`count(*) filter (where ${cloudAssets.agentCompatible} and ${cloudAssets.agentStatus} <> 'not_targeted')`.mapWith(Number),
-      deployed: sql<number>`count(*) filter (where ${cloudAssets.agentCompatible} and ${cloudAssets.agentStatus} in ('installed', 'checked_in'))`.mapWith(Number),
-      failed: sql<number>`count(*) filter (where ${cloudAssets.agentCompatible} and ${cloudAssets.agentStatus} = 'failed')`.mapWith(Number),
-    })
-    .from(cloudAssets)
-    .where(and(eq(cloudAssets.organizationId, organizationId), isNull(cloudAssets.removedAt)));
-  const targeted = counts?.targeted ?? 0;
-  const deployed = counts?.deployed ?? 0;
-  const failed = counts?.failed ?? 0;
+function deploymentPhase({ targeted, installed, failed }: DeploymentSummary): TenantProgress["deployment"] {
   const status: PhaseStatus =
-    targeted === 0 ? "pending" : deployed === targeted ? "completed" : failed > 0 ? "failed" : "in_progress";
-  return { status, progress: pct(deployed, targeted), targeted, agents_deployed: deployed, failed };
+    targeted === 0 ? "pending" : installed === targeted ? "completed" : failed > 0 ? "failed" : "in_progress";
+  return { status, progress: pct(installed, targeted), targeted, agents_deployed: installed, failed };
 }
 
 export async function tenantProgress(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<TenantProgress> {
-  const [stack, discovery, deployment, validation] = await Promise.all([
+  const rollout = await deploymentSummary(db, organizationId);
+  const [stack, discovery, validation] = await Promise.all([
     stackProgress(db, organizationId),
-    discoveryProgress(db, organizationId),
-    deploymentProgress(db, organizationId),
-    validateTenant(db, organizationId, now),
+    discoveryProgress(db, organizationId, rollout.instances.length),
+    validateTenant(db, organizationId, now, rollout),
   ]);
+  const deployment = deploymentPhase(rollout);
   const validationPhase: TenantProgress["validation"] = {
     status: validation.passed === validation.total ? "completed" : validation.checks.some((check) => check.status === "failed") ? "failed" : "in_progress",
     progress: pct(validation.passed, validation.total),

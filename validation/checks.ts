@@ -7,7 +7,7 @@ import { and, desc, eq } from "drizzle-orm";
 import { HEARTBEAT_STALE_AFTER_MS } from "../agents/enrollment";
 import type { DrizzleDatabase } from "../db/client";
 import { agents, discoveryScans, integrationCredentials, runs } from "../db/schema";
-import { deploymentSummary } from "../deployment/summary";
+import { deploymentSummary, type DeploymentSummary } from "../deployment/summary";
 
 export const CHECK_NAMES = [
   "integration_healthy",
@@ -37,8 +37,14 @@ const pending = (name: CheckName, reason: string): ValidationCheck => ({ name, s
 
 const listNames = (names: string[]) => (names.length > 5 ? `${names.slice(0, 5).join(", ")} and ${names.length - 5} more` : names.join(", "));
 
-export async function validateTenant(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<ValidationResult> {
-  const [[credential], [lastUp], [lastScan], rollout, agentRows] = await Promise.all([
+/** `rollout`: the tenant's deployment summary when the caller has it already. */
+export async function validateTenant(
+  db: DrizzleDatabase,
+  organizationId: number,
+  now = new Date(),
+  rollout?: DeploymentSummary,
+): Promise<ValidationResult> {
+  const [[credential], [lastUp], [lastScan], summary, agentRows] = await Promise.all([
     db
       .select({ status: integrationCredentials.status })
       .from(integrationCredentials)
@@ -55,7 +61,7 @@ export async function validateTenant(db: DrizzleDatabase, organizationId: number
       .where(eq(discoveryScans.organizationId, organizationId))
       .orderBy(desc(discoveryScans.requestedAt))
       .limit(1),
-    deploymentSummary(db, organizationId),
+    rollout ?? deploymentSummary(db, organizationId),
     db.select().from(agents).where(eq(agents.organizationId, organizationId)),
   ]);
 
@@ -68,7 +74,7 @@ export async function validateTenant(db: DrizzleDatabase, organizationId: number
   else if (lastUp.status === "queued" || lastUp.status === "running") checks.push(pending("integration_healthy", "the stack is being applied"));
   else checks.push(failed("integration_healthy", `the last up ${lastUp.status}${lastUp.error?.message ? `: ${lastUp.error.message}` : ""}`));
 
-  const liveAssets = rollout.instances.length;
+  const liveAssets = summary.instances.length;
   if (!lastScan) checks.push(pending("assets_discovered", "no discovery has run yet"));
   else if (lastScan.status === "queued" || lastScan.status === "running") checks.push(pending("assets_discovered", "discovery is running"));
   else if (lastScan.status === "failed") checks.push(failed("assets_discovered", `the last discovery failed: ${lastScan.error?.message ?? "unknown error"}`));
@@ -78,7 +84,7 @@ export async function validateTenant(db: DrizzleDatabase, organizationId: number
     checks.push(failed("assets_discovered", `discovery could not scan ${listNames(regions)}`));
   } else checks.push(passed("assets_discovered"));
 
-  const targeted = rollout.instances.filter((instance) => instance.targeted);
+  const targeted = summary.instances.filter((instance) => instance.targeted);
   if (liveAssets === 0) checks.push(pending("agents_targeted", "no assets discovered yet"));
   else if (targeted.length === 0) {
     checks.push(failed("agents_targeted", "no agent-compatible instance carries the target tag, so the association targets nothing"));

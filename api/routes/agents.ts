@@ -5,6 +5,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { enrollAgent, HEARTBEAT_INTERVAL_SECONDS, recordHeartbeat } from "../../agents/enrollment";
 import type { DrizzleDatabase } from "../../db/client";
+import type { Agent } from "../../db/schema";
 import { advanceOnboardingStatus } from "../../service/deployment-follow-up";
 import { createRouter } from "../router";
 import { errorSchema } from "../schemas";
@@ -44,7 +45,7 @@ const agentSchema = z
 const unauthorized = json(errorSchema, "unknown or revoked enrollment token (nothing was changed)");
 const invalid = json(errorSchema, "invalid input (fields names each bad field)");
 
-const present = (agent: Awaited<ReturnType<typeof recordHeartbeat>>) => ({
+const present = (agent: Agent) => ({
   agent_id: agent.id,
   instance_id: agent.instanceId,
   hostname: agent.hostname,

@@ -76,6 +76,16 @@ const managed = (name: string, association?: Omit<NonNullable<ManagedInstance["a
   };
 };
 
+/** What SSM reports after the association's first run: four installs, two failures; HP-01 is not managed. */
+const firstRollout = (): ManagedInstance[] => [
+  managed("DC-01", { status: "Success" }),
+  managed("DB-01", { status: "Success" }),
+  managed("WEB-01", { status: "Success" }),
+  managed("WK-01", { status: "Success" }),
+  managed("FS-01", { status: "Failed", detailedStatus: "Failed", errorCode: "1" }),
+  managed("WK-02", { status: "Failed", detailedStatus: "TimedOut" }),
+];
+
 async function assetsByName() {
   const rows = await database.db.select().from(cloudAssets).where(eq(cloudAssets.organizationId, organizationId));
   return new Map(rows.map((row) => [row.tags.Name ?? row.assetId, row]));
@@ -163,15 +173,8 @@ afterAll(async () => {
 
 describe("agent rollout of the Mini Corp tenant", () => {
   it("after discovery, reads each instance's rollout from SSM with the tenant's role and explains every status", async () => {
-    standIn.setInstances([
-      managed("DC-01", { status: "Success" }),
-      managed("DB-01", { status: "Success" }),
-      managed("WEB-01", { status: "Success" }),
-      managed("WK-01", { status: "Success" }),
-      managed("FS-01", { status: "Failed", detailedStatus: "Failed", errorCode: "1" }),
-      managed("WK-02", { status: "Failed", detailedStatus: "TimedOut" }),
-      // HP-01 is not an SSM managed instance (yet).
-    ]);
+    // HP-01 is not an SSM managed instance (yet).
+    standIn.setInstances(firstRollout());
     const lifecycle = onboardingLifecycle({ db: database.db, keyring, automation: unused("automation"), scans: unused("scans") });
     const [scan] = await database.db.insert(discoveryScans).values({ organizationId, trigger: "after_up", actor: "system:after-up" }).returning();
     await executeScan({ db: database.db, keyring, onScanFinished: lifecycle.onScanFinished, log: (m) => expect.fail(m) }, scan!.id);
@@ -251,15 +254,7 @@ describe("agent rollout of the Mini Corp tenant", () => {
   });
 
   it("an instance that registers with SSM and applies the association counts as installed (v2 summary)", async () => {
-    standIn.setInstances([
-      managed("DC-01", { status: "Success" }),
-      managed("DB-01", { status: "Success" }),
-      managed("WEB-01", { status: "Success" }),
-      managed("WK-01", { status: "Success" }),
-      managed("FS-01", { status: "Failed", detailedStatus: "Failed", errorCode: "1" }),
-      managed("WK-02", { status: "Failed", detailedStatus: "TimedOut" }),
-      managed("HP-01", { status: "Success" }),
-    ]);
+    standIn.setInstances([...firstRollout(), managed("HP-01", { status: "Success" })]);
     const { status, body } = await call("GET", "/api/onboarding/v2/deployment/summary");
     expect(status).toBe(200);
     expect(body).toMatchObject({ targeted: 7, installed: 7, failed: 0, pending: 0, not_compatible: 1 });
