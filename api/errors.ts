@@ -7,8 +7,8 @@ import type { Context, ErrorHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
-import { AgentNotEnrolledError, InvalidEnrollmentTokenError } from "../agents/enrollment";
-import { TenantAwsAccessError, TenantNotDeployedError } from "../deployment/tenant-session";
+import { AgentNotEnrolledError, InvalidEnrollmentTokenError } from "../services/rollout/enrollment";
+import { TenantAwsAccessError, TenantNotDeployedError } from "../services/integration/tenant-aws-session";
 
 export interface FieldError {
   /** Dotted path of the bad field, prefixed by where it came from when not the body (`query.limit`, `header.idempotency-key`). */

@@ -23,8 +23,8 @@ import { join } from "node:path";
 import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { openDatabase } from "../db/client";
 import { organizations } from "../db/schema";
-import { assumeRoleCredentials } from "../discovery/credentials";
-import { discoverTenant, type DiscoverySummary } from "../discovery/discover";
+import { assumeRoleCredentials } from "../services/integration/assume-role";
+import { discoverTenant, type DiscoverySummary } from "../services/discovery/discover";
 import { startMoto } from "../test/harness/moto";
 import { startDelayProxy, type Proxy } from "./replaying-proxy";
 

@@ -3,10 +3,10 @@
  * body, as the install script sends it), not with an API token.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { enrollAgent, HEARTBEAT_INTERVAL_SECONDS, recordHeartbeat } from "../../agents/enrollment";
+import { enrollAgent, HEARTBEAT_INTERVAL_SECONDS, recordHeartbeat } from "../../services/rollout/enrollment";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Agent } from "../../db/schema";
-import { advanceOnboardingStatus } from "../../service/deployment-follow-up";
+import { advanceOnboardingStatus } from "../../services/rollout/deployment-follow-up";
 import { createRouter } from "../router";
 import { errorSchema } from "../schemas";
 

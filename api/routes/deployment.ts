@@ -6,14 +6,14 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { retryFailedDeployments } from "../../deployment/retry";
-import { deploymentHealth, deploymentSummary } from "../../deployment/summary";
-import { openTenantSession, TenantAwsAccessError, TenantNotDeployedError } from "../../deployment/tenant-session";
+import { retryFailedDeployments } from "../../services/rollout/retry";
+import { deploymentHealth, deploymentSummary } from "../../services/rollout/rollout-summary";
+import { openTenantSession, TenantAwsAccessError, TenantNotDeployedError } from "../../services/integration/tenant-aws-session";
 import type { Principal } from "../auth";
 import { loadVisibleOrganization } from "../auth";
-import { recordAudit } from "../audit";
-import { advanceOnboardingStatus, refreshDeployment } from "../../service/deployment-follow-up";
-import { CHECK_NAMES, validateTenant } from "../../validation/checks";
+import { recordAudit } from "../../services/tenant/audit-store";
+import { advanceOnboardingStatus, refreshDeployment } from "../../services/rollout/deployment-follow-up";
+import { CHECK_NAMES, validateTenant } from "../../services/rollout/validation-checks";
 import { createRouter } from "../router";
 import { errorResponses, errorSchema, slugParamsSchema } from "../schemas";
 

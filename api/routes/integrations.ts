@@ -9,15 +9,15 @@ import { and, eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { decryptJson, type Keyring } from "../../db/crypto";
 import { integrationCredentials, type IntegrationCredential, type Organization } from "../../db/schema";
-import { recordAudit } from "../audit";
+import { recordAudit } from "../../services/tenant/audit-store";
 import { loadVisibleOrganization, type AppEnv } from "../auth";
 import { NotFoundError, NotImplementedError } from "../errors";
 import { iso, maskSecret } from "../presenters";
 import { createRouter } from "../router";
 import { awsIntegrationSchema, errorResponses, putAwsIntegrationSchema, slugParamsSchema } from "../schemas";
-import { awsCredentialContext, type AwsCredentialData } from "../../service/aws-credential";
-import { connectAws } from "../../service/connect-aws";
-import type { BootstrapRoleVerifier } from "../../service/verify-bootstrap-role";
+import { awsCredentialContext, type AwsCredentialData } from "../../services/integration/aws-credential-store";
+import { connectAws } from "../../services/integration/connect-aws";
+import type { BootstrapRoleVerifier } from "../../services/integration/verify-bootstrap-role";
 import type { Hono } from "hono";
 
 export interface QuickCreateLinkConfig {

@@ -8,15 +8,15 @@ import { stackNameFor } from "../../automation";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
 import { cloudAssets, integrationCredentials, organizations, type Organization } from "../../db/schema";
-import type { ScanQueue } from "../../discovery/scan-queue";
-import type { RunQueue } from "../../runs/run-queue";
-import { RunConflictError } from "../../runs/errors";
-import { connectAws } from "../../service/connect-aws";
-import { withStatusDuring } from "../../service/onboarding-status";
-import { tenantProgress } from "../../service/progress";
-import type { BootstrapRoleVerifier } from "../../service/verify-bootstrap-role";
+import type { ScanQueue } from "../../services/discovery/scan-queue";
+import type { RunQueue } from "../../services/run/run-queue";
+import { RunConflictError } from "../../services/run/run-errors";
+import { connectAws } from "../../services/integration/connect-aws";
+import { withStatusDuring } from "../../services/tenant/onboarding-status";
+import { tenantProgress } from "../../services/tenant/progress";
+import type { BootstrapRoleVerifier } from "../../services/integration/verify-bootstrap-role";
 import { externalIdSchema, roleArnSchema } from "../../programs/tenant/config";
-import { recordAudit } from "../audit";
+import { recordAudit } from "../../services/tenant/audit-store";
 import type { Principal } from "../auth";
 import { ApiError, ConflictError, ForbiddenError, NotFoundError, NotImplementedError } from "../errors";
 import { createRouter } from "../router";
@@ -31,8 +31,8 @@ import {
   validationSchema,
 } from "./deployment";
 import { assetsQuerySchema, listAssets, presentAsset, requestDiscovery } from "./onboarding";
-import { deploymentHealth } from "../../deployment/summary";
-import { validateTenant } from "../../validation/checks";
+import { deploymentHealth } from "../../services/rollout/rollout-summary";
+import { validateTenant } from "../../services/rollout/validation-checks";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });

@@ -3,7 +3,7 @@ import { createRoute, type z } from "@hono/zod-openapi";
 import { asc, eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { organizations, type IntegrationSettings } from "../../db/schema";
-import { recordAudit } from "../audit";
+import { recordAudit } from "../../services/tenant/audit-store";
 import { loadVisibleOrganization, requireAdmin } from "../auth";
 import { ApiError, ConflictError, ValidationError, type FieldError } from "../errors";
 import { presentTenant } from "../presenters";

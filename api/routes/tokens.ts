@@ -3,7 +3,7 @@ import { createRoute } from "@hono/zod-openapi";
 import type { DrizzleDatabase } from "../../db/client";
 import { generateToken, hashToken } from "../../db/crypto";
 import { apiTokens } from "../../db/schema";
-import { recordAudit } from "../audit";
+import { recordAudit } from "../../services/tenant/audit-store";
 import { loadVisibleOrganization, requireAdmin } from "../auth";
 import { createRouter } from "../router";
 import { createdTokenSchema, createTokenSchema, errorResponses, slugParamsSchema } from "../schemas";

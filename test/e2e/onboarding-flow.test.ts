@@ -24,8 +24,8 @@ import { GetRoleCommand, IAMClient, NoSuchEntityException } from "@aws-sdk/clien
 import postgres from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { decryptJson } from "../../db/crypto";
-import { isPulumiProcessOf } from "../../runs/orphans";
-import { awsCredentialContext } from "../../service/aws-credential";
+import { isPulumiProcessOf } from "../../services/run/orphans";
+import { awsCredentialContext } from "../../services/integration/aws-credential-store";
 import {
   createBootstrapRole,
   createCaller,

@@ -14,7 +14,7 @@ import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
 import { createKeyring, generateToken, hashToken } from "../../db/crypto";
 import { apiTokens, auditLog, integrationCredentials, organizations } from "../../db/schema";
-import { verifyBootstrapRoleWithSts } from "../../service/verify-bootstrap-role";
+import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
 import { realPostgres } from "../harness/databases";
 import { unused } from "../harness/unused";
 

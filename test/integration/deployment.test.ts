@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { CreateDocumentCommand, ListCommandsCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rotateEnrollmentToken, activeEnrollmentToken } from "../../agents/enrollment-tokens";
+import { rotateEnrollmentToken, activeEnrollmentToken } from "../../services/rollout/enrollment-tokens";
 import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
 import { createKeyring, encryptJson, generateToken, hashToken } from "../../db/crypto";
@@ -28,11 +28,11 @@ import {
   organizations,
   runs,
 } from "../../db/schema";
-import { assumeRoleCredentials } from "../../discovery/credentials";
-import { executeScan } from "../../discovery/scan-runner";
+import { assumeRoleCredentials } from "../../services/integration/assume-role";
+import { executeScan } from "../../services/discovery/scan-runner";
 import { buildAgentInstallDocument } from "../../programs/tenant/agent-document";
-import { AWS_CREDENTIAL_TYPE, awsCredentialContext } from "../../service/aws-credential";
-import { onboardingLifecycle } from "../../service/onboarding-lifecycle";
+import { AWS_CREDENTIAL_TYPE, awsCredentialContext } from "../../services/integration/aws-credential-store";
+import { onboardingLifecycle } from "../../services/tenant/onboarding-lifecycle";
 import { miniCorp } from "../fixtures/tenant-config";
 import { realPostgres } from "../harness/databases";
 import { unused } from "../harness/unused";

@@ -11,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../../db/client";
 import { createKeyring, encryptJson } from "../../db/crypto";
 import { cloudAssets, discoveryScans, integrationCredentials, organizations, runs } from "../../db/schema";
-import { startScanQueue, type ScanQueue } from "../../discovery/scan-queue";
-import { assumeRoleCredentials } from "../../discovery/credentials";
-import { startBoss } from "../../queue/boss";
-import { AWS_CREDENTIAL_TYPE, awsCredentialContext } from "../../service/aws-credential";
+import { startScanQueue, type ScanQueue } from "../../services/discovery/scan-queue";
+import { assumeRoleCredentials } from "../../services/integration/assume-role";
+import { startBoss } from "../../lib/boss";
+import { AWS_CREDENTIAL_TYPE, awsCredentialContext } from "../../services/integration/aws-credential-store";
 import { realPostgres } from "../harness/databases";
 
 const keyring = createKeyring({ key: randomBytes(32).toString("base64") });

@@ -5,7 +5,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { isPulumiProcessOf, stopOrphanedPulumiProcesses } from "../../runs/orphans";
+import { isPulumiProcessOf, stopOrphanedPulumiProcesses } from "../../services/run/orphans";
 
 /** A long-lived process whose /proc cmdline reads like `pulumi up ... --stack <stack>`; it starts a child of its own. */
 function fakePulumi(stack: string): ChildProcess {

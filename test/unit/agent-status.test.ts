@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { deriveAgentStatus, type InstanceEvidence } from "../../deployment/agent-status";
+import { deriveAgentStatus, type InstanceEvidence } from "../../services/rollout/agent-status";
 
 const base: InstanceEvidence = { targeted: true, enrolled: false, managed: { PingStatus: "Online", PlatformType: "Linux" } };
 const at = (minutesAgo: number) => new Date(Date.UTC(2026, 10, 29, 12, 0) - minutesAgo * 60_000);

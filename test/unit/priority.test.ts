@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { assetRole, classifyPriority, DEFAULT_ROLE_PRIORITIES, isAgentCompatible } from "../../discovery/priority";
+import { assetRole, classifyPriority, DEFAULT_ROLE_PRIORITIES, isAgentCompatible } from "../../services/discovery/priority-fns";
 import { miniCorp } from "../fixtures/tenant-config";
 
 const ec2 = (tags: Record<string, string>, state = "running") => ({ assetType: "ec2", tags, state });

@@ -1,0 +1,63 @@
+/**
+ * Pure classification of discovered assets: priority (from the Role tag, overridable per
+ * organization) and agent compatibility. No I/O.
+ */
+import type { AssetPriority, PriorityRuleOverride } from "../../db/schema";
+
+/** Default priority by `Role` tag value (shared/fixtures/mini-corp.json, priority_rules_note). */
+export const DEFAULT_ROLE_PRIORITIES: Readonly<Record<string, AssetPriority>> = {
+  "domain-controller": "critical",
+  database: "critical",
+  "file-server": "high",
+  "web-server": "high",
+  workstation: "medium",
+  honeypot: "low",
+};
+export const DEFAULT_PRIORITY: AssetPriority = "medium";
+export const ROLE_TAG = "Role";
+
+/** Asset types that are managed databases: their implied role is `database`. */
+const MANAGED_DATABASE_TYPES = new Set(["rds"]);
+
+export interface ClassifiableAsset {
+  assetType: string;
+  tags: Readonly<Record<string, string>>;
+  /** Instance state for EC2 (`running`, `stopped`, ...). */
+  state?: string;
+}
+
+/** The asset's role: its Role tag, else `database` for a managed database, else undefined. */
+export function assetRole(asset: ClassifiableAsset): string | undefined {
+  const tagged = asset.tags[ROLE_TAG]?.trim().toLowerCase();
+  if (tagged) return tagged;
+  return MANAGED_DATABASE_TYPES.has(asset.assetType) ? "database" : undefined;
+}
+
+function matches(rule: PriorityRuleOverride, asset: ClassifiableAsset, role: string | undefined): boolean {
+  const { assetType, tag, role: wantedRole } = rule.match;
+  if (assetType !== undefined && assetType !== asset.assetType) return false;
+  if (wantedRole !== undefined && wantedRole.toLowerCase() !== role) return false;
+  if (tag !== undefined) {
+    const value = asset.tags[tag.key];
+    if (value === undefined) return false;
+    if (tag.value !== undefined && value !== tag.value) return false;
+  }
+  return true;
+}
+
+/** Organization overrides first (first match wins), then the default role table, else medium. */
+export function classifyPriority(asset: ClassifiableAsset, overrides: readonly PriorityRuleOverride[] = []): AssetPriority {
+  const role = assetRole(asset);
+  const override = overrides.find((rule) => matches(rule, asset, role));
+  if (override) return override.priority;
+  return (role !== undefined ? DEFAULT_ROLE_PRIORITIES[role] : undefined) ?? DEFAULT_PRIORITY;
+}
+
+/**
+ * Whether our agent can be installed on the asset: a running EC2 instance can; a managed
+ * database (RDS) never can; anything else (stopped instances, unknown types) not now.
+ */
+export function isAgentCompatible(asset: ClassifiableAsset): boolean {
+  if (asset.assetType === "ec2") return asset.state === "running";
+  return false;
+}

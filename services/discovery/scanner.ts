@@ -1,0 +1,216 @@
+/**
+ * Scanning one AWS account: its enabled regions (EC2 DescribeRegions, narrowed to the tenant's
+ * configured regions), then every region in parallel under a bound, each listing EC2 instances
+ * (paginated; every state but terminated) and RDS DB instances. Clients use the SDK's adaptive
+ * retry mode (client-side rate limiting on throttling). A region that fails is recorded with its
+ * error; the other regions complete. No database here: assets come back as plain records.
+ */
+import { DescribeRegionsCommand, EC2Client, paginateDescribeInstances, type Instance } from "@aws-sdk/client-ec2";
+import { RDSClient, paginateDescribeDBInstances, type DBInstance } from "@aws-sdk/client-rds";
+import type { CredentialsProvider } from "../integration/assume-role";
+
+export const DEFAULT_REGION_CONCURRENCY = 8;
+export const DEFAULT_MAX_ATTEMPTS = 3;
+/** Instance states we list: all but terminated (a terminated instance is gone). */
+export const LISTED_INSTANCE_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"];
+
+export interface DiscoveredAsset {
+  provider: "aws";
+  assetType: "ec2" | "rds";
+  /** Instance id for EC2; DB instance ARN for RDS (identifiers are only unique per region). */
+  assetId: string;
+  region: string;
+  tags: Record<string, string>;
+  assetData: Record<string, unknown>;
+  /** EC2 instance state / RDS status. */
+  state?: string;
+}
+
+export type RegionStatus = "succeeded" | "failed";
+
+export interface RegionScanResult {
+  region: string;
+  status: RegionStatus;
+  error?: string;
+  assets: number;
+  durationMs: number;
+}
+
+export interface ScanResult {
+  assets: DiscoveredAsset[];
+  regions: RegionScanResult[];
+}
+
+export interface ScanOptions {
+  credentials: CredentialsProvider;
+  /** The tenant's configured regions; when given, only enabled regions among them are scanned. */
+  regions?: readonly string[];
+  /** Where DescribeRegions is called. Default: the first configured region, else us-east-1. */
+  homeRegion?: string;
+  /** Regions scanned at once. Default 8. */
+  concurrency?: number;
+  /** Per-region endpoint overrides (all services of that region); others come from the environment. */
+  endpointsByRegion?: Readonly<Record<string, string>>;
+  maxAttempts?: number;
+  /** Per-request socket timeout, ms. Default 30 s. */
+  requestTimeoutMs?: number;
+}
+
+function clientConfig(region: string, options: ScanOptions) {
+  const endpoint = options.endpointsByRegion?.[region];
+  return {
+    region,
+    credentials: options.credentials,
+    retryMode: "adaptive" as const,
+    maxAttempts: options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS,
+    requestHandler: { requestTimeout: options.requestTimeoutMs ?? 30_000, connectionTimeout: 10_000 },
+    ...(endpoint ? { endpoint } : {}),
+  };
+}
+
+function tagMap(tags: readonly { Key?: string; Value?: string }[] | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const tag of tags ?? []) if (tag.Key !== undefined) out[tag.Key] = tag.Value ?? "";
+  return out;
+}
+
+function errorMessage(error: unknown): string {
+  if (error instanceof Error) {
+    const named = error.name && error.name !== "Error" ? `${error.name}: ` : "";
+    const code = (error as { code?: string }).code;
+    return `${named}${error.message || code || "unknown error"}`;
+  }
+  return String(error);
+}
+
+/** Enabled regions of the account, narrowed to `configured` when given (order of `configured`). */
+export async function listEnabledRegions(options: ScanOptions): Promise<string[]> {
+  const home = options.homeRegion ?? options.regions?.[0] ?? "us-east-1";
+  const ec2 = new EC2Client(clientConfig(home, options));
+  try {
+    const response = await ec2.send(new DescribeRegionsCommand({ AllRegions: false }));
+    const enabled = (response.Regions ?? [])
+      .filter((r) => r.OptInStatus === undefined || r.OptInStatus !== "not-opted-in")
+      .map((r) => r.RegionName)
+      .filter((name): name is string => Boolean(name));
+    if (!options.regions?.length) return enabled.sort();
+    const set = new Set(enabled);
+    return options.regions.filter((region) => set.has(region));
+  } finally {
+    ec2.destroy();
+  }
+}
+
+export function ec2Asset(instance: Instance, region: string): DiscoveredAsset {
+  const state = instance.State?.Name;
+  const platform = instance.Platform?.toLowerCase() === "windows" ? "windows" : "linux";
+  return {
+    provider: "aws",
+    assetType: "ec2",
+    assetId: instance.InstanceId!,
+    region,
+    tags: tagMap(instance.Tags),
+    state,
+    assetData: {
+      instanceType: instance.InstanceType ?? null,
+      state: state ?? null,
+      platform,
+      imageId: instance.ImageId ?? null,
+      privateIpAddress: instance.PrivateIpAddress ?? null,
+      vpcId: instance.VpcId ?? null,
+      subnetId: instance.SubnetId ?? null,
+      availabilityZone: instance.Placement?.AvailabilityZone ?? null,
+      launchTime: instance.LaunchTime?.toISOString() ?? null,
+    },
+  };
+}
+
+export function rdsAsset(db: DBInstance, region: string): DiscoveredAsset {
+  const identifier = db.DBInstanceIdentifier!;
+  return {
+    provider: "aws",
+    assetType: "rds",
+    assetId: db.DBInstanceArn ?? `rds:${region}:${identifier}`,
+    region,
+    tags: tagMap(db.TagList),
+    state: db.DBInstanceStatus,
+    assetData: {
+      identifier,
+      engine: db.Engine ?? null,
+      engineVersion: db.EngineVersion ?? null,
+      instanceClass: db.DBInstanceClass ?? null,
+      status: db.DBInstanceStatus ?? null,
+      endpoint: db.Endpoint?.Address ?? null,
+      port: db.Endpoint?.Port ?? null,
+      multiAz: db.MultiAZ ?? null,
+    },
+  };
+}
+
+/** One region: EC2 instances and RDS DB instances, paginated. Throws on the first failure. */
+export async function scanRegion(region: string, options: ScanOptions): Promise<DiscoveredAsset[]> {
+  const config = clientConfig(region, options);
+  const ec2 = new EC2Client(config);
+  const rds = new RDSClient(config);
+  try {
+    const listEc2 = async () => {
+      const out: DiscoveredAsset[] = [];
+      const pages = paginateDescribeInstances(
+        { client: ec2, pageSize: 1000 },
+        { Filters: [{ Name: "instance-state-name", Values: LISTED_INSTANCE_STATES }] },
+      );
+      for await (const page of pages) {
+        for (const reservation of page.Reservations ?? []) {
+          for (const instance of reservation.Instances ?? []) {
+            if (instance.InstanceId && instance.State?.Name !== "terminated") out.push(ec2Asset(instance, region));
+          }
+        }
+      }
+      return out;
+    };
+    const listRds = async () => {
+      const out: DiscoveredAsset[] = [];
+      for await (const page of paginateDescribeDBInstances({ client: rds, pageSize: 100 }, {})) {
+        for (const db of page.DBInstances ?? []) if (db.DBInstanceIdentifier) out.push(rdsAsset(db, region));
+      }
+      return out;
+    };
+    const [instances, databases] = await Promise.all([listEc2(), listRds()]);
+    return [...instances, ...databases];
+  } finally {
+    ec2.destroy();
+    rds.destroy();
+  }
+}
+
+/** Runs `work` over `items` with at most `limit` in flight; results in input order. */
+export async function mapBounded<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await work(items[index]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return results;
+}
+
+/** Enabled regions, then each region under the concurrency bound; a failed region does not stop the others. */
+export async function scanAccount(options: ScanOptions): Promise<ScanResult> {
+  const regions = await listEnabledRegions(options);
+  const perRegion = await mapBounded(regions, options.concurrency ?? DEFAULT_REGION_CONCURRENCY, async (region) => {
+    const started = performance.now();
+    try {
+      const assets = await scanRegion(region, options);
+      return { assets, result: { region, status: "succeeded" as const, assets: assets.length, durationMs: performance.now() - started } };
+    } catch (error) {
+      return {
+        assets: [] as DiscoveredAsset[],
+        result: { region, status: "failed" as const, error: errorMessage(error), assets: 0, durationMs: performance.now() - started },
+      };
+    }
+  });
+  return { assets: perRegion.flatMap((r) => r.assets), regions: perRegion.map((r) => r.result) };
+}

@@ -1,0 +1,225 @@
+/**
+ * The agent rollout as SSM sees it, per targeted instance: is it an SSM managed instance (DescribeInstanceInformation),
+ * did the stack's association apply the agent document and with what result (DescribeInstanceAssociationsStatus),
+ * and how did our latest retry command end there (GetCommandInvocation). The result is written onto each asset's
+ * agent status, with the evidence in agent_status_detail. An agent that has checked in outranks all of it.
+ */
+import {
+  GetCommandInvocationCommand,
+  paginateDescribeInstanceInformation,
+  DescribeInstanceAssociationsStatusCommand,
+  SSMClient,
+  type InstanceAssociationStatusInfo,
+  type InstanceInformation,
+} from "@aws-sdk/client-ssm";
+import { and, desc, eq, isNull } from "drizzle-orm";
+import type { DrizzleDatabase } from "../../db/client";
+import { agentCommands, agents, cloudAssets, type AgentStatus, type CloudAsset } from "../../db/schema";
+import { mapBounded } from "../discovery/scanner";
+import { isTargeted, TenantAwsAccessError, type TenantSession } from "../integration/tenant-aws-session";
+
+export const SSM_CONCURRENCY = 8;
+
+export interface CommandResult {
+  commandId: string;
+  status: string;
+  requestedAt: Date;
+  statusDetails?: string;
+}
+
+export interface InstanceEvidence {
+  targeted: boolean;
+  enrolled: boolean;
+  managed?: Pick<InstanceInformation, "PingStatus" | "PlatformType" | "AgentVersion">;
+  association?: Pick<InstanceAssociationStatusInfo, "Status" | "DetailedStatus" | "ErrorCode" | "ExecutionDate" | "ExecutionSummary">;
+  command?: CommandResult;
+}
+
+/** What SSM says about one instance (the rest of InstanceEvidence comes from our own records). */
+type SsmEvidence = Pick<InstanceEvidence, "managed" | "association" | "command">;
+
+export interface DerivedStatus {
+  status: AgentStatus;
+  reason: string;
+}
+
+const COMMAND_RUNNING = new Set(["Pending", "InProgress", "Delayed"]);
+
+/** Pure: the agent status an instance's evidence supports, and why. */
+export function deriveAgentStatus(evidence: InstanceEvidence): DerivedStatus {
+  if (evidence.enrolled) return { status: "checked_in", reason: "the agent enrolled with the service" };
+  if (!evidence.targeted) return { status: "not_targeted", reason: "the instance does not carry the target tag" };
+  if (!evidence.managed) {
+    return {
+      status: "pending",
+      reason: "not an SSM managed instance yet (SSM agent not running, or its instance profile lacks AmazonSSMManagedInstanceCore)",
+    };
+  }
+  const associationAt = evidence.association?.ExecutionDate?.getTime() ?? 0;
+  if (evidence.command && evidence.command.requestedAt.getTime() >= associationAt) {
+    const { status, commandId, statusDetails } = evidence.command;
+    if (status === "Success") return { status: "installed", reason: `retry command ${commandId} succeeded` };
+    if (COMMAND_RUNNING.has(status)) return { status: "installing", reason: `retry command ${commandId} is ${status}` };
+    return { status: "failed", reason: `retry command ${commandId} ended ${statusDetails ?? status}` };
+  }
+  const association = evidence.association;
+  if (!association) return { status: "pending", reason: "the association has not run on this instance yet" };
+  switch (association.Status) {
+    case "Success":
+      return { status: "installed", reason: "the association applied the agent document" };
+    case "Failed":
+      return {
+        status: "failed",
+        reason: `the agent document failed: ${[association.DetailedStatus, association.ErrorCode, association.ExecutionSummary].filter(Boolean).join(", ") || "no detail"}`,
+      };
+    default:
+      return { status: "installing", reason: `the association is ${association.Status ?? "running"}` };
+  }
+}
+
+export function ssmClient(session: TenantSession, region: string): SSMClient {
+  return new SSMClient({ region, credentials: session.credentials, retryMode: "adaptive", maxAttempts: 3 });
+}
+
+/** Latest recorded retry command per instance. */
+async function latestCommands(db: DrizzleDatabase, organizationId: number): Promise<Map<string, { commandId: string; region: string; requestedAt: Date }>> {
+  const rows = await db
+    .select()
+    .from(agentCommands)
+    .where(eq(agentCommands.organizationId, organizationId))
+    .orderBy(desc(agentCommands.requestedAt))
+    .limit(200);
+  const latest = new Map<string, { commandId: string; region: string; requestedAt: Date }>();
+  for (const row of rows) for (const id of row.instanceIds) if (!latest.has(id)) latest.set(id, { commandId: row.commandId, region: row.region, requestedAt: row.requestedAt });
+  return latest;
+}
+
+async function regionEvidence(
+  session: TenantSession,
+  region: string,
+  assets: CloudAsset[],
+  commands: Map<string, { commandId: string; requestedAt: Date }>,
+): Promise<Map<string, SsmEvidence>> {
+  const ssm = ssmClient(session, region);
+  try {
+    const managed = new Map<string, InstanceInformation>();
+    for await (const page of paginateDescribeInstanceInformation({ client: ssm }, {})) {
+      for (const info of page.InstanceInformationList ?? []) if (info.InstanceId) managed.set(info.InstanceId, info);
+    }
+    const evidence = new Map<string, SsmEvidence>();
+    await mapBounded(assets, SSM_CONCURRENCY, async (asset) => {
+      const info = managed.get(asset.assetId);
+      if (!info) return evidence.set(asset.assetId, {});
+      const statuses = await ssm.send(new DescribeInstanceAssociationsStatusCommand({ InstanceId: asset.assetId }));
+      const association = (statuses.InstanceAssociationStatusInfos ?? [])
+        .filter((status) => status.Name === session.documentName)
+        .sort((a, b) => (b.ExecutionDate?.getTime() ?? 0) - (a.ExecutionDate?.getTime() ?? 0))[0];
+      const recorded = commands.get(asset.assetId);
+      let command: CommandResult | undefined;
+      if (recorded) {
+        const invocation = await ssm
+          .send(new GetCommandInvocationCommand({ CommandId: recorded.commandId, InstanceId: asset.assetId }))
+          .catch((error: unknown) => ({ Status: "Pending", StatusDetails: `no invocation yet (${(error as Error).name})` }));
+        command = {
+          commandId: recorded.commandId,
+          requestedAt: recorded.requestedAt,
+          status: invocation.Status ?? "Pending",
+          statusDetails: invocation.StatusDetails,
+        };
+      }
+      return evidence.set(asset.assetId, {
+        managed: { PingStatus: info.PingStatus, PlatformType: info.PlatformType, AgentVersion: info.AgentVersion },
+        association,
+        command,
+      });
+    });
+    return evidence;
+  } finally {
+    ssm.destroy();
+  }
+}
+
+export interface StatusRefresh {
+  instances: number;
+  byStatus: Partial<Record<AgentStatus, number>>;
+  regions: { region: string; status: "succeeded" | "failed"; error?: string }[];
+}
+
+/** Reads the rollout from SSM in every region holding the tenant's agent-compatible instances and stores it. */
+export async function refreshAgentStatus(db: DrizzleDatabase, session: TenantSession, now = new Date()): Promise<StatusRefresh> {
+  const assets = await db
+    .select()
+    .from(cloudAssets)
+    .where(
+      and(
+        eq(cloudAssets.organizationId, session.organizationId),
+        eq(cloudAssets.provider, "aws"),
+        eq(cloudAssets.agentCompatible, true),
+        isNull(cloudAssets.removedAt),
+      ),
+    );
+  const enrolled = new Set(
+    (await db.select({ instanceId: agents.instanceId }).from(agents).where(eq(agents.organizationId, session.organizationId))).map(
+      (agent) => agent.instanceId,
+    ),
+  );
+  const commands = await latestCommands(db, session.organizationId);
+  const byRegion = new Map<string, CloudAsset[]>();
+  for (const asset of assets) {
+    if (!isTargeted(asset.tags, session) || enrolled.has(asset.assetId)) continue;
+    const regionAssets = byRegion.get(asset.region) ?? [];
+    regionAssets.push(asset);
+    byRegion.set(asset.region, regionAssets);
+  }
+
+  const regions: StatusRefresh["regions"] = [];
+  const evidenceById = new Map<string, SsmEvidence>();
+  const failedRegions = new Set<string>();
+  await Promise.all(
+    [...byRegion].map(async ([region, regionAssets]) => {
+      try {
+        for (const [id, evidence] of await regionEvidence(session, region, regionAssets, commands)) evidenceById.set(id, evidence);
+        regions.push({ region, status: "succeeded" });
+      } catch (error) {
+        failedRegions.add(region);
+        regions.push({ region, status: "failed", error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) });
+      }
+    }),
+  );
+
+  const byStatus: StatusRefresh["byStatus"] = {};
+  await db.transaction(async (tx) => {
+    for (const asset of assets) {
+      // A region we could not read keeps what we knew; we never guess.
+      if (failedRegions.has(asset.region)) continue;
+      const evidence: InstanceEvidence = {
+        targeted: isTargeted(asset.tags, session),
+        enrolled: enrolled.has(asset.assetId),
+        ...evidenceById.get(asset.assetId),
+      };
+      const derived = deriveAgentStatus(evidence);
+      byStatus[derived.status] = (byStatus[derived.status] ?? 0) + 1;
+      if (derived.status === "checked_in" && asset.agentStatus === "checked_in") continue;
+      await tx
+        .update(cloudAssets)
+        .set({
+          agentStatus: derived.status,
+          agentStatusAt: now,
+          agentStatusDetail: {
+            source: "ssm",
+            reason: derived.reason,
+            ...(evidence.managed ? { pingStatus: evidence.managed.PingStatus, platformType: evidence.managed.PlatformType } : {}),
+            ...(evidence.association
+              ? { associationStatus: evidence.association.Status, associationExecutedAt: evidence.association.ExecutionDate?.toISOString() }
+              : {}),
+            ...(evidence.command ? { commandId: evidence.command.commandId, commandStatus: evidence.command.status } : {}),
+          },
+        })
+        .where(eq(cloudAssets.id, asset.id));
+    }
+  });
+  if (regions.length > 0 && regions.every((region) => region.status === "failed")) {
+    throw new TenantAwsAccessError(`could not read the agent rollout from SSM: ${regions.map((r) => `${r.region}: ${r.error}`).join("; ")}`);
+  }
+  return { instances: assets.length, byStatus, regions };
+}

@@ -1,0 +1,117 @@
+import { mkdir } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { EngineEvent, PulumiCommand } from "@pulumi/pulumi/automation";
+import { and, eq } from "drizzle-orm";
+import {
+  AutomationError,
+  configureTenantStack,
+  destroyTenantStack,
+  EngineFailureError,
+  openTenantStack,
+  previewTenantStack,
+  refreshTenantStack,
+  upTenantStack,
+  type AutomationSettings,
+  type OperationResult,
+} from "../../automation";
+import type { DrizzleDatabase, SqlClient } from "../../db/client";
+import { runEvents, runs, type Run, type RunError } from "../../db/schema";
+import { holdRunLiveness } from "./run-liveness";
+import type { TenantConfigInput } from "../../programs/tenant/config";
+import type { RunKind } from "./run-requests";
+
+export interface RunExecutorDeps {
+  db: DrizzleDatabase;
+  automation: AutomationSettings;
+  /** The checked CLI, resolved once (resolvePulumiCli); resolved per run when absent. */
+  cli?: PulumiCommand;
+  /** The tenant's stack config (with its secrets), resolved when the run starts. */
+  tenantConfig(organizationId: number): Promise<TenantConfigInput>;
+  /** With a PostgreSQL server: held per run so that recovery can tell a crashed executor from a live one. */
+  liveness?: SqlClient;
+  /** Told when a run has finished (its row is final); what it does next (discovery, offboarding) is its business. */
+  onRunFinished?(run: Run): Promise<void>;
+  log?(message: string): void;
+}
+
+/** Writes engine events to run_events in order; writes are chained so seq order is insert order. */
+function eventWriter(db: DrizzleDatabase, runId: string) {
+  let seq = 0;
+  let pending: Promise<unknown> = Promise.resolve();
+  return {
+    onEvent(event: EngineEvent) {
+      const row = { runId, seq: seq++, event: event as unknown as Record<string, unknown> };
+      pending = pending.then(() => db.insert(runEvents).values(row));
+    },
+    flushed: () => pending,
+  };
+}
+
+function runErrorOf(error: unknown): RunError {
+  if (error instanceof EngineFailureError) {
+    return {
+      message: error.message,
+      kind: error.name,
+      diagnostics: error.diagnostics.map((message) => ({ severity: "error", message })),
+    };
+  }
+  if (error instanceof AutomationError) return { message: error.message, kind: error.name };
+  return { message: error instanceof Error ? error.message : String(error), kind: "InternalError" };
+}
+
+/** Executes one queued run: the stack operation, its events, its result, recorded on the run's row. */
+export async function executeRun(deps: RunExecutorDeps, runId: string): Promise<void> {
+  const { db } = deps;
+  const release = deps.liveness ? await holdRunLiveness(deps.liveness, runId) : undefined;
+  try {
+    const [claimed] = await db
+      .update(runs)
+      .set({ status: "running", startedAt: new Date() })
+      .where(and(eq(runs.id, runId), eq(runs.status, "queued")))
+      .returning();
+    if (!claimed) return; // already handled (e.g. marked interrupted): never run twice
+    await db
+      .update(runs)
+      .set(await performOperation(deps, claimed))
+      .where(eq(runs.id, runId));
+    const [finished] = await db.select().from(runs).where(eq(runs.id, runId));
+    await deps.onRunFinished?.(finished!).catch((error: unknown) =>
+      (deps.log ?? console.error)(`run ${runId}: follow-up failed: ${error instanceof Error ? error.message : String(error)}`),
+    );
+  } finally {
+    await release?.();
+  }
+}
+
+async function performOperation(deps: RunExecutorDeps, run: Run): Promise<Partial<Run>> {
+  const events = eventWriter(deps.db, run.id);
+  try {
+    const config = await deps.tenantConfig(run.organizationId);
+    const plan = run.planRef ?? undefined;
+    const stack = await openTenantStack(deps.automation, config.tenantSlug, {
+      create: run.kind !== "destroy",
+      updatePlans: run.kind === "up" && plan !== undefined,
+      cli: deps.cli,
+    });
+    if (run.kind !== "destroy") await configureTenantStack(stack, config);
+    if (run.kind === "preview" && plan) await mkdir(dirname(plan), { recursive: true });
+    const operations: Record<RunKind, () => Promise<OperationResult>> = {
+      preview: () => previewTenantStack(stack, { onEvent: events.onEvent, savePlanTo: plan }),
+      up: () => upTenantStack(stack, { onEvent: events.onEvent, plan }),
+      refresh: () => refreshTenantStack(stack, { onEvent: events.onEvent }),
+      destroy: () => destroyTenantStack(stack, { onEvent: events.onEvent }),
+    };
+    const result = await operations[run.kind]();
+    await events.flushed();
+    return {
+      status: "succeeded",
+      finishedAt: new Date(),
+      changeSummary: result.changeSummary as Record<string, number>,
+      resourceChanges: result.resourceChanges,
+      outputs: result.outputs,
+    };
+  } catch (error) {
+    await events.flushed().catch(() => undefined);
+    return { status: "failed", finishedAt: new Date(), error: runErrorOf(error) };
+  }
+}

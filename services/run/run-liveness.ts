@@ -1,0 +1,42 @@
+/**
+ * Which runs still have a live executor, across service processes: while a run executes, its process holds a
+ * session advisory lock keyed by the run id on a reserved connection. PostgreSQL releases it when that process's
+ * session ends (crash, kill), so a `running` run whose lock can be taken has no executor left.
+ *
+ * Embedded PGlite is one session inside one service process: there, every connection shares the locks, the try
+ * always succeeds, and that is right, because recovery runs at start-up, before this process executes anything.
+ */
+import type { SqlClient } from "../../db/client";
+
+const LOCK_SPACE = 0x6d786472; // "mxdr"
+
+/** Holds the run's liveness lock until the returned release function is called. */
+export async function holdRunLiveness(sql: SqlClient, runId: string): Promise<() => Promise<void>> {
+  const connection = await sql.reserve();
+  try {
+    await connection`select pg_advisory_lock(${LOCK_SPACE}::int, hashtext(${runId}))`;
+  } catch (error) {
+    connection.release();
+    throw error;
+  }
+  return async () => {
+    try {
+      await connection`select pg_advisory_unlock(${LOCK_SPACE}::int, hashtext(${runId}))`;
+    } finally {
+      connection.release();
+    }
+  };
+}
+
+/** True when some session holds the run's liveness lock, i.e. a live process is executing the run. */
+export async function runHasLiveExecutor(sql: SqlClient, runId: string): Promise<boolean> {
+  const connection = await sql.reserve();
+  try {
+    const [row] = await connection<{ acquired: boolean }[]>`
+      select pg_try_advisory_lock(${LOCK_SPACE}::int, hashtext(${runId})) as acquired`;
+    if (row!.acquired) await connection`select pg_advisory_unlock(${LOCK_SPACE}::int, hashtext(${runId}))`;
+    return !row!.acquired;
+  } finally {
+    connection.release();
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * A tenant's stack configuration, assembled from what the database knows (organization settings, the AWS
+ * credential, the enrollment token) and the platform's own settings. Checked with the tenant program's own schema
+ * when a run is requested, so a tenant that is not ready is refused with the API fields to fix, not a failed run.
+ */
+import { eq } from "drizzle-orm";
+import type { DrizzleDatabase } from "../../db/client";
+import type { Keyring } from "../../db/crypto";
+import { organizations, type Organization } from "../../db/schema";
+import { loadAwsCredential, type AwsCredentialData } from "../integration/aws-credential-store";
+import { activeEnrollmentToken } from "../rollout/enrollment-tokens";
+import { tenantConfigSchema, type TenantConfigInput } from "../../programs/tenant/config";
+
+export interface PlatformSettings {
+  /** The platform's AWS principal that customer roles trust. */
+  platformPrincipalArn?: string;
+  agentVersion: string;
+}
+
+export interface TenantConfigProblem {
+  /** The API field (or service setting) to fix. */
+  field: string;
+  message: string;
+}
+
+export class TenantNotReadyError extends Error {
+  override readonly name = "TenantNotReadyError";
+  constructor(readonly problems: TenantConfigProblem[]) {
+    super(`the tenant is not ready for stack runs: ${problems.map((p) => `${p.field} ${p.message}`).join("; ")}`);
+  }
+}
+
+/** Tenant program config key -> where the API user sets it. */
+const FIELD_OF_KEY: Record<string, string> = {
+  customerAccountId: "integration_settings.aws_account_id",
+  homeRegion: "integration_settings.home_region",
+  regions: "integration_settings.regions",
+  bootstrapRoleArn: "integrations.aws.bootstrap_role_arn",
+  externalId: "integrations.aws.external_id",
+  platformPrincipalArn: "service.PLATFORM_PRINCIPAL_ARN",
+  agentPublicBaseUrl: "integration_settings.agent_public_base_url",
+  agentVersion: "service.AGENT_VERSION",
+  targetTag: "integration_settings.target_tag",
+};
+
+/** Checks everything but the enrollment token (which is issued on the first run) and returns the problems. */
+export function tenantConfigProblems(
+  org: Organization,
+  credential: AwsCredentialData | undefined,
+  platform: PlatformSettings,
+): TenantConfigProblem[] {
+  const candidate = draftConfig(org, credential, platform, "x".repeat(43));
+  const problems: TenantConfigProblem[] = [];
+  if (!credential) problems.push({ field: "integrations.aws", message: "is not connected (PUT /v1/tenants/{slug}/integrations/aws)" });
+  const parsed = tenantConfigSchema.safeParse(candidate);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const key = String(issue.path[0] ?? "");
+      if (!credential && (key === "bootstrapRoleArn" || key === "externalId")) continue;
+      const missing = issue.code === "invalid_type" && issue.input === undefined;
+      problems.push({ field: FIELD_OF_KEY[key] ?? key, message: missing ? "is required" : issue.message });
+    }
+  }
+  return problems;
+}
+
+function draftConfig(
+  org: Organization,
+  credential: AwsCredentialData | undefined,
+  platform: PlatformSettings,
+  enrollmentToken: string,
+): Partial<TenantConfigInput> {
+  const settings = org.integrationSettings;
+  return {
+    tenantSlug: org.slug,
+    tenantId: String(org.id),
+    customerAccountId: org.awsAccountId ?? undefined,
+    homeRegion: settings.homeRegion ?? settings.regions?.[0],
+    regions: settings.regions,
+    bootstrapRoleArn: credential?.bootstrapRoleArn,
+    externalId: credential?.externalId,
+    platformPrincipalArn: platform.platformPrincipalArn,
+    agentPublicBaseUrl: settings.agentPublicBaseUrl,
+    agentVersion: platform.agentVersion,
+    enrollmentToken,
+    ...(settings.targetTag ? { targetTag: settings.targetTag } : {}),
+    ...(settings.targetAllManagedInstances !== undefined ? { targetAllManagedInstances: settings.targetAllManagedInstances } : {}),
+  };
+}
+
+/** The full stack config of a tenant, secrets included (they only travel to the stack, encrypted there). */
+export async function resolveTenantConfig(
+  db: DrizzleDatabase,
+  keyring: Keyring,
+  platform: PlatformSettings,
+  organizationId: number,
+): Promise<TenantConfigInput> {
+  const [org] = await db.select().from(organizations).where(eq(organizations.id, organizationId));
+  if (!org) throw new TenantNotReadyError([{ field: "tenant", message: "does not exist" }]);
+  const credential = await loadAwsCredential(db, keyring, organizationId);
+  const problems = tenantConfigProblems(org, credential?.data, platform);
+  if (problems.length > 0) throw new TenantNotReadyError(problems);
+  const token = await activeEnrollmentToken(db, keyring, organizationId);
+  return draftConfig(org, credential!.data, platform, token) as TenantConfigInput;
+}

@@ -1,0 +1,41 @@
+/**
+ * The audit trail: one audit_log row per mutating call, with the actor (token id, and its name in
+ * the details). Details are scrubbed: keys that name secrets are replaced by a marker, so a caller
+ * passing a whole request body cannot write a token or external ID into the log.
+ */
+import type { DrizzleDatabase } from "../../db/client";
+import { auditLog } from "../../db/schema";
+import type { Principal } from "../../api/auth";
+
+const SECRET_KEY = /(secret|token|password|passphrase|external_?id|credential|private|kubeconfig|key$)/i;
+export const REDACTED = "[redacted]";
+
+export function scrubDetails(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(scrubDetails);
+  if (value && typeof value === "object" && !(value instanceof Date)) {
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>).map(([key, inner]) => [key, SECRET_KEY.test(key) ? REDACTED : scrubDetails(inner)]),
+    );
+  }
+  return value;
+}
+
+export interface AuditEntry {
+  action: string;
+  organizationId?: number | null;
+  target?: string;
+  details?: Record<string, unknown>;
+}
+
+/** Anything with drizzle's insert (the database or a transaction). */
+type Writer = Pick<DrizzleDatabase, "insert">;
+
+export async function recordAudit(db: Writer, principal: Principal, entry: AuditEntry): Promise<void> {
+  await db.insert(auditLog).values({
+    actor: principal.actor,
+    organizationId: entry.organizationId ?? null,
+    action: entry.action,
+    target: entry.target ?? null,
+    details: { actorName: principal.tokenName, actorScope: principal.scope, ...(scrubDetails(entry.details ?? {}) as Record<string, unknown>) },
+  });
+}

@@ -1,0 +1,104 @@
+/**
+ * One tenant's onboarding progress: the stack (its latest `up`), discovery (its latest scan), the agent deployment
+ * (targeted assets and their agent status) and validation (the named checks), each as a status and a percentage,
+ * and an overall percentage weighted by how long each phase takes.
+ */
+import { and, desc, eq, sql } from "drizzle-orm";
+import type { DrizzleDatabase } from "../../db/client";
+import { discoveryScans, runEvents, runs } from "../../db/schema";
+import { deploymentSummary, type DeploymentSummary } from "../rollout/rollout-summary";
+import { validateTenant } from "../rollout/validation-checks";
+
+export type PhaseStatus = "pending" | "in_progress" | "completed" | "failed";
+
+export interface PhaseProgress {
+  status: PhaseStatus;
+  progress: number;
+}
+
+export interface TenantProgress {
+  stack: PhaseProgress & { run_id: string | null; resources_done: number; resources_total: number };
+  discovery: PhaseProgress & { scan_id: string | null; assets_found: number; regions_failed: string[] };
+  deployment: PhaseProgress & { targeted: number; agents_deployed: number; failed: number };
+  validation: PhaseProgress & { checks_passed: number; checks_total: number };
+  overall_progress: number;
+}
+
+const WEIGHTS = { stack: 0.3, discovery: 0.2, deployment: 0.3, validation: 0.2 };
+
+const pct = (done: number, total: number) => (total <= 0 ? 0 : Math.min(100, Math.round((done / total) * 100)));
+
+async function stackProgress(db: DrizzleDatabase, organizationId: number): Promise<TenantProgress["stack"]> {
+  const [run] = await db
+    .select()
+    .from(runs)
+    .where(and(eq(runs.organizationId, organizationId), eq(runs.kind, "up")))
+    .orderBy(desc(runs.requestedAt))
+    .limit(1);
+  if (!run) return { status: "pending", progress: 0, run_id: null, resources_done: 0, resources_total: 0 };
+  const [counts] = await db
+    .select({
+      planned: sql<number>`count(*) filter (where ${runEvents.event} ? 'resourcePreEvent')`.mapWith(Number),
+      done: sql<number>`count(*) filter (where ${runEvents.event} ? 'resOutputsEvent')`.mapWith(Number),
+    })
+    .from(runEvents)
+    .where(eq(runEvents.runId, run.id));
+  const planned = counts?.planned ?? 0;
+  const done = counts?.done ?? 0;
+  const base = { run_id: run.id, resources_done: done, resources_total: planned };
+  if (run.status === "succeeded") return { status: "completed", progress: 100, ...base };
+  if (run.status === "queued") return { status: "in_progress", progress: 0, ...base };
+  if (run.status === "running") return { status: "in_progress", progress: Math.min(95, pct(done, Math.max(planned, 1))), ...base };
+  return { status: "failed", progress: pct(done, Math.max(planned, 1)), ...base };
+}
+
+async function discoveryProgress(db: DrizzleDatabase, organizationId: number, assetsFound: number): Promise<TenantProgress["discovery"]> {
+  const [scan] = await db
+    .select()
+    .from(discoveryScans)
+    .where(eq(discoveryScans.organizationId, organizationId))
+    .orderBy(desc(discoveryScans.requestedAt))
+    .limit(1);
+  if (!scan) return { status: "pending", progress: 0, scan_id: null, assets_found: assetsFound, regions_failed: [] };
+  const regionsFailed = (scan.regions ?? []).filter((region) => region.status === "failed").map((region) => region.region);
+  const base = { scan_id: scan.id, assets_found: assetsFound, regions_failed: regionsFailed };
+  switch (scan.status) {
+    case "queued":
+      return { status: "in_progress", progress: 10, ...base };
+    case "running":
+      return { status: "in_progress", progress: 50, ...base };
+    case "failed":
+      return { status: "failed", progress: 0, ...base };
+    default:
+      return { status: "completed", progress: 100, ...base };
+  }
+}
+
+function deploymentPhase({ targeted, installed, failed }: DeploymentSummary): TenantProgress["deployment"] {
+  const status: PhaseStatus =
+    targeted === 0 ? "pending" : installed === targeted ? "completed" : failed > 0 ? "failed" : "in_progress";
+  return { status, progress: pct(installed, targeted), targeted, agents_deployed: installed, failed };
+}
+
+export async function tenantProgress(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<TenantProgress> {
+  const rollout = await deploymentSummary(db, organizationId);
+  const [stack, discovery, validation] = await Promise.all([
+    stackProgress(db, organizationId),
+    discoveryProgress(db, organizationId, rollout.instances.length),
+    validateTenant(db, organizationId, now, rollout),
+  ]);
+  const deployment = deploymentPhase(rollout);
+  const validationPhase: TenantProgress["validation"] = {
+    status: validation.passed === validation.total ? "completed" : validation.checks.some((check) => check.status === "failed") ? "failed" : "in_progress",
+    progress: pct(validation.passed, validation.total),
+    checks_passed: validation.passed,
+    checks_total: validation.total,
+  };
+  const overall = Math.round(
+    stack.progress * WEIGHTS.stack +
+      discovery.progress * WEIGHTS.discovery +
+      deployment.progress * WEIGHTS.deployment +
+      validationPhase.progress * WEIGHTS.validation,
+  );
+  return { stack, discovery, deployment, validation: validationPhase, overall_progress: overall };
+}
