@@ -14,10 +14,11 @@ import { bodyLimit } from "hono/body-limit";
 import type { Database } from "../db/client";
 import type { Keyring } from "../db/crypto";
 import type { ScanQueue } from "../services/discovery/scan-queue";
+import { createServices } from "../services";
 import type { RunQueue } from "../services/run/run-queue";
 import type { PlatformSettings } from "../services/run/tenant-stack-config";
 import type { BootstrapRoleVerifier } from "../services/integration/verify-bootstrap-role";
-import { bearerAuth } from "./auth";
+import { bearerAuth, tenantScope } from "./auth";
 import { createErrorHandler, errorBody } from "./errors";
 import { idempotency } from "./idempotency";
 import { createRouter } from "./router";
@@ -62,7 +63,11 @@ export function createApp(deps: AppDependencies) {
     "*",
     bodyLimit({
       maxSize,
-      onError: (c) => c.json(errorBody("payload_too_large", `the request body exceeds ${maxSize} bytes`), 413),
+      // The rest of the oversized body is not read: close the connection so the client's next request starts clean.
+      onError: (c) => {
+        c.header("Connection", "close");
+        return c.json(errorBody("payload_too_large", `the request body exceeds ${maxSize} bytes`), 413);
+      },
     }),
   );
 
@@ -71,7 +76,7 @@ export function createApp(deps: AppDependencies) {
     return c.json({ status: "ok" });
   });
 
-  const services = {
+  const services = createServices({
     db,
     keyring: deps.keyring,
     verifyBootstrapRole: deps.verifyBootstrapRole,
@@ -79,36 +84,30 @@ export function createApp(deps: AppDependencies) {
     plansDir: deps.plansDir,
     runQueue: () => deps.runQueue,
     scanQueue: () => deps.scanQueue,
-  };
+  });
 
   // Agents authenticate with their tenant's enrollment token, not a bearer API token.
-  app.route("/v1/agents", agentsRouter(db));
+  app.route("/v1/agents", agentsRouter(services));
 
   const v1 = createRouter();
-  v1.use("*", bearerAuth(db));
+  v1.use("*", bearerAuth(services.tenants));
   v1.use("*", idempotency(db, deps.keyring));
 
   const tenants = createRouter();
-  tenants.route("/", tenantsRouter(db));
-  tenants.route(
-    "/",
-    integrationsRouter(
-      db,
-      deps.keyring,
-      { templateUrl: deps.bootstrapTemplateUrl, platformPrincipalArn: deps.platformPrincipalArn },
-      deps.verifyBootstrapRole,
-    ),
-  );
-  tenants.route("/", tokensRouter(db));
+  // "/:slug/*" also matches "/:slug" itself.
+  tenants.use("/:slug/*", tenantScope(services.tenants));
+  tenants.route("/", tenantsRouter(services));
+  tenants.route("/", integrationsRouter(services, { templateUrl: deps.bootstrapTemplateUrl, platformPrincipalArn: deps.platformPrincipalArn }));
+  tenants.route("/", tokensRouter(services));
   tenants.route("/", runsRouter(services));
   tenants.route("/", onboardingRouter(services));
   tenants.route("/", deploymentRouter(services));
-  unsupportedProviders(db, tenants);
+  unsupportedProviders(tenants);
   v1.route("/tenants", tenants);
   app.route("/v1", v1);
 
   const v2 = createRouter();
-  v2.use("*", bearerAuth(db));
+  v2.use("*", bearerAuth(services.tenants));
   v2.use("*", idempotency(db, deps.keyring));
   v2.route("/", onboardingV2Router(services));
   app.route("/api/onboarding/v2", v2);

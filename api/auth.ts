@@ -1,75 +1,53 @@
 /**
- * Bearer-token authentication and tenant scoping.
+ * Bearer-token authentication and tenant scoping, as middleware.
  *
- * Tokens live hashed (SHA-256, db/crypto.ts) in api_tokens with a scope: `platform_admin` (every
- * tenant) or `tenant` (exactly one organization). A tenant token asking for another tenant gets the
- * same 404 as for a tenant that does not exist, so existence does not leak.
+ * Tokens live hashed (SHA-256) in api_tokens with a scope: `platform_admin` (every tenant) or `tenant` (exactly one
+ * organization). `tenantScope` resolves the tenant a `/v1/tenants/:slug/*` path names, once per request, as the
+ * principal may see it: a tenant token asking for another tenant gets the same 404 as for a tenant that does not
+ * exist, so existence does not leak. Handlers take it from the context.
  */
-import { and, eq, isNull } from "drizzle-orm";
 import type { MiddlewareHandler } from "hono";
-import type { DrizzleDatabase } from "../db/client";
-import { hashToken } from "../db/crypto";
-import { apiTokens, organizations, type ApiTokenScope, type Organization } from "../db/schema";
-import { ForbiddenError, NotFoundError, UnauthorizedError } from "./errors";
-
-export interface Principal {
-  tokenId: number;
-  tokenName: string;
-  scope: ApiTokenScope;
-  /** Set exactly for tenant tokens. */
-  organizationId: number | null;
-  /** What audit rows and runs record as the actor. */
-  actor: string;
-}
+import type { Organization } from "../db/schema";
+import { UnauthorizedError, ValidationError } from "../lib/errors";
+import type { Principal } from "../services/tenant/principal";
+import type { TenantService } from "../services/tenant/tenant-service";
+import { fieldErrorsFromZod } from "./errors";
+import { slugParamsSchema } from "./schemas";
 
 export interface AppEnv {
-  Variables: { principal: Principal };
-}
-
-export function actorOf(token: { id: number }): string {
-  return `token:${token.id}`;
+  Variables: {
+    principal: Principal;
+    /** The tenant of a `/:slug` path as this principal may see it; resolved on first use, once per request. */
+    tenant: () => Promise<Organization>;
+  };
 }
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
-/** Authenticates every request it guards; `last_used_at` is refreshed at most once a minute per token. */
-export function bearerAuth(db: DrizzleDatabase): MiddlewareHandler<AppEnv> {
+export function bearerAuth(tenants: TenantService): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const match = BEARER.exec(c.req.header("authorization") ?? "");
     if (!match) throw new UnauthorizedError("missing bearer token (Authorization: Bearer <token>)");
-    const [token] = await db
-      .select()
-      .from(apiTokens)
-      .where(and(eq(apiTokens.tokenHash, hashToken(match[1]!)), isNull(apiTokens.revokedAt)))
-      .limit(1);
-    if (!token) throw new UnauthorizedError("invalid or revoked token");
-    const now = Date.now();
-    if (!token.lastUsedAt || now - token.lastUsedAt.getTime() > 60_000) {
-      await db.update(apiTokens).set({ lastUsedAt: new Date(now) }).where(eq(apiTokens.id, token.id));
-    }
-    c.set("principal", {
-      tokenId: token.id,
-      tokenName: token.name,
-      scope: token.scope,
-      organizationId: token.organizationId,
-      actor: actorOf(token),
-    });
+    c.set("principal", await tenants.authenticate(match[1]!));
     await next();
   };
 }
 
-export function requireAdmin(principal: Principal): void {
-  if (principal.scope !== "platform_admin") throw new ForbiddenError("this call needs a platform admin token");
-}
-
 /**
- * The organization `slug` names, if this principal may see it; otherwise NotFound (also for a
- * tenant token naming another tenant: no existence leak).
+ * For routes under `/:slug`: `c.var.tenant()` gives the tenant, visible to the principal. It is resolved when the
+ * handler first asks, after the route has validated its input, so a bad request is a 400 whatever the slug.
  */
-export async function loadVisibleOrganization(db: DrizzleDatabase, principal: Principal, slug: string): Promise<Organization> {
-  const [org] = await db.select().from(organizations).where(eq(organizations.slug, slug)).limit(1);
-  if (!org || (principal.scope === "tenant" && principal.organizationId !== org.id)) {
-    throw new NotFoundError(`tenant ${JSON.stringify(slug)} not found`);
-  }
-  return org;
+export function tenantScope(tenants: TenantService): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    let resolved: Promise<Organization> | undefined;
+    c.set("tenant", () => {
+      resolved ??= (async () => {
+        const parsed = slugParamsSchema.safeParse({ slug: c.req.param("slug") });
+        if (!parsed.success) throw new ValidationError(fieldErrorsFromZod(parsed.error, "param"));
+        return tenants.visibleTenant(c.get("principal"), parsed.data.slug);
+      })();
+      return resolved;
+    });
+    await next();
+  };
 }

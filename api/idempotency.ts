@@ -16,7 +16,7 @@ import type { DrizzleDatabase } from "../db/client";
 import { decryptJson, encryptJson, type Keyring } from "../db/crypto";
 import { idempotencyKeys } from "../db/schema";
 import type { AppEnv } from "./auth";
-import { ApiError, ConflictError, ValidationError } from "./errors";
+import { ConflictError, UnprocessableError, ValidationError } from "../lib/errors";
 
 export const IDEMPOTENCY_HEADER = "idempotency-key";
 export const REPLAYED_HEADER = "idempotent-replayed";
@@ -49,7 +49,7 @@ export function idempotency(db: DrizzleDatabase, keyring: Keyring): MiddlewareHa
         .from(idempotencyKeys)
         .where(and(eq(idempotencyKeys.actor, actor), eq(idempotencyKeys.key, key)));
       if (existing && existing.requestHash !== requestHash) {
-        throw new ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for a different request");
+        throw new UnprocessableError("this Idempotency-Key was used for a different request", { code: "idempotency_key_reused" });
       }
       if (existing?.statusCode != null && existing.responseBody) {
         const replay = decryptJson<unknown>(existing.responseBody, context(actor, key), keyring);

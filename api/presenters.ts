@@ -1,5 +1,6 @@
 /** Database rows -> API shapes (snake_case, ISO timestamps). Nothing secret is ever presented. */
-import type { IntegrationSettings, Organization } from "../db/schema";
+import type { Agent, CloudAsset, DiscoveryScan, IntegrationSettings, Organization } from "../db/schema";
+import type { SettingsPatch } from "../services/tenant/tenant-service";
 
 export function iso(date: Date | null | undefined): string | null {
   return date ? date.toISOString() : null;
@@ -44,4 +45,70 @@ export function presentTenant(org: Organization) {
 /** `****abcd`: enough to recognise a value, never enough to use it. */
 export function maskSecret(value: string): string {
   return `****${value.length > 8 ? value.slice(-4) : ""}`;
+}
+
+export function presentAsset(asset: CloudAsset) {
+  return {
+    asset_id: asset.assetId,
+    asset_type: asset.assetType,
+    provider: asset.provider,
+    region: asset.region,
+    name: asset.tags.Name ?? null,
+    tags: asset.tags,
+    priority: asset.priority,
+    agent_compatible: asset.agentCompatible,
+    agent_status: asset.agentStatus,
+    discovered_at: asset.discoveredAt.toISOString(),
+    last_seen_at: asset.lastSeenAt.toISOString(),
+    removed_at: iso(asset.removedAt),
+    data: asset.assetData,
+  };
+}
+
+export function presentScan(scan: DiscoveryScan) {
+  return {
+    id: scan.id,
+    trigger: scan.trigger,
+    status: scan.status,
+    requested_at: scan.requestedAt.toISOString(),
+    started_at: iso(scan.startedAt),
+    finished_at: iso(scan.finishedAt),
+    assets_found: scan.assetsFound,
+    changes: scan.changes,
+    regions: scan.regions,
+    error: scan.error,
+  };
+}
+
+export function presentAgent(agent: Agent, heartbeatIntervalSeconds: number) {
+  return {
+    agent_id: agent.id,
+    instance_id: agent.instanceId,
+    hostname: agent.hostname,
+    agent_version: agent.version,
+    enrolled_at: agent.enrolledAt.toISOString(),
+    last_heartbeat_at: agent.lastHeartbeatAt?.toISOString() ?? null,
+    heartbeat_interval_seconds: heartbeatIntervalSeconds,
+  };
+}
+
+/** API settings input (snake_case, null removes) -> the tenant service's patch. */
+export function settingsPatchOf(input: {
+  agent_public_base_url?: string | null;
+  regions?: string[] | null;
+  home_region?: string | null;
+  aws_account_id?: string | null;
+  target_tag?: { key: string; value: string } | null;
+  target_all_managed_instances?: boolean | null;
+  require_approval?: boolean | null;
+} = {}): SettingsPatch {
+  return {
+    agentPublicBaseUrl: input.agent_public_base_url,
+    regions: input.regions,
+    homeRegion: input.home_region,
+    awsAccountId: input.aws_account_id,
+    targetTag: input.target_tag,
+    targetAllManagedInstances: input.target_all_managed_instances,
+    requireApproval: input.require_approval,
+  };
 }

@@ -61,6 +61,7 @@ export const ONBOARDING_STATUSES = [
   "deploying",
   "validating",
   "completed",
+  "action_required",
   "failed",
   "offboarding",
   "offboarded",

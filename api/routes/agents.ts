@@ -3,10 +3,9 @@
  * body, as the install script sends it), not with an API token.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { enrollAgent, HEARTBEAT_INTERVAL_SECONDS, recordHeartbeat } from "../../services/rollout/enrollment";
-import type { DrizzleDatabase } from "../../db/client";
-import type { Agent } from "../../db/schema";
-import { advanceOnboardingStatus } from "../../services/rollout/deployment-follow-up";
+import type { Services } from "../../services";
+import { HEARTBEAT_INTERVAL_SECONDS } from "../../services/rollout/enrollment";
+import { presentAgent } from "../presenters";
 import { createRouter } from "../router";
 import { errorSchema } from "../schemas";
 
@@ -45,17 +44,7 @@ const agentSchema = z
 const unauthorized = json(errorSchema, "unknown or revoked enrollment token (nothing was changed)");
 const invalid = json(errorSchema, "invalid input (fields names each bad field)");
 
-const present = (agent: Agent) => ({
-  agent_id: agent.id,
-  instance_id: agent.instanceId,
-  hostname: agent.hostname,
-  agent_version: agent.version,
-  enrolled_at: agent.enrolledAt.toISOString(),
-  last_heartbeat_at: agent.lastHeartbeatAt?.toISOString() ?? null,
-  heartbeat_interval_seconds: HEARTBEAT_INTERVAL_SECONDS,
-});
-
-export function agentsRouter(db: DrizzleDatabase) {
+export function agentsRouter({ rollout }: Pick<Services, "rollout">) {
   const router = createRouter();
 
   router.openapi(
@@ -74,14 +63,13 @@ export function agentsRouter(db: DrizzleDatabase) {
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const { agent, created } = await enrollAgent(db, {
+      const { agent, created } = await rollout.enroll({
         enrollmentToken: body.enrollment_token,
         instanceId: body.instance_id,
         hostname: body.hostname,
         agentVersion: body.agent_version,
       });
-      await advanceOnboardingStatus(db, agent.organizationId);
-      return c.json(present(agent), created ? 201 : 200);
+      return c.json(presentAgent(agent, HEARTBEAT_INTERVAL_SECONDS), created ? 201 : 200);
     },
   );
 
@@ -101,12 +89,12 @@ export function agentsRouter(db: DrizzleDatabase) {
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const agent = await recordHeartbeat(db, {
+      const agent = await rollout.heartbeat({
         enrollmentToken: body.enrollment_token,
         instanceId: body.instance_id,
         agentVersion: body.agent_version,
       });
-      return c.json(present(agent), 200);
+      return c.json(presentAgent(agent, HEARTBEAT_INTERVAL_SECONDS), 200);
     },
   );
 

@@ -4,16 +4,8 @@
  * validation checks. The same operations back the seed-compatible v2 endpoints.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import type { DrizzleDatabase } from "../../db/client";
-import type { Keyring } from "../../db/crypto";
-import { retryFailedDeployments } from "../../services/rollout/retry";
-import { deploymentHealth, deploymentSummary } from "../../services/rollout/rollout-summary";
-import { openTenantSession, TenantAwsAccessError, TenantNotDeployedError } from "../../services/integration/tenant-aws-session";
-import type { Principal } from "../auth";
-import { loadVisibleOrganization } from "../auth";
-import { recordAudit } from "../../services/tenant/audit-store";
-import { advanceOnboardingStatus, refreshDeployment } from "../../services/rollout/deployment-follow-up";
-import { CHECK_NAMES, validateTenant } from "../../services/rollout/validation-checks";
+import type { Services } from "../../services";
+import { CHECK_NAMES } from "../../services/rollout/validation-checks";
 import { createRouter } from "../router";
 import { errorResponses, errorSchema, slugParamsSchema } from "../schemas";
 
@@ -88,41 +80,7 @@ export const deploymentQuerySchema = z.object({
   refresh: z.enum(["true", "false"]).default("true").openapi({ description: "read the rollout from SSM first (default true)" }),
 });
 
-export interface DeploymentRouterDeps {
-  db: DrizzleDatabase;
-  keyring: Keyring;
-}
-
-/** The rollout summary, read from SSM first when asked and possible. */
-export async function currentDeployment(deps: DeploymentRouterDeps, organizationId: number, refresh: boolean) {
-  let refreshed = false;
-  let refreshError: string | undefined;
-  if (refresh) {
-    try {
-      await refreshDeployment(deps.db, deps.keyring, organizationId);
-      refreshed = true;
-    } catch (error) {
-      if (!(error instanceof TenantNotDeployedError || error instanceof TenantAwsAccessError)) throw error;
-      refreshError = error.message;
-    }
-  }
-  return { ...(await deploymentSummary(deps.db, organizationId)), refreshed, ...(refreshError ? { refresh_error: refreshError } : {}) };
-}
-
-export async function retryDeployment(deps: DeploymentRouterDeps, principal: Principal, organizationId: number) {
-  const session = await openTenantSession(deps.db, deps.keyring, organizationId);
-  const result = await retryFailedDeployments(deps.db, session, principal.actor);
-  await recordAudit(deps.db, principal, {
-    action: "deployment.retry",
-    organizationId,
-    details: { retried: result.retried, commands: result.commands.map((command) => command.command_id) },
-  });
-  await advanceOnboardingStatus(deps.db, organizationId);
-  return result;
-}
-
-export function deploymentRouter(deps: DeploymentRouterDeps) {
-  const { db } = deps;
+export function deploymentRouter({ rollout }: Pick<Services, "rollout">) {
   const router = createRouter();
 
   router.openapi(
@@ -135,10 +93,7 @@ export function deploymentRouter(deps: DeploymentRouterDeps) {
       request: { params: slugParamsSchema, query: deploymentQuerySchema },
       responses: { 200: json(deploymentSummarySchema, "rollout"), ...errorResponses },
     }),
-    async (c) => {
-      const org = await loadVisibleOrganization(db, c.get("principal"), c.req.valid("param").slug);
-      return c.json(await currentDeployment(deps, org.id, c.req.valid("query").refresh === "true"), 200);
-    },
+    async (c) => c.json(await rollout.deployment(await c.var.tenant(), c.req.valid("query").refresh === "true"), 200),
   );
 
   router.openapi(
@@ -156,11 +111,7 @@ export function deploymentRouter(deps: DeploymentRouterDeps) {
         ...errorResponses,
       },
     }),
-    async (c) => {
-      const principal = c.get("principal");
-      const org = await loadVisibleOrganization(db, principal, c.req.valid("param").slug);
-      return c.json(await retryDeployment(deps, principal, org.id), 200);
-    },
+    async (c) => c.json(await rollout.retry(c.get("principal"), await c.var.tenant()), 200),
   );
 
   router.openapi(
@@ -173,10 +124,7 @@ export function deploymentRouter(deps: DeploymentRouterDeps) {
       request: { params: slugParamsSchema },
       responses: { 200: json(deploymentHealthSchema, "agent health"), ...errorResponses },
     }),
-    async (c) => {
-      const org = await loadVisibleOrganization(db, c.get("principal"), c.req.valid("param").slug);
-      return c.json(await deploymentHealth(db, org.id), 200);
-    },
+    async (c) => c.json(await rollout.health(await c.var.tenant()), 200),
   );
 
   router.openapi(
@@ -189,10 +137,7 @@ export function deploymentRouter(deps: DeploymentRouterDeps) {
       request: { params: slugParamsSchema },
       responses: { 200: json(validationSchema, "checks"), ...errorResponses },
     }),
-    async (c) => {
-      const org = await loadVisibleOrganization(db, c.get("principal"), c.req.valid("param").slug);
-      return c.json(await validateTenant(db, org.id), 200);
-    },
+    async (c) => c.json(await rollout.validation(await c.var.tenant()), 200),
   );
 
   return router;

@@ -5,20 +5,16 @@
  * ID only masked. Azure and GCP answer 501.
  */
 import { createRoute } from "@hono/zod-openapi";
-import { and, eq } from "drizzle-orm";
-import type { DrizzleDatabase } from "../../db/client";
-import { decryptJson, type Keyring } from "../../db/crypto";
-import { integrationCredentials, type IntegrationCredential, type Organization } from "../../db/schema";
-import { recordAudit } from "../../services/tenant/audit-store";
-import { loadVisibleOrganization, type AppEnv } from "../auth";
-import { NotFoundError, NotImplementedError } from "../errors";
+import type { Hono } from "hono";
+import type { IntegrationCredential, Organization } from "../../db/schema";
+import { NotFoundError } from "../../lib/errors";
+import type { Services } from "../../services";
+import type { AwsCredentialData } from "../../services/integration/aws-credential-store";
+import { notSupported } from "../../services/integration/integration-service";
+import type { AppEnv } from "../auth";
 import { iso, maskSecret } from "../presenters";
 import { createRouter } from "../router";
 import { awsIntegrationSchema, errorResponses, putAwsIntegrationSchema, slugParamsSchema } from "../schemas";
-import { awsCredentialContext, type AwsCredentialData } from "../../services/integration/aws-credential-store";
-import { connectAws } from "../../services/integration/connect-aws";
-import type { BootstrapRoleVerifier } from "../../services/integration/verify-bootstrap-role";
-import type { Hono } from "hono";
 
 export interface QuickCreateLinkConfig {
   /** Public https URL of the bootstrap-role CloudFormation template. */
@@ -90,57 +86,29 @@ function presentAws(org: Organization, row: IntegrationCredential, data: AwsCred
   };
 }
 
-export function integrationsRouter(
-  db: DrizzleDatabase,
-  keyring: Keyring,
-  link: QuickCreateLinkConfig,
-  verifyBootstrapRole: BootstrapRoleVerifier,
-) {
+export function integrationsRouter({ integrations }: Pick<Services, "integrations">, link: QuickCreateLinkConfig) {
   const router = createRouter();
-  const context = (org: Organization) => awsCredentialContext(org.id);
 
   router.openapi(putAwsRoute, async (c) => {
-    const principal = c.get("principal");
-    const org = await loadVisibleOrganization(db, principal, c.req.valid("param").slug);
+    const org = await c.var.tenant();
     const body = c.req.valid("json");
-    const { row, data, created, generated } = await connectAws(
-      { db, keyring, verifyBootstrapRole },
-      principal,
-      org,
-      { bootstrapRoleArn: body.bootstrap_role_arn, externalId: body.external_id },
-    );
+    const { row, data, created, generated } = await integrations.connectAws(c.get("principal"), org, {
+      bootstrapRoleArn: body.bootstrap_role_arn,
+      externalId: body.external_id,
+    });
     const present = { ...presentAws(org, row, data, link), external_id_generated: generated };
     return created ? c.json(present, 201) : c.json(present, 200);
   });
 
   router.openapi(getAwsRoute, async (c) => {
-    const org = await loadVisibleOrganization(db, c.get("principal"), c.req.valid("param").slug);
-    const [row] = await db
-      .select()
-      .from(integrationCredentials)
-      .where(and(eq(integrationCredentials.organizationId, org.id), eq(integrationCredentials.provider, "aws")));
-    if (!row) throw new NotFoundError(`tenant ${JSON.stringify(org.slug)} has no AWS integration`);
-    // A wrong key fails loudly here (CredentialDecryptionError -> 500), never returns garbage.
-    const data = decryptJson<AwsCredentialData>(row.credentialData, context(org), keyring);
+    const org = await c.var.tenant();
+    const { row, data } = await integrations.getAws(org);
     return c.json(presentAws(org, row, data, link), 200);
   });
 
   router.openapi(deleteAwsRoute, async (c) => {
-    const principal = c.get("principal");
-    const org = await loadVisibleOrganization(db, principal, c.req.valid("param").slug);
-    await db.transaction(async (tx) => {
-      const deleted = await tx
-        .delete(integrationCredentials)
-        .where(and(eq(integrationCredentials.organizationId, org.id), eq(integrationCredentials.provider, "aws")))
-        .returning({ id: integrationCredentials.id });
-      if (deleted.length === 0) throw new NotFoundError(`tenant ${JSON.stringify(org.slug)} has no AWS integration`);
-      await recordAudit(tx, principal, {
-        action: "integration.aws.delete",
-        organizationId: org.id,
-        target: `tenant:${org.slug}/integrations/aws`,
-      });
-    });
     // Deleting credentials does not destroy the tenant's stack: offboarding does (POST /v1/tenants/{slug}/offboard).
+    await integrations.remove(c.get("principal"), await c.var.tenant(), "aws");
     return c.body(null, 204);
   });
 
@@ -148,13 +116,11 @@ export function integrationsRouter(
 }
 
 /** Azure and GCP: any method answers 501 (after the usual tenant visibility check). */
-export function unsupportedProviders(db: DrizzleDatabase, app: Hono<AppEnv>): void {
+export function unsupportedProviders(app: Hono<AppEnv>): void {
   app.all("/:slug/integrations/:provider", async (c) => {
     const provider = c.req.param("provider");
     if (provider !== "azure" && provider !== "gcp") throw new NotFoundError(`unknown integration provider ${JSON.stringify(provider)}`);
-    await loadVisibleOrganization(db, c.get("principal"), c.req.param("slug"));
-    throw new NotImplementedError(
-      `${provider === "azure" ? "Azure" : "GCP"} integrations are not supported yet; only "aws" is. Connect an AWS account with PUT /v1/tenants/{slug}/integrations/aws.`,
-    );
+    await c.var.tenant();
+    throw notSupported(provider);
   });
 }

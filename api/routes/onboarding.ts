@@ -3,16 +3,10 @@
  * validation), discovered assets, discovery scans (and a new one on demand).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, asc, desc, eq, isNull } from "drizzle-orm";
-import type { DrizzleDatabase } from "../../db/client";
-import { ASSET_PRIORITIES, cloudAssets, discoveryScans, type CloudAsset, type DiscoveryScan } from "../../db/schema";
-import type { ScanQueue } from "../../services/discovery/scan-queue";
-import { provisionedRoleArn } from "../../services/discovery/scan-runner";
-import { tenantProgress } from "../../services/tenant/progress";
-import { recordAudit } from "../../services/tenant/audit-store";
-import { loadVisibleOrganization } from "../auth";
-import { ConflictError } from "../errors";
-import { iso } from "../presenters";
+import { ASSET_PRIORITIES } from "../../db/schema";
+import type { Services } from "../../services";
+import type { AssetQuery } from "../../services/discovery/discovery-service";
+import { presentAsset, presentScan } from "../presenters";
 import { createRouter } from "../router";
 import { errorResponses, slugParamsSchema } from "../schemas";
 
@@ -63,65 +57,15 @@ const scanSchema = z
   })
   .openapi("DiscoveryScan");
 
-export function presentAsset(asset: CloudAsset) {
-  return {
-    asset_id: asset.assetId,
-    asset_type: asset.assetType,
-    provider: asset.provider,
-    region: asset.region,
-    name: asset.tags.Name ?? null,
-    tags: asset.tags,
-    priority: asset.priority,
-    agent_compatible: asset.agentCompatible,
-    agent_status: asset.agentStatus,
-    discovered_at: asset.discoveredAt.toISOString(),
-    last_seen_at: asset.lastSeenAt.toISOString(),
-    removed_at: iso(asset.removedAt),
-    data: asset.assetData,
-  };
-}
-
-export function presentScan(scan: DiscoveryScan) {
-  return {
-    id: scan.id,
-    trigger: scan.trigger,
-    status: scan.status,
-    requested_at: scan.requestedAt.toISOString(),
-    started_at: iso(scan.startedAt),
-    finished_at: iso(scan.finishedAt),
-    assets_found: scan.assetsFound,
-    changes: scan.changes,
-    regions: scan.regions,
-    error: scan.error,
-  };
-}
-
 export const assetsQuerySchema = z.object({
   type: z.string().regex(/^[a-z0-9_-]{1,32}$/, "must be an asset type such as ec2 or rds").optional(),
   include_removed: z.enum(["true", "false"]).default("false"),
 });
 
-export async function listAssets(db: DrizzleDatabase, organizationId: number, query: z.infer<typeof assetsQuerySchema>) {
-  return db
-    .select()
-    .from(cloudAssets)
-    .where(
-      and(
-        eq(cloudAssets.organizationId, organizationId),
-        query.type ? eq(cloudAssets.assetType, query.type) : undefined,
-        query.include_removed === "true" ? undefined : isNull(cloudAssets.removedAt),
-      ),
-    )
-    .orderBy(asc(cloudAssets.assetType), asc(cloudAssets.assetId));
-}
-
-/** Requests a scan, or returns the one already queued or running; 409 before the stack exists. */
-export async function requestDiscovery(db: DrizzleDatabase, scans: ScanQueue, organizationId: number, actor: string) {
-  if (!(await provisionedRoleArn(db, organizationId))) {
-    throw new ConflictError("discovery needs the tenant's stack applied first (a successful up run)");
-  }
-  return scans.request({ organizationId, trigger: "manual", actor });
-}
+export const assetQueryOf = (query: z.infer<typeof assetsQuerySchema>): AssetQuery => ({
+  type: query.type,
+  includeRemoved: query.include_removed === "true",
+});
 
 const progressRoute = createRoute({
   method: "get",
@@ -167,42 +111,23 @@ const requestScanRoute = createRoute({
   },
 });
 
-export interface OnboardingRouterDeps {
-  db: DrizzleDatabase;
-  scanQueue: () => ScanQueue;
-}
-
-export function onboardingRouter(deps: OnboardingRouterDeps) {
-  const { db } = deps;
+export function onboardingRouter({ tenants, discovery }: Pick<Services, "tenants" | "discovery">) {
   const router = createRouter();
 
-  router.openapi(progressRoute, async (c) => {
-    const org = await loadVisibleOrganization(db, c.get("principal"), c.req.valid("param").slug);
-    return c.json(await tenantProgress(db, org.id), 200);
-  });
+  router.openapi(progressRoute, async (c) => c.json(await tenants.progress(await c.var.tenant()), 200));
 
   router.openapi(assetsRoute, async (c) => {
-    const org = await loadVisibleOrganization(db, c.get("principal"), c.req.valid("param").slug);
-    const assets = await listAssets(db, org.id, c.req.valid("query"));
+    const assets = await discovery.assets(await c.var.tenant(), assetQueryOf(c.req.valid("query")));
     return c.json({ assets: assets.map(presentAsset) }, 200);
   });
 
   router.openapi(scansRoute, async (c) => {
-    const org = await loadVisibleOrganization(db, c.get("principal"), c.req.valid("param").slug);
-    const scans = await db
-      .select()
-      .from(discoveryScans)
-      .where(eq(discoveryScans.organizationId, org.id))
-      .orderBy(desc(discoveryScans.requestedAt))
-      .limit(50);
+    const scans = await discovery.scans(await c.var.tenant());
     return c.json({ scans: scans.map(presentScan) }, 200);
   });
 
   router.openapi(requestScanRoute, async (c) => {
-    const principal = c.get("principal");
-    const org = await loadVisibleOrganization(db, principal, c.req.valid("param").slug);
-    const { scanId, alreadyActive } = await requestDiscovery(db, deps.scanQueue(), org.id, principal.actor);
-    await recordAudit(db, principal, { action: "discovery.request", organizationId: org.id, target: `scan:${scanId}` });
+    const { scanId, alreadyActive } = await discovery.requestScan(c.get("principal"), await c.var.tenant());
     return c.json({ scan_id: scanId, already_active: alreadyActive }, 202);
   });
 

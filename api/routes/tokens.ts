@@ -1,10 +1,6 @@
 /** /v1/tenants/{slug}/tokens: a platform admin creates a tenant-scoped API token, shown once. */
 import { createRoute } from "@hono/zod-openapi";
-import type { DrizzleDatabase } from "../../db/client";
-import { generateToken, hashToken } from "../../db/crypto";
-import { apiTokens } from "../../db/schema";
-import { recordAudit } from "../../services/tenant/audit-store";
-import { loadVisibleOrganization, requireAdmin } from "../auth";
+import type { Services } from "../../services";
 import { createRouter } from "../router";
 import { createdTokenSchema, createTokenSchema, errorResponses, slugParamsSchema } from "../schemas";
 
@@ -24,27 +20,11 @@ const createTokenRoute = createRoute({
   },
 });
 
-export function tokensRouter(db: DrizzleDatabase) {
+export function tokensRouter({ tenants }: Pick<Services, "tenants">) {
   const router = createRouter();
   router.openapi(createTokenRoute, async (c) => {
-    const principal = c.get("principal");
-    requireAdmin(principal);
-    const org = await loadVisibleOrganization(db, principal, c.req.valid("param").slug);
-    const { name } = c.req.valid("json");
-    const token = generateToken("mxdr-tenant");
-    const row = await db.transaction(async (tx) => {
-      const [created] = await tx
-        .insert(apiTokens)
-        .values({ tokenHash: hashToken(token), scope: "tenant", organizationId: org.id, name })
-        .returning();
-      await recordAudit(tx, principal, {
-        action: "token.create",
-        organizationId: org.id,
-        target: `token:${created!.id}`,
-        details: { name, scope: "tenant" },
-      });
-      return created!;
-    });
+    const org = await c.var.tenant();
+    const { row, token } = await tenants.createToken(c.get("principal"), org, c.req.valid("json").name);
     return c.json(
       { id: row.id, name: row.name, scope: "tenant" as const, tenant: org.slug, token, created_at: row.createdAt.toISOString() },
       201,

@@ -12,8 +12,10 @@ import { storeScan, type AssetRecord } from "./asset-store";
 export interface DiscoverTenantOptions {
   db: DrizzleDatabase;
   organizationId: number;
-  roleArn: string;
-  externalId: string;
+  /** The tenant's session (integration/tenant-aws-session.ts); without it the role is assumed here. */
+  credentials?: CredentialsProvider;
+  roleArn?: string;
+  externalId?: string;
   /** Regions to scan; default the organization's integration_settings.regions, else all enabled. */
   regions?: readonly string[];
   homeRegion?: string;
@@ -23,8 +25,6 @@ export interface DiscoverTenantOptions {
   stsEndpoint?: string;
   /** Priority overrides; default the organization's integration_settings.priorityRules. */
   priorityRules?: readonly PriorityRuleOverride[];
-  /** Use these credentials instead of assuming the role (e.g. a provider shared across runs). */
-  credentials?: CredentialsProvider;
   maxAttempts?: number;
   seenAt?: Date;
   lastSeenResolutionMs?: number;
@@ -58,11 +58,14 @@ export async function discoverTenant(options: DiscoverTenantOptions): Promise<Di
   const regions = options.regions ?? org.settings.regions;
   const homeRegion = options.homeRegion ?? org.settings.homeRegion ?? regions?.[0];
   const rules = options.priorityRules ?? org.settings.priorityRules ?? [];
+  if (!options.credentials && (!options.roleArn || !options.externalId)) {
+    throw new TypeError("discoverTenant needs credentials, or a role ARN and an external ID");
+  }
   const credentials =
     options.credentials ??
     assumeRoleCredentials({
-      roleArn: options.roleArn,
-      externalId: options.externalId,
+      roleArn: options.roleArn!,
+      externalId: options.externalId!,
       sessionName: sessionNameFor(org.slug),
       region: homeRegion,
       stsEndpoint: options.stsEndpoint,

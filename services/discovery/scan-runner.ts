@@ -5,9 +5,8 @@
 import { and, eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { appliedStackOutputs } from "../run/applied-outputs";
 import { discoveryScans, type DiscoveryScan, type DiscoveryScanStatus } from "../../db/schema";
-import { loadAwsCredential } from "../integration/aws-credential-store";
+import { openTenantSession } from "../integration/tenant-aws-session";
 import { discoverTenant } from "./discover";
 
 export interface ScanRunnerDeps {
@@ -16,16 +15,6 @@ export interface ScanRunnerDeps {
   /** Told when a scan's row is final. */
   onScanFinished?(scan: DiscoveryScan): Promise<void>;
   log?(message: string): void;
-}
-
-export class TenantNotProvisionedError extends Error {
-  override readonly name = "TenantNotProvisionedError";
-}
-
-/** The XDR access role the tenant's last successful `up` created. */
-export async function provisionedRoleArn(db: DrizzleDatabase, organizationId: number): Promise<string | undefined> {
-  const roleArn = (await appliedStackOutputs(db, organizationId))?.roleArn;
-  return typeof roleArn === "string" ? roleArn : undefined;
 }
 
 export async function executeScan(deps: ScanRunnerDeps, scanId: string): Promise<void> {
@@ -38,16 +27,8 @@ export async function executeScan(deps: ScanRunnerDeps, scanId: string): Promise
   if (!scan) return;
   let outcome: Partial<DiscoveryScan>;
   try {
-    const roleArn = await provisionedRoleArn(db, scan.organizationId);
-    if (!roleArn) throw new TenantNotProvisionedError("the tenant's stack has not been applied yet (no successful up)");
-    const credential = await loadAwsCredential(db, deps.keyring, scan.organizationId);
-    if (!credential) throw new TenantNotProvisionedError("the tenant has no AWS integration");
-    const summary = await discoverTenant({
-      db,
-      organizationId: scan.organizationId,
-      roleArn,
-      externalId: credential.data.externalId,
-    });
+    const session = await openTenantSession(db, deps.keyring, scan.organizationId);
+    const summary = await discoverTenant({ db, organizationId: scan.organizationId, credentials: session.credentials });
     const failed = summary.regions.filter((region) => region.status === "failed").length;
     const status: DiscoveryScanStatus = failed === 0 ? "succeeded" : failed === summary.regions.length ? "failed" : "partial";
     outcome = {

@@ -8,6 +8,7 @@
 import { DescribeRegionsCommand, EC2Client, paginateDescribeInstances, type Instance } from "@aws-sdk/client-ec2";
 import { RDSClient, paginateDescribeDBInstances, type DBInstance } from "@aws-sdk/client-rds";
 import type { CredentialsProvider } from "../integration/assume-role";
+import { mapBounded } from "../../lib/concurrency";
 
 export const DEFAULT_REGION_CONCURRENCY = 8;
 export const DEFAULT_MAX_ATTEMPTS = 3;
@@ -181,20 +182,6 @@ export async function scanRegion(region: string, options: ScanOptions): Promise<
     ec2.destroy();
     rds.destroy();
   }
-}
-
-/** Runs `work` over `items` with at most `limit` in flight; results in input order. */
-export async function mapBounded<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await work(items[index]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  return results;
 }
 
 /** Enabled regions, then each region under the concurrency bound; a failed region does not stop the others. */

@@ -1,32 +1,42 @@
 /**
- * What the deployment follow-up needs to act in a tenant's account: the XDR role and agent document its last
- * successful `up` created, the external ID from its sealed credential, and a short STS session of that role.
- * Every SSM call of a tenant signs with this session, never with the service's own identity.
+ * The one way into a tenant's AWS account: the XDR role its last successful `up` created, the external ID from its
+ * sealed credential, and a short STS session of that role. Discovery, the rollout status and the retry all sign with
+ * this session, never with the service's own identity.
+ *
+ * Sessions are cached per (role, external ID) across requests and refreshed before they expire (assume-role.ts), so
+ * a page of requests costs one AssumeRole, not one each.
  */
+import { createHash } from "node:crypto";
 import { eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { appliedStackOutputs } from "../run/applied-outputs";
 import { organizations, type IntegrationSettings, type TagFilter } from "../../db/schema";
+import { ConflictError, UpstreamUnavailableError } from "../../lib/errors";
+import { appliedStackOutputs } from "../run/applied-outputs";
 import { assumeRoleCredentials, sessionNameFor, type CredentialsProvider } from "./assume-role";
 import { loadAwsCredential } from "./aws-credential-store";
 
 export const DEFAULT_TARGET_TAG: TagFilter = { key: "xdr:monitor", value: "true" };
 
-/** The tenant has no applied stack (or no AWS integration): there is no deployment to follow yet. */
-export class TenantNotDeployedError extends Error {
-  override readonly name = "TenantNotDeployedError";
+/** The tenant has no applied stack or no usable AWS integration: there is nothing to act on in its account yet. */
+export class TenantNotProvisionedError extends ConflictError {
+  constructor(message: string) {
+    super(message, { code: "tenant_not_deployed" });
+  }
 }
 
 /** A call into the tenant's account failed (role not assumable, SSM refused, network). */
-export class TenantAwsAccessError extends Error {
-  override readonly name = "TenantAwsAccessError";
+export class TenantAwsAccessError extends UpstreamUnavailableError {
+  constructor(message: string, options: { cause?: unknown } = {}) {
+    super(message, { code: "tenant_aws_unreachable", ...options });
+  }
 }
 
 export interface TenantSession {
   organizationId: number;
   slug: string;
   roleArn: string;
+  /** The agent install document the applied stack created. */
   documentName: string;
   homeRegion: string;
   targetTag: TagFilter;
@@ -43,30 +53,45 @@ export function targetingOf(settings: IntegrationSettings): Pick<TenantSession, 
   return { targetTag: settings.targetTag ?? DEFAULT_TARGET_TAG, targetAllManagedInstances: settings.targetAllManagedInstances ?? false };
 }
 
+const MAX_CACHED_SESSIONS = 1000;
+const sessions = new Map<string, CredentialsProvider>();
+
+function cachedCredentials(roleArn: string, externalId: string, sessionName: string, region: string): CredentialsProvider {
+  const key = createHash("sha256").update(`${roleArn}\n${externalId}\n${sessionName}\n${region}`).digest("hex");
+  let provider = sessions.get(key);
+  if (!provider) {
+    if (sessions.size >= MAX_CACHED_SESSIONS) sessions.delete(sessions.keys().next().value!);
+    provider = assumeRoleCredentials({ roleArn, externalId, sessionName, region });
+    sessions.set(key, provider);
+  }
+  return provider;
+}
+
+/** The tenant's session for reading its account (discovery needs the role only). */
 export async function openTenantSession(db: DrizzleDatabase, keyring: Keyring, organizationId: number): Promise<TenantSession> {
   const [org] = await db.select().from(organizations).where(eq(organizations.id, organizationId));
-  if (!org) throw new TenantNotDeployedError(`organization ${organizationId} does not exist`);
+  if (!org) throw new TenantNotProvisionedError(`organization ${organizationId} does not exist`);
   const outputs = await appliedStackOutputs(db, organizationId);
   const roleArn = outputs?.roleArn;
   const documentName = outputs?.documentName;
-  if (typeof roleArn !== "string" || typeof documentName !== "string") {
-    throw new TenantNotDeployedError("the tenant's stack has not been applied yet (no successful up)");
-  }
+  if (typeof roleArn !== "string") throw new TenantNotProvisionedError("the tenant's stack has not been applied yet (no successful up)");
   const credential = await loadAwsCredential(db, keyring, organizationId);
-  if (!credential || credential.status === "revoked") throw new TenantNotDeployedError("the tenant has no AWS integration");
+  if (!credential || credential.status === "revoked") throw new TenantNotProvisionedError("the tenant has no AWS integration");
   const homeRegion = org.integrationSettings.homeRegion ?? org.integrationSettings.regions?.[0] ?? "us-east-1";
   return {
     organizationId,
     slug: org.slug,
     roleArn,
-    documentName,
+    documentName: typeof documentName === "string" ? documentName : "",
     homeRegion,
     ...targetingOf(org.integrationSettings),
-    credentials: assumeRoleCredentials({
-      roleArn,
-      externalId: credential.data.externalId,
-      sessionName: sessionNameFor(org.slug),
-      region: homeRegion,
-    }),
+    credentials: cachedCredentials(roleArn, credential.data.externalId, sessionNameFor(org.slug), homeRegion),
   };
+}
+
+/** The session for acting on the agent rollout: the applied stack must have created the agent document. */
+export async function openRolloutSession(db: DrizzleDatabase, keyring: Keyring, organizationId: number): Promise<TenantSession> {
+  const session = await openTenantSession(db, keyring, organizationId);
+  if (!session.documentName) throw new TenantNotProvisionedError("the tenant's applied stack has no agent document yet (run an up)");
+  return session;
 }

@@ -15,7 +15,7 @@ import {
 import { and, desc, eq, isNull } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { agentCommands, agents, cloudAssets, type AgentStatus, type CloudAsset } from "../../db/schema";
-import { mapBounded } from "../discovery/scanner";
+import { mapBounded } from "../../lib/concurrency";
 import { isTargeted, TenantAwsAccessError, type TenantSession } from "../integration/tenant-aws-session";
 
 export const SSM_CONCURRENCY = 8;

@@ -8,7 +8,7 @@ import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
 import { organizations, type OnboardingStatus } from "../../db/schema";
 import { refreshAgentStatus, type StatusRefresh } from "./agent-status";
-import { openTenantSession } from "../integration/tenant-aws-session";
+import { openRolloutSession } from "../integration/tenant-aws-session";
 import { validateTenant } from "./validation-checks";
 
 const IN_ROLLOUT: OnboardingStatus[] = ["discovering", "deploying", "validating"];
@@ -29,7 +29,7 @@ export async function advanceOnboardingStatus(db: DrizzleDatabase, organizationI
 }
 
 export async function refreshDeployment(db: DrizzleDatabase, keyring: Keyring, organizationId: number, now = new Date()): Promise<StatusRefresh> {
-  const session = await openTenantSession(db, keyring, organizationId);
+  const session = await openRolloutSession(db, keyring, organizationId);
   const refresh = await refreshAgentStatus(db, session, now);
   await advanceOnboardingStatus(db, organizationId, now);
   return refresh;

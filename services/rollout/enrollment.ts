@@ -8,22 +8,21 @@ import { and, eq, isNull } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { hashToken, tokensEqual } from "../../db/crypto";
 import { agents, auditLog, cloudAssets, enrollmentTokens, organizations, type Agent } from "../../db/schema";
+import { NotFoundError, UnauthorizedError } from "../../lib/errors";
 
 /** How often agents are told to send a heartbeat; validation treats three missed ones as stale. */
 export const HEARTBEAT_INTERVAL_SECONDS = 60;
 export const HEARTBEAT_STALE_AFTER_MS = 3 * HEARTBEAT_INTERVAL_SECONDS * 1000;
 
-export class InvalidEnrollmentTokenError extends Error {
-  override readonly name = "InvalidEnrollmentTokenError";
+export class InvalidEnrollmentTokenError extends UnauthorizedError {
   constructor() {
-    super("unknown or revoked enrollment token");
+    super("unknown or revoked enrollment token", { code: "invalid_enrollment_token" });
   }
 }
 
-export class AgentNotEnrolledError extends Error {
-  override readonly name = "AgentNotEnrolledError";
+export class AgentNotEnrolledError extends NotFoundError {
   constructor(readonly instanceId: string) {
-    super(`no enrolled agent for instance ${instanceId}: enroll it first`);
+    super(`no enrolled agent for instance ${instanceId}: enroll it first`, { code: "agent_not_enrolled" });
   }
 }
 

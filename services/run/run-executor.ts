@@ -18,7 +18,7 @@ import type { DrizzleDatabase, SqlClient } from "../../db/client";
 import { runEvents, runs, type Run, type RunError } from "../../db/schema";
 import { holdRunLiveness } from "./run-liveness";
 import type { TenantConfigInput } from "../../programs/tenant/config";
-import type { RunKind } from "./run-requests";
+import type { RunKind } from "../../db/schema";
 
 export interface RunExecutorDeps {
   db: DrizzleDatabase;

@@ -1,9 +1,8 @@
 import { and, eq, inArray, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
-import { runs } from "../../db/schema";
+import { runs, type RunKind } from "../../db/schema";
 import { RunConflictError } from "./run-errors";
 
-export type RunKind = "preview" | "up" | "refresh" | "destroy";
 export const ACTIVE_RUN_STATUSES = ["queued", "running"] as const;
 
 export interface RunRequest {

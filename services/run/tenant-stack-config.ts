@@ -7,6 +7,7 @@ import { eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
 import { organizations, type Organization } from "../../db/schema";
+import { UnprocessableError } from "../../lib/errors";
 import { loadAwsCredential, type AwsCredentialData } from "../integration/aws-credential-store";
 import { activeEnrollmentToken } from "../rollout/enrollment-tokens";
 import { tenantConfigSchema, type TenantConfigInput } from "../../programs/tenant/config";
@@ -23,10 +24,12 @@ export interface TenantConfigProblem {
   message: string;
 }
 
-export class TenantNotReadyError extends Error {
-  override readonly name = "TenantNotReadyError";
+export class TenantNotReadyError extends UnprocessableError {
   constructor(readonly problems: TenantConfigProblem[]) {
-    super(`the tenant is not ready for stack runs: ${problems.map((p) => `${p.field} ${p.message}`).join("; ")}`);
+    super(`the tenant is not ready for stack runs: ${problems.map((p) => `${p.field} ${p.message}`).join("; ")}`, {
+      code: "tenant_not_ready",
+      fields: problems,
+    });
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import type { DrizzleDatabase } from "../../db/client";
 import { auditLog } from "../../db/schema";
-import type { Principal } from "../../api/auth";
+import type { Principal } from "./principal";
 
 const SECRET_KEY = /(secret|token|password|passphrase|external_?id|credential|private|kubeconfig|key$)/i;
 export const REDACTED = "[redacted]";

@@ -253,10 +253,10 @@ describe.each([realPostgres, embeddedPglite])("API on $name", (backend) => {
     ]);
     expect((await call("PATCH", `/v1/tenants/${slugA}`, { token: tenantToken, body: { auto_discovery_enabled: true } })).status).toBe(200);
 
-    // Admin-only calls: 403 whatever the slug.
+    // Admin-only calls: 403 on its own tenant; another tenant stays invisible (404, as if it did not exist).
     expect((await call("POST", "/v1/tenants", { token: tenantToken, body: { slug: "evil-corp", name: "x" } })).status).toBe(403);
     expect((await call("POST", `/v1/tenants/${slugA}/tokens`, { token: tenantToken, body: { name: "more" } })).status).toBe(403);
-    expect((await call("POST", `/v1/tenants/${slugB}/tokens`, { token: tenantToken, body: { name: "more" } })).status).toBe(403);
+    expect((await call("POST", `/v1/tenants/${slugB}/tokens`, { token: tenantToken, body: { name: "more" } })).status).toBe(404);
 
     // The token was shown once: nothing after its creation contained it.
     for (const text of responses.slice(seenBefore)) expect(text).not.toContain(tenantToken);

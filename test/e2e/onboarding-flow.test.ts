@@ -473,7 +473,13 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     expect((await v2("GET", "/integrations", { token: charlie.token })).body).toEqual([]);
     const started = await v2("POST", "/quick-start", { body: aws });
     expect(started.status, started.text).toBe(200);
-    expect(started.body).toEqual({ status: "initiated", message: expect.any(String), estimated_completion: expect.any(String), run_id: expect.any(String) });
+    expect(started.body).toEqual({
+      status: "initiated",
+      message: expect.any(String),
+      estimated_completion: expect.any(String),
+      run_id: expect.any(String),
+      awaiting_approval: false,
+    });
     expect(Number.isNaN(Date.parse(started.body.estimated_completion))).toBe(false);
     runIds.bravoUp = started.body.run_id;
     const run = await settledRun(bravo.slug, started.body.run_id, bravo.token);
@@ -611,14 +617,13 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
         // Exactly the answer for a tenant that does not exist: nothing leaks.
         expect(attempt.status, key).toBe(unknown.status);
         expect(attempt.body?.error?.code, key).toBe(unknown.body?.error?.code);
-        if (attempt.status === 403) {
-          // Admin-only operations answer 403 to every tenant token, whatever the slug (its own included).
+        // Tenant scoping comes first: another tenant is invisible on every route, admin-only ones included.
+        expect(attempt.status, key).toBe(404);
+        expect(attempt.body.error.code, key).toBe("not_found");
+        if (["post /v1/tenants/{slug}/offboard", "post /v1/tenants/{slug}/tokens"].includes(key)) {
           const own = await call(method.toUpperCase(), concrete(path, charlie.slug, operation), { token: charlie.token, body });
-          expect(own.status, `${key} is admin-only, so 403 for the token's own tenant too`).toBe(403);
+          expect(own.status, `${key} is admin-only: 403 for the token's own tenant`).toBe(403);
           adminOnly.push(key);
-        } else {
-          expect(attempt.status, key).toBe(404);
-          expect(attempt.body.error.code, key).toBe("not_found");
         }
         expect(attempt.text, key).not.toContain(bravo.account);
       }

@@ -1,0 +1,35 @@
+/** Every domain service, built once from one typed deps object. The API takes this; so can a worker or a test. */
+import type { DrizzleDatabase } from "../db/client";
+import type { Keyring } from "../db/crypto";
+import { createDiscoveryService } from "./discovery/discovery-service";
+import type { ScanQueue } from "./discovery/scan-queue";
+import { createIntegrationService } from "./integration/integration-service";
+import type { BootstrapRoleVerifier } from "./integration/verify-bootstrap-role";
+import { createRolloutService } from "./rollout/rollout-service";
+import { createRunService } from "./run/run-service";
+import type { RunQueue } from "./run/run-queue";
+import type { PlatformSettings } from "./run/tenant-stack-config";
+import { createTenantService } from "./tenant/tenant-service";
+
+export interface ServiceDeps {
+  db: DrizzleDatabase;
+  keyring: Keyring;
+  platform: PlatformSettings;
+  /** Where previews of tenants that require approval save their update plans. */
+  plansDir: string;
+  verifyBootstrapRole: BootstrapRoleVerifier;
+  runQueue: () => RunQueue;
+  scanQueue: () => ScanQueue;
+}
+
+export function createServices(deps: ServiceDeps) {
+  return {
+    tenants: createTenantService({ db: deps.db }),
+    integrations: createIntegrationService({ db: deps.db, keyring: deps.keyring, verifyBootstrapRole: deps.verifyBootstrapRole }),
+    runs: createRunService({ db: deps.db, keyring: deps.keyring, platform: deps.platform, queue: deps.runQueue, plansDir: deps.plansDir }),
+    discovery: createDiscoveryService({ db: deps.db, scans: deps.scanQueue }),
+    rollout: createRolloutService({ db: deps.db, keyring: deps.keyring }),
+  };
+}
+
+export type Services = ReturnType<typeof createServices>;

@@ -1,0 +1,68 @@
+/**
+ * The agent rollout as a domain: where it stands (read from SSM with the tenant's own session, the stored state as
+ * the fallback), the retry of failed installs, the enrolled agents' health, the validation checks, and what agents
+ * themselves call (enrollment, heartbeat).
+ */
+import type { DrizzleDatabase } from "../../db/client";
+import type { Keyring } from "../../db/crypto";
+import type { Organization } from "../../db/schema";
+import { openRolloutSession, TenantAwsAccessError, TenantNotProvisionedError } from "../integration/tenant-aws-session";
+import { recordAudit } from "../tenant/audit-store";
+import type { Principal } from "../tenant/principal";
+import { advanceOnboardingStatus, refreshDeployment } from "./deployment-follow-up";
+import { enrollAgent, recordHeartbeat, type EnrollmentRequest, type HeartbeatRequest } from "./enrollment";
+import { retryFailedDeployments } from "./retry";
+import { deploymentHealth, deploymentSummary } from "./rollout-summary";
+import { validateTenant } from "./validation-checks";
+
+export interface RolloutServiceDeps {
+  db: DrizzleDatabase;
+  keyring: Keyring;
+}
+
+export function createRolloutService({ db, keyring }: RolloutServiceDeps) {
+  return {
+    /** The rollout summary, read from SSM first when asked and possible. */
+    async deployment(org: Organization, refresh: boolean) {
+      let refreshed = false;
+      let refreshError: string | undefined;
+      if (refresh) {
+        try {
+          await refreshDeployment(db, keyring, org.id);
+          refreshed = true;
+        } catch (error) {
+          if (!(error instanceof TenantNotProvisionedError || error instanceof TenantAwsAccessError)) throw error;
+          refreshError = error.message;
+        }
+      }
+      return { ...(await deploymentSummary(db, org.id)), refreshed, ...(refreshError ? { refresh_error: refreshError } : {}) };
+    },
+
+    /** Re-runs the agent document on the failed instances only, highest priority first. */
+    async retry(principal: Principal, org: Organization) {
+      const session = await openRolloutSession(db, keyring, org.id);
+      const result = await retryFailedDeployments(db, session, principal.actor);
+      await recordAudit(db, principal, {
+        action: "deployment.retry",
+        organizationId: org.id,
+        details: { retried: result.retried, commands: result.commands.map((command) => command.command_id) },
+      });
+      await advanceOnboardingStatus(db, org.id);
+      return result;
+    },
+
+    health: (org: Organization) => deploymentHealth(db, org.id),
+
+    validation: (org: Organization) => validateTenant(db, org.id),
+
+    async enroll(request: EnrollmentRequest) {
+      const enrolled = await enrollAgent(db, request);
+      await advanceOnboardingStatus(db, enrolled.agent.organizationId);
+      return enrolled;
+    },
+
+    heartbeat: (request: HeartbeatRequest) => recordHeartbeat(db, request),
+  };
+}
+
+export type RolloutService = ReturnType<typeof createRolloutService>;

@@ -1,0 +1,179 @@
+/**
+ * Stack runs as a domain: every run of every route (v1 runs, offboarding, the seed-compatible quick start) is requested
+ * here, so readiness, the approval gate and the one-run-per-stack rule are enforced in one place.
+ */
+import { randomUUID } from "node:crypto";
+import { join } from "node:path";
+import { and, asc, desc, eq, gt } from "drizzle-orm";
+import { stackNameFor } from "../../automation/stack-name";
+import type { DrizzleDatabase } from "../../db/client";
+import type { Keyring } from "../../db/crypto";
+import { runEvents, runs, type OnboardingStatus, type Organization, type Run, type RunEvent, type RunKind } from "../../db/schema";
+import { ConflictError, ForbiddenError, NotFoundError, ServiceNotConfiguredError, UnprocessableError } from "../../lib/errors";
+import { loadAwsCredential } from "../integration/aws-credential-store";
+import { recordAudit } from "../tenant/audit-store";
+import { withStatusDuring } from "../tenant/onboarding-status";
+import { isAdmin, requireAdmin, type Principal } from "../tenant/principal";
+import type { RunQueue } from "./run-queue";
+import { tenantConfigProblems, type PlatformSettings } from "./tenant-stack-config";
+
+export interface RunServiceDeps {
+  db: DrizzleDatabase;
+  keyring: Keyring;
+  platform: PlatformSettings;
+  queue: () => RunQueue;
+  /** Where previews of tenants that require approval save their update plans. */
+  plansDir: string;
+}
+
+export interface RunRequestOptions {
+  /** Wait behind a run already queued or running for this tenant instead of a conflict. */
+  queue?: boolean;
+  /** kind up, when the tenant requires approval: the approved preview whose saved plan the up must apply. */
+  planRunId?: string;
+}
+
+export interface RequestedRun {
+  runId: string;
+  kind: RunKind;
+  stackName: string;
+}
+
+/** Statuses from which an `up` (re)starts provisioning. */
+const PROVISIONING_FROM: readonly OnboardingStatus[] = ["not_started", "failed", "connecting", "action_required"];
+
+export function approvalRequired(org: Organization): boolean {
+  return org.integrationSettings.requireApproval === true;
+}
+
+export function createRunService(deps: RunServiceDeps) {
+  const { db } = deps;
+
+  /** The checks before a run is queued: refused with what to fix, instead of a run that fails. */
+  async function assertRunnable(org: Organization, kind: RunKind): Promise<void> {
+    if (org.onboardingStatus === "offboarded") throw new ConflictError(`tenant ${JSON.stringify(org.slug)} was offboarded`);
+    if (org.onboardingStatus === "offboarding" && kind !== "destroy") {
+      throw new ConflictError(`tenant ${JSON.stringify(org.slug)} is being offboarded`);
+    }
+    const credential = await loadAwsCredential(db, deps.keyring, org.id);
+    const problems = tenantConfigProblems(org, credential?.data, deps.platform);
+    if (credential && credential.status !== "active") {
+      problems.push({ field: "integrations.aws", message: `is ${credential.status}; connect the AWS account again` });
+    }
+    const platformProblems = problems.filter((problem) => problem.field.startsWith("service."));
+    if (platformProblems.length > 0) {
+      throw new ServiceNotConfiguredError(
+        `the service is not configured for stack runs: ${platformProblems.map((p) => `${p.field.slice(8)} ${p.message}`).join("; ")}`,
+      );
+    }
+    if (problems.length > 0) {
+      throw new UnprocessableError(`the tenant is not ready for stack runs: ${problems.map((p) => p.field).join(", ")}`, {
+        code: "tenant_not_ready",
+        fields: problems,
+      });
+    }
+  }
+
+  /**
+   * With approval required, a preview saves its update plan and an `up` must name an approved (succeeded) preview of
+   * the same tenant: the platform admin who requests that up approves it, and the engine applies exactly that plan.
+   */
+  async function planFor(principal: Principal, org: Organization, kind: RunKind, planRunId?: string): Promise<string | undefined> {
+    if (kind === "preview" && approvalRequired(org)) return join(deps.plansDir, `${randomUUID()}.json`);
+    if (kind !== "up") return undefined;
+    if (planRunId === undefined) {
+      if (approvalRequired(org)) {
+        throw new ConflictError("this tenant requires approval: preview, then a platform admin requests the up with plan_run_id", {
+          code: "approval_required",
+          fields: [{ field: "plan_run_id", message: "is required: the id of the approved preview run" }],
+        });
+      }
+      return undefined;
+    }
+    if (!isAdmin(principal)) throw new ForbiddenError("only a platform admin may approve a saved plan", { fields: [{ field: "plan_run_id", message: "may only be given by a platform admin" }] });
+    const [preview] = await db.select().from(runs).where(and(eq(runs.id, planRunId), eq(runs.organizationId, org.id)));
+    if (!preview || preview.kind !== "preview" || preview.status !== "succeeded" || !preview.planRef) {
+      throw new UnprocessableError("plan_run_id must name a succeeded preview of this tenant that saved a plan", {
+        code: "plan_not_approvable",
+        fields: [{ field: "plan_run_id", message: "is not a succeeded preview with a saved plan" }],
+      });
+    }
+    return preview.planRef;
+  }
+
+  async function enqueue(principal: Principal, org: Organization, kind: RunKind, options: RunRequestOptions): Promise<string> {
+    await assertRunnable(org, kind);
+    const planRef = await planFor(principal, org, kind, options.planRunId);
+    return deps
+      .queue()
+      .request(
+        { organizationId: org.id, stackName: stackNameFor(org.slug), kind, actor: principal.actor, planRef },
+        { queueBehindActive: options.queue ?? false },
+      );
+  }
+
+  const service = {
+    /** Requests a stack operation; ConflictError (run_in_progress, approval_required), UnprocessableError, ForbiddenError. */
+    async request(principal: Principal, org: Organization, kind: RunKind, options: RunRequestOptions = {}): Promise<RequestedRun> {
+      if (kind === "destroy") requireAdmin(principal);
+      const provisioning = kind === "up" && PROVISIONING_FROM.includes(org.onboardingStatus);
+      const runId = await withStatusDuring(db, org, provisioning ? "provisioning" : undefined, () => enqueue(principal, org, kind, options));
+      await recordAudit(db, principal, {
+        action: `run.${kind}`,
+        organizationId: org.id,
+        target: `run:${runId}`,
+        details: { queue: options.queue ?? false, planRunId: options.planRunId },
+      });
+      return { runId, kind, stackName: stackNameFor(org.slug) };
+    },
+
+    /**
+     * Starts onboarding for the tenant (the quick start): an `up`, or, when the tenant requires approval, a preview
+     * whose saved plan waits for a platform admin. Never an unapproved `up`.
+     */
+    async startOnboarding(principal: Principal, org: Organization): Promise<RequestedRun & { awaitingApproval: boolean }> {
+      const awaitingApproval = approvalRequired(org);
+      const requested = await service.request(principal, org, awaitingApproval ? "preview" : "up");
+      return { ...requested, awaitingApproval };
+    },
+
+    /** Offboarding: destroy, then (when it succeeds) the stack is removed and the tenant's records closed. */
+    async offboard(principal: Principal, org: Organization): Promise<RequestedRun> {
+      requireAdmin(principal);
+      if (org.onboardingStatus === "offboarded") throw new ConflictError(`tenant ${JSON.stringify(org.slug)} was offboarded already`);
+      const runId = await withStatusDuring(db, org, "offboarding", () => enqueue(principal, org, "destroy", {}));
+      await recordAudit(db, principal, { action: "tenant.offboard", organizationId: org.id, target: `run:${runId}` });
+      return { runId, kind: "destroy", stackName: stackNameFor(org.slug) };
+    },
+
+    async list(org: Organization, query: { limit: number; kind?: RunKind }): Promise<Run[]> {
+      return db
+        .select()
+        .from(runs)
+        .where(and(eq(runs.organizationId, org.id), query.kind ? eq(runs.kind, query.kind) : undefined))
+        .orderBy(desc(runs.requestedAt))
+        .limit(query.limit);
+    },
+
+    async get(org: Organization, runId: string): Promise<Run> {
+      const [run] = await db.select().from(runs).where(and(eq(runs.id, runId), eq(runs.organizationId, org.id)));
+      if (!run) throw new NotFoundError(`run ${runId} not found`);
+      return run;
+    },
+
+    /** The run's status and its engine events after `afterSeq`, in order (the database is the stream: any replica serves it). */
+    async eventsAfter(runId: string, afterSeq: number, limit: number): Promise<{ status: Run["status"] | undefined; events: RunEvent[] }> {
+      const [run] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, runId));
+      const events = await db
+        .select()
+        .from(runEvents)
+        .where(and(eq(runEvents.runId, runId), gt(runEvents.seq, afterSeq)))
+        .orderBy(asc(runEvents.seq))
+        .limit(limit);
+      return { status: run?.status, events };
+    },
+  };
+  return service;
+}
+
+export type RunService = ReturnType<typeof createRunService>;

@@ -1,0 +1,25 @@
+/** Who is calling: an authenticated API token, as every service sees it. */
+import type { ApiTokenScope } from "../../db/schema";
+import { ForbiddenError } from "../../lib/errors";
+
+export interface Principal {
+  tokenId: number;
+  tokenName: string;
+  scope: ApiTokenScope;
+  /** Set exactly for tenant tokens. */
+  organizationId: number | null;
+  /** What audit rows and runs record as the actor. */
+  actor: string;
+}
+
+export function actorOf(token: { id: number }): string {
+  return `token:${token.id}`;
+}
+
+export function isAdmin(principal: Principal): boolean {
+  return principal.scope === "platform_admin";
+}
+
+export function requireAdmin(principal: Principal): void {
+  if (!isAdmin(principal)) throw new ForbiddenError("this call needs a platform admin token");
+}

@@ -1,0 +1,236 @@
+/**
+ * Tenants as a domain: create, read, change settings, tenant tokens, which tenant a principal may see, progress.
+ * Offboarding is a stack run (run-service.ts); its follow-up is onboarding-lifecycle.ts.
+ */
+import { and, asc, eq, isNull } from "drizzle-orm";
+import type { DrizzleDatabase } from "../../db/client";
+import { generateToken, hashToken } from "../../db/crypto";
+import { apiTokens, organizations, type ApiToken, type IntegrationSettings, type OnboardingFlowVersion, type Organization } from "../../db/schema";
+import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, ValidationError, type FieldProblem } from "../../lib/errors";
+import { recordAudit } from "./audit-store";
+import { actorOf, isAdmin, requireAdmin, type Principal } from "./principal";
+import { tenantProgress } from "./progress";
+
+/** A settings change: `undefined` keeps a setting, `null` removes it. */
+export type SettingsPatch = { [K in keyof Omit<IntegrationSettings, "priorityRules">]?: IntegrationSettings[K] | null } & {
+  awsAccountId?: string | null;
+};
+
+export interface CreateTenantInput {
+  slug: string;
+  name: string;
+  onboardingFlowVersion: OnboardingFlowVersion;
+  autoDiscoveryEnabled: boolean;
+  settings: SettingsPatch;
+  /** The request as sent, for the audit trail (scrubbed there). */
+  request: Record<string, unknown>;
+}
+
+export interface UpdateTenantInput {
+  name?: string;
+  onboardingFlowVersion?: OnboardingFlowVersion;
+  autoDiscoveryEnabled?: boolean;
+  settings: SettingsPatch;
+  request: Record<string, unknown>;
+}
+
+export interface TenantServiceDeps {
+  db: DrizzleDatabase;
+}
+
+const SETTING_FIELDS: Record<keyof SettingsPatch, string> = {
+  agentPublicBaseUrl: "agent_public_base_url",
+  regions: "regions",
+  homeRegion: "home_region",
+  targetTag: "target_tag",
+  targetAllManagedInstances: "target_all_managed_instances",
+  requireApproval: "require_approval",
+  awsAccountId: "aws_account_id",
+};
+
+/**
+ * Settings a tenant-scoped token may not change: where the agent (run as root on every host) is downloaded from,
+ * the approval gate on the tenant's own changes, and the onboarding flow.
+ */
+const ADMIN_ONLY_SETTINGS: readonly (keyof SettingsPatch)[] = ["agentPublicBaseUrl", "requireApproval"];
+
+function refuseAdminOnlyChanges(principal: Principal, input: { onboardingFlowVersion?: unknown; settings: SettingsPatch }): void {
+  if (isAdmin(principal)) return;
+  const fields = [
+    ...(input.onboardingFlowVersion !== undefined ? ["onboarding_flow_version"] : []),
+    ...ADMIN_ONLY_SETTINGS.filter((key) => input.settings[key] !== undefined).map((key) => `integration_settings.${SETTING_FIELDS[key]}`),
+  ];
+  if (fields.length > 0) {
+    throw new ForbiddenError(`only a platform admin may change ${fields.join(", ")}`, {
+      fields: fields.map((field) => ({ field, message: "may only be changed by a platform admin" })),
+    });
+  }
+}
+
+/** Applies a patch over the current settings and checks the result as a whole. */
+export function mergeSettings(
+  current: IntegrationSettings,
+  currentAccountId: string | null,
+  patch: SettingsPatch,
+): { settings: IntegrationSettings; awsAccountId: string | null } {
+  const settings: Record<string, unknown> = { ...current };
+  for (const key of Object.keys(SETTING_FIELDS) as (keyof SettingsPatch)[]) {
+    if (key === "awsAccountId") continue;
+    const value = patch[key];
+    if (value === null) delete settings[key];
+    else if (value !== undefined) settings[key] = value;
+  }
+  const merged = settings as IntegrationSettings;
+  const awsAccountId = patch.awsAccountId === undefined ? currentAccountId : patch.awsAccountId;
+  const problems: FieldProblem[] = [];
+  if (merged.regions && merged.homeRegion && !merged.regions.includes(merged.homeRegion)) {
+    problems.push({ field: "integration_settings.regions", message: "must include the home region" });
+  }
+  if (problems.length > 0) throw new ValidationError(problems);
+  return { settings: merged, awsAccountId };
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  const withCode = error as { code?: string; cause?: { code?: string } };
+  return (withCode.cause?.code ?? withCode.code) === "23505";
+}
+
+export function createTenantService({ db }: TenantServiceDeps) {
+  return {
+    /** The principal behind a bearer token, or UnauthorizedError. */
+    async authenticate(presentedToken: string, now = Date.now()): Promise<Principal> {
+      const [token] = await db
+        .select()
+        .from(apiTokens)
+        .where(and(eq(apiTokens.tokenHash, hashToken(presentedToken)), isNull(apiTokens.revokedAt)))
+        .limit(1);
+      if (!token) throw new UnauthorizedError("invalid or revoked token");
+      // last_used_at is refreshed at most once a minute per token.
+      if (!token.lastUsedAt || now - token.lastUsedAt.getTime() > 60_000) {
+        await db.update(apiTokens).set({ lastUsedAt: new Date(now) }).where(eq(apiTokens.id, token.id));
+      }
+      return principalOf(token);
+    },
+
+    /**
+     * The tenant `slug` names, if this principal may see it; otherwise NotFound (also for a tenant token naming
+     * another tenant: existence does not leak).
+     */
+    async visibleTenant(principal: Principal, slug: string): Promise<Organization> {
+      const [org] = await db.select().from(organizations).where(eq(organizations.slug, slug)).limit(1);
+      if (!org || (principal.scope === "tenant" && principal.organizationId !== org.id)) {
+        throw new NotFoundError(`tenant ${JSON.stringify(slug)} not found`);
+      }
+      return org;
+    },
+
+    /** The tenant of a tenant-scoped token (the seed-compatible endpoints act for it). */
+    async tokenTenant(principal: Principal): Promise<Organization> {
+      if (principal.scope !== "tenant" || principal.organizationId === null) {
+        throw new ForbiddenError("the /api/onboarding/v2 endpoints act for the tenant of a tenant-scoped token");
+      }
+      const [org] = await db.select().from(organizations).where(eq(organizations.id, principal.organizationId));
+      if (!org) throw new NotFoundError("the token's tenant no longer exists");
+      return org;
+    },
+
+    async reload(org: Organization): Promise<Organization> {
+      const [current] = await db.select().from(organizations).where(eq(organizations.id, org.id));
+      if (!current) throw new NotFoundError(`tenant ${JSON.stringify(org.slug)} not found`);
+      return current;
+    },
+
+    async create(principal: Principal, input: CreateTenantInput): Promise<Organization> {
+      requireAdmin(principal);
+      const { settings, awsAccountId } = mergeSettings({}, null, input.settings);
+      return db
+        .transaction(async (tx) => {
+          const [created] = await tx
+            .insert(organizations)
+            .values({
+              slug: input.slug,
+              name: input.name,
+              onboardingFlowVersion: input.onboardingFlowVersion,
+              autoDiscoveryEnabled: input.autoDiscoveryEnabled,
+              integrationSettings: settings,
+              awsAccountId,
+            })
+            .returning();
+          await recordAudit(tx, principal, {
+            action: "tenant.create",
+            organizationId: created!.id,
+            target: `tenant:${created!.slug}`,
+            details: { request: input.request },
+          });
+          return created!;
+        })
+        .catch((error: unknown) => {
+          if (isUniqueViolation(error)) throw new ConflictError(`tenant ${JSON.stringify(input.slug)} already exists`);
+          throw error;
+        });
+    },
+
+    async list(principal: Principal, page: { limit: number; offset: number }): Promise<Organization[]> {
+      if (principal.scope === "tenant") {
+        return db.select().from(organizations).where(eq(organizations.id, principal.organizationId!));
+      }
+      return db.select().from(organizations).orderBy(asc(organizations.id)).limit(page.limit).offset(page.offset);
+    },
+
+    /** A settings change reaches the customer's account with the tenant's next preview/up run; nothing runs here. */
+    async update(principal: Principal, org: Organization, input: UpdateTenantInput): Promise<Organization> {
+      refuseAdminOnlyChanges(principal, input);
+      const { settings, awsAccountId } = mergeSettings(org.integrationSettings, org.awsAccountId, input.settings);
+      return db.transaction(async (tx) => {
+        const [row] = await tx
+          .update(organizations)
+          .set({
+            ...(input.name !== undefined ? { name: input.name } : {}),
+            ...(input.onboardingFlowVersion !== undefined ? { onboardingFlowVersion: input.onboardingFlowVersion } : {}),
+            ...(input.autoDiscoveryEnabled !== undefined ? { autoDiscoveryEnabled: input.autoDiscoveryEnabled } : {}),
+            integrationSettings: settings,
+            awsAccountId,
+          })
+          .where(eq(organizations.id, org.id))
+          .returning();
+        await recordAudit(tx, principal, {
+          action: "tenant.update",
+          organizationId: org.id,
+          target: `tenant:${org.slug}`,
+          details: { request: input.request },
+        });
+        return row!;
+      });
+    },
+
+    /** A tenant-scoped API token; the token itself is returned once and only its hash is stored. */
+    async createToken(principal: Principal, org: Organization, name: string): Promise<{ row: ApiToken; token: string }> {
+      requireAdmin(principal);
+      const token = generateToken("mxdr-tenant");
+      const row = await db.transaction(async (tx) => {
+        const [created] = await tx
+          .insert(apiTokens)
+          .values({ tokenHash: hashToken(token), scope: "tenant", organizationId: org.id, name })
+          .returning();
+        await recordAudit(tx, principal, {
+          action: "token.create",
+          organizationId: org.id,
+          target: `token:${created!.id}`,
+          details: { name, scope: "tenant" },
+        });
+        return created!;
+      });
+      return { row, token };
+    },
+
+    progress(org: Organization) {
+      return tenantProgress(db, org.id);
+    },
+  };
+}
+
+function principalOf(token: ApiToken): Principal {
+  return { tokenId: token.id, tokenName: token.name, scope: token.scope, organizationId: token.organizationId, actor: actorOf(token) };
+}
+
+export type TenantService = ReturnType<typeof createTenantService>;

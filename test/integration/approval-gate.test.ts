@@ -1,0 +1,175 @@
+/**
+ * The approval gate holds on every route that can start a stack run. With `require_approval` on, a tenant's own token
+ * can start a preview (its plan waits for a platform admin) but never an `up` that nobody approved, whichever door it
+ * knocks on: the v1 runs route, offboarding, or the seed-compatible quick start.
+ *
+ * Real parts: the app, PostgreSQL, the pg-boss run queue (enqueue only: no worker executes here, so every requested
+ * run stays a `queued` row to inspect), and STS on moto for the bootstrap role check.
+ */
+import { randomBytes } from "node:crypto";
+import { eq } from "drizzle-orm";
+import type PgBoss from "pg-boss";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { createApp } from "../../api/app";
+import type { Database } from "../../db/client";
+import { createKeyring, generateToken, hashToken } from "../../db/crypto";
+import { apiTokens, organizations, runs } from "../../db/schema";
+import { startBoss } from "../../lib/boss";
+import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
+import { startRunQueue } from "../../services/run/run-queue";
+import { realPostgres } from "../harness/databases";
+import { unused } from "../harness/unused";
+
+const ACCOUNT = "123456789012";
+const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/MiniXdrBootstrap`;
+
+let database: Database;
+let cleanup: () => Promise<void>;
+let boss: PgBoss;
+let app: ReturnType<typeof createApp>;
+const admin = generateToken("mxdr-admin");
+
+beforeAll(async () => {
+  ({ database, cleanup } = await realPostgres.open());
+  boss = await startBoss(database.connectionString);
+  const runQueue = await startRunQueue(database.db, unused("executor deps"), {
+    connectionString: database.connectionString,
+    boss,
+    maxConcurrentRuns: 1,
+    work: false,
+  });
+  app = createApp({
+    database,
+    keyring: createKeyring({ key: randomBytes(32).toString("base64") }),
+    platform: { agentVersion: "1.0.0", platformPrincipalArn: "arn:aws:iam::999999999999:role/MiniXdrPlatform" },
+    plansDir: "/plans",
+    verifyBootstrapRole: verifyBootstrapRoleWithSts,
+    runQueue,
+    scanQueue: unused("scanQueue"),
+    log: (message) => expect.fail(message),
+  });
+  await database.db.insert(apiTokens).values({ tokenHash: hashToken(admin), scope: "platform_admin", name: "admin" });
+});
+
+afterAll(async () => {
+  await boss?.stop({ graceful: false, wait: true });
+  await cleanup?.();
+});
+
+interface Tenant {
+  id: number;
+  slug: string;
+  token: string;
+}
+
+async function call(token: string, method: string, path: string, body?: unknown) {
+  const response = await app.request(path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+async function tenantRequiringApproval(): Promise<Tenant> {
+  const slug = `gated-${randomBytes(3).toString("hex")}`;
+  const [org] = await database.db
+    .insert(organizations)
+    .values({
+      slug,
+      name: slug,
+      onboardingFlowVersion: "quick_start",
+      awsAccountId: ACCOUNT,
+      integrationSettings: { agentPublicBaseUrl: "https://agents.mini-xdr.example.com", homeRegion: "us-east-1", requireApproval: true },
+    })
+    .returning();
+  const token = generateToken("mxdr-tenant");
+  await database.db.insert(apiTokens).values({ tokenHash: hashToken(token), scope: "tenant", organizationId: org!.id, name: "tenant admin" });
+  const connected = await call(admin, "PUT", `/v1/tenants/${slug}/integrations/aws`, { bootstrap_role_arn: ROLE_ARN });
+  expect(connected.status).toBe(201);
+  return { id: org!.id, slug, token };
+}
+
+async function runsOf(tenant: Tenant) {
+  return database.db.select().from(runs).where(eq(runs.organizationId, tenant.id));
+}
+
+describe("with require_approval on, no route starts an unapproved up", () => {
+  let tenant: Tenant;
+  beforeEach(async () => {
+    tenant = await tenantRequiringApproval();
+  });
+
+  it("v2 quick-start with the tenant's token starts a preview whose plan waits for approval", async () => {
+    const started = await call(tenant.token, "POST", "/api/onboarding/v2/quick-start", { provider: "aws", credentials: { role_arn: ROLE_ARN } });
+    expect(started.status).toBe(200);
+    expect(started.body).toMatchObject({ status: "initiated", awaiting_approval: true, message: expect.stringContaining("approve") });
+    const recorded = await runsOf(tenant);
+    expect(recorded.map((run) => ({ id: run.id, kind: run.kind, planSaved: run.planRef !== null }))).toEqual([
+      { id: started.body.run_id, kind: "preview", planSaved: true },
+    ]);
+  });
+
+  it("POST runs {kind: up} with the tenant's token: 409 approval_required naming plan_run_id", async () => {
+    for (const body of [{ kind: "up" }, { kind: "up", queue: true }]) {
+      const refused = await call(tenant.token, "POST", `/v1/tenants/${tenant.slug}/runs`, body);
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.code).toBe("approval_required");
+      expect(refused.body.error.fields).toEqual([{ field: "plan_run_id", message: expect.stringContaining("approved preview") }]);
+    }
+    expect(await runsOf(tenant)).toEqual([]);
+  });
+
+  it("POST runs {kind: up, plan_run_id} with the tenant's token: 403, only a platform admin approves", async () => {
+    const preview = await call(tenant.token, "POST", `/v1/tenants/${tenant.slug}/runs`, { kind: "preview" });
+    expect(preview.status).toBe(202);
+    await database.db.update(runs).set({ status: "succeeded", finishedAt: new Date() }).where(eq(runs.id, preview.body.run_id));
+    const refused = await call(tenant.token, "POST", `/v1/tenants/${tenant.slug}/runs`, { kind: "up", plan_run_id: preview.body.run_id });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.fields).toEqual([{ field: "plan_run_id", message: expect.stringContaining("platform admin") }]);
+    expect((await runsOf(tenant)).map((run) => run.kind)).toEqual(["preview"]);
+
+    // The admin's approval is the up that names the preview: it applies exactly the saved plan.
+    const approved = await call(admin, "POST", `/v1/tenants/${tenant.slug}/runs`, { kind: "up", plan_run_id: preview.body.run_id });
+    expect(approved.status).toBe(202);
+    const [previewRow] = await database.db.select().from(runs).where(eq(runs.id, preview.body.run_id));
+    const [upRow] = await database.db.select().from(runs).where(eq(runs.id, approved.body.run_id));
+    expect(upRow!.planRef).toBe(previewRow!.planRef);
+  });
+
+  it("an admin's up without a plan is refused too: approval means a reviewed preview", async () => {
+    const refused = await call(admin, "POST", `/v1/tenants/${tenant.slug}/runs`, { kind: "up" });
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe("approval_required");
+    expect(await runsOf(tenant)).toEqual([]);
+  });
+
+  it("destroy and offboard are a platform admin's: 403 to the tenant's token, nothing queued", async () => {
+    expect((await call(tenant.token, "POST", `/v1/tenants/${tenant.slug}/runs`, { kind: "destroy" })).status).toBe(403);
+    expect((await call(tenant.token, "POST", `/v1/tenants/${tenant.slug}/offboard`)).status).toBe(403);
+    expect(await runsOf(tenant)).toEqual([]);
+  });
+
+  it("no other route of the API starts a run", async () => {
+    const { paths } = (await (await app.request("/openapi.json")).json()) as { paths: Record<string, Record<string, unknown>> };
+    const runStarting = ["/v1/tenants/{slug}/runs", "/v1/tenants/{slug}/offboard", "/api/onboarding/v2/quick-start"];
+    const bodies: Record<string, unknown> = {
+      "put /v1/tenants/{slug}/integrations/aws": { bootstrap_role_arn: ROLE_ARN },
+      "patch /v1/tenants/{slug}": { name: "renamed" },
+      "post /v1/tenants/{slug}/tokens": { name: "another" },
+      "post /api/onboarding/v2/integrations/setup": { provider: "aws", credentials: { role_arn: ROLE_ARN } },
+    };
+    let called = 0;
+    for (const [path, item] of Object.entries(paths)) {
+      if (runStarting.includes(path)) continue;
+      for (const method of ["post", "put", "patch", "delete"].filter((m) => m in item)) {
+        const concrete = path.replace("{slug}", tenant.slug).replace("{provider}", "aws").replace(/\{\w+\}/g, "x");
+        for (const token of [tenant.token, admin]) await call(token, method.toUpperCase(), concrete, bodies[`${method} ${path}`]);
+        called++;
+      }
+    }
+    expect(called).toBeGreaterThanOrEqual(8);
+    expect(await runsOf(tenant)).toEqual([]);
+  });
+});
