@@ -94,9 +94,17 @@ export function buildBootstrapTemplate(args: BootstrapTemplateArgs): Record<stri
               platformPrincipalArn: args.platformPrincipalArn,
               externalId: "${ExternalId}",
             }),
-            Policies: [{ PolicyName: BOOTSTRAP_POLICY_NAME, PolicyDocument: buildBootstrapPolicy(TEMPLATE_SCOPE) }],
           }) as Record<string, unknown>),
           Tags: tags,
+        },
+      },
+      // The role's inline policy as its own resource (AWS::IAM::Policy): the same inline policy in AWS.
+      BootstrapPolicy: {
+        Type: "AWS::IAM::Policy",
+        Properties: {
+          PolicyName: BOOTSTRAP_POLICY_NAME,
+          PolicyDocument: substituted(buildBootstrapPolicy(TEMPLATE_SCOPE)),
+          Roles: [{ Ref: "BootstrapRole" }],
         },
       },
     },

@@ -112,7 +112,7 @@ describe("checkov", () => {
   it("passes the bootstrap template with nothing failed or skipped", async () => {
     const report = await checkov(templateFile);
     expect(report.results.failed_checks.map((check) => `${check.check_id} ${check.check_name} (${check.resource})`)).toEqual([]);
-    expect(report.summary).toMatchObject({ failed: 0, skipped: 0, parsing_errors: 0, resource_count: 2 });
+    expect(report.summary).toMatchObject({ failed: 0, skipped: 0, parsing_errors: 0, resource_count: 3 });
     expect(report.summary.passed).toBeGreaterThan(5);
   });
 });

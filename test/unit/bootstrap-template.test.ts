@@ -54,11 +54,21 @@ describe("the bootstrap template", () => {
       buildBootstrapTrustPolicy({ platformPrincipalArn: PRINCIPAL, externalId: "mxdr-ext-0123456789abcdef" }),
     );
     const scope = { partition: "aws", accountId: "210987654321", tenantSlug: "mini-corp" };
-    expect(role.Properties.Policies).toEqual([{ PolicyName: "mini-xdr-bootstrap", PolicyDocument: buildBootstrapPolicy(scope) }]);
+    expect(resolved.Resources.BootstrapPolicy).toEqual({
+      Type: "AWS::IAM::Policy",
+      Properties: { PolicyName: "mini-xdr-bootstrap", PolicyDocument: buildBootstrapPolicy(scope), Roles: [{ Ref: "BootstrapRole" }] },
+    });
     const boundary = resolved.Resources.PermissionsBoundary!;
     expect(boundary.Type).toBe("AWS::IAM::ManagedPolicy");
     expect(boundary.Properties.ManagedPolicyName).toBe("MiniXdrBoundary-mini-corp");
     expect(boundary.Properties.PolicyDocument).toEqual(buildPermissionsBoundaryPolicy(scope));
+  });
+
+  it("retains nothing when the customer deletes the stack", () => {
+    for (const resource of Object.values(template.Resources)) {
+      expect(resource).not.toHaveProperty("DeletionPolicy");
+      expect(resource).not.toHaveProperty("UpdateReplacePolicy");
+    }
   });
 
   it("leaves no placeholder outside Fn::Sub", () => {
