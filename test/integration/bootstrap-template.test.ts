@@ -26,7 +26,8 @@ import {
   upTenantStack,
   type AutomationSettings,
 } from "../../automation";
-import { buildBootstrapLink, buildOffboardingInstructions } from "../../services/integration/bootstrap-link-fns";
+import { buildBootstrapLink } from "../../services/integration/bootstrap-link-fns";
+import { createBootstrapLinkService, type BootstrapLinkService } from "../../services/integration/bootstrap-link-service";
 import { bootstrapArns, buildBootstrapPolicy, tenantStackRequests } from "../../services/integration/bootstrap-policy-fns";
 import { BOOTSTRAP_TEMPLATE_PARAMETERS, renderBootstrapTemplate } from "../../services/integration/bootstrap-template-fns";
 import { publishBootstrapTemplate, type PublishedTemplate } from "../../services/integration/bootstrap-template-publisher";
@@ -44,6 +45,7 @@ const WRONG_SLUG = "wrong-corp";
 const SETTINGS = { bucket: "mini-xdr-bootstrap-templates", region: REGION };
 
 let published: PublishedTemplate;
+let service: BootstrapLinkService;
 let automation: AutomationSettings;
 let customer: { env: NodeJS.ProcessEnv; iam: IAMClient };
 
@@ -133,21 +135,25 @@ describe("the bootstrap template on the emulator", () => {
     const s3 = new S3Client({ region: REGION });
     await s3.send(new CreateBucketCommand({ Bucket: SETTINGS.bucket }));
     const template = renderBootstrapTemplate({ platformPrincipalArn: PLATFORM_PRINCIPAL_ARN });
-    published = await publishBootstrapTemplate(s3, SETTINGS, template.body);
-    expect(published).toEqual({
+    const publishedOnce = await publishBootstrapTemplate(s3, SETTINGS, template.body);
+    expect(publishedOnce).toEqual({
       version: template.version,
       key: `bootstrap/${template.version}.json`,
       url: `https://${SETTINGS.bucket}.s3.${REGION}.amazonaws.com/bootstrap/${template.version}.json`,
       uploaded: true,
     });
-    const object = await s3.send(new GetObjectCommand({ Bucket: SETTINGS.bucket, Key: published.key }));
+    const object = await s3.send(new GetObjectCommand({ Bucket: SETTINGS.bucket, Key: publishedOnce.key }));
     expect(await object.Body!.transformToString()).toBe(template.body);
     expect(object.ContentType).toBe("application/json");
-    expect((await publishBootstrapTemplate(s3, SETTINGS, template.body)).uploaded).toBe(false);
+    service = createBootstrapLinkService({ s3, publish: SETTINGS, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN });
+    published = await service.ensurePublished();
+    expect(published).toEqual({ ...publishedOnce, uploaded: false });
   });
 
   it("creates the bootstrap role from the quick-create link's template URL and parameters", async () => {
-    const link = buildBootstrapLink({ tenantSlug: SLUG, externalId: EXTERNAL_ID, region: REGION, templateUrl: published.url });
+    const link = await service.bootstrapFor({ tenantSlug: SLUG, externalId: EXTERNAL_ID, region: REGION });
+    expect(link.templateUrl).toBe(published.url);
+    expect(JSON.parse(link.template)).toHaveProperty("Resources.BootstrapRole");
     const prefilled = new URLSearchParams(new URL(link.quickCreateUrl).hash.slice("#/stacks/quickcreate?".length));
     expect(prefilled.get("templateURL")).toBe(published.url);
 
@@ -210,7 +216,7 @@ describe("the bootstrap template on the emulator", () => {
 
   it("is deleted with the offboarding instructions' command, leaving no bootstrap role", async () => {
     for (const slug of [SLUG, WRONG_SLUG]) {
-      const instructions = buildOffboardingInstructions({ tenantSlug: slug, region: REGION });
+      const instructions = service.offboardingFor({ tenantSlug: slug, region: REGION });
       const [program, ...args] = instructions.cliCommand.split(" ");
       expect(program).toBe("aws");
       await aws(args);
