@@ -8,6 +8,9 @@
 #                                      moto's (awscli pins, and lately bundles, its own botocore); the agent
 #                                      install script test runs the SSM document's Linux step with it
 #                                      (test/integration/agent-install-script.test.ts; AWS_CLI_BIN overrides)
+#   .tools/cfn-lint-venv/bin/cfn-lint  the checkers of the bootstrap template and of our IAM policies, each pinned
+#   .tools/checkov-venv/bin/checkov    in its own virtualenv (their dependency pins conflict)
+#   .tools/parliament-venv/bin/parliament  (test/integration/bootstrap-checkers.test.ts)
 #
 # Idempotent and cached: a run with everything in place takes well under a second.
 # Where the Pulumi binaries come from, first match wins:
@@ -33,6 +36,9 @@ set -euo pipefail
 PULUMI_VERSION="v3.259.0"
 MOTO_VERSION="5.2.5"
 AWSCLI_VERSION="1.46.3"
+CFN_LINT_VERSION="1.58.0"
+CHECKOV_VERSION="3.3.30"
+PARLIAMENT_VERSION="1.6.4"
 GO_MIN="1.25.11" # the `go` line of tools/*/go.mod
 
 QUIET="${TOOLCHAIN_QUIET:-0}"
@@ -298,9 +304,27 @@ ensure_awscli() {
   say "awscli $AWSCLI_VERSION: installed"
 }
 
+# A checker from PyPI, pinned, alone in its virtualenv .tools/<name>-venv.
+checker_ok() { # <name> <version>
+  local venv="$TOOLS/$1-venv"
+  [ -x "$venv/bin/$1" ] && [ "$(py_version_of "$venv" "$1")" = "$2" ]
+}
+
+ensure_checker() { # <name> <version>
+  local name="$1" version="$2" venv="$TOOLS/$1-venv"
+  checker_ok "$name" "$version" && { say "$name $version: ok"; return 0; }
+  ensure_venv "$venv" "$name"
+  pip_install "$venv" "$name==$version"
+  checker_ok "$name" "$version" || die "$name installed but $venv/bin/$name is not usable (see $TOOLS/pip.log)"
+  say "$name $version: installed"
+}
+
 command -v node >/dev/null 2>&1 || die "need Node.js (>= 20.11) on PATH"
 ensure_pulumi
 if [ "$WITH_MOTO" = 1 ]; then
   ensure_moto
   ensure_awscli
+  ensure_checker cfn-lint "$CFN_LINT_VERSION"
+  ensure_checker checkov "$CHECKOV_VERSION"
+  ensure_checker parliament "$PARLIAMENT_VERSION"
 fi

@@ -58,17 +58,23 @@ export function buildAccessPolicy(args: {
         Resource: "*",
       },
       {
+        // AWS authorizes SendCommand against the document and each instance: both must be allowed.
         Sid: "RunAgentDocument",
         Effect: "Allow",
         Action: "ssm:SendCommand",
-        Resource: `arn:aws:ssm:*:${args.customerAccountId}:document/${args.documentName}`,
+        Resource: [
+          `arn:aws:ssm:*:${args.customerAccountId}:document/${args.documentName}`,
+          `arn:aws:ec2:*:${args.customerAccountId}:instance/*`,
+        ],
       },
       {
+        // The targeting as a Deny (a tag the instance lacks counts as different), so every Allow statement names
+        // the document SendCommand requires and policy linters can check it.
         Sid: "OnlyOnMonitoredInstances",
-        Effect: "Allow",
+        Effect: "Deny",
         Action: "ssm:SendCommand",
         Resource: `arn:aws:ec2:*:${args.customerAccountId}:instance/*`,
-        Condition: { StringEquals: { [`ssm:resourceTag/${args.targetTag.key}`]: args.targetTag.value } },
+        Condition: { StringNotEquals: { [`ssm:resourceTag/${args.targetTag.key}`]: args.targetTag.value } },
       },
     ],
   };

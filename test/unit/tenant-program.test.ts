@@ -78,12 +78,12 @@ describe("TenantOnboarding", () => {
     await onboard({ targetTag: { key: "xdr:monitor", value: "yes" } });
     const policy = policyOf(resourceOf("aws:iam/rolePolicy:RolePolicy").inputs.policy);
     const sendCommand = policy.Statement.filter((statement) => statement.Action === "ssm:SendCommand");
-    expect(sendCommand.map((statement) => statement.Resource).sort()).toEqual([
-      "arn:aws:ec2:*:210987654321:instance/*",
-      "arn:aws:ssm:*:210987654321:document/MiniXdr-InstallAgent-mini-corp",
+    expect(sendCommand.filter((statement) => statement.Effect === "Allow").map((statement) => statement.Resource)).toEqual([
+      ["arn:aws:ssm:*:210987654321:document/MiniXdr-InstallAgent-mini-corp", "arn:aws:ec2:*:210987654321:instance/*"],
     ]);
-    const onInstances = sendCommand.find((statement) => String(statement.Resource).includes(":instance/"));
-    expect(onInstances?.Condition).toEqual({ StringEquals: { "ssm:resourceTag/xdr:monitor": "yes" } });
+    const deny = sendCommand.find((statement) => statement.Effect === "Deny");
+    expect(deny?.Resource).toBe("arn:aws:ec2:*:210987654321:instance/*");
+    expect(deny?.Condition).toEqual({ StringNotEquals: { "ssm:resourceTag/xdr:monitor": "yes" } });
   });
 
   it("keeps the external ID, the enrollment token and the agent config secret", async () => {

@@ -1,0 +1,133 @@
+/**
+ * The CloudFormation template that creates the customer's bootstrap role (and the permissions boundary the roles of
+ * the tenant stack carry). One template serves every tenant of a platform: the tenant slug and the external ID are
+ * parameters, prefilled by the quick-create link; the platform principal is baked in.
+ */
+import { createHash } from "node:crypto";
+import {
+  BOOTSTRAP_POLICY_NAME,
+  bootstrapNames,
+  buildBootstrapPolicy,
+  buildBootstrapTrustPolicy,
+  buildPermissionsBoundaryPolicy,
+  type BootstrapScope,
+} from "./bootstrap-policy-fns";
+
+/** The template's parameters, as the quick-create link names them (`param_<Name>`). */
+export const BOOTSTRAP_TEMPLATE_PARAMETERS = { externalId: "ExternalId", tenantSlug: "TenantSlug" } as const;
+
+/** The tenant slug rule of programs/tenant/config.ts (tenantSlugSchema), as a CloudFormation AllowedPattern. */
+export const TENANT_SLUG_PATTERN = "^[a-z][a-z0-9-]{1,38}[a-z0-9]$";
+
+/** The scope of a template: CloudFormation resolves these placeholders with Fn::Sub at deploy time. */
+const TEMPLATE_SCOPE: BootstrapScope = {
+  partition: "${AWS::Partition}",
+  accountId: "${AWS::AccountId}",
+  tenantSlug: "${TenantSlug}",
+};
+
+/** Wraps every string holding a `${...}` placeholder in Fn::Sub. */
+function substituted(value: unknown): unknown {
+  if (typeof value === "string") return value.includes("${") ? { "Fn::Sub": value } : value;
+  if (Array.isArray(value)) return value.map(substituted);
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([key, inner]) => [key, substituted(inner)]));
+  }
+  return value;
+}
+
+export interface BootstrapTemplateArgs {
+  /** The platform's AWS principal (validated by the caller's settings schema). */
+  platformPrincipalArn: string;
+}
+
+export function buildBootstrapTemplate(args: BootstrapTemplateArgs): Record<string, unknown> {
+  const names = bootstrapNames("${TenantSlug}");
+  const tags = [
+    { Key: "mini-xdr:tenant", Value: { Ref: "TenantSlug" } },
+    { Key: "mini-xdr:managed-by", Value: "mini-xdr-bootstrap" },
+  ];
+  return {
+    AWSTemplateFormatVersion: "2010-09-09",
+    Description:
+      "Mini-XDR bootstrap role: lets the Mini-XDR platform (and only it, with your external ID) create the " +
+      "Mini-XDR roles, SSM parameters, documents and associations in this account. Delete this stack to offboard.",
+    Metadata: {
+      "AWS::CloudFormation::Interface": {
+        ParameterGroups: [{ Label: { default: "Mini-XDR tenant" }, Parameters: ["TenantSlug", "ExternalId"] }],
+      },
+    },
+    Parameters: {
+      [BOOTSTRAP_TEMPLATE_PARAMETERS.tenantSlug]: {
+        Type: "String",
+        Description: "Your Mini-XDR tenant (prefilled by the link).",
+        AllowedPattern: TENANT_SLUG_PATTERN,
+        ConstraintDescription: "3-40 lowercase letters, digits or dashes, starting with a letter",
+      },
+      // Not NoEcho: the console cannot prefill NoEcho parameters, and the external ID is no secret from the customer.
+      [BOOTSTRAP_TEMPLATE_PARAMETERS.externalId]: {
+        Type: "String",
+        Description: "The external ID Mini-XDR presents when it assumes the role (prefilled by the link).",
+        MinLength: 16,
+        MaxLength: 1224,
+        AllowedPattern: "^[\\w+=,.@:/-]+$",
+        ConstraintDescription: "16-1224 characters of letters, digits and +=,.@:/-_",
+      },
+    },
+    Resources: {
+      PermissionsBoundary: {
+        Type: "AWS::IAM::ManagedPolicy",
+        Properties: substituted({
+          ManagedPolicyName: `${names.boundaryPolicyName}`,
+          Description: "Permissions boundary of every role the Mini-XDR tenant stack creates in this account",
+          PolicyDocument: buildPermissionsBoundaryPolicy(TEMPLATE_SCOPE),
+        }),
+      },
+      BootstrapRole: {
+        Type: "AWS::IAM::Role",
+        Properties: {
+          ...(substituted({
+            RoleName: names.bootstrapRoleName,
+            Description: "Mini-XDR onboarding: manages the Mini-XDR roles and SSM resources of this account",
+            MaxSessionDuration: 3600,
+            AssumeRolePolicyDocument: buildBootstrapTrustPolicy({
+              platformPrincipalArn: args.platformPrincipalArn,
+              externalId: "${ExternalId}",
+            }),
+          }) as Record<string, unknown>),
+          Tags: tags,
+        },
+      },
+      // The role's inline policy as its own resource (AWS::IAM::Policy): the same inline policy in AWS.
+      BootstrapPolicy: {
+        Type: "AWS::IAM::Policy",
+        Properties: {
+          PolicyName: BOOTSTRAP_POLICY_NAME,
+          PolicyDocument: substituted(buildBootstrapPolicy(TEMPLATE_SCOPE)),
+          Roles: [{ Ref: "BootstrapRole" }],
+        },
+      },
+    },
+    Outputs: {
+      BootstrapRoleArn: {
+        Description: "Give this ARN to Mini-XDR if it does not connect by itself",
+        Value: { "Fn::GetAtt": ["BootstrapRole", "Arn"] },
+      },
+      PermissionsBoundaryArn: {
+        Description: "The boundary every Mini-XDR role in this account carries",
+        Value: { Ref: "PermissionsBoundary" },
+      },
+    },
+  };
+}
+
+/** The template as published: stable JSON (same input, same bytes), so its hash names its version. */
+export function renderBootstrapTemplate(args: BootstrapTemplateArgs): { body: string; version: string } {
+  const body = `${JSON.stringify(buildBootstrapTemplate(args), null, 2)}\n`;
+  return { body, version: templateVersion(body) };
+}
+
+/** First 12 hex digits of the body's SHA-256: the template's content address. */
+export function templateVersion(body: string): string {
+  return createHash("sha256").update(body).digest("hex").slice(0, 12);
+}

@@ -1,0 +1,60 @@
+/**
+ * Publishes each bootstrap template version to the platform's template bucket under a content-addressed key, so a
+ * quick-create link keeps pointing at the exact template it was made for. The S3 client comes from the caller
+ * (endpoint and credentials from the standard AWS environment); the bucket must let CloudFormation in the customer's
+ * account read `bootstrap/*` (a bucket policy set up with the platform, not here).
+ */
+import { HeadObjectCommand, NotFound, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { z } from "zod";
+import { templateVersion } from "./bootstrap-template-fns";
+
+export const BOOTSTRAP_TEMPLATE_PREFIX = "bootstrap/";
+
+/** Platform settings for publishing (read and validated once, at the edge). */
+export const bootstrapPublishSettingsSchema = z.object({
+  bucket: z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/, "must be an S3 bucket name without dots (3-63 lowercase letters, digits, dashes)"),
+  region: z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, "must be an AWS region such as us-east-1"),
+});
+
+export type BootstrapPublishSettings = z.output<typeof bootstrapPublishSettingsSchema>;
+
+export interface PublishedTemplate {
+  version: string;
+  key: string;
+  /** Virtual-hosted https URL of the object: what the quick-create link's templateURL carries. */
+  url: string;
+  /** False when this version was already in the bucket. */
+  uploaded: boolean;
+}
+
+export function templateObjectUrl(settings: BootstrapPublishSettings, key: string): string {
+  return `https://${settings.bucket}.s3.${settings.region}.amazonaws.com/${key}`;
+}
+
+export async function publishBootstrapTemplate(
+  s3: S3Client,
+  settings: BootstrapPublishSettings,
+  body: string,
+): Promise<PublishedTemplate> {
+  const version = templateVersion(body);
+  const key = `${BOOTSTRAP_TEMPLATE_PREFIX}${version}.json`;
+  const url = templateObjectUrl(settings, key);
+  try {
+    await s3.send(new HeadObjectCommand({ Bucket: settings.bucket, Key: key }));
+    return { version, key, url, uploaded: false };
+  } catch (error) {
+    if (!(error instanceof NotFound)) throw error;
+  }
+  await s3.send(
+    new PutObjectCommand({
+      Bucket: settings.bucket,
+      Key: key,
+      Body: body,
+      ContentType: "application/json",
+      CacheControl: "public, max-age=31536000, immutable",
+    }),
+  );
+  return { version, key, url, uploaded: true };
+}
