@@ -5,6 +5,7 @@
  * close the listener, stop the queues (letting running operations finish), close the database, and exit.
  */
 import { join } from "node:path";
+import { S3Client } from "@aws-sdk/client-s3";
 import { serve } from "@hono/node-server";
 import { automationSettingsSchema, resolvePulumiCli } from "../automation";
 import { createKeyring } from "../db/crypto";
@@ -16,7 +17,10 @@ import { recoverInterruptedRuns } from "../services/run/recovery";
 import { startRunQueue } from "../services/run/run-queue";
 import { onboardingLifecycle } from "../services/tenant/onboarding-lifecycle";
 import { resolveTenantConfig } from "../services/run/tenant-stack-config";
+import { createBootstrapLinkService } from "../services/integration/bootstrap-link-service";
+import { startBootstrapWaitQueue } from "../services/integration/bootstrap-wait";
 import { verifyBootstrapRoleWithSts } from "../services/integration/verify-bootstrap-role";
+import { createRunService, type RunService } from "../services/run/run-service";
 import { createApp } from "./app";
 import { ensureBootstrapAdmin } from "./bootstrap-admin";
 
@@ -57,7 +61,8 @@ async function main(): Promise<void> {
   await failAbandonedScans(database.db);
 
   let scanQueue: ScanQueue | undefined;
-  const lifecycle = onboardingLifecycle({ db: database.db, keyring, automation, scans: () => scanQueue! });
+  let runService: RunService | undefined;
+  const lifecycle = onboardingLifecycle({ db: database.db, keyring, automation, scans: () => scanQueue!, runs: () => runService!, log });
   const runQueue = await startRunQueue(
     database.db,
     {
@@ -77,7 +82,33 @@ async function main(): Promise<void> {
     { work: config.RUN_WORKER, schedule: config.DISCOVERY_SCHEDULE },
   );
 
+  runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue, plansDir: automation.plansDir! });
+  const bootstrapWaits = await startBootstrapWaitQueue(
+    boss,
+    {
+      db: database.db,
+      keyring,
+      verifyBootstrapRole: verifyBootstrapRoleWithSts,
+      onConnected: lifecycle.onAwsConnected,
+      onTimedOut: lifecycle.onBootstrapTimedOut,
+      log,
+    },
+    { work: config.RUN_WORKER },
+  );
+  // The quick-create link needs where to publish the template and whom the role trusts; without them it answers 503.
+  const bootstrapLinks =
+    config.BOOTSTRAP_TEMPLATE_BUCKET && config.PLATFORM_PRINCIPAL_ARN
+      ? createBootstrapLinkService({
+          s3: new S3Client({ region: config.BOOTSTRAP_TEMPLATE_BUCKET_REGION }),
+          publish: { bucket: config.BOOTSTRAP_TEMPLATE_BUCKET, region: config.BOOTSTRAP_TEMPLATE_BUCKET_REGION },
+          platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN,
+        })
+      : undefined;
+
   const app = createApp({
+    bootstrapLinks,
+    bootstrapWaits: () => bootstrapWaits,
+    bootstrapWaitSeconds: config.BOOTSTRAP_WAIT_SECONDS,
     platform,
     plansDir: automation.plansDir!,
     verifyBootstrapRole: verifyBootstrapRoleWithSts,
@@ -86,8 +117,6 @@ async function main(): Promise<void> {
     database,
     keyring,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
-    bootstrapTemplateUrl: config.BOOTSTRAP_TEMPLATE_URL,
-    platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN,
     log,
   });
 
