@@ -18,6 +18,7 @@ import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import postgres from "postgres";
 import { PROJECT_NAME } from "../../automation";
 import { allowServerUser, destroyEmbeddedServer } from "../../db/embedded-server";
+import { defaultStateBackendUrl } from "../../lib/state-backend";
 import { REPO_ROOT } from "./moto";
 
 const quiet = { onnotice: () => undefined };
@@ -257,7 +258,7 @@ export interface ServiceWorkspace {
   root: string;
   /** PULUMI_PROJECT_DIR: Pulumi.yaml (the repo's project name, `main` pointing at the repo's programs/tenant) and stacks/. */
   projectDir: string;
-  /** PULUMI_BACKEND_URL (file://). */
+  /** PULUMI_BACKEND_URL: file://, or the service's default postgres:// backend (see temporaryServiceWorkspace). */
   backendUrl: string;
   /** DATA_DIR. */
   dataDir: string;
@@ -274,8 +275,13 @@ export interface ServiceWorkspace {
  * programs/tenant, reached through symlinks so that the Node.js language host resolves `tsx` and the packages from
  * the repo's node_modules), a file state backend and a data dir. The service's runs use the inline program and only
  * need the project name and stackConfigDir; `pulumi up` with the CLI in this dir runs the same program.
+ * With `defaultBackendOf` (the service's DATABASE_URL), the service gets no PULUMI_BACKEND_URL and uses its default,
+ * the postgres:// backend next to that database; `backendUrl` and `cliEnv()` name the same backend.
  */
-export async function temporaryServiceWorkspace(passphrase = `pp-${randomBytes(24).toString("base64url")}`): Promise<ServiceWorkspace> {
+export async function temporaryServiceWorkspace(
+  passphrase = `pp-${randomBytes(24).toString("base64url")}`,
+  { defaultBackendOf }: { defaultBackendOf?: string } = {},
+): Promise<ServiceWorkspace> {
   const root = await mkdtemp(join(tmpdir(), "mxdr-service-"));
   const projectDir = join(root, "project");
   const dataDir = join(root, "data");
@@ -304,7 +310,7 @@ export async function temporaryServiceWorkspace(passphrase = `pp-${randomBytes(2
       "",
     ].join("\n"),
   );
-  const backendUrl = `file://${stateDir}`;
+  const backendUrl = defaultBackendOf ? defaultStateBackendUrl(defaultBackendOf) : `file://${stateDir}`;
   return {
     root,
     projectDir,
@@ -323,7 +329,7 @@ export async function temporaryServiceWorkspace(passphrase = `pp-${randomBytes(2
     serverEnv: () => ({
       DATA_DIR: dataDir,
       PULUMI_PROJECT_DIR: projectDir,
-      PULUMI_BACKEND_URL: backendUrl,
+      ...(defaultBackendOf ? {} : { PULUMI_BACKEND_URL: backendUrl }),
       PULUMI_SECRETS_PROVIDER: "passphrase",
       PULUMI_CONFIG_PASSPHRASE: passphrase,
     }),
