@@ -13,6 +13,7 @@ import { openDatabase } from "../db/client";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/discovery/scan-queue";
 import { loadServiceConfig, REPO_ROOT, resolveCredentialsKey, ServiceConfigError } from "../lib/config";
 import { startBoss } from "../lib/boss";
+import { resolveStateBackend } from "../lib/state-backend";
 import { recoverInterruptedRuns } from "../services/run/recovery";
 import { startRunQueue } from "../services/run/run-queue";
 import { onboardingLifecycle } from "../services/tenant/onboarding-lifecycle";
@@ -30,7 +31,7 @@ async function main(): Promise<void> {
   const config = loadServiceConfig(process.env);
   const key = await resolveCredentialsKey(config, log);
   const keyring = createKeyring({ key: key.key });
-  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, log });
 
   const bootstrap = await ensureBootstrapAdmin(database.db, config.ADMIN_TOKEN);
   if (bootstrap?.generatedToken) {
@@ -42,7 +43,7 @@ async function main(): Promise<void> {
 
   const automation = automationSettingsSchema.parse({
     projectDir: config.PULUMI_PROJECT_DIR,
-    backendUrl: config.PULUMI_BACKEND_URL ?? `file://${join(config.DATA_DIR, "state")}`,
+    backendUrl: await resolveStateBackend(config.PULUMI_BACKEND_URL, database.connectionString),
     secretsProvider: config.PULUMI_SECRETS_PROVIDER,
     passphrase: config.PULUMI_CONFIG_PASSPHRASE,
     pulumiRoot: join(REPO_ROOT, ".tools"),
@@ -50,8 +51,8 @@ async function main(): Promise<void> {
     plansDir: join(config.DATA_DIR, "plans"),
   });
   const platform = { platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN, agentVersion: config.AGENT_VERSION };
-  // A session advisory lock per executing run tells live runs from crashed ones; PGlite is one session, see runs/run-liveness.ts.
-  const liveness = database.backend === "postgres" ? database.sql : undefined;
+  // A session advisory lock per executing run tells live runs from crashed ones (services/run/run-liveness.ts).
+  const liveness = database.sql;
   const boss = await startBoss(database.connectionString, log);
 
   // A worker checks the pinned CLI once, at start-up: a missing toolchain stops here with one clear message.
@@ -138,7 +139,7 @@ async function main(): Promise<void> {
     force.unref();
     server.close(async () => {
       try {
-        await boss.stop({ graceful: true, wait: true, timeout: 8_000 }).catch(() => undefined);
+        await boss.stop({ graceful: true, timeout: 8_000 }).catch(() => undefined);
         await database.close();
       } finally {
         process.exit(0);

@@ -6,7 +6,7 @@
  *
  * On success the credential becomes active and `onConnected` runs (the quick-start flow starts onboarding there).
  */
-import type PgBoss from "pg-boss";
+import type { PgBoss } from "pg-boss";
 import { and, eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { decryptJson, type Keyring } from "../../db/crypto";
@@ -40,7 +40,7 @@ export function backoffSeconds(attempts: number, now: number, deadline: number):
 }
 
 export async function startBootstrapWaitQueue(boss: PgBoss, deps: BootstrapWaitDeps, options: { work: boolean }): Promise<BootstrapWaitQueue> {
-  await boss.createQueue(BOOTSTRAP_WAIT_QUEUE, { name: BOOTSTRAP_WAIT_QUEUE, policy: "stately", retryLimit: 0, expireInSeconds: 120 });
+  await boss.createQueue(BOOTSTRAP_WAIT_QUEUE, { policy: "stately", retryLimit: 0, expireInSeconds: 120 });
   const queue: BootstrapWaitQueue = {
     async schedule(organizationId, delaySeconds = 0) {
       await boss.send(

@@ -1,8 +1,8 @@
 /**
  * The API as a user sees it: the real server process (api/server.ts, `node --import tsx`) on a free
- * port on 127.0.0.1, driven with fetch, once against a real PostgreSQL server (TEST_DATABASE_URL,
- * from scripts/postgres.sh; a scratch database per run) and once against embedded PGlite (the
- * default mode). At the end the server is stopped with SIGTERM and the database rows are read
+ * port on 127.0.0.1, driven with fetch, against a real PostgreSQL server (TEST_DATABASE_URL,
+ * from scripts/postgres.sh; a scratch database per run); the start-up configuration on the embedded
+ * default (the service's own embedded server under DATA_DIR). At the end the server is stopped with SIGTERM and the database rows are read
  * directly: credentials encrypted, audit rows with actors, no secret in any row or log line.
  */
 import { randomBytes } from "node:crypto";
@@ -14,7 +14,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { openDatabase } from "../../db/client";
 import { decryptJson } from "../../db/crypto";
 import { auditLog, integrationCredentials } from "../../db/schema";
-import { createCaller, embeddedPglite, realPostgres, startServer, type Server } from "../harness/server";
+import { createCaller, realPostgres, startServer, type Server } from "../harness/server";
+import { allowServerUser, destroyEmbeddedServer } from "../../db/embedded-server";
 
 const PLATFORM_PRINCIPAL = "arn:aws:iam::999999999999:role/MiniXdrPlatform";
 const ACCOUNT = "123456789012";
@@ -22,7 +23,7 @@ const OTHER_ACCOUNT = "210987654321";
 const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/MiniXdrBootstrap`;
 const OTHER_ROLE_ARN = `arn:aws:iam::${OTHER_ACCOUNT}:role/MiniXdrBootstrap`;
 
-describe.each([realPostgres, embeddedPglite])("API on $name", (backend) => {
+describe.each([realPostgres])("API on $name", (backend) => {
   const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
   const encryptionKey = randomBytes(32).toString("base64");
   let server: Server | undefined;
@@ -416,14 +417,16 @@ describe.each([realPostgres, embeddedPglite])("API on $name", (backend) => {
   });
 });
 
-describe("server start-up configuration (embedded PGlite)", () => {
+describe("server start-up configuration (embedded server)", () => {
   let dataDir: string;
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "mxdr-e2e-config-"));
+    await allowServerUser(dataDir);
   });
 
   afterAll(async () => {
+    await destroyEmbeddedServer(join(dataDir, "postgres"));
     await rm(dataDir, { recursive: true, force: true });
   });
 

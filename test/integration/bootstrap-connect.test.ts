@@ -10,7 +10,7 @@
 import { randomBytes } from "node:crypto";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { and, eq } from "drizzle-orm";
-import type PgBoss from "pg-boss";
+import type { PgBoss } from "pg-boss";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
@@ -92,7 +92,7 @@ afterAll(async () => {
   for (const stackName of createdStacks) {
     await awsAsCustomer(customer, ["cloudformation", "delete-stack", "--region", REGION, "--stack-name", stackName]).catch(() => undefined);
   }
-  await boss?.stop({ graceful: false, wait: true });
+  await boss?.stop({ graceful: false });
   await sts?.stop();
   await cleanup?.();
 });
