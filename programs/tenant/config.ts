@@ -219,7 +219,9 @@ export function parseTenantConfig(raw: Readonly<Record<string, string | undefine
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const key = issue.path.length > 0 ? issue.path.join(".") : "(config)";
-      const message = issue.code === "invalid_type" && issue.input === undefined ? "is required" : issue.message;
+      // zod 4 leaves the input out of issues: a missing key is one the candidate does not have.
+      const missing = issue.code === "invalid_type" && issue.path.length === 1 && candidate[String(issue.path[0])] === undefined;
+      const message = missing ? "is required" : issue.code === "invalid_type" ? `must be a ${issue.expected}` : issue.message;
       problems.push({ key, message });
     }
   }
