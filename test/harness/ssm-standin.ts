@@ -17,7 +17,6 @@ import { createServer, request, type IncomingMessage, type ServerResponse } from
 import type { AddressInfo } from "node:net";
 import { listStandInAssociations, type StandInAssociation } from "./aws-provider/association-store";
 import { getStandInServiceSetting, parseSettingId } from "./aws-provider/service-setting";
-import { targetsMatch } from "../../programs/tenant/targeting-fns";
 
 type AssociationStatus = "Success" | "Failed" | "Pending" | "InProgress";
 
@@ -86,9 +85,17 @@ const epochSeconds = (date: Date) => date.getTime() / 1000;
 /** Which associations of the region apply the agent on the instance: target match, minus the document's own skip. */
 function appliesTo(association: StandInAssociation, instance: ManagedInstance): boolean {
   const tags = instance.tags ?? {};
-  if (!targetsMatch(association.Targets.map((t) => ({ key: t.Key, values: t.Values })), { instanceId: instance.instanceId, tags })) {
-    return false;
-  }
+  // SSM's target keys the stack uses; every target entry must match.
+  const targeted =
+    association.Targets.length > 0 &&
+    association.Targets.every(({ Key, Values }) =>
+      Key === "InstanceIds"
+        ? Values.includes("*") || Values.includes(instance.instanceId)
+        : Key === "tag-key"
+          ? Values.some((key) => key in tags)
+          : Key.startsWith("tag:") && tags[Key.slice(4)] !== undefined && Values.includes(tags[Key.slice(4)]!),
+    );
+  if (!targeted) return false;
   const excludeKey = association.Parameters?.ExcludeTagKey?.[0];
   const excludeValue = association.Parameters?.ExcludeTagValue?.[0];
   const skipped = Boolean(excludeKey) && instance.metadataTags !== false && tags[excludeKey!] === excludeValue;
