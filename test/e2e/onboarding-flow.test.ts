@@ -340,6 +340,13 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       parameterName: `/mini-xdr/${alpha.slug}/agent-config`,
       documentName: `MiniXdr-InstallAgent-${alpha.slug}`,
       associationId: expect.stringMatching(/^assoc-/),
+      regions: {
+        [REGION]: {
+          parameterName: `/mini-xdr/${alpha.slug}/agent-config`,
+          documentName: `MiniXdr-InstallAgent-${alpha.slug}`,
+          associationId: upRun.body.outputs.associationId,
+        },
+      },
     });
     expect(upRun.text).not.toContain(alpha.externalId);
 
