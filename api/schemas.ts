@@ -8,7 +8,16 @@
  */
 import { z } from "@hono/zod-openapi";
 import { CONNECTION_CHECK_STATUSES, ONBOARDING_FLOW_VERSIONS } from "../db/schema";
-import { externalIdSchema, httpsUrlSchema, roleArnSchema, tenantSlugSchema } from "../programs/tenant/config";
+import {
+  exclusionTagSchema,
+  externalIdSchema,
+  httpsUrlSchema,
+  maxConcurrencySchema,
+  maxErrorsSchema,
+  roleArnSchema,
+  TARGETING_MODES,
+  tenantSlugSchema,
+} from "../programs/tenant/config";
 
 export const awsRegionSchema = z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, "must be an AWS region such as us-east-1");
 export const awsAccountIdSchema = z.string().regex(/^\d{12}$/, "must be a 12-digit AWS account id");
@@ -22,13 +31,24 @@ const targetTagSchema = z.strictObject({
   value: z.string().max(256),
 });
 
+const exclusionTagInputSchema = z.strictObject({
+  key: exclusionTagSchema.shape.key,
+  value: exclusionTagSchema.shape.value,
+});
+const targetingModeSchema = z.enum(TARGETING_MODES, { message: "must be all_managed or tag" });
+
 export const integrationSettingsInputSchema = z.strictObject({
   agent_public_base_url: httpsUrlSchema.optional(),
   regions: z.array(awsRegionSchema).min(1, "must list at least one region").max(30).optional(),
   home_region: awsRegionSchema.optional(),
   aws_account_id: awsAccountIdSchema.optional(),
+  targeting_mode: targetingModeSchema.optional(),
   target_tag: targetTagSchema.optional(),
+  exclusion_tag: exclusionTagInputSchema.optional(),
   target_all_managed_instances: z.boolean().optional(),
+  association_max_concurrency: maxConcurrencySchema.optional(),
+  association_max_errors: maxErrorsSchema.optional(),
+  enable_default_host_management: z.boolean().optional(),
   require_approval: z.boolean().optional(),
 });
 
@@ -38,8 +58,13 @@ export const integrationSettingsPatchSchema = z.strictObject({
   regions: z.array(awsRegionSchema).min(1, "must list at least one region").max(30).nullable().optional(),
   home_region: awsRegionSchema.nullable().optional(),
   aws_account_id: awsAccountIdSchema.nullable().optional(),
+  targeting_mode: targetingModeSchema.nullable().optional(),
   target_tag: targetTagSchema.nullable().optional(),
+  exclusion_tag: exclusionTagInputSchema.nullable().optional(),
   target_all_managed_instances: z.boolean().nullable().optional(),
+  association_max_concurrency: maxConcurrencySchema.nullable().optional(),
+  association_max_errors: maxErrorsSchema.nullable().optional(),
+  enable_default_host_management: z.boolean().nullable().optional(),
   require_approval: z.boolean().nullable().optional(),
 });
 
@@ -68,11 +93,30 @@ export const integrationSettingsSchema = z
     regions: z.array(z.string()).optional(),
     home_region: z.string().optional(),
     aws_account_id: z.string().optional(),
+    targeting_mode: z.enum(TARGETING_MODES).optional(),
     target_tag: z.object({ key: z.string(), value: z.string() }).optional(),
+    exclusion_tag: z.object({ key: z.string(), value: z.string() }).optional(),
     target_all_managed_instances: z.boolean().optional(),
+    association_max_concurrency: z.string().optional(),
+    association_max_errors: z.string().optional(),
+    enable_default_host_management: z.boolean().optional(),
     require_approval: z.boolean().optional(),
   })
   .openapi("IntegrationSettings");
+
+/** The rollout the next up applies, defaults included (the settings above show only what was set). */
+export const effectiveRolloutSchema = z
+  .object({
+    targeting_mode: z.enum(TARGETING_MODES),
+    target_tag: z.object({ key: z.string(), value: z.string() }),
+    exclusion_tag: z.object({ key: z.string(), value: z.string() }),
+    description: z.string(),
+    regions: z.array(z.string()),
+    association_max_concurrency: z.string(),
+    association_max_errors: z.string(),
+    enable_default_host_management: z.boolean(),
+  })
+  .openapi("EffectiveRollout");
 
 export const tenantSchema = z
   .object({
@@ -81,7 +125,10 @@ export const tenantSchema = z
     onboarding_flow_version: z.enum(ONBOARDING_FLOW_VERSIONS),
     auto_discovery_enabled: z.boolean(),
     onboarding_status: z.string(),
+    /** With onboarding_status action_required: what a person has to do. */
+    action_required: z.array(z.object({ reason: z.string(), fix: z.string() })),
     integration_settings: integrationSettingsSchema,
+    effective_rollout: effectiveRolloutSchema,
     created_at: z.string(),
     updated_at: z.string(),
     offboarded_at: z.string().nullable(),

@@ -51,16 +51,16 @@ const tagSchema = z.object({
 export const IMDS_TAG_KEY = /^[A-Za-z0-9+=.,_:@-]{1,128}$/;
 export const SAFE_TAG_VALUE = /^[A-Za-z0-9+=.,_:@\/ -]{1,256}$/;
 
-const exclusionTagSchema = z.object({
+export const exclusionTagSchema = z.object({
   key: z.string().regex(IMDS_TAG_KEY, "must be 1-128 letters, digits or + - = . , _ : @ (a tag key instance metadata can serve)"),
   value: z.string().regex(SAFE_TAG_VALUE, "must be 1-256 letters, digits, spaces or + - = . , _ : @ /"),
 });
 
 /** SSM's own patterns for an association's MaxConcurrency and MaxErrors. */
-const maxConcurrencySchema = z
+export const maxConcurrencySchema = z
   .string()
   .regex(/^([1-9][0-9]{0,5}|[1-9][0-9]?%|100%)$/, "must be a number of instances (1, 2, ...) or a percentage (1%-100%)");
-const maxErrorsSchema = z
+export const maxErrorsSchema = z
   .string()
   .regex(/^([0-9]|[1-9][0-9]{1,5}|[0-9]%|[1-9][0-9]%|100%)$/, "must be a number of errors (0, 1, ...) or a percentage (0%-100%)");
 

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { parseTenantConfig, TENANT_CONFIG_KEYS, TenantConfigError } from "./config";
+import { type Targeting, parseTenantConfig, TENANT_CONFIG_KEYS, TenantConfigError } from "./config";
 import { TenantOnboarding, type RegionalAgentResources } from "./component";
 
 /** Reads the stack's configuration once; invalid config stops the run with one message listing every bad key. */
@@ -26,6 +26,16 @@ export interface TenantStackOutputs {
   regions: Record<string, RegionalAgentResources>;
   defaultHostManagementRoleName: pulumi.Output<string | undefined>;
   kubernetesNamespace: pulumi.Output<string | undefined>;
+  /** What the agent rollout applies, so the service reads the rollout from what is applied, not from settings. */
+  rollout: AppliedRolloutOutput;
+}
+
+export interface AppliedRolloutOutput {
+  targeting: Targeting;
+  regions: string[];
+  defaultHostManagement: boolean;
+  maxConcurrency: string;
+  maxErrors: string;
 }
 
 /** The tenant onboarding program: the same function runs from the CLI (index.ts) and the Automation API. */
@@ -41,5 +51,12 @@ export async function tenantProgram(): Promise<TenantStackOutputs> {
     regions: tenant.regions,
     defaultHostManagementRoleName: tenant.defaultHostManagementRoleName,
     kubernetesNamespace: tenant.kubernetesNamespace,
+    rollout: {
+      targeting: config.targeting,
+      regions: config.regions,
+      defaultHostManagement: config.enableDefaultHostManagement,
+      maxConcurrency: config.associationMaxConcurrency,
+      maxErrors: config.associationMaxErrors,
+    },
   };
 }

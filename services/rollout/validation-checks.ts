@@ -29,6 +29,8 @@ export interface ValidationResult {
   checks: ValidationCheck[];
   passed: number;
   total: number;
+  /** Settings not applied yet ("change pending: run an up ..."), or null. */
+  change_pending: string | null;
 }
 
 const passed = (name: CheckName): ValidationCheck => ({ name, status: "passed" });
@@ -86,8 +88,15 @@ export async function validateTenant(
 
   const targeted = summary.instances.filter((instance) => instance.targeted);
   if (liveAssets === 0) checks.push(pending("agents_targeted", "no assets discovered yet"));
+  else if (!summary.targeting) checks.push(pending("agents_targeted", "the tenant's stack has not been applied yet"));
   else if (targeted.length === 0) {
-    checks.push(failed("agents_targeted", "no agent-compatible instance carries the target tag, so the association targets nothing"));
+    const examples = summary.instances.filter((instance) => instance.reason).slice(0, 3).map((instance) => `${instance.name ?? instance.asset_id}: ${instance.reason}`);
+    checks.push(
+      failed(
+        "agents_targeted",
+        `the applied targeting (${summary.targeting}) covers none of the ${liveAssets} discovered assets${examples.length > 0 ? ` (${examples.join("; ")})` : ""}`,
+      ),
+    );
   } else checks.push(passed("agents_targeted"));
 
   const label = (instance: (typeof targeted)[number]) => instance.name ?? instance.asset_id;
@@ -98,6 +107,13 @@ export async function validateTenant(
     if (notInstalled.length === 0) checks.push(passed("agents_installed"));
     else if (failedInstalls.length > 0) {
       checks.push(failed("agents_installed", `the install failed on ${failedInstalls.length} of ${targeted.length} targeted instances: ${listNames(failedInstalls.map(label))}`));
+    } else if (summary.unmanaged > 0) {
+      checks.push(
+        failed(
+          "agents_installed",
+          `${summary.unmanaged} of ${targeted.length} targeted instances are not SSM managed: give them an instance profile with AmazonSSMManagedInstanceCore, or turn on Default Host Management`,
+        ),
+      );
     } else {
       checks.push(pending("agents_installed", `${notInstalled.length} of ${targeted.length} targeted instances have no agent yet: ${listNames(notInstalled.map(label))}`));
     }
@@ -121,5 +137,10 @@ export async function validateTenant(
     }
   }
 
-  return { checks, passed: checks.filter((check) => check.status === "passed").length, total: checks.length };
+  return {
+    checks,
+    passed: checks.filter((check) => check.status === "passed").length,
+    total: checks.length,
+    change_pending: summary.change_pending,
+  };
 }

@@ -42,8 +42,13 @@ const SETTING_FIELDS: Record<keyof SettingsPatch, string> = {
   agentPublicBaseUrl: "agent_public_base_url",
   regions: "regions",
   homeRegion: "home_region",
+  targetingMode: "targeting_mode",
   targetTag: "target_tag",
+  exclusionTag: "exclusion_tag",
   targetAllManagedInstances: "target_all_managed_instances",
+  associationMaxConcurrency: "association_max_concurrency",
+  associationMaxErrors: "association_max_errors",
+  enableDefaultHostManagement: "enable_default_host_management",
   requireApproval: "require_approval",
   awsAccountId: "aws_account_id",
 };

@@ -347,6 +347,13 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
           associationId: upRun.body.outputs.associationId,
         },
       },
+      rollout: {
+        targeting: { mode: "all_managed", targetTag: { key: "xdr:monitor", value: "true" }, exclusionTag: { key: "xdr:monitor", value: "false" } },
+        regions: [REGION],
+        defaultHostManagement: false,
+        maxConcurrency: "10%",
+        maxErrors: "10%",
+      },
     });
     expect(upRun.text).not.toContain(alpha.externalId);
 
