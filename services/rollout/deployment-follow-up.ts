@@ -6,7 +6,7 @@
 import { and, eq, inArray } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { organizations, type OnboardingStatus } from "../../db/schema";
+import { auditLog, organizations, type OnboardingStatus } from "../../db/schema";
 import { refreshAgentStatus, type StatusRefresh } from "./agent-status";
 import { openRolloutSession } from "../integration/tenant-aws-session";
 import { validateTenant } from "./validation-checks";
@@ -22,10 +22,15 @@ export async function advanceOnboardingStatus(db: DrizzleDatabase, organizationI
   const next: OnboardingStatus | undefined =
     validation.passed === validation.total ? "completed" : installed ? "validating" : undefined;
   if (!next) return;
-  await db
+  const moved = await db
     .update(organizations)
     .set({ onboardingStatus: next })
-    .where(and(eq(organizations.id, organizationId), inArray(organizations.onboardingStatus, IN_ROLLOUT)));
+    .where(and(eq(organizations.id, organizationId), inArray(organizations.onboardingStatus, IN_ROLLOUT)))
+    .returning({ id: organizations.id });
+  // The milestone the onboarding KPIs measure to (services/tenant/onboarding-overview.ts).
+  if (next === "completed" && moved.length > 0) {
+    await db.insert(auditLog).values({ actor: "system:validation", organizationId, action: "onboarding.completed", target: `tenant:${organizationId}` });
+  }
 }
 
 export async function refreshDeployment(db: DrizzleDatabase, keyring: Keyring, organizationId: number, now = new Date()): Promise<StatusRefresh> {
