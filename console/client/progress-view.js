@@ -68,8 +68,8 @@ export function renderProgress(container, progress, details, actions) {
       phase: progress.validation,
       line: `${plural(progress.validation.checks_passed, "check")} passed`,
       problem: () => ({
-        reason: failedChecks.map((check) => check.reason).filter(Boolean).join(" ") || "A validation check failed.",
-        fix: failedChecks.map((check) => CHECK_FIXES[check.name]).filter(Boolean).join(" "),
+        reason: failedChecks.length ? failedChecks.map((check) => check.reason ?? check.name) : "A validation check failed.",
+        fix: failedChecks.map((check) => CHECK_FIXES[check.name]).filter(Boolean),
       }),
     },
   ];
@@ -118,8 +118,8 @@ function renderStep({ id, name, phase, line, problem }) {
         ? h(
             "div",
             { className: "action-required", role: "group", "aria-label": `${name}: action required` },
-            h("p", {}, h("strong", {}, "Action required: "), trouble.reason),
-            trouble.fix ? h("p", {}, h("strong", {}, "How to fix: "), trouble.fix) : null,
+            [trouble.reason].flat().map((reason) => h("p", {}, h("strong", {}, "Action required: "), reason)),
+            [trouble.fix].flat().filter(Boolean).map((fix) => h("p", {}, h("strong", {}, "How to fix: "), fix)),
             trouble.action ?? null,
           )
         : null,

@@ -49,6 +49,11 @@ export function mountTenant({ main, nav, session }) {
     ]);
     state.details = { validation, deployment };
     renderProgress(progressPanel, state.progress, state.details, actions);
+    // A stack run means AWS got connected (by the wait, or by an operator): show it on the card.
+    if (state.aws?.status !== "active" && current.stack.run_id && current.stack.run_id !== previous?.stack.run_id && state.view === "quick-start") {
+      clearTimeout(state.waitTimer);
+      void renderAwsCard(document.getElementById("aws-card"));
+    }
     if (state.view === "assets" || state.view === "deployment" || state.view === "validation") {
       const changed =
         !previous ||
@@ -134,6 +139,7 @@ export function mountTenant({ main, nav, session }) {
   }
 
   async function renderAwsCard(card) {
+    if (!card) return;
     const head = [h("h3", {}, "Amazon Web Services"), h("p", {}, "Discover EC2 instances, RDS databases and more across all regions")];
     replace(card, head, h("p", { className: "muted" }, "Checking your AWS connection…"));
     const aws = await loadAws().catch((error) => ({ error }));
