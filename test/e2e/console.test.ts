@@ -8,7 +8,8 @@
  *   a. a tenant admin signs in, watches progress (server-sent events) reach 100 %, retries a failed host from the page
  *   b. 10,000 assets: sortable, filterable, and only the rows in view are in the DOM
  *   c. an operator sees KPIs and tenants, previews, approves and applies the saved plan, and offboards
- *   d. no secret in any page's HTML or in any request the browser made; only 127.0.0.1 was contacted
+ *   d. the progress stream and the KPIs through the API: scoped like every route
+ *   e. no secret in any page's HTML or in any request the browser made; only 127.0.0.1 was contacted
  *
  * Every screen is checked with axe (no serious or critical violation) and kept as a screenshot under
  * .data/artifacts/console/ (git-ignored).
@@ -27,6 +28,7 @@ import {
   createBootstrapRole,
   createCaller,
   customerAccountCredentials,
+  readEventStream,
   scratchDatabase,
   startServer,
   stopServer,
@@ -513,7 +515,29 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     await page.close();
   });
 
-  it("d. no secret in any page or request URL; the browser contacted 127.0.0.1 only", async () => {
+  it("d. the console's API additions: progress stream and KPIs are scoped like every route", async () => {
+    // The stream's first event is the progress as GET .../progress answers it.
+    const stream = await readEventStream(`${server!.baseUrl}/v1/tenants/${acme.slug}/progress/events`, { token: acme.token, until: "progress", timeoutMs: 30_000 });
+    expect(stream.status).toBe(200);
+    expect(stream.contentType).toMatch(/^text\/event-stream/);
+    const progress = await call("GET", `/v1/tenants/${acme.slug}/progress`, { token: acme.token });
+    expect(JSON.parse(stream.events[0]!.data)).toEqual(progress.body);
+    expect(progress.body.overall_progress).toBe(100);
+    // Another tenant's stream: the same 404 as a tenant that does not exist; a bad slug names the field; no token: 401.
+    const other = await call("GET", `/v1/tenants/${bulk.slug}/progress/events`, { token: acme.token });
+    const missing = await call("GET", `/v1/tenants/zz-no-such-tenant/progress/events`, { token: acme.token });
+    expect([other.status, other.body.error.code]).toEqual([404, "not_found"]);
+    expect([missing.status, missing.body.error.code]).toEqual([404, "not_found"]);
+    const badSlug = await call("GET", "/v1/tenants/NO/progress/events", { token: acme.token });
+    expect(badSlug.status).toBe(400);
+    expect(badSlug.body.error.fields.map((field: { field: string }) => field.field)).toEqual(["param.slug"]);
+    expect((await call("GET", `/v1/tenants/${acme.slug}/progress/events`, { token: null })).status).toBe(401);
+    // KPIs: platform admins only.
+    const kpis = await call("GET", "/v1/kpis", { token: acme.token });
+    expect([kpis.status, kpis.body.error.code]).toEqual([403, "forbidden"]);
+  });
+
+  it("e. no secret in any page or request URL; the browser contacted 127.0.0.1 only", async () => {
     expect(requests.length).toBeGreaterThan(20);
     expect(htmlSeen.length).toBeGreaterThanOrEqual(15);
     const enrollmentTokens = await sql<{ organization_id: number; token_sealed: string }[]>`select organization_id, token_sealed from enrollment_tokens`;
