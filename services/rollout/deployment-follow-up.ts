@@ -7,7 +7,7 @@
 import { and, desc, eq, inArray } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { discoveryScans, integrationCredentials, organizations, runs, type OnboardingStatus, type StatusReason } from "../../db/schema";
+import { auditLog, discoveryScans, integrationCredentials, organizations, runs, type OnboardingStatus, type StatusReason } from "../../db/schema";
 import { openRolloutSession, TenantAwsAccessError } from "../integration/tenant-aws-session";
 import { actionRequiredReasons } from "./action-required-fns";
 import { refreshAgentStatus, type StatusRefresh } from "./agent-status";
@@ -66,10 +66,15 @@ export async function advanceOnboardingStatus(
             ? "deploying"
             : undefined;
   if (!next) return;
-  await db
+  const moved = await db
     .update(organizations)
     .set({ onboardingStatus: next, statusReasons: next === "action_required" ? reasons : null })
-    .where(and(eq(organizations.id, organizationId), inArray(organizations.onboardingStatus, ADVANCING)));
+    .where(and(eq(organizations.id, organizationId), inArray(organizations.onboardingStatus, ADVANCING)))
+    .returning({ id: organizations.id });
+  // The milestone the onboarding KPIs measure to (services/tenant/onboarding-overview.ts); written once.
+  if (next === "completed" && org.status !== "completed" && moved.length > 0) {
+    await db.insert(auditLog).values({ actor: "system:validation", organizationId, action: "onboarding.completed", target: `tenant:${organizationId}` });
+  }
 }
 
 export async function refreshDeployment(db: DrizzleDatabase, keyring: Keyring, organizationId: number, now = new Date()): Promise<StatusRefresh> {

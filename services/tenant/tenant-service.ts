@@ -9,6 +9,7 @@ import { apiTokens, organizations, type ApiToken, type IntegrationSettings, type
 import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, ValidationError, type FieldProblem } from "../../lib/errors";
 import { recordAudit } from "./audit-store";
 import { actorOf, isAdmin, requireAdmin, type Principal } from "./principal";
+import { onboardingOverview } from "./onboarding-overview";
 import { tenantProgress } from "./progress";
 
 /** A settings change: `undefined` keeps a setting, `null` removes it. */
@@ -230,6 +231,12 @@ export function createTenantService({ db }: TenantServiceDeps) {
 
     progress(org: Organization) {
       return tenantProgress(db, org.id);
+    },
+
+    /** Every tenant's status, milestones and last run, and the onboarding KPIs (platform admin). */
+    overview(principal: Principal) {
+      requireAdmin(principal);
+      return onboardingOverview(db);
     },
   };
 }
