@@ -168,7 +168,7 @@ export function decisionFor(asset: CloudAsset, applied: RolloutSpec, managed?: b
   );
 }
 
-const isStopped = (asset: CloudAsset) => asset.assetData.state === "stopped" || asset.assetData.state === "stopping";
+export const isStopped = (asset: Pick<CloudAsset, "assetData">) => asset.assetData.state === "stopped" || asset.assetData.state === "stopping";
 
 /** Reads the rollout from SSM in every region holding the tenant's targeted instances and stores it. */
 export async function refreshAgentStatus(db: DrizzleDatabase, session: TenantSession, now = new Date()): Promise<StatusRefresh> {

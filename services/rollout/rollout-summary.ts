@@ -7,7 +7,7 @@ import { HEARTBEAT_STALE_AFTER_MS } from "./enrollment";
 import type { DrizzleDatabase } from "../../db/client";
 import { agents, ASSET_PRIORITIES, cloudAssets, organizations, type AgentStatus, type CloudAsset, type IntegrationSettings } from "../../db/schema";
 import { appliedStackOutputs } from "../run/applied-outputs";
-import { decisionFor } from "./agent-status";
+import { decisionFor, isStopped } from "./agent-status";
 import { appliedSpecOf, changePendingMessage, describeTargeting, pendingChanges, requestedSpecOf, type RolloutSpec } from "./rollout-spec-fns";
 
 export interface DeploymentInstance {
@@ -17,6 +17,8 @@ export interface DeploymentInstance {
   region: string;
   priority: CloudAsset["priority"];
   platform: string | null;
+  /** EC2 instance state (running, stopped, ...); null for other assets. */
+  state: string | null;
   targeted: boolean;
   agent_status: AgentStatus;
   reason: string | null;
@@ -31,6 +33,8 @@ export interface DeploymentSummary {
   /** Targeted instances SSM does not manage yet (they need an instance profile or Default Host Management). */
   unmanaged: number;
   targeted: number;
+  /** Targeted instances that are stopped: the association reaches them when they start; they do not hold onboarding up. */
+  stopped: number;
   installed: number;
   failed: number;
   pending: number;
@@ -100,6 +104,7 @@ export async function deploymentSummary(db: DrizzleDatabase, organizationId: num
     change_pending: applied ? changePendingMessage(pendingChanges(applied, requestedSpecOf(settings))) : null,
     unmanaged: 0,
     targeted: 0,
+    stopped: 0,
     installed: 0,
     failed: 0,
     pending: 0,
@@ -117,6 +122,7 @@ export async function deploymentSummary(db: DrizzleDatabase, organizationId: num
       summary.targeted++;
       if (INSTALLED.has(asset.agentStatus)) summary.installed++;
       else if (asset.agentStatus === "failed") summary.failed++;
+      else if (isStopped(asset)) summary.stopped++;
       else summary.pending++;
       if (asset.agentStatus === "checked_in") summary.checked_in++;
       if (asset.agentStatusDetail?.notTargeted === "not_managed") summary.unmanaged++;
@@ -129,6 +135,7 @@ export async function deploymentSummary(db: DrizzleDatabase, organizationId: num
       region: asset.region,
       priority: asset.priority,
       platform: typeof asset.assetData.platform === "string" ? asset.assetData.platform : null,
+      state: asset.assetType === "ec2" && typeof asset.assetData.state === "string" ? asset.assetData.state : null,
       targeted,
       agent_status: !asset.agentCompatible ? "not_applicable" : targeted ? asset.agentStatus : asset.agentStatus === "unknown" ? "not_targeted" : asset.agentStatus,
       reason,

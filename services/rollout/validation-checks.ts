@@ -100,29 +100,31 @@ export async function validateTenant(
   } else checks.push(passed("agents_targeted"));
 
   const label = (instance: (typeof targeted)[number]) => instance.name ?? instance.asset_id;
-  if (targeted.length === 0) checks.push(pending("agents_installed", "no instance is targeted"));
+  // Stopped instances get the agent when they start; they do not hold onboarding up.
+  const running = targeted.filter((instance) => instance.state !== "stopped" && instance.state !== "stopping");
+  if (running.length === 0) checks.push(pending("agents_installed", "no running instance is targeted"));
   else {
-    const notInstalled = targeted.filter((instance) => instance.agent_status !== "installed" && instance.agent_status !== "checked_in");
+    const notInstalled = running.filter((instance) => instance.agent_status !== "installed" && instance.agent_status !== "checked_in");
     const failedInstalls = notInstalled.filter((instance) => instance.agent_status === "failed");
     if (notInstalled.length === 0) checks.push(passed("agents_installed"));
     else if (failedInstalls.length > 0) {
-      checks.push(failed("agents_installed", `the install failed on ${failedInstalls.length} of ${targeted.length} targeted instances: ${listNames(failedInstalls.map(label))}`));
+      checks.push(failed("agents_installed", `the install failed on ${failedInstalls.length} of ${running.length} running targeted instances: ${listNames(failedInstalls.map(label))}`));
     } else if (summary.unmanaged > 0) {
       checks.push(
         failed(
           "agents_installed",
-          `${summary.unmanaged} of ${targeted.length} targeted instances are not SSM managed: give them an instance profile with AmazonSSMManagedInstanceCore, or turn on Default Host Management`,
+          `${summary.unmanaged} of ${running.length} running targeted instances are not SSM managed: give them an instance profile with AmazonSSMManagedInstanceCore, or turn on Default Host Management`,
         ),
       );
     } else {
-      checks.push(pending("agents_installed", `${notInstalled.length} of ${targeted.length} targeted instances have no agent yet: ${listNames(notInstalled.map(label))}`));
+      checks.push(pending("agents_installed", `${notInstalled.length} of ${running.length} running targeted instances have no agent yet: ${listNames(notInstalled.map(label))}`));
     }
   }
 
-  if (targeted.length === 0) checks.push(pending("agents_checked_in", "no instance is targeted"));
+  if (running.length === 0) checks.push(pending("agents_checked_in", "no running instance is targeted"));
   else {
     const lastHeartbeat = new Map(agentRows.map((agent) => [agent.instanceId, agent.lastHeartbeatAt]));
-    const silent = targeted.filter((instance) => {
+    const silent = running.filter((instance) => {
       const at = lastHeartbeat.get(instance.asset_id);
       return !at || now.getTime() - at.getTime() > HEARTBEAT_STALE_AFTER_MS;
     });
@@ -131,8 +133,8 @@ export async function validateTenant(
       const never = silent.filter((instance) => !lastHeartbeat.get(instance.asset_id));
       const reason =
         never.length === silent.length
-          ? `${silent.length} of ${targeted.length} targeted instances have not checked in: ${listNames(silent.map(label))}`
-          : `${silent.length} of ${targeted.length} targeted instances have not sent a heartbeat in ${HEARTBEAT_STALE_AFTER_MS / 1000} s: ${listNames(silent.map(label))}`;
+          ? `${silent.length} of ${running.length} running targeted instances have not checked in: ${listNames(silent.map(label))}`
+          : `${silent.length} of ${running.length} running targeted instances have not sent a heartbeat in ${HEARTBEAT_STALE_AFTER_MS / 1000} s: ${listNames(silent.map(label))}`;
       checks.push((checks.at(-1)?.status === "failed" ? failed : pending)("agents_checked_in", reason));
     }
   }

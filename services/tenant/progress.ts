@@ -79,10 +79,11 @@ async function discoveryProgress(db: DrizzleDatabase, organizationId: number, as
   }
 }
 
-function deploymentPhase({ targeted, installed, failed }: DeploymentSummary): TenantProgress["deployment"] {
-  const status: PhaseStatus =
-    targeted === 0 ? "pending" : installed === targeted ? "completed" : failed > 0 ? "failed" : "in_progress";
-  return { status, progress: pct(installed, targeted), targeted, agents_deployed: installed, failed };
+function deploymentPhase({ targeted, stopped, installed, failed }: DeploymentSummary): TenantProgress["deployment"] {
+  // Stopped instances get the agent when they start: the phase is done when every running targeted one has it.
+  const due = targeted - stopped;
+  const status: PhaseStatus = due <= 0 ? "pending" : installed >= due ? "completed" : failed > 0 ? "failed" : "in_progress";
+  return { status, progress: pct(installed, due), targeted, agents_deployed: installed, failed };
 }
 
 export async function tenantProgress(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<TenantProgress> {

@@ -229,8 +229,8 @@ describe("agent rollout of the Mini Corp tenant", () => {
       { name: "integration_healthy", status: "passed" },
       { name: "assets_discovered", status: "passed" },
       { name: "agents_targeted", status: "passed" },
-      { name: "agents_installed", status: "failed", reason: "the install failed on 2 of 7 targeted instances: FS-01, WK-02" },
-      { name: "agents_checked_in", status: "failed", reason: expect.stringMatching(/^7 of 7 targeted instances have not checked in/) },
+      { name: "agents_installed", status: "failed", reason: "the install failed on 2 of 7 running targeted instances: FS-01, WK-02" },
+      { name: "agents_checked_in", status: "failed", reason: expect.stringMatching(/^7 of 7 running targeted instances have not checked in/) },
     ]);
   });
 
