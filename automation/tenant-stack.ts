@@ -195,13 +195,78 @@ export async function previewTenantStack(
   }
 }
 
+/** What one resource's refresh would change in the state: the cloud differs from the checkpoint. */
+export interface DriftedResource {
+  urn: string;
+  type: string;
+  /** update: properties differ; delete: the resource is gone from the cloud. */
+  op: string;
+  /** Property paths that differ (empty for a resource that is gone). */
+  properties: string[];
+}
+
+/**
+ * A drift check: `pulumi refresh --preview-only` (Automation API previewRefresh). Reads every resource back from the
+ * cloud and reports what a refresh would change, without changing the state.
+ */
+export async function driftCheckTenantStack(
+  stack: Stack,
+  options: OperationOptions = {},
+): Promise<OperationResult & { drifted: DriftedResource[] }> {
+  const recorder = eventRecorder(options.onEvent);
+  const drifted: DriftedResource[] = [];
+  try {
+    const result = await stack.previewRefresh({
+      onEvent: (event) => {
+        recorder.onEvent(event);
+        const found = driftedResourceOf(event);
+        if (found) drifted.push(found);
+      },
+      signal: options.signal,
+    });
+    return {
+      stackName: stack.name,
+      changeSummary: summaryOf(result.changeSummary),
+      resourceChanges: recorder.resourceChanges,
+      outputs: {},
+      drifted,
+    };
+  } catch (error) {
+    throw translateError(error, stack.name, "refresh --preview-only", recorder.diagnostics);
+  }
+}
+
+/**
+ * A refresh step's outputs event naming a resource whose cloud state differs (op update) or is gone (op delete).
+ * The engine gives no property diff for refresh steps, so the properties are found by comparing the old and new
+ * outputs; secret values arrive masked, so a change only inside secrets names the secret properties.
+ */
+export function driftedResourceOf(event: EngineEvent): DriftedResource | undefined {
+  const metadata = event.resOutputsEvent?.metadata;
+  if (!metadata || metadata.type === "pulumi:pulumi:Stack" || metadata.type.startsWith("pulumi:providers:")) return undefined;
+  if (metadata.op !== "update" && metadata.op !== "delete") return undefined;
+  if (metadata.op === "delete" || !metadata.new) return { urn: metadata.urn, type: metadata.type, op: "delete", properties: [] };
+  const properties = changedProperties(metadata.old?.outputs ?? {}, metadata.new.outputs ?? {});
+  return { urn: metadata.urn, type: metadata.type, op: "update", properties };
+}
+
+const isMaskedSecret = (value: unknown) =>
+  typeof value === "object" && value !== null && (value as Record<string, unknown>).ciphertext === "[secret]";
+
+export function changedProperties(olds: Record<string, unknown>, news: Record<string, unknown>): string[] {
+  const keys = [...new Set([...Object.keys(olds), ...Object.keys(news)])].sort();
+  const differing = keys.filter((key) => JSON.stringify(olds[key]) !== JSON.stringify(news[key]));
+  if (differing.length > 0) return differing;
+  return keys.filter((key) => isMaskedSecret(olds[key]) && isMaskedSecret(news[key]));
+}
+
 type Operation = "up" | "refresh" | "destroy";
 
 /** Runs an update-kind operation with event recording and typed errors. */
 async function runUpdate(
   stack: Stack,
   operation: Operation,
-  options: OperationOptions & { plan?: string },
+  options: OperationOptions & { plan?: string; refresh?: boolean },
 ): Promise<OperationResult> {
   const recorder = eventRecorder(options.onEvent);
   const common = { onEvent: recorder.onEvent, signal: options.signal };
@@ -209,7 +274,7 @@ async function runUpdate(
     // `up` already reads the outputs (with their secret flags); refresh does not.
     const { summary, outputs } =
       operation === "up"
-        ? await stack.up({ ...common, plan: options.plan })
+        ? await stack.up({ ...common, plan: options.plan, refresh: options.refresh })
         : operation === "refresh"
           ? { ...(await stack.refresh(common)), outputs: await stack.outputs() }
           : { ...(await stack.destroy(common)), outputs: {} };
@@ -224,7 +289,8 @@ async function runUpdate(
   }
 }
 
-export const upTenantStack = (stack: Stack, options: OperationOptions & { plan?: string } = {}) =>
+/** `refresh`: read the cloud first, so resources changed outside the stack are brought back (drift remediation). */
+export const upTenantStack = (stack: Stack, options: OperationOptions & { plan?: string; refresh?: boolean } = {}) =>
   runUpdate(stack, "up", options);
 export const refreshTenantStack = (stack: Stack, options: OperationOptions = {}) => runUpdate(stack, "refresh", options);
 export const destroyTenantStack = (stack: Stack, options: OperationOptions = {}) => runUpdate(stack, "destroy", options);
