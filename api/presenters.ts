@@ -1,5 +1,5 @@
 /** Database rows -> API shapes (snake_case, ISO timestamps). Nothing secret is ever presented. */
-import type { Agent, CloudAsset, ConnectionCheck, DiscoveryScan, IntegrationSettings, Organization } from "../db/schema";
+import type { Agent, CloudAsset, ConnectionCheck, DiscoveryScan, IntegrationSettings, Organization, TenantDrift } from "../db/schema";
 import { describeTargeting, requestedSpecOf, type RolloutSpec } from "../services/rollout/rollout-spec-fns";
 import type { SettingsPatch } from "../services/tenant/tenant-service";
 
@@ -20,6 +20,7 @@ export interface ApiIntegrationSettings {
   association_max_errors?: string;
   enable_default_host_management?: boolean;
   require_approval?: boolean;
+  auto_remediate?: boolean;
 }
 
 export function presentSettings(settings: IntegrationSettings, awsAccountId: string | null): ApiIntegrationSettings {
@@ -36,6 +37,7 @@ export function presentSettings(settings: IntegrationSettings, awsAccountId: str
   if (settings.associationMaxErrors !== undefined) out.association_max_errors = settings.associationMaxErrors;
   if (settings.enableDefaultHostManagement !== undefined) out.enable_default_host_management = settings.enableDefaultHostManagement;
   if (settings.requireApproval !== undefined) out.require_approval = settings.requireApproval;
+  if (settings.autoRemediate !== undefined) out.auto_remediate = settings.autoRemediate;
   return out;
 }
 
@@ -61,11 +63,25 @@ export function presentTenant(org: Organization) {
     auto_discovery_enabled: org.autoDiscoveryEnabled,
     onboarding_status: org.onboardingStatus,
     action_required: org.onboardingStatus === "action_required" ? (org.statusReasons ?? []) : [],
+    drift: presentDrift(org.drift),
     integration_settings: presentSettings(org.integrationSettings, org.awsAccountId),
     effective_rollout: presentRolloutSpec(requestedSpecOf(org.integrationSettings)),
     created_at: org.createdAt.toISOString(),
     updated_at: org.updatedAt.toISOString(),
     offboarded_at: iso(org.offboardedAt),
+  };
+}
+
+/** The last drift check: `drifted` with the resources and properties, `in_sync`, or `not_checked`. */
+export function presentDrift(drift: TenantDrift | null) {
+  type Resource = { urn: string; type: string; op: string; properties: string[] };
+  if (!drift) return { status: "not_checked" as const, run_id: null, checked_at: null, resources: [] as Resource[], remediation_run_id: null };
+  return {
+    status: drift.status,
+    run_id: drift.runId,
+    checked_at: drift.checkedAt,
+    resources: drift.resources.map((resource) => ({ urn: resource.urn, type: resource.type, op: resource.op, properties: resource.properties })),
+    remediation_run_id: drift.remediationRunId ?? null,
   };
 }
 
@@ -133,6 +149,7 @@ export function settingsPatchOf(input: {
   association_max_errors?: string | null;
   enable_default_host_management?: boolean | null;
   require_approval?: boolean | null;
+  auto_remediate?: boolean | null;
 } = {}): SettingsPatch {
   return {
     agentPublicBaseUrl: input.agent_public_base_url,
@@ -147,6 +164,7 @@ export function settingsPatchOf(input: {
     associationMaxErrors: input.association_max_errors,
     enableDefaultHostManagement: input.enable_default_host_management,
     requireApproval: input.require_approval,
+    autoRemediate: input.auto_remediate,
   };
 }
 

@@ -19,5 +19,9 @@ export function presentRun(run: Run, tenantSlug: string) {
     plan_saved: run.planRef !== null,
     outputs: run.outputs ?? null,
     error: run.error ?? null,
+    /** kind drift: the resources whose cloud state differs, and which properties. */
+    drift: run.drift ?? null,
+    remediates_run_id: run.remediatesRunId,
+    fleet_run_id: run.fleetRunId,
   };
 }

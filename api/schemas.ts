@@ -50,6 +50,7 @@ export const integrationSettingsInputSchema = z.strictObject({
   association_max_errors: maxErrorsSchema.optional(),
   enable_default_host_management: z.boolean().optional(),
   require_approval: z.boolean().optional(),
+  auto_remediate: z.boolean().optional(),
 });
 
 /** PATCH: every setting optional; null removes it. */
@@ -66,6 +67,7 @@ export const integrationSettingsPatchSchema = z.strictObject({
   association_max_errors: maxErrorsSchema.nullable().optional(),
   enable_default_host_management: z.boolean().nullable().optional(),
   require_approval: z.boolean().nullable().optional(),
+  auto_remediate: z.boolean().nullable().optional(),
 });
 
 export const createTenantSchema = z
@@ -101,8 +103,19 @@ export const integrationSettingsSchema = z
     association_max_errors: z.string().optional(),
     enable_default_host_management: z.boolean().optional(),
     require_approval: z.boolean().optional(),
+    auto_remediate: z.boolean().optional(),
   })
   .openapi("IntegrationSettings");
+
+export const driftSchema = z
+  .object({
+    status: z.enum(["drifted", "in_sync", "not_checked"]),
+    run_id: z.string().nullable(),
+    checked_at: z.string().nullable(),
+    resources: z.array(z.object({ urn: z.string(), type: z.string(), op: z.string(), properties: z.array(z.string()) })),
+    remediation_run_id: z.string().nullable(),
+  })
+  .openapi("Drift");
 
 /** The rollout the next up applies, defaults included (the settings above show only what was set). */
 export const effectiveRolloutSchema = z
@@ -127,6 +140,8 @@ export const tenantSchema = z
     onboarding_status: z.string(),
     /** With onboarding_status action_required: what a person has to do. */
     action_required: z.array(z.object({ reason: z.string(), fix: z.string() })),
+    /** The last drift check: drifted (with the resources and properties), in_sync, or not_checked. */
+    drift: driftSchema,
     integration_settings: integrationSettingsSchema,
     effective_rollout: effectiveRolloutSchema,
     created_at: z.string(),

@@ -30,7 +30,8 @@ import {
 export const ONBOARDING_FLOW_VERSIONS = ["legacy", "quick_start"] as const;
 export const CLOUD_PROVIDERS = ["aws", "azure", "gcp"] as const;
 export const ASSET_PRIORITIES = ["critical", "high", "medium", "low"] as const;
-export const RUN_KINDS = ["preview", "up", "refresh", "destroy"] as const;
+/** drift: `pulumi refresh --preview-only`, what a refresh would change (never changes the state). */
+export const RUN_KINDS = ["preview", "up", "refresh", "destroy", "drift"] as const;
 export const RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "interrupted"] as const;
 export const API_TOKEN_SCOPES = ["platform_admin", "tenant"] as const;
 
@@ -122,6 +123,8 @@ export interface IntegrationSettings {
   enableDefaultHostManagement?: boolean;
   /** When true, an `up` must apply a previously approved preview's plan. */
   requireApproval?: boolean;
+  /** When a drift check finds drift, an `up` with refresh brings the stack back (a run linked to the drift run). */
+  autoRemediate?: boolean;
   priorityRules?: PriorityRuleOverride[];
 }
 
@@ -160,6 +163,24 @@ export interface ResourceChange {
 /** Stack outputs with secret values removed or replaced by a marker. */
 export type RunOutputs = Record<string, unknown>;
 
+/** A resource whose cloud state differs from the stack's (update: these properties; delete: it is gone). */
+export interface DriftedResource {
+  urn: string;
+  type: string;
+  op: string;
+  properties: string[];
+}
+
+/** The tenant's last drift check: drifted (with what) until a check finds nothing. */
+export interface TenantDrift {
+  status: "drifted" | "in_sync";
+  runId: string;
+  checkedAt: string;
+  resources: DriftedResource[];
+  /** The `up` that brings the stack back (auto_remediate), when one was requested. */
+  remediationRunId?: string;
+}
+
 export interface EngineDiagnostic {
   severity: string;
   message: string;
@@ -195,6 +216,8 @@ export const organizations = pgTable("organizations", {
   /** With action_required: what a person has to do, each a reason and its fix. */
   statusReasons: jsonb("status_reasons").$type<StatusReason[]>(),
   awsAccountId: text("aws_account_id"),
+  /** The last drift check's finding (services/fleet/drift.ts); null before the first. */
+  drift: jsonb("drift").$type<TenantDrift>(),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
   offboardedAt: timestamptz("offboarded_at"),
@@ -288,6 +311,12 @@ export const runs = pgTable(
     jobId: text("job_id"),
     /** PID (process group leader) of the pulumi child process, for crash recovery. */
     processPid: integer("process_pid"),
+    /** kind drift: what the cloud changed outside the stack. */
+    drift: jsonb("drift").$type<DriftedResource[]>(),
+    /** An `up` with refresh that brings back the drift this drift run found. */
+    remediatesRunId: uuid("remediates_run_id"),
+    /** The fleet run that started this run, if any. */
+    fleetRunId: uuid("fleet_run_id"),
   },
   (table) => [
     index("runs_org_status_idx").on(table.organizationId, table.status),
@@ -480,6 +509,146 @@ export const idempotencyKeys = pgTable(
 );
 
 // ---------------------------------------------------------------------------------------------
+// Fleet runs and notifications
+
+export const FLEET_RUN_KINDS = ["preview", "up", "refresh", "drift"] as const;
+export type FleetRunKind = (typeof FLEET_RUN_KINDS)[number];
+/** running; finished: succeeded (no tenant failed), failed (some failed), stopped (max_failures exceeded), cancelled. */
+export const FLEET_RUN_STATUSES = ["running", "succeeded", "failed", "stopped", "cancelled"] as const;
+export type FleetRunStatus = (typeof FLEET_RUN_STATUSES)[number];
+/** pending: not started yet; queued/running/succeeded/failed/cancelled/interrupted: its run's; skipped, dropped, not_started: never ran. */
+export const FLEET_TENANT_STATUSES = [
+  "pending",
+  "queued",
+  "running",
+  "succeeded",
+  "failed",
+  "cancelled",
+  "interrupted",
+  "skipped",
+  "dropped",
+  "not_started",
+] as const;
+export type FleetTenantStatus = (typeof FLEET_TENANT_STATUSES)[number];
+
+export type FleetSelector = { all: true } | { slugs: string[] } | { status: OnboardingStatus[] };
+
+export const fleetRuns = pgTable(
+  "fleet_runs",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    kind: text("kind").$type<FleetRunKind>().notNull(),
+    selector: jsonb("selector").$type<FleetSelector>().notNull(),
+    maxConcurrency: integer("max_concurrency").notNull(),
+    maxFailures: integer("max_failures").notNull(),
+    status: text("status").$type<FleetRunStatus>().notNull().default("running"),
+    /** Why it stopped early (max_failures exceeded, cancelled). */
+    stopReason: text("stop_reason"),
+    actor: text("actor").notNull(),
+    createdAt: createdAt(),
+    cancelRequestedAt: timestamptz("cancel_requested_at"),
+    finishedAt: timestamptz("finished_at"),
+  },
+  (table) => [index("fleet_runs_status_idx").on(table.status)],
+);
+
+export const fleetRunTenants = pgTable(
+  "fleet_run_tenants",
+  {
+    fleetRunId: uuid("fleet_run_id")
+      .notNull()
+      .references(() => fleetRuns.id, { onDelete: "cascade" }),
+    organizationId: integer("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    /** The order the coordinator starts tenants in. */
+    position: integer("position").notNull(),
+    status: text("status").$type<FleetTenantStatus>().notNull().default("pending"),
+    /** Why it was skipped, dropped, not started, or why its run could not be requested. */
+    reason: text("reason"),
+    runId: uuid("run_id"),
+    updatedAt: updatedAt(),
+  },
+  (table) => [primaryKey({ name: "fleet_run_tenants_pkey", columns: [table.fleetRunId, table.organizationId] })],
+);
+
+export const WEBHOOK_EVENTS = [
+  "run.succeeded",
+  "run.failed",
+  "drift.detected",
+  "onboarding.completed",
+  "onboarding.action_required",
+  "fleet_run.finished",
+] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
+export const webhooks = pgTable(
+  "webhooks",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    /** Null: platform-wide (every tenant's events and fleet events). */
+    organizationId: integer("organization_id").references(() => organizations.id, { onDelete: "cascade" }),
+    url: text("url").notNull(),
+    events: jsonb("events").$type<WebhookEvent[]>().notNull(),
+    /** The signing secret as a db/crypto.ts envelope. */
+    secretSealed: text("secret_sealed").notNull(),
+    encryptionKeyId: text("encryption_key_id").notNull(),
+    actor: text("actor").notNull(),
+    createdAt: createdAt(),
+    deletedAt: timestamptz("deleted_at"),
+  },
+  (table) => [
+    index("webhooks_org_idx").on(table.organizationId),
+    check("webhooks_envelope_check", sql`${table.secretSealed} ~ '^v[0-9]+:'`),
+  ],
+);
+
+export const WEBHOOK_DELIVERY_STATUSES = ["pending", "delivered", "failed"] as const;
+export type WebhookDeliveryStatus = (typeof WEBHOOK_DELIVERY_STATUSES)[number];
+
+/** One event for one webhook; retried with backoff until delivered or out of attempts. */
+export const webhookDeliveries = pgTable(
+  "webhook_deliveries",
+  {
+    id: uuid("id").primaryKey().defaultRandom(),
+    webhookId: uuid("webhook_id")
+      .notNull()
+      .references(() => webhooks.id, { onDelete: "cascade" }),
+    event: text("event").$type<WebhookEvent>().notNull(),
+    /** The JSON body sent (never a secret). */
+    payload: jsonb("payload").$type<Record<string, unknown>>().notNull(),
+    status: text("status").$type<WebhookDeliveryStatus>().notNull().default("pending"),
+    attempts: integer("attempts").notNull().default(0),
+    nextAttemptAt: timestamptz("next_attempt_at").notNull().defaultNow(),
+    /** The queue job of the next attempt; null: not enqueued yet (the dispatcher enqueues it). */
+    jobId: text("job_id"),
+    createdAt: createdAt(),
+    deliveredAt: timestamptz("delivered_at"),
+  },
+  (table) => [
+    index("webhook_deliveries_webhook_idx").on(table.webhookId, table.createdAt),
+    index("webhook_deliveries_pending_idx").on(table.status, table.nextAttemptAt),
+  ],
+);
+
+export const webhookDeliveryAttempts = pgTable(
+  "webhook_delivery_attempts",
+  {
+    id: bigint("id", { mode: "number" }).primaryKey().generatedByDefaultAsIdentity(),
+    deliveryId: uuid("delivery_id")
+      .notNull()
+      .references(() => webhookDeliveries.id, { onDelete: "cascade" }),
+    attempt: integer("attempt").notNull(),
+    at: timestamptz("at").notNull().defaultNow(),
+    /** The receiver's HTTP status; null when it could not be reached. */
+    statusCode: integer("status_code"),
+    error: text("error"),
+    durationMs: integer("duration_ms").notNull(),
+  },
+  (table) => [index("webhook_delivery_attempts_delivery_idx").on(table.deliveryId, table.attempt)],
+);
+
+// ---------------------------------------------------------------------------------------------
 // Row types
 
 export type Organization = typeof organizations.$inferSelect;
@@ -504,3 +673,8 @@ export type DiscoveryScan = typeof discoveryScans.$inferSelect;
 export type AgentCommand = typeof agentCommands.$inferSelect;
 export type IdempotencyKey = typeof idempotencyKeys.$inferSelect;
 export type NewIdempotencyKey = typeof idempotencyKeys.$inferInsert;
+export type FleetRun = typeof fleetRuns.$inferSelect;
+export type FleetRunTenant = typeof fleetRunTenants.$inferSelect;
+export type Webhook = typeof webhooks.$inferSelect;
+export type WebhookDelivery = typeof webhookDeliveries.$inferSelect;
+export type WebhookDeliveryAttempt = typeof webhookDeliveryAttempts.$inferSelect;

@@ -24,6 +24,14 @@ export const progressSchema = z
     onboarding_status: z.string(),
     action_required: z.array(z.object({ reason: z.string(), fix: z.string() })),
     change_pending: z.string().nullable(),
+    drift: z
+      .object({
+        status: z.literal("drifted"),
+        run_id: z.string(),
+        checked_at: z.string(),
+        resources: z.array(z.object({ urn: z.string(), type: z.string(), op: z.string(), properties: z.array(z.string()) })),
+      })
+      .nullable(),
   })
   .openapi("Progress");
 

@@ -6,6 +6,7 @@ import {
   AutomationError,
   configureTenantStack,
   destroyTenantStack,
+  driftCheckTenantStack,
   EngineFailureError,
   openTenantStack,
   previewTenantStack,
@@ -95,9 +96,11 @@ async function performOperation(deps: RunExecutorDeps, run: Run): Promise<Partia
     });
     if (run.kind !== "destroy") await configureTenantStack(stack, config);
     if (run.kind === "preview" && plan) await mkdir(dirname(plan), { recursive: true });
-    const operations: Record<RunKind, () => Promise<OperationResult>> = {
+    const operations: Record<RunKind, () => Promise<OperationResult & { drifted?: Run["drift"] }>> = {
       preview: () => previewTenantStack(stack, { onEvent: events.onEvent, savePlanTo: plan }),
-      up: () => upTenantStack(stack, { onEvent: events.onEvent, plan }),
+      // A remediation reads the cloud first, so what changed outside the stack is put back.
+      up: () => upTenantStack(stack, { onEvent: events.onEvent, plan, refresh: run.remediatesRunId !== null }),
+      drift: () => driftCheckTenantStack(stack, { onEvent: events.onEvent }),
       refresh: () => refreshTenantStack(stack, { onEvent: events.onEvent }),
       destroy: () => destroyTenantStack(stack, { onEvent: events.onEvent }),
     };
@@ -109,6 +112,7 @@ async function performOperation(deps: RunExecutorDeps, run: Run): Promise<Partia
       changeSummary: result.changeSummary as Record<string, number>,
       resourceChanges: result.resourceChanges,
       outputs: result.outputs,
+      ...(run.kind === "drift" ? { drift: result.drifted ?? [] } : {}),
     };
   } catch (error) {
     await events.flushed().catch(() => undefined);

@@ -5,7 +5,7 @@
  */
 import { and, desc, eq, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
-import { discoveryScans, organizations, runEvents, runs, type OnboardingStatus, type StatusReason } from "../../db/schema";
+import { discoveryScans, organizations, runEvents, runs, type OnboardingStatus, type StatusReason, type DriftedResource } from "../../db/schema";
 import { deploymentSummary, type DeploymentSummary } from "../rollout/rollout-summary";
 import { validateTenant } from "../rollout/validation-checks";
 
@@ -27,6 +27,8 @@ export interface TenantProgress {
   action_required: StatusReason[];
   /** Settings not applied yet ("change pending: run an up ..."), or null. */
   change_pending: string | null;
+  /** The last drift check found the cloud changed outside the stack: which resources and properties; else null. */
+  drift: { status: "drifted"; run_id: string; checked_at: string; resources: DriftedResource[] } | null;
 }
 
 const WEIGHTS = { stack: 0.3, discovery: 0.2, deployment: 0.3, validation: 0.2 };
@@ -88,7 +90,7 @@ function deploymentPhase({ targeted, stopped, installed, failed }: DeploymentSum
 
 export async function tenantProgress(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<TenantProgress> {
   const [org] = await db
-    .select({ status: organizations.onboardingStatus, reasons: organizations.statusReasons })
+    .select({ status: organizations.onboardingStatus, reasons: organizations.statusReasons, drift: organizations.drift })
     .from(organizations)
     .where(eq(organizations.id, organizationId));
   const rollout = await deploymentSummary(db, organizationId);
@@ -121,5 +123,6 @@ export async function tenantProgress(db: DrizzleDatabase, organizationId: number
     onboarding_status: status,
     action_required: status === "action_required" ? (org?.reasons ?? []) : [],
     change_pending: rollout.change_pending,
+    drift: org?.drift?.status === "drifted" ? { status: "drifted" as const, run_id: org.drift.runId, checked_at: org.drift.checkedAt, resources: org.drift.resources } : null,
   };
 }

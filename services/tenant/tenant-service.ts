@@ -51,6 +51,7 @@ const SETTING_FIELDS: Record<keyof SettingsPatch, string> = {
   associationMaxErrors: "association_max_errors",
   enableDefaultHostManagement: "enable_default_host_management",
   requireApproval: "require_approval",
+  autoRemediate: "auto_remediate",
   awsAccountId: "aws_account_id",
 };
 
