@@ -36,6 +36,8 @@ import { progressEventsRouter } from "./routes/progress-events";
 import { runsRouter } from "./routes/runs";
 import { tenantsRouter } from "./routes/tenants";
 import { tokensRouter } from "./routes/tokens";
+import { fleetRouter } from "./routes/fleet";
+import { platformWebhooksRouter, tenantWebhooksRouter } from "./routes/webhooks";
 
 export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
 
@@ -48,6 +50,8 @@ export interface AppDependencies {
   bootstrapLinks?: BootstrapLinkService;
   bootstrapWaits?: () => BootstrapWaitQueue;
   bootstrapWaitSeconds?: number;
+  /** Allow http:// webhook URLs to loopback (WEBHOOK_ALLOW_HTTP_LOOPBACK). */
+  webhooksAllowHttpLoopback?: boolean;
   /** Where unexpected errors are logged (default: stderr). */
   log?: (message: string) => void;
   version?: string;
@@ -94,6 +98,7 @@ export function createApp(deps: AppDependencies) {
     bootstrapLinks: deps.bootstrapLinks,
     bootstrapWaits: deps.bootstrapWaits,
     bootstrapWaitSeconds: deps.bootstrapWaitSeconds,
+    webhooksAllowHttpLoopback: deps.webhooksAllowHttpLoopback,
   });
 
   // Agents authenticate with their tenant's enrollment token, not a bearer API token.
@@ -113,9 +118,12 @@ export function createApp(deps: AppDependencies) {
   tenants.route("/", onboardingRouter(services));
   tenants.route("/", progressEventsRouter(services));
   tenants.route("/", deploymentRouter(services));
+  tenants.route("/", tenantWebhooksRouter(services));
   unsupportedProviders(tenants);
   v1.route("/tenants", tenants);
   v1.route("/", overviewRouter(services));
+  v1.route("/", fleetRouter(services));
+  v1.route("/", platformWebhooksRouter(services));
   app.route("/v1", v1);
 
   const v2 = createRouter();

@@ -85,6 +85,17 @@ export const serviceConfigSchema = z.object({
   AGENT_VERSION: z.string().regex(/^\d+\.\d+\.\d+([-+][\w.]+)?$/, "must be a semantic version such as 1.4.2").default("1.0.0"),
   /** Cron (UTC) of the scheduled discovery of tenants with auto_discovery_enabled. */
   DISCOVERY_SCHEDULE: z.string().min(9).default("*/30 * * * *"),
+  /** Cron (UTC) of the drift sweep (a fleet run of kind drift over every tenant); unset: no scheduled drift checks. */
+  DRIFT_SCHEDULE: optionalString.pipe(z.string().min(9, "must be a cron expression such as 0 */6 * * *").optional()),
+  /** Tenant drift checks at once in a scheduled sweep. */
+  DRIFT_MAX_CONCURRENCY: z.coerce.number().int("must be an integer").min(1).max(64).default(2),
+  /** Allow http:// webhook URLs to loopback (local receivers, tests); otherwise webhooks must be https. */
+  WEBHOOK_ALLOW_HTTP_LOOPBACK: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
+  /** Attempts per webhook delivery before it is marked failed. */
+  WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int("must be an integer").min(1).max(50).default(10),
+  /** First retry delay of a failed delivery (seconds); doubles per attempt up to WEBHOOK_RETRY_MAX_SECONDS. */
+  WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().min(0.1).max(3600).default(2),
+  WEBHOOK_RETRY_MAX_SECONDS: z.coerce.number().min(1).max(86_400).default(300),
 });
 
 export type ServiceConfig = z.output<typeof serviceConfigSchema>;

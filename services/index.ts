@@ -7,6 +7,8 @@ import { createIntegrationService } from "./integration/integration-service";
 import type { BootstrapLinkService } from "./integration/bootstrap-link-service";
 import type { BootstrapWaitQueue } from "./integration/bootstrap-wait";
 import type { BootstrapRoleVerifier } from "./integration/verify-bootstrap-role";
+import { createFleetService } from "./fleet/fleet-service";
+import { createWebhookService } from "./notification/webhook-service";
 import { createRolloutService } from "./rollout/rollout-service";
 import { createRunService } from "./run/run-service";
 import type { RunQueue } from "./run/run-queue";
@@ -25,6 +27,8 @@ export interface ServiceDeps {
   bootstrapLinks?: BootstrapLinkService;
   bootstrapWaits?: () => BootstrapWaitQueue;
   bootstrapWaitSeconds?: number;
+  /** Allow http:// webhook URLs to loopback (WEBHOOK_ALLOW_HTTP_LOOPBACK). */
+  webhooksAllowHttpLoopback?: boolean;
 }
 
 export function createServices(deps: ServiceDeps) {
@@ -49,6 +53,8 @@ export function createServices(deps: ServiceDeps) {
     }),
     discovery: createDiscoveryService({ db: deps.db, scans: deps.scanQueue }),
     rollout: createRolloutService({ db: deps.db, keyring: deps.keyring }),
+    fleet: createFleetService({ db: deps.db }),
+    webhooks: createWebhookService({ db: deps.db, keyring: deps.keyring, allowHttpLoopback: deps.webhooksAllowHttpLoopback ?? false }),
   };
 }
 

@@ -9,6 +9,7 @@ import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
 import { auditLog, discoveryScans, integrationCredentials, organizations, runs, type OnboardingStatus, type StatusReason } from "../../db/schema";
 import { openRolloutSession, TenantAwsAccessError } from "../integration/tenant-aws-session";
+import { emitNotification } from "../notification/notification-events";
 import { actionRequiredReasons } from "./action-required-fns";
 import { refreshAgentStatus, type StatusRefresh } from "./agent-status";
 import { deploymentSummary } from "./rollout-summary";
@@ -74,6 +75,13 @@ export async function advanceOnboardingStatus(
   // The milestone the onboarding KPIs measure to (services/tenant/onboarding-overview.ts); written once.
   if (next === "completed" && org.status !== "completed" && moved.length > 0) {
     await db.insert(auditLog).values({ actor: "system:validation", organizationId, action: "onboarding.completed", target: `tenant:${organizationId}` });
+  }
+  if (moved.length > 0 && next !== org.status && (next === "completed" || next === "action_required")) {
+    await emitNotification(db, {
+      type: next === "completed" ? "onboarding.completed" : "onboarding.action_required",
+      organizationId,
+      data: { onboarding_status: next, previous_status: org.status, action_required: next === "action_required" ? reasons : [] },
+    });
   }
 }
 

@@ -12,6 +12,9 @@ export interface RunRequest {
   actor: string;
   /** preview: where to save its update plan; up: the approved plan it must apply. */
   planRef?: string;
+  /** kind up: the drift run it remediates. */
+  remediatesRunId?: string;
+  fleetRunId?: string;
 }
 
 /**

@@ -34,6 +34,10 @@ export interface RunRequestOptions {
   queue?: boolean;
   /** kind up, when the tenant requires approval: the approved preview whose saved plan the up must apply. */
   planRunId?: string;
+  /** kind up: the drift run this up brings back (the up refreshes first). */
+  remediatesRunId?: string;
+  /** The fleet run this tenant run belongs to. */
+  fleetRunId?: string;
 }
 
 export interface RequestedRun {
@@ -110,7 +114,15 @@ export function createRunService(deps: RunServiceDeps) {
     return deps
       .queue()
       .request(
-        { organizationId: org.id, stackName: stackNameFor(org.slug), kind, actor: principal.actor, planRef },
+        {
+          organizationId: org.id,
+          stackName: stackNameFor(org.slug),
+          kind,
+          actor: principal.actor,
+          planRef,
+          remediatesRunId: options.remediatesRunId,
+          fleetRunId: options.fleetRunId,
+        },
         { queueBehindActive: options.queue ?? false },
       );
   }
