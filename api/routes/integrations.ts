@@ -4,17 +4,21 @@
  * (AES-256-GCM, db/crypto.ts) and bound to (organization, provider); responses show the external
  * ID only masked. Azure and GCP answer 501.
  */
-import { createRoute } from "@hono/zod-openapi";
-import type { Hono } from "hono";
+import { createRoute, z } from "@hono/zod-openapi";
 import type { IntegrationCredential, Organization } from "../../db/schema";
-import { NotFoundError } from "../../lib/errors";
 import type { Services } from "../../services";
 import type { AwsCredentialData } from "../../services/integration/aws-credential-store";
 import { notSupported } from "../../services/integration/integration-service";
-import type { AppEnv } from "../auth";
 import { iso, maskSecret } from "../presenters";
 import { createRouter } from "../router";
-import { awsIntegrationSchema, errorResponses, putAwsIntegrationSchema, slugParamsSchema } from "../schemas";
+import {
+  awsIntegrationSchema,
+  bodyErrorResponses,
+  errorResponse,
+  errorResponses,
+  putAwsIntegrationSchema,
+  slugParamsSchema,
+} from "../schemas";
 
 export interface QuickCreateLinkConfig {
   /** Public https URL of the bootstrap-role CloudFormation template. */
@@ -41,6 +45,7 @@ const awsJson = (description: string) => ({ description, content: { "application
 const putAwsRoute = createRoute({
   method: "put",
   path: "/{slug}/integrations/aws",
+  operationId: "connectAws",
   tags: ["integrations"],
   summary: "Connect (or replace) the tenant's AWS account",
   security,
@@ -48,12 +53,19 @@ const putAwsRoute = createRoute({
     params: slugParamsSchema,
     body: { content: { "application/json": { schema: putAwsIntegrationSchema } }, required: true },
   },
-  responses: { 200: awsJson("replaced"), 201: awsJson("connected"), ...errorResponses },
+  responses: {
+    200: awsJson("replaced"),
+    201: awsJson("connected"),
+    ...errorResponses,
+    ...bodyErrorResponses,
+    422: errorResponse("the bootstrap role could not be assumed with the external ID (code credentials_rejected)"),
+  },
 });
 
 const getAwsRoute = createRoute({
   method: "get",
   path: "/{slug}/integrations/aws",
+  operationId: "getAwsIntegration",
   tags: ["integrations"],
   summary: "The AWS integration's status",
   security,
@@ -64,6 +76,7 @@ const getAwsRoute = createRoute({
 const deleteAwsRoute = createRoute({
   method: "delete",
   path: "/{slug}/integrations/aws",
+  operationId: "deleteAwsIntegration",
   tags: ["integrations"],
   summary: "Remove the AWS integration's credentials",
   security,
@@ -115,12 +128,28 @@ export function integrationsRouter({ integrations }: Pick<Services, "integration
   return router;
 }
 
-/** Azure and GCP: any method answers 501 (after the usual tenant visibility check). */
-export function unsupportedProviders(app: Hono<AppEnv>): void {
-  app.all("/:slug/integrations/:provider", async (c) => {
-    const provider = c.req.param("provider");
-    if (provider !== "azure" && provider !== "gcp") throw new NotFoundError(`unknown integration provider ${JSON.stringify(provider)}`);
-    await c.var.tenant();
-    throw notSupported(provider);
-  });
+const unsupportedParams = slugParamsSchema.extend({ provider: z.enum(["azure", "gcp"]) });
+
+/** Azure and GCP: the AWS routes' methods answer 501 (after the usual tenant visibility check). */
+export function unsupportedProvidersRouter() {
+  const router = createRouter();
+  for (const method of ["put", "get", "delete"] as const) {
+    router.openapi(
+      createRoute({
+        method,
+        path: "/{slug}/integrations/{provider}",
+        operationId: `${method}UnsupportedIntegration`,
+        tags: ["integrations"],
+        summary: "Azure and GCP integrations are not supported yet (501)",
+        security,
+        request: { params: unsupportedParams },
+        responses: { ...errorResponses, 501: errorResponse("not supported yet: only aws is (code not_implemented)") },
+      }),
+      async (c) => {
+        await c.var.tenant();
+        throw notSupported(c.req.valid("param").provider);
+      },
+    );
+  }
+  return router;
 }
