@@ -14,6 +14,8 @@ import type { Database } from "../db/client";
 import type { Keyring } from "../db/crypto";
 import type { ScanQueue } from "../services/discovery/scan-queue";
 import { createServices } from "../services";
+import type { BootstrapLinkService } from "../services/integration/bootstrap-link-service";
+import type { BootstrapWaitQueue } from "../services/integration/bootstrap-wait";
 import type { RunQueue } from "../services/run/run-queue";
 import type { PlatformSettings } from "../services/run/tenant-stack-config";
 import type { BootstrapRoleVerifier } from "../services/integration/verify-bootstrap-role";
@@ -39,9 +41,10 @@ export interface AppDependencies {
   keyring: Keyring;
   /** Maximum request body in bytes (default 64 KiB). */
   bodyLimitBytes?: number;
-  /** For the bootstrap role's CloudFormation quick-create link. */
-  bootstrapTemplateUrl?: string;
-  platformPrincipalArn?: string;
+  /** The bootstrap role's CloudFormation quick-create link, and the wait for the role. */
+  bootstrapLinks?: BootstrapLinkService;
+  bootstrapWaits?: () => BootstrapWaitQueue;
+  bootstrapWaitSeconds?: number;
   /** Where unexpected errors are logged (default: stderr). */
   log?: (message: string) => void;
   version?: string;
@@ -93,6 +96,9 @@ export function createApp(deps: AppDependencies) {
     plansDir: deps.plansDir,
     runQueue: () => deps.runQueue,
     scanQueue: () => deps.scanQueue,
+    bootstrapLinks: deps.bootstrapLinks,
+    bootstrapWaits: deps.bootstrapWaits,
+    bootstrapWaitSeconds: deps.bootstrapWaitSeconds,
   });
 
   // Agents authenticate with their tenant's enrollment token, not a bearer API token.
@@ -106,7 +112,7 @@ export function createApp(deps: AppDependencies) {
   // "/:slug/*" also matches "/:slug" itself.
   tenants.use("/:slug/*", tenantScope(services.tenants));
   tenants.route("/", tenantsRouter(services));
-  tenants.route("/", integrationsRouter(services, { templateUrl: deps.bootstrapTemplateUrl, platformPrincipalArn: deps.platformPrincipalArn }));
+  tenants.route("/", integrationsRouter(services));
   tenants.route("/", tokensRouter(services));
   tenants.route("/", runsRouter(services));
   tenants.route("/", onboardingRouter(services));

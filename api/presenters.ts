@@ -1,5 +1,5 @@
 /** Database rows -> API shapes (snake_case, ISO timestamps). Nothing secret is ever presented. */
-import type { Agent, CloudAsset, DiscoveryScan, IntegrationSettings, Organization } from "../db/schema";
+import type { Agent, CloudAsset, ConnectionCheck, DiscoveryScan, IntegrationSettings, Organization } from "../db/schema";
 import type { SettingsPatch } from "../services/tenant/tenant-service";
 
 export function iso(date: Date | null | undefined): string | null {
@@ -110,5 +110,17 @@ export function settingsPatchOf(input: {
     targetTag: input.target_tag,
     targetAllManagedInstances: input.target_all_managed_instances,
     requireApproval: input.require_approval,
+  };
+}
+
+export function presentConnectionCheck(check: ConnectionCheck | null | undefined) {
+  if (!check) return { status: "not_started" as const, attempts: 0, started_at: null, deadline: null, last_checked_at: null, last_error: null };
+  return {
+    status: check.status,
+    attempts: check.attempts,
+    started_at: check.startedAt,
+    deadline: check.deadline,
+    last_checked_at: check.lastCheckedAt ?? null,
+    last_error: check.lastError ?? null,
   };
 }

@@ -7,7 +7,7 @@
  * on them or on schemas derived from them.
  */
 import { z } from "@hono/zod-openapi";
-import { ONBOARDING_FLOW_VERSIONS } from "../db/schema";
+import { CONNECTION_CHECK_STATUSES, ONBOARDING_FLOW_VERSIONS } from "../db/schema";
 import { useReadableZodMessages } from "../lib/zod-messages";
 import {
   awsRegionListSchema,
@@ -124,12 +124,40 @@ export const awsIntegrationSchema = z
     /** Only the last 4 characters; the external ID itself is never returned. */
     external_id_masked: z.string().openapi({ example: "****abcd" }),
     external_id_generated: z.boolean().optional(),
-    cloudformation_quick_create_url: z.string().nullable(),
+    connection_check: z.lazy(() => connectionCheckSchema),
     configured_at: z.string(),
     updated_at: z.string(),
     last_used_at: z.string().nullable(),
   })
   .openapi("AwsIntegration");
+
+export const connectionCheckSchema = z
+  .object({
+    status: z.enum(["not_started", ...CONNECTION_CHECK_STATUSES]),
+    attempts: z.number().int(),
+    started_at: z.string().nullable(),
+    deadline: z.string().nullable(),
+    last_checked_at: z.string().nullable(),
+    /** Why the last AssumeRole was refused (STS's words). */
+    last_error: z.string().nullable(),
+  })
+  .openapi("BootstrapWait");
+
+export const bootstrapSchema = z
+  .object({
+    /** Opens the AWS console's quick-create page with everything prefilled (the external ID included). */
+    quick_create_url: z.string(),
+    template_url: z.string(),
+    template_version: z.string(),
+    stack_name: z.string(),
+    region: z.string(),
+    /** The role the stack creates, which the service then assumes. */
+    role_arn: z.string(),
+    wait: connectionCheckSchema,
+  })
+  .openapi("AwsBootstrap");
+
+export const bootstrapWaitSchema = z.object({ wait: connectionCheckSchema }).openapi("AwsBootstrapWait");
 
 export const createTokenSchema = z
   .strictObject({ name: z.string().trim().min(1, "must not be empty").max(100) })

@@ -5,6 +5,7 @@
  * close the listener, stop the queues (letting running operations finish), close the database, and exit.
  */
 import { join } from "node:path";
+import { S3Client } from "@aws-sdk/client-s3";
 import { serve } from "@hono/node-server";
 import { automationSettingsSchema, resolvePulumiCli } from "../automation";
 import { createKeyring } from "../db/crypto";
@@ -12,11 +13,15 @@ import { openDatabase } from "../db/client";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/discovery/scan-queue";
 import { loadServiceConfig, REPO_ROOT, resolveCredentialsKey, ServiceConfigError } from "../lib/config";
 import { startBoss } from "../lib/boss";
+import { resolveStateBackend } from "../lib/state-backend";
 import { recoverInterruptedRuns } from "../services/run/recovery";
 import { startRunQueue } from "../services/run/run-queue";
 import { onboardingLifecycle } from "../services/tenant/onboarding-lifecycle";
 import { resolveTenantConfig } from "../services/run/tenant-stack-config";
+import { createBootstrapLinkService } from "../services/integration/bootstrap-link-service";
+import { startBootstrapWaitQueue } from "../services/integration/bootstrap-wait";
 import { verifyBootstrapRoleWithSts } from "../services/integration/verify-bootstrap-role";
+import { createRunService, type RunService } from "../services/run/run-service";
 import { createApp } from "./app";
 import { ensureBootstrapAdmin } from "./bootstrap-admin";
 
@@ -26,7 +31,7 @@ async function main(): Promise<void> {
   const config = loadServiceConfig(process.env);
   const key = await resolveCredentialsKey(config, log);
   const keyring = createKeyring({ key: key.key });
-  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR });
+  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, log });
 
   const bootstrap = await ensureBootstrapAdmin(database.db, config.ADMIN_TOKEN);
   if (bootstrap?.generatedToken) {
@@ -38,7 +43,7 @@ async function main(): Promise<void> {
 
   const automation = automationSettingsSchema.parse({
     projectDir: config.PULUMI_PROJECT_DIR,
-    backendUrl: config.PULUMI_BACKEND_URL ?? `file://${join(config.DATA_DIR, "state")}`,
+    backendUrl: await resolveStateBackend(config.PULUMI_BACKEND_URL, database.connectionString),
     secretsProvider: config.PULUMI_SECRETS_PROVIDER,
     passphrase: config.PULUMI_CONFIG_PASSPHRASE,
     pulumiRoot: join(REPO_ROOT, ".tools"),
@@ -46,8 +51,8 @@ async function main(): Promise<void> {
     plansDir: join(config.DATA_DIR, "plans"),
   });
   const platform = { platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN, agentVersion: config.AGENT_VERSION };
-  // A session advisory lock per executing run tells live runs from crashed ones; PGlite is one session, see runs/run-liveness.ts.
-  const liveness = database.backend === "postgres" ? database.sql : undefined;
+  // A session advisory lock per executing run tells live runs from crashed ones (services/run/run-liveness.ts).
+  const liveness = database.sql;
   const boss = await startBoss(database.connectionString, log);
 
   // A worker checks the pinned CLI once, at start-up: a missing toolchain stops here with one clear message.
@@ -57,7 +62,8 @@ async function main(): Promise<void> {
   await failAbandonedScans(database.db);
 
   let scanQueue: ScanQueue | undefined;
-  const lifecycle = onboardingLifecycle({ db: database.db, keyring, automation, scans: () => scanQueue! });
+  let runService: RunService | undefined;
+  const lifecycle = onboardingLifecycle({ db: database.db, keyring, automation, scans: () => scanQueue!, runs: () => runService!, log });
   const runQueue = await startRunQueue(
     database.db,
     {
@@ -77,7 +83,33 @@ async function main(): Promise<void> {
     { work: config.RUN_WORKER, schedule: config.DISCOVERY_SCHEDULE },
   );
 
+  runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue, plansDir: automation.plansDir! });
+  const bootstrapWaits = await startBootstrapWaitQueue(
+    boss,
+    {
+      db: database.db,
+      keyring,
+      verifyBootstrapRole: verifyBootstrapRoleWithSts,
+      onConnected: lifecycle.onAwsConnected,
+      onTimedOut: lifecycle.onBootstrapTimedOut,
+      log,
+    },
+    { work: config.RUN_WORKER },
+  );
+  // The quick-create link needs where to publish the template and whom the role trusts; without them it answers 503.
+  const bootstrapLinks =
+    config.BOOTSTRAP_TEMPLATE_BUCKET && config.PLATFORM_PRINCIPAL_ARN
+      ? createBootstrapLinkService({
+          s3: new S3Client({ region: config.BOOTSTRAP_TEMPLATE_BUCKET_REGION }),
+          publish: { bucket: config.BOOTSTRAP_TEMPLATE_BUCKET, region: config.BOOTSTRAP_TEMPLATE_BUCKET_REGION },
+          platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN,
+        })
+      : undefined;
+
   const app = createApp({
+    bootstrapLinks,
+    bootstrapWaits: () => bootstrapWaits,
+    bootstrapWaitSeconds: config.BOOTSTRAP_WAIT_SECONDS,
     platform,
     plansDir: automation.plansDir!,
     verifyBootstrapRole: verifyBootstrapRoleWithSts,
@@ -86,8 +118,6 @@ async function main(): Promise<void> {
     database,
     keyring,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
-    bootstrapTemplateUrl: config.BOOTSTRAP_TEMPLATE_URL,
-    platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN,
     log,
   });
 
@@ -109,7 +139,7 @@ async function main(): Promise<void> {
     force.unref();
     server.close(async () => {
       try {
-        await boss.stop({ graceful: true, wait: true, timeout: 8_000 }).catch(() => undefined);
+        await boss.stop({ graceful: true, timeout: 8_000 }).catch(() => undefined);
         await database.close();
       } finally {
         process.exit(0);

@@ -12,7 +12,7 @@
  *   2. Peak memory while 4 tenants run `up` at once through the API: the server process's VmHWM, and the peak of
  *      the summed VmRSS of the server and all its descendants (pulumi CLIs and provider plugins), sampled.
  *
- *   npm run bench:api                         (embedded PGlite in a temp dir)
+ *   npm run bench:api                         (the embedded PostgreSQL server in a temp dir)
  *   DATABASE_URL=postgres://... npm run bench:api
  *   BENCH_ROUNDS=5 npm run bench:api
  */
@@ -231,7 +231,7 @@ try {
   const inline = stats(figures.inline);
   const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
   const overhead = (against: number) => `${(((api_.median - against) / against) * 100).toFixed(1)}%`;
-  console.log(`tenant up (8 resources), ${ROUNDS} rounds, destroyed between rounds; database: ${databaseUrl ? "PostgreSQL (DATABASE_URL)" : "embedded PGlite"}`);
+  console.log(`tenant up (8 resources), ${ROUNDS} rounds, destroyed between rounds; database: ${databaseUrl ? "PostgreSQL (DATABASE_URL)" : "embedded PostgreSQL"}`);
   console.log(`seconds: median / min / max`);
   console.log(`  API (POST run -> succeeded)          ${seconds(api_.median)} / ${seconds(api_.min)} / ${seconds(api_.max)}`);
   console.log(`    of which queued (requested->started) median ${seconds(stats(apiQueueWait).median)}, executing median ${seconds(stats(apiExecution).median)}`);

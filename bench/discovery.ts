@@ -13,7 +13,7 @@
  *
  * Every mode discovers into its own organization, so each inserts the full estate.
  *
- *   npm run bench:discovery            (embedded PGlite in a temp dir)
+ *   npm run bench:discovery            (the embedded PostgreSQL server in a temp dir)
  *   DATABASE_URL=postgres://... npm run bench:discovery
  *   BENCH_INSTANCES=5000 BENCH_CONCURRENCY=16 npm run bench:discovery
  */
@@ -22,6 +22,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { openDatabase } from "../db/client";
+import { allowServerUser } from "../db/embedded-server";
 import { organizations } from "../db/schema";
 import { assumeRoleCredentials } from "../services/integration/assume-role";
 import { discoverTenant, type DiscoverySummary } from "../services/discovery/discover";
@@ -63,6 +64,7 @@ async function main(): Promise<void> {
   delete process.env.AWS_SESSION_TOKEN;
 
   const dataDir = await mkdtemp(join(tmpdir(), "mxdr-bench-"));
+  await allowServerUser(dataDir); // as root the embedded server runs as `postgres`
   const database = await openDatabase({ databaseUrl: process.env.DATABASE_URL, dataDir });
   const proxies: Proxy[] = [];
   try {

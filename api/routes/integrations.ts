@@ -1,43 +1,28 @@
 /**
  * /v1/tenants/{slug}/integrations/{provider}: AWS set up (bootstrap role ARN + external ID, the
- * latter generated when absent), status, delete. The credential is stored encrypted
- * (AES-256-GCM, db/crypto.ts) and bound to (organization, provider); responses show the external
- * ID only masked. Azure and GCP answer 501.
+ * latter generated when absent), status, delete; the bootstrap role's quick-create link and the wait for that role.
+ * The credential is stored encrypted (AES-256-GCM, db/crypto.ts) and bound to (organization, provider); responses show
+ * the external ID only masked, except inside the quick-create link, which must carry it: the external ID is not a
+ * secret from the customer (it guards against confused deputies, not against them). Azure and GCP answer 501.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import type { IntegrationCredential, Organization } from "../../db/schema";
+import type { IntegrationCredential } from "../../db/schema";
 import type { Services } from "../../services";
 import type { AwsCredentialData } from "../../services/integration/aws-credential-store";
 import { notSupported } from "../../services/integration/integration-service";
-import { iso, maskSecret } from "../presenters";
+import { iso, maskSecret, presentConnectionCheck } from "../presenters";
 import { createRouter } from "../router";
 import {
   awsIntegrationSchema,
   bodyErrorResponses,
+  bootstrapSchema,
+  bootstrapWaitSchema,
   errorResponse,
   errorResponses,
+  postErrorResponses,
   putAwsIntegrationSchema,
   slugParamsSchema,
 } from "../schemas";
-
-export interface QuickCreateLinkConfig {
-  /** Public https URL of the bootstrap-role CloudFormation template. */
-  templateUrl?: string;
-  /** The platform principal the bootstrap role trusts. */
-  platformPrincipalArn?: string;
-}
-
-/**
- * A CloudFormation quick-create link for the bootstrap role. It deliberately carries no external ID
- * (responses never contain it in plaintext); the template takes it as a parameter the customer fills in.
- */
-export function quickCreateUrl(org: Organization, link: QuickCreateLinkConfig): string | null {
-  if (!link.templateUrl) return null;
-  const region = org.integrationSettings.homeRegion ?? "us-east-1";
-  const params = new URLSearchParams({ templateURL: link.templateUrl, stackName: `mini-xdr-bootstrap-${org.slug}`, param_TenantSlug: org.slug });
-  if (link.platformPrincipalArn) params.set("param_PlatformPrincipalArn", link.platformPrincipalArn);
-  return `https://${region}.console.aws.amazon.com/cloudformation/home?region=${region}#/stacks/quickcreate?${params.toString()}`;
-}
 
 const security = [{ bearerAuth: [] }];
 const awsJson = (description: string) => ({ description, content: { "application/json": { schema: awsIntegrationSchema } } });
@@ -84,7 +69,7 @@ const deleteAwsRoute = createRoute({
   responses: { 204: { description: "removed" }, ...errorResponses },
 });
 
-function presentAws(org: Organization, row: IntegrationCredential, data: AwsCredentialData, link: QuickCreateLinkConfig) {
+function presentAws(row: IntegrationCredential, data: AwsCredentialData) {
   return {
     provider: "aws" as const,
     status: row.status,
@@ -92,14 +77,48 @@ function presentAws(org: Organization, row: IntegrationCredential, data: AwsCred
     bootstrap_role_arn: data.bootstrapRoleArn,
     aws_account_id: data.bootstrapRoleArn.split(":")[4]!,
     external_id_masked: maskSecret(data.externalId),
-    cloudformation_quick_create_url: quickCreateUrl(org, link),
+    connection_check: presentConnectionCheck(row.connectionCheck),
     configured_at: row.createdAt.toISOString(),
     updated_at: row.updatedAt.toISOString(),
     last_used_at: iso(row.lastUsedAt),
   };
 }
 
-export function integrationsRouter({ integrations }: Pick<Services, "integrations">, link: QuickCreateLinkConfig) {
+const bootstrapRefusals = {
+  422: errorResponse("the tenant has no AWS account id yet (code tenant_not_ready), or the Idempotency-Key was used for another request"),
+  503: errorResponse("the service offers no quick-create link: BOOTSTRAP_TEMPLATE_BUCKET and PLATFORM_PRINCIPAL_ARN are not set"),
+};
+
+const bootstrapRoute = createRoute({
+  method: "get",
+  path: "/{slug}/integrations/aws/bootstrap",
+  tags: ["integrations"],
+  summary: "The CloudFormation quick-create link that creates the tenant's bootstrap role, and the wait for that role",
+  security,
+  request: { params: slugParamsSchema },
+  responses: {
+    200: { description: "the link", content: { "application/json": { schema: bootstrapSchema } } },
+    ...errorResponses,
+    ...bootstrapRefusals,
+  },
+});
+
+const bootstrapWaitRoute = createRoute({
+  method: "post",
+  path: "/{slug}/integrations/aws/bootstrap/wait",
+  tags: ["integrations"],
+  summary: "Wait for the bootstrap role: AssumeRole is tried with backoff until it answers (then AWS is connected) or time runs out",
+  security,
+  request: { params: slugParamsSchema },
+  responses: {
+    202: { description: "waiting (or connected already)", content: { "application/json": { schema: bootstrapWaitSchema } } },
+    ...errorResponses,
+    ...postErrorResponses,
+    ...bootstrapRefusals,
+  },
+});
+
+export function integrationsRouter({ integrations }: Pick<Services, "integrations">) {
   const router = createRouter();
 
   router.openapi(putAwsRoute, async (c) => {
@@ -109,14 +128,34 @@ export function integrationsRouter({ integrations }: Pick<Services, "integration
       bootstrapRoleArn: body.bootstrap_role_arn,
       externalId: body.external_id,
     });
-    const present = { ...presentAws(org, row, data, link), external_id_generated: generated };
+    const present = { ...presentAws(row, data), external_id_generated: generated };
     return created ? c.json(present, 201) : c.json(present, 200);
   });
 
   router.openapi(getAwsRoute, async (c) => {
-    const org = await c.var.tenant();
-    const { row, data } = await integrations.getAws(org);
-    return c.json(presentAws(org, row, data, link), 200);
+    const { row, data } = await integrations.getAws(await c.var.tenant());
+    return c.json(presentAws(row, data), 200);
+  });
+
+  router.openapi(bootstrapRoute, async (c) => {
+    const view = await integrations.bootstrap(await c.var.tenant());
+    return c.json(
+      {
+        quick_create_url: view.link.quickCreateUrl,
+        template_url: view.link.templateUrl,
+        template_version: view.link.templateVersion,
+        stack_name: view.link.stackName,
+        region: view.link.region,
+        role_arn: view.roleArn,
+        wait: presentConnectionCheck(view.wait),
+      },
+      200,
+    );
+  });
+
+  router.openapi(bootstrapWaitRoute, async (c) => {
+    const check = await integrations.waitForBootstrapRole(c.get("principal"), await c.var.tenant());
+    return c.json({ wait: presentConnectionCheck(check) }, 202);
   });
 
   router.openapi(deleteAwsRoute, async (c) => {

@@ -47,6 +47,15 @@ const acceptedSchema = z
   .object({ run_id: z.string(), kind: z.enum(RUN_KINDS), status: z.literal("queued"), stack_name: z.string() })
   .openapi("RunAccepted");
 
+const offboardSchema = acceptedSchema
+  .extend({
+    /** Present when the tenant's bootstrap role came from our quick-create link: how the customer deletes that stack. */
+    customer_cleanup: z
+      .object({ stack_name: z.string(), region: z.string(), console_url: z.string(), cli_command: z.string(), text: z.string() })
+      .optional(),
+  })
+  .openapi("Offboarding");
+
 const createRunSchema = z
   .strictObject({
     kind: z.enum(RUN_KINDS),
@@ -136,7 +145,11 @@ const offboardRoute = createRoute({
   tags: ["runs"],
   summary: "Offboard a tenant (platform admin): destroy its stack, then remove it; history and audit are kept",
   security,
-  responses: { 202: { ...json(acceptedSchema, "the destroy run"), links: runLinks }, ...errorResponses, ...runRefusals },
+  responses: {
+    202: { ...json(offboardSchema, "the destroy run, and how the customer removes the bootstrap stack"), links: runLinks },
+    ...errorResponses,
+    ...runRefusals,
+  },
   request: { params: slugParamsSchema },
 });
 
@@ -160,7 +173,16 @@ export function runsRouter({ runs }: Pick<Services, "runs">, options: RunsRouter
 
   router.openapi(offboardRoute, async (c) => {
     const requested = await runs.offboard(c.get("principal"), await c.var.tenant());
-    return c.json(accepted(requested), 202);
+    const cleanup = requested.customerCleanup;
+    return c.json(
+      {
+        ...accepted(requested),
+        ...(cleanup
+          ? { customer_cleanup: { stack_name: cleanup.stackName, region: cleanup.region, console_url: cleanup.consoleUrl, cli_command: cleanup.cliCommand, text: cleanup.text } }
+          : {}),
+      },
+      202,
+    );
   });
 
   router.openapi(listRunsRoute, async (c) => {

@@ -4,15 +4,18 @@
 #
 # Sets and exports:
 #   REPO_ROOT                  the repository root (computed from this file's location)
-#   PATH                       with $REPO_ROOT/.tools/bin first (see scripts/toolchain.sh)
+#   PATH                       with $REPO_ROOT/.tools/node/bin (when the toolchain installed Node.js there,
+#                              scripts/lib/node.sh) and $REPO_ROOT/.tools/bin first (see scripts/toolchain.sh)
 #   PULUMI_SKIP_UPDATE_CHECK=true, PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 #   PULUMI_HOME                default $REPO_ROOT/.data/pulumi-home
-#   PULUMI_BACKEND_URL         default file://$REPO_ROOT/.data/state (directory created)
+#   PULUMI_BACKEND_URL         exported when set (a file:// directory is created); when unset, the service and
+#                              scripts/pulumi.sh use the postgres:// backend next to their database
+#                              (lib/state-backend.ts)
 #   PULUMI_CONFIG_PASSPHRASE   from the environment if set; else, unless
 #                              PULUMI_CONFIG_PASSPHRASE_FILE is set, read from
 #                              $REPO_ROOT/.data/pulumi-passphrase, which is generated once
 #                              (openssl rand -hex 32, mode 600) with a warning on stderr.
-# Keep that file: it decrypts the secrets in every stack of the local backend.
+# Keep that file: it decrypts the secrets in every stack of the default backend.
 # Meant for bash; does not change shell options and never exits the calling shell.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -23,14 +26,18 @@ case ":$PATH:" in
   *) PATH="$REPO_ROOT/.tools/bin:$PATH" ;;
 esac
 export PATH
+# shellcheck source=node.sh
+. "$REPO_ROOT/scripts/lib/node.sh"
 
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_HOME="${PULUMI_HOME:-$REPO_ROOT/.data/pulumi-home}"
-export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$REPO_ROOT/.data/state}"
-case "$PULUMI_BACKEND_URL" in
-  file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;;
-esac
+if [ -n "${PULUMI_BACKEND_URL:-}" ]; then
+  export PULUMI_BACKEND_URL
+  case "$PULUMI_BACKEND_URL" in
+    file://*) mkdir -p "${PULUMI_BACKEND_URL#file://}" ;;
+  esac
+fi
 
 __mx_passphrase() {
   local file="$REPO_ROOT/.data/pulumi-passphrase" tmp

@@ -2,7 +2,7 @@
  * Discovery scans on the shared pg-boss: one active scan per tenant (singleton key), requested after a successful
  * `up`, on demand, and by a scheduled sweep over the tenants with auto_discovery_enabled.
  */
-import type PgBoss from "pg-boss";
+import type { PgBoss } from "pg-boss";
 import { and, eq, inArray, isNull, lt, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { discoveryScans, integrationCredentials, organizations, runs, type DiscoveryTrigger } from "../../db/schema";
@@ -32,8 +32,8 @@ export interface ScanQueueOptions {
 
 export async function startScanQueue(boss: PgBoss, deps: ScanRunnerDeps, options: ScanQueueOptions): Promise<ScanQueue> {
   const { db } = deps;
-  await boss.createQueue(SCAN_QUEUE, { name: SCAN_QUEUE, policy: "singleton", retryLimit: 0, expireInSeconds: 1800 });
-  await boss.createQueue(SWEEP_QUEUE, { name: SWEEP_QUEUE, policy: "short", retryLimit: 0 });
+  await boss.createQueue(SCAN_QUEUE, { policy: "singleton", retryLimit: 0, expireInSeconds: 1800 });
+  await boss.createQueue(SWEEP_QUEUE, { policy: "short", retryLimit: 0 });
 
   const queue: ScanQueue = {
     async request(request) {

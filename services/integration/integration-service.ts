@@ -11,19 +11,34 @@ import {
   integrationCredentials,
   organizations,
   type CloudProvider,
+  type ConnectionCheck,
   type IntegrationCredential,
   type Organization,
 } from "../../db/schema";
-import { NotFoundError, NotSupportedError, UnprocessableError, ValidationError } from "../../lib/errors";
+import { NotFoundError, NotSupportedError, ServiceNotConfiguredError, UnprocessableError, ValidationError } from "../../lib/errors";
 import { recordAudit } from "../tenant/audit-store";
 import type { Principal } from "../tenant/principal";
 import { AWS_CREDENTIAL_TYPE, awsCredentialContext, type AwsCredentialData } from "./aws-credential-store";
+import { bootstrapRoleArn, type OffboardingInstructions } from "./bootstrap-link-fns";
+import type { BootstrapLinkService, TenantBootstrap } from "./bootstrap-link-service";
+import type { BootstrapWaitQueue } from "./bootstrap-wait";
 import type { BootstrapRoleVerifier } from "./verify-bootstrap-role";
 
 export interface IntegrationServiceDeps {
   db: DrizzleDatabase;
   keyring: Keyring;
   verifyBootstrapRole: BootstrapRoleVerifier;
+  /** The quick-create link (absent when the platform has no template bucket or principal configured). */
+  bootstrapLinks?: BootstrapLinkService;
+  bootstrapWaits?: () => BootstrapWaitQueue;
+  /** How long a wait for the bootstrap role lasts. */
+  bootstrapWaitSeconds?: number;
+}
+
+export interface BootstrapView {
+  link: TenantBootstrap;
+  roleArn: string;
+  wait: ConnectionCheck | null;
 }
 
 export interface ConnectAwsInput {
@@ -114,9 +129,106 @@ export interface IntegrationOverview {
   assetCount: number;
 }
 
+const DEFAULT_BOOTSTRAP_WAIT_SECONDS = 15 * 60;
+
+const homeRegionOf = (org: Organization) => org.integrationSettings.homeRegion ?? org.integrationSettings.regions?.[0] ?? "us-east-1";
+
 export function createIntegrationService(deps: IntegrationServiceDeps) {
   const { db, keyring } = deps;
+
+  function linkService(): BootstrapLinkService {
+    if (!deps.bootstrapLinks) {
+      throw new ServiceNotConfiguredError(
+        "the service has no bootstrap template bucket: set BOOTSTRAP_TEMPLATE_BUCKET and PLATFORM_PRINCIPAL_ARN to offer the quick-create link",
+      );
+    }
+    return deps.bootstrapLinks;
+  }
+
+  /**
+   * The tenant's AWS credential for the quick-create flow: our bootstrap role in its account and an external ID we
+   * generate once. An existing credential keeps its external ID; a new one starts `pending` until the role answers.
+   */
+  async function bootstrapCredential(org: Organization): Promise<{ row: IntegrationCredential; data: AwsCredentialData }> {
+    if (!org.awsAccountId) {
+      throw new UnprocessableError("the quick-create link needs the tenant's AWS account id", {
+        code: "tenant_not_ready",
+        fields: [{ field: "integration_settings.aws_account_id", message: "is required for the quick-create link" }],
+      });
+    }
+    const roleArn = bootstrapRoleArn({ accountId: org.awsAccountId, tenantSlug: org.slug });
+    const [existing] = await db
+      .select()
+      .from(integrationCredentials)
+      .where(and(eq(integrationCredentials.organizationId, org.id), eq(integrationCredentials.provider, "aws")));
+    if (existing) {
+      const data = decryptJson<AwsCredentialData>(existing.credentialData, awsCredentialContext(org.id), keyring);
+      if (data.bootstrapRoleArn === roleArn || existing.status === "active") return { row: existing, data };
+    }
+    const data: AwsCredentialData = { bootstrapRoleArn: roleArn, externalId: generateToken("mxdr-ext") };
+    const sealed = encryptJson(data, awsCredentialContext(org.id), keyring);
+    const [row] = await db
+      .insert(integrationCredentials)
+      .values({
+        organizationId: org.id,
+        provider: "aws",
+        credentialType: AWS_CREDENTIAL_TYPE,
+        credentialData: sealed.envelope,
+        encryptionKeyId: sealed.keyId,
+        status: "pending",
+      })
+      .onConflictDoUpdate({
+        target: [integrationCredentials.organizationId, integrationCredentials.provider],
+        set: { credentialData: sealed.envelope, encryptionKeyId: sealed.keyId, status: "pending", updatedAt: new Date(), connectionCheck: null },
+      })
+      .returning();
+    return { row: row!, data };
+  }
+
   return {
+    /** The quick-create link for the tenant's bootstrap role, and where the wait for that role stands. */
+    async bootstrap(org: Organization): Promise<BootstrapView> {
+      const links = linkService();
+      const { row, data } = await bootstrapCredential(org);
+      const link = await links.bootstrapFor({ tenantSlug: org.slug, externalId: data.externalId, region: homeRegionOf(org) });
+      return { link, roleArn: data.bootstrapRoleArn, wait: row.connectionCheck ?? null };
+    },
+
+    /** Starts (or restarts) polling AssumeRole for the bootstrap role; a connected role answers at once. */
+    async waitForBootstrapRole(principal: Principal, org: Organization): Promise<ConnectionCheck> {
+      linkService();
+      const { row, data } = await bootstrapCredential(org);
+      const now = new Date();
+      if (row.status === "active") {
+        return row.connectionCheck ?? { status: "connected", attempts: 0, startedAt: now.toISOString(), deadline: now.toISOString() };
+      }
+      if (row.connectionCheck?.status === "waiting" && Date.parse(row.connectionCheck.deadline) > now.getTime()) return row.connectionCheck;
+      const seconds = deps.bootstrapWaitSeconds ?? DEFAULT_BOOTSTRAP_WAIT_SECONDS;
+      const check: ConnectionCheck = {
+        status: "waiting",
+        attempts: 0,
+        startedAt: now.toISOString(),
+        deadline: new Date(now.getTime() + seconds * 1000).toISOString(),
+      };
+      await db.transaction(async (tx) => {
+        await tx.update(integrationCredentials).set({ connectionCheck: check }).where(eq(integrationCredentials.id, row.id));
+        await recordAudit(tx, principal, {
+          action: "integration.aws.bootstrap_wait",
+          organizationId: org.id,
+          target: `tenant:${org.slug}/integrations/aws`,
+          details: { bootstrapRoleArn: data.bootstrapRoleArn, waitSeconds: seconds },
+        });
+      });
+      if (!deps.bootstrapWaits) throw new ServiceNotConfiguredError("this service process has no bootstrap wait queue");
+      await deps.bootstrapWaits().schedule(org.id);
+      return check;
+    },
+
+    /** What the customer does to remove our bootstrap stack once the tenant is offboarded. */
+    bootstrapCleanup(org: Organization): OffboardingInstructions | undefined {
+      return deps.bootstrapLinks?.offboardingFor({ tenantSlug: org.slug, region: homeRegionOf(org) });
+    },
+
     connectAws: (principal: Principal, org: Organization, input: ConnectAwsInput) => connectAws(deps, principal, org, input),
 
     /** The AWS integration with its credential opened (a wrong key fails loudly, never returns garbage). */

@@ -1,4 +1,4 @@
-import type PgBoss from "pg-boss";
+import type { PgBoss } from "pg-boss";
 import { eq, inArray } from "drizzle-orm";
 import {
   cancelTenantStack,

@@ -2,9 +2,6 @@
  * Which runs still have a live executor, across service processes: while a run executes, its process holds a
  * session advisory lock keyed by the run id on a reserved connection. PostgreSQL releases it when that process's
  * session ends (crash, kill), so a `running` run whose lock can be taken has no executor left.
- *
- * Embedded PGlite is one session inside one service process: there, every connection shares the locks, the try
- * always succeeds, and that is right, because recovery runs at start-up, before this process executes anything.
  */
 import type { SqlClient } from "../../db/client";
 

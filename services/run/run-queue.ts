@@ -1,4 +1,4 @@
-import type PgBoss from "pg-boss";
+import type { PgBoss } from "pg-boss";
 import { eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { runs } from "../../db/schema";
@@ -35,7 +35,7 @@ export async function startRunQueue(
   options: RunQueueOptions,
 ): Promise<RunQueue> {
   const boss = options.boss ?? (await startBoss(options.connectionString));
-  await boss.createQueue(QUEUE, { name: QUEUE, policy: "singleton", retryLimit: 0, expireInSeconds: 3600 });
+  await boss.createQueue(QUEUE, { policy: "singleton", retryLimit: 0, expireInSeconds: 3600 });
   const workers: string[] = [];
   if (options.work) {
     for (let worker = 0; worker < options.maxConcurrentRuns; worker++) {
@@ -56,7 +56,7 @@ export async function startRunQueue(
       return runId;
     },
     async stop() {
-      if (!options.boss) await boss.stop({ graceful: true, wait: true, timeout: 30_000 });
+      if (!options.boss) await boss.stop({ graceful: true, timeout: 30_000 });
     },
   };
 }

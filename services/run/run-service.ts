@@ -11,6 +11,7 @@ import type { Keyring } from "../../db/crypto";
 import { runEvents, runs, type OnboardingStatus, type Organization, type Run, type RunEvent, type RunKind } from "../../db/schema";
 import { ConflictError, ForbiddenError, NotFoundError, ServiceNotConfiguredError, UnprocessableError } from "../../lib/errors";
 import { loadAwsCredential } from "../integration/aws-credential-store";
+import type { OffboardingInstructions } from "../integration/bootstrap-link-fns";
 import { recordAudit } from "../tenant/audit-store";
 import { withStatusDuring } from "../tenant/onboarding-status";
 import { isAdmin, requireAdmin, type Principal } from "../tenant/principal";
@@ -24,6 +25,8 @@ export interface RunServiceDeps {
   queue: () => RunQueue;
   /** Where previews of tenants that require approval save their update plans. */
   plansDir: string;
+  /** What the customer does to remove our bootstrap stack after offboarding (when the quick-create link is offered). */
+  customerCleanup?: (org: Organization) => OffboardingInstructions | undefined;
 }
 
 export interface RunRequestOptions {
@@ -138,12 +141,12 @@ export function createRunService(deps: RunServiceDeps) {
     },
 
     /** Offboarding: destroy, then (when it succeeds) the stack is removed and the tenant's records closed. */
-    async offboard(principal: Principal, org: Organization): Promise<RequestedRun> {
+    async offboard(principal: Principal, org: Organization): Promise<RequestedRun & { customerCleanup?: OffboardingInstructions }> {
       requireAdmin(principal);
       if (org.onboardingStatus === "offboarded") throw new ConflictError(`tenant ${JSON.stringify(org.slug)} was offboarded already`);
       const runId = await withStatusDuring(db, org, "offboarding", () => enqueue(principal, org, "destroy", {}));
       await recordAudit(db, principal, { action: "tenant.offboard", organizationId: org.id, target: `run:${runId}` });
-      return { runId, kind: "destroy", stackName: stackNameFor(org.slug) };
+      return { runId, kind: "destroy", stackName: stackNameFor(org.slug), customerCleanup: deps.customerCleanup?.(org) };
     },
 
     async list(org: Organization, query: { limit: number; kind?: RunKind }): Promise<Run[]> {

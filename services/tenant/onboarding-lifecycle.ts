@@ -3,7 +3,7 @@
  * starts discovery, and the `destroy` of an offboarding removes the stack and closes the tenant's records (assets
  * marked removed, enrollment tokens and the credential revoked; runs, history and audit kept).
  */
-import { and, eq, isNull } from "drizzle-orm";
+import { and, eq, inArray, isNull } from "drizzle-orm";
 import { openTenantStack, removeTenantStack, StackNotFoundError, type AutomationSettings } from "../../automation";
 import type { DrizzleDatabase } from "../../db/client";
 import {
@@ -20,13 +20,20 @@ import {
 import type { Keyring } from "../../db/crypto";
 import type { ScanQueue } from "../discovery/scan-queue";
 import { refreshDeployment } from "../rollout/deployment-follow-up";
+import type { RunService } from "../run/run-service";
+import { systemPrincipal } from "./principal";
 
 export interface LifecycleDeps {
   db: DrizzleDatabase;
   keyring: Keyring;
   automation: AutomationSettings;
   scans: () => ScanQueue;
+  runs: () => RunService;
+  log?(message: string): void;
 }
+
+/** Statuses from which a newly connected account starts onboarding by itself (quick-start flow). */
+const STARTS_ON_CONNECT: readonly OnboardingStatus[] = ["not_started", "connecting", "action_required", "failed"];
 
 async function setStatus(db: DrizzleDatabase, organizationId: number, status: OnboardingStatus) {
   await db.update(organizations).set({ onboardingStatus: status }).where(eq(organizations.id, organizationId));
@@ -51,6 +58,22 @@ export function onboardingLifecycle(deps: LifecycleDeps) {
       }
       await setStatus(db, org.id, "discovering");
       await deps.scans().request({ organizationId: org.id, trigger: "after_up", actor: "system:after-up" });
+    },
+
+    /** The bootstrap role answered: with the quick-start flow, the first preview/up starts by itself. */
+    async onAwsConnected(organizationId: number): Promise<void> {
+      const [org] = await db.select().from(organizations).where(eq(organizations.id, organizationId));
+      if (!org || org.onboardingFlowVersion !== "quick_start" || !STARTS_ON_CONNECT.includes(org.onboardingStatus)) return;
+      const started = await deps.runs().startOnboarding(systemPrincipal("system:bootstrap-wait", org.id), org);
+      deps.log?.(`onboarding ${org.slug}: AWS connected, ${started.kind} run ${started.runId} requested`);
+    },
+
+    /** The bootstrap role never answered: a person has to look (the reason is the wait's last error). */
+    async onBootstrapTimedOut(organizationId: number): Promise<void> {
+      await db
+        .update(organizations)
+        .set({ onboardingStatus: "action_required" })
+        .where(and(eq(organizations.id, organizationId), inArray(organizations.onboardingStatus, ["not_started", "connecting"])));
     },
 
     async onScanFinished(scan: DiscoveryScan): Promise<void> {

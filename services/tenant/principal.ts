@@ -23,3 +23,8 @@ export function isAdmin(principal: Principal): boolean {
 export function requireAdmin(principal: Principal): void {
   if (!isAdmin(principal)) throw new ForbiddenError("this call needs a platform admin token");
 }
+
+/** The service acting on its own (a finished wait, a schedule): tenant-scoped, so it can do no more than the tenant. */
+export function systemPrincipal(actor: `system:${string}`, organizationId: number): Principal {
+  return { tokenId: 0, tokenName: actor, scope: "tenant", organizationId, actor };
+}

@@ -1,8 +1,8 @@
 /**
  * The API as a user sees it: the real server process (api/server.ts, `node --import tsx`) on a free
- * port on 127.0.0.1, driven with fetch, once against a real PostgreSQL server (TEST_DATABASE_URL,
- * from scripts/postgres.sh; a scratch database per run) and once against embedded PGlite (the
- * default mode). At the end the server is stopped with SIGTERM and the database rows are read
+ * port on 127.0.0.1, driven with fetch, against a real PostgreSQL server (TEST_DATABASE_URL,
+ * from scripts/postgres.sh; a scratch database per run); the start-up configuration on the embedded
+ * default (the service's own embedded server under DATA_DIR). At the end the server is stopped with SIGTERM and the database rows are read
  * directly: credentials encrypted, audit rows with actors, no secret in any row or log line.
  */
 import { randomBytes } from "node:crypto";
@@ -14,16 +14,16 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { openDatabase } from "../../db/client";
 import { decryptJson } from "../../db/crypto";
 import { auditLog, integrationCredentials } from "../../db/schema";
-import { createCaller, embeddedPglite, realPostgres, startServer, type Server } from "../harness/server";
+import { createCaller, realPostgres, startServer, type Server } from "../harness/server";
+import { allowServerUser, destroyEmbeddedServer } from "../../db/embedded-server";
 
-const TEMPLATE_URL = "https://templates.mini-xdr.example.com/bootstrap-role.yaml";
 const PLATFORM_PRINCIPAL = "arn:aws:iam::999999999999:role/MiniXdrPlatform";
 const ACCOUNT = "123456789012";
 const OTHER_ACCOUNT = "210987654321";
 const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/MiniXdrBootstrap`;
 const OTHER_ROLE_ARN = `arn:aws:iam::${OTHER_ACCOUNT}:role/MiniXdrBootstrap`;
 
-describe.each([realPostgres, embeddedPglite])("API on $name", (backend) => {
+describe.each([realPostgres])("API on $name", (backend) => {
   const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
   const encryptionKey = randomBytes(32).toString("base64");
   let server: Server | undefined;
@@ -54,7 +54,6 @@ describe.each([realPostgres, embeddedPglite])("API on $name", (backend) => {
         DATABASE_URL: databaseUrl,
         ADMIN_TOKEN: adminToken,
         CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
-        BOOTSTRAP_TEMPLATE_URL: TEMPLATE_URL,
         PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
       });
     } catch (error) {
@@ -170,12 +169,8 @@ describe.each([realPostgres, embeddedPglite])("API on $name", (backend) => {
     });
     expect(connected.body.external_id_masked).toMatch(/^\*\*\*\*[\w-]{4}$/);
     expect(connected.body).not.toHaveProperty("external_id");
-    const link = new URL(connected.body.cloudformation_quick_create_url);
-    expect(link.origin).toBe("https://us-east-1.console.aws.amazon.com");
-    const fragment = new URLSearchParams(link.hash.split("?")[1]);
-    expect(fragment.get("templateURL")).toBe(TEMPLATE_URL);
-    expect(fragment.get("param_PlatformPrincipalArn")).toBe(PLATFORM_PRINCIPAL);
-    expect(fragment.get("stackName")).toBe(`mini-xdr-bootstrap-${slugA}`);
+    // Connected by hand (role ARN given): no wait for a quick-create stack was involved.
+    expect(connected.body.connection_check).toMatchObject({ status: "not_started", attempts: 0 });
 
     const status = await call("GET", `/v1/tenants/${slugA}/integrations/aws`);
     expect(status.status).toBe(200);
@@ -422,14 +417,16 @@ describe.each([realPostgres, embeddedPglite])("API on $name", (backend) => {
   });
 });
 
-describe("server start-up configuration (embedded PGlite)", () => {
+describe("server start-up configuration (embedded server)", () => {
   let dataDir: string;
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "mxdr-e2e-config-"));
+    await allowServerUser(dataDir);
   });
 
   afterAll(async () => {
+    await destroyEmbeddedServer(join(dataDir, "postgres"));
     await rm(dataDir, { recursive: true, force: true });
   });
 

@@ -235,9 +235,10 @@ async function offboardAndWait(t: Tenant): Promise<void> {
 
 beforeAll(async () => {
   try {
-    workspace = await temporaryServiceWorkspace();
-    proxy = await startHoldingProxy(process.env.AWS_ENDPOINT_URL!);
     ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_flow"));
+    // The service's default state backend: postgres:// in the same server, database <scratch>_state.
+    workspace = await temporaryServiceWorkspace(undefined, { defaultBackendOf: databaseUrl });
+    proxy = await startHoldingProxy(process.env.AWS_ENDPOINT_URL!);
     sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
     await start();
   } catch (error) {
@@ -1049,8 +1050,19 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       expect(exported.stdout).toContain("4dabf18193072939515e22adb298388d"); // Pulumi's secret marker: secrets are there, sealed
       assertAbsent(`the exported state of tenant-${t.slug}`, exported.stdout);
     }
+    // Every checkpoint, history entry and lock the postgres:// backend keeps in its table ({"data": base64}).
+    const state = postgres(workspace.backendUrl, { max: 1, onnotice: () => undefined });
+    try {
+      const rows = await state<{ key: string; data: string }[]>`select key, data::text as data from pulumi_state`;
+      const stateText = rows
+        .map((row) => `${row.key}\n${Buffer.from((JSON.parse(row.data) as { data: string }).data, "base64").toString("utf8")}`)
+        .join("\n");
+      expect(stateText).toContain(`MiniXdrAccess-${bravo.slug}`); // the dump is real
+      assertAbsent("the postgres:// state backend's table", stateText);
+    } finally {
+      await state.end({ timeout: 5 });
+    }
     const files = [
-      ...(await filesUnder(workspace.backendUrl.slice("file://".length))),
       ...(await filesUnder(join(workspace.projectDir, "stacks"))),
       ...(await filesUnder(join(workspace.dataDir, "plans"))),
     ];

@@ -1,5 +1,5 @@
-/** The two database back ends the tests run against: a scratch database on the real PostgreSQL server
- * (TEST_DATABASE_URL, exported by npm test from scripts/postgres.sh) and embedded PGlite in a temp dir. */
+/** The database the tests run against: a scratch database on the PostgreSQL server of TEST_DATABASE_URL (exported by
+ * npm test from scripts/postgres.sh, the embedded server; test/harness/global-setup.ts starts it when unset). */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -21,7 +21,7 @@ export const realPostgres: Backend = {
     if (!url) {
       throw new Error(
         "TEST_DATABASE_URL is not set, so the real-PostgreSQL half of this suite cannot run. " +
-          "Start a throwaway server and export its URL: export TEST_DATABASE_URL=$(scripts/postgres.sh) " +
+          "Start a throwaway server and export its URL: export TEST_DATABASE_URL=$(bash scripts/postgres.sh start) " +
           "(npm test does this for you).",
       );
     }
@@ -39,6 +39,8 @@ export const realPostgres: Backend = {
         async cleanup() {
           await database.close();
           await admin.unsafe(`drop database if exists "${scratch}" with (force)`);
+          // The postgres:// Pulumi state database next to it (lib/state-backend.ts), when a test made one.
+          await admin.unsafe(`drop database if exists "${scratch}_state" with (force)`);
           await admin.end();
           await rm(dataDir, { recursive: true, force: true });
         },
@@ -50,19 +52,3 @@ export const realPostgres: Backend = {
     }
   },
 };
-
-export const embeddedPglite: Backend = {
-  name: "embedded PGlite",
-  async open() {
-    const dataDir = await mkdtemp(join(tmpdir(), "mxdr-db-test-"));
-    const database = await openDatabase({ dataDir });
-    return {
-      database,
-      async cleanup() {
-        await database.close();
-        await rm(dataDir, { recursive: true, force: true });
-      },
-    };
-  },
-};
-

@@ -4,12 +4,34 @@
  * after global setup, with this process's environment, so plain `process.env` reaches the tests
  * (test/integration/harness-env.test.ts pins that).
  */
+import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
+import { promisify } from "node:util";
 import { REPO_ROOT, startMoto } from "./moto";
 
+/** package.json engines; pg-boss 12 and @pulumi/pulumi 3.259 need it. scripts/test.sh puts .tools/node first on PATH. */
+const NODE_MIN = [22, 12] as const;
+
+function assertNodeVersion(): void {
+  const [major, minor] = process.versions.node.split(".").map(Number) as [number, number];
+  if (major < NODE_MIN[0] || (major === NODE_MIN[0] && minor < NODE_MIN[1])) {
+    throw new Error(
+      `the tests need Node.js >= ${NODE_MIN.join(".")}, this is ${process.versions.node} (${process.execPath}): ` +
+        `run them through npm test, or after bash scripts/toolchain.sh with . scripts/lib/node.sh in your shell`,
+    );
+  }
+}
+
 export default async function setup(): Promise<() => Promise<void>> {
+  assertNodeVersion();
+  // The embedded PostgreSQL server of scripts/postgres.sh, when the caller did not export one (npm test does).
+  const startedPostgres = !process.env.TEST_DATABASE_URL;
+  if (startedPostgres) {
+    const { stdout } = await promisify(execFile)("bash", [join(REPO_ROOT, "scripts/postgres.sh"), "start"], { cwd: REPO_ROOT });
+    process.env.TEST_DATABASE_URL = stdout.trim();
+  }
   const moto = await startMoto();
   const stateDir = await mkdtemp(join(tmpdir(), "minixdr-standin-aws-"));
 
@@ -34,6 +56,7 @@ export default async function setup(): Promise<() => Promise<void>> {
 
   return async () => {
     await moto.stop();
+    if (startedPostgres) await promisify(execFile)("bash", [join(REPO_ROOT, "scripts/postgres.sh"), "stop"], { cwd: REPO_ROOT });
     await rm(stateDir, { recursive: true, force: true });
   };
 }

@@ -6,9 +6,10 @@ import { REPO_ROOT } from "./moto";
 
 /**
  * Automation settings for a test: a temp project dir (the same project name and stackConfigDir as the repo's
- * Pulumi.yaml; the program itself is inline) and a temp file backend.
+ * Pulumi.yaml; the program itself is inline) and a temp file backend, or the given backend (e.g. the postgres://
+ * state database next to a scratch database, lib/state-backend.ts).
  */
-export async function temporaryAutomationSettings(): Promise<AutomationSettings> {
+export async function temporaryAutomationSettings({ backendUrl }: { backendUrl?: string } = {}): Promise<AutomationSettings> {
   const root = await mkdtemp(path.join(tmpdir(), "mini-xdr-stack-"));
   const projectDir = path.join(root, "project");
   await mkdir(path.join(projectDir, "stacks"), { recursive: true });
@@ -18,7 +19,7 @@ export async function temporaryAutomationSettings(): Promise<AutomationSettings>
   );
   return automationSettingsSchema.parse({
     projectDir,
-    backendUrl: `file://${path.join(root, "state")}`,
+    backendUrl: backendUrl ?? `file://${path.join(root, "state")}`,
     secretsProvider: "passphrase",
     passphrase: process.env.PULUMI_CONFIG_PASSPHRASE,
     pulumiRoot: path.join(REPO_ROOT, ".tools"),

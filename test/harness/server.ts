@@ -1,8 +1,8 @@
 /**
  * The service as a separate process, for end-to-end tests and benchmarks: api/server.ts started with
  * `node --import tsx` on a free port of 127.0.0.1 (PORT=0; the URL is read from its one stdout line), the two
- * database back ends it can run on (a scratch database on the real PostgreSQL server of TEST_DATABASE_URL, or
- * embedded PGlite), a JSON `call()` helper that records every response body, a server-sent-events reader, a
+ * database back ends it can run on (a scratch database on the PostgreSQL server of TEST_DATABASE_URL, or
+ * the embedded server the service starts itself under its DATA_DIR, as with `npm start`), a JSON `call()` helper that records every response body, a server-sent-events reader, a
  * temporary Pulumi project/state for the service's stack runs, the customer's bootstrap role in moto, and a
  * loopback pass-through proxy in front of moto whose latency can be switched on (to make an `up` slow enough to
  * interrupt).
@@ -17,6 +17,8 @@ import { CreateRoleCommand, EntityAlreadyExistsException, IAMClient } from "@aws
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import postgres from "postgres";
 import { PROJECT_NAME } from "../../automation";
+import { allowServerUser, destroyEmbeddedServer } from "../../db/embedded-server";
+import { defaultStateBackendUrl } from "../../lib/state-backend";
 import { REPO_ROOT } from "./moto";
 
 const quiet = { onnotice: () => undefined };
@@ -26,7 +28,7 @@ const quiet = { onnotice: () => undefined };
 
 export interface ServerBackend {
   name: string;
-  /** DATABASE_URL for the server (undefined: embedded PGlite) and how to drop it afterwards. */
+  /** DATABASE_URL for the server (undefined: the embedded server under DATA_DIR) and how to drop it afterwards. */
   prepare(): Promise<{ databaseUrl?: string; cleanup(): Promise<void> }>;
 }
 
@@ -47,6 +49,8 @@ export async function scratchDatabase(prefix = "mxdr_e2e"): Promise<{ databaseUr
     databaseUrl: scratchUrl.toString(),
     async cleanup() {
       await admin.unsafe(`drop database if exists "${scratch}" with (force)`);
+      // The service's default Pulumi state database next to it (lib/state-backend.ts), when it made one.
+      await admin.unsafe(`drop database if exists "${scratch}_state" with (force)`);
       await admin.end();
     },
   };
@@ -57,8 +61,8 @@ export const realPostgres: ServerBackend = {
   prepare: () => scratchDatabase(),
 };
 
-export const embeddedPglite: ServerBackend = {
-  name: "embedded PGlite",
+export const embeddedServer: ServerBackend = {
+  name: "the embedded server",
   async prepare() {
     return { databaseUrl: undefined, async cleanup() {} };
   },
@@ -84,7 +88,9 @@ const SERVER_VARIABLES = [
   "HOST",
   "DATA_DIR",
   "PLATFORM_PRINCIPAL_ARN",
-  "BOOTSTRAP_TEMPLATE_URL",
+  "BOOTSTRAP_TEMPLATE_BUCKET",
+  "BOOTSTRAP_TEMPLATE_BUCKET_REGION",
+  "BOOTSTRAP_WAIT_SECONDS",
   "BODY_LIMIT_BYTES",
   "PULUMI_BACKEND_URL",
   "PULUMI_SECRETS_PROVIDER",
@@ -254,7 +260,7 @@ export interface ServiceWorkspace {
   root: string;
   /** PULUMI_PROJECT_DIR: Pulumi.yaml (the repo's project name, `main` pointing at the repo's programs/tenant) and stacks/. */
   projectDir: string;
-  /** PULUMI_BACKEND_URL (file://). */
+  /** PULUMI_BACKEND_URL: file://, or the service's default postgres:// backend (see temporaryServiceWorkspace). */
   backendUrl: string;
   /** DATA_DIR. */
   dataDir: string;
@@ -271,8 +277,13 @@ export interface ServiceWorkspace {
  * programs/tenant, reached through symlinks so that the Node.js language host resolves `tsx` and the packages from
  * the repo's node_modules), a file state backend and a data dir. The service's runs use the inline program and only
  * need the project name and stackConfigDir; `pulumi up` with the CLI in this dir runs the same program.
+ * With `defaultBackendOf` (the service's DATABASE_URL), the service gets no PULUMI_BACKEND_URL and uses its default,
+ * the postgres:// backend next to that database; `backendUrl` and `cliEnv()` name the same backend.
  */
-export async function temporaryServiceWorkspace(passphrase = `pp-${randomBytes(24).toString("base64url")}`): Promise<ServiceWorkspace> {
+export async function temporaryServiceWorkspace(
+  passphrase = `pp-${randomBytes(24).toString("base64url")}`,
+  { defaultBackendOf }: { defaultBackendOf?: string } = {},
+): Promise<ServiceWorkspace> {
   const root = await mkdtemp(join(tmpdir(), "mxdr-service-"));
   const projectDir = join(root, "project");
   const dataDir = join(root, "data");
@@ -280,6 +291,8 @@ export async function temporaryServiceWorkspace(passphrase = `pp-${randomBytes(2
   await mkdir(join(projectDir, "stacks"), { recursive: true });
   await mkdir(dataDir, { recursive: true });
   await mkdir(stateDir, { recursive: true });
+  // As root, the embedded PostgreSQL server (DATA_DIR/postgres) runs as the `postgres` user, which must reach it.
+  await allowServerUser(root);
   await mkdir(join(projectDir, "programs"), { recursive: true });
   await symlink(join(REPO_ROOT, "programs", "tenant"), join(projectDir, "programs", "tenant"), "dir");
   await symlink(join(REPO_ROOT, "node_modules"), join(projectDir, "node_modules"), "dir");
@@ -299,7 +312,7 @@ export async function temporaryServiceWorkspace(passphrase = `pp-${randomBytes(2
       "",
     ].join("\n"),
   );
-  const backendUrl = `file://${stateDir}`;
+  const backendUrl = defaultBackendOf ? defaultStateBackendUrl(defaultBackendOf) : `file://${stateDir}`;
   return {
     root,
     projectDir,
@@ -318,11 +331,15 @@ export async function temporaryServiceWorkspace(passphrase = `pp-${randomBytes(2
     serverEnv: () => ({
       DATA_DIR: dataDir,
       PULUMI_PROJECT_DIR: projectDir,
-      PULUMI_BACKEND_URL: backendUrl,
+      ...(defaultBackendOf ? {} : { PULUMI_BACKEND_URL: backendUrl }),
       PULUMI_SECRETS_PROVIDER: "passphrase",
       PULUMI_CONFIG_PASSPHRASE: passphrase,
     }),
-    cleanup: () => rm(root, { recursive: true, force: true }),
+    async cleanup() {
+      // An embedded server the service left running (a service killed with SIGKILL does not stop it).
+      await destroyEmbeddedServer(join(dataDir, "postgres"));
+      await rm(root, { recursive: true, force: true });
+    },
   };
 }
 

@@ -13,7 +13,7 @@
  *
  * The Windows step cannot run here (no PowerShell, no Windows): its structure is checked instead.
  *
- * Runs over both database back ends (real PostgreSQL from TEST_DATABASE_URL and embedded PGlite).
+ * Runs on the real PostgreSQL server of TEST_DATABASE_URL (a scratch database).
  */
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -34,7 +34,7 @@ import { buildAgentInstallDocument, renderStep, type AgentInstallDocument } from
 import { resourceNames } from "../../programs/tenant/naming";
 import type { RunQueue } from "../../services/run/run-queue";
 import type { BootstrapRoleVerifier } from "../../services/integration/verify-bootstrap-role";
-import { embeddedPglite, realPostgres } from "../harness/databases";
+import { realPostgres } from "../harness/databases";
 import { startHttpsServer, type HttpsTestServer } from "../harness/https-server";
 import { REPO_ROOT } from "../harness/moto";
 
@@ -131,7 +131,7 @@ const unusedRunQueue: RunQueue = { request: unused("runQueue.request"), stop: un
 const unusedScanQueue: ScanQueue = { request: unused("scanQueue.request"), sweep: unused("scanQueue.sweep") };
 const unusedVerifier: BootstrapRoleVerifier = unused("verifyBootstrapRole");
 
-describe.each([realPostgres, embeddedPglite])("the agent install document's Linux step on $name", (backend) => {
+describe.each([realPostgres])("the agent install document's Linux step on $name", (backend) => {
   const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
   const slug = `install-${randomBytes(3).toString("hex")}`;
   const names = resourceNames(slug);

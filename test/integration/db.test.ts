@@ -1,8 +1,7 @@
 /**
- * The data layer against both back ends the product supports: a real PostgreSQL server (URL from
- * TEST_DATABASE_URL, which the test script exports from scripts/postgres.sh; each run works in a
- * scratch database it creates and drops) and embedded PGlite (temp data dir), through the same
- * openDatabase() and the same driver.
+ * The data layer on a real PostgreSQL server (URL from TEST_DATABASE_URL, which the test script exports from
+ * scripts/postgres.sh, itself the embedded server of db/embedded-server.ts; each run works in a scratch database it
+ * creates and drops), and the embedded default of `npm start` (openDatabase without a URL) as such.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -12,9 +11,9 @@ import { and, asc, eq } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { openDatabase, runMigrations, type Database } from "../../db/client";
-import { embeddedPglite, realPostgres } from "../harness/databases";
+import { realPostgres } from "../harness/databases";
 import { CredentialDecryptionError, createKeyring, decryptJson, encryptJson, generateToken, hashToken } from "../../db/crypto";
-import { startEmbeddedPostgres } from "../../db/embedded-postgres";
+import { allowServerUser, embeddedServerStatus } from "../../db/embedded-server";
 import {
   apiTokens,
   auditLog,
@@ -58,7 +57,7 @@ function uniqueSlug(prefix: string): string {
   return `${prefix}-${randomBytes(4).toString("hex")}`;
 }
 
-describe.each([realPostgres, embeddedPglite])("data layer on $name", (backend) => {
+describe.each([realPostgres])("data layer on $name", (backend) => {
   let database: Database;
   let cleanup: (() => Promise<void>) | undefined;
   let unavailable: unknown;
@@ -89,7 +88,7 @@ describe.each([realPostgres, embeddedPglite])("data layer on $name", (backend) =
   }
 
   it("applies the migrations, once", async () => {
-    expect(database.backend).toBe(backend === embeddedPglite ? "pglite" : "postgres");
+    expect(database.backend).toBe("postgres");
     const tables = await database.sql<{ table_name: string }[]>`
       select table_name from information_schema.tables where table_schema = 'public' order by table_name`;
     expect(tables.map((row) => row.table_name)).toEqual(TABLES);
@@ -358,16 +357,21 @@ describe.each([realPostgres, embeddedPglite])("data layer on $name", (backend) =
   });
 });
 
-describe("embedded PGlite specifics", () => {
-  it("persists under <dataDir>/pglite and reopens without re-applying migrations", async () => {
+describe("the embedded server (npm start's default)", () => {
+  it("runs a real PostgreSQL under <dataDir>/postgres, persists, reopens without re-applying migrations, and stops when closed", async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "mxdr-db-persist-"));
+    await allowServerUser(dataDir); // as root the server runs as the `postgres` user, which must reach the directory
     try {
       const first = await openDatabase({ dataDir });
+      expect(first.backend).toBe("embedded");
+      expect(first.connectionString).toMatch(/^postgres:\/\/postgres:[0-9a-f]+@127\.0\.0\.1:\d+\/mini_xdr$/);
+      const [{ version }] = (await first.sql`select version()`) as unknown as [{ version: string }];
+      expect(version).toMatch(/^PostgreSQL 1[89]\./);
       await first.db.insert(organizations).values({ slug: "persisted", name: "Persisted" });
       const migrations = await first.sql`select hash from drizzle.__drizzle_migrations`;
-      expect(first.connectionString).toMatch(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/);
       await first.close();
       await first.close(); // idempotent
+      expect(await embeddedServerStatus(join(dataDir, "postgres"))).toBeUndefined();
 
       const second = await openDatabase({ dataDir });
       try {
@@ -381,20 +385,41 @@ describe("embedded PGlite specifics", () => {
     }
   });
 
-  it("refuses connections over its limit with a PostgreSQL error, not a hang", async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), "mxdr-db-limit-"));
-    const server = await startEmbeddedPostgres({ dataDir, maxConnections: 1 });
-    const first = postgres(server.connectionString, { max: 1, ...quiet });
-    const second = postgres(server.connectionString, { max: 1, ...quiet, connect_timeout: 5 });
+  it("is shared: a second opener joins the running server, which keeps running until the last client closes", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "mxdr-db-shared-"));
+    await allowServerUser(dataDir);
+    const status = () => embeddedServerStatus(join(dataDir, "postgres"));
     try {
-      await first`select 1`;
-      expect(server.stats().connections).toBe(1);
-      await expect(second`select 1`).rejects.toMatchObject({ code: "53300" });
+      const first = await openDatabase({ dataDir });
+      const second = await openDatabase({ dataDir });
+      expect(second.connectionString).toBe(first.connectionString);
+      expect((await second.sql`select 1 as one`)[0]).toEqual({ one: 1 }); // its pool holds a connection now
+      await first.close();
+      expect(await status()).toBeDefined(); // `second` is still connected
+      expect((await second.sql`select 2 as two`)[0]).toEqual({ two: 2 });
+      await second.close();
+      expect(await status()).toBeUndefined();
     } finally {
-      await second.end({ timeout: 1 });
-      await first.end({ timeout: 1 });
-      await server.stop();
       await rm(dataDir, { recursive: true, force: true });
     }
-  }, 30_000);
+  });
+
+  it("keeps session advisory locks per connection (crash recovery tells live runs from dead ones with them)", async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), "mxdr-db-locks-"));
+    await allowServerUser(dataDir);
+    const database = await openDatabase({ dataDir });
+    const holder = postgres(database.connectionString, { max: 1, ...quiet });
+    const other = postgres(database.connectionString, { max: 1, ...quiet });
+    try {
+      await holder`select pg_advisory_lock(42)`;
+      expect((await other`select pg_try_advisory_lock(42) as got`)[0]).toEqual({ got: false });
+      await holder.end({ timeout: 1 }); // the holder's session ends, as when its process is killed
+      expect((await other`select pg_try_advisory_lock(42) as got`)[0]).toEqual({ got: true });
+    } finally {
+      await other.end({ timeout: 1 });
+      await holder.end({ timeout: 1 });
+      await database.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
 });

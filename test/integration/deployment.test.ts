@@ -175,7 +175,7 @@ describe("agent rollout of the Mini Corp tenant", () => {
   it("after discovery, reads each instance's rollout from SSM with the tenant's role and explains every status", async () => {
     // HP-01 is not an SSM managed instance (yet).
     standIn.setInstances(firstRollout());
-    const lifecycle = onboardingLifecycle({ db: database.db, keyring, automation: unused("automation"), scans: unused("scans") });
+    const lifecycle = onboardingLifecycle({ db: database.db, keyring, automation: unused("automation"), scans: unused("scans"), runs: unused("runs") });
     const [scan] = await database.db.insert(discoveryScans).values({ organizationId, trigger: "after_up", actor: "system:after-up" }).returning();
     await executeScan({ db: database.db, keyring, onScanFinished: lifecycle.onScanFinished, log: (m) => expect.fail(m) }, scan!.id);
 

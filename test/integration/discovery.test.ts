@@ -8,7 +8,7 @@
  * one of moto's default Windows AMIs (found with DescribeImages platform=windows) and Linux hosts
  * from an AMI without a platform; discovery reads the platform back from DescribeInstances.
  *
- * Runs over both database back ends (real PostgreSQL from TEST_DATABASE_URL and embedded PGlite).
+ * Runs on the real PostgreSQL server of TEST_DATABASE_URL (a scratch database).
  */
 import { EC2Client, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
 import { STSClient, type STSClientConfig } from "@aws-sdk/client-sts";
@@ -18,7 +18,7 @@ import { type Database } from "../../db/client";
 import { cloudAssets, organizations } from "../../db/schema";
 import { assumeRoleCredentials, type CredentialsProvider } from "../../services/integration/assume-role";
 import { discoverTenant } from "../../services/discovery/discover";
-import { embeddedPglite, realPostgres } from "../harness/databases";
+import { realPostgres } from "../harness/databases";
 import { freePort, resetMoto } from "../harness/moto";
 import { miniCorp } from "../fixtures/tenant-config";
 import { amiIds, seedMiniCorp } from "../harness/mini-corp-estate";
@@ -93,7 +93,7 @@ describe("assumed-role credentials", () => {
   });
 });
 
-describe.each([realPostgres, embeddedPglite])("discovery of the Mini Corp estate on $name", (backend) => {
+describe.each([realPostgres])("discovery of the Mini Corp estate on $name", (backend) => {
   let database: Database;
   let cleanup: (() => Promise<void>) | undefined;
   let unavailable: unknown;

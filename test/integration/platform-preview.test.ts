@@ -1,9 +1,10 @@
 /**
  * The platform team's review path: a tenant's stack config file in stacks/ and a plain
- * `npm run pulumi -- preview -s tenant-<slug>` at the repo root, through the Node.js language host.
+ * `npm run pulumi -- preview -s tenant-<slug>` at the repo root, through the Node.js language host; and, without a
+ * PULUMI_BACKEND_URL, `npm run pulumi` on the service's default backend (postgres:// in the embedded server).
  */
 import { execFile } from "node:child_process";
-import { mkdtemp, readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -17,6 +18,7 @@ import {
 } from "../../automation";
 import { miniCorpTenantConfig } from "../fixtures/tenant-config";
 import { REPO_ROOT } from "../harness/moto";
+import { allowServerUser, destroyEmbeddedServer, embeddedServerStatus } from "../../db/embedded-server";
 
 const run = promisify(execFile);
 const config = miniCorpTenantConfig({ tenantSlug: "platform-review-it" });
@@ -84,5 +86,35 @@ describe("pulumi preview at the repo root", () => {
     expect(preview.output).toContain("agentPublicBaseUrl: must be an https:// URL");
     const diagnostics = preview.output.slice(preview.output.indexOf("Diagnostics:"));
     expect(diagnostics.match(/error: /g)).toHaveLength(1);
+  });
+});
+
+describe("npm run pulumi on the service's default state backend", () => {
+  it("uses the postgres:// backend in the embedded server under DATA_DIR, started for the command and stopped after", async () => {
+    const dataDir = await mkdtemp(path.join(tmpdir(), "mini-xdr-platform-default-"));
+    await allowServerUser(dataDir); // as root the embedded server runs as `postgres`
+    const stack = "tenant-default-backend-it";
+    const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: dataDir, PULUMI_HOME: path.join(dataDir, "pulumi-home"), NO_COLOR: "1" };
+    delete env.PULUMI_BACKEND_URL;
+    delete env.DATABASE_URL;
+    const cli = async (...args: string[]) => {
+      const { stdout } = await run("npm", ["run", "-s", "pulumi", "--", ...args], { cwd: REPO_ROOT, env });
+      return stdout;
+    };
+    try {
+      await cli("stack", "init", stack, "--non-interactive");
+      expect(await embeddedServerStatus(path.join(dataDir, "postgres"))).toBeUndefined();
+      // A second command (its own server start) finds the stack: it lives in the database, not on disk.
+      const listed = JSON.parse(await cli("stack", "ls", "--json")) as { name: string }[];
+      expect(listed.map((entry) => entry.name)).toEqual([stack]);
+      const whoami = JSON.parse(await cli("whoami", "--json")) as { url: string };
+      expect(whoami.url).toMatch(/^postgres:\/\/postgres:[^@]+@127\.0\.0\.1:\d+\/mini_xdr_state\?sslmode=disable$/);
+      await cli("stack", "rm", stack, "--yes", "--non-interactive");
+      expect(JSON.parse(await cli("stack", "ls", "--json"))).toEqual([]);
+      expect(await embeddedServerStatus(path.join(dataDir, "postgres"))).toBeUndefined();
+    } finally {
+      await destroyEmbeddedServer(path.join(dataDir, "postgres"));
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });

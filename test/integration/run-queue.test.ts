@@ -1,6 +1,8 @@
 /**
  * Stack runs through the pg-boss queue on PostgreSQL: one active run per tenant stack, events and results recorded
- * on the run, and start-up recovery of a run whose service process was killed mid-`up`.
+ * on the run, and start-up recovery of a run whose service process was killed mid-`up` (stack lock cancelled,
+ * checkpoint exported and re-imported). The Pulumi state is the service's default: the CLI's postgres:// backend
+ * in the same server, in the state database next to the scratch database (lib/state-backend.ts).
  */
 import { spawn } from "node:child_process";
 import { mkdtemp, readdir, readFile } from "node:fs/promises";
@@ -8,6 +10,7 @@ import { tmpdir } from "node:os";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { asc, eq } from "drizzle-orm";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openTenantStack, stackNameFor, type AutomationSettings } from "../../automation";
 import type { Database } from "../../db/client";
@@ -20,6 +23,7 @@ import { miniCorpTenantConfig } from "../fixtures/tenant-config";
 import { realPostgres } from "../harness/databases";
 import { REPO_ROOT } from "../harness/moto";
 import { temporaryAutomationSettings } from "../harness/pulumi-project";
+import { resolveStateBackend } from "../../lib/state-backend";
 
 const slug = `queue-${randomBytes(3).toString("hex")}`;
 const config = miniCorpTenantConfig({ tenantSlug: slug });
@@ -55,7 +59,8 @@ async function pulumiProcessesOf(stack: string): Promise<number[]> {
 
 beforeAll(async () => {
   ({ database, cleanup } = await realPostgres.open());
-  automation = await temporaryAutomationSettings();
+  automation = await temporaryAutomationSettings({ backendUrl: await resolveStateBackend(undefined, database.connectionString) });
+  expect(automation.backendUrl).toMatch(/^postgres:\/\/.*_state\?sslmode=disable$/);
   const [org] = await database.db.insert(organizations).values({ slug, name: "Queue Corp" }).returning();
   organizationId = org!.id;
   queue = await startRunQueue(
@@ -84,6 +89,20 @@ describe("stack runs on the queue", () => {
     expect(events[0]!.event).toHaveProperty("preludeEvent");
     expect(events.some((event) => "summaryEvent" in event.event)).toBe(true);
     expect(JSON.stringify(events)).not.toContain(config.enrollmentToken);
+
+    // The checkpoint lives in the state database's table (the CLI's postgres:// backend), secrets encrypted.
+    const state = postgres(automation.backendUrl, { max: 1, onnotice: () => undefined });
+    try {
+      const rows = await state<{ key: string; data: string }[]>`select key, data::text as data from pulumi_state where key like ${`%/${stackName}.json`}`;
+      expect(rows.map((row) => row.key)).toEqual([expect.stringMatching(new RegExp(`/\\.pulumi/stacks/mini-xdr-tenant/${stackName}\\.json$`))]);
+      // The row holds {"data": "<base64 of the checkpoint file>"}.
+      const checkpoint = Buffer.from((JSON.parse(rows[0]!.data) as { data: string }).data, "base64").toString("utf8");
+      expect(checkpoint).toContain(`MiniXdrAccess-${slug}`);
+      expect(checkpoint).not.toContain(config.enrollmentToken);
+      expect(checkpoint).not.toContain(config.externalId);
+    } finally {
+      await state.end({ timeout: 5 });
+    }
   });
 
   it("answers a second request for the same stack with the blocking run's id; exactly one executes", async () => {

@@ -1,11 +1,14 @@
 /**
  * A tenant's onboarding stack through the Automation API with the real Pulumi CLI, the real program, a file
- * backend and passphrase secrets; AWS is the moto server behind the stand-in pulumi-resource-aws.
+ * backend and passphrase secrets; AWS is the moto server behind the stand-in pulumi-resource-aws. The last block
+ * does preview, up and destroy on the service's default backend instead: the CLI's postgres:// backend in the real
+ * PostgreSQL server (TEST_DATABASE_URL).
  */
 import { readFile, readdir } from "node:fs/promises";
 import path from "node:path";
 import { GetRoleCommand, GetRolePolicyCommand, NoSuchEntityException } from "@aws-sdk/client-iam";
 import { DescribeDocumentCommand, GetParameterCommand, ParameterNotFound } from "@aws-sdk/client-ssm";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   configureTenantStack,
@@ -21,6 +24,8 @@ import {
 import { listStandInAssociations } from "../harness/aws-provider/association-store";
 import { customerAccountClients } from "../harness/customer-account";
 import { temporaryAutomationSettings } from "../harness/pulumi-project";
+import { realPostgres } from "../harness/databases";
+import { resolveStateBackend } from "../../lib/state-backend";
 import { miniCorpTenantConfig, PLATFORM_PRINCIPAL_ARN } from "../fixtures/tenant-config";
 
 const config = miniCorpTenantConfig({ tenantSlug: "mini-corp-it" });
@@ -166,4 +171,56 @@ afterAll(async () => {
   } catch (error) {
     if (!(error instanceof StackNotFoundError)) throw error;
   }
+});
+
+describe("tenant onboarding stack on the postgres:// state backend (the service's default)", () => {
+  const pgConfig = miniCorpTenantConfig({ tenantSlug: "mini-corp-pg" });
+  let pgSettings: AutomationSettings;
+  let cleanupDatabase: (() => Promise<void>) | undefined;
+  let stateRows: (stack: string) => Promise<string[]>;
+  let closeState: (() => Promise<void>) | undefined;
+
+  beforeAll(async () => {
+    const opened = await realPostgres.open();
+    cleanupDatabase = opened.cleanup;
+    // The state database next to the service's database on the same server, created by resolveStateBackend.
+    const backendUrl = await resolveStateBackend(undefined, opened.database.connectionString);
+    pgSettings = await temporaryAutomationSettings({ backendUrl });
+    const state = postgres(backendUrl, { max: 1, onnotice: () => undefined });
+    closeState = () => state.end({ timeout: 5 });
+    stateRows = async (stack) =>
+      (await state<{ key: string }[]>`select key from pulumi_state where key like ${`%/${stack}.json`}`).map((row) => row.key);
+  });
+
+  afterAll(async () => {
+    try {
+      const stack = await openTenantStack(pgSettings, pgConfig.tenantSlug, { create: false });
+      await destroyTenantStack(stack);
+      await removeTenantStack(stack);
+    } catch (error) {
+      if (!(error instanceof StackNotFoundError)) throw error;
+    } finally {
+      await closeState?.();
+      await cleanupDatabase?.();
+    }
+  });
+
+  it("previews, applies and destroys a tenant with its checkpoint in the state database", async () => {
+    expect(pgSettings.backendUrl).toMatch(/^postgres:\/\/postgres:[^@]+@127\.0\.0\.1:\d+\/mxdr_test_\w+_state\?sslmode=disable$/);
+    const stack = await openTenantStack(pgSettings, pgConfig.tenantSlug, { create: true });
+    await configureTenantStack(stack, pgConfig);
+    expect((await previewTenantStack(stack)).changeSummary).toEqual({ create: 8 });
+
+    const up = await upTenantStack(stack);
+    expect(up.changeSummary).toEqual({ create: 8 });
+    const role = await aws.iam.send(new GetRoleCommand({ RoleName: "MiniXdrAccess-mini-corp-pg" }));
+    expect(role.Role?.Arn).toBe(up.outputs.roleArn);
+    expect(await stateRows("tenant-mini-corp-pg")).toHaveLength(1);
+
+    expect((await destroyTenantStack(stack)).changeSummary).toEqual({ delete: 8 });
+    await expect(aws.iam.send(new GetRoleCommand({ RoleName: "MiniXdrAccess-mini-corp-pg" }))).rejects.toBeInstanceOf(NoSuchEntityException);
+    await removeTenantStack(stack);
+    expect(await stateRows("tenant-mini-corp-pg")).toEqual([]);
+    await expect(openTenantStack(pgSettings, pgConfig.tenantSlug, { create: false })).rejects.toBeInstanceOf(StackNotFoundError);
+  });
 });

@@ -1,0 +1,112 @@
+/**
+ * An STS stand-in on 127.0.0.1 that answers AssumeRole as AWS does, in front of moto. moto 5.2.5 grants AssumeRole for
+ * any role ARN, existing or not, whatever its trust policy and external ID; AWS refuses (403 AccessDenied) unless the
+ * role exists and its trust policy admits the caller with the external ID presented. This stand-in checks exactly
+ * that against moto's own IAM (the role and its trust policy, read in the role's account) with the project's IAM
+ * evaluator, treating the caller as `callerPrincipalArn`; an admitted call, and every other STS call, is forwarded to
+ * moto unchanged. Tests point the SDK at it with the standard AWS_ENDPOINT_URL_STS.
+ */
+import { createServer, request as httpRequest, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { GetRoleCommand, IAMClient, NoSuchEntityException } from "@aws-sdk/client-iam";
+import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
+import { isAllowed, type IamPolicy } from "../../services/integration/iam-evaluator-fns";
+
+export interface StsStandIn {
+  url: string;
+  /** AssumeRole calls seen: role, external ID, and whether they were admitted. */
+  calls: { roleArn: string; externalId: string | null; admitted: boolean }[];
+  stop(): Promise<void>;
+}
+
+const denied = (roleArn: string, caller: string) =>
+  `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: ${caller} is not authorized to perform: sts:AssumeRole on resource: ${roleArn}</Message></Error><RequestId>00000000-0000-4000-8000-000000000000</RequestId></ErrorResponse>`;
+
+export async function startStsStandIn(options: { motoUrl: string; callerPrincipalArn: string }): Promise<StsStandIn> {
+  const readers = new Map<string, IAMClient>();
+  /** moto's IAM in the role's account (moto maps assumed-role credentials to the role's account). */
+  async function iamOf(accountId: string): Promise<IAMClient> {
+    let iam = readers.get(accountId);
+    if (!iam) {
+      const sts = new STSClient({ region: "us-east-1", endpoint: options.motoUrl });
+      const session = await sts.send(new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${accountId}:role/StsStandInReader`, RoleSessionName: "sts-standin" }));
+      sts.destroy();
+      iam = new IAMClient({
+        region: "us-east-1",
+        endpoint: options.motoUrl,
+        credentials: {
+          accessKeyId: session.Credentials!.AccessKeyId!,
+          secretAccessKey: session.Credentials!.SecretAccessKey!,
+          sessionToken: session.Credentials!.SessionToken!,
+        },
+      });
+      readers.set(accountId, iam);
+    }
+    return iam;
+  }
+
+  async function admits(roleArn: string, externalId: string | null): Promise<boolean> {
+    const match = /^arn:aws:iam::(\d{12}):role\/(?:.*\/)?([\w+=,.@-]+)$/.exec(roleArn);
+    if (!match) return false;
+    try {
+      const role = await (await iamOf(match[1]!)).send(new GetRoleCommand({ RoleName: match[2]! }));
+      const trust = JSON.parse(decodeURIComponent(role.Role!.AssumeRolePolicyDocument!)) as IamPolicy;
+      return isAllowed([trust], {
+        action: "sts:AssumeRole",
+        principal: options.callerPrincipalArn,
+        context: externalId === null ? {} : { "sts:ExternalId": externalId },
+      });
+    } catch (error) {
+      if (error instanceof NoSuchEntityException) return false;
+      throw error;
+    }
+  }
+
+  const calls: StsStandIn["calls"] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", async () => {
+      const body = Buffer.concat(chunks);
+      const form = new URLSearchParams(body.toString());
+      try {
+        if (form.get("Action") === "AssumeRole") {
+          const roleArn = form.get("RoleArn") ?? "";
+          const externalId = form.get("ExternalId");
+          const admitted = await admits(roleArn, externalId);
+          calls.push({ roleArn, externalId, admitted });
+          if (!admitted) {
+            res.writeHead(403, { "content-type": "text/xml" });
+            res.end(denied(roleArn, options.callerPrincipalArn));
+            return;
+          }
+        }
+        const target = new URL(options.motoUrl);
+        const forwarded = httpRequest(
+          { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        forwarded.on("error", (error) => {
+          res.writeHead(502);
+          res.end(String(error));
+        });
+        forwarded.end(body);
+      } catch (error) {
+        res.writeHead(500);
+        res.end(String(error));
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    calls,
+    async stop() {
+      for (const iam of readers.values()) iam.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

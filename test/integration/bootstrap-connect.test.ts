@@ -1,0 +1,229 @@
+/**
+ * One click for the customer: the quick-create link, the wait for the role, and the onboarding that starts by itself.
+ *
+ * Real parts: the API (createApp), PostgreSQL, pg-boss (the wait's attempts run on it; stack runs are only enqueued
+ * here, no worker executes them), moto's S3 (the template is published there), moto's CloudFormation and IAM (the
+ * customer creates the stack from the link with the AWS CLI). moto grants AssumeRole for any role and ignores the
+ * external ID, so STS is the stand-in of test/harness/sts-standin.ts: it refuses AssumeRole as AWS does (no such role,
+ * or a trust policy that does not admit the platform with this external ID) and forwards the rest to moto.
+ */
+import { randomBytes } from "node:crypto";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { and, eq } from "drizzle-orm";
+import type { PgBoss } from "pg-boss";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../../api/app";
+import type { Database } from "../../db/client";
+import { createKeyring, generateToken, hashToken } from "../../db/crypto";
+import { apiTokens, auditLog, integrationCredentials, organizations, runs } from "../../db/schema";
+import { startBoss } from "../../lib/boss";
+import { createBootstrapLinkService } from "../../services/integration/bootstrap-link-service";
+import { startBootstrapWaitQueue } from "../../services/integration/bootstrap-wait";
+import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
+import { startRunQueue } from "../../services/run/run-queue";
+import { createRunService } from "../../services/run/run-service";
+import { onboardingLifecycle } from "../../services/tenant/onboarding-lifecycle";
+import { PLATFORM_PRINCIPAL_ARN } from "../fixtures/tenant-config";
+import { awsAsCustomer, createStackFromQuickCreateLink, customerAccount, type CustomerAccount } from "../harness/customer-cloudformation";
+import { realPostgres } from "../harness/databases";
+import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
+import { unused } from "../harness/unused";
+
+const REGION = "us-east-1";
+const ACCOUNT = "310987654321";
+const BUCKET = "mini-xdr-bootstrap-connect";
+const WAIT_SECONDS = 12;
+
+let database: Database;
+let cleanup: () => Promise<void>;
+let boss: PgBoss;
+let sts: StsStandIn;
+let customer: CustomerAccount;
+let app: ReturnType<typeof createApp>;
+const admin = generateToken("mxdr-admin");
+const savedStsEndpoint = process.env.AWS_ENDPOINT_URL_STS;
+const createdStacks: string[] = [];
+
+beforeAll(async () => {
+  ({ database, cleanup } = await realPostgres.open());
+  customer = await customerAccount(ACCOUNT, REGION);
+  sts = await startStsStandIn({ motoUrl: process.env.AWS_ENDPOINT_URL!, callerPrincipalArn: PLATFORM_PRINCIPAL_ARN });
+  process.env.AWS_ENDPOINT_URL_STS = sts.url;
+
+  const s3 = new S3Client({ region: REGION });
+  await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
+  const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
+  const platform = { agentVersion: "1.0.0", platformPrincipalArn: PLATFORM_PRINCIPAL_ARN };
+  boss = await startBoss(database.connectionString);
+  const runQueue = await startRunQueue(database.db, unused("executor deps"), { connectionString: database.connectionString, boss, maxConcurrentRuns: 1, work: false });
+  const runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue, plansDir: "/plans" });
+  const lifecycle = onboardingLifecycle({ db: database.db, keyring, automation: unused("automation"), scans: unused("scans"), runs: () => runService });
+  const waits = await startBootstrapWaitQueue(
+    boss,
+    {
+      db: database.db,
+      keyring,
+      verifyBootstrapRole: verifyBootstrapRoleWithSts,
+      onConnected: lifecycle.onAwsConnected,
+      onTimedOut: lifecycle.onBootstrapTimedOut,
+      log: (message) => expect.fail(message),
+    },
+    { work: true },
+  );
+  app = createApp({
+    database,
+    keyring,
+    platform,
+    plansDir: "/plans",
+    verifyBootstrapRole: verifyBootstrapRoleWithSts,
+    runQueue,
+    scanQueue: unused("scanQueue"),
+    bootstrapLinks: createBootstrapLinkService({ s3, publish: { bucket: BUCKET, region: REGION }, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
+    bootstrapWaits: () => waits,
+    bootstrapWaitSeconds: WAIT_SECONDS,
+    log: (message) => expect.fail(message),
+  });
+  await database.db.insert(apiTokens).values({ tokenHash: hashToken(admin), scope: "platform_admin", name: "admin" });
+});
+
+afterAll(async () => {
+  if (savedStsEndpoint === undefined) delete process.env.AWS_ENDPOINT_URL_STS;
+  else process.env.AWS_ENDPOINT_URL_STS = savedStsEndpoint;
+  for (const stackName of createdStacks) {
+    await awsAsCustomer(customer, ["cloudformation", "delete-stack", "--region", REGION, "--stack-name", stackName]).catch(() => undefined);
+  }
+  await boss?.stop({ graceful: false });
+  await sts?.stop();
+  await cleanup?.();
+});
+
+async function call(token: string, method: string, path: string, body?: unknown) {
+  const response = await app.request(path, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined, text };
+}
+
+async function quickStartTenant() {
+  const slug = `click-${randomBytes(3).toString("hex")}`;
+  const created = await call(admin, "POST", "/v1/tenants", {
+    slug,
+    name: `Click ${slug}`,
+    onboarding_flow_version: "quick_start",
+    integration_settings: { aws_account_id: ACCOUNT, home_region: REGION, agent_public_base_url: "https://agents.mini-xdr.example.com" },
+  });
+  expect(created.status, created.text).toBe(201);
+  const [org] = await database.db.select().from(organizations).where(eq(organizations.slug, slug));
+  const token = generateToken("mxdr-tenant");
+  await database.db.insert(apiTokens).values({ tokenHash: hashToken(token), scope: "tenant", organizationId: org!.id, name: "tenant admin" });
+  return { slug, id: org!.id, token };
+}
+
+async function waitUntil<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+describe("the quick-create link and the wait for the bootstrap role", () => {
+  it("a tenant admin opens the link, the customer creates the stack, the service connects and starts onboarding", async () => {
+    const tenant = await quickStartTenant();
+    const link = await call(tenant.token, "GET", `/v1/tenants/${tenant.slug}/integrations/aws/bootstrap`);
+    expect(link.status, link.text).toBe(200);
+    expect(link.body).toMatchObject({
+      stack_name: `MiniXdr-Bootstrap-${tenant.slug}`,
+      region: REGION,
+      role_arn: `arn:aws:iam::${ACCOUNT}:role/MiniXdrBootstrap-${tenant.slug}`,
+      template_url: expect.stringMatching(new RegExp(`^https://${BUCKET}\\.s3\\.${REGION}\\.amazonaws\\.com/bootstrap/[0-9a-f]{12}\\.json$`)),
+      wait: { status: "not_started", attempts: 0 },
+    });
+    const quickCreate = new URL(link.body.quick_create_url);
+    expect(quickCreate.origin).toBe(`https://${REGION}.console.aws.amazon.com`);
+    const prefilled = new URLSearchParams(quickCreate.hash.slice(quickCreate.hash.indexOf("?") + 1));
+    expect(prefilled.get("templateURL")).toBe(link.body.template_url);
+    const externalId = prefilled.get("param_ExternalId")!;
+    expect(externalId).toMatch(/^mxdr-ext/);
+    // The same link (and external ID) on every visit: the customer may open it twice.
+    expect((await call(tenant.token, "GET", `/v1/tenants/${tenant.slug}/integrations/aws/bootstrap`)).body.quick_create_url).toBe(link.body.quick_create_url);
+
+    // The page starts the wait when the link is opened; the role does not exist yet, so STS refuses.
+    const waiting = await call(tenant.token, "POST", `/v1/tenants/${tenant.slug}/integrations/aws/bootstrap/wait`);
+    expect(waiting.status, waiting.text).toBe(202);
+    expect(waiting.body.wait).toMatchObject({ status: "waiting", attempts: 0 });
+    const refused = await waitUntil("a refused attempt", async () => {
+      const { body } = await call(tenant.token, "GET", `/v1/tenants/${tenant.slug}/integrations/aws/bootstrap`);
+      return body.wait.attempts >= 1 ? body.wait : undefined;
+    });
+    expect(refused).toMatchObject({ status: "waiting", last_error: expect.stringContaining("AccessDenied") });
+
+    const stack = await createStackFromQuickCreateLink(customer, link.body.quick_create_url);
+    createdStacks.push(stack.stackName);
+    expect(stack.status).toBe("CREATE_COMPLETE");
+
+    const connected = await waitUntil("the connection", async () => {
+      const { body } = await call(tenant.token, "GET", `/v1/tenants/${tenant.slug}/integrations/aws/bootstrap`);
+      return body.wait.status === "connected" ? body.wait : undefined;
+    });
+    expect(connected.last_error).toBeNull();
+    const integration = await call(tenant.token, "GET", `/v1/tenants/${tenant.slug}/integrations/aws`);
+    expect(integration.body).toMatchObject({ status: "active", bootstrap_role_arn: link.body.role_arn, connection_check: { status: "connected" } });
+    expect(integration.text).not.toContain(externalId);
+    expect(sts.calls.filter((c) => c.roleArn === link.body.role_arn).every((c) => c.externalId === externalId)).toBe(true);
+
+    // Quick-start flow: the first run was requested by the service itself, through the run service.
+    const started = await database.db.select().from(runs).where(eq(runs.organizationId, tenant.id));
+    expect(started.map((run) => ({ kind: run.kind, actor: run.actor }))).toEqual([{ kind: "up", actor: "system:bootstrap-wait" }]);
+    const [org] = await database.db.select().from(organizations).where(eq(organizations.id, tenant.id));
+    expect(org!.onboardingStatus).toBe("provisioning");
+    const audit = await database.db.select().from(auditLog).where(and(eq(auditLog.organizationId, tenant.id), eq(auditLog.action, "integration.aws.connect")));
+    expect(audit.map((row) => row.actor)).toEqual(["system:bootstrap-wait"]);
+  });
+
+  it("a stack created with another external ID is never connected: the wait times out and the tenant needs a person", async () => {
+    const tenant = await quickStartTenant();
+    const link = await call(tenant.token, "GET", `/v1/tenants/${tenant.slug}/integrations/aws/bootstrap`);
+    // The customer edits the prefilled external ID before creating the stack.
+    const stack = await createStackFromQuickCreateLink(customer, link.body.quick_create_url, { ExternalId: "mxdr-ext-typed-by-hand-0000" });
+    createdStacks.push(stack.stackName);
+    expect((await call(tenant.token, "POST", `/v1/tenants/${tenant.slug}/integrations/aws/bootstrap/wait`)).status).toBe(202);
+
+    const timedOut = await waitUntil(
+      "the wait to time out",
+      async () => {
+        const { body } = await call(tenant.token, "GET", `/v1/tenants/${tenant.slug}/integrations/aws/bootstrap`);
+        return body.wait.status === "timed_out" ? body.wait : undefined;
+      },
+      (WAIT_SECONDS + 30) * 1000,
+    );
+    expect(timedOut.attempts).toBeGreaterThan(1);
+    expect(timedOut.last_error).toContain("AccessDenied");
+    const [credential] = await database.db.select().from(integrationCredentials).where(eq(integrationCredentials.organizationId, tenant.id));
+    expect(credential!.status).toBe("pending");
+    expect(await database.db.select().from(runs).where(eq(runs.organizationId, tenant.id))).toEqual([]);
+    const [org] = await database.db.select().from(organizations).where(eq(organizations.id, tenant.id));
+    expect(org!.onboardingStatus).toBe("action_required");
+  });
+
+  it("without a template bucket the link is a 503 that names the setting, not a broken link", async () => {
+    const bare = createApp({
+      database,
+      keyring: createKeyring({ key: randomBytes(32).toString("base64") }),
+      platform: { agentVersion: "1.0.0" },
+      plansDir: "/plans",
+      verifyBootstrapRole: verifyBootstrapRoleWithSts,
+      runQueue: unused("runQueue"),
+      scanQueue: unused("scanQueue"),
+    });
+    const tenant = await quickStartTenant();
+    const response = await bare.request(`/v1/tenants/${tenant.slug}/integrations/aws/bootstrap`, { headers: { authorization: `Bearer ${admin}` } });
+    expect(response.status).toBe(503);
+    expect(((await response.json()) as { error: { message: string } }).error.message).toContain("BOOTSTRAP_TEMPLATE_BUCKET");
+  });
+});
