@@ -28,14 +28,23 @@ export function routePattern(path: string): RegExp {
   return new RegExp(`^${source.replace(/\/$/, "")}/?$`);
 }
 
-/** The methods routes of `app` answer for `path` (HEAD where GET is), sorted; empty for an unknown path. */
+/** Path segments without a parameter: `/v1/tenants/:slug/integrations/aws` has 4. */
+const staticSegments = (path: string) => path.split("/").filter((segment) => segment !== "" && !segment.startsWith(":") && segment !== "*").length;
+
+/**
+ * The methods routes of `app` answer for `path` (HEAD where GET is), sorted; empty for an unknown path. Where routes
+ * of different shapes match, the most specific wins, as in the document: `/integrations/setup` is its own resource
+ * (POST), not a `/integrations/{provider}` (whose provider is aws, azure or gcp).
+ */
 export function createAllowedMethods(app: Pick<Hono, "routes">): (path: string) => string[] {
-  let compiled: { method: string; pattern: RegExp }[] | undefined;
+  let compiled: { method: string; pattern: RegExp; specificity: number }[] | undefined;
   return (path) => {
     compiled ??= (app.routes as RouteEntry[])
       .filter((route) => route.method !== "ALL")
-      .map((route) => ({ method: route.method.toUpperCase(), pattern: routePattern(route.path) }));
-    const methods = new Set(compiled.filter((route) => route.pattern.test(path)).map((route) => route.method));
+      .map((route) => ({ method: route.method.toUpperCase(), pattern: routePattern(route.path), specificity: staticSegments(route.path) }));
+    const matching = compiled.filter((route) => route.pattern.test(path));
+    const best = Math.max(...matching.map((route) => route.specificity));
+    const methods = new Set(matching.filter((route) => route.specificity === best).map((route) => route.method));
     if (methods.has("GET")) methods.add("HEAD");
     return [...methods].sort();
   };

@@ -219,6 +219,8 @@ export function onboardingV2Router({ tenants, integrations, runs, discovery, rol
   router.openapi(
     createRoute({
       ...route("delete", "/integrations/{provider}", "Remove a cloud integration's credentials"),
+      // `/integrations/setup` is another resource (POST only): DELETE there is a 405 with Allow, not a bad provider.
+      middleware: [async (c, next) => (c.req.param("provider") === "setup" ? c.notFound() : next())] as const,
       request: { params: z.object({ provider: z.enum(PROVIDERS) }) },
       responses: { 200: json(v2RemovedSchema, "removed"), ...errorResponses },
     }),
