@@ -7,15 +7,21 @@ import { OpenAPIHono, type Hook } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
 import { ValidationError } from "../lib/errors";
 import type { AppEnv } from "./auth";
-import { validationHook } from "./errors";
+import type { ZodType } from "zod";
+import { fieldErrorsFromZod, validationHook } from "./errors";
 
-export const requireBody: MiddlewareHandler<AppEnv> = async (c, next) => {
-  // Read once; the JSON validator reads the same cached body.
-  if ((await c.req.text()).trim() === "") {
-    throw new ValidationError([{ field: "body", message: "is required: send a JSON object (Content-Type: application/json)" }]);
-  }
-  await next();
-};
+/** A missing or empty body is a 400 naming `body`, together with any bad path parameter (validated after this). */
+export function requireBody(params?: ZodType): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    // Read once; the JSON validator reads the same cached body.
+    if ((await c.req.text()).trim() !== "") return next();
+    const parsed = params?.safeParse(c.req.param());
+    throw new ValidationError([
+      ...(parsed && !parsed.success ? fieldErrorsFromZod(parsed.error, "param") : []),
+      { field: "body", message: "is required: send a JSON object (Content-Type: application/json)" },
+    ]);
+  };
+}
 
 export function createRouter(): OpenAPIHono<AppEnv> {
   const router = new OpenAPIHono<AppEnv>({ defaultHook: validationHook as unknown as Hook<unknown, AppEnv, string, undefined> });
@@ -23,7 +29,8 @@ export function createRouter(): OpenAPIHono<AppEnv> {
   router.openapi = ((route, handler, hook) => {
     if (!route.request?.body?.required) return register(route, handler, hook);
     const middleware = route.middleware === undefined ? [] : Array.isArray(route.middleware) ? route.middleware : [route.middleware];
-    return register({ ...route, middleware: [requireBody, ...middleware] }, handler, hook);
+    const params = route.request.params as ZodType | undefined;
+    return register({ ...route, middleware: [requireBody(params), ...middleware] }, handler, hook);
   }) as typeof router.openapi;
   return router;
 }

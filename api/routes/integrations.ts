@@ -5,7 +5,7 @@
  * the external ID only masked, except inside the quick-create link, which must carry it: the external ID is not a
  * secret from the customer (it guards against confused deputies, not against them). Azure and GCP answer 501.
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
 import type { IntegrationCredential } from "../../db/schema";
 import type { Services } from "../../services";
 import type { AwsCredentialData } from "../../services/integration/aws-credential-store";
@@ -167,28 +167,28 @@ export function integrationsRouter({ integrations }: Pick<Services, "integration
   return router;
 }
 
-const unsupportedParams = slugParamsSchema.extend({ provider: z.enum(["azure", "gcp"]) });
-
 /** Azure and GCP: the AWS routes' methods answer 501 (after the usual tenant visibility check). */
 export function unsupportedProvidersRouter() {
   const router = createRouter();
-  for (const method of ["put", "get", "delete"] as const) {
-    router.openapi(
-      createRoute({
-        method,
-        path: "/{slug}/integrations/{provider}",
-        operationId: `${method}UnsupportedIntegration`,
-        tags: ["integrations"],
-        summary: "Azure and GCP integrations are not supported yet (501)",
-        security,
-        request: { params: unsupportedParams },
-        responses: { ...errorResponses, 501: errorResponse("not supported yet: only aws is (code not_implemented)") },
-      }),
-      async (c) => {
-        await c.var.tenant();
-        throw notSupported(c.req.valid("param").provider);
-      },
-    );
+  for (const provider of ["azure", "gcp"] as const) {
+    for (const method of ["put", "get", "delete"] as const) {
+      router.openapi(
+        createRoute({
+          method,
+          path: `/{slug}/integrations/${provider}`,
+          operationId: `${method}${provider === "azure" ? "Azure" : "Gcp"}Integration`,
+          tags: ["integrations"],
+          summary: `${provider === "azure" ? "Azure" : "GCP"} integrations are not supported yet (501)`,
+          security,
+          request: { params: slugParamsSchema },
+          responses: { ...errorResponses, 501: errorResponse("not supported yet: only aws is (code not_implemented)") },
+        }),
+        async (c) => {
+          await c.var.tenant();
+          throw notSupported(provider);
+        },
+      );
+    }
   }
   return router;
 }

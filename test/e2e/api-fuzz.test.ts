@@ -32,7 +32,7 @@ import { REPO_ROOT } from "../harness/moto";
 
 const SCHEMATHESIS = join(REPO_ROOT, ".tools", "schemathesis-venv", "bin", "schemathesis");
 const SEED = 20261129;
-const MAX_EXAMPLES = 20;
+const MAX_EXAMPLES = 40;
 const PLATFORM_PRINCIPAL = "arn:aws:iam::999999999999:role/MiniXdrPlatform";
 const ACCOUNT = "123456789012";
 const BUCKET = `mxdr-fuzz-templates-${randomBytes(3).toString("hex")}`;
