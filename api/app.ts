@@ -8,11 +8,13 @@
  *   /v1/agents/* agent enrollment and heartbeat (the tenant's enrollment token)
  *   /v1/*        bearer auth -> Idempotency-Key -> routes
  *   /api/onboarding/v2/*   the seeds' endpoint set, for tenant tokens
+ *   /, /console/*   the web console (console/): a static page and its ES modules, no auth (the data calls carry it)
  */
 import { bodyLimit } from "hono/body-limit";
 import type { Database } from "../db/client";
 import type { Keyring } from "../db/crypto";
 import type { ScanQueue } from "../services/discovery/scan-queue";
+import { consoleRouter } from "../console/console-router";
 import { createServices } from "../services";
 import type { BootstrapLinkService } from "../services/integration/bootstrap-link-service";
 import type { BootstrapWaitQueue } from "../services/integration/bootstrap-wait";
@@ -30,6 +32,8 @@ import { deploymentRouter } from "./routes/deployment";
 import { integrationsRouter, unsupportedProvidersRouter } from "./routes/integrations";
 import { onboardingRouter } from "./routes/onboarding";
 import { onboardingV2Router } from "./routes/onboarding-v2";
+import { overviewRouter } from "./routes/overview";
+import { progressEventsRouter } from "./routes/progress-events";
 import { runsRouter } from "./routes/runs";
 import { tenantsRouter } from "./routes/tenants";
 import { tokensRouter } from "./routes/tokens";
@@ -116,9 +120,11 @@ export function createApp(deps: AppDependencies) {
   tenants.route("/", tokensRouter(services));
   tenants.route("/", runsRouter(services));
   tenants.route("/", onboardingRouter(services));
+  tenants.route("/", progressEventsRouter(services));
   tenants.route("/", deploymentRouter(services));
   tenants.route("/", unsupportedProvidersRouter());
   v1.route("/tenants", tenants);
+  v1.route("/", overviewRouter(services));
   app.route("/v1", v1);
 
   const v2 = createRouter();
@@ -138,6 +144,7 @@ export function createApp(deps: AppDependencies) {
     },
   });
   mountDocsPage(app, "/openapi.json");
+  app.route("/", consoleRouter());
 
   return app;
 }

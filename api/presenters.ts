@@ -1,5 +1,6 @@
 /** Database rows -> API shapes (snake_case, ISO timestamps). Nothing secret is ever presented. */
 import type { Agent, CloudAsset, ConnectionCheck, DiscoveryScan, IntegrationSettings, Organization } from "../db/schema";
+import { describeTargeting, requestedSpecOf, type RolloutSpec } from "../services/rollout/rollout-spec-fns";
 import type { SettingsPatch } from "../services/tenant/tenant-service";
 
 export function iso(date: Date | null | undefined): string | null {
@@ -11,8 +12,13 @@ export interface ApiIntegrationSettings {
   regions?: string[];
   home_region?: string;
   aws_account_id?: string;
+  targeting_mode?: "all_managed" | "tag";
   target_tag?: { key: string; value: string };
+  exclusion_tag?: { key: string; value: string };
   target_all_managed_instances?: boolean;
+  association_max_concurrency?: string;
+  association_max_errors?: string;
+  enable_default_host_management?: boolean;
   require_approval?: boolean;
 }
 
@@ -22,10 +28,29 @@ export function presentSettings(settings: IntegrationSettings, awsAccountId: str
   if (settings.regions !== undefined) out.regions = settings.regions;
   if (settings.homeRegion !== undefined) out.home_region = settings.homeRegion;
   if (awsAccountId) out.aws_account_id = awsAccountId;
+  if (settings.targetingMode !== undefined) out.targeting_mode = settings.targetingMode;
   if (settings.targetTag !== undefined) out.target_tag = settings.targetTag;
+  if (settings.exclusionTag !== undefined) out.exclusion_tag = settings.exclusionTag;
   if (settings.targetAllManagedInstances !== undefined) out.target_all_managed_instances = settings.targetAllManagedInstances;
+  if (settings.associationMaxConcurrency !== undefined) out.association_max_concurrency = settings.associationMaxConcurrency;
+  if (settings.associationMaxErrors !== undefined) out.association_max_errors = settings.associationMaxErrors;
+  if (settings.enableDefaultHostManagement !== undefined) out.enable_default_host_management = settings.enableDefaultHostManagement;
   if (settings.requireApproval !== undefined) out.require_approval = settings.requireApproval;
   return out;
+}
+
+/** The rollout the settings ask for, defaults included: what the next up applies. */
+export function presentRolloutSpec(spec: RolloutSpec) {
+  return {
+    targeting_mode: spec.targeting.mode,
+    target_tag: spec.targeting.targetTag,
+    exclusion_tag: spec.targeting.exclusionTag,
+    description: describeTargeting(spec.targeting),
+    regions: spec.regions,
+    association_max_concurrency: spec.maxConcurrency,
+    association_max_errors: spec.maxErrors,
+    enable_default_host_management: spec.defaultHostManagement,
+  };
 }
 
 export function presentTenant(org: Organization) {
@@ -35,7 +60,9 @@ export function presentTenant(org: Organization) {
     onboarding_flow_version: org.onboardingFlowVersion,
     auto_discovery_enabled: org.autoDiscoveryEnabled,
     onboarding_status: org.onboardingStatus,
+    action_required: org.onboardingStatus === "action_required" ? (org.statusReasons ?? []) : [],
     integration_settings: presentSettings(org.integrationSettings, org.awsAccountId),
+    effective_rollout: presentRolloutSpec(requestedSpecOf(org.integrationSettings)),
     created_at: org.createdAt.toISOString(),
     updated_at: org.updatedAt.toISOString(),
     offboarded_at: iso(org.offboardedAt),
@@ -98,8 +125,13 @@ export function settingsPatchOf(input: {
   regions?: string[] | null;
   home_region?: string | null;
   aws_account_id?: string | null;
+  targeting_mode?: "all_managed" | "tag" | null;
   target_tag?: { key: string; value: string } | null;
+  exclusion_tag?: { key: string; value: string } | null;
   target_all_managed_instances?: boolean | null;
+  association_max_concurrency?: string | null;
+  association_max_errors?: string | null;
+  enable_default_host_management?: boolean | null;
   require_approval?: boolean | null;
 } = {}): SettingsPatch {
   return {
@@ -107,8 +139,13 @@ export function settingsPatchOf(input: {
     regions: input.regions,
     homeRegion: input.home_region,
     awsAccountId: input.aws_account_id,
+    targetingMode: input.targeting_mode,
     targetTag: input.target_tag,
+    exclusionTag: input.exclusion_tag,
     targetAllManagedInstances: input.target_all_managed_instances,
+    associationMaxConcurrency: input.association_max_concurrency,
+    associationMaxErrors: input.association_max_errors,
+    enableDefaultHostManagement: input.enable_default_host_management,
     requireApproval: input.require_approval,
   };
 }

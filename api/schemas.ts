@@ -12,9 +12,13 @@ import { useReadableZodMessages } from "../lib/zod-messages";
 import {
   awsRegionListSchema,
   awsRegionSchema,
+  exclusionTagSchema,
   externalIdSchema,
   httpsUrlSchema,
+  maxConcurrencySchema,
+  maxErrorsSchema,
   roleArnSchema,
+  TARGETING_MODES,
   tenantSlugSchema,
 } from "../programs/tenant/config";
 
@@ -33,13 +37,24 @@ const targetTagSchema = z.strictObject({
   value: z.string().max(256),
 });
 
+const exclusionTagInputSchema = z.strictObject({
+  key: exclusionTagSchema.shape.key,
+  value: exclusionTagSchema.shape.value,
+});
+const targetingModeSchema = z.enum(TARGETING_MODES, { message: "must be all_managed or tag" });
+
 export const integrationSettingsInputSchema = z.strictObject({
   agent_public_base_url: httpsUrlSchema.optional(),
   regions: awsRegionListSchema.optional(),
   home_region: awsRegionSchema.optional(),
   aws_account_id: awsAccountIdSchema.optional(),
+  targeting_mode: targetingModeSchema.optional(),
   target_tag: targetTagSchema.optional(),
+  exclusion_tag: exclusionTagInputSchema.optional(),
   target_all_managed_instances: z.boolean().optional(),
+  association_max_concurrency: maxConcurrencySchema.optional(),
+  association_max_errors: maxErrorsSchema.optional(),
+  enable_default_host_management: z.boolean().optional(),
   require_approval: z.boolean().optional(),
 });
 
@@ -49,8 +64,13 @@ export const integrationSettingsPatchSchema = z.strictObject({
   regions: awsRegionListSchema.nullable().optional(),
   home_region: awsRegionSchema.nullable().optional(),
   aws_account_id: awsAccountIdSchema.nullable().optional(),
+  targeting_mode: targetingModeSchema.nullable().optional(),
   target_tag: targetTagSchema.nullable().optional(),
+  exclusion_tag: exclusionTagInputSchema.nullable().optional(),
   target_all_managed_instances: z.boolean().nullable().optional(),
+  association_max_concurrency: maxConcurrencySchema.nullable().optional(),
+  association_max_errors: maxErrorsSchema.nullable().optional(),
+  enable_default_host_management: z.boolean().nullable().optional(),
   require_approval: z.boolean().nullable().optional(),
 });
 
@@ -79,11 +99,30 @@ export const integrationSettingsSchema = z
     regions: z.array(z.string()).optional(),
     home_region: z.string().optional(),
     aws_account_id: z.string().optional(),
+    targeting_mode: z.enum(TARGETING_MODES).optional(),
     target_tag: z.object({ key: z.string(), value: z.string() }).optional(),
+    exclusion_tag: z.object({ key: z.string(), value: z.string() }).optional(),
     target_all_managed_instances: z.boolean().optional(),
+    association_max_concurrency: z.string().optional(),
+    association_max_errors: z.string().optional(),
+    enable_default_host_management: z.boolean().optional(),
     require_approval: z.boolean().optional(),
   })
   .openapi("IntegrationSettings");
+
+/** The rollout the next up applies, defaults included (the settings above show only what was set). */
+export const effectiveRolloutSchema = z
+  .object({
+    targeting_mode: z.enum(TARGETING_MODES),
+    target_tag: z.object({ key: z.string(), value: z.string() }),
+    exclusion_tag: z.object({ key: z.string(), value: z.string() }),
+    description: z.string(),
+    regions: z.array(z.string()),
+    association_max_concurrency: z.string(),
+    association_max_errors: z.string(),
+    enable_default_host_management: z.boolean(),
+  })
+  .openapi("EffectiveRollout");
 
 export const tenantSchema = z
   .object({
@@ -92,7 +131,10 @@ export const tenantSchema = z
     onboarding_flow_version: z.enum(ONBOARDING_FLOW_VERSIONS),
     auto_discovery_enabled: z.boolean(),
     onboarding_status: z.string(),
+    /** With onboarding_status action_required: what a person has to do. */
+    action_required: z.array(z.object({ reason: z.string(), fix: z.string() })),
     integration_settings: integrationSettingsSchema,
+    effective_rollout: effectiveRolloutSchema,
     created_at: z.string(),
     updated_at: z.string(),
     offboarded_at: z.string().nullable(),

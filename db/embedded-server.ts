@@ -22,7 +22,7 @@ import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from "node:fs/prom
 import { createServer } from "node:net";
 import { arch, platform, userInfo } from "node:os";
 import { createRequire } from "node:module";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import postgres from "postgres";
@@ -242,6 +242,8 @@ export async function ensureEmbeddedServer(options: EmbeddedServerOptions): Prom
   const p = paths(dir);
   const bin = await binaries();
   const owner = await serverOwner();
+  // Its parents must be traversable by the server's user: created here 0711 (mkdir -p would give them 0700).
+  await mkdir(dirname(dir), { recursive: true, mode: 0o711 });
   await mkdir(dir, { recursive: true, mode: 0o700 });
   if (owner) {
     await chown(dir, owner.uid, owner.gid);

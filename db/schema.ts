@@ -108,12 +108,26 @@ export interface IntegrationSettings {
   agentPublicBaseUrl?: string;
   regions?: string[];
   homeRegion?: string;
+  /** `all_managed` (the default): every SSM-managed instance but the excluded; `tag`: only those carrying targetTag. */
+  targetingMode?: "all_managed" | "tag";
   targetTag?: TagFilter;
-  /** Target every managed instance instead of those carrying targetTag. */
+  /** Instances carrying it are left alone in all_managed mode (default xdr:monitor=false). */
+  exclusionTag?: TagFilter;
+  /** The old spelling of targetingMode (true: all_managed, false: tag); still read. */
   targetAllManagedInstances?: boolean;
+  /** The association's rate control (SSM MaxConcurrency / MaxErrors). */
+  associationMaxConcurrency?: string;
+  associationMaxErrors?: string;
+  /** Turn on SSM's Default Host Management Configuration in each region, so instances without a profile become managed. */
+  enableDefaultHostManagement?: boolean;
   /** When true, an `up` must apply a previously approved preview's plan. */
   requireApproval?: boolean;
   priorityRules?: PriorityRuleOverride[];
+}
+
+export interface StatusReason {
+  reason: string;
+  fix: string;
 }
 
 export const CONNECTION_CHECK_STATUSES = ["waiting", "connected", "timed_out"] as const;
@@ -178,6 +192,8 @@ export const organizations = pgTable("organizations", {
   autoDiscoveryEnabled: boolean("auto_discovery_enabled").notNull().default(true),
   integrationSettings: jsonb("integration_settings").$type<IntegrationSettings>().notNull().default({}),
   onboardingStatus: text("onboarding_status").$type<OnboardingStatus>().notNull().default("not_started"),
+  /** With action_required: what a person has to do, each a reason and its fix. */
+  statusReasons: jsonb("status_reasons").$type<StatusReason[]>(),
   awsAccountId: text("aws_account_id"),
   createdAt: createdAt(),
   updatedAt: updatedAt(),

@@ -143,7 +143,8 @@ export async function resolveCredentialsKey(
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
   }
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  // Traversable (the embedded PostgreSQL server, run as its own user, lives under DATA_DIR) but not listable; the key is 0600.
+  await mkdir(dirname(path), { recursive: true, mode: 0o711 });
   const key = randomBytes(32).toString("base64");
   // flag "wx": two processes starting together cannot both write a key; the loser reads the winner's.
   try {

@@ -16,6 +16,16 @@ bash scripts/toolchain.sh
 # shellcheck source=lib/node.sh
 . scripts/lib/node.sh
 
+# The console's browser tests drive Debian's chromium through playwright-core (no browser download).
+if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test: installing chromium (apt-get)" >&2
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+  else
+    echo "test: chromium is missing (/usr/bin/chromium) and this user cannot apt-get install it: test/e2e/console.test.ts will fail" >&2
+  fi
+fi
+
 TEST_DATABASE_URL="$(bash scripts/postgres.sh start)"
 export TEST_DATABASE_URL
 trap 'bash scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT

@@ -14,7 +14,11 @@ const json = <T>(schema: T, description: string) => ({ description, content: { "
 
 export const deploymentSummarySchema = z
   .object({
+    targeting: z.string().nullable().openapi({ description: "what the applied stack targets; null before the first successful up" }),
+    change_pending: z.string().nullable().openapi({ description: "settings not applied yet: \"change pending: run an up ...\"" }),
+    unmanaged: z.number().openapi({ description: "targeted instances SSM does not manage (instance profile or Default Host Management needed)" }),
     targeted: z.number(),
+    stopped: z.number().openapi({ description: "targeted instances that are stopped: they get the agent when they start" }),
     installed: z.number(),
     failed: z.number(),
     pending: z.number(),
@@ -32,6 +36,7 @@ export const deploymentSummarySchema = z
         region: z.string(),
         priority: z.string(),
         platform: z.string().nullable(),
+        state: z.string().nullable(),
         targeted: z.boolean(),
         agent_status: z.string(),
         reason: z.string().nullable(),
@@ -50,7 +55,7 @@ export const retryResultSchema = z
 
 export const deploymentHealthSchema = z
   .object({
-    status: z.enum(["healthy", "degraded", "no_agents"]),
+    status: z.enum(["healthy", "degraded", "no_agents", "offboarded"]),
     agents_enrolled: z.number(),
     agents_healthy: z.number(),
     agents_stale: z.number(),
@@ -73,6 +78,7 @@ export const validationSchema = z
     checks: z.array(z.object({ name: z.enum(CHECK_NAMES), status: z.enum(["passed", "failed", "pending"]), reason: z.string().optional() })),
     passed: z.number(),
     total: z.number(),
+    change_pending: z.string().nullable(),
   })
   .openapi("Validation");
 

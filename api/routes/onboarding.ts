@@ -21,6 +21,9 @@ export const progressSchema = z
     deployment: phase.extend({ targeted: z.number(), agents_deployed: z.number(), failed: z.number() }),
     validation: phase.extend({ checks_passed: z.number(), checks_total: z.number() }),
     overall_progress: z.number(),
+    onboarding_status: z.string(),
+    action_required: z.array(z.object({ reason: z.string(), fix: z.string() })),
+    change_pending: z.string().nullable(),
   })
   .openapi("Progress");
 

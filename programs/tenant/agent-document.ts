@@ -1,11 +1,16 @@
 /** The SSM Command document that installs and enrolls the XDR agent. Pure: unit-tested without Pulumi. */
-import { SAFE_HTTPS_URL } from "./config";
+import { IMDS_TAG_KEY, SAFE_HTTPS_URL, SAFE_TAG_VALUE, type Tag } from "./config";
 
 export interface AgentDocumentArgs {
   parameterName: string;
   agentPublicBaseUrl: string;
   agentVersion: string;
+  /** Instances carrying this tag are skipped (all_managed targeting; see targeting-fns.ts). None: no check. */
+  exclusionTag?: Tag;
 }
+
+/** A pattern that also accepts the empty string (no exclusion check). */
+const orEmpty = (pattern: RegExp) => `^(${pattern.source.slice(1, -1)})?$`;
 
 interface DocumentStep {
   action: "aws:runShellScript" | "aws:runPowerShellScript";
@@ -23,9 +28,25 @@ export interface AgentInstallDocument {
 
 // The agent's configuration (backend URL, tenant id, enrollment token) never appears in the document:
 // each step reads it from the SecureString parameter on the instance, so it stays encrypted at rest.
+//
+// SSM associations cannot exclude by tag, so with an exclusion tag the steps first read the instance's own tag from
+// instance metadata (IMDSv2) and stop, successfully, without installing when it is set. When the instance does not
+// serve its tags in instance metadata the read fails and the install goes on: the exclusion needs instance metadata
+// tags turned on. MINI_XDR_IMDS_ENDPOINT only exists for tests (there is no metadata service off EC2).
 const linuxScript = [
   "#!/bin/sh",
   "set -eu",
+  "EXCLUDE_KEY='{{ ExcludeTagKey }}'",
+  "EXCLUDE_VALUE='{{ ExcludeTagValue }}'",
+  'if [ -n "$EXCLUDE_KEY" ]; then',
+  '  IMDS="${MINI_XDR_IMDS_ENDPOINT:-http://169.254.169.254}"',
+  "  IMDS_TOKEN=$(curl -sf --connect-timeout 2 --max-time 5 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' \"$IMDS/latest/api/token\" || true)",
+  '  TAG_VALUE=$(curl -sf --connect-timeout 2 --max-time 5 -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "$IMDS/latest/meta-data/tags/instance/$EXCLUDE_KEY" || true)',
+  '  if [ -n "$IMDS_TOKEN" ] && [ "$TAG_VALUE" = "$EXCLUDE_VALUE" ]; then',
+  '    echo "mini-xdr: this instance is tagged $EXCLUDE_KEY=$EXCLUDE_VALUE: not installing the agent"',
+  "    exit 0",
+  "  fi",
+  "fi",
   "CONFIG_DIR=${MINI_XDR_CONFIG_DIR:-/etc/mini-xdr}",
   "INSTALL_DIR=${MINI_XDR_INSTALL_DIR:-/opt/mini-xdr}",
   'ARCH=$(uname -m); case "$ARCH" in aarch64|arm64) ARCH=arm64 ;; x86_64|amd64) ARCH=amd64 ;; *) echo "mini-xdr: unsupported architecture $ARCH" >&2; exit 1 ;; esac',
@@ -42,6 +63,12 @@ const linuxScript = [
 
 const windowsScript = [
   "$ErrorActionPreference = 'Stop'",
+  "$excludeKey = '{{ ExcludeTagKey }}'",
+  "$excludeValue = '{{ ExcludeTagValue }}'",
+  "$imds = if ($env:MINI_XDR_IMDS_ENDPOINT) { $env:MINI_XDR_IMDS_ENDPOINT } else { 'http://169.254.169.254' }",
+  "$tagValue = $null",
+  "if ($excludeKey -ne '') { try { $imdsToken = Invoke-RestMethod -UseBasicParsing -Method Put -TimeoutSec 5 -Uri \"$imds/latest/api/token\" -Headers @{ 'X-aws-ec2-metadata-token-ttl-seconds' = '60' }; $tagValue = Invoke-RestMethod -UseBasicParsing -TimeoutSec 5 -Uri \"$imds/latest/meta-data/tags/instance/$excludeKey\" -Headers @{ 'X-aws-ec2-metadata-token' = $imdsToken } } catch { $tagValue = $null } }",
+  "if ($excludeKey -ne '' -and $tagValue -eq $excludeValue) { Write-Output \"mini-xdr: this instance is tagged $excludeKey=$excludeValue: not installing the agent\"; exit 0 }",
   "$configDir = Join-Path $env:ProgramData 'MiniXdr'",
   "$installDir = Join-Path $env:ProgramFiles 'MiniXdr'",
   "New-Item -ItemType Directory -Force -Path $configDir, $installDir | Out-Null",
@@ -76,6 +103,18 @@ export function buildAgentInstallDocument(args: AgentDocumentArgs): AgentInstall
         description: "Agent version to install",
         default: args.agentVersion,
         allowedPattern: "^\\d+\\.\\d+\\.\\d+([-+][A-Za-z0-9_.]+)?$",
+      },
+      ExcludeTagKey: {
+        type: "String",
+        description: "Skip instances carrying this tag (read from instance metadata); empty: no check",
+        default: args.exclusionTag?.key ?? "",
+        allowedPattern: orEmpty(IMDS_TAG_KEY),
+      },
+      ExcludeTagValue: {
+        type: "String",
+        description: "The value of ExcludeTagKey that skips the instance",
+        default: args.exclusionTag?.value ?? "",
+        allowedPattern: orEmpty(SAFE_TAG_VALUE),
       },
     },
     mainSteps: [

@@ -3,24 +3,40 @@ import * as pulumi from "@pulumi/pulumi";
 import { buildAgentInstallDocument } from "./agent-document";
 import type { TenantConfig } from "./config";
 import { KubernetesAgent } from "./kubernetes-agent";
-import { resourceNames } from "./naming";
-import { buildAccessPolicy, buildTrustPolicy } from "./policies";
+import { DEFAULT_HOST_MANAGEMENT_POLICY_ARN, defaultHostManagementSettingId, resourceNames } from "./naming";
+import { buildAccessPolicy, buildDefaultHostManagementTrustPolicy, buildTrustPolicy } from "./policies";
+import { associationTargets, documentExclusionTag } from "./targeting-fns";
 
 export interface TenantOnboardingArgs {
   /** Validated tenant configuration; externalId, enrollmentToken and kubeconfig are wrapped as secrets here. */
   config: TenantConfig;
 }
 
+/** What the stack creates in one region. */
+export interface RegionalAgentResources {
+  parameterName: pulumi.Output<string>;
+  documentName: pulumi.Output<string>;
+  associationId: pulumi.Output<string>;
+}
+
 /**
- * Everything the Mini-XDR platform needs in a customer's AWS account: the cross-account access role,
+ * Everything the Mini-XDR platform needs in a customer's AWS account: the cross-account access role (IAM is
+ * global: created once, through the home region's provider) and, in every region of the tenant (SSM is regional),
  * the agent configuration, the agent install document and the association that keeps agents installed.
+ *
+ * Regional resources carry their region in their logical name, so adding a region only creates that region's and
+ * removing one only deletes those. The home region's keep their names from before regions were rolled out
+ * separately through aliases, so existing stacks do not replace them.
  */
 export class TenantOnboarding extends pulumi.ComponentResource {
   readonly roleArn: pulumi.Output<string>;
   readonly externalId: pulumi.Output<string>;
+  /** The home region's parameter, document and association (the first outputs, before `regions`). */
   readonly parameterName: pulumi.Output<string>;
   readonly documentName: pulumi.Output<string>;
   readonly associationId: pulumi.Output<string>;
+  readonly regions: Record<string, RegionalAgentResources>;
+  readonly defaultHostManagementRoleName: pulumi.Output<string | undefined>;
   readonly kubernetesNamespace: pulumi.Output<string | undefined>;
 
   constructor(name: string, args: TenantOnboardingArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -30,17 +46,25 @@ export class TenantOnboarding extends pulumi.ComponentResource {
     const externalId = pulumi.secret(config.externalId);
     const enrollmentToken = pulumi.secret(config.enrollmentToken);
     const tags = { "mini-xdr:tenant": config.tenantSlug, "mini-xdr:managed-by": "mini-xdr-onboarding" };
+    const isHome = (region: string) => region === config.homeRegion;
+    /** The home region's resources answer to their names from before per-region names. */
+    const formerName = (region: string, former: string) => (isHome(region) ? { aliases: [{ name: former }] } : {});
 
-    const provider = new aws.Provider(
-      `${name}-customer`,
-      {
-        region: config.homeRegion as aws.Region,
-        assumeRoles: [{ roleArn: config.bootstrapRoleArn, externalId, sessionName: names.sessionName }],
-        allowedAccountIds: [config.customerAccountId],
-      },
-      { parent: this },
+    const providers = new Map(
+      config.regions.map((region) => [
+        region,
+        new aws.Provider(
+          `${name}-customer-${region}`,
+          {
+            region: region as aws.Region,
+            assumeRoles: [{ roleArn: config.bootstrapRoleArn, externalId, sessionName: names.sessionName }],
+            allowedAccountIds: [config.customerAccountId],
+          },
+          { parent: this, ...formerName(region, `${name}-customer`) },
+        ),
+      ]),
     );
-    const childOpts = { parent: this, provider };
+    const home = { parent: this, provider: providers.get(config.homeRegion)! };
 
     const role = new aws.iam.Role(
       `${name}-access-role`,
@@ -53,7 +77,7 @@ export class TenantOnboarding extends pulumi.ComponentResource {
         maxSessionDuration: config.maxSessionDurationSeconds,
         tags,
       },
-      childOpts,
+      home,
     );
 
     new aws.iam.RolePolicy(
@@ -65,11 +89,12 @@ export class TenantOnboarding extends pulumi.ComponentResource {
           buildAccessPolicy({
             customerAccountId: config.customerAccountId,
             documentName: names.documentName,
-            targetTag: config.targetTag,
+            regions: config.regions,
+            targeting: config.targeting,
           }),
         ),
       },
-      childOpts,
+      home,
     );
 
     const agentConfigJson = pulumi.secret(
@@ -82,56 +107,65 @@ export class TenantOnboarding extends pulumi.ComponentResource {
         }),
       ),
     );
-
-    const parameter = new aws.ssm.Parameter(
-      `${name}-agent-config`,
-      {
-        name: names.parameterName,
-        type: "SecureString",
-        description: `Mini-XDR agent configuration for tenant ${config.tenantSlug}`,
-        value: agentConfigJson,
-        tags,
-      },
-      childOpts,
+    const exclusionTag = documentExclusionTag(config.targeting);
+    const documentContent = JSON.stringify(
+      buildAgentInstallDocument({
+        parameterName: names.parameterName,
+        agentPublicBaseUrl: config.agentPublicBaseUrl,
+        agentVersion: config.agentVersion,
+        exclusionTag,
+      }),
+      null,
+      2,
     );
 
-    const document = new aws.ssm.Document(
-      `${name}-agent-install`,
-      {
-        name: names.documentName,
-        documentType: "Command",
-        documentFormat: "JSON",
-        content: JSON.stringify(
-          buildAgentInstallDocument({
-            parameterName: names.parameterName,
-            agentPublicBaseUrl: config.agentPublicBaseUrl,
-            agentVersion: config.agentVersion,
-          }),
-          null,
-          2,
-        ),
-        tags,
-      },
-      childOpts,
-    );
+    this.regions = {};
+    for (const region of config.regions) {
+      const inRegion = { parent: this, provider: providers.get(region)! };
+      const parameter = new aws.ssm.Parameter(
+        `${name}-agent-config-${region}`,
+        {
+          name: names.parameterName,
+          type: "SecureString",
+          description: `Mini-XDR agent configuration for tenant ${config.tenantSlug}`,
+          value: agentConfigJson,
+          tags,
+        },
+        { ...inRegion, ...formerName(region, `${name}-agent-config`) },
+      );
+      const document = new aws.ssm.Document(
+        `${name}-agent-install-${region}`,
+        { name: names.documentName, documentType: "Command", documentFormat: "JSON", content: documentContent, tags },
+        { ...inRegion, ...formerName(region, `${name}-agent-install`) },
+      );
+      const association = new aws.ssm.Association(
+        `${name}-agent-association-${region}`,
+        {
+          associationName: names.associationName,
+          name: document.name,
+          documentVersion: document.latestVersion,
+          scheduleExpression: config.associationSchedule,
+          targets: associationTargets(config.targeting),
+          parameters: {
+            ConfigParameterName: parameter.name,
+            ...(exclusionTag ? { ExcludeTagKey: exclusionTag.key, ExcludeTagValue: exclusionTag.value } : {}),
+          },
+          maxConcurrency: config.associationMaxConcurrency,
+          maxErrors: config.associationMaxErrors,
+          complianceSeverity: "HIGH",
+        },
+        { ...inRegion, ...formerName(region, `${name}-agent-association`) },
+      );
+      this.regions[region] = {
+        parameterName: parameter.name,
+        documentName: document.name,
+        associationId: association.associationId,
+      };
+    }
 
-    const association = new aws.ssm.Association(
-      `${name}-agent-association`,
-      {
-        associationName: names.associationName,
-        name: document.name,
-        documentVersion: document.latestVersion,
-        scheduleExpression: config.associationSchedule,
-        targets: config.targetAllManagedInstances
-          ? [{ key: "InstanceIds", values: ["*"] }]
-          : [{ key: `tag:${config.targetTag.key}`, values: [config.targetTag.value] }],
-        parameters: { ConfigParameterName: parameter.name },
-        maxConcurrency: "25%",
-        maxErrors: "25%",
-        complianceSeverity: "HIGH",
-      },
-      childOpts,
-    );
+    this.defaultHostManagementRoleName = config.enableDefaultHostManagement
+      ? this.defaultHostManagement(name, config, providers, tags)
+      : pulumi.output(undefined);
 
     const kubernetesAgent = config.kubeconfig
       ? new KubernetesAgent(
@@ -148,11 +182,12 @@ export class TenantOnboarding extends pulumi.ComponentResource {
         )
       : undefined;
 
+    const homeRegion = this.regions[config.homeRegion]!;
     this.roleArn = role.arn;
     this.externalId = externalId;
-    this.parameterName = parameter.name;
-    this.documentName = document.name;
-    this.associationId = association.associationId;
+    this.parameterName = homeRegion.parameterName;
+    this.documentName = homeRegion.documentName;
+    this.associationId = homeRegion.associationId;
     this.kubernetesNamespace = kubernetesAgent ? kubernetesAgent.namespace : pulumi.output(undefined);
     this.registerOutputs({
       roleArn: this.roleArn,
@@ -160,7 +195,50 @@ export class TenantOnboarding extends pulumi.ComponentResource {
       parameterName: this.parameterName,
       documentName: this.documentName,
       associationId: this.associationId,
+      regions: this.regions,
+      defaultHostManagementRoleName: this.defaultHostManagementRoleName,
       kubernetesNamespace: this.kubernetesNamespace,
     });
+  }
+
+  /**
+   * SSM's Default Host Management Configuration: a role SSM passes to instances without an instance profile (once,
+   * IAM is global), named in each region's service setting, so those instances become managed instances.
+   */
+  private defaultHostManagement(
+    name: string,
+    config: TenantConfig,
+    providers: Map<string, aws.Provider>,
+    tags: Record<string, string>,
+  ): pulumi.Output<string> {
+    const names = resourceNames(config.tenantSlug);
+    const home = { parent: this, provider: providers.get(config.homeRegion)! };
+    const role = new aws.iam.Role(
+      `${name}-host-management-role`,
+      {
+        name: names.defaultHostManagementRoleName,
+        description: `SSM Default Host Management Configuration for Mini-XDR tenant ${config.tenantSlug}`,
+        assumeRolePolicy: JSON.stringify(buildDefaultHostManagementTrustPolicy()),
+        tags,
+      },
+      home,
+    );
+    const attachment = new aws.iam.RolePolicyAttachment(
+      `${name}-host-management-policy`,
+      { role: role.name, policyArn: DEFAULT_HOST_MANAGEMENT_POLICY_ARN },
+      home,
+    );
+    for (const region of config.regions) {
+      new aws.ssm.ServiceSetting(
+        `${name}-host-management-${region}`,
+        {
+          settingId: defaultHostManagementSettingId(region, config.customerAccountId),
+          // The role's name (its path is /), as SSM expects it.
+          settingValue: role.name,
+        },
+        { parent: this, provider: providers.get(region)!, dependsOn: [attachment] },
+      );
+    }
+    return role.name;
   }
 }

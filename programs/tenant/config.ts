@@ -10,7 +10,7 @@ const quoted = (value: string) => JSON.stringify(value.length > 40 ? `${value.sl
 /** A region code of lib/aws-regions.ts (the one list). */
 export const awsRegionSchema = z
   .string()
-  .refine(isAwsRegion, { error: (issue) => `must be an AWS region code such as us-east-1; ${quoted(String(issue.input))} is not one` });
+  .refine((value) => isAwsRegion(value), { error: (issue) => `must be an AWS region code such as us-east-1; ${quoted(String(issue.input))} is not one` });
 
 /** A tenant's regions: known, each once. */
 export const awsRegionListSchema = z
@@ -102,6 +102,33 @@ const tagSchema = z.object({
   value: z.string().max(256),
 });
 
+/**
+ * The exclusion tag is read on the instance from instance metadata (IMDS) by the install document's steps, where it
+ * lands inside single-quoted shell and PowerShell strings: the key is limited to the characters IMDS allows in tag
+ * keys, the value to a set without quotes.
+ */
+export const IMDS_TAG_KEY = /^[A-Za-z0-9+=.,_:@-]{1,128}$/;
+export const SAFE_TAG_VALUE = /^[A-Za-z0-9+=.,_:@\/ -]{1,256}$/;
+
+export const exclusionTagSchema = z.object({
+  key: z.string().regex(IMDS_TAG_KEY, "must be 1-128 letters, digits or + - = . , _ : @ (a tag key instance metadata can serve)"),
+  value: z.string().regex(SAFE_TAG_VALUE, "must be 1-256 letters, digits, spaces or + - = . , _ : @ /"),
+});
+
+/** SSM's own patterns for an association's MaxConcurrency and MaxErrors. */
+export const maxConcurrencySchema = z
+  .string()
+  .regex(/^([1-9][0-9]{0,5}|[1-9][0-9]?%|100%)$/, "must be a number of instances (1, 2, ...) or a percentage (1%-100%)");
+export const maxErrorsSchema = z
+  .string()
+  .regex(/^([0-9]|[1-9][0-9]{1,5}|[0-9]%|[1-9][0-9]%|100%)$/, "must be a number of errors (0, 1, ...) or a percentage (0%-100%)");
+
+export const TARGETING_MODES = ["all_managed", "tag"] as const;
+export const DEFAULT_TARGET_TAG = { key: "xdr:monitor", value: "true" } as const;
+export const DEFAULT_EXCLUSION_TAG = { key: "xdr:monitor", value: "false" } as const;
+export const DEFAULT_MAX_CONCURRENCY = "10%";
+export const DEFAULT_MAX_ERRORS = "10%";
+
 export const tenantConfigSchema = z
   .object({
     tenantSlug: tenantSlugSchema,
@@ -115,8 +142,18 @@ export const tenantConfigSchema = z
     agentPublicBaseUrl: httpsUrlSchema,
     agentVersion: z.string().regex(/^\d+\.\d+\.\d+([-+][\w.]+)?$/, "must be a semantic version such as 1.4.2"),
     enrollmentToken: z.string().min(32, "must be at least 32 characters"),
-    targetTag: tagSchema.default({ key: "xdr:monitor", value: "true" }),
-    targetAllManagedInstances: z.boolean().default(false),
+    /** `all_managed` (default): every SSM-managed instance but those with the exclusion tag; `tag`: only those with targetTag. */
+    targetingMode: z.enum(TARGETING_MODES, { message: "must be all_managed or tag" }).optional(),
+    /** The opt-in tag of `tag` mode. */
+    targetTag: tagSchema.optional(),
+    /** Instances carrying it are left alone in `all_managed` mode. */
+    exclusionTag: exclusionTagSchema.default({ ...DEFAULT_EXCLUSION_TAG }),
+    /** Before targetingMode: true meant all_managed, false (the old default) meant tag. Still read; targetingMode wins. */
+    targetAllManagedInstances: z.boolean().optional(),
+    associationMaxConcurrency: maxConcurrencySchema.default(DEFAULT_MAX_CONCURRENCY),
+    associationMaxErrors: maxErrorsSchema.default(DEFAULT_MAX_ERRORS),
+    /** Turn on SSM's Default Host Management Configuration in every region (a role for it, created once). */
+    enableDefaultHostManagement: z.boolean().default(false),
     associationSchedule: z
       .string()
       .regex(/^(rate\(\d+ (minutes|hours|days)\)|cron\(.+\))$/, "must be rate(...) or cron(...)")
@@ -137,8 +174,59 @@ export const tenantConfigSchema = z
     if (config.regions && !config.regions.includes(config.homeRegion)) {
       ctx.addIssue({ code: "custom", path: ["regions"], message: "must include the home region" });
     }
+    if (config.regions && new Set(config.regions).size !== config.regions.length) {
+      ctx.addIssue({ code: "custom", path: ["regions"], message: "must not list a region twice" });
+    }
+    if (
+      config.targetingMode !== undefined &&
+      config.targetAllManagedInstances !== undefined &&
+      (config.targetingMode === "all_managed") !== config.targetAllManagedInstances
+    ) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["targetAllManagedInstances"],
+        message: `conflicts with targetingMode ${config.targetingMode} (targetAllManagedInstances is the old spelling: drop it)`,
+      });
+    }
   })
-  .transform((config) => ({ ...config, regions: config.regions ?? [config.homeRegion] }));
+  .transform((config) => {
+    const targetTag = config.targetTag ?? { ...DEFAULT_TARGET_TAG };
+    const targeting: Targeting = {
+      mode: resolveTargetingMode(config),
+      targetTag,
+      exclusionTag: config.exclusionTag,
+    };
+    return { ...config, regions: config.regions ?? [config.homeRegion], targetTag, targeting };
+  });
+
+/**
+ * The targeting mode of a config. Old stack configs have no targetingMode: targetAllManagedInstances true means
+ * all_managed; false, or a targetTag alone (the old default mode was the tag), means tag; nothing means all_managed.
+ */
+export function resolveTargetingMode(config: {
+  targetingMode?: TargetingMode;
+  targetAllManagedInstances?: boolean;
+  targetTag?: unknown;
+}): TargetingMode {
+  if (config.targetingMode) return config.targetingMode;
+  if (config.targetAllManagedInstances === true) return "all_managed";
+  if (config.targetAllManagedInstances === false || config.targetTag !== undefined) return "tag";
+  return "all_managed";
+}
+
+export type TargetingMode = (typeof TARGETING_MODES)[number];
+
+export interface Tag {
+  key: string;
+  value: string;
+}
+
+/** Which instances the agent association covers (exclusionTag applies in all_managed mode only). */
+export interface Targeting {
+  mode: TargetingMode;
+  targetTag: Tag;
+  exclusionTag: Tag;
+}
 
 export type TenantConfigInput = z.input<typeof tenantConfigSchema>;
 export type TenantConfig = z.output<typeof tenantConfigSchema>;
@@ -149,8 +237,10 @@ export const TENANT_CONFIG_KEYS = Object.keys(tenantConfigSchema.in.shape) as (k
 export const STRUCTURED_CONFIG_KEYS: ReadonlySet<string> = new Set([
   "regions",
   "targetTag",
+  "exclusionTag",
   "targetAllManagedInstances",
   "maxSessionDurationSeconds",
+  "enableDefaultHostManagement",
 ]);
 
 export interface ConfigProblem {
@@ -188,7 +278,9 @@ export function parseTenantConfig(raw: Readonly<Record<string, string | undefine
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const key = issue.path.length > 0 ? issue.path.join(".") : "(config)";
-      const message = issue.code === "invalid_type" && issue.input === undefined ? "is required" : issue.message;
+      // zod 4 leaves the input out of issues: a missing key is one the candidate does not have.
+      const missing = issue.code === "invalid_type" && issue.path.length === 1 && candidate[String(issue.path[0])] === undefined;
+      const message = missing ? "is required" : issue.code === "invalid_type" ? `must be a ${issue.expected}` : issue.message;
       problems.push({ key, message });
     }
   }

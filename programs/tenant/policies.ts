@@ -1,9 +1,11 @@
 /** IAM policy documents for the XDR access role. Pure functions: unit-tested without Pulumi. */
+import type { Targeting } from "./config";
+import { sendCommandDenyCondition } from "./targeting-fns";
 
 export interface PolicyStatement {
   Sid?: string;
   Effect: "Allow" | "Deny";
-  Principal?: { AWS: string | string[] };
+  Principal?: { AWS: string | string[] } | { Service: string | string[] };
   Action: string | string[];
   Resource?: string | string[];
   Condition?: Record<string, Record<string, string | string[]>>;
@@ -33,10 +35,23 @@ export function buildTrustPolicy(args: { platformPrincipalArn: string; externalI
   };
 }
 
+/** Trust of the Default Host Management Configuration role: Systems Manager itself. */
+export function buildDefaultHostManagementTrustPolicy(): PolicyDocument {
+  return {
+    Version: "2012-10-17",
+    Statement: [{ Effect: "Allow", Principal: { Service: "ssm.amazonaws.com" }, Action: "sts:AssumeRole" }],
+  };
+}
+
+/**
+ * The access role's permissions: read-only discovery, and SendCommand of the agent document (in each of the
+ * tenant's regions: documents are regional) on the instances the targeting covers, in those regions only.
+ */
 export function buildAccessPolicy(args: {
   customerAccountId: string;
   documentName: string;
-  targetTag: { key: string; value: string };
+  regions: readonly string[];
+  targeting: Targeting;
 }): PolicyDocument {
   return {
     Version: "2012-10-17",
@@ -63,18 +78,17 @@ export function buildAccessPolicy(args: {
         Effect: "Allow",
         Action: "ssm:SendCommand",
         Resource: [
-          `arn:aws:ssm:*:${args.customerAccountId}:document/${args.documentName}`,
-          `arn:aws:ec2:*:${args.customerAccountId}:instance/*`,
+          ...args.regions.map((region) => `arn:aws:ssm:${region}:${args.customerAccountId}:document/${args.documentName}`),
+          ...args.regions.map((region) => `arn:aws:ec2:${region}:${args.customerAccountId}:instance/*`),
         ],
       },
       {
-        // The targeting as a Deny (a tag the instance lacks counts as different), so every Allow statement names
-        // the document SendCommand requires and policy linters can check it.
+        // Instances outside the targeting (targeting-fns.ts sendCommandDenyCondition).
         Sid: "OnlyOnMonitoredInstances",
         Effect: "Deny",
         Action: "ssm:SendCommand",
-        Resource: `arn:aws:ec2:*:${args.customerAccountId}:instance/*`,
-        Condition: { StringNotEquals: { [`ssm:resourceTag/${args.targetTag.key}`]: args.targetTag.value } },
+        Resource: args.regions.map((region) => `arn:aws:ec2:${region}:${args.customerAccountId}:instance/*`),
+        Condition: sendCommandDenyCondition(args.targeting),
       },
     ],
   };

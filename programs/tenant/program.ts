@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { parseTenantConfig, TENANT_CONFIG_KEYS, TenantConfigError } from "./config";
-import { TenantOnboarding } from "./component";
+import { type Targeting, parseTenantConfig, TENANT_CONFIG_KEYS, TenantConfigError } from "./config";
+import { TenantOnboarding, type RegionalAgentResources } from "./component";
 
 /** Reads the stack's configuration once; invalid config stops the run with one message listing every bad key. */
 export function readTenantConfig(config = new pulumi.Config()) {
@@ -13,13 +13,29 @@ export function readTenantConfig(config = new pulumi.Config()) {
   }
 }
 
+/**
+ * The stack's outputs. `regions` maps each region to its parameter, document and association; the top-level
+ * parameterName, documentName and associationId are the home region's (kept for readers of the older outputs).
+ */
 export interface TenantStackOutputs {
   roleArn: pulumi.Output<string>;
   externalId: pulumi.Output<string>;
   parameterName: pulumi.Output<string>;
   documentName: pulumi.Output<string>;
   associationId: pulumi.Output<string>;
+  regions: Record<string, RegionalAgentResources>;
+  defaultHostManagementRoleName: pulumi.Output<string | undefined>;
   kubernetesNamespace: pulumi.Output<string | undefined>;
+  /** What the agent rollout applies, so the service reads the rollout from what is applied, not from settings. */
+  rollout: AppliedRolloutOutput;
+}
+
+export interface AppliedRolloutOutput {
+  targeting: Targeting;
+  regions: string[];
+  defaultHostManagement: boolean;
+  maxConcurrency: string;
+  maxErrors: string;
 }
 
 /** The tenant onboarding program: the same function runs from the CLI (index.ts) and the Automation API. */
@@ -32,6 +48,15 @@ export async function tenantProgram(): Promise<TenantStackOutputs> {
     parameterName: tenant.parameterName,
     documentName: tenant.documentName,
     associationId: tenant.associationId,
+    regions: tenant.regions,
+    defaultHostManagementRoleName: tenant.defaultHostManagementRoleName,
     kubernetesNamespace: tenant.kubernetesNamespace,
+    rollout: {
+      targeting: config.targeting,
+      regions: config.regions,
+      defaultHostManagement: config.enableDefaultHostManagement,
+      maxConcurrency: config.associationMaxConcurrency,
+      maxErrors: config.associationMaxErrors,
+    },
   };
 }

@@ -54,10 +54,10 @@ export function classifyPriority(asset: ClassifiableAsset, overrides: readonly P
 }
 
 /**
- * Whether our agent can be installed on the asset: a running EC2 instance can; a managed
- * database (RDS) never can; anything else (stopped instances, unknown types) not now.
+ * Whether our agent can be installed on the asset: an EC2 instance can, running or stopped (the association reaches a
+ * stopped one when it starts); a terminated one (or one shutting down) cannot; a managed database (RDS) never can.
  */
 export function isAgentCompatible(asset: ClassifiableAsset): boolean {
-  if (asset.assetType === "ec2") return asset.state === "running";
+  if (asset.assetType === "ec2") return asset.state !== undefined && asset.state !== "terminated" && asset.state !== "shutting-down";
   return false;
 }

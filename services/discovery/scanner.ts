@@ -122,6 +122,8 @@ export function ec2Asset(instance: Instance, region: string): DiscoveredAsset {
       subnetId: instance.SubnetId ?? null,
       availabilityZone: instance.Placement?.AvailabilityZone ?? null,
       launchTime: instance.LaunchTime?.toISOString() ?? null,
+      // Whether the instance serves its tags in instance metadata: the install document's exclusion check reads them there.
+      metadataTags: instance.MetadataOptions?.InstanceMetadataTags === "enabled",
     },
   };
 }

@@ -10,13 +10,12 @@ import { createHash } from "node:crypto";
 import { eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { organizations, type IntegrationSettings, type TagFilter } from "../../db/schema";
+import { organizations } from "../../db/schema";
 import { ConflictError, UpstreamUnavailableError } from "../../lib/errors";
+import { appliedSpecOf, homeRegionOf, type RolloutSpec } from "../rollout/rollout-spec-fns";
 import { appliedStackOutputs } from "../run/applied-outputs";
 import { assumeRoleCredentials, sessionNameFor, type CredentialsProvider } from "./assume-role";
 import { loadAwsCredential } from "./aws-credential-store";
-
-export const DEFAULT_TARGET_TAG: TagFilter = { key: "xdr:monitor", value: "true" };
 
 /** The tenant has no applied stack or no usable AWS integration: there is nothing to act on in its account yet. */
 export class TenantNotProvisionedError extends ConflictError {
@@ -39,18 +38,9 @@ export interface TenantSession {
   /** The agent install document the applied stack created. */
   documentName: string;
   homeRegion: string;
-  targetTag: TagFilter;
-  targetAllManagedInstances: boolean;
+  /** What the last successful up applied: the rollout is judged by it, never by settings not applied yet. */
+  applied: RolloutSpec;
   credentials: CredentialsProvider;
-}
-
-/** Whether the stack's association targets an asset with these tags (the same rule the program's association uses). */
-export function isTargeted(tags: Record<string, string>, session: Pick<TenantSession, "targetTag" | "targetAllManagedInstances">): boolean {
-  return session.targetAllManagedInstances || tags[session.targetTag.key] === session.targetTag.value;
-}
-
-export function targetingOf(settings: IntegrationSettings): Pick<TenantSession, "targetTag" | "targetAllManagedInstances"> {
-  return { targetTag: settings.targetTag ?? DEFAULT_TARGET_TAG, targetAllManagedInstances: settings.targetAllManagedInstances ?? false };
 }
 
 const MAX_CACHED_SESSIONS = 1000;
@@ -77,14 +67,14 @@ export async function openTenantSession(db: DrizzleDatabase, keyring: Keyring, o
   if (typeof roleArn !== "string") throw new TenantNotProvisionedError("the tenant's stack has not been applied yet (no successful up)");
   const credential = await loadAwsCredential(db, keyring, organizationId);
   if (!credential || credential.status === "revoked") throw new TenantNotProvisionedError("the tenant has no AWS integration");
-  const homeRegion = org.integrationSettings.homeRegion ?? org.integrationSettings.regions?.[0] ?? "us-east-1";
+  const homeRegion = homeRegionOf(org.integrationSettings);
   return {
     organizationId,
     slug: org.slug,
     roleArn,
     documentName: typeof documentName === "string" ? documentName : "",
     homeRegion,
-    ...targetingOf(org.integrationSettings),
+    applied: appliedSpecOf(outputs, org.integrationSettings)!,
     credentials: cachedCredentials(roleArn, credential.data.externalId, sessionNameFor(org.slug), homeRegion),
   };
 }

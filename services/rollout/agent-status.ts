@@ -16,7 +16,9 @@ import { and, desc, eq, isNull } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { agentCommands, agents, cloudAssets, type AgentStatus, type CloudAsset } from "../../db/schema";
 import { mapBounded } from "../../lib/concurrency";
-import { isTargeted, TenantAwsAccessError, type TenantSession } from "../integration/tenant-aws-session";
+import { targetingDecision, type TargetingDecision } from "../../programs/tenant/targeting-fns";
+import { TenantAwsAccessError, type TenantSession } from "../integration/tenant-aws-session";
+import type { RolloutSpec } from "./rollout-spec-fns";
 
 export const SSM_CONCURRENCY = 8;
 
@@ -28,8 +30,11 @@ export interface CommandResult {
 }
 
 export interface InstanceEvidence {
-  targeted: boolean;
+  /** The applied targeting's decision for the instance (targeting-fns.ts), with what SSM said about it being managed. */
+  decision: TargetingDecision;
   enrolled: boolean;
+  /** EC2 instance state. */
+  state?: string | null;
   managed?: Pick<InstanceInformation, "PingStatus" | "PlatformType" | "AgentVersion">;
   association?: Pick<InstanceAssociationStatusInfo, "Status" | "DetailedStatus" | "ErrorCode" | "ExecutionDate" | "ExecutionSummary">;
   command?: CommandResult;
@@ -44,15 +49,19 @@ export interface DerivedStatus {
 }
 
 const COMMAND_RUNNING = new Set(["Pending", "InProgress", "Delayed"]);
+export const STOPPED_REASON = "stopped: the association runs when it starts";
 
-/** Pure: the agent status an instance's evidence supports, and why. */
+/** Pure: the agent status an instance's evidence supports, and why. Every status but installed carries a reason. */
 export function deriveAgentStatus(evidence: InstanceEvidence): DerivedStatus {
   if (evidence.enrolled) return { status: "checked_in", reason: "the agent enrolled with the service" };
-  if (!evidence.targeted) return { status: "not_targeted", reason: "the instance does not carry the target tag" };
+  const { decision } = evidence;
+  if (!decision.targeted && decision.reason !== "not_managed") return { status: "not_targeted", reason: decision.message };
+  if (evidence.state === "stopped" || evidence.state === "stopping") return { status: "pending", reason: STOPPED_REASON };
+  if (!decision.targeted) return { status: "pending", reason: decision.message };
   if (!evidence.managed) {
     return {
       status: "pending",
-      reason: "not an SSM managed instance yet (SSM agent not running, or its instance profile lacks AmazonSSMManagedInstanceCore)",
+      reason: "SSM has not registered the instance yet (its SSM agent has not reported in): it gets the agent once it does",
     };
   }
   const associationAt = evidence.association?.ExecutionDate?.getTime() ?? 0;
@@ -145,7 +154,23 @@ export interface StatusRefresh {
   regions: { region: string; status: "succeeded" | "failed"; error?: string }[];
 }
 
-/** Reads the rollout from SSM in every region holding the tenant's agent-compatible instances and stores it. */
+/** The applied targeting's decision for a stored asset, before SSM says whether it is managed. */
+export function decisionFor(asset: CloudAsset, applied: RolloutSpec, managed?: boolean): TargetingDecision {
+  return targetingDecision(
+    {
+      region: asset.region,
+      tags: asset.tags,
+      state: typeof asset.assetData.state === "string" ? asset.assetData.state : "running",
+      managed,
+      metadataTags: typeof asset.assetData.metadataTags === "boolean" ? asset.assetData.metadataTags : undefined,
+    },
+    applied,
+  );
+}
+
+export const isStopped = (asset: Pick<CloudAsset, "assetData">) => asset.assetData.state === "stopped" || asset.assetData.state === "stopping";
+
+/** Reads the rollout from SSM in every region holding the tenant's targeted instances and stores it. */
 export async function refreshAgentStatus(db: DrizzleDatabase, session: TenantSession, now = new Date()): Promise<StatusRefresh> {
   const assets = await db
     .select()
@@ -166,7 +191,7 @@ export async function refreshAgentStatus(db: DrizzleDatabase, session: TenantSes
   const commands = await latestCommands(db, session.organizationId);
   const byRegion = new Map<string, CloudAsset[]>();
   for (const asset of assets) {
-    if (!isTargeted(asset.tags, session) || enrolled.has(asset.assetId)) continue;
+    if (enrolled.has(asset.assetId) || isStopped(asset) || !decisionFor(asset, session.applied).targeted) continue;
     const regionAssets = byRegion.get(asset.region) ?? [];
     regionAssets.push(asset);
     byRegion.set(asset.region, regionAssets);
@@ -192,10 +217,13 @@ export async function refreshAgentStatus(db: DrizzleDatabase, session: TenantSes
     for (const asset of assets) {
       // A region we could not read keeps what we knew; we never guess.
       if (failedRegions.has(asset.region)) continue;
+      const ssm = evidenceById.get(asset.assetId);
+      const read = byRegion.get(asset.region)?.includes(asset) ?? false;
       const evidence: InstanceEvidence = {
-        targeted: isTargeted(asset.tags, session),
+        decision: decisionFor(asset, session.applied, read ? ssm?.managed !== undefined : undefined),
         enrolled: enrolled.has(asset.assetId),
-        ...evidenceById.get(asset.assetId),
+        state: typeof asset.assetData.state === "string" ? asset.assetData.state : null,
+        ...ssm,
       };
       const derived = deriveAgentStatus(evidence);
       byStatus[derived.status] = (byStatus[derived.status] ?? 0) + 1;
@@ -208,6 +236,7 @@ export async function refreshAgentStatus(db: DrizzleDatabase, session: TenantSes
           agentStatusDetail: {
             source: "ssm",
             reason: derived.reason,
+            ...(evidence.decision.targeted ? {} : { notTargeted: evidence.decision.reason }),
             ...(evidence.managed ? { pingStatus: evidence.managed.PingStatus, platformType: evidence.managed.PlatformType } : {}),
             ...(evidence.association
               ? { associationStatus: evidence.association.Status, associationExecutedAt: evidence.association.ExecutionDate?.toISOString() }

@@ -1,36 +1,91 @@
 /**
  * Keeps a tenant's rollout and onboarding status current: reads the agent rollout from SSM into the assets, then
- * moves the onboarding status on as validation allows (deploying -> validating once every targeted instance has
- * the agent -> completed once every check passes).
+ * moves the onboarding status on as validation allows (deploying -> validating once every targeted instance has the
+ * agent -> completed once every check passes), or to action_required with the reasons and fixes when it cannot go on
+ * without a person. It comes back by itself once the causes are gone.
  */
-import { and, eq, inArray } from "drizzle-orm";
+import { and, desc, eq, inArray } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { organizations, type OnboardingStatus } from "../../db/schema";
+import { auditLog, discoveryScans, integrationCredentials, organizations, runs, type OnboardingStatus, type StatusReason } from "../../db/schema";
+import { openRolloutSession, TenantAwsAccessError } from "../integration/tenant-aws-session";
+import { actionRequiredReasons } from "./action-required-fns";
 import { refreshAgentStatus, type StatusRefresh } from "./agent-status";
-import { openRolloutSession } from "../integration/tenant-aws-session";
+import { deploymentSummary } from "./rollout-summary";
 import { validateTenant } from "./validation-checks";
 
-const IN_ROLLOUT: OnboardingStatus[] = ["discovering", "deploying", "validating"];
+const ADVANCING: OnboardingStatus[] = ["discovering", "deploying", "validating", "action_required"];
 
-export async function advanceOnboardingStatus(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<void> {
+export async function advanceOnboardingStatus(
+  db: DrizzleDatabase,
+  organizationId: number,
+  now = new Date(),
+  options: { refreshError?: string } = {},
+): Promise<void> {
   // Called on every enrollment: a tenant past its rollout (or not in it yet) costs one row read, not a validation.
   const [org] = await db.select({ status: organizations.onboardingStatus }).from(organizations).where(eq(organizations.id, organizationId));
-  if (!org || !IN_ROLLOUT.includes(org.status)) return;
-  const validation = await validateTenant(db, organizationId, now);
+  if (!org || !ADVANCING.includes(org.status)) return;
+  const [[lastUp], [lastScan], [credential]] = await Promise.all([
+    db
+      .select({ status: runs.status, error: runs.error })
+      .from(runs)
+      .where(and(eq(runs.organizationId, organizationId), eq(runs.kind, "up")))
+      .orderBy(desc(runs.requestedAt))
+      .limit(1),
+    db
+      .select({ status: discoveryScans.status, error: discoveryScans.error, assetsFound: discoveryScans.assetsFound })
+      .from(discoveryScans)
+      .where(eq(discoveryScans.organizationId, organizationId))
+      .orderBy(desc(discoveryScans.requestedAt))
+      .limit(1),
+    db
+      .select({ connectionCheck: integrationCredentials.connectionCheck })
+      .from(integrationCredentials)
+      .where(and(eq(integrationCredentials.organizationId, organizationId), eq(integrationCredentials.provider, "aws"))),
+  ]);
+  // Before the stack is applied there is no rollout to judge (the run's own follow-up moves the status then).
+  if (lastUp?.status !== "succeeded" && org.status !== "action_required") return;
+  const rollout = await deploymentSummary(db, organizationId);
+  const validation = await validateTenant(db, organizationId, now, rollout);
+  const reasons: StatusReason[] = actionRequiredReasons({
+    rollout,
+    lastUp,
+    lastScan,
+    connectionCheck: credential?.connectionCheck,
+    refreshError: options.refreshError,
+  });
   const installed = validation.checks.find((check) => check.name === "agents_installed")?.status === "passed";
   const next: OnboardingStatus | undefined =
-    validation.passed === validation.total ? "completed" : installed ? "validating" : undefined;
+    reasons.length > 0
+      ? "action_required"
+      : validation.passed === validation.total
+        ? "completed"
+        : installed
+          ? "validating"
+          : org.status === "action_required"
+            ? "deploying"
+            : undefined;
   if (!next) return;
-  await db
+  const moved = await db
     .update(organizations)
-    .set({ onboardingStatus: next })
-    .where(and(eq(organizations.id, organizationId), inArray(organizations.onboardingStatus, IN_ROLLOUT)));
+    .set({ onboardingStatus: next, statusReasons: next === "action_required" ? reasons : null })
+    .where(and(eq(organizations.id, organizationId), inArray(organizations.onboardingStatus, ADVANCING)))
+    .returning({ id: organizations.id });
+  // The milestone the onboarding KPIs measure to (services/tenant/onboarding-overview.ts); written once.
+  if (next === "completed" && org.status !== "completed" && moved.length > 0) {
+    await db.insert(auditLog).values({ actor: "system:validation", organizationId, action: "onboarding.completed", target: `tenant:${organizationId}` });
+  }
 }
 
 export async function refreshDeployment(db: DrizzleDatabase, keyring: Keyring, organizationId: number, now = new Date()): Promise<StatusRefresh> {
   const session = await openRolloutSession(db, keyring, organizationId);
-  const refresh = await refreshAgentStatus(db, session, now);
+  let refresh: StatusRefresh;
+  try {
+    refresh = await refreshAgentStatus(db, session, now);
+  } catch (error) {
+    if (error instanceof TenantAwsAccessError) await advanceOnboardingStatus(db, organizationId, now, { refreshError: error.message });
+    throw error;
+  }
   await advanceOnboardingStatus(db, organizationId, now);
   return refresh;
 }

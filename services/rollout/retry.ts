@@ -7,9 +7,9 @@ import { SendCommandCommand } from "@aws-sdk/client-ssm";
 import { and, eq, inArray, isNull } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { agentCommands, cloudAssets } from "../../db/schema";
-import { ssmClient } from "./agent-status";
+import { decisionFor, ssmClient } from "./agent-status";
 import { byPriority } from "./rollout-summary";
-import { isTargeted, TenantAwsAccessError, type TenantSession } from "../integration/tenant-aws-session";
+import { TenantAwsAccessError, type TenantSession } from "../integration/tenant-aws-session";
 
 export const SEND_COMMAND_MAX_INSTANCES = 50;
 
@@ -43,7 +43,7 @@ export async function retryFailedDeployments(
         ),
       )
   )
-    .filter((asset) => isTargeted(asset.tags, session))
+    .filter((asset) => decisionFor(asset, session.applied).targeted)
     .sort(byPriority);
 
   const batches: { region: string; instanceIds: string[] }[] = [];

@@ -51,9 +51,29 @@ export function createRolloutService({ db, keyring }: RolloutServiceDeps) {
       return result;
     },
 
-    health: (org: Organization) => deploymentHealth(db, org.id),
+    /** Enrolled agents and their heartbeats; an offboarded tenant's agents are not monitored, so none is healthy. */
+    async health(org: Organization) {
+      const health = await deploymentHealth(db, org.id);
+      if (org.onboardingStatus !== "offboarded") return health;
+      return {
+        ...health,
+        status: "offboarded" as const,
+        agents_healthy: 0,
+        agents_stale: health.agents_enrolled,
+        agents: health.agents.map((agent) => ({ ...agent, healthy: false })),
+      };
+    },
 
-    validation: (org: Organization) => validateTenant(db, org.id),
+    async validation(org: Organization) {
+      const validation = await validateTenant(db, org.id);
+      if (org.onboardingStatus !== "offboarded") return validation;
+      const reason = `the tenant was offboarded${org.offboardedAt ? ` on ${org.offboardedAt.toISOString()}` : ""}: nothing is monitored`;
+      return {
+        ...validation,
+        checks: validation.checks.map((check) => ({ name: check.name, status: "failed" as const, reason })),
+        passed: 0,
+      };
+    },
 
     async enroll(request: EnrollmentRequest) {
       const enrolled = await enrollAgent(db, request);

@@ -5,8 +5,10 @@
 import { and, eq, isNull } from "drizzle-orm";
 import { HEARTBEAT_STALE_AFTER_MS } from "./enrollment";
 import type { DrizzleDatabase } from "../../db/client";
-import { agents, ASSET_PRIORITIES, cloudAssets, organizations, type AgentStatus, type CloudAsset } from "../../db/schema";
-import { isTargeted, targetingOf } from "../integration/tenant-aws-session";
+import { agents, ASSET_PRIORITIES, cloudAssets, organizations, type AgentStatus, type CloudAsset, type IntegrationSettings } from "../../db/schema";
+import { appliedStackOutputs } from "../run/applied-outputs";
+import { decisionFor, isStopped } from "./agent-status";
+import { appliedSpecOf, changePendingMessage, describeTargeting, pendingChanges, requestedSpecOf, type RolloutSpec } from "./rollout-spec-fns";
 
 export interface DeploymentInstance {
   asset_id: string;
@@ -15,6 +17,8 @@ export interface DeploymentInstance {
   region: string;
   priority: CloudAsset["priority"];
   platform: string | null;
+  /** EC2 instance state (running, stopped, ...); null for other assets. */
+  state: string | null;
   targeted: boolean;
   agent_status: AgentStatus;
   reason: string | null;
@@ -22,7 +26,15 @@ export interface DeploymentInstance {
 }
 
 export interface DeploymentSummary {
+  /** What the applied stack targets, in words; null before the first successful up. */
+  targeting: string | null;
+  /** Settings not applied yet ("change pending: run an up ..."), or null. */
+  change_pending: string | null;
+  /** Targeted instances SSM does not manage yet (they need an instance profile or Default Host Management). */
+  unmanaged: number;
   targeted: number;
+  /** Targeted instances that are stopped: the association reaches them when they start; they do not hold onboarding up. */
+  stopped: number;
   installed: number;
   failed: number;
   pending: number;
@@ -41,20 +53,58 @@ export function byPriority(a: CloudAsset, b: CloudAsset): number {
   return priorityRank(a.priority) - priorityRank(b.priority) || (a.tags.Name ?? a.assetId).localeCompare(b.tags.Name ?? b.assetId);
 }
 
-async function loadRollout(db: DrizzleDatabase, organizationId: number) {
+const NOT_COMPATIBLE_REASON: Record<string, string> = {
+  rds: "a managed database (RDS): there is no host to install the agent on; it is monitored through discovery",
+};
+
+/** Why an asset without an installed agent has none, when nothing more specific was recorded. */
+function fallbackReason(asset: CloudAsset, targeted: boolean, applied: RolloutSpec | undefined): string | null {
+  if (asset.agentStatus === "installed" || asset.agentStatus === "checked_in") return null;
+  if (!asset.agentCompatible) {
+    const state = typeof asset.assetData.state === "string" ? asset.assetData.state : undefined;
+    return NOT_COMPATIBLE_REASON[asset.assetType] ?? (state ? `${state}: nothing to install` : `a ${asset.assetType} asset takes no agent`);
+  }
+  if (!applied) return "the tenant's stack is not applied yet: the agent association does not exist";
+  if (!targeted) {
+    const decision = decisionFor(asset, applied);
+    return decision.targeted ? null : decision.message;
+  }
+  return "not read from SSM yet";
+}
+
+export interface RolloutState {
+  settings: IntegrationSettings;
+  applied: RolloutSpec | undefined;
+  rows: { asset: CloudAsset; targeted: boolean; reason: string | null }[];
+}
+
+export async function loadRollout(db: DrizzleDatabase, organizationId: number): Promise<RolloutState> {
   const [org] = await db.select({ settings: organizations.integrationSettings }).from(organizations).where(eq(organizations.id, organizationId));
-  const targeting = targetingOf(org?.settings ?? {});
+  const settings = org?.settings ?? {};
+  const applied = appliedSpecOf(await appliedStackOutputs(db, organizationId), settings);
   const assets = await db
     .select()
     .from(cloudAssets)
     .where(and(eq(cloudAssets.organizationId, organizationId), isNull(cloudAssets.removedAt)));
-  return assets.sort(byPriority).map((asset) => ({ asset, targeted: asset.agentCompatible && isTargeted(asset.tags, targeting) }));
+  const rows = assets.sort(byPriority).map((asset) => {
+    const decision = applied && asset.agentCompatible ? decisionFor(asset, applied) : undefined;
+    const targeted = decision?.targeted === true || (asset.agentCompatible && asset.agentStatus === "checked_in");
+    const stored = typeof asset.agentStatusDetail?.reason === "string" ? asset.agentStatusDetail.reason : null;
+    // A stored reason from an older targeting is stale once the applied targeting leaves the instance out.
+    const reason = decision && !decision.targeted && asset.agentStatus !== "checked_in" ? decision.message : (stored ?? fallbackReason(asset, targeted, applied));
+    return { asset, targeted, reason };
+  });
+  return { settings, applied, rows };
 }
 
-export async function deploymentSummary(db: DrizzleDatabase, organizationId: number): Promise<DeploymentSummary> {
-  const rollout = await loadRollout(db, organizationId);
+export async function deploymentSummary(db: DrizzleDatabase, organizationId: number, state?: RolloutState): Promise<DeploymentSummary> {
+  const { settings, applied, rows } = state ?? (await loadRollout(db, organizationId));
   const summary: DeploymentSummary = {
+    targeting: applied ? describeTargeting(applied.targeting) : null,
+    change_pending: applied ? changePendingMessage(pendingChanges(applied, requestedSpecOf(settings))) : null,
+    unmanaged: 0,
     targeted: 0,
+    stopped: 0,
     installed: 0,
     failed: 0,
     pending: 0,
@@ -65,15 +115,17 @@ export async function deploymentSummary(db: DrizzleDatabase, organizationId: num
     instances: [],
   };
   let lastChecked = 0;
-  for (const { asset, targeted } of rollout) {
+  for (const { asset, targeted, reason } of rows) {
     if (!asset.agentCompatible) summary.not_compatible++;
     else if (!targeted) summary.not_targeted++;
     else {
       summary.targeted++;
       if (INSTALLED.has(asset.agentStatus)) summary.installed++;
       else if (asset.agentStatus === "failed") summary.failed++;
+      else if (isStopped(asset)) summary.stopped++;
       else summary.pending++;
       if (asset.agentStatus === "checked_in") summary.checked_in++;
+      if (asset.agentStatusDetail?.notTargeted === "not_managed") summary.unmanaged++;
     }
     lastChecked = Math.max(lastChecked, asset.agentStatusAt?.getTime() ?? 0);
     summary.instances.push({
@@ -83,9 +135,10 @@ export async function deploymentSummary(db: DrizzleDatabase, organizationId: num
       region: asset.region,
       priority: asset.priority,
       platform: typeof asset.assetData.platform === "string" ? asset.assetData.platform : null,
+      state: asset.assetType === "ec2" && typeof asset.assetData.state === "string" ? asset.assetData.state : null,
       targeted,
-      agent_status: asset.agentStatus,
-      reason: typeof asset.agentStatusDetail?.reason === "string" ? asset.agentStatusDetail.reason : null,
+      agent_status: !asset.agentCompatible ? "not_applicable" : targeted ? asset.agentStatus : asset.agentStatus === "unknown" ? "not_targeted" : asset.agentStatus,
+      reason,
       status_at: asset.agentStatusAt?.toISOString() ?? null,
     });
   }
@@ -94,7 +147,7 @@ export async function deploymentSummary(db: DrizzleDatabase, organizationId: num
 }
 
 export interface DeploymentHealth {
-  status: "healthy" | "degraded" | "no_agents";
+  status: "healthy" | "degraded" | "no_agents" | "offboarded";
   agents_enrolled: number;
   agents_healthy: number;
   agents_stale: number;
@@ -104,7 +157,7 @@ export interface DeploymentHealth {
 }
 
 export async function deploymentHealth(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<DeploymentHealth> {
-  const [rows, rollout] = await Promise.all([
+  const [rows, { rows: rollout }] = await Promise.all([
     db.select().from(agents).where(eq(agents.organizationId, organizationId)),
     loadRollout(db, organizationId),
   ]);

@@ -29,6 +29,8 @@ export interface ValidationResult {
   checks: ValidationCheck[];
   passed: number;
   total: number;
+  /** Settings not applied yet ("change pending: run an up ..."), or null. */
+  change_pending: string | null;
 }
 
 const passed = (name: CheckName): ValidationCheck => ({ name, status: "passed" });
@@ -86,27 +88,43 @@ export async function validateTenant(
 
   const targeted = summary.instances.filter((instance) => instance.targeted);
   if (liveAssets === 0) checks.push(pending("agents_targeted", "no assets discovered yet"));
+  else if (!summary.targeting) checks.push(pending("agents_targeted", "the tenant's stack has not been applied yet"));
   else if (targeted.length === 0) {
-    checks.push(failed("agents_targeted", "no agent-compatible instance carries the target tag, so the association targets nothing"));
+    const examples = summary.instances.filter((instance) => instance.reason).slice(0, 3).map((instance) => `${instance.name ?? instance.asset_id}: ${instance.reason}`);
+    checks.push(
+      failed(
+        "agents_targeted",
+        `the applied targeting (${summary.targeting}) covers none of the ${liveAssets} discovered assets${examples.length > 0 ? ` (${examples.join("; ")})` : ""}`,
+      ),
+    );
   } else checks.push(passed("agents_targeted"));
 
   const label = (instance: (typeof targeted)[number]) => instance.name ?? instance.asset_id;
-  if (targeted.length === 0) checks.push(pending("agents_installed", "no instance is targeted"));
+  // Stopped instances get the agent when they start; they do not hold onboarding up.
+  const running = targeted.filter((instance) => instance.state !== "stopped" && instance.state !== "stopping");
+  if (running.length === 0) checks.push(pending("agents_installed", "no running instance is targeted"));
   else {
-    const notInstalled = targeted.filter((instance) => instance.agent_status !== "installed" && instance.agent_status !== "checked_in");
+    const notInstalled = running.filter((instance) => instance.agent_status !== "installed" && instance.agent_status !== "checked_in");
     const failedInstalls = notInstalled.filter((instance) => instance.agent_status === "failed");
     if (notInstalled.length === 0) checks.push(passed("agents_installed"));
     else if (failedInstalls.length > 0) {
-      checks.push(failed("agents_installed", `the install failed on ${failedInstalls.length} of ${targeted.length} targeted instances: ${listNames(failedInstalls.map(label))}`));
+      checks.push(failed("agents_installed", `the install failed on ${failedInstalls.length} of ${running.length} running targeted instances: ${listNames(failedInstalls.map(label))}`));
+    } else if (summary.unmanaged > 0) {
+      checks.push(
+        failed(
+          "agents_installed",
+          `${summary.unmanaged} of ${running.length} running targeted instances are not SSM managed: give them an instance profile with AmazonSSMManagedInstanceCore, or turn on Default Host Management`,
+        ),
+      );
     } else {
-      checks.push(pending("agents_installed", `${notInstalled.length} of ${targeted.length} targeted instances have no agent yet: ${listNames(notInstalled.map(label))}`));
+      checks.push(pending("agents_installed", `${notInstalled.length} of ${running.length} running targeted instances have no agent yet: ${listNames(notInstalled.map(label))}`));
     }
   }
 
-  if (targeted.length === 0) checks.push(pending("agents_checked_in", "no instance is targeted"));
+  if (running.length === 0) checks.push(pending("agents_checked_in", "no running instance is targeted"));
   else {
     const lastHeartbeat = new Map(agentRows.map((agent) => [agent.instanceId, agent.lastHeartbeatAt]));
-    const silent = targeted.filter((instance) => {
+    const silent = running.filter((instance) => {
       const at = lastHeartbeat.get(instance.asset_id);
       return !at || now.getTime() - at.getTime() > HEARTBEAT_STALE_AFTER_MS;
     });
@@ -115,11 +133,16 @@ export async function validateTenant(
       const never = silent.filter((instance) => !lastHeartbeat.get(instance.asset_id));
       const reason =
         never.length === silent.length
-          ? `${silent.length} of ${targeted.length} targeted instances have not checked in: ${listNames(silent.map(label))}`
-          : `${silent.length} of ${targeted.length} targeted instances have not sent a heartbeat in ${HEARTBEAT_STALE_AFTER_MS / 1000} s: ${listNames(silent.map(label))}`;
+          ? `${silent.length} of ${running.length} running targeted instances have not checked in: ${listNames(silent.map(label))}`
+          : `${silent.length} of ${running.length} running targeted instances have not sent a heartbeat in ${HEARTBEAT_STALE_AFTER_MS / 1000} s: ${listNames(silent.map(label))}`;
       checks.push((checks.at(-1)?.status === "failed" ? failed : pending)("agents_checked_in", reason));
     }
   }
 
-  return { checks, passed: checks.filter((check) => check.status === "passed").length, total: checks.length };
+  return {
+    checks,
+    passed: checks.filter((check) => check.status === "passed").length,
+    total: checks.length,
+    change_pending: summary.change_pending,
+  };
 }

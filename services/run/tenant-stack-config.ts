@@ -44,6 +44,12 @@ const FIELD_OF_KEY: Record<string, string> = {
   agentPublicBaseUrl: "integration_settings.agent_public_base_url",
   agentVersion: "service.AGENT_VERSION",
   targetTag: "integration_settings.target_tag",
+  targetingMode: "integration_settings.targeting_mode",
+  exclusionTag: "integration_settings.exclusion_tag",
+  targetAllManagedInstances: "integration_settings.target_all_managed_instances",
+  associationMaxConcurrency: "integration_settings.association_max_concurrency",
+  associationMaxErrors: "integration_settings.association_max_errors",
+  enableDefaultHostManagement: "integration_settings.enable_default_host_management",
 };
 
 /** Checks everything but the enrollment token (which is issued on the first run) and returns the problems. */
@@ -86,8 +92,13 @@ function draftConfig(
     agentPublicBaseUrl: settings.agentPublicBaseUrl,
     agentVersion: platform.agentVersion,
     enrollmentToken,
-    ...(settings.targetTag ? { targetTag: settings.targetTag } : {}),
-    ...(settings.targetAllManagedInstances !== undefined ? { targetAllManagedInstances: settings.targetAllManagedInstances } : {}),
+    targetingMode: settings.targetingMode,
+    targetTag: settings.targetTag,
+    exclusionTag: settings.exclusionTag,
+    targetAllManagedInstances: settings.targetingMode === undefined ? settings.targetAllManagedInstances : undefined,
+    associationMaxConcurrency: settings.associationMaxConcurrency,
+    associationMaxErrors: settings.associationMaxErrors,
+    enableDefaultHostManagement: settings.enableDefaultHostManagement,
   };
 }
 

@@ -5,7 +5,7 @@
  */
 import { and, desc, eq, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
-import { discoveryScans, runEvents, runs } from "../../db/schema";
+import { discoveryScans, organizations, runEvents, runs, type OnboardingStatus, type StatusReason } from "../../db/schema";
 import { deploymentSummary, type DeploymentSummary } from "../rollout/rollout-summary";
 import { validateTenant } from "../rollout/validation-checks";
 
@@ -22,6 +22,11 @@ export interface TenantProgress {
   deployment: PhaseProgress & { targeted: number; agents_deployed: number; failed: number };
   validation: PhaseProgress & { checks_passed: number; checks_total: number };
   overall_progress: number;
+  onboarding_status: OnboardingStatus;
+  /** With action_required: what a person has to do. */
+  action_required: StatusReason[];
+  /** Settings not applied yet ("change pending: run an up ..."), or null. */
+  change_pending: string | null;
 }
 
 const WEIGHTS = { stack: 0.3, discovery: 0.2, deployment: 0.3, validation: 0.2 };
@@ -74,13 +79,18 @@ async function discoveryProgress(db: DrizzleDatabase, organizationId: number, as
   }
 }
 
-function deploymentPhase({ targeted, installed, failed }: DeploymentSummary): TenantProgress["deployment"] {
-  const status: PhaseStatus =
-    targeted === 0 ? "pending" : installed === targeted ? "completed" : failed > 0 ? "failed" : "in_progress";
-  return { status, progress: pct(installed, targeted), targeted, agents_deployed: installed, failed };
+function deploymentPhase({ targeted, stopped, installed, failed }: DeploymentSummary): TenantProgress["deployment"] {
+  // Stopped instances get the agent when they start: the phase is done when every running targeted one has it.
+  const due = targeted - stopped;
+  const status: PhaseStatus = due <= 0 ? "pending" : installed >= due ? "completed" : failed > 0 ? "failed" : "in_progress";
+  return { status, progress: pct(installed, due), targeted, agents_deployed: installed, failed };
 }
 
 export async function tenantProgress(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<TenantProgress> {
+  const [org] = await db
+    .select({ status: organizations.onboardingStatus, reasons: organizations.statusReasons })
+    .from(organizations)
+    .where(eq(organizations.id, organizationId));
   const rollout = await deploymentSummary(db, organizationId);
   const [stack, discovery, validation] = await Promise.all([
     stackProgress(db, organizationId),
@@ -100,5 +110,16 @@ export async function tenantProgress(db: DrizzleDatabase, organizationId: number
       deployment.progress * WEIGHTS.deployment +
       validationPhase.progress * WEIGHTS.validation,
   );
-  return { stack, discovery, deployment, validation: validationPhase, overall_progress: overall };
+  const status = org?.status ?? "not_started";
+  return {
+    stack,
+    discovery,
+    deployment,
+    validation: validationPhase,
+    // An offboarded tenant is monitored nowhere: nothing of it counts as done.
+    overall_progress: status === "offboarded" ? 0 : overall,
+    onboarding_status: status,
+    action_required: status === "action_required" ? (org?.reasons ?? []) : [],
+    change_pending: rollout.change_pending,
+  };
 }

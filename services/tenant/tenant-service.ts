@@ -9,6 +9,7 @@ import { apiTokens, organizations, type ApiToken, type IntegrationSettings, type
 import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, ValidationError, type FieldProblem } from "../../lib/errors";
 import { recordAudit } from "./audit-store";
 import { actorOf, isAdmin, requireAdmin, type Principal } from "./principal";
+import { onboardingOverview } from "./onboarding-overview";
 import { tenantProgress } from "./progress";
 
 /** A settings change: `undefined` keeps a setting, `null` removes it. */
@@ -42,8 +43,13 @@ const SETTING_FIELDS: Record<keyof SettingsPatch, string> = {
   agentPublicBaseUrl: "agent_public_base_url",
   regions: "regions",
   homeRegion: "home_region",
+  targetingMode: "targeting_mode",
   targetTag: "target_tag",
+  exclusionTag: "exclusion_tag",
   targetAllManagedInstances: "target_all_managed_instances",
+  associationMaxConcurrency: "association_max_concurrency",
+  associationMaxErrors: "association_max_errors",
+  enableDefaultHostManagement: "enable_default_host_management",
   requireApproval: "require_approval",
   awsAccountId: "aws_account_id",
 };
@@ -225,6 +231,12 @@ export function createTenantService({ db }: TenantServiceDeps) {
 
     progress(org: Organization) {
       return tenantProgress(db, org.id);
+    },
+
+    /** Every tenant's status, milestones and last run, and the onboarding KPIs (platform admin). */
+    overview(principal: Principal) {
+      requireAdmin(principal);
+      return onboardingOverview(db);
     },
   };
 }

@@ -340,6 +340,20 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       parameterName: `/mini-xdr/${alpha.slug}/agent-config`,
       documentName: `MiniXdr-InstallAgent-${alpha.slug}`,
       associationId: expect.stringMatching(/^assoc-/),
+      regions: {
+        [REGION]: {
+          parameterName: `/mini-xdr/${alpha.slug}/agent-config`,
+          documentName: `MiniXdr-InstallAgent-${alpha.slug}`,
+          associationId: upRun.body.outputs.associationId,
+        },
+      },
+      rollout: {
+        targeting: { mode: "all_managed", targetTag: { key: "xdr:monitor", value: "true" }, exclusionTag: { key: "xdr:monitor", value: "false" } },
+        regions: [REGION],
+        defaultHostManagement: false,
+        maxConcurrency: "10%",
+        maxErrors: "10%",
+      },
     });
     expect(upRun.text).not.toContain(alpha.externalId);
 
@@ -552,7 +566,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     expect(validation.body.checks.map((check: { name: string }) => check.name)).toEqual(checkNames);
     const statusOf = (body: { checks: { name: string; status: string; reason?: string }[] }) => Object.fromEntries(body.checks.map((check) => [check.name, check.status]));
     expect(statusOf(validation.body)).toMatchObject({ integration_healthy: "passed", assets_discovered: "passed", agents_targeted: "passed" });
-    expect(validation.body.checks.at(-1)).toMatchObject({ name: "agents_checked_in", status: expect.stringMatching(/^(pending|failed)$/), reason: expect.stringMatching(/^1 of 2 targeted instances have not checked in/) });
+    expect(validation.body.checks.at(-1)).toMatchObject({ name: "agents_checked_in", status: expect.stringMatching(/^(pending|failed)$/), reason: expect.stringMatching(/^1 of 2 running targeted instances have not checked in/) });
     expect(validation.body.passed).toBe(validation.body.checks.filter((check: { status: string }) => check.status === "passed").length);
     for (const check of validation.body.checks) if (check.status !== "passed") expect(check.reason).toEqual(expect.any(String));
 

@@ -63,7 +63,9 @@ export async function startMoto(): Promise<MotoServer> {
       // Own process group, so stop() can take down moto and anything it forks.
       detached: true,
       stdio: ["ignore", "ignore", "pipe"],
-      env: { ...process.env, PYTHONUNBUFFERED: "1" },
+      // Every AWS account has AWS's managed policies (the Default Host Management role attaches one); moto only
+      // provides them when asked.
+      env: { ...process.env, PYTHONUNBUFFERED: "1", MOTO_IAM_LOAD_MANAGED_POLICIES: "true" },
     });
     let stderr = "";
     child.stderr?.setEncoding("utf8");

@@ -1,24 +1,54 @@
 /**
- * The narrowest stand-in for the two SSM calls moto does not implement (shared/TOOLCHAIN-NOTES.md):
- * DescribeInstanceInformation (which instances are SSM managed instances) and DescribeInstanceAssociationsStatus
- * (what the association did on an instance). An HTTP server on 127.0.0.1, set as the SSM endpoint through the SDK's
- * standard AWS_ENDPOINT_URL_SSM, answers those two from a table the test controls and forwards every other SSM
- * call (SendCommand, GetCommandInvocation, parameters, documents) unchanged to the moto server. It records which
+ * The narrowest stand-in for the SSM calls moto does not implement (shared/TOOLCHAIN-NOTES.md):
+ * DescribeInstanceInformation (which instances are SSM managed instances), DescribeInstanceAssociationsStatus
+ * (what the association did on an instance) and GetServiceSetting (Default Host Management, which the stack sets
+ * through the stand-in provider's own store). An HTTP server on 127.0.0.1, set as the SSM endpoint through the SDK's standard AWS_ENDPOINT_URL_SSM, answers those from
+ * a managed-instance registry the test controls and from the stand-in provider's stores, and forwards every other
+ * SSM call (SendCommand, GetCommandInvocation, parameters, documents) unchanged to the moto server. It records which
  * access key signed each call, so a test can prove the tenant's assumed-role session was used.
+ *
+ * Regional as SSM is: the region of a call is the one of its SigV4 credential scope. An instance is only known in
+ * its own region, and an association (from the stand-in provider's store, test/harness/aws-provider) only applies to
+ * the managed instances of its own region that match its targets (InstanceIds, tag:<key>), minus those its document
+ * skips (the install document's exclusion check: the ExcludeTagKey/ExcludeTagValue parameters, read on the instance
+ * from instance metadata, so it only works where the instance serves its tags there).
  */
 import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { listStandInAssociations, type StandInAssociation } from "./aws-provider/association-store";
+import { getStandInServiceSetting, parseSettingId } from "./aws-provider/service-setting";
+
+type AssociationStatus = "Success" | "Failed" | "Pending" | "InProgress";
 
 export interface ManagedInstance {
   instanceId: string;
   platformType: "Linux" | "Windows";
   pingStatus?: "Online" | "ConnectionLost" | "Inactive";
-  /** The association's result on this instance for a document; none = it has not run there. */
-  association?: { documentName: string; status: "Success" | "Failed" | "Pending" | "InProgress"; detailedStatus?: string; errorCode?: string; executedAt: Date };
+  /** The region the instance lives in; default: the stand-in's default region. */
+  region?: string;
+  /** The instance's EC2 tags (association tag targets and the exclusion check look at them). */
+  tags?: Record<string, string>;
+  /** false: the instance does not serve its tags in instance metadata, so the document's exclusion check cannot see them. */
+  metadataTags?: boolean;
+  /** What an association run does on this instance (default Success) when the status comes from the associations. */
+  outcome?: { status: AssociationStatus; detailedStatus?: string; errorCode?: string };
+  /**
+   * A fixed association result on this instance, reported as is (the stand-in provider's associations are then not
+   * looked at); none = computed from the associations of the instance's region.
+   */
+  association?: { documentName: string; status: AssociationStatus; detailedStatus?: string; errorCode?: string; executedAt: Date };
+}
+
+export interface SsmStandInOptions {
+  /** Region of instances that name none (default: AWS_REGION, else us-east-1). */
+  defaultRegion?: string;
+  /** The customer account whose associations and service settings apply (default: any account). */
+  accountId?: string;
 }
 
 export interface SsmCall {
   action: string;
+  region: string | undefined;
   accessKeyId: string | undefined;
   emulated: boolean;
   /** The request's JSON body. */
@@ -27,13 +57,19 @@ export interface SsmCall {
 
 export interface SsmStandIn {
   endpoint: string;
-  /** Replaces the managed-instance table. */
+  /** Replaces the managed-instance registry (every region). */
   setInstances(instances: ManagedInstance[]): void;
+  /** Adds or replaces instances of the registry. */
+  addInstances(instances: ManagedInstance[]): void;
   calls: SsmCall[];
   stop(): Promise<void>;
 }
 
-const EMULATED = new Set(["DescribeInstanceInformation", "DescribeInstanceAssociationsStatus"]);
+const EMULATED = new Set([
+  "DescribeInstanceInformation",
+  "DescribeInstanceAssociationsStatus",
+  "GetServiceSetting",
+]);
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -46,58 +82,152 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
 
 const epochSeconds = (date: Date) => date.getTime() / 1000;
 
-export async function startSsmStandIn(motoEndpoint: string): Promise<SsmStandIn> {
-  let table = new Map<string, ManagedInstance>();
+/** Which associations of the region apply the agent on the instance: target match, minus the document's own skip. */
+function appliesTo(association: StandInAssociation, instance: ManagedInstance): boolean {
+  const tags = instance.tags ?? {};
+  // SSM's target keys the stack uses; every target entry must match.
+  const targeted =
+    association.Targets.length > 0 &&
+    association.Targets.every(({ Key, Values }) =>
+      Key === "InstanceIds"
+        ? Values.includes("*") || Values.includes(instance.instanceId)
+        : Key === "tag-key"
+          ? Values.some((key) => key in tags)
+          : Key.startsWith("tag:") && tags[Key.slice(4)] !== undefined && Values.includes(tags[Key.slice(4)]!),
+    );
+  if (!targeted) return false;
+  const excludeKey = association.Parameters?.ExcludeTagKey?.[0];
+  const excludeValue = association.Parameters?.ExcludeTagValue?.[0];
+  const skipped = Boolean(excludeKey) && instance.metadataTags !== false && tags[excludeKey!] === excludeValue;
+  return !skipped;
+}
+
+const PAGE_MAX = 50;
+
+export async function startSsmStandIn(motoEndpoint: string, options: SsmStandInOptions = {}): Promise<SsmStandIn> {
+  const defaultRegion = options.defaultRegion ?? process.env.AWS_REGION ?? "us-east-1";
+  /** instance id -> instance, one map per region. */
+  let registry = new Map<string, Map<string, ManagedInstance>>();
   const calls: SsmCall[] = [];
   const moto = new URL(motoEndpoint);
+  const regionOf = (instance: ManagedInstance) => instance.region ?? defaultRegion;
+  const register = (instances: ManagedInstance[]) => {
+    for (const instance of instances) {
+      const region = regionOf(instance);
+      if (!registry.has(region)) registry.set(region, new Map());
+      registry.get(region)!.set(instance.instanceId, instance);
+    }
+  };
 
   const answer = (res: ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { "content-type": "application/x-amz-json-1.1" });
     res.end(JSON.stringify(body));
   };
 
+  const describeInstanceInformation = (region: string, input: Record<string, unknown>) => {
+    let instances = [...(registry.get(region)?.values() ?? [])];
+    const filters = [
+      ...((input.Filters as { Key: string; Values: string[] }[] | undefined) ?? []),
+      ...((input.InstanceInformationFilterList as { key: string; valueSet: string[] }[] | undefined) ?? []).map((f) => ({
+        Key: f.key,
+        Values: f.valueSet,
+      })),
+    ];
+    for (const filter of filters) {
+      if (filter.Key === "InstanceIds" || filter.Key === "InstanceId") instances = instances.filter((i) => filter.Values.includes(i.instanceId));
+      else if (filter.Key === "PlatformTypes" || filter.Key === "PlatformType") instances = instances.filter((i) => filter.Values.includes(i.platformType));
+      else if (filter.Key === "PingStatus") instances = instances.filter((i) => filter.Values.includes(i.pingStatus ?? "Online"));
+    }
+    const max = Math.min(Number(input.MaxResults ?? PAGE_MAX) || PAGE_MAX, PAGE_MAX);
+    const offset = input.NextToken ? Number(Buffer.from(String(input.NextToken), "base64url").toString("utf8")) : 0;
+    const page = instances.slice(offset, offset + max);
+    const next = offset + max < instances.length ? Buffer.from(String(offset + max)).toString("base64url") : undefined;
+    return {
+      InstanceInformationList: page.map((instance) => ({
+        InstanceId: instance.instanceId,
+        PingStatus: instance.pingStatus ?? "Online",
+        PlatformType: instance.platformType,
+        AgentVersion: "3.3.0.0",
+        ResourceType: "EC2Instance",
+      })),
+      ...(next ? { NextToken: next } : {}),
+    };
+  };
+
+  const describeAssociationsStatus = async (region: string, InstanceId: string) => {
+    const instance = registry.get(region)?.get(InstanceId);
+    if (!instance) return undefined;
+    const fixed = instance.association;
+    if (fixed) {
+      return [
+        {
+          AssociationId: `assoc-${InstanceId}`,
+          Name: fixed.documentName,
+          InstanceId,
+          ExecutionDate: epochSeconds(fixed.executedAt),
+          Status: fixed.status,
+          DetailedStatus: fixed.detailedStatus ?? fixed.status,
+          ...(fixed.errorCode ? { ErrorCode: fixed.errorCode } : {}),
+        },
+      ];
+    }
+    const associations = await listStandInAssociations({ accountId: options.accountId, region });
+    const outcome = instance.outcome ?? { status: "Success" as const };
+    return associations
+      .filter((association) => association.Region === region && appliesTo(association, instance))
+      .map((association) => ({
+        AssociationId: association.AssociationId,
+        Name: association.Name,
+        DocumentVersion: association.DocumentVersion,
+        AssociationVersion: association.AssociationVersion,
+        InstanceId,
+        ExecutionDate: epochSeconds(new Date(association.LastUpdateAssociationDate)),
+        Status: outcome.status,
+        DetailedStatus: outcome.detailedStatus ?? outcome.status,
+        ...(outcome.errorCode ? { ErrorCode: outcome.errorCode } : {}),
+        ...(association.AssociationName ? { AssociationName: association.AssociationName } : {}),
+      }));
+  };
+
+  /** Default Host Management and other service settings: read from the stand-in provider's regional store. */
+  const serviceSetting = async (region: string, input: Record<string, unknown>) => {
+    const parsed = parseSettingId(String(input.SettingId ?? ""));
+    const accountId = options.accountId ?? parsed.accountId;
+    const stored = accountId ? await getStandInServiceSetting({ accountId, region, settingId: parsed.settingId }) : undefined;
+    return {
+      ServiceSetting: stored
+        ? { ...stored, LastModifiedDate: epochSeconds(new Date(stored.LastModifiedDate)) }
+        : { SettingId: parsed.settingId, SettingValue: "", Status: "Default", ARN: `arn:aws:ssm:${region}:${accountId ?? ""}:servicesetting${parsed.settingId}` },
+    };
+  };
+
   const server = createServer(async (req, res) => {
     const body = await readBody(req);
     const action = String(req.headers["x-amz-target"] ?? "").replace(/^AmazonSSM\./, "");
-    const accessKeyId = /Credential=([^/]+)\//.exec(String(req.headers.authorization ?? ""))?.[1];
+    const credential = /Credential=([^/]+)\/\d{8}\/([^/]+)\//.exec(String(req.headers.authorization ?? ""));
+    const accessKeyId = credential?.[1];
+    const region = credential?.[2];
     let input: Record<string, unknown> = {};
     try {
       input = JSON.parse(body.toString("utf8") || "{}") as Record<string, unknown>;
     } catch {
       // not JSON: forwarded as is
     }
-    calls.push({ action, accessKeyId, emulated: EMULATED.has(action), input });
-    if (action === "DescribeInstanceInformation") {
-      return answer(res, 200, {
-        InstanceInformationList: [...table.values()].map((instance) => ({
-          InstanceId: instance.instanceId,
-          PingStatus: instance.pingStatus ?? "Online",
-          PlatformType: instance.platformType,
-          AgentVersion: "3.3.0.0",
-          ResourceType: "EC2Instance",
-        })),
-      });
-    }
-    if (action === "DescribeInstanceAssociationsStatus") {
-      const InstanceId = String(input.InstanceId);
-      const instance = table.get(InstanceId);
-      if (!instance) return answer(res, 400, { __type: "InvalidInstanceId", message: `${InstanceId} is not a managed instance` });
-      const association = instance.association;
-      return answer(res, 200, {
-        InstanceAssociationStatusInfos: association
-          ? [
-              {
-                AssociationId: `assoc-${InstanceId}`,
-                Name: association.documentName,
-                InstanceId,
-                ExecutionDate: epochSeconds(association.executedAt),
-                Status: association.status,
-                DetailedStatus: association.detailedStatus ?? association.status,
-                ...(association.errorCode ? { ErrorCode: association.errorCode } : {}),
-              },
-            ]
-          : [],
-      });
+    calls.push({ action, region, accessKeyId, emulated: EMULATED.has(action), input });
+    try {
+      if (EMULATED.has(action) && !region) {
+        return answer(res, 400, { __type: "IncompleteSignatureException", message: "no SigV4 credential scope: the region is unknown" });
+      }
+      if (action === "DescribeInstanceInformation") return answer(res, 200, describeInstanceInformation(region!, input));
+      if (action === "DescribeInstanceAssociationsStatus") {
+        const InstanceId = String(input.InstanceId);
+        const infos = await describeAssociationsStatus(region!, InstanceId);
+        if (!infos) return answer(res, 400, { __type: "InvalidInstanceId", message: `${InstanceId} is not a managed instance in ${region}` });
+        return answer(res, 200, { InstanceAssociationStatusInfos: infos });
+      }
+      if (action === "GetServiceSetting") return answer(res, 200, await serviceSetting(region!, input));
+    } catch (error) {
+      return answer(res, 500, { __type: "InternalServerError", message: error instanceof Error ? error.message : String(error) });
     }
     const forwarded = request(
       { hostname: moto.hostname, port: moto.port, method: req.method, path: req.url, headers: req.headers },
@@ -114,8 +244,10 @@ export async function startSsmStandIn(motoEndpoint: string): Promise<SsmStandIn>
   return {
     endpoint: `http://127.0.0.1:${port}`,
     setInstances(instances) {
-      table = new Map(instances.map((instance) => [instance.instanceId, instance]));
+      registry = new Map();
+      register(instances);
     },
+    addInstances: register,
     calls,
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

@@ -36,6 +36,7 @@ import type { RunQueue } from "../../services/run/run-queue";
 import type { BootstrapRoleVerifier } from "../../services/integration/verify-bootstrap-role";
 import { realPostgres } from "../harness/databases";
 import { startHttpsServer, type HttpsTestServer } from "../harness/https-server";
+import { startImdsStandIn, type ImdsStandIn } from "../harness/imds-standin";
 import { REPO_ROOT } from "../harness/moto";
 
 const AGENT_VERSION = "1.0.0";
@@ -139,6 +140,7 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
   let cleanup: (() => Promise<void>) | undefined;
   let unavailable: unknown;
   let server: HttpsTestServer | undefined;
+  let imds: ImdsStandIn | undefined;
   let ssm: SSMClient | undefined;
   let workDir: string;
   let organizationId: number;
@@ -146,11 +148,11 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
   /** Bodies of the enrollment requests the app received. */
   const enrollments: Record<string, unknown>[] = [];
 
-  const document = (): AgentInstallDocument =>
-    buildAgentInstallDocument({ parameterName: names.parameterName, agentPublicBaseUrl: server!.origin, agentVersion: AGENT_VERSION });
+  const document = (exclusionTag?: { key: string; value: string }): AgentInstallDocument =>
+    buildAgentInstallDocument({ parameterName: names.parameterName, agentPublicBaseUrl: server!.origin, agentVersion: AGENT_VERSION, exclusionTag });
   /** The Linux step with the document's parameters (their defaults, as the association leaves them). */
-  const linuxScript = (overrides: Record<string, string> = {}) => {
-    const doc = document();
+  const linuxScript = (overrides: Record<string, string> = {}, exclusionTag?: { key: string; value: string }) => {
+    const doc = document(exclusionTag);
     const step = doc.mainSteps.find((s) => s.action === "aws:runShellScript");
     if (!step) throw new Error("the document has no aws:runShellScript step");
     const parameters = Object.fromEntries(Object.entries(doc.parameters).map(([name, p]) => [name, p.default]));
@@ -203,6 +205,8 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
       MINI_XDR_CONFIG_DIR: configDir,
       MINI_XDR_INSTALL_DIR: installDir,
       MINI_XDR_INSTANCE_ID: instanceId,
+      // The instance metadata service of this "instance" (only the exclusion check asks it).
+      MINI_XDR_IMDS_ENDPOINT: imds!.endpoint,
       ...envOverrides,
     };
     for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name];
@@ -249,6 +253,7 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
         return new Response("not found", { status: 404 });
       });
       ssm = new SSMClient({ region: REGION });
+      imds = await startImdsStandIn();
       const [org] = await database.db
         .insert(organizations)
         .values({ slug, name: `Install test ${slug}`, awsAccountId: "123456789012", integrationSettings: { agentPublicBaseUrl: server.origin } })
@@ -260,6 +265,7 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
   });
   afterAll(async () => {
     ssm?.destroy();
+    await imds?.stop();
     await server?.close();
     await cleanup?.();
     if (workDir) await rm(workDir, { recursive: true, force: true });
@@ -351,6 +357,55 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
     expect(await auditOf(instanceId)).toEqual([]);
   });
 
+  it("exits successfully without installing on an instance carrying the exclusion tag in its instance metadata", async () => {
+    const instanceId = "i-0e0e0e0e0e0e0e0e0";
+    await putAgentConfig(await activeEnrollmentToken(database.db, keyring, organizationId));
+    imds!.setInstance({ tags: { "xdr:monitor": "false", Name: "excluded" }, metadataTags: true });
+    const before = server!.requests.length;
+    const imdsBefore = imds!.requests.length;
+    const result = await install(instanceId, linuxScript({}, { key: "xdr:monitor", value: "false" }));
+    expect(result.code, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(0);
+    expect(result.stdout).toContain("tagged xdr:monitor=false: not installing the agent");
+    expect(imds!.requests.slice(imdsBefore)).toEqual(["PUT /latest/api/token", "GET /latest/meta-data/tags/instance/xdr:monitor"]);
+    expect(server!.requests.slice(before)).toEqual([]);
+    expect(existsSync(join(result.configDir, "agent.json"))).toBe(false);
+    expect(existsSync(join(result.installDir, "bin/xdr-agent"))).toBe(false);
+    expect(await auditOf(instanceId)).toEqual([]);
+  });
+
+  it("installs where the exclusion tag is absent, or not served in instance metadata (the documented limitation)", async () => {
+    await putAgentConfig(await activeEnrollmentToken(database.db, keyring, organizationId));
+    const exclusion = { key: "xdr:monitor", value: "false" };
+    const cases: [string, Parameters<ImdsStandIn["setInstance"]>[0]][] = [
+      ["i-0a0a0a0a0a0a0a0a1", { tags: { "xdr:monitor": "true" }, metadataTags: true }],
+      ["i-0a0a0a0a0a0a0a0a2", { tags: {}, metadataTags: true }],
+      ["i-0a0a0a0a0a0a0a0a3", { tags: { "xdr:monitor": "false" }, metadataTags: false }],
+    ];
+    for (const [instanceId, metadata] of cases) {
+      await addInstance(instanceId);
+      imds!.setInstance(metadata);
+      const result = await install(instanceId, linuxScript({}, exclusion));
+      expect(result.code, `${instanceId} stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(0);
+      expect(result.stdout).toContain(`xdr-agent: enrolled ${instanceId}`);
+    }
+    // Off EC2 entirely (no metadata service answers): the install goes on too.
+    const unreachable = "i-0a0a0a0a0a0a0a0a4";
+    await addInstance(unreachable);
+    const result = await install(unreachable, linuxScript({}, exclusion), { MINI_XDR_IMDS_ENDPOINT: "http://127.0.0.1:9" });
+    expect(result.code, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(0);
+    expect(result.stdout).toContain(`xdr-agent: enrolled ${unreachable}`);
+  });
+
+  it("does not ask the metadata service when there is no exclusion (tag targeting)", async () => {
+    const instanceId = "i-0b0b0b0b0b0b0b0b0";
+    await addInstance(instanceId);
+    await putAgentConfig(await activeEnrollmentToken(database.db, keyring, organizationId));
+    const imdsBefore = imds!.requests.length;
+    const result = await install(instanceId, linuxScript());
+    expect(result.code, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(0);
+    expect(imds!.requests.slice(imdsBefore)).toEqual([]);
+  });
+
   it("stops before downloading anything when the configuration parameter cannot be read", async () => {
     const instanceId = "i-0123456789abcdef0";
     const before = server!.requests.length;
@@ -378,7 +433,7 @@ describe("the agent install document's Windows step", () => {
       ["aws:runShellScript", { StringEquals: ["platformType", "Linux"] }],
       ["aws:runPowerShellScript", { StringEquals: ["platformType", "Windows"] }],
     ]);
-    expect(Object.keys(doc.parameters).sort()).toEqual(["AgentBaseUrl", "AgentVersion", "ConfigParameterName"]);
+    expect(Object.keys(doc.parameters).sort()).toEqual(["AgentBaseUrl", "AgentVersion", "ConfigParameterName", "ExcludeTagKey", "ExcludeTagValue"]);
   });
 
   it("stops on the first error, reads the SecureString decrypted, downloads over HTTPS, enrolls and checks the exit code", () => {
@@ -410,6 +465,25 @@ describe("the agent install document's Windows step", () => {
     expect(rendered).toContain(`-Uri '${agentPublicBaseUrl}/agent/windows/amd64/${AGENT_VERSION}/xdr-agent.exe'`);
     expect(rendered).toMatch(/-Uri 'https:\/\//);
     expect(rendered).toContain(`Get-SSMParameter -Name '${parameterName}' -WithDecryption $true`);
+  });
+
+  it("first checks the exclusion tag from instance metadata (IMDSv2) and exits 0 without installing when it is set", () => {
+    const excluding = buildAgentInstallDocument({ parameterName, agentPublicBaseUrl, agentVersion: AGENT_VERSION, exclusionTag: { key: "xdr:monitor", value: "false" } });
+    const step = excluding.mainSteps.find((s) => s.action === "aws:runPowerShellScript")!;
+    const steps = step.inputs.runCommand;
+    const token = steps.findIndex((line) => line.includes('-Method Put') && line.includes('/latest/api/token'));
+    const skip = steps.findIndex((line) => /-eq \$excludeValue\) \{ .*exit 0 \}$/.test(line));
+    const read = steps.findIndex((line) => line.includes("Get-SSMParameter"));
+    expect(token).toBeGreaterThan(0);
+    expect(steps[token]).toContain('/latest/meta-data/tags/instance/$excludeKey');
+    expect(steps[token]).toContain("catch { $tagValue = $null }");
+    expect(skip).toBeGreaterThan(token);
+    expect(read).toBeGreaterThan(skip);
+    const rendered = renderStep(step, Object.fromEntries(Object.entries(excluding.parameters).map(([name, p]) => [name, p.default])));
+    expect(rendered).toContain("$excludeKey = 'xdr:monitor'");
+    expect(rendered).toContain("$excludeValue = 'false'");
+    expect(excluding.parameters.ExcludeTagKey!.allowedPattern).not.toContain("'");
+    expect(new RegExp(excluding.parameters.ExcludeTagValue!.allowedPattern).test("x'; Remove-Item C:\\")).toBe(false);
   });
 
   it("leaves no placeholder once rendered and never carries the configuration or the token inline", () => {

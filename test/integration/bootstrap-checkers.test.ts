@@ -21,6 +21,9 @@ import { renderBootstrapTemplate } from "../../services/integration/bootstrap-te
 import type { IamPolicy } from "../../services/integration/iam-evaluator-fns";
 import { PLATFORM_PRINCIPAL_ARN } from "../fixtures/tenant-config";
 import { REPO_ROOT } from "../harness/moto";
+import { DEFAULT_EXCLUSION_TAG, DEFAULT_TARGET_TAG } from "../../programs/tenant/config";
+
+const DEFAULT_TARGETING = { mode: "all_managed" as const, targetTag: DEFAULT_TARGET_TAG, exclusionTag: DEFAULT_EXCLUSION_TAG };
 
 const ACCOUNT = "210987654321";
 const SLUG = "mini-corp";
@@ -163,7 +166,7 @@ describe("parliament", () => {
     ["the permissions boundary", () => buildPermissionsBoundaryPolicy(scope)],
     [
       "the XDR access role's permissions",
-      () => buildAccessPolicy({ customerAccountId: ACCOUNT, documentName: resourceNames(SLUG).documentName, targetTag: { key: "xdr:monitor", value: "true" } }),
+      () => buildAccessPolicy({ customerAccountId: ACCOUNT, documentName: resourceNames(SLUG).documentName, regions: ["us-east-1", "eu-west-1"], targeting: DEFAULT_TARGETING }),
     ],
     ["the XDR access role's trust", () => withImpliedResource(buildTrustPolicy({ platformPrincipalArn: PLATFORM_PRINCIPAL_ARN, externalId }), arn.accessRole)],
   ];

@@ -144,7 +144,19 @@ beforeAll(async () => {
     status: "succeeded",
     startedAt: new Date(),
     finishedAt: new Date(),
-    outputs: { roleArn: ROLE_ARN, documentName: DOCUMENT, parameterName: `/mini-xdr/${SLUG}/agent-config` },
+    outputs: {
+      roleArn: ROLE_ARN,
+      documentName: DOCUMENT,
+      parameterName: `/mini-xdr/${SLUG}/agent-config`,
+      // What the program reports it applied for these settings (the defaults).
+      rollout: {
+        targeting: { mode: "all_managed", targetTag: { key: "xdr:monitor", value: "true" }, exclusionTag: { key: "xdr:monitor", value: "false" } },
+        regions: [HOME],
+        defaultHostManagement: false,
+        maxConcurrency: "10%",
+        maxErrors: "10%",
+      },
+    },
   });
   enrollmentToken = await activeEnrollmentToken(db, keyring, organizationId);
   tenantToken = generateToken("mxdr-tenant");
@@ -181,8 +193,15 @@ describe("agent rollout of the Mini Corp tenant", () => {
 
     const [finished] = await database.db.select().from(discoveryScans).where(eq(discoveryScans.id, scan!.id));
     expect(finished).toMatchObject({ status: "succeeded", assetsFound: 8 });
+    // Two failed installs and an instance SSM cannot reach: a person has to act, and the tenant says what to do.
     const [org] = await database.db.select().from(organizations).where(eq(organizations.id, organizationId));
-    expect(org!.onboardingStatus).toBe("deploying");
+    expect(org!.onboardingStatus).toBe("action_required");
+    expect(org!.statusReasons).toEqual([
+      { reason: "1 targeted instance SSM does not manage, so the agent cannot reach them", fix: expect.stringContaining("enable_default_host_management") },
+      { reason: "the agent install failed on 2 instances", fix: expect.stringContaining("retry") },
+    ]);
+    const tenant = await call("GET", `/v1/tenants/${SLUG}`);
+    expect(tenant.body).toMatchObject({ onboarding_status: "action_required", action_required: org!.statusReasons });
 
     const { status, body } = await call("GET", `/v1/tenants/${SLUG}/deployment?refresh=false`);
     expect(status).toBe(200);
@@ -210,8 +229,8 @@ describe("agent rollout of the Mini Corp tenant", () => {
       { name: "integration_healthy", status: "passed" },
       { name: "assets_discovered", status: "passed" },
       { name: "agents_targeted", status: "passed" },
-      { name: "agents_installed", status: "failed", reason: "the install failed on 2 of 7 targeted instances: FS-01, WK-02" },
-      { name: "agents_checked_in", status: "failed", reason: expect.stringMatching(/^7 of 7 targeted instances have not checked in/) },
+      { name: "agents_installed", status: "failed", reason: "the install failed on 2 of 7 running targeted instances: FS-01, WK-02" },
+      { name: "agents_checked_in", status: "failed", reason: expect.stringMatching(/^7 of 7 running targeted instances have not checked in/) },
     ]);
   });
 
@@ -313,6 +332,7 @@ describe("agent rollout of the Mini Corp tenant", () => {
       checks: ["integration_healthy", "assets_discovered", "agents_targeted", "agents_installed", "agents_checked_in"].map((name) => ({ name, status: "passed" })),
       passed: 5,
       total: 5,
+      change_pending: null,
     });
     const health = await call("GET", "/api/onboarding/v2/deployment/health");
     expect(health.body).toMatchObject({ status: "healthy", agents_enrolled: 7, agents_healthy: 7, targeted_without_agent: 0 });

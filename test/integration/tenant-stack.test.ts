@@ -74,6 +74,9 @@ describe("tenant onboarding stack", () => {
       parameterName: PARAMETER_NAME,
       documentName: DOCUMENT_NAME,
       associationId: expect.stringMatching(/^assoc-/),
+      regions: {
+        "us-east-1": { parameterName: PARAMETER_NAME, documentName: DOCUMENT_NAME, associationId: result.outputs.associationId },
+      },
     });
     expect(result.outputs).not.toHaveProperty("externalId");
 
@@ -93,9 +96,15 @@ describe("tenant onboarding stack", () => {
     const document = await aws.ssm.send(new DescribeDocumentCommand({ Name: DOCUMENT_NAME }));
     expect(document.Document!.DocumentType).toBe("Command");
     const associations = await listStandInAssociations({ accountId: "210987654321" });
-    expect(associations.map((association) => association.Targets)).toEqual([
-      [{ Key: "tag:xdr:monitor", Values: ["true"] }],
+    // Default targeting: every managed instance, the document skipping those tagged xdr:monitor=false.
+    expect(associations.map((association) => [association.Region, association.Targets, association.Parameters])).toEqual([
+      [
+        "us-east-1",
+        [{ Key: "InstanceIds", Values: ["*"] }],
+        { ConfigParameterName: [PARAMETER_NAME], ExcludeTagKey: ["xdr:monitor"], ExcludeTagValue: ["false"] },
+      ],
     ]);
+    expect([associations[0]!.MaxConcurrency, associations[0]!.MaxErrors]).toEqual(["10%", "10%"]);
   });
 
   it("keeps the external ID and the enrollment token out of the state and the stack config in plaintext", async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { deriveAgentStatus, type InstanceEvidence } from "../../services/rollout/agent-status";
+import { deriveAgentStatus, STOPPED_REASON, type InstanceEvidence } from "../../services/rollout/agent-status";
 
-const base: InstanceEvidence = { targeted: true, enrolled: false, managed: { PingStatus: "Online", PlatformType: "Linux" } };
+const base: InstanceEvidence = { decision: { targeted: true }, enrolled: false, state: "running", managed: { PingStatus: "Online", PlatformType: "Linux" } };
 const at = (minutesAgo: number) => new Date(Date.UTC(2026, 10, 29, 12, 0) - minutesAgo * 60_000);
 
 describe("an instance's agent status from its SSM evidence", () => {
@@ -9,14 +9,20 @@ describe("an instance's agent status from its SSM evidence", () => {
     expect(deriveAgentStatus({ ...base, enrolled: true, association: { Status: "Failed" } }).status).toBe("checked_in");
   });
 
-  it("an instance without the target tag is not targeted", () => {
-    expect(deriveAgentStatus({ ...base, targeted: false }).status).toBe("not_targeted");
+  it("an instance the applied targeting leaves out is not targeted, with the targeting's reason", () => {
+    const excluded = { targeted: false as const, reason: "excluded_by_tag" as const, message: "excluded by its tag xdr:monitor=false" };
+    expect(deriveAgentStatus({ ...base, decision: excluded })).toEqual({ status: "not_targeted", reason: excluded.message });
   });
 
-  it("an instance SSM does not manage is pending, with the usual causes as the reason", () => {
-    const derived = deriveAgentStatus({ targeted: true, enrolled: false });
+  it("a stopped instance is pending: the association reaches it when it starts", () => {
+    expect(deriveAgentStatus({ ...base, state: "stopped", managed: undefined })).toEqual({ status: "pending", reason: STOPPED_REASON });
+  });
+
+  it("an instance SSM does not manage is pending, with the remedy as the reason", () => {
+    const unmanaged = { targeted: false as const, reason: "not_managed" as const, message: "not an SSM managed instance: give it an instance profile with AmazonSSMManagedInstanceCore, or turn on enableDefaultHostManagement" };
+    const derived = deriveAgentStatus({ decision: unmanaged, enrolled: false, state: "running" });
     expect(derived.status).toBe("pending");
-    expect(derived.reason).toMatch(/AmazonSSMManagedInstanceCore/);
+    expect(derived.reason).toMatch(/AmazonSSMManagedInstanceCore.*enableDefaultHostManagement/);
   });
 
   it("follows the association: success installed, failure failed with its detail, otherwise installing or pending", () => {

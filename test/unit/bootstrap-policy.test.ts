@@ -14,6 +14,9 @@ import {
   tenantStackRequests,
 } from "../../services/integration/bootstrap-policy-fns";
 import { evaluatePolicies, isAllowed, isAllowedWithinBoundary, type IamRequest } from "../../services/integration/iam-evaluator-fns";
+import { DEFAULT_EXCLUSION_TAG, DEFAULT_TARGET_TAG } from "../../programs/tenant/config";
+
+const DEFAULT_TARGETING = { mode: "all_managed" as const, targetTag: DEFAULT_TARGET_TAG, exclusionTag: DEFAULT_EXCLUSION_TAG };
 
 const ACCOUNT = "210987654321";
 const SLUG = "mini-corp";
@@ -124,7 +127,7 @@ describe("the bootstrap role's trust", () => {
 
 describe("the permissions boundary", () => {
   const boundary = buildPermissionsBoundaryPolicy(scope);
-  const access = buildAccessPolicy({ customerAccountId: ACCOUNT, documentName: names.documentName, targetTag: { key: "xdr:monitor", value: "true" } });
+  const access = buildAccessPolicy({ customerAccountId: ACCOUNT, documentName: names.documentName, regions: ["us-east-1", "eu-west-1"], targeting: DEFAULT_TARGETING });
   const instance = `arn:aws:ec2:eu-west-1:${ACCOUNT}:instance/i-0abc`;
   const document = `arn:aws:ssm:eu-west-1:${ACCOUNT}:document/${names.documentName}`;
 
@@ -139,8 +142,10 @@ describe("the permissions boundary", () => {
       { action: "ssm:SendCommand", resources: [document, instance], context: { "ssm:resourceTag/xdr:monitor": "true" } },
     ];
     for (const use of uses) expect(isAllowedWithinBoundary([access], boundary, use), use.action).toBe(true);
-    // The access policy's own targeting still applies inside the boundary.
-    expect(isAllowedWithinBoundary([access], boundary, { action: "ssm:SendCommand", resources: [document, instance] })).toBe(false);
+    // The access policy's own targeting still applies inside the boundary: by default every instance but the excluded.
+    expect(isAllowedWithinBoundary([access], boundary, { action: "ssm:SendCommand", resources: [document, instance] })).toBe(true);
+    const excluded = { "ssm:resourceTag/xdr:monitor": "false" };
+    expect(isAllowedWithinBoundary([access], boundary, { action: "ssm:SendCommand", resources: [document, instance], context: excluded })).toBe(false);
   });
 
   it("leaves the host management role AWS's SSM instance policy", () => {

@@ -45,9 +45,9 @@ describe("priority rules", () => {
     expect(classifyPriority({ assetType: "rds", tags: {} }, rules)).toBe("critical");
   });
 
-  it("only running EC2 instances are agent-compatible", () => {
-    expect(isAgentCompatible(ec2({}, "running"))).toBe(true);
-    for (const state of ["pending", "stopped", "stopping", "shutting-down", undefined]) {
+  it("EC2 instances that exist are agent-compatible, stopped ones included (the association reaches them when they start)", () => {
+    for (const state of ["running", "pending", "stopped", "stopping"]) expect(isAgentCompatible(ec2({}, state))).toBe(true);
+    for (const state of ["shutting-down", "terminated", undefined]) {
       expect(isAgentCompatible({ assetType: "ec2", tags: {}, state })).toBe(false);
     }
     expect(isAgentCompatible({ assetType: "s3", tags: {}, state: "running" })).toBe(false);

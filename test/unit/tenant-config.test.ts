@@ -27,6 +27,13 @@ describe("tenant stack config", () => {
     expect(config.tenantSlug).toBe("mini-corp");
     expect(config.regions).toEqual(["us-east-1"]);
     expect(config.targetTag).toEqual({ key: "xdr:monitor", value: "true" });
+    expect(config.targeting).toEqual({
+      mode: "all_managed",
+      targetTag: { key: "xdr:monitor", value: "true" },
+      exclusionTag: { key: "xdr:monitor", value: "false" },
+    });
+    expect([config.associationMaxConcurrency, config.associationMaxErrors]).toEqual(["10%", "10%"]);
+    expect(config.enableDefaultHostManagement).toBe(false);
     expect(config.associationSchedule).toBe("rate(30 minutes)");
     expect(config.maxSessionDurationSeconds).toBe(3600);
   });
@@ -43,6 +50,40 @@ describe("tenant stack config", () => {
   it("defaults the regions to the home region", () => {
     const raw = rawOf(miniCorpTenantConfig({ regions: undefined }));
     expect(parseTenantConfig(raw).regions).toEqual(["us-east-1"]);
+  });
+
+  it("round-trips the targeting, rate control and Default Host Management settings", () => {
+    const config = parseTenantConfig(
+      rawOf(
+        miniCorpTenantConfig({
+          regions: ["us-east-1", "eu-west-1"],
+          targetingMode: "tag",
+          targetTag: { key: "team", value: "prod" },
+          exclusionTag: { key: "xdr:skip", value: "yes" },
+          associationMaxConcurrency: "50",
+          associationMaxErrors: "0",
+          enableDefaultHostManagement: true,
+        }),
+      ),
+    );
+    expect(config.targeting).toEqual({ mode: "tag", targetTag: { key: "team", value: "prod" }, exclusionTag: { key: "xdr:skip", value: "yes" } });
+    expect([config.associationMaxConcurrency, config.associationMaxErrors]).toEqual(["50", "0"]);
+    expect(config.enableDefaultHostManagement).toBe(true);
+    expect(config.regions).toEqual(["us-east-1", "eu-west-1"]);
+  });
+
+  // Stack configs written before targetingMode existed keep their meaning.
+  const legacy: [string, Partial<Record<string, string>>, "all_managed" | "tag"][] = [
+    ["nothing set (the new default)", {}, "all_managed"],
+    ["targetAllManagedInstances=true", { targetAllManagedInstances: "true" }, "all_managed"],
+    ["targetAllManagedInstances=false", { targetAllManagedInstances: "false" }, "tag"],
+    ["targetAllManagedInstances=false with a targetTag", { targetAllManagedInstances: "false", targetTag: '{"key":"env","value":"prod"}' }, "tag"],
+    ["a targetTag alone (the old default mode)", { targetTag: '{"key":"env","value":"prod"}' }, "tag"],
+    ["targetingMode over a targetTag", { targetingMode: "all_managed", targetTag: '{"key":"env","value":"prod"}' }, "all_managed"],
+  ];
+
+  it.each(legacy)("maps old keys to a targeting mode: %s", (_, raw, mode) => {
+    expect(parseTenantConfig({ ...rawOf(miniCorpTenantConfig()), ...raw }).targeting.mode).toBe(mode);
   });
 
   const invalid: [string, Partial<Record<string, string | undefined>>, string][] = [
@@ -66,6 +107,17 @@ describe("tenant stack config", () => {
     ["associationSchedule", { associationSchedule: "every hour" }, "rate(...)"],
     ["maxSessionDurationSeconds", { maxSessionDurationSeconds: "60" }, "3600"],
     ["tenantId", { tenantId: undefined }, "is required"],
+    ["regions", { regions: '["us-east-1", "us-east-1"]' }, "twice"],
+    ["targetingMode", { targetingMode: "everything" }, "all_managed or tag"],
+    ["targetAllManagedInstances", { targetingMode: "tag", targetAllManagedInstances: "true" }, "conflicts with targetingMode"],
+    // The exclusion tag is read from instance metadata inside quoted shell/PowerShell strings.
+    ["exclusionTag.key", { exclusionTag: '{"key":"x/y","value":"false"}' }, "instance metadata"],
+    ["exclusionTag.value", { exclusionTag: '{"key":"xdr:monitor","value":"it\'s"}' }, "1-256 letters"],
+    ["exclusionTag.value", { exclusionTag: '{"key":"xdr:monitor","value":""}' }, "1-256 letters"],
+    ["associationMaxConcurrency", { associationMaxConcurrency: "0" }, "percentage"],
+    ["associationMaxConcurrency", { associationMaxConcurrency: "150%" }, "percentage"],
+    ["associationMaxErrors", { associationMaxErrors: "ten" }, "percentage"],
+    ["enableDefaultHostManagement", { enableDefaultHostManagement: '"yes"' }, "boolean"],
   ];
 
   it.each(invalid)("rejects a bad %s", (key, override, message) => {

@@ -10,6 +10,8 @@ interface RegisteredResource {
   type: string;
   name: string;
   inputs: Record<string, unknown>;
+  provider?: string;
+  aliases?: unknown[];
 }
 
 let registered: RegisteredResource[] = [];
@@ -19,7 +21,7 @@ beforeEach(async () => {
   await pulumi.runtime.setMocks(
     {
       newResource: (args) => {
-        registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+        registered.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider });
         const state = { ...args.inputs, arn: `arn:mock:${args.type}:${args.name}`, associationId: "assoc-mock" };
         return { id: `${args.name}-id`, state };
       },
@@ -38,6 +40,15 @@ async function onboard(overrides: Partial<TenantConfigInput> = {}) {
   await new Promise((resolve) => setTimeout(resolve, 50));
   return tenant;
 }
+
+function resourcesOf(type: string): RegisteredResource[] {
+  return registered.filter((resource) => resource.type === type);
+}
+
+/** The provider a resource was registered with: `urn::id`, the id being `<name>-id` here. */
+const providerName = (resource: RegisteredResource) => resource.provider?.split("::").at(-1)?.replace(/-id$/, "");
+const providerRegion = (resource: RegisteredResource) =>
+  registered.find((p) => p.type === "pulumi:providers:aws" && p.name === providerName(resource))?.inputs.region;
 
 function resourceOf(type: string): RegisteredResource {
   const found = registered.filter((resource) => resource.type === type);
@@ -74,16 +85,24 @@ describe("TenantOnboarding", () => {
     expect(actions).toEqual(expect.arrayContaining(["ec2:Describe*", "rds:Describe*", "ssm:SendCommand"]));
   });
 
-  it("scopes SendCommand to the agent document and to instances with the monitoring tag", async () => {
-    await onboard({ targetTag: { key: "xdr:monitor", value: "yes" } });
+  it("scopes SendCommand in tag mode to the agent document and to instances with the opt-in tag", async () => {
+    await onboard({ targetingMode: "tag", targetTag: { key: "xdr:monitor", value: "yes" } });
     const policy = policyOf(resourceOf("aws:iam/rolePolicy:RolePolicy").inputs.policy);
     const sendCommand = policy.Statement.filter((statement) => statement.Action === "ssm:SendCommand");
     expect(sendCommand.filter((statement) => statement.Effect === "Allow").map((statement) => statement.Resource)).toEqual([
-      ["arn:aws:ssm:*:210987654321:document/MiniXdr-InstallAgent-mini-corp", "arn:aws:ec2:*:210987654321:instance/*"],
+      ["arn:aws:ssm:us-east-1:210987654321:document/MiniXdr-InstallAgent-mini-corp", "arn:aws:ec2:us-east-1:210987654321:instance/*"],
     ]);
     const deny = sendCommand.find((statement) => statement.Effect === "Deny");
-    expect(deny?.Resource).toBe("arn:aws:ec2:*:210987654321:instance/*");
+    expect(deny?.Resource).toEqual(["arn:aws:ec2:us-east-1:210987654321:instance/*"]);
     expect(deny?.Condition).toEqual({ StringNotEquals: { "ssm:resourceTag/xdr:monitor": "yes" } });
+  });
+
+  it("scopes SendCommand by default to every instance without the exclusion tag", async () => {
+    await onboard({ exclusionTag: { key: "xdr:skip", value: "yes" } });
+    const policy = policyOf(resourceOf("aws:iam/rolePolicy:RolePolicy").inputs.policy);
+    const onInstances = policy.Statement.find((statement) => statement.Sid === "OnlyOnMonitoredInstances");
+    expect(onInstances?.Effect).toBe("Deny");
+    expect(onInstances?.Condition).toEqual({ StringEquals: { "ssm:resourceTag/xdr:skip": "yes" } });
   });
 
   it("keeps the external ID, the enrollment token and the agent config secret", async () => {
@@ -117,18 +136,33 @@ describe("TenantOnboarding", () => {
     ]);
   });
 
-  it("targets the association at the monitoring tag by default, or at every managed instance", async () => {
+  it("targets every managed instance by default, the document skipping those with the exclusion tag", async () => {
     await onboard();
-    const tagged = resourceOf("aws:ssm/association:Association").inputs;
-    expect(tagged.targets).toEqual([{ key: "tag:xdr:monitor", values: ["true"] }]);
-    expect(tagged.scheduleExpression).toBe("rate(30 minutes)");
-    expect(tagged.name).toBe("MiniXdr-InstallAgent-mini-corp");
+    const association = resourceOf("aws:ssm/association:Association").inputs;
+    expect(association.targets).toEqual([{ key: "InstanceIds", values: ["*"] }]);
+    expect(association.parameters).toEqual({
+      ConfigParameterName: "/mini-xdr/mini-corp/agent-config",
+      ExcludeTagKey: "xdr:monitor",
+      ExcludeTagValue: "false",
+    });
+    expect(association.scheduleExpression).toBe("rate(30 minutes)");
+    expect(association.name).toBe("MiniXdr-InstallAgent-mini-corp");
+    expect([association.maxConcurrency, association.maxErrors]).toEqual(["10%", "10%"]);
+    const content = JSON.parse(resourceOf("aws:ssm/document:Document").inputs.content as string);
+    expect([content.parameters.ExcludeTagKey.default, content.parameters.ExcludeTagValue.default]).toEqual(["xdr:monitor", "false"]);
+  });
 
-    registered = [];
-    await onboard({ targetAllManagedInstances: true });
-    expect(resourceOf("aws:ssm/association:Association").inputs.targets).toEqual([
-      { key: "InstanceIds", values: ["*"] },
-    ]);
+  it("targets the opt-in tag in tag mode (also from the old targetAllManagedInstances=false), with no exclusion check", async () => {
+    for (const overrides of [{ targetingMode: "tag" as const }, { targetAllManagedInstances: false }]) {
+      registered = [];
+      await onboard({ ...overrides, associationMaxConcurrency: "5", associationMaxErrors: "0" });
+      const association = resourceOf("aws:ssm/association:Association").inputs;
+      expect(association.targets).toEqual([{ key: "tag:xdr:monitor", values: ["true"] }]);
+      expect(association.parameters).toEqual({ ConfigParameterName: "/mini-xdr/mini-corp/agent-config" });
+      expect([association.maxConcurrency, association.maxErrors]).toEqual(["5", "0"]);
+      const content = JSON.parse(resourceOf("aws:ssm/document:Document").inputs.content as string);
+      expect(content.parameters.ExcludeTagKey.default).toBe("");
+    }
   });
 
   it("installs the agent with Linux and Windows steps that read the config from the parameter", async () => {
@@ -142,6 +176,121 @@ describe("TenantOnboarding", () => {
     ]);
     expect(content.parameters.ConfigParameterName.default).toBe("/mini-xdr/mini-corp/agent-config");
     expect(document.content).not.toContain("mxdr-enroll-");
+  });
+
+  it("rolls out in every region through a provider per region; IAM once, through the home region's", async () => {
+    const regions = ["us-east-1", "eu-west-1", "ap-southeast-2"];
+    const tenant = await onboard({ regions });
+    const providers = resourcesOf("pulumi:providers:aws");
+    // Registration order is not creation order (aliases resolve asynchronously): compare sorted.
+    const sorted = [...regions].sort();
+    expect(providers.map((p) => [p.name, p.inputs.region]).sort()).toEqual(sorted.map((r) => [`mini-corp-customer-${r}`, r]));
+    for (const provider of providers) {
+      expect(isRpcSecret(provider.inputs.assumeRoles)).toBe(true);
+      expect(JSON.parse(String(plain(provider.inputs.assumeRoles)))).toEqual([
+        {
+          roleArn: "arn:aws:iam::210987654321:role/MiniXdrBootstrap",
+          externalId: "mxdr-ext-4f1c2b7e9a0d4c1b8e6f",
+          sessionName: "mini-xdr-onboarding-mini-corp",
+        },
+      ]);
+      expect(JSON.parse(String(provider.inputs.allowedAccountIds))).toEqual(["210987654321"]);
+    }
+    for (const type of ["aws:iam/role:Role", "aws:iam/rolePolicy:RolePolicy"]) {
+      expect(providerRegion(resourceOf(type)), type).toBe("us-east-1");
+    }
+    for (const [type, prefix] of [
+      ["aws:ssm/parameter:Parameter", "mini-corp-agent-config"],
+      ["aws:ssm/document:Document", "mini-corp-agent-install"],
+      ["aws:ssm/association:Association", "mini-corp-agent-association"],
+    ] as const) {
+      const perRegion = resourcesOf(type);
+      expect(perRegion.map((r) => [r.name, providerRegion(r)]).sort(), type).toEqual(sorted.map((r) => [`${prefix}-${r}`, r]));
+    }
+    for (const parameter of resourcesOf("aws:ssm/parameter:Parameter")) {
+      expect(parameter.inputs.type).toBe("SecureString");
+      expect(isRpcSecret(parameter.inputs.value)).toBe(true);
+    }
+
+    const policy = policyOf(resourceOf("aws:iam/rolePolicy:RolePolicy").inputs.policy);
+    const onDocuments = policy.Statement.find((statement) => statement.Sid === "RunAgentDocument");
+    expect(onDocuments?.Resource).toEqual([
+      ...regions.map((r) => `arn:aws:ssm:${r}:210987654321:document/MiniXdr-InstallAgent-mini-corp`),
+      ...regions.map((r) => `arn:aws:ec2:${r}:210987654321:instance/*`),
+    ]);
+    const onInstances = policy.Statement.find((statement) => statement.Sid === "OnlyOnMonitoredInstances");
+    expect(onInstances?.Resource).toEqual(regions.map((r) => `arn:aws:ec2:${r}:210987654321:instance/*`));
+
+    const outputs = await new Promise<Record<string, unknown>>((resolve) =>
+      pulumi.output(tenant.regions).apply((value) => resolve(value as Record<string, unknown>)),
+    );
+    expect(Object.keys(outputs)).toEqual(regions);
+    expect(outputs["eu-west-1"]).toEqual({
+      parameterName: "/mini-xdr/mini-corp/agent-config",
+      documentName: "MiniXdr-InstallAgent-mini-corp",
+      associationId: "assoc-mock",
+    });
+  });
+
+  it("keeps the home region's resources at their former names through aliases", async () => {
+    const aliasesOf = new Map<string, unknown>();
+    await pulumi.runtime.setMocks(
+      {
+        newResource: (args) => {
+          registered.push({ type: args.type, name: args.name, inputs: args.inputs, provider: args.provider });
+          return { id: `${args.name}-id`, state: { ...args.inputs, associationId: "assoc-mock" } };
+        },
+        call: (args) => args.inputs,
+      },
+      "mini-xdr-tenant",
+      "tenant-mini-corp",
+      true,
+    );
+    const tenant = new TenantOnboarding("mini-corp", {
+      config: tenantConfigSchema.parse(miniCorpTenantConfig({ regions: ["us-east-1", "eu-west-1"] })),
+    });
+    // Aliases are resolved to URNs on the resource itself; read them from the children's options.
+    for (const child of (tenant as unknown as { __childResources?: Set<pulumi.Resource> }).__childResources ?? []) {
+      const name = await new Promise<string>((resolve) => child.urn.apply((urn) => resolve(urn.split("::").at(-1)!)));
+      const aliases = (child as unknown as { __aliases?: pulumi.Input<string>[] }).__aliases ?? [];
+      aliasesOf.set(name, await Promise.all(aliases.map((alias) => new Promise((resolve) => pulumi.output(alias).apply(resolve)))));
+    }
+    const aliasNames = (name: string) => (aliasesOf.get(name) as string[]).map((urn) => urn.split("::").at(-1));
+    expect(aliasNames("mini-corp-customer-us-east-1")).toEqual(["mini-corp-customer"]);
+    expect(aliasNames("mini-corp-agent-config-us-east-1")).toEqual(["mini-corp-agent-config"]);
+    expect(aliasNames("mini-corp-agent-install-us-east-1")).toEqual(["mini-corp-agent-install"]);
+    expect(aliasNames("mini-corp-agent-association-us-east-1")).toEqual(["mini-corp-agent-association"]);
+    for (const name of ["mini-corp-customer-eu-west-1", "mini-corp-agent-config-eu-west-1", "mini-corp-agent-association-eu-west-1"]) {
+      expect(aliasNames(name), name).toEqual([]);
+    }
+  });
+
+  it("turns on Default Host Management only when asked: one role, a service setting per region", async () => {
+    await onboard({ regions: ["us-east-1", "eu-west-1"] });
+    expect(resourcesOf("aws:ssm/serviceSetting:ServiceSetting")).toEqual([]);
+    expect(resourcesOf("aws:iam/role:Role")).toHaveLength(1);
+
+    registered = [];
+    await onboard({ regions: ["us-east-1", "eu-west-1"], enableDefaultHostManagement: true });
+    const roles = resourcesOf("aws:iam/role:Role");
+    expect(roles).toHaveLength(2);
+    const hostRole = roles.find((role) => role.inputs.name === "MiniXdr-HostManagement-mini-corp")!;
+    expect(providerRegion(hostRole)).toBe("us-east-1");
+    expect(policyOf(hostRole.inputs.assumeRolePolicy).Statement).toEqual([
+      { Effect: "Allow", Principal: { Service: "ssm.amazonaws.com" }, Action: "sts:AssumeRole" },
+    ]);
+    expect(resourceOf("aws:iam/rolePolicyAttachment:RolePolicyAttachment").inputs).toMatchObject({
+      role: "MiniXdr-HostManagement-mini-corp",
+      policyArn: "arn:aws:iam::aws:policy/AmazonSSMManagedEC2InstanceDefaultPolicy",
+    });
+    const settings = resourcesOf("aws:ssm/serviceSetting:ServiceSetting");
+    expect(settings.map((setting) => [providerRegion(setting), setting.inputs.settingId, setting.inputs.settingValue]).sort()).toEqual(
+      ["eu-west-1", "us-east-1"].map((region) => [
+        region,
+        `arn:aws:ssm:${region}:210987654321:servicesetting/ssm/managed-instance/default-ec2-instance-management-role`,
+        "MiniXdr-HostManagement-mini-corp",
+      ]),
+    );
   });
 
   it("deploys the Kubernetes agent only when a kubeconfig is configured", async () => {

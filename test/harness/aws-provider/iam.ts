@@ -1,5 +1,8 @@
-/** `aws:iam/role:Role` and `aws:iam/rolePolicy:RolePolicy` against the IAM API. */
+/** `aws:iam/role:Role`, `aws:iam/rolePolicy:RolePolicy` and `aws:iam/rolePolicyAttachment:RolePolicyAttachment` against the IAM API. */
 import {
+  AttachRolePolicyCommand,
+  DetachRolePolicyCommand,
+  ListAttachedRolePoliciesCommand,
   CreateRoleCommand,
   DeleteRoleCommand,
   DeleteRolePermissionsBoundaryCommand,
@@ -252,6 +255,50 @@ export const rolePolicy: ResourceHandler = {
     } catch (error) {
       if (notFound(error)) return;
       throw awsFailure(`deleting IAM Role Policy (${id})`, error);
+    }
+  },
+};
+
+/** `<role>-<8 hex>` like the bridged provider's id; role and policy ARN live in the state. */
+export const rolePolicyAttachment: ResourceHandler = {
+  token: "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+  inputs: ["role", "policyArn"],
+  replaceOnChanges: ["role", "policyArn"],
+  validate(news) {
+    const failures = [];
+    if (news.role === undefined) failures.push({ property: "role", reason: "required" });
+    if (news.policyArn === undefined) failures.push({ property: "policyArn", reason: "required" });
+    return failures;
+  },
+  async create(ctx, inputs, urn) {
+    const roleName = String(inputs.role);
+    const policyArn = String(inputs.policyArn);
+    try {
+      await ctx.iam().send(new AttachRolePolicyCommand({ RoleName: roleName, PolicyArn: policyArn }));
+      return { id: `${roleName}-${autoName(urn).slice(-7)}`, outs: compact({ ...inputs, role: roleName, policyArn }) };
+    } catch (error) {
+      throw awsFailure(`attaching IAM Policy (${policyArn}) to IAM Role (${roleName})`, error);
+    }
+  },
+  async read(ctx, _id, state) {
+    try {
+      const live = await ctx.iam().send(new ListAttachedRolePoliciesCommand({ RoleName: String(state.role) }));
+      const attached = (live.AttachedPolicies ?? []).some((policy) => policy.PolicyArn === state.policyArn);
+      return attached ? state : undefined;
+    } catch (error) {
+      if (notFound(error)) return undefined;
+      throw awsFailure(`reading IAM Role Policy Attachment (${String(state.role)})`, error);
+    }
+  },
+  async update(_ctx, _id, _olds, news) {
+    return news; // every input replaces
+  },
+  async delete(ctx, _id, state) {
+    try {
+      await ctx.iam().send(new DetachRolePolicyCommand({ RoleName: String(state.role), PolicyArn: String(state.policyArn) }));
+    } catch (error) {
+      if (notFound(error)) return;
+      throw awsFailure(`detaching IAM Policy (${String(state.policyArn)}) from IAM Role (${String(state.role)})`, error);
     }
   },
 };

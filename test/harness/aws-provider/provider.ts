@@ -18,12 +18,13 @@ import type {
 } from "@pulumi/pulumi/provider";
 import { association } from "./association";
 import { connect, parseConfig, type AwsContext } from "./config";
-import { role, rolePolicy } from "./iam";
+import { role, rolePolicy, rolePolicyAttachment } from "./iam";
 import { urnType, type ResourceHandler } from "./resource";
+import { serviceSetting } from "./service-setting";
 import { document, parameter } from "./ssm";
 import { annotateSecrets, containsUnknowns, deepEqual, jsonEqual, reveal, type Props } from "./values";
 
-const HANDLERS: ResourceHandler[] = [role, rolePolicy, parameter, document, association];
+const HANDLERS: ResourceHandler[] = [role, rolePolicy, rolePolicyAttachment, parameter, document, association, serviceSetting];
 
 /**
  * The version this plugin reports: the one the installed @pulumi/aws SDK asks the engine for, so the engine's

@@ -1,0 +1,65 @@
+/**
+ * GET /v1/tenants/{slug}/progress/events: the tenant's onboarding progress as server-sent events. The first event is
+ * the current progress; another follows whenever it changes. It is read from the database each tick, not from this
+ * process's memory, so any replica can serve any tenant's stream. Authenticated like every /v1 call (the console
+ * reads it with fetch() and the Authorization header: no token in the URL).
+ */
+import { createRoute, z } from "@hono/zod-openapi";
+import { streamSSE } from "hono/streaming";
+import type { Services } from "../../services";
+import { createRouter } from "../router";
+import { errorResponses, slugParamsSchema } from "../schemas";
+
+export interface ProgressEventsOptions {
+  /** How often the stream reads the progress (ms). */
+  pollMs?: number;
+  /** A comment line at least this often keeps proxies from closing an idle stream (ms). */
+  keepAliveMs?: number;
+}
+
+const progressEventsRoute = createRoute({
+  method: "get",
+  path: "/{slug}/progress/events",
+  operationId: "getProgressEvents",
+  tags: ["onboarding"],
+  summary: "Onboarding progress as server-sent events (event `progress`, the JSON of GET .../progress, sent on every change)",
+  security: [{ bearerAuth: [] }],
+  request: { params: slugParamsSchema },
+  responses: {
+    200: { description: "event stream", content: { "text/event-stream": { schema: z.string() } } },
+    ...errorResponses,
+  },
+});
+
+export function progressEventsRouter({ tenants }: Pick<Services, "tenants">, options: ProgressEventsOptions = {}) {
+  const router = createRouter();
+  const pollMs = options.pollMs ?? 1000;
+  const keepAliveMs = options.keepAliveMs ?? 15_000;
+
+  router.openapi(progressEventsRoute, async (c) => {
+    const org = await c.var.tenant();
+    return streamSSE(c, async (stream) => {
+      let aborted = false;
+      stream.onAbort(() => {
+        aborted = true;
+      });
+      let last = "";
+      let sequence = 0;
+      let lastWriteAt = Date.now();
+      while (!aborted) {
+        const current = JSON.stringify(await tenants.progress(org));
+        if (current !== last) {
+          await stream.writeSSE({ id: String(sequence++), event: "progress", data: current });
+          last = current;
+          lastWriteAt = Date.now();
+        } else if (Date.now() - lastWriteAt >= keepAliveMs) {
+          await stream.write(": keep-alive\n\n");
+          lastWriteAt = Date.now();
+        }
+        await stream.sleep(pollMs);
+      }
+    }) as never;
+  });
+
+  return router;
+}

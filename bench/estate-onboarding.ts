@@ -1,0 +1,137 @@
+/**
+ * Time from connecting AWS to `completed` on a multi-region customer estate (issue 9), through the service process
+ * with default settings, against moto (offline; loopback only) with the real Pulumi CLI, the stand-in AWS provider
+ * and the SSM stand-in (test/harness/ssm-standin.ts: the calls moto lacks, per region).
+ *
+ * The estate is test/harness/estates.ts's (three regions, mostly untagged, Linux and Windows, stopped, terminated,
+ * unicode names, a 50-tag instance, an excluded one), every instance SSM-managed, so nothing needs a person. The
+ * agents are simulated as the install script behaves: an instance whose association installed the agent enrolls with
+ * its region's enrollment token (read from the SecureString) as soon as the rollout shows it installed.
+ *
+ *   npm run bench:estate                  (BENCH_SIZE instances, default 60; BENCH_ROUNDS rounds, default 1)
+ *
+ * Prints each phase's time from connect: up finished, discovery finished, rollout installed, completed.
+ */
+import { randomBytes, randomInt } from "node:crypto";
+import { performance } from "node:perf_hooks";
+import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import setupHarness from "../test/harness/global-setup";
+import { planEstate, seedEstate } from "../test/harness/estates";
+import {
+  createBootstrapRole,
+  createCaller,
+  customerAccountCredentials,
+  startServer,
+  stopServer,
+  temporaryServiceWorkspace,
+  type Server,
+} from "../test/harness/server";
+import { startSsmStandIn } from "../test/harness/ssm-standin";
+
+const SIZE = Number(process.env.BENCH_SIZE ?? 60);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
+const REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"];
+const PLATFORM_PRINCIPAL = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
+const POLL_MS = 100;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
+
+const teardown = await setupHarness();
+const standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!);
+process.env.AWS_ENDPOINT_URL_SSM = standIn.endpoint;
+const workspace = await temporaryServiceWorkspace();
+const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
+let server: Server | undefined;
+try {
+  server = await startServer({
+    HOST: "127.0.0.1",
+    PORT: "0",
+    ADMIN_TOKEN: adminToken,
+    CREDENTIALS_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
+    ...workspace.serverEnv(),
+  });
+  const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
+  console.log(`estate onboarding: ${SIZE} instances in ${REGIONS.length} regions, default settings, ${ROUNDS} round(s)`);
+
+  for (let round = 1; round <= ROUNDS; round++) {
+    const account = String(700_000_000_000 + randomInt(99_999_999_999));
+    const slug = `bench-${randomBytes(3).toString("hex")}`;
+    const externalId = `mxdr-ext_${randomBytes(18).toString("base64url")}`;
+    const credentials = await customerAccountCredentials(account);
+    const plan = planEstate({ regions: REGIONS, size: SIZE, seed: round });
+    // Every instance SSM-managed: this measures the automatic path, not a person fixing instance profiles.
+    const estate = await seedEstate({ ...plan, instances: plan.instances.map(({ unmanaged: _, ...instance }) => instance) }, { credentials, ssmStandIn: standIn });
+    await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
+    const created = await call("POST", "/v1/tenants", {
+      body: { slug, name: slug, integration_settings: { regions: REGIONS, home_region: REGIONS[0], aws_account_id: account, agent_public_base_url: "https://agents.mini-xdr.example.com" } },
+    });
+    if (created.status !== 201) throw new Error(`create: ${created.status} ${created.text}`);
+
+    const started = performance.now();
+    const marks: Record<string, number> = {};
+    const connected = await call("PUT", `/v1/tenants/${slug}/integrations/aws`, { body: { bootstrap_role_arn: `arn:aws:iam::${account}:role/MiniXdrBootstrap`, external_id: externalId } });
+    if (connected.status !== 201) throw new Error(`connect: ${connected.status} ${connected.text}`);
+    const up = await call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
+    if (up.status !== 202) throw new Error(`up: ${up.status} ${up.text}`);
+
+    const tokens = new Map<string, string>();
+    const enrolled = new Set<string>();
+    const region = new Map(estate.instances.map((instance) => [instance.instanceId, instance.region]));
+    for (;;) {
+      const now = performance.now() - started;
+      if (!marks.up) {
+        const run = await call("GET", `/v1/tenants/${slug}/runs/${up.body.run_id}`);
+        if (run.body.status === "succeeded") marks.up = now;
+        else if (["failed", "cancelled", "interrupted"].includes(run.body.status)) throw new Error(`up ${run.body.status}: ${JSON.stringify(run.body.error)}`);
+      } else if (!marks.discovery) {
+        const scans = await call("GET", `/v1/tenants/${slug}/discovery/scans`);
+        if (scans.body.scans[0] && !["queued", "running"].includes(scans.body.scans[0].status)) marks.discovery = now;
+      } else {
+        const deployment = await call("GET", `/v1/tenants/${slug}/deployment?refresh=false`);
+        const installed = deployment.body.instances.filter((instance: any) => instance.agent_status === "installed" && !enrolled.has(instance.asset_id));
+        if (!marks.installed && deployment.body.installed > 0 && deployment.body.installed + deployment.body.stopped >= deployment.body.targeted) marks.installed = now;
+        // The agents: each host that got the agent enrolls with its region's token (the install script's last step).
+        for (const instance of installed) {
+          const instanceRegion = region.get(instance.asset_id)!;
+          if (!tokens.has(instanceRegion)) {
+            const ssm = new SSMClient({ region: instanceRegion, credentials });
+            const parameter = await ssm.send(new GetParameterCommand({ Name: `/mini-xdr/${slug}/agent-config`, WithDecryption: true }));
+            ssm.destroy();
+            tokens.set(instanceRegion, JSON.parse(parameter.Parameter!.Value!).enrollmentToken);
+          }
+          const answer = await call("POST", "/v1/agents/enroll", {
+            token: null,
+            body: { enrollment_token: tokens.get(instanceRegion), instance_id: instance.asset_id, hostname: `ip-${instance.asset_id}`, agent_version: "1.0.0" },
+          });
+          if (answer.status !== 201) throw new Error(`enroll ${instance.asset_id}: ${answer.status} ${answer.text}`);
+          enrolled.add(instance.asset_id);
+        }
+        const tenant = await call("GET", `/v1/tenants/${slug}`);
+        if (tenant.body.onboarding_status === "completed") {
+          marks.completed = performance.now() - started;
+          break;
+        }
+        if (tenant.body.onboarding_status === "action_required") throw new Error(`action required: ${JSON.stringify(tenant.body.action_required)}`);
+      }
+      if (performance.now() - started > 600_000) throw new Error("not completed within 10 minutes");
+      await sleep(POLL_MS);
+    }
+    const reachable = estate.instances.filter((instance) => instance.state === "running").length;
+    console.log(
+      `round ${round}: connect -> up ${seconds(marks.up!)}, -> discovery ${seconds(marks.discovery!)}, -> agents installed ${seconds(marks.installed ?? marks.completed!)}, ` +
+        `-> completed ${seconds(marks.completed!)} (${enrolled.size} agents enrolled of ${reachable} running instances, ${estate.instances.length} in the estate)`,
+    );
+    const offboard = await call("POST", `/v1/tenants/${slug}/offboard`);
+    if (offboard.status !== 202) throw new Error(`offboard: ${offboard.status}`);
+    for (let i = 0; i < 600; i++) {
+      if ((await call("GET", `/v1/tenants/${slug}`)).body.onboarding_status === "offboarded") break;
+      await sleep(200);
+    }
+  }
+} finally {
+  await stopServer(server);
+  await standIn.stop();
+  await workspace.cleanup();
+  await teardown();
+}

@@ -1,0 +1,236 @@
+// The platform operator's console: KPIs and tenants (action_required first), a tenant's runs with a preview's
+// per-resource diff, approving and applying a saved plan, and offboarding with a confirmation naming the tenant.
+import { api, followEvents, tenantPath } from "./api.js";
+import { announce, badge, confirmDialog, formatDuration, formatTime, h, replace } from "./dom.js";
+
+export function mountOperator({ main, nav }) {
+  const streams = new AbortController();
+  let screenToken = 0;
+  replace(nav, h("button", { type: "button", className: "nav-link", "aria-current": "page", onclick: () => showTenants() }, "Tenants"));
+
+  function screen(title, ...children) {
+    screenToken++;
+    replace(main, h("h1", { id: "screen-title" }, title), children);
+    return screenToken;
+  }
+
+  async function showTenants() {
+    const kpiBox = h("section", { className: "card", "aria-labelledby": "kpi-title" }, h("h2", { id: "kpi-title" }, "Onboarding KPIs"), h("p", { className: "muted" }, "Loading…"));
+    const list = h("section", { className: "card", "aria-labelledby": "tenants-title" }, h("h2", { id: "tenants-title" }, "Tenants"));
+    const token = screen("Tenants", kpiBox, list);
+    let overview;
+    try {
+      overview = await api("GET", "/v1/kpis");
+    } catch (error) {
+      replace(kpiBox, h("p", { className: "error" }, error.message));
+      return;
+    }
+    if (token !== screenToken) return;
+    const { kpis, tenants } = overview;
+    const rate = kpis.completion_rate === null ? "–" : `${Math.round(kpis.completion_rate * 1000) / 10} %`;
+    replace(
+      kpiBox,
+      h("h2", { id: "kpi-title" }, "Onboarding KPIs"),
+      h(
+        "dl",
+        { className: "stats" },
+        [
+          ["Completion rate", rate, "target above 95 %"],
+          ["Median time to onboard", formatDuration(kpis.median_seconds_to_onboard), "target under 5 min"],
+          ["90th percentile", formatDuration(kpis.p90_seconds_to_onboard), "connect to completed"],
+          ["Tenants connected", String(kpis.tenants_connected), `${kpis.tenants_completed} completed`],
+        ].map(([name, value, note]) => h("div", {}, h("dt", {}, name), h("dd", {}, value), h("dd", { className: "small muted" }, note))),
+      ),
+      h("p", { className: "small muted" }, "From each tenant's first AWS connection to its first completed onboarding, over all tenants that connected."),
+    );
+    list.append(
+      tenants.length === 0
+        ? h("p", { className: "muted" }, "No tenants yet.")
+        : h(
+            "div",
+            { className: "table-scroll static", tabindex: 0, role: "region", "aria-label": "Tenants, scrollable" },
+            h(
+              "table",
+              {},
+              h("caption", { className: "visually-hidden" }, "Tenants, those needing action first"),
+              h("thead", {}, h("tr", {}, ["Tenant", "Status", "Time to onboard", "Last run"].map((text) => h("th", { scope: "col" }, text)))),
+              h(
+                "tbody",
+                {},
+                tenants.map((tenant) =>
+                  h(
+                    "tr",
+                    { "data-tenant": tenant.slug },
+                    h("td", {}, h("button", { type: "button", className: "link", onclick: () => showTenant(tenant.slug) }, tenant.name), h("span", { className: "muted small" }, ` ${tenant.slug}`)),
+                    h("td", {}, badge(tenant.onboarding_status)),
+                    h("td", {}, formatDuration(tenant.seconds_to_onboard)),
+                    h("td", {}, tenant.last_run ? [`${tenant.last_run.kind} `, badge(tenant.last_run.status), ` ${formatTime(tenant.last_run.requested_at)}`] : "–"),
+                  ),
+                ),
+              ),
+            ),
+          ),
+    );
+  }
+
+  async function showTenant(slug, selectedRunId) {
+    const path = (rest = "") => tenantPath(slug, rest);
+    const header = h("div", { id: "tenant-header" });
+    const runsBox = h("section", { className: "card", "aria-labelledby": "runs-title" }, h("h2", { id: "runs-title" }, "Runs"));
+    const detail = h("section", { className: "card", "aria-labelledby": "run-title", id: "run-detail" }, h("h2", { id: "run-title" }, "Run"), h("p", { className: "muted" }, "Choose a run to see its changes."));
+    const message = h("div", { role: "status", id: "operator-message" });
+    const token = screen(`Tenant ${slug}`, h("p", {}, h("button", { type: "button", className: "link", onclick: () => showTenants() }, "← All tenants")), header, message, runsBox, detail);
+    const [tenant, { runs }] = await Promise.all([api("GET", path()), api("GET", path("/runs?limit=50"))]);
+    if (token !== screenToken) return;
+    replace(main.querySelector("#screen-title"), tenant.name);
+    const offboarded = tenant.onboarding_status === "offboarded";
+    replace(
+      header,
+      h("p", {}, badge(tenant.onboarding_status), ` ${tenant.slug} · flow ${tenant.onboarding_flow_version} · approval ${tenant.integration_settings.require_approval ? "required" : "not required"}`),
+      h(
+        "div",
+        { className: "actions" },
+        h("button", { type: "button", className: "secondary", disabled: offboarded, onclick: () => startRun(slug, { kind: "preview" }, "Preview") }, "Preview changes"),
+        h("button", { type: "button", className: "danger", disabled: offboarded, onclick: () => offboard(tenant) }, "Offboard…"),
+      ),
+    );
+    runsBox.append(
+      runs.length === 0
+        ? h("p", { className: "muted" }, "No runs yet.")
+        : h(
+            "div",
+            { className: "table-scroll static", tabindex: 0, role: "region", "aria-label": "Runs, scrollable" },
+            h(
+              "table",
+              {},
+              h("caption", { className: "visually-hidden" }, "Runs, newest first"),
+              h("thead", {}, h("tr", {}, ["Run", "Status", "Requested", "Changes"].map((text) => h("th", { scope: "col" }, text)))),
+              h(
+                "tbody",
+                {},
+                runs.map((run) =>
+                  h(
+                    "tr",
+                    { "data-run": run.id, "data-kind": run.kind },
+                    h("td", {}, h("button", { type: "button", className: "link", onclick: () => showRun(slug, run.id, detail, message) }, `${run.kind} ${run.id.slice(0, 8)}`), run.plan_saved ? h("span", { className: "muted small" }, " plan saved") : null),
+                    h("td", {}, badge(run.status)),
+                    h("td", {}, formatTime(run.requested_at)),
+                    h("td", {}, summaryText(run.change_summary)),
+                  ),
+                ),
+              ),
+            ),
+          ),
+    );
+    const chosen = selectedRunId ?? runs[0]?.id;
+    if (chosen) void showRun(slug, chosen, detail, message);
+  }
+
+  async function showRun(slug, runId, detail, message) {
+    const run = await api("GET", tenantPath(slug, `/runs/${runId}`));
+    const changes = (run.resource_changes ?? []).filter((change) => change.op !== "same");
+    const approvable = run.kind === "preview" && run.status === "succeeded" && run.plan_saved;
+    replace(
+      detail,
+      h("h2", { id: "run-title" }, `${run.kind} ${run.id.slice(0, 8)}`),
+      h("p", {}, badge(run.status), ` requested ${formatTime(run.requested_at)} by ${run.actor} · ${summaryText(run.change_summary)}`),
+      run.error ? h("div", { className: "action-required" }, h("p", {}, h("strong", {}, "Error: "), run.error.message ?? JSON.stringify(run.error))) : null,
+      changes.length === 0
+        ? h("p", { className: "muted" }, run.resource_changes ? "No resource changes." : "No per-resource changes recorded for this run.")
+        : h(
+            "div",
+            { className: "table-scroll static", tabindex: 0, role: "region", "aria-label": "Per-resource changes, scrollable" },
+            h(
+              "table",
+              { className: "diff" },
+              h("caption", {}, "Per-resource changes"),
+              h("thead", {}, h("tr", {}, ["Change", "Type", "Resource", "Properties"].map((text) => h("th", { scope: "col" }, text)))),
+              h(
+                "tbody",
+                {},
+                changes.map((change) =>
+                  h(
+                    "tr",
+                    { className: `op-${change.op}` },
+                    h("td", {}, badge(change.op)),
+                    h("td", {}, change.type),
+                    h("td", {}, change.urn.split("::").pop()),
+                    h("td", {}, (change.diffs ?? []).join(", ") || "–"),
+                  ),
+                ),
+              ),
+            ),
+          ),
+      approvable
+        ? h(
+            "div",
+            { className: "actions" },
+            h("button", { type: "button", id: "approve-apply", onclick: () => approve(slug, run) }, "Approve and apply this plan"),
+          )
+        : null,
+    );
+  }
+
+  async function approve(slug, preview) {
+    const ok = await confirmDialog({
+      title: `Apply the plan of preview ${preview.id.slice(0, 8)} to ${slug}?`,
+      body: h("p", {}, `The engine applies exactly these changes (${summaryText(preview.change_summary)}), and fails if the desired state changed since the preview.`),
+      confirmLabel: "Approve and apply",
+    });
+    if (ok) await startRun(slug, { kind: "up", plan_run_id: preview.id }, "Apply");
+  }
+
+  async function offboard(tenant) {
+    const ok = await confirmDialog({
+      title: `Offboard ${tenant.name}?`,
+      body: h("p", {}, `This destroys every Mini-XDR resource in the AWS account of ${tenant.name} (${tenant.slug}), revokes its tokens and marks its assets removed. History and audit are kept.`),
+      confirmLabel: `Offboard ${tenant.slug}`,
+      danger: true,
+      requireText: tenant.slug,
+    });
+    if (ok) await startRun(tenant.slug, null, "Offboarding");
+  }
+
+  /** Requests a run (or the offboarding), then follows its events live until it ends and shows the tenant again. */
+  async function startRun(slug, body, what) {
+    const message = document.getElementById("operator-message");
+    let accepted;
+    try {
+      accepted = body ? await api("POST", tenantPath(slug, "/runs"), body) : await api("POST", tenantPath(slug, "/offboard"));
+    } catch (error) {
+      if (message) replace(message, h("p", { className: "error" }, `${what} refused: ${error.message}`));
+      announce(`${what} refused: ${error.message}`);
+      return;
+    }
+    await showTenant(slug, accepted.run_id);
+    const line = h("p", { className: "notice" }, h("span", { className: "spinner inline", "aria-hidden": "true" }), ` ${what}: ${accepted.kind} ${accepted.run_id.slice(0, 8)} queued…`);
+    replace(document.getElementById("operator-message"), line);
+    announce(`${what} started`);
+    let events = 0;
+    let ended;
+    await followEvents(tenantPath(slug, `/runs/${accepted.run_id}/events`), {
+      signal: streams.signal,
+      until: (event) => event.event === "end",
+      onEvent: (event) => {
+        if (event.event === "engine") {
+          events++;
+          line.lastChild.textContent = ` ${what}: ${accepted.kind} ${accepted.run_id.slice(0, 8)} running (${events} engine events)…`;
+        } else if (event.event === "end") ended = JSON.parse(event.data);
+      },
+    });
+    if (!ended || streams.signal.aborted) return;
+    await showTenant(slug, accepted.run_id);
+    const done = `${what}: ${accepted.kind} ${accepted.run_id.slice(0, 8)} ${ended.status}`;
+    replace(document.getElementById("operator-message"), h("p", { className: ended.status === "succeeded" ? "notice" : "error" }, done));
+    announce(done);
+  }
+
+  void showTenants();
+  return () => streams.abort();
+}
+
+function summaryText(summary) {
+  if (!summary) return "–";
+  const parts = Object.entries(summary).filter(([, n]) => n > 0).map(([op, n]) => `${n} to ${op}`);
+  return parts.length ? parts.join(", ") : "no changes";
+}

@@ -1,0 +1,128 @@
+// The onboarding progress panel: overall bar, one step per phase (check, spinner, or the reason and the fix when
+// it needs a person), and the completion line at 100 %.
+import { h, replace } from "./dom.js";
+
+export const CHECK_FIXES = {
+  integration_healthy: "Reconnect AWS: the bootstrap role must exist and trust Mini-XDR with your external ID.",
+  assets_discovered: "Check that Settings lists the regions you run in, then refresh discovery.",
+  agents_targeted: "Tag the instances to monitor with the target tag shown in Settings, or target all managed instances.",
+  agents_installed: "Instances need the SSM agent and an instance profile with AmazonSSMManagedInstanceCore; then retry from Deployment.",
+  agents_checked_in: "The agent must reach the Mini-XDR backend over HTTPS: check outbound access from the instances.",
+};
+
+const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+/**
+ * progress: the JSON of GET .../progress (or null before the first event); details: { validation, deployment }
+ * (latest answers, for reasons); actions: { retry(), rescan() }.
+ */
+export function renderProgress(container, progress, details, actions) {
+  if (!progress) {
+    replace(container, h("p", { className: "muted" }, "Waiting for the first progress update…"));
+    return;
+  }
+  const overall = progress.overall_progress;
+  const fill = h("div", { className: "bar-fill" });
+  fill.style.width = `${overall}%`;
+  const failedChecks = (details.validation?.checks ?? []).filter((check) => check.status === "failed");
+  const failedInstances = (details.deployment?.instances ?? []).filter((instance) => instance.agent_status === "failed");
+
+  const steps = [
+    {
+      id: "stack",
+      name: "Setting up secure access",
+      phase: progress.stack,
+      line: `${progress.stack.resources_done} of ${progress.stack.resources_total} resources ready`,
+      problem: () => ({
+        reason: "The last update of your Mini-XDR stack failed.",
+        fix: "Check that the bootstrap role still exists in your account; your platform operator has the run's diagnostics and can re-run it.",
+      }),
+    },
+    {
+      id: "discovery",
+      name: "Discovering assets",
+      phase: progress.discovery,
+      line: `${plural(progress.discovery.assets_found, "asset")} found`,
+      problem: () => ({
+        reason: progress.discovery.regions_failed.length
+          ? `Discovery failed in ${progress.discovery.regions_failed.join(", ")}.`
+          : "The last discovery scan failed.",
+        fix: "Check that these regions are enabled in your account and listed in Settings, then scan again.",
+        action: h("button", { type: "button", className: "secondary", onclick: actions.rescan }, "Scan again"),
+      }),
+    },
+    {
+      id: "deployment",
+      name: "Deploying agents",
+      phase: progress.deployment,
+      line: `${plural(progress.deployment.agents_deployed, "agent")} deployed`,
+      problem: () => ({
+        reason: `${plural(progress.deployment.failed, "instance")} failed to install the agent${failedInstances[0]?.reason ? `: ${failedInstances[0].reason}` : "."}`,
+        fix: CHECK_FIXES.agents_installed,
+        action: h("button", { type: "button", className: "secondary", onclick: actions.retry }, "Retry failed instances"),
+      }),
+    },
+    {
+      id: "validation",
+      name: "Validating setup",
+      phase: progress.validation,
+      line: `${plural(progress.validation.checks_passed, "check")} passed`,
+      problem: () => ({
+        reason: failedChecks.length ? failedChecks.map((check) => check.reason ?? check.name) : "A validation check failed.",
+        fix: failedChecks.map((check) => CHECK_FIXES[check.name]).filter(Boolean),
+      }),
+    },
+  ];
+
+  replace(
+    container,
+    h(
+      "div",
+      { className: "overall" },
+      h(
+        "div",
+        { className: "bar", role: "progressbar", "aria-label": "Overall onboarding progress", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": overall, "aria-valuetext": `${overall} %` },
+        fill,
+      ),
+      h("p", { className: "overall-value", "aria-hidden": "true" }, `${overall} %`),
+    ),
+    h("ol", { className: "steps" }, steps.map((step) => renderStep(step))),
+    overall === 100
+      ? h("p", { className: "complete", role: "status" }, "Setup complete: Mini-XDR is now monitoring your environment")
+      : null,
+  );
+}
+
+function renderStep({ id, name, phase, line, problem }) {
+  const status = phase.status;
+  const icon =
+    status === "completed"
+      ? h("span", { className: "step-icon done", "aria-hidden": "true" }, "✓")
+      : status === "in_progress"
+        ? h("span", { className: "step-icon spinner", "aria-hidden": "true" })
+        : status === "failed"
+          ? h("span", { className: "step-icon failed", "aria-hidden": "true" }, "!")
+          : h("span", { className: "step-icon pending", "aria-hidden": "true" }, "○");
+  const spoken = { completed: "done", in_progress: "in progress", failed: "needs your action", pending: "not started" }[status];
+  const trouble = status === "failed" ? problem() : null;
+  return h(
+    "li",
+    { className: `step step-${status}`, "data-step": id },
+    icon,
+    h(
+      "div",
+      { className: "step-body" },
+      h("p", { className: "step-title" }, h("strong", {}, name), ` ${phase.progress} %`, h("span", { className: "visually-hidden" }, `, ${spoken}`)),
+      h("p", { className: "step-line" }, line),
+      trouble
+        ? h(
+            "div",
+            { className: "action-required", role: "group", "aria-label": `${name}: action required` },
+            [trouble.reason].flat().map((reason) => h("p", {}, h("strong", {}, "Action required: "), reason)),
+            [trouble.fix].flat().filter(Boolean).map((fix) => h("p", {}, h("strong", {}, "How to fix: "), fix)),
+            trouble.action ?? null,
+          )
+        : null,
+    ),
+  );
+}

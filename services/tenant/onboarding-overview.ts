@@ -1,0 +1,63 @@
+/**
+ * The platform operator's overview: every tenant with its status, its onboarding milestones (from the audit trail),
+ * its last run, and the KPIs over all of them (onboarding-kpis-fns.ts says how they are defined).
+ */
+import { desc, inArray, sql } from "drizzle-orm";
+import type { DrizzleDatabase } from "../../db/client";
+import { auditLog, organizations, runs, type OnboardingStatus, type RunKind, type RunStatus } from "../../db/schema";
+import { onboardingKpis, secondsToOnboard, type OnboardingKpis } from "./onboarding-kpis-fns";
+
+export const CONNECTED_ACTION = "integration.aws.connect";
+export const COMPLETED_ACTION = "onboarding.completed";
+
+export interface TenantOverview {
+  slug: string;
+  name: string;
+  onboarding_status: OnboardingStatus;
+  connected_at: string | null;
+  completed_at: string | null;
+  seconds_to_onboard: number | null;
+  last_run: { id: string; kind: RunKind; status: RunStatus; requested_at: string; finished_at: string | null } | null;
+}
+
+export interface OnboardingOverview {
+  kpis: OnboardingKpis;
+  /** action_required first, then the newest tenants. */
+  tenants: TenantOverview[];
+}
+
+export async function onboardingOverview(db: DrizzleDatabase): Promise<OnboardingOverview> {
+  const [orgs, marks, lastRuns] = await Promise.all([
+    db.select().from(organizations).orderBy(desc(organizations.createdAt)),
+    db
+      .select({ organizationId: auditLog.organizationId, action: auditLog.action, at: sql<Date>`min(${auditLog.at})`.mapWith((value) => new Date(value)) })
+      .from(auditLog)
+      .where(inArray(auditLog.action, [CONNECTED_ACTION, COMPLETED_ACTION]))
+      .groupBy(auditLog.organizationId, auditLog.action),
+    db.selectDistinctOn([runs.organizationId]).from(runs).orderBy(runs.organizationId, desc(runs.requestedAt)),
+  ]);
+  const milestone = (organizationId: number, action: string) =>
+    marks.find((mark) => mark.organizationId === organizationId && mark.action === action)?.at ?? null;
+
+  const rows = orgs.map((org) => {
+    const milestones = { connectedAt: milestone(org.id, CONNECTED_ACTION), completedAt: milestone(org.id, COMPLETED_ACTION) };
+    const run = lastRuns.find((candidate) => candidate.organizationId === org.id);
+    const overview: TenantOverview = {
+      slug: org.slug,
+      name: org.name,
+      onboarding_status: org.onboardingStatus,
+      connected_at: milestones.connectedAt?.toISOString() ?? null,
+      completed_at: milestones.completedAt?.toISOString() ?? null,
+      seconds_to_onboard: secondsToOnboard(milestones),
+      last_run: run
+        ? { id: run.id, kind: run.kind, status: run.status, requested_at: run.requestedAt.toISOString(), finished_at: run.finishedAt?.toISOString() ?? null }
+        : null,
+    };
+    return { overview, milestones };
+  });
+  const needsAction = (row: TenantOverview) => (row.onboarding_status === "action_required" ? 0 : 1);
+  return {
+    kpis: onboardingKpis(rows.map((row) => row.milestones)),
+    tenants: rows.map((row) => row.overview).sort((a, b) => needsAction(a) - needsAction(b)),
+  };
+}

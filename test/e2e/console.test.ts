@@ -1,0 +1,570 @@
+/// <reference lib="dom" />
+/**
+ * The web console in a real browser: Debian's chromium driven by playwright-core, against the service as a process
+ * (api/server.ts) on a scratch database of the real PostgreSQL server, its stack runs on the real Pulumi CLI, AWS =
+ * moto behind the stand-in provider; the two SSM calls moto lacks come from test/harness/ssm-standin.ts (set as the
+ * service's AWS_ENDPOINT_URL_SSM), which forwards every other SSM call to moto.
+ *
+ *   a. a tenant admin signs in, watches progress (server-sent events) reach 100 %, retries a failed host from the page
+ *   b. 10,000 assets: sortable, filterable, and only the rows in view are in the DOM
+ *   c. an operator sees KPIs and tenants, previews, approves and applies the saved plan, and offboards
+ *   d. the progress stream and the KPIs through the API: scoped like every route
+ *   e. no secret in any page's HTML or in any request the browser made; only 127.0.0.1 was contacted
+ *
+ * Every screen is checked with axe (no serious or critical violation) and kept as a screenshot under
+ * .data/artifacts/console/ (git-ignored).
+ */
+import { randomBytes, randomInt } from "node:crypto";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
+import AxeBuilder from "@axe-core/playwright";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import postgres from "postgres";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { decryptJson } from "../../db/crypto";
+import {
+  createBootstrapRole,
+  createCaller,
+  customerAccountCredentials,
+  readEventStream,
+  scratchDatabase,
+  startServer,
+  stopServer,
+  temporaryServiceWorkspace,
+  type Server,
+  type ServiceWorkspace,
+} from "../harness/server";
+import { REPO_ROOT } from "../harness/moto";
+import { startSsmStandIn, type ManagedInstance, type SsmStandIn } from "../harness/ssm-standin";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const ARTIFACTS = join(REPO_ROOT, ".data", "artifacts", "console");
+const PLATFORM_PRINCIPAL = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
+const REGION = "us-east-1";
+const LINUX_AMI = "ami-760aaa0f";
+const TERMINAL = ["succeeded", "failed", "cancelled", "interrupted"];
+const BULK_ASSETS = 10_000;
+
+const suffix = randomBytes(3).toString("hex");
+const newAccount = () => String(400_000_000_000 + randomInt(99_999_999_999));
+
+interface Tenant {
+  slug: string;
+  account: string;
+  externalId: string;
+  roleArn: string;
+  token: string;
+}
+
+function tenant(prefix: string): Tenant {
+  const account = newAccount();
+  return {
+    slug: `${prefix}-${suffix}`,
+    account,
+    externalId: `mxdr-console-ext_${randomBytes(18).toString("base64url")}`,
+    roleArn: `arn:aws:iam::${account}:role/MiniXdrBootstrap`,
+    token: "",
+  };
+}
+
+const acme = tenant("acme"); // a: the tenant admin's onboarding
+const bulk = tenant("bulk"); // b: 10,000 assets
+const beta = tenant("beta"); // c: approval required; previewed, applied and offboarded by the operator
+
+const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
+const encryptionKey = randomBytes(32).toString("base64");
+
+let workspace: ServiceWorkspace;
+let standIn: SsmStandIn;
+let server: Server | undefined;
+let databaseUrl: string;
+let dropDatabase: (() => Promise<void>) | undefined;
+let sql: postgres.Sql;
+let context: BrowserContext;
+let userDataDir: string;
+let unavailable: unknown;
+let acmeInstances: string[] = [];
+
+const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
+
+/** Every URL the browser asked for, and the hosts it was kept from. */
+const requests: { url: string; method: string; body: string | null }[] = [];
+const blocked: string[] = [];
+/** The HTML of every screen, for the secrets scan. */
+const htmlSeen: { screen: string; html: string }[] = [];
+const screenshots: string[] = [];
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, { timeoutMs = 240_000, intervalMs = 250 } = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value as T;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+async function createTenant(t: Tenant, settings: Record<string, unknown> = {}): Promise<void> {
+  const created = await call("POST", "/v1/tenants", {
+    body: {
+      slug: t.slug,
+      name: `${t.slug.split("-")[0]!.toUpperCase()} Corp`,
+      integration_settings: { agent_public_base_url: "https://agents.mini-xdr.example.com", regions: [REGION], home_region: REGION, aws_account_id: t.account, ...settings },
+    },
+  });
+  expect(created.status, created.text).toBe(201);
+  const issued = await call("POST", `/v1/tenants/${t.slug}/tokens`, { body: { name: `${t.slug}-console` } });
+  expect(issued.status, issued.text).toBe(201);
+  t.token = issued.body.token;
+}
+
+async function connectAws(t: Tenant): Promise<void> {
+  await createBootstrapRole({ accountId: t.account, roleName: "MiniXdrBootstrap", externalId: t.externalId });
+  const connected = await call("PUT", `/v1/tenants/${t.slug}/integrations/aws`, { body: { bootstrap_role_arn: t.roleArn, external_id: t.externalId } });
+  expect(connected.status, connected.text).toBe(201);
+}
+
+async function settledRun(slug: string, runId: string): Promise<any> {
+  return waitFor(`run ${runId} of ${slug}`, async () => {
+    const run = await call("GET", `/v1/tenants/${slug}/runs/${runId}`);
+    return TERMINAL.includes(run.body.status) ? run.body : undefined;
+  });
+}
+
+async function enrollmentTokenOf(slug: string): Promise<string> {
+  const [row] = await sql<{ token_sealed: string; organization_id: number }[]>`
+    select e.token_sealed, e.organization_id from enrollment_tokens e join organizations o on o.id = e.organization_id
+    where o.slug = ${slug} and e.revoked_at is null`;
+  return decryptJson<string>(row!.token_sealed, { organizationId: row!.organization_id, provider: "enrollment-token" }, { key: encryptionKey });
+}
+
+/** axe on the current screen (no serious or critical violation), its HTML kept for the secrets scan, a screenshot. */
+async function checkScreen(page: Page, name: string): Promise<void> {
+  const results = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]).analyze();
+  const serious = results.violations
+    .filter((violation) => violation.impact === "serious" || violation.impact === "critical")
+    .map((violation) => `${violation.id}: ${violation.help} (${violation.nodes.map((node) => node.target.join(" ")).join(", ")})`);
+  expect(serious, `axe on ${name}`).toEqual([]);
+  htmlSeen.push({ screen: name, html: await page.content() });
+  const file = join(ARTIFACTS, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  screenshots.push(file);
+}
+
+async function signIn(token: string): Promise<Page> {
+  // A new tab: sessionStorage is per tab, so each sign-in starts clean.
+  const page = await context.newPage();
+  await page.setViewportSize({ width: 1280, height: 900 });
+  await page.goto(`${server!.baseUrl}/`);
+  await page.getByLabel("API token").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator("#screen-title").waitFor();
+  return page;
+}
+
+beforeAll(async () => {
+  try {
+    await mkdir(ARTIFACTS, { recursive: true });
+    workspace = await temporaryServiceWorkspace();
+    standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!);
+    ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_console"));
+    sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
+    server = await startServer({
+      HOST: "127.0.0.1",
+      PORT: "0",
+      DATABASE_URL: databaseUrl,
+      ADMIN_TOKEN: adminToken,
+      CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
+      PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
+      AWS_ENDPOINT_URL_SSM: standIn.endpoint,
+      ...workspace.serverEnv(),
+    });
+    userDataDir = await mkdtemp(join(tmpdir(), "mxdr-chromium-"));
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    context.on("request", (request) => requests.push({ url: request.url(), method: request.method(), body: request.postData() }));
+    // Only the service on 127.0.0.1 may be reached: anything else is stopped here and recorded.
+    await context.route(
+      (url) => url.hostname !== "127.0.0.1",
+      async (route) => {
+        blocked.push(route.request().url());
+        await route.abort("blockedbyclient");
+      },
+    );
+  } catch (error) {
+    unavailable = error;
+  }
+});
+
+// Anything missing (chromium, PostgreSQL, moto) fails every test with the reason; nothing is skipped.
+beforeEach(() => {
+  if (unavailable) throw unavailable;
+});
+
+afterAll(async () => {
+  if (server && server.child.exitCode === null) {
+    const got = await call("GET", `/v1/tenants/${acme.slug}`).catch(() => undefined);
+    if (got?.status === 200 && !["offboarded", "not_started"].includes(got.body.onboarding_status)) {
+      const offboard = await call("POST", `/v1/tenants/${acme.slug}/offboard`);
+      if (offboard.status === 202) await settledRun(acme.slug, offboard.body.run_id).catch(() => undefined);
+    }
+  }
+  await context?.close();
+  if (userDataDir) await rm(userDataDir, { recursive: true, force: true });
+  await stopServer(server);
+  await sql?.end();
+  await dropDatabase?.();
+  await standIn?.stop();
+  await workspace?.cleanup();
+  if (screenshots.length) console.log(`console screenshots:\n${screenshots.map((file) => `  ${file}`).join("\n")}`);
+});
+
+describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)", () => {
+  it("a. tenant admin: signs in, watches progress reach 100 % live, retries a failed host from the page", async () => {
+    await createTenant(acme);
+    const credentials = await customerAccountCredentials(acme.account);
+    const ec2 = new EC2Client({ region: REGION, credentials });
+    try {
+      const launched = await ec2.send(
+        new RunInstancesCommand({
+          ImageId: LINUX_AMI,
+          MinCount: 2,
+          MaxCount: 2,
+          InstanceType: "t3.micro",
+          TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Name", Value: "web" }, { Key: "xdr:monitor", Value: "true" }] }],
+        }),
+      );
+      acmeInstances = launched.Instances!.map((instance) => instance.InstanceId!).sort();
+    } finally {
+      ec2.destroy();
+    }
+    const [good, bad] = acmeInstances as [string, string];
+    const association = (status: "Success" | "Failed", extra: Partial<NonNullable<ManagedInstance["association"]>> = {}) => ({
+      documentName: `MiniXdr-InstallAgent-${acme.slug}`,
+      status,
+      executedAt: new Date(Date.now() - 60_000),
+      ...extra,
+    });
+    standIn.setInstances([
+      { instanceId: good, platformType: "Linux", pingStatus: "Online", association: association("Success") },
+      { instanceId: bad, platformType: "Linux", pingStatus: "Online", association: association("Failed", { detailedStatus: "Failed", errorCode: "127" }) },
+    ]);
+
+    // The sign-in page renders before any script; a bad token is refused with a message.
+    const page = await context.newPage();
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${server!.baseUrl}/`);
+    await expect(page.getByRole("heading", { name: "Sign in to Mini-XDR" }).isVisible()).resolves.toBe(true);
+    await checkScreen(page, "01-sign-in");
+    await page.getByLabel("API token").fill(`mxdr-tenant_${randomBytes(24).toString("base64url")}`);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByText("This token is not valid").waitFor();
+
+    await page.getByLabel("API token").fill(acme.token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Welcome to Mini-XDR: get started in minutes with seamless cloud integration" }).waitFor();
+    const awsCard = page.locator("#aws-card");
+    await awsCard.getByText("Discover EC2 instances, RDS databases and more across all regions").waitFor();
+    await page.getByRole("button", { name: "Connect AWS" }).waitFor();
+    expect(await page.locator(".muted-card").allInnerTexts()).toEqual([expect.stringContaining("coming soon"), expect.stringContaining("coming soon")]);
+    // The token is kept in this tab's sessionStorage only: never in localStorage, a cookie or the URL.
+    expect(await page.evaluate(() => JSON.stringify(localStorage))).toBe("{}");
+    expect((await context.cookies()).length).toBe(0);
+    expect(page.url()).toBe(`${server!.baseUrl}/`);
+    await page.locator("#stream-state", { hasText: "Live" }).waitFor();
+    await checkScreen(page, "02-quick-start");
+
+    // The quick-create wait is the lead's part (bootstrap link): here AWS is connected through the API and the
+    // first up started, as the wait does when the role answers.
+    await connectAws(acme);
+    const up = await call("POST", `/v1/tenants/${acme.slug}/runs`, { body: { kind: "up" } });
+    expect(up.status, up.text).toBe(202);
+
+    // The page follows: stack, discovery (2 assets), and the failed install shown with its reason and a fix.
+    await page.locator('[data-step="discovery"] .step-line', { hasText: "2 assets found" }).waitFor({ timeout: 240_000 });
+    const deploymentStep = page.locator('[data-step="deployment"]');
+    await deploymentStep.getByText("Action required:").waitFor({ timeout: 120_000 });
+    expect(await deploymentStep.innerText()).toMatch(/1 instance failed to install the agent: the agent document failed: Failed, 127/);
+    expect(await deploymentStep.innerText()).toContain("How to fix:");
+    await page.locator('[data-step="stack"] .step-icon.done').waitFor();
+    await awsCard.getByText(`account ${acme.account}`).waitFor();
+    await checkScreen(page, "03-progress-action-required");
+
+    // Assets: both instances, their priority, platform, region, agent status and reason.
+    await page.getByRole("button", { name: "Assets", exact: true }).click();
+    await page.locator(".table-count", { hasText: "2 rows" }).waitFor();
+    const badRow = page.locator(`tr[data-row-key="${bad}"]`);
+    expect(await badRow.innerText()).toMatch(/failed/);
+    expect(await badRow.innerText()).toContain(REGION);
+    expect(await page.locator(`tr[data-row-key="${good}"]`).innerText()).toMatch(/installed/);
+    await checkScreen(page, "04-assets");
+
+    // Deployment: retry the failed host from the page.
+    await page.getByRole("button", { name: "Deployment", exact: true }).click();
+    const retry = page.getByRole("button", { name: "Retry failed instances (1)" });
+    await retry.waitFor();
+    await checkScreen(page, "05-deployment-failed");
+    const retried = page.waitForResponse((response) => response.url().endsWith(`/v1/tenants/${acme.slug}/deployment/retry`) && response.request().method() === "POST");
+    await retry.click();
+    const retryAnswer = await retried;
+    expect(retryAnswer.status()).toBe(200);
+    expect(await retryAnswer.json()).toMatchObject({ retried: 1, commands: [{ region: REGION, instance_ids: [bad] }] });
+    await page.locator("#retry-result", { hasText: "Retry sent to 1 instance." }).waitFor();
+    const commands = await sql<{ command_id: string; instance_ids: string[] }[]>`
+      select c.command_id, c.instance_ids from agent_commands c join organizations o on o.id = c.organization_id where o.slug = ${acme.slug}`;
+    expect(commands).toEqual([{ command_id: expect.any(String), instance_ids: [bad] }]);
+    await checkScreen(page, "06-deployment-retried");
+
+    // The agents check in (as the install document makes them): progress reaches 100 % on the open page.
+    await page.getByRole("button", { name: "Quick start" }).click();
+    const enrollmentToken = await enrollmentTokenOf(acme.slug);
+    for (const [index, instanceId] of acmeInstances.entries()) {
+      const enrolled = await call("POST", "/v1/agents/enroll", {
+        token: null,
+        body: { enrollment_token: enrollmentToken, instance_id: instanceId, hostname: `web-${index + 1}`, agent_version: "1.0.0" },
+      });
+      expect(enrolled.status, enrolled.text).toBe(201);
+    }
+    await page.locator(".complete", { hasText: "Setup complete: Mini-XDR is now monitoring your environment" }).waitFor({ timeout: 60_000 });
+    expect(await page.getByRole("progressbar", { name: "Overall onboarding progress" }).getAttribute("aria-valuenow")).toBe("100");
+    for (const [step, line] of [
+      ["discovery", "2 assets found"],
+      ["deployment", "2 agents deployed"],
+      ["validation", "5 checks passed"],
+    ] as const) {
+      expect(await page.locator(`[data-step="${step}"] .step-line`).innerText()).toBe(line);
+      expect(await page.locator(`[data-step="${step}"] .step-icon.done`).count()).toBe(1);
+    }
+    await checkScreen(page, "07-setup-complete");
+    expect((await call("GET", `/v1/tenants/${acme.slug}`)).body.onboarding_status).toBe("completed");
+
+    // Progress came over the event stream, not by polling GET .../progress.
+    const progressCalls = requests.filter((request) => new URL(request.url).pathname === `/v1/tenants/${acme.slug}/progress`);
+    const streamCalls = requests.filter((request) => new URL(request.url).pathname === `/v1/tenants/${acme.slug}/progress/events`);
+    expect(progressCalls).toEqual([]);
+    expect(streamCalls.length).toBeGreaterThanOrEqual(1);
+
+    await page.getByRole("button", { name: "Validation", exact: true }).click();
+    await page.getByText("5 of 5 checks passed.").waitFor();
+    await checkScreen(page, "08-validation");
+
+    // Settings: the tenant admin changes the target tag; the approval gate is an operator's.
+    await page.getByRole("button", { name: "Settings", exact: true }).click();
+    await page.getByLabel("Target tag key").waitFor();
+    expect(await page.getByLabel("Require approval before deployment").isDisabled()).toBe(true);
+    await page.getByLabel("Regions").fill("us-east-1");
+    await page.getByLabel("Target tag key").fill("xdr:monitor");
+    await page.getByLabel("Target tag value").fill("true");
+    await page.getByRole("button", { name: "Save settings" }).click();
+    await page.locator("#settings-message", { hasText: "Settings saved." }).waitFor();
+    expect((await call("GET", `/v1/tenants/${acme.slug}`)).body.integration_settings.target_tag).toEqual({ key: "xdr:monitor", value: "true" });
+    await page.getByLabel("Regions").fill("mars-north-9");
+    await page.getByRole("button", { name: "Save settings" }).click();
+    await page.locator("#settings-message", { hasText: "integration_settings.regions" }).waitFor();
+    await checkScreen(page, "09-settings");
+
+    // 390 px wide: nothing wider than the screen.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.getByRole("button", { name: "Quick start" }).click();
+    await page.locator(".complete", { hasText: "Setup complete: Mini-XDR is now monitoring your environment" }).waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await checkScreen(page, "10-quick-start-390px");
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByRole("heading", { name: "Sign in to Mini-XDR" }).waitFor();
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    await page.close();
+  });
+
+  it("b. 10,000 assets: sorted, filtered and searched; only the rows in view are rendered", async () => {
+    await createTenant(bulk);
+    const [org] = await sql<{ id: number }[]>`select id from organizations where slug = ${bulk.slug}`;
+    const priorities = ["critical", "high", "medium", "low"];
+    const statuses = ["checked_in", "installed", "pending", "failed", "not_targeted"];
+    const rows = Array.from({ length: BULK_ASSETS }, (_, i) => ({
+      organization_id: org!.id,
+      provider: "aws",
+      asset_type: i % 10 === 0 ? "rds" : "ec2",
+      asset_id: i % 10 === 0 ? `db-${String(i).padStart(5, "0")}` : `i-${i.toString(16).padStart(17, "0")}`,
+      region: ["us-east-1", "eu-west-1", "ap-southeast-2"][i % 3]!,
+      asset_data: i % 10 === 0 ? { engine: "postgres" } : { platform: i % 7 === 0 ? "windows" : "linux" },
+      tags: { Name: `host-${String(i).padStart(5, "0")}` },
+      agent_compatible: i % 10 !== 0,
+      priority: priorities[i % 4]!,
+      agent_status: statuses[i % 5]!,
+    }));
+    for (let start = 0; start < rows.length; start += 1000) {
+      await sql`insert into cloud_assets ${sql(rows.slice(start, start + 1000))}`;
+    }
+
+    const page = await signIn(bulk.token);
+    await page.getByRole("button", { name: "Assets", exact: true }).click();
+    await page.locator(".table-count", { hasText: `${BULK_ASSETS} rows` }).waitFor({ timeout: 60_000 });
+    const rendered = await page.locator("tbody tr[data-row-key]").count();
+    expect(rendered).toBeGreaterThan(5);
+    expect(rendered).toBeLessThan(100);
+    expect(await page.locator("table").first().getAttribute("aria-rowcount")).toBe(String(BULK_ASSETS + 1));
+    // Highest priority first by default.
+    expect(await page.locator("tbody tr[data-row-key]").first().innerText()).toContain("critical");
+    await checkScreen(page, "11-assets-10000");
+
+    // Scrolling to the end renders the last rows (and still only a window of them).
+    await page.locator(".table-scroll").evaluate((el) => (el.scrollTop = el.scrollHeight));
+    await page.waitForFunction((total) => document.querySelector(`tbody tr[aria-rowindex="${total + 1}"]`) !== null, BULK_ASSETS);
+    expect(await page.locator("tbody tr[data-row-key]").count()).toBeLessThan(100);
+
+    // Sorting by name, both ways.
+    await page.getByRole("button", { name: "Asset", exact: true }).click();
+    await page.locator(".table-scroll").evaluate((el) => (el.scrollTop = 0));
+    await page.locator('th[aria-sort="ascending"]', { hasText: "Asset" }).waitFor();
+    await page.waitForFunction(() => document.querySelector("tbody tr[data-row-key]")?.textContent?.startsWith("host-00000"));
+    await page.getByRole("button", { name: "Asset", exact: true }).click();
+    await page.waitForFunction(() => document.querySelector("tbody tr[data-row-key]")?.textContent?.startsWith("host-09999"));
+
+    // Filters: priority, agent status, then search.
+    await page.getByLabel("Priority", { exact: true }).selectOption("critical");
+    await page.locator(".table-count", { hasText: `2500 of ${BULK_ASSETS} rows` }).waitFor();
+    await page.getByLabel("Agent", { exact: true }).selectOption("failed");
+    // i % 4 == 0 and i % 5 == 3: 500 assets.
+    await page.locator(".table-count", { hasText: `500 of ${BULK_ASSETS} rows` }).waitFor();
+    await page.getByLabel("Search").fill("host-0000");
+    await page.locator(".table-count", { hasText: `1 of ${BULK_ASSETS} rows` }).waitFor();
+    expect(await page.locator("tbody tr[data-row-key]").innerText()).toContain("host-00008");
+    await checkScreen(page, "12-assets-filtered");
+    await page.close();
+  });
+
+  it("c. operator: KPIs and tenants, preview, approve and apply the saved plan, offboard", async () => {
+    await createTenant(beta, { require_approval: true });
+    await connectAws(beta);
+
+    const page = await signIn(adminToken);
+    await page.getByRole("heading", { name: "Onboarding KPIs" }).waitFor();
+    const acmeRow = page.locator(`tr[data-tenant="${acme.slug}"]`);
+    await acmeRow.waitFor();
+    expect(await acmeRow.innerText()).toMatch(/completed/);
+    expect(await acmeRow.innerText()).toMatch(/\d+ (s|min)/);
+    const kpis = (await call("GET", "/v1/kpis")).body;
+    expect(kpis.kpis).toMatchObject({ tenants_connected: 2, tenants_completed: 1, completion_rate: 0.5 });
+    expect(kpis.kpis.median_seconds_to_onboard).toEqual(expect.any(Number));
+    await page.locator(".stats", { hasText: "50 %" }).waitFor();
+    await checkScreen(page, "13-operator-tenants");
+
+    // The tenant's page: preview (approval required: its plan is saved), the per-resource diff.
+    await page.locator(`tr[data-tenant="${beta.slug}"]`).getByRole("button").click();
+    await page.getByRole("button", { name: "Preview changes" }).click();
+    await page.locator("#operator-message", { hasText: /Preview: preview \w+ succeeded/ }).waitFor({ timeout: 240_000 });
+    const diff = page.locator("table.diff");
+    await diff.waitFor();
+    const previewRun = (await call("GET", `/v1/tenants/${beta.slug}/runs?kind=preview`)).body.runs[0];
+    expect(previewRun).toMatchObject({ status: "succeeded", plan_saved: true, change_summary: { create: expect.any(Number) } });
+    const planned = previewRun.resource_changes.filter((change: { op: string }) => change.op !== "same");
+    expect(planned.length).toBeGreaterThanOrEqual(7);
+    expect(await diff.locator("tbody tr").count()).toBe(planned.length);
+    expect(await diff.innerText()).toContain("aws:iam/role:Role");
+    await checkScreen(page, "14-operator-preview-diff");
+
+    // Approve and apply exactly that plan.
+    await page.getByRole("button", { name: "Approve and apply this plan" }).click();
+    await page.getByRole("dialog").waitFor();
+    await checkScreen(page, "15-operator-approve-dialog");
+    await page.getByRole("dialog").getByRole("button", { name: "Approve and apply" }).click();
+    await page.locator("#operator-message", { hasText: /Apply: up \w+ succeeded/ }).waitFor({ timeout: 240_000 });
+    const { runs } = (await call("GET", `/v1/tenants/${beta.slug}/runs`)).body;
+    const [applied, preview] = runs;
+    expect(applied).toMatchObject({ kind: "up", status: "succeeded", plan_saved: true });
+    expect(preview).toMatchObject({ kind: "preview", status: "succeeded", plan_saved: true });
+    await checkScreen(page, "16-operator-applied");
+
+    // Offboard: the confirmation names the tenant and wants its slug typed.
+    await page.getByRole("button", { name: "Offboard…" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByRole("heading", { name: `Offboard ${beta.slug.split("-")[0]!.toUpperCase()} Corp?` }).waitFor();
+    expect(await dialog.innerText()).toContain(beta.slug);
+    const confirm = dialog.getByRole("button", { name: `Offboard ${beta.slug}` });
+    expect(await confirm.isDisabled()).toBe(true);
+    await dialog.getByLabel(`Type ${beta.slug} to confirm`).fill(beta.slug);
+    expect(await confirm.isDisabled()).toBe(false);
+    await checkScreen(page, "17-operator-offboard-dialog");
+    await confirm.click();
+    await page.locator("#operator-message", { hasText: /Offboarding: destroy \w+ succeeded/ }).waitFor({ timeout: 240_000 });
+    await waitFor(`${beta.slug} offboarded`, async () => (await call("GET", `/v1/tenants/${beta.slug}`)).body.onboarding_status === "offboarded");
+    await page.getByRole("button", { name: "← All tenants" }).click();
+    await page.locator(`tr[data-tenant="${beta.slug}"]`, { hasText: "offboarded" }).waitFor();
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390);
+    await checkScreen(page, "18-operator-tenants-390px");
+    await page.close();
+  });
+
+  it("d. the console's API additions: progress stream and KPIs are scoped like every route", async () => {
+    // The stream's first event is the progress as GET .../progress answers it.
+    const stream = await readEventStream(`${server!.baseUrl}/v1/tenants/${acme.slug}/progress/events`, { token: acme.token, until: "progress", timeoutMs: 30_000 });
+    expect(stream.status).toBe(200);
+    expect(stream.contentType).toMatch(/^text\/event-stream/);
+    const progress = await call("GET", `/v1/tenants/${acme.slug}/progress`, { token: acme.token });
+    expect(JSON.parse(stream.events[0]!.data)).toEqual(progress.body);
+    expect(progress.body.overall_progress).toBe(100);
+    // Another tenant's stream: the same 404 as a tenant that does not exist; a bad slug names the field; no token: 401.
+    const other = await call("GET", `/v1/tenants/${bulk.slug}/progress/events`, { token: acme.token });
+    const missing = await call("GET", `/v1/tenants/zz-no-such-tenant/progress/events`, { token: acme.token });
+    expect([other.status, other.body.error.code]).toEqual([404, "not_found"]);
+    expect([missing.status, missing.body.error.code]).toEqual([404, "not_found"]);
+    const badSlug = await call("GET", "/v1/tenants/NO/progress/events", { token: acme.token });
+    expect(badSlug.status).toBe(400);
+    expect(badSlug.body.error.fields.map((field: { field: string }) => field.field)).toEqual(["param.slug"]);
+    expect((await call("GET", `/v1/tenants/${acme.slug}/progress/events`, { token: null })).status).toBe(401);
+    // KPIs: platform admins only.
+    const kpis = await call("GET", "/v1/kpis", { token: acme.token });
+    expect([kpis.status, kpis.body.error.code]).toEqual([403, "forbidden"]);
+  });
+
+  it("e. no secret in any page or request URL; the browser contacted 127.0.0.1 only", async () => {
+    expect(requests.length).toBeGreaterThan(20);
+    expect(htmlSeen.length).toBeGreaterThanOrEqual(15);
+    const enrollmentTokens = await sql<{ organization_id: number; token_sealed: string }[]>`select organization_id, token_sealed from enrollment_tokens`;
+    const secrets: Record<string, string> = {
+      "admin token": adminToken,
+      "acme token": acme.token,
+      "bulk token": bulk.token,
+      "beta token": beta.token,
+      "acme external id": acme.externalId,
+      "beta external id": beta.externalId,
+      ...Object.fromEntries(
+        enrollmentTokens.map((row, i) => [
+          `enrollment token ${i}`,
+          decryptJson<string>(row.token_sealed, { organizationId: row.organization_id, provider: "enrollment-token" }, { key: encryptionKey }),
+        ]),
+      ),
+    };
+    expect(Object.keys(secrets).length).toBeGreaterThanOrEqual(8);
+    for (const [name, secret] of Object.entries(secrets)) {
+      for (const { screen, html } of htmlSeen) expect(html.includes(secret), `${name} in the HTML of ${screen}`).toBe(false);
+      for (const request of requests) {
+        expect(request.url.includes(secret), `${name} in ${request.method} ${request.url}`).toBe(false);
+        expect((request.body ?? "").includes(secret), `${name} in the body of ${request.method} ${request.url}`).toBe(false);
+      }
+    }
+    const hosts = new Set(requests.map((request) => new URL(request.url).host));
+    expect([...hosts]).toEqual([new URL(server!.baseUrl).host]);
+    expect(blocked).toEqual([]);
+  });
+});

@@ -1,0 +1,287 @@
+/**
+ * A customer estate the tests were not designed around, onboarded through the HTTP API of the service process with
+ * default settings: three regions, mostly untagged instances, Linux and Windows, stopped and terminated ones, two SSM
+ * cannot reach (no instance profile; no SSM agent), unicode names, a 50-tag instance, an excluded one
+ * (test/harness/estates.ts). The agent must reach every running managed instance in every region, every state that
+ * needs a person must say so (action_required, with the fix), a settings change must show as pending until an up
+ * applies it, and onboarding must end `completed` once the customer fixed what was named.
+ *
+ * Real parts: the service process, PostgreSQL, the Pulumi CLI with the stand-in AWS provider on moto, moto's EC2, SSM
+ * parameters and documents. moto has no DescribeInstanceInformation, DescribeInstanceAssociationsStatus or
+ * GetServiceSetting: test/harness/ssm-standin.ts answers exactly those, per region, from its managed-instance registry
+ * and the stand-in provider's association store (an association applies only to the managed instances of its own
+ * region that match its targets, minus those the document's exclusion check skips); everything else goes to moto.
+ * Agents enroll as the install script does: with the enrollment token read from their region's SecureString.
+ */
+import { randomBytes, randomInt } from "node:crypto";
+import { CreateTagsCommand, EC2Client } from "@aws-sdk/client-ec2";
+import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createBootstrapRole,
+  createCaller,
+  customerAccountCredentials,
+  scratchDatabase,
+  startServer,
+  stopServer,
+  temporaryServiceWorkspace,
+  type Server,
+  type ServiceWorkspace,
+} from "../harness/server";
+import { planEstate, seedEstate, type SeededEstate, type SeededInstance } from "../harness/estates";
+import { startSsmStandIn, type SsmStandIn } from "../harness/ssm-standin";
+
+const REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"];
+const HOME = REGIONS[0]!;
+const PLATFORM_PRINCIPAL = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
+const TERMINAL = ["succeeded", "failed", "cancelled", "interrupted"];
+const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
+const account = String(500_000_000_000 + randomInt(99_999_999_999));
+const slug = `estate-${randomBytes(3).toString("hex")}`;
+const externalId = `mxdr-ext_${randomBytes(18).toString("base64url")}`;
+
+let workspace: ServiceWorkspace;
+let standIn: SsmStandIn;
+let server: Server | undefined;
+let databaseUrl: string;
+let dropDatabase: (() => Promise<void>) | undefined;
+let estate: SeededEstate;
+const savedSsmEndpoint = process.env.AWS_ENDPOINT_URL_SSM;
+const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+}
+
+async function up(): Promise<any> {
+  const requested = await call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
+  expect(requested.status, requested.text).toBe(202);
+  const run = await waitFor("the up", async () => {
+    const got = await call("GET", `/v1/tenants/${slug}/runs/${requested.body.run_id}`);
+    return TERMINAL.includes(got.body.status) ? got.body : undefined;
+  });
+  expect(run.status, JSON.stringify(run.error)).toBe("succeeded");
+  return run;
+}
+
+/** Discovery after the up, then the rollout read from SSM (what the service does by itself after every scan). */
+async function settledDeployment(): Promise<any> {
+  await waitFor("discovery", async () => {
+    const scans = await call("GET", `/v1/tenants/${slug}/discovery/scans`);
+    const latest = scans.body.scans[0];
+    return latest && !["queued", "running"].includes(latest.status) ? latest : undefined;
+  });
+  const deployment = await call("GET", `/v1/tenants/${slug}/deployment`);
+  expect(deployment.status, deployment.text).toBe(200);
+  expect(deployment.body.refreshed, deployment.body.refresh_error).toBe(true);
+  return deployment.body;
+}
+
+/** What the install script does on the host: read its region's agent config, enroll with its token. */
+async function enroll(instances: SeededInstance[]): Promise<void> {
+  const credentials = await customerAccountCredentials(account);
+  const tokens = new Map<string, string>();
+  for (const instance of instances) {
+    if (!tokens.has(instance.region)) {
+      const ssm = new SSMClient({ region: instance.region, credentials });
+      const parameter = await ssm.send(new GetParameterCommand({ Name: `/mini-xdr/${slug}/agent-config`, WithDecryption: true }));
+      ssm.destroy();
+      tokens.set(instance.region, JSON.parse(parameter.Parameter!.Value!).enrollmentToken);
+    }
+    const enrolled = await call("POST", "/v1/agents/enroll", {
+      token: null,
+      body: { enrollment_token: tokens.get(instance.region), instance_id: instance.instanceId, hostname: `ip-${instance.instanceId}`, agent_version: "1.0.0" },
+    });
+    expect(enrolled.status, enrolled.text).toBe(201);
+  }
+}
+
+const byId = (deployment: any) => new Map<string, any>(deployment.instances.map((instance: any) => [instance.asset_id, instance]));
+
+beforeAll(async () => {
+  ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_estate"));
+  workspace = await temporaryServiceWorkspace(undefined, { defaultBackendOf: databaseUrl });
+  standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!, { accountId: account });
+  process.env.AWS_ENDPOINT_URL_SSM = standIn.endpoint;
+  estate = await seedEstate(planEstate({ regions: REGIONS, size: 24, seed: 7 }), { credentials: await customerAccountCredentials(account), ssmStandIn: standIn });
+  await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
+  server = await startServer({
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATABASE_URL: databaseUrl,
+    ADMIN_TOKEN: adminToken,
+    CREDENTIALS_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
+    ...workspace.serverEnv(),
+  });
+});
+
+afterAll(async () => {
+  await stopServer(server, "SIGTERM");
+  if (savedSsmEndpoint === undefined) delete process.env.AWS_ENDPOINT_URL_SSM;
+  else process.env.AWS_ENDPOINT_URL_SSM = savedSsmEndpoint;
+  await standIn?.stop();
+  await dropDatabase?.();
+  await workspace?.cleanup();
+});
+
+describe("a multi-region, mostly untagged estate with default settings", () => {
+  it("the agent reaches every running managed instance in every region; every other instance says why, and what needs a person is action_required", async () => {
+    const created = await call("POST", "/v1/tenants", {
+      body: { slug, name: "Estate GmbH — Zürich", integration_settings: { regions: REGIONS, home_region: HOME, aws_account_id: account, agent_public_base_url: "https://agents.mini-xdr.example.com" } },
+    });
+    expect(created.status, created.text).toBe(201);
+    // The default targeting is visible, not `{}`.
+    expect(created.body.effective_rollout).toMatchObject({ targeting_mode: "all_managed", exclusion_tag: { key: "xdr:monitor", value: "false" }, regions: REGIONS });
+    const connected = await call("PUT", `/v1/tenants/${slug}/integrations/aws`, { body: { bootstrap_role_arn: `arn:aws:iam::${account}:role/MiniXdrBootstrap`, external_id: externalId } });
+    expect(connected.status, connected.text).toBe(201);
+
+    const run = await up();
+    expect(Object.keys(run.outputs.regions).sort()).toEqual([...REGIONS].sort());
+    const deployment = await settledDeployment();
+    const instances = byId(deployment);
+
+    const running = estate.instances.filter((i) => i.state === "running");
+    const excluded = (i: SeededInstance) => i.tags["xdr:monitor"] === "false" && i.metadataTags;
+    const reached = running.filter((i) => !i.unmanaged && !excluded(i));
+    expect(new Set(reached.map((i) => i.region))).toEqual(new Set(REGIONS));
+    for (const instance of reached) expect(instances.get(instance.instanceId), instance.key).toMatchObject({ agent_status: "installed", targeted: true });
+    for (const instance of running.filter(excluded)) {
+      expect(instances.get(instance.instanceId), instance.key).toMatchObject({ agent_status: "not_targeted", reason: expect.stringContaining("xdr:monitor=false") });
+    }
+    for (const instance of estate.instances.filter((i) => i.state === "stopped")) {
+      expect(instances.get(instance.instanceId), instance.key).toMatchObject({ agent_status: "pending", reason: "stopped: the association runs when it starts" });
+    }
+    for (const instance of running.filter((i) => i.unmanaged && !excluded(i))) {
+      expect(instances.get(instance.instanceId), instance.key).toMatchObject({ agent_status: "pending", reason: expect.stringMatching(/not an SSM managed instance.*instance profile/) });
+    }
+    // Terminated instances are not listed by discovery; nothing without an agent lacks a reason.
+    for (const instance of estate.instances.filter((i) => i.state === "terminated")) expect(instances.has(instance.instanceId)).toBe(false);
+    for (const instance of deployment.instances) {
+      if (!["installed", "checked_in"].includes(instance.agent_status)) expect(instance.reason, instance.asset_id).toEqual(expect.any(String));
+    }
+    expect(deployment.change_pending).toBeNull();
+    expect(deployment.targeting).toContain("every SSM-managed instance");
+
+    const tenant = await call("GET", `/v1/tenants/${slug}`);
+    expect(tenant.body.onboarding_status).toBe("action_required");
+    expect(tenant.body.action_required).toEqual([
+      { reason: expect.stringMatching(/^\d+ targeted instances? SSM does not manage/), fix: expect.stringContaining("enable_default_host_management") },
+    ]);
+    const progress = await call("GET", `/v1/tenants/${slug}/progress`);
+    expect(progress.body).toMatchObject({ onboarding_status: "action_required", action_required: tenant.body.action_required });
+
+    await enroll(reached);
+  });
+
+  it("a settings change shows as pending until an up applies it; Default Host Management then brings the instances without a profile in", async () => {
+    const patched = await call("PATCH", `/v1/tenants/${slug}`, { body: { integration_settings: { enable_default_host_management: true } } });
+    expect(patched.status, patched.text).toBe(200);
+    const pending = await call("GET", `/v1/tenants/${slug}/deployment?refresh=false`);
+    expect(pending.body.change_pending).toMatch(/^change pending: run an up .*Default Host Management: applied off; requested on/);
+    expect((await call("GET", `/v1/tenants/${slug}/validation`)).body.change_pending).toBe(pending.body.change_pending);
+    expect((await call("GET", `/v1/tenants/${slug}/progress`)).body.change_pending).toBe(pending.body.change_pending);
+
+    const run = await up();
+    expect(run.outputs.rollout.defaultHostManagement).toBe(true);
+    // In AWS the instances without an instance profile register with SSM once the setting is on.
+    standIn.addInstances(estate.managedInstances({ defaultHostManagement: true }));
+    const deployment = await settledDeployment();
+    expect(deployment.change_pending).toBeNull();
+    const instances = byId(deployment);
+    const profileless = estate.instances.filter((i) => i.state === "running" && i.unmanaged === "no_instance_profile" && !(i.tags["xdr:monitor"] === "false" && i.metadataTags));
+    for (const instance of profileless) expect(instances.get(instance.instanceId), instance.key).toMatchObject({ agent_status: "installed" });
+    await enroll(profileless);
+    // The instance without an SSM agent still needs the customer.
+    expect((await call("GET", `/v1/tenants/${slug}`)).body.onboarding_status).toBe("action_required");
+  });
+
+  it("once the customer installs the SSM agent on the last instance, every check is green and onboarding completes by itself", async () => {
+    const agentless = estate.instances.filter((i) => i.state === "running" && i.unmanaged === "no_ssm_agent" && !(i.tags["xdr:monitor"] === "false" && i.metadataTags));
+    standIn.addInstances(agentless.map((i) => ({ instanceId: i.instanceId, region: i.region, platformType: i.platform === "windows" ? "Windows" : "Linux", tags: i.tags, metadataTags: i.metadataTags })));
+    const deployment = await call("GET", `/v1/tenants/${slug}/deployment`);
+    for (const instance of agentless) expect(byId(deployment.body).get(instance.instanceId), instance.key).toMatchObject({ agent_status: "installed" });
+    await enroll(agentless);
+
+    const validation = await call("GET", `/v1/tenants/${slug}/validation`);
+    expect(validation.body.checks.map((check: any) => [check.name, check.status, check.reason])).toEqual(
+      ["integration_healthy", "assets_discovered", "agents_targeted", "agents_installed", "agents_checked_in"].map((name) => [name, "passed", undefined]),
+    );
+    const tenant = await call("GET", `/v1/tenants/${slug}`);
+    expect(tenant.body).toMatchObject({ onboarding_status: "completed", action_required: [] });
+    expect((await call("GET", `/v1/tenants/${slug}/progress`)).body.overall_progress).toBe(100);
+  });
+
+  it("an instance tagged for exclusion after its agent checked in stays checked in: the agent is the customer's to remove", async () => {
+    const [target] = estate.instances.filter((i) => i.state === "running" && i.region === REGIONS[1] && !i.unmanaged && i.tags["xdr:monitor"] === undefined);
+    const ec2 = new EC2Client({ region: target!.region, credentials: await customerAccountCredentials(account) });
+    await ec2.send(new CreateTagsCommand({ Resources: [target!.instanceId], Tags: [{ Key: "xdr:monitor", Value: "false" }] }));
+    ec2.destroy();
+    const scan = await call("POST", `/v1/tenants/${slug}/discovery/scans`);
+    expect(scan.status).toBe(202);
+    const deployment = await settledDeployment();
+    // It enrolled before: an agent that checked in stays checked in (it is the customer's to uninstall).
+    expect(byId(deployment).get(target!.instanceId)).toMatchObject({ agent_status: "checked_in" });
+  });
+
+  it("after offboarding, health, validation and progress say the tenant is offboarded; no agent is reported healthy", async () => {
+    const offboard = await call("POST", `/v1/tenants/${slug}/offboard`);
+    expect(offboard.status, offboard.text).toBe(202);
+    await waitFor("offboarding", async () => {
+      const got = await call("GET", `/v1/tenants/${slug}`);
+      return got.body.onboarding_status === "offboarded" ? got.body : undefined;
+    });
+    const health = await call("GET", `/v1/tenants/${slug}/deployment/health`);
+    expect(health.body).toMatchObject({ status: "offboarded", agents_healthy: 0 });
+    expect(health.body.agents.every((agent: any) => agent.healthy === false)).toBe(true);
+    const validation = await call("GET", `/v1/tenants/${slug}/validation`);
+    expect(validation.body.passed).toBe(0);
+    for (const check of validation.body.checks) expect(check).toMatchObject({ status: "failed", reason: expect.stringContaining("offboarded") });
+    const progress = await call("GET", `/v1/tenants/${slug}/progress`);
+    expect(progress.body).toMatchObject({ onboarding_status: "offboarded", overall_progress: 0 });
+  });
+});
+
+describe("an estate where nothing can be targeted", () => {
+  it("opt-in tag targeting on an untagged estate ends in action_required, naming the cause and the fix", async () => {
+    const other = `untagged-${randomBytes(3).toString("hex")}`;
+    const otherAccount = String(600_000_000_000 + randomInt(99_999_999_999));
+    const otherExternalId = `mxdr-ext_${randomBytes(18).toString("base64url")}`;
+    await seedEstate({ regions: [HOME], instances: planEstate({ regions: [HOME], size: 14, seed: 3 }).instances.filter((i) => i.tags["xdr:monitor"] === undefined) }, {
+      credentials: await customerAccountCredentials(otherAccount),
+    });
+    await createBootstrapRole({ accountId: otherAccount, roleName: "MiniXdrBootstrap", externalId: otherExternalId });
+    const created = await call("POST", "/v1/tenants", {
+      body: {
+        slug: other,
+        name: "Untagged Ltd",
+        integration_settings: { regions: [HOME], home_region: HOME, aws_account_id: otherAccount, agent_public_base_url: "https://agents.mini-xdr.example.com", targeting_mode: "tag" },
+      },
+    });
+    expect(created.status, created.text).toBe(201);
+    expect((await call("PUT", `/v1/tenants/${other}/integrations/aws`, { body: { bootstrap_role_arn: `arn:aws:iam::${otherAccount}:role/MiniXdrBootstrap`, external_id: otherExternalId } })).status).toBe(201);
+    const requested = await call("POST", `/v1/tenants/${other}/runs`, { body: { kind: "up" } });
+    await waitFor("the up", async () => {
+      const got = await call("GET", `/v1/tenants/${other}/runs/${requested.body.run_id}`);
+      return TERMINAL.includes(got.body.status) ? got.body : undefined;
+    });
+    const tenant = await waitFor("action_required", async () => {
+      const got = await call("GET", `/v1/tenants/${other}`);
+      return got.body.onboarding_status === "action_required" ? got.body : undefined;
+    });
+    expect(tenant.action_required).toEqual(
+      expect.arrayContaining([{ reason: expect.stringMatching(/^nothing can be targeted: the applied targeting \(only instances tagged xdr:monitor=true\)/), fix: expect.stringContaining("all_managed") }]),
+    );
+    const validation = await call("GET", `/v1/tenants/${other}/validation`);
+    expect(validation.body.checks.find((check: any) => check.name === "agents_targeted")).toMatchObject({ status: "failed", reason: expect.stringContaining("covers none") });
+    const offboard = await call("POST", `/v1/tenants/${other}/offboard`);
+    expect(offboard.status).toBe(202);
+    await waitFor("offboarding", async () => ((await call("GET", `/v1/tenants/${other}`)).body.onboarding_status === "offboarded" ? true : undefined));
+  });
+});
