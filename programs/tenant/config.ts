@@ -10,7 +10,7 @@ const quoted = (value: string) => JSON.stringify(value.length > 40 ? `${value.sl
 /** A region code of lib/aws-regions.ts (the one list). */
 export const awsRegionSchema = z
   .string()
-  .refine((value) => isAwsRegion(value), { error: (issue) => `must be an AWS region code such as us-east-1; ${quoted(String(issue.input))} is not one` });
+  .refine((value): boolean => isAwsRegion(value), { error: (issue) => `must be an AWS region code such as us-east-1; ${quoted(String(issue.input))} is not one` });
 
 /** A tenant's regions: known, each once. */
 export const awsRegionListSchema = z
