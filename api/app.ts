@@ -4,13 +4,12 @@
  *
  *   *            body limit (413)
  *   /healthz     liveness + database round trip (no auth)
- *   /openapi.json, /docs   the OpenAPI document and its Swagger UI (no auth)
+ *   /openapi.json, /docs   the OpenAPI document and its Swagger UI, served from swagger-ui-dist (no auth)
  *   /v1/agents/* agent enrollment and heartbeat (the tenant's enrollment token)
  *   /v1/*        bearer auth -> Idempotency-Key -> routes
  *   /api/onboarding/v2/*   the seeds' endpoint set, for tenant tokens
  *   /, /console/*   the web console (console/): a static page and its ES modules, no auth (the data calls carry it)
  */
-import { swaggerUI } from "@hono/swagger-ui";
 import { bodyLimit } from "hono/body-limit";
 import type { Database } from "../db/client";
 import type { Keyring } from "../db/crypto";
@@ -22,13 +21,15 @@ import type { BootstrapWaitQueue } from "../services/integration/bootstrap-wait"
 import type { RunQueue } from "../services/run/run-queue";
 import type { PlatformSettings } from "../services/run/tenant-stack-config";
 import type { BootstrapRoleVerifier } from "../services/integration/verify-bootstrap-role";
+import { createAllowedMethods } from "./allowed-methods";
 import { bearerAuth, tenantScope } from "./auth";
+import { mountDocsPage } from "./docs-page";
 import { createErrorHandler, errorBody } from "./errors";
 import { idempotency } from "./idempotency";
 import { createRouter } from "./router";
 import { agentsRouter } from "./routes/agents";
 import { deploymentRouter } from "./routes/deployment";
-import { integrationsRouter, unsupportedProviders } from "./routes/integrations";
+import { integrationsRouter, unsupportedProvidersRouter } from "./routes/integrations";
 import { onboardingRouter } from "./routes/onboarding";
 import { onboardingV2Router } from "./routes/onboarding-v2";
 import { overviewRouter } from "./routes/overview";
@@ -69,7 +70,15 @@ export function createApp(deps: AppDependencies) {
   const app = createRouter();
 
   app.onError(createErrorHandler(deps.log));
-  app.notFound((c) => c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404));
+  const allowedMethods = createAllowedMethods(app);
+  app.notFound((c) => {
+    const allow = allowedMethods(c.req.path);
+    if (allow.length > 0) {
+      c.header("Allow", allow.join(", "));
+      return c.json(errorBody("method_not_allowed", `${c.req.method} is not allowed on ${c.req.path}; allowed: ${allow.join(", ")}`), 405);
+    }
+    return c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404);
+  });
   app.use(
     "*",
     bodyLimit({
@@ -119,7 +128,7 @@ export function createApp(deps: AppDependencies) {
   tenants.route("/", progressEventsRouter(services));
   tenants.route("/", deploymentRouter(services));
   tenants.route("/", tenantWebhooksRouter(services));
-  unsupportedProviders(tenants);
+  tenants.route("/", unsupportedProvidersRouter());
   v1.route("/tenants", tenants);
   v1.route("/", overviewRouter(services));
   v1.route("/", fleetRouter(services));
@@ -142,7 +151,7 @@ export function createApp(deps: AppDependencies) {
         "Tenants, their cloud integrations, stack runs, discovery, agent rollout and validation. Authenticate with `Authorization: Bearer <token>`.",
     },
   });
-  app.get("/docs", swaggerUI({ url: "/openapi.json" }));
+  mountDocsPage(app, "/openapi.json");
   app.route("/", consoleRouter());
 
   return app;

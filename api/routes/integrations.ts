@@ -6,20 +6,20 @@
  * secret from the customer (it guards against confused deputies, not against them). Azure and GCP answer 501.
  */
 import { createRoute } from "@hono/zod-openapi";
-import type { Hono } from "hono";
 import type { IntegrationCredential } from "../../db/schema";
-import { NotFoundError } from "../../lib/errors";
 import type { Services } from "../../services";
 import type { AwsCredentialData } from "../../services/integration/aws-credential-store";
 import { notSupported } from "../../services/integration/integration-service";
-import type { AppEnv } from "../auth";
 import { iso, maskSecret, presentConnectionCheck } from "../presenters";
 import { createRouter } from "../router";
 import {
   awsIntegrationSchema,
+  bodyErrorResponses,
   bootstrapSchema,
   bootstrapWaitSchema,
+  errorResponse,
   errorResponses,
+  postErrorResponses,
   putAwsIntegrationSchema,
   slugParamsSchema,
 } from "../schemas";
@@ -30,6 +30,7 @@ const awsJson = (description: string) => ({ description, content: { "application
 const putAwsRoute = createRoute({
   method: "put",
   path: "/{slug}/integrations/aws",
+  operationId: "connectAws",
   tags: ["integrations"],
   summary: "Connect (or replace) the tenant's AWS account",
   security,
@@ -37,12 +38,19 @@ const putAwsRoute = createRoute({
     params: slugParamsSchema,
     body: { content: { "application/json": { schema: putAwsIntegrationSchema } }, required: true },
   },
-  responses: { 200: awsJson("replaced"), 201: awsJson("connected"), ...errorResponses },
+  responses: {
+    200: awsJson("replaced"),
+    201: awsJson("connected"),
+    ...errorResponses,
+    ...bodyErrorResponses,
+    422: errorResponse("the bootstrap role could not be assumed with the external ID (code credentials_rejected)"),
+  },
 });
 
 const getAwsRoute = createRoute({
   method: "get",
   path: "/{slug}/integrations/aws",
+  operationId: "getAwsIntegration",
   tags: ["integrations"],
   summary: "The AWS integration's status",
   security,
@@ -53,6 +61,7 @@ const getAwsRoute = createRoute({
 const deleteAwsRoute = createRoute({
   method: "delete",
   path: "/{slug}/integrations/aws",
+  operationId: "deleteAwsIntegration",
   tags: ["integrations"],
   summary: "Remove the AWS integration's credentials",
   security,
@@ -75,6 +84,11 @@ function presentAws(row: IntegrationCredential, data: AwsCredentialData) {
   };
 }
 
+const bootstrapRefusals = {
+  422: errorResponse("the tenant has no AWS account id yet (code tenant_not_ready), or the Idempotency-Key was used for another request"),
+  503: errorResponse("the service offers no quick-create link: BOOTSTRAP_TEMPLATE_BUCKET and PLATFORM_PRINCIPAL_ARN are not set"),
+};
+
 const bootstrapRoute = createRoute({
   method: "get",
   path: "/{slug}/integrations/aws/bootstrap",
@@ -85,6 +99,7 @@ const bootstrapRoute = createRoute({
   responses: {
     200: { description: "the link", content: { "application/json": { schema: bootstrapSchema } } },
     ...errorResponses,
+    ...bootstrapRefusals,
   },
 });
 
@@ -98,6 +113,8 @@ const bootstrapWaitRoute = createRoute({
   responses: {
     202: { description: "waiting (or connected already)", content: { "application/json": { schema: bootstrapWaitSchema } } },
     ...errorResponses,
+    ...postErrorResponses,
+    ...bootstrapRefusals,
   },
 });
 
@@ -150,12 +167,28 @@ export function integrationsRouter({ integrations }: Pick<Services, "integration
   return router;
 }
 
-/** Azure and GCP: any method answers 501 (after the usual tenant visibility check). */
-export function unsupportedProviders(app: Hono<AppEnv>): void {
-  app.all("/:slug/integrations/:provider", async (c) => {
-    const provider = c.req.param("provider");
-    if (provider !== "azure" && provider !== "gcp") throw new NotFoundError(`unknown integration provider ${JSON.stringify(provider)}`);
-    await c.var.tenant();
-    throw notSupported(provider);
-  });
+/** Azure and GCP: the AWS routes' methods answer 501 (after the usual tenant visibility check). */
+export function unsupportedProvidersRouter() {
+  const router = createRouter();
+  for (const provider of ["azure", "gcp"] as const) {
+    for (const method of ["put", "get", "delete"] as const) {
+      router.openapi(
+        createRoute({
+          method,
+          path: `/{slug}/integrations/${provider}`,
+          operationId: `${method}${provider === "azure" ? "Azure" : "Gcp"}Integration`,
+          tags: ["integrations"],
+          summary: `${provider === "azure" ? "Azure" : "GCP"} integrations are not supported yet (501)`,
+          security,
+          request: { params: slugParamsSchema },
+          responses: { ...errorResponses, 501: errorResponse("not supported yet: only aws is (code not_implemented)") },
+        }),
+        async (c) => {
+          await c.var.tenant();
+          throw notSupported(provider);
+        },
+      );
+    }
+  }
+  return router;
 }

@@ -11,7 +11,7 @@ import { notSupported } from "../../services/integration/integration-service";
 import type { Principal } from "../../services/tenant/principal";
 import { presentAsset } from "../presenters";
 import { createRouter } from "../router";
-import { errorResponses } from "../schemas";
+import { bodyErrorResponses, errorResponse, errorResponses, postErrorResponses } from "../schemas";
 import {
   deploymentHealthSchema,
   deploymentQuerySchema,
@@ -19,13 +19,51 @@ import {
   retryResultSchema,
   validationSchema,
 } from "./deployment";
-import { assetQueryOf, assetsQuerySchema } from "./onboarding";
+import { assetQueryOf, assetSchema, assetsQuerySchema } from "./onboarding";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
-const anyJson = (description: string) => json(z.any(), description);
 
 const PROVIDERS = ["aws", "azure", "gcp"] as const;
+
+const phaseStatus = z.enum(["pending", "in_progress", "completed", "failed"]);
+const v2ProgressSchema = z
+  .object({
+    discovery: z.object({ status: phaseStatus, progress: z.number(), assets_found: z.number() }),
+    deployment: z.object({ status: phaseStatus, progress: z.number(), agents_deployed: z.number() }),
+    validation: z.object({ status: phaseStatus, progress: z.number(), checks_passed: z.number() }),
+    overall_progress: z.number(),
+  })
+  .openapi("V2Progress");
+const v2AssetsSchema = z.object({ assets: z.array(assetSchema), total: z.number().int() }).openapi("V2Assets");
+const v2RefreshSchema = z
+  .object({ status: z.literal("initiated"), scan_id: z.string(), already_active: z.boolean() })
+  .openapi("V2AssetsRefresh");
+const v2IntegrationsSchema = z
+  .array(
+    z.object({
+      provider: z.enum(PROVIDERS),
+      status: z.string(),
+      configured_at: z.string(),
+      regions: z.array(z.string()),
+      asset_count: z.number().int(),
+    }),
+  )
+  .openapi("V2Integrations");
+const v2SetupResultSchema = z
+  .object({ provider: z.literal("aws"), status: z.string(), configured_at: z.string() })
+  .openapi("V2IntegrationSetup");
+const v2RemovedSchema = z.object({ provider: z.enum(PROVIDERS), status: z.literal("removed") }).openapi("V2IntegrationRemoved");
+
+/** Connecting credentials (quick-start, setup) may also answer these. */
+const connectRefusals = {
+  ...bodyErrorResponses,
+  ...postErrorResponses,
+  422: errorResponse(
+    "the role could not be assumed with the external ID (code credentials_rejected), the tenant is not ready for stack runs (tenant_not_ready), or the Idempotency-Key was used for another request",
+  ),
+  501: errorResponse("the provider is not supported yet: only aws is (code not_implemented)"),
+};
 const awsCredentialsSchema = z.strictObject({
   role_arn: roleArnSchema,
   external_id: externalIdSchema.optional(),
@@ -76,8 +114,10 @@ export function onboardingV2Router({ tenants, integrations, runs, discovery, rol
           }),
           "initiated (with approval required: a preview whose plan waits for a platform admin)",
         ),
-        409: { ...errorResponses[404], description: "the organization's onboarding flow is not quick_start, or a run is active" },
         ...errorResponses,
+        ...connectRefusals,
+        409: errorResponse("the organization's onboarding flow is not quick_start, a run is active, or the Idempotency-Key is in progress"),
+        503: errorResponse("the service is not configured for stack runs (PLATFORM_PRINCIPAL_ARN); an operator must set it"),
       },
     }),
     async (c) => {
@@ -105,7 +145,7 @@ export function onboardingV2Router({ tenants, integrations, runs, discovery, rol
   );
 
   router.openapi(
-    createRoute({ ...route("get", "/progress", "Onboarding progress"), responses: { 200: anyJson("progress"), ...errorResponses } }),
+    createRoute({ ...route("get", "/progress", "Onboarding progress"), responses: { 200: json(v2ProgressSchema, "progress"), ...errorResponses } }),
     async (c) => {
       const progress = await tenants.progress(await tenantOf(c));
       return c.json(
@@ -124,7 +164,7 @@ export function onboardingV2Router({ tenants, integrations, runs, discovery, rol
     createRoute({
       ...route("get", "/assets", "Discovered assets"),
       request: { query: assetsQuerySchema },
-      responses: { 200: anyJson("assets"), ...errorResponses },
+      responses: { 200: json(v2AssetsSchema, "assets"), ...errorResponses },
     }),
     async (c) => {
       const assets = await discovery.assets(await tenantOf(c), assetQueryOf(c.req.valid("query")));
@@ -133,15 +173,21 @@ export function onboardingV2Router({ tenants, integrations, runs, discovery, rol
   );
 
   router.openapi(
-    createRoute({ ...route("post", "/assets/refresh", "Discover assets again now"), responses: { 202: anyJson("queued"), 409: anyJson("stack not applied"), ...errorResponses } }),
+    createRoute({ ...route("post", "/assets/refresh", "Discover assets again now"), responses: {
+        202: json(v2RefreshSchema, "queued"),
+        ...errorResponses,
+        ...postErrorResponses,
+        409: errorResponse("the tenant's stack is not applied yet (code tenant_not_deployed), or the Idempotency-Key is in progress"),
+      },
+    }),
     async (c) => {
       const { scanId, alreadyActive } = await discovery.requestScan(c.get("principal"), await tenantOf(c));
-      return c.json({ status: "initiated", scan_id: scanId, already_active: alreadyActive }, 202);
+      return c.json({ status: "initiated" as const, scan_id: scanId, already_active: alreadyActive }, 202);
     },
   );
 
   router.openapi(
-    createRoute({ ...route("get", "/integrations", "Cloud integrations"), responses: { 200: anyJson("integrations"), ...errorResponses } }),
+    createRoute({ ...route("get", "/integrations", "Cloud integrations"), responses: { 200: json(v2IntegrationsSchema, "integrations"), ...errorResponses } }),
     async (c) => {
       const overview = await integrations.list(await tenantOf(c));
       return c.json(
@@ -161,25 +207,27 @@ export function onboardingV2Router({ tenants, integrations, runs, discovery, rol
     createRoute({
       ...route("post", "/integrations/setup", "Connect a cloud account"),
       request: { body: { content: { "application/json": { schema: setupSchema } }, required: true } },
-      responses: { 200: anyJson("connected"), 501: anyJson("provider not supported yet"), ...errorResponses },
+      responses: { 200: json(v2SetupResultSchema, "connected"), ...errorResponses, ...connectRefusals },
     }),
     async (c) => {
       const body = c.req.valid("json");
       const { row } = await integrations.connectAws(c.get("principal"), await tenantOf(c), awsCredentials(body.provider, body.credentials));
-      return c.json({ provider: "aws", status: row.status, configured_at: row.createdAt.toISOString() }, 200);
+      return c.json({ provider: "aws" as const, status: row.status, configured_at: row.createdAt.toISOString() }, 200);
     },
   );
 
   router.openapi(
     createRoute({
       ...route("delete", "/integrations/{provider}", "Remove a cloud integration's credentials"),
+      // `/integrations/setup` is another resource (POST only): DELETE there is a 405 with Allow, not a bad provider.
+      middleware: [async (c, next) => (c.req.param("provider") === "setup" ? c.notFound() : next())] as const,
       request: { params: z.object({ provider: z.enum(PROVIDERS) }) },
-      responses: { 200: anyJson("removed"), ...errorResponses },
+      responses: { 200: json(v2RemovedSchema, "removed"), ...errorResponses },
     }),
     async (c) => {
       const { provider } = c.req.valid("param");
       await integrations.remove(c.get("principal"), await tenantOf(c), provider);
-      return c.json({ provider, status: "removed" }, 200);
+      return c.json({ provider, status: "removed" as const }, 200);
     },
   );
 
@@ -200,7 +248,13 @@ export function onboardingV2Router({ tenants, integrations, runs, discovery, rol
   router.openapi(
     createRoute({
       ...route("post", "/deployment/retry", "Retry the agent install on failed instances"),
-      responses: { 200: json(retryResultSchema, "commands sent"), 409: anyJson("stack not applied"), 502: anyJson("tenant account unreachable"), ...errorResponses },
+      responses: {
+        200: json(retryResultSchema, "commands sent"),
+        ...errorResponses,
+        ...postErrorResponses,
+        409: errorResponse("the tenant's stack is not applied yet (code tenant_not_deployed), or the Idempotency-Key is in progress"),
+        502: errorResponse("the tenant's account could not be reached (code tenant_aws_unreachable)"),
+      },
     }),
     async (c) => c.json(await rollout.retry(c.get("principal"), await tenantOf(c)), 200),
   );

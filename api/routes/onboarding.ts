@@ -8,7 +8,7 @@ import type { Services } from "../../services";
 import type { AssetQuery } from "../../services/discovery/discovery-service";
 import { presentAsset, presentScan } from "../presenters";
 import { createRouter } from "../router";
-import { errorResponses, slugParamsSchema } from "../schemas";
+import { errorResponse, errorResponses, postErrorResponses, runErrorSchema, slugParamsSchema } from "../schemas";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -49,7 +49,7 @@ export const assetSchema = z
     discovered_at: z.string(),
     last_seen_at: z.string(),
     removed_at: z.string().nullable(),
-    data: z.record(z.string(), z.any()),
+    data: z.record(z.string(), z.unknown()),
   })
   .openapi("Asset");
 
@@ -62,9 +62,11 @@ const scanSchema = z
     started_at: z.string().nullable(),
     finished_at: z.string().nullable(),
     assets_found: z.number().nullable(),
-    changes: z.any().nullable(),
-    regions: z.array(z.any()).nullable(),
-    error: z.any().nullable(),
+    changes: z.object({ inserted: z.number(), updated: z.number(), removed: z.number() }).nullable(),
+    regions: z
+      .array(z.object({ region: z.string(), status: z.enum(["succeeded", "failed"]), assets: z.number(), error: z.string().optional() }))
+      .nullable(),
+    error: runErrorSchema.nullable(),
   })
   .openapi("DiscoveryScan");
 
@@ -81,6 +83,7 @@ export const assetQueryOf = (query: z.infer<typeof assetsQuerySchema>): AssetQue
 const progressRoute = createRoute({
   method: "get",
   path: "/{slug}/progress",
+  operationId: "getProgress",
   tags: ["onboarding"],
   summary: "Onboarding progress: stack, discovery, deployment and validation, and overall",
   security,
@@ -117,8 +120,9 @@ const requestScanRoute = createRoute({
   request: { params: slugParamsSchema },
   responses: {
     202: json(z.object({ scan_id: z.string(), already_active: z.boolean() }), "queued"),
-    409: { ...errorResponses[404], description: "the tenant's stack is not applied yet" },
     ...errorResponses,
+    ...postErrorResponses,
+    409: errorResponse("the tenant's stack is not applied yet (code tenant_not_deployed), or the Idempotency-Key is in progress"),
   },
 });
 

@@ -20,6 +20,7 @@ export interface ProgressEventsOptions {
 const progressEventsRoute = createRoute({
   method: "get",
   path: "/{slug}/progress/events",
+  operationId: "getProgressEvents",
   tags: ["onboarding"],
   summary: "Onboarding progress as server-sent events (event `progress`, the JSON of GET .../progress, sent on every change)",
   security: [{ bearerAuth: [] }],

@@ -10,7 +10,15 @@ import type { Services } from "../../services";
 import type { RequestedRun } from "../../services/run/run-service";
 import { presentRun } from "../run-presenter";
 import { createRouter } from "../router";
-import { errorResponses, slugParamsSchema } from "../schemas";
+import {
+  bodyErrorResponses,
+  errorResponse,
+  errorResponses,
+  postErrorResponses,
+  resourceChangeSchema,
+  runErrorSchema,
+  slugParamsSchema,
+} from "../schemas";
 
 const security = [{ bearerAuth: [] }];
 const runIdParams = slugParamsSchema.extend({ runId: z.string().uuid("must be a run id (uuid)") });
@@ -27,10 +35,11 @@ const runSchema = z
     started_at: z.string().nullable(),
     finished_at: z.string().nullable(),
     change_summary: z.record(z.string(), z.number()).nullable(),
-    resource_changes: z.array(z.any()).nullable(),
+    resource_changes: z.array(resourceChangeSchema).nullable(),
     plan_saved: z.boolean(),
-    outputs: z.record(z.string(), z.any()).nullable(),
-    error: z.any().nullable(),
+    /** Stack outputs, secrets removed or masked: any JSON value per output. */
+    outputs: z.record(z.string(), z.unknown()).nullable(),
+    error: runErrorSchema.nullable(),
   })
   .openapi("Run");
 
@@ -63,21 +72,34 @@ const createRunSchema = z
   .openapi("CreateRun");
 
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
-const conflict = { 409: { ...errorResponses[404], description: "another run of this tenant is queued or running (blocking_run_id)" } };
+/** What requesting a run may answer besides 202 (run-service.ts: readiness, approval gate, one run per stack). */
+const runRefusals = {
+  ...postErrorResponses,
+  409: errorResponse(
+    "another run of this tenant is queued or running (code run_in_progress, blocking_run_id), approval is required (approval_required), the tenant was offboarded, or the Idempotency-Key is in progress",
+  ),
+  422: errorResponse("the tenant is not ready for stack runs (code tenant_not_ready, fields say what to set), or plan_run_id is not an approvable preview"),
+  503: errorResponse("the service is not configured for stack runs (PLATFORM_PRINCIPAL_ARN); an operator must set it"),
+};
+const runLinks = {
+  GetRun: { operationId: "getRun", parameters: { slug: "$request.path.slug", runId: "$response.body#/run_id" } },
+};
 
 const createRunRoute = createRoute({
   method: "post",
   path: "/{slug}/runs",
+  operationId: "requestRun",
   tags: ["runs"],
   summary: "Request a stack operation (preview, up, refresh, destroy)",
   security,
   request: { params: slugParamsSchema, body: { content: { "application/json": { schema: createRunSchema } }, required: true } },
-  responses: { 202: json(acceptedSchema, "queued"), ...conflict, ...errorResponses },
+  responses: { 202: { ...json(acceptedSchema, "queued"), links: runLinks }, ...errorResponses, ...bodyErrorResponses, ...runRefusals },
 });
 
 const listRunsRoute = createRoute({
   method: "get",
   path: "/{slug}/runs",
+  operationId: "listRuns",
   tags: ["runs"],
   summary: "A tenant's runs, newest first",
   security,
@@ -94,6 +116,7 @@ const listRunsRoute = createRoute({
 const getRunRoute = createRoute({
   method: "get",
   path: "/{slug}/runs/{runId}",
+  operationId: "getRun",
   tags: ["runs"],
   summary: "A run: status, change summary, per-resource changes, outputs (no secrets), error with diagnostics",
   security,
@@ -104,6 +127,7 @@ const getRunRoute = createRoute({
 const runEventsRoute = createRoute({
   method: "get",
   path: "/{slug}/runs/{runId}/events",
+  operationId: "getRunEvents",
   tags: ["runs"],
   summary: "The run's engine events as server-sent events: replayed, then live until the run ends (event `end`)",
   security,
@@ -117,10 +141,15 @@ const runEventsRoute = createRoute({
 const offboardRoute = createRoute({
   method: "post",
   path: "/{slug}/offboard",
+  operationId: "offboardTenant",
   tags: ["runs"],
   summary: "Offboard a tenant (platform admin): destroy its stack, then remove it; history and audit are kept",
   security,
-  responses: { 202: json(offboardSchema, "the destroy run, and how the customer removes the bootstrap stack"), ...conflict, ...errorResponses },
+  responses: {
+    202: { ...json(offboardSchema, "the destroy run, and how the customer removes the bootstrap stack"), links: runLinks },
+    ...errorResponses,
+    ...runRefusals,
+  },
   request: { params: slugParamsSchema },
 });
 

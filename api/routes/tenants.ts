@@ -4,8 +4,11 @@ import type { Services } from "../../services";
 import { presentTenant, settingsPatchOf } from "../presenters";
 import { createRouter } from "../router";
 import {
+  bodyErrorResponses,
   createTenantSchema,
+  errorResponse,
   errorResponses,
+  postErrorResponses,
   listTenantsQuerySchema,
   patchTenantSchema,
   slugParamsSchema,
@@ -16,20 +19,41 @@ import {
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
+/** What a client (and schemathesis' stateful phase) can do next with a tenant it has: the slug leads to its routes. */
+const bySlug = (operationId: string) => ({ operationId, parameters: { slug: "$response.body#/slug" } });
+export const tenantLinks = {
+  GetTenant: bySlug("getTenant"),
+  PatchTenant: bySlug("patchTenant"),
+  CreateTenantToken: bySlug("createTenantToken"),
+  ConnectAws: bySlug("connectAws"),
+  GetAwsIntegration: bySlug("getAwsIntegration"),
+  RequestRun: bySlug("requestRun"),
+  ListRuns: bySlug("listRuns"),
+  GetProgress: bySlug("getProgress"),
+};
+
 const createTenantRoute = createRoute({
   method: "post",
   path: "/",
   tags: ["tenants"],
+  operationId: "createTenant",
   summary: "Create a tenant (platform admin)",
   security,
   request: { body: { content: { "application/json": { schema: createTenantSchema } }, required: true } },
-  responses: { 201: json(tenantSchema, "the tenant"), 409: { ...errorResponses[404], description: "slug taken" }, ...errorResponses },
+  responses: {
+    201: { ...json(tenantSchema, "the tenant"), links: tenantLinks },
+    ...errorResponses,
+    ...bodyErrorResponses,
+    ...postErrorResponses,
+    409: errorResponse("the slug is taken, or a request with this Idempotency-Key is still in progress"),
+  },
 });
 
 const listTenantsRoute = createRoute({
   method: "get",
   path: "/",
   tags: ["tenants"],
+  operationId: "listTenants",
   summary: "List tenants (admin: all; tenant token: its own)",
   security,
   request: { query: listTenantsQuerySchema },
@@ -40,6 +64,7 @@ const getTenantRoute = createRoute({
   method: "get",
   path: "/{slug}",
   tags: ["tenants"],
+  operationId: "getTenant",
   summary: "Get a tenant",
   security,
   request: { params: slugParamsSchema },
@@ -50,13 +75,14 @@ const patchTenantRoute = createRoute({
   method: "patch",
   path: "/{slug}",
   tags: ["tenants"],
+  operationId: "patchTenant",
   summary: "Update a tenant's name, flow and integration settings",
   security,
   request: {
     params: slugParamsSchema,
     body: { content: { "application/json": { schema: patchTenantSchema } }, required: true },
   },
-  responses: { 200: json(tenantSchema, "the updated tenant"), ...errorResponses },
+  responses: { 200: { ...json(tenantSchema, "the updated tenant"), links: tenantLinks }, ...errorResponses, ...bodyErrorResponses },
 });
 
 export function tenantsRouter({ tenants }: Pick<Services, "tenants">) {

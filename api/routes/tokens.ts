@@ -2,11 +2,12 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { Services } from "../../services";
 import { createRouter } from "../router";
-import { createdTokenSchema, createTokenSchema, errorResponses, slugParamsSchema } from "../schemas";
+import { bodyErrorResponses, createdTokenSchema, createTokenSchema, errorResponses, postErrorResponses, slugParamsSchema } from "../schemas";
 
 const createTokenRoute = createRoute({
   method: "post",
   path: "/{slug}/tokens",
+  operationId: "createTenantToken",
   tags: ["tokens"],
   summary: "Create a tenant token (platform admin); the token is shown once",
   security: [{ bearerAuth: [] }],
@@ -17,6 +18,8 @@ const createTokenRoute = createRoute({
   responses: {
     201: { description: "the token (shown once)", content: { "application/json": { schema: createdTokenSchema } } },
     ...errorResponses,
+    ...bodyErrorResponses,
+    ...postErrorResponses,
   },
 });
 

@@ -1,14 +1,45 @@
 import { z } from "zod";
+import { AWS_REGIONS, isAwsRegion } from "../../lib/aws-regions";
 
 /** Keys of the tenant stack's configuration (namespace: the Pulumi project name). */
 export const SECRET_CONFIG_KEYS = ["externalId", "enrollmentToken", "kubeconfig"] as const;
 
-const awsRegion = z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, "must be an AWS region such as us-east-1");
+/** At most this much of a refused value is echoed back in a message. */
+const quoted = (value: string) => JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
+
+/** A region code of lib/aws-regions.ts (the one list). */
+export const awsRegionSchema = z
+  .string()
+  .refine((value): boolean => isAwsRegion(value), { error: (issue) => `must be an AWS region code such as us-east-1; ${quoted(String(issue.input))} is not one` });
+
+/** A tenant's regions: known, each once. */
+export const awsRegionListSchema = z
+  .array(awsRegionSchema)
+  .min(1, "must list at least one region")
+  .max(AWS_REGIONS.length, `must list at most ${AWS_REGIONS.length} regions`)
+  .superRefine((regions, ctx) => {
+    const repeated = regions.filter((region, index) => regions.indexOf(region) !== index);
+    if (repeated.length > 0) {
+      ctx.addIssue({ code: "custom", message: `must list each region once; repeats ${[...new Set(repeated)].map(quoted).join(", ")}` });
+    }
+  });
+
 const accountId = z.string().regex(/^\d{12}$/, "must be a 12-digit AWS account id");
 
+/**
+ * Slugs that read as something else in a URL, a log line or a client's code (`/v1/tenants/new`, a slug `null` from a
+ * serialised missing value): refused even though they are valid DNS labels.
+ */
+export const RESERVED_TENANT_SLUGS: ReadonlySet<string> = new Set([
+  "null", "undefined", "nil", "none", "true", "false", "nan",
+  "admin", "api", "new", "root", "system", "default", "self", "all", "www", "docs", "openapi", "healthz",
+]);
+
+/** A DNS label (3-40 lowercase letters, digits, dashes; a letter first, no dash last), not a reserved word. */
 export const tenantSlugSchema = z
   .string()
-  .regex(/^[a-z][a-z0-9-]{1,38}[a-z0-9]$/, "must be 3-40 lowercase letters, digits or dashes, starting with a letter");
+  .regex(/^[a-z][a-z0-9-]{1,38}[a-z0-9]$/, "must be 3-40 lowercase letters, digits or dashes, starting with a letter")
+  .refine((slug) => !RESERVED_TENANT_SLUGS.has(slug), { error: (issue) => `${quoted(String(issue.input))} is a reserved word; choose another slug` });
 
 export const roleArnSchema = z
   .string()
@@ -31,12 +62,40 @@ export const principalArnSchema = z
  */
 export const SAFE_HTTPS_URL = /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~\/-]*)?$/;
 
-export const httpsUrlSchema = z
-  .string()
-  .url("must be a URL")
-  .refine((value) => value.startsWith("https://"), "must be an https:// URL")
-  .refine((value) => !value.startsWith("https://") || SAFE_HTTPS_URL.test(value), "must be an https URL of a host and a plain path (letters, digits, . _ ~ / -)")
-  .transform((value) => value.replace(/\/+$/, ""));
+/** Why `value` is not an acceptable https base URL (the first, most useful reason), or undefined when it is. */
+export function httpsUrlProblem(value: string): string | undefined {
+  if (!/^https:\/\//i.test(value)) return /^[a-z][a-z0-9+.-]*:/i.test(value) ? "must be an https:// URL" : "must be an absolute https:// URL such as https://agents.example.com";
+  if (/^https:\/\/([/?#]|$)/i.test(value)) return "must name a host, such as https://agents.example.com";
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return "must be an https:// URL with a host, such as https://agents.example.com";
+  }
+  if (url.username || url.password || /^https:\/\/[^/]*@/i.test(value)) return "must not contain a user name or password";
+  if (/[?#]/.test(value)) return "must not have a query or fragment";
+  const rawPath = value.replace(/^https:\/\/[^/]*/i, "");
+  if (rawPath.split("/").some((segment) => /^(\.|%2e){1,2}$/i.test(segment))) return "must not contain . or .. path segments";
+  if (!SAFE_HTTPS_URL.test(value)) return "must be an https URL of a host and a plain path (letters, digits, . _ ~ / -)";
+  const normal = normalHttpsUrl(url);
+  if (normal !== value) return `must be written in its normal form ${JSON.stringify(normal)} (lowercase host, no default port, no trailing slash)`;
+  return undefined;
+}
+
+/** The one spelling of an https base URL: lowercase host, no :443, no trailing slash. */
+function normalHttpsUrl(url: URL): string {
+  return `${url.origin}${url.pathname}`.replace(/\/+$/, "");
+}
+
+/**
+ * An https base URL: a host, no user name or password, no . or .. segments, no query or fragment, only characters
+ * that are safe inside the install document's quoted strings (SAFE_HTTPS_URL), in its normal form. A URL that is not
+ * in normal form is refused with the form to send, never rewritten: what is stored is exactly what was sent.
+ */
+export const httpsUrlSchema = z.string().superRefine((value, ctx) => {
+  const problem = httpsUrlProblem(value);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
 
 const tagSchema = z.object({
   key: z.string().min(1).max(128),
@@ -75,8 +134,8 @@ export const tenantConfigSchema = z
     tenantSlug: tenantSlugSchema,
     tenantId: z.string().min(1, "is required"),
     customerAccountId: accountId,
-    homeRegion: awsRegion,
-    regions: z.array(awsRegion).min(1, "must list at least one region").optional(),
+    homeRegion: awsRegionSchema,
+    regions: awsRegionListSchema.optional(),
     bootstrapRoleArn: roleArnSchema,
     externalId: externalIdSchema,
     platformPrincipalArn: principalArnSchema,

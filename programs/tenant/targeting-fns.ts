@@ -11,7 +11,7 @@
  * tag), which `compareTargeting` reports as a disagreement.
  */
 import type { Tag, Targeting } from "./config";
-import { policyAllows } from "./iam-evaluator";
+import { isAllowed, type IamPolicy } from "../../lib/iam-evaluator-fns";
 import type { PolicyDocument, PolicyStatement } from "./policies";
 
 export interface AssociationTarget {
@@ -176,14 +176,14 @@ export function sendCommandAllowed(
   account: { accountId: string; documentName: string },
 ): boolean {
   const tagContext = Object.fromEntries(Object.entries(instance.tags).map(([key, value]) => [`ssm:resourceTag/${key}`, value]));
-  const onDocument = policyAllows(policy, {
+  const policies = [policy as IamPolicy];
+  const onDocument = isAllowed(policies, {
     action: "ssm:SendCommand",
-    resource: `arn:aws:ssm:${instance.region}:${account.accountId}:document/${account.documentName}`,
-    context: {},
+    resources: [`arn:aws:ssm:${instance.region}:${account.accountId}:document/${account.documentName}`],
   });
-  const onInstance = policyAllows(policy, {
+  const onInstance = isAllowed(policies, {
     action: "ssm:SendCommand",
-    resource: `arn:aws:ec2:${instance.region}:${account.accountId}:instance/${instance.instanceId}`,
+    resources: [`arn:aws:ec2:${instance.region}:${account.accountId}:instance/${instance.instanceId}`],
     context: tagContext,
   });
   return onDocument && onInstance;

@@ -3,11 +3,10 @@
  * parameters prefilled, and the offboarding instructions that delete it.
  */
 import { z } from "zod";
-import { externalIdSchema, tenantSlugSchema } from "../../programs/tenant/config";
+import { awsRegionSchema as regionSchema, externalIdSchema, tenantSlugSchema } from "../../programs/tenant/config";
 import { bootstrapNames } from "./bootstrap-policy-fns";
 import { BOOTSTRAP_TEMPLATE_PARAMETERS } from "./bootstrap-template-fns";
 
-const regionSchema = z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, "must be an AWS region such as us-east-1");
 const stackNameSchema = z
   .string()
   .regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, "must be a CloudFormation stack name (letters, digits, dashes; 1-128)");

@@ -14,7 +14,7 @@
  * - Reads the provider's refresh makes on those resources.
  */
 import { resourceNames } from "../../programs/tenant/naming";
-import type { IamPolicy, IamRequest, IamStatement } from "./iam-evaluator-fns";
+import type { IamPolicy, IamRequest, IamStatement } from "../../lib/iam-evaluator-fns";
 
 export const SSM_INSTANCE_DEFAULT_POLICY_NAME = "AmazonSSMManagedEC2InstanceDefaultPolicy";
 export const DEFAULT_HOST_MANAGEMENT_SETTING_ID = "/ssm/managed-instance/default-ec2-instance-management-role";

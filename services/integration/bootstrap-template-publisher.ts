@@ -6,6 +6,7 @@
  */
 import { HeadObjectCommand, NotFound, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
+import { awsRegionSchema } from "../../programs/tenant/config";
 import { templateVersion } from "./bootstrap-template-fns";
 
 export const BOOTSTRAP_TEMPLATE_PREFIX = "bootstrap/";
@@ -15,7 +16,7 @@ export const bootstrapPublishSettingsSchema = z.object({
   bucket: z
     .string()
     .regex(/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/, "must be an S3 bucket name without dots (3-63 lowercase letters, digits, dashes)"),
-  region: z.string().regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, "must be an AWS region such as us-east-1"),
+  region: awsRegionSchema,
 });
 
 export type BootstrapPublishSettings = z.output<typeof bootstrapPublishSettingsSchema>;

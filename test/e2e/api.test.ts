@@ -103,7 +103,7 @@ describe.each([realPostgres])("API on $name", (backend) => {
         slug: slugA,
         name: "Acme Corp",
         integration_settings: {
-          agent_public_base_url: "https://agents.mini-xdr.example.com/",
+          agent_public_base_url: "https://agents.mini-xdr.example.com",
           regions: ["us-east-1", "eu-west-1"],
           home_region: "us-east-1",
           aws_account_id: ACCOUNT,

@@ -9,6 +9,8 @@
  *   b. 10,000 assets: sortable, filterable, and only the rows in view are in the DOM
  *   c. an operator sees KPIs and tenants, previews, approves and applies the saved plan, and offboards
  *   d. the progress stream and the KPIs through the API: scoped like every route
+ *   f. the one click: Connect AWS opens the quick-create link (a stand-in AWS console page), the customer creates the
+ *      stack from it, the page shows the wait, and onboarding runs by itself to 100 %
  *   e. no secret in any page's HTML or in any request the browser made; only 127.0.0.1 was contacted
  *
  * Every screen is checked with axe (no serious or critical violation) and kept as a screenshot under
@@ -19,6 +21,7 @@ import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import AxeBuilder from "@axe-core/playwright";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import postgres from "postgres";
@@ -38,6 +41,8 @@ import {
 } from "../harness/server";
 import { REPO_ROOT } from "../harness/moto";
 import { startSsmStandIn, type ManagedInstance, type SsmStandIn } from "../harness/ssm-standin";
+import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
+import { awsAsCustomer, createStackFromQuickCreateLink, customerAccount } from "../harness/customer-cloudformation";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = join(REPO_ROOT, ".data", "artifacts", "console");
@@ -72,12 +77,17 @@ function tenant(prefix: string): Tenant {
 const acme = tenant("acme"); // a: the tenant admin's onboarding
 const bulk = tenant("bulk"); // b: 10,000 assets
 const beta = tenant("beta"); // c: approval required; previewed, applied and offboarded by the operator
+const click = tenant("click"); // f: the one-click quick start through the quick-create link
+
+const isQuickCreateLink = (url: string) => new URL(url).host === `${REGION}.console.aws.amazon.com`;
+const TEMPLATE_BUCKET = "mini-xdr-console-templates";
 
 const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
 const encryptionKey = randomBytes(32).toString("base64");
 
 let workspace: ServiceWorkspace;
 let standIn: SsmStandIn;
+let sts: StsStandIn;
 let server: Server | undefined;
 let databaseUrl: string;
 let dropDatabase: (() => Promise<void>) | undefined;
@@ -174,6 +184,11 @@ beforeAll(async () => {
     await mkdir(ARTIFACTS, { recursive: true });
     workspace = await temporaryServiceWorkspace();
     standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!);
+    // The quick-create link: templates published to moto's S3; STS refuses AssumeRole as AWS does until the role exists.
+    const s3 = new S3Client({ region: REGION });
+    await s3.send(new CreateBucketCommand({ Bucket: TEMPLATE_BUCKET }));
+    s3.destroy();
+    sts = await startStsStandIn({ motoUrl: process.env.AWS_ENDPOINT_URL!, callerPrincipalArn: PLATFORM_PRINCIPAL });
     ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_console"));
     sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
     server = await startServer({
@@ -184,6 +199,8 @@ beforeAll(async () => {
       CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
       PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
       AWS_ENDPOINT_URL_SSM: standIn.endpoint,
+      AWS_ENDPOINT_URL_STS: sts.url,
+      BOOTSTRAP_TEMPLATE_BUCKET: TEMPLATE_BUCKET,
       ...workspace.serverEnv(),
     });
     userDataDir = await mkdtemp(join(tmpdir(), "mxdr-chromium-"));
@@ -234,6 +251,7 @@ afterAll(async () => {
   await sql?.end();
   await dropDatabase?.();
   await standIn?.stop();
+  await sts?.stop();
   await workspace?.cleanup();
   if (screenshots.length) console.log(`console screenshots:\n${screenshots.map((file) => `  ${file}`).join("\n")}`);
 });
@@ -537,7 +555,63 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     expect([kpis.status, kpis.body.error.code]).toEqual([403, "forbidden"]);
   });
 
-  it("e. no secret in any page or request URL; the browser contacted 127.0.0.1 only", async () => {
+  it("f. one click: Connect AWS opens the quick-create link, the customer creates the stack, the page waits live, onboarding runs by itself to 100 %", async () => {
+    await createTenant(click);
+    const credentials = await customerAccountCredentials(click.account);
+    const ec2 = new EC2Client({ region: REGION, credentials });
+    const launched = await ec2.send(
+      new RunInstancesCommand({ ImageId: LINUX_AMI, MinCount: 1, MaxCount: 1, InstanceType: "t3.micro", TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Name", Value: "app-1" }] }] }),
+    );
+    ec2.destroy();
+    const instanceId = launched.Instances![0]!.InstanceId!;
+    standIn.addInstances([{ instanceId, platformType: "Linux", pingStatus: "Online", association: { documentName: `MiniXdr-InstallAgent-${click.slug}`, status: "Success", executedAt: new Date() } }]);
+
+    const page = await signIn(click.token);
+    const connect = page.getByRole("button", { name: "Connect AWS" });
+    await expect.poll(() => connect.isEnabled(), { timeout: 30_000 }).toBe(true);
+    // The AWS console is a stand-in page here (the browser may reach nothing but 127.0.0.1 and this one host).
+    await context.route(
+      (url) => url.hostname === `${REGION}.console.aws.amazon.com`,
+      (route) => route.fulfill({ status: 200, contentType: "text/html", body: "<!doctype html><title>Quick create stack</title><h1>AWS CloudFormation: quick create stack (stand-in)</h1>" }),
+    );
+    const opened = context.waitForEvent("page");
+    const clickedAt = performance.now();
+    await connect.click();
+    const consoleTab = await opened;
+    await consoleTab.waitForLoadState();
+    const quickCreateUrl = consoleTab.url();
+    expect(new URL(quickCreateUrl).hash).toContain(`stackName=MiniXdr-Bootstrap-${click.slug}`);
+    await page.getByText(/Waiting for the CloudFormation stack/).waitFor();
+    await checkScreen(page, "00-connect-waiting");
+
+    // The customer presses "Create stack" on the console page: the stack is created from the link in their account.
+    const customer = await customerAccount(click.account, REGION);
+    expect((await createStackFromQuickCreateLink(customer, quickCreateUrl)).status).toBe("CREATE_COMPLETE");
+    await consoleTab.close();
+
+    // The service connects by itself and, in the quick-start flow, starts the up; the page follows to the rollout.
+    await page.locator('[data-step="discovery"] .step-line', { hasText: "1 asset found" }).waitFor({ timeout: 240_000 });
+    await waitFor("the agent installed", async () => ((await call("GET", `/v1/tenants/${click.slug}/deployment?refresh=false`)).body.installed === 1 ? true : undefined));
+    // The agent on the host enrolls with the token of its region's agent config (as the install script does).
+    const enrolled = await call("POST", "/v1/agents/enroll", {
+      token: null,
+      body: { enrollment_token: await enrollmentTokenOf(click.slug), instance_id: instanceId, hostname: "app-1", agent_version: "1.0.0" },
+    });
+    expect(enrolled.status, enrolled.text).toBe(201);
+    await page.getByText("Setup complete: Mini-XDR is now monitoring your environment").waitFor({ timeout: 120_000 });
+    const seconds = ((performance.now() - clickedAt) / 1000).toFixed(1);
+    console.log(`console: from opening the quick-create link to completed: ${seconds} s`);
+    expect((await call("GET", `/v1/tenants/${click.slug}`)).body.onboarding_status).toBe("completed");
+    await checkScreen(page, "00-connect-completed");
+    const offboard = await call("POST", `/v1/tenants/${click.slug}/offboard`);
+    expect(offboard.status).toBe(202);
+    expect(offboard.body.customer_cleanup.cli_command).toBe(`aws cloudformation delete-stack --stack-name MiniXdr-Bootstrap-${click.slug} --region ${REGION}`);
+    await settledRun(click.slug, offboard.body.run_id);
+    await awsAsCustomer(customer, offboard.body.customer_cleanup.cli_command.split(" ").slice(1));
+    await page.close();
+  });
+
+  it("e. no secret in any page or request URL; the browser contacted 127.0.0.1 only (and the AWS console for the quick-create link)", async () => {
     expect(requests.length).toBeGreaterThan(20);
     expect(htmlSeen.length).toBeGreaterThanOrEqual(15);
     const enrollmentTokens = await sql<{ organization_id: number; token_sealed: string }[]>`select organization_id, token_sealed from enrollment_tokens`;
@@ -559,11 +633,13 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     for (const [name, secret] of Object.entries(secrets)) {
       for (const { screen, html } of htmlSeen) expect(html.includes(secret), `${name} in the HTML of ${screen}`).toBe(false);
       for (const request of requests) {
+        // The quick-create link carries the tenant's external ID by design: it is no secret from the customer it opens for.
+        if (isQuickCreateLink(request.url)) continue;
         expect(request.url.includes(secret), `${name} in ${request.method} ${request.url}`).toBe(false);
         expect((request.body ?? "").includes(secret), `${name} in the body of ${request.method} ${request.url}`).toBe(false);
       }
     }
-    const hosts = new Set(requests.map((request) => new URL(request.url).host));
+    const hosts = new Set(requests.filter((request) => !isQuickCreateLink(request.url)).map((request) => new URL(request.url).host));
     expect([...hosts]).toEqual([new URL(server!.baseUrl).host]);
     expect(blocked).toEqual([]);
   });

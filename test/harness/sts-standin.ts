@@ -10,7 +10,7 @@ import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { GetRoleCommand, IAMClient, NoSuchEntityException } from "@aws-sdk/client-iam";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
-import { isAllowed, type IamPolicy } from "../../services/integration/iam-evaluator-fns";
+import { isAllowed, type IamPolicy } from "../../lib/iam-evaluator-fns";
 
 export interface StsStandIn {
   url: string;

@@ -18,7 +18,7 @@ import {
   buildPermissionsBoundaryPolicy,
 } from "../../services/integration/bootstrap-policy-fns";
 import { renderBootstrapTemplate } from "../../services/integration/bootstrap-template-fns";
-import type { IamPolicy } from "../../services/integration/iam-evaluator-fns";
+import type { IamPolicy } from "../../lib/iam-evaluator-fns";
 import { PLATFORM_PRINCIPAL_ARN } from "../fixtures/tenant-config";
 import { REPO_ROOT } from "../harness/moto";
 import { DEFAULT_EXCLUSION_TAG, DEFAULT_TARGET_TAG } from "../../programs/tenant/config";

@@ -10,12 +10,8 @@
  * presenting the tenant's external ID. (STS's refusal itself, and the 422 of the connect route, are pinned in
  * test/integration/bootstrap-role-check.test.ts with a one-answer STS stand-in.)
  */
-import { spawn } from "node:child_process";
-import { existsSync } from "node:fs";
-import { delimiter, dirname, resolve } from "node:path";
-import { DeletePolicyCommand, GetPolicyCommand, GetRoleCommand, GetRolePolicyCommand, IAMClient, NoSuchEntityException } from "@aws-sdk/client-iam";
+import { DeletePolicyCommand, GetPolicyCommand, GetRoleCommand, GetRolePolicyCommand, NoSuchEntityException } from "@aws-sdk/client-iam";
 import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   configureTenantStack,
@@ -31,10 +27,10 @@ import { createBootstrapLinkService, type BootstrapLinkService } from "../../ser
 import { bootstrapArns, buildBootstrapPolicy, tenantStackRequests } from "../../services/integration/bootstrap-policy-fns";
 import { BOOTSTRAP_TEMPLATE_PARAMETERS, renderBootstrapTemplate } from "../../services/integration/bootstrap-template-fns";
 import { publishBootstrapTemplate, type PublishedTemplate } from "../../services/integration/bootstrap-template-publisher";
-import { evaluatePolicies, isAllowed, type IamPolicy } from "../../services/integration/iam-evaluator-fns";
+import { evaluatePolicies, isAllowed, type IamPolicy } from "../../lib/iam-evaluator-fns";
 import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
 import { miniCorpTenantConfig, PLATFORM_PRINCIPAL_ARN } from "../fixtures/tenant-config";
-import { REPO_ROOT } from "../harness/moto";
+import { awsAsCustomer, customerAccount, type CustomerAccount } from "../harness/customer-cloudformation";
 import { temporaryAutomationSettings } from "../harness/pulumi-project";
 
 const REGION = "us-east-1";
@@ -47,26 +43,10 @@ const SETTINGS = { bucket: "mini-xdr-bootstrap-templates", region: REGION };
 let published: PublishedTemplate;
 let service: BootstrapLinkService;
 let automation: AutomationSettings;
-let customer: { env: NodeJS.ProcessEnv; iam: IAMClient };
+let customer: CustomerAccount;
 
-function awsCli(): string {
-  const bin = resolve(REPO_ROOT, process.env.AWS_CLI_BIN ?? ".tools/awscli-venv/bin/aws");
-  if (!existsSync(bin)) throw new Error(`the AWS CLI is not at ${bin}: run \`bash scripts/toolchain.sh\``);
-  return bin;
-}
-
-/** The AWS CLI as the customer, in their account (moto maps assumed-role credentials to the role's account). */
-async function aws(args: string[]): Promise<string> {
-  return new Promise((resolvePromise, reject) => {
-    const child = spawn(awsCli(), [...args, "--output", "json"], { env: customer.env, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once("error", reject);
-    child.once("close", (code) => (code === 0 ? resolvePromise(stdout) : reject(new Error(`aws ${args.join(" ")}: exit ${code}\n${stderr}`))));
-  });
-}
+/** The AWS CLI as the customer, in their account. */
+const aws = (args: string[]) => awsAsCustomer(customer, args);
 
 async function createBootstrapStack(args: { templateUrl: string; stackName: string; tenantSlug: string; externalId: string }) {
   await aws([
@@ -103,29 +83,7 @@ const platformMayAssume = (trust: IamPolicy, externalId: string) =>
   isAllowed([trust], { action: "sts:AssumeRole", principal: PLATFORM_PRINCIPAL_ARN, context: { "sts:ExternalId": externalId } });
 
 beforeAll(async () => {
-  const sts = new STSClient({ region: REGION });
-  const session = await sts.send(
-    new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${CUSTOMER_ACCOUNT}:role/CustomerAdmin`, RoleSessionName: "customer-admin" }),
-  );
-  const credentials = {
-    accessKeyId: session.Credentials!.AccessKeyId!,
-    secretAccessKey: session.Credentials!.SecretAccessKey!,
-    sessionToken: session.Credentials!.SessionToken!,
-  };
-  customer = {
-    iam: new IAMClient({ region: REGION, credentials }),
-    env: {
-      PATH: [dirname(awsCli()), process.env.PATH].filter(Boolean).join(delimiter),
-      HOME: process.env.HOME,
-      AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL,
-      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-      AWS_SESSION_TOKEN: credentials.sessionToken,
-      AWS_DEFAULT_REGION: REGION,
-      AWS_CONFIG_FILE: "/dev/null",
-      AWS_SHARED_CREDENTIALS_FILE: "/dev/null",
-    },
-  };
+  customer = await customerAccount(CUSTOMER_ACCOUNT, REGION);
   automation = await temporaryAutomationSettings();
 });
 

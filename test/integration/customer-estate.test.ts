@@ -22,7 +22,7 @@ import { startSsmStandIn, type SsmStandIn } from "../harness/ssm-standin";
 import { miniCorpTenantConfig } from "../fixtures/tenant-config";
 
 // An account of its own, so nothing else in moto or the association store mixes in.
-const ACCOUNT = "345678901234";
+const ACCOUNT = "356789012345";
 const REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"];
 /** The tenant runs in the first two; the third is outside its regions. */
 const TENANT_REGIONS = REGIONS.slice(0, 2);

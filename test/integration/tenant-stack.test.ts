@@ -77,6 +77,13 @@ describe("tenant onboarding stack", () => {
       regions: {
         "us-east-1": { parameterName: PARAMETER_NAME, documentName: DOCUMENT_NAME, associationId: result.outputs.associationId },
       },
+      rollout: {
+        targeting: expect.objectContaining({ mode: expect.stringMatching(/^(all_managed|tag)$/) }),
+        regions: ["us-east-1"],
+        defaultHostManagement: false,
+        maxConcurrency: "10%",
+        maxErrors: "10%",
+      },
     });
     expect(result.outputs).not.toHaveProperty("externalId");
 

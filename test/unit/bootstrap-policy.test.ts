@@ -13,7 +13,7 @@ import {
   buildPermissionsBoundaryPolicy,
   tenantStackRequests,
 } from "../../services/integration/bootstrap-policy-fns";
-import { evaluatePolicies, isAllowed, isAllowedWithinBoundary, type IamRequest } from "../../services/integration/iam-evaluator-fns";
+import { evaluatePolicies, isAllowed, isAllowedWithinBoundary, type IamRequest } from "../../lib/iam-evaluator-fns";
 import { DEFAULT_EXCLUSION_TAG, DEFAULT_TARGET_TAG } from "../../programs/tenant/config";
 
 const DEFAULT_TARGETING = { mode: "all_managed" as const, targetTag: DEFAULT_TARGET_TAG, exclusionTag: DEFAULT_EXCLUSION_TAG };

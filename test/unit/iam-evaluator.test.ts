@@ -6,7 +6,7 @@ import {
   matchesWildcard,
   UnsupportedPolicyError,
   type IamPolicy,
-} from "../../services/integration/iam-evaluator-fns";
+} from "../../lib/iam-evaluator-fns";
 
 const policy = (...Statement: IamPolicy["Statement"]): IamPolicy => ({ Version: "2012-10-17", Statement });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { tenantConfigSchema, type TenantConfigInput } from "../../programs/tenant/config";
-import { policyAllows } from "../../programs/tenant/iam-evaluator";
+import { isAllowed, type IamPolicy } from "../../lib/iam-evaluator-fns";
 import { buildAccessPolicy, type PolicyDocument } from "../../programs/tenant/policies";
 import {
   associationModels,
@@ -150,7 +150,8 @@ describe("the IAM evaluator", () => {
       { Effect: "Deny", Action: "ssm:SendCommand", Resource: "arn:aws:ec2:eu-west-1:1:instance/i-denied" },
     ],
   };
-  const request = (resource: string, context: Record<string, string> = {}) => ({ action: "ssm:SendCommand", resource, context });
+  const request = (resource: string, context: Record<string, string> = {}) => ({ action: "ssm:SendCommand", resources: [resource], context });
+  const policyAllows = (document: PolicyDocument, req: ReturnType<typeof request>) => isAllowed([document as IamPolicy], req);
 
   it("treats a negated operator on a missing key as true, matches wildcards, and lets a Deny win", () => {
     expect(policyAllows(policy, request("arn:aws:ec2:us-east-1:1:instance/i-a"))).toBe(true);
