@@ -17,6 +17,11 @@ import { resolveStateBackend } from "../lib/state-backend";
 import { recoverInterruptedRuns } from "../services/run/recovery";
 import { startRunQueue } from "../services/run/run-queue";
 import { onboardingLifecycle } from "../services/tenant/onboarding-lifecycle";
+import { driftFollowUp, startDriftSchedule } from "../services/fleet/drift";
+import { startFleetCoordinator, type FleetCoordinator } from "../services/fleet/fleet-coordinator";
+import { notifyRunFinished } from "../services/notification/notification-events";
+import { startWebhookDispatcher } from "../services/notification/webhook-delivery";
+import type { Run } from "../db/schema";
 import { resolveTenantConfig } from "../services/run/tenant-stack-config";
 import { createBootstrapLinkService } from "../services/integration/bootstrap-link-service";
 import { startBootstrapWaitQueue } from "../services/integration/bootstrap-wait";
@@ -64,6 +69,16 @@ async function main(): Promise<void> {
   let scanQueue: ScanQueue | undefined;
   let runService: RunService | undefined;
   const lifecycle = onboardingLifecycle({ db: database.db, keyring, automation, scans: () => scanQueue!, runs: () => runService!, log });
+  const drift = driftFollowUp({ db: database.db, runs: () => runService!, log });
+  let fleetCoordinator: FleetCoordinator | undefined;
+  // What follows a finished run: onboarding moves on, drift is recorded (and remediated), webhooks are told, and
+  // a fleet run waiting on it starts its next tenant without waiting for the coordinator's next poll.
+  const afterRun = async (run: Run) => {
+    await lifecycle.onRunFinished(run);
+    await drift.onRunFinished(run);
+    await notifyRunFinished(database.db, run);
+    if (run.fleetRunId) void fleetCoordinator?.tick().catch(() => undefined);
+  };
   const runQueue = await startRunQueue(
     database.db,
     {
@@ -72,7 +87,7 @@ async function main(): Promise<void> {
       cli,
       tenantConfig: (organizationId) => resolveTenantConfig(database.db, keyring, platform, organizationId),
       liveness,
-      onRunFinished: lifecycle.onRunFinished,
+      onRunFinished: afterRun,
       log,
     },
     { connectionString: database.connectionString, boss, maxConcurrentRuns: config.MAX_CONCURRENT_RUNS, work: config.RUN_WORKER },
@@ -84,6 +99,18 @@ async function main(): Promise<void> {
   );
 
   runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue, plansDir: automation.plansDir! });
+  fleetCoordinator = startFleetCoordinator({ db: database.db, sql: database.sql, runs: () => runService!, log }, { work: config.RUN_WORKER });
+  const webhookDispatcher = await startWebhookDispatcher(
+    boss,
+    { db: database.db, keyring, log },
+    {
+      work: config.RUN_WORKER,
+      maxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
+      baseDelaySeconds: config.WEBHOOK_RETRY_BASE_SECONDS,
+      maxDelaySeconds: config.WEBHOOK_RETRY_MAX_SECONDS,
+    },
+  );
+  await startDriftSchedule(boss, { db: database.db, log }, { schedule: config.DRIFT_SCHEDULE, maxConcurrency: config.DRIFT_MAX_CONCURRENCY, work: config.RUN_WORKER });
   const bootstrapWaits = await startBootstrapWaitQueue(
     boss,
     {
@@ -110,6 +137,7 @@ async function main(): Promise<void> {
     bootstrapLinks,
     bootstrapWaits: () => bootstrapWaits,
     bootstrapWaitSeconds: config.BOOTSTRAP_WAIT_SECONDS,
+    webhooksAllowHttpLoopback: config.WEBHOOK_ALLOW_HTTP_LOOPBACK,
     platform,
     plansDir: automation.plansDir!,
     verifyBootstrapRole: verifyBootstrapRoleWithSts,
@@ -139,6 +167,8 @@ async function main(): Promise<void> {
     force.unref();
     server.close(async () => {
       try {
+        await fleetCoordinator?.stop();
+        await webhookDispatcher.stop();
         await boss.stop({ graceful: true, timeout: 8_000 }).catch(() => undefined);
         await database.close();
       } finally {

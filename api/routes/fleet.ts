@@ -10,7 +10,7 @@ import { tenantSlugSchema } from "../../programs/tenant/config";
 import type { Services } from "../../services";
 import { presentFleetRun, presentFleetRunSummary } from "../fleet-presenter";
 import { createRouter } from "../router";
-import { errorResponses } from "../schemas";
+import { bodyErrorResponses, errorResponses, postErrorResponses } from "../schemas";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -88,7 +88,6 @@ const fleetOverviewSchema = z
   })
   .openapi("FleetOverview");
 
-const conflict = { 409: { ...errorResponses[404], description: "the fleet run already finished" } };
 
 const createRoute_ = createRoute({
   method: "post",
@@ -97,7 +96,7 @@ const createRoute_ = createRoute({
   summary: "Start a fleet run: preview, up, refresh or drift over the selected tenants (platform admin)",
   security,
   request: { body: { content: { "application/json": { schema: createFleetRunSchema } }, required: true } },
-  responses: { 202: json(fleetRunSchema, "recorded; the coordinator starts the tenant runs"), ...errorResponses },
+  responses: { 202: json(fleetRunSchema, "recorded; the coordinator starts the tenant runs"), ...errorResponses, ...bodyErrorResponses, ...postErrorResponses },
 });
 
 const listRoute = createRoute({
@@ -127,7 +126,7 @@ const cancelRoute = createRoute({
   summary: "Cancel a fleet run: tenant runs not started are dropped, running ones finish (platform admin)",
   security,
   request: { params: idParams },
-  responses: { 202: json(fleetRunSchema, "cancelling"), ...conflict, ...errorResponses },
+  responses: { 202: json(fleetRunSchema, "cancelling"), ...errorResponses, ...postErrorResponses },
 });
 
 const eventsRoute = createRoute({

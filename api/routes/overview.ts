@@ -19,6 +19,7 @@ const overviewSchema = z
         slug: z.string(),
         name: z.string(),
         onboarding_status: z.enum(ONBOARDING_STATUSES),
+        drifted: z.boolean().openapi({ description: "the last drift check found changes made outside the stack" }),
         connected_at: z.string().nullable(),
         completed_at: z.string().nullable(),
         seconds_to_onboard: z.number().nullable(),

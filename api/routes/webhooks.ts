@@ -7,7 +7,7 @@ import { WEBHOOK_DELIVERY_STATUSES, WEBHOOK_EVENTS } from "../../db/schema";
 import type { Services } from "../../services";
 import { presentDelivery, presentWebhook } from "../fleet-presenter";
 import { createRouter } from "../router";
-import { errorResponses, slugParamsSchema } from "../schemas";
+import { bodyErrorResponses, errorResponses, postErrorResponses, slugParamsSchema } from "../schemas";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -57,7 +57,7 @@ const createPlatform = createRoute({
   summary: "Create a platform-wide webhook (every tenant's events and fleet events; platform admin)",
   security,
   request: { body },
-  responses: { 201: json(createdWebhookSchema, "the webhook and its secret (shown once)"), ...errorResponses },
+  responses: { 201: json(createdWebhookSchema, "the webhook and its secret (shown once)"), ...errorResponses, ...bodyErrorResponses, ...postErrorResponses },
 });
 const listPlatform = createRoute({
   method: "get",
@@ -92,7 +92,7 @@ const createTenant = createRoute({
   summary: "Create a webhook for the tenant's events",
   security,
   request: { params: slugParamsSchema, body },
-  responses: { 201: json(createdWebhookSchema, "the webhook and its secret (shown once)"), ...errorResponses },
+  responses: { 201: json(createdWebhookSchema, "the webhook and its secret (shown once)"), ...errorResponses, ...bodyErrorResponses, ...postErrorResponses },
 });
 const listTenant = createRoute({
   method: "get",

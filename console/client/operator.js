@@ -62,7 +62,7 @@ export function mountOperator({ main, nav }) {
                     "tr",
                     { "data-tenant": tenant.slug },
                     h("td", {}, h("button", { type: "button", className: "link", onclick: () => showTenant(tenant.slug) }, tenant.name), h("span", { className: "muted small" }, ` ${tenant.slug}`)),
-                    h("td", {}, badge(tenant.onboarding_status)),
+                    h("td", {}, badge(tenant.onboarding_status), tenant.drifted ? [" ", badge("drifted")] : []),
                     h("td", {}, formatDuration(tenant.seconds_to_onboard)),
                     h("td", {}, tenant.last_run ? [`${tenant.last_run.kind} `, badge(tenant.last_run.status), ` ${formatTime(tenant.last_run.requested_at)}`] : "–"),
                   ),
@@ -86,7 +86,7 @@ export function mountOperator({ main, nav }) {
     const offboarded = tenant.onboarding_status === "offboarded";
     replace(
       header,
-      h("p", {}, badge(tenant.onboarding_status), ` ${tenant.slug} · flow ${tenant.onboarding_flow_version} · approval ${tenant.integration_settings.require_approval ? "required" : "not required"}`),
+      h("p", {}, badge(tenant.onboarding_status), tenant.drift?.status === "drifted" ? [" ", badge("drifted"), ` ${tenant.drift.resources.map((r) => `${r.urn.split("::").at(-1)} (${r.op === "delete" ? "deleted" : r.properties.join(", ")})`).join("; ")} ·`] : [], ` ${tenant.slug} · flow ${tenant.onboarding_flow_version} · approval ${tenant.integration_settings.require_approval ? "required" : "not required"}`),
       h(
         "div",
         { className: "actions" },

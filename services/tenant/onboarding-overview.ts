@@ -14,6 +14,8 @@ export interface TenantOverview {
   slug: string;
   name: string;
   onboarding_status: OnboardingStatus;
+  /** The last drift check found the cloud changed outside the stack (services/fleet/drift.ts). */
+  drifted: boolean;
   connected_at: string | null;
   completed_at: string | null;
   seconds_to_onboard: number | null;
@@ -46,6 +48,7 @@ export async function onboardingOverview(db: DrizzleDatabase): Promise<Onboardin
       slug: org.slug,
       name: org.name,
       onboarding_status: org.onboardingStatus,
+      drifted: org.drift?.status === "drifted" && org.onboardingStatus !== "offboarded",
       connected_at: milestones.connectedAt?.toISOString() ?? null,
       completed_at: milestones.completedAt?.toISOString() ?? null,
       seconds_to_onboard: secondsToOnboard(milestones),

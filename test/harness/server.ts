@@ -99,6 +99,12 @@ const SERVER_VARIABLES = [
   "RUN_WORKER",
   "AGENT_VERSION",
   "DISCOVERY_SCHEDULE",
+  "DRIFT_SCHEDULE",
+  "DRIFT_MAX_CONCURRENCY",
+  "WEBHOOK_ALLOW_HTTP_LOOPBACK",
+  "WEBHOOK_MAX_ATTEMPTS",
+  "WEBHOOK_RETRY_BASE_SECONDS",
+  "WEBHOOK_RETRY_MAX_SECONDS",
 ];
 
 /** Starts api/server.ts; resolves once it printed `listening on http://127.0.0.1:N`, rejects if it exits first. */
