@@ -1,0 +1,437 @@
+/**
+ * Operating a fleet, end to end: the service process (api/server.ts) on a scratch database of the real PostgreSQL
+ * server, its stack runs on the real Pulumi CLI through the real run queue, AWS = moto behind the stand-in
+ * `pulumi-resource-aws` (test/harness/global-setup.ts), SSM calls moto lacks answered by test/harness/ssm-standin.ts.
+ * Every tenant has its own AWS account in moto. A webhook receiver on loopback verifies every signature.
+ *
+ *   a. FLEET_TENANTS tenants (default 12; each `up` costs ~2 s of CPU on a 2-core machine shared with other work)
+ *      onboarded, each `run.succeeded` delivered signed
+ *   b. AGENT_VERSION changed (a platform setting: the service restarted with it), a fleet preview: every tenant
+ *      would update its agent config (the parameter and the install document) and nothing else
+ *   c. a fleet up with max_concurrency 3: the runs table, sampled, never has more than 3 of its tenant runs at once
+ *   d. max_failures 1 and two tenants refused (approval required, no approved plan): the fleet stops and says why
+ *   e. a fleet run cancelled midway: queued tenant runs dropped, the running one finishes
+ *   f. out-of-band changes in moto (the XDR role's trust policy edited, the agent parameter deleted): a fleet drift
+ *      sweep names the resources; auto_remediate brings one tenant back and its next check finds nothing; the other
+ *      stays drifted in its answer, its progress, GET /v1/fleet and the operator's tenant list
+ *   g. the receiver down: deliveries retried, the service restarted, none lost
+ */
+import http from "node:http";
+import { randomBytes, randomInt } from "node:crypto";
+import { GetRoleCommand, IAMClient, UpdateAssumeRolePolicyCommand } from "@aws-sdk/client-iam";
+import { DeleteParameterCommand, GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import postgres from "postgres";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { verifySignature } from "../../services/notification/webhook-signature-fns";
+import {
+  createBootstrapRole,
+  createCaller,
+  customerAccountCredentials,
+  readEventStream,
+  scratchDatabase,
+  startServer,
+  stopServer,
+  temporaryServiceWorkspace,
+  type Server,
+  type ServiceWorkspace,
+} from "../harness/server";
+import { startSsmStandIn, type SsmStandIn } from "../harness/ssm-standin";
+
+const TENANTS = Number(process.env.FLEET_TENANTS ?? 12);
+const REGION = "us-east-1";
+const PLATFORM_PRINCIPAL = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
+const suffix = randomBytes(3).toString("hex");
+const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
+const encryptionKey = randomBytes(32).toString("base64");
+const TERMINAL = ["succeeded", "failed", "cancelled", "interrupted"];
+
+interface Tenant {
+  slug: string;
+  account: string;
+  externalId: string;
+}
+const tenants: Tenant[] = Array.from({ length: TENANTS }, (_, index) => ({
+  slug: `fleet${String(index).padStart(2, "0")}-${suffix}`,
+  account: String(500_000_000_000 + randomInt(99_999_999_999)),
+  externalId: `mxdr-fleet-ext_${randomBytes(18).toString("base64url")}`,
+}));
+
+// ---------------------------------------------------------------------------------------------------------------
+// A webhook receiver on loopback that checks every signature, and can be taken down.
+
+interface Received {
+  deliveryId: string;
+  event: string;
+  body: any;
+  signature: ReturnType<typeof verifySignature>;
+}
+const received: Received[] = [];
+let receiverSecret = "";
+let receiverPort = 0;
+let receiver: http.Server | undefined;
+
+async function startReceiver(): Promise<void> {
+  receiver = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => {
+      const text = Buffer.concat(chunks).toString("utf8");
+      const signature = verifySignature(req.headers["x-minixdr-signature"] as string | undefined, text, receiverSecret, Math.floor(Date.now() / 1000));
+      received.push({ deliveryId: String(req.headers["x-minixdr-delivery"]), event: String(req.headers["x-minixdr-event"]), body: JSON.parse(text), signature });
+      res.writeHead(signature.valid ? 204 : 401).end();
+    });
+  });
+  await new Promise<void>((resolve) => receiver!.listen(receiverPort, "127.0.0.1", resolve));
+  receiverPort = (receiver.address() as { port: number }).port;
+}
+
+async function stopReceiver(): Promise<void> {
+  const closing = receiver;
+  receiver = undefined;
+  if (!closing) return;
+  closing.closeAllConnections();
+  await new Promise<void>((resolve) => closing.close(() => resolve()));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The service
+
+let workspace: ServiceWorkspace;
+let databaseUrl: string;
+let dropDatabase: (() => Promise<void>) | undefined;
+let sql: postgres.Sql;
+let standIn: SsmStandIn;
+let server: Server | undefined;
+let agentVersion = "1.0.0";
+let unavailable: unknown;
+const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
+
+async function start(): Promise<void> {
+  server = await startServer({
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATABASE_URL: databaseUrl,
+    ADMIN_TOKEN: adminToken,
+    CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
+    PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
+    MAX_CONCURRENT_RUNS: "4",
+    AGENT_VERSION: agentVersion,
+    WEBHOOK_ALLOW_HTTP_LOOPBACK: "true",
+    WEBHOOK_RETRY_BASE_SECONDS: "0.5",
+    WEBHOOK_RETRY_MAX_SECONDS: "2",
+    WEBHOOK_MAX_ATTEMPTS: "50",
+    AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL!,
+    AWS_ENDPOINT_URL_SSM: standIn.endpoint,
+    ...workspace.serverEnv(),
+  });
+}
+
+async function restart(): Promise<void> {
+  expect(await stopServer(server, "SIGTERM")).toBe(0);
+  await start();
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, { timeoutMs = 600_000, intervalMs = 250 } = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value as T;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+async function fleetRun(body: Record<string, unknown>): Promise<any> {
+  const created = await call("POST", "/v1/fleet/runs", { body });
+  expect(created.status, created.text).toBe(202);
+  return created.body;
+}
+
+async function finishedFleetRun(id: string): Promise<any> {
+  return waitFor(`fleet run ${id}`, async () => {
+    const got = await call("GET", `/v1/fleet/runs/${id}`);
+    return got.body.status !== "running" ? got.body : undefined;
+  });
+}
+
+const iamOf = async (t: Tenant) => new IAMClient({ region: REGION, credentials: await customerAccountCredentials(t.account) });
+const ssmOf = async (t: Tenant) => new SSMClient({ region: REGION, credentials: await customerAccountCredentials(t.account) });
+
+beforeAll(async () => {
+  try {
+    ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_fleet"));
+    workspace = await temporaryServiceWorkspace(undefined, { defaultBackendOf: databaseUrl });
+    sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
+    standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!);
+    await startReceiver();
+    await start();
+  } catch (error) {
+    unavailable = error;
+  }
+});
+
+beforeEach(() => {
+  if (unavailable) throw unavailable;
+});
+
+afterAll(async () => {
+  // Leave moto clean: destroy every tenant stack that holds resources.
+  if (server && server.child.exitCode === null) {
+    for (const t of tenants) await call("POST", `/v1/tenants/${t.slug}/offboard`).catch(() => undefined);
+    await waitFor("offboarding", async () => {
+      const rows = await sql`select count(*)::int as n from organizations where onboarding_status = 'offboarding'`;
+      return rows[0]!.n === 0;
+    }, { timeoutMs: 300_000 }).catch((error: unknown) => console.error(String(error)));
+  }
+  await stopServer(server, "SIGTERM");
+  await stopReceiver();
+  await standIn?.stop();
+  await sql?.end();
+  await dropDatabase?.();
+  await workspace?.cleanup();
+});
+
+describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, Pulumi CLI, moto)`, () => {
+  it("a. onboards the tenants; every run.succeeded reaches a platform-wide webhook, signed", async () => {
+    const hook = await call("POST", "/v1/webhooks", {
+      body: { url: `http://127.0.0.1:${receiverPort}/hooks`, events: ["run.succeeded", "run.failed", "drift.detected", "fleet_run.finished", "onboarding.completed", "onboarding.action_required"] },
+    });
+    expect(hook.status, hook.text).toBe(201);
+    expect(hook.body.secret).toMatch(/^whsec_/);
+    receiverSecret = hook.body.secret;
+    // The secret is shown once, and stored sealed.
+    expect((await call("GET", "/v1/webhooks")).text).not.toContain(receiverSecret);
+    expect(JSON.stringify(await sql`select * from webhooks`)).not.toContain(receiverSecret);
+    // Plain http to anything but loopback is refused, naming the field.
+    const refused = await call("POST", "/v1/webhooks", { body: { url: "http://hooks.example.com/x", events: ["run.failed"] } });
+    expect(refused.status).toBe(400);
+    expect(refused.body.error.fields[0].field).toBe("url");
+
+    const runIds: string[] = [];
+    for (const t of tenants) {
+      const created = await call("POST", "/v1/tenants", {
+        body: {
+          slug: t.slug,
+          name: `${t.slug} Inc.`,
+          onboarding_flow_version: "legacy",
+          integration_settings: { agent_public_base_url: "https://agents.mini-xdr.example.com", regions: [REGION], home_region: REGION, aws_account_id: t.account },
+        },
+      });
+      expect(created.status, created.text).toBe(201);
+      await createBootstrapRole({ accountId: t.account, roleName: "MiniXdrBootstrap", externalId: t.externalId });
+      const connected = await call("PUT", `/v1/tenants/${t.slug}/integrations/aws`, {
+        body: { bootstrap_role_arn: `arn:aws:iam::${t.account}:role/MiniXdrBootstrap`, external_id: t.externalId },
+      });
+      expect(connected.status, connected.text).toBe(201);
+      const up = await call("POST", `/v1/tenants/${t.slug}/runs`, { body: { kind: "up" } });
+      expect(up.status, up.text).toBe(202);
+      runIds.push(up.body.run_id);
+    }
+    await waitFor("every up", async () => {
+      const rows = await sql`select status from runs where id in ${sql(runIds)}`;
+      return rows.every((row) => TERMINAL.includes(row.status));
+    });
+    const failed = await sql`select id, error from runs where id in ${sql(runIds)} and status <> 'succeeded'`;
+    expect(failed).toEqual([]);
+    const statuses = await waitFor("onboarding to settle", async () => {
+      const rows = await sql<{ onboarding_status: string }[]>`select onboarding_status from organizations`;
+      return rows.every((row) => !["provisioning", "discovering"].includes(row.onboarding_status)) ? rows.map((row) => row.onboarding_status) : undefined;
+    });
+    for (const status of statuses) expect(["deploying", "validating", "completed"]).toContain(status);
+
+    await waitFor("a run.succeeded per up", async () => received.filter((r) => r.event === "run.succeeded").length >= TENANTS);
+    expect(received.every((r) => r.signature.valid)).toBe(true);
+    expect(new Set(received.filter((r) => r.event === "run.succeeded").map((r) => r.body.data.run_id))).toEqual(new Set(runIds));
+  });
+
+  it("b. a fleet preview of an agent version change: every tenant updates its agent config and nothing else", async () => {
+    agentVersion = "1.1.0";
+    await restart();
+    const created = await fleetRun({ kind: "preview", tenants: { all: true }, max_concurrency: 3, max_failures: 0 });
+    expect(created).toMatchObject({ kind: "preview", status: "running", max_concurrency: 3 });
+    const stream = await readEventStream(`${server!.baseUrl}/v1/fleet/runs/${created.id}/events`, { token: adminToken, timeoutMs: 600_000 });
+    expect(stream.status).toBe(200);
+    const progress = stream.events.filter((event) => event.event === "progress").map((event) => JSON.parse(event.data));
+    expect(progress.length).toBeGreaterThan(2);
+    expect(progress.at(-1).status).toBe("succeeded");
+    expect(stream.events.at(-1)).toMatchObject({ event: "end" });
+
+    const fleet = (await call("GET", `/v1/fleet/runs/${created.id}`)).body;
+    expect(fleet.status).toBe("succeeded");
+    expect(fleet.counts).toEqual({ succeeded: TENANTS });
+    expect(fleet.changing_tenants.sort()).toEqual(tenants.map((t) => t.slug).sort());
+    for (const row of fleet.tenant_runs) {
+      // The agent config: the parameter holding the version and the install document defaulting to it; only updates.
+      expect(row.changes.map((change: any) => `${change.op} ${change.type}`).sort()).toEqual(["update aws:ssm/document:Document", "update aws:ssm/parameter:Parameter"]);
+      for (const change of row.changes) expect(change.urn).toContain(row.slug);
+    }
+    expect(fleet.change_summary.update).toBe(2 * TENANTS);
+    expect(fleet.change_summary_text).toBe(`update ${2 * TENANTS}, same ${fleet.change_summary.same}`);
+    expect(received.some((r) => r.event === "fleet_run.finished" && r.body.data.fleet_run_id === created.id)).toBe(true);
+  });
+
+  it("c. a fleet up with max_concurrency 3 never has more than 3 tenant runs at once", async () => {
+    const created = await fleetRun({ kind: "up", tenants: { all: true }, max_concurrency: 3, max_failures: 0 });
+    let peakActive = 0;
+    let peakRunning = 0;
+    let samples = 0;
+    for (;;) {
+      const [row] = await sql`
+        select count(*) filter (where status in ('queued', 'running'))::int as active, count(*) filter (where status = 'running')::int as running
+        from runs where fleet_run_id = ${created.id}`;
+      peakActive = Math.max(peakActive, row!.active);
+      peakRunning = Math.max(peakRunning, row!.running);
+      samples++;
+      const [fleet] = await sql`select status from fleet_runs where id = ${created.id}`;
+      if (fleet!.status !== "running") break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(samples).toBeGreaterThan(10);
+    expect(peakActive).toBe(3);
+    expect(peakRunning).toBeLessThanOrEqual(3);
+    const fleet = await finishedFleetRun(created.id);
+    expect(fleet.status).toBe("succeeded");
+    expect(fleet.change_summary.update).toBe(2 * TENANTS);
+    console.log(`fleet up: ${fleet.change_summary_text}; peak ${peakRunning} running, ${peakActive} queued or running (${samples} samples)`);
+  });
+
+  it("d. max_failures 1 with two tenants refused: the fleet stops, says why, and starts nothing more", async () => {
+    const [first, second] = tenants;
+    for (const t of [first!, second!]) {
+      const patched = await call("PATCH", `/v1/tenants/${t.slug}`, { body: { integration_settings: { require_approval: true } } });
+      expect(patched.status, patched.text).toBe(200);
+    }
+    const created = await fleetRun({ kind: "up", tenants: { all: true }, max_concurrency: 3, max_failures: 1 });
+    const fleet = await finishedFleetRun(created.id);
+    expect(fleet.status).toBe("stopped");
+    expect(fleet.stop_reason).toMatch(/2 tenant run\(s\) failed, more than max_failures 1/);
+    const bySlug = new Map(fleet.tenant_runs.map((row: any) => [row.slug, row]));
+    for (const t of [first!, second!]) expect(bySlug.get(t.slug)).toMatchObject({ status: "failed", reason: expect.stringMatching(/requires approval/) });
+    for (const row of fleet.tenant_runs.filter((row: any) => ![first!.slug, second!.slug].includes(row.slug))) {
+      expect(row).toMatchObject({ status: "not_started", run_id: null, reason: fleet.stop_reason });
+    }
+    const [started] = await sql`select count(*)::int as n from runs where fleet_run_id = ${created.id}`;
+    expect(started!.n).toBe(0);
+    for (const t of [first!, second!]) await call("PATCH", `/v1/tenants/${t.slug}`, { body: { integration_settings: { require_approval: null } } });
+  });
+
+  it("e. a fleet run cancelled midway: queued tenant runs dropped, the running one finishes", async () => {
+    const created = await fleetRun({ kind: "preview", tenants: { all: true }, max_concurrency: 2, max_failures: 0 });
+    const doneAtCancel = await waitFor("a tenant preview to finish", async () => {
+      const [row] = await sql`select count(*)::int as n from runs where fleet_run_id = ${created.id} and status = 'succeeded'`;
+      return row!.n >= 1 ? row!.n : undefined;
+    });
+    const cancelled = await call("POST", `/v1/fleet/runs/${created.id}/cancel`);
+    expect(cancelled.status, cancelled.text).toBe(202);
+    const fleet = await finishedFleetRun(created.id);
+    expect(fleet.status).toBe("cancelled");
+    expect(fleet.stop_reason).toBe("cancelled");
+    const succeeded = fleet.tenant_runs.filter((row: any) => row.status === "succeeded");
+    const dropped = fleet.tenant_runs.filter((row: any) => row.status === "dropped");
+    expect(succeeded.length).toBeGreaterThanOrEqual(1);
+    expect(dropped.length).toBeGreaterThanOrEqual(1);
+    expect(succeeded.length + dropped.length).toBe(TENANTS);
+    // No tenant run of it is left queued or running; only those running at the cancel (at most max_concurrency) finished.
+    const runs = await sql`select status from runs where fleet_run_id = ${created.id}`;
+    expect(runs.every((run) => ["succeeded", "cancelled"].includes(run.status))).toBe(true);
+    expect(succeeded.length).toBeLessThanOrEqual(doneAtCancel + 2);
+    const again = await call("POST", `/v1/fleet/runs/${created.id}/cancel`);
+    expect(again.status).toBe(409);
+  });
+
+  it("f. out-of-band changes are found as drift, remediated where asked, and the next check finds nothing", async () => {
+    const [fixed, left] = [tenants[2]!, tenants[3]!];
+    const patched = await call("PATCH", `/v1/tenants/${fixed.slug}`, { body: { integration_settings: { auto_remediate: true } } });
+    expect(patched.status, patched.text).toBe(200);
+    expect(patched.body.integration_settings.auto_remediate).toBe(true);
+    const originals = new Map<string, string>();
+    for (const t of [fixed, left]) {
+      const iam = await iamOf(t);
+      const role = `MiniXdrAccess-${t.slug}`;
+      const original = decodeURIComponent((await iam.send(new GetRoleCommand({ RoleName: role }))).Role!.AssumeRolePolicyDocument!);
+      originals.set(t.slug, original);
+      const edited = JSON.parse(original);
+      edited.Statement[0].Condition = { StringEquals: { "sts:ExternalId": "edited-by-hand" } };
+      await iam.send(new UpdateAssumeRolePolicyCommand({ RoleName: role, PolicyDocument: JSON.stringify(edited) }));
+      await (await ssmOf(t)).send(new DeleteParameterCommand({ Name: `/mini-xdr/${t.slug}/agent-config` }));
+    }
+
+    const sweep = await fleetRun({ kind: "drift", tenants: { all: true }, max_concurrency: 3, max_failures: 0 });
+    const fleet = await finishedFleetRun(sweep.id);
+    expect(fleet.status).toBe("succeeded");
+    expect(fleet.drifted_tenants.sort()).toEqual([fixed.slug, left.slug].sort());
+    for (const slug of [fixed.slug, left.slug]) {
+      const row = fleet.tenant_runs.find((candidate: any) => candidate.slug === slug);
+      expect(row.drift).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({ type: "aws:iam/role:Role", op: "update", properties: ["assumeRolePolicy"], urn: expect.stringContaining(`${slug}-access-role`) }),
+          expect.objectContaining({ type: "aws:ssm/parameter:Parameter", op: "delete", urn: expect.stringContaining(`${slug}-agent-config-${REGION}`) }),
+        ]),
+      );
+      expect(row.drift).toHaveLength(2);
+      // A drift check changes nothing: the parameter is still gone.
+    }
+    const leftAnswer = (await call("GET", `/v1/tenants/${left.slug}`)).body;
+    expect(leftAnswer.drift).toMatchObject({ status: "drifted", resources: expect.any(Array), remediation_run_id: null });
+    await expect((await ssmOf(left)).send(new GetParameterCommand({ Name: `/mini-xdr/${left.slug}/agent-config` }))).rejects.toThrow();
+    expect((await call("GET", `/v1/tenants/${left.slug}/progress`)).body.drift).toMatchObject({ status: "drifted" });
+    const kpis = (await call("GET", "/v1/kpis")).body;
+    expect(kpis.tenants.find((row: any) => row.slug === left.slug).drifted).toBe(true);
+    const overview = (await call("GET", "/v1/fleet")).body;
+    expect(overview.drifted).toBeGreaterThanOrEqual(1);
+    expect(overview.tenants_total).toBe(TENANTS);
+    expect(overview.kpis).toHaveProperty("completion_rate");
+
+    // auto_remediate: an up with refresh linked to the drift run, then the next check finds nothing.
+    const inSync = await waitFor("the remediated tenant to be in sync", async () => {
+      const answer = (await call("GET", `/v1/tenants/${fixed.slug}`)).body;
+      return answer.drift.status === "in_sync" ? answer : undefined;
+    });
+    const runs = (await call("GET", `/v1/tenants/${fixed.slug}/runs?limit=10`)).body.runs;
+    const driftRun = runs.find((run: any) => run.kind === "drift" && run.fleet_run_id === sweep.id);
+    const remediation = runs.find((run: any) => run.kind === "up" && run.remediates_run_id === driftRun.id);
+    expect(remediation).toMatchObject({ status: "succeeded" });
+    const check = runs.find((run: any) => run.kind === "drift" && run.id === inSync.drift.run_id);
+    expect(check).toMatchObject({ status: "succeeded", drift: [] });
+    expect(new Date(check.requested_at).getTime()).toBeGreaterThan(new Date(remediation.finished_at).getTime() - 1000);
+    const iam = await iamOf(fixed);
+    const restored = decodeURIComponent((await iam.send(new GetRoleCommand({ RoleName: `MiniXdrAccess-${fixed.slug}` }))).Role!.AssumeRolePolicyDocument!);
+    expect(JSON.parse(restored)).toEqual(JSON.parse(originals.get(fixed.slug)!));
+    expect((await (await ssmOf(fixed)).send(new GetParameterCommand({ Name: `/mini-xdr/${fixed.slug}/agent-config` }))).Parameter).toBeDefined();
+
+    const detected = received.filter((r) => r.event === "drift.detected").map((r) => r.body.tenant);
+    expect(detected.sort()).toEqual([fixed.slug, left.slug].sort());
+  });
+
+  it("g. with the receiver down, deliveries are retried and none is lost across a service restart", async () => {
+    const hooks = (await call("GET", "/v1/webhooks")).body.webhooks;
+    expect(hooks).toHaveLength(1);
+    await stopReceiver();
+    const before = received.length;
+    const created = await fleetRun({ kind: "refresh", tenants: { slugs: [tenants[4]!.slug, tenants[5]!.slug] }, max_concurrency: 2, max_failures: 0 });
+    await finishedFleetRun(created.id);
+    // Each undelivered event has failed at least twice (connection refused), recorded attempt by attempt.
+    const failing = await waitFor("retried deliveries", async () => {
+      const deliveries = (await call("GET", `/v1/webhooks/${hooks[0].id}/deliveries?limit=500`)).body.deliveries;
+      const pending = deliveries.filter((delivery: any) => delivery.status === "pending");
+      return pending.length >= 3 && pending.every((delivery: any) => delivery.attempt_log.length >= 2) ? pending : undefined;
+    });
+    for (const delivery of failing) {
+      expect(delivery.attempt_log[0]).toMatchObject({ attempt: 1, status_code: null, error: expect.stringMatching(/ECONNREFUSED|fetch failed/) });
+    }
+    expect(received.length).toBe(before);
+
+    await restart();
+    await startReceiver();
+    await waitFor("every delivery delivered", async () => {
+      const [row] = await sql`select count(*) filter (where status <> 'delivered')::int as open from webhook_deliveries`;
+      return row!.open === 0;
+    });
+    const delivered = await sql`select id from webhook_deliveries`;
+    const receivedIds = new Set(received.filter((r) => r.signature.valid).map((r) => r.deliveryId));
+    for (const row of delivered) expect(receivedIds.has(row.id)).toBe(true);
+    for (const delivery of failing) expect(receivedIds.has(delivery.id)).toBe(true);
+    expect(received.every((r) => r.signature.valid)).toBe(true);
+    expect(received.some((r) => r.event === "fleet_run.finished" && r.body.data.fleet_run_id === created.id)).toBe(true);
+  });
+});
