@@ -261,12 +261,20 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     expect(fleet.counts).toEqual({ succeeded: TENANTS });
     expect(fleet.changing_tenants.sort()).toEqual(tenants.map((t) => t.slug).sort());
     for (const row of fleet.tenant_runs) {
-      // The agent config: the parameter holding the version and the install document defaulting to it; only updates.
-      expect(row.changes.map((change: any) => `${change.op} ${change.type}`).sort()).toEqual(["update aws:ssm/document:Document", "update aws:ssm/parameter:Parameter"]);
-      for (const change of row.changes) expect(change.urn).toContain(row.slug);
+      // The agent config: the parameter holding the version, the install document defaulting to it, and the
+      // association running that document; only updates, nothing of IAM, nothing created, replaced or deleted.
+      expect(row.changes.map((change: any) => `${change.op} ${change.type}`).sort()).toEqual([
+        "update aws:ssm/association:Association",
+        "update aws:ssm/document:Document",
+        "update aws:ssm/parameter:Parameter",
+      ]);
+      for (const change of row.changes) expect(change.urn).toContain(`${row.slug}-agent-`);
+      expect(row.changes.find((change: any) => change.type === "aws:ssm/parameter:Parameter").diffs).toContain("value");
+      expect(row.changes.find((change: any) => change.type === "aws:ssm/document:Document").diffs).toContain("content");
     }
-    expect(fleet.change_summary.update).toBe(2 * TENANTS);
-    expect(fleet.change_summary_text).toBe(`update ${2 * TENANTS}, same ${fleet.change_summary.same}`);
+    console.log(`fleet preview, one tenant's changes: ${JSON.stringify(fleet.tenant_runs[0].changes.map((change: any) => [change.type, change.diffs]))}`);
+    expect(fleet.change_summary.update).toBe(3 * TENANTS);
+    expect(fleet.change_summary_text).toBe(`update ${3 * TENANTS}, same ${fleet.change_summary.same}`);
     expect(received.some((r) => r.event === "fleet_run.finished" && r.body.data.fleet_run_id === created.id)).toBe(true);
   });
 
@@ -291,7 +299,7 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     expect(peakRunning).toBeLessThanOrEqual(3);
     const fleet = await finishedFleetRun(created.id);
     expect(fleet.status).toBe("succeeded");
-    expect(fleet.change_summary.update).toBe(2 * TENANTS);
+    expect(fleet.change_summary.update).toBe(3 * TENANTS);
     console.log(`fleet up: ${fleet.change_summary_text}; peak ${peakRunning} running, ${peakActive} queued or running (${samples} samples)`);
   });
 

@@ -1,0 +1,176 @@
+/**
+ * Applying one change (an agent version) to N tenants: a fleet up through the service at max_concurrency 2, 4 and 8,
+ * against a sequential loop of `pulumi up` with the CLI (the same program, stacks and state). Offline: moto, the
+ * stand-in AWS provider and the SSM stand-in on loopback, the real Pulumi CLI, a scratch database on the test
+ * PostgreSQL server (so the service's figures leave PostgreSQL out).
+ *
+ *   npm run bench:fleet                 (BENCH_TENANTS tenants, default 50)
+ *
+ * Prints per variant: wall time, tenants per minute, speed-up over the CLI loop, CPU seconds per tenant (the service
+ * process and everything it ran: Pulumi CLIs, the provider plugins; from /proc utime+stime+cutime+cstime), the cores
+ * that kept busy, and the service's peak memory (its own VmHWM, and the peak resident set of its process tree
+ * sampled every 200 ms). Then where the 2-core CPU limit lies.
+ */
+import { randomBytes, randomInt } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { availableParallelism } from "node:os";
+import { performance } from "node:perf_hooks";
+import setupHarness from "../test/harness/global-setup";
+import {
+  createBootstrapRole,
+  createCaller,
+  descendantsOf,
+  processMemory,
+  pulumiCli,
+  scratchDatabase,
+  startServer,
+  stopServer,
+  temporaryServiceWorkspace,
+  type Server,
+} from "../test/harness/server";
+import { startSsmStandIn } from "../test/harness/ssm-standin";
+
+const TENANTS = Number(process.env.BENCH_TENANTS ?? 50);
+const CONCURRENCIES = [2, 4, 8];
+const REGION = "us-east-1";
+const PLATFORM_PRINCIPAL = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** utime + stime + cutime + cstime of a process, seconds (children count once they were waited for). */
+async function cpuSeconds(pid: number | "self"): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // After the comm field: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
+  return (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / CLOCK_TICKS;
+}
+
+async function treeRssKiB(pid: number): Promise<number> {
+  let total = 0;
+  for (const member of [pid, ...(await descendantsOf(pid))]) total += (await processMemory(member))?.rssKiB ?? 0;
+  return total;
+}
+
+const teardown = await setupHarness();
+const standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!);
+const { databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_bench_fleet");
+const workspace = await temporaryServiceWorkspace(undefined, { defaultBackendOf: databaseUrl });
+const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
+const encryptionKey = randomBytes(32).toString("base64");
+const slugs = Array.from({ length: TENANTS }, (_, index) => `bf${String(index).padStart(3, "0")}-${randomBytes(2).toString("hex")}`);
+let server: Server | undefined;
+const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
+
+async function start(agentVersion: string, maxConcurrentRuns: number): Promise<void> {
+  server = await startServer({
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATABASE_URL: databaseUrl,
+    ADMIN_TOKEN: adminToken,
+    CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
+    PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
+    MAX_CONCURRENT_RUNS: String(maxConcurrentRuns),
+    AGENT_VERSION: agentVersion,
+    AWS_ENDPOINT_URL_SSM: standIn.endpoint,
+    ...workspace.serverEnv(),
+  });
+}
+
+/** A fleet up over every tenant; returns wall seconds, the service's CPU seconds and its memory peaks. */
+async function fleetUp(maxConcurrency: number) {
+  const pid = server!.child.pid!;
+  const cpuBefore = await cpuSeconds(pid);
+  let peakTreeKiB = 0;
+  const started = performance.now();
+  const created = await call("POST", "/v1/fleet/runs", { body: { kind: "up", tenants: { all: true }, max_concurrency: maxConcurrency, max_failures: 0 } });
+  if (created.status !== 202) throw new Error(`fleet up: ${created.status} ${created.text}`);
+  for (;;) {
+    peakTreeKiB = Math.max(peakTreeKiB, await treeRssKiB(pid));
+    const got = await call("GET", `/v1/fleet/runs/${created.body.id}`);
+    if (got.body.status !== "running") {
+      if (got.body.status !== "succeeded") throw new Error(`fleet up ${got.body.status}: ${got.body.stop_reason} ${JSON.stringify(got.body.tenant_runs.filter((row: any) => row.error))}`);
+      const wall = (performance.now() - started) / 1000;
+      return { wall, cpu: (await cpuSeconds(pid)) - cpuBefore, hwmKiB: (await processMemory(pid))?.hwmKiB ?? 0, peakTreeKiB, summary: got.body.change_summary_text as string };
+    }
+    await sleep(200);
+  }
+}
+
+const fmt = (value: number, digits = 1) => value.toFixed(digits);
+try {
+  console.log(`fleet bench: ${TENANTS} tenants, one region each, ${availableParallelism()} CPU(s)`);
+  await start("1.0.0", 8);
+  for (const slug of slugs) {
+    const account = String(600_000_000_000 + randomInt(99_999_999_999));
+    const externalId = `mxdr-ext_${randomBytes(18).toString("base64url")}`;
+    const created = await call("POST", "/v1/tenants", {
+      body: { slug, name: slug, onboarding_flow_version: "legacy", integration_settings: { regions: [REGION], home_region: REGION, aws_account_id: account, agent_public_base_url: "https://agents.mini-xdr.example.com" } },
+    });
+    if (created.status !== 201) throw new Error(`create: ${created.status} ${created.text}`);
+    await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
+    const connected = await call("PUT", `/v1/tenants/${slug}/integrations/aws`, { body: { bootstrap_role_arn: `arn:aws:iam::${account}:role/MiniXdrBootstrap`, external_id: externalId } });
+    if (connected.status !== 201) throw new Error(`connect: ${connected.status} ${connected.text}`);
+  }
+  // The first up of every tenant creates its stack (not measured: the measured variants all apply one change).
+  // Tenants not connected yet are skipped by fleet runs, so these go through the per-tenant route.
+  const setupStarted = performance.now();
+  const runIds: string[] = [];
+  for (const slug of slugs) runIds.push((await call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } })).body.run_id);
+  for (const [index, slug] of slugs.entries()) {
+    for (;;) {
+      const run = await call("GET", `/v1/tenants/${slug}/runs/${runIds[index]}`);
+      if (run.body.status === "succeeded") break;
+      if (["failed", "cancelled", "interrupted"].includes(run.body.status)) throw new Error(`first up of ${slug}: ${JSON.stringify(run.body.error)}`);
+      await sleep(250);
+    }
+  }
+  console.log(`setup: ${TENANTS} first ups in ${fmt((performance.now() - setupStarted) / 1000)} s (MAX_CONCURRENT_RUNS 8)`);
+  await stopServer(server);
+
+  // The sequential baseline: the platform team's loop, `pulumi config set` + `pulumi up` per stack with the CLI.
+  const cliEnv = workspace.cliEnv();
+  const loopCpuBefore = await cpuSeconds("self");
+  const loopStarted = performance.now();
+  for (const slug of slugs) {
+    const stack = `tenant-${slug}`;
+    const set = await pulumiCli(["config", "set", "agentVersion", "1.1.0", "-s", stack, "--non-interactive"], { cwd: workspace.projectDir, env: cliEnv });
+    if (set.code !== 0) throw new Error(`config set ${stack}: ${set.stderr}`);
+    const up = await pulumiCli(["up", "--yes", "--skip-preview", "-s", stack, "--non-interactive", "--suppress-progress"], { cwd: workspace.projectDir, env: cliEnv });
+    if (up.code !== 0) throw new Error(`pulumi up ${stack}: ${up.stderr || up.stdout}`);
+  }
+  const loop = { wall: (performance.now() - loopStarted) / 1000, cpu: (await cpuSeconds("self")) - loopCpuBefore };
+  const loopRate = (TENANTS / loop.wall) * 60;
+  console.log(
+    `pulumi up loop (CLI, sequential): ${fmt(loop.wall)} s, ${fmt(loopRate)} tenants/min, ${fmt(loop.cpu / TENANTS, 2)} CPU s/tenant, ${fmt(loop.cpu / loop.wall, 2)} cores busy`,
+  );
+
+  const results: { concurrency: number; rate: number; cpuPerTenant: number; cores: number }[] = [];
+  for (const [index, concurrency] of CONCURRENCIES.entries()) {
+    // A new agent version is a platform setting: the service restarts with it, then one fleet up applies it.
+    await start(`1.${index + 2}.0`, Math.max(concurrency, 4));
+    const result = await fleetUp(concurrency);
+    await stopServer(server);
+    const rate = (TENANTS / result.wall) * 60;
+    const cores = result.cpu / result.wall;
+    results.push({ concurrency, rate, cpuPerTenant: result.cpu / TENANTS, cores });
+    console.log(
+      `fleet up, max_concurrency ${concurrency}: ${fmt(result.wall)} s, ${fmt(rate)} tenants/min (x${fmt(rate / loopRate, 2)} the CLI loop), ` +
+        `${fmt(result.cpu / TENANTS, 2)} CPU s/tenant, ${fmt(cores, 2)} cores busy, service peak memory: node ${fmt(result.hwmKiB / 1024, 0)} MiB ` +
+        `(VmHWM), process tree ${fmt(result.peakTreeKiB / 1024, 0)} MiB (sampled) [${result.summary}]`,
+    );
+  }
+  const cpuPerTenant = Math.min(...results.map((result) => result.cpuPerTenant));
+  const ceiling = (availableParallelism() * 60) / cpuPerTenant;
+  const best = results.reduce((a, b) => (b.rate > a.rate ? b : a));
+  console.log(
+    `CPU limit: at ${fmt(cpuPerTenant, 2)} CPU s per tenant, ${availableParallelism()} cores cap a fleet up at ~${fmt(ceiling)} tenants/min; ` +
+      `the best here is ${fmt(best.rate)} tenants/min at max_concurrency ${best.concurrency} (${fmt(best.cores, 2)} cores busy), ` +
+      `so beyond ~${Math.ceil(availableParallelism() / Math.max(0.1, results[0]!.cores / CONCURRENCIES[0]!))} tenant runs at once more concurrency only queues for the CPU.`,
+  );
+} finally {
+  await stopServer(server);
+  await standIn.stop();
+  await workspace.cleanup();
+  await dropDatabase();
+  await teardown();
+}
