@@ -20,9 +20,9 @@ const selectorSchema = z.union([
   z.strictObject({ all: z.literal(true) }),
   z.strictObject({ slugs: z.array(tenantSlugSchema).min(1, "must name at least one tenant").max(10_000) }),
   z.strictObject({ status: z.array(z.enum(ONBOARDING_STATUSES)).min(1, "must name at least one status") }),
-]);
+], { error: 'must be {"all": true}, {"slugs": [...]} or {"status": [...]}' });
 
-const createFleetRunSchema = z
+export const createFleetRunSchema = z
   .strictObject({
     kind: z.enum(FLEET_RUN_KINDS),
     tenants: selectorSchema.openapi({ description: "{all: true} | {slugs: [...]} | {status: [...]}" }),
@@ -92,6 +92,7 @@ const fleetOverviewSchema = z
 const createRoute_ = createRoute({
   method: "post",
   path: "/fleet/runs",
+  operationId: "createFleetRun",
   tags: ["fleet"],
   summary: "Start a fleet run: preview, up, refresh or drift over the selected tenants (platform admin)",
   security,
@@ -102,6 +103,7 @@ const createRoute_ = createRoute({
 const listRoute = createRoute({
   method: "get",
   path: "/fleet/runs",
+  operationId: "listFleetRuns",
   tags: ["fleet"],
   summary: "Fleet runs, newest first (platform admin)",
   security,
@@ -112,6 +114,7 @@ const listRoute = createRoute({
 const getRoute = createRoute({
   method: "get",
   path: "/fleet/runs/{id}",
+  operationId: "getFleetRun",
   tags: ["fleet"],
   summary: "A fleet run: per-tenant status, the summed change summary, which tenants change and how (platform admin)",
   security,
@@ -122,6 +125,7 @@ const getRoute = createRoute({
 const cancelRoute = createRoute({
   method: "post",
   path: "/fleet/runs/{id}/cancel",
+  operationId: "cancelFleetRun",
   tags: ["fleet"],
   summary: "Cancel a fleet run: tenant runs not started are dropped, running ones finish (platform admin)",
   security,
@@ -132,6 +136,7 @@ const cancelRoute = createRoute({
 const eventsRoute = createRoute({
   method: "get",
   path: "/fleet/runs/{id}/events",
+  operationId: "getFleetRunEvents",
   tags: ["fleet"],
   summary: "The fleet run's progress as server-sent events (`progress` with the fleet run when it changes, `end` when finished)",
   security,
@@ -142,6 +147,7 @@ const eventsRoute = createRoute({
 const overviewRoute = createRoute({
   method: "get",
   path: "/fleet",
+  operationId: "getFleet",
   tags: ["fleet"],
   summary: "The fleet at a glance: tenants by status, drifted, fleet runs going on, onboarding KPIs (platform admin)",
   security,

@@ -53,6 +53,7 @@ const noContent = { 204: { description: "deleted" } };
 const createPlatform = createRoute({
   method: "post",
   path: "/webhooks",
+  operationId: "createWebhook",
   tags: ["webhooks"],
   summary: "Create a platform-wide webhook (every tenant's events and fleet events; platform admin)",
   security,
@@ -62,6 +63,7 @@ const createPlatform = createRoute({
 const listPlatform = createRoute({
   method: "get",
   path: "/webhooks",
+  operationId: "listWebhooks",
   tags: ["webhooks"],
   summary: "Platform-wide webhooks (platform admin)",
   security,
@@ -70,6 +72,7 @@ const listPlatform = createRoute({
 const deletePlatform = createRoute({
   method: "delete",
   path: "/webhooks/{id}",
+  operationId: "deleteWebhook",
   tags: ["webhooks"],
   summary: "Delete a platform-wide webhook (its delivery log is kept)",
   security,
@@ -79,6 +82,7 @@ const deletePlatform = createRoute({
 const deliveriesRoute = createRoute({
   method: "get",
   path: "/webhooks/{id}/deliveries",
+  operationId: "listWebhookDeliveries",
   tags: ["webhooks"],
   summary: "A webhook's deliveries, newest first, each with every attempt (status code or error, duration)",
   security,
@@ -88,6 +92,7 @@ const deliveriesRoute = createRoute({
 const createTenant = createRoute({
   method: "post",
   path: "/{slug}/webhooks",
+  operationId: "createTenantWebhook",
   tags: ["webhooks"],
   summary: "Create a webhook for the tenant's events",
   security,
@@ -97,6 +102,7 @@ const createTenant = createRoute({
 const listTenant = createRoute({
   method: "get",
   path: "/{slug}/webhooks",
+  operationId: "listTenantWebhooks",
   tags: ["webhooks"],
   summary: "The tenant's webhooks",
   security,
@@ -106,6 +112,7 @@ const listTenant = createRoute({
 const deleteTenant = createRoute({
   method: "delete",
   path: "/{slug}/webhooks/{id}",
+  operationId: "deleteTenantWebhook",
   tags: ["webhooks"],
   summary: "Delete one of the tenant's webhooks (its delivery log is kept)",
   security,

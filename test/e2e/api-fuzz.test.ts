@@ -10,9 +10,9 @@
  * production (202, 409, 422 are all reachable) but no worker picks them up, so no Pulumi engine starts and nothing
  * leaves 127.0.0.1; answering 503 to every run instead (no PLATFORM_PRINCIPAL_ARN) would leave the run-request checks
  * unfuzzed. AWS calls (AssumeRole checks, the bootstrap template's bucket) go to moto through AWS_ENDPOINT_URL.
- * The two server-sent-event streams are left out of the fuzzing: GET .../runs/{runId}/events stays open until the run
- * ends, which without a worker is never, and GET .../progress/events stays open by design; the onboarding-flow and
- * console tests follow them.
+ * The three server-sent-event streams are left out of the fuzzing: GET .../runs/{runId}/events and
+ * GET /v1/fleet/runs/{id}/events stay open until the run ends, which without a worker is never, and
+ * GET .../progress/events stays open by design; the onboarding-flow, fleet and console tests follow them.
  *
  * Beside the fuzzer, the same server shows: the table of bad inputs from issue 10, each refused naming its field; a
  * 413 followed by two more requests on the same keep-alive connection; 405 with Allow; /docs and every asset it loads
@@ -136,6 +136,7 @@ async function runSchemathesis(label: string, token: string): Promise<FuzzResult
     "--request-timeout", "30",
     "--exclude-operation-id", "getRunEvents",
     "--exclude-operation-id", "getProgressEvents",
+    "--exclude-operation-id", "getFleetRunEvents",
     "--suppress-health-check", "all",
     "--report", "ndjson", "--report-ndjson-path", ndjson,
     "--output-sanitize", "true",

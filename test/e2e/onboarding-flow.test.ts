@@ -599,12 +599,14 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       "put /v1/tenants/{slug}/integrations/aws": { bootstrap_role_arn: `arn:aws:iam::${bravo.account}:role/Evil`, external_id: `evil-external-id-${suffix}` },
       "post /v1/tenants/{slug}/tokens": { name: "stolen" },
       "post /v1/tenants/{slug}/runs": { kind: "preview" },
+      "post /v1/tenants/{slug}/webhooks": { url: "https://hooks.example.com/stolen", events: ["run.failed"] },
       "post /api/onboarding/v2/quick-start": { provider: "aws", credentials: { role_arn: charlie.roleArn, external_id: charlie.externalId } },
       "post /api/onboarding/v2/integrations/setup": { provider: "aws", credentials: { role_arn: charlie.roleArn, external_id: charlie.externalId } },
     };
     const paramValue = (name: string, parameter?: { schema?: { enum?: string[] } }) => {
       if (name === "runId") return runIds.bravoUp!;
       if (name === "provider") return "aws";
+      if (name === "id") return randomUUID();
       return parameter?.schema?.enum?.[0] ?? "x";
     };
     const concrete = (path: string, slug: string, operation: { parameters?: { name: string; in: string; schema?: { enum?: string[] } }[] }) =>
@@ -938,6 +940,9 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       "put /v1/tenants/{slug}/integrations/aws": { bootstrap_role_arn: bravo.roleArn },
       "post /v1/tenants/{slug}/tokens": { name: "x" },
       "post /v1/tenants/{slug}/runs": { kind: "preview" },
+      "post /v1/tenants/{slug}/webhooks": { url: "https://hooks.example.com/x", events: ["run.failed"] },
+      "post /v1/webhooks": { url: "https://hooks.example.com/x", events: ["run.failed"] },
+      "post /v1/fleet/runs": { kind: "preview", tenants: { slugs: [NO_SUCH_TENANT] } },
       "post /api/onboarding/v2/quick-start": { provider: "aws", credentials: {} },
       "post /api/onboarding/v2/integrations/setup": { provider: "aws", credentials: {} },
       "post /v1/agents/enroll": { enrollment_token: "x".repeat(40), instance_id: "i-1", hostname: "h", agent_version: "1.0.0" },
@@ -955,7 +960,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
         const token = path.startsWith("/v1/agents/") ? null : v2 ? charlie.token : adminToken;
         // A valid slug of no tenant: if a check were missing, nothing would change.
         const concrete = (slug: string) =>
-          path.replace(/\{(\w+)\}/g, (_, name: string) => (name === "slug" ? slug : name === "runId" ? randomUUID() : name === "provider" ? "aws" : "x"));
+          path.replace(/\{(\w+)\}/g, (_, name: string) => (name === "slug" ? slug : name === "runId" || name === "id" ? randomUUID() : name === "provider" ? "aws" : "x"));
         const schema = resolve(operation.requestBody?.content?.["application/json"]?.schema);
         const example = exampleBodies[key];
         if (schema && example === undefined) throw new Error(`add an example body for ${key} to this test`);
