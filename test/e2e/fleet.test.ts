@@ -14,6 +14,7 @@
  *   f. out-of-band changes in moto (the XDR role's trust policy edited, the agent parameter deleted): a fleet drift
  *      sweep names the resources; auto_remediate brings one tenant back and its next check finds nothing; the other
  *      stays drifted in its answer, its progress, GET /v1/fleet and the operator's tenant list
+ *   h. the service restarted in the middle of a fleet run: the coordinator resumes it from the database
  *   g. the receiver down: deliveries retried, the service restarted, none lost
  */
 import http from "node:http";
@@ -409,6 +410,23 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
 
     const detected = received.filter((r) => r.event === "drift.detected").map((r) => r.body.tenant);
     expect(detected.sort()).toEqual([fixed.slug, left.slug].sort());
+  });
+
+  it("h. a service restart midway: the coordinator resumes the fleet run from the database", async () => {
+    const created = await fleetRun({ kind: "preview", tenants: { all: true }, max_concurrency: 2, max_failures: TENANTS });
+    await waitFor("two tenant previews to finish", async () => {
+      const [row] = await sql`select count(*)::int as n from runs where fleet_run_id = ${created.id} and status = 'succeeded'`;
+      return row!.n >= 2;
+    });
+    await restart();
+    const restartedAt = new Date();
+    const fleet = await finishedFleetRun(created.id);
+    // A preview cut short by the shutdown is marked interrupted by recovery (never run twice); every other tenant ran.
+    expect(["succeeded", "failed"]).toContain(fleet.status);
+    expect(fleet.tenant_runs.every((row: any) => ["succeeded", "interrupted"].includes(row.status))).toBe(true);
+    expect(fleet.tenant_runs.filter((row: any) => row.status === "interrupted").length).toBeLessThanOrEqual(2);
+    const after = await sql`select count(*)::int as n from runs where fleet_run_id = ${created.id} and started_at > ${restartedAt}`;
+    expect(after[0]!.n).toBeGreaterThan(0);
   });
 
   it("g. with the receiver down, deliveries are retried and none is lost across a service restart", async () => {
