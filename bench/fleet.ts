@@ -56,6 +56,13 @@ async function motoPid(): Promise<number | undefined> {
   return undefined;
 }
 
+/** Busy CPU seconds of the whole machine (every process, ours and others'), from /proc/stat. */
+async function machineBusySeconds(): Promise<number> {
+  const [cpu] = (await readFile("/proc/stat", "utf8")).split("\n");
+  const [user, nice, system, _idle, _iowait, irq, softirq, steal] = cpu!.trim().split(/\s+/).slice(1).map(Number);
+  return (user! + nice! + system! + irq! + softirq! + steal!) / CLOCK_TICKS;
+}
+
 async function treeRssKiB(pid: number): Promise<number> {
   let total = 0;
   for (const member of [pid, ...(await descendantsOf(pid))]) total += (await processMemory(member))?.rssKiB ?? 0;
@@ -92,6 +99,7 @@ async function fleetUp(maxConcurrency: number) {
   const pid = server!.child.pid!;
   const cpuBefore = await cpuSeconds(pid);
   const motoBefore = moto ? await cpuSeconds(moto) : 0;
+  const machineBefore = await machineBusySeconds();
   let peakTreeKiB = 0;
   const started = performance.now();
   const created = await call("POST", "/v1/fleet/runs", { body: { kind: "up", tenants: { all: true }, max_concurrency: maxConcurrency, max_failures: 0 } });
@@ -103,7 +111,8 @@ async function fleetUp(maxConcurrency: number) {
       if (got.body.status !== "succeeded") throw new Error(`fleet up ${got.body.status}: ${got.body.stop_reason} ${JSON.stringify(got.body.tenant_runs.filter((row: any) => row.error))}`);
       const wall = (performance.now() - started) / 1000;
       const motoCpu = moto ? (await cpuSeconds(moto)) - motoBefore : Number.NaN;
-      return { wall, motoCpu, cpu: (await cpuSeconds(pid)) - cpuBefore, hwmKiB: (await processMemory(pid))?.hwmKiB ?? 0, peakTreeKiB, summary: got.body.change_summary_text as string };
+      const machineCores = ((await machineBusySeconds()) - machineBefore) / wall;
+      return { wall, motoCpu, machineCores, cpu: (await cpuSeconds(pid)) - cpuBefore, hwmKiB: (await processMemory(pid))?.hwmKiB ?? 0, peakTreeKiB, summary: got.body.change_summary_text as string };
     }
     await sleep(200);
   }
@@ -145,6 +154,7 @@ try {
   const cliEnv = workspace.cliEnv();
   const loopCpuBefore = await cpuSeconds("self");
   const loopMotoBefore = moto ? await cpuSeconds(moto) : 0;
+  const loopMachineBefore = await machineBusySeconds();
   const loopStarted = performance.now();
   for (const slug of slugs) {
     const stack = `tenant-${slug}`;
@@ -157,13 +167,14 @@ try {
     wall: (performance.now() - loopStarted) / 1000,
     cpu: (await cpuSeconds("self")) - loopCpuBefore,
     motoCpu: moto ? (await cpuSeconds(moto)) - loopMotoBefore : Number.NaN,
+    machineBusy: (await machineBusySeconds()) - loopMachineBefore,
   };
   const loopRate = (TENANTS / loop.wall) * 60;
   console.log(
-    `pulumi up loop (CLI, sequential): ${fmt(loop.wall)} s, ${fmt(loopRate)} tenants/min, ${fmt(loop.cpu / TENANTS, 2)} CPU s/tenant, ${fmt(loop.cpu / loop.wall, 2)} cores busy (moto ${fmt(loop.motoCpu / loop.wall, 2)})`,
+    `pulumi up loop (CLI, sequential): ${fmt(loop.wall)} s, ${fmt(loopRate)} tenants/min, ${fmt(loop.cpu / TENANTS, 2)} CPU s/tenant, ${fmt(loop.cpu / loop.wall, 2)} cores busy (moto ${fmt(loop.motoCpu / loop.wall, 2)}; the whole machine ${fmt(loop.machineBusy / loop.wall, 2)} of ${availableParallelism()})`,
   );
 
-  const results: { concurrency: number; rate: number; cpuPerTenant: number; cores: number; motoPerTenant: number }[] = [];
+  const results: { concurrency: number; rate: number; cpuPerTenant: number; cores: number; motoPerTenant: number; machineCores: number }[] = [];
   for (const [index, concurrency] of CONCURRENCIES.entries()) {
     // A new agent version is a platform setting: the service restarts with it, then one fleet up applies it.
     await start(`1.${index + 2}.0`, Math.max(concurrency, 4));
@@ -171,10 +182,10 @@ try {
     await stopServer(server);
     const rate = (TENANTS / result.wall) * 60;
     const cores = result.cpu / result.wall;
-    results.push({ concurrency, rate, cpuPerTenant: result.cpu / TENANTS, cores, motoPerTenant: result.motoCpu / TENANTS });
+    results.push({ concurrency, rate, cpuPerTenant: result.cpu / TENANTS, cores, motoPerTenant: result.motoCpu / TENANTS, machineCores: result.machineCores });
     console.log(
       `fleet up, max_concurrency ${concurrency}: ${fmt(result.wall)} s, ${fmt(rate)} tenants/min (x${fmt(rate / loopRate, 2)} the CLI loop), ` +
-        `${fmt(result.cpu / TENANTS, 2)} CPU s/tenant, ${fmt(cores, 2)} cores busy (moto ${fmt(result.motoCpu / result.wall, 2)}), service peak memory: node ${fmt(result.hwmKiB / 1024, 0)} MiB ` +
+        `${fmt(result.cpu / TENANTS, 2)} CPU s/tenant, ${fmt(cores, 2)} cores busy (moto ${fmt(result.motoCpu / result.wall, 2)}; the whole machine ${fmt(result.machineCores, 2)} of ${availableParallelism()}), service peak memory: node ${fmt(result.hwmKiB / 1024, 0)} MiB ` +
         `(VmHWM), process tree ${fmt(result.peakTreeKiB / 1024, 0)} MiB (sampled) [${result.summary}]`,
     );
   }
@@ -183,12 +194,14 @@ try {
   const cores = availableParallelism();
   const ceiling = (cores * 60) / (cpuPerTenant + (Number.isNaN(motoPerTenant) ? 0 : motoPerTenant));
   const best = results.reduce((a, b) => (b.rate > a.rate ? b : a));
+  const saturated = results.find((result) => result.machineCores >= cores * 0.9);
   console.log(
     `CPU limit: a tenant's up costs ${fmt(cpuPerTenant, 2)} CPU s in the service (Pulumi CLI, language host, provider) and ` +
-      `${fmt(motoPerTenant, 2)} CPU s in moto; ${cores} cores cap a fleet up at ~${fmt(ceiling)} tenants/min whatever the concurrency. ` +
-      `Best here: ${fmt(best.rate)} tenants/min at max_concurrency ${best.concurrency} (${fmt(best.cores, 2)} cores busy in the service); ` +
-      `max_concurrency ${Math.ceil(cores / Math.max(0.05, results[0]!.cores / CONCURRENCIES[0]!))} already keeps ${cores} cores busy, more only queues for the CPU ` +
-      `(and the machine's other load takes its share).`,
+      `${fmt(motoPerTenant, 2)} CPU s in moto, so ${cores} cores cap a fleet up at ~${fmt(ceiling)} tenants/min however high max_concurrency goes. ` +
+      `Best here: ${fmt(best.rate)} tenants/min at max_concurrency ${best.concurrency}. ` +
+      (saturated
+        ? `From max_concurrency ${saturated.concurrency} the machine was CPU-bound (${fmt(saturated.machineCores, 2)} of ${cores} cores busy): more concurrency only queues for the CPU.`
+        : `The machine never reached ${cores} busy cores (at most ${fmt(Math.max(...results.map((result) => result.machineCores)), 2)}): waits (engine steps, the database, loopback AWS calls) bound these runs, not the CPU.`),
   );
 } finally {
   await stopServer(server);
