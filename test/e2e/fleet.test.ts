@@ -275,7 +275,9 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     }
     expect(fleet.change_summary.update).toBe(3 * TENANTS);
     expect(fleet.change_summary_text).toBe(`update ${3 * TENANTS}, same ${fleet.change_summary.same}`);
-    expect(received.some((r) => r.event === "fleet_run.finished" && r.body.data.fleet_run_id === created.id)).toBe(true);
+    // Delivered by the webhook queue, a moment after the fleet run finished.
+    const finished = await waitFor("fleet_run.finished", async () => received.find((r) => r.event === "fleet_run.finished" && r.body.data.fleet_run_id === created.id));
+    expect(finished.body.data).toMatchObject({ status: "succeeded", change_summary_text: fleet.change_summary_text, failed_tenants: [] });
   });
 
   it("c. a fleet up with max_concurrency 3 never has more than 3 tenant runs at once", async () => {
@@ -407,7 +409,10 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     expect(JSON.parse(restored)).toEqual(JSON.parse(originals.get(fixed.slug)!));
     expect((await (await ssmOf(fixed)).send(new GetParameterCommand({ Name: `/mini-xdr/${fixed.slug}/agent-config` }))).Parameter).toBeDefined();
 
-    const detected = received.filter((r) => r.event === "drift.detected").map((r) => r.body.tenant);
+    const detected = await waitFor("drift.detected for both", async () => {
+      const tenantsTold = received.filter((r) => r.event === "drift.detected").map((r) => r.body.tenant);
+      return tenantsTold.length >= 2 ? tenantsTold : undefined;
+    });
     expect(detected.sort()).toEqual([fixed.slug, left.slug].sort());
   });
 
