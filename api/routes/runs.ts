@@ -40,6 +40,11 @@ const runSchema = z
     /** Stack outputs, secrets removed or masked: any JSON value per output. */
     outputs: z.record(z.string(), z.unknown()).nullable(),
     error: runErrorSchema.nullable(),
+    /** kind drift: each resource whose cloud state differs (update: these properties; delete: gone). */
+    drift: z.array(z.object({ urn: z.string(), type: z.string(), op: z.string(), properties: z.array(z.string()) })).nullable(),
+    /** An up that brings back the drift this drift run found (auto_remediate). */
+    remediates_run_id: z.string().nullable(),
+    fleet_run_id: z.string().nullable(),
   })
   .openapi("Run");
 
