@@ -52,8 +52,6 @@ export interface AppDependencies {
   log?: (message: string) => void;
   version?: string;
   platform: PlatformSettings;
-  /** Where previews save update plans for approval. */
-  plansDir: string;
   verifyBootstrapRole: BootstrapRoleVerifier;
   runQueue: RunQueue;
   scanQueue: ScanQueue;
@@ -88,7 +86,6 @@ export function createApp(deps: AppDependencies) {
     keyring: deps.keyring,
     verifyBootstrapRole: deps.verifyBootstrapRole,
     platform: deps.platform,
-    plansDir: deps.plansDir,
     runQueue: () => deps.runQueue,
     scanQueue: () => deps.scanQueue,
     bootstrapLinks: deps.bootstrapLinks,

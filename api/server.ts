@@ -16,6 +16,7 @@ import { startBoss } from "../lib/boss";
 import { resolveStateBackend } from "../lib/state-backend";
 import { recoverInterruptedRuns } from "../services/run/recovery";
 import { startRunQueue } from "../services/run/run-queue";
+import { createRunPlanStore } from "../services/run/run-plan-store";
 import { onboardingLifecycle } from "../services/tenant/onboarding-lifecycle";
 import { resolveTenantConfig } from "../services/run/tenant-stack-config";
 import { createBootstrapLinkService } from "../services/integration/bootstrap-link-service";
@@ -48,7 +49,6 @@ async function main(): Promise<void> {
     passphrase: config.PULUMI_CONFIG_PASSPHRASE,
     pulumiRoot: join(REPO_ROOT, ".tools"),
     pulumiHome: join(config.DATA_DIR, "pulumi-home"),
-    plansDir: join(config.DATA_DIR, "plans"),
   });
   const platform = { platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN, agentVersion: config.AGENT_VERSION };
   // A session advisory lock per executing run tells live runs from crashed ones (services/run/run-liveness.ts).
@@ -71,6 +71,7 @@ async function main(): Promise<void> {
       automation,
       cli,
       tenantConfig: (organizationId) => resolveTenantConfig(database.db, keyring, platform, organizationId),
+      plans: createRunPlanStore(database.db, keyring),
       liveness,
       onRunFinished: lifecycle.onRunFinished,
       log,
@@ -83,7 +84,7 @@ async function main(): Promise<void> {
     { work: config.RUN_WORKER, schedule: config.DISCOVERY_SCHEDULE },
   );
 
-  runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue, plansDir: automation.plansDir! });
+  runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue });
   const bootstrapWaits = await startBootstrapWaitQueue(
     boss,
     {
@@ -111,7 +112,6 @@ async function main(): Promise<void> {
     bootstrapWaits: () => bootstrapWaits,
     bootstrapWaitSeconds: config.BOOTSTRAP_WAIT_SECONDS,
     platform,
-    plansDir: automation.plansDir!,
     verifyBootstrapRole: verifyBootstrapRoleWithSts,
     runQueue,
     scanQueue,
