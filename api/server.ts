@@ -23,20 +23,26 @@ import { createBootstrapLinkService } from "../services/integration/bootstrap-li
 import { startBootstrapWaitQueue } from "../services/integration/bootstrap-wait";
 import { verifyBootstrapRoleWithSts } from "../services/integration/verify-bootstrap-role";
 import { createRunService, type RunService } from "../services/run/run-service";
+import { createLogger } from "../lib/logger";
+import { createMetrics } from "../lib/metrics";
+import { opsFigures } from "../services/ops-figures";
 import { createApp } from "./app";
 import { ensureBootstrapAdmin } from "./bootstrap-admin";
 
-const log = (message: string) => process.stderr.write(`${message}\n`);
+/** Before the logger exists (bad configuration), and for the one deliberate display of a generated admin token. */
+const writeStderr = (message: string) => process.stderr.write(`${message}\n`);
 
 async function main(): Promise<void> {
   const config = loadServiceConfig(process.env);
+  const logger = createLogger(config.LOG_LEVEL);
+  const log = (message: string) => logger.info({}, message);
   const key = await resolveCredentialsKey(config, log);
   const keyring = createKeyring({ key: key.key });
   const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, log });
 
   const bootstrap = await ensureBootstrapAdmin(database.db, config.ADMIN_TOKEN);
   if (bootstrap?.generatedToken) {
-    log(
+    writeStderr(
       `\n  No ADMIN_TOKEN was set and no admin token existed: generated one. It is shown ONCE, only its hash is stored:\n\n` +
         `    ${bootstrap.generatedToken}\n\n`,
     );
@@ -50,6 +56,8 @@ async function main(): Promise<void> {
     pulumiRoot: join(REPO_ROOT, ".tools"),
     pulumiHome: join(config.DATA_DIR, "pulumi-home"),
   });
+  const metrics = createMetrics(opsFigures(database.db));
+  const telemetry = { log: logger, metrics };
   const platform = { platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN, agentVersion: config.AGENT_VERSION };
   // A session advisory lock per executing run tells live runs from crashed ones (services/run/run-liveness.ts).
   const liveness = database.sql;
@@ -75,12 +83,13 @@ async function main(): Promise<void> {
       liveness,
       onRunFinished: lifecycle.onRunFinished,
       log,
+      telemetry,
     },
     { connectionString: database.connectionString, boss, maxConcurrentRuns: config.MAX_CONCURRENT_RUNS, work: config.RUN_WORKER },
   );
   scanQueue = await startScanQueue(
     boss,
-    { db: database.db, keyring, onScanFinished: lifecycle.onScanFinished, log },
+    { db: database.db, keyring, onScanFinished: lifecycle.onScanFinished, log, telemetry },
     { work: config.RUN_WORKER, schedule: config.DISCOVERY_SCHEDULE },
   );
 
@@ -119,6 +128,7 @@ async function main(): Promise<void> {
     keyring,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     log,
+    observability: telemetry,
   });
 
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
@@ -134,6 +144,7 @@ async function main(): Promise<void> {
     log(`${signal}: shutting down`);
     const force = setTimeout(() => {
       log("shutdown timed out; exiting");
+      logger.flush();
       process.exit(1);
     }, 10_000);
     force.unref();
@@ -142,6 +153,7 @@ async function main(): Promise<void> {
         await boss.stop({ graceful: true, timeout: 8_000 }).catch(() => undefined);
         await database.close();
       } finally {
+        logger.flush();
         process.exit(0);
       }
     });
@@ -153,7 +165,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ServiceConfigError) log(error.message);
-  else log(`failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  if (error instanceof ServiceConfigError) writeStderr(error.message);
+  else writeStderr(`failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   process.exit(1);
 });

@@ -16,6 +16,8 @@ import type { DrizzleDatabase, SqlClient } from "../../db/client";
 import { runEvents, runs, type Run, type RunError } from "../../db/schema";
 import { holdRunLiveness } from "./run-liveness";
 import type { RunPlanStore } from "./run-plan-store";
+import { noopTelemetry, type Telemetry } from "../../lib/telemetry";
+import { TENANT_STACK_PREFIX } from "../../automation";
 import type { TenantConfigInput } from "../../programs/tenant/config";
 import type { RunKind } from "../../db/schema";
 
@@ -33,6 +35,13 @@ export interface RunExecutorDeps {
   /** Told when a run has finished (its row is final); what it does next (discovery, offboarding) is its business. */
   onRunFinished?(run: Run): Promise<void>;
   log?(message: string): void;
+  /** Run lifecycle log lines and run metrics. */
+  telemetry?: Telemetry;
+}
+
+/** Ids for a run's log lines: never config, outputs or errors' details. */
+function runFields(run: Run) {
+  return { runId: run.id, tenantId: run.organizationId, tenant: run.stackName.slice(TENANT_STACK_PREFIX.length), kind: run.kind };
 }
 
 /** Writes engine events to run_events in order; writes are chained so seq order is insert order. */
@@ -71,11 +80,21 @@ export async function executeRun(deps: RunExecutorDeps, runId: string): Promise<
       .where(and(eq(runs.id, runId), eq(runs.status, "queued")))
       .returning();
     if (!claimed) return; // already handled (e.g. marked interrupted): never run twice
+    const { log, metrics } = deps.telemetry ?? noopTelemetry;
+    const queueWaitSeconds = (claimed.startedAt!.getTime() - claimed.requestedAt.getTime()) / 1000;
+    metrics.runStarted(claimed.kind, queueWaitSeconds);
+    log.info({ event: "run.started", ...runFields(claimed), queueWaitMs: Math.round(queueWaitSeconds * 1000) }, "run started");
     await db
       .update(runs)
       .set(await performOperation(deps, claimed))
       .where(eq(runs.id, runId));
     const [finished] = await db.select().from(runs).where(eq(runs.id, runId));
+    const durationSeconds = (finished!.finishedAt!.getTime() - claimed.startedAt!.getTime()) / 1000;
+    metrics.runFinished(finished!.kind, finished!.status, durationSeconds);
+    (finished!.status === "succeeded" ? log.info : log.warn)(
+      { event: "run.finished", ...runFields(finished!), status: finished!.status, durationMs: Math.round(durationSeconds * 1000), errorKind: finished!.error?.kind },
+      "run finished",
+    );
     await deps.onRunFinished?.(finished!).catch((error: unknown) =>
       (deps.log ?? console.error)(`run ${runId}: follow-up failed: ${error instanceof Error ? error.message : String(error)}`),
     );
