@@ -14,7 +14,7 @@ import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/
 import { loadServiceConfig, REPO_ROOT, resolveCredentialsKey, ServiceConfigError } from "../lib/config";
 import { startBoss } from "../lib/boss";
 import { resolveStateBackend } from "../lib/state-backend";
-import { recoverInterruptedRuns } from "../services/run/recovery";
+import { recoverInterruptedRuns, startRecoverySweep } from "../services/run/recovery";
 import { startRunQueue } from "../services/run/run-queue";
 import { createRunPlanStore } from "../services/run/run-plan-store";
 import { onboardingLifecycle } from "../services/tenant/onboarding-lifecycle";
@@ -87,6 +87,19 @@ async function main(): Promise<void> {
     },
     { connectionString: database.connectionString, boss, maxConcurrentRuns: config.MAX_CONCURRENT_RUNS, work: config.RUN_WORKER },
   );
+  // Runs of a replica that died while this one runs: recovered here, without waiting for a restart.
+  const sweep = config.RUN_WORKER
+    ? startRecoverySweep(database.db, automation, {
+        liveness,
+        boss,
+        log,
+        intervalMs: config.RECOVERY_SWEEP_SECONDS * 1000,
+        onRecovered: (runIds) => {
+          for (const runId of runIds) logger.warn({ event: "run.recovered", runId }, "recovered a run whose executor died");
+          log(`recovery sweep: marked ${runIds.length} interrupted run(s): ${runIds.join(", ")}`);
+        },
+      })
+    : undefined;
   scanQueue = await startScanQueue(
     boss,
     { db: database.db, keyring, onScanFinished: lifecycle.onScanFinished, log, telemetry },
@@ -150,6 +163,7 @@ async function main(): Promise<void> {
     force.unref();
     server.close(async () => {
       try {
+        await sweep?.stop();
         await boss.stop({ graceful: true, timeout: 8_000 }).catch(() => undefined);
         await database.close();
       } finally {

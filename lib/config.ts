@@ -81,6 +81,8 @@ export const serviceConfigSchema = z.object({
   MAX_CONCURRENT_RUNS: z.coerce.number().int("must be an integer").min(1).max(64).default(4),
   /** false: this replica only serves the API and enqueues; other replicas execute. */
   RUN_WORKER: z.enum(["true", "false"]).default("true").transform((value) => value === "true"),
+  /** How often a worker replica looks for runs whose executor died in another replica (services/run/recovery.ts). */
+  RECOVERY_SWEEP_SECONDS: z.coerce.number().int("must be an integer").min(1).max(3600).default(30),
   /** Agent version the tenant stacks install. */
   AGENT_VERSION: z.string().regex(/^\d+\.\d+\.\d+([-+][\w.]+)?$/, "must be a semantic version such as 1.4.2").default("1.0.0"),
   /** Cron (UTC) of the scheduled discovery of tenants with auto_discovery_enabled. */

@@ -99,6 +99,8 @@ const SERVER_VARIABLES = [
   "RUN_WORKER",
   "AGENT_VERSION",
   "DISCOVERY_SCHEDULE",
+  "RECOVERY_SWEEP_SECONDS",
+  "LOG_LEVEL",
 ];
 
 /** Starts api/server.ts; resolves once it printed `listening on http://127.0.0.1:N`, rejects if it exits first. */
