@@ -10,6 +10,7 @@ import { serve } from "@hono/node-server";
 import { automationSettingsSchema, resolvePulumiCli } from "../automation";
 import { createKeyring } from "../db/crypto";
 import { openDatabase } from "../db/client";
+import { createKmsClient, loadKmsKeyring } from "../db/kms-keyring";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/discovery/scan-queue";
 import { loadServiceConfig, REPO_ROOT, resolveCredentialsKey, ServiceConfigError } from "../lib/config";
 import { startBoss } from "../lib/boss";
@@ -36,9 +37,15 @@ async function main(): Promise<void> {
   const config = loadServiceConfig(process.env);
   const logger = createLogger(config.LOG_LEVEL);
   const log = (message: string) => logger.info({}, message);
-  const key = await resolveCredentialsKey(config, log);
-  const keyring = createKeyring({ key: key.key });
   const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, log });
+  const kmsKeyring = config.CREDENTIALS_KMS_KEY_ID
+    ? await loadKmsKeyring(database.db, await createKmsClient(config.CREDENTIALS_KMS_REGION), config.CREDENTIALS_KMS_KEY_ID)
+    : undefined;
+  const keyring = kmsKeyring ?? createKeyring({ key: (await resolveCredentialsKey(config, log)).key });
+  if (kmsKeyring) {
+    // Data keys other replicas add (a rotation to a new KMS key) become readable here within a minute.
+    setInterval(() => void kmsKeyring.refresh().catch((error: unknown) => log(`keyring refresh failed: ${String(error)}`)), 60_000).unref();
+  }
 
   const bootstrap = await ensureBootstrapAdmin(database.db, config.ADMIN_TOKEN);
   if (bootstrap?.generatedToken) {

@@ -316,6 +316,23 @@ export const runPlans = pgTable("run_plans", {
   createdAt: createdAt(),
 });
 
+/**
+ * Data keys for the credentials keyring when a KMS key is configured (db/kms-keyring.ts): one per KMS key, stored only
+ * encrypted by KMS (GenerateDataKey's CiphertextBlob); every replica decrypts them with KMS at start-up. Envelopes of
+ * db/crypto.ts name the data key by `id`.
+ */
+export const credentialDataKeys = pgTable(
+  "credential_data_keys",
+  {
+    id: text("id").primaryKey(),
+    kmsKeyId: text("kms_key_id").notNull(),
+    /** The data key encrypted under the KMS key, base64. */
+    encryptedKey: text("encrypted_key").notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [uniqueIndex("credential_data_keys_kms_key_unique").on(table.kmsKeyId)],
+);
+
 export const runEvents = pgTable(
   "run_events",
   {

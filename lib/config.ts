@@ -56,6 +56,9 @@ export const serviceConfigSchema = z.object({
       }, "must be 32 bytes as 64 hex characters or base64 (openssl rand -base64 32)")
       .optional(),
   ),
+  /** A KMS key (id, ARN or alias/...): credentials are then sealed with a data key from KMS (db/kms-keyring.ts), not a local key. */
+  CREDENTIALS_KMS_KEY_ID: optionalString,
+  CREDENTIALS_KMS_REGION: z.string().min(1).default("us-east-1"),
   /** The platform's AWS principal that customer roles trust (with an external ID). */
   PLATFORM_PRINCIPAL_ARN: optionalString.pipe(principalArnSchema.optional()),
   /** S3 bucket the bootstrap role's CloudFormation template is published to (quick-create links); it must let
