@@ -10,32 +10,46 @@ import { serve } from "@hono/node-server";
 import { automationSettingsSchema, resolvePulumiCli } from "../automation";
 import { createKeyring } from "../db/crypto";
 import { openDatabase } from "../db/client";
+import { createKmsClient, loadKmsKeyring } from "../db/kms-keyring";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/discovery/scan-queue";
 import { loadServiceConfig, REPO_ROOT, resolveCredentialsKey, ServiceConfigError } from "../lib/config";
 import { startBoss } from "../lib/boss";
 import { resolveStateBackend } from "../lib/state-backend";
-import { recoverInterruptedRuns } from "../services/run/recovery";
+import { recoverInterruptedRuns, startRecoverySweep } from "../services/run/recovery";
 import { startRunQueue } from "../services/run/run-queue";
+import { createRunPlanStore } from "../services/run/run-plan-store";
 import { onboardingLifecycle } from "../services/tenant/onboarding-lifecycle";
 import { resolveTenantConfig } from "../services/run/tenant-stack-config";
 import { createBootstrapLinkService } from "../services/integration/bootstrap-link-service";
 import { startBootstrapWaitQueue } from "../services/integration/bootstrap-wait";
 import { verifyBootstrapRoleWithSts } from "../services/integration/verify-bootstrap-role";
 import { createRunService, type RunService } from "../services/run/run-service";
+import { createLogger } from "../lib/logger";
+import { createMetrics } from "../lib/metrics";
+import { opsFigures } from "../services/ops-figures";
 import { createApp } from "./app";
 import { ensureBootstrapAdmin } from "./bootstrap-admin";
 
-const log = (message: string) => process.stderr.write(`${message}\n`);
+/** Before the logger exists (bad configuration), and for the one deliberate display of a generated admin token. */
+const writeStderr = (message: string) => process.stderr.write(`${message}\n`);
 
 async function main(): Promise<void> {
   const config = loadServiceConfig(process.env);
-  const key = await resolveCredentialsKey(config, log);
-  const keyring = createKeyring({ key: key.key });
+  const logger = createLogger(config.LOG_LEVEL);
+  const log = (message: string) => logger.info({}, message);
   const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, log });
+  const kmsKeyring = config.CREDENTIALS_KMS_KEY_ID
+    ? await loadKmsKeyring(database.db, await createKmsClient(config.CREDENTIALS_KMS_REGION), config.CREDENTIALS_KMS_KEY_ID)
+    : undefined;
+  const keyring = kmsKeyring ?? createKeyring({ key: (await resolveCredentialsKey(config, log)).key });
+  if (kmsKeyring) {
+    // Data keys other replicas add (a rotation to a new KMS key) become readable here within a minute.
+    setInterval(() => void kmsKeyring.refresh().catch((error: unknown) => log(`keyring refresh failed: ${String(error)}`)), 60_000).unref();
+  }
 
   const bootstrap = await ensureBootstrapAdmin(database.db, config.ADMIN_TOKEN);
   if (bootstrap?.generatedToken) {
-    log(
+    writeStderr(
       `\n  No ADMIN_TOKEN was set and no admin token existed: generated one. It is shown ONCE, only its hash is stored:\n\n` +
         `    ${bootstrap.generatedToken}\n\n`,
     );
@@ -48,8 +62,9 @@ async function main(): Promise<void> {
     passphrase: config.PULUMI_CONFIG_PASSPHRASE,
     pulumiRoot: join(REPO_ROOT, ".tools"),
     pulumiHome: join(config.DATA_DIR, "pulumi-home"),
-    plansDir: join(config.DATA_DIR, "plans"),
   });
+  const metrics = createMetrics(opsFigures(database.db));
+  const telemetry = { log: logger, metrics };
   const platform = { platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN, agentVersion: config.AGENT_VERSION };
   // A session advisory lock per executing run tells live runs from crashed ones (services/run/run-liveness.ts).
   const liveness = database.sql;
@@ -71,19 +86,34 @@ async function main(): Promise<void> {
       automation,
       cli,
       tenantConfig: (organizationId) => resolveTenantConfig(database.db, keyring, platform, organizationId),
+      plans: createRunPlanStore(database.db, keyring),
       liveness,
       onRunFinished: lifecycle.onRunFinished,
       log,
+      telemetry,
     },
     { connectionString: database.connectionString, boss, maxConcurrentRuns: config.MAX_CONCURRENT_RUNS, work: config.RUN_WORKER },
   );
+  // Runs of a replica that died while this one runs: recovered here, without waiting for a restart.
+  const sweep = config.RUN_WORKER
+    ? startRecoverySweep(database.db, automation, {
+        liveness,
+        boss,
+        log,
+        intervalMs: config.RECOVERY_SWEEP_SECONDS * 1000,
+        onRecovered: (runIds) => {
+          for (const runId of runIds) logger.warn({ event: "run.recovered", runId }, "recovered a run whose executor died");
+          log(`recovery sweep: marked ${runIds.length} interrupted run(s): ${runIds.join(", ")}`);
+        },
+      })
+    : undefined;
   scanQueue = await startScanQueue(
     boss,
-    { db: database.db, keyring, onScanFinished: lifecycle.onScanFinished, log },
+    { db: database.db, keyring, onScanFinished: lifecycle.onScanFinished, log, telemetry },
     { work: config.RUN_WORKER, schedule: config.DISCOVERY_SCHEDULE },
   );
 
-  runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue, plansDir: automation.plansDir! });
+  runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue });
   const bootstrapWaits = await startBootstrapWaitQueue(
     boss,
     {
@@ -111,7 +141,6 @@ async function main(): Promise<void> {
     bootstrapWaits: () => bootstrapWaits,
     bootstrapWaitSeconds: config.BOOTSTRAP_WAIT_SECONDS,
     platform,
-    plansDir: automation.plansDir!,
     verifyBootstrapRole: verifyBootstrapRoleWithSts,
     runQueue,
     scanQueue,
@@ -119,6 +148,7 @@ async function main(): Promise<void> {
     keyring,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     log,
+    observability: telemetry,
   });
 
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
@@ -134,14 +164,17 @@ async function main(): Promise<void> {
     log(`${signal}: shutting down`);
     const force = setTimeout(() => {
       log("shutdown timed out; exiting");
+      logger.flush();
       process.exit(1);
     }, 10_000);
     force.unref();
     server.close(async () => {
       try {
+        await sweep?.stop();
         await boss.stop({ graceful: true, timeout: 8_000 }).catch(() => undefined);
         await database.close();
       } finally {
+        logger.flush();
         process.exit(0);
       }
     });
@@ -153,7 +186,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ServiceConfigError) log(error.message);
-  else log(`failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  if (error instanceof ServiceConfigError) writeStderr(error.message);
+  else writeStderr(`failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   process.exit(1);
 });

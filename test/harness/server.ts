@@ -99,6 +99,10 @@ const SERVER_VARIABLES = [
   "RUN_WORKER",
   "AGENT_VERSION",
   "DISCOVERY_SCHEDULE",
+  "RECOVERY_SWEEP_SECONDS",
+  "CREDENTIALS_KMS_KEY_ID",
+  "CREDENTIALS_KMS_REGION",
+  "LOG_LEVEL",
 ];
 
 /** Starts api/server.ts; resolves once it printed `listening on http://127.0.0.1:N`, rejects if it exits first. */

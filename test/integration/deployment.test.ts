@@ -166,7 +166,6 @@ beforeAll(async () => {
     database,
     keyring,
     platform: { agentVersion: "1.0.0" },
-    plansDir: "/nonexistent",
     verifyBootstrapRole: unused("verifyBootstrapRole"),
     runQueue: unused("runQueue"),
     scanQueue: unused("scanQueue"),
