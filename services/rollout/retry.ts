@@ -14,9 +14,9 @@ import { TenantAwsAccessError, type TenantSession } from "../integration/tenant-
 export const SEND_COMMAND_MAX_INSTANCES = 50;
 
 export interface RetryCommand {
-  command_id: string;
+  commandId: string;
   region: string;
-  instance_ids: string[];
+  instanceIds: string[];
 }
 
 export interface RetryResult {
@@ -69,7 +69,7 @@ export async function retryFailedDeployments(
     } catch (error) {
       throw new TenantAwsAccessError(
         `SendCommand in ${batch.region} failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}` +
-          (commands.length > 0 ? ` (after ${commands.length} command(s) were sent: ${commands.map((c) => c.command_id).join(", ")})` : ""),
+          (commands.length > 0 ? ` (after ${commands.length} command(s) were sent: ${commands.map((c) => c.commandId).join(", ")})` : ""),
       );
     } finally {
       ssm.destroy();
@@ -95,7 +95,7 @@ export async function retryFailedDeployments(
         })
         .where(and(eq(cloudAssets.organizationId, session.organizationId), inArray(cloudAssets.assetId, batch.instanceIds)));
     });
-    commands.push({ command_id: commandId, region: batch.region, instance_ids: batch.instanceIds });
+    commands.push({ commandId, region: batch.region, instanceIds: batch.instanceIds });
   }
   return { retried: failed.length, commands };
 }

@@ -148,12 +148,12 @@ export async function deploymentSummary(db: DrizzleDatabase, organizationId: num
 
 export interface DeploymentHealth {
   status: "healthy" | "degraded" | "no_agents" | "offboarded";
-  agents_enrolled: number;
-  agents_healthy: number;
-  agents_stale: number;
-  targeted_without_agent: number;
-  stale_after_seconds: number;
-  agents: { instance_id: string; hostname: string | null; agent_version: string | null; last_heartbeat_at: string | null; healthy: boolean }[];
+  agentsEnrolled: number;
+  agentsHealthy: number;
+  agentsStale: number;
+  targetedWithoutAgent: number;
+  staleAfterSeconds: number;
+  agents: { instanceId: string; hostname: string | null; agentVersion: string | null; lastHeartbeatAt: Date | null; healthy: boolean }[];
 }
 
 export async function deploymentHealth(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<DeploymentHealth> {
@@ -164,21 +164,21 @@ export async function deploymentHealth(db: DrizzleDatabase, organizationId: numb
   const healthy = (at: Date | null) => at !== null && now.getTime() - at.getTime() <= HEARTBEAT_STALE_AFTER_MS;
   const enrolled = new Set(rows.map((agent) => agent.instanceId));
   const list = rows.map((agent) => ({
-    instance_id: agent.instanceId,
+    instanceId: agent.instanceId,
     hostname: agent.hostname,
-    agent_version: agent.version,
-    last_heartbeat_at: agent.lastHeartbeatAt?.toISOString() ?? null,
+    agentVersion: agent.version,
+    lastHeartbeatAt: agent.lastHeartbeatAt,
     healthy: healthy(agent.lastHeartbeatAt),
   }));
   const agentsHealthy = list.filter((agent) => agent.healthy).length;
   const targetedWithoutAgent = rollout.filter(({ asset, targeted }) => targeted && !enrolled.has(asset.assetId)).length;
   return {
     status: list.length === 0 ? "no_agents" : agentsHealthy === list.length && targetedWithoutAgent === 0 ? "healthy" : "degraded",
-    agents_enrolled: list.length,
-    agents_healthy: agentsHealthy,
-    agents_stale: list.length - agentsHealthy,
-    targeted_without_agent: targetedWithoutAgent,
-    stale_after_seconds: HEARTBEAT_STALE_AFTER_MS / 1000,
+    agentsEnrolled: list.length,
+    agentsHealthy,
+    agentsStale: list.length - agentsHealthy,
+    targetedWithoutAgent,
+    staleAfterSeconds: HEARTBEAT_STALE_AFTER_MS / 1000,
     agents: list,
   };
 }

@@ -30,7 +30,7 @@ export interface ValidationResult {
   passed: number;
   total: number;
   /** Settings not applied yet ("change pending: run an up ..."), or null. */
-  change_pending: string | null;
+  changePending: string | null;
 }
 
 const passed = (name: CheckName): ValidationCheck => ({ name, status: "passed" });
@@ -143,6 +143,6 @@ export async function validateTenant(
     checks,
     passed: checks.filter((check) => check.status === "passed").length,
     total: checks.length,
-    change_pending: summary.change_pending,
+    changePending: summary.change_pending,
   };
 }
