@@ -1,21 +1,26 @@
+import { execFile } from "node:child_process";
 import { mkdirSync } from "node:fs";
-import {
-  CommandError,
-  ConcurrentUpdateError,
-  LocalWorkspace,
-  PulumiCommand,
-  StackNotFoundError as PulumiStackNotFoundError,
-  type EngineEvent,
-  type OpMap,
-  type Stack,
-} from "@pulumi/pulumi/automation";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import type { EngineEvent, OpMap, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 import { TENANT_CONFIG_KEYS, toStackConfigEntries, type TenantConfigInput } from "../programs/tenant/config";
-import { tenantProgram } from "../programs/tenant/program";
 import { EngineFailureError, StackBusyError, StackNotFoundError, ToolchainMissingError } from "./errors";
 import { PINNED_PULUMI_VERSION, type AutomationSettings } from "./settings";
 import { stackNameFor } from "./stack-name";
 
 export const PROJECT_NAME = "mini-xdr-tenant";
+
+type AutomationSdk = typeof import("@pulumi/pulumi/automation");
+let automationSdk: AutomationSdk | undefined;
+let tenantProgramModule: Promise<typeof import("../programs/tenant/program")> | undefined;
+
+/**
+ * The Automation API (about 110 MiB with its gRPC and protobuf code) and the tenant program (with @pulumi/aws) are
+ * loaded on first use, not at start-up: an API replica that never runs a stack never pays for them.
+ */
+async function loadAutomationSdk(): Promise<AutomationSdk> {
+  return (automationSdk ??= await import("@pulumi/pulumi/automation"));
+}
 
 export interface ResourceChange {
   urn: string;
@@ -39,12 +44,38 @@ export interface OperationOptions {
   signal?: AbortSignal;
 }
 
-/** The pinned CLI, checked (`pulumi version`). Resolve it once and pass it to openTenantStack to skip the check per run. */
-export async function resolvePulumiCli(settings: AutomationSettings): Promise<PulumiCommand> {
+const checkedClis = new Map<string, Promise<PulumiCommand>>();
+
+/**
+ * The pinned CLI, checked (`pulumi version`) once per process and root: later calls get the same PulumiCommand, so
+ * runs skip the check.
+ */
+export function resolvePulumiCli(settings: AutomationSettings): Promise<PulumiCommand> {
+  const root = settings.pulumiRoot ?? "";
+  let checked = checkedClis.get(root);
+  if (!checked) {
+    checked = (async () => {
+      const { PulumiCommand } = await loadAutomationSdk();
+      try {
+        return await PulumiCommand.get({ root: settings.pulumiRoot, version: undefined, skipVersionCheck: false });
+      } catch (error) {
+        throw new ToolchainMissingError(error instanceof Error ? error.message.split("\n")[0]! : String(error));
+      }
+    })();
+    checked.catch(() => checkedClis.delete(root));
+    checkedClis.set(root, checked);
+  }
+  return checked;
+}
+
+/** The start-up check of a worker, without loading the Automation API: the CLI runs and says its version. */
+export async function checkPulumiCli(settings: AutomationSettings): Promise<string> {
+  const bin = settings.pulumiRoot ? join(settings.pulumiRoot, "bin", "pulumi") : "pulumi";
   try {
-    return await PulumiCommand.get({ root: settings.pulumiRoot, version: undefined, skipVersionCheck: false });
+    const { stdout } = await promisify(execFile)(bin, ["version"], { env: { ...process.env, PULUMI_SKIP_UPDATE_CHECK: "true" } });
+    return stdout.trim();
   } catch (error) {
-    throw new ToolchainMissingError(error instanceof Error ? error.message.split("\n")[0]! : String(error));
+    throw new ToolchainMissingError(`could not run ${bin}: ${error instanceof Error ? error.message.split("\n")[0]! : String(error)}`);
   }
 }
 
@@ -72,6 +103,8 @@ export async function openTenantStack(
   { create, updatePlans = false, cli }: { create: boolean; updatePlans?: boolean; cli?: PulumiCommand },
 ): Promise<Stack> {
   const stackName = stackNameFor(tenantSlug);
+  const { LocalWorkspace } = await loadAutomationSdk();
+  const { tenantProgram } = await (tenantProgramModule ??= import("../programs/tenant/program"));
   const workspaceOptions = {
     workDir: settings.projectDir,
     pulumiCommand: cli ?? (await resolvePulumiCli(settings)),
@@ -112,6 +145,8 @@ export async function configureTenantStack(stack: Stack, config: TenantConfigInp
 }
 
 function translateError(error: unknown, stackName: string, operation: string, diagnostics: string[] = []): Error {
+  // Errors only come from a stack, so the SDK is loaded by now.
+  const { CommandError, ConcurrentUpdateError, StackNotFoundError: PulumiStackNotFoundError } = automationSdk!;
   if (error instanceof ConcurrentUpdateError) return new StackBusyError(stackName);
   if (error instanceof PulumiStackNotFoundError) return new StackNotFoundError(stackName);
   if (error instanceof CommandError) {
