@@ -1,5 +1,7 @@
 import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import type { EngineEvent, OpMap, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
@@ -144,11 +146,63 @@ export async function configureTenantStack(stack: Stack, config: TenantConfigInp
   if (stale.length > 0) await stack.removeAllConfig(stale.map((key) => `${PROJECT_NAME}:${key}`));
 }
 
+interface WarmStack {
+  stack: Stack;
+  /** Digest of the config entries written, and of the stack's config file right after writing them. */
+  configDigest: string;
+  fileDigest: string;
+}
+
+/** Stacks this process opened and configured, by stack name and update-plan mode; bounded, oldest dropped first. */
+const warmStacks = new Map<string, WarmStack>();
+const WARM_STACKS_MAX = 1000;
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+
+async function configFileDigest(settings: AutomationSettings, stackName: string): Promise<string | undefined> {
+  const text = await readFile(join(settings.projectDir, "stacks", `Pulumi.${stackName}.yaml`), "utf8").catch(() => undefined);
+  return text === undefined ? undefined : sha256(text);
+}
+
+function forgetWarmStack(stackName: string): void {
+  for (const [key, warm] of warmStacks) if (warm.stack.name === stackName) warmStacks.delete(key);
+}
+
+/**
+ * openTenantStack (create when missing) + configureTenantStack, kept warm: when this process already opened the
+ * stack and wrote this very config, and the stack's config file is still the one it wrote (no other process changed or
+ * removed it), the open stack is reused without a CLI call (`stack select`, `config --json`). Otherwise it is opened
+ * and configured as usual.
+ */
+export async function openConfiguredTenantStack(
+  settings: AutomationSettings,
+  config: TenantConfigInput,
+  { updatePlans = false, cli }: { updatePlans?: boolean; cli?: PulumiCommand } = {},
+): Promise<Stack> {
+  const stackName = stackNameFor(config.tenantSlug);
+  const key = sha256(JSON.stringify([settings, stackName, updatePlans]));
+  const configDigest = sha256(JSON.stringify(toStackConfigEntries(config)));
+  const warm = warmStacks.get(key);
+  if (warm && warm.configDigest === configDigest && warm.fileDigest === (await configFileDigest(settings, stackName))) return warm.stack;
+  warmStacks.delete(key);
+  const stack = await openTenantStack(settings, config.tenantSlug, { create: true, updatePlans, cli });
+  await configureTenantStack(stack, config);
+  const fileDigest = await configFileDigest(settings, stackName);
+  if (fileDigest !== undefined) {
+    if (warmStacks.size >= WARM_STACKS_MAX) warmStacks.delete(warmStacks.keys().next().value!);
+    warmStacks.set(key, { stack, configDigest, fileDigest });
+  }
+  return stack;
+}
+
 function translateError(error: unknown, stackName: string, operation: string, diagnostics: string[] = []): Error {
   // Errors only come from a stack, so the SDK is loaded by now.
   const { CommandError, ConcurrentUpdateError, StackNotFoundError: PulumiStackNotFoundError } = automationSdk!;
   if (error instanceof ConcurrentUpdateError) return new StackBusyError(stackName);
-  if (error instanceof PulumiStackNotFoundError) return new StackNotFoundError(stackName);
+  if (error instanceof PulumiStackNotFoundError || (error instanceof CommandError && /no stack named .* found/.test(error.message))) {
+    forgetWarmStack(stackName);
+    return new StackNotFoundError(stackName);
+  }
   if (error instanceof CommandError) {
     const message = error.message;
     if (message.includes("the stack is currently locked by")) return new StackBusyError(stackName);
@@ -304,6 +358,7 @@ export async function clearPendingOperations(stack: Stack): Promise<DroppedOpera
 
 /** Removes the stack (its state and its config file); the stack must hold no resources. */
 export async function removeTenantStack(stack: Stack): Promise<void> {
+  forgetWarmStack(stack.name);
   try {
     await stack.workspace.removeStack(stack.name);
   } catch (error) {
