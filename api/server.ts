@@ -5,9 +5,8 @@
  * close the listener, stop the queues (letting running operations finish), close the database, and exit.
  */
 import { join } from "node:path";
-import { S3Client } from "@aws-sdk/client-s3";
 import { serve } from "@hono/node-server";
-import { automationSettingsSchema, resolvePulumiCli } from "../automation";
+import { automationSettingsSchema, checkPulumiCli } from "../automation";
 import { createKeyring } from "../db/crypto";
 import { openDatabase } from "../db/client";
 import { createKmsClient, loadKmsKeyring } from "../db/kms-keyring";
@@ -70,8 +69,9 @@ async function main(): Promise<void> {
   const liveness = database.sql;
   const boss = await startBoss(database.connectionString, log);
 
-  // A worker checks the pinned CLI once, at start-up: a missing toolchain stops here with one clear message.
-  const cli = config.RUN_WORKER ? await resolvePulumiCli(automation) : undefined;
+  // A worker checks the pinned CLI once, at start-up: a missing toolchain stops here with one clear message. The
+  // Automation API itself is loaded with the first run (automation/tenant-stack.ts).
+  if (config.RUN_WORKER) await checkPulumiCli(automation);
   const recovered = await recoverInterruptedRuns(database.db, automation, { liveness, boss, log });
   if (recovered.length > 0) log(`recovery: marked ${recovered.length} interrupted run(s): ${recovered.join(", ")}`);
   await failAbandonedScans(database.db);
@@ -84,7 +84,6 @@ async function main(): Promise<void> {
     {
       db: database.db,
       automation,
-      cli,
       tenantConfig: (organizationId) => resolveTenantConfig(database.db, keyring, platform, organizationId),
       plans: createRunPlanStore(database.db, keyring),
       liveness,
@@ -130,7 +129,8 @@ async function main(): Promise<void> {
   const bootstrapLinks =
     config.BOOTSTRAP_TEMPLATE_BUCKET && config.PLATFORM_PRINCIPAL_ARN
       ? createBootstrapLinkService({
-          s3: new S3Client({ region: config.BOOTSTRAP_TEMPLATE_BUCKET_REGION }),
+          // Only when the quick-create link is configured: otherwise the S3 SDK is never loaded.
+          s3: new (await import("@aws-sdk/client-s3")).S3Client({ region: config.BOOTSTRAP_TEMPLATE_BUCKET_REGION }),
           publish: { bucket: config.BOOTSTRAP_TEMPLATE_BUCKET, region: config.BOOTSTRAP_TEMPLATE_BUCKET_REGION },
           platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN,
         })

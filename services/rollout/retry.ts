@@ -3,11 +3,10 @@
  * failed, and only those, highest priority first, in batches of SSM's limit of 50 instances per command. Each
  * command is recorded (agent_commands) so the next status refresh reads its result.
  */
-import { SendCommandCommand } from "@aws-sdk/client-ssm";
 import { and, eq, inArray, isNull } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { agentCommands, cloudAssets } from "../../db/schema";
-import { decisionFor, ssmClient } from "./agent-status";
+import { decisionFor, loadSsm, ssmClient } from "./agent-status";
 import { byPriority } from "./rollout-summary";
 import { TenantAwsAccessError, type TenantSession } from "../integration/tenant-aws-session";
 
@@ -55,7 +54,8 @@ export async function retryFailedDeployments(
 
   const commands: RetryCommand[] = [];
   for (const batch of batches) {
-    const ssm = ssmClient(session, batch.region);
+    const ssm = await ssmClient(session, batch.region);
+    const { SendCommandCommand } = await loadSsm();
     let commandId: string | undefined;
     try {
       const sent = await ssm.send(

@@ -2,9 +2,9 @@ import type { EngineEvent, PulumiCommand } from "@pulumi/pulumi/automation";
 import { and, eq } from "drizzle-orm";
 import {
   AutomationError,
-  configureTenantStack,
   destroyTenantStack,
   EngineFailureError,
+  openConfiguredTenantStack,
   openTenantStack,
   previewTenantStack,
   refreshTenantStack,
@@ -109,12 +109,11 @@ async function performOperation(deps: RunExecutorDeps, run: Run): Promise<Partia
     const config = await deps.tenantConfig(run.organizationId);
     const plan = run.planRef ? { id: run.planRef, organizationId: run.organizationId, previewRunId: run.id } : undefined;
     if (plan && !deps.plans) throw new Error("this run has a saved plan but the executor has no plan store");
-    const stack = await openTenantStack(deps.automation, config.tenantSlug, {
-      create: run.kind !== "destroy",
-      updatePlans: run.kind === "up" && plan !== undefined,
-      cli: deps.cli,
-    });
-    if (run.kind !== "destroy") await configureTenantStack(stack, config);
+    // Runs other than destroy reuse the stack this process already opened and configured, when nothing changed.
+    const stack =
+      run.kind === "destroy"
+        ? await openTenantStack(deps.automation, config.tenantSlug, { create: false, cli: deps.cli })
+        : await openConfiguredTenantStack(deps.automation, config, { updatePlans: run.kind === "up" && plan !== undefined, cli: deps.cli });
     const operations: Record<RunKind, () => Promise<OperationResult>> = {
       preview: () =>
         plan
