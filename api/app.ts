@@ -2,7 +2,8 @@
  * Builds the HTTP application from its dependencies (database, keyring, settings): no globals, no
  * process.env. api/server.ts is the only caller in production; tests build it the same way.
  *
- *   *            body limit (413)
+ *   *            access log line + HTTP latency metric (when observability is given), body limit (413)
+ *   /metrics     Prometheus metrics (platform admin token)
  *   /healthz     liveness + database round trip (no auth)
  *   /openapi.json, /docs   the OpenAPI document and its Swagger UI, served from swagger-ui-dist (no auth)
  *   /v1/agents/* agent enrollment and heartbeat (the tenant's enrollment token)
@@ -26,6 +27,7 @@ import { bearerAuth, tenantScope } from "./auth";
 import { mountDocsPage } from "./docs-page";
 import { createErrorHandler, errorBody } from "./errors";
 import { idempotency } from "./idempotency";
+import { accessLog, metricsRouter, type Observability } from "./observability";
 import { createRouter } from "./router";
 import { agentsRouter } from "./routes/agents";
 import { deploymentRouter } from "./routes/deployment";
@@ -57,11 +59,11 @@ export interface AppDependencies {
   log?: (message: string) => void;
   version?: string;
   platform: PlatformSettings;
-  /** Where previews save update plans for approval. */
-  plansDir: string;
   verifyBootstrapRole: BootstrapRoleVerifier;
   runQueue: RunQueue;
   scanQueue: ScanQueue;
+  /** Access log lines and metrics (api/observability.ts); none: neither, nor /metrics. */
+  observability?: Observability;
 }
 
 export function createApp(deps: AppDependencies) {
@@ -79,6 +81,7 @@ export function createApp(deps: AppDependencies) {
     }
     return c.json(errorBody("not_found", `no route for ${c.req.method} ${c.req.path}`), 404);
   });
+  if (deps.observability) app.use("*", accessLog(deps.observability));
   app.use(
     "*",
     bodyLimit({
@@ -101,7 +104,6 @@ export function createApp(deps: AppDependencies) {
     keyring: deps.keyring,
     verifyBootstrapRole: deps.verifyBootstrapRole,
     platform: deps.platform,
-    plansDir: deps.plansDir,
     runQueue: () => deps.runQueue,
     scanQueue: () => deps.scanQueue,
     bootstrapLinks: deps.bootstrapLinks,
@@ -109,6 +111,8 @@ export function createApp(deps: AppDependencies) {
     bootstrapWaitSeconds: deps.bootstrapWaitSeconds,
     webhooksAllowHttpLoopback: deps.webhooksAllowHttpLoopback,
   });
+
+  if (deps.observability) app.route("/metrics", metricsRouter(services.tenants, deps.observability.metrics));
 
   // Agents authenticate with their tenant's enrollment token, not a bearer API token.
   app.route("/v1/agents", agentsRouter(services));

@@ -1,6 +1,9 @@
 /** Database rows -> API shapes (snake_case, ISO timestamps). Nothing secret is ever presented. */
 import type { Agent, CloudAsset, ConnectionCheck, DiscoveryScan, IntegrationSettings, Organization, TenantDrift } from "../db/schema";
+import type { RetryResult } from "../services/rollout/retry";
+import type { DeploymentHealth } from "../services/rollout/rollout-summary";
 import { describeTargeting, requestedSpecOf, type RolloutSpec } from "../services/rollout/rollout-spec-fns";
+import type { ValidationResult } from "../services/rollout/validation-checks";
 import type { SettingsPatch } from "../services/tenant/tenant-service";
 
 export function iso(date: Date | null | undefined): string | null {
@@ -178,4 +181,33 @@ export function presentConnectionCheck(check: ConnectionCheck | null | undefined
     last_checked_at: check.lastCheckedAt ?? null,
     last_error: check.lastError ?? null,
   };
+}
+
+export function presentRetry(result: RetryResult) {
+  return {
+    retried: result.retried,
+    commands: result.commands.map((command) => ({ command_id: command.commandId, region: command.region, instance_ids: command.instanceIds })),
+  };
+}
+
+export function presentHealth(health: DeploymentHealth) {
+  return {
+    status: health.status,
+    agents_enrolled: health.agentsEnrolled,
+    agents_healthy: health.agentsHealthy,
+    agents_stale: health.agentsStale,
+    targeted_without_agent: health.targetedWithoutAgent,
+    stale_after_seconds: health.staleAfterSeconds,
+    agents: health.agents.map((agent) => ({
+      instance_id: agent.instanceId,
+      hostname: agent.hostname,
+      agent_version: agent.agentVersion,
+      last_heartbeat_at: iso(agent.lastHeartbeatAt),
+      healthy: agent.healthy,
+    })),
+  };
+}
+
+export function presentValidation(validation: ValidationResult) {
+  return { checks: validation.checks, passed: validation.passed, total: validation.total, change_pending: validation.changePending };
 }

@@ -5,17 +5,18 @@
  * close the listener, stop the queues (letting running operations finish), close the database, and exit.
  */
 import { join } from "node:path";
-import { S3Client } from "@aws-sdk/client-s3";
 import { serve } from "@hono/node-server";
-import { automationSettingsSchema, resolvePulumiCli } from "../automation";
+import { automationSettingsSchema, checkPulumiCli } from "../automation";
 import { createKeyring } from "../db/crypto";
 import { openDatabase } from "../db/client";
+import { createKmsClient, loadKmsKeyring } from "../db/kms-keyring";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/discovery/scan-queue";
 import { loadServiceConfig, REPO_ROOT, resolveCredentialsKey, ServiceConfigError } from "../lib/config";
 import { startBoss } from "../lib/boss";
 import { resolveStateBackend } from "../lib/state-backend";
-import { recoverInterruptedRuns } from "../services/run/recovery";
+import { recoverInterruptedRuns, startRecoverySweep } from "../services/run/recovery";
 import { startRunQueue } from "../services/run/run-queue";
+import { createRunPlanStore } from "../services/run/run-plan-store";
 import { onboardingLifecycle } from "../services/tenant/onboarding-lifecycle";
 import { driftFollowUp, startDriftSchedule } from "../services/fleet/drift";
 import { startFleetCoordinator, type FleetCoordinator } from "../services/fleet/fleet-coordinator";
@@ -27,20 +28,32 @@ import { createBootstrapLinkService } from "../services/integration/bootstrap-li
 import { startBootstrapWaitQueue } from "../services/integration/bootstrap-wait";
 import { verifyBootstrapRoleWithSts } from "../services/integration/verify-bootstrap-role";
 import { createRunService, type RunService } from "../services/run/run-service";
+import { createLogger } from "../lib/logger";
+import { createMetrics } from "../lib/metrics";
+import { opsFigures } from "../services/ops-figures";
 import { createApp } from "./app";
 import { ensureBootstrapAdmin } from "./bootstrap-admin";
 
-const log = (message: string) => process.stderr.write(`${message}\n`);
+/** Before the logger exists (bad configuration), and for the one deliberate display of a generated admin token. */
+const writeStderr = (message: string) => process.stderr.write(`${message}\n`);
 
 async function main(): Promise<void> {
   const config = loadServiceConfig(process.env);
-  const key = await resolveCredentialsKey(config, log);
-  const keyring = createKeyring({ key: key.key });
+  const logger = createLogger(config.LOG_LEVEL);
+  const log = (message: string) => logger.info({}, message);
   const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, log });
+  const kmsKeyring = config.CREDENTIALS_KMS_KEY_ID
+    ? await loadKmsKeyring(database.db, await createKmsClient(config.CREDENTIALS_KMS_REGION), config.CREDENTIALS_KMS_KEY_ID)
+    : undefined;
+  const keyring = kmsKeyring ?? createKeyring({ key: (await resolveCredentialsKey(config, log)).key });
+  if (kmsKeyring) {
+    // Data keys other replicas add (a rotation to a new KMS key) become readable here within a minute.
+    setInterval(() => void kmsKeyring.refresh().catch((error: unknown) => log(`keyring refresh failed: ${String(error)}`)), 60_000).unref();
+  }
 
   const bootstrap = await ensureBootstrapAdmin(database.db, config.ADMIN_TOKEN);
   if (bootstrap?.generatedToken) {
-    log(
+    writeStderr(
       `\n  No ADMIN_TOKEN was set and no admin token existed: generated one. It is shown ONCE, only its hash is stored:\n\n` +
         `    ${bootstrap.generatedToken}\n\n`,
     );
@@ -53,15 +66,17 @@ async function main(): Promise<void> {
     passphrase: config.PULUMI_CONFIG_PASSPHRASE,
     pulumiRoot: join(REPO_ROOT, ".tools"),
     pulumiHome: join(config.DATA_DIR, "pulumi-home"),
-    plansDir: join(config.DATA_DIR, "plans"),
   });
+  const metrics = createMetrics(opsFigures(database.db));
+  const telemetry = { log: logger, metrics };
   const platform = { platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN, agentVersion: config.AGENT_VERSION };
   // A session advisory lock per executing run tells live runs from crashed ones (services/run/run-liveness.ts).
   const liveness = database.sql;
   const boss = await startBoss(database.connectionString, log);
 
-  // A worker checks the pinned CLI once, at start-up: a missing toolchain stops here with one clear message.
-  const cli = config.RUN_WORKER ? await resolvePulumiCli(automation) : undefined;
+  // A worker checks the pinned CLI once, at start-up: a missing toolchain stops here with one clear message. The
+  // Automation API itself is loaded with the first run (automation/tenant-stack.ts).
+  if (config.RUN_WORKER) await checkPulumiCli(automation);
   const recovered = await recoverInterruptedRuns(database.db, automation, { liveness, boss, log });
   if (recovered.length > 0) log(`recovery: marked ${recovered.length} interrupted run(s): ${recovered.join(", ")}`);
   await failAbandonedScans(database.db);
@@ -84,21 +99,35 @@ async function main(): Promise<void> {
     {
       db: database.db,
       automation,
-      cli,
       tenantConfig: (organizationId) => resolveTenantConfig(database.db, keyring, platform, organizationId),
+      plans: createRunPlanStore(database.db, keyring),
       liveness,
       onRunFinished: afterRun,
       log,
+      telemetry,
     },
     { connectionString: database.connectionString, boss, maxConcurrentRuns: config.MAX_CONCURRENT_RUNS, work: config.RUN_WORKER },
   );
+  // Runs of a replica that died while this one runs: recovered here, without waiting for a restart.
+  const sweep = config.RUN_WORKER
+    ? startRecoverySweep(database.db, automation, {
+        liveness,
+        boss,
+        log,
+        intervalMs: config.RECOVERY_SWEEP_SECONDS * 1000,
+        onRecovered: (runIds) => {
+          for (const runId of runIds) logger.warn({ event: "run.recovered", runId }, "recovered a run whose executor died");
+          log(`recovery sweep: marked ${runIds.length} interrupted run(s): ${runIds.join(", ")}`);
+        },
+      })
+    : undefined;
   scanQueue = await startScanQueue(
     boss,
-    { db: database.db, keyring, onScanFinished: lifecycle.onScanFinished, log },
+    { db: database.db, keyring, onScanFinished: lifecycle.onScanFinished, log, telemetry },
     { work: config.RUN_WORKER, schedule: config.DISCOVERY_SCHEDULE },
   );
 
-  runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue, plansDir: automation.plansDir! });
+  runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue });
   fleetCoordinator = startFleetCoordinator({ db: database.db, sql: database.sql, runs: () => runService!, log }, { work: config.RUN_WORKER });
   const webhookDispatcher = await startWebhookDispatcher(
     boss,
@@ -127,7 +156,8 @@ async function main(): Promise<void> {
   const bootstrapLinks =
     config.BOOTSTRAP_TEMPLATE_BUCKET && config.PLATFORM_PRINCIPAL_ARN
       ? createBootstrapLinkService({
-          s3: new S3Client({ region: config.BOOTSTRAP_TEMPLATE_BUCKET_REGION }),
+          // Only when the quick-create link is configured: otherwise the S3 SDK is never loaded.
+          s3: new (await import("@aws-sdk/client-s3")).S3Client({ region: config.BOOTSTRAP_TEMPLATE_BUCKET_REGION }),
           publish: { bucket: config.BOOTSTRAP_TEMPLATE_BUCKET, region: config.BOOTSTRAP_TEMPLATE_BUCKET_REGION },
           platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN,
         })
@@ -139,7 +169,6 @@ async function main(): Promise<void> {
     bootstrapWaitSeconds: config.BOOTSTRAP_WAIT_SECONDS,
     webhooksAllowHttpLoopback: config.WEBHOOK_ALLOW_HTTP_LOOPBACK,
     platform,
-    plansDir: automation.plansDir!,
     verifyBootstrapRole: verifyBootstrapRoleWithSts,
     runQueue,
     scanQueue,
@@ -147,6 +176,7 @@ async function main(): Promise<void> {
     keyring,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     log,
+    observability: telemetry,
   });
 
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
@@ -162,16 +192,19 @@ async function main(): Promise<void> {
     log(`${signal}: shutting down`);
     const force = setTimeout(() => {
       log("shutdown timed out; exiting");
+      logger.flush();
       process.exit(1);
     }, 10_000);
     force.unref();
     server.close(async () => {
       try {
+        await sweep?.stop();
         await fleetCoordinator?.stop();
         await webhookDispatcher.stop();
         await boss.stop({ graceful: true, timeout: 8_000 }).catch(() => undefined);
         await database.close();
       } finally {
+        logger.flush();
         process.exit(0);
       }
     });
@@ -183,7 +216,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ServiceConfigError) log(error.message);
-  else log(`failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  if (error instanceof ServiceConfigError) writeStderr(error.message);
+  else writeStderr(`failed to start: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
   process.exit(1);
 });

@@ -16,8 +16,6 @@ export const automationSettingsSchema = z.object({
   /** Folder whose bin/ holds the pinned CLI (the project's .tools); PATH when absent. */
   pulumiRoot: z.string().optional(),
   pulumiHome: z.string().optional(),
-  /** Where previews save update plans for approval (shared storage when several replicas execute runs). */
-  plansDir: z.string().min(1).optional(),
 });
 
 export type AutomationSettings = z.infer<typeof automationSettingsSchema>;
@@ -31,7 +29,6 @@ export function defaultAutomationSettings(repoRoot: string, overrides: Partial<A
     secretsProvider: "passphrase",
     pulumiRoot: existsSync(path.join(toolsRoot, "bin", "pulumi")) ? toolsRoot : undefined,
     pulumiHome: path.join(repoRoot, ".data", "pulumi-home"),
-    plansDir: path.join(repoRoot, ".data", "plans"),
     ...overrides,
   });
 }

@@ -1,21 +1,28 @@
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import {
-  CommandError,
-  ConcurrentUpdateError,
-  LocalWorkspace,
-  PulumiCommand,
-  StackNotFoundError as PulumiStackNotFoundError,
-  type EngineEvent,
-  type OpMap,
-  type Stack,
-} from "@pulumi/pulumi/automation";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import type { EngineEvent, OpMap, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 import { TENANT_CONFIG_KEYS, toStackConfigEntries, type TenantConfigInput } from "../programs/tenant/config";
-import { tenantProgram } from "../programs/tenant/program";
 import { EngineFailureError, StackBusyError, StackNotFoundError, ToolchainMissingError } from "./errors";
 import { PINNED_PULUMI_VERSION, type AutomationSettings } from "./settings";
 import { stackNameFor } from "./stack-name";
 
 export const PROJECT_NAME = "mini-xdr-tenant";
+
+type AutomationSdk = typeof import("@pulumi/pulumi/automation");
+let automationSdk: AutomationSdk | undefined;
+let tenantProgramModule: Promise<typeof import("../programs/tenant/program")> | undefined;
+
+/**
+ * The Automation API (about 110 MiB with its gRPC and protobuf code) and the tenant program (with @pulumi/aws) are
+ * loaded on first use, not at start-up: an API replica that never runs a stack never pays for them.
+ */
+async function loadAutomationSdk(): Promise<AutomationSdk> {
+  return (automationSdk ??= await import("@pulumi/pulumi/automation"));
+}
 
 export interface ResourceChange {
   urn: string;
@@ -39,12 +46,38 @@ export interface OperationOptions {
   signal?: AbortSignal;
 }
 
-/** The pinned CLI, checked (`pulumi version`). Resolve it once and pass it to openTenantStack to skip the check per run. */
-export async function resolvePulumiCli(settings: AutomationSettings): Promise<PulumiCommand> {
+const checkedClis = new Map<string, Promise<PulumiCommand>>();
+
+/**
+ * The pinned CLI, checked (`pulumi version`) once per process and root: later calls get the same PulumiCommand, so
+ * runs skip the check.
+ */
+export function resolvePulumiCli(settings: AutomationSettings): Promise<PulumiCommand> {
+  const root = settings.pulumiRoot ?? "";
+  let checked = checkedClis.get(root);
+  if (!checked) {
+    checked = (async () => {
+      const { PulumiCommand } = await loadAutomationSdk();
+      try {
+        return await PulumiCommand.get({ root: settings.pulumiRoot, version: undefined, skipVersionCheck: false });
+      } catch (error) {
+        throw new ToolchainMissingError(error instanceof Error ? error.message.split("\n")[0]! : String(error));
+      }
+    })();
+    checked.catch(() => checkedClis.delete(root));
+    checkedClis.set(root, checked);
+  }
+  return checked;
+}
+
+/** The start-up check of a worker, without loading the Automation API: the CLI runs and says its version. */
+export async function checkPulumiCli(settings: AutomationSettings): Promise<string> {
+  const bin = settings.pulumiRoot ? join(settings.pulumiRoot, "bin", "pulumi") : "pulumi";
   try {
-    return await PulumiCommand.get({ root: settings.pulumiRoot, version: undefined, skipVersionCheck: false });
+    const { stdout } = await promisify(execFile)(bin, ["version"], { env: { ...process.env, PULUMI_SKIP_UPDATE_CHECK: "true" } });
+    return stdout.trim();
   } catch (error) {
-    throw new ToolchainMissingError(error instanceof Error ? error.message.split("\n")[0]! : String(error));
+    throw new ToolchainMissingError(`could not run ${bin}: ${error instanceof Error ? error.message.split("\n")[0]! : String(error)}`);
   }
 }
 
@@ -72,6 +105,8 @@ export async function openTenantStack(
   { create, updatePlans = false, cli }: { create: boolean; updatePlans?: boolean; cli?: PulumiCommand },
 ): Promise<Stack> {
   const stackName = stackNameFor(tenantSlug);
+  const { LocalWorkspace } = await loadAutomationSdk();
+  const { tenantProgram } = await (tenantProgramModule ??= import("../programs/tenant/program"));
   const workspaceOptions = {
     workDir: settings.projectDir,
     pulumiCommand: cli ?? (await resolvePulumiCli(settings)),
@@ -111,9 +146,63 @@ export async function configureTenantStack(stack: Stack, config: TenantConfigInp
   if (stale.length > 0) await stack.removeAllConfig(stale.map((key) => `${PROJECT_NAME}:${key}`));
 }
 
+interface WarmStack {
+  stack: Stack;
+  /** Digest of the config entries written, and of the stack's config file right after writing them. */
+  configDigest: string;
+  fileDigest: string;
+}
+
+/** Stacks this process opened and configured, by stack name and update-plan mode; bounded, oldest dropped first. */
+const warmStacks = new Map<string, WarmStack>();
+const WARM_STACKS_MAX = 1000;
+
+const sha256 = (text: string) => createHash("sha256").update(text).digest("hex");
+
+async function configFileDigest(settings: AutomationSettings, stackName: string): Promise<string | undefined> {
+  const text = await readFile(join(settings.projectDir, "stacks", `Pulumi.${stackName}.yaml`), "utf8").catch(() => undefined);
+  return text === undefined ? undefined : sha256(text);
+}
+
+function forgetWarmStack(stackName: string): void {
+  for (const [key, warm] of warmStacks) if (warm.stack.name === stackName) warmStacks.delete(key);
+}
+
+/**
+ * openTenantStack (create when missing) + configureTenantStack, kept warm: when this process already opened the
+ * stack and wrote this very config, and the stack's config file is still the one it wrote (no other process changed or
+ * removed it), the open stack is reused without a CLI call (`stack select`, `config --json`). Otherwise it is opened
+ * and configured as usual.
+ */
+export async function openConfiguredTenantStack(
+  settings: AutomationSettings,
+  config: TenantConfigInput,
+  { updatePlans = false, cli }: { updatePlans?: boolean; cli?: PulumiCommand } = {},
+): Promise<Stack> {
+  const stackName = stackNameFor(config.tenantSlug);
+  const key = sha256(JSON.stringify([settings, stackName, updatePlans]));
+  const configDigest = sha256(JSON.stringify(toStackConfigEntries(config)));
+  const warm = warmStacks.get(key);
+  if (warm && warm.configDigest === configDigest && warm.fileDigest === (await configFileDigest(settings, stackName))) return warm.stack;
+  warmStacks.delete(key);
+  const stack = await openTenantStack(settings, config.tenantSlug, { create: true, updatePlans, cli });
+  await configureTenantStack(stack, config);
+  const fileDigest = await configFileDigest(settings, stackName);
+  if (fileDigest !== undefined) {
+    if (warmStacks.size >= WARM_STACKS_MAX) warmStacks.delete(warmStacks.keys().next().value!);
+    warmStacks.set(key, { stack, configDigest, fileDigest });
+  }
+  return stack;
+}
+
 function translateError(error: unknown, stackName: string, operation: string, diagnostics: string[] = []): Error {
+  // Errors only come from a stack, so the SDK is loaded by now.
+  const { CommandError, ConcurrentUpdateError, StackNotFoundError: PulumiStackNotFoundError } = automationSdk!;
   if (error instanceof ConcurrentUpdateError) return new StackBusyError(stackName);
-  if (error instanceof PulumiStackNotFoundError) return new StackNotFoundError(stackName);
+  if (error instanceof PulumiStackNotFoundError || (error instanceof CommandError && /no stack named .* found/.test(error.message))) {
+    forgetWarmStack(stackName);
+    return new StackNotFoundError(stackName);
+  }
   if (error instanceof CommandError) {
     const message = error.message;
     if (message.includes("the stack is currently locked by")) return new StackBusyError(stackName);
@@ -335,6 +424,7 @@ export async function clearPendingOperations(stack: Stack): Promise<DroppedOpera
 
 /** Removes the stack (its state and its config file); the stack must hold no resources. */
 export async function removeTenantStack(stack: Stack): Promise<void> {
+  forgetWarmStack(stack.name);
   try {
     await stack.workspace.removeStack(stack.name);
   } catch (error) {

@@ -9,14 +9,24 @@
  *        backend (the program runs through the Node.js language host; --skip-preview as the Automation API does);
  *      - with the Automation API in this process (the service's own path minus the service: inline program).
  *      Prints the median / min / max of each and the API's overhead against the other two (target: under 10%).
- *   2. Peak memory while 4 tenants run `up` at once through the API: the server process's VmHWM, and the peak of
- *      the summed VmRSS of the server and all its descendants (pulumi CLIs and provider plugins), sampled.
+ *   2. The service process's memory (its own VmRSS / VmHWM: neither the pulumi CLIs and plugins it starts nor the
+ *      database server, which are other processes): idle after start-up (target <= 200 MiB), and its peak while 4
+ *      tenants run `up` at once through the API (target <= 350 MiB); also the peak of the summed VmRSS of the server
+ *      and all its descendants, sampled.
+ *   3. GET /v1/tenants/{slug}/progress of a tenant with 10,000 assets (seeded directly into cloud_assets of the
+ *      service's database), under 200 requests per second from autocannon on loopback: p50 / p99 (target p99 <= 25 ms).
  *
- *   npm run bench:api                         (the embedded PostgreSQL server in a temp dir)
- *   DATABASE_URL=postgres://... npm run bench:api
+ * All of it twice in one run: on the embedded default (the service starts its own PostgreSQL under DATA_DIR) and on a
+ * PostgreSQL server (a scratch database on DATABASE_URL, else TEST_DATABASE_URL, else the test server that
+ * `bash scripts/postgres.sh start` starts). BENCH_BACKENDS=embedded or =server runs one of them.
+ *
+ *   npm run bench:api
  *   BENCH_ROUNDS=5 npm run bench:api
  */
-import { spawn } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
+import { promisify } from "node:util";
 import { randomBytes, randomInt } from "node:crypto";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
@@ -30,6 +40,7 @@ import {
   createCaller,
   descendantsOf,
   processMemory,
+  scratchDatabase,
   startServer,
   stopServer,
   temporaryServiceWorkspace,
@@ -40,6 +51,17 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENT_TENANTS = 4;
 const PLATFORM_PRINCIPAL = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
 const POLL_MS = 50;
+const PROGRESS_ASSETS = 10_000;
+const PROGRESS_RATE = 200;
+const PROGRESS_SECONDS = Number(process.env.BENCH_PROGRESS_SECONDS ?? 15);
+
+interface AutocannonResult {
+  requests: { total: number; average: number };
+  latency: { p50: number; p90: number; p99: number; max: number };
+  non2xx: number;
+  errors: number;
+}
+const autocannon = createRequire(import.meta.url)("autocannon") as (options: Record<string, unknown>) => Promise<AutocannonResult>;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const newAccount = () => String(400_000_000_000 + randomInt(99_999_999_999));
@@ -62,12 +84,17 @@ async function pulumi(args: string[], cwd: string, env: NodeJS.ProcessEnv): Prom
   if (code !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${code}:\n${output}`);
 }
 
-const teardown = await setupHarness();
+/** The whole measurement on one database back end; databaseUrl undefined: the embedded default. */
+async function measure(backendName: string, databaseUrl: string | undefined): Promise<string[]> {
+const lines: string[] = [];
+const print = (line: string) => {
+  lines.push(line);
+  process.stderr.write(`${line}\n`);
+};
 const workspace = await temporaryServiceWorkspace();
 const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
 let server: Server | undefined;
 try {
-  const databaseUrl = process.env.DATABASE_URL;
   server = await startServer({
     HOST: "127.0.0.1",
     PORT: "0",
@@ -78,6 +105,9 @@ try {
     MAX_CONCURRENT_RUNS: String(CONCURRENT_TENANTS),
     ...workspace.serverEnv(),
   });
+  // Idle: after start-up, before any request has loaded anything on demand.
+  await sleep(3000);
+  const idle = (await processMemory(server.child.pid!))!;
   const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
   const api = async (method: string, path: string, body?: unknown) => {
     const answer = await call(method, path, { body });
@@ -157,7 +187,8 @@ try {
   const apiExecution: number[] = [];
   /** With DATABASE_URL: where an API run's execution goes, from the rows (run_events.created_at). */
   const phases: Record<"setup" | "engine" | "finish", number[]> = { setup: [], engine: [], finish: [] };
-  const sql = databaseUrl ? postgres(databaseUrl, { max: 1, onnotice: () => undefined }) : undefined;
+  const serviceDatabaseUrl = databaseUrl ?? (await embeddedDatabaseUrl(workspace.dataDir));
+  const sql = postgres(serviceDatabaseUrl, { max: 2, onnotice: () => undefined });
   for (let round = 0; round < ROUNDS; round++) {
     // Through the API.
     const started = performance.now();
@@ -167,7 +198,7 @@ try {
     if (run.change_summary?.create !== 8) throw new Error(`unexpected API up summary ${JSON.stringify(run.change_summary)}`);
     apiQueueWait.push(Date.parse(run.started_at) - Date.parse(run.requested_at));
     apiExecution.push(Date.parse(run.finished_at) - Date.parse(run.started_at));
-    if (sql) {
+    {
       const [row] = await sql<{ first: Date; last: Date }[]>`
         select min(created_at) as first, max(created_at) as last from run_events where run_id = ${runId}`;
       phases.setup.push(row!.first.getTime() - Date.parse(run.started_at));
@@ -225,33 +256,102 @@ try {
   await sampler;
   const serverAfter = (await processMemory(serverPid))!;
   for (const run of concurrentRuns) if (run.change_summary?.create !== 8) throw new Error(`unexpected concurrent up ${JSON.stringify(run.change_summary)}`);
+  for (const slug of concurrentSlugs) await discoveryDone(slug);
+  const idleAfter = (await processMemory(serverPid))!;
+
+  // The progress call of a tenant with PROGRESS_ASSETS assets (its stack applied), under PROGRESS_RATE requests/s.
+  const progressSlug = concurrentSlugs[0]!;
+  const [org] = await sql<{ id: number }[]>`select id from organizations where slug = ${progressSlug}`;
+  await sql`
+    insert into cloud_assets (organization_id, provider, asset_type, asset_id, region, asset_data, tags, agent_compatible, priority, agent_status, agent_status_at)
+    select ${org!.id}, 'aws', 'ec2', 'i-bench' || lpad(n::text, 12, '0'), 'us-east-1',
+           jsonb_build_object('state', case when n % 10 = 0 then 'stopped' else 'running' end, 'platform', case when n % 4 = 0 then 'windows' else 'linux' end, 'instanceType', 't3.micro'),
+           jsonb_build_object('Name', 'bench-' || n, 'env', case when n % 3 = 0 then 'prod' else 'dev' end),
+           true, (array['critical', 'high', 'medium', 'low'])[1 + n % 4]::asset_priority,
+           (array['installed', 'checked_in', 'pending', 'failed', 'unknown'])[1 + n % 5], now()
+    from generate_series(1, ${PROGRESS_ASSETS}) as n`;
+  const progressPath = `/v1/tenants/${progressSlug}/progress`;
+  const warm = await api("GET", progressPath);
+  if (warm.discovery.assets_found < PROGRESS_ASSETS) throw new Error(`progress counts ${warm.discovery.assets_found} assets, expected >= ${PROGRESS_ASSETS}`);
+  const load = await autocannon({
+    url: `${server.baseUrl}${progressPath}`,
+    headers: { authorization: `Bearer ${adminToken}` },
+    connections: 20,
+    overallRate: PROGRESS_RATE,
+    duration: PROGRESS_SECONDS,
+  });
+  if (load.non2xx > 0 || load.errors > 0) throw new Error(`progress under load: ${load.non2xx} non-2xx answers, ${load.errors} errors`);
+  const progressMemory = (await processMemory(serverPid))!;
 
   const api_ = stats(figures.api);
   const cli = stats(figures.cli);
   const inline = stats(figures.inline);
   const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
   const overhead = (against: number) => `${(((api_.median - against) / against) * 100).toFixed(1)}%`;
-  console.log(`tenant up (8 resources), ${ROUNDS} rounds, destroyed between rounds; database: ${databaseUrl ? "PostgreSQL (DATABASE_URL)" : "embedded PostgreSQL"}`);
-  console.log(`seconds: median / min / max`);
-  console.log(`  API (POST run -> succeeded)          ${seconds(api_.median)} / ${seconds(api_.min)} / ${seconds(api_.max)}`);
-  console.log(`    of which queued (requested->started) median ${seconds(stats(apiQueueWait).median)}, executing median ${seconds(stats(apiExecution).median)}`);
-  if (sql) {
-    console.log(
+  print(`== ${backendName}`);
+  print(`tenant up (8 resources), ${ROUNDS} rounds, destroyed between rounds`);
+  print(`seconds: median / min / max`);
+  print(`  API (POST run -> succeeded)          ${seconds(api_.median)} / ${seconds(api_.min)} / ${seconds(api_.max)}`);
+  print(`    of which queued (requested->started) median ${seconds(stats(apiQueueWait).median)}, executing median ${seconds(stats(apiExecution).median)}`);
+  {
+    print(
       `    executing: before the first engine event (tenant config, stack select, config set) median ${seconds(stats(phases.setup).median)}, ` +
         `first -> last event recorded ${seconds(stats(phases.engine).median)}, last event -> run finished ${seconds(stats(phases.finish).median)}`,
     );
-    await sql.end();
   }
-  console.log(`  CLI (pulumi up --yes --skip-preview)  ${seconds(cli.median)} / ${seconds(cli.min)} / ${seconds(cli.max)}`);
-  console.log(`  Automation API in-process (inline)    ${seconds(inline.median)} / ${seconds(inline.min)} / ${seconds(inline.max)}`);
-  console.log(`ratio API / CLI:        ${(api_.median / cli.median).toFixed(3)}  (API overhead ${overhead(cli.median)}; target < 10%)`);
-  console.log(`ratio API / Automation: ${(api_.median / inline.median).toFixed(3)}  (API overhead ${overhead(inline.median)})`);
-  console.log(`${CONCURRENT_TENANTS} tenants' up at once through the API: ${concurrentSeconds.toFixed(2)} s, all succeeded`);
-  console.log(`  service process: VmRSS ${mib(serverBefore.rssKiB)} before, VmHWM ${mib(serverAfter.hwmKiB)} after (peak of the process)`);
-  console.log(`  service + pulumi children, summed VmRSS sampled every 100 ms: peak ${mib(peakTreeKiB)} over ${peakProcesses} processes`);
-  console.log(`  largest child process (pulumi CLI / provider plugin) VmHWM: ${mib(peakChildHwmKiB)}`);
+  print(`  CLI (pulumi up --yes --skip-preview)  ${seconds(cli.median)} / ${seconds(cli.min)} / ${seconds(cli.max)}`);
+  print(`  Automation API in-process (inline)    ${seconds(inline.median)} / ${seconds(inline.min)} / ${seconds(inline.max)}`);
+  print(`ratio API / CLI:        ${(api_.median / cli.median).toFixed(3)}  (API overhead ${overhead(cli.median)})`);
+  print(`ratio API / Automation: ${(api_.median / inline.median).toFixed(3)}  (API overhead ${overhead(inline.median)}; target: ratio <= 1.15)`);
+  print(`${CONCURRENT_TENANTS} tenants' up at once through the API: ${concurrentSeconds.toFixed(2)} s, all succeeded`);
+  print(`  service process: VmRSS ${mib(serverBefore.rssKiB)} before, VmHWM ${mib(serverAfter.hwmKiB)} after (peak of the process; target <= 350 MiB)`);
+  print(`  service + pulumi children, summed VmRSS sampled every 100 ms: peak ${mib(peakTreeKiB)} over ${peakProcesses} processes`);
+  print(`  largest child process (pulumi CLI / provider plugin) VmHWM: ${mib(peakChildHwmKiB)}`);
+  print(`service process memory (own VmRSS; CLI children and the database server excluded):`);
+  print(`  idle after start-up ${mib(idle.rssKiB)} (target <= 200 MiB); idle after the runs ${mib(idleAfter.rssKiB)}; after the progress load ${mib(progressMemory.rssKiB)}`);
+  print(`  peak (VmHWM, whole life of the process, 4 concurrent ups included) ${mib(progressMemory.hwmKiB)}`);
+  print(
+    `GET progress, tenant with ${PROGRESS_ASSETS} assets, ${PROGRESS_RATE} req/s for ${PROGRESS_SECONDS} s (autocannon, loopback): ` +
+      `${load.requests.total} requests, latency p50 ${load.latency.p50} ms, p90 ${load.latency.p90} ms, p99 ${load.latency.p99} ms (target <= 25 ms), max ${load.latency.max} ms`,
+  );
+  await sql.end();
 } finally {
   await stopServer(server, "SIGTERM");
   await workspace.cleanup();
+}
+return lines;
+}
+
+/** The URL of the embedded server the service started under its DATA_DIR (db/embedded-server.ts, database mini_xdr). */
+async function embeddedDatabaseUrl(dataDir: string): Promise<string> {
+  const dir = join(dataDir, "postgres");
+  const password = (await readFile(join(dir, "password"), "utf8")).trim();
+  const port = (await readFile(join(dir, "port"), "utf8")).trim();
+  return `postgres://postgres:${password}@127.0.0.1:${port}/mini_xdr`;
+}
+
+async function serverUrl(): Promise<string> {
+  const given = process.env.DATABASE_URL ?? process.env.TEST_DATABASE_URL;
+  if (given) return given;
+  const { stdout } = await promisify(execFile)("bash", [join(REPO_ROOT, "scripts", "postgres.sh"), "start"], { cwd: REPO_ROOT });
+  return stdout.trim();
+}
+
+const backends = (process.env.BENCH_BACKENDS ?? "embedded,server").split(",");
+const teardown = await setupHarness();
+const report: string[] = [];
+try {
+  if (backends.includes("embedded")) report.push(...(await measure("embedded PostgreSQL (the default, under DATA_DIR)", undefined)));
+  if (backends.includes("server")) {
+    process.env.TEST_DATABASE_URL = await serverUrl();
+    const scratch = await scratchDatabase("mxdr_bench");
+    try {
+      report.push(...(await measure("PostgreSQL server (DATABASE_URL; a scratch database)", scratch.databaseUrl)));
+    } finally {
+      await scratch.cleanup();
+    }
+  }
+} finally {
   await teardown();
 }
+console.log(report.join("\n"));

@@ -305,7 +305,7 @@ export const runs = pgTable(
     outputs: jsonb("outputs").$type<RunOutputs>(),
     /** Message plus the engine's diagnostics. */
     error: jsonb("error").$type<RunError>(),
-    /** Where a preview's update plan is saved (for approval-gated ups), or the plan an `up` applied. */
+    /** The id (run_plans.id) of the update plan a preview saves (approval-gated ups), or of the plan an `up` applied. */
     planRef: text("plan_ref"),
     /** The queue job executing this run. */
     jobId: text("job_id"),
@@ -323,6 +323,43 @@ export const runs = pgTable(
     index("runs_stack_requested_idx").on(table.stackName, table.requestedAt),
     index("runs_status_idx").on(table.status),
   ],
+);
+
+/**
+ * Update plans saved by previews of tenants that require approval, sealed with the credentials keyring (db/crypto.ts,
+ * bound to the tenant and the plan id): the plan carries the desired config. Every replica reads them from here;
+ * the CLI gets one in a temporary file for the duration of the call that needs it.
+ */
+export const runPlans = pgTable("run_plans", {
+  id: uuid("id").primaryKey(),
+  organizationId: integer("organization_id")
+    .notNull()
+    .references(() => organizations.id, { onDelete: "cascade" }),
+  /** The preview that saved the plan. */
+  previewRunId: uuid("preview_run_id")
+    .notNull()
+    .references(() => runs.id, { onDelete: "cascade" }),
+  /** The sealed plan (envelope of db/crypto.ts). */
+  planSealed: text("plan_sealed").notNull(),
+  keyId: text("key_id").notNull(),
+  createdAt: createdAt(),
+});
+
+/**
+ * Data keys for the credentials keyring when a KMS key is configured (db/kms-keyring.ts): one per KMS key, stored only
+ * encrypted by KMS (GenerateDataKey's CiphertextBlob); every replica decrypts them with KMS at start-up. Envelopes of
+ * db/crypto.ts name the data key by `id`.
+ */
+export const credentialDataKeys = pgTable(
+  "credential_data_keys",
+  {
+    id: text("id").primaryKey(),
+    kmsKeyId: text("kms_key_id").notNull(),
+    /** The data key encrypted under the KMS key, base64. */
+    encryptedKey: text("encrypted_key").notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [uniqueIndex("credential_data_keys_kms_key_unique").on(table.kmsKeyId)],
 );
 
 export const runEvents = pgTable(
@@ -660,6 +697,7 @@ export type NewCloudAsset = typeof cloudAssets.$inferInsert;
 export type Run = typeof runs.$inferSelect;
 export type NewRun = typeof runs.$inferInsert;
 export type RunEvent = typeof runEvents.$inferSelect;
+export type RunPlan = typeof runPlans.$inferSelect;
 export type NewRunEvent = typeof runEvents.$inferInsert;
 export type Agent = typeof agents.$inferSelect;
 export type NewAgent = typeof agents.$inferInsert;

@@ -56,6 +56,9 @@ export const serviceConfigSchema = z.object({
       }, "must be 32 bytes as 64 hex characters or base64 (openssl rand -base64 32)")
       .optional(),
   ),
+  /** A KMS key (id, ARN or alias/...): credentials are then sealed with a data key from KMS (db/kms-keyring.ts), not a local key. */
+  CREDENTIALS_KMS_KEY_ID: optionalString,
+  CREDENTIALS_KMS_REGION: z.string().min(1).default("us-east-1"),
   /** The platform's AWS principal that customer roles trust (with an external ID). */
   PLATFORM_PRINCIPAL_ARN: optionalString.pipe(principalArnSchema.optional()),
   /** S3 bucket the bootstrap role's CloudFormation template is published to (quick-create links); it must let
@@ -81,6 +84,8 @@ export const serviceConfigSchema = z.object({
   MAX_CONCURRENT_RUNS: z.coerce.number().int("must be an integer").min(1).max(64).default(4),
   /** false: this replica only serves the API and enqueues; other replicas execute. */
   RUN_WORKER: z.enum(["true", "false"]).default("true").transform((value) => value === "true"),
+  /** How often a worker replica looks for runs whose executor died in another replica (services/run/recovery.ts). */
+  RECOVERY_SWEEP_SECONDS: z.coerce.number().int("must be an integer").min(1).max(3600).default(30),
   /** Agent version the tenant stacks install. */
   AGENT_VERSION: z.string().regex(/^\d+\.\d+\.\d+([-+][\w.]+)?$/, "must be a semantic version such as 1.4.2").default("1.0.0"),
   /** Cron (UTC) of the scheduled discovery of tenants with auto_discovery_enabled. */

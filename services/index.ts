@@ -19,8 +19,6 @@ export interface ServiceDeps {
   db: DrizzleDatabase;
   keyring: Keyring;
   platform: PlatformSettings;
-  /** Where previews of tenants that require approval save their update plans. */
-  plansDir: string;
   verifyBootstrapRole: BootstrapRoleVerifier;
   runQueue: () => RunQueue;
   scanQueue: () => ScanQueue;
@@ -48,7 +46,6 @@ export function createServices(deps: ServiceDeps) {
       keyring: deps.keyring,
       platform: deps.platform,
       queue: deps.runQueue,
-      plansDir: deps.plansDir,
       customerCleanup: (org) => integrations.bootstrapCleanup(org),
     }),
     discovery: createDiscoveryService({ db: deps.db, scans: deps.scanQueue }),

@@ -8,6 +8,7 @@ import type { Services } from "../../services";
 import { CHECK_NAMES } from "../../services/rollout/validation-checks";
 import { createRouter } from "../router";
 import { errorResponse, errorResponses, postErrorResponses, slugParamsSchema } from "../schemas";
+import { presentHealth, presentRetry, presentValidation } from "../presenters";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -118,7 +119,7 @@ export function deploymentRouter({ rollout }: Pick<Services, "rollout">) {
         502: errorResponse("the tenant's account could not be reached (code tenant_aws_unreachable)"),
       },
     }),
-    async (c) => c.json(await rollout.retry(c.get("principal"), await c.var.tenant()), 200),
+    async (c) => c.json(presentRetry(await rollout.retry(c.get("principal"), await c.var.tenant())), 200),
   );
 
   router.openapi(
@@ -131,7 +132,7 @@ export function deploymentRouter({ rollout }: Pick<Services, "rollout">) {
       request: { params: slugParamsSchema },
       responses: { 200: json(deploymentHealthSchema, "agent health"), ...errorResponses },
     }),
-    async (c) => c.json(await rollout.health(await c.var.tenant()), 200),
+    async (c) => c.json(presentHealth(await rollout.health(await c.var.tenant())), 200),
   );
 
   router.openapi(
@@ -144,7 +145,7 @@ export function deploymentRouter({ rollout }: Pick<Services, "rollout">) {
       request: { params: slugParamsSchema },
       responses: { 200: json(validationSchema, "checks"), ...errorResponses },
     }),
-    async (c) => c.json(await rollout.validation(await c.var.tenant()), 200),
+    async (c) => c.json(presentValidation(await rollout.validation(await c.var.tenant())), 200),
   );
 
   return router;

@@ -9,7 +9,7 @@ import { externalIdSchema, roleArnSchema } from "../../programs/tenant/config";
 import type { Services } from "../../services";
 import { notSupported } from "../../services/integration/integration-service";
 import type { Principal } from "../../services/tenant/principal";
-import { presentAsset } from "../presenters";
+import { presentAsset, presentHealth, presentRetry, presentValidation } from "../presenters";
 import { createRouter } from "../router";
 import { bodyErrorResponses, errorResponse, errorResponses, postErrorResponses } from "../schemas";
 import {
@@ -233,7 +233,7 @@ export function onboardingV2Router({ tenants, integrations, runs, discovery, rol
 
   router.openapi(
     createRoute({ ...route("get", "/validation/summary", "Validation checks"), responses: { 200: json(validationSchema, "checks"), ...errorResponses } }),
-    async (c) => c.json(await rollout.validation(await tenantOf(c)), 200),
+    async (c) => c.json(presentValidation(await rollout.validation(await tenantOf(c))), 200),
   );
 
   router.openapi(
@@ -256,12 +256,12 @@ export function onboardingV2Router({ tenants, integrations, runs, discovery, rol
         502: errorResponse("the tenant's account could not be reached (code tenant_aws_unreachable)"),
       },
     }),
-    async (c) => c.json(await rollout.retry(c.get("principal"), await tenantOf(c)), 200),
+    async (c) => c.json(presentRetry(await rollout.retry(c.get("principal"), await tenantOf(c))), 200),
   );
 
   router.openapi(
     createRoute({ ...route("get", "/deployment/health", "Agent health"), responses: { 200: json(deploymentHealthSchema, "agent health"), ...errorResponses } }),
-    async (c) => c.json(await rollout.health(await tenantOf(c)), 200),
+    async (c) => c.json(presentHealth(await rollout.health(await tenantOf(c))), 200),
   );
 
   return router;

@@ -36,7 +36,7 @@ export interface DiscoverySummary {
   inserted: number;
   updated: number;
   removed: number;
-  regions: { region: string; status: RegionStatus; error?: string; assets: number }[];
+  regions: { region: string; status: RegionStatus; error?: string; assets: number; durationMs: number }[];
   /** Wall time: scanning (credentials + all regions), storing, and both. */
   scanMs: number;
   storeMs: number;
@@ -104,7 +104,7 @@ export async function discoverTenant(options: DiscoverTenantOptions): Promise<Di
   return {
     assetsFound: records.length,
     ...stored,
-    regions: scan.regions.map(({ region, status, error, assets }) => ({ region, status, assets, ...(error ? { error } : {}) })),
+    regions: scan.regions.map(({ region, status, error, assets, durationMs }) => ({ region, status, assets, durationMs, ...(error ? { error } : {}) })),
     scanMs,
     storeMs,
     durationMs: performance.now() - started,

@@ -8,6 +8,7 @@ import type { Keyring } from "../../db/crypto";
 import { discoveryScans, type DiscoveryScan, type DiscoveryScanStatus } from "../../db/schema";
 import { openTenantSession } from "../integration/tenant-aws-session";
 import { discoverTenant } from "./discover";
+import { noopTelemetry, type Telemetry } from "../../lib/telemetry";
 
 export interface ScanRunnerDeps {
   db: DrizzleDatabase;
@@ -15,6 +16,8 @@ export interface ScanRunnerDeps {
   /** Told when a scan's row is final. */
   onScanFinished?(scan: DiscoveryScan): Promise<void>;
   log?(message: string): void;
+  /** Scan lifecycle log lines and per-region discovery metrics. */
+  telemetry?: Telemetry;
 }
 
 export async function executeScan(deps: ScanRunnerDeps, scanId: string): Promise<void> {
@@ -25,17 +28,21 @@ export async function executeScan(deps: ScanRunnerDeps, scanId: string): Promise
     .where(and(eq(discoveryScans.id, scanId), eq(discoveryScans.status, "queued")))
     .returning();
   if (!scan) return;
+  const { log, metrics } = deps.telemetry ?? noopTelemetry;
+  const fields = { scanId, tenantId: scan.organizationId, trigger: scan.trigger };
+  log.info({ event: "scan.started", ...fields }, "discovery scan started");
   let outcome: Partial<DiscoveryScan>;
   try {
     const session = await openTenantSession(db, deps.keyring, scan.organizationId);
     const summary = await discoverTenant({ db, organizationId: scan.organizationId, credentials: session.credentials });
+    for (const region of summary.regions) metrics.discoveryRegionScanned(region.region, region.status, region.durationMs / 1000);
     const failed = summary.regions.filter((region) => region.status === "failed").length;
     const status: DiscoveryScanStatus = failed === 0 ? "succeeded" : failed === summary.regions.length ? "failed" : "partial";
     outcome = {
       status,
       assetsFound: summary.assetsFound,
       changes: { inserted: summary.inserted, updated: summary.updated, removed: summary.removed },
-      regions: summary.regions,
+      regions: summary.regions.map(({ durationMs: _durationMs, ...region }) => region),
       ...(status === "failed" ? { error: { message: "every region failed", kind: "DiscoveryFailed" } } : {}),
     };
   } catch (error) {
@@ -49,6 +56,17 @@ export async function executeScan(deps: ScanRunnerDeps, scanId: string): Promise
     .set({ ...outcome, finishedAt: new Date() })
     .where(eq(discoveryScans.id, scanId))
     .returning();
+  (finished!.status === "failed" ? log.warn : log.info)(
+    {
+      event: "scan.finished",
+      ...fields,
+      status: finished!.status,
+      assetsFound: finished!.assetsFound,
+      durationMs: finished!.finishedAt!.getTime() - finished!.startedAt!.getTime(),
+      errorKind: finished!.error?.kind,
+    },
+    "discovery scan finished",
+  );
   await deps.onScanFinished?.(finished!).catch((error: unknown) =>
     (deps.log ?? console.error)(`discovery ${scanId}: follow-up failed: ${error instanceof Error ? error.message : String(error)}`),
   );

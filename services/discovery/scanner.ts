@@ -5,8 +5,8 @@
  * retry mode (client-side rate limiting on throttling). A region that fails is recorded with its
  * error; the other regions complete. No database here: assets come back as plain records.
  */
-import { DescribeRegionsCommand, EC2Client, paginateDescribeInstances, type Instance } from "@aws-sdk/client-ec2";
-import { RDSClient, paginateDescribeDBInstances, type DBInstance } from "@aws-sdk/client-rds";
+import type { Instance } from "@aws-sdk/client-ec2";
+import type { DBInstance } from "@aws-sdk/client-rds";
 import type { CredentialsProvider } from "../integration/assume-role";
 import { mapBounded } from "../../lib/concurrency";
 
@@ -87,6 +87,8 @@ function errorMessage(error: unknown): string {
 /** Enabled regions of the account, narrowed to `configured` when given (order of `configured`). */
 export async function listEnabledRegions(options: ScanOptions): Promise<string[]> {
   const home = options.homeRegion ?? options.regions?.[0] ?? "us-east-1";
+  // The EC2 client alone is about 100 MiB of code: loaded with the first scan, not at start-up.
+  const { DescribeRegionsCommand, EC2Client } = await import("@aws-sdk/client-ec2");
   const ec2 = new EC2Client(clientConfig(home, options));
   try {
     const response = await ec2.send(new DescribeRegionsCommand({ AllRegions: false }));
@@ -153,6 +155,10 @@ export function rdsAsset(db: DBInstance, region: string): DiscoveredAsset {
 /** One region: EC2 instances and RDS DB instances, paginated. Throws on the first failure. */
 export async function scanRegion(region: string, options: ScanOptions): Promise<DiscoveredAsset[]> {
   const config = clientConfig(region, options);
+  const [{ EC2Client, paginateDescribeInstances }, { RDSClient, paginateDescribeDBInstances }] = await Promise.all([
+    import("@aws-sdk/client-ec2"),
+    import("@aws-sdk/client-rds"),
+  ]);
   const ec2 = new EC2Client(config);
   const rds = new RDSClient(config);
   try {

@@ -8,7 +8,7 @@
  * one in-flight AssumeRole call. Endpoints come from the standard environment (the SDK honours
  * AWS_ENDPOINT_URL); an explicit `stsEndpoint` overrides it.
  */
-import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
+import type { STSClient } from "@aws-sdk/client-sts";
 
 /** Structurally the SDK's AwsCredentialIdentity. */
 export interface TenantCredentials {
@@ -63,12 +63,8 @@ export function assumeRoleCredentials(options: AssumeRoleOptions): CredentialsPr
   const durationSeconds = options.durationSeconds ?? DEFAULT_SESSION_SECONDS;
   const margin = Math.min(options.refreshMarginMs ?? DEFAULT_REFRESH_MARGIN_MS, (durationSeconds * 1000) / 2);
   const now = options.now ?? Date.now;
-  const sts =
-    options.stsClient ??
-    new STSClient({
-      region: options.region ?? "us-east-1",
-      ...(options.stsEndpoint ? { endpoint: options.stsEndpoint } : {}),
-    });
+  // The STS SDK is loaded with the first assumption, not at start-up.
+  let sts = options.stsClient;
 
   let cached: TenantCredentials | undefined;
   let inFlight: Promise<TenantCredentials> | undefined;
@@ -79,6 +75,11 @@ export function assumeRoleCredentials(options: AssumeRoleOptions): CredentialsPr
 
   const assume = async (): Promise<TenantCredentials> => {
     let response;
+    const { AssumeRoleCommand, STSClient } = await import("@aws-sdk/client-sts");
+    sts ??= new STSClient({
+      region: options.region ?? "us-east-1",
+      ...(options.stsEndpoint ? { endpoint: options.stsEndpoint } : {}),
+    });
     try {
       response = await sts.send(
         new AssumeRoleCommand({

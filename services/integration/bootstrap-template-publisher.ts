@@ -4,7 +4,7 @@
  * (endpoint and credentials from the standard AWS environment); the bucket must let CloudFormation in the customer's
  * account read `bootstrap/*` (a bucket policy set up with the platform, not here).
  */
-import { HeadObjectCommand, NotFound, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { z } from "zod";
 import { awsRegionSchema } from "../../programs/tenant/config";
 import { templateVersion } from "./bootstrap-template-fns";
@@ -42,6 +42,7 @@ export async function publishBootstrapTemplate(
   const version = templateVersion(body);
   const key = `${BOOTSTRAP_TEMPLATE_PREFIX}${version}.json`;
   const url = templateObjectUrl(settings, key);
+  const { HeadObjectCommand, NotFound, PutObjectCommand } = await import("@aws-sdk/client-s3");
   try {
     await s3.send(new HeadObjectCommand({ Bucket: settings.bucket, Key: key }));
     return { version, key, url, uploaded: false };

@@ -75,8 +75,9 @@ async function connectAws(
   }
   const sealed = encryptJson(data, awsCredentialContext(org.id), keyring);
   const { row, created } = await db.transaction(async (tx) => {
+    // A pending credential (a quick-create link that was opened, never connected) is not a connection to replace.
     const [existing] = await tx
-      .select({ id: integrationCredentials.id })
+      .select({ id: integrationCredentials.id, status: integrationCredentials.status })
       .from(integrationCredentials)
       .where(and(eq(integrationCredentials.organizationId, org.id), eq(integrationCredentials.provider, "aws")));
     const [saved] = await tx
@@ -105,12 +106,12 @@ async function connectAws(
       await tx.update(organizations).set({ awsAccountId: roleAccount }).where(eq(organizations.id, org.id));
     }
     await recordAudit(tx, principal, {
-      action: existing ? "integration.aws.replace" : "integration.aws.connect",
+      action: existing && existing.status !== "pending" ? "integration.aws.replace" : "integration.aws.connect",
       organizationId: org.id,
       target: `tenant:${org.slug}/integrations/aws`,
       details: { bootstrapRoleArn: input.bootstrapRoleArn, externalIdGenerated: generated },
     });
-    return { row: saved!, created: !existing };
+    return { row: saved!, created: !existing || existing.status === "pending" };
   });
   return { row, data, created, generated };
 }

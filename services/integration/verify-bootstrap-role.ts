@@ -2,7 +2,6 @@
  * Checks a tenant's bootstrap role before it is stored: the service's own identity (default credential chain) must be
  * able to assume it with the external ID. Endpoints come from the standard environment (AWS_ENDPOINT_URL).
  */
-import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 
 export interface BootstrapRoleCheck {
   roleArn: string;
@@ -15,6 +14,7 @@ export interface BootstrapRoleCheck {
 export type BootstrapRoleVerifier = (check: BootstrapRoleCheck) => Promise<string | undefined>;
 
 export const verifyBootstrapRoleWithSts: BootstrapRoleVerifier = async (check) => {
+  const { AssumeRoleCommand, STSClient } = await import("@aws-sdk/client-sts");
   const sts = new STSClient({ region: check.region, maxAttempts: 2 });
   try {
     const assumed = await sts.send(

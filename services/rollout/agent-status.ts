@@ -4,14 +4,7 @@
  * and how did our latest retry command end there (GetCommandInvocation). The result is written onto each asset's
  * agent status, with the evidence in agent_status_detail. An agent that has checked in outranks all of it.
  */
-import {
-  GetCommandInvocationCommand,
-  paginateDescribeInstanceInformation,
-  DescribeInstanceAssociationsStatusCommand,
-  SSMClient,
-  type InstanceAssociationStatusInfo,
-  type InstanceInformation,
-} from "@aws-sdk/client-ssm";
+import type { InstanceAssociationStatusInfo, InstanceInformation, SSMClient } from "@aws-sdk/client-ssm";
 import { and, desc, eq, isNull } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { agentCommands, agents, cloudAssets, type AgentStatus, type CloudAsset } from "../../db/schema";
@@ -86,7 +79,11 @@ export function deriveAgentStatus(evidence: InstanceEvidence): DerivedStatus {
   }
 }
 
-export function ssmClient(session: TenantSession, region: string): SSMClient {
+/** The SSM SDK module, loaded on first use rather than at start-up. */
+export const loadSsm = () => import("@aws-sdk/client-ssm");
+
+export async function ssmClient(session: TenantSession, region: string): Promise<SSMClient> {
+  const { SSMClient } = await loadSsm();
   return new SSMClient({ region, credentials: session.credentials, retryMode: "adaptive", maxAttempts: 3 });
 }
 
@@ -109,7 +106,8 @@ async function regionEvidence(
   assets: CloudAsset[],
   commands: Map<string, { commandId: string; requestedAt: Date }>,
 ): Promise<Map<string, SsmEvidence>> {
-  const ssm = ssmClient(session, region);
+  const ssm = await ssmClient(session, region);
+  const { DescribeInstanceAssociationsStatusCommand, GetCommandInvocationCommand, paginateDescribeInstanceInformation } = await loadSsm();
   try {
     const managed = new Map<string, InstanceInformation>();
     for await (const page of paginateDescribeInstanceInformation({ client: ssm }, {})) {

@@ -3,20 +3,19 @@
  * failed, and only those, highest priority first, in batches of SSM's limit of 50 instances per command. Each
  * command is recorded (agent_commands) so the next status refresh reads its result.
  */
-import { SendCommandCommand } from "@aws-sdk/client-ssm";
 import { and, eq, inArray, isNull } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { agentCommands, cloudAssets } from "../../db/schema";
-import { decisionFor, ssmClient } from "./agent-status";
+import { decisionFor, loadSsm, ssmClient } from "./agent-status";
 import { byPriority } from "./rollout-summary";
 import { TenantAwsAccessError, type TenantSession } from "../integration/tenant-aws-session";
 
 export const SEND_COMMAND_MAX_INSTANCES = 50;
 
 export interface RetryCommand {
-  command_id: string;
+  commandId: string;
   region: string;
-  instance_ids: string[];
+  instanceIds: string[];
 }
 
 export interface RetryResult {
@@ -55,7 +54,8 @@ export async function retryFailedDeployments(
 
   const commands: RetryCommand[] = [];
   for (const batch of batches) {
-    const ssm = ssmClient(session, batch.region);
+    const ssm = await ssmClient(session, batch.region);
+    const { SendCommandCommand } = await loadSsm();
     let commandId: string | undefined;
     try {
       const sent = await ssm.send(
@@ -69,7 +69,7 @@ export async function retryFailedDeployments(
     } catch (error) {
       throw new TenantAwsAccessError(
         `SendCommand in ${batch.region} failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}` +
-          (commands.length > 0 ? ` (after ${commands.length} command(s) were sent: ${commands.map((c) => c.command_id).join(", ")})` : ""),
+          (commands.length > 0 ? ` (after ${commands.length} command(s) were sent: ${commands.map((c) => c.commandId).join(", ")})` : ""),
       );
     } finally {
       ssm.destroy();
@@ -95,7 +95,7 @@ export async function retryFailedDeployments(
         })
         .where(and(eq(cloudAssets.organizationId, session.organizationId), inArray(cloudAssets.assetId, batch.instanceIds)));
     });
-    commands.push({ command_id: commandId, region: batch.region, instance_ids: batch.instanceIds });
+    commands.push({ commandId, region: batch.region, instanceIds: batch.instanceIds });
   }
   return { retried: failed.length, commands };
 }

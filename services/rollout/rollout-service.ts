@@ -45,7 +45,7 @@ export function createRolloutService({ db, keyring }: RolloutServiceDeps) {
       await recordAudit(db, principal, {
         action: "deployment.retry",
         organizationId: org.id,
-        details: { retried: result.retried, commands: result.commands.map((command) => command.command_id) },
+        details: { retried: result.retried, commands: result.commands.map((command) => command.commandId) },
       });
       await advanceOnboardingStatus(db, org.id);
       return result;
@@ -58,8 +58,8 @@ export function createRolloutService({ db, keyring }: RolloutServiceDeps) {
       return {
         ...health,
         status: "offboarded" as const,
-        agents_healthy: 0,
-        agents_stale: health.agents_enrolled,
+        agentsHealthy: 0,
+        agentsStale: health.agentsEnrolled,
         agents: health.agents.map((agent) => ({ ...agent, healthy: false })),
       };
     },
@@ -68,11 +68,7 @@ export function createRolloutService({ db, keyring }: RolloutServiceDeps) {
       const validation = await validateTenant(db, org.id);
       if (org.onboardingStatus !== "offboarded") return validation;
       const reason = `the tenant was offboarded${org.offboardedAt ? ` on ${org.offboardedAt.toISOString()}` : ""}: nothing is monitored`;
-      return {
-        ...validation,
-        checks: validation.checks.map((check) => ({ name: check.name, status: "failed" as const, reason })),
-        passed: 0,
-      };
+      return { ...validation, checks: validation.checks.map((check) => ({ name: check.name, status: "failed" as const, reason })), passed: 0 };
     },
 
     async enroll(request: EnrollmentRequest) {

@@ -30,7 +30,7 @@ export interface ValidationResult {
   passed: number;
   total: number;
   /** Settings not applied yet ("change pending: run an up ..."), or null. */
-  change_pending: string | null;
+  changePending: string | null;
 }
 
 const passed = (name: CheckName): ValidationCheck => ({ name, status: "passed" });
@@ -69,7 +69,9 @@ export async function validateTenant(
 
   const checks: ValidationCheck[] = [];
 
-  if (!credential) checks.push(failed("integration_healthy", "no AWS integration is connected"));
+  // Not connected yet is where every onboarding starts, not a failure; a credential that stopped working is.
+  if (!credential) checks.push(pending("integration_healthy", "AWS is not connected yet"));
+  else if (credential.status === "pending") checks.push(pending("integration_healthy", "waiting for the bootstrap role (the quick-create stack)"));
   else if (credential.status !== "active") checks.push(failed("integration_healthy", `the AWS integration is ${credential.status}`));
   else if (!lastUp) checks.push(pending("integration_healthy", "the tenant's stack has not been applied yet"));
   else if (lastUp.status === "succeeded") checks.push(passed("integration_healthy"));
@@ -143,6 +145,6 @@ export async function validateTenant(
     checks,
     passed: checks.filter((check) => check.status === "passed").length,
     total: checks.length,
-    change_pending: summary.change_pending,
+    changePending: summary.change_pending,
   };
 }

@@ -1,13 +1,11 @@
-import { mkdir } from "node:fs/promises";
-import { dirname } from "node:path";
 import type { EngineEvent, PulumiCommand } from "@pulumi/pulumi/automation";
 import { and, eq } from "drizzle-orm";
 import {
   AutomationError,
-  configureTenantStack,
   destroyTenantStack,
   driftCheckTenantStack,
   EngineFailureError,
+  openConfiguredTenantStack,
   openTenantStack,
   previewTenantStack,
   refreshTenantStack,
@@ -18,6 +16,9 @@ import {
 import type { DrizzleDatabase, SqlClient } from "../../db/client";
 import { runEvents, runs, type Run, type RunError } from "../../db/schema";
 import { holdRunLiveness } from "./run-liveness";
+import type { RunPlanStore } from "./run-plan-store";
+import { noopTelemetry, type Telemetry } from "../../lib/telemetry";
+import { TENANT_STACK_PREFIX } from "../../automation";
 import type { TenantConfigInput } from "../../programs/tenant/config";
 import type { RunKind } from "../../db/schema";
 
@@ -28,11 +29,20 @@ export interface RunExecutorDeps {
   cli?: PulumiCommand;
   /** The tenant's stack config (with its secrets), resolved when the run starts. */
   tenantConfig(organizationId: number): Promise<TenantConfigInput>;
+  /** Where previews of tenants that require approval save their update plans, and approved ups read them. */
+  plans?: RunPlanStore;
   /** With a PostgreSQL server: held per run so that recovery can tell a crashed executor from a live one. */
   liveness?: SqlClient;
   /** Told when a run has finished (its row is final); what it does next (discovery, offboarding) is its business. */
   onRunFinished?(run: Run): Promise<void>;
   log?(message: string): void;
+  /** Run lifecycle log lines and run metrics. */
+  telemetry?: Telemetry;
+}
+
+/** Ids for a run's log lines: never config, outputs or errors' details. */
+function runFields(run: Run) {
+  return { runId: run.id, tenantId: run.organizationId, tenant: run.stackName.slice(TENANT_STACK_PREFIX.length), kind: run.kind };
 }
 
 /** Writes engine events to run_events in order; writes are chained so seq order is insert order. */
@@ -71,11 +81,21 @@ export async function executeRun(deps: RunExecutorDeps, runId: string): Promise<
       .where(and(eq(runs.id, runId), eq(runs.status, "queued")))
       .returning();
     if (!claimed) return; // already handled (e.g. marked interrupted): never run twice
+    const { log, metrics } = deps.telemetry ?? noopTelemetry;
+    const queueWaitSeconds = (claimed.startedAt!.getTime() - claimed.requestedAt.getTime()) / 1000;
+    metrics.runStarted(claimed.kind, queueWaitSeconds);
+    log.info({ event: "run.started", ...runFields(claimed), queueWaitMs: Math.round(queueWaitSeconds * 1000) }, "run started");
     await db
       .update(runs)
       .set(await performOperation(deps, claimed))
       .where(eq(runs.id, runId));
     const [finished] = await db.select().from(runs).where(eq(runs.id, runId));
+    const durationSeconds = (finished!.finishedAt!.getTime() - claimed.startedAt!.getTime()) / 1000;
+    metrics.runFinished(finished!.kind, finished!.status, durationSeconds);
+    (finished!.status === "succeeded" ? log.info : log.warn)(
+      { event: "run.finished", ...runFields(finished!), status: finished!.status, durationMs: Math.round(durationSeconds * 1000), errorKind: finished!.error?.kind },
+      "run finished",
+    );
     await deps.onRunFinished?.(finished!).catch((error: unknown) =>
       (deps.log ?? console.error)(`run ${runId}: follow-up failed: ${error instanceof Error ? error.message : String(error)}`),
     );
@@ -88,18 +108,23 @@ async function performOperation(deps: RunExecutorDeps, run: Run): Promise<Partia
   const events = eventWriter(deps.db, run.id);
   try {
     const config = await deps.tenantConfig(run.organizationId);
-    const plan = run.planRef ?? undefined;
-    const stack = await openTenantStack(deps.automation, config.tenantSlug, {
-      create: run.kind !== "destroy",
-      updatePlans: run.kind === "up" && plan !== undefined,
-      cli: deps.cli,
-    });
-    if (run.kind !== "destroy") await configureTenantStack(stack, config);
-    if (run.kind === "preview" && plan) await mkdir(dirname(plan), { recursive: true });
+    const plan = run.planRef ? { id: run.planRef, organizationId: run.organizationId, previewRunId: run.id } : undefined;
+    if (plan && !deps.plans) throw new Error("this run has a saved plan but the executor has no plan store");
+    // Runs other than destroy reuse the stack this process already opened and configured, when nothing changed.
+    const stack =
+      run.kind === "destroy"
+        ? await openTenantStack(deps.automation, config.tenantSlug, { create: false, cli: deps.cli })
+        : await openConfiguredTenantStack(deps.automation, config, { updatePlans: run.kind === "up" && plan !== undefined, cli: deps.cli });
     const operations: Record<RunKind, () => Promise<OperationResult & { drifted?: Run["drift"] }>> = {
-      preview: () => previewTenantStack(stack, { onEvent: events.onEvent, savePlanTo: plan }),
-      // A remediation reads the cloud first, so what changed outside the stack is put back.
-      up: () => upTenantStack(stack, { onEvent: events.onEvent, plan, refresh: run.remediatesRunId !== null }),
+      preview: () =>
+        plan
+          ? deps.plans!.savePlan(plan, (savePlanTo) => previewTenantStack(stack, { onEvent: events.onEvent, savePlanTo }))
+          : previewTenantStack(stack, { onEvent: events.onEvent }),
+      up: () =>
+        plan
+          ? deps.plans!.withPlanFile(plan, (planFile) => upTenantStack(stack, { onEvent: events.onEvent, plan: planFile }))
+          : // A remediation reads the cloud first, so what changed outside the stack is put back.
+            upTenantStack(stack, { onEvent: events.onEvent, refresh: run.remediatesRunId !== null }),
       drift: () => driftCheckTenantStack(stack, { onEvent: events.onEvent }),
       refresh: () => refreshTenantStack(stack, { onEvent: events.onEvent }),
       destroy: () => destroyTenantStack(stack, { onEvent: events.onEvent }),

@@ -37,3 +37,29 @@ export async function runHasLiveExecutor(sql: SqlClient, runId: string): Promise
     connection.release();
   }
 }
+
+/**
+ * Takes the run's liveness lock when no session holds it (no live executor) and keeps it until release: recovery holds
+ * it while it cleans up, so two replicas sweeping at once never recover the same run twice. undefined when held.
+ */
+export async function tryHoldRunLiveness(sql: SqlClient, runId: string): Promise<(() => Promise<void>) | undefined> {
+  const connection = await sql.reserve();
+  try {
+    const [row] = await connection<{ acquired: boolean }[]>`
+      select pg_try_advisory_lock(${LOCK_SPACE}::int, hashtext(${runId})) as acquired`;
+    if (!row!.acquired) {
+      connection.release();
+      return undefined;
+    }
+  } catch (error) {
+    connection.release();
+    throw error;
+  }
+  return async () => {
+    try {
+      await connection`select pg_advisory_unlock(${LOCK_SPACE}::int, hashtext(${runId}))`;
+    } finally {
+      connection.release();
+    }
+  };
+}

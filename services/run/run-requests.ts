@@ -10,7 +10,7 @@ export interface RunRequest {
   stackName: string;
   kind: RunKind;
   actor: string;
-  /** preview: where to save its update plan; up: the approved plan it must apply. */
+  /** preview: the id (run_plans) to save its update plan under; up: the approved plan it must apply. */
   planRef?: string;
   /** kind up: the drift run it remediates. */
   remediatesRunId?: string;

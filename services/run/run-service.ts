@@ -3,7 +3,6 @@
  * here, so readiness, the approval gate and the one-run-per-stack rule are enforced in one place.
  */
 import { randomUUID } from "node:crypto";
-import { join } from "node:path";
 import { and, asc, desc, eq, gt } from "drizzle-orm";
 import { stackNameFor } from "../../automation/stack-name";
 import type { DrizzleDatabase } from "../../db/client";
@@ -23,8 +22,6 @@ export interface RunServiceDeps {
   keyring: Keyring;
   platform: PlatformSettings;
   queue: () => RunQueue;
-  /** Where previews of tenants that require approval save their update plans. */
-  plansDir: string;
   /** What the customer does to remove our bootstrap stack after offboarding (when the quick-create link is offered). */
   customerCleanup?: (org: Organization) => OffboardingInstructions | undefined;
 }
@@ -86,7 +83,8 @@ export function createRunService(deps: RunServiceDeps) {
    * the same tenant: the platform admin who requests that up approves it, and the engine applies exactly that plan.
    */
   async function planFor(principal: Principal, org: Organization, kind: RunKind, planRunId?: string): Promise<string | undefined> {
-    if (kind === "preview" && approvalRequired(org)) return join(deps.plansDir, `${randomUUID()}.json`);
+    // The id under which the preview's plan will be sealed in run_plans.
+    if (kind === "preview" && approvalRequired(org)) return randomUUID();
     if (kind !== "up") return undefined;
     if (planRunId === undefined) {
       if (approvalRequired(org)) {

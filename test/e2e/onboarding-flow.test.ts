@@ -1083,8 +1083,9 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     }
     const files = [
       ...(await filesUnder(join(workspace.projectDir, "stacks"))),
-      ...(await filesUnder(join(workspace.dataDir, "plans"))),
     ];
+    // Saved plans live sealed in run_plans (covered by the table dump above), never under DATA_DIR.
+    expect(await filesUnder(join(workspace.dataDir, "plans"))).toEqual([]);
     expect(files.some((file) => file.endsWith(`Pulumi.tenant-${bravo.slug}.yaml`))).toBe(true);
     for (const file of files) assertAbsent(file, await readFile(file, "utf8"));
   });

@@ -235,7 +235,6 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
         keyring,
         log: () => undefined,
         platform: { agentVersion: AGENT_VERSION },
-        plansDir: join(workDir, "plans"), // unused: no previews here
         verifyBootstrapRole: unusedVerifier,
         runQueue: unusedRunQueue,
         scanQueue: unusedScanQueue,

@@ -42,7 +42,6 @@ beforeAll(async () => {
     database,
     keyring: createKeyring({ key: randomBytes(32).toString("base64") }),
     platform: { agentVersion: "1.0.0", platformPrincipalArn: "arn:aws:iam::999999999999:role/MiniXdrPlatform" },
-    plansDir: "/plans",
     verifyBootstrapRole: verifyBootstrapRoleWithSts,
     runQueue,
     scanQueue: unused("scanQueue"),

@@ -56,7 +56,7 @@ beforeAll(async () => {
   const platform = { agentVersion: "1.0.0", platformPrincipalArn: PLATFORM_PRINCIPAL_ARN };
   boss = await startBoss(database.connectionString);
   const runQueue = await startRunQueue(database.db, unused("executor deps"), { connectionString: database.connectionString, boss, maxConcurrentRuns: 1, work: false });
-  const runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue, plansDir: "/plans" });
+  const runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue });
   const lifecycle = onboardingLifecycle({ db: database.db, keyring, automation: unused("automation"), scans: unused("scans"), runs: () => runService });
   const waits = await startBootstrapWaitQueue(
     boss,
@@ -74,7 +74,6 @@ beforeAll(async () => {
     database,
     keyring,
     platform,
-    plansDir: "/plans",
     verifyBootstrapRole: verifyBootstrapRoleWithSts,
     runQueue,
     scanQueue: unused("scanQueue"),
@@ -216,7 +215,6 @@ describe("the quick-create link and the wait for the bootstrap role", () => {
       database,
       keyring: createKeyring({ key: randomBytes(32).toString("base64") }),
       platform: { agentVersion: "1.0.0" },
-      plansDir: "/plans",
       verifyBootstrapRole: verifyBootstrapRoleWithSts,
       runQueue: unused("runQueue"),
       scanQueue: unused("scanQueue"),

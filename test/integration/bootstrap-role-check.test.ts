@@ -80,7 +80,6 @@ describe("the bootstrap role check", () => {
       database,
       keyring,
       platform: { agentVersion: "1.0.0" },
-      plansDir: "/nonexistent",
       verifyBootstrapRole: verifyBootstrapRoleWithSts,
       runQueue: unused("runQueue"),
       scanQueue: unused("scanQueue"),

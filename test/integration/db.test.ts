@@ -31,12 +31,14 @@ const TABLES = [
   "api_tokens",
   "audit_log",
   "cloud_assets",
+  "credential_data_keys",
   "discovery_scans",
   "enrollment_tokens",
   "idempotency_keys",
   "integration_credentials",
   "organizations",
   "run_events",
+  "run_plans",
   "runs",
 ];
 

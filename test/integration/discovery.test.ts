@@ -136,9 +136,9 @@ describe.each([realPostgres])("discovery of the Mini Corp estate on $name", (bac
   it("finds exactly the 7 instances and 1 database, with the expected priority, compatibility and platform", async () => {
     const summary = await discover();
     expect(summary.regions).toEqual([
-      { region: HOME, status: "succeeded", assets: 8 },
-      { region: "us-west-2", status: "succeeded", assets: 0 },
-      { region: "eu-west-1", status: "succeeded", assets: 0 },
+      { region: HOME, status: "succeeded", assets: 8, durationMs: expect.any(Number) },
+      { region: "us-west-2", status: "succeeded", assets: 0, durationMs: expect.any(Number) },
+      { region: "eu-west-1", status: "succeeded", assets: 0, durationMs: expect.any(Number) },
     ]);
     expect(summary).toMatchObject({ assetsFound: 8, inserted: 8, updated: 0, removed: 0, written: 8 });
 

@@ -5,16 +5,18 @@
  * in the same server, in the state database next to the scratch database (lib/state-backend.ts).
  */
 import { spawn } from "node:child_process";
-import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { readdir, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import path from "node:path";
 import { asc, eq } from "drizzle-orm";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openTenantStack, stackNameFor, type AutomationSettings } from "../../automation";
 import type { Database } from "../../db/client";
-import { organizations, runEvents, runs } from "../../db/schema";
+import { createKeyring, decryptJson } from "../../db/crypto";
+import { organizations, runEvents, runPlans, runs } from "../../db/schema";
+import { createRunPlanStore } from "../../services/run/run-plan-store";
 import { isPulumiProcessOf } from "../../services/run/orphans";
 import { recoverInterruptedRuns } from "../../services/run/recovery";
 import { RunConflictError } from "../../services/run/run-errors";
@@ -35,6 +37,12 @@ let automation: AutomationSettings;
 let queue: RunQueue;
 let organizationId: number;
 let currentConfig = config;
+const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
+
+/** Temporary plan folders (services/run/run-plan-store.ts) left in the OS temp dir. */
+async function planTempFiles(): Promise<string[]> {
+  return (await readdir(tmpdir())).filter((name) => name.startsWith("mxdr-plan-"));
+}
 
 async function settled(runId: string) {
   for (let attempt = 0; attempt < 600; attempt++) {
@@ -65,7 +73,7 @@ beforeAll(async () => {
   organizationId = org!.id;
   queue = await startRunQueue(
     database.db,
-    { db: database.db, automation, tenantConfig: async () => currentConfig },
+    { db: database.db, automation, tenantConfig: async () => currentConfig, plans: createRunPlanStore(database.db, keyring) },
     { connectionString: database.connectionString, maxConcurrentRuns: 2, work: true },
   );
 });
@@ -167,29 +175,43 @@ describe("stack runs on the queue", () => {
     expect(refresh.startedAt!.getTime()).toBeGreaterThanOrEqual(up.finishedAt!.getTime());
   });
 
-  it("applies exactly an approved preview's saved plan, and refuses the plan once the desired state changed", async () => {
-    const plansDir = await mkdtemp(path.join(tmpdir(), "mxdr-plans-"));
-    const approvedPlan = path.join(plansDir, "approved.json");
+  it("applies exactly an approved preview's saved plan, sealed in run_plans, and refuses the plan once the desired state changed", async () => {
+    const approvedPlan = randomUUID();
     currentConfig = { ...config, agentVersion: "4.0.0" };
     const preview = await settled(await queue.request({ organizationId, stackName, kind: "preview", actor: "test", planRef: approvedPlan }));
+    expect(preview.error).toBeNull();
     expect(preview.status).toBe("succeeded");
-    const saved = await readFile(approvedPlan, "utf8");
+    const [row] = await database.db.select().from(runPlans).where(eq(runPlans.id, approvedPlan));
+    expect(row).toMatchObject({ organizationId, previewRunId: preview.id, keyId: keyring.current.id });
+    // Sealed: nothing of the plan in clear in the row; it opens only for this tenant and this plan id.
+    expect(row!.planSealed).not.toContain("resourcePlans");
+    expect(row!.planSealed).not.toContain(slug);
+    const saved = JSON.stringify(decryptJson(row!.planSealed, { organizationId, provider: `run-plan:${approvedPlan}` }, keyring));
     expect(JSON.parse(saved)).toHaveProperty("resourcePlans");
     expect(saved).not.toContain(config.externalId);
     expect(saved).not.toContain(config.enrollmentToken);
+    expect(() => decryptJson(row!.planSealed, { organizationId: organizationId + 1, provider: `run-plan:${approvedPlan}` }, keyring)).toThrow();
+    // The CLI's temporary plan file is gone once the call returned.
+    expect(await planTempFiles()).toEqual([]);
 
     const applied = await settled(await queue.request({ organizationId, stackName, kind: "up", actor: "test", planRef: approvedPlan }));
     expect(applied.error).toBeNull();
     expect(applied.status).toBe("succeeded");
     expect(applied.changeSummary).toMatchObject({ update: expect.any(Number) });
+    expect(await planTempFiles()).toEqual([]);
 
-    const stalePlan = path.join(plansDir, "stale.json");
+    const stalePlan = randomUUID();
     currentConfig = { ...config, agentVersion: "5.0.0" };
     expect((await settled(await queue.request({ organizationId, stackName, kind: "preview", actor: "test", planRef: stalePlan }))).status).toBe("succeeded");
     currentConfig = { ...config, agentVersion: "6.0.0" }; // changed after approval
     const refused = await settled(await queue.request({ organizationId, stackName, kind: "up", actor: "test", planRef: stalePlan }));
     expect(refused.status).toBe("failed");
     expect(JSON.stringify(refused.error)).toMatch(/plan/i);
+
+    // An up naming a plan that was never saved fails with that reason, before the engine runs.
+    const missing = await settled(await queue.request({ organizationId, stackName, kind: "up", actor: "test", planRef: randomUUID() }));
+    expect(missing.status).toBe("failed");
+    expect(missing.error?.message).toMatch(/saved plan .* was not found/);
 
     currentConfig = config;
     expect((await settled(await queue.request({ organizationId, stackName, kind: "destroy", actor: "test" }))).status).toBe("succeeded");

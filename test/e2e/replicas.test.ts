@@ -1,0 +1,292 @@
+/**
+ * Two service replicas that share nothing but PostgreSQL: two api/server.ts processes on one scratch database, each
+ * with its own empty DATA_DIR and project dir, the Pulumi state in the service's default postgres:// backend next to
+ * that database, the same credentials key and passphrase from the environment. AWS is moto behind the stand-in
+ * provider, reached through a loopback proxy of this test that can hold calls (so an `up` can be caught mid-flight).
+ *
+ *   1. ups of several tenants requested through both replicas: every run executes exactly once (one `run.started`
+ *      line over both replicas' logs, one update in each stack's history), on both replicas
+ *   2. a run's SSE stream is the same from either replica
+ *   3. the replica executing an `up` is SIGKILLed mid-run; THE OTHER, still running and never restarted, finds the
+ *      run in its periodic sweep (RECOVERY_SWEEP_SECONDS), marks it interrupted, clears the lock and the pending
+ *      operations; no row is lost; the next `up` through the survivor succeeds
+ */
+import { randomBytes, randomInt } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isPulumiProcessOf } from "../../services/run/orphans";
+import {
+  createBootstrapRole,
+  createCaller,
+  isStsCall,
+  pulumiCli,
+  readEventStream,
+  scratchDatabase,
+  startHoldingProxy,
+  startServer,
+  stopServer,
+  temporaryServiceWorkspace,
+  type CallFn,
+  type HoldingProxy,
+  type Server,
+  type ServiceWorkspace,
+} from "../harness/server";
+
+const REGION = "us-east-1";
+const TERMINAL = ["succeeded", "failed", "cancelled", "interrupted"];
+const suffix = randomBytes(3).toString("hex");
+const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
+const encryptionKey = randomBytes(32).toString("base64");
+const passphrase = `pp-${randomBytes(24).toString("base64url")}`;
+
+interface Replica {
+  name: string;
+  workspace: ServiceWorkspace;
+  server: Server;
+  call: CallFn;
+}
+
+let databaseUrl: string;
+let dropDatabase: (() => Promise<void>) | undefined;
+let proxy: HoldingProxy;
+let sql: postgres.Sql;
+const replicas: Replica[] = [];
+
+const newAccount = () => String(400_000_000_000 + randomInt(99_999_999_999));
+
+async function startReplica(name: string): Promise<Replica> {
+  const workspace = await temporaryServiceWorkspace(passphrase, { defaultBackendOf: databaseUrl });
+  const server = await startServer({
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATABASE_URL: databaseUrl,
+    ADMIN_TOKEN: adminToken,
+    CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
+    PLATFORM_PRINCIPAL_ARN: "arn:aws:iam::123456789012:role/MiniXdrPlatform",
+    MAX_CONCURRENT_RUNS: "2",
+    RECOVERY_SWEEP_SECONDS: "2",
+    AWS_ENDPOINT_URL: proxy.url,
+    ...workspace.serverEnv(),
+  });
+  const replica = { name, workspace, server, call: createCaller({ baseUrl: () => server.baseUrl, defaultToken: () => adminToken }) };
+  replicas.push(replica);
+  return replica;
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, { timeoutMs = 240_000, intervalMs = 250 } = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value as T;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+async function settledRun(replica: Replica, slug: string, runId: string): Promise<any> {
+  return waitFor(`run ${runId} of ${slug}`, async () => {
+    const run = await replica.call("GET", `/v1/tenants/${slug}/runs/${runId}`);
+    expect(run.status).toBe(200);
+    return TERMINAL.includes(run.body.status) ? run.body : undefined;
+  });
+}
+
+/** The JSON log lines of a replica (stderr), parsed. */
+function logLines(replica: Replica): Record<string, unknown>[] {
+  return replica.server
+    .stderr()
+    .split("\n")
+    .filter((line) => line.startsWith("{"))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+const startedBy = (replica: Replica, runId: string) =>
+  logLines(replica).filter((line) => line.event === "run.started" && line.runId === runId).length;
+
+async function onboardTenant(via: Replica, prefix: string): Promise<{ slug: string; account: string }> {
+  const slug = `${prefix}-${suffix}`;
+  const account = newAccount();
+  const externalId = `mxdr-rep-ext_${randomBytes(18).toString("base64url")}`;
+  const created = await via.call("POST", "/v1/tenants", {
+    body: {
+      slug,
+      name: `${slug} Inc.`,
+      integration_settings: { agent_public_base_url: "https://agents.mini-xdr.example.com", regions: [REGION], home_region: REGION, aws_account_id: account },
+    },
+  });
+  expect(created.status, created.text).toBe(201);
+  await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
+  const connected = await via.call("PUT", `/v1/tenants/${slug}/integrations/aws`, {
+    body: { bootstrap_role_arn: `arn:aws:iam::${account}:role/MiniXdrBootstrap`, external_id: externalId },
+  });
+  expect(connected.status, connected.text).toBe(201);
+  return { slug, account };
+}
+
+async function stackHistoryLength(workspace: ServiceWorkspace, stackName: string): Promise<number> {
+  const history = await pulumiCli(["stack", "history", "--stack", stackName, "--json", "--non-interactive"], {
+    cwd: workspace.projectDir,
+    env: workspace.cliEnv(),
+  });
+  expect(history.code, history.stderr).toBe(0);
+  return (JSON.parse(history.stdout) as unknown[]).length;
+}
+
+async function pulumiProcessesOf(stackName: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const args = await readFile(`/proc/${entry}/cmdline`, "utf8").then((text) => text.split("\0"), () => []);
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    if (isPulumiProcessOf(args, stackName) && !/^\d+ \(.*\) Z/.test(stat)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+beforeAll(async () => {
+  ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_replicas"));
+  proxy = await startHoldingProxy(process.env.AWS_ENDPOINT_URL!);
+  sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
+  // One after the other: the first applies the migrations.
+  await startReplica("A");
+  await startReplica("B");
+});
+
+afterAll(async () => {
+  for (const replica of replicas) await stopServer(replica.server, "SIGTERM");
+  await sql?.end();
+  await dropDatabase?.();
+  await proxy?.close();
+  for (const replica of replicas) await replica.workspace.cleanup();
+});
+
+describe("two replicas on one PostgreSQL, nothing else shared", () => {
+  const tenants: { slug: string; runId: string; via: Replica }[] = [];
+
+  it("each replica has its own empty DATA_DIR and project dir; the database is the only thing they share", () => {
+    const [a, b] = replicas as [Replica, Replica];
+    expect(a.workspace.dataDir).not.toBe(b.workspace.dataDir);
+    expect(a.workspace.projectDir).not.toBe(b.workspace.projectDir);
+    expect(a.workspace.backendUrl).toBe(b.workspace.backendUrl);
+    expect(a.workspace.backendUrl).toMatch(/^postgres:\/\//);
+  });
+
+  it("ups of four tenants requested through both replicas: each executes exactly once, on both replicas", async () => {
+    const [a, b] = replicas as [Replica, Replica];
+    for (const [index, via] of [a, b, a, b].entries()) {
+      const { slug } = await onboardTenant(via, `rep${index}`);
+      const up = await via.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
+      expect(up.status, up.text).toBe(202);
+      tenants.push({ slug, runId: up.body.run_id, via });
+    }
+    for (const { slug, runId, via } of tenants) {
+      // Read through the other replica: either answers for any run.
+      const run = await settledRun(via === a ? b : a, slug, runId);
+      expect(run.error).toBeNull();
+      expect(run.status).toBe("succeeded");
+    }
+    for (const { slug, runId } of tenants) {
+      expect(startedBy(a, runId) + startedBy(b, runId), runId).toBe(1);
+      expect(await stackHistoryLength(a.workspace, `tenant-${slug}`)).toBe(1);
+      const [row] = await sql<{ n: number }[]>`select count(*)::int as n from runs where stack_name = ${`tenant-${slug}`}`;
+      expect(row!.n).toBe(1);
+    }
+    // The work spread: each replica executed at least one of them.
+    expect(tenants.filter(({ runId }) => startedBy(a, runId) === 1).length).toBeGreaterThan(0);
+    expect(tenants.filter(({ runId }) => startedBy(b, runId) === 1).length).toBeGreaterThan(0);
+  });
+
+  it("a run's event stream is served by either replica, the same events in the same order", async () => {
+    const [a, b] = replicas as [Replica, Replica];
+    const { slug, runId } = tenants[0]!;
+    const [fromA, fromB] = await Promise.all(
+      [a, b].map((replica) => readEventStream(`${replica.server.baseUrl}/v1/tenants/${slug}/runs/${runId}/events`, { token: adminToken })),
+    );
+    for (const stream of [fromA!, fromB!]) {
+      expect(stream.status).toBe(200);
+      expect(stream.events.at(-1)).toMatchObject({ event: "end" });
+    }
+    const engine = (stream: typeof fromA) => stream!.events.filter((event) => event.event === "engine").map((event) => [event.id, event.data]);
+    expect(engine(fromA).length).toBeGreaterThan(10);
+    expect(engine(fromB)).toEqual(engine(fromA));
+  });
+
+  it("the replica executing an up is SIGKILLed mid-run: the other, still running, marks it interrupted, clears lock and pending operations; nothing is lost; the next up succeeds", async () => {
+    const [a, b] = replicas as [Replica, Replica];
+    const { slug } = await onboardTenant(a, "crash");
+    const stackName = `tenant-${slug}`;
+
+    // The service's AWS calls are held from now on (STS aside): the up stops at its first resource.
+    proxy.hold((request) => !isStsCall(request));
+    const heldBefore = proxy.held;
+    const up = await a.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
+    expect(up.status, up.text).toBe(202);
+    const runId: string = up.body.run_id;
+    await waitFor("the up to be running with an AWS call in flight", async () => {
+      const [run] = await sql<{ status: string }[]>`select status from runs where id = ${runId}`;
+      const [{ pre } = { pre: 0 }] = await sql<{ pre: number }[]>`
+        select count(*)::int as pre from run_events
+        where run_id = ${runId} and event->'resourcePreEvent'->'metadata'->>'type' like 'aws:%'`;
+      return run?.status === "running" && pre > 0 && proxy.held > heldBefore;
+    });
+    const executor = startedBy(a, runId) === 1 ? a : b;
+    const survivor = executor === a ? b : a;
+    expect(startedBy(survivor, runId)).toBe(0);
+
+    const runsBefore = await sql<{ id: string; status: string }[]>`select id, status from runs where id <> ${runId} order by id`;
+    const eventsBefore = await sql<{ run_id: string; seq: number }[]>`select run_id, seq from run_events order by run_id, seq`;
+    const survivorPid = survivor.server.child.pid;
+    expect(await stopServer(executor.server, "SIGKILL")).toBeNull();
+    expect(executor.server.child.signalCode).toBe("SIGKILL");
+
+    // The survivor's periodic sweep, not a restart, recovers it.
+    const interrupted = await waitFor("the survivor to mark the run interrupted", async () => {
+      const run = await survivor.call("GET", `/v1/tenants/${slug}/runs/${runId}`);
+      return run.body.status === "interrupted" ? run.body : undefined;
+    }, { timeoutMs: 120_000 });
+    proxy.hold(null);
+    expect(survivor.server.child.exitCode).toBeNull();
+    expect(survivor.server.child.pid).toBe(survivorPid);
+    expect(logLines(survivor)).toEqual(expect.arrayContaining([expect.objectContaining({ event: "run.recovered", runId })]));
+    expect(survivor.server.stderr()).toContain(`recovery sweep: marked 1 interrupted run(s): ${runId}`);
+    expect(interrupted).toMatchObject({ status: "interrupted", error: { kind: "Interrupted" }, finished_at: expect.any(String) });
+    expect(interrupted.error.message).toMatch(/unfinished operation\(s\) were dropped/);
+
+    // The orphaned pulumi of the killed replica is gone (same host), the lock is cleared and no operation is pending.
+    expect(await pulumiProcessesOf(stackName)).toEqual([]);
+    const exported = await pulumiCli(["stack", "export", "--stack", stackName, "--non-interactive"], {
+      cwd: survivor.workspace.projectDir,
+      env: survivor.workspace.cliEnv(),
+    });
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(JSON.parse(exported.stdout).deployment.pending_operations ?? []).toEqual([]);
+
+    // No row lost: every other run as it was, every event recorded before the kill still there.
+    expect(await sql<{ id: string; status: string }[]>`select id, status from runs where id <> ${runId} order by id`).toEqual(runsBefore);
+    const eventsAfter = await sql<{ run_id: string; seq: number }[]>`select run_id, seq from run_events order by run_id, seq`;
+    expect(eventsAfter).toEqual(expect.arrayContaining(eventsBefore));
+    const stream = await readEventStream(`${survivor.server.baseUrl}/v1/tenants/${slug}/runs/${runId}/events`, { token: adminToken });
+    expect(stream.events.at(-1)).toMatchObject({ event: "end" });
+    expect(JSON.parse(stream.events.at(-1)!.data)).toMatchObject({ status: "interrupted" });
+
+    // The next up, through the survivor, succeeds (the resource whose create was in flight never reached moto).
+    const next = await survivor.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
+    expect(next.status, next.text).toBe(202);
+    const done = await settledRun(survivor, slug, next.body.run_id);
+    expect(done.error).toBeNull();
+    expect(done.status).toBe("succeeded");
+
+    // The survivor's metrics show it: the interrupted run in the shared figures, the up it ran in its own.
+    const metrics = await survivor.call("GET", "/metrics");
+    expect(metrics.status).toBe(200);
+    expect(metrics.text).toMatch(/^mxdr_runs\{kind="up",status="interrupted"\} 1$/m);
+    expect(metrics.text).toMatch(/^mxdr_runs_total\{kind="up",status="succeeded"\} [1-9]\d*$/m);
+    expect(metrics.text).toMatch(/^mxdr_run_duration_seconds_count\{kind="up",status="succeeded"\} [1-9]\d*$/m);
+  });
+});
