@@ -34,12 +34,17 @@ const TABLES = [
   "credential_data_keys",
   "discovery_scans",
   "enrollment_tokens",
+  "fleet_run_tenants",
+  "fleet_runs",
   "idempotency_keys",
   "integration_credentials",
   "organizations",
   "run_events",
   "run_plans",
   "runs",
+  "webhook_deliveries",
+  "webhook_delivery_attempts",
+  "webhooks",
 ];
 
 const quiet = { onnotice: () => undefined };
