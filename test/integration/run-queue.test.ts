@@ -177,6 +177,10 @@ describe("stack runs on the queue", () => {
 
   it("applies exactly an approved preview's saved plan, sealed in run_plans, and refuses the plan once the desired state changed", async () => {
     const approvedPlan = randomUUID();
+    // Other processes (a server killed mid-run by another test file) may have left folders of their own: only this
+    // test's must be gone.
+    const before = new Set(await planTempFiles());
+    const leftByThisTest = async () => (await planTempFiles()).filter((name) => !before.has(name));
     currentConfig = { ...config, agentVersion: "4.0.0" };
     const preview = await settled(await queue.request({ organizationId, stackName, kind: "preview", actor: "test", planRef: approvedPlan }));
     expect(preview.error).toBeNull();
@@ -192,13 +196,13 @@ describe("stack runs on the queue", () => {
     expect(saved).not.toContain(config.enrollmentToken);
     expect(() => decryptJson(row!.planSealed, { organizationId: organizationId + 1, provider: `run-plan:${approvedPlan}` }, keyring)).toThrow();
     // The CLI's temporary plan file is gone once the call returned.
-    expect(await planTempFiles()).toEqual([]);
+    expect(await leftByThisTest()).toEqual([]);
 
     const applied = await settled(await queue.request({ organizationId, stackName, kind: "up", actor: "test", planRef: approvedPlan }));
     expect(applied.error).toBeNull();
     expect(applied.status).toBe("succeeded");
     expect(applied.changeSummary).toMatchObject({ update: expect.any(Number) });
-    expect(await planTempFiles()).toEqual([]);
+    expect(await leftByThisTest()).toEqual([]);
 
     const stalePlan = randomUUID();
     currentConfig = { ...config, agentVersion: "5.0.0" };
