@@ -16,6 +16,19 @@ export interface PolicyDocument {
   Statement: PolicyStatement[];
 }
 
+/** What the XDR access role reads to discover assets and follow the rollout (the bootstrap boundary allows the same). */
+export const DISCOVERY_ACTIONS = [
+  "ec2:Describe*",
+  "rds:Describe*",
+  "rds:ListTagsForResource",
+  "ssm:Describe*",
+  "ssm:List*",
+  "ssm:GetCommandInvocation",
+  "ssm:GetDocument",
+  "ssm:GetConnectionStatus",
+  "ssm:GetInventory",
+] as const;
+
 /** Read-only action families; a wildcard is only ever used after one of these verbs. */
 export const READ_ONLY_VERBS = ["Describe", "List", "Get"] as const;
 
@@ -59,17 +72,7 @@ export function buildAccessPolicy(args: {
       {
         Sid: "Discovery",
         Effect: "Allow",
-        Action: [
-          "ec2:Describe*",
-          "rds:Describe*",
-          "rds:ListTagsForResource",
-          "ssm:Describe*",
-          "ssm:List*",
-          "ssm:GetCommandInvocation",
-          "ssm:GetDocument",
-          "ssm:GetConnectionStatus",
-          "ssm:GetInventory",
-        ],
+        Action: [...DISCOVERY_ACTIONS],
         Resource: "*",
       },
       {

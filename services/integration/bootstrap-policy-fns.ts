@@ -15,6 +15,7 @@
  */
 import { resourceNames } from "../../programs/tenant/naming";
 import type { IamPolicy, IamRequest, IamStatement } from "../../lib/iam-evaluator-fns";
+import { DISCOVERY_ACTIONS } from "../../programs/tenant/policies";
 
 export const SSM_INSTANCE_DEFAULT_POLICY_NAME = "AmazonSSMManagedEC2InstanceDefaultPolicy";
 export const DEFAULT_HOST_MANAGEMENT_SETTING_ID = "/ssm/managed-instance/default-ec2-instance-management-role";
@@ -205,17 +206,8 @@ export function buildPermissionsBoundaryPolicy(scope: BootstrapScope): IamPolicy
       {
         Sid: "Discovery",
         Effect: "Allow",
-        Action: [
-          "ec2:Describe*",
-          "rds:Describe*",
-          "rds:ListTagsForResource",
-          "ssm:Describe*",
-          "ssm:List*",
-          "ssm:GetCommandInvocation",
-          "ssm:GetDocument",
-          "ssm:GetConnectionStatus",
-          "ssm:GetInventory",
-        ],
+        // The XDR access role's discovery, from the program itself, so the boundary never trims what the policy grants.
+        Action: [...DISCOVERY_ACTIONS],
         Resource: "*",
       },
       {
