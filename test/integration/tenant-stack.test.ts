@@ -240,3 +240,33 @@ describe("tenant onboarding stack on the postgres:// state backend (the service'
     await expect(openTenantStack(pgSettings, pgConfig.tenantSlug, { create: false })).rejects.toBeInstanceOf(StackNotFoundError);
   });
 });
+
+describe("a new postgres:// state database", () => {
+  it("takes several tenants' first stacks at once: the state table exists before any CLI call", async () => {
+    const opened = await realPostgres.open();
+    try {
+      // Two replicas starting together both prepare the backend.
+      const [backendUrl, again] = await Promise.all([
+        resolveStateBackend(undefined, opened.database.connectionString),
+        resolveStateBackend(undefined, opened.database.connectionString),
+      ]);
+      expect(again).toBe(backendUrl);
+      const state = postgres(backendUrl, { max: 1, onnotice: () => undefined });
+      try {
+        const columns = await state<{ column_name: string }[]>`
+          select column_name from information_schema.columns where table_name = 'pulumi_state' order by column_name`;
+        expect(columns.map((column) => column.column_name)).toEqual(["data", "key", "updated_at"]);
+      } finally {
+        await state.end({ timeout: 5 });
+      }
+
+      const firstSettings = await temporaryAutomationSettings({ backendUrl });
+      const slugs = ["first-a", "first-b", "first-c", "first-d"];
+      const stacks = await Promise.all(slugs.map((slug) => openTenantStack(firstSettings, slug, { create: true })));
+      expect(stacks.map((stack) => stack.name).sort()).toEqual(slugs.map((slug) => `tenant-${slug}`));
+      for (const stack of stacks) await removeTenantStack(stack);
+    } finally {
+      await opened.cleanup();
+    }
+  });
+});
