@@ -47,7 +47,7 @@ export async function advanceOnboardingStatus(
   // Before the stack is applied there is no rollout to judge (the run's own follow-up moves the status then).
   if (lastUp?.status !== "succeeded" && org.status !== "action_required") return;
   const rollout = await deploymentSummary(db, organizationId);
-  const validation = await validateTenant(db, organizationId, now, rollout);
+  const validation = await validateTenant(db, organizationId, { now, rollout });
   const reasons: StatusReason[] = actionRequiredReasons({
     rollout,
     lastUp,

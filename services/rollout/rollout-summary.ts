@@ -76,15 +76,27 @@ export interface RolloutState {
   settings: IntegrationSettings;
   applied: RolloutSpec | undefined;
   rows: { asset: CloudAsset; targeted: boolean; reason: string | null }[];
+  /** The counts and the per-instance list of `rows`, computed once per version of them. */
+  tally(): RolloutTally;
+}
+
+/** The part of the summary that depends only on the assets and the applied spec. */
+export type RolloutTally = Omit<DeploymentSummary, "targeting" | "change_pending">;
+
+interface RolloutCacheEntry {
+  version: string;
+  appliedKey: string;
+  rows: RolloutState["rows"];
+  tally?: RolloutTally;
 }
 
 /**
- * The per-asset part of a tenant's rollout (every asset read and its targeting decided: tens of milliseconds at
- * 10,000 assets), kept per tenant while the tenant's assets and applied spec are unchanged. The assets' version is
- * read on every call (one aggregate over the tenant's rows): the row count and the sum of the rows' xmin, which any
- * insert, update or delete changes, so a cached answer is never stale.
+ * The per-asset part of a tenant's rollout (every asset read, its targeting decided, the counts and the instance
+ * list built: tens of milliseconds at 10,000 assets), kept per tenant while the tenant's assets and applied spec are
+ * unchanged. The assets' version is read on every call (one aggregate over the tenant's rows): the row count and the
+ * sum of the rows' xmin, which any insert, update or delete changes, so a cached answer is never stale.
  */
-const rolloutRowsCache = new Map<number, { version: string; appliedKey: string; rows: RolloutState["rows"] }>();
+const rolloutCache = new Map<number, RolloutCacheEntry>();
 const ROLLOUT_CACHE_TENANTS = 32;
 
 async function assetsVersion(db: DrizzleDatabase, organizationId: number): Promise<string> {
@@ -95,22 +107,37 @@ async function assetsVersion(db: DrizzleDatabase, organizationId: number): Promi
   return row?.version ?? "0:0";
 }
 
-export async function loadRollout(db: DrizzleDatabase, organizationId: number): Promise<RolloutState> {
-  const [[org], outputs, version] = await Promise.all([
-    db.select({ settings: organizations.integrationSettings }).from(organizations).where(eq(organizations.id, organizationId)),
+/** `knownSettings`: the tenant's integration settings when the caller has just read them. */
+export async function loadRollout(db: DrizzleDatabase, organizationId: number, knownSettings?: IntegrationSettings): Promise<RolloutState> {
+  const [settings, outputs, version] = await Promise.all([
+    knownSettings ??
+      db
+        .select({ settings: organizations.integrationSettings })
+        .from(organizations)
+        .where(eq(organizations.id, organizationId))
+        .then(([org]) => org?.settings ?? {}),
     appliedStackOutputs(db, organizationId),
     assetsVersion(db, organizationId),
   ]);
-  const settings = org?.settings ?? {};
   const applied = appliedSpecOf(outputs, settings);
   const appliedKey = JSON.stringify(applied ?? null);
-  const cached = rolloutRowsCache.get(organizationId);
-  if (cached && cached.version === version && cached.appliedKey === appliedKey) return { settings, applied, rows: cached.rows };
+  let entry = rolloutCache.get(organizationId);
+  if (!entry || entry.version !== version || entry.appliedKey !== appliedKey) {
+    entry = { version, appliedKey, rows: await rolloutRows(db, organizationId, applied) };
+    rolloutCache.delete(organizationId);
+    if (rolloutCache.size >= ROLLOUT_CACHE_TENANTS) rolloutCache.delete(rolloutCache.keys().next().value!);
+    rolloutCache.set(organizationId, entry);
+  }
+  const cached = entry;
+  return { settings, applied, rows: cached.rows, tally: () => (cached.tally ??= tallyRows(cached.rows)) };
+}
+
+async function rolloutRows(db: DrizzleDatabase, organizationId: number, applied: RolloutSpec | undefined): Promise<RolloutState["rows"]> {
   const assets = await db
     .select()
     .from(cloudAssets)
     .where(and(eq(cloudAssets.organizationId, organizationId), isNull(cloudAssets.removedAt)));
-  const rows = assets.sort(byPriority).map((asset) => {
+  return assets.sort(byPriority).map((asset) => {
     const decision = applied && asset.agentCompatible ? decisionFor(asset, applied) : undefined;
     const targeted = decision?.targeted === true || (asset.agentCompatible && asset.agentStatus === "checked_in");
     const stored = typeof asset.agentStatusDetail?.reason === "string" ? asset.agentStatusDetail.reason : null;
@@ -118,17 +145,10 @@ export async function loadRollout(db: DrizzleDatabase, organizationId: number): 
     const reason = decision && !decision.targeted && asset.agentStatus !== "checked_in" ? decision.message : (stored ?? fallbackReason(asset, targeted, applied));
     return { asset, targeted, reason };
   });
-  rolloutRowsCache.delete(organizationId);
-  if (rolloutRowsCache.size >= ROLLOUT_CACHE_TENANTS) rolloutRowsCache.delete(rolloutRowsCache.keys().next().value!);
-  rolloutRowsCache.set(organizationId, { version, appliedKey, rows });
-  return { settings, applied, rows };
 }
 
-export async function deploymentSummary(db: DrizzleDatabase, organizationId: number, state?: RolloutState): Promise<DeploymentSummary> {
-  const { settings, applied, rows } = state ?? (await loadRollout(db, organizationId));
-  const summary: DeploymentSummary = {
-    targeting: applied ? describeTargeting(applied.targeting) : null,
-    change_pending: applied ? changePendingMessage(pendingChanges(applied, requestedSpecOf(settings))) : null,
+function tallyRows(rows: RolloutState["rows"]): RolloutTally {
+  const tally: RolloutTally = {
     unmanaged: 0,
     targeted: 0,
     stopped: 0,
@@ -143,19 +163,19 @@ export async function deploymentSummary(db: DrizzleDatabase, organizationId: num
   };
   let lastChecked = 0;
   for (const { asset, targeted, reason } of rows) {
-    if (!asset.agentCompatible) summary.not_compatible++;
-    else if (!targeted) summary.not_targeted++;
+    if (!asset.agentCompatible) tally.not_compatible++;
+    else if (!targeted) tally.not_targeted++;
     else {
-      summary.targeted++;
-      if (INSTALLED.has(asset.agentStatus)) summary.installed++;
-      else if (asset.agentStatus === "failed") summary.failed++;
-      else if (isStopped(asset)) summary.stopped++;
-      else summary.pending++;
-      if (asset.agentStatus === "checked_in") summary.checked_in++;
-      if (asset.agentStatusDetail?.notTargeted === "not_managed") summary.unmanaged++;
+      tally.targeted++;
+      if (INSTALLED.has(asset.agentStatus)) tally.installed++;
+      else if (asset.agentStatus === "failed") tally.failed++;
+      else if (isStopped(asset)) tally.stopped++;
+      else tally.pending++;
+      if (asset.agentStatus === "checked_in") tally.checked_in++;
+      if (asset.agentStatusDetail?.notTargeted === "not_managed") tally.unmanaged++;
     }
     lastChecked = Math.max(lastChecked, asset.agentStatusAt?.getTime() ?? 0);
-    summary.instances.push({
+    tally.instances.push({
       asset_id: asset.assetId,
       name: asset.tags.Name ?? null,
       asset_type: asset.assetType,
@@ -169,8 +189,18 @@ export async function deploymentSummary(db: DrizzleDatabase, organizationId: num
       status_at: asset.agentStatusAt?.toISOString() ?? null,
     });
   }
-  summary.last_checked_at = lastChecked > 0 ? new Date(lastChecked).toISOString() : null;
-  return summary;
+  tally.last_checked_at = lastChecked > 0 ? new Date(lastChecked).toISOString() : null;
+  return tally;
+}
+
+/** The tenant's rollout; its `instances` list is shared with other callers while the assets are unchanged: read only. */
+export async function deploymentSummary(db: DrizzleDatabase, organizationId: number, knownSettings?: IntegrationSettings): Promise<DeploymentSummary> {
+  const { settings, applied, tally } = await loadRollout(db, organizationId, knownSettings);
+  return {
+    targeting: applied ? describeTargeting(applied.targeting) : null,
+    change_pending: applied ? changePendingMessage(pendingChanges(applied, requestedSpecOf(settings))) : null,
+    ...tally(),
+  };
 }
 
 export interface DeploymentHealth {

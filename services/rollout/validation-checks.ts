@@ -6,8 +6,8 @@
 import { and, desc, eq } from "drizzle-orm";
 import { HEARTBEAT_STALE_AFTER_MS } from "./enrollment";
 import type { DrizzleDatabase } from "../../db/client";
-import { agents, discoveryScans, integrationCredentials, runs } from "../../db/schema";
-import { deploymentSummary, type DeploymentSummary } from "./rollout-summary";
+import { agents, discoveryScans, integrationCredentials, runs, type DiscoveryScan, type Run } from "../../db/schema";
+import { deploymentSummary, type DeploymentInstance, type DeploymentSummary } from "./rollout-summary";
 
 export const CHECK_NAMES = [
   "integration_healthy",
@@ -37,35 +37,81 @@ const passed = (name: CheckName): ValidationCheck => ({ name, status: "passed" }
 const failed = (name: CheckName, reason: string): ValidationCheck => ({ name, status: "failed", reason });
 const pending = (name: CheckName, reason: string): ValidationCheck => ({ name, status: "pending", reason });
 
-const listNames = (names: string[]) => (names.length > 5 ? `${names.slice(0, 5).join(", ")} and ${names.length - 5} more` : names.join(", "));
+const label = (instance: DeploymentInstance) => instance.name ?? instance.asset_id;
 
-/** `rollout`: the tenant's deployment summary when the caller has it already. */
-export async function validateTenant(
-  db: DrizzleDatabase,
-  organizationId: number,
-  now = new Date(),
-  rollout?: DeploymentSummary,
-): Promise<ValidationResult> {
-  const [[credential], [lastUp], [lastScan], summary, agentRows] = await Promise.all([
+interface InstanceGroups {
+  liveAssets: number;
+  targeted: DeploymentInstance[];
+  /** Targeted and not stopped: stopped instances get the agent when they start; they do not hold onboarding up. */
+  running: DeploymentInstance[];
+  runningIds: ReadonlySet<string>;
+  notInstalled: DeploymentInstance[];
+  failedInstalls: DeploymentInstance[];
+}
+
+/** Per instance list: the summary shares one list between calls while the tenant's assets are unchanged. */
+const groupsOfList = new WeakMap<DeploymentInstance[], InstanceGroups>();
+
+function instanceGroups(instances: DeploymentInstance[]): InstanceGroups {
+  let groups = groupsOfList.get(instances);
+  if (!groups) {
+    const targeted = instances.filter((instance) => instance.targeted);
+    const running = targeted.filter((instance) => instance.state !== "stopped" && instance.state !== "stopping");
+    const notInstalled = running.filter((instance) => instance.agent_status !== "installed" && instance.agent_status !== "checked_in");
+    groups = { liveAssets: instances.length, targeted, running, runningIds: new Set(running.map((instance) => instance.asset_id)), notInstalled, failedInstalls: notInstalled.filter((instance) => instance.agent_status === "failed") };
+    groupsOfList.set(instances, groups);
+  }
+  return groups;
+}
+
+/** The first few of `total` names, and how many more. */
+const listSome = (shown: string[], total: number) => (total > shown.length ? `${shown.join(", ")} and ${total - shown.length} more` : shown.join(", "));
+const listNames = (names: string[]) => listSome(names.slice(0, 5), names.length);
+const listInstances = (instances: DeploymentInstance[]) => listSome(instances.slice(0, 5).map(label), instances.length);
+
+export type LastUp = Pick<Run, "status" | "error">;
+
+/** What the caller has read already (undefined: read here; null: there is none). */
+export interface ValidationInputs {
+  now?: Date;
+  rollout?: DeploymentSummary;
+  lastUp?: LastUp | null;
+  lastScan?: DiscoveryScan | null;
+}
+
+export function latestUp(db: DrizzleDatabase, organizationId: number) {
+  return db
+    .select()
+    .from(runs)
+    .where(and(eq(runs.organizationId, organizationId), eq(runs.kind, "up")))
+    .orderBy(desc(runs.requestedAt))
+    .limit(1)
+    .then(([run]) => run ?? null);
+}
+
+export function latestScan(db: DrizzleDatabase, organizationId: number) {
+  return db
+    .select()
+    .from(discoveryScans)
+    .where(eq(discoveryScans.organizationId, organizationId))
+    .orderBy(desc(discoveryScans.requestedAt))
+    .limit(1)
+    .then(([scan]) => scan ?? null);
+}
+
+export async function validateTenant(db: DrizzleDatabase, organizationId: number, inputs: ValidationInputs = {}): Promise<ValidationResult> {
+  const now = inputs.now ?? new Date();
+  const [[credential], lastUp, lastScan, summary, agentRows] = await Promise.all([
     db
       .select({ status: integrationCredentials.status })
       .from(integrationCredentials)
       .where(and(eq(integrationCredentials.organizationId, organizationId), eq(integrationCredentials.provider, "aws"))),
-    db
-      .select({ status: runs.status, error: runs.error })
-      .from(runs)
-      .where(and(eq(runs.organizationId, organizationId), eq(runs.kind, "up")))
-      .orderBy(desc(runs.requestedAt))
-      .limit(1),
-    db
-      .select()
-      .from(discoveryScans)
-      .where(eq(discoveryScans.organizationId, organizationId))
-      .orderBy(desc(discoveryScans.requestedAt))
-      .limit(1),
-    rollout ?? deploymentSummary(db, organizationId),
-    db.select().from(agents).where(eq(agents.organizationId, organizationId)),
+    inputs.lastUp !== undefined ? inputs.lastUp : latestUp(db, organizationId),
+    inputs.lastScan !== undefined ? inputs.lastScan : latestScan(db, organizationId),
+    inputs.rollout ?? deploymentSummary(db, organizationId),
+    db.select({ instanceId: agents.instanceId, lastHeartbeatAt: agents.lastHeartbeatAt }).from(agents).where(eq(agents.organizationId, organizationId)),
   ]);
+  const { liveAssets, targeted, running, runningIds, notInstalled, failedInstalls } = instanceGroups(summary.instances);
 
   const checks: ValidationCheck[] = [];
 
@@ -78,7 +124,6 @@ export async function validateTenant(
   else if (lastUp.status === "queued" || lastUp.status === "running") checks.push(pending("integration_healthy", "the stack is being applied"));
   else checks.push(failed("integration_healthy", `the last up ${lastUp.status}${lastUp.error?.message ? `: ${lastUp.error.message}` : ""}`));
 
-  const liveAssets = summary.instances.length;
   if (!lastScan) checks.push(pending("assets_discovered", "no discovery has run yet"));
   else if (lastScan.status === "queued" || lastScan.status === "running") checks.push(pending("assets_discovered", "discovery is running"));
   else if (lastScan.status === "failed") checks.push(failed("assets_discovered", `the last discovery failed: ${lastScan.error?.message ?? "unknown error"}`));
@@ -88,7 +133,6 @@ export async function validateTenant(
     checks.push(failed("assets_discovered", `discovery could not scan ${listNames(regions)}`));
   } else checks.push(passed("assets_discovered"));
 
-  const targeted = summary.instances.filter((instance) => instance.targeted);
   if (liveAssets === 0) checks.push(pending("agents_targeted", "no assets discovered yet"));
   else if (!summary.targeting) checks.push(pending("agents_targeted", "the tenant's stack has not been applied yet"));
   else if (targeted.length === 0) {
@@ -101,16 +145,11 @@ export async function validateTenant(
     );
   } else checks.push(passed("agents_targeted"));
 
-  const label = (instance: (typeof targeted)[number]) => instance.name ?? instance.asset_id;
-  // Stopped instances get the agent when they start; they do not hold onboarding up.
-  const running = targeted.filter((instance) => instance.state !== "stopped" && instance.state !== "stopping");
   if (running.length === 0) checks.push(pending("agents_installed", "no running instance is targeted"));
   else {
-    const notInstalled = running.filter((instance) => instance.agent_status !== "installed" && instance.agent_status !== "checked_in");
-    const failedInstalls = notInstalled.filter((instance) => instance.agent_status === "failed");
     if (notInstalled.length === 0) checks.push(passed("agents_installed"));
     else if (failedInstalls.length > 0) {
-      checks.push(failed("agents_installed", `the install failed on ${failedInstalls.length} of ${running.length} running targeted instances: ${listNames(failedInstalls.map(label))}`));
+      checks.push(failed("agents_installed", `the install failed on ${failedInstalls.length} of ${running.length} running targeted instances: ${listInstances(failedInstalls)}`));
     } else if (summary.unmanaged > 0) {
       checks.push(
         failed(
@@ -119,24 +158,35 @@ export async function validateTenant(
         ),
       );
     } else {
-      checks.push(pending("agents_installed", `${notInstalled.length} of ${running.length} running targeted instances have no agent yet: ${listNames(notInstalled.map(label))}`));
+      checks.push(pending("agents_installed", `${notInstalled.length} of ${running.length} running targeted instances have no agent yet: ${listInstances(notInstalled)}`));
     }
   }
 
   if (running.length === 0) checks.push(pending("agents_checked_in", "no running instance is targeted"));
   else {
-    const lastHeartbeat = new Map(agentRows.map((agent) => [agent.instanceId, agent.lastHeartbeatAt]));
-    const silent = running.filter((instance) => {
-      const at = lastHeartbeat.get(instance.asset_id);
-      return !at || now.getTime() - at.getTime() > HEARTBEAT_STALE_AFTER_MS;
-    });
-    if (silent.length === 0) checks.push(passed("agents_checked_in"));
+    // Counted from the agents' side: a tenant's running instances can be thousands, its fresh heartbeats as many.
+    const fresh = new Set<string>();
+    const stale = new Set<string>();
+    for (const agent of agentRows) {
+      if (!agent.lastHeartbeatAt) continue;
+      if (now.getTime() - agent.lastHeartbeatAt.getTime() > HEARTBEAT_STALE_AFTER_MS) stale.add(agent.instanceId);
+      else fresh.add(agent.instanceId);
+    }
+    let freshRunning = 0;
+    for (const id of fresh) if (runningIds.has(id)) freshRunning++;
+    const silentCount = running.length - freshRunning;
+    if (silentCount === 0) checks.push(passed("agents_checked_in"));
     else {
-      const never = silent.filter((instance) => !lastHeartbeat.get(instance.asset_id));
-      const reason =
-        never.length === silent.length
-          ? `${silent.length} of ${running.length} running targeted instances have not checked in: ${listNames(silent.map(label))}`
-          : `${silent.length} of ${running.length} running targeted instances have not sent a heartbeat in ${HEARTBEAT_STALE_AFTER_MS / 1000} s: ${listNames(silent.map(label))}`;
+      const examples: string[] = [];
+      for (const instance of running) {
+        if (examples.length === 5) break;
+        if (!fresh.has(instance.asset_id)) examples.push(label(instance));
+      }
+      const names = listSome(examples, silentCount);
+      const everCheckedIn = [...stale].some((id) => runningIds.has(id) && !fresh.has(id));
+      const reason = !everCheckedIn
+        ? `${silentCount} of ${running.length} running targeted instances have not checked in: ${names}`
+        : `${silentCount} of ${running.length} running targeted instances have not sent a heartbeat in ${HEARTBEAT_STALE_AFTER_MS / 1000} s: ${names}`;
       checks.push((checks.at(-1)?.status === "failed" ? failed : pending)("agents_checked_in", reason));
     }
   }

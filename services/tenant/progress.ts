@@ -3,11 +3,11 @@
  * (targeted assets and their agent status) and validation (the named checks), each as a status and a percentage,
  * and an overall percentage weighted by how long each phase takes.
  */
-import { and, desc, eq, sql } from "drizzle-orm";
+import { eq, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
-import { discoveryScans, organizations, runEvents, runs, type OnboardingStatus, type StatusReason, type DriftedResource } from "../../db/schema";
+import { organizations, runEvents, type DiscoveryScan, type OnboardingStatus, type Run, type StatusReason, type DriftedResource } from "../../db/schema";
 import { deploymentSummary, type DeploymentSummary } from "../rollout/rollout-summary";
-import { validateTenant } from "../rollout/validation-checks";
+import { latestScan, latestUp, validateTenant } from "../rollout/validation-checks";
 
 export type PhaseStatus = "pending" | "in_progress" | "completed" | "failed";
 
@@ -35,13 +35,7 @@ const WEIGHTS = { stack: 0.3, discovery: 0.2, deployment: 0.3, validation: 0.2 }
 
 const pct = (done: number, total: number) => (total <= 0 ? 0 : Math.min(100, Math.round((done / total) * 100)));
 
-async function stackProgress(db: DrizzleDatabase, organizationId: number): Promise<TenantProgress["stack"]> {
-  const [run] = await db
-    .select()
-    .from(runs)
-    .where(and(eq(runs.organizationId, organizationId), eq(runs.kind, "up")))
-    .orderBy(desc(runs.requestedAt))
-    .limit(1);
+async function stackProgress(db: DrizzleDatabase, run: Run | null): Promise<TenantProgress["stack"]> {
   if (!run) return { status: "pending", progress: 0, run_id: null, resources_done: 0, resources_total: 0 };
   const [counts] = await db
     .select({
@@ -59,13 +53,7 @@ async function stackProgress(db: DrizzleDatabase, organizationId: number): Promi
   return { status: "failed", progress: pct(done, Math.max(planned, 1)), ...base };
 }
 
-async function discoveryProgress(db: DrizzleDatabase, organizationId: number, assetsFound: number): Promise<TenantProgress["discovery"]> {
-  const [scan] = await db
-    .select()
-    .from(discoveryScans)
-    .where(eq(discoveryScans.organizationId, organizationId))
-    .orderBy(desc(discoveryScans.requestedAt))
-    .limit(1);
+function discoveryProgress(scan: DiscoveryScan | null, assetsFound: number): TenantProgress["discovery"] {
   if (!scan) return { status: "pending", progress: 0, scan_id: null, assets_found: assetsFound, regions_failed: [] };
   const regionsFailed = (scan.regions ?? []).filter((region) => region.status === "failed").map((region) => region.region);
   const base = { scan_id: scan.id, assets_found: assetsFound, regions_failed: regionsFailed };
@@ -89,16 +77,20 @@ function deploymentPhase({ targeted, stopped, installed, failed }: DeploymentSum
 }
 
 export async function tenantProgress(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<TenantProgress> {
-  const [org] = await db
-    .select({ status: organizations.onboardingStatus, reasons: organizations.statusReasons, drift: organizations.drift })
-    .from(organizations)
-    .where(eq(organizations.id, organizationId));
-  const rollout = await deploymentSummary(db, organizationId);
-  const [stack, discovery, validation] = await Promise.all([
-    stackProgress(db, organizationId),
-    discoveryProgress(db, organizationId, rollout.instances.length),
-    validateTenant(db, organizationId, now, rollout),
+  const [[org], lastUp, lastScan] = await Promise.all([
+    db
+      .select({ status: organizations.onboardingStatus, reasons: organizations.statusReasons, drift: organizations.drift, settings: organizations.integrationSettings })
+      .from(organizations)
+      .where(eq(organizations.id, organizationId)),
+    latestUp(db, organizationId),
+    latestScan(db, organizationId),
   ]);
+  const rollout = await deploymentSummary(db, organizationId, org?.settings ?? {});
+  const [stack, validation] = await Promise.all([
+    stackProgress(db, lastUp),
+    validateTenant(db, organizationId, { now, rollout, lastUp, lastScan }),
+  ]);
+  const discovery = discoveryProgress(lastScan, rollout.instances.length);
   const deployment = deploymentPhase(rollout);
   const validationPhase: TenantProgress["validation"] = {
     status: validation.passed === validation.total ? "completed" : validation.checks.some((check) => check.status === "failed") ? "failed" : "in_progress",

@@ -14,6 +14,7 @@ import { CreateDocumentCommand, ListCommandsCommand, SSMClient } from "@aws-sdk/
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rotateEnrollmentToken, activeEnrollmentToken } from "../../services/rollout/enrollment-tokens";
+import { HEARTBEAT_STALE_AFTER_MS } from "../../services/rollout/enrollment";
 import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
 import { createKeyring, encryptJson, generateToken, hashToken } from "../../db/crypto";
@@ -348,6 +349,25 @@ describe("agent rollout of the Mini Corp tenant", () => {
     // A fresh SSM read keeps checked-in agents checked in.
     const summary = await call("GET", `/v1/tenants/${SLUG}/deployment`);
     expect(summary.body).toMatchObject({ refreshed: true, installed: 7, checked_in: 7 });
+  });
+
+  it("agents that stop sending heartbeats are named, apart from those that never checked in", async () => {
+    const silentSince = new Date(Date.now() - HEARTBEAT_STALE_AFTER_MS - 60_000);
+    const silent = [idOf("DC-01"), idOf("WEB-01")];
+    const restore = await database.db.select({ instanceId: agents.instanceId, lastHeartbeatAt: agents.lastHeartbeatAt }).from(agents).where(eq(agents.organizationId, organizationId));
+    try {
+      for (const instanceId of silent) await database.db.update(agents).set({ lastHeartbeatAt: silentSince }).where(eq(agents.instanceId, instanceId));
+      const validation = await call("GET", `/v1/tenants/${SLUG}/validation`);
+      expect(validation.body.checks.at(-1)).toEqual({
+        name: "agents_checked_in",
+        status: "pending",
+        reason: `2 of 7 running targeted instances have not sent a heartbeat in ${HEARTBEAT_STALE_AFTER_MS / 1000} s: DC-01, WEB-01`,
+      });
+      expect((await call("GET", "/api/onboarding/v2/progress")).body.validation).toEqual({ status: "in_progress", progress: 80, checks_passed: 4 });
+    } finally {
+      for (const { instanceId, lastHeartbeatAt } of restore) await database.db.update(agents).set({ lastHeartbeatAt }).where(eq(agents.instanceId, instanceId));
+    }
+    expect((await call("GET", `/v1/tenants/${SLUG}/validation`)).body.passed).toBe(5);
   });
 
   it("a rotated (revoked) enrollment token is refused with 401 and changes nothing", async () => {
