@@ -283,6 +283,22 @@ export const cloudAssets = pgTable(
   ],
 );
 
+/**
+ * The version of a tenant's assets, for in-process caches that must never be stale: triggers on cloud_assets (migration
+ * 0008) bump the row of (tenant, writing database session) in the writer's own transaction, so it commits with the
+ * change, and two sessions never wait for each other's row. The sum of a tenant's rows, with their count, changes
+ * with every committed insert, update or delete of its assets.
+ */
+export const cloudAssetVersions = pgTable(
+  "cloud_asset_versions",
+  {
+    organizationId: integer("organization_id").notNull(),
+    session: integer("session").notNull(),
+    version: bigint("version", { mode: "number" }).notNull().default(1),
+  },
+  (table) => [primaryKey({ name: "cloud_asset_versions_pkey", columns: [table.organizationId, table.session] })],
+);
+
 export const runs = pgTable(
   "runs",
   {

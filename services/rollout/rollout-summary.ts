@@ -2,7 +2,8 @@
  * The agent rollout of a tenant as stored (refreshAgentStatus writes it): counts for the summary, the per-instance
  * list, and the health of enrolled agents by their heartbeats.
  */
-import { and, eq, isNull, sql } from "drizzle-orm";
+import { and, eq, isNull } from "drizzle-orm";
+import { assetsVersion } from "./asset-versions";
 import { HEARTBEAT_STALE_AFTER_MS } from "./enrollment";
 import type { DrizzleDatabase } from "../../db/client";
 import { agents, ASSET_PRIORITIES, cloudAssets, organizations, type AgentStatus, type CloudAsset, type IntegrationSettings } from "../../db/schema";
@@ -93,19 +94,10 @@ interface RolloutCacheEntry {
 /**
  * The per-asset part of a tenant's rollout (every asset read, its targeting decided, the counts and the instance
  * list built: tens of milliseconds at 10,000 assets), kept per tenant while the tenant's assets and applied spec are
- * unchanged. The assets' version is read on every call (one aggregate over the tenant's rows): the row count and the
- * sum of the rows' xmin, which any insert, update or delete changes, so a cached answer is never stale.
+ * unchanged. The assets' version (asset-versions.ts) is read on every call, so a cached answer is never stale.
  */
 const rolloutCache = new Map<number, RolloutCacheEntry>();
 const ROLLOUT_CACHE_TENANTS = 32;
-
-async function assetsVersion(db: DrizzleDatabase, organizationId: number): Promise<string> {
-  const [row] = await db
-    .select({ version: sql<string>`count(*)::text || ':' || coalesce(sum(xmin::text::bigint), 0)::text` })
-    .from(cloudAssets)
-    .where(eq(cloudAssets.organizationId, organizationId));
-  return row?.version ?? "0:0";
-}
 
 /** `knownSettings`: the tenant's integration settings when the caller has just read them. */
 export async function loadRollout(db: DrizzleDatabase, organizationId: number, knownSettings?: IntegrationSettings): Promise<RolloutState> {

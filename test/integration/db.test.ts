@@ -30,6 +30,7 @@ const TABLES = [
   "agents",
   "api_tokens",
   "audit_log",
+  "cloud_asset_versions",
   "cloud_assets",
   "credential_data_keys",
   "discovery_scans",
