@@ -153,6 +153,17 @@ export async function stopServer(server: Server | undefined, signal: NodeJS.Sign
   return server.exited;
 }
 
+/** Polls `probe` until it answers something other than undefined or false; throws after timeoutMs. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, { timeoutMs = 180_000, intervalMs = 250 } = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value as T;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // HTTP
 
