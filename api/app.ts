@@ -19,6 +19,7 @@ import { consoleRouter } from "../console/console-router";
 import { createServices } from "../services";
 import type { BootstrapLinkService } from "../services/integration/bootstrap-link-service";
 import type { BootstrapWaitQueue } from "../services/integration/bootstrap-wait";
+import type { CredentialRotationQueue } from "../services/integration/credential-rotation-queue";
 import type { RunQueue } from "../services/run/run-queue";
 import type { PlatformSettings } from "../services/run/tenant-stack-config";
 import type { BootstrapRoleVerifier } from "../services/integration/verify-bootstrap-role";
@@ -40,6 +41,7 @@ import { runsRouter } from "./routes/runs";
 import { tenantsRouter } from "./routes/tenants";
 import { tokensRouter } from "./routes/tokens";
 import { fleetRouter } from "./routes/fleet";
+import { credentialRotationRouter } from "./routes/credential-rotation";
 import { platformWebhooksRouter, tenantWebhooksRouter } from "./routes/webhooks";
 
 export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
@@ -64,6 +66,8 @@ export interface AppDependencies {
   scanQueue: ScanQueue;
   /** Access log lines and metrics (api/observability.ts); none: neither, nor /metrics. */
   observability?: Observability;
+  /** The background credentials key rotation; none: POST /v1/credentials/rotation answers 503. */
+  credentialRotation?: () => CredentialRotationQueue;
 }
 
 export function createApp(deps: AppDependencies) {
@@ -110,6 +114,7 @@ export function createApp(deps: AppDependencies) {
     bootstrapWaits: deps.bootstrapWaits,
     bootstrapWaitSeconds: deps.bootstrapWaitSeconds,
     webhooksAllowHttpLoopback: deps.webhooksAllowHttpLoopback,
+    credentialRotation: deps.credentialRotation,
   });
 
   if (deps.observability) app.route("/metrics", metricsRouter(services.tenants, deps.observability.metrics));
@@ -137,6 +142,7 @@ export function createApp(deps: AppDependencies) {
   v1.route("/", overviewRouter(services));
   v1.route("/", fleetRouter(services));
   v1.route("/", platformWebhooksRouter(services));
+  v1.route("/", credentialRotationRouter(services));
   app.route("/v1", v1);
 
   const v2 = createRouter();

@@ -15,6 +15,7 @@ import type { MiddlewareHandler } from "hono";
 import type { DrizzleDatabase } from "../db/client";
 import { decryptJson, encryptJson, type Keyring } from "../db/crypto";
 import { idempotencyKeys } from "../db/schema";
+import { idempotencyResponseContext } from "../lib/idempotency-context";
 import type { AppEnv } from "./auth";
 import { ConflictError, UnprocessableError, ValidationError } from "../lib/errors";
 
@@ -22,10 +23,6 @@ export const IDEMPOTENCY_HEADER = "idempotency-key";
 export const REPLAYED_HEADER = "idempotent-replayed";
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 const STALE_CLAIM_MS = 5 * 60_000;
-
-function context(actor: string, key: string) {
-  return { organizationId: "idempotency", provider: `${actor}|${key}` };
-}
 
 export function idempotency(db: DrizzleDatabase, keyring: Keyring): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -52,7 +49,7 @@ export function idempotency(db: DrizzleDatabase, keyring: Keyring): MiddlewareHa
         throw new UnprocessableError("this Idempotency-Key was used for a different request", { code: "idempotency_key_reused" });
       }
       if (existing?.statusCode != null && existing.responseBody) {
-        const replay = decryptJson<unknown>(existing.responseBody, context(actor, key), keyring);
+        const replay = decryptJson<unknown>(existing.responseBody, idempotencyResponseContext(actor, key), keyring);
         return new Response(JSON.stringify(replay), {
           status: existing.statusCode,
           headers: { "content-type": "application/json", [REPLAYED_HEADER]: "true" },
@@ -88,7 +85,7 @@ export function idempotency(db: DrizzleDatabase, keyring: Keyring): MiddlewareHa
     }
     const response = c.res;
     if (response.status >= 200 && response.status < 300 && (response.headers.get("content-type") ?? "").includes("json")) {
-      const stored = encryptJson(await response.clone().json(), context(actor, key), keyring);
+      const stored = encryptJson(await response.clone().json(), idempotencyResponseContext(actor, key), keyring);
       await db
         .update(idempotencyKeys)
         .set({ statusCode: response.status, responseBody: stored.envelope, completedAt: new Date() })

@@ -7,11 +7,9 @@
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { automationSettingsSchema, checkPulumiCli } from "../automation";
-import { createKeyring } from "../db/crypto";
 import { openDatabase } from "../db/client";
-import { createKmsClient, loadKmsKeyring } from "../db/kms-keyring";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/discovery/scan-queue";
-import { loadServiceConfig, REPO_ROOT, resolveCredentialsKey, ServiceConfigError } from "../lib/config";
+import { loadServiceConfig, REPO_ROOT, ServiceConfigError } from "../lib/config";
 import { startBoss } from "../lib/boss";
 import { resolveStateBackend } from "../lib/state-backend";
 import { recoverInterruptedRuns, startRecoverySweep } from "../services/run/recovery";
@@ -26,6 +24,8 @@ import type { Run } from "../db/schema";
 import { resolveTenantConfig } from "../services/run/tenant-stack-config";
 import { createBootstrapLinkService } from "../services/integration/bootstrap-link-service";
 import { startBootstrapWaitQueue } from "../services/integration/bootstrap-wait";
+import { loadCredentialsKeyring } from "../services/integration/credentials-keyring";
+import { startCredentialRotation } from "../services/integration/credential-rotation-queue";
 import { verifyBootstrapRoleWithSts } from "../services/integration/verify-bootstrap-role";
 import { createRunService, type RunService } from "../services/run/run-service";
 import { createLogger } from "../lib/logger";
@@ -42,14 +42,7 @@ async function main(): Promise<void> {
   const logger = createLogger(config.LOG_LEVEL);
   const log = (message: string) => logger.info({}, message);
   const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, log });
-  const kmsKeyring = config.CREDENTIALS_KMS_KEY_ID
-    ? await loadKmsKeyring(database.db, await createKmsClient(config.CREDENTIALS_KMS_REGION), config.CREDENTIALS_KMS_KEY_ID)
-    : undefined;
-  const keyring = kmsKeyring ?? createKeyring({ key: (await resolveCredentialsKey(config, log)).key });
-  if (kmsKeyring) {
-    // Data keys other replicas add (a rotation to a new KMS key) become readable here within a minute.
-    setInterval(() => void kmsKeyring.refresh().catch((error: unknown) => log(`keyring refresh failed: ${String(error)}`)), 60_000).unref();
-  }
+  const keyring = await loadCredentialsKeyring(database.db, config, log);
 
   const bootstrap = await ensureBootstrapAdmin(database.db, config.ADMIN_TOKEN);
   if (bootstrap?.generatedToken) {
@@ -152,6 +145,8 @@ async function main(): Promise<void> {
     },
     { work: config.RUN_WORKER },
   );
+  // Rows sealed under older keys are re-sealed to the current one in the background (a new key at start-up).
+  const credentialRotation = await startCredentialRotation(boss, { db: database.db, keyring, log }, { work: config.RUN_WORKER });
   // The quick-create link needs where to publish the template and whom the role trusts; without them it answers 503.
   const bootstrapLinks =
     config.BOOTSTRAP_TEMPLATE_BUCKET && config.PLATFORM_PRINCIPAL_ARN
@@ -177,6 +172,7 @@ async function main(): Promise<void> {
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     log,
     observability: telemetry,
+    credentialRotation: () => credentialRotation,
   });
 
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {

@@ -18,7 +18,8 @@ const ENVELOPE_VERSION = "v1";
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const KEY_BYTES = 32;
-const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/** What a key id looks like (it is stored in every envelope). */
+export const KEY_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const BASE64URL_PATTERN = /^[A-Za-z0-9_-]+$/;
 
 /** Why a credential could not be decrypted. The message never contains plaintext or key material. */

@@ -30,9 +30,15 @@ export async function createKmsClient(region: string): Promise<KMSClient> {
   return new KMSClient({ region });
 }
 
-export async function loadKmsKeyring(db: DrizzleDatabase, kms: KMSClient, kmsKeyId: string): Promise<KmsKeyring> {
+/** `decryptOnly`: local keys rows may still be sealed with (a move from a local key to KMS); they never seal. */
+export async function loadKmsKeyring(
+  db: DrizzleDatabase,
+  kms: KMSClient,
+  kmsKeyId: string,
+  { decryptOnly = [] }: { decryptOnly?: EncryptionKey[] } = {},
+): Promise<KmsKeyring> {
   const { DecryptCommand, GenerateDataKeyCommand } = await import("@aws-sdk/client-kms");
-  const keys = new Map<string, EncryptionKey>();
+  const keys = new Map<string, EncryptionKey>(decryptOnly.map((key) => [key.id, key]));
 
   async function refresh(): Promise<void> {
     for (const row of await db.select().from(credentialDataKeys)) {

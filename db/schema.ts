@@ -378,6 +378,28 @@ export const credentialDataKeys = pgTable(
   (table) => [uniqueIndex("credential_data_keys_kms_key_unique").on(table.kmsKeyId)],
 );
 
+/**
+ * The credentials key rotation (services/integration/credential-rotation-queue.ts): one row, the key every sealed row
+ * should end up under. A replica starting with another current key makes that key the target; the background job
+ * re-seals rows under older keys to it.
+ */
+export const credentialKeyRotation = pgTable(
+  "credential_key_rotation",
+  {
+    id: text("id").primaryKey().default("credentials"),
+    /** The key id (as envelopes name it) rows are re-sealed to. */
+    targetKeyId: text("target_key_id").notNull(),
+    /** `system:startup` (a replica started with this key) or the admin token's actor. */
+    requestedBy: text("requested_by").notNull(),
+    requestedAt: timestamptz("requested_at").notNull().defaultNow(),
+    /** When a pass found no row readable here left under an older key; null while rotating. */
+    completedAt: timestamptz("completed_at"),
+    /** Rows re-sealed to this target so far. */
+    rowsResealed: integer("rows_resealed").notNull().default(0),
+  },
+  (table) => [check("credential_key_rotation_singleton", sql`${table.id} = 'credentials'`)],
+);
+
 export const runEvents = pgTable(
   "run_events",
   {
@@ -732,3 +754,4 @@ export type FleetRunTenant = typeof fleetRunTenants.$inferSelect;
 export type Webhook = typeof webhooks.$inferSelect;
 export type WebhookDelivery = typeof webhookDeliveries.$inferSelect;
 export type WebhookDeliveryAttempt = typeof webhookDeliveryAttempts.$inferSelect;
+export type CredentialKeyRotation = typeof credentialKeyRotation.$inferSelect;

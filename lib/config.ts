@@ -37,6 +37,15 @@ const postgresUrl = z
     }
   }, "must be a postgres:// or postgresql:// URL");
 
+function isEncryptionKey(value: string): boolean {
+  try {
+    parseEncryptionKey(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export const serviceConfigSchema = z.object({
   PORT: z.coerce.number().int("must be an integer").min(0).max(65535, "must be a port number (0-65535)").default(8080),
   HOST: z.string().min(1).default("127.0.0.1"),
@@ -44,21 +53,24 @@ export const serviceConfigSchema = z.object({
   DATA_DIR: optionalString.transform((value) => (value === undefined ? DEFAULT_DATA_DIR : resolve(value))),
   ADMIN_TOKEN: optionalString.pipe(z.string().min(32, "must be at least 32 characters").optional()),
   CREDENTIALS_ENCRYPTION_KEY: optionalString.pipe(
+    z.string().refine(isEncryptionKey, "must be 32 bytes as 64 hex characters or base64 (openssl rand -base64 32)").optional(),
+  ),
+  /**
+   * Keys this replica may still decrypt with but never seals with, comma-separated (key rotation: the old key after a
+   * new CREDENTIALS_ENCRYPTION_KEY, the local key when moving to KMS, or the next key before it becomes current).
+   */
+  CREDENTIALS_PREVIOUS_ENCRYPTION_KEYS: optionalString.pipe(
     z
       .string()
-      .refine((value) => {
-        try {
-          parseEncryptionKey(value);
-          return true;
-        } catch {
-          return false;
-        }
-      }, "must be 32 bytes as 64 hex characters or base64 (openssl rand -base64 32)")
+      .transform((value) => value.split(",").map((key) => key.trim()).filter((key) => key !== ""))
+      .refine((keys) => keys.every(isEncryptionKey), "must be a comma-separated list of 32-byte keys (64 hex characters or base64)")
       .optional(),
   ),
   /** A KMS key (id, ARN or alias/...): credentials are then sealed with a data key from KMS (db/kms-keyring.ts), not a local key. */
   CREDENTIALS_KMS_KEY_ID: optionalString,
   CREDENTIALS_KMS_REGION: z.string().min(1).default("us-east-1"),
+  /** How often a replica loads data keys other replicas added (a rotation to a new KMS key). Rotation waits twice this. */
+  CREDENTIALS_KMS_REFRESH_SECONDS: z.coerce.number().int("must be an integer").min(1).max(3600).default(60),
   /** The platform's AWS principal that customer roles trust (with an external ID). */
   PLATFORM_PRINCIPAL_ARN: optionalString.pipe(principalArnSchema.optional()),
   /** S3 bucket the bootstrap role's CloudFormation template is published to (quick-create links); it must let

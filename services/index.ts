@@ -7,6 +7,8 @@ import { createIntegrationService } from "./integration/integration-service";
 import type { BootstrapLinkService } from "./integration/bootstrap-link-service";
 import type { BootstrapWaitQueue } from "./integration/bootstrap-wait";
 import type { BootstrapRoleVerifier } from "./integration/verify-bootstrap-role";
+import { createCredentialRotationService } from "./integration/credential-rotation-service";
+import type { CredentialRotationQueue } from "./integration/credential-rotation-queue";
 import { createFleetService } from "./fleet/fleet-service";
 import { createWebhookService } from "./notification/webhook-service";
 import { createRolloutService } from "./rollout/rollout-service";
@@ -27,6 +29,8 @@ export interface ServiceDeps {
   bootstrapWaitSeconds?: number;
   /** Allow http:// webhook URLs to loopback (WEBHOOK_ALLOW_HTTP_LOOPBACK). */
   webhooksAllowHttpLoopback?: boolean;
+  /** The background key rotation (services/integration/credential-rotation-queue.ts); absent: status only. */
+  credentialRotation?: () => CredentialRotationQueue;
 }
 
 export function createServices(deps: ServiceDeps) {
@@ -51,6 +55,7 @@ export function createServices(deps: ServiceDeps) {
     discovery: createDiscoveryService({ db: deps.db, scans: deps.scanQueue }),
     rollout: createRolloutService({ db: deps.db, keyring: deps.keyring }),
     fleet: createFleetService({ db: deps.db }),
+    credentialRotation: createCredentialRotationService({ db: deps.db, keyring: deps.keyring, rotation: deps.credentialRotation }),
     webhooks: createWebhookService({ db: deps.db, keyring: deps.keyring, allowHttpLoopback: deps.webhooksAllowHttpLoopback ?? false }),
   };
 }

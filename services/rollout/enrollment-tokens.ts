@@ -10,7 +10,7 @@ import { enrollmentTokens } from "../../db/schema";
 
 export const ENROLLMENT_TOKEN_PREFIX = "mxdr-enroll";
 
-const sealContext = (organizationId: number) => ({ organizationId, provider: "enrollment-token" });
+export const enrollmentTokenContext = (organizationId: number) => ({ organizationId, provider: "enrollment-token" });
 
 type Writer = Pick<DrizzleDatabase, "insert" | "update" | "select">;
 
@@ -24,7 +24,7 @@ export async function rotateEnrollmentToken(db: Writer, keyring: Keyring, organi
   await db.insert(enrollmentTokens).values({
     organizationId,
     tokenHash: hashToken(token),
-    tokenSealed: encryptJson(token, sealContext(organizationId), keyring).envelope,
+    tokenSealed: encryptJson(token, enrollmentTokenContext(organizationId), keyring).envelope,
   });
   return token;
 }
@@ -40,7 +40,7 @@ export async function activeEnrollmentToken(db: DrizzleDatabase, keyring: Keyrin
       .where(and(eq(enrollmentTokens.organizationId, organizationId), isNull(enrollmentTokens.revokedAt)))
       .orderBy(desc(enrollmentTokens.createdAt))
       .limit(1);
-    if (current?.tokenSealed) return decryptJson<string>(current.tokenSealed, sealContext(organizationId), keyring);
+    if (current?.tokenSealed) return decryptJson<string>(current.tokenSealed, enrollmentTokenContext(organizationId), keyring);
     return rotateEnrollmentToken(tx, keyring, organizationId);
   });
 }

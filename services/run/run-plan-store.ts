@@ -19,7 +19,7 @@ export class RunPlanNotFoundError extends Error {
 }
 
 /** Sealed per tenant and plan id: a plan copied to another tenant's or plan's row does not open. */
-const planContext = (organizationId: number, planId: string) => ({ organizationId, provider: `run-plan:${planId}` });
+export const planContext = (organizationId: number, planId: string) => ({ organizationId, provider: `run-plan:${planId}` });
 
 export interface RunPlanStore {
   /** Runs `save` with a temporary file path, then seals the plan the CLI wrote there into run_plans. */

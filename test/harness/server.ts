@@ -102,6 +102,8 @@ const SERVER_VARIABLES = [
   "RECOVERY_SWEEP_SECONDS",
   "CREDENTIALS_KMS_KEY_ID",
   "CREDENTIALS_KMS_REGION",
+  "CREDENTIALS_KMS_REFRESH_SECONDS",
+  "CREDENTIALS_PREVIOUS_ENCRYPTION_KEYS",
   "LOG_LEVEL",
   "DRIFT_SCHEDULE",
   "DRIFT_MAX_CONCURRENCY",
@@ -149,6 +151,17 @@ export async function stopServer(server: Server | undefined, signal: NodeJS.Sign
   if (!server) return null;
   if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill(signal);
   return server.exited;
+}
+
+/** Polls `probe` until it answers something other than undefined or false; throws after timeoutMs. */
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, { timeoutMs = 180_000, intervalMs = 250 } = {}): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value as T;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ const TABLES = [
   "cloud_asset_versions",
   "cloud_assets",
   "credential_data_keys",
+  "credential_key_rotation",
   "discovery_scans",
   "enrollment_tokens",
   "fleet_run_tenants",

@@ -1,0 +1,293 @@
+/**
+ * Credentials key rotation through the running service: api/server.ts processes on a real PostgreSQL with
+ * CREDENTIALS_KMS_KEY_ID naming a key in moto's KMS (reached through AWS_ENDPOINT_URL, as the service reaches AWS).
+ *
+ *   1. the service on KMS key A: a tenant connects AWS, gets a tenant token (with an Idempotency-Key), a webhook and a
+ *      saved plan (approval required); every sealed value names A's data key
+ *   2. a rolling deploy to KMS key B: a second process starts with B while the one on A keeps serving; the rotation
+ *      runs in the background by itself; afterwards every sealed row names B's data key, and both processes (the one
+ *      still on A included) read every row; the saved plan, re-sealed, is applied by an approved up
+ *   3. GET/POST /v1/credentials/rotation: platform admin only (403 for a tenant token), 400 naming the field for bad
+ *      input, 409 when asked to rotate to another key than the replica's own
+ *   4. no secret (tokens, external ID, webhook secret, enrollment token, the data keys) in any row, response or log line
+ */
+import { randomBytes, randomInt } from "node:crypto";
+import { CreateKeyCommand, DecryptCommand, KMSClient } from "@aws-sdk/client-kms";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  createBootstrapRole,
+  createCaller,
+  scratchDatabase,
+  startServer,
+  stopServer,
+  temporaryServiceWorkspace,
+  waitFor,
+  type CallFn,
+  type Server,
+  type ServiceWorkspace,
+} from "../harness/server";
+
+const REGION = "us-east-1";
+const suffix = randomBytes(3).toString("hex");
+const slug = `rot-${suffix}`;
+const account = String(400_000_000_000 + randomInt(99_999_999_999));
+const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
+const externalId = `mxdr-rot-ext_${randomBytes(18).toString("base64url")}`;
+const passphrase = `pp-${randomBytes(24).toString("base64url")}`;
+/** Every value that must never leave the service in clear. */
+const secrets: string[] = [adminToken, externalId, passphrase];
+const responses: string[] = [];
+
+/** The sealed columns, and the key id each envelope names. */
+const SEALED = [
+  ["integration_credentials", "credential_data"],
+  ["enrollment_tokens", "token_sealed"],
+  ["run_plans", "plan_sealed"],
+  ["webhooks", "secret_sealed"],
+  ["idempotency_keys", "response_body"],
+] as const;
+
+interface Replica {
+  server: Server;
+  call: CallFn;
+}
+
+let databaseUrl: string;
+let dropDatabase: (() => Promise<void>) | undefined;
+let sql: postgres.Sql;
+let kms: KMSClient;
+let kmsKeyA: string;
+let kmsKeyB: string;
+const workspaces: ServiceWorkspace[] = [];
+const replicas: Replica[] = [];
+let onKeyA: Replica;
+let onKeyB: Replica;
+let tenantToken: string;
+let previewRunId: string;
+
+/**
+ * Both processes share the project dir (the stack config files, whose passphrase salt the saved plan's secrets are
+ * encrypted with), as two versions of the service rolled out on one host would.
+ */
+async function startReplica(kmsKeyId: string): Promise<Replica> {
+  workspaces[0] ??= await temporaryServiceWorkspace(passphrase, { defaultBackendOf: databaseUrl });
+  const workspace = workspaces[0];
+  const server = await startServer({
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATABASE_URL: databaseUrl,
+    ADMIN_TOKEN: adminToken,
+    CREDENTIALS_KMS_KEY_ID: kmsKeyId,
+    CREDENTIALS_KMS_REGION: REGION,
+    CREDENTIALS_KMS_REFRESH_SECONDS: "1",
+    PLATFORM_PRINCIPAL_ARN: "arn:aws:iam::123456789012:role/MiniXdrPlatform",
+    WEBHOOK_ALLOW_HTTP_LOOPBACK: "true",
+    ...workspace.serverEnv(),
+  });
+  const replica = { server, call: createCaller({ baseUrl: () => server.baseUrl, defaultToken: () => adminToken, responses }) };
+  replicas.push(replica);
+  return replica;
+}
+
+async function settledRun(replica: Replica, runId: string): Promise<any> {
+  return waitFor(`run ${runId}`, async () => {
+    const run = await replica.call("GET", `/v1/tenants/${slug}/runs/${runId}`);
+    expect(run.status, run.text).toBe(200);
+    return ["succeeded", "failed", "cancelled", "interrupted"].includes(run.body.status) ? run.body : undefined;
+  });
+}
+
+/** How many sealed values each key id seals, over all sealed columns. */
+async function sealedKeyIds(): Promise<Map<string, number>> {
+  const counts = new Map<string, number>();
+  for (const [table, column] of SEALED) {
+    const rows = await sql.unsafe<{ key_id: string; n: number }[]>(
+      `select split_part("${column}", ':', 2) as key_id, count(*)::int as n from "${table}" where "${column}" is not null group by 1`,
+    );
+    for (const row of rows) counts.set(row.key_id, (counts.get(row.key_id) ?? 0) + row.n);
+  }
+  return counts;
+}
+
+const dataKeyOf = async (kmsKeyId: string) => {
+  const [row] = await sql<{ id: string }[]>`select id from credential_data_keys where kms_key_id = ${kmsKeyId}`;
+  return row!.id;
+};
+
+beforeAll(async () => {
+  ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_rotation"));
+  sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
+  kms = new KMSClient({ region: REGION });
+  kmsKeyA = (await kms.send(new CreateKeyCommand({ Description: "mini-xdr credentials A" }))).KeyMetadata!.KeyId!;
+  kmsKeyB = (await kms.send(new CreateKeyCommand({ Description: "mini-xdr credentials B" }))).KeyMetadata!.KeyId!;
+  onKeyA = await startReplica(kmsKeyA);
+});
+
+afterAll(async () => {
+  for (const replica of replicas) await stopServer(replica.server, "SIGTERM");
+  kms?.destroy();
+  await sql?.end();
+  await dropDatabase?.();
+  for (const workspace of workspaces) await workspace.cleanup();
+});
+
+describe("credentials key rotation on the running service, KMS on the emulator", () => {
+  it("on KMS key A: a tenant connects AWS and gets a token, a webhook and a saved plan, all sealed with A's data key", async () => {
+    const created = await onKeyA.call("POST", "/v1/tenants", {
+      body: {
+        slug,
+        name: `${slug} Inc.`,
+        integration_settings: {
+          agent_public_base_url: "https://agents.mini-xdr.example.com",
+          regions: [REGION],
+          home_region: REGION,
+          aws_account_id: account,
+          require_approval: true,
+        },
+      },
+    });
+    expect(created.status, created.text).toBe(201);
+    await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
+    const connected = await onKeyA.call("PUT", `/v1/tenants/${slug}/integrations/aws`, {
+      body: { bootstrap_role_arn: `arn:aws:iam::${account}:role/MiniXdrBootstrap`, external_id: externalId },
+    });
+    expect(connected.status, connected.text).toBe(201);
+
+    // Its answer (the token, shown once) is kept sealed for a retry with the same Idempotency-Key.
+    const token = await onKeyA.call("POST", `/v1/tenants/${slug}/tokens`, { body: { name: "tenant admin" }, headers: { "idempotency-key": `tok-${suffix}` } });
+    expect(token.status, token.text).toBe(201);
+    tenantToken = token.body.token;
+    secrets.push(tenantToken);
+
+    const webhook = await onKeyA.call("POST", `/v1/tenants/${slug}/webhooks`, { body: { url: "http://127.0.0.1:9/hook", events: ["run.succeeded"] } });
+    expect(webhook.status, webhook.text).toBe(201);
+    secrets.push(webhook.body.secret);
+
+    const preview = await onKeyA.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "preview" } });
+    expect(preview.status, preview.text).toBe(202);
+    previewRunId = preview.body.run_id;
+    expect((await settledRun(onKeyA, previewRunId)).status).toBe("succeeded");
+
+    const dataKeyA = await dataKeyOf(kmsKeyA);
+    const sealed = await sealedKeyIds();
+    expect([...sealed.keys()]).toEqual([dataKeyA]);
+    expect(sealed.get(dataKeyA)).toBe(5); // credential, enrollment token, plan, webhook secret, the token's stored answer
+
+    const status = await onKeyA.call("GET", "/v1/credentials/rotation");
+    expect(status.status, status.text).toBe(200);
+    expect(status.body).toMatchObject({ current_key_id: dataKeyA, target_key_id: dataKeyA, requested_by: "system:startup", state: "complete", remaining_total: 0 });
+  });
+
+  it("a rolling deploy to KMS key B: rows are re-sealed in the background to B's data key, readable throughout by both processes", async () => {
+    const dataKeyA = await dataKeyOf(kmsKeyA);
+    onKeyB = await startReplica(kmsKeyB);
+    const dataKeyB = await dataKeyOf(kmsKeyB);
+    expect(dataKeyB).not.toBe(dataKeyA);
+
+    const first = await onKeyB.call("GET", "/v1/credentials/rotation");
+    expect(first.status, first.text).toBe(200);
+    expect(first.body).toMatchObject({ current_key_id: dataKeyB, target_key_id: dataKeyB, requested_by: "system:startup" });
+
+    // Meanwhile both processes keep reading the credential (its external ID shows masked only after decryption).
+    const readers = [onKeyA, onKeyB];
+    let reads = 0;
+    const done = await waitFor("the rotation to complete", async () => {
+      for (const replica of readers) {
+        const aws = await replica.call("GET", `/v1/tenants/${slug}/integrations/aws`);
+        expect(aws.status, aws.text).toBe(200);
+        reads++;
+      }
+      const status = await onKeyB.call("GET", "/v1/credentials/rotation");
+      return status.body.completed_at !== null && status.body.state === "complete" ? status.body : undefined;
+    });
+    expect(reads).toBeGreaterThan(2);
+    expect(done).toMatchObject({ target_key_id: dataKeyB, remaining_total: 0, remaining_by_key: [], rows_resealed: 5 });
+    expect(done.remaining).toEqual({ integration_credentials: 0, enrollment_tokens: 0, run_plans: 0, webhooks: 0, idempotency_keys: 0 });
+    expect([...(await sealedKeyIds())]).toEqual([[dataKeyB, 5]]);
+    const [credential] = await sql<{ encryption_key_id: string }[]>`select encryption_key_id from integration_credentials`;
+    expect(credential!.encryption_key_id).toBe(dataKeyB);
+    // The log says so, naming keys by id only.
+    const logs = onKeyA.server.stderr() + onKeyB.server.stderr();
+    expect(logs).toContain(`credentials rotation to key ${dataKeyB} complete: 5 row(s) re-sealed`);
+
+    // The process still on key A reads rows sealed under B: the credential, and the token's stored answer replayed.
+    for (const replica of [onKeyA, onKeyB]) {
+      const replay = await replica.call("POST", `/v1/tenants/${slug}/tokens`, { body: { name: "tenant admin" }, headers: { "idempotency-key": `tok-${suffix}` } });
+      expect(replay.status, replay.text).toBe(201);
+      expect(replay.headers.get("idempotent-replayed")).toBe("true");
+      expect(replay.body.token).toBe(tenantToken);
+    }
+    const tenantView = await onKeyA.call("GET", `/v1/tenants/${slug}/integrations/aws`, { token: tenantToken });
+    expect(tenantView.status, tenantView.text).toBe(200);
+  });
+
+  it("the tenant still works on key B: the approved up applies the re-sealed plan with the re-sealed credential and enrollment token", async () => {
+    const up = await onKeyB.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up", plan_run_id: previewRunId } });
+    expect(up.status, up.text).toBe(202);
+    const run = await settledRun(onKeyB, up.body.run_id);
+    expect(run.error).toBeNull();
+    expect(run.status).toBe("succeeded");
+    expect(run.change_summary).toMatchObject({ create: expect.any(Number) });
+    // What it sealed on the way (nothing new here) still names B's data key only.
+    expect([...(await sealedKeyIds()).keys()]).toEqual([await dataKeyOf(kmsKeyB)]);
+  });
+
+  it("GET/POST /v1/credentials/rotation: platform admin only; bad input is a 400 naming the field; another key than the replica's is a 409", async () => {
+    const dataKeyA = await dataKeyOf(kmsKeyA);
+    const dataKeyB = await dataKeyOf(kmsKeyB);
+    for (const [method, body] of [["GET", undefined], ["POST", {}]] as const) {
+      const refused = await onKeyB.call(method, "/v1/credentials/rotation", { token: tenantToken, body });
+      expect(refused.status, refused.text).toBe(403);
+      expect(refused.body.error.code).toBe("forbidden");
+    }
+    expect((await onKeyB.call("GET", "/v1/credentials/rotation", { token: null })).status).toBe(401);
+
+    const badKey = await onKeyB.call("POST", "/v1/credentials/rotation", { body: { key_id: "not a key id!" } });
+    expect(badKey.status, badKey.text).toBe(400);
+    expect(badKey.body.error.fields).toEqual([{ field: "key_id", message: expect.stringContaining("key id") }]);
+    const unknownField = await onKeyB.call("POST", "/v1/credentials/rotation", { body: { key: dataKeyB } });
+    expect(unknownField.status).toBe(400);
+    expect(unknownField.body.error.fields).toEqual([{ field: "key", message: "is not a known field" }]);
+    const noBody = await onKeyB.call("POST", "/v1/credentials/rotation");
+    expect(noBody.status).toBe(400);
+    expect(noBody.body.error.fields).toEqual([{ field: "body", message: expect.any(String) }]);
+    const wrongType = await onKeyB.call("POST", "/v1/credentials/rotation", { body: { key_id: 7 } });
+    expect(wrongType.status).toBe(400);
+    expect(wrongType.body.error.fields).toEqual([{ field: "key_id", message: expect.stringContaining("string") }]);
+
+    // The process still on key A is asked to rotate to B: it refuses rather than rotate back to A.
+    const mismatch = await onKeyA.call("POST", "/v1/credentials/rotation", { body: { key_id: dataKeyB } });
+    expect(mismatch.status, mismatch.text).toBe(409);
+    expect(mismatch.body.error).toMatchObject({ code: "key_mismatch", current_key_id: dataKeyA, fields: [{ field: "key_id", message: expect.any(String) }] });
+
+    const started = await onKeyB.call("POST", "/v1/credentials/rotation", { body: { key_id: dataKeyB } });
+    expect(started.status, started.text).toBe(202);
+    expect(started.body).toMatchObject({ current_key_id: dataKeyB, target_key_id: dataKeyB, state: "complete", remaining_total: 0, completed_at: null });
+    expect(started.body.requested_by).toMatch(/^token:\d+$/);
+    await waitFor("the requested pass to complete", async () => (await onKeyB.call("GET", "/v1/credentials/rotation")).body.completed_at !== null);
+    const [audit] = await sql<{ action: string }[]>`select action from audit_log where action = 'credentials.rotation.start'`;
+    expect(audit).toEqual({ action: "credentials.rotation.start" });
+  });
+
+  it("no secret in any row, response or log line: tokens, external ID, webhook secret, enrollment token, the data keys", async () => {
+    for (const replica of replicas) expect(await stopServer(replica.server, "SIGTERM")).toBe(0);
+    for (const row of await sql<{ encrypted_key: string }[]>`select encrypted_key from credential_data_keys`) {
+      const plaintext = Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: Buffer.from(row.encrypted_key, "base64") }))).Plaintext!);
+      secrets.push(plaintext.toString("base64"), plaintext.toString("base64url"), plaintext.toString("hex"));
+    }
+    // Enrollment tokens are only ever stored hashed or sealed: their prefix appears nowhere in clear.
+    const tables = await sql<{ table_name: string }[]>`select table_name from information_schema.tables where table_schema = 'public'`;
+    let dump = "";
+    for (const { table_name } of tables) dump += JSON.stringify(await sql.unsafe(`select * from "${table_name}"`));
+    expect(dump).toContain(account); // the dump is real
+    expect(dump).not.toContain("mxdr-enroll_");
+    for (const secret of secrets) expect(dump).not.toContain(secret);
+    const allResponses = responses.join("\n");
+    for (const secret of [adminToken, externalId, passphrase, ...secrets.slice(5)]) expect(allResponses).not.toContain(secret);
+    const logs = replicas.map((replica) => replica.server.stdout() + replica.server.stderr()).join("\n");
+    expect(logs).toContain("credentials rotation");
+    for (const secret of secrets) expect(logs).not.toContain(secret);
+    expect(logs).not.toContain("mxdr-enroll_");
+  });
+});
