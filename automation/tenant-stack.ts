@@ -87,6 +87,13 @@ function engineEnv(settings: AutomationSettings, experimental: boolean): Record<
     PULUMI_BACKEND_URL: settings.backendUrl,
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    // Replicas share the state backend, not the project dir. Opening an existing stack writes no secrets-manager
+    // state into this replica's stack config file, and without this the first command that needs one (`config
+    // set-all`) would make a new one (a new passphrase salt, a new KMS data key) instead of the checkpoint's: a plan
+    // another replica saved, whose secrets are sealed by the stack's secrets manager, would then not decrypt here.
+    // With it, the CLI takes the checkpoint's secrets manager (kept there since `stack init`) and saves it in the
+    // config file (pkg/cmd/pulumi/stack/secrets.go, SecretsManagerLoader.FallbackToState).
+    PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER: "true",
   };
   if (settings.passphrase) env.PULUMI_CONFIG_PASSPHRASE = settings.passphrase;
   // `up --plan` (applying an approved preview's update plan) is behind the CLI's experimental flag.

@@ -7,6 +7,8 @@
 #   PATH                       with $REPO_ROOT/.tools/node/bin (when the toolchain installed Node.js there,
 #                              scripts/lib/node.sh) and $REPO_ROOT/.tools/bin first (see scripts/toolchain.sh)
 #   PULUMI_SKIP_UPDATE_CHECK=true, PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+#   PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true   a stack config file without secrets-manager state takes the
+#                              checkpoint's (as the service does, automation/tenant-stack.ts) instead of a new one
 #   PULUMI_HOME                default $REPO_ROOT/.data/pulumi-home
 #   PULUMI_BACKEND_URL         exported when set (a file:// directory is created); when unset, the service and
 #                              scripts/pulumi.sh use the postgres:// backend next to their database
@@ -31,6 +33,7 @@ export PATH
 
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true
 export PULUMI_HOME="${PULUMI_HOME:-$REPO_ROOT/.data/pulumi-home}"
 if [ -n "${PULUMI_BACKEND_URL:-}" ]; then
   export PULUMI_BACKEND_URL

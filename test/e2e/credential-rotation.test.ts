@@ -66,13 +66,10 @@ let onKeyB: Replica;
 let tenantToken: string;
 let previewRunId: string;
 
-/**
- * Both processes share the project dir (the stack config files, whose passphrase salt the saved plan's secrets are
- * encrypted with), as two versions of the service rolled out on one host would.
- */
+/** Each process has its own DATA_DIR and project dir; they share the database (and the state backend in its server). */
 async function startReplica(kmsKeyId: string): Promise<Replica> {
-  workspaces[0] ??= await temporaryServiceWorkspace(passphrase, { defaultBackendOf: databaseUrl });
-  const workspace = workspaces[0];
+  const workspace = await temporaryServiceWorkspace(passphrase, { defaultBackendOf: databaseUrl });
+  workspaces.push(workspace);
   const server = await startServer({
     HOST: "127.0.0.1",
     PORT: "0",

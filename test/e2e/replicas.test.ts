@@ -10,6 +10,8 @@
  *   3. the replica executing an `up` is SIGKILLed mid-run; THE OTHER, still running and never restarted, finds the
  *      run in its periodic sweep (RECOVERY_SWEEP_SECONDS), marks it interrupted, clears the lock and the pending
  *      operations; no row is lost; the next `up` through the survivor succeeds
+ *   4. a tenant that requires approval: the survivor saves the preview's plan; a new replica, started with its own empty
+ *      project dir once the survivor has stopped, applies it (the stack's secrets manager comes from the checkpoint)
  */
 import { randomBytes, randomInt } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
@@ -109,7 +111,7 @@ function logLines(replica: Replica): Record<string, unknown>[] {
 const startedBy = (replica: Replica, runId: string) =>
   logLines(replica).filter((line) => line.event === "run.started" && line.runId === runId).length;
 
-async function onboardTenant(via: Replica, prefix: string): Promise<{ slug: string; account: string }> {
+async function onboardTenant(via: Replica, prefix: string, { requireApproval = false } = {}): Promise<{ slug: string; account: string }> {
   const slug = `${prefix}-${suffix}`;
   const account = newAccount();
   const externalId = `mxdr-rep-ext_${randomBytes(18).toString("base64url")}`;
@@ -117,7 +119,13 @@ async function onboardTenant(via: Replica, prefix: string): Promise<{ slug: stri
     body: {
       slug,
       name: `${slug} Inc.`,
-      integration_settings: { agent_public_base_url: "https://agents.mini-xdr.example.com", regions: [REGION], home_region: REGION, aws_account_id: account },
+      integration_settings: {
+        agent_public_base_url: "https://agents.mini-xdr.example.com",
+        regions: [REGION],
+        home_region: REGION,
+        aws_account_id: account,
+        require_approval: requireApproval,
+      },
     },
   });
   expect(created.status, created.text).toBe(201);
@@ -288,5 +296,42 @@ describe("two replicas on one PostgreSQL, nothing else shared", () => {
     expect(metrics.text).toMatch(/^mxdr_runs\{kind="up",status="interrupted"\} 1$/m);
     expect(metrics.text).toMatch(/^mxdr_runs_total\{kind="up",status="succeeded"\} [1-9]\d*$/m);
     expect(metrics.text).toMatch(/^mxdr_run_duration_seconds_count\{kind="up",status="succeeded"\} [1-9]\d*$/m);
+  });
+
+  it("a plan saved by one replica is approved and applied by another with its own, empty project dir", async () => {
+    // One replica alive (the survivor of the crash): it alone executes the preview.
+    const alive = replicas.filter((replica) => replica.server.child.exitCode === null && replica.server.child.signalCode === null);
+    const saver = alive[0]!;
+    for (const other of alive.slice(1)) await stopServer(other.server, "SIGTERM");
+    const { slug } = await onboardTenant(saver, "plan", { requireApproval: true });
+    const refused = await saver.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
+    expect(refused.status, refused.text).toBe(409);
+    const preview = await saver.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "preview" } });
+    expect(preview.status, preview.text).toBe(202);
+    const previewRun = await settledRun(saver, slug, preview.body.run_id);
+    expect(previewRun.error).toBeNull();
+    expect(previewRun.status).toBe("succeeded");
+    expect(startedBy(saver, preview.body.run_id)).toBe(1);
+    const [saved] = await sql<{ n: number }[]>`select count(*)::int as n from run_plans where preview_run_id = ${preview.body.run_id}`;
+    expect(saved!.n).toBe(1);
+
+    // The applier starts after the saver has stopped, so it executes the up; its project dir has never seen the stack.
+    expect(await stopServer(saver.server, "SIGTERM")).toBe(0);
+    const applier = await startReplica("C");
+    const stackFile = `${applier.workspace.projectDir}/stacks/Pulumi.tenant-${slug}.yaml`;
+    await expect(readFile(stackFile, "utf8")).rejects.toMatchObject({ code: "ENOENT" });
+    const up = await applier.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up", plan_run_id: preview.body.run_id } });
+    expect(up.status, up.text).toBe(202);
+    const applied = await settledRun(applier, slug, up.body.run_id);
+    expect(applied.error).toBeNull();
+    expect(applied.status).toBe("succeeded");
+    expect(applied.change_summary).toMatchObject({ create: expect.any(Number) });
+    expect(startedBy(applier, up.body.run_id)).toBe(1);
+    // The applier's stack config took the saver's passphrase salt (from the checkpoint), not a new one.
+    const saltOf = async (workspace: ServiceWorkspace) =>
+      (await readFile(`${workspace.projectDir}/stacks/Pulumi.tenant-${slug}.yaml`, "utf8")).match(/^encryptionsalt: (\S+)$/m)?.[1];
+    expect(await saltOf(applier.workspace)).toBeDefined();
+    expect(await saltOf(applier.workspace)).toBe(await saltOf(saver.workspace));
+    expect(await stackHistoryLength(applier.workspace, `tenant-${slug}`)).toBe(1);
   });
 });
