@@ -8,13 +8,11 @@
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { extname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { Hono } from "hono";
 import { consolePage } from "./console-page";
 
-// "../console/client" rather than "./client": the same folder from console/ and from the bundle in .build/ (scripts/build.sh).
-export const CONSOLE_CLIENT_DIR = fileURLToPath(new URL("../console/client", import.meta.url));
+export const CONSOLE_CLIENT_DIR = join(import.meta.dirname, "client");
 
 const CONTENT_TYPES: Record<string, string> = {
   ".js": "text/javascript; charset=utf-8",

@@ -9,8 +9,8 @@
  * - ESM with code splitting: what the code imports with `await import()` (the tenant program with @pulumi/aws, loaded
  *   with the first stack run) becomes a chunk of its own, so that it stays out of start-up; without splitting, esbuild
  *   would hoist the program's package imports to the top of server.js.
- * - .build/ sits one level under the repository, like api/, lib/ and db/, so `new URL("../x", import.meta.url)` names
- *   the same folder from the sources and from the bundle.
+ * - `import.meta.url`, `.dirname` and `.filename` in our sources keep naming the source file (lib/config.ts finds the
+ *   repository from it, db/client.ts the migrations, the console its files), not the bundle.
  * - Written so that a running service never sees a half-written file: chunks have content-hashed names and are
  *   written (temp file, rename) before the entry; a chunk a running process may still import lazily is left in place.
  *   Concurrent builds (parallel test workers) write the same bytes.
@@ -63,6 +63,30 @@ const nodeEsmSpecifiers = {
   },
 };
 
+/** In our own sources, import.meta.url / dirname / filename are rewritten to the source file's, computed at run time. */
+const sourceImportMeta = {
+  name: "source-import-meta",
+  setup(builder) {
+    builder.onLoad({ filter: /\.ts$/ }, async (args) => {
+      if (args.path.includes(`${sep}node_modules${sep}`)) return undefined;
+      const source = await readFile(args.path, "utf8");
+      if (!/\bimport\.meta\.(url|dirname|filename)\b/.test(source)) return undefined;
+      const fromBundle = relative(OUT_DIR, args.path).split(sep).join("/");
+      const prologue = [
+        `import { fileURLToPath as __sourceFileURLToPath } from "node:url";`,
+        `import { dirname as __sourceDirnameOf } from "node:path";`,
+        `const __sourceUrl = new URL(${JSON.stringify(fromBundle)}, import.meta.url).href;`,
+        `const __sourceFilename = __sourceFileURLToPath(__sourceUrl);`,
+        `const __sourceDirname = __sourceDirnameOf(__sourceFilename);`,
+      ].join(" ");
+      const names = { url: "__sourceUrl", dirname: "__sourceDirname", filename: "__sourceFilename" };
+      // On the first line, so that esbuild's line numbers still match the source's.
+      const contents = `${prologue}${source.replace(/\bimport\.meta\.(url|dirname|filename)\b/g, (_match, key) => names[key])}`;
+      return { contents, loader: "ts", resolveDir: dirname(args.path) };
+    });
+  },
+};
+
 const result = await build({
   absWorkingDir: REPO_ROOT,
   entryPoints: ["api/server.ts"],
@@ -74,7 +98,7 @@ const result = await build({
   target: "node22",
   packages: "external",
   chunkNames: "[name]-[hash]",
-  plugins: [nodeEsmSpecifiers],
+  plugins: [nodeEsmSpecifiers, sourceImportMeta],
   write: false,
   logLevel: "warning",
 });
