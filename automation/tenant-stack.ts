@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { EngineEvent, OpMap, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 import { TENANT_CONFIG_KEYS, toStackConfigEntries, type TenantConfigInput } from "../programs/tenant/config";
+import { deferClosureSerializerDeps } from "./deferred-closure-deps";
 import { EngineFailureError, StackBusyError, StackNotFoundError, ToolchainMissingError } from "./errors";
 import { PINNED_PULUMI_VERSION, type AutomationSettings } from "./settings";
 import { stackNameFor } from "./stack-name";
@@ -17,10 +18,12 @@ let automationSdk: AutomationSdk | undefined;
 let tenantProgramModule: Promise<typeof import("../programs/tenant/program")> | undefined;
 
 /**
- * The Automation API (about 110 MiB with its gRPC and protobuf code) and the tenant program (with @pulumi/aws) are
+ * The Automation API (about 35 MiB resident with its gRPC and protobuf code, once the closure serializer's TypeScript
+ * and arborist are deferred: deferred-closure-deps.ts) and the tenant program (with @pulumi/aws, about 15 MiB) are
  * loaded on first use, not at start-up: an API replica that never runs a stack never pays for them.
  */
 async function loadAutomationSdk(): Promise<AutomationSdk> {
+  deferClosureSerializerDeps();
   return (automationSdk ??= await import("@pulumi/pulumi/automation"));
 }
 

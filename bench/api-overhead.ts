@@ -22,6 +22,10 @@
  *
  *   npm run bench:api
  *   BENCH_ROUNDS=5 npm run bench:api
+ *   BENCH_PARTS=memory BENCH_BACKENDS=embedded npm run bench:api   only part 2 (a few minutes, little CPU)
+ *
+ * BENCH_PARTS (default rounds,memory,progress) picks parts: part 2 always runs (part 3 uses one of its tenants); without
+ * `rounds` or `progress`, the figures of that part are not printed. The memory figures are the same either way.
  */
 import { execFile, spawn } from "node:child_process";
 import { readFile } from "node:fs/promises";
@@ -54,6 +58,7 @@ const POLL_MS = 50;
 const PROGRESS_ASSETS = 10_000;
 const PROGRESS_RATE = 200;
 const PROGRESS_SECONDS = Number(process.env.BENCH_PROGRESS_SECONDS ?? 15);
+const PARTS = new Set((process.env.BENCH_PARTS ?? "rounds,memory,progress").split(","));
 
 interface AutocannonResult {
   requests: { total: number; average: number };
@@ -145,43 +150,6 @@ try {
     return { account, roleArn, externalId };
   };
 
-  // The API tenant, and the equivalent stacks for the CLI and the in-process Automation API (same project and state).
-  const apiSlug = `bench-api-${randomBytes(2).toString("hex")}`;
-  await onboardTenant(apiSlug);
-  const automation = automationSettingsSchema.parse({
-    projectDir: workspace.projectDir,
-    backendUrl: workspace.backendUrl,
-    secretsProvider: "passphrase",
-    passphrase: workspace.passphrase,
-    pulumiRoot: join(REPO_ROOT, ".tools"),
-    pulumiHome: join(workspace.dataDir, "pulumi-home"),
-  });
-  const directConfig = async (slug: string) => {
-    const account = newAccount();
-    const externalId = `mxdr-bench-ext_${randomBytes(12).toString("hex")}`;
-    const bootstrapRoleArn = await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
-    const config = miniCorpTenantConfig({
-      tenantSlug: slug,
-      customerAccountId: account,
-      homeRegion: "us-east-1",
-      regions: ["us-east-1"],
-      bootstrapRoleArn,
-      externalId,
-      platformPrincipalArn: PLATFORM_PRINCIPAL,
-      agentPublicBaseUrl: "https://agents.mini-xdr.example.com",
-      agentVersion: "1.0.0",
-      enrollmentToken: `mxdr-enroll_${randomBytes(32).toString("base64url")}`,
-    });
-    const stack = await openTenantStack(automation, slug, { create: true });
-    await configureTenantStack(stack, config);
-    return stack;
-  };
-  const cliSlug = `bench-cli-${randomBytes(2).toString("hex")}`;
-  const cliStack = await directConfig(cliSlug);
-  const inlineStack = await directConfig(`bench-inline-${randomBytes(2).toString("hex")}`);
-  const cliEnv = workspace.cliEnv();
-  const cliArgs = (op: string) => [op, "--yes", "--skip-preview", "--non-interactive", "--stack", cliStack.name];
-
   const figures: Record<"api" | "cli" | "inline", number[]> = { api: [], cli: [], inline: [] };
   const apiQueueWait: number[] = [];
   const apiExecution: number[] = [];
@@ -189,42 +157,81 @@ try {
   const phases: Record<"setup" | "engine" | "finish", number[]> = { setup: [], engine: [], finish: [] };
   const serviceDatabaseUrl = databaseUrl ?? (await embeddedDatabaseUrl(workspace.dataDir));
   const sql = postgres(serviceDatabaseUrl, { max: 2, onnotice: () => undefined });
-  for (let round = 0; round < ROUNDS; round++) {
-    // Through the API.
-    const started = performance.now();
-    const { run_id: runId } = await api("POST", `/v1/tenants/${apiSlug}/runs`, { kind: "up" });
-    const run = await settled(apiSlug, runId);
-    figures.api.push(performance.now() - started);
-    if (run.change_summary?.create !== 8) throw new Error(`unexpected API up summary ${JSON.stringify(run.change_summary)}`);
-    apiQueueWait.push(Date.parse(run.started_at) - Date.parse(run.requested_at));
-    apiExecution.push(Date.parse(run.finished_at) - Date.parse(run.started_at));
-    {
-      const [row] = await sql<{ first: Date; last: Date }[]>`
-        select min(created_at) as first, max(created_at) as last from run_events where run_id = ${runId}`;
-      phases.setup.push(row!.first.getTime() - Date.parse(run.started_at));
-      phases.engine.push(row!.last.getTime() - row!.first.getTime());
-      phases.finish.push(Date.parse(run.finished_at) - row!.last.getTime());
-    }
-    await discoveryDone(apiSlug);
-    const destroy = await api("POST", `/v1/tenants/${apiSlug}/runs`, { kind: "destroy" });
-    await settled(apiSlug, destroy.run_id);
+  if (PARTS.has("rounds")) {
+    // The API tenant, and the equivalent stacks for the CLI and the in-process Automation API (same project and state).
+    const apiSlug = `bench-api-${randomBytes(2).toString("hex")}`;
+    await onboardTenant(apiSlug);
+    const automation = automationSettingsSchema.parse({
+      projectDir: workspace.projectDir,
+      backendUrl: workspace.backendUrl,
+      secretsProvider: "passphrase",
+      passphrase: workspace.passphrase,
+      pulumiRoot: join(REPO_ROOT, ".tools"),
+      pulumiHome: join(workspace.dataDir, "pulumi-home"),
+    });
+    const directConfig = async (slug: string) => {
+      const account = newAccount();
+      const externalId = `mxdr-bench-ext_${randomBytes(12).toString("hex")}`;
+      const bootstrapRoleArn = await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
+      const config = miniCorpTenantConfig({
+        tenantSlug: slug,
+        customerAccountId: account,
+        homeRegion: "us-east-1",
+        regions: ["us-east-1"],
+        bootstrapRoleArn,
+        externalId,
+        platformPrincipalArn: PLATFORM_PRINCIPAL,
+        agentPublicBaseUrl: "https://agents.mini-xdr.example.com",
+        agentVersion: "1.0.0",
+        enrollmentToken: `mxdr-enroll_${randomBytes(32).toString("base64url")}`,
+      });
+      const stack = await openTenantStack(automation, slug, { create: true });
+      await configureTenantStack(stack, config);
+      return stack;
+    };
+    const cliSlug = `bench-cli-${randomBytes(2).toString("hex")}`;
+    const cliStack = await directConfig(cliSlug);
+    const inlineStack = await directConfig(`bench-inline-${randomBytes(2).toString("hex")}`);
+    const cliEnv = workspace.cliEnv();
+    const cliArgs = (op: string) => [op, "--yes", "--skip-preview", "--non-interactive", "--stack", cliStack.name];
 
-    // With the CLI.
-    const cliStarted = performance.now();
-    await pulumi(cliArgs("up"), workspace.projectDir, cliEnv);
-    figures.cli.push(performance.now() - cliStarted);
-    await pulumi(cliArgs("destroy"), workspace.projectDir, cliEnv);
+    for (let round = 0; round < ROUNDS; round++) {
+      // Through the API.
+      const started = performance.now();
+      const { run_id: runId } = await api("POST", `/v1/tenants/${apiSlug}/runs`, { kind: "up" });
+      const run = await settled(apiSlug, runId);
+      figures.api.push(performance.now() - started);
+      if (run.change_summary?.create !== 8) throw new Error(`unexpected API up summary ${JSON.stringify(run.change_summary)}`);
+      apiQueueWait.push(Date.parse(run.started_at) - Date.parse(run.requested_at));
+      apiExecution.push(Date.parse(run.finished_at) - Date.parse(run.started_at));
+      {
+        const [row] = await sql<{ first: Date; last: Date }[]>`
+          select min(created_at) as first, max(created_at) as last from run_events where run_id = ${runId}`;
+        phases.setup.push(row!.first.getTime() - Date.parse(run.started_at));
+        phases.engine.push(row!.last.getTime() - row!.first.getTime());
+        phases.finish.push(Date.parse(run.finished_at) - row!.last.getTime());
+      }
+      await discoveryDone(apiSlug);
+      const destroy = await api("POST", `/v1/tenants/${apiSlug}/runs`, { kind: "destroy" });
+      await settled(apiSlug, destroy.run_id);
 
-    // With the Automation API, in this process.
-    const inlineStarted = performance.now();
-    const inline = await upTenantStack(inlineStack);
-    figures.inline.push(performance.now() - inlineStarted);
-    if (inline.changeSummary.create !== 8) throw new Error(`unexpected inline up summary ${JSON.stringify(inline.changeSummary)}`);
-    await destroyTenantStack(inlineStack);
-    process.stderr.write(`round ${round + 1}/${ROUNDS}: api ${seconds(figures.api.at(-1)!)} s, cli ${seconds(figures.cli.at(-1)!)} s, automation ${seconds(figures.inline.at(-1)!)} s\n`);
+      // With the CLI.
+      const cliStarted = performance.now();
+      await pulumi(cliArgs("up"), workspace.projectDir, cliEnv);
+      figures.cli.push(performance.now() - cliStarted);
+      await pulumi(cliArgs("destroy"), workspace.projectDir, cliEnv);
+
+      // With the Automation API, in this process.
+      const inlineStarted = performance.now();
+      const inline = await upTenantStack(inlineStack);
+      figures.inline.push(performance.now() - inlineStarted);
+      if (inline.changeSummary.create !== 8) throw new Error(`unexpected inline up summary ${JSON.stringify(inline.changeSummary)}`);
+      await destroyTenantStack(inlineStack);
+      process.stderr.write(`round ${round + 1}/${ROUNDS}: api ${seconds(figures.api.at(-1)!)} s, cli ${seconds(figures.cli.at(-1)!)} s, automation ${seconds(figures.inline.at(-1)!)} s\n`);
   }
   await removeTenantStack(cliStack);
   await removeTenantStack(inlineStack);
+  }
 
   // Peak memory while CONCURRENT_TENANTS tenants run `up` at once.
   const concurrentSlugs = Array.from({ length: CONCURRENT_TENANTS }, (_, i) => `bench-c${i + 1}-${randomBytes(2).toString("hex")}`);
@@ -260,57 +267,65 @@ try {
   const idleAfter = (await processMemory(serverPid))!;
 
   // The progress call of a tenant with PROGRESS_ASSETS assets (its stack applied), under PROGRESS_RATE requests/s.
-  const progressSlug = concurrentSlugs[0]!;
-  const [org] = await sql<{ id: number }[]>`select id from organizations where slug = ${progressSlug}`;
-  await sql`
-    insert into cloud_assets (organization_id, provider, asset_type, asset_id, region, asset_data, tags, agent_compatible, priority, agent_status, agent_status_at)
-    select ${org!.id}, 'aws', 'ec2', 'i-bench' || lpad(n::text, 12, '0'), 'us-east-1',
-           jsonb_build_object('state', case when n % 10 = 0 then 'stopped' else 'running' end, 'platform', case when n % 4 = 0 then 'windows' else 'linux' end, 'instanceType', 't3.micro'),
-           jsonb_build_object('Name', 'bench-' || n, 'env', case when n % 3 = 0 then 'prod' else 'dev' end),
-           true, (array['critical', 'high', 'medium', 'low'])[1 + n % 4]::asset_priority,
-           (array['installed', 'checked_in', 'pending', 'failed', 'unknown'])[1 + n % 5], now()
-    from generate_series(1, ${PROGRESS_ASSETS}) as n`;
-  const progressPath = `/v1/tenants/${progressSlug}/progress`;
-  const warm = await api("GET", progressPath);
-  if (warm.discovery.assets_found < PROGRESS_ASSETS) throw new Error(`progress counts ${warm.discovery.assets_found} assets, expected >= ${PROGRESS_ASSETS}`);
-  const load = await autocannon({
-    url: `${server.baseUrl}${progressPath}`,
-    headers: { authorization: `Bearer ${adminToken}` },
-    connections: 20,
-    overallRate: PROGRESS_RATE,
-    duration: PROGRESS_SECONDS,
-  });
-  if (load.non2xx > 0 || load.errors > 0) throw new Error(`progress under load: ${load.non2xx} non-2xx answers, ${load.errors} errors`);
+  let load: AutocannonResult | undefined;
+  if (PARTS.has("progress")) {
+    const progressSlug = concurrentSlugs[0]!;
+    const [org] = await sql<{ id: number }[]>`select id from organizations where slug = ${progressSlug}`;
+    await sql`
+      insert into cloud_assets (organization_id, provider, asset_type, asset_id, region, asset_data, tags, agent_compatible, priority, agent_status, agent_status_at)
+      select ${org!.id}, 'aws', 'ec2', 'i-bench' || lpad(n::text, 12, '0'), 'us-east-1',
+             jsonb_build_object('state', case when n % 10 = 0 then 'stopped' else 'running' end, 'platform', case when n % 4 = 0 then 'windows' else 'linux' end, 'instanceType', 't3.micro'),
+             jsonb_build_object('Name', 'bench-' || n, 'env', case when n % 3 = 0 then 'prod' else 'dev' end),
+             true, (array['critical', 'high', 'medium', 'low'])[1 + n % 4]::asset_priority,
+             (array['installed', 'checked_in', 'pending', 'failed', 'unknown'])[1 + n % 5], now()
+      from generate_series(1, ${PROGRESS_ASSETS}) as n`;
+    const progressPath = `/v1/tenants/${progressSlug}/progress`;
+    const warm = await api("GET", progressPath);
+    if (warm.discovery.assets_found < PROGRESS_ASSETS) throw new Error(`progress counts ${warm.discovery.assets_found} assets, expected >= ${PROGRESS_ASSETS}`);
+    load = await autocannon({
+      url: `${server.baseUrl}${progressPath}`,
+      headers: { authorization: `Bearer ${adminToken}` },
+      connections: 20,
+      overallRate: PROGRESS_RATE,
+      duration: PROGRESS_SECONDS,
+    });
+    if (load.non2xx > 0 || load.errors > 0) throw new Error(`progress under load: ${load.non2xx} non-2xx answers, ${load.errors} errors`);
+  }
   const progressMemory = (await processMemory(serverPid))!;
 
-  const api_ = stats(figures.api);
-  const cli = stats(figures.cli);
-  const inline = stats(figures.inline);
   const mib = (kib: number) => `${(kib / 1024).toFixed(0)} MiB`;
-  const overhead = (against: number) => `${(((api_.median - against) / against) * 100).toFixed(1)}%`;
   print(`== ${backendName}`);
-  print(`tenant up (8 resources), ${ROUNDS} rounds, destroyed between rounds`);
-  print(`seconds: median / min / max`);
-  print(`  API (POST run -> succeeded)          ${seconds(api_.median)} / ${seconds(api_.min)} / ${seconds(api_.max)}`);
-  print(`    of which queued (requested->started) median ${seconds(stats(apiQueueWait).median)}, executing median ${seconds(stats(apiExecution).median)}`);
-  {
-    print(
-      `    executing: before the first engine event (tenant config, stack select, config set) median ${seconds(stats(phases.setup).median)}, ` +
-        `first -> last event recorded ${seconds(stats(phases.engine).median)}, last event -> run finished ${seconds(stats(phases.finish).median)}`,
-    );
+  if (PARTS.has("rounds")) {
+    const api_ = stats(figures.api);
+    const cli = stats(figures.cli);
+    const inline = stats(figures.inline);
+    const overhead = (against: number) => `${(((api_.median - against) / against) * 100).toFixed(1)}%`;
+    print(`tenant up (8 resources), ${ROUNDS} rounds, destroyed between rounds`);
+    print(`seconds: median / min / max`);
+    print(`  API (POST run -> succeeded)          ${seconds(api_.median)} / ${seconds(api_.min)} / ${seconds(api_.max)}`);
+    print(`    of which queued (requested->started) median ${seconds(stats(apiQueueWait).median)}, executing median ${seconds(stats(apiExecution).median)}`);
+    {
+      print(
+        `    executing: before the first engine event (tenant config, stack select, config set) median ${seconds(stats(phases.setup).median)}, ` +
+          `first -> last event recorded ${seconds(stats(phases.engine).median)}, last event -> run finished ${seconds(stats(phases.finish).median)}`,
+      );
   }
   print(`  CLI (pulumi up --yes --skip-preview)  ${seconds(cli.median)} / ${seconds(cli.min)} / ${seconds(cli.max)}`);
   print(`  Automation API in-process (inline)    ${seconds(inline.median)} / ${seconds(inline.min)} / ${seconds(inline.max)}`);
   print(`ratio API / CLI:        ${(api_.median / cli.median).toFixed(3)}  (API overhead ${overhead(cli.median)})`);
   print(`ratio API / Automation: ${(api_.median / inline.median).toFixed(3)}  (API overhead ${overhead(inline.median)}; target: ratio <= 1.15)`);
+  }
   print(`${CONCURRENT_TENANTS} tenants' up at once through the API: ${concurrentSeconds.toFixed(2)} s, all succeeded`);
   print(`  service process: VmRSS ${mib(serverBefore.rssKiB)} before, VmHWM ${mib(serverAfter.hwmKiB)} after (peak of the process; target <= 350 MiB)`);
   print(`  service + pulumi children, summed VmRSS sampled every 100 ms: peak ${mib(peakTreeKiB)} over ${peakProcesses} processes`);
   print(`  largest child process (pulumi CLI / provider plugin) VmHWM: ${mib(peakChildHwmKiB)}`);
   print(`service process memory (own VmRSS; CLI children and the database server excluded):`);
-  print(`  idle after start-up ${mib(idle.rssKiB)} (target <= 200 MiB); idle after the runs ${mib(idleAfter.rssKiB)}; after the progress load ${mib(progressMemory.rssKiB)}`);
-  print(`  peak (VmHWM, whole life of the process, 4 concurrent ups included) ${mib(progressMemory.hwmKiB)}`);
   print(
+    `  idle after start-up ${mib(idle.rssKiB)} (target <= 200 MiB); idle after the runs ${mib(idleAfter.rssKiB)}` +
+      (load ? `; after the progress load ${mib(progressMemory.rssKiB)}` : ""),
+  );
+  print(`  peak (VmHWM, whole life of the process, 4 concurrent ups included) ${mib(progressMemory.hwmKiB)}`);
+  if (load) print(
     `GET progress, tenant with ${PROGRESS_ASSETS} assets, ${PROGRESS_RATE} req/s for ${PROGRESS_SECONDS} s (autocannon, loopback): ` +
       `${load.requests.total} requests, latency p50 ${load.latency.p50} ms, p90 ${load.latency.p90} ms, p99 ${load.latency.p99} ms (target <= 25 ms), max ${load.latency.max} ms`,
   );

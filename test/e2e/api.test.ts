@@ -1,5 +1,5 @@
 /**
- * The API as a user sees it: the real server process (api/server.ts, `node --import tsx`) on a free
+ * The API as a user sees it: the real server process (api/server.ts, bundled and run as `npm start` does) on a free
  * port on 127.0.0.1, driven with fetch, against a real PostgreSQL server (TEST_DATABASE_URL,
  * from scripts/postgres.sh; a scratch database per run); the start-up configuration on the embedded
  * default (the service's own embedded server under DATA_DIR). At the end the server is stopped with SIGTERM and the database rows are read

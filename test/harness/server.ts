@@ -1,18 +1,19 @@
 /**
- * The service as a separate process, for end-to-end tests and benchmarks: api/server.ts started with
- * `node --import tsx` on a free port of 127.0.0.1 (PORT=0; the URL is read from its one stdout line), the two
+ * The service as a separate process, for end-to-end tests and benchmarks: api/server.ts built and started as
+ * `npm start` does (scripts/build-server.mjs, then `node .build/server.js`) on a free port of 127.0.0.1 (PORT=0; the URL is read from its one stdout line), the two
  * database back ends it can run on (a scratch database on the PostgreSQL server of TEST_DATABASE_URL, or
  * the embedded server the service starts itself under its DATA_DIR, as with `npm start`), a JSON `call()` helper that records every response body, a server-sent-events reader, a
  * temporary Pulumi project/state for the service's stack runs, the customer's bootstrap role in moto, and a
  * loopback pass-through proxy in front of moto whose latency can be switched on (to make an `up` slow enough to
  * interrupt).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import http from "node:http";
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import { CreateRoleCommand, EntityAlreadyExistsException, IAMClient } from "@aws-sdk/client-iam";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import postgres from "postgres";
@@ -113,12 +114,27 @@ const SERVER_VARIABLES = [
   "WEBHOOK_RETRY_MAX_SECONDS",
 ];
 
-/** Starts api/server.ts; resolves once it printed `listening on http://127.0.0.1:N`, rejects if it exits first. */
+let serverBuilt: Promise<string> | undefined;
+
+/** .build/server.js, built from the current sources once per test process (as scripts/start.sh does at each start). */
+export function buildServer(): Promise<string> {
+  serverBuilt ??= promisify(execFile)(process.execPath, [join(REPO_ROOT, "scripts", "build-server.mjs")], { cwd: REPO_ROOT }).then(
+    () => join(REPO_ROOT, ".build", "server.js"),
+  );
+  serverBuilt.catch(() => (serverBuilt = undefined));
+  return serverBuilt;
+}
+
+/**
+ * Starts the service as `npm start` does (`node .build/server.js`, built by buildServer()); resolves once it printed
+ * `listening on http://127.0.0.1:N`, rejects if it exits first.
+ */
 export async function startServer(env: Record<string, string | undefined>, { timeoutMs = 120_000 } = {}): Promise<Server> {
+  const entry = await buildServer();
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
   for (const key of SERVER_VARIABLES) delete childEnv[key];
   for (const [key, value] of Object.entries(env)) if (value !== undefined) childEnv[key] = value;
-  const child = spawn(process.execPath, ["--import", "tsx", "api/server.ts"], {
+  const child = spawn(process.execPath, [entry], {
     cwd: REPO_ROOT,
     env: childEnv,
     stdio: ["ignore", "pipe", "pipe"],
