@@ -76,9 +76,8 @@ function fallbackReason(asset: CloudAsset, targeted: boolean, applied: RolloutSp
 export interface RolloutState {
   settings: IntegrationSettings;
   applied: RolloutSpec | undefined;
-  rows: { asset: CloudAsset; targeted: boolean; reason: string | null }[];
-  /** The counts and the per-instance list of `rows`, computed once per version of them. */
-  tally(): RolloutTally;
+  /** The counts and the per-instance list; shared with other callers while the assets are unchanged: read only. */
+  tally: RolloutTally;
 }
 
 /** The part of the summary that depends only on the assets and the applied spec. */
@@ -87,17 +86,30 @@ export type RolloutTally = Omit<DeploymentSummary, "targeting" | "change_pending
 interface RolloutCacheEntry {
   version: string;
   appliedKey: string;
-  rows: RolloutState["rows"];
-  tally?: RolloutTally;
+  tally: RolloutTally;
 }
 
 /**
  * The per-asset part of a tenant's rollout (every asset read, its targeting decided, the counts and the instance
  * list built: tens of milliseconds at 10,000 assets), kept per tenant while the tenant's assets and applied spec are
- * unchanged. The assets' version (asset-versions.ts) is read on every call, so a cached answer is never stale.
+ * unchanged. The assets' version (asset-versions.ts) is read on every call, so a cached answer is never stale. The
+ * cache holds at most ROLLOUT_CACHE_INSTANCES instances in all (least recently used tenants go first), and always the
+ * tenant just read.
  */
 const rolloutCache = new Map<number, RolloutCacheEntry>();
-const ROLLOUT_CACHE_TENANTS = 32;
+const ROLLOUT_CACHE_INSTANCES = 50_000;
+
+function cacheRollout(organizationId: number, entry: RolloutCacheEntry): void {
+  rolloutCache.delete(organizationId);
+  let cached = 0;
+  for (const other of rolloutCache.values()) cached += other.tally.instances.length;
+  for (const [id, other] of rolloutCache) {
+    if (cached + entry.tally.instances.length <= ROLLOUT_CACHE_INSTANCES) break;
+    rolloutCache.delete(id);
+    cached -= other.tally.instances.length;
+  }
+  rolloutCache.set(organizationId, entry);
+}
 
 /** `knownSettings`: the tenant's integration settings when the caller has just read them. */
 export async function loadRollout(db: DrizzleDatabase, organizationId: number, knownSettings?: IntegrationSettings): Promise<RolloutState> {
@@ -115,16 +127,15 @@ export async function loadRollout(db: DrizzleDatabase, organizationId: number, k
   const appliedKey = JSON.stringify(applied ?? null);
   let entry = rolloutCache.get(organizationId);
   if (!entry || entry.version !== version || entry.appliedKey !== appliedKey) {
-    entry = { version, appliedKey, rows: await rolloutRows(db, organizationId, applied) };
-    rolloutCache.delete(organizationId);
-    if (rolloutCache.size >= ROLLOUT_CACHE_TENANTS) rolloutCache.delete(rolloutCache.keys().next().value!);
-    rolloutCache.set(organizationId, entry);
+    entry = { version, appliedKey, tally: tallyRows(await rolloutRows(db, organizationId, applied)) };
   }
-  const cached = entry;
-  return { settings, applied, rows: cached.rows, tally: () => (cached.tally ??= tallyRows(cached.rows)) };
+  cacheRollout(organizationId, entry);
+  return { settings, applied, tally: entry.tally };
 }
 
-async function rolloutRows(db: DrizzleDatabase, organizationId: number, applied: RolloutSpec | undefined): Promise<RolloutState["rows"]> {
+type RolloutRow = { asset: CloudAsset; targeted: boolean; reason: string | null };
+
+async function rolloutRows(db: DrizzleDatabase, organizationId: number, applied: RolloutSpec | undefined): Promise<RolloutRow[]> {
   const assets = await db
     .select()
     .from(cloudAssets)
@@ -139,7 +150,7 @@ async function rolloutRows(db: DrizzleDatabase, organizationId: number, applied:
   });
 }
 
-function tallyRows(rows: RolloutState["rows"]): RolloutTally {
+function tallyRows(rows: RolloutRow[]): RolloutTally {
   const tally: RolloutTally = {
     unmanaged: 0,
     targeted: 0,
@@ -191,7 +202,7 @@ export async function deploymentSummary(db: DrizzleDatabase, organizationId: num
   return {
     targeting: applied ? describeTargeting(applied.targeting) : null,
     change_pending: applied ? changePendingMessage(pendingChanges(applied, requestedSpecOf(settings))) : null,
-    ...tally(),
+    ...tally,
   };
 }
 
@@ -206,7 +217,7 @@ export interface DeploymentHealth {
 }
 
 export async function deploymentHealth(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<DeploymentHealth> {
-  const [rows, { rows: rollout }] = await Promise.all([
+  const [rows, { tally }] = await Promise.all([
     db.select().from(agents).where(eq(agents.organizationId, organizationId)),
     loadRollout(db, organizationId),
   ]);
@@ -220,7 +231,7 @@ export async function deploymentHealth(db: DrizzleDatabase, organizationId: numb
     healthy: healthy(agent.lastHeartbeatAt),
   }));
   const agentsHealthy = list.filter((agent) => agent.healthy).length;
-  const targetedWithoutAgent = rollout.filter(({ asset, targeted }) => targeted && !enrolled.has(asset.assetId)).length;
+  const targetedWithoutAgent = tally.instances.filter((instance) => instance.targeted && !enrolled.has(instance.asset_id)).length;
   return {
     status: list.length === 0 ? "no_agents" : agentsHealthy === list.length && targetedWithoutAgent === 0 ? "healthy" : "degraded",
     agentsEnrolled: list.length,
