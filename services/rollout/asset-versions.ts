@@ -4,19 +4,25 @@
  */
 import { eq, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
+import { preparedPerDatabase } from "../../db/prepared-query";
 import { cloudAssetVersions } from "../../db/schema";
 
 /** Rows of sessions that have ended are folded once a tenant has more than this many. */
 const COMPACT_ABOVE_ROWS = 64;
 
-export async function assetsVersion(db: DrizzleDatabase, organizationId: number): Promise<string> {
-  const [row] = await db
+const versionQuery = preparedPerDatabase((db) =>
+  db
     .select({
       rows: sql<number>`count(*)`.mapWith(Number),
       sum: sql<string>`coalesce(sum(${cloudAssetVersions.version}), 0)::text`,
     })
     .from(cloudAssetVersions)
-    .where(eq(cloudAssetVersions.organizationId, organizationId));
+    .where(eq(cloudAssetVersions.organizationId, sql.placeholder("organizationId")))
+    .prepare("assets_version"),
+);
+
+export async function assetsVersion(db: DrizzleDatabase, organizationId: number): Promise<string> {
+  const [row] = await versionQuery(db).execute({ organizationId });
   if ((row?.rows ?? 0) > COMPACT_ABOVE_ROWS) await compactAssetVersions(db, organizationId);
   // The sum only grows (every committed statement adds one; compaction moves versions, keeping the sum).
   return row?.sum ?? "0";

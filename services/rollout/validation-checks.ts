@@ -3,9 +3,10 @@
  * step has not finished, so it cannot be judged yet). They read only the database: the stack's runs, the AWS
  * credential, discovery scans, the assets' agent status and the agents' heartbeats.
  */
-import { and, desc, eq } from "drizzle-orm";
+import { and, desc, eq, sql } from "drizzle-orm";
 import { HEARTBEAT_STALE_AFTER_MS } from "./enrollment";
 import type { DrizzleDatabase } from "../../db/client";
+import { preparedPerDatabase } from "../../db/prepared-query";
 import { agents, discoveryScans, integrationCredentials, runs, type DiscoveryScan, type Run } from "../../db/schema";
 import { deploymentSummary, type DeploymentInstance, type DeploymentSummary } from "./rollout-summary";
 
@@ -79,37 +80,62 @@ export interface ValidationInputs {
   lastScan?: DiscoveryScan | null;
 }
 
-export function latestUp(db: DrizzleDatabase, organizationId: number) {
-  return db
+const byTenant = { organizationId: sql.placeholder("organizationId") };
+
+const latestUpQuery = preparedPerDatabase((db) =>
+  db
     .select()
     .from(runs)
-    .where(and(eq(runs.organizationId, organizationId), eq(runs.kind, "up")))
+    .where(and(eq(runs.organizationId, byTenant.organizationId), eq(runs.kind, "up")))
     .orderBy(desc(runs.requestedAt))
     .limit(1)
-    .then(([run]) => run ?? null);
-}
+    .prepare("latest_up"),
+);
 
-export function latestScan(db: DrizzleDatabase, organizationId: number) {
-  return db
+const latestScanQuery = preparedPerDatabase((db) =>
+  db
     .select()
     .from(discoveryScans)
-    .where(eq(discoveryScans.organizationId, organizationId))
+    .where(eq(discoveryScans.organizationId, byTenant.organizationId))
     .orderBy(desc(discoveryScans.requestedAt))
     .limit(1)
+    .prepare("latest_scan"),
+);
+
+const awsCredentialStatusQuery = preparedPerDatabase((db) =>
+  db
+    .select({ status: integrationCredentials.status })
+    .from(integrationCredentials)
+    .where(and(eq(integrationCredentials.organizationId, byTenant.organizationId), eq(integrationCredentials.provider, "aws")))
+    .prepare("aws_credential_status"),
+);
+
+const heartbeatsQuery = preparedPerDatabase((db) =>
+  db
+    .select({ instanceId: agents.instanceId, lastHeartbeatAt: agents.lastHeartbeatAt })
+    .from(agents)
+    .where(eq(agents.organizationId, byTenant.organizationId))
+    .prepare("agent_heartbeats"),
+);
+
+export const latestUp = (db: DrizzleDatabase, organizationId: number) =>
+  latestUpQuery(db)
+    .execute({ organizationId })
+    .then(([run]) => run ?? null);
+
+export const latestScan = (db: DrizzleDatabase, organizationId: number) =>
+  latestScanQuery(db)
+    .execute({ organizationId })
     .then(([scan]) => scan ?? null);
-}
 
 export async function validateTenant(db: DrizzleDatabase, organizationId: number, inputs: ValidationInputs = {}): Promise<ValidationResult> {
   const now = inputs.now ?? new Date();
   const [[credential], lastUp, lastScan, summary, agentRows] = await Promise.all([
-    db
-      .select({ status: integrationCredentials.status })
-      .from(integrationCredentials)
-      .where(and(eq(integrationCredentials.organizationId, organizationId), eq(integrationCredentials.provider, "aws"))),
+    awsCredentialStatusQuery(db).execute({ organizationId }),
     inputs.lastUp !== undefined ? inputs.lastUp : latestUp(db, organizationId),
     inputs.lastScan !== undefined ? inputs.lastScan : latestScan(db, organizationId),
     inputs.rollout ?? deploymentSummary(db, organizationId),
-    db.select({ instanceId: agents.instanceId, lastHeartbeatAt: agents.lastHeartbeatAt }).from(agents).where(eq(agents.organizationId, organizationId)),
+    heartbeatsQuery(db).execute({ organizationId }),
   ]);
   const { liveAssets, targeted, running, runningIds, notInstalled, failedInstalls } = instanceGroups(summary.instances);
 

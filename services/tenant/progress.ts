@@ -5,6 +5,7 @@
  */
 import { eq, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
+import { preparedPerDatabase } from "../../db/prepared-query";
 import { organizations, runEvents, type DiscoveryScan, type OnboardingStatus, type Run, type StatusReason, type DriftedResource } from "../../db/schema";
 import { deploymentSummary, type DeploymentSummary } from "../rollout/rollout-summary";
 import { latestScan, latestUp, validateTenant } from "../rollout/validation-checks";
@@ -35,15 +36,28 @@ const WEIGHTS = { stack: 0.3, discovery: 0.2, deployment: 0.3, validation: 0.2 }
 
 const pct = (done: number, total: number) => (total <= 0 ? 0 : Math.min(100, Math.round((done / total) * 100)));
 
-async function stackProgress(db: DrizzleDatabase, run: Run | null): Promise<TenantProgress["stack"]> {
-  if (!run) return { status: "pending", progress: 0, run_id: null, resources_done: 0, resources_total: 0 };
-  const [counts] = await db
+const resourceCountsQuery = preparedPerDatabase((db) =>
+  db
     .select({
       planned: sql<number>`count(*) filter (where ${runEvents.event} ? 'resourcePreEvent')`.mapWith(Number),
       done: sql<number>`count(*) filter (where ${runEvents.event} ? 'resOutputsEvent')`.mapWith(Number),
     })
     .from(runEvents)
-    .where(eq(runEvents.runId, run.id));
+    .where(eq(runEvents.runId, sql.placeholder("runId")))
+    .prepare("run_resource_counts"),
+);
+
+const tenantStateQuery = preparedPerDatabase((db) =>
+  db
+    .select({ status: organizations.onboardingStatus, reasons: organizations.statusReasons, drift: organizations.drift, settings: organizations.integrationSettings })
+    .from(organizations)
+    .where(eq(organizations.id, sql.placeholder("organizationId")))
+    .prepare("tenant_progress_state"),
+);
+
+async function stackProgress(db: DrizzleDatabase, run: Run | null): Promise<TenantProgress["stack"]> {
+  if (!run) return { status: "pending", progress: 0, run_id: null, resources_done: 0, resources_total: 0 };
+  const [counts] = await resourceCountsQuery(db).execute({ runId: run.id });
   const planned = counts?.planned ?? 0;
   const done = counts?.done ?? 0;
   const base = { run_id: run.id, resources_done: done, resources_total: planned };
@@ -78,10 +92,7 @@ function deploymentPhase({ targeted, stopped, installed, failed }: DeploymentSum
 
 export async function tenantProgress(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<TenantProgress> {
   const [[org], lastUp, lastScan] = await Promise.all([
-    db
-      .select({ status: organizations.onboardingStatus, reasons: organizations.statusReasons, drift: organizations.drift, settings: organizations.integrationSettings })
-      .from(organizations)
-      .where(eq(organizations.id, organizationId)),
+    tenantStateQuery(db).execute({ organizationId }),
     latestUp(db, organizationId),
     latestScan(db, organizationId),
   ]);

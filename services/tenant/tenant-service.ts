@@ -2,8 +2,9 @@
  * Tenants as a domain: create, read, change settings, tenant tokens, which tenant a principal may see, progress.
  * Offboarding is a stack run (run-service.ts); its follow-up is onboarding-lifecycle.ts.
  */
-import { and, asc, eq, isNull } from "drizzle-orm";
+import { and, asc, eq, isNull, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
+import { preparedPerDatabase } from "../../db/prepared-query";
 import { generateToken, hashToken } from "../../db/crypto";
 import { apiTokens, organizations, type ApiToken, type IntegrationSettings, type OnboardingFlowVersion, type Organization } from "../../db/schema";
 import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, ValidationError, type FieldProblem } from "../../lib/errors";
@@ -11,6 +12,20 @@ import { recordAudit } from "./audit-store";
 import { actorOf, isAdmin, requireAdmin, type Principal } from "./principal";
 import { onboardingOverview } from "./onboarding-overview";
 import { tenantProgress } from "./progress";
+
+// Every authenticated request runs these two.
+const liveTokenQuery = preparedPerDatabase((db) =>
+  db
+    .select()
+    .from(apiTokens)
+    .where(and(eq(apiTokens.tokenHash, sql.placeholder("tokenHash")), isNull(apiTokens.revokedAt)))
+    .limit(1)
+    .prepare("live_api_token"),
+);
+
+const tenantBySlugQuery = preparedPerDatabase((db) =>
+  db.select().from(organizations).where(eq(organizations.slug, sql.placeholder("slug"))).limit(1).prepare("tenant_by_slug"),
+);
 
 /** A settings change: `undefined` keeps a setting, `null` removes it. */
 export type SettingsPatch = { [K in keyof Omit<IntegrationSettings, "priorityRules">]?: IntegrationSettings[K] | null } & {
@@ -106,11 +121,7 @@ export function createTenantService({ db }: TenantServiceDeps) {
   return {
     /** The principal behind a bearer token, or UnauthorizedError. */
     async authenticate(presentedToken: string, now = Date.now()): Promise<Principal> {
-      const [token] = await db
-        .select()
-        .from(apiTokens)
-        .where(and(eq(apiTokens.tokenHash, hashToken(presentedToken)), isNull(apiTokens.revokedAt)))
-        .limit(1);
+      const [token] = await liveTokenQuery(db).execute({ tokenHash: hashToken(presentedToken) });
       if (!token) throw new UnauthorizedError("invalid or revoked token");
       // last_used_at is refreshed at most once a minute per token.
       if (!token.lastUsedAt || now - token.lastUsedAt.getTime() > 60_000) {
@@ -124,7 +135,7 @@ export function createTenantService({ db }: TenantServiceDeps) {
      * another tenant: existence does not leak).
      */
     async visibleTenant(principal: Principal, slug: string): Promise<Organization> {
-      const [org] = await db.select().from(organizations).where(eq(organizations.slug, slug)).limit(1);
+      const [org] = await tenantBySlugQuery(db).execute({ slug });
       if (!org || (principal.scope === "tenant" && principal.organizationId !== org.id)) {
         throw new NotFoundError(`tenant ${JSON.stringify(slug)} not found`);
       }
