@@ -162,6 +162,31 @@ export async function startServer(env: Record<string, string | undefined>, { tim
   return { baseUrl, child, stdout: () => out, stderr: () => err, exited };
 }
 
+/**
+ * What every test server needs from the environment: loopback on a free port, its database (undefined: the embedded
+ * server under DATA_DIR), the admin token, the credentials key and the platform principal (an undefined one is left unset).
+ */
+export function serverEnvFor({
+  databaseUrl,
+  adminToken,
+  encryptionKey,
+  platformPrincipalArn,
+}: {
+  databaseUrl: string | undefined;
+  adminToken: string;
+  encryptionKey: string | undefined;
+  platformPrincipalArn: string | undefined;
+}): Record<string, string | undefined> {
+  return {
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATABASE_URL: databaseUrl,
+    ADMIN_TOKEN: adminToken,
+    CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
+    PLATFORM_PRINCIPAL_ARN: platformPrincipalArn,
+  };
+}
+
 /** SIGTERM (clean shutdown, resolves to the exit code) or SIGKILL (a crash); a no-op when it already exited. */
 export async function stopServer(server: Server | undefined, signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
   if (!server) return null;
@@ -169,15 +194,38 @@ export async function stopServer(server: Server | undefined, signal: NodeJS.Sign
   return server.exited;
 }
 
+export interface WaitOptions {
+  timeoutMs?: number;
+  intervalMs?: number;
+  /** A probe that throws is asked again until the deadline (whose error names the last failure); without it, the first throw ends the wait. */
+  retryErrors?: boolean;
+}
+
 /** Polls `probe` until it answers something other than undefined or false; throws after timeoutMs. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, { timeoutMs = 180_000, intervalMs = 250 } = {}): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  { timeoutMs = 180_000, intervalMs = 250, retryErrors = false }: WaitOptions = {},
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
   for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value as T;
+    } catch (error) {
+      if (!retryErrors) throw error;
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+/** waitFor with a file's own defaults (a call's options still win). */
+export function waitForWith(defaults: WaitOptions) {
+  return <T>(what: string, probe: () => Promise<T | undefined | false>, options: WaitOptions = {}): Promise<T> =>
+    waitFor(what, probe, { ...defaults, ...options });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
