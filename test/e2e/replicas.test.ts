@@ -14,17 +14,18 @@
  *      project dir once the survivor has stopped, applies it (the stack's secrets manager comes from the checkpoint)
  */
 import { randomBytes } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isPulumiProcessOf } from "../../services/run/orphans";
 import {
   createCaller,
   isStsCall,
   pulumiCli,
+  pulumiProcessesOf,
   readEventStream,
   scratchDatabase,
   serverEnvFor,
+  stackHistoryLength,
   startHoldingProxy,
   startServer,
   stopServer,
@@ -90,26 +91,6 @@ async function onboardTenant(via: Replica, prefix: string, { requireApproval = f
   const tenant = newTenantRecord(`${prefix}-${suffix}`, { externalIdPrefix: "mxdr-rep-ext" });
   await onboardThroughApi(via.call, tenant, { settings: { require_approval: requireApproval } });
   return { slug: tenant.slug, account: tenant.account };
-}
-
-async function stackHistoryLength(workspace: ServiceWorkspace, stackName: string): Promise<number> {
-  const history = await pulumiCli(["stack", "history", "--stack", stackName, "--json", "--non-interactive"], {
-    cwd: workspace.projectDir,
-    env: workspace.cliEnv(),
-  });
-  expect(history.code, history.stderr).toBe(0);
-  return (JSON.parse(history.stdout) as unknown[]).length;
-}
-
-async function pulumiProcessesOf(stackName: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const args = await readFile(`/proc/${entry}/cmdline`, "utf8").then((text) => text.split("\0"), () => []);
-    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    if (isPulumiProcessOf(args, stackName) && !/^\d+ \(.*\) Z/.test(stat)) pids.push(Number(entry));
-  }
-  return pids;
 }
 
 beforeAll(async () => {

@@ -20,6 +20,7 @@ import postgres from "postgres";
 import { PROJECT_NAME } from "../../automation";
 import { allowServerUser, destroyEmbeddedServer } from "../../db/embedded-server";
 import { defaultStateBackendUrl } from "../../lib/state-backend";
+import { isPulumiProcessOf } from "../../services/run/orphans";
 import { REPO_ROOT } from "./moto";
 
 const quiet = { onnotice: () => undefined };
@@ -446,6 +447,28 @@ export async function pulumiCli(
     child.on("exit", (exitCode) => resolve(exitCode));
   });
   return { code, stdout, stderr };
+}
+
+/** How many updates a stack's history holds (`pulumi stack history`); throws when the CLI fails. */
+export async function stackHistoryLength(workspace: ServiceWorkspace, stackName: string): Promise<number> {
+  const history = await pulumiCli(["stack", "history", "--stack", stackName, "--json", "--non-interactive"], {
+    cwd: workspace.projectDir,
+    env: workspace.cliEnv(),
+  });
+  if (history.code !== 0) throw new Error(`pulumi stack history --stack ${stackName} exited ${history.code}: ${history.stderr}`);
+  return (JSON.parse(history.stdout) as unknown[]).length;
+}
+
+/** Live `pulumi` CLI processes working on a stack (Linux /proc; zombies left out). */
+export async function pulumiProcessesOf(stackName: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const args = await readFile(`/proc/${entry}/cmdline`, "utf8").then((text) => text.split("\0"), () => []);
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    if (isPulumiProcessOf(args, stackName) && !/^\d+ \(.*\) Z/.test(stat)) pids.push(Number(entry));
+  }
+  return pids;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
