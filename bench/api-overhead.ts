@@ -29,7 +29,7 @@
  * BENCH_PARTS (default rounds,memory,progress) picks parts: part 2 always runs (part 3 uses one of its tenants); without
  * `rounds` or `progress`, the figures of that part are not printed. The memory figures are the same either way.
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { promisify } from "node:util";
@@ -47,6 +47,7 @@ import {
   createCaller,
   descendantsOf,
   processMemory,
+  pulumiCli,
   scratchDatabase,
   serverEnvFor,
   startServer,
@@ -89,15 +90,8 @@ function stats(values: number[]) {
 }
 
 async function pulumi(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<void> {
-  const child = spawn(join(REPO_ROOT, ".tools", "bin", "pulumi"), args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("exit", resolve);
-  });
-  if (code !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${code}:\n${output}`);
+  const { code, stdout, stderr } = await pulumiCli(args, { cwd, env });
+  if (code !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${code}:\n${stdout}${stderr}`);
 }
 
 /** The whole measurement on one database back end; databaseUrl undefined: the embedded default. */

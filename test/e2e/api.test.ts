@@ -82,20 +82,15 @@ describe.each([realPostgres])("API on $name", (backend) => {
   });
 
   it("creates, gets, lists and patches tenants", async () => {
-    const created = await call("POST", "/v1/tenants", {
-      body: {
-        slug: slugA,
-        name: "Acme Corp",
-        integration_settings: {
-          agent_public_base_url: "https://agents.mini-xdr.example.com",
-          regions: ["us-east-1", "eu-west-1"],
-          home_region: "us-east-1",
-          aws_account_id: ACCOUNT,
-          target_tag: { key: "xdr:monitor", value: "true" },
-          require_approval: true,
-        },
-      },
-    });
+    const acmeSettings = {
+      agent_public_base_url: "https://agents.mini-xdr.example.com",
+      regions: ["us-east-1", "eu-west-1"],
+      home_region: "us-east-1",
+      aws_account_id: ACCOUNT,
+      target_tag: { key: "xdr:monitor", value: "true" },
+      require_approval: true,
+    };
+    const created = await call("POST", "/v1/tenants", { body: { slug: slugA, name: "Acme Corp", integration_settings: acmeSettings } });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({
       slug: slugA,
@@ -103,14 +98,7 @@ describe.each([realPostgres])("API on $name", (backend) => {
       onboarding_flow_version: "quick_start",
       auto_discovery_enabled: true,
       onboarding_status: "not_started",
-      integration_settings: {
-        agent_public_base_url: "https://agents.mini-xdr.example.com",
-        regions: ["us-east-1", "eu-west-1"],
-        home_region: "us-east-1",
-        aws_account_id: ACCOUNT,
-        target_tag: { key: "xdr:monitor", value: "true" },
-        require_approval: true,
-      },
+      integration_settings: acmeSettings,
       offboarded_at: null,
     });
     const second = await call("POST", "/v1/tenants", {

@@ -30,6 +30,8 @@ import { decryptJson } from "../../db/crypto";
 import {
   createCaller,
   customerAccountCredentials,
+  launchMonitoredInstances,
+  LINUX_AMI,
   readEventStream,
   scratchDatabase,
   serverEnvFor,
@@ -41,14 +43,7 @@ import {
   type ServiceWorkspace,
 } from "../harness/server";
 import { setupOrFailEveryTest } from "../harness/suite";
-import {
-  connectAwsThroughApi,
-  createTenantThroughApi,
-  newTenantRecord,
-  PLATFORM_PRINCIPAL_ARN,
-  waitForRunToSettle,
-  type TenantRecord,
-} from "../harness/tenants";
+import { connectAwsThroughApi, createTenantThroughApi, newTenantRecord, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle, type TenantRecord } from "../harness/tenants";
 import { REPO_ROOT } from "../harness/moto";
 import { startSsmStandIn, type ManagedInstance, type SsmStandIn } from "../harness/ssm-standin";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
@@ -57,7 +52,6 @@ import { awsAsCustomer, createStackFromQuickCreateLink, customerAccount } from "
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = join(REPO_ROOT, ".data", "artifacts", "console");
 const REGION = "us-east-1";
-const LINUX_AMI = "ami-760aaa0f";
 const BULK_ASSETS = 10_000;
 
 const suffix = randomBytes(3).toString("hex");
@@ -210,22 +204,7 @@ afterAll(async () => {
 describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)", () => {
   it("a. tenant admin: signs in, watches progress reach 100 % live, retries a failed host from the page", async () => {
     await createTenant(acme);
-    const credentials = await customerAccountCredentials(acme.account);
-    const ec2 = new EC2Client({ region: REGION, credentials });
-    try {
-      const launched = await ec2.send(
-        new RunInstancesCommand({
-          ImageId: LINUX_AMI,
-          MinCount: 2,
-          MaxCount: 2,
-          InstanceType: "t3.micro",
-          TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Name", Value: "web" }, { Key: "xdr:monitor", Value: "true" }] }],
-        }),
-      );
-      acmeInstances = launched.Instances!.map((instance) => instance.InstanceId!).sort();
-    } finally {
-      ec2.destroy();
-    }
+    acmeInstances = await launchMonitoredInstances(acme.account, { region: REGION });
     const [good, bad] = acmeInstances as [string, string];
     const association = (status: "Success" | "Failed", extra: Partial<NonNullable<ManagedInstance["association"]>> = {}) => ({
       documentName: `MiniXdr-InstallAgent-${acme.slug}`,

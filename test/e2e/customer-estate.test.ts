@@ -31,14 +31,7 @@ import {
 } from "../harness/server";
 import { planEstate, seedEstate, type SeededEstate, type SeededInstance } from "../harness/estates";
 import { startSsmStandIn, type SsmStandIn } from "../harness/ssm-standin";
-import {
-  connectAwsThroughApi,
-  createTenantThroughApi,
-  newTenantRecord,
-  onboardThroughApi,
-  PLATFORM_PRINCIPAL_ARN,
-  waitForRunToSettle,
-} from "../harness/tenants";
+import { connectAwsThroughApi, createTenantThroughApi, newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle } from "../harness/tenants";
 
 const REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"];
 const HOME = REGIONS[0]!;

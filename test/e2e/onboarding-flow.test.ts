@@ -19,7 +19,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { GetRoleCommand, IAMClient, NoSuchEntityException } from "@aws-sdk/client-iam";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
@@ -30,6 +29,7 @@ import {
   createCaller,
   customerAccountCredentials,
   isStsCall,
+  launchMonitoredInstances,
   pulumiCli,
   readEventStream,
   pulumiProcessesOf,
@@ -46,17 +46,9 @@ import {
   type ServiceWorkspace,
 } from "../harness/server";
 import { setupOrFailEveryTest } from "../harness/suite";
-import {
-  connectAwsThroughApi,
-  createTenantThroughApi,
-  newTenantRecord,
-  PLATFORM_PRINCIPAL_ARN,
-  waitForRunToSettle,
-  type TenantRecord,
-} from "../harness/tenants";
+import { connectAwsThroughApi, createTenantThroughApi, newTenantRecord, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle, type TenantRecord } from "../harness/tenants";
 
 const REGION = "us-east-1";
-const LINUX_AMI = "ami-760aaa0f";
 const NO_SUCH_TENANT = "zz-no-such-tenant";
 
 const suffix = randomBytes(3).toString("hex");
@@ -349,22 +341,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       call(method, `/api/onboarding/v2${path}`, { token: options.token ?? bravo.token, body: options.body });
 
     // Two instances in bravo's account for discovery to find, tagged for the agent.
-    const credentials = await customerAccountCredentials(bravo.account);
-    const ec2 = new EC2Client({ region: REGION, credentials });
-    try {
-      const launched = await ec2.send(
-        new RunInstancesCommand({
-          ImageId: LINUX_AMI,
-          MinCount: 2,
-          MaxCount: 2,
-          InstanceType: "t3.micro",
-          TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Name", Value: "web" }, { Key: "xdr:monitor", Value: "true" }] }],
-        }),
-      );
-      bravoInstances = launched.Instances!.map((instance) => instance.InstanceId!).sort();
-    } finally {
-      ec2.destroy();
-    }
+    bravoInstances = await launchMonitoredInstances(bravo.account, { region: REGION });
 
     // Before anything is connected.
     const before = await v2("GET", "/progress");

@@ -14,6 +14,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { CreateRoleCommand, EntityAlreadyExistsException, IAMClient } from "@aws-sdk/client-iam";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import postgres from "postgres";
@@ -488,6 +489,28 @@ export async function customerAccountCredentials(accountId: string) {
     };
   } finally {
     sts.destroy();
+  }
+}
+
+/** An Amazon Linux AMI id moto knows. */
+export const LINUX_AMI = "ami-760aaa0f";
+
+/** Launches `count` Linux instances in the customer's account, tagged Name=web and xdr:monitor=true; their ids, sorted. */
+export async function launchMonitoredInstances(accountId: string, { region = "us-east-1", count = 2 } = {}): Promise<string[]> {
+  const ec2 = new EC2Client({ region, credentials: await customerAccountCredentials(accountId) });
+  try {
+    const launched = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: LINUX_AMI,
+        MinCount: count,
+        MaxCount: count,
+        InstanceType: "t3.micro",
+        TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Name", Value: "web" }, { Key: "xdr:monitor", Value: "true" }] }],
+      }),
+    );
+    return launched.Instances!.map((instance) => instance.InstanceId!).sort();
+  } finally {
+    ec2.destroy();
   }
 }
 
