@@ -29,11 +29,11 @@
  * BENCH_PARTS (default rounds,memory,progress) picks parts: part 2 always runs (part 3 uses one of its tenants); without
  * `rounds` or `progress`, the figures of that part are not printed. The memory figures are the same either way.
  */
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { promisify } from "node:util";
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { automationSettingsSchema, configureTenantStack, destroyTenantStack, openTenantStack, removeTenantStack, upTenantStack } from "../automation";
@@ -47,16 +47,26 @@ import {
   createCaller,
   descendantsOf,
   processMemory,
+  pulumiCli,
   scratchDatabase,
+  serverEnvFor,
   startServer,
   stopServer,
   temporaryServiceWorkspace,
   type Server,
 } from "../test/harness/server";
+import {
+  AGENT_PUBLIC_BASE_URL,
+  BOOTSTRAP_ROLE_NAME,
+  newAccountId,
+  newTenantRecord,
+  onboardThroughApi,
+  PLATFORM_PRINCIPAL_ARN,
+  waitForRunToSettle,
+} from "../test/harness/tenants";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENT_TENANTS = 4;
-const PLATFORM_PRINCIPAL = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
 const POLL_MS = 50;
 const PROGRESS_ASSETS = 10_000;
 const PROGRESS_RATE = 200;
@@ -72,7 +82,6 @@ interface AutocannonResult {
 const autocannon = createRequire(import.meta.url)("autocannon") as (options: Record<string, unknown>) => Promise<AutocannonResult>;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const newAccount = () => String(400_000_000_000 + randomInt(99_999_999_999));
 const seconds = (ms: number) => (ms / 1000).toFixed(2);
 
 function stats(values: number[]) {
@@ -81,15 +90,8 @@ function stats(values: number[]) {
 }
 
 async function pulumi(args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<void> {
-  const child = spawn(join(REPO_ROOT, ".tools", "bin", "pulumi"), args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
-  let output = "";
-  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.on("error", reject);
-    child.on("exit", resolve);
-  });
-  if (code !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${code}:\n${output}`);
+  const { code, stdout, stderr } = await pulumiCli(args, { cwd, env });
+  if (code !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${code}:\n${stdout}${stderr}`);
 }
 
 /** The whole measurement on one database back end; databaseUrl undefined: the embedded default. */
@@ -104,12 +106,7 @@ const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
 let server: Server | undefined;
 try {
   server = await startServer({
-    HOST: "127.0.0.1",
-    PORT: "0",
-    DATABASE_URL: databaseUrl,
-    ADMIN_TOKEN: adminToken,
-    CREDENTIALS_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
-    PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
+    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey: randomBytes(32).toString("base64"), platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
     MAX_CONCURRENT_RUNS: String(CONCURRENT_TENANTS),
     ...workspace.serverEnv(),
   });
@@ -123,14 +120,9 @@ try {
     return answer.body;
   };
   const settled = async (slug: string, runId: string) => {
-    for (;;) {
-      const run = await api("GET", `/v1/tenants/${slug}/runs/${runId}`);
-      if (!["queued", "running"].includes(run.status)) {
-        if (run.status !== "succeeded") throw new Error(`run ${runId} of ${slug} ${run.status}: ${JSON.stringify(run.error)}`);
-        return run;
-      }
-      await sleep(POLL_MS);
-    }
+    const run = await waitForRunToSettle(call, slug, runId, { intervalMs: POLL_MS, timeoutMs: Number.POSITIVE_INFINITY });
+    if (run.status !== "succeeded") throw new Error(`run ${runId} of ${slug} ${run.status}: ${JSON.stringify(run.error)}`);
+    return run;
   };
   /** Waits for the discovery the service starts after an `up`, so that it does not overlap the next measurement. */
   const discoveryDone = async (slug: string) => {
@@ -140,18 +132,7 @@ try {
       await sleep(POLL_MS);
     }
   };
-  const onboardTenant = async (slug: string) => {
-    const account = newAccount();
-    const externalId = `mxdr-bench-ext_${randomBytes(12).toString("hex")}`;
-    await api("POST", "/v1/tenants", {
-      slug,
-      name: slug,
-      integration_settings: { agent_public_base_url: "https://agents.mini-xdr.example.com", regions: ["us-east-1"], home_region: "us-east-1", aws_account_id: account },
-    });
-    const roleArn = await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
-    await api("PUT", `/v1/tenants/${slug}/integrations/aws`, { bootstrap_role_arn: roleArn, external_id: externalId });
-    return { account, roleArn, externalId };
-  };
+  const onboardTenant = (slug: string) => onboardThroughApi(call, newTenantRecord(slug, { externalIdPrefix: "mxdr-bench-ext" }), { name: slug });
 
   const figures: Record<"api" | "cli" | "inline", number[]> = { api: [], cli: [], inline: [] };
   const apiQueueWait: number[] = [];
@@ -173,9 +154,9 @@ try {
       pulumiHome: join(workspace.dataDir, "pulumi-home"),
     });
     const directConfig = async (slug: string) => {
-      const account = newAccount();
+      const account = newAccountId();
       const externalId = `mxdr-bench-ext_${randomBytes(12).toString("hex")}`;
-      const bootstrapRoleArn = await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
+      const bootstrapRoleArn = await createBootstrapRole({ accountId: account, roleName: BOOTSTRAP_ROLE_NAME, externalId });
       const config = miniCorpTenantConfig({
         tenantSlug: slug,
         customerAccountId: account,
@@ -183,8 +164,8 @@ try {
         regions: ["us-east-1"],
         bootstrapRoleArn,
         externalId,
-        platformPrincipalArn: PLATFORM_PRINCIPAL,
-        agentPublicBaseUrl: "https://agents.mini-xdr.example.com",
+        platformPrincipalArn: PLATFORM_PRINCIPAL_ARN,
+        agentPublicBaseUrl: AGENT_PUBLIC_BASE_URL,
         agentVersion: "1.0.0",
         enrollmentToken: `mxdr-enroll_${randomBytes(32).toString("base64url")}`,
       });

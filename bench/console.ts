@@ -23,7 +23,7 @@ import { chromium } from "playwright-core";
 import postgres from "postgres";
 import { CONSOLE_CLIENT_DIR } from "../console/console-router";
 import { REPO_ROOT } from "../test/harness/moto";
-import { createCaller, scratchDatabase, startServer, stopServer, temporaryServiceWorkspace, type Server } from "../test/harness/server";
+import { createCaller, scratchDatabase, serverEnvFor, startServer, stopServer, temporaryServiceWorkspace, type Server } from "../test/harness/server";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const ASSETS = 10_000;
@@ -48,11 +48,7 @@ let server: Server | undefined;
 const sql = postgres(databaseUrl, { max: 1, onnotice: () => undefined });
 try {
   server = await startServer({
-    HOST: "127.0.0.1",
-    PORT: "0",
-    DATABASE_URL: databaseUrl,
-    ADMIN_TOKEN: adminToken,
-    CREDENTIALS_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey: randomBytes(32).toString("base64"), platformPrincipalArn: undefined }),
     ...workspace.serverEnv(),
   });
   const baseUrl = server.baseUrl;

@@ -26,7 +26,7 @@ import { allowServerUser } from "../db/embedded-server";
 import { organizations } from "../db/schema";
 import { assumeRoleCredentials } from "../services/integration/assume-role";
 import { discoverTenant, type DiscoverySummary } from "../services/discovery/discover";
-import { startMoto } from "../test/harness/moto";
+import { pointAwsSdkAtMoto, startMoto } from "../test/harness/moto";
 import { startDelayProxy, type Proxy } from "./replaying-proxy";
 
 const REGIONS = [
@@ -53,15 +53,7 @@ const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 async function main(): Promise<void> {
   const moto = await startMoto();
   // Configuration at the edge: the SDK reads these; discovery code never does.
-  Object.assign(process.env, {
-    AWS_ENDPOINT_URL: moto.endpoint,
-    AWS_ACCESS_KEY_ID: "testing",
-    AWS_SECRET_ACCESS_KEY: "testing",
-    AWS_REGION: "us-east-1",
-    AWS_EC2_METADATA_DISABLED: "true",
-  });
-  delete process.env.AWS_PROFILE;
-  delete process.env.AWS_SESSION_TOKEN;
+  pointAwsSdkAtMoto(moto.endpoint);
 
   const dataDir = await mkdtemp(join(tmpdir(), "mxdr-bench-"));
   await allowServerUser(dataDir); // as root the embedded server runs as `postgres`

@@ -12,7 +12,7 @@
  *
  * Prints each phase's time from connect: up finished, discovery finished, rollout installed, completed.
  */
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import setupHarness from "../test/harness/global-setup";
@@ -21,17 +21,18 @@ import {
   createBootstrapRole,
   createCaller,
   customerAccountCredentials,
+  serverEnvFor,
   startServer,
   stopServer,
   temporaryServiceWorkspace,
   type Server,
 } from "../test/harness/server";
 import { startSsmStandIn } from "../test/harness/ssm-standin";
+import { BOOTSTRAP_ROLE_NAME, createTenantThroughApi, newTenantRecord, PLATFORM_PRINCIPAL_ARN, TERMINAL_RUN_STATUSES } from "../test/harness/tenants";
 
 const SIZE = Number(process.env.BENCH_SIZE ?? 60);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
 const REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"];
-const PLATFORM_PRINCIPAL = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
 const POLL_MS = 100;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
@@ -44,33 +45,25 @@ const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
 let server: Server | undefined;
 try {
   server = await startServer({
-    HOST: "127.0.0.1",
-    PORT: "0",
-    ADMIN_TOKEN: adminToken,
-    CREDENTIALS_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
-    PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
+    ...serverEnvFor({ databaseUrl: undefined, adminToken, encryptionKey: randomBytes(32).toString("base64"), platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
     ...workspace.serverEnv(),
   });
   const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
   console.log(`estate onboarding: ${SIZE} instances in ${REGIONS.length} regions, default settings, ${ROUNDS} round(s)`);
 
   for (let round = 1; round <= ROUNDS; round++) {
-    const account = String(700_000_000_000 + randomInt(99_999_999_999));
-    const slug = `bench-${randomBytes(3).toString("hex")}`;
-    const externalId = `mxdr-ext_${randomBytes(18).toString("base64url")}`;
+    const tenant = newTenantRecord(`bench-${randomBytes(3).toString("hex")}`, { firstAccount: 700_000_000_000 });
+    const { slug, account, externalId } = tenant;
     const credentials = await customerAccountCredentials(account);
     const plan = planEstate({ regions: REGIONS, size: SIZE, seed: round });
     // Every instance SSM-managed: this measures the automatic path, not a person fixing instance profiles.
     const estate = await seedEstate({ ...plan, instances: plan.instances.map(({ unmanaged: _, ...instance }) => instance) }, { credentials, ssmStandIn: standIn });
-    await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
-    const created = await call("POST", "/v1/tenants", {
-      body: { slug, name: slug, integration_settings: { regions: REGIONS, home_region: REGIONS[0], aws_account_id: account, agent_public_base_url: "https://agents.mini-xdr.example.com" } },
-    });
-    if (created.status !== 201) throw new Error(`create: ${created.status} ${created.text}`);
+    await createBootstrapRole({ accountId: account, roleName: BOOTSTRAP_ROLE_NAME, externalId });
+    await createTenantThroughApi(call, tenant, { name: slug, regions: REGIONS });
 
     const started = performance.now();
     const marks: Record<string, number> = {};
-    const connected = await call("PUT", `/v1/tenants/${slug}/integrations/aws`, { body: { bootstrap_role_arn: `arn:aws:iam::${account}:role/MiniXdrBootstrap`, external_id: externalId } });
+    const connected = await call("PUT", `/v1/tenants/${slug}/integrations/aws`, { body: { bootstrap_role_arn: tenant.roleArn, external_id: externalId } });
     if (connected.status !== 201) throw new Error(`connect: ${connected.status} ${connected.text}`);
     const up = await call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
     if (up.status !== 202) throw new Error(`up: ${up.status} ${up.text}`);
@@ -83,7 +76,7 @@ try {
       if (!marks.up) {
         const run = await call("GET", `/v1/tenants/${slug}/runs/${up.body.run_id}`);
         if (run.body.status === "succeeded") marks.up = now;
-        else if (["failed", "cancelled", "interrupted"].includes(run.body.status)) throw new Error(`up ${run.body.status}: ${JSON.stringify(run.body.error)}`);
+        else if (TERMINAL_RUN_STATUSES.includes(run.body.status)) throw new Error(`up ${run.body.status}: ${JSON.stringify(run.body.error)}`);
       } else if (!marks.discovery) {
         const scans = await call("GET", `/v1/tenants/${slug}/discovery/scans`);
         if (scans.body.scans[0] && !["queued", "running"].includes(scans.body.scans[0].status)) marks.discovery = now;

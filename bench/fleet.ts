@@ -11,29 +11,29 @@
  * that kept busy, and the service's peak memory (its own VmHWM, and the peak resident set of its process tree
  * sampled every 200 ms). Then where the 2-core CPU limit lies.
  */
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { performance } from "node:perf_hooks";
 import setupHarness from "../test/harness/global-setup";
 import {
-  createBootstrapRole,
   createCaller,
   descendantsOf,
   processMemory,
   pulumiCli,
   scratchDatabase,
+  serverEnvFor,
   startServer,
   stopServer,
   temporaryServiceWorkspace,
   type Server,
 } from "../test/harness/server";
 import { startSsmStandIn } from "../test/harness/ssm-standin";
+import { newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, TERMINAL_RUN_STATUSES } from "../test/harness/tenants";
 
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 50);
 const CONCURRENCIES = [2, 4, 8];
 const REGION = "us-east-1";
-const PLATFORM_PRINCIPAL = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -81,12 +81,7 @@ const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => 
 
 async function start(agentVersion: string, maxConcurrentRuns: number): Promise<void> {
   server = await startServer({
-    HOST: "127.0.0.1",
-    PORT: "0",
-    DATABASE_URL: databaseUrl,
-    ADMIN_TOKEN: adminToken,
-    CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
-    PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
+    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
     MAX_CONCURRENT_RUNS: String(maxConcurrentRuns),
     AGENT_VERSION: agentVersion,
     AWS_ENDPOINT_URL_SSM: standIn.endpoint,
@@ -124,15 +119,8 @@ try {
   console.log(`fleet bench: ${TENANTS} tenants, one region each, ${availableParallelism()} CPU(s)`);
   await start("1.0.0", 8);
   for (const slug of slugs) {
-    const account = String(600_000_000_000 + randomInt(99_999_999_999));
-    const externalId = `mxdr-ext_${randomBytes(18).toString("base64url")}`;
-    const created = await call("POST", "/v1/tenants", {
-      body: { slug, name: slug, onboarding_flow_version: "legacy", integration_settings: { regions: [REGION], home_region: REGION, aws_account_id: account, agent_public_base_url: "https://agents.mini-xdr.example.com" } },
-    });
-    if (created.status !== 201) throw new Error(`create: ${created.status} ${created.text}`);
-    await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
-    const connected = await call("PUT", `/v1/tenants/${slug}/integrations/aws`, { body: { bootstrap_role_arn: `arn:aws:iam::${account}:role/MiniXdrBootstrap`, external_id: externalId } });
-    if (connected.status !== 201) throw new Error(`connect: ${connected.status} ${connected.text}`);
+    const tenant = newTenantRecord(slug, { firstAccount: 600_000_000_000 });
+    await onboardThroughApi(call, tenant, { name: slug, regions: [REGION], body: { onboarding_flow_version: "legacy" } });
   }
   // The first up of every tenant creates its stack (not measured: the measured variants all apply one change).
   // Tenants not connected yet are skipped by fleet runs, so these go through the per-tenant route.
@@ -143,7 +131,7 @@ try {
     for (;;) {
       const run = await call("GET", `/v1/tenants/${slug}/runs/${runIds[index]}`);
       if (run.body.status === "succeeded") break;
-      if (["failed", "cancelled", "interrupted"].includes(run.body.status)) throw new Error(`first up of ${slug}: ${JSON.stringify(run.body.error)}`);
+      if (TERMINAL_RUN_STATUSES.includes(run.body.status)) throw new Error(`first up of ${slug}: ${JSON.stringify(run.body.error)}`);
       await sleep(250);
     }
   }

@@ -26,9 +26,11 @@ import http from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { DOCS_CONTENT_SECURITY_POLICY } from "../../api/docs-page";
-import { createCaller, scratchDatabase, startServer, type Server } from "../harness/server";
+import { createCaller, scratchDatabase, serverEnvFor, startServer, stopServer, type Server } from "../harness/server";
+import { setupOrFailEveryTest } from "../harness/suite";
+import { createTenantThroughApi } from "../harness/tenants";
 import { REPO_ROOT } from "../harness/moto";
 
 const SCHEMATHESIS = join(REPO_ROOT, ".tools", "schemathesis-venv", "bin", "schemathesis");
@@ -40,54 +42,30 @@ const BUCKET = `mxdr-fuzz-templates-${randomBytes(3).toString("hex")}`;
 
 const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
 let server: Server | undefined;
-let unavailable: unknown;
 let workDir = "";
 let cleanupDatabase: (() => Promise<void>) | undefined;
 let tenantToken = "";
 const slug = `fuzz-${randomBytes(3).toString("hex")}`;
 
-beforeAll(async () => {
+setupOrFailEveryTest(async () => {
   workDir = await mkdtemp(join(tmpdir(), "mxdr-fuzz-"));
-  try {
-    const database = await scratchDatabase("mxdr_fuzz");
-    cleanupDatabase = database.cleanup;
-    await new S3Client({ region: "us-east-1" }).send(new CreateBucketCommand({ Bucket: BUCKET }));
-    server = await startServer({
-      HOST: "127.0.0.1",
-      PORT: "0",
-      DATA_DIR: join(workDir, "data"),
-      DATABASE_URL: database.databaseUrl,
-      ADMIN_TOKEN: adminToken,
-      CREDENTIALS_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
-      PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
-      BOOTSTRAP_TEMPLATE_BUCKET: BUCKET,
-      RUN_WORKER: "false",
-    });
-    const created = await call("POST", "/v1/tenants", {
-      body: {
-        slug,
-        name: "Fuzz Corp",
-        integration_settings: { agent_public_base_url: "https://agents.mini-xdr.example.com", regions: ["us-east-1"], home_region: "us-east-1", aws_account_id: ACCOUNT },
-      },
-    });
-    if (created.status !== 201) throw new Error(`could not create the fuzz tenant: ${created.status} ${created.text}`);
-    const token = await call("POST", `/v1/tenants/${slug}/tokens`, { body: { name: "fuzz" } });
-    if (token.status !== 201) throw new Error(`could not create the tenant token: ${token.status} ${token.text}`);
-    tenantToken = token.body.token;
-  } catch (error) {
-    unavailable = error;
-  }
-});
-
-beforeEach(() => {
-  if (unavailable) throw unavailable;
+  const database = await scratchDatabase("mxdr_fuzz");
+  cleanupDatabase = database.cleanup;
+  await new S3Client({ region: "us-east-1" }).send(new CreateBucketCommand({ Bucket: BUCKET }));
+  server = await startServer({
+    ...serverEnvFor({ databaseUrl: database.databaseUrl, adminToken, encryptionKey: randomBytes(32).toString("base64"), platformPrincipalArn: PLATFORM_PRINCIPAL }),
+    DATA_DIR: join(workDir, "data"),
+    BOOTSTRAP_TEMPLATE_BUCKET: BUCKET,
+    RUN_WORKER: "false",
+  });
+  await createTenantThroughApi(call, { slug, account: ACCOUNT }, { name: "Fuzz Corp" });
+  const token = await call("POST", `/v1/tenants/${slug}/tokens`, { body: { name: "fuzz" } });
+  if (token.status !== 201) throw new Error(`could not create the tenant token: ${token.status} ${token.text}`);
+  tenantToken = token.body.token;
 });
 
 afterAll(async () => {
-  if (server && server.child.exitCode === null) {
-    server.child.kill("SIGTERM");
-    await server.exited;
-  }
+  await stopServer(server, "SIGTERM");
   await cleanupDatabase?.();
   await rm(workDir, { recursive: true, force: true });
 });

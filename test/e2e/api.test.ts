@@ -10,11 +10,12 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { asc } from "drizzle-orm";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../../db/client";
 import { decryptJson } from "../../db/crypto";
 import { auditLog, integrationCredentials } from "../../db/schema";
-import { createCaller, realPostgres, startServer, type Server } from "../harness/server";
+import { createCaller, realPostgres, serverEnvFor, startServer, stopServer, type Server } from "../harness/server";
+import { setupOrFailEveryTest } from "../harness/suite";
 import { allowServerUser, destroyEmbeddedServer } from "../../db/embedded-server";
 
 const PLATFORM_PRINCIPAL = "arn:aws:iam::999999999999:role/MiniXdrPlatform";
@@ -30,7 +31,6 @@ describe.each([realPostgres])("API on $name", (backend) => {
   let dataDir: string;
   let databaseUrl: string | undefined;
   let cleanupDatabase: (() => Promise<void>) | undefined;
-  let unavailable: unknown;
   /** Every response body seen, to prove no secret ever left the server. */
   const responses: string[] = [];
   /** Secrets that must never appear in responses (after their one showing), rows or logs. */
@@ -41,36 +41,20 @@ describe.each([realPostgres])("API on $name", (backend) => {
   const slugB = `globex-${randomBytes(3).toString("hex")}`;
   const suppliedExternalId = `ext-${randomBytes(16).toString("hex")}`;
 
-  beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), "mxdr-e2e-"));
-    try {
-      const prepared = await backend.prepare();
-      databaseUrl = prepared.databaseUrl;
-      cleanupDatabase = prepared.cleanup;
-      server = await startServer({
-        HOST: "127.0.0.1",
-        PORT: "0",
-        DATA_DIR: dataDir,
-        DATABASE_URL: databaseUrl,
-        ADMIN_TOKEN: adminToken,
-        CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
-        PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
-      });
-    } catch (error) {
-      unavailable = error;
-    }
-  });
-
   // A back end that cannot be started fails every one of its tests (with the reason), never skips them.
-  beforeEach(() => {
-    if (unavailable) throw unavailable;
+  setupOrFailEveryTest(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), "mxdr-e2e-"));
+    const prepared = await backend.prepare();
+    databaseUrl = prepared.databaseUrl;
+    cleanupDatabase = prepared.cleanup;
+    server = await startServer({
+      ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL }),
+      DATA_DIR: dataDir,
+    });
   });
 
   afterAll(async () => {
-    if (server && server.child.exitCode === null) {
-      server.child.kill("SIGKILL");
-      await server.exited;
-    }
+    await stopServer(server, "SIGKILL");
     await cleanupDatabase?.();
     await rm(dataDir, { recursive: true, force: true });
   });
@@ -98,20 +82,15 @@ describe.each([realPostgres])("API on $name", (backend) => {
   });
 
   it("creates, gets, lists and patches tenants", async () => {
-    const created = await call("POST", "/v1/tenants", {
-      body: {
-        slug: slugA,
-        name: "Acme Corp",
-        integration_settings: {
-          agent_public_base_url: "https://agents.mini-xdr.example.com",
-          regions: ["us-east-1", "eu-west-1"],
-          home_region: "us-east-1",
-          aws_account_id: ACCOUNT,
-          target_tag: { key: "xdr:monitor", value: "true" },
-          require_approval: true,
-        },
-      },
-    });
+    const acmeSettings = {
+      agent_public_base_url: "https://agents.mini-xdr.example.com",
+      regions: ["us-east-1", "eu-west-1"],
+      home_region: "us-east-1",
+      aws_account_id: ACCOUNT,
+      target_tag: { key: "xdr:monitor", value: "true" },
+      require_approval: true,
+    };
+    const created = await call("POST", "/v1/tenants", { body: { slug: slugA, name: "Acme Corp", integration_settings: acmeSettings } });
     expect(created.status).toBe(201);
     expect(created.body).toMatchObject({
       slug: slugA,
@@ -119,14 +98,7 @@ describe.each([realPostgres])("API on $name", (backend) => {
       onboarding_flow_version: "quick_start",
       auto_discovery_enabled: true,
       onboarding_status: "not_started",
-      integration_settings: {
-        agent_public_base_url: "https://agents.mini-xdr.example.com",
-        regions: ["us-east-1", "eu-west-1"],
-        home_region: "us-east-1",
-        aws_account_id: ACCOUNT,
-        target_tag: { key: "xdr:monitor", value: "true" },
-        require_approval: true,
-      },
+      integration_settings: acmeSettings,
       offboarded_at: null,
     });
     const second = await call("POST", "/v1/tenants", {

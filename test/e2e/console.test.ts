@@ -16,7 +16,7 @@
  * Every screen is checked with axe (no serious or critical violation) and kept as a screenshot under
  * .data/artifacts/console/ (git-ignored).
  */
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -25,20 +25,25 @@ import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import AxeBuilder from "@axe-core/playwright";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import postgres from "postgres";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { decryptJson } from "../../db/crypto";
 import {
-  createBootstrapRole,
   createCaller,
   customerAccountCredentials,
+  launchMonitoredInstances,
+  LINUX_AMI,
   readEventStream,
   scratchDatabase,
+  serverEnvFor,
   startServer,
   stopServer,
   temporaryServiceWorkspace,
+  waitForWith,
   type Server,
   type ServiceWorkspace,
 } from "../harness/server";
+import { setupOrFailEveryTest } from "../harness/suite";
+import { connectAwsThroughApi, createTenantThroughApi, newTenantRecord, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle, type TenantRecord } from "../harness/tenants";
 import { REPO_ROOT } from "../harness/moto";
 import { startSsmStandIn, type ManagedInstance, type SsmStandIn } from "../harness/ssm-standin";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
@@ -46,33 +51,11 @@ import { awsAsCustomer, createStackFromQuickCreateLink, customerAccount } from "
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = join(REPO_ROOT, ".data", "artifacts", "console");
-const PLATFORM_PRINCIPAL = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
 const REGION = "us-east-1";
-const LINUX_AMI = "ami-760aaa0f";
-const TERMINAL = ["succeeded", "failed", "cancelled", "interrupted"];
 const BULK_ASSETS = 10_000;
 
 const suffix = randomBytes(3).toString("hex");
-const newAccount = () => String(400_000_000_000 + randomInt(99_999_999_999));
-
-interface Tenant {
-  slug: string;
-  account: string;
-  externalId: string;
-  roleArn: string;
-  token: string;
-}
-
-function tenant(prefix: string): Tenant {
-  const account = newAccount();
-  return {
-    slug: `${prefix}-${suffix}`,
-    account,
-    externalId: `mxdr-console-ext_${randomBytes(18).toString("base64url")}`,
-    roleArn: `arn:aws:iam::${account}:role/MiniXdrBootstrap`,
-    token: "",
-  };
-}
+const tenant = (prefix: string) => newTenantRecord(`${prefix}-${suffix}`, { externalIdPrefix: "mxdr-console-ext" });
 
 const acme = tenant("acme"); // a: the tenant admin's onboarding
 const bulk = tenant("bulk"); // b: 10,000 assets
@@ -94,7 +77,6 @@ let dropDatabase: (() => Promise<void>) | undefined;
 let sql: postgres.Sql;
 let context: BrowserContext;
 let userDataDir: string;
-let unavailable: unknown;
 let acmeInstances: string[] = [];
 
 const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
@@ -106,47 +88,23 @@ const blocked: string[] = [];
 const htmlSeen: { screen: string; html: string }[] = [];
 const screenshots: string[] = [];
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, { timeoutMs = 240_000, intervalMs = 250 } = {}): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value as T;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
+const WAIT = { timeoutMs: 240_000, retryErrors: true };
+const waitFor = waitForWith(WAIT);
 
-async function createTenant(t: Tenant, settings: Record<string, unknown> = {}): Promise<void> {
-  const created = await call("POST", "/v1/tenants", {
-    body: {
-      slug: t.slug,
-      name: `${t.slug.split("-")[0]!.toUpperCase()} Corp`,
-      integration_settings: { agent_public_base_url: "https://agents.mini-xdr.example.com", regions: [REGION], home_region: REGION, aws_account_id: t.account, ...settings },
-    },
-  });
-  expect(created.status, created.text).toBe(201);
+/** The tenant, and its tenant admin's token. */
+async function createTenant(t: TenantRecord, settings: Record<string, unknown> = {}): Promise<void> {
+  await createTenantThroughApi(call, t, { name: `${t.slug.split("-")[0]!.toUpperCase()} Corp`, regions: [REGION], settings });
   const issued = await call("POST", `/v1/tenants/${t.slug}/tokens`, { body: { name: `${t.slug}-console` } });
   expect(issued.status, issued.text).toBe(201);
   t.token = issued.body.token;
 }
 
-async function connectAws(t: Tenant): Promise<void> {
-  await createBootstrapRole({ accountId: t.account, roleName: "MiniXdrBootstrap", externalId: t.externalId });
-  const connected = await call("PUT", `/v1/tenants/${t.slug}/integrations/aws`, { body: { bootstrap_role_arn: t.roleArn, external_id: t.externalId } });
+async function connectAws(t: TenantRecord): Promise<void> {
+  const connected = await connectAwsThroughApi(call, t);
   expect(connected.status, connected.text).toBe(201);
 }
 
-async function settledRun(slug: string, runId: string): Promise<any> {
-  return waitFor(`run ${runId} of ${slug}`, async () => {
-    const run = await call("GET", `/v1/tenants/${slug}/runs/${runId}`);
-    return TERMINAL.includes(run.body.status) ? run.body : undefined;
-  });
-}
+const settledRun = (slug: string, runId: string) => waitForRunToSettle(call, slug, runId, WAIT);
 
 async function enrollmentTokenOf(slug: string): Promise<string> {
   const [row] = await sql<{ token_sealed: string; organization_id: number }[]>`
@@ -179,62 +137,49 @@ async function signIn(token: string): Promise<Page> {
   return page;
 }
 
-beforeAll(async () => {
-  try {
-    await mkdir(ARTIFACTS, { recursive: true });
-    workspace = await temporaryServiceWorkspace();
-    standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!);
-    // The quick-create link: templates published to moto's S3; STS refuses AssumeRole as AWS does until the role exists.
-    const s3 = new S3Client({ region: REGION });
-    await s3.send(new CreateBucketCommand({ Bucket: TEMPLATE_BUCKET }));
-    s3.destroy();
-    sts = await startStsStandIn({ motoUrl: process.env.AWS_ENDPOINT_URL!, callerPrincipalArn: PLATFORM_PRINCIPAL });
-    ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_console"));
-    sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
-    server = await startServer({
-      HOST: "127.0.0.1",
-      PORT: "0",
-      DATABASE_URL: databaseUrl,
-      ADMIN_TOKEN: adminToken,
-      CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
-      PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
-      AWS_ENDPOINT_URL_SSM: standIn.endpoint,
-      AWS_ENDPOINT_URL_STS: sts.url,
-      BOOTSTRAP_TEMPLATE_BUCKET: TEMPLATE_BUCKET,
-      ...workspace.serverEnv(),
-    });
-    userDataDir = await mkdtemp(join(tmpdir(), "mxdr-chromium-"));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
-    context.on("request", (request) => requests.push({ url: request.url(), method: request.method(), body: request.postData() }));
-    // Only the service on 127.0.0.1 may be reached: anything else is stopped here and recorded.
-    await context.route(
-      (url) => url.hostname !== "127.0.0.1",
-      async (route) => {
-        blocked.push(route.request().url());
-        await route.abort("blockedbyclient");
-      },
-    );
-  } catch (error) {
-    unavailable = error;
-  }
-});
-
 // Anything missing (chromium, PostgreSQL, moto) fails every test with the reason; nothing is skipped.
-beforeEach(() => {
-  if (unavailable) throw unavailable;
+setupOrFailEveryTest(async () => {
+  await mkdir(ARTIFACTS, { recursive: true });
+  workspace = await temporaryServiceWorkspace();
+  standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!);
+  // The quick-create link: templates published to moto's S3; STS refuses AssumeRole as AWS does until the role exists.
+  const s3 = new S3Client({ region: REGION });
+  await s3.send(new CreateBucketCommand({ Bucket: TEMPLATE_BUCKET }));
+  s3.destroy();
+  sts = await startStsStandIn({ motoUrl: process.env.AWS_ENDPOINT_URL!, callerPrincipalArn: PLATFORM_PRINCIPAL_ARN });
+  ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_console"));
+  sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
+  server = await startServer({
+    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
+    AWS_ENDPOINT_URL_SSM: standIn.endpoint,
+    AWS_ENDPOINT_URL_STS: sts.url,
+    BOOTSTRAP_TEMPLATE_BUCKET: TEMPLATE_BUCKET,
+    ...workspace.serverEnv(),
+  });
+  userDataDir = await mkdtemp(join(tmpdir(), "mxdr-chromium-"));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  context.on("request", (request) => requests.push({ url: request.url(), method: request.method(), body: request.postData() }));
+  // Only the service on 127.0.0.1 may be reached: anything else is stopped here and recorded.
+  await context.route(
+    (url) => url.hostname !== "127.0.0.1",
+    async (route) => {
+      blocked.push(route.request().url());
+      await route.abort("blockedbyclient");
+    },
+  );
 });
 
 afterAll(async () => {
@@ -259,22 +204,7 @@ afterAll(async () => {
 describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)", () => {
   it("a. tenant admin: signs in, watches progress reach 100 % live, retries a failed host from the page", async () => {
     await createTenant(acme);
-    const credentials = await customerAccountCredentials(acme.account);
-    const ec2 = new EC2Client({ region: REGION, credentials });
-    try {
-      const launched = await ec2.send(
-        new RunInstancesCommand({
-          ImageId: LINUX_AMI,
-          MinCount: 2,
-          MaxCount: 2,
-          InstanceType: "t3.micro",
-          TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Name", Value: "web" }, { Key: "xdr:monitor", Value: "true" }] }],
-        }),
-      );
-      acmeInstances = launched.Instances!.map((instance) => instance.InstanceId!).sort();
-    } finally {
-      ec2.destroy();
-    }
+    acmeInstances = await launchMonitoredInstances(acme.account, { region: REGION });
     const [good, bad] = acmeInstances as [string, string];
     const association = (status: "Success" | "Failed", extra: Partial<NonNullable<ManagedInstance["association"]>> = {}) => ({
       documentName: `MiniXdr-InstallAgent-${acme.slug}`,

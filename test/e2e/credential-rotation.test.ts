@@ -11,14 +11,14 @@
  *      input, 409 when asked to rotate to another key than the replica's own
  *   4. no secret (tokens, external ID, webhook secret, enrollment token, the data keys) in any row, response or log line
  */
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { CreateKeyCommand, DecryptCommand, KMSClient } from "@aws-sdk/client-kms";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  createBootstrapRole,
   createCaller,
   scratchDatabase,
+  serverEnvFor,
   startServer,
   stopServer,
   temporaryServiceWorkspace,
@@ -27,13 +27,13 @@ import {
   type Server,
   type ServiceWorkspace,
 } from "../harness/server";
+import { newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle } from "../harness/tenants";
 
 const REGION = "us-east-1";
 const suffix = randomBytes(3).toString("hex");
-const slug = `rot-${suffix}`;
-const account = String(400_000_000_000 + randomInt(99_999_999_999));
+const tenant = newTenantRecord(`rot-${suffix}`, { externalIdPrefix: "mxdr-rot-ext" });
+const { slug, account, externalId } = tenant;
 const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-const externalId = `mxdr-rot-ext_${randomBytes(18).toString("base64url")}`;
 const passphrase = `pp-${randomBytes(24).toString("base64url")}`;
 /** Every value that must never leave the service in clear. */
 const secrets: string[] = [adminToken, externalId, passphrase];
@@ -71,14 +71,10 @@ async function startReplica(kmsKeyId: string): Promise<Replica> {
   const workspace = await temporaryServiceWorkspace(passphrase, { defaultBackendOf: databaseUrl });
   workspaces.push(workspace);
   const server = await startServer({
-    HOST: "127.0.0.1",
-    PORT: "0",
-    DATABASE_URL: databaseUrl,
-    ADMIN_TOKEN: adminToken,
+    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey: undefined, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
     CREDENTIALS_KMS_KEY_ID: kmsKeyId,
     CREDENTIALS_KMS_REGION: REGION,
     CREDENTIALS_KMS_REFRESH_SECONDS: "1",
-    PLATFORM_PRINCIPAL_ARN: "arn:aws:iam::123456789012:role/MiniXdrPlatform",
     WEBHOOK_ALLOW_HTTP_LOOPBACK: "true",
     ...workspace.serverEnv(),
   });
@@ -87,13 +83,7 @@ async function startReplica(kmsKeyId: string): Promise<Replica> {
   return replica;
 }
 
-async function settledRun(replica: Replica, runId: string): Promise<any> {
-  return waitFor(`run ${runId}`, async () => {
-    const run = await replica.call("GET", `/v1/tenants/${slug}/runs/${runId}`);
-    expect(run.status, run.text).toBe(200);
-    return ["succeeded", "failed", "cancelled", "interrupted"].includes(run.body.status) ? run.body : undefined;
-  });
-}
+const settledRun = (replica: Replica, runId: string) => waitForRunToSettle(replica.call, slug, runId);
 
 /** How many sealed values each key id seals, over all sealed columns. */
 async function sealedKeyIds(): Promise<Map<string, number>> {
@@ -131,25 +121,7 @@ afterAll(async () => {
 
 describe("credentials key rotation on the running service, KMS on the emulator", () => {
   it("on KMS key A: a tenant connects AWS and gets a token, a webhook and a saved plan, all sealed with A's data key", async () => {
-    const created = await onKeyA.call("POST", "/v1/tenants", {
-      body: {
-        slug,
-        name: `${slug} Inc.`,
-        integration_settings: {
-          agent_public_base_url: "https://agents.mini-xdr.example.com",
-          regions: [REGION],
-          home_region: REGION,
-          aws_account_id: account,
-          require_approval: true,
-        },
-      },
-    });
-    expect(created.status, created.text).toBe(201);
-    await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
-    const connected = await onKeyA.call("PUT", `/v1/tenants/${slug}/integrations/aws`, {
-      body: { bootstrap_role_arn: `arn:aws:iam::${account}:role/MiniXdrBootstrap`, external_id: externalId },
-    });
-    expect(connected.status, connected.text).toBe(201);
+    await onboardThroughApi(onKeyA.call, tenant, { regions: [REGION], settings: { require_approval: true } });
 
     // Its answer (the token, shown once) is kept sealed for a retry with the same Idempotency-Key.
     const token = await onKeyA.call("POST", `/v1/tenants/${slug}/tokens`, { body: { name: "tenant admin" }, headers: { "idempotency-key": `tok-${suffix}` } });

@@ -13,32 +13,31 @@
  * region that match its targets, minus those the document's exclusion check skips); everything else goes to moto.
  * Agents enroll as the install script does: with the enrollment token read from their region's SecureString.
  */
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { CreateTagsCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  createBootstrapRole,
   createCaller,
   customerAccountCredentials,
   scratchDatabase,
+  serverEnvFor,
   startServer,
   stopServer,
   temporaryServiceWorkspace,
+  waitForWith,
   type Server,
   type ServiceWorkspace,
 } from "../harness/server";
 import { planEstate, seedEstate, type SeededEstate, type SeededInstance } from "../harness/estates";
 import { startSsmStandIn, type SsmStandIn } from "../harness/ssm-standin";
+import { connectAwsThroughApi, createTenantThroughApi, newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle } from "../harness/tenants";
 
 const REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"];
 const HOME = REGIONS[0]!;
-const PLATFORM_PRINCIPAL = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
-const TERMINAL = ["succeeded", "failed", "cancelled", "interrupted"];
 const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-const account = String(500_000_000_000 + randomInt(99_999_999_999));
-const slug = `estate-${randomBytes(3).toString("hex")}`;
-const externalId = `mxdr-ext_${randomBytes(18).toString("base64url")}`;
+const customer = newTenantRecord(`estate-${randomBytes(3).toString("hex")}`, { firstAccount: 500_000_000_000 });
+const { slug, account } = customer;
 
 let workspace: ServiceWorkspace;
 let standIn: SsmStandIn;
@@ -49,23 +48,13 @@ let estate: SeededEstate;
 const savedSsmEndpoint = process.env.AWS_ENDPOINT_URL_SSM;
 const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-  }
-}
+const WAIT = { timeoutMs: 180_000, intervalMs: 300 };
+const waitFor = waitForWith(WAIT);
 
 async function up(): Promise<any> {
   const requested = await call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
   expect(requested.status, requested.text).toBe(202);
-  const run = await waitFor("the up", async () => {
-    const got = await call("GET", `/v1/tenants/${slug}/runs/${requested.body.run_id}`);
-    return TERMINAL.includes(got.body.status) ? got.body : undefined;
-  });
+  const run = await waitForRunToSettle(call, slug, requested.body.run_id, WAIT);
   expect(run.status, JSON.stringify(run.error)).toBe("succeeded");
   return run;
 }
@@ -110,14 +99,8 @@ beforeAll(async () => {
   standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!, { accountId: account });
   process.env.AWS_ENDPOINT_URL_SSM = standIn.endpoint;
   estate = await seedEstate(planEstate({ regions: REGIONS, size: 24, seed: 7 }), { credentials: await customerAccountCredentials(account), ssmStandIn: standIn });
-  await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
   server = await startServer({
-    HOST: "127.0.0.1",
-    PORT: "0",
-    DATABASE_URL: databaseUrl,
-    ADMIN_TOKEN: adminToken,
-    CREDENTIALS_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
-    PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
+    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey: randomBytes(32).toString("base64"), platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
     ...workspace.serverEnv(),
   });
 });
@@ -133,13 +116,10 @@ afterAll(async () => {
 
 describe("a multi-region, mostly untagged estate with default settings", () => {
   it("the agent reaches every running managed instance in every region; every other instance says why, and what needs a person is action_required", async () => {
-    const created = await call("POST", "/v1/tenants", {
-      body: { slug, name: "Estate GmbH — Zürich", integration_settings: { regions: REGIONS, home_region: HOME, aws_account_id: account, agent_public_base_url: "https://agents.mini-xdr.example.com" } },
-    });
-    expect(created.status, created.text).toBe(201);
+    const created = await createTenantThroughApi(call, customer, { name: "Estate GmbH — Zürich", regions: REGIONS });
     // The default targeting is visible, not `{}`.
     expect(created.body.effective_rollout).toMatchObject({ targeting_mode: "all_managed", exclusion_tag: { key: "xdr:monitor", value: "false" }, regions: REGIONS });
-    const connected = await call("PUT", `/v1/tenants/${slug}/integrations/aws`, { body: { bootstrap_role_arn: `arn:aws:iam::${account}:role/MiniXdrBootstrap`, external_id: externalId } });
+    const connected = await connectAwsThroughApi(call, customer);
     expect(connected.status, connected.text).toBe(201);
 
     const run = await up();
@@ -250,27 +230,14 @@ describe("a multi-region, mostly untagged estate with default settings", () => {
 
 describe("an estate where nothing can be targeted", () => {
   it("opt-in tag targeting on an untagged estate ends in action_required, naming the cause and the fix", async () => {
-    const other = `untagged-${randomBytes(3).toString("hex")}`;
-    const otherAccount = String(600_000_000_000 + randomInt(99_999_999_999));
-    const otherExternalId = `mxdr-ext_${randomBytes(18).toString("base64url")}`;
+    const untagged = newTenantRecord(`untagged-${randomBytes(3).toString("hex")}`, { firstAccount: 600_000_000_000 });
+    const other = untagged.slug;
     await seedEstate({ regions: [HOME], instances: planEstate({ regions: [HOME], size: 14, seed: 3 }).instances.filter((i) => i.tags["xdr:monitor"] === undefined) }, {
-      credentials: await customerAccountCredentials(otherAccount),
+      credentials: await customerAccountCredentials(untagged.account),
     });
-    await createBootstrapRole({ accountId: otherAccount, roleName: "MiniXdrBootstrap", externalId: otherExternalId });
-    const created = await call("POST", "/v1/tenants", {
-      body: {
-        slug: other,
-        name: "Untagged Ltd",
-        integration_settings: { regions: [HOME], home_region: HOME, aws_account_id: otherAccount, agent_public_base_url: "https://agents.mini-xdr.example.com", targeting_mode: "tag" },
-      },
-    });
-    expect(created.status, created.text).toBe(201);
-    expect((await call("PUT", `/v1/tenants/${other}/integrations/aws`, { body: { bootstrap_role_arn: `arn:aws:iam::${otherAccount}:role/MiniXdrBootstrap`, external_id: otherExternalId } })).status).toBe(201);
+    await onboardThroughApi(call, untagged, { name: "Untagged Ltd", regions: [HOME], settings: { targeting_mode: "tag" } });
     const requested = await call("POST", `/v1/tenants/${other}/runs`, { body: { kind: "up" } });
-    await waitFor("the up", async () => {
-      const got = await call("GET", `/v1/tenants/${other}/runs/${requested.body.run_id}`);
-      return TERMINAL.includes(got.body.status) ? got.body : undefined;
-    });
+    await waitForRunToSettle(call, other, requested.body.run_id, WAIT);
     const tenant = await waitFor("action_required", async () => {
       const got = await call("GET", `/v1/tenants/${other}`);
       return got.body.onboarding_status === "action_required" ? got.body : undefined;

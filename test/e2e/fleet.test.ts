@@ -18,44 +18,37 @@
  *   g. the receiver down: deliveries retried, the service restarted, none lost
  */
 import http from "node:http";
-import { randomBytes, randomInt } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { GetRoleCommand, IAMClient, UpdateAssumeRolePolicyCommand } from "@aws-sdk/client-iam";
 import { DeleteParameterCommand, GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import postgres from "postgres";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { verifySignature } from "../../services/notification/webhook-signature-fns";
 import {
-  createBootstrapRole,
   createCaller,
   customerAccountCredentials,
   readEventStream,
   scratchDatabase,
+  serverEnvFor,
   startServer,
   stopServer,
   temporaryServiceWorkspace,
+  waitForWith,
   type Server,
   type ServiceWorkspace,
 } from "../harness/server";
 import { startSsmStandIn, type SsmStandIn } from "../harness/ssm-standin";
+import { setupOrFailEveryTest } from "../harness/suite";
+import { newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, TERMINAL_RUN_STATUSES, type TenantRecord } from "../harness/tenants";
 
 const TENANTS = Number(process.env.FLEET_TENANTS ?? 12);
 const REGION = "us-east-1";
-const PLATFORM_PRINCIPAL = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
 const suffix = randomBytes(3).toString("hex");
 const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
 const encryptionKey = randomBytes(32).toString("base64");
-const TERMINAL = ["succeeded", "failed", "cancelled", "interrupted"];
-
-interface Tenant {
-  slug: string;
-  account: string;
-  externalId: string;
-}
-const tenants: Tenant[] = Array.from({ length: TENANTS }, (_, index) => ({
-  slug: `fleet${String(index).padStart(2, "0")}-${suffix}`,
-  account: String(500_000_000_000 + randomInt(99_999_999_999)),
-  externalId: `mxdr-fleet-ext_${randomBytes(18).toString("base64url")}`,
-}));
+const tenants = Array.from({ length: TENANTS }, (_, index) =>
+  newTenantRecord(`fleet${String(index).padStart(2, "0")}-${suffix}`, { externalIdPrefix: "mxdr-fleet-ext", firstAccount: 500_000_000_000 }),
+);
 
 // ---------------------------------------------------------------------------------------------------------------
 // A webhook receiver on loopback that checks every signature, and can be taken down.
@@ -104,17 +97,11 @@ let sql: postgres.Sql;
 let standIn: SsmStandIn;
 let server: Server | undefined;
 let agentVersion = "1.0.0";
-let unavailable: unknown;
 const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
 
 async function start(): Promise<void> {
   server = await startServer({
-    HOST: "127.0.0.1",
-    PORT: "0",
-    DATABASE_URL: databaseUrl,
-    ADMIN_TOKEN: adminToken,
-    CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
-    PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
+    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
     MAX_CONCURRENT_RUNS: "4",
     AGENT_VERSION: agentVersion,
     WEBHOOK_ALLOW_HTTP_LOOPBACK: "true",
@@ -132,15 +119,7 @@ async function restart(): Promise<void> {
   await start();
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, { timeoutMs = 600_000, intervalMs = 250 } = {}): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
+const waitFor = waitForWith({ timeoutMs: 600_000 });
 
 async function fleetRun(body: Record<string, unknown>): Promise<any> {
   const created = await call("POST", "/v1/fleet/runs", { body });
@@ -155,24 +134,16 @@ async function finishedFleetRun(id: string): Promise<any> {
   });
 }
 
-const iamOf = async (t: Tenant) => new IAMClient({ region: REGION, credentials: await customerAccountCredentials(t.account) });
-const ssmOf = async (t: Tenant) => new SSMClient({ region: REGION, credentials: await customerAccountCredentials(t.account) });
+const iamOf = async (t: TenantRecord) => new IAMClient({ region: REGION, credentials: await customerAccountCredentials(t.account) });
+const ssmOf = async (t: TenantRecord) => new SSMClient({ region: REGION, credentials: await customerAccountCredentials(t.account) });
 
-beforeAll(async () => {
-  try {
-    ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_fleet"));
-    workspace = await temporaryServiceWorkspace(undefined, { defaultBackendOf: databaseUrl });
-    sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
-    standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!);
-    await startReceiver();
-    await start();
-  } catch (error) {
-    unavailable = error;
-  }
-});
-
-beforeEach(() => {
-  if (unavailable) throw unavailable;
+setupOrFailEveryTest(async () => {
+  ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_fleet"));
+  workspace = await temporaryServiceWorkspace(undefined, { defaultBackendOf: databaseUrl });
+  sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
+  standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!);
+  await startReceiver();
+  await start();
 });
 
 afterAll(async () => {
@@ -210,27 +181,14 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
 
     const runIds: string[] = [];
     for (const t of tenants) {
-      const created = await call("POST", "/v1/tenants", {
-        body: {
-          slug: t.slug,
-          name: `${t.slug} Inc.`,
-          onboarding_flow_version: "legacy",
-          integration_settings: { agent_public_base_url: "https://agents.mini-xdr.example.com", regions: [REGION], home_region: REGION, aws_account_id: t.account },
-        },
-      });
-      expect(created.status, created.text).toBe(201);
-      await createBootstrapRole({ accountId: t.account, roleName: "MiniXdrBootstrap", externalId: t.externalId });
-      const connected = await call("PUT", `/v1/tenants/${t.slug}/integrations/aws`, {
-        body: { bootstrap_role_arn: `arn:aws:iam::${t.account}:role/MiniXdrBootstrap`, external_id: t.externalId },
-      });
-      expect(connected.status, connected.text).toBe(201);
+      await onboardThroughApi(call, t, { regions: [REGION], body: { onboarding_flow_version: "legacy" } });
       const up = await call("POST", `/v1/tenants/${t.slug}/runs`, { body: { kind: "up" } });
       expect(up.status, up.text).toBe(202);
       runIds.push(up.body.run_id);
     }
     await waitFor("every up", async () => {
       const rows = await sql`select status from runs where id in ${sql(runIds)}`;
-      return rows.every((row) => TERMINAL.includes(row.status));
+      return rows.every((row) => TERMINAL_RUN_STATUSES.includes(row.status));
     });
     const failed = await sql`select id, error from runs where id in ${sql(runIds)} and status <> 'succeeded'`;
     expect(failed).toEqual([]);

@@ -16,76 +16,48 @@
  *   f. bad input on every route with a body or parameters
  *   g. no secret in any response, log line, database row or stack state
  */
-import { randomBytes, randomInt, randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { GetRoleCommand, IAMClient, NoSuchEntityException } from "@aws-sdk/client-iam";
 import postgres from "postgres";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it } from "vitest";
 import { decryptJson } from "../../db/crypto";
-import { isPulumiProcessOf } from "../../services/run/orphans";
 import { awsCredentialContext } from "../../services/integration/aws-credential-store";
 import {
   createBootstrapRole,
   createCaller,
   customerAccountCredentials,
   isStsCall,
+  launchMonitoredInstances,
   pulumiCli,
   readEventStream,
+  pulumiProcessesOf,
   scratchDatabase,
+  serverEnvFor,
+  stackHistoryLength,
   startHoldingProxy,
   startServer,
   stopServer,
   temporaryServiceWorkspace,
-  type Call,
+  waitForWith,
   type HoldingProxy,
   type Server,
   type ServiceWorkspace,
 } from "../harness/server";
+import { setupOrFailEveryTest } from "../harness/suite";
+import { connectAwsThroughApi, createTenantThroughApi, newTenantRecord, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle, type TenantRecord } from "../harness/tenants";
 
-const PLATFORM_PRINCIPAL = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
-const AGENT_BASE_URL = "https://agents.mini-xdr.example.com";
 const REGION = "us-east-1";
-const LINUX_AMI = "ami-760aaa0f";
 const NO_SUCH_TENANT = "zz-no-such-tenant";
-const TERMINAL = ["succeeded", "failed", "cancelled", "interrupted"];
 
 const suffix = randomBytes(3).toString("hex");
-/** A fresh 12-digit AWS account id per customer (moto keeps accounts apart). */
-const newAccount = () => String(400_000_000_000 + randomInt(99_999_999_999));
-
-interface Tenant {
-  slug: string;
-  account: string;
-  externalId: string;
-  roleArn: string;
-  /** Its tenant-scoped API token, once issued. */
-  token: string;
-}
-
-function tenant(prefix: string): Tenant {
-  const account = newAccount();
-  return {
-    slug: `${prefix}-${suffix}`,
-    account,
-    externalId: `mxdr-e2e-ext_${randomBytes(18).toString("base64url")}`,
-    roleArn: `arn:aws:iam::${account}:role/MiniXdrBootstrap`,
-    token: "",
-  };
-}
+const tenant = (prefix: string) => newTenantRecord(`${prefix}-${suffix}`, { externalIdPrefix: "mxdr-e2e-ext" });
 
 const alpha = tenant("alpha"); // scenario a: the admin's full flow, offboarded at its end
 const bravo = tenant("bravo"); // scenario b: quick_start through the v2 set; the victim of c; d
 const charlie = tenant("charlie"); // legacy onboarding flow; the other tenant of c
 const echo = tenant("echo"); // scenario e: the crash
-
-const settingsFor = (t: Tenant) => ({
-  agent_public_base_url: AGENT_BASE_URL,
-  regions: [REGION],
-  home_region: REGION,
-  aws_account_id: t.account,
-});
 
 const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
 const encryptionKeyBytes = randomBytes(32);
@@ -99,7 +71,6 @@ let sql: postgres.Sql;
 let server: Server | undefined;
 /** Every server process this file started (the crash scenario starts a second one). */
 const servers: Server[] = [];
-let unavailable: unknown;
 /** Every response body (JSON and event streams) the server sent. */
 const responses: string[] = [];
 /** The response that showed each tenant token (its one showing). */
@@ -111,14 +82,9 @@ let bravoInstances: string[] = [];
 
 const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken, responses });
 
-function serverEnv(): Record<string, string> {
+function serverEnv(): Record<string, string | undefined> {
   return {
-    HOST: "127.0.0.1",
-    PORT: "0",
-    DATABASE_URL: databaseUrl,
-    ADMIN_TOKEN: adminToken,
-    CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
-    PLATFORM_PRINCIPAL_ARN: PLATFORM_PRINCIPAL,
+    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
     MAX_CONCURRENT_RUNS: "4",
     // The service reaches "AWS" through the test's proxy; the test itself talks to moto directly.
     AWS_ENDPOINT_URL: proxy.url,
@@ -133,37 +99,14 @@ async function start(): Promise<Server> {
   return started;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, { timeoutMs = 240_000, intervalMs = 200 } = {}): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value as T;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
+const WAIT = { timeoutMs: 240_000, intervalMs: 200, retryErrors: true };
+const waitFor = waitForWith(WAIT);
 
-/** Polls GET run until it is terminal; returns the run. */
-async function settledRun(slug: string, runId: string, token: string = adminToken): Promise<any> {
-  return waitFor(`run ${runId} of ${slug} to finish`, async () => {
-    const run = await call("GET", `/v1/tenants/${slug}/runs/${runId}`, { token });
-    expect(run.status).toBe(200);
-    return TERMINAL.includes(run.body.status) ? run.body : undefined;
-  });
-}
+const settledRun = (slug: string, runId: string, token: string = adminToken) => waitForRunToSettle(call, slug, runId, { token, ...WAIT });
 
-async function createTenant(t: Tenant, extra: Record<string, unknown> = {}): Promise<Call> {
-  const created = await call("POST", "/v1/tenants", { body: { slug: t.slug, name: `${t.slug} Inc.`, integration_settings: settingsFor(t), ...extra } });
-  expect(created.status, created.text).toBe(201);
-  return created;
-}
+const createTenant = (t: TenantRecord, body: Record<string, unknown> = {}) => createTenantThroughApi(call, t, { regions: [REGION], body });
 
-async function issueToken(t: Tenant): Promise<string> {
+async function issueToken(t: TenantRecord): Promise<string> {
   const issued = await call("POST", `/v1/tenants/${t.slug}/tokens`, { body: { name: `${t.slug}-e2e` } });
   expect(issued.status, issued.text).toBe(201);
   expect(issued.body).toMatchObject({ scope: "tenant", tenant: t.slug, token: expect.stringMatching(/^mxdr-tenant_/) });
@@ -171,10 +114,7 @@ async function issueToken(t: Tenant): Promise<string> {
   return issued.body.token;
 }
 
-async function connectAws(t: Tenant): Promise<Call> {
-  await createBootstrapRole({ accountId: t.account, roleName: "MiniXdrBootstrap", externalId: t.externalId });
-  return call("PUT", `/v1/tenants/${t.slug}/integrations/aws`, { body: { bootstrap_role_arn: t.roleArn, external_id: t.externalId } });
-}
+const connectAws = (t: TenantRecord) => connectAwsThroughApi(call, t);
 
 function iamOf(account: string) {
   return customerAccountCredentials(account).then((credentials) => new IAMClient({ region: REGION, credentials }));
@@ -197,33 +137,12 @@ async function stackExport(stackName: string) {
   return pulumiCli(["stack", "export", "--stack", stackName, "--non-interactive"], { cwd: workspace.projectDir, env: workspace.cliEnv() });
 }
 
-async function stackHistoryLength(stackName: string): Promise<number> {
-  const history = await pulumiCli(["stack", "history", "--stack", stackName, "--json", "--non-interactive"], {
-    cwd: workspace.projectDir,
-    env: workspace.cliEnv(),
-  });
-  expect(history.code, history.stderr).toBe(0);
-  return (JSON.parse(history.stdout) as unknown[]).length;
-}
-
-/** Live `pulumi` CLI processes working on a stack (Linux /proc). */
-async function pulumiProcessesOf(stackName: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const args = await readFile(`/proc/${entry}/cmdline`, "utf8").then((text) => text.split("\0"), () => []);
-    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    if (isPulumiProcessOf(args, stackName) && !/^\d+ \(.*\) Z/.test(stat)) pids.push(Number(entry));
-  }
-  return pids;
-}
-
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
   return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name));
 }
 
-async function offboardAndWait(t: Tenant): Promise<void> {
+async function offboardAndWait(t: TenantRecord): Promise<void> {
   const offboard = await call("POST", `/v1/tenants/${t.slug}/offboard`);
   if (offboard.status !== 202) throw new Error(`offboarding ${t.slug}: ${offboard.status} ${offboard.text}`);
   await waitFor(`${t.slug} to be offboarded`, async () => {
@@ -233,22 +152,13 @@ async function offboardAndWait(t: Tenant): Promise<void> {
   });
 }
 
-beforeAll(async () => {
-  try {
-    ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_flow"));
-    // The service's default state backend: postgres:// in the same server, database <scratch>_state.
-    workspace = await temporaryServiceWorkspace(undefined, { defaultBackendOf: databaseUrl });
-    proxy = await startHoldingProxy(process.env.AWS_ENDPOINT_URL!);
-    sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
-    await start();
-  } catch (error) {
-    unavailable = error;
-  }
-});
-
-// Anything missing fails every test with the reason; nothing is skipped.
-beforeEach(() => {
-  if (unavailable) throw unavailable;
+setupOrFailEveryTest(async () => {
+  ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_flow"));
+  // The service's default state backend: postgres:// in the same server, database <scratch>_state.
+  workspace = await temporaryServiceWorkspace(undefined, { defaultBackendOf: databaseUrl });
+  proxy = await startHoldingProxy(process.env.AWS_ENDPOINT_URL!);
+  sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
+  await start();
 });
 
 afterAll(async () => {
@@ -374,7 +284,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     try {
       const role = await iam.send(new GetRoleCommand({ RoleName: roleName }));
       const trust = JSON.parse(decodeURIComponent(role.Role!.AssumeRolePolicyDocument!));
-      expect(trust.Statement[0].Principal).toEqual({ AWS: PLATFORM_PRINCIPAL });
+      expect(trust.Statement[0].Principal).toEqual({ AWS: PLATFORM_PRINCIPAL_ARN });
       expect(trust.Statement[0].Condition).toEqual({ StringEquals: { "sts:ExternalId": alpha.externalId } });
     } finally {
       iam.destroy();
@@ -431,22 +341,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       call(method, `/api/onboarding/v2${path}`, { token: options.token ?? bravo.token, body: options.body });
 
     // Two instances in bravo's account for discovery to find, tagged for the agent.
-    const credentials = await customerAccountCredentials(bravo.account);
-    const ec2 = new EC2Client({ region: REGION, credentials });
-    try {
-      const launched = await ec2.send(
-        new RunInstancesCommand({
-          ImageId: LINUX_AMI,
-          MinCount: 2,
-          MaxCount: 2,
-          InstanceType: "t3.micro",
-          TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Name", Value: "web" }, { Key: "xdr:monitor", Value: "true" }] }],
-        }),
-      );
-      bravoInstances = launched.Instances!.map((instance) => instance.InstanceId!).sort();
-    } finally {
-      ec2.destroy();
-    }
+    bravoInstances = await launchMonitoredInstances(bravo.account, { region: REGION });
 
     // Before anything is connected.
     const before = await v2("GET", "/progress");
@@ -729,7 +624,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     const countRuns = async () =>
       (await sql<{ n: number }[]>`select count(*)::int as n from runs where stack_name = ${stackName}`)[0]!.n;
     const runsBefore = await countRuns();
-    const updatesBefore = await stackHistoryLength(stackName);
+    const updatesBefore = await stackHistoryLength(workspace, stackName);
 
     const answers = await Promise.all([0, 1].map(() => call("POST", `/v1/tenants/${bravo.slug}/runs`, { body: { kind: "up" } })));
     expect(answers.map((answer) => answer.status).sort()).toEqual([202, 409]);
@@ -739,7 +634,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     const upRun = await settledRun(bravo.slug, accepted.body.run_id);
     expect(upRun.status).toBe("succeeded");
     expect(await countRuns()).toBe(runsBefore + 1);
-    expect(await stackHistoryLength(stackName)).toBe(updatesBefore + 1);
+    expect(await stackHistoryLength(workspace, stackName)).toBe(updatesBefore + 1);
 
     // queue: true waits its turn instead.
     const queued = await Promise.all([0, 1].map(() => call("POST", `/v1/tenants/${bravo.slug}/runs`, { body: { kind: "up", queue: true } })));
@@ -750,7 +645,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     const [earlier, later] = [first, second].sort((a, b) => Date.parse(a.started_at) - Date.parse(b.started_at));
     expect(Date.parse(later.started_at)).toBeGreaterThanOrEqual(Date.parse(earlier.finished_at));
     expect(await countRuns()).toBe(runsBefore + 3);
-    expect(await stackHistoryLength(stackName)).toBe(updatesBefore + 3);
+    expect(await stackHistoryLength(workspace, stackName)).toBe(updatesBefore + 3);
   });
 
   it("e. the server killed mid-up: on restart the run is interrupted, nothing recorded is lost, a new up succeeds", async () => {

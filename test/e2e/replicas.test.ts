@@ -13,30 +13,31 @@
  *   4. a tenant that requires approval: the survivor saves the preview's plan; a new replica, started with its own empty
  *      project dir once the survivor has stopped, applies it (the stack's secrets manager comes from the checkpoint)
  */
-import { randomBytes, randomInt } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { readFile } from "node:fs/promises";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isPulumiProcessOf } from "../../services/run/orphans";
 import {
-  createBootstrapRole,
   createCaller,
   isStsCall,
   pulumiCli,
+  pulumiProcessesOf,
   readEventStream,
   scratchDatabase,
+  serverEnvFor,
+  stackHistoryLength,
   startHoldingProxy,
   startServer,
   stopServer,
   temporaryServiceWorkspace,
+  waitForWith,
   type CallFn,
   type HoldingProxy,
   type Server,
   type ServiceWorkspace,
 } from "../harness/server";
+import { newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle } from "../harness/tenants";
 
-const REGION = "us-east-1";
-const TERMINAL = ["succeeded", "failed", "cancelled", "interrupted"];
 const suffix = randomBytes(3).toString("hex");
 const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
 const encryptionKey = randomBytes(32).toString("base64");
@@ -55,17 +56,10 @@ let proxy: HoldingProxy;
 let sql: postgres.Sql;
 const replicas: Replica[] = [];
 
-const newAccount = () => String(400_000_000_000 + randomInt(99_999_999_999));
-
 async function startReplica(name: string): Promise<Replica> {
   const workspace = await temporaryServiceWorkspace(passphrase, { defaultBackendOf: databaseUrl });
   const server = await startServer({
-    HOST: "127.0.0.1",
-    PORT: "0",
-    DATABASE_URL: databaseUrl,
-    ADMIN_TOKEN: adminToken,
-    CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
-    PLATFORM_PRINCIPAL_ARN: "arn:aws:iam::123456789012:role/MiniXdrPlatform",
+    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
     MAX_CONCURRENT_RUNS: "2",
     RECOVERY_SWEEP_SECONDS: "2",
     AWS_ENDPOINT_URL: proxy.url,
@@ -76,28 +70,10 @@ async function startReplica(name: string): Promise<Replica> {
   return replica;
 }
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, { timeoutMs = 240_000, intervalMs = 250 } = {}): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined && value !== false) return value as T;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
+const WAIT = { timeoutMs: 240_000, retryErrors: true };
+const waitFor = waitForWith(WAIT);
 
-async function settledRun(replica: Replica, slug: string, runId: string): Promise<any> {
-  return waitFor(`run ${runId} of ${slug}`, async () => {
-    const run = await replica.call("GET", `/v1/tenants/${slug}/runs/${runId}`);
-    expect(run.status).toBe(200);
-    return TERMINAL.includes(run.body.status) ? run.body : undefined;
-  });
-}
+const settledRun = (replica: Replica, slug: string, runId: string) => waitForRunToSettle(replica.call, slug, runId, WAIT);
 
 /** The JSON log lines of a replica (stderr), parsed. */
 function logLines(replica: Replica): Record<string, unknown>[] {
@@ -112,49 +88,9 @@ const startedBy = (replica: Replica, runId: string) =>
   logLines(replica).filter((line) => line.event === "run.started" && line.runId === runId).length;
 
 async function onboardTenant(via: Replica, prefix: string, { requireApproval = false } = {}): Promise<{ slug: string; account: string }> {
-  const slug = `${prefix}-${suffix}`;
-  const account = newAccount();
-  const externalId = `mxdr-rep-ext_${randomBytes(18).toString("base64url")}`;
-  const created = await via.call("POST", "/v1/tenants", {
-    body: {
-      slug,
-      name: `${slug} Inc.`,
-      integration_settings: {
-        agent_public_base_url: "https://agents.mini-xdr.example.com",
-        regions: [REGION],
-        home_region: REGION,
-        aws_account_id: account,
-        require_approval: requireApproval,
-      },
-    },
-  });
-  expect(created.status, created.text).toBe(201);
-  await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId });
-  const connected = await via.call("PUT", `/v1/tenants/${slug}/integrations/aws`, {
-    body: { bootstrap_role_arn: `arn:aws:iam::${account}:role/MiniXdrBootstrap`, external_id: externalId },
-  });
-  expect(connected.status, connected.text).toBe(201);
-  return { slug, account };
-}
-
-async function stackHistoryLength(workspace: ServiceWorkspace, stackName: string): Promise<number> {
-  const history = await pulumiCli(["stack", "history", "--stack", stackName, "--json", "--non-interactive"], {
-    cwd: workspace.projectDir,
-    env: workspace.cliEnv(),
-  });
-  expect(history.code, history.stderr).toBe(0);
-  return (JSON.parse(history.stdout) as unknown[]).length;
-}
-
-async function pulumiProcessesOf(stackName: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const args = await readFile(`/proc/${entry}/cmdline`, "utf8").then((text) => text.split("\0"), () => []);
-    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    if (isPulumiProcessOf(args, stackName) && !/^\d+ \(.*\) Z/.test(stat)) pids.push(Number(entry));
-  }
-  return pids;
+  const tenant = newTenantRecord(`${prefix}-${suffix}`, { externalIdPrefix: "mxdr-rep-ext" });
+  await onboardThroughApi(via.call, tenant, { settings: { require_approval: requireApproval } });
+  return { slug: tenant.slug, account: tenant.account };
 }
 
 beforeAll(async () => {

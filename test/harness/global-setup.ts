@@ -9,7 +9,7 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
-import { REPO_ROOT, startMoto } from "./moto";
+import { pointAwsSdkAtMoto, REPO_ROOT, startMoto } from "./moto";
 
 /** package.json engines; pg-boss 12 and @pulumi/pulumi 3.259 need it. scripts/test.sh puts .tools/node first on PATH. */
 const NODE_MIN = [22, 12] as const;
@@ -35,20 +35,14 @@ export default async function setup(): Promise<() => Promise<void>> {
   const moto = await startMoto();
   const stateDir = await mkdtemp(join(tmpdir(), "minixdr-standin-aws-"));
 
+  pointAwsSdkAtMoto(moto.endpoint);
   Object.assign(process.env, {
-    AWS_ENDPOINT_URL: moto.endpoint,
-    AWS_ACCESS_KEY_ID: "testing",
-    AWS_SECRET_ACCESS_KEY: "testing",
-    AWS_REGION: "us-east-1",
-    AWS_EC2_METADATA_DISABLED: "true",
     AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
     // Where the stand-in provider keeps SSM associations (moto has none).
     STANDIN_AWS_STATE_DIR: stateDir,
   });
-  delete process.env.AWS_PROFILE;
-  delete process.env.AWS_SESSION_TOKEN;
   process.env.PULUMI_CONFIG_PASSPHRASE ??= "test-passphrase";
   process.env.PATH = [join(REPO_ROOT, ".tools/bin"), join(REPO_ROOT, "test/harness/bin"), process.env.PATH]
     .filter(Boolean)

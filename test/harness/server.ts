@@ -14,12 +14,14 @@ import { mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { CreateRoleCommand, EntityAlreadyExistsException, IAMClient } from "@aws-sdk/client-iam";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import postgres from "postgres";
 import { PROJECT_NAME } from "../../automation";
 import { allowServerUser, destroyEmbeddedServer } from "../../db/embedded-server";
 import { defaultStateBackendUrl } from "../../lib/state-backend";
+import { isPulumiProcessOf } from "../../services/run/orphans";
 import { REPO_ROOT } from "./moto";
 
 const quiet = { onnotice: () => undefined };
@@ -162,6 +164,31 @@ export async function startServer(env: Record<string, string | undefined>, { tim
   return { baseUrl, child, stdout: () => out, stderr: () => err, exited };
 }
 
+/**
+ * What every test server needs from the environment: loopback on a free port, its database (undefined: the embedded
+ * server under DATA_DIR), the admin token, the credentials key and the platform principal (an undefined one is left unset).
+ */
+export function serverEnvFor({
+  databaseUrl,
+  adminToken,
+  encryptionKey,
+  platformPrincipalArn,
+}: {
+  databaseUrl: string | undefined;
+  adminToken: string;
+  encryptionKey: string | undefined;
+  platformPrincipalArn: string | undefined;
+}): Record<string, string | undefined> {
+  return {
+    HOST: "127.0.0.1",
+    PORT: "0",
+    DATABASE_URL: databaseUrl,
+    ADMIN_TOKEN: adminToken,
+    CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
+    PLATFORM_PRINCIPAL_ARN: platformPrincipalArn,
+  };
+}
+
 /** SIGTERM (clean shutdown, resolves to the exit code) or SIGKILL (a crash); a no-op when it already exited. */
 export async function stopServer(server: Server | undefined, signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
   if (!server) return null;
@@ -169,15 +196,38 @@ export async function stopServer(server: Server | undefined, signal: NodeJS.Sign
   return server.exited;
 }
 
+export interface WaitOptions {
+  timeoutMs?: number;
+  intervalMs?: number;
+  /** A probe that throws is asked again until the deadline (whose error names the last failure); without it, the first throw ends the wait. */
+  retryErrors?: boolean;
+}
+
 /** Polls `probe` until it answers something other than undefined or false; throws after timeoutMs. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, { timeoutMs = 180_000, intervalMs = 250 } = {}): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  { timeoutMs = 180_000, intervalMs = 250, retryErrors = false }: WaitOptions = {},
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
   for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value as T;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    try {
+      const value = await probe();
+      if (value !== undefined && value !== false) return value as T;
+    } catch (error) {
+      if (!retryErrors) throw error;
+      lastError = error;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${lastError ? `: ${String(lastError)}` : ""}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+/** waitFor with a file's own defaults (a call's options still win). */
+export function waitForWith(defaults: WaitOptions) {
+  return <T>(what: string, probe: () => Promise<T | undefined | false>, options: WaitOptions = {}): Promise<T> =>
+    waitFor(what, probe, { ...defaults, ...options });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -400,6 +450,28 @@ export async function pulumiCli(
   return { code, stdout, stderr };
 }
 
+/** How many updates a stack's history holds (`pulumi stack history`); throws when the CLI fails. */
+export async function stackHistoryLength(workspace: ServiceWorkspace, stackName: string): Promise<number> {
+  const history = await pulumiCli(["stack", "history", "--stack", stackName, "--json", "--non-interactive"], {
+    cwd: workspace.projectDir,
+    env: workspace.cliEnv(),
+  });
+  if (history.code !== 0) throw new Error(`pulumi stack history --stack ${stackName} exited ${history.code}: ${history.stderr}`);
+  return (JSON.parse(history.stdout) as unknown[]).length;
+}
+
+/** Live `pulumi` CLI processes working on a stack (Linux /proc; zombies left out). */
+export async function pulumiProcessesOf(stackName: string): Promise<number[]> {
+  const pids: number[] = [];
+  for (const entry of await readdir("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const args = await readFile(`/proc/${entry}/cmdline`, "utf8").then((text) => text.split("\0"), () => []);
+    const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
+    if (isPulumiProcessOf(args, stackName) && !/^\d+ \(.*\) Z/.test(stat)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // The customer's AWS account in moto
 
@@ -417,6 +489,28 @@ export async function customerAccountCredentials(accountId: string) {
     };
   } finally {
     sts.destroy();
+  }
+}
+
+/** An Amazon Linux AMI id moto knows. */
+export const LINUX_AMI = "ami-760aaa0f";
+
+/** Launches `count` Linux instances in the customer's account, tagged Name=web and xdr:monitor=true; their ids, sorted. */
+export async function launchMonitoredInstances(accountId: string, { region = "us-east-1", count = 2 } = {}): Promise<string[]> {
+  const ec2 = new EC2Client({ region, credentials: await customerAccountCredentials(accountId) });
+  try {
+    const launched = await ec2.send(
+      new RunInstancesCommand({
+        ImageId: LINUX_AMI,
+        MinCount: count,
+        MaxCount: count,
+        InstanceType: "t3.micro",
+        TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Name", Value: "web" }, { Key: "xdr:monitor", Value: "true" }] }],
+      }),
+    );
+    return launched.Instances!.map((instance) => instance.InstanceId!).sort();
+  } finally {
+    ec2.destroy();
   }
 }
 

@@ -5,7 +5,7 @@
  * in the same server, in the state database next to the scratch database (lib/state-backend.ts).
  */
 import { spawn } from "node:child_process";
-import { readdir, readFile } from "node:fs/promises";
+import { readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { randomBytes, randomUUID } from "node:crypto";
 import path from "node:path";
@@ -17,7 +17,6 @@ import type { Database } from "../../db/client";
 import { createKeyring, decryptJson } from "../../db/crypto";
 import { organizations, runEvents, runPlans, runs } from "../../db/schema";
 import { createRunPlanStore } from "../../services/run/run-plan-store";
-import { isPulumiProcessOf } from "../../services/run/orphans";
 import { recoverInterruptedRuns } from "../../services/run/recovery";
 import { RunConflictError } from "../../services/run/run-errors";
 import { startRunQueue, type RunQueue } from "../../services/run/run-queue";
@@ -25,6 +24,7 @@ import { miniCorpTenantConfig } from "../fixtures/tenant-config";
 import { realPostgres } from "../harness/databases";
 import { REPO_ROOT } from "../harness/moto";
 import { temporaryAutomationSettings } from "../harness/pulumi-project";
+import { pulumiProcessesOf } from "../harness/server";
 import { resolveStateBackend } from "../../lib/state-backend";
 
 const slug = `queue-${randomBytes(3).toString("hex")}`;
@@ -51,18 +51,6 @@ async function settled(runId: string) {
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   throw new Error(`run ${runId} did not finish`);
-}
-
-/** Live `pulumi` CLI processes working on the stack (Linux /proc). */
-async function pulumiProcessesOf(stack: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    const args = await readFile(`/proc/${entry}/cmdline`, "utf8").then((text) => text.split("\0"), () => []);
-    const state = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
-    if (isPulumiProcessOf(args, stack) && !/^\d+ \(.*\) Z/.test(state)) pids.push(Number(entry));
-  }
-  return pids;
 }
 
 beforeAll(async () => {
