@@ -842,6 +842,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       "post /api/onboarding/v2/integrations/setup": { provider: "aws", credentials: {} },
       "post /v1/agents/enroll": { enrollment_token: "x".repeat(40), instance_id: "i-1", hostname: "h", agent_version: "1.0.0" },
       "post /v1/agents/heartbeat": { enrollment_token: "x".repeat(40), instance_id: "i-1" },
+      "post /v1/credentials/rotation": {},
     };
     let bodyRoutes = 0;
     let slugRoutes = 0;
