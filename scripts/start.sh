@@ -6,13 +6,14 @@
 set -euo pipefail
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO_ROOT"
+bash scripts/toolchain.sh --quiet --pulumi-only
+# shellcheck source=lib/env.sh
+. scripts/lib/env.sh
+# After the toolchain, so that npm checks the packages' engines against the project's Node.js, not an older one.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "start: installing npm packages (npm ci)" >&2
   npm ci --no-audit --no-fund >&2
 fi
-bash scripts/toolchain.sh --quiet --pulumi-only
-# shellcheck source=lib/env.sh
-. scripts/lib/env.sh
 # The service runs as plain JavaScript, bundled from api/server.ts into .build/ (scripts/build-server.mjs, offline, well
 # under a second): the tsx loader would keep about 100 MiB more resident.
 node scripts/build-server.mjs

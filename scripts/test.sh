@@ -5,16 +5,16 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+bash scripts/toolchain.sh
+# From here on, Node.js >= 22.12 (installed under .tools/node when the machine's is older), npm included: the
+# packages' engines are checked against it. test/harness/global-setup.ts checks the version.
+# shellcheck source=lib/node.sh
+. scripts/lib/node.sh
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "test: installing npm packages (npm ci)" >&2
   npm ci --no-audit --no-fund
 fi
-
-bash scripts/toolchain.sh
-# From here on, Node.js >= 22.12 (installed under .tools/node when the machine's is older; `npm ci` above may
-# run on the older one). test/harness/global-setup.ts checks the version.
-# shellcheck source=lib/node.sh
-. scripts/lib/node.sh
 
 # The console's browser tests drive Debian's chromium through playwright-core (no browser download).
 if [ ! -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then
