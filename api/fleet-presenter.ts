@@ -1,9 +1,9 @@
 /** Fleet runs and webhooks -> API shapes. */
 import type { FleetRun, ResourceChange, Webhook } from "../db/schema";
 import { describeChangeSummary, sumChangeSummaries } from "../services/fleet/fleet-fns";
-import type { FleetRunView } from "../services/fleet/fleet-service";
+import type { FleetOverview, FleetRunView } from "../services/fleet/fleet-service";
 import type { DeliveryWithAttempts } from "../services/notification/webhook-service";
-import { iso } from "./presenters";
+import { iso, presentKpis } from "./presenters";
 
 const changed = (changes: ResourceChange[] | null | undefined) =>
   (changes ?? []).filter((change) => change.op !== "same").map((change) => ({ urn: change.urn, type: change.type, op: change.op, diffs: change.diffs ?? [] }));
@@ -80,5 +80,15 @@ export function presentDelivery(delivery: DeliveryWithAttempts) {
       error: attempt.error,
       duration_ms: attempt.durationMs,
     })),
+  };
+}
+
+export function presentFleetOverview(overview: FleetOverview) {
+  return {
+    tenants_total: overview.tenantsTotal,
+    by_status: overview.byStatus,
+    drifted: overview.drifted,
+    kpis: presentKpis(overview.kpis),
+    active_fleet_runs: overview.activeFleetRuns,
   };
 }

@@ -1,9 +1,12 @@
-/** Database rows -> API shapes (snake_case, ISO timestamps). Nothing secret is ever presented. */
+/** Domain objects and database rows -> API shapes (snake_case, ISO timestamps). Nothing secret is ever presented. */
 import type { Agent, CloudAsset, ConnectionCheck, DiscoveryScan, IntegrationSettings, Organization, TenantDrift } from "../db/schema";
 import type { RetryResult } from "../services/rollout/retry";
-import type { DeploymentHealth } from "../services/rollout/rollout-summary";
+import type { DeploymentHealth, DeploymentSummary } from "../services/rollout/rollout-summary";
 import { describeTargeting, requestedSpecOf, type RolloutSpec } from "../services/rollout/rollout-spec-fns";
 import type { ValidationResult } from "../services/rollout/validation-checks";
+import type { OnboardingKpis } from "../services/tenant/onboarding-kpis-fns";
+import type { OnboardingOverview } from "../services/tenant/onboarding-overview";
+import type { TenantProgress } from "../services/tenant/progress";
 import type { SettingsPatch } from "../services/tenant/tenant-service";
 
 export function iso(date: Date | null | undefined): string | null {
@@ -210,4 +213,86 @@ export function presentHealth(health: DeploymentHealth) {
 
 export function presentValidation(validation: ValidationResult) {
   return { checks: validation.checks, passed: validation.passed, total: validation.total, change_pending: validation.changePending };
+}
+
+/** The rollout with whether SSM was read for it; its instance list can be 10,000 long. */
+export function presentDeployment(deployment: DeploymentSummary & { refreshed: boolean; refreshError?: string }) {
+  return {
+    targeting: deployment.targeting,
+    change_pending: deployment.changePending,
+    unmanaged: deployment.unmanaged,
+    targeted: deployment.targeted,
+    stopped: deployment.stopped,
+    installed: deployment.installed,
+    failed: deployment.failed,
+    pending: deployment.pending,
+    not_compatible: deployment.notCompatible,
+    not_targeted: deployment.notTargeted,
+    checked_in: deployment.checkedIn,
+    last_checked_at: iso(deployment.lastCheckedAt),
+    refreshed: deployment.refreshed,
+    ...(deployment.refreshError ? { refresh_error: deployment.refreshError } : {}),
+    instances: deployment.instances.map((instance) => ({
+      asset_id: instance.assetId,
+      name: instance.name,
+      asset_type: instance.assetType,
+      region: instance.region,
+      priority: instance.priority,
+      platform: instance.platform,
+      state: instance.state,
+      targeted: instance.targeted,
+      agent_status: instance.agentStatus,
+      reason: instance.reason,
+      status_at: iso(instance.statusAt),
+    })),
+  };
+}
+
+export function presentProgress(progress: TenantProgress) {
+  const { stack, discovery, deployment, validation, drift } = progress;
+  return {
+    stack: { status: stack.status, progress: stack.progress, run_id: stack.runId, resources_done: stack.resourcesDone, resources_total: stack.resourcesTotal },
+    discovery: {
+      status: discovery.status,
+      progress: discovery.progress,
+      scan_id: discovery.scanId,
+      assets_found: discovery.assetsFound,
+      regions_failed: discovery.regionsFailed,
+    },
+    deployment: { status: deployment.status, progress: deployment.progress, targeted: deployment.targeted, agents_deployed: deployment.agentsDeployed, failed: deployment.failed },
+    validation: { status: validation.status, progress: validation.progress, checks_passed: validation.checksPassed, checks_total: validation.checksTotal },
+    overall_progress: progress.overallProgress,
+    onboarding_status: progress.onboardingStatus,
+    action_required: progress.actionRequired,
+    change_pending: progress.changePending,
+    drift: drift ? { status: drift.status, run_id: drift.runId, checked_at: drift.checkedAt, resources: drift.resources } : null,
+  };
+}
+
+export function presentKpis(kpis: OnboardingKpis) {
+  return {
+    tenants_connected: kpis.tenantsConnected,
+    tenants_completed: kpis.tenantsCompleted,
+    completion_rate: kpis.completionRate,
+    median_seconds_to_onboard: kpis.medianSecondsToOnboard,
+    p90_seconds_to_onboard: kpis.p90SecondsToOnboard,
+  };
+}
+
+export function presentOverview(overview: OnboardingOverview) {
+  return {
+    kpis: presentKpis(overview.kpis),
+    tenants: overview.tenants.map((tenant) => ({
+      slug: tenant.slug,
+      name: tenant.name,
+      onboarding_status: tenant.onboardingStatus,
+      drifted: tenant.drifted,
+      connected_at: iso(tenant.connectedAt),
+      completed_at: iso(tenant.completedAt),
+      seconds_to_onboard: tenant.secondsToOnboard,
+      last_run: tenant.lastRun
+        ? { id: tenant.lastRun.id, kind: tenant.lastRun.kind, status: tenant.lastRun.status, requested_at: iso(tenant.lastRun.requestedAt)!, finished_at: iso(tenant.lastRun.finishedAt) }
+        : null,
+    })),
+  };
 }

@@ -8,7 +8,7 @@ import type { Services } from "../../services";
 import { CHECK_NAMES } from "../../services/rollout/validation-checks";
 import { createRouter } from "../router";
 import { errorResponse, errorResponses, postErrorResponses, slugParamsSchema } from "../schemas";
-import { presentHealth, presentRetry, presentValidation } from "../presenters";
+import { presentDeployment, presentHealth, presentRetry, presentValidation } from "../presenters";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -100,7 +100,7 @@ export function deploymentRouter({ rollout }: Pick<Services, "rollout">) {
       request: { params: slugParamsSchema, query: deploymentQuerySchema },
       responses: { 200: json(deploymentSummarySchema, "rollout"), ...errorResponses },
     }),
-    async (c) => c.json(await rollout.deployment(await c.var.tenant(), c.req.valid("query").refresh === "true"), 200),
+    async (c) => c.json(presentDeployment(await rollout.deployment(await c.var.tenant(), c.req.valid("query").refresh === "true")), 200),
   );
 
   router.openapi(

@@ -8,7 +8,7 @@ import { streamSSE } from "hono/streaming";
 import { FLEET_RUN_KINDS, FLEET_RUN_STATUSES, FLEET_TENANT_STATUSES, ONBOARDING_STATUSES } from "../../db/schema";
 import { tenantSlugSchema } from "../../programs/tenant/config";
 import type { Services } from "../../services";
-import { presentFleetRun, presentFleetRunSummary } from "../fleet-presenter";
+import { presentFleetOverview, presentFleetRun, presentFleetRunSummary } from "../fleet-presenter";
 import { createRouter } from "../router";
 import { bodyErrorResponses, errorResponses, postErrorResponses } from "../schemas";
 
@@ -181,7 +181,7 @@ export function fleetRouter({ fleet }: Pick<Services, "fleet">, options: FleetRo
 
   router.openapi(cancelRoute, async (c) => c.json(presentFleetRun(await fleet.cancel(c.get("principal"), c.req.valid("param").id)), 202));
 
-  router.openapi(overviewRoute, async (c) => c.json(await fleet.overview(c.get("principal")), 200));
+  router.openapi(overviewRoute, async (c) => c.json(presentFleetOverview(await fleet.overview(c.get("principal"))), 200));
 
   router.openapi(eventsRoute, async (c) => {
     const principal = c.get("principal");

@@ -9,7 +9,7 @@ import { externalIdSchema, roleArnSchema } from "../../programs/tenant/config";
 import type { Services } from "../../services";
 import { notSupported } from "../../services/integration/integration-service";
 import type { Principal } from "../../services/tenant/principal";
-import { presentAsset, presentHealth, presentRetry, presentValidation } from "../presenters";
+import { presentAsset, presentDeployment, presentHealth, presentRetry, presentValidation } from "../presenters";
 import { createRouter } from "../router";
 import { bodyErrorResponses, errorResponse, errorResponses, postErrorResponses } from "../schemas";
 import {
@@ -150,10 +150,10 @@ export function onboardingV2Router({ tenants, integrations, runs, discovery, rol
       const progress = await tenants.progress(await tenantOf(c));
       return c.json(
         {
-          discovery: { status: progress.discovery.status, progress: progress.discovery.progress, assets_found: progress.discovery.assets_found },
-          deployment: { status: progress.deployment.status, progress: progress.deployment.progress, agents_deployed: progress.deployment.agents_deployed },
-          validation: { status: progress.validation.status, progress: progress.validation.progress, checks_passed: progress.validation.checks_passed },
-          overall_progress: progress.overall_progress,
+          discovery: { status: progress.discovery.status, progress: progress.discovery.progress, assets_found: progress.discovery.assetsFound },
+          deployment: { status: progress.deployment.status, progress: progress.deployment.progress, agents_deployed: progress.deployment.agentsDeployed },
+          validation: { status: progress.validation.status, progress: progress.validation.progress, checks_passed: progress.validation.checksPassed },
+          overall_progress: progress.overallProgress,
         },
         200,
       );
@@ -242,7 +242,7 @@ export function onboardingV2Router({ tenants, integrations, runs, discovery, rol
       request: { query: deploymentQuerySchema },
       responses: { 200: json(deploymentSummarySchema, "rollout"), ...errorResponses },
     }),
-    async (c) => c.json(await rollout.deployment(await tenantOf(c), c.req.valid("query").refresh === "true"), 200),
+    async (c) => c.json(presentDeployment(await rollout.deployment(await tenantOf(c), c.req.valid("query").refresh === "true")), 200),
   );
 
   router.openapi(

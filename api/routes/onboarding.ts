@@ -6,7 +6,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ASSET_PRIORITIES } from "../../db/schema";
 import type { Services } from "../../services";
 import type { AssetQuery } from "../../services/discovery/discovery-service";
-import { presentAsset, presentScan } from "../presenters";
+import { presentAsset, presentProgress, presentScan } from "../presenters";
 import { createRouter } from "../router";
 import { errorResponse, errorResponses, postErrorResponses, runErrorSchema, slugParamsSchema } from "../schemas";
 
@@ -129,7 +129,7 @@ const requestScanRoute = createRoute({
 export function onboardingRouter({ tenants, discovery }: Pick<Services, "tenants" | "discovery">) {
   const router = createRouter();
 
-  router.openapi(progressRoute, async (c) => c.json(await tenants.progress(await c.var.tenant()), 200));
+  router.openapi(progressRoute, async (c) => c.json(presentProgress(await tenants.progress(await c.var.tenant())), 200));
 
   router.openapi(assetsRoute, async (c) => {
     const assets = await discovery.assets(await c.var.tenant(), assetQueryOf(c.req.valid("query")));

@@ -2,6 +2,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ONBOARDING_STATUSES, RUN_KINDS, RUN_STATUSES } from "../../db/schema";
 import type { Services } from "../../services";
+import { presentOverview } from "../presenters";
 import { createRouter } from "../router";
 import { errorResponses } from "../schemas";
 
@@ -42,6 +43,6 @@ const overviewRoute = createRoute({
 
 export function overviewRouter({ tenants }: Pick<Services, "tenants">) {
   const router = createRouter();
-  router.openapi(overviewRoute, async (c) => c.json(await tenants.overview(c.get("principal")), 200));
+  router.openapi(overviewRoute, async (c) => c.json(presentOverview(await tenants.overview(c.get("principal"))), 200));
   return router;
 }

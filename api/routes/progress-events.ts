@@ -7,6 +7,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
 import type { Services } from "../../services";
+import { presentProgress } from "../presenters";
 import { createRouter } from "../router";
 import { errorResponses, slugParamsSchema } from "../schemas";
 
@@ -47,7 +48,7 @@ export function progressEventsRouter({ tenants }: Pick<Services, "tenants">, opt
       let sequence = 0;
       let lastWriteAt = Date.now();
       while (!aborted) {
-        const current = JSON.stringify(await tenants.progress(org));
+        const current = JSON.stringify(presentProgress(await tenants.progress(org)));
         if (current !== last) {
           await stream.writeSSE({ id: String(sequence++), event: "progress", data: current });
           last = current;

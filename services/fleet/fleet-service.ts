@@ -48,11 +48,11 @@ export interface FleetRunView {
 }
 
 export interface FleetOverview {
-  tenants_total: number;
-  by_status: Partial<Record<OnboardingStatus, number>>;
+  tenantsTotal: number;
+  byStatus: Partial<Record<OnboardingStatus, number>>;
   drifted: number;
   kpis: OnboardingOverview["kpis"];
-  active_fleet_runs: number;
+  activeFleetRuns: number;
 }
 
 /** Records a fleet run over the tenants the selector names (platform admins, or the drift schedule). */
@@ -147,11 +147,11 @@ export function createFleetService(deps: FleetServiceDeps) {
       const byStatus: Partial<Record<OnboardingStatus, number>> = {};
       for (const org of orgs) byStatus[org.status] = (byStatus[org.status] ?? 0) + 1;
       return {
-        tenants_total: orgs.length,
-        by_status: byStatus,
+        tenantsTotal: orgs.length,
+        byStatus,
         drifted: orgs.filter((org) => org.drift?.status === "drifted" && org.status !== "offboarded").length,
         kpis: overview.kpis,
-        active_fleet_runs: active.length,
+        activeFleetRuns: active.length,
       };
     },
   };

@@ -35,7 +35,7 @@ export function createRolloutService({ db, keyring }: RolloutServiceDeps) {
           refreshError = error.message;
         }
       }
-      return { ...(await deploymentSummary(db, org.id)), refreshed, ...(refreshError ? { refresh_error: refreshError } : {}) };
+      return { ...(await deploymentSummary(db, org.id)), refreshed, refreshError };
     },
 
     /** Re-runs the agent document on the failed instances only, highest priority first. */

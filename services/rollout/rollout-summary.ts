@@ -12,25 +12,25 @@ import { decisionFor, isStopped } from "./agent-status";
 import { appliedSpecOf, changePendingMessage, describeTargeting, pendingChanges, requestedSpecOf, type RolloutSpec } from "./rollout-spec-fns";
 
 export interface DeploymentInstance {
-  asset_id: string;
+  assetId: string;
   name: string | null;
-  asset_type: string;
+  assetType: string;
   region: string;
   priority: CloudAsset["priority"];
   platform: string | null;
   /** EC2 instance state (running, stopped, ...); null for other assets. */
   state: string | null;
   targeted: boolean;
-  agent_status: AgentStatus;
+  agentStatus: AgentStatus;
   reason: string | null;
-  status_at: string | null;
+  statusAt: Date | null;
 }
 
 export interface DeploymentSummary {
   /** What the applied stack targets, in words; null before the first successful up. */
   targeting: string | null;
   /** Settings not applied yet ("change pending: run an up ..."), or null. */
-  change_pending: string | null;
+  changePending: string | null;
   /** Targeted instances SSM does not manage yet (they need an instance profile or Default Host Management). */
   unmanaged: number;
   targeted: number;
@@ -39,10 +39,10 @@ export interface DeploymentSummary {
   installed: number;
   failed: number;
   pending: number;
-  not_compatible: number;
-  not_targeted: number;
-  checked_in: number;
-  last_checked_at: string | null;
+  notCompatible: number;
+  notTargeted: number;
+  checkedIn: number;
+  lastCheckedAt: Date | null;
   instances: DeploymentInstance[];
 }
 
@@ -81,7 +81,7 @@ export interface RolloutState {
 }
 
 /** The part of the summary that depends only on the assets and the applied spec. */
-export type RolloutTally = Omit<DeploymentSummary, "targeting" | "change_pending">;
+export type RolloutTally = Omit<DeploymentSummary, "targeting" | "changePending">;
 
 interface RolloutCacheEntry {
   version: string;
@@ -158,41 +158,41 @@ function tallyRows(rows: RolloutRow[]): RolloutTally {
     installed: 0,
     failed: 0,
     pending: 0,
-    not_compatible: 0,
-    not_targeted: 0,
-    checked_in: 0,
-    last_checked_at: null,
+    notCompatible: 0,
+    notTargeted: 0,
+    checkedIn: 0,
+    lastCheckedAt: null,
     instances: [],
   };
   let lastChecked = 0;
   for (const { asset, targeted, reason } of rows) {
-    if (!asset.agentCompatible) tally.not_compatible++;
-    else if (!targeted) tally.not_targeted++;
+    if (!asset.agentCompatible) tally.notCompatible++;
+    else if (!targeted) tally.notTargeted++;
     else {
       tally.targeted++;
       if (INSTALLED.has(asset.agentStatus)) tally.installed++;
       else if (asset.agentStatus === "failed") tally.failed++;
       else if (isStopped(asset)) tally.stopped++;
       else tally.pending++;
-      if (asset.agentStatus === "checked_in") tally.checked_in++;
+      if (asset.agentStatus === "checked_in") tally.checkedIn++;
       if (asset.agentStatusDetail?.notTargeted === "not_managed") tally.unmanaged++;
     }
     lastChecked = Math.max(lastChecked, asset.agentStatusAt?.getTime() ?? 0);
     tally.instances.push({
-      asset_id: asset.assetId,
+      assetId: asset.assetId,
       name: asset.tags.Name ?? null,
-      asset_type: asset.assetType,
+      assetType: asset.assetType,
       region: asset.region,
       priority: asset.priority,
       platform: typeof asset.assetData.platform === "string" ? asset.assetData.platform : null,
       state: asset.assetType === "ec2" && typeof asset.assetData.state === "string" ? asset.assetData.state : null,
       targeted,
-      agent_status: !asset.agentCompatible ? "not_applicable" : targeted ? asset.agentStatus : asset.agentStatus === "unknown" ? "not_targeted" : asset.agentStatus,
+      agentStatus: !asset.agentCompatible ? "not_applicable" : targeted ? asset.agentStatus : asset.agentStatus === "unknown" ? "not_targeted" : asset.agentStatus,
       reason,
-      status_at: asset.agentStatusAt?.toISOString() ?? null,
+      statusAt: asset.agentStatusAt ?? null,
     });
   }
-  tally.last_checked_at = lastChecked > 0 ? new Date(lastChecked).toISOString() : null;
+  tally.lastCheckedAt = lastChecked > 0 ? new Date(lastChecked) : null;
   return tally;
 }
 
@@ -201,7 +201,7 @@ export async function deploymentSummary(db: DrizzleDatabase, organizationId: num
   const { settings, applied, tally } = await loadRollout(db, organizationId, knownSettings);
   return {
     targeting: applied ? describeTargeting(applied.targeting) : null,
-    change_pending: applied ? changePendingMessage(pendingChanges(applied, requestedSpecOf(settings))) : null,
+    changePending: applied ? changePendingMessage(pendingChanges(applied, requestedSpecOf(settings))) : null,
     ...tally,
   };
 }
@@ -231,7 +231,7 @@ export async function deploymentHealth(db: DrizzleDatabase, organizationId: numb
     healthy: healthy(agent.lastHeartbeatAt),
   }));
   const agentsHealthy = list.filter((agent) => agent.healthy).length;
-  const targetedWithoutAgent = tally.instances.filter((instance) => instance.targeted && !enrolled.has(instance.asset_id)).length;
+  const targetedWithoutAgent = tally.instances.filter((instance) => instance.targeted && !enrolled.has(instance.assetId)).length;
   return {
     status: list.length === 0 ? "no_agents" : agentsHealthy === list.length && targetedWithoutAgent === 0 ? "healthy" : "degraded",
     agentsEnrolled: list.length,

@@ -38,7 +38,7 @@ const passed = (name: CheckName): ValidationCheck => ({ name, status: "passed" }
 const failed = (name: CheckName, reason: string): ValidationCheck => ({ name, status: "failed", reason });
 const pending = (name: CheckName, reason: string): ValidationCheck => ({ name, status: "pending", reason });
 
-const label = (instance: DeploymentInstance) => instance.name ?? instance.asset_id;
+const label = (instance: DeploymentInstance) => instance.name ?? instance.assetId;
 
 interface InstanceGroups {
   liveAssets: number;
@@ -58,8 +58,8 @@ function instanceGroups(instances: DeploymentInstance[]): InstanceGroups {
   if (!groups) {
     const targeted = instances.filter((instance) => instance.targeted);
     const running = targeted.filter((instance) => instance.state !== "stopped" && instance.state !== "stopping");
-    const notInstalled = running.filter((instance) => instance.agent_status !== "installed" && instance.agent_status !== "checked_in");
-    groups = { liveAssets: instances.length, targeted, running, runningIds: new Set(running.map((instance) => instance.asset_id)), notInstalled, failedInstalls: notInstalled.filter((instance) => instance.agent_status === "failed") };
+    const notInstalled = running.filter((instance) => instance.agentStatus !== "installed" && instance.agentStatus !== "checked_in");
+    groups = { liveAssets: instances.length, targeted, running, runningIds: new Set(running.map((instance) => instance.assetId)), notInstalled, failedInstalls: notInstalled.filter((instance) => instance.agentStatus === "failed") };
     groupsOfList.set(instances, groups);
   }
   return groups;
@@ -162,7 +162,7 @@ export async function validateTenant(db: DrizzleDatabase, organizationId: number
   if (liveAssets === 0) checks.push(pending("agents_targeted", "no assets discovered yet"));
   else if (!summary.targeting) checks.push(pending("agents_targeted", "the tenant's stack has not been applied yet"));
   else if (targeted.length === 0) {
-    const examples = summary.instances.filter((instance) => instance.reason).slice(0, 3).map((instance) => `${instance.name ?? instance.asset_id}: ${instance.reason}`);
+    const examples = summary.instances.filter((instance) => instance.reason).slice(0, 3).map((instance) => `${instance.name ?? instance.assetId}: ${instance.reason}`);
     checks.push(
       failed(
         "agents_targeted",
@@ -206,7 +206,7 @@ export async function validateTenant(db: DrizzleDatabase, organizationId: number
       const examples: string[] = [];
       for (const instance of running) {
         if (examples.length === 5) break;
-        if (!fresh.has(instance.asset_id)) examples.push(label(instance));
+        if (!fresh.has(instance.assetId)) examples.push(label(instance));
       }
       const names = listSome(examples, silentCount);
       const everCheckedIn = [...stale].some((id) => runningIds.has(id) && !fresh.has(id));
@@ -221,6 +221,6 @@ export async function validateTenant(db: DrizzleDatabase, organizationId: number
     checks,
     passed: checks.filter((check) => check.status === "passed").length,
     total: checks.length,
-    changePending: summary.change_pending,
+    changePending: summary.changePending,
   };
 }

@@ -14,12 +14,12 @@ export interface TenantMilestones {
 }
 
 export interface OnboardingKpis {
-  tenants_connected: number;
-  tenants_completed: number;
+  tenantsConnected: number;
+  tenantsCompleted: number;
   /** 0..1, null with no connected tenant. */
-  completion_rate: number | null;
-  median_seconds_to_onboard: number | null;
-  p90_seconds_to_onboard: number | null;
+  completionRate: number | null;
+  medianSecondsToOnboard: number | null;
+  p90SecondsToOnboard: number | null;
 }
 
 /** Seconds from connect to completed, or null when either is missing (or out of order). */
@@ -40,10 +40,10 @@ export function onboardingKpis(tenants: readonly TenantMilestones[]): Onboarding
   const connected = tenants.filter((tenant) => tenant.connectedAt !== null);
   const durations = connected.map(secondsToOnboard).filter((seconds): seconds is number => seconds !== null);
   return {
-    tenants_connected: connected.length,
-    tenants_completed: durations.length,
-    completion_rate: connected.length === 0 ? null : durations.length / connected.length,
-    median_seconds_to_onboard: percentile(durations, 50),
-    p90_seconds_to_onboard: percentile(durations, 90),
+    tenantsConnected: connected.length,
+    tenantsCompleted: durations.length,
+    completionRate: connected.length === 0 ? null : durations.length / connected.length,
+    medianSecondsToOnboard: percentile(durations, 50),
+    p90SecondsToOnboard: percentile(durations, 90),
   };
 }

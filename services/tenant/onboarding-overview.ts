@@ -13,13 +13,13 @@ export const COMPLETED_ACTION = "onboarding.completed";
 export interface TenantOverview {
   slug: string;
   name: string;
-  onboarding_status: OnboardingStatus;
+  onboardingStatus: OnboardingStatus;
   /** The last drift check found the cloud changed outside the stack (services/fleet/drift.ts). */
   drifted: boolean;
-  connected_at: string | null;
-  completed_at: string | null;
-  seconds_to_onboard: number | null;
-  last_run: { id: string; kind: RunKind; status: RunStatus; requested_at: string; finished_at: string | null } | null;
+  connectedAt: Date | null;
+  completedAt: Date | null;
+  secondsToOnboard: number | null;
+  lastRun: { id: string; kind: RunKind; status: RunStatus; requestedAt: Date; finishedAt: Date | null } | null;
 }
 
 export interface OnboardingOverview {
@@ -47,18 +47,16 @@ export async function onboardingOverview(db: DrizzleDatabase): Promise<Onboardin
     const overview: TenantOverview = {
       slug: org.slug,
       name: org.name,
-      onboarding_status: org.onboardingStatus,
+      onboardingStatus: org.onboardingStatus,
       drifted: org.drift?.status === "drifted" && org.onboardingStatus !== "offboarded",
-      connected_at: milestones.connectedAt?.toISOString() ?? null,
-      completed_at: milestones.completedAt?.toISOString() ?? null,
-      seconds_to_onboard: secondsToOnboard(milestones),
-      last_run: run
-        ? { id: run.id, kind: run.kind, status: run.status, requested_at: run.requestedAt.toISOString(), finished_at: run.finishedAt?.toISOString() ?? null }
-        : null,
+      connectedAt: milestones.connectedAt,
+      completedAt: milestones.completedAt,
+      secondsToOnboard: secondsToOnboard(milestones),
+      lastRun: run ? { id: run.id, kind: run.kind, status: run.status, requestedAt: run.requestedAt, finishedAt: run.finishedAt } : null,
     };
     return { overview, milestones };
   });
-  const needsAction = (row: TenantOverview) => (row.onboarding_status === "action_required" ? 0 : 1);
+  const needsAction = (row: TenantOverview) => (row.onboardingStatus === "action_required" ? 0 : 1);
   return {
     kpis: onboardingKpis(rows.map((row) => row.milestones)),
     tenants: rows.map((row) => row.overview).sort((a, b) => needsAction(a) - needsAction(b)),

@@ -18,18 +18,18 @@ export interface PhaseProgress {
 }
 
 export interface TenantProgress {
-  stack: PhaseProgress & { run_id: string | null; resources_done: number; resources_total: number };
-  discovery: PhaseProgress & { scan_id: string | null; assets_found: number; regions_failed: string[] };
-  deployment: PhaseProgress & { targeted: number; agents_deployed: number; failed: number };
-  validation: PhaseProgress & { checks_passed: number; checks_total: number };
-  overall_progress: number;
-  onboarding_status: OnboardingStatus;
+  stack: PhaseProgress & { runId: string | null; resourcesDone: number; resourcesTotal: number };
+  discovery: PhaseProgress & { scanId: string | null; assetsFound: number; regionsFailed: string[] };
+  deployment: PhaseProgress & { targeted: number; agentsDeployed: number; failed: number };
+  validation: PhaseProgress & { checksPassed: number; checksTotal: number };
+  overallProgress: number;
+  onboardingStatus: OnboardingStatus;
   /** With action_required: what a person has to do. */
-  action_required: StatusReason[];
+  actionRequired: StatusReason[];
   /** Settings not applied yet ("change pending: run an up ..."), or null. */
-  change_pending: string | null;
+  changePending: string | null;
   /** The last drift check found the cloud changed outside the stack: which resources and properties; else null. */
-  drift: { status: "drifted"; run_id: string; checked_at: string; resources: DriftedResource[] } | null;
+  drift: { status: "drifted"; runId: string; checkedAt: string; resources: DriftedResource[] } | null;
 }
 
 const WEIGHTS = { stack: 0.3, discovery: 0.2, deployment: 0.3, validation: 0.2 };
@@ -56,11 +56,11 @@ const tenantStateQuery = preparedPerDatabase((db) =>
 );
 
 async function stackProgress(db: DrizzleDatabase, run: Run | null): Promise<TenantProgress["stack"]> {
-  if (!run) return { status: "pending", progress: 0, run_id: null, resources_done: 0, resources_total: 0 };
+  if (!run) return { status: "pending", progress: 0, runId: null, resourcesDone: 0, resourcesTotal: 0 };
   const [counts] = await resourceCountsQuery(db).execute({ runId: run.id });
   const planned = counts?.planned ?? 0;
   const done = counts?.done ?? 0;
-  const base = { run_id: run.id, resources_done: done, resources_total: planned };
+  const base = { runId: run.id, resourcesDone: done, resourcesTotal: planned };
   if (run.status === "succeeded") return { status: "completed", progress: 100, ...base };
   if (run.status === "queued") return { status: "in_progress", progress: 0, ...base };
   if (run.status === "running") return { status: "in_progress", progress: Math.min(95, pct(done, Math.max(planned, 1))), ...base };
@@ -68,9 +68,9 @@ async function stackProgress(db: DrizzleDatabase, run: Run | null): Promise<Tena
 }
 
 function discoveryProgress(scan: DiscoveryScan | null, assetsFound: number): TenantProgress["discovery"] {
-  if (!scan) return { status: "pending", progress: 0, scan_id: null, assets_found: assetsFound, regions_failed: [] };
+  if (!scan) return { status: "pending", progress: 0, scanId: null, assetsFound, regionsFailed: [] };
   const regionsFailed = (scan.regions ?? []).filter((region) => region.status === "failed").map((region) => region.region);
-  const base = { scan_id: scan.id, assets_found: assetsFound, regions_failed: regionsFailed };
+  const base = { scanId: scan.id, assetsFound, regionsFailed };
   switch (scan.status) {
     case "queued":
       return { status: "in_progress", progress: 10, ...base };
@@ -87,7 +87,7 @@ function deploymentPhase({ targeted, stopped, installed, failed }: DeploymentSum
   // Stopped instances get the agent when they start: the phase is done when every running targeted one has it.
   const due = targeted - stopped;
   const status: PhaseStatus = due <= 0 ? "pending" : installed >= due ? "completed" : failed > 0 ? "failed" : "in_progress";
-  return { status, progress: pct(installed, due), targeted, agents_deployed: installed, failed };
+  return { status, progress: pct(installed, due), targeted, agentsDeployed: installed, failed };
 }
 
 export async function tenantProgress(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<TenantProgress> {
@@ -106,8 +106,8 @@ export async function tenantProgress(db: DrizzleDatabase, organizationId: number
   const validationPhase: TenantProgress["validation"] = {
     status: validation.passed === validation.total ? "completed" : validation.checks.some((check) => check.status === "failed") ? "failed" : "in_progress",
     progress: pct(validation.passed, validation.total),
-    checks_passed: validation.passed,
-    checks_total: validation.total,
+    checksPassed: validation.passed,
+    checksTotal: validation.total,
   };
   const overall = Math.round(
     stack.progress * WEIGHTS.stack +
@@ -122,10 +122,10 @@ export async function tenantProgress(db: DrizzleDatabase, organizationId: number
     deployment,
     validation: validationPhase,
     // An offboarded tenant is monitored nowhere: nothing of it counts as done.
-    overall_progress: status === "offboarded" ? 0 : overall,
-    onboarding_status: status,
-    action_required: status === "action_required" ? (org?.reasons ?? []) : [],
-    change_pending: rollout.change_pending,
-    drift: org?.drift?.status === "drifted" ? { status: "drifted" as const, run_id: org.drift.runId, checked_at: org.drift.checkedAt, resources: org.drift.resources } : null,
+    overallProgress: status === "offboarded" ? 0 : overall,
+    onboardingStatus: status,
+    actionRequired: status === "action_required" ? (org?.reasons ?? []) : [],
+    changePending: rollout.changePending,
+    drift: org?.drift?.status === "drifted" ? { status: "drifted" as const, runId: org.drift.runId, checkedAt: org.drift.checkedAt, resources: org.drift.resources } : null,
   };
 }

@@ -29,12 +29,12 @@ describe("onboarding KPIs", () => {
       { connectedAt: null, completedAt: null },
     ]);
     expect(kpis).toEqual({
-      tenants_connected: 4,
-      tenants_completed: 3,
-      completion_rate: 0.75,
-      median_seconds_to_onboard: 200,
-      p90_seconds_to_onboard: 300,
+      tenantsConnected: 4,
+      tenantsCompleted: 3,
+      completionRate: 0.75,
+      medianSecondsToOnboard: 200,
+      p90SecondsToOnboard: 300,
     });
-    expect(onboardingKpis([])).toMatchObject({ tenants_connected: 0, completion_rate: null, median_seconds_to_onboard: null });
+    expect(onboardingKpis([])).toMatchObject({ tenantsConnected: 0, completionRate: null, medianSecondsToOnboard: null });
   });
 });
