@@ -4,16 +4,16 @@
  * agent -> completed once every check passes), or to action_required with the reasons and fixes when it cannot go on
  * without a person. It comes back by itself once the causes are gone.
  */
-import { and, desc, eq, inArray } from "drizzle-orm";
+import { and, eq, inArray } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { auditLog, discoveryScans, integrationCredentials, organizations, runs, type OnboardingStatus, type StatusReason } from "../../db/schema";
+import { auditLog, integrationCredentials, organizations, type OnboardingStatus, type StatusReason } from "../../db/schema";
 import { openRolloutSession, TenantAwsAccessError } from "../integration/tenant-aws-session";
 import { emitNotification } from "../notification/notification-events";
 import { actionRequiredReasons } from "./action-required-fns";
 import { refreshAgentStatus, type StatusRefresh } from "./agent-status";
 import { deploymentSummary } from "./rollout-summary";
-import { validateTenant } from "./validation-checks";
+import { latestScan, latestUp, validateTenant } from "./validation-checks";
 
 const ADVANCING: OnboardingStatus[] = ["discovering", "deploying", "validating", "action_required"];
 
@@ -26,19 +26,9 @@ export async function advanceOnboardingStatus(
   // Called on every enrollment: a tenant past its rollout (or not in it yet) costs one row read, not a validation.
   const [org] = await db.select({ status: organizations.onboardingStatus }).from(organizations).where(eq(organizations.id, organizationId));
   if (!org || !ADVANCING.includes(org.status)) return;
-  const [[lastUp], [lastScan], [credential]] = await Promise.all([
-    db
-      .select({ status: runs.status, error: runs.error })
-      .from(runs)
-      .where(and(eq(runs.organizationId, organizationId), eq(runs.kind, "up")))
-      .orderBy(desc(runs.requestedAt))
-      .limit(1),
-    db
-      .select({ status: discoveryScans.status, error: discoveryScans.error, assetsFound: discoveryScans.assetsFound })
-      .from(discoveryScans)
-      .where(eq(discoveryScans.organizationId, organizationId))
-      .orderBy(desc(discoveryScans.requestedAt))
-      .limit(1),
+  const [lastUp, lastScan, [credential]] = await Promise.all([
+    latestUp(db, organizationId),
+    latestScan(db, organizationId),
     db
       .select({ connectionCheck: integrationCredentials.connectionCheck })
       .from(integrationCredentials)
@@ -47,7 +37,7 @@ export async function advanceOnboardingStatus(
   // Before the stack is applied there is no rollout to judge (the run's own follow-up moves the status then).
   if (lastUp?.status !== "succeeded" && org.status !== "action_required") return;
   const rollout = await deploymentSummary(db, organizationId);
-  const validation = await validateTenant(db, organizationId, { now, rollout });
+  const validation = await validateTenant(db, organizationId, { now, rollout, lastUp, lastScan });
   const reasons: StatusReason[] = actionRequiredReasons({
     rollout,
     lastUp,
