@@ -1,22 +1,35 @@
 /**
  * The first platform-admin token. With ADMIN_TOKEN set, its hash is registered (once) as the
  * `bootstrap-admin` token. Without it, and only when no platform-admin token exists yet, one is
- * generated, its hash stored, and the token printed once (to stderr): it is never shown again.
+ * generated, its hash stored, and the token written to `<DATA_DIR>/admin-token` (mode 600), whose path the
+ * start-up line names: it is never printed, so it never lands in the log that collects the JSON lines.
  */
+import { randomBytes } from "node:crypto";
+import { chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { and, eq, isNull, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../db/client";
 import { generateToken, hashToken } from "../db/crypto";
 import { apiTokens } from "../db/schema";
 
 export const BOOTSTRAP_TOKEN_NAME = "bootstrap-admin";
+export const ADMIN_TOKEN_FILE = "admin-token";
 
 export interface BootstrapResult {
-  /** Set only when a token was generated now (the caller prints it once). */
+  /** Set only when a token was generated now (the caller writes it with writeAdminTokenFile). */
   generatedToken?: string;
   tokenId: number;
 }
 
-export async function ensureBootstrapAdmin(db: DrizzleDatabase, adminToken: string | undefined): Promise<BootstrapResult | undefined> {
+/**
+ * `keepGenerated` stores a generated token where the operator finds it (writeAdminTokenFile); it runs before the
+ * token's hash is committed, so a token that could not be kept is never the only admin token.
+ */
+export async function ensureBootstrapAdmin(
+  db: DrizzleDatabase,
+  adminToken: string | undefined,
+  keepGenerated: (token: string) => Promise<unknown>,
+): Promise<BootstrapResult | undefined> {
   if (adminToken) {
     const tokenHash = hashToken(adminToken);
     await db
@@ -40,6 +53,24 @@ export async function ensureBootstrapAdmin(db: DrizzleDatabase, adminToken: stri
       .insert(apiTokens)
       .values({ tokenHash: hashToken(token), scope: "platform_admin", name: BOOTSTRAP_TOKEN_NAME })
       .returning({ id: apiTokens.id });
+    await keepGenerated(token);
     return { generatedToken: token, tokenId: row!.id };
   });
+}
+
+/** Writes a generated admin token to `<dataDir>/admin-token`, mode 600 from its creation on; returns the path. */
+export async function writeAdminTokenFile(dataDir: string, token: string): Promise<string> {
+  // Traversable (the embedded PostgreSQL server, run as its own user, lives under DATA_DIR) but not listable.
+  await mkdir(dataDir, { recursive: true, mode: 0o711 });
+  const path = join(dataDir, ADMIN_TOKEN_FILE);
+  const partial = join(dataDir, `.${ADMIN_TOKEN_FILE}.${randomBytes(6).toString("hex")}`);
+  try {
+    await writeFile(partial, `${token}\n`, { mode: 0o600, flag: "wx" });
+    await chmod(partial, 0o600);
+    await rename(partial, path);
+  } catch (error) {
+    await rm(partial, { force: true });
+    throw error;
+  }
+  return path;
 }

@@ -2,18 +2,21 @@
  * The service entry: reads the configuration once (config/service-config.ts), opens the database
  * (migrations applied), registers the first admin token, recovers runs a crash interrupted, starts
  * the queues (stack runs, discovery), builds the app and serves it on HOST:PORT. SIGTERM / SIGINT
- * close the listener, stop the queues (letting running operations finish), close the database, and exit.
+ * close the listener and stop the queues: running stack operations get SHUTDOWN_GRACE_SECONDS to finish, the rest
+ * are cancelled and their runs marked interrupted (services/run/shutdown-interrupt.ts); then the database (the
+ * embedded server too) is closed and the process exits.
  */
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
-import { automationSettingsSchema, checkPulumiCli } from "../automation";
+import { automationSettingsSchema, checkPulumiCli, pickCliEnvironment } from "../automation";
 import { openDatabase } from "../db/client";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/discovery/scan-queue";
-import { loadServiceConfig, REPO_ROOT, ServiceConfigError } from "../lib/config";
+import { loadServiceConfig, REPO_ROOT, ServiceConfigError, SHUTDOWN_CANCEL_WINDOW_SECONDS } from "../lib/config";
 import { startBoss } from "../lib/boss";
 import { resolveStateBackend } from "../lib/state-backend";
 import { recoverInterruptedRuns, startRecoverySweep } from "../services/run/recovery";
 import { startRunQueue } from "../services/run/run-queue";
+import { interruptExecutingRuns } from "../services/run/shutdown-interrupt";
 import { createRunPlanStore } from "../services/run/run-plan-store";
 import { onboardingLifecycle } from "../services/tenant/onboarding-lifecycle";
 import { driftFollowUp, startDriftSchedule } from "../services/fleet/drift";
@@ -32,9 +35,9 @@ import { createLogger } from "../lib/logger";
 import { createMetrics } from "../lib/metrics";
 import { opsFigures } from "../services/ops-figures";
 import { createApp } from "./app";
-import { ensureBootstrapAdmin } from "./bootstrap-admin";
+import { ensureBootstrapAdmin, writeAdminTokenFile } from "./bootstrap-admin";
 
-/** Before the logger exists (bad configuration), and for the one deliberate display of a generated admin token. */
+/** Before the logger exists (bad configuration, a failed start). */
 const writeStderr = (message: string) => process.stderr.write(`${message}\n`);
 
 async function main(): Promise<void> {
@@ -44,11 +47,14 @@ async function main(): Promise<void> {
   const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, log });
   const keyring = await loadCredentialsKeyring(database.db, config, log);
 
-  const bootstrap = await ensureBootstrapAdmin(database.db, config.ADMIN_TOKEN);
-  if (bootstrap?.generatedToken) {
-    writeStderr(
-      `\n  No ADMIN_TOKEN was set and no admin token existed: generated one. It is shown ONCE, only its hash is stored:\n\n` +
-        `    ${bootstrap.generatedToken}\n\n`,
+  let adminTokenFile: string | undefined;
+  await ensureBootstrapAdmin(database.db, config.ADMIN_TOKEN, async (token) => {
+    adminTokenFile = await writeAdminTokenFile(config.DATA_DIR, token);
+  });
+  if (adminTokenFile) {
+    logger.warn(
+      { event: "admin_token.generated", file: adminTokenFile },
+      "no ADMIN_TOKEN was set and no admin token existed: generated one into the named file (mode 600); only its hash is stored",
     );
   }
 
@@ -59,6 +65,8 @@ async function main(): Promise<void> {
     passphrase: config.PULUMI_CONFIG_PASSPHRASE,
     pulumiRoot: join(REPO_ROOT, ".tools"),
     pulumiHome: join(config.DATA_DIR, "pulumi-home"),
+    // The CLI and its plugins get an allowlist of this environment, never the service's secrets.
+    environment: pickCliEnvironment(process.env, config.PULUMI_CLI_ENV_PASSTHROUGH),
   });
   const metrics = createMetrics(opsFigures(database.db));
   const telemetry = { log: logger, metrics };
@@ -178,37 +186,48 @@ async function main(): Promise<void> {
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
     const host = info.family === "IPv6" ? `[${info.address}]` : info.address;
     // The one stdout line: tests and scripts read the URL from it.
-    process.stdout.write(`listening on http://${host}:${info.port} (database: ${database.backend})\n`);
+    const tokenNote = adminTokenFile ? `; the first admin token is in ${adminTokenFile}` : "";
+    process.stdout.write(`listening on http://${host}:${info.port} (database: ${database.backend}${tokenNote})\n`);
   });
 
   let stopping = false;
-  const shutdown = (signal: string) => {
+  const shutdown = async (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log(`${signal}: shutting down`);
+    const graceMs = config.SHUTDOWN_GRACE_SECONDS * 1000;
+    const cancelWindowMs = SHUTDOWN_CANCEL_WINDOW_SECONDS * 1000;
+    log(`${signal}: shutting down: no new jobs; running stack operations get ${config.SHUTDOWN_GRACE_SECONDS} s to finish`);
+    // A last resort only: everything below is bounded by the grace period and the cancel window.
     const force = setTimeout(() => {
       log("shutdown timed out; exiting");
       logger.flush();
       process.exit(1);
-    }, 10_000);
+    }, graceMs + cancelWindowMs + 30_000);
     force.unref();
-    server.close(async () => {
-      try {
-        await sweep?.stop();
-        await fleetCoordinator?.stop();
-        await webhookDispatcher.stop();
-        await boss.stop({ graceful: true, timeout: 8_000 }).catch(() => undefined);
-        await database.close();
-      } finally {
-        logger.flush();
-        process.exit(0);
-      }
-    });
-    // Idle keep-alive connections would hold close() open.
-    (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+    let code = 0;
+    try {
+      server.close();
+      // Idle keep-alive connections would hold the listener open.
+      (server as { closeIdleConnections?: () => void }).closeIdleConnections?.();
+      await sweep?.stop();
+      await fleetCoordinator?.stop();
+      await webhookDispatcher.stop();
+      // Every queue stops taking jobs; the ones running (stack operations, scans) get the grace period.
+      await boss.stop({ graceful: true, timeout: graceMs, close: false });
+      await interruptExecutingRuns(database.db, automation, runQueue.executing(), { cancelWindowMs, log });
+      await boss.stop({ close: true }).catch(() => undefined);
+      (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      await database.close();
+    } catch (error) {
+      code = 1;
+      log(`shutdown failed: ${error instanceof Error ? error.message : String(error)}`);
+    } finally {
+      logger.flush();
+      process.exit(code);
+    }
   };
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
 }
 
 main().catch((error: unknown) => {

@@ -1,3 +1,4 @@
+export * from "./cli-environment";
 export * from "./errors";
 export * from "./settings";
 export * from "./stack-name";

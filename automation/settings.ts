@@ -16,6 +16,11 @@ export const automationSettingsSchema = z.object({
   /** Folder whose bin/ holds the pinned CLI (the project's .tools); PATH when absent. */
   pulumiRoot: z.string().optional(),
   pulumiHome: z.string().optional(),
+  /**
+   * All the CLI and its plugins see of this process's environment besides the engine's own variables
+   * (cli-environment.ts pickCliEnvironment; the service always sets it). Absent: the whole environment (tests, scripts).
+   */
+  environment: z.record(z.string(), z.string()).optional(),
 });
 
 export type AutomationSettings = z.infer<typeof automationSettingsSchema>;

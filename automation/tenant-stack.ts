@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import type { EngineEvent, OpMap, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 import { TENANT_CONFIG_KEYS, toStackConfigEntries, type TenantConfigInput } from "../programs/tenant/config";
+import { cliProcessEnvironment } from "./cli-environment";
 import { deferClosureSerializerDeps } from "./deferred-closure-deps";
 import { EngineFailureError, StackBusyError, StackNotFoundError, ToolchainMissingError } from "./errors";
 import { PINNED_PULUMI_VERSION, type AutomationSettings } from "./settings";
@@ -77,7 +78,7 @@ export function resolvePulumiCli(settings: AutomationSettings): Promise<PulumiCo
 export async function checkPulumiCli(settings: AutomationSettings): Promise<string> {
   const bin = settings.pulumiRoot ? join(settings.pulumiRoot, "bin", "pulumi") : "pulumi";
   try {
-    const { stdout } = await promisify(execFile)(bin, ["version"], { env: { ...process.env, PULUMI_SKIP_UPDATE_CHECK: "true" } });
+    const { stdout } = await promisify(execFile)(bin, ["version"], { env: { ...(settings.environment ?? process.env), PULUMI_SKIP_UPDATE_CHECK: "true" } });
     return stdout.trim();
   } catch (error) {
     throw new ToolchainMissingError(`could not run ${bin}: ${error instanceof Error ? error.message.split("\n")[0]! : String(error)}`);
@@ -102,7 +103,7 @@ function engineEnv(settings: AutomationSettings, experimental: boolean): Record<
   // `up --plan` (applying an approved preview's update plan) is behind the CLI's experimental flag.
   if (experimental) env.PULUMI_EXPERIMENTAL = "true";
   if (settings.pulumiHome) env.PULUMI_HOME = settings.pulumiHome;
-  return env;
+  return settings.environment ? cliProcessEnvironment(settings.environment, env) : env;
 }
 
 /**

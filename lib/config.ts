@@ -21,6 +21,16 @@ import { principalArnSchema } from "../programs/tenant/config";
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEFAULT_DATA_DIR = join(REPO_ROOT, ".data");
 export const CREDENTIALS_KEY_FILE = "credentials.key";
+/** After the grace period: how long a cancelled pulumi CLI gets to finish its in-flight resource operations. */
+export const SHUTDOWN_CANCEL_WINDOW_SECONDS = 30;
+/** Variables of this service that are secrets: never passed to a child process. */
+const SERVICE_SECRETS = new Set([
+  "ADMIN_TOKEN",
+  "DATABASE_URL",
+  "CREDENTIALS_ENCRYPTION_KEY",
+  "CREDENTIALS_PREVIOUS_ENCRYPTION_KEYS",
+  "PULUMI_CONFIG_PASSPHRASE",
+]);
 
 const optionalString = z
   .string()
@@ -92,6 +102,24 @@ export const serviceConfigSchema = z.object({
   PULUMI_CONFIG_PASSPHRASE: optionalString,
   /** The folder holding Pulumi.yaml and stacks/ (default: this checkout). */
   PULUMI_PROJECT_DIR: optionalString.transform((value) => (value === undefined ? REPO_ROOT : resolve(value))),
+  /**
+   * Extra variables, comma-separated names, that the Pulumi CLI and its plugins get besides the allowlist
+   * (automation/cli-environment.ts: PATH, HOME, PULUMI_*, AWS_*, NODE_*, proxies, locale, temp dirs). The service's
+   * own secrets cannot be passed.
+   */
+  PULUMI_CLI_ENV_PASSTHROUGH: optionalString.pipe(
+    z
+      .string()
+      .transform((value) => value.split(",").map((name) => name.trim()).filter((name) => name !== ""))
+      .refine((names) => names.every((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)), "must be a comma-separated list of variable names")
+      .refine((names) => !names.some((name) => SERVICE_SECRETS.has(name)), "must not name the service's own secrets")
+      .optional(),
+  ),
+  /**
+   * On SIGTERM/SIGINT: how long running stack operations may take to finish before they are cancelled and their runs
+   * marked interrupted (the supervisor's stop timeout should exceed it by SHUTDOWN_CANCEL_WINDOW_SECONDS and more).
+   */
+  SHUTDOWN_GRACE_SECONDS: z.coerce.number().int("must be an integer").min(0).max(86_400, "must be at most 86400 (a day)").default(60),
   /** Stack runs executing at once in this process (one per tenant stack regardless). */
   MAX_CONCURRENT_RUNS: z.coerce.number().int("must be an integer").min(1).max(64).default(4),
   /** false: this replica only serves the API and enqueues; other replicas execute. */

@@ -9,13 +9,15 @@
 #   PULUMI_SKIP_UPDATE_CHECK=true, PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 #   PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true   a stack config file without secrets-manager state takes the
 #                              checkpoint's (as the service does, automation/tenant-stack.ts) instead of a new one
-#   PULUMI_HOME                default $REPO_ROOT/.data/pulumi-home
+#   MX_DATA_DIR                where the service keeps its data: $DATA_DIR when set (relative to the current
+#                              directory, as the service resolves it), else $REPO_ROOT/.data
+#   PULUMI_HOME                default $MX_DATA_DIR/pulumi-home
 #   PULUMI_BACKEND_URL         exported when set (a file:// directory is created); when unset, the service and
 #                              scripts/pulumi.sh use the postgres:// backend next to their database
 #                              (lib/state-backend.ts)
 #   PULUMI_CONFIG_PASSPHRASE   from the environment if set; else, unless
 #                              PULUMI_CONFIG_PASSPHRASE_FILE is set, read from
-#                              $REPO_ROOT/.data/pulumi-passphrase, which is generated once
+#                              $MX_DATA_DIR/pulumi-passphrase, which is generated once
 #                              (openssl rand -hex 32, mode 600) with a warning on stderr.
 # Keep that file: it decrypts the secrets in every stack of the default backend.
 # Meant for bash; does not change shell options and never exits the calling shell.
@@ -34,7 +36,16 @@ export PATH
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER=true
-export PULUMI_HOME="${PULUMI_HOME:-$REPO_ROOT/.data/pulumi-home}"
+if [ -n "${DATA_DIR:-}" ]; then
+  case "$DATA_DIR" in
+    /*) MX_DATA_DIR="$DATA_DIR" ;;
+    *) MX_DATA_DIR="$PWD/$DATA_DIR" ;;
+  esac
+else
+  MX_DATA_DIR="$REPO_ROOT/.data"
+fi
+export MX_DATA_DIR
+export PULUMI_HOME="${PULUMI_HOME:-$MX_DATA_DIR/pulumi-home}"
 if [ -n "${PULUMI_BACKEND_URL:-}" ]; then
   export PULUMI_BACKEND_URL
   case "$PULUMI_BACKEND_URL" in
@@ -43,10 +54,10 @@ if [ -n "${PULUMI_BACKEND_URL:-}" ]; then
 fi
 
 __mx_passphrase() {
-  local file="$REPO_ROOT/.data/pulumi-passphrase" tmp
+  local file="$MX_DATA_DIR/pulumi-passphrase" tmp
   if [ ! -s "$file" ]; then
-    mkdir -p "$REPO_ROOT/.data" || return 1
-    tmp="$(umask 077 && mktemp "$REPO_ROOT/.data/.pulumi-passphrase.XXXXXX")" || return 1
+    mkdir -p "$MX_DATA_DIR" || return 1
+    tmp="$(umask 077 && mktemp "$MX_DATA_DIR/.pulumi-passphrase.XXXXXX")" || return 1
     if command -v openssl >/dev/null 2>&1; then
       openssl rand -hex 32 >"$tmp"
     else
@@ -67,6 +78,6 @@ __mx_passphrase() {
 if [ -n "${PULUMI_CONFIG_PASSPHRASE+set}" ]; then
   export PULUMI_CONFIG_PASSPHRASE
 elif [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
-  __mx_passphrase || echo "env.sh: warning: could not read or create $REPO_ROOT/.data/pulumi-passphrase" >&2
+  __mx_passphrase || echo "env.sh: warning: could not read or create $MX_DATA_DIR/pulumi-passphrase" >&2
 fi
 unset -f __mx_passphrase

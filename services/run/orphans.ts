@@ -5,13 +5,13 @@
  */
 import { readdir, readFile } from "node:fs/promises";
 
-interface ProcessInfo {
+export interface ProcessInfo {
   pid: number;
   ppid: number;
   args: string[];
 }
 
-async function listProcesses(): Promise<ProcessInfo[]> {
+export async function listProcesses(): Promise<ProcessInfo[]> {
   let entries: string[];
   try {
     entries = await readdir("/proc");

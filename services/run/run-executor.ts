@@ -85,10 +85,11 @@ export async function executeRun(deps: RunExecutorDeps, runId: string): Promise<
     const queueWaitSeconds = (claimed.startedAt!.getTime() - claimed.requestedAt.getTime()) / 1000;
     metrics.runStarted(claimed.kind, queueWaitSeconds);
     log.info({ event: "run.started", ...runFields(claimed), queueWaitMs: Math.round(queueWaitSeconds * 1000) }, "run started");
+    // Guarded: a run marked interrupted meanwhile (shutdown, recovery) keeps that status.
     await db
       .update(runs)
       .set(await performOperation(deps, claimed))
-      .where(eq(runs.id, runId));
+      .where(and(eq(runs.id, runId), eq(runs.status, "running")));
     const [finished] = await db.select().from(runs).where(eq(runs.id, runId));
     const durationSeconds = (finished!.finishedAt!.getTime() - claimed.startedAt!.getTime()) / 1000;
     metrics.runFinished(finished!.kind, finished!.status, durationSeconds);

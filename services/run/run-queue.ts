@@ -22,6 +22,8 @@ export interface RunQueueOptions {
 export interface RunQueue {
   /** Records and enqueues a run; RunConflictError when the stack has an active run, unless queueBehindActive. */
   request(request: RunRequest, options?: { queueBehindActive?: boolean }): Promise<string>;
+  /** The runs this process is executing now, each with the promise of its end (shutdown waits on them). */
+  executing(): ReadonlyMap<string, Promise<void>>;
   stop(): Promise<void>;
 }
 
@@ -37,11 +39,19 @@ export async function startRunQueue(
   const boss = options.boss ?? (await startBoss(options.connectionString));
   await boss.createQueue(QUEUE, { policy: "singleton", retryLimit: 0, expireInSeconds: 3600 });
   const workers: string[] = [];
+  const executing = new Map<string, Promise<void>>();
   if (options.work) {
     for (let worker = 0; worker < options.maxConcurrentRuns; worker++) {
       workers.push(
         await boss.work<{ runId: string }>(QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
-          if (job) await executeRun(deps, job.data.runId);
+          if (!job) return;
+          const execution = executeRun(deps, job.data.runId);
+          executing.set(job.data.runId, execution);
+          try {
+            await execution;
+          } finally {
+            executing.delete(job.data.runId);
+          }
         }),
       );
     }
@@ -55,6 +65,7 @@ export async function startRunQueue(
       for (const worker of workers) boss.notifyWorker(worker);
       return runId;
     },
+    executing: () => executing,
     async stop() {
       if (!options.boss) await boss.stop({ graceful: true, timeout: 30_000 });
     },

@@ -430,11 +430,16 @@ describe("server start-up configuration (embedded server)", () => {
     expect(error.message).not.toContain("too-short-secret-value");
   });
 
-  it("generates the admin token (printed once) and the credentials key (mode 600) on first start only", async () => {
+  it("generates the admin token into a mode-600 file the start-up line names, never printed, and the credentials key (mode 600), on first start only", async () => {
     const env = { HOST: "127.0.0.1", PORT: "0", DATA_DIR: dataDir };
     const first = await startServer(env);
-    const printed = /mxdr-admin_[\w-]{43}/.exec(first.stderr())?.[0];
-    expect(printed).toBeDefined();
+    const tokenFile = join(dataDir, "admin-token");
+    expect(first.stdout()).toContain(`the first admin token is in ${tokenFile}`);
+    expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
+    const printed = (await readFile(tokenFile, "utf8")).trim();
+    expect(printed).toMatch(/^mxdr-admin_[\w-]{43}$/);
+    expect(first.stdout() + first.stderr()).not.toContain(printed);
+    expect(first.stdout() + first.stderr()).not.toMatch(/mxdr-admin_/);
     expect(first.stderr()).toMatch(/credentials\.key/);
     const keyFile = await stat(join(dataDir, "credentials.key"));
     expect(keyFile.mode & 0o777).toBe(0o600);
@@ -444,6 +449,7 @@ describe("server start-up configuration (embedded server)", () => {
     await stop(first);
 
     const second = await startServer(env);
+    expect(second.stdout()).not.toMatch(/admin token/);
     expect(second.stderr()).not.toMatch(/mxdr-admin_/);
     expect(second.stderr()).not.toMatch(/generated a credentials encryption key/);
     expect(await readFile(join(dataDir, "credentials.key"), "utf8")).toBe(key);

@@ -85,6 +85,8 @@ export interface Server {
 /** Variables the server reads that must never leak in from the shell running the tests. */
 const SERVER_VARIABLES = [
   "DATABASE_URL",
+  "PULUMI_CLI_ENV_PASSTHROUGH",
+  "SHUTDOWN_GRACE_SECONDS",
   "ADMIN_TOKEN",
   "CREDENTIALS_ENCRYPTION_KEY",
   "PORT",
@@ -128,19 +130,23 @@ export function buildServer(): Promise<string> {
 }
 
 /**
- * Starts the service as `npm start` does (`node .build/server.js`, built by buildServer()); resolves once it printed
- * `listening on http://127.0.0.1:N`, rejects if it exits first.
+ * Starts the service as `npm start` does (`node .build/server.js`, built by buildServer()), or with `npm start` itself
+ * (`viaNpm`: then `child` is npm's own process, as a supervisor sees it); resolves once it printed
+ * `listening on http://127.0.0.1:N`, rejects if it exits first. `unset` names variables of this process to leave out.
  */
-export async function startServer(env: Record<string, string | undefined>, { timeoutMs = 120_000 } = {}): Promise<Server> {
-  const entry = await buildServer();
+export async function startServer(
+  env: Record<string, string | undefined>,
+  { timeoutMs = 120_000, viaNpm = false, unset = [] as string[] } = {},
+): Promise<Server> {
+  const entry = viaNpm ? undefined : await buildServer();
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
-  for (const key of SERVER_VARIABLES) delete childEnv[key];
+  for (const key of [...SERVER_VARIABLES, ...unset]) delete childEnv[key];
+  // The test stand-in AWS provider keeps its state where the global setup says (the CLI passes only an allowlist).
+  childEnv.PULUMI_CLI_ENV_PASSTHROUGH = "STANDIN_AWS_STATE_DIR";
   for (const [key, value] of Object.entries(env)) if (value !== undefined) childEnv[key] = value;
-  const child = spawn(process.execPath, [entry], {
-    cwd: REPO_ROOT,
-    env: childEnv,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = viaNpm
+    ? spawn("npm", ["start"], { cwd: REPO_ROOT, env: childEnv, stdio: ["ignore", "pipe", "pipe"] })
+    : spawn(process.execPath, [entry!], { cwd: REPO_ROOT, env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
   child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
@@ -577,6 +583,8 @@ export interface HoldingProxy {
    * AWS call they carry never happens. null: forward everything again (held requests stay held).
    */
   hold(predicate: ((request: ProxiedRequest) => boolean) | null): void;
+  /** Drops the connections of the requests held so far (their clients see a reset and retry). */
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -628,6 +636,9 @@ export async function startHoldingProxy(target: string): Promise<HoldingProxy> {
     },
     hold(predicate) {
       state.predicate = predicate;
+    },
+    release() {
+      for (const res of parked) res.destroy();
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -8,9 +8,35 @@
  * grpc-js's `Server.addService`, so we wrap that (on the very grpc-js instance the SDK loads) and put our own
  * Configure in front: it reads the request, assumes the role chain, then lets the SDK's Configure answer.
  */
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import { join } from "node:path";
 import { StandInAwsProvider } from "./provider";
 import type { Props } from "./values";
+
+/**
+ * What the engine handed this plugin, and the environment and arguments of the CLI that started it, recorded in
+ * STANDIN_AWS_STATE_DIR/environ/<pid>.json (mode 600): tests check that no secret of the service reached either.
+ */
+function recordEnvironment(): void {
+  const dir = process.env.STANDIN_AWS_STATE_DIR;
+  if (!dir) return;
+  const readProc = (file: string) => {
+    try {
+      return readFileSync(`/proc/${process.ppid}/${file}`, "utf8").split("\0").filter(Boolean);
+    } catch {
+      return [];
+    }
+  };
+  const parentEnv = Object.fromEntries(readProc("environ").map((entry) => [entry.slice(0, entry.indexOf("=")), entry.slice(entry.indexOf("=") + 1)]));
+  mkdirSync(join(dir, "environ"), { recursive: true });
+  writeFileSync(
+    join(dir, "environ", `${process.pid}.json`),
+    JSON.stringify({ pid: process.pid, ppid: process.ppid, env: { ...process.env }, parentArgs: readProc("cmdline"), parentEnv }),
+    { mode: 0o600 },
+  );
+}
+recordEnvironment();
 
 // Keep the AWS SDK's "Node 20 support ends" notice out of the engine's diagnostics.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";

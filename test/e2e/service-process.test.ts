@@ -1,0 +1,250 @@
+/**
+ * The service as an operating system process (issue 17, findings 10 and 11): what its stack operations' processes
+ * see of its environment, and how it stops when a supervisor signals `npm start`.
+ *
+ *   1. A run's pulumi CLI and the provider plugin it starts (the test stand-in, which records its own environment and
+ *      its parent's, test/harness/aws-provider/main.ts) get an allowlist: no ADMIN_TOKEN, CREDENTIALS_ENCRYPTION_KEY,
+ *      DATABASE_URL or its password.
+ *   2. `npm start` with the embedded PostgreSQL in a temp DATA_DIR: SIGTERM to npm's own process (what Docker,
+ *      Kubernetes or systemd send) during an `up` reaches the service; the up finishes within the grace period, then
+ *      the service, the embedded server and every child exit; nothing listens; nothing is lost.
+ *   3. With a short grace period, an up still running is cancelled (its AWS calls held by a loopback proxy until the
+ *      shutdown gives up waiting) and marked interrupted; no process is left; the next up succeeds.
+ */
+import { randomBytes } from "node:crypto";
+import { readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDatabase } from "../../db/client";
+import { embeddedServerStatus } from "../../db/embedded-server";
+import { isPulumiProcessOf } from "../../services/run/orphans";
+import {
+  createCaller,
+  descendantsOf,
+  isStsCall,
+  pulumiCli,
+  pulumiProcessesOf,
+  scratchDatabase,
+  serverEnvFor,
+  startHoldingProxy,
+  startServer,
+  stopServer,
+  temporaryServiceWorkspace,
+  waitForWith,
+  type HoldingProxy,
+  type Server,
+  type ServiceWorkspace,
+} from "../harness/server";
+import { newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle } from "../harness/tenants";
+
+const suffix = randomBytes(3).toString("hex");
+const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
+const encryptionKey = randomBytes(32).toString("base64");
+const WAIT = { timeoutMs: 240_000, retryErrors: true };
+const waitFor = waitForWith(WAIT);
+
+const isAlive = (pid: number) =>
+  readFile(`/proc/${pid}/stat`, "utf8").then(
+    (text) => !/^\d+ \(.*\) Z/.test(text),
+    () => false,
+  );
+
+const listens = (baseUrl: string) =>
+  fetch(`${baseUrl}/healthz`).then(
+    () => true,
+    () => false,
+  );
+
+describe("the pulumi CLI and its plugins get an allowlisted environment", () => {
+  let server: Server | undefined;
+  let workspace: ServiceWorkspace;
+  let databaseUrl = "";
+  let dropDatabase: (() => Promise<void>) | undefined;
+  const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
+
+  beforeAll(async () => {
+    ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_cli_env"));
+    // A file backend: the CLI needs its backend's URL, and a postgres:// one would carry the database password.
+    workspace = await temporaryServiceWorkspace();
+    server = await startServer({
+      ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
+      ...workspace.serverEnv(),
+    });
+  });
+
+  afterAll(async () => {
+    await stopServer(server);
+    await dropDatabase?.();
+    await workspace?.cleanup();
+  });
+
+  it("a run's pulumi CLI and provider plugin have no ADMIN_TOKEN, CREDENTIALS_ENCRYPTION_KEY, DATABASE_URL or database password", async () => {
+    const tenant = newTenantRecord(`cli-env-${suffix}`);
+    await onboardThroughApi(call, tenant);
+    const up = await call("POST", `/v1/tenants/${tenant.slug}/runs`, { body: { kind: "up" } });
+    expect(up.status, up.text).toBe(202);
+    const run = await waitForRunToSettle(call, tenant.slug, up.body.run_id, WAIT);
+    expect(run.error).toBeNull();
+    expect(run.status).toBe("succeeded");
+
+    const dir = join(process.env.STANDIN_AWS_STATE_DIR!, "environ");
+    const records: { env: Record<string, string>; parentArgs: string[]; parentEnv: Record<string, string> }[] = [];
+    for (const file of await readdir(dir)) {
+      const record = JSON.parse(await readFile(join(dir, file), "utf8"));
+      if (isPulumiProcessOf(record.parentArgs, `tenant-${tenant.slug}`)) records.push(record);
+    }
+    expect(records.length).toBeGreaterThan(0);
+    const password = decodeURIComponent(new URL(databaseUrl).password);
+    expect(password.length).toBeGreaterThan(0);
+    for (const record of records) {
+      for (const env of [record.env, record.parentEnv]) {
+        // The records are real: the CLI and the plugin have what they need.
+        expect(env.PATH).toBeTruthy();
+        expect(env.AWS_ENDPOINT_URL).toBe(process.env.AWS_ENDPOINT_URL);
+        expect(env.PULUMI_BACKEND_URL).toBe(workspace.backendUrl);
+        for (const name of ["ADMIN_TOKEN", "CREDENTIALS_ENCRYPTION_KEY", "DATABASE_URL", "TEST_DATABASE_URL"]) expect(env).not.toHaveProperty(name);
+        const text = JSON.stringify(env);
+        for (const secret of [adminToken, encryptionKey, password]) expect(text).not.toContain(secret);
+      }
+    }
+  });
+});
+
+describe("npm start: a supervisor's SIGTERM to npm's own process stops the service cleanly", () => {
+  let proxy: HoldingProxy;
+  let workspace: ServiceWorkspace;
+  let server: Server | undefined;
+  const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
+
+  /** `npm start` as a supervisor runs it: embedded PostgreSQL under a temp DATA_DIR, no passphrase given. */
+  const startWithNpm = (extra: Record<string, string> = {}) =>
+    startServer(
+      {
+        HOST: "127.0.0.1",
+        PORT: "0",
+        ADMIN_TOKEN: adminToken,
+        CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
+        PLATFORM_PRINCIPAL_ARN,
+        AWS_ENDPOINT_URL: proxy.url,
+        DATA_DIR: workspace.dataDir,
+        PULUMI_PROJECT_DIR: workspace.projectDir,
+        PULUMI_BACKEND_URL: workspace.backendUrl,
+        ...extra,
+      },
+      { viaNpm: true, unset: ["PULUMI_CONFIG_PASSPHRASE"], timeoutMs: 240_000 },
+    );
+
+  /** SIGTERM to npm's own pid; resolves once npm exited, with every process it had started gone. */
+  async function terminateNpm(running: Server): Promise<{ code: number | null; descendants: number[] }> {
+    const descendants = await descendantsOf(running.child.pid!);
+    expect(descendants.length).toBeGreaterThan(0);
+    running.child.kill("SIGTERM");
+    const code = await running.exited;
+    await waitFor("every process npm start had started to exit", async () => {
+      for (const pid of descendants) if (await isAlive(pid)) return false;
+      return true;
+    }, { timeoutMs: 120_000 });
+    return { code, descendants };
+  }
+
+  async function expectNothingRunning(running: Server): Promise<void> {
+    expect(await listens(running.baseUrl)).toBe(false);
+    expect(await embeddedServerStatus(join(workspace.dataDir, "postgres"))).toBeUndefined();
+  }
+
+  async function runRow(runId: string) {
+    const database = await openDatabase({ dataDir: workspace.dataDir });
+    try {
+      const [row] = await database.sql<{ status: string; error: { kind?: string } | null }[]>`select status, error from runs where id = ${runId}`;
+      return row!;
+    } finally {
+      await database.close();
+    }
+  }
+
+  async function stackHistory(stackName: string): Promise<unknown[]> {
+    const passphrase = (await readFile(join(workspace.dataDir, "pulumi-passphrase"), "utf8")).trim();
+    const history = await pulumiCli(["stack", "history", "--stack", stackName, "--json", "--non-interactive"], {
+      cwd: workspace.projectDir,
+      env: { ...workspace.cliEnv(), PULUMI_CONFIG_PASSPHRASE: passphrase },
+    });
+    expect(history.code, history.stderr).toBe(0);
+    return JSON.parse(history.stdout) as unknown[];
+  }
+
+  async function requestUp(slug: string): Promise<string> {
+    const up = await call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
+    expect(up.status, up.text).toBe(202);
+    return up.body.run_id as string;
+  }
+
+  const runningWithCli = (slug: string, runId: string) =>
+    waitFor(`run ${runId} to be running with its pulumi process`, async () => {
+      const run = await call("GET", `/v1/tenants/${slug}/runs/${runId}`);
+      return run.body.status === "running" && (await pulumiProcessesOf(`tenant-${slug}`)).length > 0;
+    });
+
+  beforeAll(async () => {
+    proxy = await startHoldingProxy(process.env.AWS_ENDPOINT_URL!);
+    workspace = await temporaryServiceWorkspace();
+  });
+
+  afterAll(async () => {
+    await stopServer(server);
+    await proxy?.close();
+    await workspace?.cleanup();
+  });
+
+  it("during an up, SIGTERM to npm's pid reaches the service: the up finishes within the grace period, then the service, its embedded PostgreSQL and every child exit; nothing is lost", async () => {
+    server = await startWithNpm();
+    // The passphrase was generated into DATA_DIR, not into the checkout's .data.
+    expect((await stat(join(workspace.dataDir, "pulumi-passphrase"))).mode & 0o777).toBe(0o600);
+    const tenant = newTenantRecord(`npm-term-${suffix}`);
+    await onboardThroughApi(call, tenant);
+    const runId = await requestUp(tenant.slug);
+    await runningWithCli(tenant.slug, runId);
+
+    const { code } = await terminateNpm(server);
+    expect(code).toBe(0);
+    expect(server.stderr()).toMatch(/SIGTERM: shutting down/);
+    await expectNothingRunning(server);
+    expect(await pulumiProcessesOf(`tenant-${tenant.slug}`)).toEqual([]);
+
+    expect(await runRow(runId)).toMatchObject({ status: "succeeded", error: null });
+    expect(await stackHistory(`tenant-${tenant.slug}`)).toHaveLength(1);
+  });
+
+  it("after the grace period, an up still running is cancelled and marked interrupted; no process is left; the next up succeeds", async () => {
+    server = await startWithNpm({ SHUTDOWN_GRACE_SECONDS: "1" });
+    const tenant = newTenantRecord(`npm-grace-${suffix}`);
+    await onboardThroughApi(call, tenant);
+    // The up's AWS calls (not the provider's STS calls) are held: it cannot finish within the grace period.
+    const heldBefore = proxy.held;
+    proxy.hold((request) => !isStsCall(request));
+    const runId = await requestUp(tenant.slug);
+    await runningWithCli(tenant.slug, runId);
+    await waitFor("an AWS call of the up to be held", async () => proxy.held > heldBefore);
+
+    const stopping = server;
+    const terminated = terminateNpm(stopping);
+    // Once the shutdown has given up waiting and cancelled the CLI, the held calls go through: the CLI finishes the
+    // operations in flight and exits cleanly.
+    await waitFor("the shutdown to cancel the run", async () => /still running after the grace period/.test(stopping.stderr()));
+    proxy.hold(null);
+    proxy.release();
+    const { code } = await terminated;
+    expect(code).toBe(0);
+    await expectNothingRunning(stopping);
+    expect(await pulumiProcessesOf(`tenant-${tenant.slug}`)).toEqual([]);
+    expect(await runRow(runId)).toMatchObject({ status: "interrupted", error: { kind: "Interrupted" } });
+
+    // The stack is not locked and its state is whole: the next up, after a restart, succeeds.
+    server = await startWithNpm();
+    const next = await waitForRunToSettle(call, tenant.slug, await requestUp(tenant.slug), WAIT);
+    expect(next.error).toBeNull();
+    expect(next.status).toBe("succeeded");
+    const { code: again } = await terminateNpm(server);
+    expect(again).toBe(0);
+    await expectNothingRunning(server);
+  });
+});
