@@ -7,6 +7,7 @@ import type { Context, ErrorHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import type { z } from "zod";
+import { neutralUpstreamText } from "../lib/upstream-errors";
 import {
   ConflictError,
   DomainError,
@@ -78,6 +79,11 @@ export function errorBody(code: string, message: string, fields?: FieldError[], 
 /** Hono onError: domain errors keep their status; anything else is logged and answered 500 without details. */
 export function createErrorHandler(log: (message: string) => void = (message) => process.stderr.write(`${message}\n`)): ErrorHandler {
   return (error, c) => {
+    if (error instanceof UpstreamUnavailableError) {
+      // The upstream's own text (STS, OpenSSL, a socket) is for the operator's log, never for the client.
+      log(`upstream error: ${c.req.method} ${c.req.path}: ${error.message}`);
+      return c.json(errorBody(error.code, neutralUpstreamText(error.cause ?? error.message), error.fields, error.details), statusOf(error));
+    }
     if (error instanceof DomainError) {
       return c.json(errorBody(error.code, error.message, error.fields, error.details), statusOf(error));
     }

@@ -8,6 +8,7 @@ import type { OnboardingKpis } from "../services/tenant/onboarding-kpis-fns";
 import type { OnboardingOverview } from "../services/tenant/onboarding-overview";
 import type { TenantProgress } from "../services/tenant/progress";
 import type { SettingsPatch } from "../services/tenant/tenant-service";
+import { neutralUpstreamText } from "../lib/upstream-errors";
 
 export function iso(date: Date | null | undefined): string | null {
   return date ? date.toISOString() : null;
@@ -124,7 +125,8 @@ export function presentScan(scan: DiscoveryScan) {
     finished_at: iso(scan.finishedAt),
     assets_found: scan.assetsFound,
     changes: scan.changes,
-    regions: scan.regions,
+    // What AWS said about a region is the operator's (service log); the tenant sees the neutral reason.
+    regions: scan.regions?.map((region) => (region.error ? { ...region, error: neutralUpstreamText(region.error) } : region)) ?? scan.regions,
     error: scan.error,
   };
 }
@@ -182,7 +184,8 @@ export function presentConnectionCheck(check: ConnectionCheck | null | undefined
     started_at: check.startedAt,
     deadline: check.deadline,
     last_checked_at: check.lastCheckedAt ?? null,
-    last_error: check.lastError ?? null,
+    // Rows written before the reasons were neutral still hold STS's text.
+    last_error: check.lastError ? neutralUpstreamText(check.lastError) : null,
   };
 }
 

@@ -9,6 +9,8 @@ import { discoveryScans, type DiscoveryScan, type DiscoveryScanStatus } from "..
 import { openTenantSession } from "../integration/tenant-aws-session";
 import { discoverTenant } from "./discover";
 import { noopTelemetry, type Telemetry } from "../../lib/telemetry";
+import { DomainError } from "../../lib/errors";
+import { neutralUpstreamText, upstreamFailureOf } from "../../lib/upstream-errors";
 
 export interface ScanRunnerDeps {
   db: DrizzleDatabase;
@@ -48,7 +50,12 @@ export async function executeScan(deps: ScanRunnerDeps, scanId: string): Promise
   } catch (error) {
     outcome = {
       status: "failed",
-      error: { message: error instanceof Error ? error.message : String(error), kind: (error as Error).name ?? "Error" },
+      // The row is shown to the tenant: the service's own errors keep their text, anything from outside (STS, the
+      // tenant's account, the network) is the neutral reason (lib/upstream-errors.ts).
+      error:
+        error instanceof DomainError
+          ? { message: error.message, kind: error.name }
+          : { message: neutralUpstreamText(error), kind: upstreamFailureOf(error).code },
     };
   }
   const [finished] = await db

@@ -13,6 +13,7 @@ import { decryptJson, type Keyring } from "../../db/crypto";
 import { auditLog, integrationCredentials, organizations, type ConnectionCheck } from "../../db/schema";
 import { awsCredentialContext, type AwsCredentialData } from "./aws-credential-store";
 import type { BootstrapRoleVerifier } from "./verify-bootstrap-role";
+import { neutralUpstreamText } from "../../lib/upstream-errors";
 
 export const BOOTSTRAP_WAIT_QUEUE = "bootstrap-waits";
 const MAX_BACKOFF_SECONDS = 30;
@@ -100,9 +101,10 @@ export async function attemptConnection(deps: BootstrapWaitDeps, organizationId:
   }
   const deadline = Date.parse(check.deadline);
   const timedOut = now.getTime() >= deadline;
+  // The row is shown to the tenant: it keeps the neutral reason, never STS's own text (lib/upstream-errors.ts).
   await db
     .update(integrationCredentials)
-    .set({ connectionCheck: { ...attempted, status: timedOut ? "timed_out" : "waiting", lastError: rejection } })
+    .set({ connectionCheck: { ...attempted, status: timedOut ? "timed_out" : "waiting", lastError: neutralUpstreamText(rejection) } })
     .where(eq(integrationCredentials.id, row.id));
   if (timedOut) {
     await deps.onTimedOut?.(organizationId);

@@ -23,6 +23,7 @@ import { bootstrapRoleArn, type OffboardingInstructions } from "./bootstrap-link
 import type { BootstrapLinkService, TenantBootstrap } from "./bootstrap-link-service";
 import type { BootstrapWaitQueue } from "./bootstrap-wait";
 import type { BootstrapRoleVerifier } from "./verify-bootstrap-role";
+import { neutralUpstreamText } from "../../lib/upstream-errors";
 
 export interface IntegrationServiceDeps {
   db: DrizzleDatabase;
@@ -68,9 +69,11 @@ async function connectAws(
     sessionName: `mini-xdr-verify-${org.slug}`.slice(0, 64),
   });
   if (rejection) {
-    throw new UnprocessableError(`the bootstrap role could not be assumed: ${rejection}`, {
+    // What STS said stays out of the answer: it names principals and internals (lib/upstream-errors.ts).
+    const reason = neutralUpstreamText(rejection);
+    throw new UnprocessableError(`the bootstrap role could not be assumed: ${reason}`, {
       code: "credentials_rejected",
-      fields: [{ field: "bootstrap_role_arn", message: `could not be assumed with the external ID: ${rejection}` }],
+      fields: [{ field: "bootstrap_role_arn", message: `could not be assumed with the external ID: ${reason}` }],
     });
   }
   const sealed = encryptJson(data, awsCredentialContext(org.id), keyring);

@@ -14,6 +14,7 @@ import { actionRequiredReasons } from "./action-required-fns";
 import { refreshAgentStatus, type StatusRefresh } from "./agent-status";
 import { deploymentSummary } from "./rollout-summary";
 import { latestScan, latestUp, validateTenant } from "./validation-checks";
+import { neutralUpstreamText } from "../../lib/upstream-errors";
 
 const ADVANCING: OnboardingStatus[] = ["discovering", "deploying", "validating", "action_required"];
 
@@ -81,7 +82,9 @@ export async function refreshDeployment(db: DrizzleDatabase, keyring: Keyring, o
   try {
     refresh = await refreshAgentStatus(db, session, now);
   } catch (error) {
-    if (error instanceof TenantAwsAccessError) await advanceOnboardingStatus(db, organizationId, now, { refreshError: error.message });
+    if (error instanceof TenantAwsAccessError) {
+      await advanceOnboardingStatus(db, organizationId, now, { refreshError: neutralUpstreamText(error.cause ?? error.message) });
+    }
     throw error;
   }
   await advanceOnboardingStatus(db, organizationId, now);

@@ -14,6 +14,7 @@ import { enrollAgent, recordHeartbeat, type EnrollmentRequest, type HeartbeatReq
 import { retryFailedDeployments } from "./retry";
 import { deploymentHealth, deploymentSummary } from "./rollout-summary";
 import { validateTenant } from "./validation-checks";
+import { neutralUpstreamText } from "../../lib/upstream-errors";
 
 export interface RolloutServiceDeps {
   db: DrizzleDatabase;
@@ -32,7 +33,7 @@ export function createRolloutService({ db, keyring }: RolloutServiceDeps) {
           refreshed = true;
         } catch (error) {
           if (!(error instanceof TenantNotProvisionedError || error instanceof TenantAwsAccessError)) throw error;
-          refreshError = error.message;
+          refreshError = error instanceof TenantAwsAccessError ? neutralUpstreamText(error.cause ?? error.message) : error.message;
         }
       }
       return { ...(await deploymentSummary(db, org.id)), refreshed, refreshError };

@@ -100,7 +100,9 @@ describe("the bootstrap role check", () => {
     expect(response.status).toBe(422);
     const body = JSON.parse(text);
     expect(body.error.code).toBe("credentials_rejected");
-    expect(body.error.fields).toEqual([{ field: "bootstrap_role_arn", message: expect.stringContaining("AccessDenied") }]);
+    expect(body.error.fields).toEqual([{ field: "bootstrap_role_arn", message: expect.stringContaining("(upstream_access_denied)") }]);
+    // STS's own text (it names the platform's principal and the role) stays out of the answer.
+    expect(text).not.toMatch(/AccessDenied|is not authorized/);
     expect(text).not.toContain(EXTERNAL_ID);
     expect(await database.db.select().from(integrationCredentials).where(eq(integrationCredentials.organizationId, org!.id))).toEqual([]);
     expect(await database.db.select().from(auditLog).where(eq(auditLog.organizationId, org!.id))).toEqual([]);
