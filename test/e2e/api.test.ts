@@ -415,6 +415,8 @@ describe("server start-up configuration (embedded server)", () => {
       DATABASE_URL: "mysql://localhost/x",
       CREDENTIALS_ENCRYPTION_KEY: "too-short-secret-value",
       PLATFORM_PRINCIPAL_ARN: "not-an-arn",
+      SHUTDOWN_GRACE_SECONDS: "-1",
+      PULUMI_CLI_ENV_PASSTHROUGH: "HOME,ADMIN_TOKEN",
     });
     const error = (await failed.then(
       () => undefined,
@@ -423,7 +425,7 @@ describe("server start-up configuration (embedded server)", () => {
     expect(error).toBeInstanceOf(Error);
     expect(error.message).toMatch(/exited \(1\)/);
     expect(error.message).toContain("invalid service configuration");
-    for (const variable of ["PORT", "DATABASE_URL", "CREDENTIALS_ENCRYPTION_KEY", "PLATFORM_PRINCIPAL_ARN"]) {
+    for (const variable of ["PORT", "DATABASE_URL", "CREDENTIALS_ENCRYPTION_KEY", "PLATFORM_PRINCIPAL_ARN", "SHUTDOWN_GRACE_SECONDS", "PULUMI_CLI_ENV_PASSTHROUGH"]) {
       expect(error.message).toContain(`${variable}:`);
     }
     // The secret's value is never echoed.

@@ -134,11 +134,11 @@ describe("npm start: a supervisor's SIGTERM to npm's own process stops the servi
       { viaNpm: true, unset: ["PULUMI_CONFIG_PASSPHRASE"], timeoutMs: 240_000 },
     );
 
-  /** SIGTERM to npm's own pid; resolves once npm exited, with every process it had started gone. */
-  async function terminateNpm(running: Server): Promise<{ code: number | null; descendants: number[] }> {
+  /** A signal to npm's own pid; resolves once npm exited, with every process it had started gone. */
+  async function terminateNpm(running: Server, signal: NodeJS.Signals = "SIGTERM"): Promise<{ code: number | null; descendants: number[] }> {
     const descendants = await descendantsOf(running.child.pid!);
     expect(descendants.length).toBeGreaterThan(0);
-    running.child.kill("SIGTERM");
+    running.child.kill(signal);
     const code = await running.exited;
     await waitFor("every process npm start had started to exit", async () => {
       for (const pid of descendants) if (await isAlive(pid)) return false;
@@ -214,7 +214,7 @@ describe("npm start: a supervisor's SIGTERM to npm's own process stops the servi
     expect(await stackHistory(`tenant-${tenant.slug}`)).toHaveLength(1);
   });
 
-  it("after the grace period, an up still running is cancelled and marked interrupted; no process is left; the next up succeeds", async () => {
+  it("after the grace period (SIGINT to npm's pid), an up still running is cancelled and marked interrupted; no process is left; the next up succeeds", async () => {
     server = await startWithNpm({ SHUTDOWN_GRACE_SECONDS: "1" });
     const tenant = newTenantRecord(`npm-grace-${suffix}`);
     await onboardThroughApi(call, tenant);
@@ -226,7 +226,8 @@ describe("npm start: a supervisor's SIGTERM to npm's own process stops the servi
     await waitFor("an AWS call of the up to be held", async () => proxy.held > heldBefore);
 
     const stopping = server;
-    const terminated = terminateNpm(stopping);
+    // SIGINT this time (a Ctrl-C meant for npm): forwarded the same way.
+    const terminated = terminateNpm(stopping, "SIGINT");
     // Once the shutdown has given up waiting and cancelled the CLI, the held calls go through: the CLI finishes the
     // operations in flight and exits cleanly.
     await waitFor("the shutdown to cancel the run", async () => /still running after the grace period/.test(stopping.stderr()));
@@ -234,6 +235,7 @@ describe("npm start: a supervisor's SIGTERM to npm's own process stops the servi
     proxy.release();
     const { code } = await terminated;
     expect(code).toBe(0);
+    expect(stopping.stderr()).toMatch(/SIGINT: shutting down/);
     await expectNothingRunning(stopping);
     expect(await pulumiProcessesOf(`tenant-${tenant.slug}`)).toEqual([]);
     expect(await runRow(runId)).toMatchObject({ status: "interrupted", error: { kind: "Interrupted" } });
