@@ -8,23 +8,12 @@
  * spawn leaves out a variable whose value is undefined. So the workspace's variables name every other variable of
  * this process with the value undefined (cliProcessEnvironment), and the CLI starts with the allowlist only.
  */
+import { isBaseVariable, pickEnvironment } from "../lib/child-environment";
 
-/** Exact names the CLI or a provider may need. */
+/** Besides the base (lib/child-environment.ts): TLS trust (Go reads SSL_CERT_*) and proxies, in both spellings. */
 const ALLOWED_NAMES = new Set([
-  "PATH",
-  "HOME",
-  "USER",
-  "LOGNAME",
-  "TMPDIR",
-  "TMP",
-  "TEMP",
-  "LANG",
-  "LANGUAGE",
-  "TZ",
-  // TLS trust (Go reads SSL_CERT_*, Node NODE_EXTRA_CA_CERTS).
   "SSL_CERT_FILE",
   "SSL_CERT_DIR",
-  // Proxies, in both spellings.
   "HTTP_PROXY",
   "HTTPS_PROXY",
   "NO_PROXY",
@@ -38,14 +27,14 @@ const ALLOWED_NAMES = new Set([
 /**
  * Prefixes: PULUMI_* (the CLI's own settings; PULUMI_CONFIG_PASSPHRASE is left out, engineEnv passes the service's),
  * AWS_* (the provider's credential chain, profile, region, endpoints, web identity and container credentials), NODE_*
- * (the Node.js language host and a Node.js plugin: NODE_OPTIONS, NODE_EXTRA_CA_CERTS), LC_* (locale).
+ * (the Node.js language host and a Node.js plugin: NODE_OPTIONS, NODE_EXTRA_CA_CERTS).
  */
-const ALLOWED_PREFIXES = ["PULUMI_", "AWS_", "NODE_", "LC_"];
+const ALLOWED_PREFIXES = ["PULUMI_", "AWS_", "NODE_"];
 const WITHHELD = new Set(["PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"]);
 
 export function isCliVariable(name: string): boolean {
   if (WITHHELD.has(name)) return false;
-  return ALLOWED_NAMES.has(name) || ALLOWED_PREFIXES.some((prefix) => name.startsWith(prefix));
+  return isBaseVariable(name) || ALLOWED_NAMES.has(name) || ALLOWED_PREFIXES.some((prefix) => name.startsWith(prefix));
 }
 
 /**
@@ -54,11 +43,7 @@ export function isCliVariable(name: string): boolean {
  */
 export function pickCliEnvironment(env: Readonly<Record<string, string | undefined>>, passThrough: readonly string[] = []): Record<string, string> {
   const extra = new Set(passThrough);
-  const picked: Record<string, string> = {};
-  for (const [name, value] of Object.entries(env)) {
-    if (value !== undefined && (isCliVariable(name) || extra.has(name))) picked[name] = value;
-  }
-  return picked;
+  return pickEnvironment(env, (name) => isCliVariable(name) || extra.has(name));
 }
 
 /**

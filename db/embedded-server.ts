@@ -17,6 +17,7 @@
  * (groupadd/useradd) when missing, as the package's `createPostgresUser: true` does.
  */
 import { execFile as execFileCallback } from "node:child_process";
+import { isBaseVariable, pickEnvironment } from "../lib/child-environment";
 import { randomBytes } from "node:crypto";
 import { chmod, chown, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
@@ -107,7 +108,8 @@ async function serverOwner(): Promise<{ uid: number; gid: number } | undefined> 
 }
 
 async function run(bin: string, args: string[], owner: { uid: number; gid: number } | undefined, env: NodeJS.ProcessEnv = {}) {
-  return execFile(bin, args, { ...owner, env: { ...process.env, LC_ALL: "C", ...env }, timeout: 120_000 });
+  // The server inherits this environment for as long as it runs: the base only, never the service's secrets.
+  return execFile(bin, args, { ...owner, env: { ...pickEnvironment(process.env, isBaseVariable), LC_ALL: "C", ...env }, timeout: 120_000 });
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -5,9 +5,10 @@
  *   1. A run's pulumi CLI and the provider plugin it starts (the test stand-in, which records its own environment and
  *      its parent's, test/harness/aws-provider/main.ts) get an allowlist: no ADMIN_TOKEN, CREDENTIALS_ENCRYPTION_KEY,
  *      DATABASE_URL or its password.
- *   2. `npm start` with the embedded PostgreSQL in a temp DATA_DIR: SIGTERM to npm's own process (what Docker,
- *      Kubernetes or systemd send) during an `up` reaches the service; the up finishes within the grace period, then
- *      the service, the embedded server and every child exit; nothing listens; nothing is lost.
+ *   2. `npm start` with the embedded PostgreSQL in a temp DATA_DIR (whose server has none of the secrets either):
+ *      SIGTERM to npm's own process (what Docker, Kubernetes or systemd send) during an `up` reaches the service; the
+ *      up finishes within the grace period, then the service, the embedded server and every child exit; nothing
+ *      listens; nothing is lost.
  *   3. With a short grace period, an up still running is cancelled (its AWS calls held by a loopback proxy until the
  *      shutdown gives up waiting) and marked interrupted; no process is left; the next up succeeds.
  */
@@ -199,6 +200,11 @@ describe("npm start: a supervisor's SIGTERM to npm's own process stops the servi
     server = await startWithNpm();
     // The passphrase was generated into DATA_DIR, not into the checkout's .data.
     expect((await stat(join(workspace.dataDir, "pulumi-passphrase"))).mode & 0o777).toBe(0o600);
+    // The embedded PostgreSQL server, a child for as long as it runs, has none of the service's secrets either.
+    const postmaster = (await readFile(join(workspace.dataDir, "postgres", "data", "postmaster.pid"), "utf8")).split("\n")[0]!;
+    const serverEnviron = await readFile(`/proc/${postmaster}/environ`, "utf8");
+    expect(serverEnviron).toContain("PATH=");
+    for (const secret of ["ADMIN_TOKEN=", "CREDENTIALS_ENCRYPTION_KEY=", adminToken, encryptionKey]) expect(serverEnviron).not.toContain(secret);
     const tenant = newTenantRecord(`npm-term-${suffix}`);
     await onboardThroughApi(call, tenant);
     const runId = await requestUp(tenant.slug);
