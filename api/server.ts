@@ -9,7 +9,7 @@ import { serve } from "@hono/node-server";
 import { automationSettingsSchema, checkPulumiCli } from "../automation";
 import { openDatabase } from "../db/client";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/discovery/scan-queue";
-import { loadServiceConfig, REPO_ROOT, ServiceConfigError } from "../lib/config";
+import { loadIdentityTrust, loadServiceConfig, REPO_ROOT, ServiceConfigError } from "../lib/config";
 import { startBoss } from "../lib/boss";
 import { resolveStateBackend } from "../lib/state-backend";
 import { recoverInterruptedRuns, startRecoverySweep } from "../services/run/recovery";
@@ -39,6 +39,7 @@ const writeStderr = (message: string) => process.stderr.write(`${message}\n`);
 
 async function main(): Promise<void> {
   const config = loadServiceConfig(process.env);
+  const identityTrust = await loadIdentityTrust(config);
   const logger = createLogger(config.LOG_LEVEL);
   const log = (message: string) => logger.info({}, message);
   const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, log });
@@ -173,6 +174,7 @@ async function main(): Promise<void> {
     log,
     observability: telemetry,
     credentialRotation: () => credentialRotation,
+    identityTrust,
   });
 
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {
