@@ -5,6 +5,9 @@
  * certificates; documents signed by the test CA of test/harness/instance-identity.ts verify once it is trusted.
  */
 import { createPublicKey } from "node:crypto";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import {
   awsIdentityTrust,
@@ -15,6 +18,7 @@ import {
 } from "../../services/rollout/instance-identity-fns";
 import { identityDocument, signedIdentity, signIdentityDocument, testIdentityAuthority, testIdentityTrust, untrustedIdentityAuthority } from "../harness/instance-identity";
 import { AWS_REGIONS } from "../../lib/aws-regions";
+import { loadIdentityTrust, loadServiceConfig, ServiceConfigError } from "../../lib/config";
 
 const AWS_SIGNED_DOCUMENT = `{
   "accountId" : "975050371289",
@@ -133,5 +137,34 @@ describe("the instance identity proof", () => {
       "us-east-1",
       "eu-west-1",
     ]);
+  });
+
+  it("AGENT_IDENTITY_CERTIFICATES_FILE adds the certificates of a file to AWS's; a missing or bad file stops start-up naming the variable", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "mxdr-identity-config-"));
+    try {
+      const problem = async (file: string) => {
+        const error = await loadIdentityTrust(loadServiceConfig({ AGENT_IDENTITY_CERTIFICATES_FILE: file })).then(
+          () => undefined,
+          (reason: unknown) => reason,
+        );
+        expect(error).toBeInstanceOf(ServiceConfigError);
+        expect((error as ServiceConfigError).problems.map((p) => p.variable)).toEqual(["AGENT_IDENTITY_CERTIFICATES_FILE"]);
+        return (error as Error).message;
+      };
+      expect(await problem(join(dir, "missing.json"))).toContain("ENOENT");
+      await writeFile(join(dir, "broken.json"), "{");
+      expect(await problem(join(dir, "broken.json"))).toContain("is not JSON");
+      await writeFile(join(dir, "region.json"), JSON.stringify({ certificates: [{ regions: ["moon-1"], certificate: testIdentityAuthority().certificatePem }] }));
+      expect(await problem(join(dir, "region.json"))).toContain("certificates.0.regions.0 must be AWS region codes");
+
+      const { document, signature } = signedIdentity(fields);
+      const withoutFile = await loadIdentityTrust(loadServiceConfig({}));
+      expect(() => verifyInstanceIdentity(withoutFile, document, signature)).toThrow(InvalidInstanceIdentityError);
+      const withFile = await loadIdentityTrust(loadServiceConfig({ AGENT_IDENTITY_CERTIFICATES_FILE: testIdentityAuthority().trustFile }));
+      expect(verifyInstanceIdentity(withFile, document, signature).instanceId).toBe(fields.instanceId);
+      expect(verifyInstanceIdentity(withFile, AWS_SIGNED_DOCUMENT, AWS_SIGNATURE).instanceId).toBe("i-0b02d936754a6d637");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
