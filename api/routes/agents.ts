@@ -8,7 +8,7 @@ import type { Services } from "../../services";
 import { HEARTBEAT_INTERVAL_SECONDS } from "../../services/rollout/enrollment";
 import { presentAgent } from "../presenters";
 import { createRouter } from "../router";
-import { errorSchema } from "../schemas";
+import { bodyErrorResponses, errorSchema } from "../schemas";
 
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
@@ -85,6 +85,7 @@ export function agentsRouter({ rollout }: Pick<Services, "rollout">) {
         403: json(errorSchema, "the instance is not the tenant's (another account or region; code instance_not_of_tenant), or agent_credential is not the instance's (code agent_credential_mismatch)"),
         409: json(errorSchema, "the instance is not a discovered asset of the tenant yet (code instance_not_discovered: retry after discovery), or it is enrolled and agent_credential is missing (code agent_already_enrolled)"),
         413: json(errorSchema, "body too large"),
+        ...bodyErrorResponses,
       },
     }),
     async (c) => {
@@ -113,6 +114,7 @@ export function agentsRouter({ rollout }: Pick<Services, "rollout">) {
         400: invalid,
         401: json(errorSchema, "not the credential of this instance's agent (unknown, reset, or another instance's): nothing was changed"),
         413: json(errorSchema, "body too large"),
+        ...bodyErrorResponses,
       },
     }),
     async (c) => {

@@ -504,6 +504,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       if (name === "runId") return runIds.bravoUp!;
       if (name === "provider") return "aws";
       if (name === "id") return randomUUID();
+      if (name === "instance_id") return "i-0123456789abcdef0";
       return parameter?.schema?.enum?.[0] ?? "x";
     };
     const concrete = (path: string, slug: string, operation: { parameters?: { name: string; in: string; schema?: { enum?: string[] } }[] }) =>
@@ -534,7 +535,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
         // Tenant scoping comes first: another tenant is invisible on every route, admin-only ones included.
         expect(attempt.status, key).toBe(404);
         expect(attempt.body.error.code, key).toBe("not_found");
-        if (["post /v1/tenants/{slug}/offboard", "post /v1/tenants/{slug}/tokens"].includes(key)) {
+        if (["post /v1/tenants/{slug}/offboard", "post /v1/tenants/{slug}/tokens", "delete /v1/tenants/{slug}/agents/{instance_id}/enrollment"].includes(key)) {
           const own = await call(method.toUpperCase(), concrete(path, charlie.slug, operation), { token: charlie.token, body });
           expect(own.status, `${key} is admin-only: 403 for the token's own tenant`).toBe(403);
           adminOnly.push(key);
@@ -570,7 +571,11 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
         "get /v1/tenants/{slug}/validation",
       ]),
     );
-    expect(adminOnly.sort()).toEqual(["post /v1/tenants/{slug}/offboard", "post /v1/tenants/{slug}/tokens"]);
+    expect(adminOnly.sort()).toEqual([
+      "delete /v1/tenants/{slug}/agents/{instance_id}/enrollment",
+      "post /v1/tenants/{slug}/offboard",
+      "post /v1/tenants/{slug}/tokens",
+    ]);
 
     // Nothing of the victim changed.
     expect((await call("GET", `/v1/tenants/${bravo.slug}`)).body).toEqual(victimBefore.body);
