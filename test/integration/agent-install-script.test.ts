@@ -409,30 +409,29 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
     expect(await auditOf(instanceId)).toEqual([]);
   });
 
-  it("fails with a clear message, before touching anything, where instance metadata does not answer (not an EC2 instance)", async () => {
-    const instanceId = "i-0e1e1e1e1e1e1e1e1";
-    await addInstance(instanceId);
+  it("fails with a clear message, before contacting the backend, where instance metadata does not answer (not an EC2 instance) or serves no identity document", async () => {
     await putAgentConfig(await activeEnrollmentToken(database.db, keyring, organizationId));
-    const before = server!.requests.length;
-    const result = await install(instanceId, linuxScript({}, { key: "xdr:monitor", value: "false" }), { MINI_XDR_IMDS_ENDPOINT: "http://127.0.0.1:9" });
-    expect(result.code, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).not.toBe(0);
-    expect(result.stderr).toContain("mini-xdr: the EC2 instance metadata service (IMDSv2) did not answer at http://127.0.0.1:9");
-    expect(result.stderr).toContain("the agent enrolls only on an EC2 instance");
-    expect(server!.requests.slice(before)).toEqual([]);
-    expect(existsSync(join(result.configDir, "agent.json"))).toBe(false);
-    expect(await auditOf(instanceId)).toEqual([]);
-  });
-
-  it("fails with a clear message where instance metadata serves no identity document", async () => {
-    const instanceId = "i-0e2e2e2e2e2e2e2e2";
-    await addInstance(instanceId);
-    await putAgentConfig(await activeEnrollmentToken(database.db, keyring, organizationId));
-    const before = server!.requests.length;
-    const result = await install(instanceId, linuxScript(), {}, { metadata: { tags: {}, metadataTags: false } });
-    expect(result.code, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).not.toBe(0);
-    expect(result.stderr).toContain("mini-xdr: could not read the instance identity document from instance metadata");
-    expect(server!.requests.slice(before)).toEqual([]);
-    expect(await auditOf(instanceId)).toEqual([]);
+    const cases: [string, Parameters<typeof install>, string][] = [
+      [
+        "i-0e1e1e1e1e1e1e1e1",
+        ["i-0e1e1e1e1e1e1e1e1", linuxScript({}, { key: "xdr:monitor", value: "false" }), { MINI_XDR_IMDS_ENDPOINT: "http://127.0.0.1:9" }],
+        "mini-xdr: the EC2 instance metadata service (IMDSv2) did not answer at http://127.0.0.1:9: the agent enrolls only on an EC2 instance",
+      ],
+      [
+        "i-0e2e2e2e2e2e2e2e2",
+        ["i-0e2e2e2e2e2e2e2e2", linuxScript(), {}, { metadata: { tags: {}, metadataTags: false } }],
+        "mini-xdr: could not read the instance identity document from instance metadata",
+      ],
+    ];
+    for (const [instanceId, args, message] of cases) {
+      await addInstance(instanceId);
+      const before = server!.requests.length;
+      const result = await install(...args);
+      expect(result.code, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).not.toBe(0);
+      expect(result.stderr).toContain(message);
+      expect(server!.requests.slice(before)).toEqual([]);
+      expect(await auditOf(instanceId)).toEqual([]);
+    }
   });
 
   it("fails, changing nothing, when the configuration holds a revoked enrollment token (401)", async () => {
