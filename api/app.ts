@@ -20,6 +20,7 @@ import { createServices } from "../services";
 import type { BootstrapLinkService } from "../services/integration/bootstrap-link-service";
 import type { BootstrapWaitQueue } from "../services/integration/bootstrap-wait";
 import type { CredentialRotationQueue } from "../services/integration/credential-rotation-queue";
+import type { IdentityTrust } from "../services/rollout/instance-identity-fns";
 import type { RunQueue } from "../services/run/run-queue";
 import type { PlatformSettings } from "../services/run/tenant-stack-config";
 import type { BootstrapRoleVerifier } from "../services/integration/verify-bootstrap-role";
@@ -68,6 +69,8 @@ export interface AppDependencies {
   observability?: Observability;
   /** The background credentials key rotation; none: POST /v1/credentials/rotation answers 503. */
   credentialRotation?: () => CredentialRotationQueue;
+  /** Whose signatures prove an agent's instance at enrollment (default: AWS's published certificates). */
+  identityTrust?: IdentityTrust;
 }
 
 export function createApp(deps: AppDependencies) {
@@ -115,6 +118,7 @@ export function createApp(deps: AppDependencies) {
     bootstrapWaitSeconds: deps.bootstrapWaitSeconds,
     webhooksAllowHttpLoopback: deps.webhooksAllowHttpLoopback,
     credentialRotation: deps.credentialRotation,
+    identityTrust: deps.identityTrust,
   });
 
   if (deps.observability) app.route("/metrics", metricsRouter(services.tenants, deps.observability.metrics));

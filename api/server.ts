@@ -11,7 +11,7 @@ import { serve } from "@hono/node-server";
 import { automationSettingsSchema, checkPulumiCli, pickCliEnvironment } from "../automation";
 import { openDatabase } from "../db/client";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/discovery/scan-queue";
-import { loadServiceConfig, REPO_ROOT, ServiceConfigError, SHUTDOWN_CANCEL_WINDOW_SECONDS } from "../lib/config";
+import { loadIdentityTrust, loadServiceConfig, REPO_ROOT, ServiceConfigError, SHUTDOWN_CANCEL_WINDOW_SECONDS } from "../lib/config";
 import { startBoss } from "../lib/boss";
 import { resolveStateBackend } from "../lib/state-backend";
 import { recoverInterruptedRuns, startRecoverySweep } from "../services/run/recovery";
@@ -42,6 +42,7 @@ const writeStderr = (message: string) => process.stderr.write(`${message}\n`);
 
 async function main(): Promise<void> {
   const config = loadServiceConfig(process.env);
+  const identityTrust = await loadIdentityTrust(config);
   const logger = createLogger(config.LOG_LEVEL);
   const log = (message: string) => logger.info({}, message);
   const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, log });
@@ -181,6 +182,7 @@ async function main(): Promise<void> {
     log,
     observability: telemetry,
     credentialRotation: () => credentialRotation,
+    identityTrust,
   });
 
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {

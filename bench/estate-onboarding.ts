@@ -6,7 +6,8 @@
  * The estate is test/harness/estates.ts's (three regions, mostly untagged, Linux and Windows, stopped, terminated,
  * unicode names, a 50-tag instance, an excluded one), every instance SSM-managed, so nothing needs a person. The
  * agents are simulated as the install script behaves: an instance whose association installed the agent enrolls with
- * its region's enrollment token (read from the SecureString) as soon as the rollout shows it installed.
+ * its region's enrollment token (read from the SecureString) and its identity document (signed by the test CA of
+ * test/harness/instance-identity.ts, which the service trusts) as soon as the rollout shows it installed.
  *
  *   npm run bench:estate                  (BENCH_SIZE instances, default 60; BENCH_ROUNDS rounds, default 1)
  *
@@ -17,6 +18,7 @@ import { performance } from "node:perf_hooks";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import setupHarness from "../test/harness/global-setup";
 import { planEstate, seedEstate } from "../test/harness/estates";
+import { enrollmentBody } from "../test/harness/instance-identity";
 import {
   createBootstrapRole,
   createCaller,
@@ -95,7 +97,7 @@ try {
           }
           const answer = await call("POST", "/v1/agents/enroll", {
             token: null,
-            body: { enrollment_token: tokens.get(instanceRegion), instance_id: instance.asset_id, hostname: `ip-${instance.asset_id}`, agent_version: "1.0.0" },
+            body: enrollmentBody(tokens.get(instanceRegion)!, { accountId: account, region: instanceRegion, instanceId: instance.asset_id }),
           });
           if (answer.status !== 201) throw new Error(`enroll ${instance.asset_id}: ${answer.status} ${answer.text}`);
           enrolled.add(instance.asset_id);

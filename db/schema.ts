@@ -430,8 +430,16 @@ export const agents = pgTable(
     version: text("version"),
     enrolledAt: timestamptz("enrolled_at").notNull().defaultNow(),
     lastHeartbeatAt: timestamptz("last_heartbeat_at"),
+    /**
+     * hashToken() of the agent's own credential (issued at enrollment, shown to the agent once): heartbeats present
+     * it, and re-enrolling the instance needs it. Null before this existed or after an operator reset the enrollment.
+     */
+    credentialHash: text("credential_hash"),
   },
-  (table) => [uniqueIndex("agents_org_instance_unique").on(table.organizationId, table.instanceId)],
+  (table) => [
+    uniqueIndex("agents_org_instance_unique").on(table.organizationId, table.instanceId),
+    uniqueIndex("agents_credential_hash_unique").on(table.credentialHash),
+  ],
 );
 
 export const enrollmentTokens = pgTable(

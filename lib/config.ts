@@ -17,6 +17,7 @@ import { z } from "zod";
 import { bootstrapPublishSettingsSchema } from "../services/integration/bootstrap-template-publisher";
 import { parseEncryptionKey } from "../db/crypto";
 import { principalArnSchema } from "../programs/tenant/config";
+import { awsIdentityTrust, parseIdentityCertificates, type IdentityTrust } from "../services/rollout/instance-identity-fns";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEFAULT_DATA_DIR = join(REPO_ROOT, ".data");
@@ -126,6 +127,12 @@ export const serviceConfigSchema = z.object({
   RUN_WORKER: z.enum(["true", "false"]).default("true").transform((value) => value === "true"),
   /** How often a worker replica looks for runs whose executor died in another replica (services/run/recovery.ts). */
   RECOVERY_SWEEP_SECONDS: z.coerce.number().int("must be an integer").min(1).max(3600).default(30),
+  /**
+   * A JSON file of more certificates that sign EC2 instance identity documents, in the format of
+   * services/rollout/aws-instance-identity-certificates.json (AWS's, always trusted): a region or rotation AWS
+   * published after this release, or a test CA. Read and checked at start-up.
+   */
+  AGENT_IDENTITY_CERTIFICATES_FILE: optionalString.transform((value) => (value === undefined ? undefined : resolve(value))),
   /** Agent version the tenant stacks install. */
   AGENT_VERSION: z.string().regex(/^\d+\.\d+\.\d+([-+][\w.]+)?$/, "must be a semantic version such as 1.4.2").default("1.0.0"),
   /** Cron (UTC) of the scheduled discovery of tenants with auto_discovery_enabled. */
@@ -215,4 +222,22 @@ export async function resolveCredentialsKey(
       `Back it up: credentials stored with it cannot be decrypted without it. In production set CREDENTIALS_ENCRYPTION_KEY (or use KMS).`,
   );
   return { key, source: "generated", path };
+}
+
+/** AWS's instance identity certificates plus those of AGENT_IDENTITY_CERTIFICATES_FILE; a bad file stops start-up. */
+export async function loadIdentityTrust(config: Pick<ServiceConfig, "AGENT_IDENTITY_CERTIFICATES_FILE">): Promise<IdentityTrust> {
+  const file = config.AGENT_IDENTITY_CERTIFICATES_FILE;
+  if (!file) return awsIdentityTrust();
+  const problem = (message: string) => new ServiceConfigError([{ variable: "AGENT_IDENTITY_CERTIFICATES_FILE", message }]);
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (error) {
+    throw problem(`cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  try {
+    return awsIdentityTrust(parseIdentityCertificates(JSON.parse(text), file));
+  } catch (error) {
+    throw problem(error instanceof SyntaxError ? `${file} is not JSON (${error.message})` : (error as Error).message);
+  }
 }

@@ -12,6 +12,7 @@ import type { CredentialRotationQueue } from "./integration/credential-rotation-
 import { createFleetService } from "./fleet/fleet-service";
 import { createWebhookService } from "./notification/webhook-service";
 import { createRolloutService } from "./rollout/rollout-service";
+import type { IdentityTrust } from "./rollout/instance-identity-fns";
 import { createRunService } from "./run/run-service";
 import type { RunQueue } from "./run/run-queue";
 import type { PlatformSettings } from "./run/tenant-stack-config";
@@ -31,6 +32,8 @@ export interface ServiceDeps {
   webhooksAllowHttpLoopback?: boolean;
   /** The background key rotation (services/integration/credential-rotation-queue.ts); absent: status only. */
   credentialRotation?: () => CredentialRotationQueue;
+  /** Whose signatures prove an agent's instance (default: AWS's published certificates). */
+  identityTrust?: IdentityTrust;
 }
 
 export function createServices(deps: ServiceDeps) {
@@ -53,7 +56,7 @@ export function createServices(deps: ServiceDeps) {
       customerCleanup: (org) => integrations.bootstrapCleanup(org),
     }),
     discovery: createDiscoveryService({ db: deps.db, scans: deps.scanQueue }),
-    rollout: createRolloutService({ db: deps.db, keyring: deps.keyring }),
+    rollout: createRolloutService({ db: deps.db, keyring: deps.keyring, identityTrust: deps.identityTrust }),
     fleet: createFleetService({ db: deps.db }),
     credentialRotation: createCredentialRotationService({ db: deps.db, keyring: deps.keyring, rotation: deps.credentialRotation }),
     webhooks: createWebhookService({ db: deps.db, keyring: deps.keyring, allowHttpLoopback: deps.webhooksAllowHttpLoopback ?? false }),

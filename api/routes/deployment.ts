@@ -1,14 +1,16 @@
 /**
  * /v1/tenants/{slug}: the agent rollout (per-instance status read live from SSM, with the stored state as the
  * fallback when the tenant's account cannot be read), the retry of failed installs, the agents' health, and the
- * validation checks. The same operations back the seed-compatible v2 endpoints.
+ * validation checks, and an operator's reset of one agent's enrollment. The same operations back the seed-compatible
+ * v2 endpoints.
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Services } from "../../services";
 import { CHECK_NAMES } from "../../services/rollout/validation-checks";
 import { createRouter } from "../router";
 import { errorResponse, errorResponses, postErrorResponses, slugParamsSchema } from "../schemas";
-import { presentDeployment, presentHealth, presentRetry, presentValidation } from "../presenters";
+import { HEARTBEAT_INTERVAL_SECONDS } from "../../services/rollout/enrollment";
+import { presentAgent, presentDeployment, presentHealth, presentRetry, presentValidation } from "../presenters";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -83,6 +85,22 @@ export const validationSchema = z
   })
   .openapi("Validation");
 
+const agentParamsSchema = slugParamsSchema.extend({
+  instance_id: z.string().regex(/^i-[A-Za-z0-9-]{1,60}$/, "must be an EC2 instance id such as i-0123456789abcdef0"),
+});
+
+const resetAgentSchema = z
+  .object({
+    agent_id: z.number().int(),
+    instance_id: z.string(),
+    hostname: z.string().nullable(),
+    agent_version: z.string().nullable(),
+    enrolled_at: z.string(),
+    last_heartbeat_at: z.string().nullable(),
+    heartbeat_interval_seconds: z.number().int(),
+  })
+  .openapi("AgentEnrollmentReset");
+
 export const deploymentQuerySchema = z.object({
   refresh: z.enum(["true", "false"]).default("true").openapi({ description: "read the rollout from SSM first (default true)" }),
 });
@@ -146,6 +164,28 @@ export function deploymentRouter({ rollout }: Pick<Services, "rollout">) {
       responses: { 200: json(validationSchema, "checks"), ...errorResponses },
     }),
     async (c) => c.json(presentValidation(await rollout.validation(await c.var.tenant())), 200),
+  );
+
+  router.openapi(
+    createRoute({
+      method: "delete",
+      path: "/{slug}/agents/{instance_id}/enrollment",
+      tags: ["deployment"],
+      summary:
+        "Platform operators: reset an instance's agent enrollment. Its credential stops working and the instance may enroll again without it",
+      security,
+      request: { params: agentParamsSchema },
+      responses: {
+        200: json(resetAgentSchema, "reset: the agent's credential no longer authenticates"),
+        ...errorResponses,
+        403: errorResponse("not a platform admin token"),
+        404: errorResponse("unknown tenant, or no agent enrolled for this instance (code agent_not_enrolled)"),
+      },
+    }),
+    async (c) => {
+      const agent = await rollout.resetEnrollment(c.get("principal"), await c.var.tenant(), c.req.valid("param").instance_id);
+      return c.json(presentAgent(agent, HEARTBEAT_INTERVAL_SECONDS), 200);
+    },
   );
 
   return router;

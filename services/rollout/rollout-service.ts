@@ -8,9 +8,10 @@ import type { Keyring } from "../../db/crypto";
 import type { Organization } from "../../db/schema";
 import { openRolloutSession, TenantAwsAccessError, TenantNotProvisionedError } from "../integration/tenant-aws-session";
 import { recordAudit } from "../tenant/audit-store";
-import type { Principal } from "../tenant/principal";
+import { requireAdmin, type Principal } from "../tenant/principal";
 import { advanceOnboardingStatus, refreshDeployment } from "./deployment-follow-up";
-import { enrollAgent, recordHeartbeat, type EnrollmentRequest, type HeartbeatRequest } from "./enrollment";
+import { enrollAgent, recordHeartbeat, resetAgentEnrollment, type EnrollmentRequest, type HeartbeatRequest } from "./enrollment";
+import { awsIdentityTrust, type IdentityTrust } from "./instance-identity-fns";
 import { retryFailedDeployments } from "./retry";
 import { deploymentHealth, deploymentSummary } from "./rollout-summary";
 import { validateTenant } from "./validation-checks";
@@ -19,9 +20,11 @@ import { neutralUpstreamText } from "../../lib/upstream-errors";
 export interface RolloutServiceDeps {
   db: DrizzleDatabase;
   keyring: Keyring;
+  /** Whose signatures prove an agent's instance (default: AWS's published certificates only). */
+  identityTrust?: IdentityTrust;
 }
 
-export function createRolloutService({ db, keyring }: RolloutServiceDeps) {
+export function createRolloutService({ db, keyring, identityTrust = awsIdentityTrust() }: RolloutServiceDeps) {
   return {
     /** The rollout summary, read from SSM first when asked and possible. */
     async deployment(org: Organization, refresh: boolean) {
@@ -73,12 +76,20 @@ export function createRolloutService({ db, keyring }: RolloutServiceDeps) {
     },
 
     async enroll(request: EnrollmentRequest) {
-      const enrolled = await enrollAgent(db, request);
+      const enrolled = await enrollAgent(db, identityTrust, request);
       await advanceOnboardingStatus(db, enrolled.agent.organizationId);
       return enrolled;
     },
 
     heartbeat: (request: HeartbeatRequest) => recordHeartbeat(db, request),
+
+    /** A platform operator lets an instance enroll again without its agent's credential (a rebuilt or lost agent). */
+    async resetEnrollment(principal: Principal, org: Organization, instanceId: string) {
+      requireAdmin(principal);
+      const agent = await resetAgentEnrollment(db, org.id, instanceId);
+      await recordAudit(db, principal, { action: "agent.enrollment_reset", organizationId: org.id, target: instanceId });
+      return agent;
+    },
   };
 }
 

@@ -48,6 +48,7 @@ import { REPO_ROOT } from "../harness/moto";
 import { startSsmStandIn, type ManagedInstance, type SsmStandIn } from "../harness/ssm-standin";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
 import { awsAsCustomer, createStackFromQuickCreateLink, customerAccount } from "../harness/customer-cloudformation";
+import { enrollmentBody } from "../harness/instance-identity";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = join(REPO_ROOT, ".data", "artifacts", "console");
@@ -288,7 +289,7 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     for (const [index, instanceId] of acmeInstances.entries()) {
       const enrolled = await call("POST", "/v1/agents/enroll", {
         token: null,
-        body: { enrollment_token: enrollmentToken, instance_id: instanceId, hostname: `web-${index + 1}`, agent_version: "1.0.0" },
+        body: enrollmentBody(enrollmentToken, { accountId: acme.account, region: REGION, instanceId }, { hostname: `web-${index + 1}` }),
       });
       expect(enrolled.status, enrolled.text).toBe(201);
     }
@@ -525,7 +526,7 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     // The agent on the host enrolls with the token of its region's agent config (as the install script does).
     const enrolled = await call("POST", "/v1/agents/enroll", {
       token: null,
-      body: { enrollment_token: await enrollmentTokenOf(click.slug), instance_id: instanceId, hostname: "app-1", agent_version: "1.0.0" },
+      body: enrollmentBody(await enrollmentTokenOf(click.slug), { accountId: click.account, region: REGION, instanceId }, { hostname: "app-1" }),
     });
     expect(enrolled.status, enrolled.text).toBe(201);
     await page.getByRole("status").filter({ hasText: "Setup complete: Mini-XDR is now monitoring your environment" }).waitFor({ timeout: 120_000 });

@@ -32,6 +32,7 @@ import {
 import { planEstate, seedEstate, type SeededEstate, type SeededInstance } from "../harness/estates";
 import { startSsmStandIn, type SsmStandIn } from "../harness/ssm-standin";
 import { connectAwsThroughApi, createTenantThroughApi, newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle } from "../harness/tenants";
+import { enrollmentBody } from "../harness/instance-identity";
 
 const REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"];
 const HOME = REGIONS[0]!;
@@ -72,7 +73,7 @@ async function settledDeployment(): Promise<any> {
   return deployment.body;
 }
 
-/** What the install script does on the host: read its region's agent config, enroll with its token. */
+/** What the install script does on the host: read its region's agent config, enroll with its token and the instance's signed identity. */
 async function enroll(instances: SeededInstance[]): Promise<void> {
   const credentials = await customerAccountCredentials(account);
   const tokens = new Map<string, string>();
@@ -85,7 +86,7 @@ async function enroll(instances: SeededInstance[]): Promise<void> {
     }
     const enrolled = await call("POST", "/v1/agents/enroll", {
       token: null,
-      body: { enrollment_token: tokens.get(instance.region), instance_id: instance.instanceId, hostname: `ip-${instance.instanceId}`, agent_version: "1.0.0" },
+      body: enrollmentBody(tokens.get(instance.region)!, { accountId: account, region: instance.region, instanceId: instance.instanceId }),
     });
     expect(enrolled.status, enrolled.text).toBe(201);
   }

@@ -8,7 +8,13 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { eq } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDatabase, type Database } from "../../db/client";
+import { createKeyring } from "../../db/crypto";
+import { cloudAssets, organizations } from "../../db/schema";
+import { activeEnrollmentToken } from "../../services/rollout/enrollment-tokens";
+import { enrollmentBody, signedIdentity, untrustedIdentityAuthority } from "../harness/instance-identity";
 import { createCaller, realPostgres, serverEnvFor, startServer, stopServer, type Server } from "../harness/server";
 import { setupOrFailEveryTest } from "../harness/suite";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
@@ -97,6 +103,88 @@ describe("a hostile tenant", () => {
           expect(answer.text).not.toContain(upstream);
         }
       }
+    });
+  });
+
+  describe("finding 5: agents prove the instance they run on", () => {
+    // Mallory holds her tenant's enrollment token (anyone who can read the agent parameter on any of her hosts does).
+    const known = "i-0a11ce00000000001";
+    let database: Database | undefined;
+    let scratchDir = "";
+    let enrollmentToken = "";
+
+    beforeAll(async () => {
+      scratchDir = await mkdtemp(join(tmpdir(), "mxdr-hostile-agents-"));
+      database = await openDatabase({ databaseUrl, dataDir: scratchDir });
+      const [org] = await database.db.select().from(organizations).where(eq(organizations.slug, mallory.slug));
+      enrollmentToken = await activeEnrollmentToken(database.db, createKeyring({ key: encryptionKey }), org!.id);
+      // One instance discovery found in her account (the only one an agent may enroll for).
+      await database.db.insert(cloudAssets).values({
+        organizationId: org!.id,
+        provider: "aws",
+        assetType: "ec2",
+        assetId: known,
+        region: "us-east-1",
+        agentCompatible: true,
+        assetData: { platform: "linux", state: "running" },
+      });
+    });
+    afterAll(async () => {
+      await database?.close();
+      await rm(scratchDir, { recursive: true, force: true });
+    });
+
+    const mallorys = (instanceId: string) => ({ accountId: mallory.account, region: "us-east-1", instanceId });
+    const enroll = (body: Record<string, unknown>) => call("POST", "/v1/agents/enroll", { body, token: null });
+    const health = async () => (await call("GET", `/v1/tenants/${mallory.slug}/deployment/health`, { token: mallory.token })).body;
+
+    it("made-up instance ids, another account's document, unsigned or tampered documents are refused with her token, and health does not turn healthy", async () => {
+      // The probe as it was: the token and a made-up instance id, nothing proven.
+      for (const instanceId of ["i-deadbeef-not-real", "i-0123456789abcdef0", "i-00000000000000001", "i-ffffffffffffffff0"]) {
+        const probe = await enroll({ enrollment_token: enrollmentToken, instance_id: instanceId, hostname: "spoof", agent_version: "1.0.0" });
+        expect({ instanceId, status: probe.status }).toEqual({ instanceId, status: 400 });
+        // Her own signature on a document naming the instance (she has no AWS key).
+        const forged = signedIdentity(mallorys(instanceId), untrustedIdentityAuthority());
+        const withForgery = await enroll({ ...enrollmentBody(enrollmentToken, mallorys(instanceId)), identity_document: forged.document, identity_signature: forged.signature });
+        expect({ instanceId, status: withForgery.status, code: withForgery.body.error.code }).toEqual({ instanceId, status: 401, code: "invalid_instance_identity" });
+        // Even a genuine document of an instance of her account that discovery never found (a made-up id) is refused.
+        const undiscovered = await enroll(enrollmentBody(enrollmentToken, mallorys(instanceId)));
+        expect({ instanceId, status: undiscovered.status, code: undiscovered.body.error.code }).toEqual({ instanceId, status: 409, code: "instance_not_discovered" });
+      }
+      // A genuine document of an instance in another account (the victim's), presented with her token.
+      const victims = await enroll(enrollmentBody(enrollmentToken, { accountId: victim.account, region: "us-east-1", instanceId: known }));
+      expect({ status: victims.status, code: victims.body.error.code }).toEqual({ status: 403, code: "instance_not_of_tenant" });
+      // Unsigned, and a signed document with the instance id changed.
+      const signed = enrollmentBody(enrollmentToken, mallorys(known));
+      const unsigned = await enroll({ ...signed, identity_signature: randomBytes(128).toString("base64") });
+      expect({ status: unsigned.status, code: unsigned.body.error.code }).toEqual({ status: 401, code: "invalid_instance_identity" });
+      const tamperedDocument = signedIdentity(mallorys(known)).document.replace(known, "i-deadbeef-not-real");
+      const tampered = await enroll({ ...signed, identity_document: tamperedDocument });
+      expect({ status: tampered.status, code: tampered.body.error.code }).toEqual({ status: 401, code: "invalid_instance_identity" });
+      // The enrollment token is no heartbeat credential, and a made-up credential counts for nothing.
+      expect((await call("POST", "/v1/agents/heartbeat", { body: { enrollment_token: enrollmentToken, instance_id: known }, token: null })).status).toBe(400);
+      const madeUp = await call("POST", "/v1/agents/heartbeat", { body: { agent_credential: `mxdr-agent_${"A".repeat(43)}`, instance_id: known }, token: null });
+      expect(madeUp.status).toBe(401);
+
+      const status = await health();
+      expect(status).toMatchObject({ agents_enrolled: 0, agents_healthy: 0 });
+      expect(status.status).not.toBe("healthy");
+    });
+
+    it("an enrolled instance cannot be re-enrolled without its agent's credential, nor heartbeat for another instance", async () => {
+      const first = await enroll(enrollmentBody(enrollmentToken, mallorys(known)));
+      expect(first.status, first.text).toBe(201);
+      const credential: string = first.body.agent_credential;
+      // A replay of the same (genuine) document from elsewhere: no credential, or a made-up one.
+      const replay = await enroll(enrollmentBody(enrollmentToken, mallorys(known), { hostname: "attacker" }));
+      expect({ status: replay.status, code: replay.body.error.code }).toEqual({ status: 409, code: "agent_already_enrolled" });
+      const guessed = await enroll(enrollmentBody(enrollmentToken, mallorys(known), { agentCredential: `mxdr-agent_${"B".repeat(43)}` }));
+      expect({ status: guessed.status, code: guessed.body.error.code }).toEqual({ status: 403, code: "agent_credential_mismatch" });
+      const elsewhere = await call("POST", "/v1/agents/heartbeat", { body: { agent_credential: credential, instance_id: "i-deadbeef-not-real" }, token: null });
+      expect(elsewhere.status).toBe(401);
+      expect(await health()).toMatchObject({ agents_enrolled: 1, agents: [expect.objectContaining({ instance_id: known, hostname: `ip-${known}` })] });
+      // Only an operator resets an enrollment; a tenant token may not.
+      expect((await call("DELETE", `/v1/tenants/${mallory.slug}/agents/${known}/enrollment`, { token: mallory.token })).status).toBe(403);
     });
   });
 });

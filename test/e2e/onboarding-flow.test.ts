@@ -47,6 +47,7 @@ import {
 } from "../harness/server";
 import { setupOrFailEveryTest } from "../harness/suite";
 import { connectAwsThroughApi, createTenantThroughApi, newTenantRecord, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle, type TenantRecord } from "../harness/tenants";
+import { enrollmentBody } from "../harness/instance-identity";
 
 const REGION = "us-east-1";
 const NO_SUCH_TENANT = "zz-no-such-tenant";
@@ -419,7 +420,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       return scan && !["queued", "running"].includes(scan.status) ? scan : undefined;
     });
 
-    // An agent enrolls with the tenant's enrollment token (as the install document would).
+    // An agent enrolls with the tenant's enrollment token and its instance's signed identity (as the install document would).
     const [enrollment] = await sql<{ token_sealed: string; organization_id: number }[]>`
       select e.token_sealed, e.organization_id from enrollment_tokens e join organizations o on o.id = e.organization_id
       where o.slug = ${bravo.slug} and e.revoked_at is null`;
@@ -427,15 +428,16 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     const enroll = (instanceId: string, hostname: string) =>
       call("POST", "/v1/agents/enroll", {
         token: null,
-        body: { enrollment_token: enrollmentToken, instance_id: instanceId, hostname, agent_version: "1.0.0" },
+        body: enrollmentBody(enrollmentToken, { accountId: bravo.account, region: REGION, instanceId }, { hostname }),
       });
     const enrolled = await enroll(bravoInstances[0]!, "web-1");
     expect(enrolled.status, enrolled.text).toBe(201);
     expect(enrolled.body).toMatchObject({ instance_id: bravoInstances[0], hostname: "web-1", agent_version: "1.0.0" });
     expect(enrolled.text).not.toContain(enrollmentToken);
+    expect(enrolled.body.agent_credential).toMatch(/^mxdr-agent_/);
     const wrongToken = await call("POST", "/v1/agents/enroll", {
       token: null,
-      body: { enrollment_token: `mxdr-enroll_${randomBytes(32).toString("base64url")}`, instance_id: bravoInstances[1], hostname: "web-2", agent_version: "1.0.0" },
+      body: enrollmentBody(`mxdr-enroll_${randomBytes(32).toString("base64url")}`, { accountId: bravo.account, region: REGION, instanceId: bravoInstances[1]! }, { hostname: "web-2" }),
     });
     expect(wrongToken.status).toBe(401);
 
@@ -502,6 +504,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       if (name === "runId") return runIds.bravoUp!;
       if (name === "provider") return "aws";
       if (name === "id") return randomUUID();
+      if (name === "instance_id") return "i-0123456789abcdef0";
       return parameter?.schema?.enum?.[0] ?? "x";
     };
     const concrete = (path: string, slug: string, operation: { parameters?: { name: string; in: string; schema?: { enum?: string[] } }[] }) =>
@@ -532,7 +535,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
         // Tenant scoping comes first: another tenant is invisible on every route, admin-only ones included.
         expect(attempt.status, key).toBe(404);
         expect(attempt.body.error.code, key).toBe("not_found");
-        if (["post /v1/tenants/{slug}/offboard", "post /v1/tenants/{slug}/tokens"].includes(key)) {
+        if (["post /v1/tenants/{slug}/offboard", "post /v1/tenants/{slug}/tokens", "delete /v1/tenants/{slug}/agents/{instance_id}/enrollment"].includes(key)) {
           const own = await call(method.toUpperCase(), concrete(path, charlie.slug, operation), { token: charlie.token, body });
           expect(own.status, `${key} is admin-only: 403 for the token's own tenant`).toBe(403);
           adminOnly.push(key);
@@ -568,7 +571,11 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
         "get /v1/tenants/{slug}/validation",
       ]),
     );
-    expect(adminOnly.sort()).toEqual(["post /v1/tenants/{slug}/offboard", "post /v1/tenants/{slug}/tokens"]);
+    expect(adminOnly.sort()).toEqual([
+      "delete /v1/tenants/{slug}/agents/{instance_id}/enrollment",
+      "post /v1/tenants/{slug}/offboard",
+      "post /v1/tenants/{slug}/tokens",
+    ]);
 
     // Nothing of the victim changed.
     expect((await call("GET", `/v1/tenants/${bravo.slug}`)).body).toEqual(victimBefore.body);
@@ -797,9 +804,11 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     { name: "v2: bad Idempotency-Key", method: "POST", path: () => "/api/onboarding/v2/assets/refresh", token: charlieToken, headers: { "idempotency-key": "tab\tin key" }, fields: ["header.idempotency-key"] },
     { name: "v2: oversize body", method: "POST", path: () => "/api/onboarding/v2/integrations/setup", token: charlieToken, raw: JSON.stringify({ provider: "aws", credentials: { pad: "x".repeat(70 * 1024) } }), fields: [], status: 413, code: "payload_too_large" },
     // agents (enrollment token in the body, no bearer token)
-    { name: "agent enroll: missing fields", method: "POST", path: () => "/v1/agents/enroll", token: () => null, body: {}, fields: ["enrollment_token", "instance_id", "hostname", "agent_version"] },
-    { name: "agent enroll: bad instance id and version", method: "POST", path: () => "/v1/agents/enroll", token: () => null, body: { enrollment_token: "x".repeat(40), instance_id: "i 123", hostname: "h", agent_version: "latest" }, fields: ["instance_id", "agent_version"] },
-    { name: "agent heartbeat: unknown field", method: "POST", path: () => "/v1/agents/heartbeat", token: () => null, body: { enrollment_token: "x".repeat(40), instance_id: "i-1", cpu: 3 }, fields: ["cpu"] },
+    { name: "agent enroll: missing fields", method: "POST", path: () => "/v1/agents/enroll", token: () => null, body: {}, fields: ["enrollment_token", "identity_document", "identity_signature", "hostname", "agent_version"] },
+    { name: "agent enroll: bad signature, version and credential", method: "POST", path: () => "/v1/agents/enroll", token: () => null, body: { enrollment_token: "x".repeat(40), identity_document: "{}", identity_signature: "not base64!", hostname: "h", agent_version: "latest", agent_credential: "guess" }, fields: ["identity_signature", "agent_version", "agent_credential"] },
+    { name: "agent enroll: an instance id is not taken on trust", method: "POST", path: () => "/v1/agents/enroll", token: () => null, body: { enrollment_token: "x".repeat(40), instance_id: "i-deadbeef-not-real", hostname: "h", agent_version: "1.0.0" }, fields: ["identity_document", "identity_signature", "instance_id"] },
+    { name: "agent heartbeat: unknown field", method: "POST", path: () => "/v1/agents/heartbeat", token: () => null, body: { agent_credential: `mxdr-agent_${"x".repeat(43)}`, instance_id: "i-1", cpu: 3 }, fields: ["cpu"] },
+    { name: "agent heartbeat: the enrollment token is no credential", method: "POST", path: () => "/v1/agents/heartbeat", token: () => null, body: { enrollment_token: "x".repeat(40), instance_id: "i-1" }, fields: ["agent_credential", "enrollment_token"] },
   ];
 
   it.each(badInputs)("f. 400 naming the bad field: $name", async (testCase) => {
@@ -840,8 +849,8 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       "post /v1/fleet/runs": { kind: "preview", tenants: { slugs: [NO_SUCH_TENANT] } },
       "post /api/onboarding/v2/quick-start": { provider: "aws", credentials: {} },
       "post /api/onboarding/v2/integrations/setup": { provider: "aws", credentials: {} },
-      "post /v1/agents/enroll": { enrollment_token: "x".repeat(40), instance_id: "i-1", hostname: "h", agent_version: "1.0.0" },
-      "post /v1/agents/heartbeat": { enrollment_token: "x".repeat(40), instance_id: "i-1" },
+      "post /v1/agents/enroll": enrollmentBody("x".repeat(40), { accountId: "123456789012", region: REGION, instanceId: "i-1" }),
+      "post /v1/agents/heartbeat": { agent_credential: `mxdr-agent_${"x".repeat(43)}`, instance_id: "i-1" },
       "post /v1/credentials/rotation": {},
     };
     let bodyRoutes = 0;

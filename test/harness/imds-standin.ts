@@ -2,7 +2,9 @@
  * The EC2 instance metadata service (IMDSv2) as an instance's install step sees it, on 127.0.0.1 (there is no
  * metadata service off EC2): `PUT /latest/api/token` hands out a session token, and with it
  * `GET /latest/meta-data/tags/instance/<key>` answers the instance's tag, 404 when the instance does not carry the
- * key or does not serve its tags in instance metadata (EC2's default), 401 without a valid token.
+ * key or does not serve its tags in instance metadata (EC2's default), 401 without a valid token; and
+ * `GET /latest/dynamic/instance-identity/document` and `.../signature`, the instance's identity document and its
+ * signature (made by the test CA of test/harness/instance-identity.ts, or whatever the test hands it).
  */
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
@@ -12,6 +14,8 @@ export interface ImdsInstance {
   tags: Record<string, string>;
   /** Instance metadata tags turned on for the instance (EC2 default: off). */
   metadataTags: boolean;
+  /** The identity document and signature served under /latest/dynamic/instance-identity/ (none: 404). */
+  identity?: { document: string; signature: string };
 }
 
 export interface ImdsStandIn {
@@ -40,6 +44,12 @@ export async function startImdsStandIn(): Promise<ImdsStandIn> {
       return reply(200, token);
     }
     if (!tokens.has(String(req.headers["x-aws-ec2-metadata-token"] ?? ""))) return reply(401);
+    if (req.method === "GET" && path === "/latest/dynamic/instance-identity/document" && instance.identity) {
+      return reply(200, instance.identity.document);
+    }
+    if (req.method === "GET" && path === "/latest/dynamic/instance-identity/signature" && instance.identity) {
+      return reply(200, instance.identity.signature);
+    }
     const tag = /^\/latest\/meta-data\/tags\/instance\/(.+)$/.exec(path);
     if (req.method === "GET" && tag && instance.metadataTags) {
       const value = instance.tags[decodeURIComponent(tag[1]!)];

@@ -22,6 +22,7 @@ import { PROJECT_NAME } from "../../automation";
 import { allowServerUser, destroyEmbeddedServer } from "../../db/embedded-server";
 import { defaultStateBackendUrl } from "../../lib/state-backend";
 import { isPulumiProcessOf } from "../../services/run/orphans";
+import { testIdentityAuthority } from "./instance-identity";
 import { REPO_ROOT } from "./moto";
 
 const quiet = { onnotice: () => undefined };
@@ -103,6 +104,7 @@ const SERVER_VARIABLES = [
   "MAX_CONCURRENT_RUNS",
   "RUN_WORKER",
   "AGENT_VERSION",
+  "AGENT_IDENTITY_CERTIFICATES_FILE",
   "DISCOVERY_SCHEDULE",
   "RECOVERY_SWEEP_SECONDS",
   "CREDENTIALS_KMS_KEY_ID",
@@ -192,6 +194,8 @@ export function serverEnvFor({
     ADMIN_TOKEN: adminToken,
     CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
     PLATFORM_PRINCIPAL_ARN: platformPrincipalArn,
+    // Agents of the tests enroll with identity documents signed by the test CA (test/harness/instance-identity.ts).
+    AGENT_IDENTITY_CERTIFICATES_FILE: testIdentityAuthority().trustFile,
   };
 }
 

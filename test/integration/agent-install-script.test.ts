@@ -6,10 +6,14 @@
  *     reads the tenant's agent configuration SecureString from moto (AWS_ENDPOINT_URL);
  *   - `curl` downloads the agent from `AgentBaseUrl`, here an HTTPS server of this test on 127.0.0.1 with a
  *     self-signed certificate the script trusts through CURL_CA_BUNDLE / SSL_CERT_FILE (no "insecure" switch);
+ *   - the step reads the instance's EC2 identity document and its signature from instance metadata (IMDSv2): the
+ *     IMDS stand-in (test/harness/imds-standin.ts) serves a document signed by the test CA of
+ *     test/harness/instance-identity.ts, which the app trusts as the service trusts AGENT_IDENTITY_CERTIFICATES_FILE;
  *   - the downloaded "agent" is a stand-in (a small POSIX sh script served by the test) whose `enroll` does what
  *     the real agent does on the wire: POST /v1/agents/enroll to the configuration's backendUrl with the tenant's
- *     enrollment token. The same HTTPS server forwards /v1/* to the real Hono app (`createApp`), so enrollment goes
- *     through the real route, enrollment code and database.
+ *     enrollment token, the identity document and signature (and the agent credential it holds, if any), and keep
+ *     the credential the answer carries. The same HTTPS server forwards /v1/* to the real Hono app (`createApp`), so
+ *     enrollment goes through the real route, the signature verification, the enrollment code and the database.
  *
  * The Windows step cannot run here (no PowerShell, no Windows): its structure is checked instead.
  *
@@ -27,7 +31,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { activeEnrollmentToken, rotateEnrollmentToken } from "../../services/rollout/enrollment-tokens";
 import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
-import { createKeyring } from "../../db/crypto";
+import { createKeyring, hashToken } from "../../db/crypto";
 import { agents, auditLog, cloudAssets, organizations } from "../../db/schema";
 import type { ScanQueue } from "../../services/discovery/scan-queue";
 import { buildAgentInstallDocument, renderStep, type AgentInstallDocument } from "../../programs/tenant/agent-document";
@@ -36,11 +40,13 @@ import type { RunQueue } from "../../services/run/run-queue";
 import type { BootstrapRoleVerifier } from "../../services/integration/verify-bootstrap-role";
 import { realPostgres } from "../harness/databases";
 import { startHttpsServer, type HttpsTestServer } from "../harness/https-server";
-import { startImdsStandIn, type ImdsStandIn } from "../harness/imds-standin";
+import { startImdsStandIn, type ImdsInstance, type ImdsStandIn } from "../harness/imds-standin";
+import { signedIdentity, testIdentityTrust, untrustedIdentityAuthority, type IdentityAuthority } from "../harness/instance-identity";
 import { REPO_ROOT } from "../harness/moto";
 
 const AGENT_VERSION = "1.0.0";
 const REGION = "us-east-1";
+const ACCOUNT_ID = "123456789012";
 const DEFAULT_AWS_CLI_BIN = ".tools/awscli-venv/bin/aws";
 
 /** The AWS CLI: `AWS_CLI_BIN` if set (relative paths from the repo root), else the venv under `.tools/` (as for moto). */
@@ -66,33 +72,36 @@ function motoEndpoint(): string {
 const linuxArch = () => (["aarch64", "arm64"].includes(machine()) ? "arm64" : "amd64");
 
 /**
- * The stand-in agent binary for one version/architecture: a POSIX sh script (python3 only parses and writes JSON).
- * The enrollment token travels on stdin, never on a command line.
+ * The stand-in agent binary for one version/architecture: a POSIX sh script (python3 only reads and writes JSON).
+ * The enrollment token and the credential travel in files and on stdin, never on a command line.
  */
 function standInAgent(version: string, arch: string): string {
   return [
     "#!/bin/sh",
     `# Stand-in for the Mini-XDR agent ${version} (linux/${arch}), served by test/integration/agent-install-script.test.ts.`,
-    "# `enroll` does what the real agent does on the wire: read the configuration the install step wrote and",
-    "# POST the enrollment to the backend it names, failing on any non-2xx answer.",
+    "# `enroll` does what the real agent does on the wire: read the configuration and the instance identity files the",
+    "# install step wrote, POST the enrollment to the backend the configuration names (with the agent credential it",
+    "# holds, if any), fail on any non-2xx answer, and keep the new credential (mode 600).",
     "set -eu",
-    'if [ "$#" -ne 3 ] || [ "$1" != enroll ] || [ "$2" != --config ]; then',
-    '  echo "usage: xdr-agent enroll --config <agent.json>" >&2',
+    'if [ "$#" -ne 9 ] || [ "$1" != enroll ] || [ "$2" != --config ] || [ "$4" != --identity-document ] || [ "$6" != --identity-signature ] || [ "$8" != --credential-file ]; then',
+    '  echo "usage: xdr-agent enroll --config <agent.json> --identity-document <file> --identity-signature <file> --credential-file <file>" >&2',
     "  exit 64",
     "fi",
-    'config="$3"',
-    "# The real agent asks the EC2 instance metadata service (IMDS) for its instance id. There is no IMDS here:",
-    "# the test stands in for it with MINI_XDR_INSTANCE_ID.",
-    'instance_id="${MINI_XDR_INSTANCE_ID:?MINI_XDR_INSTANCE_ID stands in for the instance metadata service}"',
+    'config="$3"; document="$5"; signature="$7"; credential="$9"',
     `backend=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["backendUrl"].rstrip("/"))' "$config")`,
     "body=$(python3 -c '",
-    "import json, sys",
+    "import json, os, sys",
     "config = json.load(open(sys.argv[1]))",
-    'print(json.dumps({"enrollment_token": config["enrollmentToken"], "instance_id": sys.argv[2],',
-    '                  "hostname": sys.argv[3], "agent_version": sys.argv[4]}))',
-    `' "$config" "$instance_id" "$(uname -n)" "${version}")`,
-    `printf '%s' "$body" | curl -sS --fail-with-body -X POST -H 'Content-Type: application/json' --data-binary @- "$backend/v1/agents/enroll"`,
-    "echo",
+    'body = {"enrollment_token": config["enrollmentToken"], "identity_document": open(sys.argv[2], newline="").read(),',
+    '        "identity_signature": open(sys.argv[3]).read(), "hostname": sys.argv[5], "agent_version": sys.argv[6]}',
+    "if os.path.exists(sys.argv[4]):",
+    '    body["agent_credential"] = open(sys.argv[4]).read().strip()',
+    "print(json.dumps(body))",
+    `' "$config" "$document" "$signature" "$credential" "$(uname -n)" "${version}")`,
+    `answer=$(printf '%s' "$body" | curl -sS --fail-with-body -X POST -H 'Content-Type: application/json' --data-binary @- "$backend/v1/agents/enroll") || { echo "xdr-agent: enrollment refused: $answer" >&2; exit 1; }`,
+    "(umask 077; printf '%s' \"$answer\" | python3 -c 'import json, sys; print(json.load(sys.stdin)[\"agent_credential\"])' > \"$credential.new\")",
+    'mv -f "$credential.new" "$credential"',
+    `instance_id=$(printf '%s' "$answer" | python3 -c 'import json, sys; print(json.load(sys.stdin)["instance_id"])')`,
     'echo "xdr-agent: enrolled $instance_id with $backend"',
     "",
   ].join("\n");
@@ -181,15 +190,33 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
     return asset!;
   };
 
-  /** Runs the rendered Linux step like SSM does on an instance (as a file, with sh), in fresh config/install dirs. */
-  const install = async (instanceId: string, script: string, envOverrides: NodeJS.ProcessEnv = {}) => {
-    const dir = await mkdtemp(join(workDir, "instance-"));
+  /** What instance metadata says about `instanceId`: its document signed by the test CA (or `authority`). */
+  const metadataOf = (instanceId: string, metadata: Partial<ImdsInstance> = {}, authority?: IdentityAuthority): ImdsInstance => ({
+    tags: {},
+    metadataTags: false,
+    identity: signedIdentity({ accountId: ACCOUNT_ID, region: REGION, instanceId }, authority),
+    ...metadata,
+  });
+
+  /**
+   * Runs the rendered Linux step like SSM does on an instance (as a file, with sh), with instance metadata serving
+   * that instance's identity (unless `metadata` says otherwise), in fresh config/install dirs or those of `host` (the
+   * same host running the step again).
+   */
+  const install = async (
+    instanceId: string,
+    script: string,
+    envOverrides: NodeJS.ProcessEnv = {},
+    { metadata = metadataOf(instanceId), host }: { metadata?: ImdsInstance; host?: string } = {},
+  ) => {
+    const dir = host ?? (await mkdtemp(join(workDir, "instance-")));
     const home = join(dir, "home");
-    await mkdir(home);
+    await mkdir(home, { recursive: true });
     const scriptFile = join(dir, "_script.sh");
     await writeFile(scriptFile, script, { mode: 0o700 });
     const configDir = join(dir, "etc/mini-xdr");
     const installDir = join(dir, "opt/mini-xdr");
+    imds!.setInstance(metadata);
     const env: NodeJS.ProcessEnv = {
       PATH: [dirname(aws), process.env.PATH].filter(Boolean).join(delimiter),
       HOME: home, // no ~/.aws of whoever runs the tests
@@ -204,15 +231,14 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
       SSL_CERT_FILE: server!.caFile,
       MINI_XDR_CONFIG_DIR: configDir,
       MINI_XDR_INSTALL_DIR: installDir,
-      MINI_XDR_INSTANCE_ID: instanceId,
-      // The instance metadata service of this "instance" (only the exclusion check asks it).
+      // The instance metadata service of this "instance".
       MINI_XDR_IMDS_ENDPOINT: imds!.endpoint,
       ...envOverrides,
     };
     for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name];
     requireTools(env, ["aws", "curl", "python3", "uname"]);
     const result = await runSh(scriptFile, env);
-    return { ...result, configDir, installDir };
+    return { ...result, dir, configDir, installDir };
   };
 
   const agentRows = () => database.db.select().from(agents).where(eq(agents.organizationId, organizationId)).orderBy(asc(agents.id));
@@ -235,6 +261,7 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
         keyring,
         log: () => undefined,
         platform: { agentVersion: AGENT_VERSION },
+        identityTrust: testIdentityTrust(),
         verifyBootstrapRole: unusedVerifier,
         runQueue: unusedRunQueue,
         scanQueue: unusedScanQueue,
@@ -255,7 +282,12 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
       imds = await startImdsStandIn();
       const [org] = await database.db
         .insert(organizations)
-        .values({ slug, name: `Install test ${slug}`, awsAccountId: "123456789012", integrationSettings: { agentPublicBaseUrl: server.origin } })
+        .values({
+          slug,
+          name: `Install test ${slug}`,
+          awsAccountId: ACCOUNT_ID,
+          integrationSettings: { agentPublicBaseUrl: server.origin, regions: [REGION] },
+        })
         .returning();
       organizationId = org!.id;
     } catch (error) {
@@ -273,7 +305,7 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
     if (unavailable) throw unavailable;
   });
 
-  it("reads the SecureString, downloads the agent over HTTPS and enrolls it through the real route; a second run re-enrolls", async () => {
+  it("reads the SecureString and the signed identity document, downloads the agent over HTTPS and enrolls it through the real route; a second run re-enrolls with the agent's credential", async () => {
     const instanceId = "i-0a1b2c3d4e5f60718";
     const asset = await addInstance(instanceId);
     const token = await activeEnrollmentToken(database.db, keyring, organizationId);
@@ -284,9 +316,16 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
     // TLS is verified: trust comes from the environment (CURL_CA_BUNDLE), never from switching checks off.
     expect(script).not.toMatch(/(^|\s)(-k|--insecure|--no-verify-ssl|--proto-default\s+http)(\s|$)/m);
 
-    const first = await install(instanceId, script);
+    const metadata = metadataOf(instanceId);
+    const imdsBefore = imds!.requests.length;
+    const first = await install(instanceId, script, {}, { metadata });
     expect(first.code, `stdout:\n${first.stdout}\nstderr:\n${first.stderr}`).toBe(0);
     expect(first.stdout).toContain(`xdr-agent: enrolled ${instanceId} with ${server!.origin}`);
+    expect(imds!.requests.slice(imdsBefore)).toEqual([
+      "PUT /latest/api/token",
+      "GET /latest/dynamic/instance-identity/document",
+      "GET /latest/dynamic/instance-identity/signature",
+    ]);
 
     // The configuration landed as the parameter's value, readable by its owner only (umask 077).
     const configFile = join(first.configDir, "agent.json");
@@ -301,23 +340,98 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
     const downloadPath = `/agent/linux/${linuxArch()}/${AGENT_VERSION}/xdr-agent`;
     expect(requestsTo(downloadPath)).toEqual([{ method: "GET", path: downloadPath, status: 200 }]);
     expect(requestsTo("/v1/agents/enroll")).toEqual([{ method: "POST", path: "/v1/agents/enroll", status: 201 }]);
-    expect(enrollments.at(-1)).toEqual({ enrollment_token: token, instance_id: instanceId, hostname: hostname(), agent_version: AGENT_VERSION });
+    // The document went byte for byte as instance metadata served it: the signature covers exactly those bytes.
+    expect(enrollments.at(-1)).toEqual({
+      enrollment_token: token,
+      identity_document: metadata.identity!.document,
+      identity_signature: metadata.identity!.signature,
+      hostname: hostname(),
+      agent_version: AGENT_VERSION,
+    });
 
+    // The agent keeps its own credential (owner only); only its hash is stored, and it is on no output.
+    const credentialFile = join(first.configDir, "agent.credential");
+    const credential = (await readFile(credentialFile, "utf8")).trim();
+    expect(credential).toMatch(/^mxdr-agent_[A-Za-z0-9_-]{43}$/);
+    expect((await stat(credentialFile)).mode & 0o777).toBe(0o600);
+    expect(first.stdout + first.stderr).not.toContain(credential);
     const [agent, ...others] = await agentRows();
     expect(others).toEqual([]);
-    expect(agent).toMatchObject({ instanceId, hostname: hostname(), version: AGENT_VERSION, assetId: asset.id });
+    expect(agent).toMatchObject({ instanceId, hostname: hostname(), version: AGENT_VERSION, assetId: asset.id, credentialHash: hashToken(credential) });
     const [checkedIn] = await database.db.select().from(cloudAssets).where(eq(cloudAssets.id, asset.id));
     expect(checkedIn!.agentStatus).toBe("checked_in");
     expect((await auditOf(instanceId)).map((row) => ({ action: row.action, target: row.target }))).toEqual([
       { action: "agent.enrolled", target: instanceId },
     ]);
 
-    // SSM re-applies the association (new instances, drift): the step must be safe to run again.
-    const second = await install(instanceId, script);
+    // SSM re-applies the association (new instances, drift): the step must be safe to run again on the same host,
+    // where the agent presents its credential and gets a new one.
+    const second = await install(instanceId, script, {}, { metadata, host: first.dir });
     expect(second.code, `stdout:\n${second.stdout}\nstderr:\n${second.stderr}`).toBe(0);
     expect(requestsTo("/v1/agents/enroll").map((r) => r.status)).toEqual([201, 200]);
-    expect(await agentRows()).toHaveLength(1);
+    expect(enrollments.at(-1)).toMatchObject({ agent_credential: credential });
+    const renewed = (await readFile(credentialFile, "utf8")).trim();
+    expect(renewed).not.toBe(credential);
+    expect(await agentRows()).toEqual([expect.objectContaining({ id: agent!.id, credentialHash: hashToken(renewed) })]);
     expect((await auditOf(instanceId)).map((row) => row.action)).toEqual(["agent.enrolled", "agent.reenrolled"]);
+  });
+
+  it("another host presenting an enrolled instance's signed document without that agent's credential is refused (409), changing nothing", async () => {
+    const instanceId = "i-0c0c0c0c0c0c0c0c1";
+    await addInstance(instanceId);
+    await putAgentConfig(await activeEnrollmentToken(database.db, keyring, organizationId));
+    const first = await install(instanceId, linuxScript());
+    expect(first.code, `stdout:\n${first.stdout}\nstderr:\n${first.stderr}`).toBe(0);
+    const before = await agentRows();
+
+    // A fresh host (no agent.credential) with the same instance's document and signature: a replay.
+    const replay = await install(instanceId, linuxScript());
+    expect(replay.code, `stdout:\n${replay.stdout}\nstderr:\n${replay.stderr}`).not.toBe(0);
+    expect(replay.stderr).toContain("agent_already_enrolled");
+    expect(requestsTo("/v1/agents/enroll").at(-1)).toEqual({ method: "POST", path: "/v1/agents/enroll", status: 409 });
+    expect(existsSync(join(replay.configDir, "agent.credential"))).toBe(false);
+    expect(await agentRows()).toEqual(before);
+    expect((await auditOf(instanceId)).map((row) => row.action)).toEqual(["agent.enrolled"]);
+  });
+
+  it("an identity document signed by a key AWS does not hold is refused (401): nothing enrolls", async () => {
+    const instanceId = "i-0d0d0d0d0d0d0d0d1";
+    const asset = await addInstance(instanceId);
+    await putAgentConfig(await activeEnrollmentToken(database.db, keyring, organizationId));
+    const forged = metadataOf(instanceId, {}, untrustedIdentityAuthority());
+    const result = await install(instanceId, linuxScript(), {}, { metadata: forged });
+    expect(result.code, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).not.toBe(0);
+    expect(result.stderr).toContain("invalid_instance_identity");
+    expect(requestsTo("/v1/agents/enroll").at(-1)).toEqual({ method: "POST", path: "/v1/agents/enroll", status: 401 });
+    expect((await agentRows()).map((row) => row.instanceId)).not.toContain(instanceId);
+    const [untouched] = await database.db.select().from(cloudAssets).where(eq(cloudAssets.id, asset.id));
+    expect(untouched!.agentStatus).toBe("unknown");
+    expect(await auditOf(instanceId)).toEqual([]);
+  });
+
+  it("fails with a clear message, before contacting the backend, where instance metadata does not answer (not an EC2 instance) or serves no identity document", async () => {
+    await putAgentConfig(await activeEnrollmentToken(database.db, keyring, organizationId));
+    const cases: [string, Parameters<typeof install>, string][] = [
+      [
+        "i-0e1e1e1e1e1e1e1e1",
+        ["i-0e1e1e1e1e1e1e1e1", linuxScript({}, { key: "xdr:monitor", value: "false" }), { MINI_XDR_IMDS_ENDPOINT: "http://127.0.0.1:9" }],
+        "mini-xdr: the EC2 instance metadata service (IMDSv2) did not answer at http://127.0.0.1:9: the agent enrolls only on an EC2 instance",
+      ],
+      [
+        "i-0e2e2e2e2e2e2e2e2",
+        ["i-0e2e2e2e2e2e2e2e2", linuxScript(), {}, { metadata: { tags: {}, metadataTags: false } }],
+        "mini-xdr: could not read the instance identity document from instance metadata",
+      ],
+    ];
+    for (const [instanceId, args, message] of cases) {
+      await addInstance(instanceId);
+      const before = server!.requests.length;
+      const result = await install(...args);
+      expect(result.code, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).not.toBe(0);
+      expect(result.stderr).toContain(message);
+      expect(server!.requests.slice(before)).toEqual([]);
+      expect(await auditOf(instanceId)).toEqual([]);
+    }
   });
 
   it("fails, changing nothing, when the configuration holds a revoked enrollment token (401)", async () => {
@@ -332,7 +446,7 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
 
     const result = await install(instanceId, linuxScript());
     expect(result.code, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).not.toBe(0);
-    expect(result.stderr).toMatch(/\b401\b/);
+    expect(result.stderr).toContain("invalid_enrollment_token");
     expect(result.stdout).not.toContain("xdr-agent: enrolled");
     expect(requestsTo("/v1/agents/enroll").slice(enrollsBefore)).toEqual([{ method: "POST", path: "/v1/agents/enroll", status: 401 }]);
 
@@ -359,10 +473,10 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
   it("exits successfully without installing on an instance carrying the exclusion tag in its instance metadata", async () => {
     const instanceId = "i-0e0e0e0e0e0e0e0e0";
     await putAgentConfig(await activeEnrollmentToken(database.db, keyring, organizationId));
-    imds!.setInstance({ tags: { "xdr:monitor": "false", Name: "excluded" }, metadataTags: true });
     const before = server!.requests.length;
     const imdsBefore = imds!.requests.length;
-    const result = await install(instanceId, linuxScript({}, { key: "xdr:monitor", value: "false" }));
+    const metadata = metadataOf(instanceId, { tags: { "xdr:monitor": "false", Name: "excluded" }, metadataTags: true });
+    const result = await install(instanceId, linuxScript({}, { key: "xdr:monitor", value: "false" }), {}, { metadata });
     expect(result.code, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(0);
     expect(result.stdout).toContain("tagged xdr:monitor=false: not installing the agent");
     expect(imds!.requests.slice(imdsBefore)).toEqual(["PUT /latest/api/token", "GET /latest/meta-data/tags/instance/xdr:monitor"]);
@@ -375,34 +489,31 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
   it("installs where the exclusion tag is absent, or not served in instance metadata (the documented limitation)", async () => {
     await putAgentConfig(await activeEnrollmentToken(database.db, keyring, organizationId));
     const exclusion = { key: "xdr:monitor", value: "false" };
-    const cases: [string, Parameters<ImdsStandIn["setInstance"]>[0]][] = [
+    const cases: [string, Partial<ImdsInstance>][] = [
       ["i-0a0a0a0a0a0a0a0a1", { tags: { "xdr:monitor": "true" }, metadataTags: true }],
       ["i-0a0a0a0a0a0a0a0a2", { tags: {}, metadataTags: true }],
       ["i-0a0a0a0a0a0a0a0a3", { tags: { "xdr:monitor": "false" }, metadataTags: false }],
     ];
     for (const [instanceId, metadata] of cases) {
       await addInstance(instanceId);
-      imds!.setInstance(metadata);
-      const result = await install(instanceId, linuxScript({}, exclusion));
+      const result = await install(instanceId, linuxScript({}, exclusion), {}, { metadata: metadataOf(instanceId, metadata) });
       expect(result.code, `${instanceId} stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(0);
       expect(result.stdout).toContain(`xdr-agent: enrolled ${instanceId}`);
     }
-    // Off EC2 entirely (no metadata service answers): the install goes on too.
-    const unreachable = "i-0a0a0a0a0a0a0a0a4";
-    await addInstance(unreachable);
-    const result = await install(unreachable, linuxScript({}, exclusion), { MINI_XDR_IMDS_ENDPOINT: "http://127.0.0.1:9" });
-    expect(result.code, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(0);
-    expect(result.stdout).toContain(`xdr-agent: enrolled ${unreachable}`);
   });
 
-  it("does not ask the metadata service when there is no exclusion (tag targeting)", async () => {
+  it("without an exclusion (tag targeting), asks instance metadata only for its token and identity", async () => {
     const instanceId = "i-0b0b0b0b0b0b0b0b0";
     await addInstance(instanceId);
     await putAgentConfig(await activeEnrollmentToken(database.db, keyring, organizationId));
     const imdsBefore = imds!.requests.length;
     const result = await install(instanceId, linuxScript());
     expect(result.code, `stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(0);
-    expect(imds!.requests.slice(imdsBefore)).toEqual([]);
+    expect(imds!.requests.slice(imdsBefore)).toEqual([
+      "PUT /latest/api/token",
+      "GET /latest/dynamic/instance-identity/document",
+      "GET /latest/dynamic/instance-identity/signature",
+    ]);
   });
 
   it("stops before downloading anything when the configuration parameter cannot be read", async () => {
@@ -445,7 +556,9 @@ describe("the agent install document's Windows step", () => {
     // Downloaded beside the agent and moved over it: a running agent's file is replaced, not written into.
     const replace = indexOf(/^Move-Item -Force -Path "\$agent\.new" -Destination \$agent$/);
     expect(replace).toBe(download + 1);
-    const enroll = indexOf(/^& \$agent enroll --config \(Join-Path \$configDir 'agent\.json'\)$/);
+    const enroll = indexOf(
+      /^& \$agent enroll --config \(Join-Path \$configDir 'agent\.json'\) --identity-document \(Join-Path \$configDir 'identity-document'\) --identity-signature \(Join-Path \$configDir 'identity-signature'\) --credential-file \(Join-Path \$configDir 'agent\.credential'\)$/,
+    );
     const check = indexOf(/^if \(\$LASTEXITCODE -ne 0\) \{ throw ".*" \}$/);
     expect({ read, write, download, enroll, check }).toEqual({
       read: expect.any(Number),
@@ -466,6 +579,18 @@ describe("the agent install document's Windows step", () => {
     expect(rendered).toContain(`Get-SSMParameter -Name '${parameterName}' -WithDecryption $true`);
   });
 
+  it("takes an IMDSv2 token first, failing with a clear message off EC2, and hands the agent the identity document and signature byte for byte", () => {
+    const token = indexOf(/^try \{ \$imdsToken = Invoke-RestMethod .*-Method Put .*\/latest\/api\/token" .*\} catch \{ throw "mini-xdr: the EC2 instance metadata service \(IMDSv2\) did not answer at \$\{imds\}: the agent enrolls only on an EC2 instance.*" \}$/);
+    const identity = indexOf(/^foreach \(\$part in 'document', 'signature'\) \{ .*\/latest\/dynamic\/instance-identity\/\$part" -Headers @\{ 'X-aws-ec2-metadata-token' = \$imdsToken \}\)\.Content; \[System\.IO\.File\]::WriteAllText\(\(Join-Path \$configDir "identity-\$part"\), \$text\) \}$/);
+    const read = indexOf(/Get-SSMParameter/);
+    const enroll = indexOf(/^& \$agent enroll /);
+    expect({ token, identity }).toEqual({ token: expect.any(Number), identity: expect.any(Number) });
+    expect(token).toBeGreaterThan(0);
+    expect(token).toBeLessThan(read);
+    expect(identity).toBeGreaterThan(read);
+    expect(identity).toBeLessThan(enroll);
+  });
+
   it("first checks the exclusion tag from instance metadata (IMDSv2) and exits 0 without installing when it is set", () => {
     const excluding = buildAgentInstallDocument({ parameterName, agentPublicBaseUrl, agentVersion: AGENT_VERSION, exclusionTag: { key: "xdr:monitor", value: "false" } });
     const step = excluding.mainSteps.find((s) => s.action === "aws:runPowerShellScript")!;
@@ -473,10 +598,12 @@ describe("the agent install document's Windows step", () => {
     const token = steps.findIndex((line) => line.includes('-Method Put') && line.includes('/latest/api/token'));
     const skip = steps.findIndex((line) => /-eq \$excludeValue\) \{ .*exit 0 \}$/.test(line));
     const read = steps.findIndex((line) => line.includes("Get-SSMParameter"));
+    const tagRead = steps.findIndex((line) => line.includes("/latest/meta-data/tags/instance/$excludeKey"));
     expect(token).toBeGreaterThan(0);
-    expect(steps[token]).toContain('/latest/meta-data/tags/instance/$excludeKey');
-    expect(steps[token]).toContain("catch { $tagValue = $null }");
-    expect(skip).toBeGreaterThan(token);
+    expect(tagRead).toBeGreaterThan(token);
+    expect(steps[tagRead]).toContain("-Headers @{ 'X-aws-ec2-metadata-token' = $imdsToken }");
+    expect(steps[tagRead]).toContain("catch { $tagValue = $null }");
+    expect(skip).toBeGreaterThan(tagRead);
     expect(read).toBeGreaterThan(skip);
     const rendered = renderStep(step, Object.fromEntries(Object.entries(excluding.parameters).map(([name, p]) => [name, p.default])));
     expect(rendered).toContain("$excludeKey = 'xdr:monitor'");

@@ -40,6 +40,7 @@ import { unused } from "../harness/unused";
 import { seedMiniCorp } from "../harness/mini-corp-estate";
 import { resetMoto } from "../harness/moto";
 import { startSsmStandIn, type ManagedInstance, type SsmStandIn } from "../harness/ssm-standin";
+import { enrollmentBody, signedIdentity, testIdentityTrust, untrustedIdentityAuthority } from "../harness/instance-identity";
 
 const SLUG = miniCorp.organization.slug;
 const ACCOUNT = miniCorp.organization.aws_account_id;
@@ -60,6 +61,8 @@ let ids: Map<string, string>;
 const savedSsmEndpoint = process.env.AWS_ENDPOINT_URL_SSM;
 
 const idOf = (name: string) => ids.get(name)!;
+/** Each agent's credential, as enrollment answered it. */
+const credentials = new Map<string, string>();
 
 async function call(method: string, path: string, body?: unknown, token: string | null = tenantToken) {
   const headers: Record<string, string> = { "content-type": "application/json" };
@@ -67,6 +70,19 @@ async function call(method: string, path: string, body?: unknown, token: string 
   const response = await app.request(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: response.status, body: (await response.json()) as any };
 }
+
+/** The agent on instance `name` enrolls the real way: the tenant's token and its identity document signed by the test CA. */
+const enroll = (name: string, extra: { agentVersion?: string; agentCredential?: string; instanceId?: string; accountId?: string; region?: string } = {}) =>
+  call(
+    "POST",
+    "/v1/agents/enroll",
+    enrollmentBody(
+      enrollmentToken,
+      { accountId: extra.accountId ?? ACCOUNT, region: extra.region ?? HOME, instanceId: extra.instanceId ?? idOf(name) },
+      { hostname: name.toLowerCase(), agentVersion: extra.agentVersion, agentCredential: extra.agentCredential },
+    ),
+    null,
+  );
 
 const managed = (name: string, association?: Omit<NonNullable<ManagedInstance["association"]>, "documentName" | "executedAt">): ManagedInstance => {
   const instance = miniCorp.instances.find((candidate) => candidate.name === name)!;
@@ -167,6 +183,7 @@ beforeAll(async () => {
     database,
     keyring,
     platform: { agentVersion: "1.0.0" },
+    identityTrust: testIdentityTrust(),
     verifyBootstrapRole: unused("verifyBootstrapRole"),
     runQueue: unused("runQueue"),
     scanQueue: unused("scanQueue"),
@@ -285,47 +302,97 @@ describe("agent rollout of the Mini Corp tenant", () => {
     const unknown = await call(
       "POST",
       "/v1/agents/enroll",
-      { enrollment_token: generateToken("mxdr-enroll"), instance_id: idOf("DC-01"), hostname: "dc-01", agent_version: "1.0.0" },
+      enrollmentBody(generateToken("mxdr-enroll"), { accountId: ACCOUNT, region: HOME, instanceId: idOf("DC-01") }),
       null,
     );
     expect(unknown.status).toBe(401);
     expect(unknown.body.error.code).toBe("invalid_enrollment_token");
 
-    const bad = await call("POST", "/v1/agents/enroll", { enrollment_token: enrollmentToken, instance_id: "i-0 bad", hostname: "", agent_version: "latest", extra: 1 }, null);
+    const bad = await call(
+      "POST",
+      "/v1/agents/enroll",
+      { enrollment_token: enrollmentToken, identity_document: "", identity_signature: "not base64!", hostname: "", agent_version: "latest", instance_id: idOf("DC-01") },
+      null,
+    );
     expect(bad.status).toBe(400);
-    expect(bad.body.error.fields.map((field: any) => field.field).sort()).toEqual(["agent_version", "extra", "hostname", "instance_id"]);
+    expect(bad.body.error.fields.map((field: any) => field.field).sort()).toEqual([
+      "agent_version",
+      "hostname",
+      "identity_document",
+      "identity_signature",
+      "instance_id",
+    ]);
 
-    const heartbeatFirst = await call("POST", "/v1/agents/heartbeat", { enrollment_token: enrollmentToken, instance_id: idOf("DC-01") }, null);
-    expect(heartbeatFirst.status).toBe(404);
+    const heartbeatFirst = await call("POST", "/v1/agents/heartbeat", { agent_credential: generateToken("mxdr-agent"), instance_id: idOf("DC-01") }, null);
+    expect(heartbeatFirst.status).toBe(401);
+    expect(heartbeatFirst.body.error.code).toBe("invalid_agent_credential");
+    // The enrollment token is no heartbeat credential any more.
+    const withToken = await call("POST", "/v1/agents/heartbeat", { enrollment_token: enrollmentToken, instance_id: idOf("DC-01") }, null);
+    expect(withToken.status).toBe(400);
 
     expect(await database.db.select().from(agents)).toEqual([]);
     const assets = await assetsByName();
     expect([...assets.values()].filter((asset) => asset.agentStatus === "checked_in")).toEqual([]);
   });
 
+  it("refuses an instance the enrollment does not prove the tenant's: forged or tampered (401), another account or region (403), not discovered (409)", async () => {
+    const forged = signedIdentity({ accountId: ACCOUNT, region: HOME, instanceId: idOf("DC-01") }, untrustedIdentityAuthority());
+    const signed = enrollmentBody(enrollmentToken, { accountId: ACCOUNT, region: HOME, instanceId: idOf("DC-01") });
+    const cases: [string, Record<string, string>, number, string][] = [
+      ["a forger's signature", { ...signed, identity_document: forged.document, identity_signature: forged.signature }, 401, "invalid_instance_identity"],
+      ["a tampered document", { ...signed, identity_document: signed.identity_document!.replace(idOf("DC-01"), idOf("WEB-01")) }, 401, "invalid_instance_identity"],
+      ["another account", enrollmentBody(enrollmentToken, { accountId: "999988887777", region: HOME, instanceId: idOf("DC-01") }), 403, "instance_not_of_tenant"],
+      ["another region", enrollmentBody(enrollmentToken, { accountId: ACCOUNT, region: "eu-west-3", instanceId: idOf("DC-01") }), 403, "instance_not_of_tenant"],
+      ["an instance discovery never found", enrollmentBody(enrollmentToken, { accountId: ACCOUNT, region: HOME, instanceId: "i-deadbeef-not-real" }), 409, "instance_not_discovered"],
+    ];
+    for (const [what, body, status, code] of cases) {
+      const refused = await call("POST", "/v1/agents/enroll", body, null);
+      expect({ what, status: refused.status, code: refused.body.error?.code }).toEqual({ what, status, code });
+    }
+    expect(await database.db.select().from(agents)).toEqual([]);
+    expect([...(await assetsByName()).values()].filter((asset) => asset.agentStatus === "checked_in")).toEqual([]);
+  });
+
   it("every agent enrolls and sends heartbeats: all validation checks pass, progress is 100 %, onboarding completed", async () => {
     for (const instance of miniCorp.instances) {
-      const enrolled = await call(
-        "POST",
-        "/v1/agents/enroll",
-        { enrollment_token: enrollmentToken, instance_id: idOf(instance.name), hostname: instance.name.toLowerCase(), agent_version: "1.0.0" },
-        null,
-      );
+      const enrolled = await enroll(instance.name);
       expect(enrolled.status).toBe(201);
-      expect(enrolled.body).toMatchObject({ instance_id: idOf(instance.name), hostname: instance.name.toLowerCase(), heartbeat_interval_seconds: 60 });
+      expect(enrolled.body).toMatchObject({
+        instance_id: idOf(instance.name),
+        hostname: instance.name.toLowerCase(),
+        heartbeat_interval_seconds: 60,
+        agent_credential: expect.stringMatching(/^mxdr-agent_[A-Za-z0-9_-]{43}$/),
+      });
+      credentials.set(instance.name, enrolled.body.agent_credential);
     }
-    const reenrolled = await call("POST", "/v1/agents/enroll", { enrollment_token: enrollmentToken, instance_id: idOf("DC-01"), hostname: "dc-01", agent_version: "1.0.1" }, null);
+    // Re-enrolling needs the instance's own credential (and answers a new one); another agent's is refused.
+    const withoutCredential = await enroll("DC-01", { agentVersion: "1.0.1" });
+    expect({ status: withoutCredential.status, code: withoutCredential.body.error.code }).toEqual({ status: 409, code: "agent_already_enrolled" });
+    const withAnothers = await enroll("DC-01", { agentVersion: "1.0.1", agentCredential: credentials.get("WEB-01") });
+    expect({ status: withAnothers.status, code: withAnothers.body.error.code }).toEqual({ status: 403, code: "agent_credential_mismatch" });
+    const reenrolled = await enroll("DC-01", { agentVersion: "1.0.1", agentCredential: credentials.get("DC-01") });
     expect(reenrolled.status).toBe(200);
-    const heartbeat = await call("POST", "/v1/agents/heartbeat", { enrollment_token: enrollmentToken, instance_id: idOf("WEB-01"), agent_version: "1.0.1" }, null);
+    expect(reenrolled.body.agent_credential).not.toBe(credentials.get("DC-01"));
+    const stale = await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("DC-01"), instance_id: idOf("DC-01") }, null);
+    expect(stale.status).toBe(401);
+    credentials.set("DC-01", reenrolled.body.agent_credential);
+
+    const heartbeat = await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("WEB-01"), instance_id: idOf("WEB-01"), agent_version: "1.0.1" }, null);
     expect(heartbeat).toMatchObject({ status: 200, body: { agent_version: "1.0.1" } });
+    // A credential counts for its own instance only.
+    const elsewhere = await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("WEB-01"), instance_id: idOf("DC-01") }, null);
+    expect(elsewhere.status).toBe(401);
 
     const rows = await database.db.select().from(agents).where(eq(agents.organizationId, organizationId));
     expect(rows).toHaveLength(7);
     expect(rows.every((row) => row.assetId !== null)).toBe(true);
+    // Stored as hashes only.
+    expect(rows.map((row) => row.credentialHash).sort()).toEqual([...credentials.values()].map(hashToken).sort());
     const assets = await assetsByName();
     expect(miniCorp.instances.map((instance) => assets.get(instance.name)!.agentStatus)).toEqual(miniCorp.instances.map(() => "checked_in"));
     const enrollAudit = await database.db.select().from(auditLog).where(eq(auditLog.actor, `agent:${idOf("HP-01")}`));
-    expect(enrollAudit).toMatchObject([{ action: "agent.enrolled", organizationId }]);
+    expect(enrollAudit).toMatchObject([{ action: "agent.enrolled", organizationId, details: { accountId: ACCOUNT, region: HOME } }]);
+    expect(JSON.stringify(await database.db.select().from(auditLog))).not.toContain("mxdr-agent_");
 
     const validation = await call("GET", "/api/onboarding/v2/validation/summary");
     expect(validation.body).toEqual({
@@ -370,15 +437,37 @@ describe("agent rollout of the Mini Corp tenant", () => {
     expect((await call("GET", `/v1/tenants/${SLUG}/validation`)).body.passed).toBe(5);
   });
 
-  it("a rotated (revoked) enrollment token is refused with 401 and changes nothing", async () => {
+  it("a rotated (revoked) enrollment token no longer enrolls (401, nothing changes), while enrolled agents keep sending heartbeats with their own credential", async () => {
     const [before] = await database.db.select().from(agents).where(eq(agents.instanceId, idOf("DC-01")));
-    const fresh = await rotateEnrollmentToken(database.db, keyring, organizationId);
-    const refused = await call("POST", "/v1/agents/heartbeat", { enrollment_token: enrollmentToken, instance_id: idOf("DC-01") }, null);
+    const revoked = enrollmentToken;
+    enrollmentToken = await rotateEnrollmentToken(database.db, keyring, organizationId);
+    const refused = await call("POST", "/v1/agents/enroll", enrollmentBody(revoked, { accountId: ACCOUNT, region: HOME, instanceId: idOf("DC-01") }), null);
     expect(refused.status).toBe(401);
     const [after] = await database.db.select().from(agents).where(eq(agents.instanceId, idOf("DC-01")));
     expect(after).toEqual(before);
-    const accepted = await call("POST", "/v1/agents/heartbeat", { enrollment_token: fresh, instance_id: idOf("DC-01") }, null);
+    const accepted = await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("DC-01"), instance_id: idOf("DC-01") }, null);
     expect(accepted.status).toBe(200);
+  });
+
+  it("a platform operator resets an instance's enrollment: its credential stops working and the instance enrolls again without it; a tenant token may not", async () => {
+    const adminToken = generateToken("mxdr-admin");
+    await database.db.insert(apiTokens).values({ tokenHash: hashToken(adminToken), scope: "platform_admin", organizationId: null, name: "operator" });
+    const path = `/v1/tenants/${SLUG}/agents/${idOf("FS-01")}/enrollment`;
+    const byTenant = await call("DELETE", path);
+    expect(byTenant.status).toBe(403);
+    expect((await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("FS-01"), instance_id: idOf("FS-01") }, null)).status).toBe(200);
+
+    const reset = await call("DELETE", path, undefined, adminToken);
+    expect(reset).toMatchObject({ status: 200, body: { instance_id: idOf("FS-01") } });
+    expect(JSON.stringify(reset.body)).not.toContain("mxdr-agent_");
+    expect((await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("FS-01"), instance_id: idOf("FS-01") }, null)).status).toBe(401);
+    const again = await enroll("FS-01");
+    expect(again.status).toBe(200);
+    credentials.set("FS-01", again.body.agent_credential);
+    expect((await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("FS-01"), instance_id: idOf("FS-01") }, null)).status).toBe(200);
+    const audit = await database.db.select().from(auditLog).where(eq(auditLog.action, "agent.enrollment_reset"));
+    expect(audit).toMatchObject([{ organizationId, target: idOf("FS-01") }]);
+    expect((await call("DELETE", `/v1/tenants/${SLUG}/agents/i-0000000000000000f/enrollment`, undefined, adminToken)).body.error.code).toBe("agent_not_enrolled");
   });
 
   it("a tenant whose stack was never applied: the rollout says why it was not read, and retry answers 409", async () => {
