@@ -4,14 +4,21 @@
  * attempt, so two replicas cannot send the same attempt twice); the worker POSTs the signed JSON once, records the
  * attempt, and either marks the delivery delivered, schedules the next attempt with backoff, or gives up after
  * maxAttempts. A restart loses nothing: queued jobs and pending rows are in PostgreSQL.
+ *
+ * Attempts run concurrently (`concurrency` per replica), at most `perHostConcurrency` per host:port across replicas
+ * (each job's pg-boss group is its host), so receivers that never answer hold only their own host's slots and
+ * another tenant's delivery goes out meanwhile. Every attempt resolves the host again, checks every address and
+ * pins the connection to them (webhook-transport.ts). The attempt log keeps an error class; the text goes to the log.
  */
 import type { PgBoss } from "pg-boss";
-import { and, eq, isNull, lte, lt, sql } from "drizzle-orm";
+import { and, asc, eq, isNull, lte, lt, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { decryptJson, type Keyring } from "../../db/crypto";
 import { webhookDeliveries, webhookDeliveryAttempts, webhooks } from "../../db/schema";
+import { deliveryErrorClass, httpStatusClass, parseWebhookUrl, type WebhookErrorClass } from "./webhook-address-fns";
 import { retryDelaySeconds, SIGNATURE_HEADER, signatureHeader } from "./webhook-signature-fns";
 import { webhookSecretContext } from "./webhook-service";
+import { DeliveryFailure, postPinned, resolveTarget, systemLookup, type AddressClassifier, type HostLookup } from "./webhook-transport";
 
 export const WEBHOOK_QUEUE = "webhook-deliveries";
 
@@ -19,6 +26,12 @@ export interface WebhookDeliveryDeps {
   db: DrizzleDatabase;
   keyring: Keyring;
   log?(message: string): void;
+  /** Resolves webhook hosts (default: the system resolver); asked once per attempt. */
+  lookup?: HostLookup;
+  /** Classifies addresses (default: classifyAddress); tests stand in a public internet on loopback with it. */
+  classify?: AddressClassifier;
+  /** Extra CAs (PEM) trusted for https receivers besides the system's. */
+  ca?: string[];
 }
 
 export interface WebhookDeliveryOptions {
@@ -28,7 +41,14 @@ export interface WebhookDeliveryOptions {
   baseDelaySeconds?: number;
   maxDelaySeconds?: number;
   timeoutMs?: number;
+  connectTimeoutMs?: number;
   sweepMs?: number;
+  /** Platform webhooks (no tenant) may reach loopback, also over plain http (WEBHOOK_PLATFORM_ALLOW_LOOPBACK). */
+  platformLoopback?: boolean;
+  /** Attempts in flight in this replica. */
+  concurrency?: number;
+  /** Attempts in flight per host:port, over every replica. */
+  perHostConcurrency?: number;
 }
 
 export interface WebhookDispatcher {
@@ -37,10 +57,17 @@ export interface WebhookDispatcher {
   stop(): Promise<void>;
 }
 
+/** The pg-boss group of a delivery's jobs: its webhook's host:port (an unparsable URL gets a group of its own). */
+function hostGroup(url: string): string {
+  const parsed = parseWebhookUrl(url);
+  return "target" in parsed ? parsed.target.hostKey : `invalid:${url.slice(0, 200)}`;
+}
+
 export async function startWebhookDispatcher(boss: PgBoss, deps: WebhookDeliveryDeps, options: WebhookDeliveryOptions): Promise<WebhookDispatcher> {
   const { db } = deps;
   const maxAttempts = options.maxAttempts ?? 10;
   const log = deps.log ?? (() => undefined);
+  const lookup = deps.lookup ?? systemLookup();
   await boss.createQueue(WEBHOOK_QUEUE, { retryLimit: 0, expireInSeconds: 120 });
 
   async function sweep(): Promise<number> {
@@ -50,16 +77,18 @@ export async function startWebhookDispatcher(boss: PgBoss, deps: WebhookDelivery
       .set({ jobId: null })
       .where(and(eq(webhookDeliveries.status, "pending"), lt(webhookDeliveries.nextAttemptAt, sql`now() - interval '2 minutes'`)));
     const due = await db
-      .select({ id: webhookDeliveries.id, attempts: webhookDeliveries.attempts, nextAttemptAt: webhookDeliveries.nextAttemptAt })
+      .select({ id: webhookDeliveries.id, attempts: webhookDeliveries.attempts, nextAttemptAt: webhookDeliveries.nextAttemptAt, url: webhooks.url })
       .from(webhookDeliveries)
+      .innerJoin(webhooks, eq(webhooks.id, webhookDeliveries.webhookId))
       .where(and(eq(webhookDeliveries.status, "pending"), isNull(webhookDeliveries.jobId), lte(webhookDeliveries.nextAttemptAt, sql`now() + interval '1 minute'`)))
+      .orderBy(asc(webhookDeliveries.nextAttemptAt))
       .limit(100);
     let sent = 0;
     for (const delivery of due) {
       const jobId = await boss.send(
         WEBHOOK_QUEUE,
         { deliveryId: delivery.id },
-        { singletonKey: `${delivery.id}:${delivery.attempts}`, startAfter: delivery.nextAttemptAt, retryLimit: 0 },
+        { singletonKey: `${delivery.id}:${delivery.attempts}`, startAfter: delivery.nextAttemptAt, retryLimit: 0, group: { id: hostGroup(delivery.url) } },
       );
       if (!jobId) continue;
       await db
@@ -69,6 +98,31 @@ export async function startWebhookDispatcher(boss: PgBoss, deps: WebhookDelivery
       sent++;
     }
     return sent;
+  }
+
+  /** One POST: parse, resolve and check every address, then connect pinned to them. Answers the status code. */
+  async function send(webhook: typeof webhooks.$inferSelect, delivery: typeof webhookDeliveries.$inferSelect): Promise<number> {
+    const parsed = parseWebhookUrl(webhook.url);
+    if (!("target" in parsed)) throw new DeliveryFailure("address_refused", `url ${parsed.problem}`);
+    const policy = { platform: webhook.organizationId === null, platformLoopback: options.platformLoopback ?? false };
+    const resolved = await resolveTarget(parsed.target, policy, lookup, deps.classify);
+    if (!resolved.ok) throw new DeliveryFailure(resolved.reason === "dns" ? "dns_error" : "address_refused", resolved.detail);
+    const secret = decryptJson<string>(webhook.secretSealed, webhookSecretContext(webhook.organizationId), deps.keyring);
+    const body = JSON.stringify(delivery.payload);
+    const timestamp = Math.floor(Date.now() / 1000);
+    return postPinned(parsed.target, resolved.addresses, {
+      headers: {
+        "content-type": "application/json",
+        "user-agent": "mini-xdr-webhooks/1",
+        [SIGNATURE_HEADER]: signatureHeader(secret, timestamp, body),
+        "X-MiniXdr-Event": delivery.event,
+        "X-MiniXdr-Delivery": delivery.id,
+      },
+      body,
+      timeoutMs: options.timeoutMs ?? 10_000,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+      ca: deps.ca,
+    });
   }
 
   async function attempt(deliveryId: string): Promise<void> {
@@ -82,32 +136,18 @@ export async function startWebhookDispatcher(boss: PgBoss, deps: WebhookDelivery
     const number = delivery.attempts + 1;
     const started = Date.now();
     let statusCode: number | null = null;
-    let error: string | null = null;
+    let error: WebhookErrorClass | null = null;
+    let detail = "";
     if (webhook.deletedAt) {
-      error = "the webhook was deleted";
+      error = "webhook_deleted";
     } else {
-      const secret = decryptJson<string>(webhook.secretSealed, webhookSecretContext(webhook.organizationId), deps.keyring);
-      const body = JSON.stringify(delivery.payload);
-      const timestamp = Math.floor(Date.now() / 1000);
       try {
-        const response = await fetch(webhook.url, {
-          method: "POST",
-          headers: {
-            "content-type": "application/json",
-            "user-agent": "mini-xdr-webhooks/1",
-            [SIGNATURE_HEADER]: signatureHeader(secret, timestamp, body),
-            "X-MiniXdr-Event": delivery.event,
-            "X-MiniXdr-Delivery": delivery.id,
-          },
-          body,
-          redirect: "manual",
-          signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
-        });
-        statusCode = response.status;
-        await response.body?.cancel().catch(() => undefined);
-        if (statusCode < 200 || statusCode >= 300) error = `the receiver answered ${statusCode}`;
+        statusCode = await send(webhook, delivery);
+        error = httpStatusClass(statusCode) ?? null;
+        if (error) detail = `the receiver answered ${statusCode}`;
       } catch (cause) {
-        error = cause instanceof Error ? `${cause.name}: ${(cause.cause as Error | undefined)?.message ?? cause.message}` : String(cause);
+        error = deliveryErrorClass(cause);
+        detail = describe(cause);
       }
     }
     const delivered = error === null;
@@ -126,15 +166,22 @@ export async function startWebhookDispatcher(boss: PgBoss, deps: WebhookDelivery
         })
         .where(eq(webhookDeliveries.id, deliveryId));
     });
-    if (!delivered) log(`webhook ${webhook.id}: delivery ${deliveryId} attempt ${number} failed (${error})${giveUp ? "; giving up" : ""}`);
+    if (!delivered) {
+      // The host, never the URL: its path or query may hold the receiver's own secret.
+      log(`webhook ${webhook.id} (${hostGroup(webhook.url)}): delivery ${deliveryId} attempt ${number} failed: ${error}: ${detail}${giveUp ? "; giving up" : ""}`);
+    }
   }
 
   let timer: NodeJS.Timeout | undefined;
   let sweeping = false;
   if (options.work) {
-    await boss.work<{ deliveryId: string }>(WEBHOOK_QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
-      if (job) await attempt(job.data.deliveryId);
-    });
+    await boss.work<{ deliveryId: string }>(
+      WEBHOOK_QUEUE,
+      { batchSize: 1, pollingIntervalSeconds: 1, localConcurrency: options.concurrency ?? 8, groupConcurrency: options.perHostConcurrency ?? 2 },
+      async ([job]) => {
+        if (job) await attempt(job.data.deliveryId);
+      },
+    );
     timer = setInterval(() => {
       if (sweeping) return;
       sweeping = true;
@@ -150,4 +197,12 @@ export async function startWebhookDispatcher(boss: PgBoss, deps: WebhookDelivery
       if (timer) clearInterval(timer);
     },
   };
+}
+
+/** An error's code and message for the server log (the code of its cause too: fetch-style errors wrap them). */
+function describe(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as NodeJS.ErrnoException).code;
+  const cause = error.cause instanceof Error ? ` (cause: ${describe(error.cause)})` : "";
+  return `${error.name}${code ? ` ${code}` : ""}: ${error.message}${cause}`;
 }

@@ -104,7 +104,7 @@ async function start(): Promise<void> {
     ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
     MAX_CONCURRENT_RUNS: "4",
     AGENT_VERSION: agentVersion,
-    WEBHOOK_ALLOW_HTTP_LOOPBACK: "true",
+    WEBHOOK_PLATFORM_ALLOW_LOOPBACK: "true",
     WEBHOOK_RETRY_BASE_SECONDS: "0.5",
     WEBHOOK_RETRY_MAX_SECONDS: "2",
     WEBHOOK_MAX_ATTEMPTS: "50",
