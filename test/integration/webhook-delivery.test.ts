@@ -28,6 +28,7 @@ import { SIGNATURE_HEADER, verifySignature } from "../../services/notification/w
 import type { HostLookup } from "../../services/notification/webhook-transport";
 import type { Principal } from "../../services/tenant/principal";
 import { selfSignedCertificate } from "../harness/https-server";
+import { waitFor } from "../harness/server";
 import { realPostgres } from "../harness/databases";
 
 const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
@@ -110,16 +111,6 @@ async function startBlackHole(host: string) {
         server.close(() => resolve());
       }),
   };
-}
-
-async function waitFor<T>(what: string, check: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 let database: Database;
@@ -216,7 +207,7 @@ describe("webhook delivery: addresses, pinning, error classes, concurrency, the 
     await emitNotification(database.db, { type: "fleet_run.finished", organizationId: null, data: { fleet_run_id: "f1" } });
     await emitNotification(database.db, { type: "run.failed", organizationId: tenant.id, data: { run_id: "r1" } });
 
-    await waitFor("the platform delivery", () => receiver.received.find((request) => request.path === "/platform"));
+    await waitFor("the platform delivery", async () => receiver.received.find((request) => request.path === "/platform"), { timeoutMs: 60_000 });
     const request = receiver.received.find((entry) => entry.path === "/platform")!;
     const signature = verifySignature(request.headers[SIGNATURE_HEADER.toLowerCase()] as string, request.body, platformHook.secret, Math.floor(Date.now() / 1000));
     expect(signature.valid).toBe(true);
@@ -268,7 +259,7 @@ describe("webhook delivery: addresses, pinning, error classes, concurrency, the 
     const holes = await Promise.all(Array.from({ length: 5 }, () => startBlackHole(PUBLIC)));
     const victimReceiver = await startReceiver(PUBLIC, { tls });
     closers.push(victimReceiver.close);
-    const hooks = [];
+    const hooks: Awaited<ReturnType<ReturnType<typeof service>["create"]>>[] = [];
     for (const [index, hole] of holes.entries()) {
       dnsAnswers.set(`hole-${index}.test`, [[PUBLIC]]);
       hooks.push(await service().create(tenantPrincipal(mallory), mallory, { url: `https://hole-${index}.test:${hole.port}/`, events: ["run.failed"] }));
@@ -277,9 +268,9 @@ describe("webhook delivery: addresses, pinning, error classes, concurrency, the 
     await service().create(tenantPrincipal(victim), victim, { url: `https://victim.test:${victimReceiver.port}/hook`, events: ["run.failed"] });
 
     await emitNotification(database.db, { type: "run.failed", organizationId: mallory.id, data: { run_id: "m1" } });
-    await waitFor("every black hole holding a connection", () => holes.every((hole) => hole.accepted() >= 1) || undefined);
+    await waitFor("every black hole holding a connection", async () => holes.every((hole) => hole.accepted() >= 1), { timeoutMs: 60_000, intervalMs: 100 });
     await emitNotification(database.db, { type: "run.failed", organizationId: victim.id, data: { run_id: "v1" } });
-    await waitFor("the victim's delivery", () => victimReceiver.received[0]);
+    await waitFor("the victim's delivery", async () => victimReceiver.received[0], { timeoutMs: 60_000, intervalMs: 100 });
 
     // The victim was served while all five of mallory's attempts were still hanging: none had to end first.
     expect(holes.map((hole) => hole.open())).toEqual([1, 1, 1, 1, 1]);
