@@ -4,7 +4,7 @@
  * `lookup` answers them, so no second DNS answer, say a rebinding to 127.0.0.1, is ever used), with the original
  * Host header and TLS server name. Redirects are not followed.
  */
-import { lookup as dnsLookup } from "node:dns/promises";
+import { Resolver } from "node:dns/promises";
 import http from "node:http";
 import https from "node:https";
 import type { LookupFunction } from "node:net";
@@ -22,19 +22,20 @@ import {
 export type HostLookup = (hostname: string) => Promise<string[]>;
 export type AddressClassifier = (address: string) => ClassifiedAddress | undefined;
 
-/** The system resolver (getaddrinfo: /etc/hosts, search domains), bounded in time. */
+/**
+ * The system's DNS servers through c-ares (resolve4 and resolve6, bounded by `timeoutMs`), not getaddrinfo: a lookup
+ * a tenant's name keeps hanging must not hold one of libuv's four threadpool threads, which the service's file and
+ * crypto work shares. `localhost` and `*.localhost` are loopback without asking anyone (RFC 6761).
+ */
 export function systemLookup(timeoutMs = 5_000): HostLookup {
+  const resolver = new Resolver({ timeout: Math.max(1, Math.ceil(timeoutMs / 2)), tries: 2 });
   return async (hostname) => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(Object.assign(new Error(`resolving ${hostname} timed out`), { code: "EAI_AGAIN" })), timeoutMs);
-    });
-    try {
-      const answers = await Promise.race([dnsLookup(hostname, { all: true, order: "verbatim" }), timeout]);
-      return answers.map((answer) => answer.address);
-    } finally {
-      clearTimeout(timer);
-    }
+    const name = hostname.toLowerCase().replace(/\.$/, "");
+    if (name === "localhost" || name.endsWith(".localhost")) return ["127.0.0.1", "::1"];
+    const [v4, v6] = await Promise.allSettled([resolver.resolve4(name), resolver.resolve6(name)]);
+    const addresses = [...(v4.status === "fulfilled" ? v4.value : []), ...(v6.status === "fulfilled" ? v6.value : [])];
+    if (addresses.length > 0) return addresses;
+    throw v4.status === "rejected" ? v4.reason : Object.assign(new Error(`${name} has no address`), { code: "ENODATA" });
   };
 }
 

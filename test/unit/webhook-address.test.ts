@@ -10,7 +10,7 @@ import {
   type TargetPolicy,
   type WebhookTarget,
 } from "../../services/notification/webhook-address-fns";
-import { DeliveryFailure, pinnedLookup } from "../../services/notification/webhook-transport";
+import { DeliveryFailure, pinnedLookup, systemLookup } from "../../services/notification/webhook-transport";
 
 const target = (raw: string): WebhookTarget => {
   const parsed = parseWebhookUrl(raw);
@@ -248,5 +248,12 @@ describe("error classes shown instead of error texts", () => {
     expect(presentableErrorClass("TypeError: connect ECONNREFUSED 127.0.0.1:18499")).toBe("delivery_failed");
     expect(presentableErrorClass("tls_error")).toBe("tls_error");
     expect(presentableErrorClass(null)).toBeNull();
+  });
+});
+
+describe("the system lookup", () => {
+  it("answers loopback for localhost and *.localhost without asking a DNS server", async () => {
+    const lookup = systemLookup();
+    for (const name of ["localhost", "LOCALHOST.", "db.localhost"]) expect(await lookup(name)).toEqual(["127.0.0.1", "::1"]);
   });
 });
