@@ -133,6 +133,7 @@ async function main(): Promise<void> {
       platformLoopback: config.WEBHOOK_PLATFORM_ALLOW_LOOPBACK,
       concurrency: config.WEBHOOK_MAX_CONCURRENT_DELIVERIES,
       perHostConcurrency: config.WEBHOOK_MAX_CONCURRENT_PER_HOST,
+      perTenantConcurrency: config.WEBHOOK_MAX_CONCURRENT_PER_TENANT,
       timeoutMs: config.WEBHOOK_TIMEOUT_SECONDS * 1000,
       connectTimeoutMs: config.WEBHOOK_CONNECT_TIMEOUT_SECONDS * 1000,
     },

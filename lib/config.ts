@@ -121,6 +121,8 @@ export const serviceConfigSchema = z.object({
   WEBHOOK_MAX_CONCURRENT_DELIVERIES: z.coerce.number().int("must be an integer").min(1).max(64).default(8),
   /** Delivery attempts in flight per receiver host:port, over every replica. */
   WEBHOOK_MAX_CONCURRENT_PER_HOST: z.coerce.number().int("must be an integer").min(1).max(64).default(2),
+  /** Delivery attempts in flight per tenant in a replica (platform webhooks count as one); keep it well under WEBHOOK_MAX_CONCURRENT_DELIVERIES. */
+  WEBHOOK_MAX_CONCURRENT_PER_TENANT: z.coerce.number().int("must be an integer").min(1).max(64).default(2),
   /** One attempt, from connecting to the receiver's status line (seconds). */
   WEBHOOK_TIMEOUT_SECONDS: z.coerce.number().min(1).max(120).default(10),
   /** Connecting to the receiver (seconds); at most WEBHOOK_TIMEOUT_SECONDS takes effect. */

@@ -6,8 +6,9 @@
  * maxAttempts. A restart loses nothing: queued jobs and pending rows are in PostgreSQL.
  *
  * Attempts run concurrently (`concurrency` per replica), at most `perHostConcurrency` per host:port across replicas
- * (each job's pg-boss group is its host), so receivers that never answer hold only their own host's slots and
- * another tenant's delivery goes out meanwhile. Every attempt resolves the host again, checks every address and
+ * (each job's pg-boss group is its host) and `perTenantConcurrency` per tenant in a replica (a delivery over it is
+ * handed back for a second later, freeing the worker), so receivers that never answer hold only their own tenant's
+ * and host's slots and another tenant's delivery goes out meanwhile. Every attempt resolves the host again, checks every address and
  * pins the connection to them (webhook-transport.ts). The attempt log keeps an error class; the text goes to the log.
  */
 import type { PgBoss } from "pg-boss";
@@ -21,6 +22,8 @@ import { webhookSecretContext } from "./webhook-service";
 import { DeliveryFailure, postPinned, resolveTarget, systemLookup, type AddressClassifier, type HostLookup } from "./webhook-transport";
 
 export const WEBHOOK_QUEUE = "webhook-deliveries";
+/** How long a delivery whose owner has every slot taken waits before it is queued again. */
+const DEFER_MS = 1_000;
 
 export interface WebhookDeliveryDeps {
   db: DrizzleDatabase;
@@ -49,6 +52,8 @@ export interface WebhookDeliveryOptions {
   concurrency?: number;
   /** Attempts in flight per host:port, over every replica. */
   perHostConcurrency?: number;
+  /** Attempts in flight per tenant (platform webhooks count as one owner) in this replica; more wait their turn. */
+  perTenantConcurrency?: number;
 }
 
 export interface WebhookDispatcher {
@@ -125,6 +130,10 @@ export async function startWebhookDispatcher(boss: PgBoss, deps: WebhookDelivery
     });
   }
 
+  /** Attempts in flight in this replica, per owner (a tenant, or "platform"). */
+  const inFlight = new Map<string, number>();
+  const perTenant = options.perTenantConcurrency ?? 2;
+
   async function attempt(deliveryId: string): Promise<void> {
     const [row] = await db
       .select({ delivery: webhookDeliveries, webhook: webhooks })
@@ -133,6 +142,28 @@ export async function startWebhookDispatcher(boss: PgBoss, deps: WebhookDelivery
       .where(eq(webhookDeliveries.id, deliveryId));
     if (!row || row.delivery.status !== "pending") return;
     const { delivery, webhook } = row;
+    const owner = webhook.organizationId === null ? "platform" : `tenant:${webhook.organizationId}`;
+    const busy = inFlight.get(owner) ?? 0;
+    if (busy >= perTenant && !webhook.deletedAt) {
+      // The owner's slots are taken: hand the delivery back for a little later (not an attempt), freeing this worker.
+      await db
+        .update(webhookDeliveries)
+        .set({ jobId: null, nextAttemptAt: new Date(Date.now() + DEFER_MS) })
+        .where(and(eq(webhookDeliveries.id, deliveryId), eq(webhookDeliveries.attempts, delivery.attempts), eq(webhookDeliveries.status, "pending")));
+      return;
+    }
+    inFlight.set(owner, busy + 1);
+    try {
+      await attemptOnce(delivery, webhook);
+    } finally {
+      const left = (inFlight.get(owner) ?? 1) - 1;
+      if (left === 0) inFlight.delete(owner);
+      else inFlight.set(owner, left);
+    }
+  }
+
+  async function attemptOnce(delivery: typeof webhookDeliveries.$inferSelect, webhook: typeof webhooks.$inferSelect): Promise<void> {
+    const deliveryId = delivery.id;
     const number = delivery.attempts + 1;
     const started = Date.now();
     let statusCode: number | null = null;

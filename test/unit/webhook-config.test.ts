@@ -12,12 +12,13 @@ const problems = (env: Record<string, string>) => {
 };
 
 describe("webhook settings", () => {
-  it("default to no loopback, 10 webhooks per tenant, 8 attempts at once, 2 per host, 5 s to connect and 10 s per attempt", () => {
+  it("default to no loopback, 10 webhooks per tenant, 8 attempts at once, 2 per host, 2 per tenant, 5 s to connect and 10 s per attempt", () => {
     expect(loadServiceConfig({})).toMatchObject({
       WEBHOOK_PLATFORM_ALLOW_LOOPBACK: false,
       WEBHOOK_MAX_PER_TENANT: 10,
       WEBHOOK_MAX_CONCURRENT_DELIVERIES: 8,
       WEBHOOK_MAX_CONCURRENT_PER_HOST: 2,
+      WEBHOOK_MAX_CONCURRENT_PER_TENANT: 2,
       WEBHOOK_CONNECT_TIMEOUT_SECONDS: 5,
       WEBHOOK_TIMEOUT_SECONDS: 10,
     });
@@ -38,11 +39,12 @@ describe("webhook settings", () => {
       WEBHOOK_MAX_PER_TENANT: "0",
       WEBHOOK_MAX_CONCURRENT_DELIVERIES: "many",
       WEBHOOK_MAX_CONCURRENT_PER_HOST: "1.5",
+      WEBHOOK_MAX_CONCURRENT_PER_TENANT: "0",
       WEBHOOK_TIMEOUT_SECONDS: "0",
       WEBHOOK_PLATFORM_ALLOW_LOOPBACK: "yes",
     }).map((problem) => problem.variable);
     expect(named.sort()).toEqual(
-      ["WEBHOOK_MAX_CONCURRENT_DELIVERIES", "WEBHOOK_MAX_CONCURRENT_PER_HOST", "WEBHOOK_MAX_PER_TENANT", "WEBHOOK_PLATFORM_ALLOW_LOOPBACK", "WEBHOOK_TIMEOUT_SECONDS"].sort(),
+      ["WEBHOOK_MAX_CONCURRENT_DELIVERIES", "WEBHOOK_MAX_CONCURRENT_PER_HOST", "WEBHOOK_MAX_CONCURRENT_PER_TENANT", "WEBHOOK_MAX_PER_TENANT", "WEBHOOK_PLATFORM_ALLOW_LOOPBACK", "WEBHOOK_TIMEOUT_SECONDS"].sort(),
     );
   });
 });
