@@ -44,6 +44,7 @@ import { tokensRouter } from "./routes/tokens";
 import { fleetRouter } from "./routes/fleet";
 import { credentialRotationRouter } from "./routes/credential-rotation";
 import { platformWebhooksRouter, tenantWebhooksRouter } from "./routes/webhooks";
+import type { WebhookSettings } from "../services/notification/webhook-service";
 
 export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
 
@@ -56,8 +57,8 @@ export interface AppDependencies {
   bootstrapLinks?: BootstrapLinkService;
   bootstrapWaits?: () => BootstrapWaitQueue;
   bootstrapWaitSeconds?: number;
-  /** Allow http:// webhook URLs to loopback (WEBHOOK_ALLOW_HTTP_LOOPBACK). */
-  webhooksAllowHttpLoopback?: boolean;
+  /** Where webhooks may point and how many a tenant may have (WEBHOOK_PLATFORM_ALLOW_LOOPBACK, WEBHOOK_MAX_PER_TENANT). */
+  webhooks?: WebhookSettings;
   /** Where unexpected errors are logged (default: stderr). */
   log?: (message: string) => void;
   version?: string;
@@ -116,7 +117,7 @@ export function createApp(deps: AppDependencies) {
     bootstrapLinks: deps.bootstrapLinks,
     bootstrapWaits: deps.bootstrapWaits,
     bootstrapWaitSeconds: deps.bootstrapWaitSeconds,
-    webhooksAllowHttpLoopback: deps.webhooksAllowHttpLoopback,
+    webhooks: deps.webhooks,
     credentialRotation: deps.credentialRotation,
     identityTrust: deps.identityTrust,
   });

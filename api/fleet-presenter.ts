@@ -2,6 +2,7 @@
 import type { FleetRun, ResourceChange, Webhook } from "../db/schema";
 import { describeChangeSummary, sumChangeSummaries } from "../services/fleet/fleet-fns";
 import type { FleetOverview, FleetRunView } from "../services/fleet/fleet-service";
+import { presentableErrorClass } from "../services/notification/webhook-address-fns";
 import type { DeliveryWithAttempts } from "../services/notification/webhook-service";
 import { iso, presentKpis } from "./presenters";
 
@@ -77,7 +78,7 @@ export function presentDelivery(delivery: DeliveryWithAttempts) {
       attempt: attempt.attempt,
       at: attempt.at.toISOString(),
       status_code: attempt.statusCode,
-      error: attempt.error,
+      error: presentableErrorClass(attempt.error),
       duration_ms: attempt.durationMs,
     })),
   };

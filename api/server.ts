@@ -139,6 +139,12 @@ async function main(): Promise<void> {
       maxAttempts: config.WEBHOOK_MAX_ATTEMPTS,
       baseDelaySeconds: config.WEBHOOK_RETRY_BASE_SECONDS,
       maxDelaySeconds: config.WEBHOOK_RETRY_MAX_SECONDS,
+      platformLoopback: config.WEBHOOK_PLATFORM_ALLOW_LOOPBACK,
+      concurrency: config.WEBHOOK_MAX_CONCURRENT_DELIVERIES,
+      perHostConcurrency: config.WEBHOOK_MAX_CONCURRENT_PER_HOST,
+      perTenantConcurrency: config.WEBHOOK_MAX_CONCURRENT_PER_TENANT,
+      timeoutMs: config.WEBHOOK_TIMEOUT_SECONDS * 1000,
+      connectTimeoutMs: config.WEBHOOK_CONNECT_TIMEOUT_SECONDS * 1000,
     },
   );
   await startDriftSchedule(boss, { db: database.db, log }, { schedule: config.DRIFT_SCHEDULE, maxConcurrency: config.DRIFT_MAX_CONCURRENCY, work: config.RUN_WORKER });
@@ -171,7 +177,7 @@ async function main(): Promise<void> {
     bootstrapLinks,
     bootstrapWaits: () => bootstrapWaits,
     bootstrapWaitSeconds: config.BOOTSTRAP_WAIT_SECONDS,
-    webhooksAllowHttpLoopback: config.WEBHOOK_ALLOW_HTTP_LOOPBACK,
+    webhooks: { platformLoopback: config.WEBHOOK_PLATFORM_ALLOW_LOOPBACK, maxPerTenant: config.WEBHOOK_MAX_PER_TENANT },
     platform,
     verifyBootstrapRole: verifyBootstrapRoleWithSts,
     runQueue,

@@ -141,8 +141,27 @@ export const serviceConfigSchema = z.object({
   DRIFT_SCHEDULE: optionalString.pipe(z.string().min(9, "must be a cron expression such as 0 */6 * * *").optional()),
   /** Tenant drift checks at once in a scheduled sweep. */
   DRIFT_MAX_CONCURRENCY: z.coerce.number().int("must be an integer").min(1).max(64).default(2),
-  /** Allow http:// webhook URLs to loopback (local receivers, tests); otherwise webhooks must be https. */
-  WEBHOOK_ALLOW_HTTP_LOOPBACK: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
+  /**
+   * Platform webhooks (created with the admin token on /v1/webhooks, no tenant) may target loopback, also over plain
+   * http (a local receiver, tests). Tenants' webhooks never reach loopback, private or other non-public addresses.
+   */
+  WEBHOOK_PLATFORM_ALLOW_LOOPBACK: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
+  /** Renamed: it opened loopback to tenants' webhooks too. Refused, so a deployment that sets it learns the new name. */
+  WEBHOOK_ALLOW_HTTP_LOOPBACK: z
+    .undefined({ error: "was renamed to WEBHOOK_PLATFORM_ALLOW_LOOPBACK, which opens loopback to platform webhooks only; tenants' webhooks never reach it" })
+    .optional(),
+  /** Live webhooks per tenant; creating one more answers 409 webhook_limit_reached. */
+  WEBHOOK_MAX_PER_TENANT: z.coerce.number().int("must be an integer").min(1).max(1000).default(10),
+  /** Delivery attempts in flight per replica. */
+  WEBHOOK_MAX_CONCURRENT_DELIVERIES: z.coerce.number().int("must be an integer").min(1).max(64).default(8),
+  /** Delivery attempts in flight per receiver host:port, over every replica. */
+  WEBHOOK_MAX_CONCURRENT_PER_HOST: z.coerce.number().int("must be an integer").min(1).max(64).default(2),
+  /** Delivery attempts in flight per tenant in a replica (platform webhooks count as one); keep it well under WEBHOOK_MAX_CONCURRENT_DELIVERIES. */
+  WEBHOOK_MAX_CONCURRENT_PER_TENANT: z.coerce.number().int("must be an integer").min(1).max(64).default(2),
+  /** One attempt, from connecting to the receiver's status line (seconds). */
+  WEBHOOK_TIMEOUT_SECONDS: z.coerce.number().min(1).max(120).default(10),
+  /** Connecting to the receiver (seconds); at most WEBHOOK_TIMEOUT_SECONDS takes effect. */
+  WEBHOOK_CONNECT_TIMEOUT_SECONDS: z.coerce.number().min(0.5).max(60).default(5),
   /** Attempts per webhook delivery before it is marked failed. */
   WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int("must be an integer").min(1).max(50).default(10),
   /** First retry delay of a failed delivery (seconds); doubles per attempt up to WEBHOOK_RETRY_MAX_SECONDS. */

@@ -10,7 +10,7 @@ import type { BootstrapRoleVerifier } from "./integration/verify-bootstrap-role"
 import { createCredentialRotationService } from "./integration/credential-rotation-service";
 import type { CredentialRotationQueue } from "./integration/credential-rotation-queue";
 import { createFleetService } from "./fleet/fleet-service";
-import { createWebhookService } from "./notification/webhook-service";
+import { createWebhookService, DEFAULT_WEBHOOK_SETTINGS, type WebhookSettings } from "./notification/webhook-service";
 import { createRolloutService } from "./rollout/rollout-service";
 import type { IdentityTrust } from "./rollout/instance-identity-fns";
 import { createRunService } from "./run/run-service";
@@ -28,8 +28,8 @@ export interface ServiceDeps {
   bootstrapLinks?: BootstrapLinkService;
   bootstrapWaits?: () => BootstrapWaitQueue;
   bootstrapWaitSeconds?: number;
-  /** Allow http:// webhook URLs to loopback (WEBHOOK_ALLOW_HTTP_LOOPBACK). */
-  webhooksAllowHttpLoopback?: boolean;
+  /** Where webhooks may point and how many a tenant may have (WEBHOOK_PLATFORM_ALLOW_LOOPBACK, WEBHOOK_MAX_PER_TENANT). */
+  webhooks?: WebhookSettings;
   /** The background key rotation (services/integration/credential-rotation-queue.ts); absent: status only. */
   credentialRotation?: () => CredentialRotationQueue;
   /** Whose signatures prove an agent's instance (default: AWS's published certificates). */
@@ -59,7 +59,7 @@ export function createServices(deps: ServiceDeps) {
     rollout: createRolloutService({ db: deps.db, keyring: deps.keyring, identityTrust: deps.identityTrust }),
     fleet: createFleetService({ db: deps.db }),
     credentialRotation: createCredentialRotationService({ db: deps.db, keyring: deps.keyring, rotation: deps.credentialRotation }),
-    webhooks: createWebhookService({ db: deps.db, keyring: deps.keyring, allowHttpLoopback: deps.webhooksAllowHttpLoopback ?? false }),
+    webhooks: createWebhookService({ db: deps.db, keyring: deps.keyring, ...(deps.webhooks ?? DEFAULT_WEBHOOK_SETTINGS) }),
   };
 }
 

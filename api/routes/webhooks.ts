@@ -7,7 +7,8 @@ import { WEBHOOK_DELIVERY_STATUSES, WEBHOOK_EVENTS } from "../../db/schema";
 import type { Services } from "../../services";
 import { presentDelivery, presentWebhook } from "../fleet-presenter";
 import { createRouter } from "../router";
-import { bodyErrorResponses, errorResponses, postErrorResponses, slugParamsSchema } from "../schemas";
+import { WEBHOOK_ERROR_CLASSES } from "../../services/notification/webhook-address-fns";
+import { bodyErrorResponses, errorResponse, errorResponses, postErrorResponses, slugParamsSchema } from "../schemas";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -16,7 +17,17 @@ const tenantWebhookParams = slugParamsSchema.extend({ id: z.string().uuid("must 
 
 const createWebhookSchema = z
   .strictObject({
-    url: z.string().max(2048).openapi({ description: "https (http only to loopback when WEBHOOK_ALLOW_HTTP_LOOPBACK=true)" }),
+    url: z
+      .string()
+      .max(2048)
+      .openapi({
+        description:
+          "https to a public address. Refused (400 naming `url`): a host that is, or resolves only to, a loopback, private, link-local, " +
+          "CGNAT, unique-local, multicast, unspecified, broadcast, documentation, benchmarking or reserved address, in any spelling " +
+          "(IPv4-mapped, NAT64 and 6to4 forms are judged by the IPv4 address they carry). Checked again, and the connection pinned to " +
+          "the checked addresses, at every delivery. Only platform webhooks (POST /v1/webhooks) may target loopback, also over http, " +
+          "and only when the service runs with WEBHOOK_PLATFORM_ALLOW_LOOPBACK=true.",
+      }),
     events: z.array(z.enum(WEBHOOK_EVENTS)).min(1, "must name at least one event"),
   })
   .openapi("CreateWebhook");
@@ -42,7 +53,16 @@ const deliverySchema = z
     delivered_at: z.string().nullable(),
     payload: z.record(z.string(), z.any()),
     attempt_log: z.array(
-      z.object({ attempt: z.number(), at: z.string(), status_code: z.number().nullable(), error: z.string().nullable(), duration_ms: z.number() }),
+      z.object({
+        attempt: z.number(),
+        at: z.string(),
+        status_code: z.number().nullable(),
+        error: z
+          .enum(WEBHOOK_ERROR_CLASSES)
+          .nullable()
+          .openapi({ description: "why the attempt failed, as a class (the details are in the service's log); null when delivered" }),
+        duration_ms: z.number(),
+      }),
     ),
   })
   .openapi("WebhookDelivery");
@@ -97,7 +117,15 @@ const createTenant = createRoute({
   summary: "Create a webhook for the tenant's events",
   security,
   request: { params: slugParamsSchema, body },
-  responses: { 201: json(createdWebhookSchema, "the webhook and its secret (shown once)"), ...errorResponses, ...bodyErrorResponses, ...postErrorResponses },
+  responses: {
+    201: json(createdWebhookSchema, "the webhook and its secret (shown once)"),
+    ...errorResponses,
+    ...bodyErrorResponses,
+    ...postErrorResponses,
+    409: errorResponse(
+      "the tenant already has WEBHOOK_MAX_PER_TENANT (default 10) live webhooks (`code` webhook_limit_reached, `limit`), or a request with this Idempotency-Key is still in progress",
+    ),
+  },
 });
 const listTenant = createRoute({
   method: "get",

@@ -2,7 +2,7 @@
  * Webhooks as a domain: a tenant's (its admins and platform admins manage them) or platform-wide (platform admins);
  * the signing secret is generated here, shown once, and stored sealed with the credentials keyring.
  */
-import { and, asc, desc, eq, inArray, isNull } from "drizzle-orm";
+import { and, asc, count, desc, eq, inArray, isNull } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { encryptJson, generateToken, type CredentialContext, type Keyring } from "../../db/crypto";
 import {
@@ -16,16 +16,26 @@ import {
   type WebhookDeliveryAttempt,
   type WebhookEvent,
 } from "../../db/schema";
-import { NotFoundError, ValidationError } from "../../lib/errors";
+import { ConflictError, NotFoundError, ValidationError } from "../../lib/errors";
 import { recordAudit } from "../tenant/audit-store";
 import { isAdmin, requireAdmin, type Principal } from "../tenant/principal";
-import { webhookUrlProblem } from "./webhook-signature-fns";
+import { parseWebhookUrl } from "./webhook-address-fns";
+import { resolveTarget, systemLookup, type AddressClassifier, type HostLookup } from "./webhook-transport";
 
-export interface WebhookServiceDeps {
+export interface WebhookSettings {
+  /** Platform webhooks (no tenant) may target loopback, also over plain http (WEBHOOK_PLATFORM_ALLOW_LOOPBACK). */
+  platformLoopback: boolean;
+  /** Live webhooks a tenant may have (WEBHOOK_MAX_PER_TENANT). */
+  maxPerTenant: number;
+}
+
+export const DEFAULT_WEBHOOK_SETTINGS: WebhookSettings = { platformLoopback: false, maxPerTenant: 10 };
+
+export interface WebhookServiceDeps extends WebhookSettings {
   db: DrizzleDatabase;
   keyring: Keyring;
-  /** Allow http:// webhook URLs on loopback (tests, local receivers). */
-  allowHttpLoopback: boolean;
+  lookup?: HostLookup;
+  classify?: AddressClassifier;
 }
 
 /** The sealed secret is bound to its owner: a platform-wide webhook's to "platform". */
@@ -44,6 +54,15 @@ export interface DeliveryWithAttempts extends WebhookDelivery {
 
 export function createWebhookService(deps: WebhookServiceDeps) {
   const { db } = deps;
+  const lookup = deps.lookup ?? systemLookup();
+
+  /** Refuses a URL whose host is, or resolves only to, addresses this webhook may not reach (checked again at each delivery). */
+  async function checkUrl(url: string, platform: boolean): Promise<void> {
+    const parsed = parseWebhookUrl(url);
+    if (!("target" in parsed)) throw new ValidationError([{ field: "url", message: parsed.problem }]);
+    const resolved = await resolveTarget(parsed.target, { platform, platformLoopback: deps.platformLoopback }, lookup, deps.classify);
+    if (!resolved.ok) throw new ValidationError([{ field: "url", message: resolved.message }]);
+  }
 
   async function visibleWebhook(principal: Principal, id: string): Promise<Webhook> {
     const [webhook] = await db.select().from(webhooks).where(and(eq(webhooks.id, id), isNull(webhooks.deletedAt)));
@@ -56,17 +75,33 @@ export function createWebhookService(deps: WebhookServiceDeps) {
     /** `org` undefined: platform-wide (platform admin). Answers the webhook and its secret (shown only here). */
     async create(principal: Principal, org: Organization | undefined, input: CreateWebhookInput): Promise<{ webhook: Webhook; secret: string }> {
       if (!org) requireAdmin(principal);
-      const problem = webhookUrlProblem(input.url, deps.allowHttpLoopback);
-      if (problem) throw new ValidationError([{ field: "url", message: problem }]);
+      await checkUrl(input.url, org === undefined);
       const secret = generateToken("whsec");
       const organizationId = org?.id ?? null;
       const sealed = encryptJson(secret, webhookSecretContext(organizationId), deps.keyring);
-      const [webhook] = await db
-        .insert(webhooks)
-        .values({ organizationId, url: input.url, events: [...new Set(input.events)], secretSealed: sealed.envelope, encryptionKeyId: sealed.keyId, actor: principal.actor })
-        .returning();
-      await recordAudit(db, principal, { action: "webhook.create", organizationId, target: `webhook:${webhook!.id}`, details: { events: input.events } });
-      return { webhook: webhook!, secret };
+      const webhook = await db.transaction(async (tx) => {
+        if (org) {
+          // The tenant's row lock serialises concurrent creates, so the cap holds under a burst.
+          await tx.select({ id: organizations.id }).from(organizations).where(eq(organizations.id, org.id)).for("update");
+          const [{ live } = { live: 0 }] = await tx
+            .select({ live: count() })
+            .from(webhooks)
+            .where(and(eq(webhooks.organizationId, org.id), isNull(webhooks.deletedAt)));
+          if (live >= deps.maxPerTenant) {
+            throw new ConflictError(`the tenant already has ${live} webhooks, the most it may have (${deps.maxPerTenant}); delete one first`, {
+              code: "webhook_limit_reached",
+              details: { limit: deps.maxPerTenant },
+            });
+          }
+        }
+        const [created] = await tx
+          .insert(webhooks)
+          .values({ organizationId, url: input.url, events: [...new Set(input.events)], secretSealed: sealed.envelope, encryptionKeyId: sealed.keyId, actor: principal.actor })
+          .returning();
+        return created!;
+      });
+      await recordAudit(db, principal, { action: "webhook.create", organizationId, target: `webhook:${webhook.id}`, details: { events: input.events } });
+      return { webhook, secret };
     },
 
     async list(principal: Principal, org: Organization | undefined): Promise<Webhook[]> {

@@ -45,21 +45,3 @@ export function verifySignature(
 export function retryDelaySeconds(attempt: number, baseSeconds = 1, maxSeconds = 60): number {
   return Math.min(maxSeconds, baseSeconds * 2 ** Math.max(0, attempt - 1));
 }
-
-const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]", "::1"]);
-
-/** Why a webhook URL is refused, or undefined: https anywhere; http only to loopback and only when allowed. */
-export function webhookUrlProblem(raw: string, allowHttpLoopback: boolean): string | undefined {
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    return "must be an absolute URL";
-  }
-  if (url.username || url.password) return "must not carry credentials";
-  if (url.protocol === "https:") return undefined;
-  if (url.protocol === "http:" && LOOPBACK_HOSTS.has(url.hostname)) {
-    return allowHttpLoopback ? undefined : "must be https (http to loopback only with WEBHOOK_ALLOW_HTTP_LOOPBACK=true)";
-  }
-  return "must be https";
-}

@@ -75,7 +75,7 @@ async function startReplica(kmsKeyId: string): Promise<Replica> {
     CREDENTIALS_KMS_KEY_ID: kmsKeyId,
     CREDENTIALS_KMS_REGION: REGION,
     CREDENTIALS_KMS_REFRESH_SECONDS: "1",
-    WEBHOOK_ALLOW_HTTP_LOOPBACK: "true",
+    WEBHOOK_PLATFORM_ALLOW_LOOPBACK: "true",
     ...workspace.serverEnv(),
   });
   const replica = { server, call: createCaller({ baseUrl: () => server.baseUrl, defaultToken: () => adminToken, responses }) };
@@ -129,7 +129,8 @@ describe("credentials key rotation on the running service, KMS on the emulator",
     tenantToken = token.body.token;
     secrets.push(tenantToken);
 
-    const webhook = await onKeyA.call("POST", `/v1/tenants/${slug}/webhooks`, { body: { url: "http://127.0.0.1:9/hook", events: ["run.succeeded"] } });
+    // A platform webhook: only those may point at loopback (WEBHOOK_PLATFORM_ALLOW_LOOPBACK).
+    const webhook = await onKeyA.call("POST", "/v1/webhooks", { body: { url: "http://127.0.0.1:9/hook", events: ["run.succeeded"] } });
     expect(webhook.status, webhook.text).toBe(201);
     secrets.push(webhook.body.secret);
 

@@ -33,13 +33,13 @@ export interface HttpsTestServer {
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
-/** Writes `key.pem` and `cert.pem` for 127.0.0.1 into `dir`. */
-export async function selfSignedCertificate(dir: string): Promise<{ keyFile: string; certFile: string }> {
+/** Writes `key.pem` and `cert.pem` for 127.0.0.1 (and `dnsNames`) into `dir`. */
+export async function selfSignedCertificate(dir: string, dnsNames: string[] = []): Promise<{ keyFile: string; certFile: string }> {
   const keyFile = join(dir, "key.pem");
   const certFile = join(dir, "cert.pem");
   const args = [
     "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-days", "1",
+    "-subj", "/CN=127.0.0.1", "-addext", `subjectAltName=${["IP:127.0.0.1", ...dnsNames.map((name) => `DNS:${name}`)].join(",")}`, "-days", "1",
     "-keyout", keyFile, "-out", certFile,
   ];
   try {
