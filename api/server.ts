@@ -7,7 +7,10 @@
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { automationSettingsSchema, checkPulumiCli } from "../automation";
+import postgres from "postgres";
 import { openDatabase } from "../db/client";
+import { connectionBudgetProblem, livenessPoolSize, sameServer, serverConnectionLimits } from "../db/connection-budget";
+import { runTimeoutsOf } from "../services/run/run-timeouts";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/discovery/scan-queue";
 import { loadServiceConfig, REPO_ROOT, ServiceConfigError } from "../lib/config";
 import { startBoss } from "../lib/boss";
@@ -41,7 +44,17 @@ async function main(): Promise<void> {
   const config = loadServiceConfig(process.env);
   const logger = createLogger(config.LOG_LEVEL);
   const log = (message: string) => logger.info({}, message);
-  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, log });
+  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: config.DATABASE_POOL_MAX, log });
+  const backendUrl = await resolveStateBackend(config.PULUMI_BACKEND_URL, database.connectionString);
+  // A configuration whose connections the server cannot hold is refused here, before anything waits on a full pool.
+  const tooMany = connectionBudgetProblem(
+    { ...config, stateOnSameServer: /^postgres(ql)?:\/\//.test(backendUrl) && sameServer(backendUrl, database.connectionString) },
+    await serverConnectionLimits(database.sql),
+  );
+  if (tooMany) {
+    await database.close();
+    throw new ServiceConfigError([{ variable: "MAX_CONCURRENT_RUNS, DATABASE_POOL_MAX", message: tooMany }]);
+  }
   const keyring = await loadCredentialsKeyring(database.db, config, log);
 
   const bootstrap = await ensureBootstrapAdmin(database.db, config.ADMIN_TOKEN);
@@ -54,7 +67,7 @@ async function main(): Promise<void> {
 
   const automation = automationSettingsSchema.parse({
     projectDir: config.PULUMI_PROJECT_DIR,
-    backendUrl: await resolveStateBackend(config.PULUMI_BACKEND_URL, database.connectionString),
+    backendUrl,
     secretsProvider: config.PULUMI_SECRETS_PROVIDER,
     passphrase: config.PULUMI_CONFIG_PASSPHRASE,
     pulumiRoot: join(REPO_ROOT, ".tools"),
@@ -63,8 +76,13 @@ async function main(): Promise<void> {
   const metrics = createMetrics(opsFigures(database.db));
   const telemetry = { log: logger, metrics };
   const platform = { platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN, agentVersion: config.AGENT_VERSION };
-  // A session advisory lock per executing run tells live runs from crashed ones (services/run/run-liveness.ts).
-  const liveness = database.sql;
+  // A session advisory lock per executing run tells live runs from crashed ones (services/run/run-liveness.ts). They
+  // are held on connections of their own, never taken from the pool that serves requests.
+  const liveness = postgres(database.connectionString, {
+    max: livenessPoolSize(config),
+    onnotice: () => undefined,
+    connection: { application_name: "mini-xdr-liveness" },
+  });
   const boss = await startBoss(database.connectionString, log);
 
   // A worker checks the pinned CLI once, at start-up: a missing toolchain stops here with one clear message. The
@@ -98,8 +116,10 @@ async function main(): Promise<void> {
       onRunFinished: afterRun,
       log,
       telemetry,
+      timeoutSeconds: runTimeoutsOf(config),
+      stopGraceSeconds: config.RUN_STOP_GRACE_SECONDS,
     },
-    { connectionString: database.connectionString, boss, maxConcurrentRuns: config.MAX_CONCURRENT_RUNS, work: config.RUN_WORKER },
+    { connectionString: database.connectionString, boss, maxConcurrentRuns: config.MAX_CONCURRENT_RUNS, work: config.RUN_WORKER, listen: liveness },
   );
   // Runs of a replica that died while this one runs: recovered here, without waiting for a restart.
   const sweep = config.RUN_WORKER
@@ -121,7 +141,7 @@ async function main(): Promise<void> {
   );
 
   runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue });
-  fleetCoordinator = startFleetCoordinator({ db: database.db, sql: database.sql, runs: () => runService!, log }, { work: config.RUN_WORKER });
+  fleetCoordinator = startFleetCoordinator({ db: database.db, sql: liveness, runs: () => runService!, log }, { work: config.RUN_WORKER });
   const webhookDispatcher = await startWebhookDispatcher(
     boss,
     { db: database.db, keyring, log },
@@ -198,6 +218,8 @@ async function main(): Promise<void> {
         await fleetCoordinator?.stop();
         await webhookDispatcher.stop();
         await boss.stop({ graceful: true, timeout: 8_000 }).catch(() => undefined);
+        await runQueue.stop().catch(() => undefined);
+        await liveness.end({ timeout: 5 }).catch(() => undefined);
         await database.close();
       } finally {
         logger.flush();

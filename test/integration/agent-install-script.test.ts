@@ -128,7 +128,7 @@ function requireTools(env: NodeJS.ProcessEnv, tools: string[]): void {
 const unused = (what: string) => () => {
   throw new Error(`${what} is not used by the agent install script test`);
 };
-const unusedRunQueue: RunQueue = { request: unused("runQueue.request"), stop: unused("runQueue.stop") };
+const unusedRunQueue: RunQueue = { request: unused("runQueue.request"), cancel: unused("runQueue.cancel"), stop: unused("runQueue.stop") };
 const unusedScanQueue: ScanQueue = { request: unused("scanQueue.request"), sweep: unused("scanQueue.sweep") };
 const unusedVerifier: BootstrapRoleVerifier = unused("verifyBootstrapRole");
 
