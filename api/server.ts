@@ -7,10 +7,10 @@
 import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { automationSettingsSchema, checkPulumiCli } from "../automation";
-import postgres from "postgres";
 import { openDatabase } from "../db/client";
 import { connectionBudgetProblem, livenessPoolSize, sameServer, serverConnectionLimits } from "../db/connection-budget";
 import { runTimeoutsOf } from "../services/run/run-timeouts";
+import { createLockConnections } from "../services/run/run-liveness";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/discovery/scan-queue";
 import { loadServiceConfig, REPO_ROOT, ServiceConfigError } from "../lib/config";
 import { startBoss } from "../lib/boss";
@@ -78,11 +78,7 @@ async function main(): Promise<void> {
   const platform = { platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN, agentVersion: config.AGENT_VERSION };
   // A session advisory lock per executing run tells live runs from crashed ones (services/run/run-liveness.ts). They
   // are held on connections of their own, never taken from the pool that serves requests.
-  const liveness = postgres(database.connectionString, {
-    max: livenessPoolSize(config),
-    onnotice: () => undefined,
-    connection: { application_name: "mini-xdr-liveness" },
-  });
+  const liveness = createLockConnections(database.connectionString, { max: livenessPoolSize(config) });
   const boss = await startBoss(database.connectionString, log);
 
   // A worker checks the pinned CLI once, at start-up: a missing toolchain stops here with one clear message. The
@@ -119,7 +115,7 @@ async function main(): Promise<void> {
       timeoutSeconds: runTimeoutsOf(config),
       stopGraceSeconds: config.RUN_STOP_GRACE_SECONDS,
     },
-    { connectionString: database.connectionString, boss, maxConcurrentRuns: config.MAX_CONCURRENT_RUNS, work: config.RUN_WORKER, listen: liveness },
+    { connectionString: database.connectionString, boss, maxConcurrentRuns: config.MAX_CONCURRENT_RUNS, work: config.RUN_WORKER, listen: database.sql },
   );
   // Runs of a replica that died while this one runs: recovered here, without waiting for a restart.
   const sweep = config.RUN_WORKER
@@ -141,7 +137,7 @@ async function main(): Promise<void> {
   );
 
   runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue });
-  fleetCoordinator = startFleetCoordinator({ db: database.db, sql: liveness, runs: () => runService!, log }, { work: config.RUN_WORKER });
+  fleetCoordinator = startFleetCoordinator({ db: database.db, locks: liveness, runs: () => runService!, log }, { work: config.RUN_WORKER });
   const webhookDispatcher = await startWebhookDispatcher(
     boss,
     { db: database.db, keyring, log },
@@ -219,7 +215,7 @@ async function main(): Promise<void> {
         await webhookDispatcher.stop();
         await boss.stop({ graceful: true, timeout: 8_000 }).catch(() => undefined);
         await runQueue.stop().catch(() => undefined);
-        await liveness.end({ timeout: 5 }).catch(() => undefined);
+        await liveness.end().catch(() => undefined);
         await database.close();
       } finally {
         logger.flush();

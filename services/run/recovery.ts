@@ -1,16 +1,16 @@
 import type { PgBoss } from "pg-boss";
 import { and, eq } from "drizzle-orm";
 import type { AutomationSettings } from "../../automation";
-import type { DrizzleDatabase, SqlClient } from "../../db/client";
+import type { DrizzleDatabase } from "../../db/client";
 import { runs } from "../../db/schema";
 import { isExecutingHere } from "./executing-runs";
-import { tryHoldRunLiveness } from "./run-liveness";
+import { tryHoldRunLiveness, type LockConnections } from "./run-liveness";
 import { RUN_QUEUE } from "./run-queue";
 import { droppedDiagnostics, releaseStack } from "./stack-release";
 
 export interface RecoveryOptions {
   /** With a PostgreSQL server: runs whose executor is alive in another service process are left alone. */
-  liveness?: SqlClient;
+  liveness?: LockConnections;
   /** The queue: the crashed run's job is cancelled so that the stack's queue slot frees at once. */
   boss?: PgBoss;
   log?(message: string): void;

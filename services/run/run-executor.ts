@@ -14,10 +14,10 @@ import {
   type DroppedOperation,
   type OperationResult,
 } from "../../automation";
-import type { DrizzleDatabase, SqlClient } from "../../db/client";
+import type { DrizzleDatabase } from "../../db/client";
 import { runEvents, runs, type Run, type RunError } from "../../db/schema";
 import { beginExecution, type StopReason } from "./executing-runs";
-import { holdRunLiveness } from "./run-liveness";
+import { holdRunLiveness, type LockConnections } from "./run-liveness";
 import { DEFAULT_RUN_TIMEOUT_SECONDS, DEFAULT_STOP_GRACE_SECONDS, timeoutVariableOf } from "./run-timeouts";
 import { droppedDiagnostics, releaseStack } from "./stack-release";
 import type { RunPlanStore } from "./run-plan-store";
@@ -36,7 +36,7 @@ export interface RunExecutorDeps {
   /** Where previews of tenants that require approval save their update plans, and approved ups read them. */
   plans?: RunPlanStore;
   /** With a PostgreSQL server: held per run so that recovery can tell a crashed executor from a live one. */
-  liveness?: SqlClient;
+  liveness?: LockConnections;
   /** Told when a run has finished (its row is final); what it does next (discovery, offboarding) is its business. */
   onRunFinished?(run: Run): Promise<void>;
   log?(message: string): void;

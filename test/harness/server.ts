@@ -584,6 +584,8 @@ export interface HoldingProxy {
    * AWS call they carry never happens. null: forward everything again (held requests stay held).
    */
   hold(predicate: ((request: ProxiedRequest) => boolean) | null): void;
+  /** Forwards every request held so far (their answers reach the callers late, as from a slow AWS). */
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -596,31 +598,39 @@ export async function startHoldingProxy(target: string): Promise<HoldingProxy> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const state = { forwarded: 0, held: 0, predicate: null as ((request: ProxiedRequest) => boolean) | null };
   const parked = new Set<http.ServerResponse>();
+  const heldForwards = new Map<http.ServerResponse, () => void>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
       const body = Buffer.concat(chunks);
       const request = { method: req.method ?? "GET", url: req.url ?? "/", headers: req.headers, body: body.toString("utf8") };
+      const forward = () => {
+        state.forwarded++;
+        const outbound = http.request(
+          { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        outbound.on("error", (error) => {
+          if (!res.headersSent) res.writeHead(502);
+          res.end(String(error));
+        });
+        outbound.end(body);
+      };
       if (state.predicate?.(request)) {
         state.held++;
         parked.add(res);
-        res.on("close", () => parked.delete(res));
+        heldForwards.set(res, forward);
+        res.on("close", () => {
+          parked.delete(res);
+          heldForwards.delete(res);
+        });
         return;
       }
-      state.forwarded++;
-      const outbound = http.request(
-        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
-      outbound.on("error", (error) => {
-        if (!res.headersSent) res.writeHead(502);
-        res.end(String(error));
-      });
-      outbound.end(body);
+      forward();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -635,6 +645,12 @@ export async function startHoldingProxy(target: string): Promise<HoldingProxy> {
     },
     hold(predicate) {
       state.predicate = predicate;
+    },
+    release() {
+      const forwards = [...heldForwards.values()];
+      heldForwards.clear();
+      parked.clear();
+      for (const forward of forwards) forward();
     },
     close: () =>
       new Promise<void>((resolve) => {
