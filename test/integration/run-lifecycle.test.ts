@@ -117,7 +117,7 @@ describe("a run in the process that executes it", () => {
 
   it("a run whose status another process changed while it executed keeps that status, and the lost guard is logged", async () => {
     proxy.hold(() => true);
-    const runId = await runningWithHeldCall("refresh");
+    const runId = await runningWithHeldCall("up");
     // Another replica decided the run was dead (as its recovery would) while it still ran here.
     await database.db.update(runs).set({ status: "interrupted", finishedAt: new Date() }).where(eq(runs.id, runId));
     proxy.hold(null);
