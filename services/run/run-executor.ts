@@ -128,7 +128,13 @@ export async function executeRun(deps: RunExecutorDeps, runId: string, { jobSign
       clearTimeout(timer);
       if (execution.stopReason && outcome.status !== "succeeded") {
         await execution.killLeftovers();
-        const dropped = await releaseStack(deps.automation, claimed.stackName, { cli: deps.cli, log: (message) => log(`run ${runId}: ${message}`) });
+        // Should clearing fail, the run still ends; the next run (or recovery) finds the lock and says so.
+        const dropped = await releaseStack(deps.automation, claimed.stackName, { cli: deps.cli, log: (message) => log(`run ${runId}: ${message}`) }).catch(
+          (error: unknown) => {
+            log(`run ${runId}: clearing the stopped operation's lock and pending operations failed: ${error instanceof Error ? error.message : String(error)}`);
+            return [];
+          },
+        );
         outcome = stoppedOutcome(claimed, execution.stopReason, dropped);
       }
       const [finished] = await db
