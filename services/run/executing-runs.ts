@@ -42,8 +42,13 @@ export class RunExecution {
 
   /** Whatever of the operation still runs is killed now (the operation has returned or thrown). */
   async killLeftovers(): Promise<number[]> {
-    clearTimeout(this.killTimer);
+    this.cancelKill();
     return this.stackName ? stopOrphanedPulumiProcesses(this.stackName) : [];
+  }
+
+  /** The operation is over: a pending kill must not reach the stack's next operation. */
+  cancelKill(): void {
+    clearTimeout(this.killTimer);
   }
 }
 
@@ -51,8 +56,9 @@ const executing = new Map<string, RunExecution>();
 
 /** Registers the run as executing in this process until end() (call it before the run is claimed). */
 export function beginExecution(runId: string, graceMs: number): RunExecution & { end(): void } {
-  const execution = Object.assign(new RunExecution(runId, graceMs), {
+  const execution: RunExecution & { end(): void } = Object.assign(new RunExecution(runId, graceMs), {
     end() {
+      execution.cancelKill();
       executing.delete(runId);
     },
   });
