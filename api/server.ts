@@ -10,6 +10,9 @@ import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import { automationSettingsSchema, checkPulumiCli, pickCliEnvironment } from "../automation";
 import { openDatabase } from "../db/client";
+import { connectionBudgetProblem, livenessPoolSize, sameServer, serverConnectionLimits } from "../db/connection-budget";
+import { runTimeoutsOf } from "../services/run/run-timeouts";
+import { createLockConnections } from "../services/run/run-liveness";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/discovery/scan-queue";
 import { loadIdentityTrust, loadServiceConfig, REPO_ROOT, ServiceConfigError, SHUTDOWN_CANCEL_WINDOW_SECONDS } from "../lib/config";
 import { startBoss } from "../lib/boss";
@@ -45,7 +48,17 @@ async function main(): Promise<void> {
   const identityTrust = await loadIdentityTrust(config);
   const logger = createLogger(config.LOG_LEVEL);
   const log = (message: string) => logger.info({}, message);
-  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, log });
+  const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: config.DATABASE_POOL_MAX, log });
+  const backendUrl = await resolveStateBackend(config.PULUMI_BACKEND_URL, database.connectionString);
+  // A configuration whose connections the server cannot hold is refused here, before anything waits on a full pool.
+  const tooMany = connectionBudgetProblem(
+    { ...config, stateOnSameServer: /^postgres(ql)?:\/\//.test(backendUrl) && sameServer(backendUrl, database.connectionString) },
+    await serverConnectionLimits(database.sql),
+  );
+  if (tooMany) {
+    await database.close();
+    throw new ServiceConfigError([{ variable: "MAX_CONCURRENT_RUNS, DATABASE_POOL_MAX", message: tooMany }]);
+  }
   const keyring = await loadCredentialsKeyring(database.db, config, log);
 
   let adminTokenFile: string | undefined;
@@ -61,7 +74,7 @@ async function main(): Promise<void> {
 
   const automation = automationSettingsSchema.parse({
     projectDir: config.PULUMI_PROJECT_DIR,
-    backendUrl: await resolveStateBackend(config.PULUMI_BACKEND_URL, database.connectionString),
+    backendUrl,
     secretsProvider: config.PULUMI_SECRETS_PROVIDER,
     passphrase: config.PULUMI_CONFIG_PASSPHRASE,
     pulumiRoot: join(REPO_ROOT, ".tools"),
@@ -72,8 +85,9 @@ async function main(): Promise<void> {
   const metrics = createMetrics(opsFigures(database.db));
   const telemetry = { log: logger, metrics };
   const platform = { platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN, agentVersion: config.AGENT_VERSION };
-  // A session advisory lock per executing run tells live runs from crashed ones (services/run/run-liveness.ts).
-  const liveness = database.sql;
+  // A session advisory lock per executing run tells live runs from crashed ones (services/run/run-liveness.ts). They
+  // are held on connections of their own, never taken from the pool that serves requests.
+  const liveness = createLockConnections(database.connectionString, { max: livenessPoolSize(config) });
   const boss = await startBoss(database.connectionString, log);
 
   // A worker checks the pinned CLI once, at start-up: a missing toolchain stops here with one clear message. The
@@ -107,8 +121,10 @@ async function main(): Promise<void> {
       onRunFinished: afterRun,
       log,
       telemetry,
+      timeoutSeconds: runTimeoutsOf(config),
+      stopGraceSeconds: config.RUN_STOP_GRACE_SECONDS,
     },
-    { connectionString: database.connectionString, boss, maxConcurrentRuns: config.MAX_CONCURRENT_RUNS, work: config.RUN_WORKER },
+    { connectionString: database.connectionString, boss, maxConcurrentRuns: config.MAX_CONCURRENT_RUNS, work: config.RUN_WORKER, listen: database.sql },
   );
   // Runs of a replica that died while this one runs: recovered here, without waiting for a restart.
   const sweep = config.RUN_WORKER
@@ -130,7 +146,7 @@ async function main(): Promise<void> {
   );
 
   runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue });
-  fleetCoordinator = startFleetCoordinator({ db: database.db, sql: database.sql, runs: () => runService!, log }, { work: config.RUN_WORKER });
+  fleetCoordinator = startFleetCoordinator({ db: database.db, locks: liveness, runs: () => runService!, log }, { work: config.RUN_WORKER });
   const webhookDispatcher = await startWebhookDispatcher(
     boss,
     { db: database.db, keyring, log },
@@ -223,7 +239,9 @@ async function main(): Promise<void> {
       // Every queue stops taking jobs; the ones running (stack operations, scans) get the grace period.
       await boss.stop({ graceful: true, timeout: graceMs, close: false });
       await interruptExecutingRuns(database.db, automation, runQueue.executing(), { cancelWindowMs, log });
+      await runQueue.stop().catch(() => undefined);
       await boss.stop({ close: true }).catch(() => undefined);
+      await liveness.end().catch(() => undefined);
       (server as { closeAllConnections?: () => void }).closeAllConnections?.();
       await database.close();
     } catch (error) {

@@ -10,7 +10,8 @@ import { cliProcessEnvironment } from "./cli-environment";
 import { deferClosureSerializerDeps } from "./deferred-closure-deps";
 import { EngineFailureError, StackBusyError, StackNotFoundError, ToolchainMissingError } from "./errors";
 import { PINNED_PULUMI_VERSION, type AutomationSettings } from "./settings";
-import { stackNameFor } from "./stack-name";
+import { cliLauncherRoot } from "./cli-launcher";
+import { STACK_MARKER_VARIABLE, stackNameFor } from "./stack-name";
 
 export const PROJECT_NAME = "mini-xdr-tenant";
 
@@ -63,7 +64,8 @@ export function resolvePulumiCli(settings: AutomationSettings): Promise<PulumiCo
     checked = (async () => {
       const { PulumiCommand } = await loadAutomationSdk();
       try {
-        return await PulumiCommand.get({ root: settings.pulumiRoot, version: undefined, skipVersionCheck: false });
+        // Through the launcher: every command in a session of its own (cli-launcher.ts).
+        return await PulumiCommand.get({ root: await cliLauncherRoot(settings), version: undefined, skipVersionCheck: false });
       } catch (error) {
         throw new ToolchainMissingError(error instanceof Error ? error.message.split("\n")[0]! : String(error));
       }
@@ -85,7 +87,7 @@ export async function checkPulumiCli(settings: AutomationSettings): Promise<stri
   }
 }
 
-function engineEnv(settings: AutomationSettings, experimental: boolean): Record<string, string> {
+function engineEnv(settings: AutomationSettings, stackName: string, experimental: boolean): Record<string, string> {
   if (settings.backendUrl.startsWith("file://")) mkdirSync(settings.backendUrl.slice("file://".length), { recursive: true });
   const env: Record<string, string> = {
     PULUMI_BACKEND_URL: settings.backendUrl,
@@ -98,6 +100,8 @@ function engineEnv(settings: AutomationSettings, experimental: boolean): Record<
     // With it, the CLI takes the checkpoint's secrets manager (kept there since `stack init`) and saves it in the
     // config file (pkg/cmd/pulumi/stack/secrets.go, SecretsManagerLoader.FallbackToState).
     PULUMI_FALLBACK_TO_STATE_SECRETS_MANAGER: "true",
+    // Recovery, timeouts and cancel find the operation's processes, plugins included, by it (services/run/orphans.ts).
+    [STACK_MARKER_VARIABLE]: stackName,
   };
   if (settings.passphrase) env.PULUMI_CONFIG_PASSPHRASE = settings.passphrase;
   // `up --plan` (applying an approved preview's update plan) is behind the CLI's experimental flag.
@@ -121,7 +125,7 @@ export async function openTenantStack(
   const workspaceOptions = {
     workDir: settings.projectDir,
     pulumiCommand: cli ?? (await resolvePulumiCli(settings)),
-    envVars: engineEnv(settings, updatePlans),
+    envVars: engineEnv(settings, stackName, updatePlans),
     pulumiHome: settings.pulumiHome,
     secretsProvider: settings.secretsProvider,
   };

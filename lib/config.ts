@@ -18,6 +18,7 @@ import { bootstrapPublishSettingsSchema } from "../services/integration/bootstra
 import { parseEncryptionKey } from "../db/crypto";
 import { principalArnSchema } from "../programs/tenant/config";
 import { awsIdentityTrust, parseIdentityCertificates, type IdentityTrust } from "../services/rollout/instance-identity-fns";
+import { DEFAULT_RUN_TIMEOUT_SECONDS, DEFAULT_STOP_GRACE_SECONDS } from "../services/run/run-timeouts";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEFAULT_DATA_DIR = join(REPO_ROOT, ".data");
@@ -56,6 +57,9 @@ function isEncryptionKey(value: string): boolean {
     return false;
   }
 }
+
+const runTimeout = (defaultSeconds: number) =>
+  z.coerce.number().int("must be an integer").min(1, "must be at least 1 second").max(86_400, "must be at most 86400 (a day)").default(defaultSeconds);
 
 export const serviceConfigSchema = z.object({
   PORT: z.coerce.number().int("must be an integer").min(0).max(65535, "must be a port number (0-65535)").default(8080),
@@ -123,6 +127,19 @@ export const serviceConfigSchema = z.object({
   SHUTDOWN_GRACE_SECONDS: z.coerce.number().int("must be an integer").min(0).max(86_400, "must be at most 86400 (a day)").default(60),
   /** Stack runs executing at once in this process (one per tenant stack regardless). */
   MAX_CONCURRENT_RUNS: z.coerce.number().int("must be an integer").min(1).max(64).default(4),
+  /**
+   * Connections of the pool that serves requests and jobs. Runs' liveness locks have a client of their own, sized from
+   * MAX_CONCURRENT_RUNS; the start-up check refuses a total the PostgreSQL server cannot hold (db/connection-budget.ts).
+   */
+  DATABASE_POOL_MAX: z.coerce.number().int("must be an integer").min(2).max(200).default(10),
+  /** Per run kind, seconds after which a run is stopped (CLI and plugins) and fails with kind Timeout. */
+  RUN_TIMEOUT_PREVIEW_SECONDS: runTimeout(DEFAULT_RUN_TIMEOUT_SECONDS.preview),
+  RUN_TIMEOUT_UP_SECONDS: runTimeout(DEFAULT_RUN_TIMEOUT_SECONDS.up),
+  RUN_TIMEOUT_REFRESH_SECONDS: runTimeout(DEFAULT_RUN_TIMEOUT_SECONDS.refresh),
+  RUN_TIMEOUT_DESTROY_SECONDS: runTimeout(DEFAULT_RUN_TIMEOUT_SECONDS.destroy),
+  RUN_TIMEOUT_DRIFT_SECONDS: runTimeout(DEFAULT_RUN_TIMEOUT_SECONDS.drift),
+  /** How long a timed-out or cancelled operation may cancel gracefully (SIGINT) before its processes are killed. */
+  RUN_STOP_GRACE_SECONDS: z.coerce.number().int("must be an integer").min(1).max(600).default(DEFAULT_STOP_GRACE_SECONDS),
   /** false: this replica only serves the API and enqueues; other replicas execute. */
   RUN_WORKER: z.enum(["true", "false"]).default("true").transform((value) => value === "true"),
   /** How often a worker replica looks for runs whose executor died in another replica (services/run/recovery.ts). */

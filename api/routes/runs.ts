@@ -143,6 +143,31 @@ const runEventsRoute = createRoute({
   },
 });
 
+const cancelledSchema = z
+  .object({
+    run_id: z.string(),
+    /** cancelled: it was queued and never ran; cancelling: its operation is being stopped, the run ends `cancelled`. */
+    status: z.enum(["cancelled", "cancelling"]),
+  })
+  .openapi("RunCancel");
+
+const cancelRunRoute = createRoute({
+  method: "post",
+  path: "/{slug}/runs/{runId}/cancel",
+  operationId: "cancelRun",
+  tags: ["runs"],
+  summary:
+    "Cancel a run: a queued one at once; a running one has its operation stopped (SIGINT, then its processes killed after a short grace), its stack lock and pending operations cleared, and ends `cancelled`. A tenant token may cancel its own tenant's runs except destroys.",
+  security,
+  request: { params: runIdParams },
+  responses: {
+    202: json(cancelledSchema, "cancelled (it was queued) or being cancelled (it was running)"),
+    ...errorResponses,
+    ...postErrorResponses,
+    409: errorResponse("the run already finished (code run_finished), or a request with this Idempotency-Key is still in progress"),
+  },
+});
+
 const offboardRoute = createRoute({
   method: "post",
   path: "/{slug}/offboard",
@@ -188,6 +213,11 @@ export function runsRouter({ runs }: Pick<Services, "runs">, options: RunsRouter
       },
       202,
     );
+  });
+
+  router.openapi(cancelRunRoute, async (c) => {
+    const cancelled = await runs.cancel(c.get("principal"), await c.var.tenant(), c.req.valid("param").runId);
+    return c.json({ run_id: cancelled.runId, status: cancelled.status }, 202);
   });
 
   router.openapi(listRunsRoute, async (c) => {

@@ -7,20 +7,22 @@
  * coordinator's session advisory lock does the work, and another takes over when that session ends.
  */
 import { and, asc, eq, inArray } from "drizzle-orm";
-import type { DrizzleDatabase, SqlClient } from "../../db/client";
+import type { DrizzleDatabase } from "../../db/client";
 import { fleetRunTenants, fleetRuns, organizations, runs, type FleetRun, type FleetTenantStatus, type RunStatus } from "../../db/schema";
 import { DomainError } from "../../lib/errors";
 import { emitNotification } from "../notification/notification-events";
+import type { LockConnections } from "../run/run-liveness";
 import type { RunService } from "../run/run-service";
 import type { Principal } from "../tenant/principal";
 import { decideTick, describeChangeSummary, FAILED_TENANT_STATUSES, sumChangeSummaries } from "./fleet-fns";
 
 const LOCK_SPACE = 0x666c7420; // "flt "
-const LOCK_KEY = 1;
+const LOCK_KEY = "fleet-coordinator";
 
 export interface FleetCoordinatorDeps {
   db: DrizzleDatabase;
-  sql: SqlClient;
+  /** Where the coordinator's lock is held (a connection of its own, not the request pool). */
+  locks: LockConnections;
   runs: () => RunService;
   log?(message: string): void;
 }
@@ -158,22 +160,17 @@ export function startFleetCoordinator(deps: FleetCoordinatorDeps, options: { wor
   let stopped = false;
 
   async function pass(): Promise<void> {
-    const connection = await deps.sql.reserve();
+    const release = await deps.locks.hold(LOCK_SPACE, LOCK_KEY, { wait: false });
+    if (!release) return;
     try {
-      const [lock] = await connection<{ acquired: boolean }[]>`select pg_try_advisory_lock(${LOCK_SPACE}::int, ${LOCK_KEY}::int) as acquired`;
-      if (!lock!.acquired) return;
-      try {
-        const active = await deps.db.select({ id: fleetRuns.id }).from(fleetRuns).where(eq(fleetRuns.status, "running")).orderBy(asc(fleetRuns.createdAt));
-        for (const { id } of active) {
-          await advanceFleetRun(deps, id).catch((error: unknown) =>
-            deps.log?.(`fleet run ${id}: coordinator: ${error instanceof Error ? error.message : String(error)}`),
-          );
-        }
-      } finally {
-        await connection`select pg_advisory_unlock(${LOCK_SPACE}::int, ${LOCK_KEY}::int)`;
+      const active = await deps.db.select({ id: fleetRuns.id }).from(fleetRuns).where(eq(fleetRuns.status, "running")).orderBy(asc(fleetRuns.createdAt));
+      for (const { id } of active) {
+        await advanceFleetRun(deps, id).catch((error: unknown) =>
+          deps.log?.(`fleet run ${id}: coordinator: ${error instanceof Error ? error.message : String(error)}`),
+        );
       }
     } finally {
-      connection.release();
+      await release();
     }
   }
 

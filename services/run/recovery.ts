@@ -1,23 +1,16 @@
 import type { PgBoss } from "pg-boss";
 import { and, eq } from "drizzle-orm";
-import {
-  cancelTenantStack,
-  clearPendingOperations,
-  type DroppedOperation,
-  openTenantStack,
-  StackNotFoundError,
-  TENANT_STACK_PREFIX,
-  type AutomationSettings,
-} from "../../automation";
-import type { DrizzleDatabase, SqlClient } from "../../db/client";
+import type { AutomationSettings } from "../../automation";
+import type { DrizzleDatabase } from "../../db/client";
 import { runs } from "../../db/schema";
-import { stopOrphanedPulumiProcesses } from "./orphans";
-import { tryHoldRunLiveness } from "./run-liveness";
+import { isExecutingHere } from "./executing-runs";
+import { tryHoldRunLiveness, type LockConnections } from "./run-liveness";
 import { RUN_QUEUE } from "./run-queue";
+import { droppedDiagnostics, releaseStack } from "./stack-release";
 
 export interface RecoveryOptions {
   /** With a PostgreSQL server: runs whose executor is alive in another service process are left alone. */
-  liveness?: SqlClient;
+  liveness?: LockConnections;
   /** The queue: the crashed run's job is cancelled so that the stack's queue slot frees at once. */
   boss?: PgBoss;
   log?(message: string): void;
@@ -26,8 +19,9 @@ export interface RecoveryOptions {
 /**
  * At start-up, before workers run, and then periodically in every running replica (startRecoverySweep): runs left
  * `running` by a crashed process are marked interrupted, and what the crash left behind is cleaned up: an orphaned
- * `pulumi` child still working on the stack (only on this host: see orphans.ts), the stack's lock (cancel), the
- * checkpoint's pending operations, the queue job. Nothing is retried automatically.
+ * `pulumi` child still working on the stack and its plugins (only on this host: see orphans.ts), the stack's lock
+ * (cancel), the checkpoint's pending operations, the queue job. Nothing is retried automatically. Runs this process
+ * executes are never touched, even when their liveness session dropped (executing-runs.ts).
  */
 export async function recoverInterruptedRuns(
   db: DrizzleDatabase,
@@ -37,6 +31,8 @@ export async function recoverInterruptedRuns(
   const running = await db.select({ id: runs.id }).from(runs).where(eq(runs.status, "running"));
   const recovered: string[] = [];
   for (const { id } of running) {
+    // This process executes it: alive, whatever its liveness session says (that session may have dropped).
+    if (isExecutingHere(id)) continue;
     // While we hold the run's liveness lock no other replica recovers it, and no executor can be alive.
     const release = options.liveness ? await tryHoldRunLiveness(options.liveness, id) : undefined;
     if (options.liveness && !release) continue;
@@ -53,18 +49,9 @@ async function recoverRun(db: DrizzleDatabase, automation: AutomationSettings, o
   // It may have finished between the listing and the lock.
   const [run] = await db.select().from(runs).where(and(eq(runs.id, runId), eq(runs.status, "running")));
   if (!run) return false;
-  const stopped = await stopOrphanedPulumiProcesses(run.stackName);
-  if (stopped.length > 0) options.log?.(`recovery: stopped orphaned pulumi processes ${stopped.join(", ")} of ${run.stackName}`);
-  let dropped: DroppedOperation[] = [];
-  try {
-    const stack = await openTenantStack(automation, run.stackName.slice(TENANT_STACK_PREFIX.length), { create: false });
-    await cancelTenantStack(stack);
-    dropped = await clearPendingOperations(stack);
-  } catch (error) {
-    if (!(error instanceof StackNotFoundError)) throw error;
-  }
+  const dropped = await releaseStack(automation, run.stackName, { log: options.log && ((message) => options.log!(`recovery: ${message}`)) });
   if (run.jobId && options.boss) await options.boss.cancel(RUN_QUEUE, run.jobId).catch(() => undefined);
-  await db
+  const [marked] = await db
     .update(runs)
     .set({
       status: "interrupted",
@@ -77,12 +64,14 @@ async function recoverRun(db: DrizzleDatabase, automation: AutomationSettings, o
             : ""),
         kind: "Interrupted",
         ...(dropped.length > 0
-          ? { diagnostics: dropped.map((operation) => ({ severity: "warning", message: `pending ${operation.type} dropped`, urn: operation.urn })) }
+          ? { diagnostics: droppedDiagnostics(dropped) }
           : {}),
       },
     })
-    .where(and(eq(runs.id, run.id), eq(runs.status, "running")));
-  return true;
+    .where(and(eq(runs.id, run.id), eq(runs.status, "running")))
+    .returning({ id: runs.id });
+  if (!marked) options.log?.(`recovery: run ${run.id} left running before it could be marked interrupted; left as it is`);
+  return marked !== undefined;
 }
 
 export interface RecoverySweep {

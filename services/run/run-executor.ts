@@ -11,11 +11,15 @@ import {
   refreshTenantStack,
   upTenantStack,
   type AutomationSettings,
+  type DroppedOperation,
   type OperationResult,
 } from "../../automation";
-import type { DrizzleDatabase, SqlClient } from "../../db/client";
+import type { DrizzleDatabase } from "../../db/client";
 import { runEvents, runs, type Run, type RunError } from "../../db/schema";
-import { holdRunLiveness } from "./run-liveness";
+import { beginExecution, type StopReason } from "./executing-runs";
+import { holdRunLiveness, type LockConnections } from "./run-liveness";
+import { DEFAULT_RUN_TIMEOUT_SECONDS, DEFAULT_STOP_GRACE_SECONDS, timeoutVariableOf } from "./run-timeouts";
+import { droppedDiagnostics, releaseStack } from "./stack-release";
 import type { RunPlanStore } from "./run-plan-store";
 import { noopTelemetry, type Telemetry } from "../../lib/telemetry";
 import { TENANT_STACK_PREFIX } from "../../automation";
@@ -32,12 +36,16 @@ export interface RunExecutorDeps {
   /** Where previews of tenants that require approval save their update plans, and approved ups read them. */
   plans?: RunPlanStore;
   /** With a PostgreSQL server: held per run so that recovery can tell a crashed executor from a live one. */
-  liveness?: SqlClient;
+  liveness?: LockConnections;
   /** Told when a run has finished (its row is final); what it does next (discovery, offboarding) is its business. */
   onRunFinished?(run: Run): Promise<void>;
   log?(message: string): void;
   /** Run lifecycle log lines and run metrics. */
   telemetry?: Telemetry;
+  /** Per kind, seconds after which a run is stopped and fails with kind Timeout (DEFAULT_RUN_TIMEOUT_SECONDS). */
+  timeoutSeconds?: Partial<Record<RunKind, number>>;
+  /** How long a stopped operation may cancel gracefully before its processes are killed (DEFAULT_STOP_GRACE_SECONDS). */
+  stopGraceSeconds?: number;
 }
 
 /** Ids for a run's log lines: never config, outputs or errors' details. */
@@ -70,42 +78,100 @@ function runErrorOf(error: unknown): RunError {
   return { message: error instanceof Error ? error.message : String(error), kind: "InternalError" };
 }
 
-/** Executes one queued run: the stack operation, its events, its result, recorded on the run's row. */
-export async function executeRun(deps: RunExecutorDeps, runId: string): Promise<void> {
+/** The final row of a run its executor stopped (timeout, cancel, expired job), once its processes, lock and pending operations are gone. */
+function stoppedOutcome(run: Run, reason: StopReason, dropped: DroppedOperation[]): Partial<Run> {
+  const cleared = `; its processes were stopped and the stack's lock cleared${
+    dropped.length > 0 ? `; ${dropped.length} unfinished operation(s) were dropped from the state (see diagnostics)` : ""
+  }`;
+  const diagnostics = dropped.length > 0 ? { diagnostics: droppedDiagnostics(dropped) } : {};
+  if (reason.kind === "cancelled") {
+    return { status: "cancelled", finishedAt: new Date(), error: { kind: "Cancelled", message: `cancelled by ${reason.actor} while running${cleared}`, ...diagnostics } };
+  }
+  if (reason.kind === "shutdown") {
+    const message = `the service shut down before this run finished (${reason.variable}): its stack operation was cancelled; request the run again${cleared}`;
+    return { status: "interrupted", finishedAt: new Date(), error: { kind: "Interrupted", message, ...diagnostics } };
+  }
+  if (reason.kind === "expired") {
+    const message = `its queue job was aborted (it expired, or the service stopped taking jobs)${cleared}`;
+    return { status: "interrupted", finishedAt: new Date(), error: { kind: "Interrupted", message, ...diagnostics } };
+  }
+  const message = `the ${run.kind} exceeded its timeout of ${reason.seconds} s (${reason.variable})${cleared}`;
+  return { status: "failed", finishedAt: new Date(), error: { kind: "Timeout", message, ...diagnostics } };
+}
+
+/**
+ * Executes one queued run: the stack operation, its events, its result, recorded on the run's row. The run is
+ * registered as executing here (recovery leaves it alone) and stopped at its kind's timeout or on cancel. Every
+ * status change is guarded by the status it expects: a run that something else finished meanwhile is left as it is,
+ * and that is logged.
+ */
+export async function executeRun(deps: RunExecutorDeps, runId: string, { jobSignal }: { jobSignal?: AbortSignal } = {}): Promise<void> {
   const { db } = deps;
-  const release = deps.liveness ? await holdRunLiveness(deps.liveness, runId) : undefined;
+  const log = deps.log ?? console.error;
+  const execution = beginExecution(runId, (deps.stopGraceSeconds ?? DEFAULT_STOP_GRACE_SECONDS) * 1000);
+  let timer: NodeJS.Timeout | undefined;
+  const onJobAbort = () => execution.stop({ kind: "expired" });
   try {
-    const [claimed] = await db
-      .update(runs)
-      .set({ status: "running", startedAt: new Date() })
-      .where(and(eq(runs.id, runId), eq(runs.status, "queued")))
-      .returning();
-    if (!claimed) return; // already handled (e.g. marked interrupted): never run twice
-    const { log, metrics } = deps.telemetry ?? noopTelemetry;
-    const queueWaitSeconds = (claimed.startedAt!.getTime() - claimed.requestedAt.getTime()) / 1000;
-    metrics.runStarted(claimed.kind, queueWaitSeconds);
-    log.info({ event: "run.started", ...runFields(claimed), queueWaitMs: Math.round(queueWaitSeconds * 1000) }, "run started");
-    // Guarded: a run marked interrupted meanwhile (shutdown, recovery) keeps that status.
-    await db
-      .update(runs)
-      .set(await performOperation(deps, claimed))
-      .where(and(eq(runs.id, runId), eq(runs.status, "running")));
-    const [finished] = await db.select().from(runs).where(eq(runs.id, runId));
-    const durationSeconds = (finished!.finishedAt!.getTime() - claimed.startedAt!.getTime()) / 1000;
-    metrics.runFinished(finished!.kind, finished!.status, durationSeconds);
-    (finished!.status === "succeeded" ? log.info : log.warn)(
-      { event: "run.finished", ...runFields(finished!), status: finished!.status, durationMs: Math.round(durationSeconds * 1000), errorKind: finished!.error?.kind },
-      "run finished",
-    );
-    await deps.onRunFinished?.(finished!).catch((error: unknown) =>
-      (deps.log ?? console.error)(`run ${runId}: follow-up failed: ${error instanceof Error ? error.message : String(error)}`),
-    );
+    const release = deps.liveness ? await holdRunLiveness(deps.liveness, runId) : undefined;
+    try {
+      const [claimed] = await db
+        .update(runs)
+        .set({ status: "running", startedAt: new Date() })
+        .where(and(eq(runs.id, runId), eq(runs.status, "queued")))
+        .returning();
+      if (!claimed) return; // already handled (e.g. marked interrupted, cancelled): never run twice
+      execution.stackName = claimed.stackName;
+      const timeoutSeconds = deps.timeoutSeconds?.[claimed.kind] ?? DEFAULT_RUN_TIMEOUT_SECONDS[claimed.kind];
+      timer = setTimeout(() => execution.stop({ kind: "timeout", seconds: timeoutSeconds, variable: timeoutVariableOf(claimed.kind) }), timeoutSeconds * 1000);
+      jobSignal?.addEventListener("abort", onJobAbort);
+      const { log: logger, metrics } = deps.telemetry ?? noopTelemetry;
+      const queueWaitSeconds = (claimed.startedAt!.getTime() - claimed.requestedAt.getTime()) / 1000;
+      metrics.runStarted(claimed.kind, queueWaitSeconds);
+      logger.info({ event: "run.started", ...runFields(claimed), queueWaitMs: Math.round(queueWaitSeconds * 1000) }, "run started");
+      let outcome = await performOperation(deps, claimed, execution.signal);
+      clearTimeout(timer);
+      if (execution.stopReason && outcome.status !== "succeeded") {
+        await execution.killLeftovers();
+        // Should clearing fail, the run still ends; the next run (or recovery) finds the lock and says so.
+        const dropped = await releaseStack(deps.automation, claimed.stackName, { cli: deps.cli, log: (message) => log(`run ${runId}: ${message}`) }).catch(
+          (error: unknown) => {
+            log(`run ${runId}: clearing the stopped operation's lock and pending operations failed: ${error instanceof Error ? error.message : String(error)}`);
+            return [];
+          },
+        );
+        outcome = stoppedOutcome(claimed, execution.stopReason, dropped);
+      }
+      const [finished] = await db
+        .update(runs)
+        .set(outcome)
+        .where(and(eq(runs.id, runId), eq(runs.status, "running")))
+        .returning();
+      if (!finished) {
+        const [now] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, runId));
+        log(`run ${runId}: finished ${String(outcome.status)} but its status was changed to ${now?.status ?? "(deleted)"} meanwhile; that status is kept`);
+        return;
+      }
+      const durationSeconds = (finished.finishedAt!.getTime() - claimed.startedAt!.getTime()) / 1000;
+      metrics.runFinished(finished.kind, finished.status, durationSeconds);
+      (finished.status === "succeeded" ? logger.info : logger.warn)(
+        { event: "run.finished", ...runFields(finished), status: finished.status, durationMs: Math.round(durationSeconds * 1000), errorKind: finished.error?.kind },
+        "run finished",
+      );
+      await deps.onRunFinished?.(finished).catch((error: unknown) =>
+        log(`run ${runId}: follow-up failed: ${error instanceof Error ? error.message : String(error)}`),
+      );
+    } finally {
+      // The liveness session may have dropped (a database restart): the lock went with it, nothing to release.
+      await release?.().catch((error: unknown) => log(`run ${runId}: releasing its liveness lock: ${error instanceof Error ? error.message : String(error)}`));
+    }
   } finally {
-    await release?.();
+    clearTimeout(timer);
+    jobSignal?.removeEventListener("abort", onJobAbort);
+    execution.end();
   }
 }
 
-async function performOperation(deps: RunExecutorDeps, run: Run): Promise<Partial<Run>> {
+async function performOperation(deps: RunExecutorDeps, run: Run, signal: AbortSignal): Promise<Partial<Run>> {
   const events = eventWriter(deps.db, run.id);
   try {
     const config = await deps.tenantConfig(run.organizationId);
@@ -116,19 +182,21 @@ async function performOperation(deps: RunExecutorDeps, run: Run): Promise<Partia
       run.kind === "destroy"
         ? await openTenantStack(deps.automation, config.tenantSlug, { create: false, cli: deps.cli })
         : await openConfiguredTenantStack(deps.automation, config, { updatePlans: run.kind === "up" && plan !== undefined, cli: deps.cli });
+    // Stopped while the stack was being opened: the operation never starts (the abort only reaches a running one).
+    signal.throwIfAborted();
     const operations: Record<RunKind, () => Promise<OperationResult & { drifted?: Run["drift"] }>> = {
       preview: () =>
         plan
-          ? deps.plans!.savePlan(plan, (savePlanTo) => previewTenantStack(stack, { onEvent: events.onEvent, savePlanTo }))
-          : previewTenantStack(stack, { onEvent: events.onEvent }),
+          ? deps.plans!.savePlan(plan, (savePlanTo) => previewTenantStack(stack, { onEvent: events.onEvent, signal, savePlanTo }))
+          : previewTenantStack(stack, { onEvent: events.onEvent, signal }),
       up: () =>
         plan
-          ? deps.plans!.withPlanFile(plan, (planFile) => upTenantStack(stack, { onEvent: events.onEvent, plan: planFile }))
+          ? deps.plans!.withPlanFile(plan, (planFile) => upTenantStack(stack, { onEvent: events.onEvent, signal, plan: planFile }))
           : // A remediation reads the cloud first, so what changed outside the stack is put back.
-            upTenantStack(stack, { onEvent: events.onEvent, refresh: run.remediatesRunId !== null }),
-      drift: () => driftCheckTenantStack(stack, { onEvent: events.onEvent }),
-      refresh: () => refreshTenantStack(stack, { onEvent: events.onEvent }),
-      destroy: () => destroyTenantStack(stack, { onEvent: events.onEvent }),
+            upTenantStack(stack, { onEvent: events.onEvent, signal, refresh: run.remediatesRunId !== null }),
+      drift: () => driftCheckTenantStack(stack, { onEvent: events.onEvent, signal }),
+      refresh: () => refreshTenantStack(stack, { onEvent: events.onEvent, signal }),
+      destroy: () => destroyTenantStack(stack, { onEvent: events.onEvent, signal }),
     };
     const result = await operations[run.kind]();
     await events.flushed();

@@ -7,7 +7,7 @@ import { and, asc, desc, eq, gt } from "drizzle-orm";
 import { stackNameFor } from "../../automation/stack-name";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { runEvents, runs, type OnboardingStatus, type Organization, type Run, type RunEvent, type RunKind } from "../../db/schema";
+import { runEvents, runs, TERMINAL_RUN_STATUSES, type OnboardingStatus, type Organization, type Run, type RunEvent, type RunKind } from "../../db/schema";
 import { ConflictError, ForbiddenError, NotFoundError, ServiceNotConfiguredError, UnprocessableError } from "../../lib/errors";
 import { loadAwsCredential } from "../integration/aws-credential-store";
 import type { OffboardingInstructions } from "../integration/bootstrap-link-fns";
@@ -157,6 +157,23 @@ export function createRunService(deps: RunServiceDeps) {
       const runId = await withStatusDuring(db, org, "offboarding", () => enqueue(principal, org, "destroy", {}));
       await recordAudit(db, principal, { action: "tenant.offboard", organizationId: org.id, target: `run:${runId}` });
       return { runId, kind: "destroy", stackName: stackNameFor(org.slug), customerCleanup: deps.customerCleanup?.(org) };
+    },
+
+    /**
+     * Cancels a run: a queued one at once, a running one by stopping its operation (CLI and plugins; the lock and
+     * pending operations are cleared, the run ends `cancelled`). A platform admin may cancel any run; a tenant token
+     * its own tenant's runs except destroys (offboarding is the operator's). ConflictError for a finished run.
+     */
+    async cancel(principal: Principal, org: Organization, runId: string): Promise<{ runId: string; status: "cancelled" | "cancelling" }> {
+      const run = await service.get(org, runId);
+      if (run.kind === "destroy" && !isAdmin(principal)) throw new ForbiddenError("only a platform admin may cancel a destroy run");
+      const outcome = TERMINAL_RUN_STATUSES.includes(run.status) ? "finished" : await deps.queue().cancel(run.id, principal.actor);
+      if (outcome === "finished") {
+        const [now] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id));
+        throw new ConflictError(`run ${run.id} already finished (${now?.status ?? run.status}); there is nothing to cancel`, { code: "run_finished" });
+      }
+      await recordAudit(db, principal, { action: "run.cancel", organizationId: org.id, target: `run:${run.id}`, details: { status: run.status } });
+      return { runId: run.id, status: outcome };
     },
 
     async list(org: Organization, query: { limit: number; kind?: RunKind }): Promise<Run[]> {

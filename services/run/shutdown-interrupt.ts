@@ -1,34 +1,28 @@
 /**
- * Shutdown, after the grace period: the stack operations this process still executes are ended cleanly and their runs
- * marked interrupted. The run is marked first (guarded by its status: a run that finished meanwhile keeps its
- * outcome; the executor's own final update is guarded the same way, so it cannot turn `interrupted` into `failed`).
- * Then each of its pulumi CLI processes (children of this process working on the run's stack) gets SIGINT: the CLI
- * cancels, lets the resource operations in flight finish, saves the checkpoint and releases the stack's lock. A CLI
- * that is still there after the cancel window is killed with its plugins, and the stack's lock and pending operations
- * are cleared as recovery does.
+ * Shutdown, after the grace period: the stack operations this process still executes are stopped as a cancel stops
+ * them (services/run/executing-runs.ts: SIGINT to the CLI through the operation's AbortSignal, so pulumi cancels,
+ * lets the resource operations in flight finish, saves the checkpoint and releases the stack's lock; whatever of the
+ * operation's session is left after RUN_STOP_GRACE_SECONDS is killed, and the executor clears the lock and pending
+ * operations), and their runs end `interrupted` (guarded by status, like every run update). An execution still not
+ * over after the cancel window is killed here, its run marked interrupted and its stack's lock cleared.
  */
 import { and, eq, inArray } from "drizzle-orm";
 import { cancelTenantStack, clearPendingOperations, openTenantStack, StackNotFoundError, TENANT_STACK_PREFIX, type AutomationSettings } from "../../automation";
 import type { DrizzleDatabase } from "../../db/client";
 import { runs } from "../../db/schema";
-import { isPulumiProcessOf, listProcesses, stopOrphanedPulumiProcesses } from "./orphans";
+import { stopExecutingRun } from "./executing-runs";
+import { stopOrphanedPulumiProcesses } from "./orphans";
 
 export interface InterruptOptions {
-  /** How long cancelled CLIs get to finish before they are killed. */
+  /** How long stopped operations get to end before they are killed. */
   cancelWindowMs: number;
   log(message: string): void;
 }
 
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const SHUTDOWN_MESSAGE =
+  "the service shut down before this run finished (SHUTDOWN_GRACE_SECONDS): its stack operation was cancelled; request the run again";
 
-async function ourPulumiProcesses(stackNames: readonly string[]): Promise<number[]> {
-  const processes = await listProcesses();
-  return processes
-    .filter((p) => p.ppid === process.pid && stackNames.some((stackName) => isPulumiProcessOf(p.args, stackName)))
-    .map((p) => p.pid);
-}
-
-/** Ends the runs of `executing` (run id → the promise of its end); returns the ids it marked interrupted. */
+/** Ends the runs of `executing` (run id → the promise of its end); returns the ids of the runs that were still executing. */
 export async function interruptExecutingRuns(
   db: DrizzleDatabase,
   automation: AutomationSettings,
@@ -36,45 +30,28 @@ export async function interruptExecutingRuns(
   { cancelWindowMs, log }: InterruptOptions,
 ): Promise<string[]> {
   if (executing.size === 0) return [];
+  const runIds = [...executing.keys()];
+  log(`shutdown: ${runIds.length} run(s) still running after the grace period are cancelled and marked interrupted: ${runIds.join(", ")}`);
+  for (const runId of runIds) stopExecutingRun(runId, { kind: "shutdown", variable: "SHUTDOWN_GRACE_SECONDS" });
+
+  let timer: NodeJS.Timeout | undefined;
+  const finished = await Promise.race([
+    Promise.allSettled(executing.values()).then(() => true),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), cancelWindowMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (finished) return runIds;
+
   const marked = await db
     .update(runs)
-    .set({
-      status: "interrupted",
-      finishedAt: new Date(),
-      error: {
-        message: "the service shut down before this run finished (SHUTDOWN_GRACE_SECONDS): its stack operation was cancelled; request the run again",
-        kind: "Interrupted",
-      },
-    })
-    .where(and(inArray(runs.id, [...executing.keys()]), eq(runs.status, "running")))
-    .returning({ id: runs.id, stackName: runs.stackName });
-  const stackNames = marked.map((run) => run.stackName);
-  log(`shutdown: ${marked.length} run(s) still running after the grace period, marked interrupted and cancelled: ${marked.map((run) => run.id).join(", ")}`);
-
-  // A run may start another CLI command after the first one ended (the Automation API runs several per operation):
-  // every new one is asked to cancel too, until the executions end or the window closes.
-  const ended = Promise.allSettled(executing.values()).then(() => true);
-  const signalled = new Set<number>();
-  const deadline = Date.now() + cancelWindowMs;
-  let finished = false;
-  while (!finished && Date.now() < deadline) {
-    for (const pid of await ourPulumiProcesses(stackNames)) {
-      if (signalled.has(pid)) continue;
-      signalled.add(pid);
-      try {
-        process.kill(pid, "SIGINT");
-      } catch {
-        // it ended meanwhile
-      }
-    }
-    finished = await Promise.race([ended, pause(250).then(() => false)]);
-  }
-  if (finished) return marked.map((run) => run.id);
-
-  for (const stackName of stackNames) {
+    .set({ status: "interrupted", finishedAt: new Date(), error: { message: SHUTDOWN_MESSAGE, kind: "Interrupted" } })
+    .where(and(inArray(runs.id, runIds), eq(runs.status, "running")))
+    .returning({ stackName: runs.stackName });
+  for (const { stackName } of marked) {
     const killed = await stopOrphanedPulumiProcesses(stackName);
-    if (killed.length === 0) continue;
-    log(`shutdown: killed pulumi processes ${killed.join(", ")} of ${stackName} after the cancel window; clearing its lock`);
+    log(`shutdown: killed pulumi processes ${killed.join(", ") || "(none left)"} of ${stackName} after the cancel window; clearing its lock`);
     try {
       const stack = await openTenantStack(automation, stackName.slice(TENANT_STACK_PREFIX.length), { create: false });
       await cancelTenantStack(stack);
@@ -83,5 +60,5 @@ export async function interruptExecutingRuns(
       if (!(error instanceof StackNotFoundError)) log(`shutdown: could not clear the lock of ${stackName}: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
-  return marked.map((run) => run.id);
+  return runIds;
 }

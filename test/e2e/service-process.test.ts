@@ -238,7 +238,7 @@ describe("npm start: a supervisor's SIGTERM to npm's own process stops the servi
     // operations in flight and exits cleanly.
     await waitFor("the shutdown to cancel the run", async () => /still running after the grace period/.test(stopping.stderr()));
     proxy.hold(null);
-    proxy.release();
+    proxy.drop();
     const { code } = await terminated;
     expect(code).toBe(0);
     expect(stopping.stderr()).toMatch(/SIGINT: shutting down/);

@@ -2,7 +2,8 @@
  * vitest globalSetup: one moto server for the whole run, and the environment every test (and every Pulumi CLI and
  * provider process they start) needs to reach it and to stay off the network. vitest starts its fork workers
  * after global setup, with this process's environment, so plain `process.env` reaches the tests
- * (test/integration/harness-env.test.ts pins that).
+ * (test/integration/harness-env.test.ts pins that). The run fails if a process it started outlives it
+ * (process-leaks.ts).
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -10,6 +11,7 @@ import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
 import { pointAwsSdkAtMoto, REPO_ROOT, startMoto } from "./moto";
+import { startProcessLeakCheck } from "./process-leaks";
 
 /** package.json engines; pg-boss 12 and @pulumi/pulumi 3.259 need it. scripts/test.sh puts .tools/node first on PATH. */
 const NODE_MIN = [22, 12] as const;
@@ -26,6 +28,8 @@ function assertNodeVersion(): void {
 
 export default async function setup(): Promise<() => Promise<void>> {
   assertNodeVersion();
+  // First: everything started from here on (PostgreSQL, moto, services, CLIs, plugins) carries the run's mark.
+  const checkProcessLeaks = startProcessLeakCheck();
   // The embedded PostgreSQL server of scripts/postgres.sh, when the caller did not export one (npm test does).
   const startedPostgres = !process.env.TEST_DATABASE_URL;
   if (startedPostgres) {
@@ -52,5 +56,6 @@ export default async function setup(): Promise<() => Promise<void>> {
     await moto.stop();
     if (startedPostgres) await promisify(execFile)("bash", [join(REPO_ROOT, "scripts/postgres.sh"), "stop"], { cwd: REPO_ROOT });
     await rm(stateDir, { recursive: true, force: true });
+    await checkProcessLeaks();
   };
 }

@@ -102,6 +102,13 @@ const SERVER_VARIABLES = [
   "PULUMI_SECRETS_PROVIDER",
   "PULUMI_PROJECT_DIR",
   "MAX_CONCURRENT_RUNS",
+  "DATABASE_POOL_MAX",
+  "RUN_TIMEOUT_PREVIEW_SECONDS",
+  "RUN_TIMEOUT_UP_SECONDS",
+  "RUN_TIMEOUT_REFRESH_SECONDS",
+  "RUN_TIMEOUT_DESTROY_SECONDS",
+  "RUN_TIMEOUT_DRIFT_SECONDS",
+  "RUN_STOP_GRACE_SECONDS",
   "RUN_WORKER",
   "AGENT_VERSION",
   "AGENT_IDENTITY_CERTIFICATES_FILE",
@@ -594,8 +601,10 @@ export interface HoldingProxy {
    * AWS call they carry never happens. null: forward everything again (held requests stay held).
    */
   hold(predicate: ((request: ProxiedRequest) => boolean) | null): void;
-  /** Drops the connections of the requests held so far (their clients see a reset and retry). */
+  /** Forwards every request held so far (their answers reach the callers late, as from a slow AWS). */
   release(): void;
+  /** Drops the connections of the requests held so far (their clients see a reset and retry). */
+  drop(): void;
   close(): Promise<void>;
 }
 
@@ -608,31 +617,39 @@ export async function startHoldingProxy(target: string): Promise<HoldingProxy> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
   const state = { forwarded: 0, held: 0, predicate: null as ((request: ProxiedRequest) => boolean) | null };
   const parked = new Set<http.ServerResponse>();
+  const heldForwards = new Map<http.ServerResponse, () => void>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
       const body = Buffer.concat(chunks);
       const request = { method: req.method ?? "GET", url: req.url ?? "/", headers: req.headers, body: body.toString("utf8") };
+      const forward = () => {
+        state.forwarded++;
+        const outbound = http.request(
+          { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        outbound.on("error", (error) => {
+          if (!res.headersSent) res.writeHead(502);
+          res.end(String(error));
+        });
+        outbound.end(body);
+      };
       if (state.predicate?.(request)) {
         state.held++;
         parked.add(res);
-        res.on("close", () => parked.delete(res));
+        heldForwards.set(res, forward);
+        res.on("close", () => {
+          parked.delete(res);
+          heldForwards.delete(res);
+        });
         return;
       }
-      state.forwarded++;
-      const outbound = http.request(
-        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
-      outbound.on("error", (error) => {
-        if (!res.headersSent) res.writeHead(502);
-        res.end(String(error));
-      });
-      outbound.end(body);
+      forward();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -649,6 +666,13 @@ export async function startHoldingProxy(target: string): Promise<HoldingProxy> {
       state.predicate = predicate;
     },
     release() {
+      const forwards = [...heldForwards.values()];
+      heldForwards.clear();
+      parked.clear();
+      for (const forward of forwards) forward();
+    },
+    drop() {
+      heldForwards.clear();
       for (const res of parked) res.destroy();
     },
     close: () =>

@@ -137,7 +137,7 @@ function requireTools(env: NodeJS.ProcessEnv, tools: string[]): void {
 const unused = (what: string) => () => {
   throw new Error(`${what} is not used by the agent install script test`);
 };
-const unusedRunQueue: RunQueue = { request: unused("runQueue.request"), executing: unused("runQueue.executing"), stop: unused("runQueue.stop") };
+const unusedRunQueue: RunQueue = { request: unused("runQueue.request"), executing: unused("runQueue.executing"), cancel: unused("runQueue.cancel"), stop: unused("runQueue.stop") };
 const unusedScanQueue: ScanQueue = { request: unused("scanQueue.request"), sweep: unused("scanQueue.sweep") };
 const unusedVerifier: BootstrapRoleVerifier = unused("verifyBootstrapRole");
 
