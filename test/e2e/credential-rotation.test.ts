@@ -233,7 +233,8 @@ describe("credentials key rotation on the running service, KMS on the emulator",
 
     const started = await onKeyB.call("POST", "/v1/credentials/rotation", { body: { key_id: dataKeyB } });
     expect(started.status, started.text).toBe(202);
-    expect(started.body).toMatchObject({ current_key_id: dataKeyB, target_key_id: dataKeyB, state: "complete", remaining_total: 0, completed_at: null });
+    // Nothing is left to re-seal, so the requested pass may already have completed by the time the answer is built.
+    expect(started.body).toMatchObject({ current_key_id: dataKeyB, target_key_id: dataKeyB, state: "complete", remaining_total: 0 });
     expect(started.body.requested_by).toMatch(/^token:\d+$/);
     await waitFor("the requested pass to complete", async () => (await onKeyB.call("GET", "/v1/credentials/rotation")).body.completed_at !== null);
     const [audit] = await sql<{ action: string }[]>`select action from audit_log where action = 'credentials.rotation.start'`;
