@@ -13,6 +13,7 @@ import {
   ForbiddenError,
   NotFoundError,
   NotSupportedError,
+  RateLimitedError,
   ServiceNotConfiguredError,
   UnauthorizedError,
   UnprocessableError,
@@ -34,6 +35,7 @@ const STATUS_OF: [new (...args: never[]) => DomainError, ContentfulStatusCode][]
   [NotFoundError, 404],
   [ConflictError, 409],
   [UnprocessableError, 422],
+  [RateLimitedError, 429],
   [NotSupportedError, 501],
   [UpstreamUnavailableError, 502],
   [ServiceNotConfiguredError, 503],
@@ -79,6 +81,7 @@ export function errorBody(code: string, message: string, fields?: FieldError[], 
 export function createErrorHandler(log: (message: string) => void = (message) => process.stderr.write(`${message}\n`)): ErrorHandler {
   return (error, c) => {
     if (error instanceof DomainError) {
+      if (error instanceof RateLimitedError) c.header("Retry-After", String(error.retryAfterSeconds));
       return c.json(errorBody(error.code, error.message, error.fields, error.details), statusOf(error));
     }
     if (error instanceof SyntaxError && /JSON/i.test(error.message)) {

@@ -52,6 +52,9 @@ async function main(): Promise<void> {
     );
   }
 
+  if (bootstrap?.revokedTokenIds.length) log(`ADMIN_TOKEN changed: revoked the earlier one(s), token ${bootstrap.revokedTokenIds.join(", ")}`);
+  if (bootstrap?.adminTokenRevoked) log("warning: ADMIN_TOKEN names a revoked token, which is refused: set a new ADMIN_TOKEN");
+
   const automation = automationSettingsSchema.parse({
     projectDir: config.PULUMI_PROJECT_DIR,
     backendUrl: await resolveStateBackend(config.PULUMI_BACKEND_URL, database.connectionString),
@@ -173,6 +176,13 @@ async function main(): Promise<void> {
     log,
     observability: telemetry,
     credentialRotation: () => credentialRotation,
+    limits: {
+      maxQueuedRunsPerTenant: config.MAX_QUEUED_RUNS_PER_TENANT,
+      maxEventStreamsPerTenant: config.MAX_EVENT_STREAMS_PER_TENANT,
+      authFailureLimit: config.AUTH_FAILURE_LIMIT,
+      authFailureWindowSeconds: config.AUTH_FAILURE_WINDOW_SECONDS,
+      trustedProxyHops: config.TRUSTED_PROXY_HOPS,
+    },
   });
 
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {

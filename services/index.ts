@@ -31,6 +31,8 @@ export interface ServiceDeps {
   webhooksAllowHttpLoopback?: boolean;
   /** The background key rotation (services/integration/credential-rotation-queue.ts); absent: status only. */
   credentialRotation?: () => CredentialRotationQueue;
+  /** A tenant's queued runs at most (MAX_QUEUED_RUNS_PER_TENANT); undefined: no cap. */
+  maxQueuedRunsPerTenant?: number;
 }
 
 export function createServices(deps: ServiceDeps) {
@@ -51,6 +53,7 @@ export function createServices(deps: ServiceDeps) {
       platform: deps.platform,
       queue: deps.runQueue,
       customerCleanup: (org) => integrations.bootstrapCleanup(org),
+      maxQueuedRunsPerTenant: deps.maxQueuedRunsPerTenant,
     }),
     discovery: createDiscoveryService({ db: deps.db, scans: deps.scanQueue }),
     rollout: createRolloutService({ db: deps.db, keyring: deps.keyring }),

@@ -7,7 +7,7 @@ import type { Services } from "../../services";
 import { HEARTBEAT_INTERVAL_SECONDS } from "../../services/rollout/enrollment";
 import { presentAgent } from "../presenters";
 import { createRouter } from "../router";
-import { errorSchema } from "../schemas";
+import { errorSchema, rateLimitedResponse } from "../schemas";
 
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
@@ -43,6 +43,7 @@ const agentSchema = z
 
 const unauthorized = json(errorSchema, "unknown or revoked enrollment token (nothing was changed)");
 const invalid = json(errorSchema, "invalid input (fields names each bad field)");
+const tooManyFailures = rateLimitedResponse("too many failed enrollment-token authentications from this address (code too_many_auth_failures)");
 
 export function agentsRouter({ rollout }: Pick<Services, "rollout">) {
   const router = createRouter();
@@ -59,6 +60,7 @@ export function agentsRouter({ rollout }: Pick<Services, "rollout">) {
         200: json(agentSchema, "already enrolled: the record was refreshed"),
         400: invalid,
         401: unauthorized,
+        429: tooManyFailures,
       },
     }),
     async (c) => {
@@ -85,6 +87,7 @@ export function agentsRouter({ rollout }: Pick<Services, "rollout">) {
         400: invalid,
         401: unauthorized,
         404: json(errorSchema, "this instance has not enrolled"),
+        429: tooManyFailures,
       },
     }),
     async (c) => {
