@@ -502,6 +502,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       if (name === "runId") return runIds.bravoUp!;
       if (name === "provider") return "aws";
       if (name === "id") return randomUUID();
+      if (name === "tokenId") return "1";
       return parameter?.schema?.enum?.[0] ?? "x";
     };
     const concrete = (path: string, slug: string, operation: { parameters?: { name: string; in: string; schema?: { enum?: string[] } }[] }) =>
