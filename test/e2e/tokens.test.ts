@@ -2,7 +2,8 @@
  * API tokens as an operator manages them, through the service process (bundled and run as `npm start` does) on
  * 127.0.0.1 over a real PostgreSQL server: listed by metadata only, revoked (audited, at once, never by itself),
  * expiring, their last use recorded at most once a minute; and a new ADMIN_TOKEN revoking the previous one across a
- * restart while admin tokens created through the API stay.
+ * restart while admin tokens created through the API stay. The service runs as behind one proxy (TRUSTED_PROXY_HOPS=1):
+ * failed authentications count per client as that proxy saw it.
  */
 import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -11,6 +12,7 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { hashToken } from "../../db/crypto";
+import { DEFAULT_LIMITS } from "../../lib/config";
 import { createCaller, scratchDatabase, serverEnvFor, startServer, stopServer, waitFor, type Server } from "../harness/server";
 import { setupOrFailEveryTest } from "../harness/suite";
 import { createTenantThroughApi, newTenantRecord } from "../harness/tenants";
@@ -27,7 +29,11 @@ describe("API tokens", () => {
   let sql: postgres.Sql | undefined;
 
   const start = (token: string) =>
-    startServer({ ...serverEnvFor({ databaseUrl, adminToken: token, encryptionKey, platformPrincipalArn: undefined }), DATA_DIR: dataDir });
+    startServer({
+      ...serverEnvFor({ databaseUrl, adminToken: token, encryptionKey, platformPrincipalArn: undefined }),
+      DATA_DIR: dataDir,
+      TRUSTED_PROXY_HOPS: "1",
+    });
 
   setupOrFailEveryTest(async () => {
     dataDir = await mkdtemp(join(tmpdir(), "mxdr-tokens-"));
@@ -155,6 +161,22 @@ describe("API tokens", () => {
     const revoked = await call("DELETE", `/v1/tokens/${created.id}`);
     expect(revoked.body.status).toBe("revoked");
     expect((await call("GET", "/v1/tenants", { token: created.token })).status).toBe(401);
+  });
+
+  it("behind a trusted proxy, failed authentications count per client the proxy saw (the rightmost X-Forwarded-For), not per what a client claims", async () => {
+    const limit = DEFAULT_LIMITS.authFailureLimit;
+    // The client claims 198.51.100.7; the proxy appends the address it saw, 203.0.113.9.
+    const viaProxy = (client: string) => ({ "x-forwarded-for": `198.51.100.7, ${client}` });
+    const statuses: number[] = [];
+    for (let i = 0; i < limit + 5; i++) {
+      const wrong = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
+      statuses.push((await call("GET", "/v1/tenants", { token: wrong, headers: viaProxy("203.0.113.9") })).status);
+    }
+    expect(statuses).toEqual([...Array(limit).fill(401), ...Array(5).fill(429)]);
+    expect((await call("GET", "/v1/tenants", { headers: viaProxy("203.0.113.9") })).status).toBe(429);
+    expect((await call("GET", "/v1/tenants", { headers: { "x-forwarded-for": "203.0.113.9" } })).status).toBe(429);
+    expect((await call("GET", "/v1/tenants", { headers: viaProxy("203.0.113.10") })).status).toBe(200);
+    expect((await call("GET", "/v1/tenants")).status).toBe(200);
   });
 
   it("a new ADMIN_TOKEN revokes the previous one at start-up; admin tokens created through the API stay valid", async () => {
