@@ -6,8 +6,9 @@
  *   /metrics     Prometheus metrics (platform admin token)
  *   /healthz     liveness + database round trip (no auth)
  *   /openapi.json, /docs   the OpenAPI document and its Swagger UI, served from swagger-ui-dist (no auth)
- *   /v1/agents/* agent enrollment and heartbeat (the tenant's enrollment token)
- *   /v1/*        bearer auth -> Idempotency-Key -> routes
+ *   /v1/agents/* agent enrollment and heartbeat (the tenant's enrollment token; failures limited per client address)
+ *   /v1/*        failed-authentication limit (api/auth-limit.ts) -> bearer auth -> Idempotency-Key -> routes;
+ *                the event streams are capped and re-check their token (api/event-streams.ts)
  *   /api/onboarding/v2/*   the seeds' endpoint set, for tenant tokens
  *   /, /console/*   the web console (console/): a static page and its ES modules, no auth (the data calls carry it)
  */

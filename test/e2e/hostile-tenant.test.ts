@@ -112,13 +112,18 @@ describe("a hostile tenant", () => {
         const bystander = newTenantRecord(`victim-q-${randomBytes(3).toString("hex")}`);
         for (const tenant of [flooder, bystander]) await onboardThroughApi(on, tenant);
         const issued = await on("POST", `/v1/tenants/${flooder.slug}/tokens`, { body: { name: "mallory" } });
-        const answers = [];
-        for (let i = 0; i < 6; i++) {
-          answers.push(await on("POST", `/v1/tenants/${flooder.slug}/runs`, { token: issued.body.token, body: { kind: "preview", queue: true } }));
-        }
-        expect(answers.map((answer) => answer.status)).toEqual([202, 202, 202, 429, 429, 429]);
-        expect(answers[3]!.body.error).toMatchObject({ code: "queued_run_limit", max_queued_runs: 3 });
-        expect(answers[3]!.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
+        // All at once: the cap is counted under the tenant stack's lock, so concurrent requests cannot all slip under it.
+        const answers = await Promise.all(
+          Array.from({ length: 6 }, () =>
+            on("POST", `/v1/tenants/${flooder.slug}/runs`, { token: issued.body.token, body: { kind: "preview", queue: true } }),
+          ),
+        );
+        expect(answers.map((answer) => answer.status).sort()).toEqual([202, 202, 202, 429, 429, 429]);
+        const refused = answers.find((answer) => answer.status === 429)!;
+        expect(refused.body.error).toMatchObject({ code: "queued_run_limit", max_queued_runs: 3 });
+        expect(refused.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
+        const more = await on("POST", `/v1/tenants/${flooder.slug}/runs`, { token: issued.body.token, body: { kind: "preview", queue: true } });
+        expect(more.status).toBe(429);
         const listed = await on("GET", `/v1/tenants/${flooder.slug}/runs`);
         expect(listed.body.runs).toHaveLength(3);
         expect((await on("POST", `/v1/tenants/${bystander.slug}/runs`, { body: { kind: "preview", queue: true } })).status).toBe(202);
