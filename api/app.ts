@@ -6,11 +6,13 @@
  *   /metrics     Prometheus metrics (platform admin token)
  *   /healthz     liveness + database round trip (no auth)
  *   /openapi.json, /docs   the OpenAPI document and its Swagger UI, served from swagger-ui-dist (no auth)
- *   /v1/agents/* agent enrollment and heartbeat (the tenant's enrollment token)
- *   /v1/*        bearer auth -> Idempotency-Key -> routes
+ *   /v1/agents/* agent enrollment and heartbeat (the tenant's enrollment token; failures limited per client address)
+ *   /v1/*        failed-authentication limit (api/auth-limit.ts) -> bearer auth -> Idempotency-Key -> routes;
+ *                the event streams are capped and re-check their token (api/event-streams.ts)
  *   /api/onboarding/v2/*   the seeds' endpoint set, for tenant tokens
  *   /, /console/*   the web console (console/): a static page and its ES modules, no auth (the data calls carry it)
  */
+import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Database } from "../db/client";
 import type { Keyring } from "../db/crypto";
@@ -24,9 +26,12 @@ import type { IdentityTrust } from "../services/rollout/instance-identity-fns";
 import type { RunQueue } from "../services/run/run-queue";
 import type { PlatformSettings } from "../services/run/tenant-stack-config";
 import type { BootstrapRoleVerifier } from "../services/integration/verify-bootstrap-role";
+import { DEFAULT_LIMITS } from "../lib/config";
 import { createAllowedMethods } from "./allowed-methods";
+import { clientAddressOf, createAuthFailureLimiter, limitAuthFailures } from "./auth-limit";
 import { bearerAuth, tenantScope } from "./auth";
 import { mountDocsPage } from "./docs-page";
+import { createEventStreams } from "./event-streams";
 import { createErrorHandler, errorBody } from "./errors";
 import { idempotency } from "./idempotency";
 import { accessLog, metricsRouter, type Observability } from "./observability";
@@ -40,7 +45,7 @@ import { overviewRouter } from "./routes/overview";
 import { progressEventsRouter } from "./routes/progress-events";
 import { runsRouter } from "./routes/runs";
 import { tenantsRouter } from "./routes/tenants";
-import { tokensRouter } from "./routes/tokens";
+import { adminTokensRouter, tokensRouter } from "./routes/tokens";
 import { fleetRouter } from "./routes/fleet";
 import { credentialRotationRouter } from "./routes/credential-rotation";
 import { platformWebhooksRouter, tenantWebhooksRouter } from "./routes/webhooks";
@@ -72,11 +77,16 @@ export interface AppDependencies {
   credentialRotation?: () => CredentialRotationQueue;
   /** Whose signatures prove an agent's instance at enrollment (default: AWS's published certificates). */
   identityTrust?: IdentityTrust;
+  /** Per-tenant caps and the authentication failure limit (lib/config.ts; default DEFAULT_LIMITS). */
+  limits?: Partial<ApiLimits>;
 }
+
+export type ApiLimits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: number };
 
 export function createApp(deps: AppDependencies) {
   const { db, sql } = deps.database;
   const maxSize = deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
+  const limits: ApiLimits = { ...DEFAULT_LIMITS, ...deps.limits };
   const app = createRouter();
 
   app.onError(createErrorHandler(deps.log));
@@ -120,14 +130,26 @@ export function createApp(deps: AppDependencies) {
     webhooks: deps.webhooks,
     credentialRotation: deps.credentialRotation,
     identityTrust: deps.identityTrust,
+    maxQueuedRunsPerTenant: limits.maxQueuedRunsPerTenant,
   });
+  const streams = createEventStreams(services.tenants, { maxPerSubject: limits.maxEventStreamsPerTenant });
+  // Failed authentications per client address; bearer tokens and enrollment tokens are guessed apart, limited apart.
+  const clientOf = (c: Context) => clientAddressOf(c, limits.trustedProxyHops);
+  const failureLimiter = () => createAuthFailureLimiter({ limit: limits.authFailureLimit, windowMs: limits.authFailureWindowSeconds * 1000 });
+  const bearerFailures = limitAuthFailures(failureLimiter(), clientOf, "bearer token");
+  const enrollmentFailures = limitAuthFailures(failureLimiter(), clientOf, "enrollment token");
 
-  if (deps.observability) app.route("/metrics", metricsRouter(services.tenants, deps.observability.metrics));
+  if (deps.observability) {
+    app.use("/metrics", bearerFailures);
+    app.route("/metrics", metricsRouter(services.tenants, deps.observability.metrics));
+  }
 
   // Agents authenticate with their tenant's enrollment token, not a bearer API token.
+  app.use("/v1/agents/*", enrollmentFailures);
   app.route("/v1/agents", agentsRouter(services));
 
   const v1 = createRouter();
+  v1.use("*", bearerFailures);
   v1.use("*", bearerAuth(services.tenants));
   v1.use("*", idempotency(db, deps.keyring));
 
@@ -137,20 +159,22 @@ export function createApp(deps: AppDependencies) {
   tenants.route("/", tenantsRouter(services));
   tenants.route("/", integrationsRouter(services));
   tenants.route("/", tokensRouter(services));
-  tenants.route("/", runsRouter(services));
+  tenants.route("/", runsRouter(services, { streams }));
   tenants.route("/", onboardingRouter(services));
-  tenants.route("/", progressEventsRouter(services));
+  tenants.route("/", progressEventsRouter(services, { streams }));
   tenants.route("/", deploymentRouter(services));
   tenants.route("/", tenantWebhooksRouter(services));
   tenants.route("/", unsupportedProvidersRouter());
   v1.route("/tenants", tenants);
   v1.route("/", overviewRouter(services));
-  v1.route("/", fleetRouter(services));
+  v1.route("/", fleetRouter(services, { streams }));
+  v1.route("/", adminTokensRouter(services));
   v1.route("/", platformWebhooksRouter(services));
   v1.route("/", credentialRotationRouter(services));
   app.route("/v1", v1);
 
   const v2 = createRouter();
+  v2.use("*", bearerFailures);
   v2.use("*", bearerAuth(services.tenants));
   v2.use("*", idempotency(db, deps.keyring));
   v2.route("/", onboardingV2Router(services));

@@ -14,6 +14,7 @@ import {
   ForbiddenError,
   NotFoundError,
   NotSupportedError,
+  RateLimitedError,
   ServiceNotConfiguredError,
   UnauthorizedError,
   UnprocessableError,
@@ -35,6 +36,7 @@ const STATUS_OF: [new (...args: never[]) => DomainError, ContentfulStatusCode][]
   [NotFoundError, 404],
   [ConflictError, 409],
   [UnprocessableError, 422],
+  [RateLimitedError, 429],
   [NotSupportedError, 501],
   [UpstreamUnavailableError, 502],
   [ServiceNotConfiguredError, 503],
@@ -85,6 +87,7 @@ export function createErrorHandler(log: (message: string) => void = (message) =>
       return c.json(errorBody(error.code, neutralUpstreamText(error.cause ?? error.message), error.fields, error.details), statusOf(error));
     }
     if (error instanceof DomainError) {
+      if (error instanceof RateLimitedError) c.header("Retry-After", String(error.retryAfterSeconds));
       return c.json(errorBody(error.code, error.message, error.fields, error.details), statusOf(error));
     }
     if (error instanceof SyntaxError && /JSON/i.test(error.message)) {

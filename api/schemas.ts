@@ -7,7 +7,7 @@
  * on them or on schemas derived from them.
  */
 import { z } from "@hono/zod-openapi";
-import { CONNECTION_CHECK_STATUSES, ONBOARDING_FLOW_VERSIONS } from "../db/schema";
+import { API_TOKEN_ORIGINS, API_TOKEN_SCOPES, CONNECTION_CHECK_STATUSES, ONBOARDING_FLOW_VERSIONS } from "../db/schema";
 import { useReadableZodMessages } from "../lib/zod-messages";
 import {
   awsRegionListSchema,
@@ -216,21 +216,51 @@ export const bootstrapSchema = z
 
 export const bootstrapWaitSchema = z.object({ wait: connectionCheckSchema }).openapi("AwsBootstrapWait");
 
+/** The longest lifetime a token may be given (two years); without expires_in a token does not expire. */
+export const MAX_TOKEN_LIFETIME_SECONDS = 2 * 365 * 24 * 3600;
+
 export const createTokenSchema = z
-  .strictObject({ name: z.string().trim().min(1, "must not be empty").max(100) })
-  .openapi("CreateTenantToken");
+  .strictObject({
+    name: z.string().trim().min(1, "must not be empty").max(100),
+    /** Seconds from now after which the token is refused; absent: it does not expire. */
+    expires_in: z
+      .number()
+      .int("must be an integer (seconds)")
+      .min(1, "must be at least 1 (seconds)")
+      .max(MAX_TOKEN_LIFETIME_SECONDS, `must be at most ${MAX_TOKEN_LIFETIME_SECONDS} (two years, in seconds)`)
+      .optional(),
+  })
+  .openapi("CreateToken");
+
+const tokenMetadataFields = {
+  id: z.number().int(),
+  name: z.string(),
+  scope: z.enum(API_TOKEN_SCOPES),
+  /** The tenant's slug for a tenant token; null for a platform-admin token. */
+  tenant: z.string().nullable(),
+  created_at: z.string(),
+  expires_at: z.string().nullable(),
+};
 
 export const createdTokenSchema = z
   .object({
-    id: z.number().int(),
-    name: z.string(),
-    scope: z.literal("tenant"),
-    tenant: z.string(),
+    ...tokenMetadataFields,
     /** Shown once; only its hash is stored. */
     token: z.string(),
-    created_at: z.string(),
   })
-  .openapi("CreatedTenantToken");
+  .openapi("CreatedToken");
+
+/** What is kept of a token: never the token, nor its hash. */
+export const tokenMetadataSchema = z
+  .object({
+    ...tokenMetadataFields,
+    origin: z.enum(API_TOKEN_ORIGINS),
+    status: z.enum(["active", "revoked", "expired"]),
+    /** Refreshed at most once a minute. */
+    last_used_at: z.string().nullable(),
+    revoked_at: z.string().nullable(),
+  })
+  .openapi("TokenMetadata");
 
 /** A stack operation's or a scan's failure: the message, its kind, and the engine's diagnostics. */
 export const runErrorSchema = z
@@ -263,6 +293,14 @@ export const errorSchema = z
 
 const errorJson = (description: string) => ({ description, content: { "application/json": { schema: errorSchema } } });
 
+/** 429: a limit was reached; Retry-After (whole seconds) says when to try again. */
+export const rateLimitedResponse = (description: string) => ({
+  ...errorJson(`${description}; Retry-After says in how many seconds to try again`),
+  headers: z.object({
+    "Retry-After": z.string().regex(/^[1-9]\d*$/).openapi({ description: "seconds to wait before trying again", example: "30" }),
+  }),
+});
+
 /** What every authenticated route may answer. */
 export const errorResponses = {
   400: errorJson("invalid input: `fields` names each bad field once, with what was expected and what came"),
@@ -270,6 +308,9 @@ export const errorResponses = {
   403: errorJson("the token's scope does not allow this"),
   404: errorJson("unknown tenant (or another tenant's), or nothing there"),
   413: errorJson("body too large (the connection is closed after the answer)"),
+  429: rateLimitedResponse(
+    "too many failed authentications from this address (code too_many_auth_failures), or a per-tenant cap reached: queued runs (queued_run_limit), open event streams (event_stream_limit)",
+  ),
 } as const;
 
 /** Routes that take a JSON body: a missing or empty body is a 400; another media type a 415. */

@@ -62,7 +62,7 @@ async function main(): Promise<void> {
   const keyring = await loadCredentialsKeyring(database.db, config, log);
 
   let adminTokenFile: string | undefined;
-  await ensureBootstrapAdmin(database.db, config.ADMIN_TOKEN, async (token) => {
+  const bootstrap = await ensureBootstrapAdmin(database.db, config.ADMIN_TOKEN, async (token) => {
     adminTokenFile = await writeAdminTokenFile(config.DATA_DIR, token);
   });
   if (adminTokenFile) {
@@ -71,6 +71,9 @@ async function main(): Promise<void> {
       "no ADMIN_TOKEN was set and no admin token existed: generated one into the named file (mode 600); only its hash is stored",
     );
   }
+
+  if (bootstrap?.revokedTokenIds.length) log(`ADMIN_TOKEN changed: revoked the earlier one(s), token ${bootstrap.revokedTokenIds.join(", ")}`);
+  if (bootstrap?.adminTokenRevoked) log("warning: ADMIN_TOKEN names a revoked token, which is refused: set a new ADMIN_TOKEN");
 
   const automation = automationSettingsSchema.parse({
     projectDir: config.PULUMI_PROJECT_DIR,
@@ -205,6 +208,13 @@ async function main(): Promise<void> {
     observability: telemetry,
     credentialRotation: () => credentialRotation,
     identityTrust,
+    limits: {
+      maxQueuedRunsPerTenant: config.MAX_QUEUED_RUNS_PER_TENANT,
+      maxEventStreamsPerTenant: config.MAX_EVENT_STREAMS_PER_TENANT,
+      authFailureLimit: config.AUTH_FAILURE_LIMIT,
+      authFailureWindowSeconds: config.AUTH_FAILURE_WINDOW_SECONDS,
+      trustedProxyHops: config.TRUSTED_PROXY_HOPS,
+    },
   });
 
   const server = serve({ fetch: app.fetch, hostname: config.HOST, port: config.PORT }, (info) => {

@@ -34,6 +34,8 @@ export const ASSET_PRIORITIES = ["critical", "high", "medium", "low"] as const;
 export const RUN_KINDS = ["preview", "up", "refresh", "destroy", "drift"] as const;
 export const RUN_STATUSES = ["queued", "running", "succeeded", "failed", "cancelled", "interrupted"] as const;
 export const API_TOKEN_SCOPES = ["platform_admin", "tenant"] as const;
+/** environment: ADMIN_TOKEN (a new one revokes the earlier); generated: printed at a first start without it; api: created by a call. */
+export const API_TOKEN_ORIGINS = ["environment", "generated", "api"] as const;
 
 export const onboardingFlowVersion = pgEnum("onboarding_flow_version", ONBOARDING_FLOW_VERSIONS);
 export const cloudProvider = pgEnum("cloud_provider", CLOUD_PROVIDERS);
@@ -41,6 +43,7 @@ export const assetPriority = pgEnum("asset_priority", ASSET_PRIORITIES);
 export const runKind = pgEnum("run_kind", RUN_KINDS);
 export const runStatus = pgEnum("run_status", RUN_STATUSES);
 export const apiTokenScope = pgEnum("api_token_scope", API_TOKEN_SCOPES);
+export const apiTokenOrigin = pgEnum("api_token_origin", API_TOKEN_ORIGINS);
 
 export type OnboardingFlowVersion = (typeof ONBOARDING_FLOW_VERSIONS)[number];
 export type CloudProvider = (typeof CLOUD_PROVIDERS)[number];
@@ -48,6 +51,7 @@ export type AssetPriority = (typeof ASSET_PRIORITIES)[number];
 export type RunKind = (typeof RUN_KINDS)[number];
 export type RunStatus = (typeof RUN_STATUSES)[number];
 export type ApiTokenScope = (typeof API_TOKEN_SCOPES)[number];
+export type ApiTokenOrigin = (typeof API_TOKEN_ORIGINS)[number];
 
 /** Run statuses after which nothing more happens to a run. */
 export const TERMINAL_RUN_STATUSES: readonly RunStatus[] = ["succeeded", "failed", "cancelled", "interrupted"];
@@ -537,7 +541,11 @@ export const apiTokens = pgTable(
     name: text("name").notNull(),
     createdAt: createdAt(),
     revokedAt: timestamptz("revoked_at"),
+    /** Refreshed at most once a minute per token (services/tenant/tenant-service.ts). */
     lastUsedAt: timestamptz("last_used_at"),
+    /** Null: never expires. An expired token is refused like a revoked one. */
+    expiresAt: timestamptz("expires_at"),
+    origin: apiTokenOrigin("origin").notNull().default("api"),
   },
   (table) => [
     check(

@@ -60,6 +60,14 @@ function isEncryptionKey(value: string): boolean {
 
 const runTimeout = (defaultSeconds: number) =>
   z.coerce.number().int("must be an integer").min(1, "must be at least 1 second").max(86_400, "must be at most 86400 (a day)").default(defaultSeconds);
+/** The defaults of the per-tenant caps and the authentication failure limit (the API's too, when built without a config). */
+export const DEFAULT_LIMITS = {
+  maxQueuedRunsPerTenant: 10,
+  maxEventStreamsPerTenant: 10,
+  authFailureLimit: 20,
+  authFailureWindowSeconds: 60,
+  trustedProxyHops: 0,
+} as const;
 
 export const serviceConfigSchema = z.object({
   PORT: z.coerce.number().int("must be an integer").min(0).max(65535, "must be a port number (0-65535)").default(8080),
@@ -184,6 +192,26 @@ export const serviceConfigSchema = z.object({
   /** First retry delay of a failed delivery (seconds); doubles per attempt up to WEBHOOK_RETRY_MAX_SECONDS. */
   WEBHOOK_RETRY_BASE_SECONDS: z.coerce.number().min(0.1).max(3600).default(2),
   WEBHOOK_RETRY_MAX_SECONDS: z.coerce.number().min(1).max(86_400).default(300),
+  /** Runs of one tenant waiting in the queue at once; a run request beyond it answers 429 (queued_run_limit). */
+  MAX_QUEUED_RUNS_PER_TENANT: z.coerce.number().int("must be an integer").min(1).max(1000).default(DEFAULT_LIMITS.maxQueuedRunsPerTenant),
+  /**
+   * Server-sent event streams open at once per tenant (tenant tokens) or per platform-admin token, in this replica;
+   * one more answers 429 (event_stream_limit).
+   */
+  MAX_EVENT_STREAMS_PER_TENANT: z.coerce.number().int("must be an integer").min(1).max(1000).default(DEFAULT_LIMITS.maxEventStreamsPerTenant),
+  /**
+   * Failed authentications (bearer tokens; agent enrollment tokens counted apart) one client address may make within
+   * AUTH_FAILURE_WINDOW_SECONDS, in this replica; past it every authentication from that address answers 429
+   * (too_many_auth_failures) until the window has room again.
+   */
+  AUTH_FAILURE_LIMIT: z.coerce.number().int("must be an integer").min(1).max(1_000_000).default(DEFAULT_LIMITS.authFailureLimit),
+  AUTH_FAILURE_WINDOW_SECONDS: z.coerce.number().int("must be an integer").min(1).max(86_400).default(DEFAULT_LIMITS.authFailureWindowSeconds),
+  /**
+   * Proxies in front of the service that append to X-Forwarded-For (0: none; the client is the socket's address). With
+   * N, the client is the N-th address from the right of X-Forwarded-For; never set it without such proxies, or
+   * clients choose their own address.
+   */
+  TRUSTED_PROXY_HOPS: z.coerce.number().int("must be an integer").min(0).max(10).default(DEFAULT_LIMITS.trustedProxyHops),
 });
 
 export type ServiceConfig = z.output<typeof serviceConfigSchema>;

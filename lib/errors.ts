@@ -99,3 +99,14 @@ export class NotSupportedError extends DomainError {
     super(message);
   }
 }
+
+/** A limit was reached (failed authentications, queued runs, open streams): try again after `retryAfterSeconds`. */
+export class RateLimitedError extends DomainError {
+  readonly defaultCode = "rate_limited";
+  readonly retryAfterSeconds: number;
+  constructor(message: string, options: { code?: string; retryAfterSeconds: number; details?: Record<string, unknown> }) {
+    const retryAfterSeconds = Math.max(1, Math.ceil(options.retryAfterSeconds));
+    super(message, { code: options.code, details: { ...options.details, retry_after_seconds: retryAfterSeconds } });
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}

@@ -34,6 +34,8 @@ export interface ServiceDeps {
   credentialRotation?: () => CredentialRotationQueue;
   /** Whose signatures prove an agent's instance (default: AWS's published certificates). */
   identityTrust?: IdentityTrust;
+  /** A tenant's queued runs at most (MAX_QUEUED_RUNS_PER_TENANT); undefined: no cap. */
+  maxQueuedRunsPerTenant?: number;
 }
 
 export function createServices(deps: ServiceDeps) {
@@ -54,6 +56,7 @@ export function createServices(deps: ServiceDeps) {
       platform: deps.platform,
       queue: deps.runQueue,
       customerCleanup: (org) => integrations.bootstrapCleanup(org),
+      maxQueuedRunsPerTenant: deps.maxQueuedRunsPerTenant,
     }),
     discovery: createDiscoveryService({ db: deps.db, scans: deps.scanQueue }),
     rollout: createRolloutService({ db: deps.db, keyring: deps.keyring, identityTrust: deps.identityTrust }),

@@ -8,7 +8,7 @@ import type { Services } from "../../services";
 import { HEARTBEAT_INTERVAL_SECONDS } from "../../services/rollout/enrollment";
 import { presentAgent } from "../presenters";
 import { createRouter } from "../router";
-import { bodyErrorResponses, errorSchema } from "../schemas";
+import { bodyErrorResponses, errorSchema, rateLimitedResponse } from "../schemas";
 
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
@@ -66,6 +66,7 @@ const enrolledSchema = agentSchema
   .openapi("AgentEnrolled");
 
 const invalid = json(errorSchema, "invalid input (fields names each bad field)");
+const tooManyFailures = rateLimitedResponse("too many failed enrollment-token authentications from this address (code too_many_auth_failures)");
 
 export function agentsRouter({ rollout }: Pick<Services, "rollout">) {
   const router = createRouter();
@@ -86,6 +87,7 @@ export function agentsRouter({ rollout }: Pick<Services, "rollout">) {
         409: json(errorSchema, "the instance is not a discovered asset of the tenant yet (code instance_not_discovered: retry after discovery), or it is enrolled and agent_credential is missing (code agent_already_enrolled)"),
         413: json(errorSchema, "body too large"),
         ...bodyErrorResponses,
+        429: tooManyFailures,
       },
     }),
     async (c) => {
@@ -115,6 +117,7 @@ export function agentsRouter({ rollout }: Pick<Services, "rollout">) {
         401: json(errorSchema, "not the credential of this instance's agent (unknown, reset, or another instance's): nothing was changed"),
         413: json(errorSchema, "body too large"),
         ...bodyErrorResponses,
+        429: tooManyFailures,
       },
     }),
     async (c) => {

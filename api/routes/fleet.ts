@@ -4,10 +4,10 @@
  * glance (tenants by status, drifted, the onboarding KPIs).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { streamSSE } from "hono/streaming";
 import { FLEET_RUN_KINDS, FLEET_RUN_STATUSES, FLEET_TENANT_STATUSES, ONBOARDING_STATUSES } from "../../db/schema";
 import { tenantSlugSchema } from "../../programs/tenant/config";
 import type { Services } from "../../services";
+import type { EventStreams } from "../event-streams";
 import { presentFleetOverview, presentFleetRun, presentFleetRunSummary } from "../fleet-presenter";
 import { createRouter } from "../router";
 import { bodyErrorResponses, errorResponses, postErrorResponses } from "../schemas";
@@ -156,9 +156,11 @@ const overviewRoute = createRoute({
 
 export interface FleetRouterOptions {
   pollMs?: number;
+  /** The streams' cap and token re-check (api/event-streams.ts). */
+  streams: EventStreams;
 }
 
-export function fleetRouter({ fleet }: Pick<Services, "fleet">, options: FleetRouterOptions = {}) {
+export function fleetRouter({ fleet }: Pick<Services, "fleet">, options: FleetRouterOptions) {
   const router = createRouter();
 
   router.openapi(createRoute_, async (c) => {
@@ -188,7 +190,7 @@ export function fleetRouter({ fleet }: Pick<Services, "fleet">, options: FleetRo
     const { id } = c.req.valid("param");
     const first = await fleet.get(principal, id);
     const pollMs = options.pollMs ?? 1000;
-    return streamSSE(c, async (stream) => {
+    return options.streams.stream(c, principal, async (stream, live) => {
       let aborted = false;
       stream.onAbort(() => {
         aborted = true;
@@ -196,7 +198,7 @@ export function fleetRouter({ fleet }: Pick<Services, "fleet">, options: FleetRo
       let last = "";
       let sequence = 0;
       let view = first;
-      while (!aborted) {
+      while (!aborted && (await live())) {
         const data = JSON.stringify(presentFleetRun(view));
         if (data !== last) {
           await stream.writeSSE({ id: String(sequence++), event: "progress", data });

@@ -5,8 +5,8 @@
  * reads it with fetch() and the Authorization header: no token in the URL).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { streamSSE } from "hono/streaming";
 import type { Services } from "../../services";
+import type { EventStreams } from "../event-streams";
 import { presentProgress } from "../presenters";
 import { createRouter } from "../router";
 import { errorResponses, slugParamsSchema } from "../schemas";
@@ -16,6 +16,8 @@ export interface ProgressEventsOptions {
   pollMs?: number;
   /** A comment line at least this often keeps proxies from closing an idle stream (ms). */
   keepAliveMs?: number;
+  /** The streams' cap and token re-check (api/event-streams.ts). */
+  streams: EventStreams;
 }
 
 const progressEventsRoute = createRoute({
@@ -32,14 +34,14 @@ const progressEventsRoute = createRoute({
   },
 });
 
-export function progressEventsRouter({ tenants }: Pick<Services, "tenants">, options: ProgressEventsOptions = {}) {
+export function progressEventsRouter({ tenants }: Pick<Services, "tenants">, options: ProgressEventsOptions) {
   const router = createRouter();
   const pollMs = options.pollMs ?? 1000;
   const keepAliveMs = options.keepAliveMs ?? 15_000;
 
   router.openapi(progressEventsRoute, async (c) => {
     const org = await c.var.tenant();
-    return streamSSE(c, async (stream) => {
+    return options.streams.stream(c, c.get("principal"), async (stream, live) => {
       let aborted = false;
       stream.onAbort(() => {
         aborted = true;
@@ -47,7 +49,7 @@ export function progressEventsRouter({ tenants }: Pick<Services, "tenants">, opt
       let last = "";
       let sequence = 0;
       let lastWriteAt = Date.now();
-      while (!aborted) {
+      while (!aborted && (await live())) {
         const current = JSON.stringify(presentProgress(await tenants.progress(org)));
         if (current !== last) {
           await stream.writeSSE({ id: String(sequence++), event: "progress", data: current });

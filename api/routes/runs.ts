@@ -4,10 +4,10 @@
  * /v1/tenants/{slug}/offboard: destroy, then remove the stack.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { streamSSE } from "hono/streaming";
 import { RUN_KINDS, TERMINAL_RUN_STATUSES } from "../../db/schema";
 import type { Services } from "../../services";
 import type { RequestedRun } from "../../services/run/run-service";
+import type { EventStreams } from "../event-streams";
 import { presentRun } from "../run-presenter";
 import { createRouter } from "../router";
 import {
@@ -186,11 +186,13 @@ const offboardRoute = createRoute({
 export interface RunsRouterOptions {
   /** How often the event stream looks for new events (ms). */
   eventPollMs?: number;
+  /** The streams' cap and token re-check (api/event-streams.ts). */
+  streams: EventStreams;
 }
 
 const EVENT_BATCH = 500;
 
-export function runsRouter({ runs }: Pick<Services, "runs">, options: RunsRouterOptions = {}) {
+export function runsRouter({ runs }: Pick<Services, "runs">, options: RunsRouterOptions) {
   const router = createRouter();
   const accepted = (requested: RequestedRun) =>
     ({ run_id: requested.runId, kind: requested.kind, status: "queued" as const, stack_name: requested.stackName });
@@ -237,13 +239,13 @@ export function runsRouter({ runs }: Pick<Services, "runs">, options: RunsRouter
     const lastEventId = Number.parseInt(c.req.header("last-event-id") ?? "", 10);
     const pollMs = options.eventPollMs ?? 250;
     // The stream reads the database, not this process's memory: any replica can serve it, and a late client replays.
-    return streamSSE(c, async (stream) => {
+    return options.streams.stream(c, c.get("principal"), async (stream, live) => {
       let lastSeq = Number.isInteger(lastEventId) ? lastEventId : -1;
       let aborted = false;
       stream.onAbort(() => {
         aborted = true;
       });
-      while (!aborted) {
+      while (!aborted && (await live())) {
         const { status, events } = await runs.eventsAfter(runId, lastSeq, EVENT_BATCH);
         for (const event of events) {
           await stream.writeSSE({ id: String(event.seq), event: "engine", data: JSON.stringify(event.event) });

@@ -13,7 +13,7 @@ import { loadAwsCredential } from "../integration/aws-credential-store";
 import type { OffboardingInstructions } from "../integration/bootstrap-link-fns";
 import { recordAudit } from "../tenant/audit-store";
 import { withStatusDuring } from "../tenant/onboarding-status";
-import { isAdmin, requireAdmin, type Principal } from "../tenant/principal";
+import { isAdmin, isTokenHolder, requireAdmin, type Principal } from "../tenant/principal";
 import type { RunQueue } from "./run-queue";
 import { tenantConfigProblems, type PlatformSettings } from "./tenant-stack-config";
 
@@ -24,6 +24,8 @@ export interface RunServiceDeps {
   queue: () => RunQueue;
   /** What the customer does to remove our bootstrap stack after offboarding (when the quick-create link is offered). */
   customerCleanup?: (org: Organization) => OffboardingInstructions | undefined;
+  /** A tenant's queued runs at most, for runs requested with a token (MAX_QUEUED_RUNS_PER_TENANT); undefined: no cap. */
+  maxQueuedRunsPerTenant?: number;
 }
 
 export interface RunRequestOptions {
@@ -120,6 +122,8 @@ export function createRunService(deps: RunServiceDeps) {
           planRef,
           remediatesRunId: options.remediatesRunId,
           fleetRunId: options.fleetRunId,
+          // Fleet runs and drift remediation (the service acting on its own) have their own concurrency limits.
+          maxQueuedRuns: isTokenHolder(principal) ? deps.maxQueuedRunsPerTenant : undefined,
         },
         { queueBehindActive: options.queue ?? false },
       );

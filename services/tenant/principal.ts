@@ -10,6 +10,8 @@ export interface Principal {
   organizationId: number | null;
   /** What audit rows and runs record as the actor. */
   actor: string;
+  /** When the token stops being accepted (null: never); an open event stream ends then. */
+  expiresAt?: Date | null;
 }
 
 export function actorOf(token: { id: number }): string {
@@ -20,6 +22,11 @@ export function isAdmin(principal: Principal): boolean {
   return principal.scope === "platform_admin";
 }
 
+/** A caller holding an API token (not the service acting on its own, as fleet runs and drift remediation do). */
+export function isTokenHolder(principal: Principal): boolean {
+  return principal.tokenId > 0;
+}
+
 export function requireAdmin(principal: Principal): void {
   if (!isAdmin(principal)) throw new ForbiddenError("this call needs a platform admin token");
 }
@@ -27,4 +34,9 @@ export function requireAdmin(principal: Principal): void {
 /** The service acting on its own (a finished wait, a schedule): tenant-scoped, so it can do no more than the tenant. */
 export function systemPrincipal(actor: `system:${string}`, organizationId: number): Principal {
   return { tokenId: 0, tokenName: actor, scope: "tenant", organizationId, actor };
+}
+
+/** The service acting on the platform's own behalf (start-up): platform-admin scope, no token. */
+export function systemAdminPrincipal(actor: `system:${string}`): Principal {
+  return { tokenId: 0, tokenName: actor, scope: "platform_admin", organizationId: null, actor };
 }

@@ -2,7 +2,7 @@
  * Tenants as a domain: create, read, change settings, tenant tokens, which tenant a principal may see, progress.
  * Offboarding is a stack run (run-service.ts); its follow-up is onboarding-lifecycle.ts.
  */
-import { and, asc, eq, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, gt, isNull, or, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { preparedPerDatabase } from "../../db/prepared-query";
 import { generateToken, hashToken } from "../../db/crypto";
@@ -13,14 +13,26 @@ import { actorOf, isAdmin, requireAdmin, type Principal } from "./principal";
 import { onboardingOverview } from "./onboarding-overview";
 import { tenantProgress } from "./progress";
 
+const unexpired = or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, sql`now()`));
+
 // Every authenticated request runs these two.
 const liveTokenQuery = preparedPerDatabase((db) =>
   db
     .select()
     .from(apiTokens)
-    .where(and(eq(apiTokens.tokenHash, sql.placeholder("tokenHash")), isNull(apiTokens.revokedAt)))
+    .where(and(eq(apiTokens.tokenHash, sql.placeholder("tokenHash")), isNull(apiTokens.revokedAt), unexpired))
     .limit(1)
     .prepare("live_api_token"),
+);
+
+// An open event stream asks this about its token every second or so.
+const tokenIsLiveQuery = preparedPerDatabase((db) =>
+  db
+    .select({ id: apiTokens.id })
+    .from(apiTokens)
+    .where(and(eq(apiTokens.id, sql.placeholder("tokenId")), isNull(apiTokens.revokedAt), unexpired))
+    .limit(1)
+    .prepare("api_token_is_live"),
 );
 
 const tenantBySlugQuery = preparedPerDatabase((db) =>
@@ -118,11 +130,39 @@ function isUniqueViolation(error: unknown): boolean {
 }
 
 export function createTenantService({ db }: TenantServiceDeps) {
+  async function insertToken(
+    principal: Principal,
+    owner: { scope: ApiToken["scope"]; organizationId: number | null },
+    input: NewTokenInput,
+  ): Promise<{ row: ApiToken; token: string }> {
+    const token = generateToken(owner.scope === "tenant" ? "mxdr-tenant" : "mxdr-admin");
+    const row = await db.transaction(async (tx) => {
+      const [created] = await tx
+        .insert(apiTokens)
+        .values({
+          tokenHash: hashToken(token),
+          ...owner,
+          name: input.name,
+          origin: "api",
+          expiresAt: input.expiresInSeconds === undefined ? null : sql`now() + make_interval(secs => ${input.expiresInSeconds})`,
+        })
+        .returning();
+      await recordAudit(tx, principal, {
+        action: "token.create",
+        organizationId: owner.organizationId,
+        target: `token:${created!.id}`,
+        details: { name: input.name, scope: owner.scope, expiresAt: created!.expiresAt?.toISOString() ?? null },
+      });
+      return created!;
+    });
+    return { row, token };
+  }
+
   return {
     /** The principal behind a bearer token, or UnauthorizedError. */
     async authenticate(presentedToken: string, now = Date.now()): Promise<Principal> {
       const [token] = await liveTokenQuery(db).execute({ tokenHash: hashToken(presentedToken) });
-      if (!token) throw new UnauthorizedError("invalid or revoked token");
+      if (!token) throw new UnauthorizedError("invalid, revoked or expired token");
       // last_used_at is refreshed at most once a minute per token.
       if (!token.lastUsedAt || now - token.lastUsedAt.getTime() > 60_000) {
         await db.update(apiTokens).set({ lastUsedAt: new Date(now) }).where(eq(apiTokens.id, token.id));
@@ -222,23 +262,65 @@ export function createTenantService({ db }: TenantServiceDeps) {
     },
 
     /** A tenant-scoped API token; the token itself is returned once and only its hash is stored. */
-    async createToken(principal: Principal, org: Organization, name: string): Promise<{ row: ApiToken; token: string }> {
+    createToken(principal: Principal, org: Organization, input: NewTokenInput): Promise<{ row: ApiToken; token: string }> {
       requireAdmin(principal);
-      const token = generateToken("mxdr-tenant");
-      const row = await db.transaction(async (tx) => {
-        const [created] = await tx
-          .insert(apiTokens)
-          .values({ tokenHash: hashToken(token), scope: "tenant", organizationId: org.id, name })
+      return insertToken(principal, { scope: "tenant", organizationId: org.id }, input);
+    },
+
+    /** A platform-admin API token (platform admin); returned once, only its hash is stored. */
+    createAdminToken(principal: Principal, input: NewTokenInput): Promise<{ row: ApiToken; token: string }> {
+      requireAdmin(principal);
+      return insertToken(principal, { scope: "platform_admin", organizationId: null }, input);
+    },
+
+    /**
+     * Token metadata (never the token or its hash), by id: the tenant's tokens (`org`, for whoever may see the tenant),
+     * or the platform-admin tokens (`org` null, platform admin).
+     */
+    async listTokens(principal: Principal, org: Organization | null, page: { limit: number; afterId?: number }): Promise<ApiToken[]> {
+      if (org === null) requireAdmin(principal);
+      return db
+        .select()
+        .from(apiTokens)
+        .where(and(ownedBy(org), page.afterId === undefined ? undefined : gt(apiTokens.id, page.afterId)))
+        .orderBy(asc(apiTokens.id))
+        .limit(page.limit);
+    },
+
+    /**
+     * Revokes a token of the tenant (`org`) or a platform-admin token (`org` null, platform admin); revoking a revoked
+     * token changes nothing. A token cannot revoke itself, so the caller always keeps a way in. Open event streams of
+     * the token end at their next check (api/event-streams.ts).
+     */
+    async revokeToken(principal: Principal, org: Organization | null, tokenId: number): Promise<ApiToken> {
+      if (org === null) requireAdmin(principal);
+      const [token] = await db.select().from(apiTokens).where(and(eq(apiTokens.id, tokenId), ownedBy(org)));
+      if (!token) throw new NotFoundError(`token ${tokenId} not found`);
+      if (token.id === principal.tokenId) {
+        throw new ConflictError("a token cannot revoke itself: revoke it with another token", { code: "own_token" });
+      }
+      if (token.revokedAt) return token;
+      return db.transaction(async (tx) => {
+        const [revoked] = await tx
+          .update(apiTokens)
+          .set({ revokedAt: sql`now()` })
+          .where(and(eq(apiTokens.id, tokenId), isNull(apiTokens.revokedAt)))
           .returning();
+        if (!revoked) return (await tx.select().from(apiTokens).where(eq(apiTokens.id, tokenId)))[0]!;
         await recordAudit(tx, principal, {
-          action: "token.create",
-          organizationId: org.id,
-          target: `token:${created!.id}`,
-          details: { name, scope: "tenant" },
+          action: "token.revoke",
+          organizationId: token.organizationId,
+          target: `token:${token.id}`,
+          details: { name: token.name, scope: token.scope },
         });
-        return created!;
+        return revoked;
       });
-      return { row, token };
+    },
+
+    /** Whether the token is still accepted (not revoked, not expired). */
+    async tokenIsLive(tokenId: number): Promise<boolean> {
+      const [token] = await tokenIsLiveQuery(db).execute({ tokenId });
+      return token !== undefined;
     },
 
     progress(org: Organization) {
@@ -254,7 +336,33 @@ export function createTenantService({ db }: TenantServiceDeps) {
 }
 
 function principalOf(token: ApiToken): Principal {
-  return { tokenId: token.id, tokenName: token.name, scope: token.scope, organizationId: token.organizationId, actor: actorOf(token) };
+  return {
+    tokenId: token.id,
+    tokenName: token.name,
+    scope: token.scope,
+    organizationId: token.organizationId,
+    actor: actorOf(token),
+    expiresAt: token.expiresAt,
+  };
+}
+
+/** A tenant's tokens, or (null) the platform-admin tokens. */
+function ownedBy(org: Organization | null) {
+  return org === null ? eq(apiTokens.scope, "platform_admin") : and(eq(apiTokens.scope, "tenant"), eq(apiTokens.organizationId, org.id));
+}
+
+export interface NewTokenInput {
+  name: string;
+  /** The token is refused this many seconds after its creation; undefined: it does not expire. */
+  expiresInSeconds?: number;
+}
+
+export type TokenStatus = "active" | "revoked" | "expired";
+
+export function tokenStatus(token: Pick<ApiToken, "revokedAt" | "expiresAt">, now = new Date()): TokenStatus {
+  if (token.revokedAt) return "revoked";
+  if (token.expiresAt && token.expiresAt <= now) return "expired";
+  return "active";
 }
 
 export type TenantService = ReturnType<typeof createTenantService>;

@@ -505,6 +505,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       if (name === "provider") return "aws";
       if (name === "id") return randomUUID();
       if (name === "instance_id") return "i-0123456789abcdef0";
+      if (name === "tokenId") return "1";
       return parameter?.schema?.enum?.[0] ?? "x";
     };
     const concrete = (path: string, slug: string, operation: { parameters?: { name: string; in: string; schema?: { enum?: string[] } }[] }) =>
@@ -843,6 +844,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       "patch /v1/tenants/{slug}": { name: "x" },
       "put /v1/tenants/{slug}/integrations/aws": { bootstrap_role_arn: bravo.roleArn },
       "post /v1/tenants/{slug}/tokens": { name: "x" },
+      "post /v1/tokens": { name: "x" },
       "post /v1/tenants/{slug}/runs": { kind: "preview" },
       "post /v1/tenants/{slug}/webhooks": { url: "https://hooks.example.com/x", events: ["run.failed"] },
       "post /v1/webhooks": { url: "https://hooks.example.com/x", events: ["run.failed"] },
