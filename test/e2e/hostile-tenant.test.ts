@@ -503,7 +503,7 @@ describe("a hostile tenant", () => {
     it("mallory guesses 200 agent enrollment tokens: past AUTH_FAILURE_LIMIT failures her address gets 429 with Retry-After", async () => {
       const enroll = () =>
         callFrom("127.0.0.3", "POST", "/v1/agents/enroll", {
-          body: { enrollment_token: randomToken("mxdr-enroll"), instance_id: "i-0123456789abcdef0", hostname: "web-1", agent_version: "1.0.0" },
+          body: enrollmentBody(randomToken("mxdr-enroll"), { accountId: mallory.account, region: "us-east-1", instanceId: "i-0123456789abcdef0" }),
         });
       expectLimitedAfter(DEFAULT_LIMITS.authFailureLimit, await guess(200, enroll));
       // Counted apart from API tokens: her API token from that address still works.
