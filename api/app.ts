@@ -115,6 +115,7 @@ export function createApp(deps: AppDependencies) {
     bootstrapWaitSeconds: deps.bootstrapWaitSeconds,
     webhooksAllowHttpLoopback: deps.webhooksAllowHttpLoopback,
     credentialRotation: deps.credentialRotation,
+    log: deps.log,
   });
 
   if (deps.observability) app.route("/metrics", metricsRouter(services.tenants, deps.observability.metrics));

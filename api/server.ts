@@ -62,7 +62,11 @@ async function main(): Promise<void> {
   });
   const metrics = createMetrics(opsFigures(database.db));
   const telemetry = { log: logger, metrics };
-  const platform = { platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN, agentVersion: config.AGENT_VERSION };
+  const platform = {
+    platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN,
+    platformAccountIds: config.PLATFORM_ACCOUNT_IDS,
+    agentVersion: config.AGENT_VERSION,
+  };
   // A session advisory lock per executing run tells live runs from crashed ones (services/run/run-liveness.ts).
   const liveness = database.sql;
   const boss = await startBoss(database.connectionString, log);

@@ -4,7 +4,9 @@
  * shared pg-boss (one wait per tenant, keyed by organization), so the wait survives a restart and any replica can carry
  * it; its state is the credential row's `connection_check`, which the API shows.
  *
- * On success the credential becomes active and `onConnected` runs (the quick-start flow starts onboarding there).
+ * On success the credential becomes active and `onConnected` runs (the quick-start flow starts onboarding there). A role
+ * that also answers without the external ID is not accepted: the wait goes on, saying why, until the customer fixes
+ * its trust policy or time runs out.
  */
 import type { PgBoss } from "pg-boss";
 import { and, eq } from "drizzle-orm";
@@ -12,7 +14,7 @@ import type { DrizzleDatabase } from "../../db/client";
 import { decryptJson, type Keyring } from "../../db/crypto";
 import { auditLog, integrationCredentials, organizations, type ConnectionCheck } from "../../db/schema";
 import { awsCredentialContext, type AwsCredentialData } from "./aws-credential-store";
-import type { BootstrapRoleVerifier } from "./verify-bootstrap-role";
+import { probeBootstrapRole, type BootstrapRoleVerifier } from "./verify-bootstrap-role";
 
 export const BOOTSTRAP_WAIT_QUEUE = "bootstrap-waits";
 const MAX_BACKOFF_SECONDS = 30;
@@ -72,14 +74,15 @@ export async function attemptConnection(deps: BootstrapWaitDeps, organizationId:
   const [org] = await db.select().from(organizations).where(eq(organizations.id, organizationId));
   if (!org) return undefined;
   const data = decryptJson<AwsCredentialData>(row.credentialData, awsCredentialContext(organizationId), deps.keyring);
-  const rejection = await deps.verifyBootstrapRole({
+  // The same check as a direct connect: assumable with the external ID, refused with a wrong one and with none.
+  const verdict = await probeBootstrapRole(deps.verifyBootstrapRole, {
     roleArn: data.bootstrapRoleArn,
     externalId: data.externalId,
     region: org.integrationSettings.homeRegion ?? "us-east-1",
     sessionName: `mini-xdr-verify-${org.slug}`.slice(0, 64),
   });
   const attempted: ConnectionCheck = { ...check, attempts: check.attempts + 1, lastCheckedAt: now.toISOString() };
-  if (rejection === undefined) {
+  if (verdict.ok) {
     await db.transaction(async (tx) => {
       await tx
         .update(integrationCredentials)
@@ -98,6 +101,9 @@ export async function attemptConnection(deps: BootstrapWaitDeps, organizationId:
     );
     return undefined;
   }
+  // The tenant sees the neutral reason (shown by the API); STS's words stay in the server log.
+  (deps.log ?? console.error)(`bootstrap wait ${org.slug}: ${data.bootstrapRoleArn} refused (${verdict.code}): ${verdict.detail}`);
+  const rejection = verdict.reason;
   const deadline = Date.parse(check.deadline);
   const timedOut = now.getTime() >= deadline;
   await db

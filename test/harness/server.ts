@@ -23,6 +23,7 @@ import { allowServerUser, destroyEmbeddedServer } from "../../db/embedded-server
 import { defaultStateBackendUrl } from "../../lib/state-backend";
 import { isPulumiProcessOf } from "../../services/run/orphans";
 import { REPO_ROOT } from "./moto";
+import { startStsStandIn, type StsStandIn } from "./sts-standin";
 
 const quiet = { onnotice: () => undefined };
 
@@ -80,7 +81,12 @@ export interface Server {
   stdout: () => string;
   stderr: () => string;
   exited: Promise<number | null>;
+  /** The STS stand-in the service's AssumeRole calls go to (started with it, stopped when it exits). */
+  sts?: StsStandIn;
 }
+
+/** What the harness's customer roles trust; the service's identity in moto's default account. */
+const DEFAULT_CALLER_PRINCIPAL_ARN = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
 
 /** Variables the server reads that must never leak in from the shell running the tests. */
 const SERVER_VARIABLES = [
@@ -91,6 +97,7 @@ const SERVER_VARIABLES = [
   "HOST",
   "DATA_DIR",
   "PLATFORM_PRINCIPAL_ARN",
+  "PLATFORM_ACCOUNT_IDS",
   "BOOTSTRAP_TEMPLATE_BUCKET",
   "BOOTSTRAP_TEMPLATE_BUCKET_REGION",
   "BOOTSTRAP_WAIT_SECONDS",
@@ -129,13 +136,23 @@ export function buildServer(): Promise<string> {
 
 /**
  * Starts the service as `npm start` does (`node .build/server.js`, built by buildServer()); resolves once it printed
- * `listening on http://127.0.0.1:N`, rejects if it exits first.
+ * `listening on http://127.0.0.1:N`, rejects if it exits first. Its STS calls go to an STS stand-in that answers
+ * AssumeRole as AWS does (moto grants any), unless `env` names AWS_ENDPOINT_URL_STS itself.
  */
 export async function startServer(env: Record<string, string | undefined>, { timeoutMs = 120_000 } = {}): Promise<Server> {
   const entry = await buildServer();
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
   for (const key of SERVER_VARIABLES) delete childEnv[key];
   for (const [key, value] of Object.entries(env)) if (value !== undefined) childEnv[key] = value;
+  const sts =
+    env.AWS_ENDPOINT_URL_STS === undefined && process.env.AWS_ENDPOINT_URL
+      ? await startStsStandIn({
+          motoUrl: process.env.AWS_ENDPOINT_URL,
+          forwardUrl: childEnv.AWS_ENDPOINT_URL,
+          callerPrincipalArn: env.PLATFORM_PRINCIPAL_ARN ?? DEFAULT_CALLER_PRINCIPAL_ARN,
+        })
+      : undefined;
+  if (sts) childEnv.AWS_ENDPOINT_URL_STS = sts.url;
   const child = spawn(process.execPath, [entry], {
     cwd: REPO_ROOT,
     env: childEnv,
@@ -145,7 +162,10 @@ export async function startServer(env: Record<string, string | undefined>, { tim
   let err = "";
   child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
   child.stderr!.on("data", (chunk: Buffer) => (err += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code))).then(async (code) => {
+    await sts?.stop();
+    return code;
+  });
   const baseUrl = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in ${timeoutMs / 1000} s; stderr:\n${err}`)), timeoutMs);
     const check = () => {
@@ -161,7 +181,7 @@ export async function startServer(env: Record<string, string | undefined>, { tim
       reject(new Error(`server exited (${code}) before listening; stderr:\n${err}`));
     });
   });
-  return { baseUrl, child, stdout: () => out, stderr: () => err, exited };
+  return { baseUrl, child, stdout: () => out, stderr: () => err, exited, ...(sts ? { sts } : {}) };
 }
 
 /**
