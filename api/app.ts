@@ -59,6 +59,8 @@ export interface AppDependencies {
   webhooksAllowHttpLoopback?: boolean;
   /** Where unexpected errors are logged (default: stderr). */
   log?: (message: string) => void;
+  /** Where server-side detail callers must not see goes (STS's words about a refused role); default: nowhere. */
+  warn?: (message: string) => void;
   version?: string;
   platform: PlatformSettings;
   verifyBootstrapRole: BootstrapRoleVerifier;
@@ -115,7 +117,7 @@ export function createApp(deps: AppDependencies) {
     bootstrapWaitSeconds: deps.bootstrapWaitSeconds,
     webhooksAllowHttpLoopback: deps.webhooksAllowHttpLoopback,
     credentialRotation: deps.credentialRotation,
-    log: deps.log,
+    warn: deps.warn,
   });
 
   if (deps.observability) app.route("/metrics", metricsRouter(services.tenants, deps.observability.metrics));

@@ -41,6 +41,7 @@ async function main(): Promise<void> {
   const config = loadServiceConfig(process.env);
   const logger = createLogger(config.LOG_LEVEL);
   const log = (message: string) => logger.info({}, message);
+  const warn = (message: string) => logger.warn({}, message);
   const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, log });
   const keyring = await loadCredentialsKeyring(database.db, config, log);
 
@@ -146,6 +147,7 @@ async function main(): Promise<void> {
       onConnected: lifecycle.onAwsConnected,
       onTimedOut: lifecycle.onBootstrapTimedOut,
       log,
+      warn,
     },
     { work: config.RUN_WORKER },
   );
@@ -175,6 +177,7 @@ async function main(): Promise<void> {
     keyring,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     log,
+    warn,
     observability: telemetry,
     credentialRotation: () => credentialRotation,
   });

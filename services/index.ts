@@ -32,8 +32,8 @@ export interface ServiceDeps {
   webhooksAllowHttpLoopback?: boolean;
   /** The background key rotation (services/integration/credential-rotation-queue.ts); absent: status only. */
   credentialRotation?: () => CredentialRotationQueue;
-  /** Where server-side detail goes that callers must not see (STS's words about a refused role). */
-  log?: (message: string) => void;
+  /** Where server-side detail goes that callers must not see (STS's words about a refused role); default: nowhere. */
+  warn?: (message: string) => void;
 }
 
 export function createServices(deps: ServiceDeps) {
@@ -47,7 +47,7 @@ export function createServices(deps: ServiceDeps) {
       bootstrapLinks: deps.bootstrapLinks,
       bootstrapWaits: deps.bootstrapWaits,
       bootstrapWaitSeconds: deps.bootstrapWaitSeconds,
-      log: deps.log,
+      warn: deps.warn,
   });
   return {
     tenants: createTenantService({ db: deps.db, platformAccounts }),

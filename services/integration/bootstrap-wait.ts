@@ -28,6 +28,8 @@ export interface BootstrapWaitDeps {
   /** After the deadline passed without the role. */
   onTimedOut?(organizationId: number): Promise<void>;
   log?(message: string): void;
+  /** Where STS's own words about a refused role go (never to the tenant); default: nowhere. */
+  warn?(message: string): void;
 }
 
 export interface BootstrapWaitQueue {
@@ -102,7 +104,7 @@ export async function attemptConnection(deps: BootstrapWaitDeps, organizationId:
     return undefined;
   }
   // The tenant sees the neutral reason (shown by the API); STS's words stay in the server log.
-  (deps.log ?? console.error)(`bootstrap wait ${org.slug}: ${data.bootstrapRoleArn} refused (${verdict.code}): ${verdict.detail}`);
+  deps.warn?.(`bootstrap wait ${org.slug}: ${data.bootstrapRoleArn} refused (${verdict.code}): ${verdict.detail}`);
   const rejection = verdict.reason;
   const deadline = Date.parse(check.deadline);
   const timedOut = now.getTime() >= deadline;

@@ -50,8 +50,8 @@ export interface IntegrationServiceDeps {
   bootstrapWaits?: () => BootstrapWaitQueue;
   /** How long a wait for the bootstrap role lasts. */
   bootstrapWaitSeconds?: number;
-  /** Where STS's own words about a refused role go (never to the tenant). */
-  log?: (message: string) => void;
+  /** Where STS's own words about a refused role go (never to the tenant); default: nowhere. */
+  warn?: (message: string) => void;
 }
 
 export interface BootstrapView {
@@ -85,7 +85,7 @@ export function externalIdNotAccepted(field: string): ValidationError {
 }
 
 async function connectAws(
-  { db, keyring, verifyBootstrapRole, platformAccounts, log }: IntegrationServiceDeps,
+  { db, keyring, verifyBootstrapRole, platformAccounts, warn }: IntegrationServiceDeps,
   principal: Principal,
   org: Organization,
   input: ConnectAwsInput,
@@ -121,7 +121,7 @@ async function connectAws(
     sessionName: `mini-xdr-verify-${org.slug}`.slice(0, 64),
   });
   if (!verdict.ok) {
-    (log ?? (() => undefined))(`connect AWS ${org.slug}: ${data.bootstrapRoleArn} refused (${verdict.code}): ${verdict.detail}`);
+    warn?.(`connect AWS ${org.slug}: ${data.bootstrapRoleArn} refused (${verdict.code}): ${verdict.detail}`);
     if (verdict.code === "sts_unavailable") throw new UpstreamUnavailableError(verdict.reason, { code: verdict.code });
     throw new UnprocessableError(verdict.reason, { code: verdict.code, fields: [{ field: "bootstrap_role_arn", message: verdict.reason }] });
   }

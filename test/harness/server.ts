@@ -497,7 +497,8 @@ export async function pulumiProcessesOf(stackName: string): Promise<number[]> {
 
 /** Credentials acting in `accountId` on moto (moto maps assumed-role credentials to the role's account). */
 export async function customerAccountCredentials(accountId: string) {
-  const sts = new STSClient({ region: "us-east-1" });
+  // The customer acts as the account's owner: straight to moto, never through a test's STS stand-in.
+  const sts = new STSClient({ region: "us-east-1", ...(process.env.AWS_ENDPOINT_URL ? { endpoint: process.env.AWS_ENDPOINT_URL } : {}) });
   try {
     const assumed = await sts.send(
       new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${accountId}:role/OrganizationAccountAccessRole`, RoleSessionName: "mini-xdr-test-setup" }),
