@@ -98,15 +98,17 @@ async function connectAws(
     .from(integrationCredentials)
     .where(and(eq(integrationCredentials.organizationId, org.id), eq(integrationCredentials.provider, "aws")));
   const connected = current?.status === "active";
-  const movesAccount = org.awsAccountId !== null && org.awsAccountId !== roleAccount;
-  if (movesAccount && !isAdmin(principal)) {
-    if (connected) {
+  // A tenant's account changes in one place, PATCH integration_settings.aws_account_id (an operator's once connected).
+  if (org.awsAccountId !== null && org.awsAccountId !== roleAccount) {
+    if (connected && !isAdmin(principal)) {
       throw new ForbiddenError(
         `only a platform admin may move a connected tenant to another AWS account: the role must be in account ${org.awsAccountId}`,
         { code: "account_change_forbidden", fields: [{ field: "bootstrap_role_arn", message: `must be in the tenant's AWS account ${org.awsAccountId}` }] },
       );
     }
-    throw new ValidationError([{ field: "bootstrap_role_arn", message: `must belong to the tenant's AWS account ${org.awsAccountId}` }]);
+    throw new ValidationError([
+      { field: "bootstrap_role_arn", message: `must belong to the tenant's AWS account ${org.awsAccountId} (change integration_settings.aws_account_id first)` },
+    ]);
   }
   const externalId = await tenantExternalId(db, keyring, org.id);
   if (input.presentedExternalId && !tokensEqual(input.presentedExternalId.value, externalId)) {
@@ -154,17 +156,14 @@ async function connectAws(
         },
       })
       .returning();
-    if (org.awsAccountId !== roleAccount) {
+    if (!org.awsAccountId) {
       await tx.update(organizations).set({ awsAccountId: roleAccount }).where(eq(organizations.id, org.id));
     }
     await recordAudit(tx, principal, {
       action: existing && existing.status !== "pending" ? "integration.aws.replace" : "integration.aws.connect",
       organizationId: org.id,
       target: `tenant:${org.slug}/integrations/aws`,
-      details: {
-        bootstrapRoleArn: input.bootstrapRoleArn,
-        ...(movesAccount ? { previousAwsAccountId: org.awsAccountId, awsAccountId: roleAccount } : {}),
-      },
+      details: { bootstrapRoleArn: input.bootstrapRoleArn },
     });
     return { row: saved!, created: !existing || existing.status === "pending" };
   });

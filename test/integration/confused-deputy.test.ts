@@ -322,9 +322,11 @@ describe("only an operator moves a connected tenant to another account", () => {
     expect(reconnect.status, reconnect.text).toBe(403);
     expect((await call(admin, "GET", `/v1/tenants/${tenant.slug}`)).body.integration_settings.aws_account_id).toBe(tenant.account);
 
-    // The operator may.
-    const byAdmin = await call(admin, "PUT", `/v1/tenants/${tenant.slug}/integrations/aws`, { bootstrap_role_arn: otherRole });
+    // The operator may: the account first (one place changes it), then the role in it.
+    expect((await call(admin, "PUT", `/v1/tenants/${tenant.slug}/integrations/aws`, { bootstrap_role_arn: otherRole })).status).toBe(400);
+    const byAdmin = await call(admin, "PATCH", `/v1/tenants/${tenant.slug}`, { integration_settings: { aws_account_id: elsewhere } });
     expect(byAdmin.status, byAdmin.text).toBe(200);
-    expect((await call(admin, "GET", `/v1/tenants/${tenant.slug}`)).body.integration_settings.aws_account_id).toBe(elsewhere);
+    expect(byAdmin.body.integration_settings.aws_account_id).toBe(elsewhere);
+    expect((await call(admin, "PUT", `/v1/tenants/${tenant.slug}/integrations/aws`, { bootstrap_role_arn: otherRole })).status).toBe(200);
   });
 });
