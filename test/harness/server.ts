@@ -537,7 +537,8 @@ export async function launchMonitoredInstances(accountId: string, { region = "us
 
 /**
  * Creates the customer's bootstrap role in moto (what the customer's CloudFormation quick-create stack would do): it
- * trusts the platform's account with an `sts:ExternalId` condition. Idempotent. Returns the role ARN.
+ * trusts the platform's account with an `sts:ExternalId` condition (`externalId: null`: WITHOUT one, the careless
+ * role a confused deputy would assume). Idempotent: an existing role is left as it is. Returns the role ARN.
  */
 export async function createBootstrapRole({
   accountId,
@@ -547,7 +548,7 @@ export async function createBootstrapRole({
 }: {
   accountId: string;
   roleName: string;
-  externalId: string;
+  externalId: string | null;
   trustedAccountId?: string;
 }): Promise<string> {
   const iam = new IAMClient({ region: "us-east-1", credentials: await customerAccountCredentials(accountId) });
@@ -562,7 +563,7 @@ export async function createBootstrapRole({
               Effect: "Allow",
               Principal: { AWS: `arn:aws:iam::${trustedAccountId}:root` },
               Action: "sts:AssumeRole",
-              Condition: { StringEquals: { "sts:ExternalId": externalId } },
+              ...(externalId === null ? {} : { Condition: { StringEquals: { "sts:ExternalId": externalId } } }),
             },
           ],
         }),

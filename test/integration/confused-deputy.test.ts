@@ -8,7 +8,6 @@
  * wrong one and none are refused); only an operator moves a connected tenant to another account.
  */
 import { randomBytes } from "node:crypto";
-import { CreateRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../api/app";
@@ -19,7 +18,7 @@ import { awsCredentialContext } from "../../services/integration/aws-credential-
 import { attemptConnection } from "../../services/integration/bootstrap-wait";
 import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
 import { realPostgres } from "../harness/databases";
-import { createBootstrapRole, customerAccountCredentials } from "../harness/server";
+import { createBootstrapRole } from "../harness/server";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
 import { newAccountId, PLATFORM_PRINCIPAL_ARN } from "../harness/tenants";
 import { unused } from "../harness/unused";
@@ -103,23 +102,7 @@ async function externalIdOf(tenant: Tenant): Promise<string> {
 }
 
 /** A role in the customer's account that trusts the platform's account WITHOUT an sts:ExternalId condition. */
-async function createRoleWithoutCondition(accountId: string, roleName: string): Promise<string> {
-  const iam = new IAMClient({ region: "us-east-1", credentials: await customerAccountCredentials(accountId) });
-  try {
-    await iam.send(
-      new CreateRoleCommand({
-        RoleName: roleName,
-        AssumeRolePolicyDocument: JSON.stringify({
-          Version: "2012-10-17",
-          Statement: [{ Effect: "Allow", Principal: { AWS: `arn:aws:iam::${PLATFORM_ACCOUNT}:root` }, Action: "sts:AssumeRole" }],
-        }),
-      }),
-    );
-  } finally {
-    iam.destroy();
-  }
-  return `arn:aws:iam::${accountId}:role/${roleName}`;
-}
+const createRoleWithoutCondition = (accountId: string, roleName: string) => createBootstrapRole({ accountId, roleName, externalId: null });
 
 const stored = async (tenant: Tenant) =>
   database.db.select().from(integrationCredentials).where(eq(integrationCredentials.organizationId, tenant.id));
