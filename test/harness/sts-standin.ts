@@ -5,7 +5,7 @@
  * that against moto's own IAM (the role and its trust policy, read in the role's account) with the project's IAM
  * evaluator, treating the caller as `callerPrincipalArn`; an admitted call, and every other STS call, is forwarded to
  * moto unchanged. As in AWS, a trust policy without an `sts:ExternalId` condition admits the caller with any external
- * ID and with none (test/integration/sts-standin.test.ts pins that): the platform's negative probe relies on it. Tests
+ * ID and with none (test/integration/confused-deputy.test.ts pins that): the platform's negative probe relies on it. Tests
  * point the SDK at it with the standard AWS_ENDPOINT_URL_STS; every service process that test/harness/server.ts
  * startServer() starts gets one unless the test set AWS_ENDPOINT_URL_STS itself.
  */
