@@ -66,6 +66,8 @@ export interface AppDependencies {
   webhooks?: WebhookSettings;
   /** Where unexpected errors are logged (default: stderr). */
   log?: (message: string) => void;
+  /** Where server-side detail callers must not see goes (STS's words about a refused role); default: nowhere. */
+  warn?: (message: string) => void;
   version?: string;
   platform: PlatformSettings;
   verifyBootstrapRole: BootstrapRoleVerifier;
@@ -131,6 +133,7 @@ export function createApp(deps: AppDependencies) {
     credentialRotation: deps.credentialRotation,
     identityTrust: deps.identityTrust,
     maxQueuedRunsPerTenant: limits.maxQueuedRunsPerTenant,
+    warn: deps.warn,
   });
   const streams = createEventStreams(services.tenants, { maxPerSubject: limits.maxEventStreamsPerTenant });
   // Failed authentications per client address; bearer tokens and enrollment tokens are guessed apart, limited apart.

@@ -9,6 +9,7 @@ import type { OnboardingOverview } from "../services/tenant/onboarding-overview"
 import type { TenantProgress } from "../services/tenant/progress";
 import type { SettingsPatch } from "../services/tenant/tenant-service";
 import { neutralUpstreamText } from "../lib/upstream-errors";
+import { isRoleRefusalReason } from "../services/integration/verify-bootstrap-role";
 
 export function iso(date: Date | null | undefined): string | null {
   return date ? date.toISOString() : null;
@@ -185,7 +186,8 @@ export function presentConnectionCheck(check: ConnectionCheck | null | undefined
     deadline: check.deadline,
     last_checked_at: check.lastCheckedAt ?? null,
     // Rows written before the reasons were neutral still hold STS's text.
-    last_error: check.lastError ? neutralUpstreamText(check.lastError) : null,
+    // Rows written before the role probe may still hold STS's words: only the service's own reasons are shown as they are.
+    last_error: check.lastError ? (isRoleRefusalReason(check.lastError) ? check.lastError : neutralUpstreamText(check.lastError)) : null,
   };
 }
 

@@ -48,6 +48,7 @@ async function main(): Promise<void> {
   const identityTrust = await loadIdentityTrust(config);
   const logger = createLogger(config.LOG_LEVEL);
   const log = (message: string) => logger.info({}, message);
+  const warn = (message: string) => logger.warn({}, message);
   const database = await openDatabase({ databaseUrl: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: config.DATABASE_POOL_MAX, log });
   const backendUrl = await resolveStateBackend(config.PULUMI_BACKEND_URL, database.connectionString);
   // A configuration whose connections the server cannot hold is refused here, before anything waits on a full pool.
@@ -87,7 +88,11 @@ async function main(): Promise<void> {
   });
   const metrics = createMetrics(opsFigures(database.db));
   const telemetry = { log: logger, metrics };
-  const platform = { platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN, agentVersion: config.AGENT_VERSION };
+  const platform = {
+    platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN,
+    platformAccountIds: config.PLATFORM_ACCOUNT_IDS,
+    agentVersion: config.AGENT_VERSION,
+  };
   // A session advisory lock per executing run tells live runs from crashed ones (services/run/run-liveness.ts). They
   // are held on connections of their own, never taken from the pool that serves requests.
   const liveness = createLockConnections(database.connectionString, { max: livenessPoolSize(config) });
@@ -176,6 +181,7 @@ async function main(): Promise<void> {
       onConnected: lifecycle.onAwsConnected,
       onTimedOut: lifecycle.onBootstrapTimedOut,
       log,
+      warn,
     },
     { work: config.RUN_WORKER },
   );
@@ -205,6 +211,7 @@ async function main(): Promise<void> {
     keyring,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
     log,
+    warn,
     observability: telemetry,
     credentialRotation: () => credentialRotation,
     identityTrust,

@@ -30,7 +30,7 @@ import {
   type Server,
 } from "../test/harness/server";
 import { startSsmStandIn } from "../test/harness/ssm-standin";
-import { BOOTSTRAP_ROLE_NAME, createTenantThroughApi, newTenantRecord, PLATFORM_PRINCIPAL_ARN, TERMINAL_RUN_STATUSES } from "../test/harness/tenants";
+import { BOOTSTRAP_ROLE_NAME, createTenantThroughApi, newTenantRecord, PLATFORM_PRINCIPAL_ARN, tenantExternalIdThroughApi, TERMINAL_RUN_STATUSES } from "../test/harness/tenants";
 
 const SIZE = Number(process.env.BENCH_SIZE ?? 60);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
@@ -55,17 +55,18 @@ try {
 
   for (let round = 1; round <= ROUNDS; round++) {
     const tenant = newTenantRecord(`bench-${randomBytes(3).toString("hex")}`, { firstAccount: 700_000_000_000 });
-    const { slug, account, externalId } = tenant;
+    const { slug, account } = tenant;
     const credentials = await customerAccountCredentials(account);
     const plan = planEstate({ regions: REGIONS, size: SIZE, seed: round });
     // Every instance SSM-managed: this measures the automatic path, not a person fixing instance profiles.
     const estate = await seedEstate({ ...plan, instances: plan.instances.map(({ unmanaged: _, ...instance }) => instance) }, { credentials, ssmStandIn: standIn });
-    await createBootstrapRole({ accountId: account, roleName: BOOTSTRAP_ROLE_NAME, externalId });
     await createTenantThroughApi(call, tenant, { name: slug, regions: REGIONS });
+    // The customer's role trusts the external ID the service generated for the tenant.
+    await createBootstrapRole({ accountId: account, roleName: BOOTSTRAP_ROLE_NAME, externalId: await tenantExternalIdThroughApi(call, slug) });
 
     const started = performance.now();
     const marks: Record<string, number> = {};
-    const connected = await call("PUT", `/v1/tenants/${slug}/integrations/aws`, { body: { bootstrap_role_arn: tenant.roleArn, external_id: externalId } });
+    const connected = await call("PUT", `/v1/tenants/${slug}/integrations/aws`, { body: { bootstrap_role_arn: tenant.roleArn } });
     if (connected.status !== 201) throw new Error(`connect: ${connected.status} ${connected.text}`);
     const up = await call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
     if (up.status !== 202) throw new Error(`up: ${up.status} ${up.text}`);

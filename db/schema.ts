@@ -255,6 +255,26 @@ export const integrationCredentials = pgTable(
   ],
 );
 
+/**
+ * The external ID the platform presents when it assumes a tenant's roles (AWS's confused-deputy protection): generated
+ * by the service once per tenant, never chosen by a caller, sealed like every secret here, and unique across tenants
+ * (by its hash, which is what the unique index can see).
+ */
+export const tenantExternalIds = pgTable(
+  "tenant_external_ids",
+  {
+    organizationId: integer("organization_id")
+      .primaryKey()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    /** db/crypto.ts envelope of the external ID (context: the organization, provider `aws-external-id`). */
+    externalIdSealed: text("external_id_sealed").notNull(),
+    /** hashToken(external ID): two tenants never share one. */
+    externalIdHash: text("external_id_hash").notNull().unique("tenant_external_ids_hash_unique"),
+    createdAt: createdAt(),
+  },
+  (table) => [check("tenant_external_ids_envelope_check", sql`${table.externalIdSealed} ~ '^v[0-9]+:'`)],
+);
+
 export const cloudAssets = pgTable(
   "cloud_assets",
   {

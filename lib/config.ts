@@ -96,6 +96,17 @@ export const serviceConfigSchema = z.object({
   CREDENTIALS_KMS_REFRESH_SECONDS: z.coerce.number().int("must be an integer").min(1).max(3600).default(60),
   /** The platform's AWS principal that customer roles trust (with an external ID). */
   PLATFORM_PRINCIPAL_ARN: optionalString.pipe(principalArnSchema.optional()),
+  /**
+   * The platform's own AWS accounts, comma-separated, besides PLATFORM_PRINCIPAL_ARN's (always included): no tenant may
+   * name one as its account or hand the platform a role in one (confused-deputy protection).
+   */
+  PLATFORM_ACCOUNT_IDS: optionalString.pipe(
+    z
+      .string()
+      .transform((value) => value.split(",").map((id) => id.trim()).filter((id) => id !== ""))
+      .refine((ids) => ids.every((id) => /^\d{12}$/.test(id)), "must be a comma-separated list of 12-digit AWS account ids")
+      .optional(),
+  ),
   /** S3 bucket the bootstrap role's CloudFormation template is published to (quick-create links); it must let
    * CloudFormation in customer accounts read `bootstrap/*`. */
   BOOTSTRAP_TEMPLATE_BUCKET: optionalString.pipe(bootstrapPublishSettingsSchema.shape.bucket.optional()),

@@ -7,6 +7,7 @@ import { createIntegrationService } from "./integration/integration-service";
 import type { BootstrapLinkService } from "./integration/bootstrap-link-service";
 import type { BootstrapWaitQueue } from "./integration/bootstrap-wait";
 import type { BootstrapRoleVerifier } from "./integration/verify-bootstrap-role";
+import { platformAccountIds } from "./integration/bootstrap-role-rules-fns";
 import { createCredentialRotationService } from "./integration/credential-rotation-service";
 import type { CredentialRotationQueue } from "./integration/credential-rotation-queue";
 import { createFleetService } from "./fleet/fleet-service";
@@ -36,19 +37,25 @@ export interface ServiceDeps {
   identityTrust?: IdentityTrust;
   /** A tenant's queued runs at most (MAX_QUEUED_RUNS_PER_TENANT); undefined: no cap. */
   maxQueuedRunsPerTenant?: number;
+  /** Where server-side detail goes that callers must not see (STS's words about a refused role); default: nowhere. */
+  warn?: (message: string) => void;
 }
 
 export function createServices(deps: ServiceDeps) {
+  const platformAccounts = platformAccountIds(deps.platform.platformPrincipalArn, deps.platform.platformAccountIds);
   const integrations = createIntegrationService({
       db: deps.db,
       keyring: deps.keyring,
       verifyBootstrapRole: deps.verifyBootstrapRole,
+      platformAccounts,
+      platformPrincipalArn: deps.platform.platformPrincipalArn,
       bootstrapLinks: deps.bootstrapLinks,
       bootstrapWaits: deps.bootstrapWaits,
       bootstrapWaitSeconds: deps.bootstrapWaitSeconds,
+      warn: deps.warn,
   });
   return {
-    tenants: createTenantService({ db: deps.db }),
+    tenants: createTenantService({ db: deps.db, platformAccounts }),
     integrations,
     runs: createRunService({
       db: deps.db,

@@ -152,7 +152,8 @@ export function mountTenant({ main, nav, session }) {
       );
     }
     const waitLine = h("div", { className: "wait", "aria-live": "polite", id: "aws-wait" });
-    const button = h("button", { type: "button", id: "connect-aws", onclick: () => connect(waitLine) }, "Connect AWS");
+    // Enabled once the link (with the tenant's generated external ID) has loaded: a click before would open nothing.
+    const button = h("button", { type: "button", id: "connect-aws", disabled: true, onclick: () => connect(waitLine) }, "Connect AWS");
     replace(
       card,
       head,
@@ -163,6 +164,7 @@ export function mountTenant({ main, nav, session }) {
     );
     try {
       state.bootstrap = await api("GET", path("/integrations/aws/bootstrap"));
+      button.disabled = false;
       if (state.bootstrap.wait?.status === "waiting") followWait(waitLine);
     } catch (error) {
       state.bootstrap = null;

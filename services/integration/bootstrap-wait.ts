@@ -4,7 +4,9 @@
  * shared pg-boss (one wait per tenant, keyed by organization), so the wait survives a restart and any replica can carry
  * it; its state is the credential row's `connection_check`, which the API shows.
  *
- * On success the credential becomes active and `onConnected` runs (the quick-start flow starts onboarding there).
+ * On success the credential becomes active and `onConnected` runs (the quick-start flow starts onboarding there). A role
+ * that also answers without the external ID is not accepted: the wait goes on, saying why, until the customer fixes
+ * its trust policy or time runs out.
  */
 import type { PgBoss } from "pg-boss";
 import { and, eq } from "drizzle-orm";
@@ -12,8 +14,7 @@ import type { DrizzleDatabase } from "../../db/client";
 import { decryptJson, type Keyring } from "../../db/crypto";
 import { auditLog, integrationCredentials, organizations, type ConnectionCheck } from "../../db/schema";
 import { awsCredentialContext, type AwsCredentialData } from "./aws-credential-store";
-import type { BootstrapRoleVerifier } from "./verify-bootstrap-role";
-import { neutralUpstreamText } from "../../lib/upstream-errors";
+import { probeBootstrapRole, type BootstrapRoleVerifier } from "./verify-bootstrap-role";
 
 export const BOOTSTRAP_WAIT_QUEUE = "bootstrap-waits";
 const MAX_BACKOFF_SECONDS = 30;
@@ -27,6 +28,8 @@ export interface BootstrapWaitDeps {
   /** After the deadline passed without the role. */
   onTimedOut?(organizationId: number): Promise<void>;
   log?(message: string): void;
+  /** Where STS's own words about a refused role go (never to the tenant); default: nowhere. */
+  warn?(message: string): void;
 }
 
 export interface BootstrapWaitQueue {
@@ -73,14 +76,15 @@ export async function attemptConnection(deps: BootstrapWaitDeps, organizationId:
   const [org] = await db.select().from(organizations).where(eq(organizations.id, organizationId));
   if (!org) return undefined;
   const data = decryptJson<AwsCredentialData>(row.credentialData, awsCredentialContext(organizationId), deps.keyring);
-  const rejection = await deps.verifyBootstrapRole({
+  // The same check as a direct connect: assumable with the external ID, refused with a wrong one and with none.
+  const verdict = await probeBootstrapRole(deps.verifyBootstrapRole, {
     roleArn: data.bootstrapRoleArn,
     externalId: data.externalId,
     region: org.integrationSettings.homeRegion ?? "us-east-1",
     sessionName: `mini-xdr-verify-${org.slug}`.slice(0, 64),
   });
   const attempted: ConnectionCheck = { ...check, attempts: check.attempts + 1, lastCheckedAt: now.toISOString() };
-  if (rejection === undefined) {
+  if (verdict.ok) {
     await db.transaction(async (tx) => {
       await tx
         .update(integrationCredentials)
@@ -99,12 +103,15 @@ export async function attemptConnection(deps: BootstrapWaitDeps, organizationId:
     );
     return undefined;
   }
+  // The tenant sees the neutral reason (shown by the API); STS's words stay in the server log.
+  deps.warn?.(`bootstrap wait ${org.slug}: ${data.bootstrapRoleArn} refused (${verdict.code}): ${verdict.detail}`);
+  const rejection = verdict.reason;
   const deadline = Date.parse(check.deadline);
   const timedOut = now.getTime() >= deadline;
   // The row is shown to the tenant: it keeps the neutral reason, never STS's own text (lib/upstream-errors.ts).
   await db
     .update(integrationCredentials)
-    .set({ connectionCheck: { ...attempted, status: timedOut ? "timed_out" : "waiting", lastError: neutralUpstreamText(rejection) } })
+    .set({ connectionCheck: { ...attempted, status: timedOut ? "timed_out" : "waiting", lastError: rejection } })
     .where(eq(integrationCredentials.id, row.id));
   if (timedOut) {
     await deps.onTimedOut?.(organizationId);

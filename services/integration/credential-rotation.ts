@@ -1,5 +1,5 @@
 /**
- * Key rotation without downtime, row by row: every sealed value (integration credentials, enrollment tokens, saved
+ * Key rotation without downtime, row by row: every sealed value (integration credentials, external IDs, enrollment tokens, saved
  * plans, webhook secrets, stored Idempotency-Key answers) whose envelope names another key of the keyring than its
  * current one is decrypted and sealed again with the current key, one row per statement, each update conditional on
  * the envelope it read (a row rewritten meanwhile is left to the next pass). The keyring keeps the older keys, so
@@ -10,13 +10,14 @@
 import { and, asc, count, eq, gt, inArray, isNotNull, sql, type SQL, type SQLWrapper } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { CredentialDecryptionError, decryptJson, encryptJson, type CredentialContext, type EncryptedValue, type Keyring } from "../../db/crypto";
-import { enrollmentTokens, idempotencyKeys, integrationCredentials, runPlans, webhooks } from "../../db/schema";
+import { enrollmentTokens, idempotencyKeys, integrationCredentials, runPlans, tenantExternalIds, webhooks } from "../../db/schema";
 import { idempotencyResponseContext } from "../../lib/idempotency-context";
 import { webhookSecretContext } from "../notification/webhook-service";
 import { enrollmentTokenContext } from "../rollout/enrollment-tokens";
 import { planContext } from "../run/run-plan-store";
+import { externalIdContext } from "./external-ids";
 
-export const SEALED_SOURCES = ["integration_credentials", "enrollment_tokens", "run_plans", "webhooks", "idempotency_keys"] as const;
+export const SEALED_SOURCES = ["integration_credentials", "tenant_external_ids", "enrollment_tokens", "run_plans", "webhooks", "idempotency_keys"] as const;
 export type SealedSource = (typeof SEALED_SOURCES)[number];
 
 interface SealedRow {
@@ -76,6 +77,29 @@ const SEALED_COLUMNS: SealedColumn[] = [
       return updated.length > 0;
     },
     countByKey: (db) => countByKeyOf(db, integrationCredentials, integrationCredentials.credentialData),
+  },
+  {
+    name: "tenant_external_ids",
+    async select(db, keyIds, after, limit) {
+      const t = tenantExternalIds;
+      const rows = await db
+        .select({ organizationId: t.organizationId, envelope: t.externalIdSealed })
+        .from(t)
+        .where(and(inArray(keyOf(t.externalIdSealed), keyIds), after ? gt(t.organizationId, Number(after[0])) : undefined))
+        .orderBy(asc(t.organizationId))
+        .limit(limit);
+      return rows.map((row) => ({ position: [String(row.organizationId)], envelope: row.envelope, context: externalIdContext(row.organizationId) }));
+    },
+    async reseal(db, row, sealed) {
+      const t = tenantExternalIds;
+      const updated = await db
+        .update(t)
+        .set({ externalIdSealed: sealed.envelope })
+        .where(and(eq(t.organizationId, Number(row.position[0])), eq(t.externalIdSealed, row.envelope)))
+        .returning({ id: t.organizationId });
+      return updated.length > 0;
+    },
+    countByKey: (db) => countByKeyOf(db, tenantExternalIds, tenantExternalIds.externalIdSealed),
   },
   {
     name: "enrollment_tokens",

@@ -15,6 +15,8 @@ import { tenantConfigSchema, type TenantConfigInput } from "../../programs/tenan
 export interface PlatformSettings {
   /** The platform's AWS principal that customer roles trust. */
   platformPrincipalArn?: string;
+  /** More of the platform's own AWS accounts (PLATFORM_ACCOUNT_IDS), besides the principal's: never a tenant's. */
+  platformAccountIds?: readonly string[];
   agentVersion: string;
 }
 

@@ -6,7 +6,7 @@ import { and, asc, eq, gt, isNull, or, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { preparedPerDatabase } from "../../db/prepared-query";
 import { generateToken, hashToken } from "../../db/crypto";
-import { apiTokens, organizations, type ApiToken, type IntegrationSettings, type OnboardingFlowVersion, type Organization } from "../../db/schema";
+import { apiTokens, integrationCredentials, organizations, type ApiToken, type IntegrationSettings, type OnboardingFlowVersion, type Organization } from "../../db/schema";
 import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, ValidationError, type FieldProblem } from "../../lib/errors";
 import { recordAudit } from "./audit-store";
 import { actorOf, isAdmin, requireAdmin, type Principal } from "./principal";
@@ -64,6 +64,16 @@ export interface UpdateTenantInput {
 
 export interface TenantServiceDeps {
   db: DrizzleDatabase;
+  /** The platform's own AWS accounts: never a tenant's aws_account_id. */
+  platformAccounts?: ReadonlySet<string>;
+}
+
+function refusePlatformAccount(platformAccounts: ReadonlySet<string> | undefined, patch: SettingsPatch): void {
+  if (patch.awsAccountId && platformAccounts?.has(patch.awsAccountId)) {
+    throw new ValidationError([
+      { field: "integration_settings.aws_account_id", message: "is one of the platform's own AWS accounts, which tenants cannot connect" },
+    ]);
+  }
 }
 
 const SETTING_FIELDS: Record<keyof SettingsPatch, string> = {
@@ -129,7 +139,7 @@ function isUniqueViolation(error: unknown): boolean {
   return (withCode.cause?.code ?? withCode.code) === "23505";
 }
 
-export function createTenantService({ db }: TenantServiceDeps) {
+export function createTenantService({ db, platformAccounts }: TenantServiceDeps) {
   async function insertToken(
     principal: Principal,
     owner: { scope: ApiToken["scope"]; organizationId: number | null },
@@ -156,6 +166,27 @@ export function createTenantService({ db }: TenantServiceDeps) {
       return created!;
     });
     return { row, token };
+  }
+
+  /** The account a tenant connected is the operator's to change: a tenant token moving it could point us anywhere. */
+  async function refuseAccountMoveByTenant(principal: Principal, org: Organization, patch: SettingsPatch): Promise<void> {
+    if (isAdmin(principal) || patch.awsAccountId === undefined || patch.awsAccountId === org.awsAccountId) return;
+    const [connected] = await db
+      .select({ id: integrationCredentials.id })
+      .from(integrationCredentials)
+      .where(
+        and(
+          eq(integrationCredentials.organizationId, org.id),
+          eq(integrationCredentials.provider, "aws"),
+          eq(integrationCredentials.status, "active"),
+        ),
+      );
+    if (connected) {
+      throw new ForbiddenError("only a platform admin may change the AWS account of a connected tenant (integration_settings.aws_account_id)", {
+        code: "account_change_forbidden",
+        fields: [{ field: "integration_settings.aws_account_id", message: "may only be changed by a platform admin once AWS is connected" }],
+      });
+    }
   }
 
   return {
@@ -200,6 +231,7 @@ export function createTenantService({ db }: TenantServiceDeps) {
 
     async create(principal: Principal, input: CreateTenantInput): Promise<Organization> {
       requireAdmin(principal);
+      refusePlatformAccount(platformAccounts, input.settings);
       const { settings, awsAccountId } = mergeSettings({}, null, input.settings);
       return db
         .transaction(async (tx) => {
@@ -238,6 +270,8 @@ export function createTenantService({ db }: TenantServiceDeps) {
     /** A settings change reaches the customer's account with the tenant's next preview/up run; nothing runs here. */
     async update(principal: Principal, org: Organization, input: UpdateTenantInput): Promise<Organization> {
       refuseAdminOnlyChanges(principal, input);
+      refusePlatformAccount(platformAccounts, input.settings);
+      await refuseAccountMoveByTenant(principal, org, input.settings);
       const { settings, awsAccountId } = mergeSettings(org.integrationSettings, org.awsAccountId, input.settings);
       return db.transaction(async (tx) => {
         const [row] = await tx

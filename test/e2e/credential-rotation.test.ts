@@ -32,16 +32,17 @@ import { newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, waitForRunT
 const REGION = "us-east-1";
 const suffix = randomBytes(3).toString("hex");
 const tenant = newTenantRecord(`rot-${suffix}`, { externalIdPrefix: "mxdr-rot-ext" });
-const { slug, account, externalId } = tenant;
+const { slug, account } = tenant;
 const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
 const passphrase = `pp-${randomBytes(24).toString("base64url")}`;
 /** Every value that must never leave the service in clear. */
-const secrets: string[] = [adminToken, externalId, passphrase];
+const secrets: string[] = [adminToken, "(the external ID, once generated)", passphrase];
 const responses: string[] = [];
 
 /** The sealed columns, and the key id each envelope names. */
 const SEALED = [
   ["integration_credentials", "credential_data"],
+  ["tenant_external_ids", "external_id_sealed"],
   ["enrollment_tokens", "token_sealed"],
   ["run_plans", "plan_sealed"],
   ["webhooks", "secret_sealed"],
@@ -122,6 +123,7 @@ afterAll(async () => {
 describe("credentials key rotation on the running service, KMS on the emulator", () => {
   it("on KMS key A: a tenant connects AWS and gets a token, a webhook and a saved plan, all sealed with A's data key", async () => {
     await onboardThroughApi(onKeyA.call, tenant, { regions: [REGION], settings: { require_approval: true } });
+    secrets[1] = tenant.externalId;
 
     // Its answer (the token, shown once) is kept sealed for a retry with the same Idempotency-Key.
     const token = await onKeyA.call("POST", `/v1/tenants/${slug}/tokens`, { body: { name: "tenant admin" }, headers: { "idempotency-key": `tok-${suffix}` } });
@@ -142,7 +144,7 @@ describe("credentials key rotation on the running service, KMS on the emulator",
     const dataKeyA = await dataKeyOf(kmsKeyA);
     const sealed = await sealedKeyIds();
     expect([...sealed.keys()]).toEqual([dataKeyA]);
-    expect(sealed.get(dataKeyA)).toBe(5); // credential, enrollment token, plan, webhook secret, the token's stored answer
+    expect(sealed.get(dataKeyA)).toBe(6); // credential, external ID, enrollment token, plan, webhook secret, the token's stored answer
 
     const status = await onKeyA.call("GET", "/v1/credentials/rotation");
     expect(status.status, status.text).toBe(200);
@@ -172,14 +174,14 @@ describe("credentials key rotation on the running service, KMS on the emulator",
       return status.body.completed_at !== null && status.body.state === "complete" ? status.body : undefined;
     });
     expect(reads).toBeGreaterThan(2);
-    expect(done).toMatchObject({ target_key_id: dataKeyB, remaining_total: 0, remaining_by_key: [], rows_resealed: 5 });
-    expect(done.remaining).toEqual({ integration_credentials: 0, enrollment_tokens: 0, run_plans: 0, webhooks: 0, idempotency_keys: 0 });
-    expect([...(await sealedKeyIds())]).toEqual([[dataKeyB, 5]]);
+    expect(done).toMatchObject({ target_key_id: dataKeyB, remaining_total: 0, remaining_by_key: [], rows_resealed: 6 });
+    expect(done.remaining).toEqual({ integration_credentials: 0, tenant_external_ids: 0, enrollment_tokens: 0, run_plans: 0, webhooks: 0, idempotency_keys: 0 });
+    expect([...(await sealedKeyIds())]).toEqual([[dataKeyB, 6]]);
     const [credential] = await sql<{ encryption_key_id: string }[]>`select encryption_key_id from integration_credentials`;
     expect(credential!.encryption_key_id).toBe(dataKeyB);
     // The log says so, naming keys by id only.
     const logs = onKeyA.server.stderr() + onKeyB.server.stderr();
-    expect(logs).toContain(`credentials rotation to key ${dataKeyB} complete: 5 row(s) re-sealed`);
+    expect(logs).toContain(`credentials rotation to key ${dataKeyB} complete: 6 row(s) re-sealed`);
 
     // The process still on key A reads rows sealed under B: the credential, and the token's stored answer replayed.
     for (const replica of [onKeyA, onKeyB]) {
@@ -254,8 +256,9 @@ describe("credentials key rotation on the running service, KMS on the emulator",
     expect(dump).toContain(account); // the dump is real
     expect(dump).not.toContain("mxdr-enroll_");
     for (const secret of secrets) expect(dump).not.toContain(secret);
-    const allResponses = responses.join("\n");
-    for (const secret of [adminToken, externalId, passphrase, ...secrets.slice(5)]) expect(allResponses).not.toContain(secret);
+    // The external ID is the tenant's to read (GET .../integrations/aws/external-id, for its role's trust policy); no other answer carries it.
+    const allResponses = responses.filter((text) => !text.includes('"bootstrap_role_name"')).join("\n");
+    for (const secret of [adminToken, tenant.externalId, passphrase, ...secrets.slice(5)]) expect(allResponses).not.toContain(secret);
     const logs = replicas.map((replica) => replica.server.stdout() + replica.server.stderr()).join("\n");
     expect(logs).toContain("credentials rotation");
     for (const secret of secrets) expect(logs).not.toContain(secret);

@@ -24,6 +24,7 @@ import { defaultStateBackendUrl } from "../../lib/state-backend";
 import { isPulumiProcessOf } from "../../services/run/orphans";
 import { testIdentityAuthority } from "./instance-identity";
 import { REPO_ROOT } from "./moto";
+import { startStsStandIn, type StsStandIn } from "./sts-standin";
 
 const quiet = { onnotice: () => undefined };
 
@@ -81,7 +82,12 @@ export interface Server {
   stdout: () => string;
   stderr: () => string;
   exited: Promise<number | null>;
+  /** The STS stand-in the service's AssumeRole calls go to (started with it, stopped when it exits). */
+  sts?: StsStandIn;
 }
+
+/** What the harness's customer roles trust; the service's identity in moto's default account. */
+const DEFAULT_CALLER_PRINCIPAL_ARN = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
 
 /** Variables the server reads that must never leak in from the shell running the tests. */
 const SERVER_VARIABLES = [
@@ -94,6 +100,7 @@ const SERVER_VARIABLES = [
   "HOST",
   "DATA_DIR",
   "PLATFORM_PRINCIPAL_ARN",
+  "PLATFORM_ACCOUNT_IDS",
   "BOOTSTRAP_TEMPLATE_BUCKET",
   "BOOTSTRAP_TEMPLATE_BUCKET_REGION",
   "BOOTSTRAP_WAIT_SECONDS",
@@ -154,6 +161,8 @@ export function buildServer(): Promise<string> {
  * Starts the service as `npm start` does (`node .build/server.js`, built by buildServer()), or with `npm start` itself
  * (`viaNpm`: then `child` is npm's own process, as a supervisor sees it); resolves once it printed
  * `listening on http://127.0.0.1:N`, rejects if it exits first. `unset` names variables of this process to leave out.
+ * Its STS calls go to an STS stand-in that answers AssumeRole as AWS does (moto grants any), unless `env` names
+ * AWS_ENDPOINT_URL_STS itself.
  */
 export async function startServer(
   env: Record<string, string | undefined>,
@@ -165,6 +174,15 @@ export async function startServer(
   // The test stand-in AWS provider keeps its state where the global setup says (the CLI passes only an allowlist).
   childEnv.PULUMI_CLI_ENV_PASSTHROUGH = "STANDIN_AWS_STATE_DIR";
   for (const [key, value] of Object.entries(env)) if (value !== undefined) childEnv[key] = value;
+  const sts =
+    env.AWS_ENDPOINT_URL_STS === undefined && process.env.AWS_ENDPOINT_URL
+      ? await startStsStandIn({
+          motoUrl: process.env.AWS_ENDPOINT_URL,
+          forwardUrl: childEnv.AWS_ENDPOINT_URL,
+          callerPrincipalArn: env.PLATFORM_PRINCIPAL_ARN ?? DEFAULT_CALLER_PRINCIPAL_ARN,
+        })
+      : undefined;
+  if (sts) childEnv.AWS_ENDPOINT_URL_STS = sts.url;
   const child = viaNpm
     ? spawn("npm", ["start"], { cwd: REPO_ROOT, env: childEnv, stdio: ["ignore", "pipe", "pipe"] })
     : spawn(process.execPath, [entry!], { cwd: REPO_ROOT, env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
@@ -172,7 +190,10 @@ export async function startServer(
   let err = "";
   child.stdout!.on("data", (chunk: Buffer) => (out += chunk.toString()));
   child.stderr!.on("data", (chunk: Buffer) => (err += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code))).then(async (code) => {
+    await sts?.stop();
+    return code;
+  });
   const baseUrl = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in ${timeoutMs / 1000} s; stderr:\n${err}`)), timeoutMs);
     const check = () => {
@@ -188,7 +209,7 @@ export async function startServer(
       reject(new Error(`server exited (${code}) before listening; stderr:\n${err}`));
     });
   });
-  return { baseUrl, child, stdout: () => out, stderr: () => err, exited };
+  return { baseUrl, child, stdout: () => out, stderr: () => err, exited, ...(sts ? { sts } : {}) };
 }
 
 /**
@@ -506,7 +527,8 @@ export async function pulumiProcessesOf(stackName: string): Promise<number[]> {
 
 /** Credentials acting in `accountId` on moto (moto maps assumed-role credentials to the role's account). */
 export async function customerAccountCredentials(accountId: string) {
-  const sts = new STSClient({ region: "us-east-1" });
+  // The customer acts as the account's owner: straight to moto, never through a test's STS stand-in.
+  const sts = new STSClient({ region: "us-east-1", ...(process.env.AWS_ENDPOINT_URL ? { endpoint: process.env.AWS_ENDPOINT_URL } : {}) });
   try {
     const assumed = await sts.send(
       new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${accountId}:role/OrganizationAccountAccessRole`, RoleSessionName: "mini-xdr-test-setup" }),
@@ -545,7 +567,8 @@ export async function launchMonitoredInstances(accountId: string, { region = "us
 
 /**
  * Creates the customer's bootstrap role in moto (what the customer's CloudFormation quick-create stack would do): it
- * trusts the platform's account with an `sts:ExternalId` condition. Idempotent. Returns the role ARN.
+ * trusts the platform's account with an `sts:ExternalId` condition (`externalId: null`: WITHOUT one, the careless
+ * role a confused deputy would assume). Idempotent: an existing role is left as it is. Returns the role ARN.
  */
 export async function createBootstrapRole({
   accountId,
@@ -555,7 +578,7 @@ export async function createBootstrapRole({
 }: {
   accountId: string;
   roleName: string;
-  externalId: string;
+  externalId: string | null;
   trustedAccountId?: string;
 }): Promise<string> {
   const iam = new IAMClient({ region: "us-east-1", credentials: await customerAccountCredentials(accountId) });
@@ -570,7 +593,7 @@ export async function createBootstrapRole({
               Effect: "Allow",
               Principal: { AWS: `arn:aws:iam::${trustedAccountId}:root` },
               Action: "sts:AssumeRole",
-              Condition: { StringEquals: { "sts:ExternalId": externalId } },
+              ...(externalId === null ? {} : { Condition: { StringEquals: { "sts:ExternalId": externalId } } }),
             },
           ],
         }),

@@ -4,7 +4,10 @@
  * role exists and its trust policy admits the caller with the external ID presented. This stand-in checks exactly
  * that against moto's own IAM (the role and its trust policy, read in the role's account) with the project's IAM
  * evaluator, treating the caller as `callerPrincipalArn`; an admitted call, and every other STS call, is forwarded to
- * moto unchanged. Tests point the SDK at it with the standard AWS_ENDPOINT_URL_STS.
+ * moto unchanged. As in AWS, a trust policy without an `sts:ExternalId` condition admits the caller with any external
+ * ID and with none (test/integration/confused-deputy.test.ts pins that): the platform's negative probe relies on it. Tests
+ * point the SDK at it with the standard AWS_ENDPOINT_URL_STS; every service process that test/harness/server.ts
+ * startServer() starts gets one unless the test set AWS_ENDPOINT_URL_STS itself.
  */
 import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -22,7 +25,11 @@ export interface StsStandIn {
 const denied = (roleArn: string, caller: string) =>
   `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: ${caller} is not authorized to perform: sts:AssumeRole on resource: ${roleArn}</Message></Error><RequestId>00000000-0000-4000-8000-000000000000</RequestId></ErrorResponse>`;
 
-export async function startStsStandIn(options: { motoUrl: string; callerPrincipalArn: string }): Promise<StsStandIn> {
+/**
+ * `motoUrl`: where the stand-in reads roles (moto's IAM); `forwardUrl` (default `motoUrl`): where admitted calls and
+ * every other STS call go (a proxy in front of moto, when the service under test talks to one).
+ */
+export async function startStsStandIn(options: { motoUrl: string; callerPrincipalArn: string; forwardUrl?: string }): Promise<StsStandIn> {
   const readers = new Map<string, IAMClient>();
   /** moto's IAM in the role's account (moto maps assumed-role credentials to the role's account). */
   async function iamOf(accountId: string): Promise<IAMClient> {
@@ -81,7 +88,7 @@ export async function startStsStandIn(options: { motoUrl: string; callerPrincipa
             return;
           }
         }
-        const target = new URL(options.motoUrl);
+        const target = new URL(options.forwardUrl ?? options.motoUrl);
         const forwarded = httpRequest(
           { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
           (answer) => {

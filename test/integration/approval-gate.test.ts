@@ -4,7 +4,8 @@
  * knocks on: the v1 runs route, offboarding, or the seed-compatible quick start.
  *
  * Real parts: the app, PostgreSQL, the pg-boss run queue (enqueue only: no worker executes here, so every requested
- * run stays a `queued` row to inspect), and STS on moto for the bootstrap role check.
+ * run stays a `queued` row to inspect), and, for the bootstrap role check, the customer's role in moto's IAM behind the
+ * STS stand-in (which answers AssumeRole by the role's trust policy, as AWS does).
  */
 import { randomBytes } from "node:crypto";
 import { eq } from "drizzle-orm";
@@ -18,19 +19,25 @@ import { startBoss } from "../../lib/boss";
 import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
 import { startRunQueue } from "../../services/run/run-queue";
 import { realPostgres } from "../harness/databases";
+import { createBootstrapRole } from "../harness/server";
+import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
+import { newAccountId } from "../harness/tenants";
 import { unused } from "../harness/unused";
 
-const ACCOUNT = "123456789012";
-const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/MiniXdrBootstrap`;
+const PLATFORM_PRINCIPAL_ARN = "arn:aws:iam::999999999999:role/MiniXdrPlatform";
 
 let database: Database;
 let cleanup: () => Promise<void>;
 let boss: PgBoss;
 let app: ReturnType<typeof createApp>;
+let sts: StsStandIn;
 const admin = generateToken("mxdr-admin");
+const savedStsEndpoint = process.env.AWS_ENDPOINT_URL_STS;
 
 beforeAll(async () => {
   ({ database, cleanup } = await realPostgres.open());
+  sts = await startStsStandIn({ motoUrl: process.env.AWS_ENDPOINT_URL!, callerPrincipalArn: PLATFORM_PRINCIPAL_ARN });
+  process.env.AWS_ENDPOINT_URL_STS = sts.url;
   boss = await startBoss(database.connectionString);
   const runQueue = await startRunQueue(database.db, unused("executor deps"), {
     connectionString: database.connectionString,
@@ -41,7 +48,7 @@ beforeAll(async () => {
   app = createApp({
     database,
     keyring: createKeyring({ key: randomBytes(32).toString("base64") }),
-    platform: { agentVersion: "1.0.0", platformPrincipalArn: "arn:aws:iam::999999999999:role/MiniXdrPlatform" },
+    platform: { agentVersion: "1.0.0", platformPrincipalArn: PLATFORM_PRINCIPAL_ARN },
     verifyBootstrapRole: verifyBootstrapRoleWithSts,
     runQueue,
     scanQueue: unused("scanQueue"),
@@ -52,6 +59,9 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await boss?.stop({ graceful: false });
+  if (savedStsEndpoint === undefined) delete process.env.AWS_ENDPOINT_URL_STS;
+  else process.env.AWS_ENDPOINT_URL_STS = savedStsEndpoint;
+  await sts?.stop();
   await cleanup?.();
 });
 
@@ -59,6 +69,8 @@ interface Tenant {
   id: number;
   slug: string;
   token: string;
+  /** Its bootstrap role, trusting the platform with the tenant's generated external ID. */
+  roleArn: string;
 }
 
 async function call(token: string, method: string, path: string, body?: unknown) {
@@ -73,21 +85,24 @@ async function call(token: string, method: string, path: string, body?: unknown)
 
 async function tenantRequiringApproval(): Promise<Tenant> {
   const slug = `gated-${randomBytes(3).toString("hex")}`;
+  const account = newAccountId();
   const [org] = await database.db
     .insert(organizations)
     .values({
       slug,
       name: slug,
       onboardingFlowVersion: "quick_start",
-      awsAccountId: ACCOUNT,
+      awsAccountId: account,
       integrationSettings: { agentPublicBaseUrl: "https://agents.mini-xdr.example.com", homeRegion: "us-east-1", requireApproval: true },
     })
     .returning();
   const token = generateToken("mxdr-tenant");
   await database.db.insert(apiTokens).values({ tokenHash: hashToken(token), scope: "tenant", organizationId: org!.id, name: "tenant admin" });
-  const connected = await call(admin, "PUT", `/v1/tenants/${slug}/integrations/aws`, { bootstrap_role_arn: ROLE_ARN });
+  const { external_id: externalId } = (await call(token, "GET", `/v1/tenants/${slug}/integrations/aws/external-id`)).body;
+  const roleArn = await createBootstrapRole({ accountId: account, roleName: "MiniXdrBootstrap", externalId, trustedAccountId: "999999999999" });
+  const connected = await call(admin, "PUT", `/v1/tenants/${slug}/integrations/aws`, { bootstrap_role_arn: roleArn });
   expect(connected.status).toBe(201);
-  return { id: org!.id, slug, token };
+  return { id: org!.id, slug, token, roleArn };
 }
 
 async function runsOf(tenant: Tenant) {
@@ -101,7 +116,7 @@ describe("with require_approval on, no route starts an unapproved up", () => {
   });
 
   it("v2 quick-start with the tenant's token starts a preview whose plan waits for approval", async () => {
-    const started = await call(tenant.token, "POST", "/api/onboarding/v2/quick-start", { provider: "aws", credentials: { role_arn: ROLE_ARN } });
+    const started = await call(tenant.token, "POST", "/api/onboarding/v2/quick-start", { provider: "aws", credentials: { role_arn: tenant.roleArn } });
     expect(started.status).toBe(200);
     expect(started.body).toMatchObject({ status: "initiated", awaiting_approval: true, message: expect.stringContaining("approve") });
     const recorded = await runsOf(tenant);
@@ -154,10 +169,10 @@ describe("with require_approval on, no route starts an unapproved up", () => {
     const { paths } = (await (await app.request("/openapi.json")).json()) as { paths: Record<string, Record<string, unknown>> };
     const runStarting = ["/v1/tenants/{slug}/runs", "/v1/tenants/{slug}/offboard", "/api/onboarding/v2/quick-start"];
     const bodies: Record<string, unknown> = {
-      "put /v1/tenants/{slug}/integrations/aws": { bootstrap_role_arn: ROLE_ARN },
+      "put /v1/tenants/{slug}/integrations/aws": { bootstrap_role_arn: tenant.roleArn },
       "patch /v1/tenants/{slug}": { name: "renamed" },
       "post /v1/tenants/{slug}/tokens": { name: "another" },
-      "post /api/onboarding/v2/integrations/setup": { provider: "aws", credentials: { role_arn: ROLE_ARN } },
+      "post /api/onboarding/v2/integrations/setup": { provider: "aws", credentials: { role_arn: tenant.roleArn } },
     };
     let called = 0;
     for (const [path, item] of Object.entries(paths)) {

@@ -128,7 +128,7 @@ describe("background key rotation: two replicas, batches, rows nobody can open",
     const service = createCredentialRotationService({ db: database.db, keyring: newReplica });
     const status = await service.status(admin);
     expect(status.currentKeyId).toBe(newReplica.current.id);
-    expect(status.remaining).toEqual({ integration_credentials: 1, enrollment_tokens: 1, run_plans: 0, webhooks: 0, idempotency_keys: 0 });
+    expect(status.remaining).toEqual({ integration_credentials: 1, tenant_external_ids: 0, enrollment_tokens: 1, run_plans: 0, webhooks: 0, idempotency_keys: 0 });
     expect(status.remainingByKey).toEqual(
       expect.arrayContaining([
         { keyId: keyIdOf(KEY_C), rows: 1, readableHere: false },

@@ -44,6 +44,7 @@ const TABLES = [
   "run_events",
   "run_plans",
   "runs",
+  "tenant_external_ids",
   "webhook_deliveries",
   "webhook_delivery_attempts",
   "webhooks",

@@ -106,7 +106,7 @@ describe("credentials sealed with a KMS data key", () => {
         expect(await readAll(oldReplica)).toEqual(orgIds.map(secretOf));
       },
     });
-    expect(result).toEqual({ integration_credentials: 3, enrollment_tokens: 3, run_plans: 0, webhooks: 0, idempotency_keys: 0 });
+    expect(result).toEqual({ integration_credentials: 3, tenant_external_ids: 0, enrollment_tokens: 3, run_plans: 0, webhooks: 0, idempotency_keys: 0 });
     expect(keyIdsSeen).toEqual(new Set([oldReplica.current.id, rotating.current.id]));
 
     const after = await database.db.select().from(integrationCredentials).orderBy(integrationCredentials.organizationId);
@@ -117,7 +117,7 @@ describe("credentials sealed with a KMS data key", () => {
     for (const row of await database.db.select().from(enrollmentTokens)) expect(envelopeKeyId(row.tokenSealed!)).toBe(rotating.current.id);
     expect(await readAll(rotating)).toEqual(orgIds.map(secretOf));
     // A second pass has nothing left to do.
-    expect(await rotateSealedRows(database.db, rotating)).toEqual({ integration_credentials: 0, enrollment_tokens: 0, run_plans: 0, webhooks: 0, idempotency_keys: 0 });
+    expect(await rotateSealedRows(database.db, rotating)).toEqual({ integration_credentials: 0, tenant_external_ids: 0, enrollment_tokens: 0, run_plans: 0, webhooks: 0, idempotency_keys: 0 });
     const [token] = await database.db.select().from(enrollmentTokens).where(eq(enrollmentTokens.organizationId, orgIds[0]!));
     expect(decryptJson(token!.tokenSealed!, { organizationId: orgIds[0]!, provider: "enrollment-token" }, rotating)).toBe(`enroll-${orgIds[0]}`);
   });
