@@ -8,6 +8,7 @@
  */
 import { z } from "@hono/zod-openapi";
 import { CONNECTION_CHECK_STATUSES, ONBOARDING_FLOW_VERSIONS } from "../db/schema";
+import { displayNameSchema } from "../lib/display-name";
 import { useReadableZodMessages } from "../lib/zod-messages";
 import {
   awsRegionListSchema,
@@ -79,7 +80,7 @@ export const integrationSettingsPatchSchema = z.strictObject({
 export const createTenantSchema = z
   .strictObject({
     slug: tenantSlugSchema,
-    name: z.string().trim().min(1, "must not be empty").max(200),
+    name: displayNameSchema(200),
     onboarding_flow_version: z.enum(ONBOARDING_FLOW_VERSIONS).default("quick_start"),
     auto_discovery_enabled: z.boolean().default(true),
     integration_settings: integrationSettingsInputSchema.default({}),
@@ -88,7 +89,7 @@ export const createTenantSchema = z
 
 export const patchTenantSchema = z
   .strictObject({
-    name: z.string().trim().min(1, "must not be empty").max(200).optional(),
+    name: displayNameSchema(200).optional(),
     onboarding_flow_version: z.enum(ONBOARDING_FLOW_VERSIONS).optional(),
     auto_discovery_enabled: z.boolean().optional(),
     integration_settings: integrationSettingsPatchSchema.optional(),
@@ -217,7 +218,7 @@ export const bootstrapSchema = z
 export const bootstrapWaitSchema = z.object({ wait: connectionCheckSchema }).openapi("AwsBootstrapWait");
 
 export const createTokenSchema = z
-  .strictObject({ name: z.string().trim().min(1, "must not be empty").max(100) })
+  .strictObject({ name: displayNameSchema(100) })
   .openapi("CreateTenantToken");
 
 export const createdTokenSchema = z
