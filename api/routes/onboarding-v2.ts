@@ -9,7 +9,7 @@ import { externalIdSchema, roleArnSchema } from "../../programs/tenant/config";
 import type { Services } from "../../services";
 import { notSupported } from "../../services/integration/integration-service";
 import type { Principal } from "../../services/tenant/principal";
-import { presentAsset, presentDeployment, presentHealth, presentRetry, presentValidation } from "../presenters";
+import { presentAssetPage, presentDeployment, presentHealth, presentRetry, presentValidation } from "../presenters";
 import { createRouter } from "../router";
 import { bodyErrorResponses, errorResponse, errorResponses, postErrorResponses } from "../schemas";
 import {
@@ -19,7 +19,7 @@ import {
   retryResultSchema,
   validationSchema,
 } from "./deployment";
-import { assetQueryOf, assetSchema, assetsQuerySchema } from "./onboarding";
+import { assetPageSchema, assetQueryOf, assetsQuerySchema } from "./onboarding";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -35,7 +35,6 @@ const v2ProgressSchema = z
     overall_progress: z.number(),
   })
   .openapi("V2Progress");
-const v2AssetsSchema = z.object({ assets: z.array(assetSchema), total: z.number().int() }).openapi("V2Assets");
 const v2RefreshSchema = z
   .object({ status: z.literal("initiated"), scan_id: z.string(), already_active: z.boolean() })
   .openapi("V2AssetsRefresh");
@@ -164,11 +163,11 @@ export function onboardingV2Router({ tenants, integrations, runs, discovery, rol
     createRoute({
       ...route("get", "/assets", "Discovered assets"),
       request: { query: assetsQuerySchema },
-      responses: { 200: json(v2AssetsSchema, "assets"), ...errorResponses },
+      responses: { 200: json(assetPageSchema, "a page of assets (`total` counts every page)"), ...errorResponses },
     }),
     async (c) => {
-      const assets = await discovery.assets(await tenantOf(c), assetQueryOf(c.req.valid("query")));
-      return c.json({ assets: assets.map(presentAsset), total: assets.length }, 200);
+      const page = await discovery.assets(await tenantOf(c), assetQueryOf(c.req.valid("query")));
+      return c.json(presentAssetPage(page), 200);
     },
   );
 

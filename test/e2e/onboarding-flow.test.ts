@@ -353,7 +353,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       overall_progress: expect.any(Number),
     });
     expect((await v2("GET", "/integrations")).body).toEqual([]);
-    expect((await v2("GET", "/assets")).body).toEqual({ assets: [], total: 0 });
+    expect((await v2("GET", "/assets")).body).toEqual({ assets: [], next_cursor: null, total: 0 });
     expect((await v2("POST", "/assets/refresh")).status).toBe(409);
     const notDeployed = await v2("POST", "/deployment/retry");
     expect(notDeployed.status).toBe(409);
@@ -407,7 +407,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     expect(assets.body.total).toBe(2);
     expect(assets.body.assets.map((asset: { asset_id: string }) => asset.asset_id).sort()).toEqual(bravoInstances);
     for (const asset of assets.body.assets) expect(asset).toMatchObject({ asset_type: "ec2", provider: "aws", region: REGION, name: "web" });
-    expect((await v2("GET", "/assets?type=rds")).body).toEqual({ assets: [], total: 0 });
+    expect((await v2("GET", "/assets?type=rds")).body).toEqual({ assets: [], next_cursor: null, total: 0 });
     expect((await v2("GET", "/integrations")).body[0].asset_count).toBe(2);
 
     const refresh = await v2("POST", "/assets/refresh");
@@ -476,7 +476,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     // The v2 set serves the same data as /v1 for the token's tenant.
     const v1Assets = await call("GET", `/v1/tenants/${bravo.slug}/assets`);
     const v2Assets = await v2("GET", "/assets");
-    expect(v2Assets.body).toEqual({ assets: v1Assets.body.assets, total: 2 });
+    expect(v2Assets.body).toEqual({ assets: v1Assets.body.assets, next_cursor: null, total: 2 });
     for (const asset of v2Assets.body.assets) expect(asset.agent_status).toBe("checked_in");
     const v1Validation = await call("GET", `/v1/tenants/${bravo.slug}/validation`);
     expect(v1Validation.body).toEqual(validated.body);
