@@ -9,7 +9,8 @@ import { serve } from "@hono/node-server";
 import { automationSettingsSchema, checkPulumiCli } from "../automation";
 import { openDatabase } from "../db/client";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/discovery/scan-queue";
-import { loadServiceConfig, REPO_ROOT, ServiceConfigError } from "../lib/config";
+import { loadServiceConfig, REPO_ROOT, retentionPolicyOf, ServiceConfigError } from "../lib/config";
+import { startRetention } from "../services/retention/retention";
 import { startBoss } from "../lib/boss";
 import { resolveStateBackend } from "../lib/state-backend";
 import { recoverInterruptedRuns, startRecoverySweep } from "../services/run/recovery";
@@ -133,6 +134,7 @@ async function main(): Promise<void> {
     },
   );
   await startDriftSchedule(boss, { db: database.db, log }, { schedule: config.DRIFT_SCHEDULE, maxConcurrency: config.DRIFT_MAX_CONCURRENCY, work: config.RUN_WORKER });
+  await startRetention(boss, { db: database.db, log }, { schedule: config.RETENTION_SCHEDULE, policy: retentionPolicyOf(config), work: config.RUN_WORKER });
   const bootstrapWaits = await startBootstrapWaitQueue(
     boss,
     {
@@ -170,6 +172,7 @@ async function main(): Promise<void> {
     database,
     keyring,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
+    eventStreamMaxSeconds: config.EVENT_STREAM_MAX_SECONDS,
     log,
     observability: telemetry,
     credentialRotation: () => credentialRotation,
