@@ -66,6 +66,8 @@ export interface AppDependencies {
   scanQueue: ScanQueue;
   /** Access log lines and metrics (api/observability.ts); none: neither, nor /metrics. */
   observability?: Observability;
+  /** How long one connection of an event stream lasts at most (s; api/event-stream.ts). */
+  eventStreamMaxSeconds?: number;
   /** The background credentials key rotation; none: POST /v1/credentials/rotation answers 503. */
   credentialRotation?: () => CredentialRotationQueue;
 }
@@ -132,15 +134,16 @@ export function createApp(deps: AppDependencies) {
   tenants.route("/", tenantsRouter(services));
   tenants.route("/", integrationsRouter(services));
   tenants.route("/", tokensRouter(services));
-  tenants.route("/", runsRouter(services));
+  const streams = { maxSeconds: deps.eventStreamMaxSeconds };
+  tenants.route("/", runsRouter(services, streams));
   tenants.route("/", onboardingRouter(services));
-  tenants.route("/", progressEventsRouter(services));
+  tenants.route("/", progressEventsRouter(services, streams));
   tenants.route("/", deploymentRouter(services));
   tenants.route("/", tenantWebhooksRouter(services));
   tenants.route("/", unsupportedProvidersRouter());
   v1.route("/tenants", tenants);
   v1.route("/", overviewRouter(services));
-  v1.route("/", fleetRouter(services));
+  v1.route("/", fleetRouter(services, streams));
   v1.route("/", platformWebhooksRouter(services));
   v1.route("/", credentialRotationRouter(services));
   app.route("/v1", v1);

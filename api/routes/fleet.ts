@@ -5,6 +5,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
+import { componentRef, eventStreamResponse, streamDeadline, type EventStreamOptions } from "../event-stream";
 import { FLEET_RUN_KINDS, FLEET_RUN_STATUSES, FLEET_TENANT_STATUSES, ONBOARDING_STATUSES } from "../../db/schema";
 import { tenantSlugSchema } from "../../programs/tenant/config";
 import type { Services } from "../../services";
@@ -141,7 +142,21 @@ const eventsRoute = createRoute({
   summary: "The fleet run's progress as server-sent events (`progress` with the fleet run when it changes, `end` when finished)",
   security,
   request: { params: idParams },
-  responses: { 200: { description: "event stream", content: { "text/event-stream": { schema: z.string() } } }, ...errorResponses },
+  responses: {
+    200: eventStreamResponse("event stream: `progress` first and on every change, `end` when the fleet run has finished", [
+      { event: "progress", data: componentRef("FleetRun"), id: true },
+      {
+        event: "end",
+        data: {
+          type: "object",
+          properties: { fleet_run_id: { type: "string", format: "uuid" }, status: { enum: [...FLEET_RUN_STATUSES] } },
+          required: ["fleet_run_id", "status"],
+        },
+        id: false,
+      },
+    ]),
+    ...errorResponses,
+  },
 });
 
 const overviewRoute = createRoute({
@@ -154,7 +169,7 @@ const overviewRoute = createRoute({
   responses: { 200: json(fleetOverviewSchema, "the fleet"), ...errorResponses },
 });
 
-export interface FleetRouterOptions {
+export interface FleetRouterOptions extends EventStreamOptions {
   pollMs?: number;
 }
 
@@ -188,6 +203,7 @@ export function fleetRouter({ fleet }: Pick<Services, "fleet">, options: FleetRo
     const { id } = c.req.valid("param");
     const first = await fleet.get(principal, id);
     const pollMs = options.pollMs ?? 1000;
+    const deadline = streamDeadline(options);
     return streamSSE(c, async (stream) => {
       let aborted = false;
       stream.onAbort(() => {
@@ -196,7 +212,7 @@ export function fleetRouter({ fleet }: Pick<Services, "fleet">, options: FleetRo
       let last = "";
       let sequence = 0;
       let view = first;
-      while (!aborted) {
+      while (!aborted && Date.now() < deadline) {
         const data = JSON.stringify(presentFleetRun(view));
         if (data !== last) {
           await stream.writeSSE({ id: String(sequence++), event: "progress", data });

@@ -4,14 +4,15 @@
  * process's memory, so any replica can serve any tenant's stream. Authenticated like every /v1 call (the console
  * reads it with fetch() and the Authorization header: no token in the URL).
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
 import type { Services } from "../../services";
 import { presentProgress } from "../presenters";
 import { createRouter } from "../router";
 import { errorResponses, slugParamsSchema } from "../schemas";
+import { componentRef, eventStreamResponse, streamDeadline, type EventStreamOptions } from "../event-stream";
 
-export interface ProgressEventsOptions {
+export interface ProgressEventsOptions extends EventStreamOptions {
   /** How often the stream reads the progress (ms). */
   pollMs?: number;
   /** A comment line at least this often keeps proxies from closing an idle stream (ms). */
@@ -27,7 +28,7 @@ const progressEventsRoute = createRoute({
   security: [{ bearerAuth: [] }],
   request: { params: slugParamsSchema },
   responses: {
-    200: { description: "event stream", content: { "text/event-stream": { schema: z.string() } } },
+    200: eventStreamResponse("event stream: `progress` first and on every change", [{ event: "progress", data: componentRef("Progress"), id: true }]),
     ...errorResponses,
   },
 });
@@ -39,6 +40,7 @@ export function progressEventsRouter({ tenants }: Pick<Services, "tenants">, opt
 
   router.openapi(progressEventsRoute, async (c) => {
     const org = await c.var.tenant();
+    const deadline = streamDeadline(options);
     return streamSSE(c, async (stream) => {
       let aborted = false;
       stream.onAbort(() => {
@@ -47,7 +49,7 @@ export function progressEventsRouter({ tenants }: Pick<Services, "tenants">, opt
       let last = "";
       let sequence = 0;
       let lastWriteAt = Date.now();
-      while (!aborted) {
+      while (!aborted && Date.now() < deadline) {
         const current = JSON.stringify(presentProgress(await tenants.progress(org)));
         if (current !== last) {
           await stream.writeSSE({ id: String(sequence++), event: "progress", data: current });

@@ -5,6 +5,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { streamSSE } from "hono/streaming";
+import { eventStreamResponse, streamDeadline, type EventStreamOptions } from "../event-stream";
 import { RUN_KINDS, TERMINAL_RUN_STATUSES } from "../../db/schema";
 import type { Services } from "../../services";
 import type { RequestedRun } from "../../services/run/run-service";
@@ -138,7 +139,18 @@ const runEventsRoute = createRoute({
   security,
   request: { params: runIdParams },
   responses: {
-    200: { description: "event stream", content: { "text/event-stream": { schema: z.string() } } },
+    200: eventStreamResponse("event stream: `engine` (a Pulumi engine event) for each event, `end` when the run has finished", [
+      { event: "engine", data: { type: "object" }, id: true },
+      {
+        event: "end",
+        data: {
+          type: "object",
+          properties: { run_id: { type: "string", format: "uuid" }, status: { enum: [...TERMINAL_RUN_STATUSES] } },
+          required: ["run_id", "status"],
+        },
+        id: false,
+      },
+    ]),
     ...errorResponses,
   },
 });
@@ -158,7 +170,7 @@ const offboardRoute = createRoute({
   request: { params: slugParamsSchema },
 });
 
-export interface RunsRouterOptions {
+export interface RunsRouterOptions extends EventStreamOptions {
   /** How often the event stream looks for new events (ms). */
   eventPollMs?: number;
 }
@@ -207,13 +219,14 @@ export function runsRouter({ runs }: Pick<Services, "runs">, options: RunsRouter
     const lastEventId = Number.parseInt(c.req.header("last-event-id") ?? "", 10);
     const pollMs = options.eventPollMs ?? 250;
     // The stream reads the database, not this process's memory: any replica can serve it, and a late client replays.
+    const deadline = streamDeadline(options);
     return streamSSE(c, async (stream) => {
       let lastSeq = Number.isInteger(lastEventId) ? lastEventId : -1;
       let aborted = false;
       stream.onAbort(() => {
         aborted = true;
       });
-      while (!aborted) {
+      while (!aborted && Date.now() < deadline) {
         const { status, events } = await runs.eventsAfter(runId, lastSeq, EVENT_BATCH);
         for (const event of events) {
           await stream.writeSSE({ id: String(event.seq), event: "engine", data: JSON.stringify(event.event) });
