@@ -27,7 +27,7 @@ import {
 useReadableZodMessages();
 
 export { awsRegionSchema };
-export const awsAccountIdSchema = z.string().regex(/^\d{12}$/, "must be a 12-digit AWS account id");
+export const awsAccountIdSchema = z.string().regex(/^[0-9]{12}$/, "must be a 12-digit AWS account id");
 
 export const slugParamsSchema = z.object({
   slug: tenantSlugSchema,
@@ -159,9 +159,26 @@ export const tenantSchema = z
 
 export const tenantListSchema = z.object({ tenants: z.array(tenantSchema) }).openapi("TenantList");
 
+/**
+ * An integer query parameter: only a decimal integer string is read as a number (zod's coercion would also take "",
+ * "1.0", "0x10" or " 7", which the document's `type: integer` does not allow), and the document states the type and
+ * bounds exactly (an optional coerced number would come out as integer-or-null).
+ */
+export function integerQuery(min: number, max: number) {
+  return z.preprocess(
+    (value) => (typeof value === "string" && /^-?[0-9]{1,16}$/.test(value) ? Number(value) : value),
+    z
+      // Only the type's own message: the bounds keep theirs (lib/zod-messages.ts).
+      .number({ error: (issue) => (issue.code !== "invalid_type" ? undefined : issue.input === undefined ? "is required" : "must be an integer") })
+      .int("must be an integer")
+      .min(min)
+      .max(max),
+  );
+}
+
 export const listTenantsQuerySchema = z.object({
-  limit: z.coerce.number().int("must be an integer").min(1).max(500).default(100).optional(),
-  offset: z.coerce.number().int("must be an integer").min(0).default(0).optional(),
+  limit: integerQuery(1, 500).default(100),
+  offset: integerQuery(0, 1_000_000).default(0),
 });
 
 export const putAwsIntegrationSchema = z

@@ -14,7 +14,7 @@ const json = <T>(schema: T, description: string) => ({ description, content: { "
 const enrollmentToken = z.string().min(16, "must be the tenant's enrollment token").max(256);
 /** EC2 (i-...), SSM hybrid (mi-...) or another stable host id; no spaces or control characters. */
 const instanceId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, "must be the host's instance id such as i-0123456789abcdef0");
-const agentVersion = z.string().regex(/^\d+\.\d+\.\d+([-+][\w.]+)?$/, "must be a semantic version such as 1.4.2");
+const agentVersion = z.string().regex(/^[0-9]+\.[0-9]+\.[0-9]+([-+][A-Za-z0-9_.]+)?$/, "must be a semantic version such as 1.4.2");
 
 const enrollSchema = z
   .strictObject({

@@ -11,16 +11,17 @@ import { tenantSlugSchema } from "../../programs/tenant/config";
 import type { Services } from "../../services";
 import { presentFleetOverview, presentFleetRun, presentFleetRunSummary } from "../fleet-presenter";
 import { createRouter } from "../router";
-import { bodyErrorResponses, errorResponses, postErrorResponses } from "../schemas";
+import { bodyErrorResponses, errorResponses, integerQuery, postErrorResponses } from "../schemas";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
-const idParams = z.object({ id: z.string().uuid("must be a fleet run id (uuid)") });
+const idParams = z.object({ id: z.string().guid("must be a fleet run id (uuid)") });
 
 const selectorSchema = z.union([
   z.strictObject({ all: z.literal(true) }),
-  z.strictObject({ slugs: z.array(tenantSlugSchema).min(1, "must name at least one tenant").max(10_000) }),
-  z.strictObject({ status: z.array(z.enum(ONBOARDING_STATUSES)).min(1, "must name at least one status") }),
+  // At most 1,000 slugs, so that the largest body fits the default body limit (64 KiB); select more by status or all.
+  z.strictObject({ slugs: z.array(tenantSlugSchema).min(1, "must name at least one tenant").max(1000) }),
+  z.strictObject({ status: z.array(z.enum(ONBOARDING_STATUSES)).min(1, "must name at least one status").max(ONBOARDING_STATUSES.length) }),
 ], { error: 'must be {"all": true}, {"slugs": [...]} or {"status": [...]}' });
 
 export const createFleetRunSchema = z
@@ -108,7 +109,7 @@ const listRoute = createRoute({
   tags: ["fleet"],
   summary: "Fleet runs, newest first (platform admin)",
   security,
-  request: { query: z.object({ limit: z.coerce.number().int("must be an integer").min(1).max(200).default(50) }) },
+  request: { query: z.object({ limit: integerQuery(1, 200).default(50) }) },
   responses: { 200: json(z.object({ fleet_runs: z.array(summarySchema) }), "fleet runs"), ...errorResponses },
 });
 

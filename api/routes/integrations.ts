@@ -43,7 +43,7 @@ const putAwsRoute = createRoute({
     201: awsJson("connected"),
     ...errorResponses,
     ...bodyErrorResponses,
-    422: errorResponse("the bootstrap role could not be assumed with the external ID (code credentials_rejected)"),
+    422: errorResponse("the bootstrap role could not be assumed with the external ID (code credentials_rejected), or it is not in the tenant's AWS account (role_not_in_tenant_account)"),
   },
 });
 

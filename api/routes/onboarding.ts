@@ -8,7 +8,7 @@ import type { Services } from "../../services";
 import type { AssetPageQuery } from "../../services/discovery/discovery-service";
 import { presentAssetPage, presentProgress, presentScan } from "../presenters";
 import { createRouter } from "../router";
-import { errorResponse, errorResponses, postErrorResponses, runErrorSchema, slugParamsSchema } from "../schemas";
+import { errorResponse, errorResponses, integerQuery, postErrorResponses, runErrorSchema, slugParamsSchema } from "../schemas";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -77,20 +77,8 @@ const CURSOR_MAX = 2_147_483_647;
 export const assetsQuerySchema = z.object({
   type: z.string().regex(/^[a-z0-9_-]{1,32}$/, "must be an asset type such as ec2 or rds").optional(),
   include_removed: z.enum(["true", "false"]).default("false"),
-  limit: z.coerce
-    .number()
-    .int("must be an integer")
-    .min(1)
-    .max(ASSETS_PAGE_MAX)
-    .default(100)
-    .openapi({ description: `assets per page (at most ${ASSETS_PAGE_MAX})` }),
-  cursor: z.coerce
-    .number()
-    .int("must be an integer")
-    .min(0)
-    .max(CURSOR_MAX)
-    .optional()
-    .openapi({ description: "the `next_cursor` of the previous page; absent: the first page" }),
+  limit: integerQuery(1, ASSETS_PAGE_MAX).default(100).openapi({ description: `assets per page (at most ${ASSETS_PAGE_MAX})` }),
+  cursor: integerQuery(0, CURSOR_MAX).optional().openapi({ description: "the `next_cursor` of the previous page; absent: the first page" }),
 });
 
 export const assetQueryOf = (query: z.infer<typeof assetsQuerySchema>): AssetPageQuery => ({

@@ -15,7 +15,7 @@ import {
   type IntegrationCredential,
   type Organization,
 } from "../../db/schema";
-import { NotFoundError, NotSupportedError, ServiceNotConfiguredError, UnprocessableError, ValidationError } from "../../lib/errors";
+import { NotFoundError, NotSupportedError, ServiceNotConfiguredError, UnprocessableError } from "../../lib/errors";
 import { recordAudit } from "../tenant/audit-store";
 import type { Principal } from "../tenant/principal";
 import { AWS_CREDENTIAL_TYPE, awsCredentialContext, type AwsCredentialData } from "./aws-credential-store";
@@ -54,9 +54,11 @@ async function connectAws(
 ): Promise<{ row: IntegrationCredential; data: AwsCredentialData; created: boolean; generated: boolean }> {
   const roleAccount = input.bootstrapRoleArn.split(":")[4]!;
   if (org.awsAccountId && org.awsAccountId !== roleAccount) {
-    throw new ValidationError([
-      { field: "bootstrap_role_arn", message: `must belong to the tenant's AWS account ${org.awsAccountId}` },
-    ]);
+    // The request is well formed; the tenant's state refuses it (400 is kept for what the schema refuses).
+    throw new UnprocessableError("the role is not in the tenant's AWS account", {
+      code: "role_not_in_tenant_account",
+      fields: [{ field: "bootstrap_role_arn", message: `must belong to the tenant's AWS account ${org.awsAccountId}` }],
+    });
   }
   const generated = input.externalId === undefined;
   const data: AwsCredentialData = { bootstrapRoleArn: input.bootstrapRoleArn, externalId: input.externalId ?? generateToken("mxdr-ext") };

@@ -16,7 +16,7 @@ import {
   type WebhookDeliveryAttempt,
   type WebhookEvent,
 } from "../../db/schema";
-import { NotFoundError, ValidationError } from "../../lib/errors";
+import { NotFoundError, UnprocessableError } from "../../lib/errors";
 import { recordAudit } from "../tenant/audit-store";
 import { isAdmin, requireAdmin, type Principal } from "../tenant/principal";
 import { webhookUrlProblem } from "./webhook-signature-fns";
@@ -57,7 +57,8 @@ export function createWebhookService(deps: WebhookServiceDeps) {
     async create(principal: Principal, org: Organization | undefined, input: CreateWebhookInput): Promise<{ webhook: Webhook; secret: string }> {
       if (!org) requireAdmin(principal);
       const problem = webhookUrlProblem(input.url, deps.allowHttpLoopback);
-      if (problem) throw new ValidationError([{ field: "url", message: problem }]);
+      // The API's schema refuses a URL of the wrong form (400); what is left is this service's settings (422).
+      if (problem) throw new UnprocessableError(problem, { code: "webhook_url_not_allowed", fields: [{ field: "url", message: problem }] });
       const secret = generateToken("whsec");
       const organizationId = org?.id ?? null;
       const sealed = encryptJson(secret, webhookSecretContext(organizationId), deps.keyring);
