@@ -75,6 +75,8 @@ export interface AppDependencies {
   scanQueue: ScanQueue;
   /** Access log lines and metrics (api/observability.ts); none: neither, nor /metrics. */
   observability?: Observability;
+  /** How long one connection of an event stream lasts at most (s; api/event-stream.ts). */
+  eventStreamMaxSeconds?: number;
   /** The background credentials key rotation; none: POST /v1/credentials/rotation answers 503. */
   credentialRotation?: () => CredentialRotationQueue;
   /** Whose signatures prove an agent's instance at enrollment (default: AWS's published certificates). */
@@ -135,7 +137,7 @@ export function createApp(deps: AppDependencies) {
     maxQueuedRunsPerTenant: limits.maxQueuedRunsPerTenant,
     warn: deps.warn,
   });
-  const streams = createEventStreams(services.tenants, { maxPerSubject: limits.maxEventStreamsPerTenant });
+  const streams = createEventStreams(services.tenants, { maxPerSubject: limits.maxEventStreamsPerTenant, maxSeconds: deps.eventStreamMaxSeconds });
   // Failed authentications per client address; bearer tokens and enrollment tokens are guessed apart, limited apart.
   const clientOf = (c: Context) => clientAddressOf(c, limits.trustedProxyHops);
   const failureLimiter = () => createAuthFailureLimiter({ limit: limits.authFailureLimit, windowMs: limits.authFailureWindowSeconds * 1000 });

@@ -11,6 +11,7 @@
 import type { Context } from "hono";
 import { streamSSE, type SSEStreamingApi } from "hono/streaming";
 import { RateLimitedError } from "../lib/errors";
+import { DEFAULT_EVENT_STREAM_MAX_SECONDS } from "./event-stream";
 import type { Principal } from "../services/tenant/principal";
 import type { TenantService } from "../services/tenant/tenant-service";
 
@@ -18,6 +19,8 @@ export interface EventStreamOptions {
   maxPerSubject: number;
   /** How often an open stream re-checks its token in the database (ms, default 1000). */
   recheckMs?: number;
+  /** How long one connection of a stream lasts at most (s; EVENT_STREAM_MAX_SECONDS, see api/event-stream.ts). */
+  maxSeconds?: number;
 }
 
 /** A stream refused for the cap is told to try again after this; streams are long-lived, so a guess. */
@@ -34,7 +37,7 @@ export interface EventStreams {
   stream(c: Context, principal: Principal, body: (stream: SSEStreamingApi, live: () => Promise<boolean>) => Promise<void>): Response;
 }
 
-export function createEventStreams(tenants: Pick<TenantService, "tokenIsLive">, { maxPerSubject, recheckMs = 1000 }: EventStreamOptions): EventStreams {
+export function createEventStreams(tenants: Pick<TenantService, "tokenIsLive">, { maxPerSubject, recheckMs = 1000, maxSeconds = DEFAULT_EVENT_STREAM_MAX_SECONDS }: EventStreamOptions): EventStreams {
   const open = new Map<string, number>();
   const subjectOf = (principal: Principal) =>
     principal.scope === "tenant" ? `tenant:${principal.organizationId}` : `token:${principal.tokenId}`;
@@ -71,7 +74,10 @@ export function createEventStreams(tenants: Pick<TenantService, "tokenIsLive">, 
       const release = lease(principal);
       return streamSSE(c, async (stream) => {
         let checkedAt = Date.now();
+        // No connection is held for ever: the client reconnects (api/event-stream.ts).
+        const deadline = Date.now() + maxSeconds * 1000;
         const live = async () => {
+          if (Date.now() >= deadline) return false;
           const due = Date.now() - checkedAt >= recheckMs;
           if (due) checkedAt = Date.now();
           const reason = await endReason(principal, due);

@@ -1,5 +1,6 @@
 /** Domain objects and database rows -> API shapes (snake_case, ISO timestamps). Nothing secret is ever presented. */
 import type { Agent, CloudAsset, ConnectionCheck, DiscoveryScan, IntegrationSettings, Organization, TenantDrift } from "../db/schema";
+import type { AssetPage } from "../services/discovery/discovery-service";
 import type { RetryResult } from "../services/rollout/retry";
 import type { DeploymentHealth, DeploymentSummary } from "../services/rollout/rollout-summary";
 import { describeTargeting, requestedSpecOf, type RolloutSpec } from "../services/rollout/rollout-spec-fns";
@@ -114,6 +115,10 @@ export function presentAsset(asset: CloudAsset) {
     removed_at: iso(asset.removedAt),
     data: asset.assetData,
   };
+}
+
+export function presentAssetPage(page: AssetPage) {
+  return { assets: page.assets.map(presentAsset), next_cursor: page.nextCursor, total: page.total };
 }
 
 export function presentScan(scan: DiscoveryScan) {

@@ -8,6 +8,7 @@
  */
 import { z } from "@hono/zod-openapi";
 import { API_TOKEN_ORIGINS, API_TOKEN_SCOPES, CONNECTION_CHECK_STATUSES, ONBOARDING_FLOW_VERSIONS } from "../db/schema";
+import { displayNameSchema } from "../lib/display-name";
 import { useReadableZodMessages } from "../lib/zod-messages";
 import { BOOTSTRAP_ROLE_ARN_PATTERN } from "../services/integration/bootstrap-role-rules-fns";
 import {
@@ -25,7 +26,7 @@ import {
 useReadableZodMessages();
 
 export { awsRegionSchema };
-export const awsAccountIdSchema = z.string().regex(/^\d{12}$/, "must be a 12-digit AWS account id");
+export const awsAccountIdSchema = z.string().regex(/^[0-9]{12}$/, "must be a 12-digit AWS account id");
 
 export const slugParamsSchema = z.object({
   slug: tenantSlugSchema,
@@ -78,7 +79,7 @@ export const integrationSettingsPatchSchema = z.strictObject({
 export const createTenantSchema = z
   .strictObject({
     slug: tenantSlugSchema,
-    name: z.string().trim().min(1, "must not be empty").max(200),
+    name: displayNameSchema(200),
     onboarding_flow_version: z.enum(ONBOARDING_FLOW_VERSIONS).default("quick_start"),
     auto_discovery_enabled: z.boolean().default(true),
     integration_settings: integrationSettingsInputSchema.default({}),
@@ -87,7 +88,7 @@ export const createTenantSchema = z
 
 export const patchTenantSchema = z
   .strictObject({
-    name: z.string().trim().min(1, "must not be empty").max(200).optional(),
+    name: displayNameSchema(200).optional(),
     onboarding_flow_version: z.enum(ONBOARDING_FLOW_VERSIONS).optional(),
     auto_discovery_enabled: z.boolean().optional(),
     integration_settings: integrationSettingsPatchSchema.optional(),
@@ -157,9 +158,26 @@ export const tenantSchema = z
 
 export const tenantListSchema = z.object({ tenants: z.array(tenantSchema) }).openapi("TenantList");
 
+/**
+ * An integer query parameter: only a decimal integer string is read as a number (zod's coercion would also take "",
+ * "1.0", "0x10" or " 7", which the document's `type: integer` does not allow), and the document states the type and
+ * bounds exactly (an optional coerced number would come out as integer-or-null).
+ */
+export function integerQuery(min: number, max: number) {
+  return z.preprocess(
+    (value) => (typeof value === "string" && /^-?[0-9]{1,16}$/.test(value) ? Number(value) : value),
+    z
+      // Only the type's own message: the bounds keep theirs (lib/zod-messages.ts).
+      .number({ error: (issue) => (issue.code !== "invalid_type" ? undefined : issue.input === undefined ? "is required" : "must be an integer") })
+      .int("must be an integer")
+      .min(min)
+      .max(max),
+  );
+}
+
 export const listTenantsQuerySchema = z.object({
-  limit: z.coerce.number().int("must be an integer").min(1).max(500).default(100).optional(),
-  offset: z.coerce.number().int("must be an integer").min(0).default(0).optional(),
+  limit: integerQuery(1, 500).default(100),
+  offset: integerQuery(0, 1_000_000).default(0),
 });
 
 /**
@@ -252,7 +270,7 @@ export const MAX_TOKEN_LIFETIME_SECONDS = 2 * 365 * 24 * 3600;
 
 export const createTokenSchema = z
   .strictObject({
-    name: z.string().trim().min(1, "must not be empty").max(100),
+    name: displayNameSchema(100),
     /** Seconds from now after which the token is refused; absent: it does not expire. */
     expires_in: z
       .number()

@@ -14,7 +14,8 @@ import { connectionBudgetProblem, livenessPoolSize, sameServer, serverConnection
 import { runTimeoutsOf } from "../services/run/run-timeouts";
 import { createLockConnections } from "../services/run/run-liveness";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/discovery/scan-queue";
-import { loadIdentityTrust, loadServiceConfig, REPO_ROOT, ServiceConfigError, SHUTDOWN_CANCEL_WINDOW_SECONDS } from "../lib/config";
+import { loadIdentityTrust, loadServiceConfig, REPO_ROOT, retentionPolicyOf, ServiceConfigError, SHUTDOWN_CANCEL_WINDOW_SECONDS } from "../lib/config";
+import { startRetention } from "../services/retention/retention";
 import { startBoss } from "../lib/boss";
 import { resolveStateBackend } from "../lib/state-backend";
 import { recoverInterruptedRuns, startRecoverySweep } from "../services/run/recovery";
@@ -172,6 +173,7 @@ async function main(): Promise<void> {
     },
   );
   await startDriftSchedule(boss, { db: database.db, log }, { schedule: config.DRIFT_SCHEDULE, maxConcurrency: config.DRIFT_MAX_CONCURRENCY, work: config.RUN_WORKER });
+  await startRetention(boss, { db: database.db, log }, { schedule: config.RETENTION_SCHEDULE, policy: retentionPolicyOf(config), work: config.RUN_WORKER });
   const bootstrapWaits = await startBootstrapWaitQueue(
     boss,
     {
@@ -210,6 +212,7 @@ async function main(): Promise<void> {
     database,
     keyring,
     bodyLimitBytes: config.BODY_LIMIT_BYTES,
+    eventStreamMaxSeconds: config.EVENT_STREAM_MAX_SECONDS,
     log,
     warn,
     observability: telemetry,

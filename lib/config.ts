@@ -223,6 +223,30 @@ export const serviceConfigSchema = z.object({
    * clients choose their own address.
    */
   TRUSTED_PROXY_HOPS: z.coerce.number().int("must be an integer").min(0).max(10).default(DEFAULT_LIMITS.trustedProxyHops),
+  /** How long one connection of a server-sent-event stream lasts at most; clients reconnect (api/event-stream.ts). */
+  EVENT_STREAM_MAX_SECONDS: z.coerce.number().int("must be an integer").min(1).max(86_400).default(300),
+  /** Cron (UTC) of the retention job (services/retention/retention.ts). */
+  RETENTION_SCHEDULE: z.string().min(9, "must be a cron expression such as 17 * * * *").default("17 * * * *"),
+  /** Idempotency keys older than this are deleted (a retry after that is a new request). */
+  RETENTION_IDEMPOTENCY_KEY_HOURS: z.coerce.number().int("must be an integer").min(1).max(8760).default(24),
+  /** Engine events of runs finished longer ago than this are deleted (the runs stay), but see RETENTION_KEEP_RUNS_PER_TENANT. */
+  RETENTION_RUN_EVENT_DAYS: z.coerce.number().int("must be an integer").min(1).max(3650).default(30),
+  /** Each tenant's last this many runs (and its latest up) keep their events whatever their age. */
+  RETENTION_KEEP_RUNS_PER_TENANT: z.coerce.number().int("must be an integer").min(0).max(10_000).default(10),
+  /** Delivered or failed webhook deliveries (with their attempts) older than this are deleted; pending ones never. */
+  RETENTION_WEBHOOK_DELIVERY_DAYS: z.coerce.number().int("must be an integer").min(1).max(3650).default(30),
+  /** Rows per delete statement; a job runs at most 100 of them per table and leaves the rest for the next tick. */
+  RETENTION_BATCH_SIZE: z.coerce.number().int("must be an integer").min(10).max(100_000).default(1000),
+});
+
+/** The retention policy of services/retention/retention.ts from the configuration. */
+export const retentionPolicyOf = (config: ServiceConfig) => ({
+  idempotencyKeyHours: config.RETENTION_IDEMPOTENCY_KEY_HOURS,
+  runEventDays: config.RETENTION_RUN_EVENT_DAYS,
+  keepRunsPerTenant: config.RETENTION_KEEP_RUNS_PER_TENANT,
+  webhookDeliveryDays: config.RETENTION_WEBHOOK_DELIVERY_DAYS,
+  batchSize: config.RETENTION_BATCH_SIZE,
+  maxBatches: 100,
 });
 
 export type ServiceConfig = z.output<typeof serviceConfigSchema>;

@@ -19,7 +19,7 @@ const agentCredential = z
   .regex(/^mxdr-agent_[A-Za-z0-9_-]{43}$/, "must be the agent credential enrollment answered (mxdr-agent_...)");
 /** An EC2 instance id, as the identity document names it. */
 const instanceId = z.string().regex(/^i-[A-Za-z0-9-]{1,60}$/, "must be the EC2 instance id such as i-0123456789abcdef0");
-const agentVersion = z.string().regex(/^\d+\.\d+\.\d+([-+][\w.]+)?$/, "must be a semantic version such as 1.4.2");
+const agentVersion = z.string().regex(/^[0-9]+\.[0-9]+\.[0-9]+([-+][A-Za-z0-9_.]+)?$/, "must be a semantic version such as 1.4.2");
 
 const enrollSchema = z
   .strictObject({

@@ -4,22 +4,24 @@
  * glance (tenants by status, drifted, the onboarding KPIs).
  */
 import { createRoute, z } from "@hono/zod-openapi";
+import { componentRef, eventStreamResponse } from "../event-stream";
 import { FLEET_RUN_KINDS, FLEET_RUN_STATUSES, FLEET_TENANT_STATUSES, ONBOARDING_STATUSES } from "../../db/schema";
 import { tenantSlugSchema } from "../../programs/tenant/config";
 import type { Services } from "../../services";
 import type { EventStreams } from "../event-streams";
 import { presentFleetOverview, presentFleetRun, presentFleetRunSummary } from "../fleet-presenter";
 import { createRouter } from "../router";
-import { bodyErrorResponses, errorResponses, postErrorResponses } from "../schemas";
+import { bodyErrorResponses, errorResponses, integerQuery, postErrorResponses } from "../schemas";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
-const idParams = z.object({ id: z.string().uuid("must be a fleet run id (uuid)") });
+const idParams = z.object({ id: z.string().guid("must be a fleet run id (uuid)") });
 
 const selectorSchema = z.union([
   z.strictObject({ all: z.literal(true) }),
-  z.strictObject({ slugs: z.array(tenantSlugSchema).min(1, "must name at least one tenant").max(10_000) }),
-  z.strictObject({ status: z.array(z.enum(ONBOARDING_STATUSES)).min(1, "must name at least one status") }),
+  // At most 1,000 slugs, so that the largest body fits the default body limit (64 KiB); select more by status or all.
+  z.strictObject({ slugs: z.array(tenantSlugSchema).min(1, "must name at least one tenant").max(1000) }),
+  z.strictObject({ status: z.array(z.enum(ONBOARDING_STATUSES)).min(1, "must name at least one status").max(ONBOARDING_STATUSES.length) }),
 ], { error: 'must be {"all": true}, {"slugs": [...]} or {"status": [...]}' });
 
 export const createFleetRunSchema = z
@@ -107,7 +109,7 @@ const listRoute = createRoute({
   tags: ["fleet"],
   summary: "Fleet runs, newest first (platform admin)",
   security,
-  request: { query: z.object({ limit: z.coerce.number().int("must be an integer").min(1).max(200).default(50) }) },
+  request: { query: z.object({ limit: integerQuery(1, 200).default(50) }) },
   responses: { 200: json(z.object({ fleet_runs: z.array(summarySchema) }), "fleet runs"), ...errorResponses },
 });
 
@@ -141,7 +143,21 @@ const eventsRoute = createRoute({
   summary: "The fleet run's progress as server-sent events (`progress` with the fleet run when it changes, `end` when finished)",
   security,
   request: { params: idParams },
-  responses: { 200: { description: "event stream", content: { "text/event-stream": { schema: z.string() } } }, ...errorResponses },
+  responses: {
+    200: eventStreamResponse("event stream: `progress` first and on every change, `end` when the fleet run has finished", [
+      { event: "progress", data: componentRef("FleetRun"), id: true },
+      {
+        event: "end",
+        data: {
+          type: "object",
+          properties: { fleet_run_id: { type: "string", format: "uuid" }, status: { enum: [...FLEET_RUN_STATUSES] } },
+          required: ["fleet_run_id", "status"],
+        },
+        id: false,
+      },
+    ]),
+    ...errorResponses,
+  },
 });
 
 const overviewRoute = createRoute({

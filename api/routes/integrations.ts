@@ -46,7 +46,7 @@ const putAwsRoute = createRoute({
     ...bodyErrorResponses,
     403: errorResponse("a tenant token may not move a connected tenant to another AWS account (code account_change_forbidden)"),
     422: errorResponse(
-      "the bootstrap role could not be assumed with the tenant's external ID (code credentials_rejected), or it could be assumed without it: the role's trust policy does not require the external ID (code external_id_not_required)",
+      "the bootstrap role could not be assumed with the tenant's external ID (code credentials_rejected), or it could be assumed without it: the role's trust policy does not require the external ID (code external_id_not_required), or it is refused for the tenant: not in its AWS account (code role_not_in_tenant_account), not named as ours or in one of the platform's accounts (code bootstrap_role_refused)",
     ),
     502: errorResponse("AWS STS could not check the role just now (code sts_unavailable)"),
   },

@@ -5,10 +5,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ASSET_PRIORITIES } from "../../db/schema";
 import type { Services } from "../../services";
-import type { AssetQuery } from "../../services/discovery/discovery-service";
-import { presentAsset, presentProgress, presentScan } from "../presenters";
+import type { AssetPageQuery } from "../../services/discovery/discovery-service";
+import { presentAssetPage, presentProgress, presentScan } from "../presenters";
 import { createRouter } from "../router";
-import { errorResponse, errorResponses, postErrorResponses, runErrorSchema, slugParamsSchema } from "../schemas";
+import { errorResponse, errorResponses, integerQuery, postErrorResponses, runErrorSchema, slugParamsSchema } from "../schemas";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -70,15 +70,35 @@ const scanSchema = z
   })
   .openapi("DiscoveryScan");
 
+export const ASSETS_PAGE_MAX = 1000;
+/** The largest row id PostgreSQL's integer holds: a cursor past it would overflow the comparison. */
+const CURSOR_MAX = 2_147_483_647;
+
 export const assetsQuerySchema = z.object({
   type: z.string().regex(/^[a-z0-9_-]{1,32}$/, "must be an asset type such as ec2 or rds").optional(),
   include_removed: z.enum(["true", "false"]).default("false"),
+  limit: integerQuery(1, ASSETS_PAGE_MAX).default(100).openapi({ description: `assets per page (at most ${ASSETS_PAGE_MAX})` }),
+  cursor: integerQuery(0, CURSOR_MAX).optional().openapi({ description: "the `next_cursor` of the previous page; absent: the first page" }),
 });
 
-export const assetQueryOf = (query: z.infer<typeof assetsQuerySchema>): AssetQuery => ({
+export const assetQueryOf = (query: z.infer<typeof assetsQuerySchema>): AssetPageQuery => ({
   type: query.type,
   includeRemoved: query.include_removed === "true",
+  limit: query.limit,
+  after: query.cursor,
 });
+
+export const assetPageSchema = z
+  .object({
+    assets: z.array(assetSchema),
+    next_cursor: z
+      .number()
+      .int()
+      .nullable()
+      .openapi({ description: "pass as `cursor` for the next page; null on the last page. Pages follow discovery order, so assets found while a client pages come last" }),
+    total: z.number().int().openapi({ description: "the assets matching the query over all pages" }),
+  })
+  .openapi("AssetPage");
 
 const progressRoute = createRoute({
   method: "get",
@@ -95,10 +115,10 @@ const assetsRoute = createRoute({
   method: "get",
   path: "/{slug}/assets",
   tags: ["onboarding"],
-  summary: "Discovered assets",
+  summary: "Discovered assets, a page at a time (keyset pagination: follow next_cursor)",
   security,
   request: { params: slugParamsSchema, query: assetsQuerySchema },
-  responses: { 200: json(z.object({ assets: z.array(assetSchema) }), "assets"), ...errorResponses },
+  responses: { 200: json(assetPageSchema, "a page of assets"), ...errorResponses },
 });
 
 const scansRoute = createRoute({
@@ -132,8 +152,8 @@ export function onboardingRouter({ tenants, discovery }: Pick<Services, "tenants
   router.openapi(progressRoute, async (c) => c.json(presentProgress(await tenants.progress(await c.var.tenant())), 200));
 
   router.openapi(assetsRoute, async (c) => {
-    const assets = await discovery.assets(await c.var.tenant(), assetQueryOf(c.req.valid("query")));
-    return c.json({ assets: assets.map(presentAsset) }, 200);
+    const page = await discovery.assets(await c.var.tenant(), assetQueryOf(c.req.valid("query")));
+    return c.json(presentAssetPage(page), 200);
   });
 
   router.openapi(scansRoute, async (c) => {

@@ -10,6 +10,7 @@ import type { EventStreams } from "../event-streams";
 import { presentProgress } from "../presenters";
 import { createRouter } from "../router";
 import { errorResponses, slugParamsSchema } from "../schemas";
+import { componentRef, eventStreamResponse } from "../event-stream";
 
 export interface ProgressEventsOptions {
   /** How often the stream reads the progress (ms). */
@@ -29,7 +30,7 @@ const progressEventsRoute = createRoute({
   security: [{ bearerAuth: [] }],
   request: { params: slugParamsSchema },
   responses: {
-    200: { description: "event stream", content: { "text/event-stream": { schema: z.string() } } },
+    200: eventStreamResponse("event stream: `progress` first and on every change", [{ event: "progress", data: componentRef("Progress"), id: true }]),
     ...errorResponses,
   },
 });

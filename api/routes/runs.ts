@@ -4,7 +4,8 @@
  * /v1/tenants/{slug}/offboard: destroy, then remove the stack.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { RUN_KINDS, TERMINAL_RUN_STATUSES } from "../../db/schema";
+import { eventStreamResponse } from "../event-stream";
+import { RUN_KINDS, TERMINAL_RUN_STATUSES, type RunKind } from "../../db/schema";
 import type { Services } from "../../services";
 import type { RequestedRun } from "../../services/run/run-service";
 import type { EventStreams } from "../event-streams";
@@ -14,6 +15,7 @@ import {
   bodyErrorResponses,
   errorResponse,
   errorResponses,
+  integerQuery,
   postErrorResponses,
   resourceChangeSchema,
   runErrorSchema,
@@ -21,7 +23,7 @@ import {
 } from "../schemas";
 
 const security = [{ bearerAuth: [] }];
-const runIdParams = slugParamsSchema.extend({ runId: z.string().uuid("must be a run id (uuid)") });
+const runIdParams = slugParamsSchema.extend({ runId: z.string().guid("must be a run id (uuid)") });
 
 const runSchema = z
   .object({
@@ -61,19 +63,21 @@ const offboardSchema = acceptedSchema
   })
   .openapi("Offboarding");
 
+/** plan_run_id only with kind up: the document says so with one alternative per kind of body. */
 const createRunSchema = z
-  .strictObject({
-    kind: z.enum(RUN_KINDS),
-    /** true: wait behind a run already queued or running for this tenant instead of answering 409. */
-    queue: z.boolean().default(false),
-    /** kind up, when the tenant requires approval: the approved preview whose saved plan the up must apply. */
-    plan_run_id: z.string().uuid("must be a run id (uuid)").optional(),
-  })
-  .superRefine((body, ctx) => {
-    if (body.plan_run_id !== undefined && body.kind !== "up") {
-      ctx.addIssue({ code: "custom", path: ["plan_run_id"], message: "is only for kind up" });
-    }
-  })
+  .discriminatedUnion("kind", [
+    z.strictObject({
+      kind: z.literal("up"),
+      /** true: wait behind a run already queued or running for this tenant instead of answering 409. */
+      queue: z.boolean().default(false),
+      /** When the tenant requires approval: the approved preview whose saved plan the up must apply. */
+      plan_run_id: z.string().guid("must be a run id (uuid)").optional(),
+    }),
+    z.strictObject({
+      kind: z.enum(RUN_KINDS.filter((kind) => kind !== "up") as [Exclude<RunKind, "up">, ...Exclude<RunKind, "up">[]]),
+      queue: z.boolean().default(false),
+    }),
+  ], { error: `must be one of ${RUN_KINDS.map((kind) => JSON.stringify(kind)).join(", ")}` })
   .openapi("CreateRun");
 
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
@@ -111,7 +115,7 @@ const listRunsRoute = createRoute({
   request: {
     params: slugParamsSchema,
     query: z.object({
-      limit: z.coerce.number().int("must be an integer").min(1).max(200).default(50),
+      limit: integerQuery(1, 200).default(50),
       kind: z.enum(RUN_KINDS).optional(),
     }),
   },
@@ -138,7 +142,18 @@ const runEventsRoute = createRoute({
   security,
   request: { params: runIdParams },
   responses: {
-    200: { description: "event stream", content: { "text/event-stream": { schema: z.string() } } },
+    200: eventStreamResponse("event stream: `engine` (a Pulumi engine event) for each event, `end` when the run has finished", [
+      { event: "engine", data: { type: "object" }, id: true },
+      {
+        event: "end",
+        data: {
+          type: "object",
+          properties: { run_id: { type: "string", format: "uuid" }, status: { enum: [...TERMINAL_RUN_STATUSES] } },
+          required: ["run_id", "status"],
+        },
+        id: false,
+      },
+    ]),
     ...errorResponses,
   },
 });
@@ -198,7 +213,9 @@ export function runsRouter({ runs }: Pick<Services, "runs">, options: RunsRouter
     ({ run_id: requested.runId, kind: requested.kind, status: "queued" as const, stack_name: requested.stackName });
 
   router.openapi(createRunRoute, async (c) => {
-    const { kind, queue, plan_run_id: planRunId } = c.req.valid("json");
+    const body = c.req.valid("json");
+    const { kind, queue } = body;
+    const planRunId = "plan_run_id" in body ? body.plan_run_id : undefined;
     const requested = await runs.request(c.get("principal"), await c.var.tenant(), kind, { queue, planRunId });
     return c.json(accepted(requested), 202);
   });

@@ -19,14 +19,16 @@ import {
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
-/** What a client (and schemathesis' stateful phase) can do next with a tenant it has: the slug leads to its routes. */
+/**
+ * What a client (and schemathesis' stateful phase) can do next with a tenant it has: the slug leads to its routes.
+ * Only to what every tenant has: its AWS integration exists once connected, so it is no link from here.
+ */
 const bySlug = (operationId: string) => ({ operationId, parameters: { slug: "$response.body#/slug" } });
 export const tenantLinks = {
   GetTenant: bySlug("getTenant"),
   PatchTenant: bySlug("patchTenant"),
   CreateTenantToken: bySlug("createTenantToken"),
   ConnectAws: bySlug("connectAws"),
-  GetAwsIntegration: bySlug("getAwsIntegration"),
   RequestRun: bySlug("requestRun"),
   ListRuns: bySlug("listRuns"),
   GetProgress: bySlug("getProgress"),
@@ -82,7 +84,12 @@ const patchTenantRoute = createRoute({
     params: slugParamsSchema,
     body: { content: { "application/json": { schema: patchTenantSchema } }, required: true },
   },
-  responses: { 200: { ...json(tenantSchema, "the updated tenant"), links: tenantLinks }, ...errorResponses, ...bodyErrorResponses },
+  responses: {
+    200: { ...json(tenantSchema, "the updated tenant"), links: tenantLinks },
+    ...errorResponses,
+    ...bodyErrorResponses,
+    422: errorResponse("the settings contradict each other or what is stored (code inconsistent_settings): regions without the home region"),
+  },
 });
 
 export function tenantsRouter({ tenants }: Pick<Services, "tenants">) {

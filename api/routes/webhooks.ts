@@ -4,31 +4,33 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import { WEBHOOK_DELIVERY_STATUSES, WEBHOOK_EVENTS } from "../../db/schema";
+import { WEBHOOK_URL } from "../../programs/tenant/config";
 import type { Services } from "../../services";
 import { presentDelivery, presentWebhook } from "../fleet-presenter";
 import { createRouter } from "../router";
 import { WEBHOOK_ERROR_CLASSES } from "../../services/notification/webhook-address-fns";
-import { bodyErrorResponses, errorResponse, errorResponses, postErrorResponses, slugParamsSchema } from "../schemas";
+import { bodyErrorResponses, errorResponse, errorResponses, integerQuery, postErrorResponses, slugParamsSchema } from "../schemas";
 
 const security = [{ bearerAuth: [] }];
 const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
-const webhookIdParams = z.object({ id: z.string().uuid("must be a webhook id (uuid)") });
-const tenantWebhookParams = slugParamsSchema.extend({ id: z.string().uuid("must be a webhook id (uuid)") });
+const webhookIdParams = z.object({ id: z.string().guid("must be a webhook id (uuid)") });
+const tenantWebhookParams = slugParamsSchema.extend({ id: z.string().guid("must be a webhook id (uuid)") });
 
 const createWebhookSchema = z
   .strictObject({
     url: z
       .string()
       .max(2048)
+      .regex(WEBHOOK_URL, "must be an https URL of a host name or IPv4 address, without user info or fragment (http only to loopback)")
       .openapi({
         description:
-          "https to a public address. Refused (400 naming `url`): a host that is, or resolves only to, a loopback, private, link-local, " +
+          "https to a public address. Refused (422 naming `url`, code webhook_url_not_allowed): a host that is, or resolves only to, a loopback, private, link-local, " +
           "CGNAT, unique-local, multicast, unspecified, broadcast, documentation, benchmarking or reserved address, in any spelling " +
           "(IPv4-mapped, NAT64 and 6to4 forms are judged by the IPv4 address they carry). Checked again, and the connection pinned to " +
           "the checked addresses, at every delivery. Only platform webhooks (POST /v1/webhooks) may target loopback, also over http, " +
           "and only when the service runs with WEBHOOK_PLATFORM_ALLOW_LOOPBACK=true.",
       }),
-    events: z.array(z.enum(WEBHOOK_EVENTS)).min(1, "must name at least one event"),
+    events: z.array(z.enum(WEBHOOK_EVENTS)).min(1, "must name at least one event").max(WEBHOOK_EVENTS.length, `must list at most ${WEBHOOK_EVENTS.length} events`),
   })
   .openapi("CreateWebhook");
 
@@ -106,7 +108,7 @@ const deliveriesRoute = createRoute({
   tags: ["webhooks"],
   summary: "A webhook's deliveries, newest first, each with every attempt (status code or error, duration)",
   security,
-  request: { params: webhookIdParams, query: z.object({ limit: z.coerce.number().int("must be an integer").min(1).max(500).default(100) }) },
+  request: { params: webhookIdParams, query: z.object({ limit: integerQuery(1, 500).default(100) }) },
   responses: { 200: json(z.object({ webhook: webhookSchema, deliveries: z.array(deliverySchema) }), "deliveries"), ...errorResponses },
 });
 const createTenant = createRoute({

@@ -46,6 +46,22 @@ export async function api(method, path, body, token = loadSession()?.token) {
   return parsed;
 }
 
+/**
+ * Every item of a keyset-paginated list (`{<key>: [...], next_cursor}`), page after page of the largest size the API
+ * takes; `path` may carry a query already.
+ */
+export async function apiAllPages(path, key, pageSize = 1000) {
+  const items = [];
+  let cursor = null;
+  do {
+    const separator = path.includes("?") ? "&" : "?";
+    const page = await api("GET", `${path}${separator}limit=${pageSize}${cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`}`);
+    items.push(...page[key]);
+    cursor = page.next_cursor ?? null;
+  } while (cursor !== null);
+  return items;
+}
+
 export const tenantPath = (slug, rest = "") => `/v1/tenants/${encodeURIComponent(slug)}${rest}`;
 
 /**

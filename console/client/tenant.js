@@ -1,5 +1,5 @@
 // The tenant admin's console: quick start (connect AWS, live progress), assets, deployment, validation, settings.
-import { api, ApiError, followEvents, tenantPath } from "./api.js";
+import { api, apiAllPages, ApiError, followEvents, tenantPath } from "./api.js";
 import { dataTable } from "./data-table.js";
 import { announce, badge, confirmDialog, formatTime, h, label, replace } from "./dom.js";
 import { CHECK_FIXES, renderProgress } from "./progress-view.js";
@@ -254,8 +254,8 @@ export function mountTenant({ main, nav, session }) {
       });
       screen("Assets", h("p", { className: "muted" }, "Everything discovered in your account, highest priority first."), assetsTable.element);
     }
-    const [{ assets }, deployment] = await Promise.all([
-      api("GET", path("/assets")),
+    const [assets, deployment] = await Promise.all([
+      apiAllPages(path("/assets"), "assets"),
       api("GET", path("/deployment?refresh=false")).catch(() => ({ instances: [] })),
     ]);
     if (token !== state.viewToken) return;

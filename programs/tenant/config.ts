@@ -10,7 +10,9 @@ const quoted = (value: string) => JSON.stringify(value.length > 40 ? `${value.sl
 /** A region code of lib/aws-regions.ts (the one list). */
 export const awsRegionSchema = z
   .string()
-  .refine((value): boolean => isAwsRegion(value), { error: (issue) => `must be an AWS region code such as us-east-1; ${quoted(String(issue.input))} is not one` });
+  .refine((value): boolean => isAwsRegion(value), { error: (issue) => `must be an AWS region code such as us-east-1; ${quoted(String(issue.input))} is not one` })
+  // The OpenAPI document states the list (the refine's message is the more useful one).
+  .meta({ enum: [...AWS_REGIONS] });
 
 /** A tenant's regions: known, each once. */
 export const awsRegionListSchema = z
@@ -22,9 +24,10 @@ export const awsRegionListSchema = z
     if (repeated.length > 0) {
       ctx.addIssue({ code: "custom", message: `must list each region once; repeats ${[...new Set(repeated)].map(quoted).join(", ")}` });
     }
-  });
+  })
+  .meta({ uniqueItems: true });
 
-const accountId = z.string().regex(/^\d{12}$/, "must be a 12-digit AWS account id");
+const accountId = z.string().regex(/^[0-9]{12}$/, "must be a 12-digit AWS account id");
 
 /**
  * Slugs that read as something else in a URL, a log line or a client's code (`/v1/tenants/new`, a slug `null` from a
@@ -39,20 +42,21 @@ export const RESERVED_TENANT_SLUGS: ReadonlySet<string> = new Set([
 export const tenantSlugSchema = z
   .string()
   .regex(/^[a-z][a-z0-9-]{1,38}[a-z0-9]$/, "must be 3-40 lowercase letters, digits or dashes, starting with a letter")
-  .refine((slug) => !RESERVED_TENANT_SLUGS.has(slug), { error: (issue) => `${quoted(String(issue.input))} is a reserved word; choose another slug` });
+  .refine((slug) => !RESERVED_TENANT_SLUGS.has(slug), { error: (issue) => `${quoted(String(issue.input))} is a reserved word; choose another slug` })
+  .meta({ not: { enum: [...RESERVED_TENANT_SLUGS] } });
 
 export const roleArnSchema = z
   .string()
-  .regex(/^arn:aws:iam::\d{12}:role\/[\w+=,.@\/-]{1,512}$/, "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)");
+  .regex(/^arn:aws:iam::[0-9]{12}:role\/[A-Za-z0-9_+=,.@\/-]{1,512}$/, "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)");
 
 export const externalIdSchema = z
   .string()
-  .regex(/^[\w+=,.@:\/-]{16,1224}$/, "must be 16-1224 characters of letters, digits and +=,.@:/-_");
+  .regex(/^[A-Za-z0-9_+=,.@:\/-]{16,1224}$/, "must be 16-1224 characters of letters, digits and +=,.@:/-_");
 
 export const principalArnSchema = z
   .string()
   .regex(
-    /^arn:aws:iam::\d{12}:(root|role\/[\w+=,.@\/-]+|user\/[\w+=,.@\/-]+)$/,
+    /^arn:aws:iam::[0-9]{12}:(root|role\/[A-Za-z0-9_+=,.@\/-]+|user\/[A-Za-z0-9_+=,.@\/-]+)$/,
     "must be an IAM principal ARN (account root, role or user)",
   );
 
@@ -61,6 +65,32 @@ export const principalArnSchema = z
  * the agent install document, so quotes, spaces and other metacharacters are refused, not escaped.
  */
 export const SAFE_HTTPS_URL = /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~\/-]*)?$/;
+
+/**
+ * The whole rule as one regular expression, for the OpenAPI document: an https URL in normal form of a lowercase
+ * host name whose last label starts with a letter (a numeric last label would be read as an IPv4 address) or of a
+ * dotted-quad IPv4 address, a port other than 443 without leading zeros, and path segments of the safe characters
+ * that are neither . nor .. (no empty segment, no trailing slash). Every URL it matches passes the checks of
+ * httpsUrlProblem, which also refuses any URL it does not match: the document and the server agree.
+ */
+const LABEL = "[a-z0-9](?:[a-z0-9-]*[a-z0-9])?";
+const OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
+const PORT = "(?:[1-9]|[1-9][0-9]|[1-35-9][0-9][0-9]|4[0-35-9][0-9]|44[0-24-9]|[1-9][0-9]{3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
+const SEGMENT = "(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*|\\.[A-Za-z0-9_~-][A-Za-z0-9._~-]*|\\.\\.[A-Za-z0-9._~-]+)";
+export const NORMAL_HTTPS_URL = new RegExp(
+  `^https://(?:(?:${LABEL}\\.)*[a-z](?:[a-z0-9-]*[a-z0-9])?|(?:${OCTET}\\.){3}${OCTET})(?::${PORT})?(?:/${SEGMENT})*$`,
+);
+
+/**
+ * A webhook receiver's URL, as the OpenAPI document states it and the API checks it first: https to a host name or
+ * an IPv4 address (http only to loopback, which the service refuses unless WEBHOOK_ALLOW_HTTP_LOOPBACK is set: a
+ * setting, so a 422), an optional port, path and query of URL characters; no user info, no fragment.
+ */
+const URL_CHARS = "[A-Za-z0-9._~!$&'()*+,;=:@%-]";
+export const WEBHOOK_URL = new RegExp(
+  `^(?:https://(?:(?:${LABEL.replace(/a-z/g, "A-Za-z")}\\.)*[A-Za-z](?:[A-Za-z0-9-]*[A-Za-z0-9])?|(?:${OCTET}\\.){3}${OCTET})|http://(?:127\\.0\\.0\\.1|localhost|\\[::1\\]))` +
+    `(?::${PORT})?(?:/${URL_CHARS}*)*(?:\\?(?:${URL_CHARS}|[/?])*)?$`,
+);
 
 /** Why `value` is not an acceptable https base URL (the first, most useful reason), or undefined when it is. */
 export function httpsUrlProblem(value: string): string | undefined {
@@ -79,6 +109,9 @@ export function httpsUrlProblem(value: string): string | undefined {
   if (!SAFE_HTTPS_URL.test(value)) return "must be an https URL of a host and a plain path (letters, digits, . _ ~ / -)";
   const normal = normalHttpsUrl(url);
   if (normal !== value) return `must be written in its normal form ${JSON.stringify(normal)} (lowercase host, no default port, no trailing slash)`;
+  if (!NORMAL_HTTPS_URL.test(value)) {
+    return "must be https://<host name or IPv4 address>[:port][/path], the host's last label starting with a letter, no empty path segment";
+  }
   return undefined;
 }
 
@@ -92,10 +125,13 @@ function normalHttpsUrl(url: URL): string {
  * that are safe inside the install document's quoted strings (SAFE_HTTPS_URL), in its normal form. A URL that is not
  * in normal form is refused with the form to send, never rewritten: what is stored is exactly what was sent.
  */
-export const httpsUrlSchema = z.string().superRefine((value, ctx) => {
-  const problem = httpsUrlProblem(value);
-  if (problem) ctx.addIssue({ code: "custom", message: problem });
-});
+export const httpsUrlSchema = z
+  .string()
+  .superRefine((value, ctx) => {
+    const problem = httpsUrlProblem(value);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })
+  .meta({ pattern: NORMAL_HTTPS_URL.source });
 
 const tagSchema = z.object({
   key: z.string().min(1).max(128),

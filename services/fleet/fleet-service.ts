@@ -18,7 +18,7 @@ import {
   type OnboardingStatus,
   type Run,
 } from "../../db/schema";
-import { ConflictError, NotFoundError, ValidationError } from "../../lib/errors";
+import { ConflictError, NotFoundError, UnprocessableError } from "../../lib/errors";
 import { recordAudit } from "../tenant/audit-store";
 import { onboardingOverview, type OnboardingOverview } from "../tenant/onboarding-overview";
 import { requireAdmin, type Principal } from "../tenant/principal";
@@ -71,7 +71,13 @@ export async function recordFleetRun(db: DrizzleDatabase, actor: string, input: 
     .orderBy(asc(organizations.slug));
   if ("slugs" in selector) {
     const missing = selector.slugs.filter((slug) => !orgs.some((org) => org.slug === slug));
-    if (missing.length > 0) throw new ValidationError([{ field: "tenants.slugs", message: `no such tenant: ${missing.join(", ")}` }]);
+    if (missing.length > 0) {
+      // Well formed, but naming tenants that do not exist: state, not syntax (400 is what the schema refuses).
+      throw new UnprocessableError(`no such tenant: ${missing.join(", ")}`, {
+        code: "unknown_tenants",
+        fields: [{ field: "tenants.slugs", message: `no such tenant: ${missing.join(", ")}` }],
+      });
+    }
   }
   return db.transaction(async (tx) => {
     const [fleet] = await tx

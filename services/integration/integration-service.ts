@@ -91,7 +91,8 @@ async function connectAws(
   input: ConnectAwsInput,
 ): Promise<{ row: IntegrationCredential; data: AwsCredentialData; created: boolean; generated: boolean }> {
   const problem = bootstrapRoleArnProblem({ roleArn: input.bootstrapRoleArn, tenantSlug: org.slug, platformAccounts });
-  if (problem) throw new ValidationError([{ field: "bootstrap_role_arn", message: problem }]);
+  // The request is well formed; the tenant's slug, account and the platform's accounts refuse it (400 is kept for what the schema refuses).
+  if (problem) throw new UnprocessableError(`the bootstrap role is refused: ${problem}`, { code: "bootstrap_role_refused", fields: [{ field: "bootstrap_role_arn", message: problem }] });
   const roleAccount = parseRoleArn(input.bootstrapRoleArn)!.accountId;
   const [current] = await db
     .select({ status: integrationCredentials.status })
@@ -106,9 +107,10 @@ async function connectAws(
         { code: "account_change_forbidden", fields: [{ field: "bootstrap_role_arn", message: `must be in the tenant's AWS account ${org.awsAccountId}` }] },
       );
     }
-    throw new ValidationError([
-      { field: "bootstrap_role_arn", message: `must belong to the tenant's AWS account ${org.awsAccountId} (change integration_settings.aws_account_id first)` },
-    ]);
+    throw new UnprocessableError("the role is not in the tenant's AWS account", {
+      code: "role_not_in_tenant_account",
+      fields: [{ field: "bootstrap_role_arn", message: `must belong to the tenant's AWS account ${org.awsAccountId} (change integration_settings.aws_account_id first)` }],
+    });
   }
   const externalId = await tenantExternalId(db, keyring, org.id);
   if (input.presentedExternalId && !tokensEqual(input.presentedExternalId.value, externalId)) {

@@ -16,7 +16,7 @@ import {
   type WebhookDeliveryAttempt,
   type WebhookEvent,
 } from "../../db/schema";
-import { ConflictError, NotFoundError, ValidationError } from "../../lib/errors";
+import { ConflictError, NotFoundError, UnprocessableError } from "../../lib/errors";
 import { recordAudit } from "../tenant/audit-store";
 import { isAdmin, requireAdmin, type Principal } from "../tenant/principal";
 import { parseWebhookUrl } from "./webhook-address-fns";
@@ -59,9 +59,12 @@ export function createWebhookService(deps: WebhookServiceDeps) {
   /** Refuses a URL whose host is, or resolves only to, addresses this webhook may not reach (checked again at each delivery). */
   async function checkUrl(url: string, platform: boolean): Promise<void> {
     const parsed = parseWebhookUrl(url);
-    if (!("target" in parsed)) throw new ValidationError([{ field: "url", message: parsed.problem }]);
+    // The API's schema refuses a URL of the wrong form (400); what is left depends on where it leads and on this
+    // service's settings (422).
+    const refuse = (message: string) => new UnprocessableError(message, { code: "webhook_url_not_allowed", fields: [{ field: "url", message }] });
+    if (!("target" in parsed)) throw refuse(parsed.problem);
     const resolved = await resolveTarget(parsed.target, { platform, platformLoopback: deps.platformLoopback }, lookup, deps.classify);
-    if (!resolved.ok) throw new ValidationError([{ field: "url", message: resolved.message }]);
+    if (!resolved.ok) throw refuse(resolved.message);
   }
 
   async function visibleWebhook(principal: Principal, id: string): Promise<Webhook> {

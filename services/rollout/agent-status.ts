@@ -12,6 +12,7 @@ import { mapBounded } from "../../lib/concurrency";
 import { targetingDecision, type TargetingDecision } from "../../programs/tenant/targeting-fns";
 import { TenantAwsAccessError, type TenantSession } from "../integration/tenant-aws-session";
 import type { RolloutSpec } from "./rollout-spec-fns";
+import { isStoppedState } from "./stopped-instances-fns";
 
 export const SSM_CONCURRENCY = 8;
 
@@ -49,7 +50,7 @@ export function deriveAgentStatus(evidence: InstanceEvidence): DerivedStatus {
   if (evidence.enrolled) return { status: "checked_in", reason: "the agent enrolled with the service" };
   const { decision } = evidence;
   if (!decision.targeted && decision.reason !== "not_managed") return { status: "not_targeted", reason: decision.message };
-  if (evidence.state === "stopped" || evidence.state === "stopping") return { status: "pending", reason: STOPPED_REASON };
+  if (isStoppedState(evidence.state)) return { status: "pending", reason: STOPPED_REASON };
   if (!decision.targeted) return { status: "pending", reason: decision.message };
   if (!evidence.managed) {
     return {
@@ -166,7 +167,7 @@ export function decisionFor(asset: CloudAsset, applied: RolloutSpec, managed?: b
   );
 }
 
-export const isStopped = (asset: Pick<CloudAsset, "assetData">) => asset.assetData.state === "stopped" || asset.assetData.state === "stopping";
+export const isStopped = (asset: Pick<CloudAsset, "assetData">) => isStoppedState(asset.assetData.state);
 
 /** Reads the rollout from SSM in every region holding the tenant's targeted instances and stores it. */
 export async function refreshAgentStatus(db: DrizzleDatabase, session: TenantSession, now = new Date()): Promise<StatusRefresh> {

@@ -8,7 +8,8 @@ import { HEARTBEAT_STALE_AFTER_MS } from "./enrollment";
 import type { DrizzleDatabase } from "../../db/client";
 import { agents, ASSET_PRIORITIES, cloudAssets, organizations, type AgentStatus, type CloudAsset, type IntegrationSettings } from "../../db/schema";
 import { appliedStackOutputs } from "../run/applied-outputs";
-import { decisionFor, isStopped } from "./agent-status";
+import { decisionFor } from "./agent-status";
+import { isStoppedState, owesAgent, rolloutStanding } from "./stopped-instances-fns";
 import { appliedSpecOf, changePendingMessage, describeTargeting, pendingChanges, requestedSpecOf, type RolloutSpec } from "./rollout-spec-fns";
 
 export interface DeploymentInstance {
@@ -34,7 +35,8 @@ export interface DeploymentSummary {
   /** Targeted instances SSM does not manage yet (they need an instance profile or Default Host Management). */
   unmanaged: number;
   targeted: number;
-  /** Targeted instances that are stopped: the association reaches them when they start; they do not hold onboarding up. */
+  /** Targeted instances that are stopped and have no agent: the association reaches them when they start; they do not
+   * hold onboarding up, a failed install on them included (stopped-instances-fns.ts). */
   stopped: number;
   installed: number;
   failed: number;
@@ -46,7 +48,6 @@ export interface DeploymentSummary {
   instances: DeploymentInstance[];
 }
 
-const INSTALLED: ReadonlySet<AgentStatus> = new Set(["installed", "checked_in"]);
 const priorityRank = (priority: CloudAsset["priority"]) => ASSET_PRIORITIES.indexOf(priority);
 
 /** Highest priority first, then by name: the order rollouts and retries go in. */
@@ -170,10 +171,7 @@ function tallyRows(rows: RolloutRow[]): RolloutTally {
     else if (!targeted) tally.notTargeted++;
     else {
       tally.targeted++;
-      if (INSTALLED.has(asset.agentStatus)) tally.installed++;
-      else if (asset.agentStatus === "failed") tally.failed++;
-      else if (isStopped(asset)) tally.stopped++;
-      else tally.pending++;
+      tally[rolloutStanding({ agentStatus: asset.agentStatus, state: asset.assetData.state })]++;
       if (asset.agentStatus === "checked_in") tally.checkedIn++;
       if (asset.agentStatusDetail?.notTargeted === "not_managed") tally.unmanaged++;
     }
@@ -231,9 +229,12 @@ export async function deploymentHealth(db: DrizzleDatabase, organizationId: numb
     healthy: healthy(agent.lastHeartbeatAt),
   }));
   const agentsHealthy = list.filter((agent) => agent.healthy).length;
-  const targetedWithoutAgent = tally.instances.filter((instance) => instance.targeted && !enrolled.has(instance.assetId)).length;
+  // Stopped instances owe nothing (stopped-instances-fns.ts): neither an agent nor the heartbeats of the one they have.
+  const stoppedIds = new Set(tally.instances.filter((instance) => isStoppedState(instance.state)).map((instance) => instance.assetId));
+  const targetedWithoutAgent = tally.instances.filter((instance) => owesAgent(instance) && !enrolled.has(instance.assetId)).length;
+  const silentOwing = list.filter((agent) => !agent.healthy && !stoppedIds.has(agent.instanceId)).length;
   return {
-    status: list.length === 0 ? "no_agents" : agentsHealthy === list.length && targetedWithoutAgent === 0 ? "healthy" : "degraded",
+    status: list.length === 0 ? "no_agents" : silentOwing === 0 && targetedWithoutAgent === 0 ? "healthy" : "degraded",
     agentsEnrolled: list.length,
     agentsHealthy,
     agentsStale: list.length - agentsHealthy,

@@ -9,6 +9,7 @@ import type { DrizzleDatabase } from "../../db/client";
 import { preparedPerDatabase } from "../../db/prepared-query";
 import { agents, discoveryScans, integrationCredentials, runs, type DiscoveryScan, type Run } from "../../db/schema";
 import { deploymentSummary, type DeploymentInstance, type DeploymentSummary } from "./rollout-summary";
+import { owesAgent, rolloutStanding } from "./stopped-instances-fns";
 
 export const CHECK_NAMES = [
   "integration_healthy",
@@ -57,8 +58,8 @@ function instanceGroups(instances: DeploymentInstance[]): InstanceGroups {
   let groups = groupsOfList.get(instances);
   if (!groups) {
     const targeted = instances.filter((instance) => instance.targeted);
-    const running = targeted.filter((instance) => instance.state !== "stopped" && instance.state !== "stopping");
-    const notInstalled = running.filter((instance) => instance.agentStatus !== "installed" && instance.agentStatus !== "checked_in");
+    const running = targeted.filter(owesAgent);
+    const notInstalled = running.filter((instance) => rolloutStanding(instance) !== "installed");
     groups = { liveAssets: instances.length, targeted, running, runningIds: new Set(running.map((instance) => instance.assetId)), notInstalled, failedInstalls: notInstalled.filter((instance) => instance.agentStatus === "failed") };
     groupsOfList.set(instances, groups);
   }

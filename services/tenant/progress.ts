@@ -9,6 +9,7 @@ import { preparedPerDatabase } from "../../db/prepared-query";
 import { organizations, runEvents, type DiscoveryScan, type OnboardingStatus, type Run, type StatusReason, type DriftedResource } from "../../db/schema";
 import { deploymentSummary, type DeploymentSummary } from "../rollout/rollout-summary";
 import { latestScan, latestUp, validateTenant } from "../rollout/validation-checks";
+import { owesAgent, rolloutStanding } from "../rollout/stopped-instances-fns";
 
 export type PhaseStatus = "pending" | "in_progress" | "completed" | "failed";
 
@@ -83,11 +84,14 @@ function discoveryProgress(scan: DiscoveryScan | null, assetsFound: number): Ten
   }
 }
 
-function deploymentPhase({ targeted, stopped, installed, failed }: DeploymentSummary): TenantProgress["deployment"] {
-  // Stopped instances get the agent when they start: the phase is done when every running targeted one has it.
-  const due = targeted - stopped;
-  const status: PhaseStatus = due <= 0 ? "pending" : installed >= due ? "completed" : failed > 0 ? "failed" : "in_progress";
-  return { status, progress: pct(installed, due), targeted, agentsDeployed: installed, failed };
+function deploymentPhase({ targeted, installed, failed, instances }: DeploymentSummary): TenantProgress["deployment"] {
+  // Stopped instances get the agent when they start (stopped-instances-fns.ts): the phase is done when every
+  // instance that owes an agent has it.
+  const owing = instances.filter(owesAgent);
+  const done = owing.filter((instance) => rolloutStanding(instance) === "installed").length;
+  const due = owing.length;
+  const status: PhaseStatus = due === 0 ? "pending" : done === due ? "completed" : failed > 0 ? "failed" : "in_progress";
+  return { status, progress: pct(done, due), targeted, agentsDeployed: installed, failed };
 }
 
 export async function tenantProgress(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<TenantProgress> {

@@ -7,7 +7,7 @@ import type { DrizzleDatabase } from "../../db/client";
 import { preparedPerDatabase } from "../../db/prepared-query";
 import { generateToken, hashToken } from "../../db/crypto";
 import { apiTokens, integrationCredentials, organizations, type ApiToken, type IntegrationSettings, type OnboardingFlowVersion, type Organization } from "../../db/schema";
-import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, ValidationError, type FieldProblem } from "../../lib/errors";
+import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, UnprocessableError, ValidationError, type FieldProblem } from "../../lib/errors";
 import { recordAudit } from "./audit-store";
 import { actorOf, isAdmin, requireAdmin, type Principal } from "./principal";
 import { onboardingOverview } from "./onboarding-overview";
@@ -130,7 +130,8 @@ export function mergeSettings(
   if (merged.regions && merged.homeRegion && !merged.regions.includes(merged.homeRegion)) {
     problems.push({ field: "integration_settings.regions", message: "must include the home region" });
   }
-  if (problems.length > 0) throw new ValidationError(problems);
+  // Each setting is valid on its own (the schema says so); together, with what is stored, they are not: 422.
+  if (problems.length > 0) throw new UnprocessableError("the settings contradict each other", { code: "inconsistent_settings", fields: problems });
   return { settings: merged, awsAccountId };
 }
 

@@ -611,4 +611,53 @@ describe("a hostile tenant", () => {
       expect((await call("GET", `/v1/tenants/${mallory.slug}`, { token: mallory.token })).body.integration_settings.aws_account_id).toBe(mallory.account);
     });
   });
+
+  describe("finding 13: display names and asset pages", () => {
+    it.each([
+      ["her tenant's name with U+202E (right-to-left override)", "PATCH", () => `/v1/tenants/${mallory.slug}`, { name: "Acme\u202Egnp.exe" }],
+      ["her tenant's name with a zero-width space", "PATCH", () => `/v1/tenants/${mallory.slug}`, { name: "vic\u200Btim" }],
+      ["a token name with a newline (a forged log line)", "POST", () => `/v1/tenants/${mallory.slug}/tokens`, { name: "ok\nlevel=error admin=true" }],
+      ["a token name with U+2066 (left-to-right isolate)", "POST", () => `/v1/tenants/${mallory.slug}/tokens`, { name: "\u2066admin" }],
+    ])("refuses %s with 400 naming the field", async (_probe, method, path, body) => {
+      const response = await call(method, path(), { body, token: mallory.token });
+      expect(response.status, response.text).toBe(400);
+      expect(response.body.error.fields).toEqual([{ field: "name", message: expect.stringMatching(/control or format characters/) }]);
+    });
+
+    it("honours limit on /assets and pages the rest with next_cursor, her assets only", async () => {
+      const sql = postgres(databaseUrl, { max: 1, onnotice: () => undefined });
+      try {
+        for (const tenant of [mallory, victim]) {
+          const [org] = await sql<{ id: number }[]>`select id from organizations where slug = ${tenant.slug}`;
+          const rows = Array.from({ length: 30 }, (_, i) => ({
+            organization_id: org!.id,
+            provider: "aws",
+            asset_type: "ec2",
+            asset_id: `i-${tenant.slug}-${String(i).padStart(3, "0")}`,
+            region: "us-east-1",
+          }));
+          await sql`insert into cloud_assets ${sql(rows)}`;
+        }
+      } finally {
+        await sql.end();
+      }
+      const seen: string[] = [];
+      let cursor: number | null = null;
+      do {
+        const page = await call("GET", `/v1/tenants/${mallory.slug}/assets?limit=7${cursor === null ? "" : `&cursor=${cursor}`}`, { token: mallory.token });
+        expect(page.status, page.text).toBe(200);
+        expect(page.body.assets.length).toBeLessThanOrEqual(7);
+        expect(page.body.total).toBe(30);
+        seen.push(...page.body.assets.map((asset: { asset_id: string }) => asset.asset_id));
+        cursor = page.body.next_cursor;
+      } while (cursor !== null);
+      expect(seen).toHaveLength(30);
+      expect(new Set(seen).size).toBe(30);
+      expect(seen.every((id) => id.startsWith(`i-${mallory.slug}-`))).toBe(true);
+      // A page larger than the maximum is refused, not served whole.
+      const huge = await call("GET", `/v1/tenants/${mallory.slug}/assets?limit=1000000`, { token: mallory.token });
+      expect(huge.status).toBe(400);
+      expect(huge.body.error.fields.map((field: { field: string }) => field.field)).toEqual(["query.limit"]);
+    });
+  });
 });

@@ -354,7 +354,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       overall_progress: expect.any(Number),
     });
     expect((await v2("GET", "/integrations")).body).toEqual([]);
-    expect((await v2("GET", "/assets")).body).toEqual({ assets: [], total: 0 });
+    expect((await v2("GET", "/assets")).body).toEqual({ assets: [], next_cursor: null, total: 0 });
     expect((await v2("POST", "/assets/refresh")).status).toBe(409);
     const notDeployed = await v2("POST", "/deployment/retry");
     expect(notDeployed.status).toBe(409);
@@ -410,7 +410,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     expect(assets.body.total).toBe(2);
     expect(assets.body.assets.map((asset: { asset_id: string }) => asset.asset_id).sort()).toEqual(bravoInstances);
     for (const asset of assets.body.assets) expect(asset).toMatchObject({ asset_type: "ec2", provider: "aws", region: REGION, name: "web" });
-    expect((await v2("GET", "/assets?type=rds")).body).toEqual({ assets: [], total: 0 });
+    expect((await v2("GET", "/assets?type=rds")).body).toEqual({ assets: [], next_cursor: null, total: 0 });
     expect((await v2("GET", "/integrations")).body[0].asset_count).toBe(2);
 
     const refresh = await v2("POST", "/assets/refresh");
@@ -480,7 +480,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     // The v2 set serves the same data as /v1 for the token's tenant.
     const v1Assets = await call("GET", `/v1/tenants/${bravo.slug}/assets`);
     const v2Assets = await v2("GET", "/assets");
-    expect(v2Assets.body).toEqual({ assets: v1Assets.body.assets, total: 2 });
+    expect(v2Assets.body).toEqual({ assets: v1Assets.body.assets, next_cursor: null, total: 2 });
     for (const asset of v2Assets.body.assets) expect(asset.agent_status).toBe("checked_in");
     const v1Validation = await call("GET", `/v1/tenants/${bravo.slug}/validation`);
     expect(v1Validation.body).toEqual(validated.body);
@@ -800,7 +800,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     { name: "v2 setup: bad role ARN", method: "POST", path: () => "/api/onboarding/v2/integrations/setup", token: charlieToken, body: { provider: "aws", credentials: { role_arn: "nope" } }, fields: ["credentials.role_arn"] },
     { name: "v2 setup: unknown credential field", method: "POST", path: () => "/api/onboarding/v2/integrations/setup", token: charlieToken, body: { provider: "aws", credentials: { role_arn: charlie.roleArn, password: "x" } }, fields: ["credentials.password"] },
     { name: "v2 setup: wrong type", method: "POST", path: () => "/api/onboarding/v2/integrations/setup", token: charlieToken, body: { provider: "aws", credentials: "arn" }, fields: ["credentials"] },
-    { name: "v2 quick-start: unknown field", method: "POST", path: () => "/api/onboarding/v2/quick-start", token: charlieToken, body: { provider: "aws", credentials: {}, region: "us-east-1" }, fields: ["region"] },
+    { name: "v2 quick-start: unknown field", method: "POST", path: () => "/api/onboarding/v2/quick-start", token: charlieToken, body: { provider: "aws", credentials: { role_arn: charlie.roleArn }, region: "us-east-1" }, fields: ["region"] },
     { name: "v2 delete: bad provider", method: "DELETE", path: () => "/api/onboarding/v2/integrations/oracle", token: charlieToken, fields: ["param.provider"] },
     { name: "v2 assets: bad type", method: "GET", path: () => "/api/onboarding/v2/assets?type=A%20B", token: charlieToken, fields: ["query.type"] },
     { name: "v2 deployment summary: bad refresh", method: "GET", path: () => "/api/onboarding/v2/deployment/summary?refresh=1", token: charlieToken, fields: ["query.refresh"] },
@@ -851,8 +851,9 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       "post /v1/tenants/{slug}/webhooks": { url: "https://hooks.example.com/x", events: ["run.failed"] },
       "post /v1/webhooks": { url: "https://hooks.example.com/x", events: ["run.failed"] },
       "post /v1/fleet/runs": { kind: "preview", tenants: { slugs: [NO_SUCH_TENANT] } },
-      "post /api/onboarding/v2/quick-start": { provider: "aws", credentials: {} },
-      "post /api/onboarding/v2/integrations/setup": { provider: "aws", credentials: {} },
+      // AWS credentials are part of the body's schema (a union on provider): valid ones, so only the probed field is wrong.
+      "post /api/onboarding/v2/quick-start": { provider: "aws", credentials: { role_arn: charlie.roleArn } },
+      "post /api/onboarding/v2/integrations/setup": { provider: "aws", credentials: { role_arn: charlie.roleArn } },
       "post /v1/agents/enroll": enrollmentBody("x".repeat(40), { accountId: "123456789012", region: REGION, instanceId: "i-1" }),
       "post /v1/agents/heartbeat": { agent_credential: `mxdr-agent_${"x".repeat(43)}`, instance_id: "i-1" },
       "post /v1/credentials/rotation": {},

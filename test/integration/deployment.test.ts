@@ -15,9 +15,8 @@ import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rotateEnrollmentToken, activeEnrollmentToken } from "../../services/rollout/enrollment-tokens";
 import { HEARTBEAT_STALE_AFTER_MS } from "../../services/rollout/enrollment";
-import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
-import { createKeyring, encryptJson, generateToken, hashToken } from "../../db/crypto";
+import { createKeyring, generateToken, hashToken } from "../../db/crypto";
 import {
   agentCommands,
   agents,
@@ -25,19 +24,18 @@ import {
   auditLog,
   cloudAssets,
   discoveryScans,
-  integrationCredentials,
   organizations,
   runs,
 } from "../../db/schema";
 import { assumeRoleCredentials } from "../../services/integration/assume-role";
 import { executeScan } from "../../services/discovery/scan-runner";
 import { buildAgentInstallDocument } from "../../programs/tenant/agent-document";
-import { AWS_CREDENTIAL_TYPE, awsCredentialContext } from "../../services/integration/aws-credential-store";
 import { onboardingLifecycle } from "../../services/tenant/onboarding-lifecycle";
 import { miniCorp } from "../fixtures/tenant-config";
 import { realPostgres } from "../harness/databases";
 import { unused } from "../harness/unused";
 import { seedMiniCorp } from "../harness/mini-corp-estate";
+import { appWithoutQueues, insertActiveAwsCredential, succeededUpRun } from "../harness/seeded-tenant";
 import { resetMoto } from "../harness/moto";
 import { startSsmStandIn, type ManagedInstance, type SsmStandIn } from "../harness/ssm-standin";
 import { enrollmentBody, signedIdentity, testIdentityTrust, untrustedIdentityAuthority } from "../harness/instance-identity";
@@ -53,7 +51,7 @@ const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
 let database: Database;
 let cleanup: () => Promise<void>;
 let standIn: SsmStandIn;
-let app: ReturnType<typeof createApp>;
+let app: ReturnType<typeof appWithoutQueues>;
 let organizationId: number;
 let tenantToken: string;
 let enrollmentToken: string;
@@ -143,54 +141,14 @@ beforeAll(async () => {
     })
     .returning();
   organizationId = org!.id;
-  const sealed = encryptJson({ bootstrapRoleArn: `arn:aws:iam::${ACCOUNT}:role/MiniXdrBootstrap`, externalId: EXTERNAL_ID }, awsCredentialContext(organizationId), keyring);
-  await db.insert(integrationCredentials).values({
-    organizationId,
-    provider: "aws",
-    credentialType: AWS_CREDENTIAL_TYPE,
-    credentialData: sealed.envelope,
-    encryptionKeyId: sealed.keyId,
-    status: "active",
-  });
+  await insertActiveAwsCredential(database, keyring, { organizationId, account: ACCOUNT, externalId: EXTERNAL_ID });
   // The outcome of the tenant's `up` (test/integration/run-queue.test.ts and the e2e suite run the real one).
-  await db.insert(runs).values({
-    organizationId,
-    stackName: `tenant-${SLUG}`,
-    kind: "up",
-    actor: "test",
-    status: "succeeded",
-    startedAt: new Date(),
-    finishedAt: new Date(),
-    outputs: {
-      roleArn: ROLE_ARN,
-      documentName: DOCUMENT,
-      parameterName: `/mini-xdr/${SLUG}/agent-config`,
-      // What the program reports it applied for these settings (the defaults).
-      rollout: {
-        targeting: { mode: "all_managed", targetTag: { key: "xdr:monitor", value: "true" }, exclusionTag: { key: "xdr:monitor", value: "false" } },
-        regions: [HOME],
-        defaultHostManagement: false,
-        maxConcurrency: "10%",
-        maxErrors: "10%",
-      },
-    },
-  });
+  await db.insert(runs).values(succeededUpRun({ organizationId, slug: SLUG, account: ACCOUNT, region: HOME }));
   enrollmentToken = await activeEnrollmentToken(db, keyring, organizationId);
   tenantToken = generateToken("mxdr-tenant");
   await db.insert(apiTokens).values({ tokenHash: hashToken(tenantToken), scope: "tenant", organizationId, name: "mini-corp admin" });
 
-  app = createApp({
-    database,
-    keyring,
-    platform: { agentVersion: "1.0.0" },
-    identityTrust: testIdentityTrust(),
-    verifyBootstrapRole: unused("verifyBootstrapRole"),
-    runQueue: unused("runQueue"),
-    scanQueue: unused("scanQueue"),
-    log: (message) => {
-      throw new Error(`unexpected server error: ${message}`);
-    },
-  });
+  app = appWithoutQueues(database, keyring);
 });
 
 afterAll(async () => {
