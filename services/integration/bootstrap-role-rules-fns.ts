@@ -9,7 +9,7 @@ import { bootstrapNames } from "./bootstrap-policy-fns";
 export const BOOTSTRAP_ROLE_NAME = "MiniXdrBootstrap";
 
 /** What the API's schema states of a bootstrap role ARN (the `aws` partition; the suffix must be the tenant's slug). */
-export const BOOTSTRAP_ROLE_ARN_PATTERN = `^arn:aws:iam::\\d{12}:role/(?:[\\w+=,.@-]+/)*${BOOTSTRAP_ROLE_NAME}(?:-[a-z][a-z0-9-]{1,38}[a-z0-9])?$`;
+export const BOOTSTRAP_ROLE_ARN_PATTERN = `^arn:aws:iam::[0-9]{12}:role/(?:[A-Za-z0-9_+=,.@-]+/)*${BOOTSTRAP_ROLE_NAME}(?:-[a-z][a-z0-9-]{1,38}[a-z0-9])?$`;
 
 export interface ParsedRoleArn {
   partition: string;

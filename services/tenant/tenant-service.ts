@@ -70,9 +70,12 @@ export interface TenantServiceDeps {
 
 function refusePlatformAccount(platformAccounts: ReadonlySet<string> | undefined, patch: SettingsPatch): void {
   if (patch.awsAccountId && platformAccounts?.has(patch.awsAccountId)) {
-    throw new ValidationError([
-      { field: "integration_settings.aws_account_id", message: "is one of the platform's own AWS accounts, which tenants cannot connect" },
-    ]);
+    // Well formed, refused by the platform's settings: 422 (400 is for what the schema refuses).
+    const message = "is one of the platform's own AWS accounts, which tenants cannot connect";
+    throw new UnprocessableError(`integration_settings.aws_account_id ${message}`, {
+      code: "platform_account",
+      fields: [{ field: "integration_settings.aws_account_id", message }],
+    });
   }
 }
 
