@@ -241,7 +241,8 @@ describe.each([realPostgres])("API on $name", (backend) => {
     for (const text of responses.slice(seenBefore)) expect(text).not.toContain(tenantToken);
   });
 
-  const badInputs: { name: string; method: string; path: () => string; body?: unknown; raw?: string; headers?: Record<string, string>; fields: string[]; code?: string }[] = [
+  type BadInput = { name: string; method: string; path: () => string; body?: unknown; raw?: string; headers?: Record<string, string>; fields: string[]; code?: string };
+  const badInputs: BadInput[] = [
     { name: "slug with spaces", method: "POST", path: () => "/v1/tenants", body: { slug: "Bad Slug", name: "x" }, fields: ["slug"] },
     { name: "missing name", method: "POST", path: () => "/v1/tenants", body: { slug: "ok-slug" }, fields: ["name"] },
     { name: "missing everything", method: "POST", path: () => "/v1/tenants", body: {}, fields: ["slug", "name"] },
@@ -255,20 +256,31 @@ describe.each([realPostgres])("API on $name", (backend) => {
       body: { slug: "ok-slug", name: "x", integration_settings: { agent_public_base_url: "http://agents.example.com", regions: ["us-east-1", "mars-north-1"], aws_account_id: "123" } },
       fields: ["integration_settings.agent_public_base_url", "integration_settings.regions.1", "integration_settings.aws_account_id"],
     },
-    { name: "home region outside regions", method: "POST", path: () => "/v1/tenants", body: { slug: "ok-slug", name: "x", integration_settings: { regions: ["eu-west-1"], home_region: "us-east-1" } }, fields: ["integration_settings.regions"] },
     { name: "empty target tag key", method: "POST", path: () => "/v1/tenants", body: { slug: "ok-slug", name: "x", integration_settings: { target_tag: { key: "", value: "v" } } }, fields: ["integration_settings.target_tag.key"] },
     { name: "malformed JSON", method: "POST", path: () => "/v1/tenants", raw: "{not json", fields: [], code: "invalid_json" },
     { name: "bad limit", method: "GET", path: () => "/v1/tenants?limit=0", fields: ["query.limit"] },
     { name: "bad slug in path", method: "GET", path: () => "/v1/tenants/NOT_A_SLUG", fields: ["param.slug"] },
     { name: "patch: empty name", method: "PATCH", path: () => `/v1/tenants/${slugA}`, body: { name: "" }, fields: ["name"] },
-    { name: "patch: regions without home region", method: "PATCH", path: () => `/v1/tenants/${slugA}`, body: { integration_settings: { regions: ["eu-west-1"] } }, fields: ["integration_settings.regions"] },
     { name: "aws: not a role ARN", method: "PUT", path: () => `/v1/tenants/${slugA}/integrations/aws`, body: { bootstrap_role_arn: "arn:aws:iam::123:user/bob" }, fields: ["bootstrap_role_arn"] },
     { name: "aws: short external ID", method: "PUT", path: () => `/v1/tenants/${slugA}/integrations/aws`, body: { bootstrap_role_arn: ROLE_ARN, external_id: "short" }, fields: ["external_id"] },
-    { name: "aws: role in another account", method: "PUT", path: () => `/v1/tenants/${slugA}/integrations/aws`, body: { bootstrap_role_arn: OTHER_ROLE_ARN }, fields: ["bootstrap_role_arn"] },
     { name: "aws: missing role", method: "PUT", path: () => `/v1/tenants/${slugA}/integrations/aws`, body: {}, fields: ["bootstrap_role_arn"] },
     { name: "token: missing name", method: "POST", path: () => `/v1/tenants/${slugA}/tokens`, body: {}, fields: ["name"] },
     { name: "bad Idempotency-Key", method: "POST", path: () => `/v1/tenants/${slugA}/tokens`, body: { name: "x" }, headers: { "idempotency-key": "x".repeat(300) }, fields: ["header.idempotency-key"] },
   ];
+
+  /** Well formed (the schema admits them), refused by what they contradict: 422 naming the fields. */
+  const contradictions: BadInput[] = [
+    { name: "home region outside regions", method: "POST", path: () => "/v1/tenants", body: { slug: "ok-slug", name: "x", integration_settings: { regions: ["eu-west-1"], home_region: "us-east-1" } }, fields: ["integration_settings.regions"], code: "inconsistent_settings" },
+    { name: "patch: regions without home region", method: "PATCH", path: () => `/v1/tenants/${slugA}`, body: { integration_settings: { regions: ["eu-west-1"] } }, fields: ["integration_settings.regions"], code: "inconsistent_settings" },
+    { name: "aws: role in another account", method: "PUT", path: () => `/v1/tenants/${slugA}/integrations/aws`, body: { bootstrap_role_arn: OTHER_ROLE_ARN }, fields: ["bootstrap_role_arn"], code: "role_not_in_tenant_account" },
+  ];
+
+  it.each(contradictions)("answers 422 naming the fields a well-formed request contradicts: $name", async (testCase) => {
+    const response = await call(testCase.method, testCase.path(), { body: testCase.body, raw: testCase.raw, headers: testCase.headers });
+    expect(response.status, response.text).toBe(422);
+    expect(response.body.error.code).toBe(testCase.code);
+    expect(response.body.error.fields.map((field: { field: string }) => field.field).sort()).toEqual([...testCase.fields].sort());
+  });
 
   it.each(badInputs)("answers 400 naming the bad fields: $name", async (testCase) => {
     const response = await call(testCase.method, testCase.path(), { body: testCase.body, raw: testCase.raw, headers: testCase.headers });

@@ -17,6 +17,7 @@ import { createKeyring, generateToken, hashToken } from "../../db/crypto";
 import { apiTokens, organizations, runs } from "../../db/schema";
 import { startBoss } from "../../lib/boss";
 import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
+import type { RunExecutorDeps } from "../../services/run/run-executor";
 import { startRunQueue } from "../../services/run/run-queue";
 import { realPostgres } from "../harness/databases";
 import { createBootstrapRole } from "../harness/server";
@@ -39,7 +40,9 @@ beforeAll(async () => {
   sts = await startStsStandIn({ motoUrl: process.env.AWS_ENDPOINT_URL!, callerPrincipalArn: PLATFORM_PRINCIPAL_ARN });
   process.env.AWS_ENDPOINT_URL_STS = sts.url;
   boss = await startBoss(database.connectionString);
-  const runQueue = await startRunQueue(database.db, unused("executor deps"), {
+  // The queue reads the run timeouts from the executor's deps (a job expires after its run's timeout); nothing else.
+  const executorDeps = Object.assign(Object.create(unused("executor deps")) as RunExecutorDeps, { timeoutSeconds: undefined, stopGraceSeconds: undefined });
+  const runQueue = await startRunQueue(database.db, executorDeps, {
     connectionString: database.connectionString,
     boss,
     maxConcurrentRuns: 1,

@@ -19,7 +19,7 @@ import type { Database } from "../../db/client";
 import { createKeyring, encryptJson } from "../../db/crypto";
 import { organizations, webhookDeliveries, webhookDeliveryAttempts, webhooks, type Organization } from "../../db/schema";
 import { startBoss } from "../../lib/boss";
-import { ConflictError, ValidationError } from "../../lib/errors";
+import { ConflictError, UnprocessableError } from "../../lib/errors";
 import { emitNotification } from "../../services/notification/notification-events";
 import { classifyAddress, type ClassifiedAddress } from "../../services/notification/webhook-address-fns";
 import { startWebhookDispatcher, type WebhookDispatcher } from "../../services/notification/webhook-delivery";
@@ -145,8 +145,10 @@ async function refusal(promise: Promise<unknown>): Promise<{ field: string; mess
     () => undefined,
     (caught: unknown) => caught,
   );
-  expect(error).toBeInstanceOf(ValidationError);
-  return (error as ValidationError).fields ?? [];
+  // Well formed (the API's schema passes it), refused by where it leads: 422, code webhook_url_not_allowed.
+  expect(error).toBeInstanceOf(UnprocessableError);
+  expect((error as UnprocessableError).code).toBe("webhook_url_not_allowed");
+  return (error as UnprocessableError).fields ?? [];
 }
 
 beforeAll(async () => {
