@@ -23,7 +23,7 @@ import { realPostgres } from "../harness/databases";
 import { createBootstrapRole } from "../harness/server";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
 import { newAccountId } from "../harness/tenants";
-import { unused } from "../harness/unused";
+import { enqueueOnlyExecutorDeps, unused } from "../harness/unused";
 
 const PLATFORM_PRINCIPAL_ARN = "arn:aws:iam::999999999999:role/MiniXdrPlatform";
 
@@ -40,9 +40,7 @@ beforeAll(async () => {
   sts = await startStsStandIn({ motoUrl: process.env.AWS_ENDPOINT_URL!, callerPrincipalArn: PLATFORM_PRINCIPAL_ARN });
   process.env.AWS_ENDPOINT_URL_STS = sts.url;
   boss = await startBoss(database.connectionString);
-  // The queue reads the run timeouts from the executor's deps (a job expires after its run's timeout); nothing else.
-  const executorDeps = Object.assign(Object.create(unused("executor deps")) as RunExecutorDeps, { timeoutSeconds: undefined, stopGraceSeconds: undefined });
-  const runQueue = await startRunQueue(database.db, executorDeps, {
+  const runQueue = await startRunQueue(database.db, enqueueOnlyExecutorDeps<RunExecutorDeps>(), {
     connectionString: database.connectionString,
     boss,
     maxConcurrentRuns: 1,

@@ -20,6 +20,7 @@ import { startBoss } from "../../lib/boss";
 import { createBootstrapLinkService } from "../../services/integration/bootstrap-link-service";
 import { startBootstrapWaitQueue } from "../../services/integration/bootstrap-wait";
 import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
+import type { RunExecutorDeps } from "../../services/run/run-executor";
 import { startRunQueue } from "../../services/run/run-queue";
 import { createRunService } from "../../services/run/run-service";
 import { onboardingLifecycle } from "../../services/tenant/onboarding-lifecycle";
@@ -27,7 +28,7 @@ import { PLATFORM_PRINCIPAL_ARN } from "../fixtures/tenant-config";
 import { awsAsCustomer, createStackFromQuickCreateLink, customerAccount, type CustomerAccount } from "../harness/customer-cloudformation";
 import { realPostgres } from "../harness/databases";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
-import { unused } from "../harness/unused";
+import { enqueueOnlyExecutorDeps, unused } from "../harness/unused";
 
 const REGION = "us-east-1";
 const ACCOUNT = "310987654321";
@@ -55,7 +56,7 @@ beforeAll(async () => {
   const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
   const platform = { agentVersion: "1.0.0", platformPrincipalArn: PLATFORM_PRINCIPAL_ARN };
   boss = await startBoss(database.connectionString);
-  const runQueue = await startRunQueue(database.db, unused("executor deps"), { connectionString: database.connectionString, boss, maxConcurrentRuns: 1, work: false });
+  const runQueue = await startRunQueue(database.db, enqueueOnlyExecutorDeps<RunExecutorDeps>(), { connectionString: database.connectionString, boss, maxConcurrentRuns: 1, work: false });
   const runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue });
   const lifecycle = onboardingLifecycle({ db: database.db, keyring, automation: unused("automation"), scans: unused("scans"), runs: () => runService });
   const waits = await startBootstrapWaitQueue(

@@ -154,7 +154,8 @@ describe("tenant onboarding stack", () => {
     const outcomes = await Promise.allSettled([upTenantStack(first), upTenantStack(second)]);
     const fulfilled = outcomes.filter((outcome) => outcome.status === "fulfilled");
     const rejected = outcomes.filter((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");
-    expect(fulfilled).toHaveLength(1);
+    const why = outcomes.map((o) => (o.status === "rejected" ? `${(o.reason as Error).name}: ${String((o.reason as Error).message).slice(0, 2000)}` : "ok"));
+    expect(fulfilled, JSON.stringify(why)).toHaveLength(1);
     expect(rejected).toHaveLength(1);
     expect(rejected[0]!.reason).toBeInstanceOf(StackBusyError);
 
