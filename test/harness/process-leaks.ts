@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 /**
  * The suite fails if any process it started outlives it. Global setup marks the run (MXDR_TEST_RUN=<id> in the
  * environment, which every process the tests start inherits: services, CLIs, provider plugins, servers); at
@@ -69,4 +70,14 @@ export function startProcessLeakCheck(): () => Promise<void> {
 /** As a vitest globalSetup on its own (test/fixtures/process-leak uses it so). */
 export default function setup(): () => Promise<void> {
   return startProcessLeakCheck();
+}
+
+/** Running: present and not a zombie (a killed process stays in the table until its parent reaps it). */
+export function processIsRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
 }

@@ -3,8 +3,8 @@
  * nothing else. The orphans here are real processes whose command line is the CLI's (argv[0] `pulumi`, `--stack`).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { processIsRunning } from "../harness/process-leaks";
 import { isPulumiProcessOf, stopOrphanedPulumiProcesses } from "../../services/run/orphans";
 
 /** A long-lived process whose /proc cmdline reads like `pulumi up ... --stack <stack>`; it starts a child of its own. */
@@ -16,15 +16,7 @@ function fakePulumi(stack: string): ChildProcess {
   });
 }
 
-/** Running, i.e. present and not a zombie waiting for its parent to reap it. */
-const alive = (pid: number) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-};
+const alive = processIsRunning;
 
 describe("orphaned pulumi processes", () => {
   it("recognises the CLI's command line for a stack, and only that stack", () => {

@@ -7,9 +7,9 @@
  * needs.
  */
 import { randomBytes } from "node:crypto";
-import { readFileSync } from "node:fs";
 import { eq, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { processIsRunning } from "../harness/process-leaks";
 import { openTenantStack, stackNameFor, type AutomationSettings } from "../../automation";
 import type { Database } from "../../db/client";
 import { organizations, runs, type Run } from "../../db/schema";
@@ -59,15 +59,7 @@ async function runningWithHeldCall(kind: RunKind): Promise<string> {
   return runId;
 }
 
-/** A process that exists and is not a zombie (a killed process stays in the table until its parent reaps it). */
-const alive = (pid: number) => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-};
+const alive = processIsRunning;
 
 beforeAll(async () => {
   ({ database, cleanup } = await realPostgres.open());
