@@ -9,7 +9,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import { STACK_MARKER_VARIABLE } from "../../automation/stack-name";
 
-export interface ProcessInfo {
+interface ProcessInfo {
   pid: number;
   ppid: number;
   session: number;
@@ -28,7 +28,7 @@ async function processInfo(pid: number): Promise<ProcessInfo | undefined> {
   }
 }
 
-export async function listProcesses(): Promise<ProcessInfo[]> {
+async function listProcesses(): Promise<ProcessInfo[]> {
   let entries: string[];
   try {
     entries = await readdir("/proc");
@@ -92,13 +92,6 @@ function signal(pid: number, name: NodeJS.Signals): void {
   } catch {
     // already gone
   }
-}
-
-/** SIGINT to the stack's pulumi CLIs: the CLI cancels gracefully (ends its plugins, releases the lock). */
-export async function interruptStackCli(stackName: string): Promise<number[]> {
-  const clis = (await stackProcesses(stackName)).filter((p) => isPulumiProcessOf(p.args, stackName));
-  for (const { pid } of clis) signal(pid, "SIGINT");
-  return clis.map((p) => p.pid);
 }
 
 /** Kills every process of the stack's operations (CLI, plugins, their children; see stackProcesses); returns their pids. */
