@@ -26,7 +26,7 @@ import type { IdentityTrust } from "../services/rollout/instance-identity-fns";
 import type { RunQueue } from "../services/run/run-queue";
 import type { PlatformSettings } from "../services/run/tenant-stack-config";
 import type { BootstrapRoleVerifier } from "../services/integration/verify-bootstrap-role";
-import { DEFAULT_LIMITS } from "../lib/config";
+import { DEFAULT_LIMITS } from "../platform/config";
 import { createAllowedMethods } from "./allowed-methods";
 import { clientAddressOf, createAuthFailureLimiter, limitAuthFailures } from "./auth-limit";
 import { bearerAuth, tenantScope } from "./auth";
@@ -81,7 +81,7 @@ export interface AppDependencies {
   credentialRotation?: () => CredentialRotationQueue;
   /** Whose signatures prove an agent's instance at enrollment (default: AWS's published certificates). */
   identityTrust?: IdentityTrust;
-  /** Per-tenant caps and the authentication failure limit (lib/config.ts; default DEFAULT_LIMITS). */
+  /** Per-tenant caps and the authentication failure limit (platform/config.ts; default DEFAULT_LIMITS). */
   limits?: Partial<ApiLimits>;
 }
 

@@ -9,7 +9,7 @@
 import type { MiddlewareHandler } from "hono";
 import type { Organization } from "../db/schema";
 import { UnauthorizedError, ValidationError } from "../lib/errors";
-import type { Principal } from "../services/tenant/principal";
+import type { Principal } from "../services/core/principal";
 import type { TenantService } from "../services/tenant/tenant-service";
 import { fieldErrorsFromZod } from "./errors";
 import { slugParamsSchema } from "./schemas";

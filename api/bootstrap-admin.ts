@@ -12,8 +12,8 @@ import { and, eq, gt, isNull, ne, or, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../db/client";
 import { generateToken, hashToken } from "../db/crypto";
 import { apiTokens } from "../db/schema";
-import { recordAudit } from "../services/tenant/audit-store";
-import { systemAdminPrincipal } from "../services/tenant/principal";
+import { recordAudit } from "../services/core/audit-store";
+import { systemAdminPrincipal } from "../services/core/principal";
 
 export const BOOTSTRAP_TOKEN_NAME = "bootstrap-admin";
 export const ADMIN_TOKEN_FILE = "admin-token";

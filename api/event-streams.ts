@@ -12,7 +12,7 @@ import type { Context } from "hono";
 import { streamSSE, type SSEStreamingApi } from "hono/streaming";
 import { RateLimitedError } from "../lib/errors";
 import { DEFAULT_EVENT_STREAM_MAX_SECONDS } from "./event-stream";
-import type { Principal } from "../services/tenant/principal";
+import type { Principal } from "../services/core/principal";
 import type { TenantService } from "../services/tenant/tenant-service";
 
 export interface EventStreamOptions {

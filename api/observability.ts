@@ -11,7 +11,7 @@ import type { MiddlewareHandler } from "hono";
 import { routePath } from "hono/route";
 import type { ServiceMetrics } from "../lib/metrics";
 import type { Logger } from "../lib/telemetry";
-import { requireAdmin } from "../services/tenant/principal";
+import { requireAdmin } from "../services/core/principal";
 import type { TenantService } from "../services/tenant/tenant-service";
 import type { AppEnv } from "./auth";
 import { bearerAuth } from "./auth";

@@ -3,7 +3,7 @@ import type { Agent, CloudAsset, ConnectionCheck, DiscoveryScan, IntegrationSett
 import type { AssetPage } from "../services/discovery/discovery-service";
 import type { RetryResult } from "../services/rollout/retry";
 import type { DeploymentHealth, DeploymentSummary } from "../services/rollout/rollout-summary";
-import { describeTargeting, requestedSpecOf, type RolloutSpec } from "../services/rollout/rollout-spec-fns";
+import { describeTargeting, requestedSpecOf, type RolloutSpec } from "../services/core/rollout-spec-fns";
 import type { ValidationResult } from "../services/rollout/validation-checks";
 import type { OnboardingKpis } from "../services/tenant/onboarding-kpis-fns";
 import type { OnboardingOverview } from "../services/tenant/onboarding-overview";

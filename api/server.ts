@@ -12,12 +12,12 @@ import { automationSettingsSchema, checkPulumiCli, pickCliEnvironment } from "..
 import { openDatabase } from "../db/client";
 import { connectionBudgetProblem, livenessPoolSize, sameServer, serverConnectionLimits } from "../db/connection-budget";
 import { runTimeoutsOf } from "../services/run/run-timeouts";
-import { createLockConnections } from "../services/run/run-liveness";
+import { createLockConnections } from "../services/core/run-liveness";
 import { failAbandonedScans, startScanQueue, type ScanQueue } from "../services/discovery/scan-queue";
-import { loadIdentityTrust, loadServiceConfig, REPO_ROOT, retentionPolicyOf, ServiceConfigError, SHUTDOWN_CANCEL_WINDOW_SECONDS } from "../lib/config";
+import { loadIdentityTrust, loadServiceConfig, REPO_ROOT, retentionPolicyOf, ServiceConfigError, SHUTDOWN_CANCEL_WINDOW_SECONDS } from "../platform/config";
 import { startRetention } from "../services/retention/retention";
-import { startBoss } from "../lib/boss";
-import { resolveStateBackend } from "../lib/state-backend";
+import { startBoss } from "../db/boss";
+import { resolveStateBackend } from "../automation/state-backend";
 import { recoverInterruptedRuns, startRecoverySweep } from "../services/run/recovery";
 import { startRunQueue } from "../services/run/run-queue";
 import { interruptExecutingRuns } from "../services/run/shutdown-interrupt";
@@ -25,7 +25,7 @@ import { createRunPlanStore } from "../services/run/run-plan-store";
 import { onboardingLifecycle } from "../services/tenant/onboarding-lifecycle";
 import { driftFollowUp, startDriftSchedule } from "../services/fleet/drift";
 import { startFleetCoordinator, type FleetCoordinator } from "../services/fleet/fleet-coordinator";
-import { notifyRunFinished } from "../services/notification/notification-events";
+import { notifyRunFinished } from "../services/core/notification-events";
 import { startWebhookDispatcher } from "../services/notification/webhook-delivery";
 import type { Run } from "../db/schema";
 import { resolveTenantConfig } from "../services/run/tenant-stack-config";
@@ -94,7 +94,7 @@ async function main(): Promise<void> {
     platformAccountIds: config.PLATFORM_ACCOUNT_IDS,
     agentVersion: config.AGENT_VERSION,
   };
-  // A session advisory lock per executing run tells live runs from crashed ones (services/run/run-liveness.ts). They
+  // A session advisory lock per executing run tells live runs from crashed ones (services/core/run-liveness.ts). They
   // are held on connections of their own, never taken from the pool that serves requests.
   const liveness = createLockConnections(database.connectionString, { max: livenessPoolSize(config) });
   const boss = await startBoss(database.connectionString, log);

@@ -8,7 +8,7 @@ export const PINNED_PULUMI_VERSION = "3.259.0";
 export const automationSettingsSchema = z.object({
   /** Folder holding Pulumi.yaml; stack config files are written to its stackConfigDir (stacks/). */
   projectDir: z.string().min(1),
-  /** State backend: postgres:// (the service's default, lib/state-backend.ts), file://, s3://, or https://api.pulumi.com. */
+  /** State backend: postgres:// (the service's default, automation/state-backend.ts), file://, s3://, or https://api.pulumi.com. */
   backendUrl: z.string().min(1),
   /** "passphrase" or a KMS URL such as awskms://alias/mini-xdr. */
   secretsProvider: z.string().regex(/^(passphrase|awskms:\/\/.+)$/, "must be passphrase or awskms://..."),

@@ -24,7 +24,7 @@ import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { openDatabase } from "../db/client";
 import { allowServerUser } from "../db/embedded-server";
 import { organizations } from "../db/schema";
-import { assumeRoleCredentials } from "../services/integration/assume-role";
+import { assumeRoleCredentials } from "../services/core/assume-role";
 import { discoverTenant, type DiscoverySummary } from "../services/discovery/discover";
 import { pointAwsSdkAtMoto, startMoto } from "../test/harness/moto";
 import { startDelayProxy, type Proxy } from "./replaying-proxy";

@@ -25,7 +25,7 @@ const MIGRATION_LOCK_KEY = "30803767781681511";
 
 /** postgres.js pool size. */
 export const DEFAULT_POOL_MAX = 10;
-/** The embedded server's database for the service's tables (the Pulumi state gets its own, see lib/state-backend.ts). */
+/** The embedded server's database for the service's tables (the Pulumi state gets its own, see automation/state-backend.ts). */
 export const EMBEDDED_DATABASE = "mini_xdr";
 
 /** The embedded server's cluster directory under DATA_DIR. */

@@ -6,7 +6,7 @@
 import { availableParallelism } from "node:os";
 import type { SqlClient } from "./client";
 
-/** pg-boss's pool (lib/boss.ts). */
+/** pg-boss's pool (db/boss.ts). */
 export const BOSS_POOL_MAX = 4;
 /** Besides one per executing run: the recovery sweep's lock (one run at a time) and the fleet coordinator's. */
 const LIVENESS_EXTRA = 2;

@@ -9,7 +9,7 @@
  * - ESM with code splitting: what the code imports with `await import()` (the tenant program with @pulumi/aws, loaded
  *   with the first stack run) becomes a chunk of its own, so that it stays out of start-up; without splitting, esbuild
  *   would hoist the program's package imports to the top of server.js.
- * - `import.meta.url`, `.dirname` and `.filename` in our sources keep naming the source file (lib/config.ts finds the
+ * - `import.meta.url`, `.dirname` and `.filename` in our sources keep naming the source file (platform/config.ts finds the
  *   repository from it, db/client.ts the migrations, the console its files), not the bundle.
  * - Written so that a running service never sees a half-written file: chunks have content-hashed names and are
  *   written (temp file, rename) before the entry; a chunk a running process may still import lazily is left in place.

@@ -7,7 +7,7 @@
  *   node --import tsx scripts/embedded-postgres.ts stop    --dir D [--if-idle]
  *   node --import tsx scripts/embedded-postgres.ts destroy --dir D
  *   node --import tsx scripts/embedded-postgres.ts state-url
- *       the service's configuration (lib/config.ts: PULUMI_BACKEND_URL, DATABASE_URL, DATA_DIR) decides the Pulumi
+ *       the service's configuration (platform/config.ts: PULUMI_BACKEND_URL, DATABASE_URL, DATA_DIR) decides the Pulumi
  *       state backend exactly as the service does: line 1 the URL, line 2 `started` when this call started the
  *       embedded server (the caller stops it afterwards with `stop --if-idle --dir <DATA_DIR>/postgres`), else `-`.
  *
@@ -16,8 +16,8 @@
 import { parseArgs } from "node:util";
 import { EMBEDDED_DATABASE, embeddedServerDir } from "../db/client";
 import { destroyEmbeddedServer, embeddedServerStatus, ensureEmbeddedServer, stopEmbeddedServer } from "../db/embedded-server";
-import { loadServiceConfig } from "../lib/config";
-import { resolveStateBackend } from "../lib/state-backend";
+import { loadServiceConfig } from "../platform/config";
+import { resolveStateBackend } from "../automation/state-backend";
 
 /** Test data only: durability off. */
 const THROWAWAY_SETTINGS = { fsync: "off", synchronous_commit: "off", full_page_writes: "off" };

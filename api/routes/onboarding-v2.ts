@@ -8,7 +8,7 @@ import { ConflictError } from "../../lib/errors";
 import { externalIdSchema, roleArnSchema } from "../../programs/tenant/config";
 import type { Services } from "../../services";
 import { notSupported } from "../../services/integration/integration-service";
-import type { Principal } from "../../services/tenant/principal";
+import type { Principal } from "../../services/core/principal";
 import { presentAssetPage, presentDeployment, presentHealth, presentRetry, presentValidation } from "../presenters";
 import { createRouter } from "../router";
 import { bodyErrorResponses, bootstrapRoleArnSchema, errorResponse, errorResponses, postErrorResponses } from "../schemas";

@@ -14,7 +14,7 @@
 #   PULUMI_HOME                default $MX_DATA_DIR/pulumi-home
 #   PULUMI_BACKEND_URL         exported when set (a file:// directory is created); when unset, the service and
 #                              scripts/pulumi.sh use the postgres:// backend next to their database
-#                              (lib/state-backend.ts)
+#                              (automation/state-backend.ts)
 #   PULUMI_CONFIG_PASSPHRASE   from the environment if set; else, unless
 #                              PULUMI_CONFIG_PASSPHRASE_FILE is set, read from
 #                              $MX_DATA_DIR/pulumi-passphrase, which is generated once

@@ -4,7 +4,7 @@
 import { eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { organizations, type PriorityRuleOverride } from "../../db/schema";
-import { assumeRoleCredentials, sessionNameFor, type CredentialsProvider } from "../integration/assume-role";
+import { assumeRoleCredentials, sessionNameFor, type CredentialsProvider } from "../core/assume-role";
 import { classifyPriority, isAgentCompatible } from "./priority-fns";
 import { scanAccount, type RegionStatus } from "./scanner";
 import { storeScan, type AssetRecord } from "./asset-store";
@@ -12,7 +12,7 @@ import { storeScan, type AssetRecord } from "./asset-store";
 export interface DiscoverTenantOptions {
   db: DrizzleDatabase;
   organizationId: number;
-  /** The tenant's session (integration/tenant-aws-session.ts); without it the role is assumed here. */
+  /** The tenant's session (services/core/tenant-aws-session.ts); without it the role is assumed here. */
   credentials?: CredentialsProvider;
   roleArn?: string;
   externalId?: string;

@@ -2,10 +2,10 @@
 import { and, asc, count, desc, eq, gt, isNull } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { cloudAssets, discoveryScans, type CloudAsset, type DiscoveryScan, type Organization } from "../../db/schema";
-import { appliedStackOutputs } from "../run/applied-outputs";
-import { TenantNotProvisionedError } from "../integration/tenant-aws-session";
-import { recordAudit } from "../tenant/audit-store";
-import type { Principal } from "../tenant/principal";
+import { appliedStackOutputs } from "../core/applied-outputs";
+import { TenantNotProvisionedError } from "../core/tenant-aws-session";
+import { recordAudit } from "../core/audit-store";
+import type { Principal } from "../core/principal";
 import type { ScanQueue } from "./scan-queue";
 
 export interface DiscoveryServiceDeps {

@@ -6,7 +6,7 @@ import { and, eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
 import { discoveryScans, type DiscoveryScan, type DiscoveryScanStatus } from "../../db/schema";
-import { openTenantSession } from "../integration/tenant-aws-session";
+import { openTenantSession } from "../core/tenant-aws-session";
 import { discoverTenant } from "./discover";
 import { noopTelemetry, type Telemetry } from "../../lib/telemetry";
 import { DomainError } from "../../lib/errors";

@@ -7,7 +7,7 @@
  */
 import type { Instance } from "@aws-sdk/client-ec2";
 import type { DBInstance } from "@aws-sdk/client-rds";
-import type { CredentialsProvider } from "../integration/assume-role";
+import type { CredentialsProvider } from "../core/assume-role";
 import { mapBounded } from "../../lib/concurrency";
 
 export const DEFAULT_REGION_CONCURRENCY = 8;

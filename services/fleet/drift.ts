@@ -11,9 +11,9 @@ import type { PgBoss } from "pg-boss";
 import { eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { organizations, type Run, type TenantDrift } from "../../db/schema";
-import { emitNotification } from "../notification/notification-events";
+import { emitNotification } from "../core/notification-events";
 import type { RunService } from "../run/run-service";
-import { systemPrincipal } from "../tenant/principal";
+import { systemPrincipal } from "../core/principal";
 import { recordFleetRun } from "./fleet-service";
 
 export interface DriftDeps {

@@ -10,10 +10,10 @@ import { and, asc, eq, inArray } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { fleetRunTenants, fleetRuns, organizations, runs, type FleetRun, type FleetTenantStatus, type RunStatus } from "../../db/schema";
 import { DomainError } from "../../lib/errors";
-import { emitNotification } from "../notification/notification-events";
-import type { LockConnections } from "../run/run-liveness";
+import { emitNotification } from "../core/notification-events";
+import type { LockConnections } from "../core/run-liveness";
 import type { RunService } from "../run/run-service";
-import type { Principal } from "../tenant/principal";
+import type { Principal } from "../core/principal";
 import { decideTick, describeChangeSummary, FAILED_TENANT_STATUSES, sumChangeSummaries } from "./fleet-fns";
 
 const LOCK_SPACE = 0x666c7420; // "flt "

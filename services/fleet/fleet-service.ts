@@ -19,9 +19,9 @@ import {
   type Run,
 } from "../../db/schema";
 import { ConflictError, NotFoundError, UnprocessableError } from "../../lib/errors";
-import { recordAudit } from "../tenant/audit-store";
+import { recordAudit } from "../core/audit-store";
 import { onboardingOverview, type OnboardingOverview } from "../tenant/onboarding-overview";
-import { requireAdmin, type Principal } from "../tenant/principal";
+import { requireAdmin, type Principal } from "../core/principal";
 import { skipReasonFor } from "./fleet-fns";
 
 export interface FleetServiceDeps {

@@ -13,7 +13,7 @@ import { and, eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { decryptJson, type Keyring } from "../../db/crypto";
 import { auditLog, integrationCredentials, organizations, type ConnectionCheck } from "../../db/schema";
-import { awsCredentialContext, type AwsCredentialData } from "./aws-credential-store";
+import { awsCredentialContext, type AwsCredentialData } from "../core/aws-credential-store";
 import { probeBootstrapRole, type BootstrapRoleVerifier } from "./verify-bootstrap-role";
 
 export const BOOTSTRAP_WAIT_QUEUE = "bootstrap-waits";

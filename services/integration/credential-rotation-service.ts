@@ -6,8 +6,8 @@ import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
 import type { CredentialKeyRotation } from "../../db/schema";
 import { ConflictError, ServiceNotConfiguredError } from "../../lib/errors";
-import { recordAudit } from "../tenant/audit-store";
-import { requireAdmin, type Principal } from "../tenant/principal";
+import { recordAudit } from "../core/audit-store";
+import { requireAdmin, type Principal } from "../core/principal";
 import { SEALED_SOURCES, sealedRowsByKey, type RotationCounts } from "./credential-rotation";
 import { readRotationTarget, type CredentialRotationQueue } from "./credential-rotation-queue";
 

@@ -13,7 +13,7 @@ import { CredentialDecryptionError, decryptJson, encryptJson, type CredentialCon
 import { enrollmentTokens, idempotencyKeys, integrationCredentials, runPlans, tenantExternalIds, webhooks } from "../../db/schema";
 import { idempotencyResponseContext } from "../../lib/idempotency-context";
 import { webhookSecretContext } from "../notification/webhook-service";
-import { enrollmentTokenContext } from "../rollout/enrollment-tokens";
+import { enrollmentTokenContext } from "../core/enrollment-tokens";
 import { planContext } from "../run/run-plan-store";
 import { externalIdContext } from "./external-ids";
 

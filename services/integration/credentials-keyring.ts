@@ -7,7 +7,7 @@
 import type { DrizzleDatabase } from "../../db/client";
 import { createKeyring, type EncryptionKey, type Keyring } from "../../db/crypto";
 import { createKmsClient, loadKmsKeyring } from "../../db/kms-keyring";
-import { resolveCredentialsKey, type ServiceConfig } from "../../lib/config";
+import { resolveCredentialsKey, type ServiceConfig } from "../../platform/config";
 
 export interface CredentialsKeyring extends Keyring {
   /** Loads keys other replicas added since (KMS); a no-op for a local keyring. */

@@ -26,9 +26,9 @@ import {
   UpstreamUnavailableError,
   ValidationError,
 } from "../../lib/errors";
-import { recordAudit } from "../tenant/audit-store";
-import { isAdmin, type Principal } from "../tenant/principal";
-import { AWS_CREDENTIAL_TYPE, awsCredentialContext, type AwsCredentialData } from "./aws-credential-store";
+import { recordAudit } from "../core/audit-store";
+import { isAdmin, type Principal } from "../core/principal";
+import { AWS_CREDENTIAL_TYPE, awsCredentialContext, type AwsCredentialData } from "../core/aws-credential-store";
 import { bootstrapRoleArn, type OffboardingInstructions } from "./bootstrap-link-fns";
 import type { BootstrapLinkService, TenantBootstrap } from "./bootstrap-link-service";
 import { bootstrapNames } from "./bootstrap-policy-fns";

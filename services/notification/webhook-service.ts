@@ -17,8 +17,8 @@ import {
   type WebhookEvent,
 } from "../../db/schema";
 import { ConflictError, NotFoundError, UnprocessableError } from "../../lib/errors";
-import { recordAudit } from "../tenant/audit-store";
-import { isAdmin, requireAdmin, type Principal } from "../tenant/principal";
+import { recordAudit } from "../core/audit-store";
+import { isAdmin, requireAdmin, type Principal } from "../core/principal";
 import { parseWebhookUrl } from "./webhook-address-fns";
 import { resolveTarget, systemLookup, type AddressClassifier, type HostLookup } from "./webhook-transport";
 

@@ -10,8 +10,8 @@ import type { DrizzleDatabase } from "../../db/client";
 import { agentCommands, agents, cloudAssets, type AgentStatus, type CloudAsset } from "../../db/schema";
 import { mapBounded } from "../../lib/concurrency";
 import { targetingDecision, type TargetingDecision } from "../../programs/tenant/targeting-fns";
-import { TenantAwsAccessError, type TenantSession } from "../integration/tenant-aws-session";
-import type { RolloutSpec } from "./rollout-spec-fns";
+import { TenantAwsAccessError, type TenantSession } from "../core/tenant-aws-session";
+import type { RolloutSpec } from "../core/rollout-spec-fns";
 import { isStoppedState } from "./stopped-instances-fns";
 
 export const SSM_CONCURRENCY = 8;

@@ -8,7 +8,7 @@ import type { DrizzleDatabase } from "../../db/client";
 import { agentCommands, cloudAssets } from "../../db/schema";
 import { decisionFor, loadSsm, ssmClient } from "./agent-status";
 import { byPriority } from "./rollout-summary";
-import { TenantAwsAccessError, type TenantSession } from "../integration/tenant-aws-session";
+import { TenantAwsAccessError, type TenantSession } from "../core/tenant-aws-session";
 
 export const SEND_COMMAND_MAX_INSTANCES = 50;
 

@@ -6,9 +6,9 @@
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
 import type { Organization } from "../../db/schema";
-import { openRolloutSession, TenantAwsAccessError, TenantNotProvisionedError } from "../integration/tenant-aws-session";
-import { recordAudit } from "../tenant/audit-store";
-import { requireAdmin, type Principal } from "../tenant/principal";
+import { openRolloutSession, TenantAwsAccessError, TenantNotProvisionedError } from "../core/tenant-aws-session";
+import { recordAudit } from "../core/audit-store";
+import { requireAdmin, type Principal } from "../core/principal";
 import { advanceOnboardingStatus, refreshDeployment } from "./deployment-follow-up";
 import { enrollAgent, recordHeartbeat, resetAgentEnrollment, type EnrollmentRequest, type HeartbeatRequest } from "./enrollment";
 import { awsIdentityTrust, type IdentityTrust } from "./instance-identity-fns";

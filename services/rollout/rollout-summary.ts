@@ -7,10 +7,10 @@ import { assetsVersion } from "./asset-versions";
 import { HEARTBEAT_STALE_AFTER_MS } from "./enrollment";
 import type { DrizzleDatabase } from "../../db/client";
 import { agents, ASSET_PRIORITIES, cloudAssets, organizations, type AgentStatus, type CloudAsset, type IntegrationSettings } from "../../db/schema";
-import { appliedStackOutputs } from "../run/applied-outputs";
+import { appliedStackOutputs } from "../core/applied-outputs";
 import { decisionFor } from "./agent-status";
 import { isStoppedState, owesAgent, rolloutStanding } from "./stopped-instances-fns";
-import { appliedSpecOf, changePendingMessage, describeTargeting, pendingChanges, requestedSpecOf, type RolloutSpec } from "./rollout-spec-fns";
+import { appliedSpecOf, changePendingMessage, describeTargeting, pendingChanges, requestedSpecOf, type RolloutSpec } from "../core/rollout-spec-fns";
 
 export interface DeploymentInstance {
   assetId: string;

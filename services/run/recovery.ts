@@ -4,7 +4,7 @@ import type { AutomationSettings } from "../../automation";
 import type { DrizzleDatabase } from "../../db/client";
 import { runs } from "../../db/schema";
 import { isExecutingHere } from "./executing-runs";
-import { tryHoldRunLiveness, type LockConnections } from "./run-liveness";
+import { tryHoldRunLiveness, type LockConnections } from "../core/run-liveness";
 import { RUN_QUEUE } from "./run-queue";
 import { droppedDiagnostics, releaseStack } from "./stack-release";
 

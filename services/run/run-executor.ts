@@ -17,7 +17,7 @@ import {
 import type { DrizzleDatabase } from "../../db/client";
 import { runEvents, runs, type Run, type RunError } from "../../db/schema";
 import { beginExecution, type StopReason } from "./executing-runs";
-import { holdRunLiveness, type LockConnections } from "./run-liveness";
+import { holdRunLiveness, type LockConnections } from "../core/run-liveness";
 import { DEFAULT_RUN_TIMEOUT_SECONDS, DEFAULT_STOP_GRACE_SECONDS, timeoutVariableOf } from "./run-timeouts";
 import { droppedDiagnostics, releaseStack } from "./stack-release";
 import type { RunPlanStore } from "./run-plan-store";

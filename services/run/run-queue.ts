@@ -2,7 +2,7 @@ import type { PgBoss } from "pg-boss";
 import { and, eq, sql as sqlText } from "drizzle-orm";
 import type { DrizzleDatabase, SqlClient } from "../../db/client";
 import { runs } from "../../db/schema";
-import { startBoss } from "../../lib/boss";
+import { startBoss } from "../../db/boss";
 import { stopExecutingRun } from "./executing-runs";
 import { executeRun, type RunExecutorDeps } from "./run-executor";
 import { DEFAULT_RUN_TIMEOUT_SECONDS, DEFAULT_STOP_GRACE_SECONDS } from "./run-timeouts";

@@ -9,11 +9,11 @@ import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
 import { runEvents, runs, TERMINAL_RUN_STATUSES, type OnboardingStatus, type Organization, type Run, type RunEvent, type RunKind } from "../../db/schema";
 import { ConflictError, ForbiddenError, NotFoundError, ServiceNotConfiguredError, UnprocessableError } from "../../lib/errors";
-import { loadAwsCredential } from "../integration/aws-credential-store";
+import { loadAwsCredential } from "../core/aws-credential-store";
 import type { OffboardingInstructions } from "../integration/bootstrap-link-fns";
-import { recordAudit } from "../tenant/audit-store";
+import { recordAudit } from "../core/audit-store";
 import { withStatusDuring } from "../tenant/onboarding-status";
-import { isAdmin, isTokenHolder, requireAdmin, type Principal } from "../tenant/principal";
+import { isAdmin, isTokenHolder, requireAdmin, type Principal } from "../core/principal";
 import type { RunQueue } from "./run-queue";
 import { tenantConfigProblems, type PlatformSettings } from "./tenant-stack-config";
 

@@ -8,8 +8,8 @@ import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
 import { organizations, type Organization } from "../../db/schema";
 import { UnprocessableError } from "../../lib/errors";
-import { loadAwsCredential, type AwsCredentialData } from "../integration/aws-credential-store";
-import { activeEnrollmentToken } from "../rollout/enrollment-tokens";
+import { loadAwsCredential, type AwsCredentialData } from "../core/aws-credential-store";
+import { activeEnrollmentToken } from "../core/enrollment-tokens";
 import { tenantConfigSchema, type TenantConfigInput } from "../../programs/tenant/config";
 
 export interface PlatformSettings {

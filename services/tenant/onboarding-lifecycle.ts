@@ -21,7 +21,7 @@ import type { Keyring } from "../../db/crypto";
 import type { ScanQueue } from "../discovery/scan-queue";
 import { refreshDeployment } from "../rollout/deployment-follow-up";
 import type { RunService } from "../run/run-service";
-import { systemPrincipal } from "./principal";
+import { systemPrincipal } from "../core/principal";
 
 export interface LifecycleDeps {
   db: DrizzleDatabase;

@@ -8,8 +8,8 @@ import { preparedPerDatabase } from "../../db/prepared-query";
 import { generateToken, hashToken } from "../../db/crypto";
 import { apiTokens, integrationCredentials, organizations, type ApiToken, type IntegrationSettings, type OnboardingFlowVersion, type Organization } from "../../db/schema";
 import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, UnprocessableError, ValidationError, type FieldProblem } from "../../lib/errors";
-import { recordAudit } from "./audit-store";
-import { actorOf, isAdmin, requireAdmin, type Principal } from "./principal";
+import { recordAudit } from "../core/audit-store";
+import { actorOf, isAdmin, requireAdmin, type Principal } from "../core/principal";
 import { onboardingOverview } from "./onboarding-overview";
 import { tenantProgress } from "./progress";
 

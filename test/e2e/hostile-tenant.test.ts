@@ -17,10 +17,10 @@ import postgres from "postgres";
 import { openDatabase, type Database } from "../../db/client";
 import { createKeyring, encryptJson } from "../../db/crypto";
 import { cloudAssets, organizations } from "../../db/schema";
-import { activeEnrollmentToken } from "../../services/rollout/enrollment-tokens";
+import { activeEnrollmentToken } from "../../services/core/enrollment-tokens";
 import { webhookSecretContext } from "../../services/notification/webhook-service";
 import { enrollmentBody, signedIdentity, untrustedIdentityAuthority } from "../harness/instance-identity";
-import { DEFAULT_LIMITS } from "../../lib/config";
+import { DEFAULT_LIMITS } from "../../platform/config";
 import {
   createBootstrapRole,
   createCaller,

@@ -23,7 +23,7 @@ import { GetRoleCommand, IAMClient, NoSuchEntityException } from "@aws-sdk/clien
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { decryptJson } from "../../db/crypto";
-import { awsCredentialContext } from "../../services/integration/aws-credential-store";
+import { awsCredentialContext } from "../../services/core/aws-credential-store";
 import {
   createBootstrapRole,
   createCaller,

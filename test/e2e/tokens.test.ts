@@ -12,7 +12,7 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { hashToken } from "../../db/crypto";
-import { DEFAULT_LIMITS } from "../../lib/config";
+import { DEFAULT_LIMITS } from "../../platform/config";
 import { createCaller, scratchDatabase, serverEnvFor, startServer, stopServer, waitFor, type Server } from "../harness/server";
 import { setupOrFailEveryTest } from "../harness/suite";
 import { createTenantThroughApi, newTenantRecord } from "../harness/tenants";

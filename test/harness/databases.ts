@@ -39,7 +39,7 @@ export const realPostgres: Backend = {
         async cleanup() {
           await database.close();
           await admin.unsafe(`drop database if exists "${scratch}" with (force)`);
-          // The postgres:// Pulumi state database next to it (lib/state-backend.ts), when a test made one.
+          // The postgres:// Pulumi state database next to it (automation/state-backend.ts), when a test made one.
           await admin.unsafe(`drop database if exists "${scratch}_state" with (force)`);
           await admin.end();
           await rm(dataDir, { recursive: true, force: true });

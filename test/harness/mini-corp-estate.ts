@@ -5,7 +5,7 @@
  */
 import { CreateSubnetCommand, CreateVpcCommand, DescribeImagesCommand, EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { CreateDBInstanceCommand, RDSClient } from "@aws-sdk/client-rds";
-import type { CredentialsProvider } from "../../services/integration/assume-role";
+import type { CredentialsProvider } from "../../services/core/assume-role";
 import { miniCorp } from "../fixtures/tenant-config";
 
 const HOME = miniCorp.organization.home_region;

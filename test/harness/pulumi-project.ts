@@ -7,7 +7,7 @@ import { REPO_ROOT } from "./moto";
 /**
  * Automation settings for a test: a temp project dir (the same project name and stackConfigDir as the repo's
  * Pulumi.yaml; the program itself is inline) and a temp file backend, or the given backend (e.g. the postgres://
- * state database next to a scratch database, lib/state-backend.ts).
+ * state database next to a scratch database, automation/state-backend.ts).
  */
 export async function temporaryAutomationSettings({ backendUrl }: { backendUrl?: string } = {}): Promise<AutomationSettings> {
   const root = await mkdtemp(path.join(tmpdir(), "mini-xdr-stack-"));

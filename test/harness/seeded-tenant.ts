@@ -9,7 +9,7 @@ import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
 import { createKeyring, encryptJson, generateToken, hashToken, type Keyring } from "../../db/crypto";
 import { apiTokens, integrationCredentials, organizations, runs, type OnboardingStatus } from "../../db/schema";
-import { AWS_CREDENTIAL_TYPE, awsCredentialContext } from "../../services/integration/aws-credential-store";
+import { AWS_CREDENTIAL_TYPE, awsCredentialContext } from "../../services/core/aws-credential-store";
 import { unused } from "./unused";
 
 export const SEEDED_REGION = "us-east-1";

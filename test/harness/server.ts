@@ -20,7 +20,7 @@ import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 import postgres from "postgres";
 import { PROJECT_NAME } from "../../automation";
 import { allowServerUser, destroyEmbeddedServer } from "../../db/embedded-server";
-import { defaultStateBackendUrl } from "../../lib/state-backend";
+import { defaultStateBackendUrl } from "../../automation/state-backend";
 import { isPulumiProcessOf } from "../../services/run/orphans";
 import { testIdentityAuthority } from "./instance-identity";
 import { REPO_ROOT } from "./moto";
@@ -54,7 +54,7 @@ export async function scratchDatabase(prefix = "mxdr_e2e"): Promise<{ databaseUr
     databaseUrl: scratchUrl.toString(),
     async cleanup() {
       await admin.unsafe(`drop database if exists "${scratch}" with (force)`);
-      // The service's default Pulumi state database next to it (lib/state-backend.ts), when it made one.
+      // The service's default Pulumi state database next to it (automation/state-backend.ts), when it made one.
       await admin.unsafe(`drop database if exists "${scratch}_state" with (force)`);
       await admin.end();
     },

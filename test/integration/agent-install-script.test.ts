@@ -28,7 +28,7 @@ import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
 import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { and, asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { activeEnrollmentToken, rotateEnrollmentToken } from "../../services/rollout/enrollment-tokens";
+import { activeEnrollmentToken, rotateEnrollmentToken } from "../../services/core/enrollment-tokens";
 import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
 import { createKeyring, hashToken } from "../../db/crypto";

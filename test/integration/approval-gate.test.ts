@@ -15,7 +15,7 @@ import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
 import { createKeyring, generateToken, hashToken } from "../../db/crypto";
 import { apiTokens, organizations, runs } from "../../db/schema";
-import { startBoss } from "../../lib/boss";
+import { startBoss } from "../../db/boss";
 import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
 import type { RunExecutorDeps } from "../../services/run/run-executor";
 import { startRunQueue } from "../../services/run/run-queue";

@@ -16,7 +16,7 @@ import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
 import { createKeyring, generateToken, hashToken } from "../../db/crypto";
 import { apiTokens, auditLog, integrationCredentials, organizations, runs } from "../../db/schema";
-import { startBoss } from "../../lib/boss";
+import { startBoss } from "../../db/boss";
 import { createBootstrapLinkService } from "../../services/integration/bootstrap-link-service";
 import { startBootstrapWaitQueue } from "../../services/integration/bootstrap-wait";
 import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";

@@ -14,7 +14,7 @@ import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
 import { createKeyring, encryptJson, generateToken, hashToken } from "../../db/crypto";
 import { apiTokens, integrationCredentials, organizations, tenantExternalIds } from "../../db/schema";
-import { awsCredentialContext } from "../../services/integration/aws-credential-store";
+import { awsCredentialContext } from "../../services/core/aws-credential-store";
 import { attemptConnection } from "../../services/integration/bootstrap-wait";
 import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
 import { realPostgres } from "../harness/databases";

@@ -11,14 +11,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../../db/client";
 import { createKeyring, decryptJson, encryptJson, envelopeKeyId, type Keyring } from "../../db/crypto";
 import { credentialKeyRotation, enrollmentTokens, idempotencyKeys, integrationCredentials, organizations, webhooks } from "../../db/schema";
-import { startBoss } from "../../lib/boss";
+import { startBoss } from "../../db/boss";
 import { idempotencyResponseContext } from "../../lib/idempotency-context";
 import { sealedRowsByKey } from "../../services/integration/credential-rotation";
 import { startCredentialRotation } from "../../services/integration/credential-rotation-queue";
 import { createCredentialRotationService } from "../../services/integration/credential-rotation-service";
 import { webhookSecretContext } from "../../services/notification/webhook-service";
-import { enrollmentTokenContext } from "../../services/rollout/enrollment-tokens";
-import type { Principal } from "../../services/tenant/principal";
+import { enrollmentTokenContext } from "../../services/core/enrollment-tokens";
+import type { Principal } from "../../services/core/principal";
 import { realPostgres } from "../harness/databases";
 import { waitFor } from "../harness/server";
 

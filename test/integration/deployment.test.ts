@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { CreateDocumentCommand, ListCommandsCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { rotateEnrollmentToken, activeEnrollmentToken } from "../../services/rollout/enrollment-tokens";
+import { rotateEnrollmentToken, activeEnrollmentToken } from "../../services/core/enrollment-tokens";
 import { HEARTBEAT_STALE_AFTER_MS } from "../../services/rollout/enrollment";
 import type { Database } from "../../db/client";
 import { createKeyring, generateToken, hashToken } from "../../db/crypto";
@@ -27,7 +27,7 @@ import {
   organizations,
   runs,
 } from "../../db/schema";
-import { assumeRoleCredentials } from "../../services/integration/assume-role";
+import { assumeRoleCredentials } from "../../services/core/assume-role";
 import { executeScan } from "../../services/discovery/scan-runner";
 import { buildAgentInstallDocument } from "../../programs/tenant/agent-document";
 import { onboardingLifecycle } from "../../services/tenant/onboarding-lifecycle";

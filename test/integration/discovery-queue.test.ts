@@ -12,9 +12,9 @@ import type { Database } from "../../db/client";
 import { createKeyring, encryptJson } from "../../db/crypto";
 import { cloudAssets, discoveryScans, integrationCredentials, organizations, runs } from "../../db/schema";
 import { startScanQueue, type ScanQueue } from "../../services/discovery/scan-queue";
-import { assumeRoleCredentials } from "../../services/integration/assume-role";
-import { startBoss } from "../../lib/boss";
-import { AWS_CREDENTIAL_TYPE, awsCredentialContext } from "../../services/integration/aws-credential-store";
+import { assumeRoleCredentials } from "../../services/core/assume-role";
+import { startBoss } from "../../db/boss";
+import { AWS_CREDENTIAL_TYPE, awsCredentialContext } from "../../services/core/aws-credential-store";
 import { realPostgres } from "../harness/databases";
 
 const keyring = createKeyring({ key: randomBytes(32).toString("base64") });

@@ -16,7 +16,7 @@ import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type Database } from "../../db/client";
 import { cloudAssets, organizations } from "../../db/schema";
-import { assumeRoleCredentials, type CredentialsProvider } from "../../services/integration/assume-role";
+import { assumeRoleCredentials, type CredentialsProvider } from "../../services/core/assume-role";
 import { discoverTenant } from "../../services/discovery/discover";
 import { realPostgres } from "../harness/databases";
 import { freePort, resetMoto } from "../harness/moto";

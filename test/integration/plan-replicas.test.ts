@@ -21,7 +21,7 @@ import {
   upTenantStack,
   type AutomationSettings,
 } from "../../automation";
-import { resolveStateBackend } from "../../lib/state-backend";
+import { resolveStateBackend } from "../../automation/state-backend";
 import { customerAccountClients } from "../harness/customer-account";
 import { realPostgres } from "../harness/databases";
 import { temporaryAutomationSettings } from "../harness/pulumi-project";

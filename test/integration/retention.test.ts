@@ -8,7 +8,7 @@ import { eq, inArray, sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../../db/client";
 import { idempotencyKeys, organizations, runEvents, runs, webhookDeliveries, webhooks, type RunKind, type RunStatus } from "../../db/schema";
-import { startBoss } from "../../lib/boss";
+import { startBoss } from "../../db/boss";
 import { pruneExpired, startRetention, type RetentionPolicy } from "../../services/retention/retention";
 import { realPostgres } from "../harness/databases";
 import { waitFor } from "../harness/server";

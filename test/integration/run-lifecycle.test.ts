@@ -13,10 +13,10 @@ import { processIsRunning } from "../harness/process-leaks";
 import { openTenantStack, stackNameFor, type AutomationSettings } from "../../automation";
 import type { Database } from "../../db/client";
 import { organizations, runs, type Run } from "../../db/schema";
-import { resolveStateBackend } from "../../lib/state-backend";
+import { resolveStateBackend } from "../../automation/state-backend";
 import { stackProcesses } from "../../services/run/orphans";
 import { recoverInterruptedRuns } from "../../services/run/recovery";
-import { createLockConnections, type LockConnections } from "../../services/run/run-liveness";
+import { createLockConnections, type LockConnections } from "../../services/core/run-liveness";
 import { RUN_CANCEL_CHANNEL, startRunQueue, type RunQueue } from "../../services/run/run-queue";
 import type { RunKind } from "../../db/schema";
 import { miniCorpTenantConfig } from "../fixtures/tenant-config";
@@ -27,7 +27,7 @@ import { startHoldingProxy, waitFor, type HoldingProxy } from "../harness/server
 const slug = `life-${randomBytes(3).toString("hex")}`;
 const config = miniCorpTenantConfig({ tenantSlug: slug });
 const stackName = stackNameFor(slug);
-/** The liveness locks' key space (services/run/run-liveness.ts). */
+/** The liveness locks' key space (services/core/run-liveness.ts). */
 const LIVENESS_LOCK_SPACE = 0x6d786472;
 
 let database: Database;

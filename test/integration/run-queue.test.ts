@@ -2,7 +2,7 @@
  * Stack runs through the pg-boss queue on PostgreSQL: one active run per tenant stack, events and results recorded
  * on the run, and start-up recovery of a run whose service process was killed mid-`up` (stack lock cancelled,
  * checkpoint exported and re-imported). The Pulumi state is the service's default: the CLI's postgres:// backend
- * in the same server, in the state database next to the scratch database (lib/state-backend.ts).
+ * in the same server, in the state database next to the scratch database (automation/state-backend.ts).
  */
 import { spawn } from "node:child_process";
 import { readdir } from "node:fs/promises";
@@ -25,7 +25,7 @@ import { realPostgres } from "../harness/databases";
 import { REPO_ROOT } from "../harness/moto";
 import { temporaryAutomationSettings } from "../harness/pulumi-project";
 import { pulumiProcessesOf } from "../harness/server";
-import { resolveStateBackend } from "../../lib/state-backend";
+import { resolveStateBackend } from "../../automation/state-backend";
 
 const slug = `queue-${randomBytes(3).toString("hex")}`;
 const config = miniCorpTenantConfig({ tenantSlug: slug });

@@ -25,7 +25,7 @@ import { listStandInAssociations } from "../harness/aws-provider/association-sto
 import { customerAccountClients } from "../harness/customer-account";
 import { temporaryAutomationSettings } from "../harness/pulumi-project";
 import { realPostgres } from "../harness/databases";
-import { resolveStateBackend } from "../../lib/state-backend";
+import { resolveStateBackend } from "../../automation/state-backend";
 import { miniCorpTenantConfig, PLATFORM_PRINCIPAL_ARN } from "../fixtures/tenant-config";
 
 const config = miniCorpTenantConfig({ tenantSlug: "mini-corp-it" });

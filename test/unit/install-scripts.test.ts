@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { REPO_ROOT } from "../../lib/config";
+import { REPO_ROOT } from "../../platform/config";
 
 const read = (file: string) => JSON.parse(readFileSync(join(REPO_ROOT, file), "utf8"));
 

@@ -18,7 +18,7 @@ import {
 } from "../../services/rollout/instance-identity-fns";
 import { identityDocument, signedIdentity, signIdentityDocument, testIdentityAuthority, testIdentityTrust, untrustedIdentityAuthority } from "../harness/instance-identity";
 import { AWS_REGIONS } from "../../lib/aws-regions";
-import { loadIdentityTrust, loadServiceConfig, ServiceConfigError } from "../../lib/config";
+import { loadIdentityTrust, loadServiceConfig, ServiceConfigError } from "../../platform/config";
 
 const AWS_SIGNED_DOCUMENT = `{
   "accountId" : "975050371289",

@@ -9,7 +9,7 @@ import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import { createErrorHandler } from "../../api/errors";
 import { neutralUpstreamText, UPSTREAM_MESSAGES, upstreamFailureOf } from "../../lib/upstream-errors";
-import { TenantAwsAccessError } from "../../services/integration/tenant-aws-session";
+import { TenantAwsAccessError } from "../../services/core/tenant-aws-session";
 
 /** An error shaped as the AWS SDK v3 throws them (ServiceException: name = the AWS error code). */
 function awsError(name: string, message: string): Error {

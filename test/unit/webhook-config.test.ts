@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { loadServiceConfig, ServiceConfigError } from "../../lib/config";
+import { loadServiceConfig, ServiceConfigError } from "../../platform/config";
 
 const problems = (env: Record<string, string>) => {
   try {

@@ -1,6 +1,6 @@
 /** The service's job engine: one pg-boss instance on the service's PostgreSQL, shared by the stack-run and discovery queues. */
 import { PgBoss } from "pg-boss";
-import { BOSS_POOL_MAX } from "../db/connection-budget";
+import { BOSS_POOL_MAX } from "./connection-budget";
 
 export async function startBoss(connectionString: string, log: (message: string) => void = console.error): Promise<PgBoss> {
   const boss = new PgBoss({ connectionString, max: BOSS_POOL_MAX });

@@ -116,7 +116,7 @@ export const serviceConfigSchema = z.object({
   /** Maximum request body, bytes. */
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
-  /** Pulumi state backend; default the postgres:// backend in the service's server, database `<name>_state` (lib/state-backend.ts). */
+  /** Pulumi state backend; default the postgres:// backend in the service's server, database `<name>_state` (automation/state-backend.ts). */
   PULUMI_BACKEND_URL: optionalString,
   /** "passphrase" (PULUMI_CONFIG_PASSPHRASE) or awskms://... */
   PULUMI_SECRETS_PROVIDER: z

@@ -12,8 +12,8 @@ import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
 import { organizations } from "../../db/schema";
 import { ConflictError, UpstreamUnavailableError } from "../../lib/errors";
-import { appliedSpecOf, homeRegionOf, type RolloutSpec } from "../rollout/rollout-spec-fns";
-import { appliedStackOutputs } from "../run/applied-outputs";
+import { appliedSpecOf, homeRegionOf, type RolloutSpec } from "./rollout-spec-fns";
+import { appliedStackOutputs } from "./applied-outputs";
 import { assumeRoleCredentials, sessionNameFor, type CredentialsProvider } from "./assume-role";
 import { loadAwsCredential } from "./aws-credential-store";
 
