@@ -16,17 +16,9 @@ import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Database } from "../db/client";
 import type { Keyring } from "../db/crypto";
-import type { ScanQueue } from "../services/discovery/scan-queue";
 import { consoleRouter } from "../console/console-router";
-import { createServices } from "../services";
-import type { BootstrapLinkService } from "../services/integration/bootstrap-link-service";
-import type { BootstrapWaitQueue } from "../services/integration/bootstrap-wait";
-import type { CredentialRotationQueue } from "../services/integration/credential-rotation-queue";
-import type { IdentityTrust } from "../services/rollout/instance-identity-fns";
-import type { RunQueue } from "../services/run/run-queue";
-import type { PlatformSettings } from "../services/run/tenant-stack-config";
-import type { BootstrapRoleVerifier } from "../services/integration/verify-bootstrap-role";
-import { DEFAULT_LIMITS } from "../platform/config";
+import type { Services } from "../services";
+import { DEFAULT_LIMITS, type ServiceConfig } from "../platform/config";
 import { createAllowedMethods } from "./allowed-methods";
 import { clientAddressOf, createAuthFailureLimiter, limitAuthFailures } from "./auth-limit";
 import { bearerAuth, tenantScope } from "./auth";
@@ -49,48 +41,44 @@ import { adminTokensRouter, tokensRouter } from "./routes/tokens";
 import { fleetRouter } from "./routes/fleet";
 import { credentialRotationRouter } from "./routes/credential-rotation";
 import { platformWebhooksRouter, tenantWebhooksRouter } from "./routes/webhooks";
-import type { WebhookSettings } from "../services/notification/webhook-service";
 
 export const DEFAULT_BODY_LIMIT_BYTES = 64 * 1024;
 
+/** What the app serves: the platform's services (platform/create-platform.ts builds them once) and the HTTP settings. */
 export interface AppDependencies {
+  services: Services;
   database: Pick<Database, "db" | "sql">;
   keyring: Keyring;
-  /** Maximum request body in bytes (default 64 KiB). */
-  bodyLimitBytes?: number;
-  /** The bootstrap role's CloudFormation quick-create link, and the wait for the role. */
-  bootstrapLinks?: BootstrapLinkService;
-  bootstrapWaits?: () => BootstrapWaitQueue;
-  bootstrapWaitSeconds?: number;
-  /** Where webhooks may point and how many a tenant may have (WEBHOOK_PLATFORM_ALLOW_LOOPBACK, WEBHOOK_MAX_PER_TENANT). */
-  webhooks?: WebhookSettings;
+  config?: Partial<Pick<ServiceConfig, ApiSettingsVariable>>;
   /** Where unexpected errors are logged (default: stderr). */
   log?: (message: string) => void;
-  /** Where server-side detail callers must not see goes (STS's words about a refused role); default: nowhere. */
-  warn?: (message: string) => void;
   version?: string;
-  platform: PlatformSettings;
-  verifyBootstrapRole: BootstrapRoleVerifier;
-  runQueue: RunQueue;
-  scanQueue: ScanQueue;
   /** Access log lines and metrics (api/observability.ts); none: neither, nor /metrics. */
   observability?: Observability;
-  /** How long one connection of an event stream lasts at most (s; api/event-stream.ts). */
-  eventStreamMaxSeconds?: number;
-  /** The background credentials key rotation; none: POST /v1/credentials/rotation answers 503. */
-  credentialRotation?: () => CredentialRotationQueue;
-  /** Whose signatures prove an agent's instance at enrollment (default: AWS's published certificates). */
-  identityTrust?: IdentityTrust;
-  /** Per-tenant caps and the authentication failure limit (platform/config.ts; default DEFAULT_LIMITS). */
-  limits?: Partial<ApiLimits>;
 }
+
+type ApiSettingsVariable =
+  | "BODY_LIMIT_BYTES"
+  | "EVENT_STREAM_MAX_SECONDS"
+  | "MAX_QUEUED_RUNS_PER_TENANT"
+  | "MAX_EVENT_STREAMS_PER_TENANT"
+  | "AUTH_FAILURE_LIMIT"
+  | "AUTH_FAILURE_WINDOW_SECONDS"
+  | "TRUSTED_PROXY_HOPS";
 
 export type ApiLimits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: number };
 
 export function createApp(deps: AppDependencies) {
   const { db, sql } = deps.database;
-  const maxSize = deps.bodyLimitBytes ?? DEFAULT_BODY_LIMIT_BYTES;
-  const limits: ApiLimits = { ...DEFAULT_LIMITS, ...deps.limits };
+  const { services, config = {} } = deps;
+  const maxSize = config.BODY_LIMIT_BYTES ?? DEFAULT_BODY_LIMIT_BYTES;
+  const limits: ApiLimits = {
+    maxQueuedRunsPerTenant: config.MAX_QUEUED_RUNS_PER_TENANT ?? DEFAULT_LIMITS.maxQueuedRunsPerTenant,
+    maxEventStreamsPerTenant: config.MAX_EVENT_STREAMS_PER_TENANT ?? DEFAULT_LIMITS.maxEventStreamsPerTenant,
+    authFailureLimit: config.AUTH_FAILURE_LIMIT ?? DEFAULT_LIMITS.authFailureLimit,
+    authFailureWindowSeconds: config.AUTH_FAILURE_WINDOW_SECONDS ?? DEFAULT_LIMITS.authFailureWindowSeconds,
+    trustedProxyHops: config.TRUSTED_PROXY_HOPS ?? DEFAULT_LIMITS.trustedProxyHops,
+  };
   const app = createRouter();
 
   app.onError(createErrorHandler(deps.log));
@@ -121,23 +109,7 @@ export function createApp(deps: AppDependencies) {
     return c.json({ status: "ok" });
   });
 
-  const services = createServices({
-    db,
-    keyring: deps.keyring,
-    verifyBootstrapRole: deps.verifyBootstrapRole,
-    platform: deps.platform,
-    runQueue: () => deps.runQueue,
-    scanQueue: () => deps.scanQueue,
-    bootstrapLinks: deps.bootstrapLinks,
-    bootstrapWaits: deps.bootstrapWaits,
-    bootstrapWaitSeconds: deps.bootstrapWaitSeconds,
-    webhooks: deps.webhooks,
-    credentialRotation: deps.credentialRotation,
-    identityTrust: deps.identityTrust,
-    maxQueuedRunsPerTenant: limits.maxQueuedRunsPerTenant,
-    warn: deps.warn,
-  });
-  const streams = createEventStreams(services.tenants, { maxPerSubject: limits.maxEventStreamsPerTenant, maxSeconds: deps.eventStreamMaxSeconds });
+  const streams = createEventStreams(services.tenants, { maxPerSubject: limits.maxEventStreamsPerTenant, maxSeconds: config.EVENT_STREAM_MAX_SECONDS });
   // Failed authentications per client address; bearer tokens and enrollment tokens are guessed apart, limited apart.
   const clientOf = (c: Context) => clientAddressOf(c, limits.trustedProxyHops);
   const failureLimiter = () => createAuthFailureLimiter({ limit: limits.authFailureLimit, windowMs: limits.authFailureWindowSeconds * 1000 });

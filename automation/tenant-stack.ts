@@ -111,15 +111,15 @@ function engineEnv(settings: AutomationSettings, stackName: string, experimental
 }
 
 /**
- * Opens the tenant's stack; `create` makes it when missing, otherwise a missing stack is StackNotFoundError.
+ * Opens a tenant's stack by its name (stackNameFor); `create` makes it when missing, otherwise a missing stack is
+ * StackNotFoundError.
  * `updatePlans`: the stack will apply a saved update plan (enables the CLI's experimental `--plan`).
  */
 export async function openTenantStack(
   settings: AutomationSettings,
-  tenantSlug: string,
+  stackName: string,
   { create, updatePlans = false, cli }: { create: boolean; updatePlans?: boolean; cli?: PulumiCommand },
 ): Promise<Stack> {
-  const stackName = stackNameFor(tenantSlug);
   const { LocalWorkspace } = await loadAutomationSdk();
   const { tenantProgram } = await (tenantProgramModule ??= import("../programs/tenant/program"));
   const workspaceOptions = {
@@ -200,7 +200,7 @@ export async function openConfiguredTenantStack(
   const warm = warmStacks.get(key);
   if (warm && warm.configDigest === configDigest && warm.fileDigest === (await configFileDigest(settings, stackName))) return warm.stack;
   warmStacks.delete(key);
-  const stack = await openTenantStack(settings, config.tenantSlug, { create: true, updatePlans, cli });
+  const stack = await openTenantStack(settings, stackName, { create: true, updatePlans, cli });
   await configureTenantStack(stack, config);
   const fileDigest = await configFileDigest(settings, stackName);
   if (fileDigest !== undefined) {

@@ -36,7 +36,7 @@ import { promisify } from "node:util";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
-import { automationSettingsSchema, configureTenantStack, destroyTenantStack, openTenantStack, removeTenantStack, upTenantStack } from "../automation";
+import { automationSettingsSchema, configureTenantStack, destroyTenantStack, openTenantStack, stackNameFor, removeTenantStack, upTenantStack } from "../automation";
 import postgres from "postgres";
 import { miniCorpTenantConfig } from "../test/fixtures/tenant-config";
 import { pacedLoad, type PacedLoadResult } from "./paced-load";
@@ -169,7 +169,7 @@ try {
         agentVersion: "1.0.0",
         enrollmentToken: `mxdr-enroll_${randomBytes(32).toString("base64url")}`,
       });
-      const stack = await openTenantStack(automation, slug, { create: true });
+      const stack = await openTenantStack(automation, stackNameFor(slug), { create: true });
       await configureTenantStack(stack, config);
       return stack;
     };

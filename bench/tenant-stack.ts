@@ -7,7 +7,7 @@ import { performance } from "node:perf_hooks";
 import {
   configureTenantStack,
   destroyTenantStack,
-  openTenantStack,
+  openTenantStack, stackNameFor,
   previewTenantStack,
   removeTenantStack,
   upTenantStack,
@@ -30,7 +30,7 @@ try {
   const figures: Record<string, number[]> = { preview: [], up: [], "up (no changes)": [], destroy: [] };
   for (let round = 0; round < ROUNDS; round++) {
     const config = miniCorpTenantConfig({ tenantSlug: `bench-${round}` });
-    const stack = await openTenantStack(settings, config.tenantSlug, { create: true });
+    const stack = await openTenantStack(settings, stackNameFor(config.tenantSlug), { create: true });
     await configureTenantStack(stack, config);
     figures.preview!.push((await timed(() => previewTenantStack(stack)))[0]);
     const [upSeconds, up] = await timed(() => upTenantStack(stack));

@@ -4,7 +4,6 @@
  * shapes as the seeds had them.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { ConflictError } from "../../lib/errors";
 import { externalIdSchema, roleArnSchema } from "../../programs/tenant/config";
 import type { Services } from "../../services";
 import { notSupported } from "../../services/integration/integration-service";
@@ -101,7 +100,7 @@ const route = <const M extends "get" | "post" | "delete", const P extends string
   security,
 });
 
-export function onboardingV2Router({ tenants, integrations, runs, discovery, rollout }: Services) {
+export function onboardingV2Router({ tenants, integrations, onboarding, discovery, rollout }: Services) {
   const router = createRouter();
   const tenantOf = (c: { get(key: "principal"): Principal }) => tenants.tokenTenant(c.get("principal"));
 
@@ -127,14 +126,7 @@ export function onboardingV2Router({ tenants, integrations, runs, discovery, rol
       },
     }),
     async (c) => {
-      const principal = c.get("principal");
-      const org = await tenantOf(c);
-      if (org.onboardingFlowVersion !== "quick_start") {
-        throw new ConflictError(`organization ${JSON.stringify(org.slug)} uses the ${org.onboardingFlowVersion} onboarding flow, not quick_start`);
-      }
-      const body = c.req.valid("json");
-      await integrations.connectAws(principal, org, awsCredentials(body));
-      const started = await runs.startOnboarding(principal, await tenants.reload(org));
+      const started = await onboarding.quickStart(c.get("principal"), await tenantOf(c), awsCredentials(c.req.valid("json")));
       return c.json(
         {
           status: "initiated" as const,
@@ -153,7 +145,7 @@ export function onboardingV2Router({ tenants, integrations, runs, discovery, rol
   router.openapi(
     createRoute({ ...route("get", "/progress", "Onboarding progress"), responses: { 200: json(v2ProgressSchema, "progress"), ...errorResponses } }),
     async (c) => {
-      const progress = await tenants.progress(await tenantOf(c));
+      const progress = await onboarding.progress(await tenantOf(c));
       return c.json(
         {
           discovery: { status: progress.discovery.status, progress: progress.discovery.progress, assets_found: progress.discovery.assetsFound },

@@ -146,10 +146,10 @@ const requestScanRoute = createRoute({
   },
 });
 
-export function onboardingRouter({ tenants, discovery }: Pick<Services, "tenants" | "discovery">) {
+export function onboardingRouter({ onboarding, discovery }: Pick<Services, "onboarding" | "discovery">) {
   const router = createRouter();
 
-  router.openapi(progressRoute, async (c) => c.json(presentProgress(await tenants.progress(await c.var.tenant())), 200));
+  router.openapi(progressRoute, async (c) => c.json(presentProgress(await onboarding.progress(await c.var.tenant())), 200));
 
   router.openapi(assetsRoute, async (c) => {
     const page = await discovery.assets(await c.var.tenant(), assetQueryOf(c.req.valid("query")));

@@ -35,7 +35,7 @@ const progressEventsRoute = createRoute({
   },
 });
 
-export function progressEventsRouter({ tenants }: Pick<Services, "tenants">, options: ProgressEventsOptions) {
+export function progressEventsRouter({ onboarding }: Pick<Services, "onboarding">, options: ProgressEventsOptions) {
   const router = createRouter();
   const pollMs = options.pollMs ?? 1000;
   const keepAliveMs = options.keepAliveMs ?? 15_000;
@@ -51,7 +51,7 @@ export function progressEventsRouter({ tenants }: Pick<Services, "tenants">, opt
       let sequence = 0;
       let lastWriteAt = Date.now();
       while (!aborted && (await live())) {
-        const current = JSON.stringify(presentProgress(await tenants.progress(org)));
+        const current = JSON.stringify(presentProgress(await onboarding.progress(org)));
         if (current !== last) {
           await stream.writeSSE({ id: String(sequence++), event: "progress", data: current });
           last = current;

@@ -7,7 +7,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { eventStreamResponse } from "../event-stream";
 import { RUN_KINDS, TERMINAL_RUN_STATUSES, type RunKind } from "../../db/schema";
 import type { Services } from "../../services";
-import type { RequestedRun } from "../../services/run/run-service";
+import type { RequestedRun } from "../../services/core/run-requests";
 import type { EventStreams } from "../event-streams";
 import { presentRun } from "../run-presenter";
 import { createRouter } from "../router";
@@ -207,7 +207,7 @@ export interface RunsRouterOptions {
 
 const EVENT_BATCH = 500;
 
-export function runsRouter({ runs }: Pick<Services, "runs">, options: RunsRouterOptions) {
+export function runsRouter({ runs, onboarding }: Pick<Services, "runs" | "onboarding">, options: RunsRouterOptions) {
   const router = createRouter();
   const accepted = (requested: RequestedRun) =>
     ({ run_id: requested.runId, kind: requested.kind, status: "queued" as const, stack_name: requested.stackName });
@@ -221,7 +221,7 @@ export function runsRouter({ runs }: Pick<Services, "runs">, options: RunsRouter
   });
 
   router.openapi(offboardRoute, async (c) => {
-    const requested = await runs.offboard(c.get("principal"), await c.var.tenant());
+    const requested = await onboarding.offboard(c.get("principal"), await c.var.tenant());
     const cleanup = requested.customerCleanup;
     return c.json(
       {

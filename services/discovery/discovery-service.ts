@@ -10,7 +10,7 @@ import type { ScanQueue } from "./scan-queue";
 
 export interface DiscoveryServiceDeps {
   db: DrizzleDatabase;
-  scans: () => ScanQueue;
+  scans: Pick<ScanQueue, "request">;
 }
 
 export interface AssetQuery {
@@ -40,7 +40,7 @@ export function createDiscoveryService({ db, scans }: DiscoveryServiceDeps) {
       if (typeof (await appliedStackOutputs(db, org.id))?.roleArn !== "string") {
         throw new TenantNotProvisionedError("discovery needs the tenant's stack applied first (a successful up run)");
       }
-      const requested = await scans().request({ organizationId: org.id, trigger: "manual", actor: principal.actor });
+      const requested = await scans.request({ organizationId: org.id, trigger: "manual", actor: principal.actor });
       await recordAudit(db, principal, { action: "discovery.request", organizationId: org.id, target: `scan:${requested.scanId}` });
       return requested;
     },

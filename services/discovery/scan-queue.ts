@@ -30,12 +30,17 @@ export interface ScanQueueOptions {
   schedule?: string;
 }
 
-export async function startScanQueue(boss: PgBoss, deps: ScanRunnerDeps, options: ScanQueueOptions): Promise<ScanQueue> {
-  const { db } = deps;
+/** A scan queue whose workers start apart: the producer side is needed before what follows a scan exists. */
+export interface OpenedScanQueue extends ScanQueue {
+  /** Starts this process's workers (options.work) and the sweep's schedule. */
+  work(deps: ScanRunnerDeps): Promise<void>;
+}
+
+export async function openScanQueue(boss: PgBoss, db: DrizzleDatabase, options: ScanQueueOptions): Promise<OpenedScanQueue> {
   await boss.createQueue(SCAN_QUEUE, { policy: "singleton", retryLimit: 0, expireInSeconds: 1800 });
   await boss.createQueue(SWEEP_QUEUE, { policy: "short", retryLimit: 0 });
 
-  const queue: ScanQueue = {
+  const queue: OpenedScanQueue = {
     async request(request) {
       const { scanId, alreadyActive } = await recordScanRequest(db, request);
       if (!alreadyActive) await boss.send(SCAN_QUEUE, { scanId }, { singletonKey: String(request.organizationId), retryLimit: 0 });
@@ -55,17 +60,24 @@ export async function startScanQueue(boss: PgBoss, deps: ScanRunnerDeps, options
       }
       return requested;
     },
+    async work(deps) {
+      if (!options.work) return;
+      await boss.work<{ scanId: string }>(SCAN_QUEUE, { batchSize: 1, pollingIntervalSeconds: 1 }, async ([job]) => {
+        if (job) await executeScan(deps, job.data.scanId);
+      });
+      await boss.work(SWEEP_QUEUE, { batchSize: 1, pollingIntervalSeconds: 5 }, async () => {
+        await queue.sweep();
+      });
+      if (options.schedule) await boss.schedule(SWEEP_QUEUE, options.schedule, {}, { tz: "UTC" });
+    },
   };
+  return queue;
+}
 
-  if (options.work) {
-    await boss.work<{ scanId: string }>(SCAN_QUEUE, { batchSize: 1, pollingIntervalSeconds: 1 }, async ([job]) => {
-      if (job) await executeScan(deps, job.data.scanId);
-    });
-    await boss.work(SWEEP_QUEUE, { batchSize: 1, pollingIntervalSeconds: 5 }, async () => {
-      await queue.sweep();
-    });
-    if (options.schedule) await boss.schedule(SWEEP_QUEUE, options.schedule, {}, { tz: "UTC" });
-  }
+/** openScanQueue with its workers started at once. */
+export async function startScanQueue(boss: PgBoss, deps: ScanRunnerDeps, options: ScanQueueOptions): Promise<ScanQueue> {
+  const queue = await openScanQueue(boss, deps.db, options);
+  await queue.work(deps);
   return queue;
 }
 

@@ -12,13 +12,13 @@ import { eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { organizations, type Run, type TenantDrift } from "../../db/schema";
 import { emitNotification } from "../core/notification-events";
-import type { RunService } from "../run/run-service";
+import type { RunRequester } from "../core/run-requests";
 import { systemPrincipal } from "../core/principal";
 import { recordFleetRun } from "./fleet-service";
 
 export interface DriftDeps {
   db: DrizzleDatabase;
-  runs: () => RunService;
+  runs: RunRequester;
   log?(message: string): void;
 }
 
@@ -40,9 +40,7 @@ export function driftFollowUp(deps: DriftDeps) {
         };
         if (drift.status === "drifted" && org.integrationSettings.autoRemediate === true) {
           try {
-            const remediation = await deps
-              .runs()
-              .request(systemPrincipal("system:drift-remediation", org.id), org, "up", { queue: true, remediatesRunId: run.id });
+            const remediation = await deps.runs.request(systemPrincipal("system:drift-remediation", org.id), org, "up", { queue: true, remediatesRunId: run.id });
             drift.remediationRunId = remediation.runId;
           } catch (error) {
             log(`drift ${org.slug}: remediation not started: ${error instanceof Error ? error.message : String(error)}`);
@@ -62,9 +60,7 @@ export function driftFollowUp(deps: DriftDeps) {
         const [org] = await db.select().from(organizations).where(eq(organizations.id, run.organizationId));
         if (!org) return;
         // The check after a remediation is what says the account matches again.
-        await deps
-          .runs()
-          .request(systemPrincipal("system:drift-remediation", org.id), org, "drift", { queue: true })
+        await deps.runs.request(systemPrincipal("system:drift-remediation", org.id), org, "drift", { queue: true })
           .catch((error: unknown) => log(`drift ${org.slug}: check after remediation not started: ${error instanceof Error ? error.message : String(error)}`));
       }
     },

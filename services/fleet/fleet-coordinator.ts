@@ -12,7 +12,7 @@ import { fleetRunTenants, fleetRuns, organizations, runs, type FleetRun, type Fl
 import { DomainError } from "../../lib/errors";
 import { emitNotification } from "../core/notification-events";
 import type { LockConnections } from "../core/run-liveness";
-import type { RunService } from "../run/run-service";
+import type { RunRequester } from "../core/run-requests";
 import type { Principal } from "../core/principal";
 import { decideTick, describeChangeSummary, FAILED_TENANT_STATUSES, sumChangeSummaries } from "./fleet-fns";
 
@@ -23,7 +23,7 @@ export interface FleetCoordinatorDeps {
   db: DrizzleDatabase;
   /** Where the coordinator's lock is held (a connection of its own, not the request pool). */
   locks: LockConnections;
-  runs: () => RunService;
+  runs: RunRequester;
   log?(message: string): void;
 }
 
@@ -77,7 +77,7 @@ export async function advanceFleetRun(deps: FleetCoordinatorDeps, fleetId: strin
       const [org] = await db.select().from(organizations).where(eq(organizations.id, next.organizationId));
       let update: { status: FleetTenantStatus; runId?: string; reason?: string };
       try {
-        const requested = await deps.runs().request(fleetPrincipal(fleet), org!, fleet.kind, { queue: true, fleetRunId: fleet.id });
+        const requested = await deps.runs.request(fleetPrincipal(fleet), org!, fleet.kind, { queue: true, fleetRunId: fleet.id });
         update = { status: "queued", runId: requested.runId };
       } catch (error) {
         // A tenant the run service refuses (not ready, approval required, ...) counts as a failure, with the reason.

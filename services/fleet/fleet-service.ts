@@ -20,7 +20,7 @@ import {
 } from "../../db/schema";
 import { ConflictError, NotFoundError, UnprocessableError } from "../../lib/errors";
 import { recordAudit } from "../core/audit-store";
-import { onboardingOverview, type OnboardingOverview } from "../tenant/onboarding-overview";
+import { onboardingOverview, type OnboardingOverview } from "../core/onboarding-overview";
 import { requireAdmin, type Principal } from "../core/principal";
 import { skipReasonFor } from "./fleet-fns";
 

@@ -43,9 +43,15 @@ export function backoffSeconds(attempts: number, now: number, deadline: number):
   return Math.max(0, Math.min(wanted, Math.ceil((deadline - now) / 1000)));
 }
 
-export async function startBootstrapWaitQueue(boss: PgBoss, deps: BootstrapWaitDeps, options: { work: boolean }): Promise<BootstrapWaitQueue> {
+/** A wait queue whose workers start apart: scheduling is needed before what follows a connect exists. */
+export interface OpenedBootstrapWaitQueue extends BootstrapWaitQueue {
+  /** Starts this process's worker (options.work). */
+  work(deps: BootstrapWaitDeps): Promise<void>;
+}
+
+export async function openBootstrapWaitQueue(boss: PgBoss, options: { work: boolean }): Promise<OpenedBootstrapWaitQueue> {
   await boss.createQueue(BOOTSTRAP_WAIT_QUEUE, { policy: "stately", retryLimit: 0, expireInSeconds: 120 });
-  const queue: BootstrapWaitQueue = {
+  const queue: OpenedBootstrapWaitQueue = {
     async schedule(organizationId, delaySeconds = 0) {
       await boss.send(
         BOOTSTRAP_WAIT_QUEUE,
@@ -53,14 +59,22 @@ export async function startBootstrapWaitQueue(boss: PgBoss, deps: BootstrapWaitD
         { singletonKey: String(organizationId), retryLimit: 0, ...(delaySeconds > 0 ? { startAfter: delaySeconds } : {}) },
       );
     },
+    async work(deps) {
+      if (!options.work) return;
+      await boss.work<{ organizationId: number }>(BOOTSTRAP_WAIT_QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
+        if (!job) return;
+        const next = await attemptConnection(deps, job.data.organizationId);
+        if (next !== undefined) await queue.schedule(job.data.organizationId, next);
+      });
+    },
   };
-  if (options.work) {
-    await boss.work<{ organizationId: number }>(BOOTSTRAP_WAIT_QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
-      if (!job) return;
-      const next = await attemptConnection(deps, job.data.organizationId);
-      if (next !== undefined) await queue.schedule(job.data.organizationId, next);
-    });
-  }
+  return queue;
+}
+
+/** openBootstrapWaitQueue with its worker started at once. */
+export async function startBootstrapWaitQueue(boss: PgBoss, deps: BootstrapWaitDeps, options: { work: boolean }): Promise<BootstrapWaitQueue> {
+  const queue = await openBootstrapWaitQueue(boss, options);
+  await queue.work(deps);
   return queue;
 }
 

@@ -15,7 +15,7 @@ export interface CredentialRotationServiceDeps {
   db: DrizzleDatabase;
   keyring: Keyring;
   /** Absent where no queue runs (an app built without one): starting a pass answers 503. */
-  rotation?: () => CredentialRotationQueue;
+  rotation?: CredentialRotationQueue;
 }
 
 export interface CredentialRotationView {
@@ -65,7 +65,7 @@ export function createCredentialRotationService(deps: CredentialRotationServiceD
         );
       }
       if (!deps.rotation) throw new ServiceNotConfiguredError("key rotation does not run in this process (no job queue)");
-      await deps.rotation().request(principal.actor);
+      await deps.rotation.request(principal.actor);
       await recordAudit(db, principal, { action: "credentials.rotation.start", target: "credentials/rotation", details: { targetKeyId: keyring.current.id } });
       return view();
     },

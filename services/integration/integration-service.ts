@@ -47,7 +47,7 @@ export interface IntegrationServiceDeps {
   platformPrincipalArn?: string;
   /** The quick-create link (absent when the platform has no template bucket or principal configured). */
   bootstrapLinks?: BootstrapLinkService;
-  bootstrapWaits?: () => BootstrapWaitQueue;
+  bootstrapWaits?: BootstrapWaitQueue;
   /** How long a wait for the bootstrap role lasts. */
   bootstrapWaitSeconds?: number;
   /** Where STS's own words about a refused role go (never to the tenant); default: nowhere. */
@@ -285,7 +285,7 @@ export function createIntegrationService(deps: IntegrationServiceDeps) {
         });
       });
       if (!deps.bootstrapWaits) throw new ServiceNotConfiguredError("this service process has no bootstrap wait queue");
-      await deps.bootstrapWaits().schedule(org.id);
+      await deps.bootstrapWaits.schedule(org.id);
       return check;
     },
 

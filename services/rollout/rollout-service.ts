@@ -9,7 +9,7 @@ import type { Organization } from "../../db/schema";
 import { openRolloutSession, TenantAwsAccessError, TenantNotProvisionedError } from "../core/tenant-aws-session";
 import { recordAudit } from "../core/audit-store";
 import { requireAdmin, type Principal } from "../core/principal";
-import { advanceOnboardingStatus, refreshDeployment } from "./deployment-follow-up";
+import { refreshRollout } from "./rollout-refresh";
 import { enrollAgent, recordHeartbeat, resetAgentEnrollment, type EnrollmentRequest, type HeartbeatRequest } from "./enrollment";
 import { awsIdentityTrust, type IdentityTrust } from "./instance-identity-fns";
 import { retryFailedDeployments } from "./retry";
@@ -22,9 +22,14 @@ export interface RolloutServiceDeps {
   keyring: Keyring;
   /** Whose signatures prove an agent's instance (default: AWS's published certificates only). */
   identityTrust?: IdentityTrust;
+  /**
+   * Told after the rollout may have moved (read from SSM, an agent enrolled, failed installs retried), with why SSM
+   * could not be read when it could not: the onboarding moves the tenant's status on (services/onboarding).
+   */
+  onRolloutChanged?(organizationId: number, details?: { refreshError?: string }): Promise<void>;
 }
 
-export function createRolloutService({ db, keyring, identityTrust = awsIdentityTrust() }: RolloutServiceDeps) {
+export function createRolloutService({ db, keyring, identityTrust = awsIdentityTrust(), onRolloutChanged = async () => undefined }: RolloutServiceDeps) {
   return {
     /** The rollout summary, read from SSM first when asked and possible. */
     async deployment(org: Organization, refresh: boolean) {
@@ -32,12 +37,15 @@ export function createRolloutService({ db, keyring, identityTrust = awsIdentityT
       let refreshError: string | undefined;
       if (refresh) {
         try {
-          await refreshDeployment(db, keyring, org.id);
+          await refreshRollout(db, keyring, org.id);
           refreshed = true;
         } catch (error) {
           if (!(error instanceof TenantNotProvisionedError || error instanceof TenantAwsAccessError)) throw error;
           refreshError = error instanceof TenantAwsAccessError ? neutralUpstreamText(error.cause ?? error.message) : error.message;
+          // A role that cannot be used is a reason for action_required; a stack not provisioned yet is no news.
+          if (error instanceof TenantAwsAccessError) await onRolloutChanged(org.id, { refreshError });
         }
+        if (refreshed) await onRolloutChanged(org.id);
       }
       return { ...(await deploymentSummary(db, org.id)), refreshed, refreshError };
     },
@@ -51,7 +59,7 @@ export function createRolloutService({ db, keyring, identityTrust = awsIdentityT
         organizationId: org.id,
         details: { retried: result.retried, commands: result.commands.map((command) => command.commandId) },
       });
-      await advanceOnboardingStatus(db, org.id);
+      await onRolloutChanged(org.id);
       return result;
     },
 
@@ -77,7 +85,7 @@ export function createRolloutService({ db, keyring, identityTrust = awsIdentityT
 
     async enroll(request: EnrollmentRequest) {
       const enrolled = await enrollAgent(db, identityTrust, request);
-      await advanceOnboardingStatus(db, enrolled.agent.organizationId);
+      await onRolloutChanged(enrolled.agent.organizationId);
       return enrolled;
     },
 

@@ -15,16 +15,14 @@ import {
   type OperationResult,
 } from "../../automation";
 import type { DrizzleDatabase } from "../../db/client";
-import { runEvents, runs, type Run, type RunError } from "../../db/schema";
+import { organizations, runEvents, runs, type Run, type RunError, type RunKind } from "../../db/schema";
 import { beginExecution, type StopReason } from "./executing-runs";
 import { holdRunLiveness, type LockConnections } from "../core/run-liveness";
 import { DEFAULT_RUN_TIMEOUT_SECONDS, DEFAULT_STOP_GRACE_SECONDS, timeoutVariableOf } from "./run-timeouts";
 import { droppedDiagnostics, releaseStack } from "./stack-release";
 import type { RunPlanStore } from "./run-plan-store";
 import { noopTelemetry, type Telemetry } from "../../lib/telemetry";
-import { TENANT_STACK_PREFIX } from "../../automation";
 import type { TenantConfigInput } from "../../programs/tenant/config";
-import type { RunKind } from "../../db/schema";
 
 export interface RunExecutorDeps {
   db: DrizzleDatabase;
@@ -49,8 +47,8 @@ export interface RunExecutorDeps {
 }
 
 /** Ids for a run's log lines: never config, outputs or errors' details. */
-function runFields(run: Run) {
-  return { runId: run.id, tenantId: run.organizationId, tenant: run.stackName.slice(TENANT_STACK_PREFIX.length), kind: run.kind };
+function runFields(run: Run, tenant: string | undefined) {
+  return { runId: run.id, tenantId: run.organizationId, tenant, kind: run.kind };
 }
 
 /** Writes engine events to run_events in order; writes are chained so seq order is insert order. */
@@ -127,7 +125,8 @@ export async function executeRun(deps: RunExecutorDeps, runId: string, { jobSign
       const { log: logger, metrics } = deps.telemetry ?? noopTelemetry;
       const queueWaitSeconds = (claimed.startedAt!.getTime() - claimed.requestedAt.getTime()) / 1000;
       metrics.runStarted(claimed.kind, queueWaitSeconds);
-      logger.info({ event: "run.started", ...runFields(claimed), queueWaitMs: Math.round(queueWaitSeconds * 1000) }, "run started");
+      const [tenant] = await db.select({ slug: organizations.slug }).from(organizations).where(eq(organizations.id, claimed.organizationId));
+      logger.info({ event: "run.started", ...runFields(claimed, tenant?.slug), queueWaitMs: Math.round(queueWaitSeconds * 1000) }, "run started");
       let outcome = await performOperation(deps, claimed, execution.signal);
       clearTimeout(timer);
       if (execution.stopReason && outcome.status !== "succeeded") {
@@ -154,7 +153,7 @@ export async function executeRun(deps: RunExecutorDeps, runId: string, { jobSign
       const durationSeconds = (finished.finishedAt!.getTime() - claimed.startedAt!.getTime()) / 1000;
       metrics.runFinished(finished.kind, finished.status, durationSeconds);
       (finished.status === "succeeded" ? logger.info : logger.warn)(
-        { event: "run.finished", ...runFields(finished), status: finished.status, durationMs: Math.round(durationSeconds * 1000), errorKind: finished.error?.kind },
+        { event: "run.finished", ...runFields(finished, tenant?.slug), status: finished.status, durationMs: Math.round(durationSeconds * 1000), errorKind: finished.error?.kind },
         "run finished",
       );
       await deps.onRunFinished?.(finished).catch((error: unknown) =>
@@ -180,7 +179,7 @@ async function performOperation(deps: RunExecutorDeps, run: Run, signal: AbortSi
     // Runs other than destroy reuse the stack this process already opened and configured, when nothing changed.
     const stack =
       run.kind === "destroy"
-        ? await openTenantStack(deps.automation, config.tenantSlug, { create: false, cli: deps.cli })
+        ? await openTenantStack(deps.automation, run.stackName, { create: false, cli: deps.cli })
         : await openConfiguredTenantStack(deps.automation, config, { updatePlans: run.kind === "up" && plan !== undefined, cli: deps.cli });
     // Stopped while the stack was being opened: the operation never starts (the abort only reaches a running one).
     signal.throwIfAborted();

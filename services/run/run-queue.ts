@@ -38,52 +38,58 @@ export interface RunQueue {
   stop(): Promise<void>;
 }
 
+/** A run queue whose workers start apart: the producer side is needed before what the workers call after a run exists. */
+export interface OpenedRunQueue extends RunQueue {
+  /** Starts this process's workers (options.work) with what executes a run and what follows it. */
+  work(deps: RunExecutorDeps): Promise<void>;
+}
+
 /**
  * Stack runs on pg-boss: a `singleton` queue keyed by stack name allows one active job per stack across every
  * service process sharing the database; each process runs at most `maxConcurrentRuns` jobs. A job expires only after
  * its run's own timeout and the stop grace: the executor's timeout ends the run (and frees the stack) first.
  */
-export async function startRunQueue(
+export async function openRunQueue(
   db: DrizzleDatabase,
-  deps: RunExecutorDeps,
-  options: RunQueueOptions,
-): Promise<RunQueue> {
+  options: RunQueueOptions & Pick<RunExecutorDeps, "timeoutSeconds" | "stopGraceSeconds">,
+): Promise<OpenedRunQueue> {
   const boss = options.boss ?? (await startBoss(options.connectionString));
   await boss.createQueue(QUEUE, { policy: "singleton", retryLimit: 0, expireInSeconds: 3600 });
   const workers: string[] = [];
   const executing = new Map<string, Promise<void>>();
   let unlisten: (() => Promise<void>) | undefined;
-  if (options.work) {
-    for (let worker = 0; worker < options.maxConcurrentRuns; worker++) {
-      workers.push(
-        await boss.work<{ runId: string }>(QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
-          if (!job) return;
-          const execution = executeRun(deps, job.data.runId, { jobSignal: job.signal });
-          executing.set(job.data.runId, execution);
-          try {
-            await execution;
-          } finally {
-            executing.delete(job.data.runId);
-          }
-        }),
-      );
-    }
-    if (options.listen) {
-      const listening = await options.listen.listen(RUN_CANCEL_CHANNEL, (payload) => {
-        try {
-          const { runId, actor } = JSON.parse(payload) as { runId: string; actor: string };
-          stopExecutingRun(runId, { kind: "cancelled", actor });
-        } catch {
-          // not ours
-        }
-      });
-      unlisten = () => listening.unlisten();
-    }
-  }
   const expireInSeconds = (run: Pick<RunRequest, "kind">) =>
-    (deps.timeoutSeconds?.[run.kind] ?? DEFAULT_RUN_TIMEOUT_SECONDS[run.kind]) + (deps.stopGraceSeconds ?? DEFAULT_STOP_GRACE_SECONDS) + 300;
+    (options.timeoutSeconds?.[run.kind] ?? DEFAULT_RUN_TIMEOUT_SECONDS[run.kind]) + (options.stopGraceSeconds ?? DEFAULT_STOP_GRACE_SECONDS) + 300;
 
   return {
+    async work(deps) {
+      if (!options.work) return;
+      for (let worker = 0; worker < options.maxConcurrentRuns; worker++) {
+        workers.push(
+          await boss.work<{ runId: string }>(QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5 }, async ([job]) => {
+            if (!job) return;
+            const execution = executeRun(deps, job.data.runId, { jobSignal: job.signal });
+            executing.set(job.data.runId, execution);
+            try {
+              await execution;
+            } finally {
+              executing.delete(job.data.runId);
+            }
+          }),
+        );
+      }
+      if (options.listen) {
+        const listening = await options.listen.listen(RUN_CANCEL_CHANNEL, (payload) => {
+          try {
+            const { runId, actor } = JSON.parse(payload) as { runId: string; actor: string };
+            stopExecutingRun(runId, { kind: "cancelled", actor });
+          } catch {
+            // not ours
+          }
+        });
+        unlisten = () => listening.unlisten();
+      }
+    },
     async request(request, { queueBehindActive = false } = {}) {
       const runId = await recordRunRequest(db, request, { queueBehindActive });
       const jobId = await boss.send(QUEUE, { runId }, { singletonKey: request.stackName, retryLimit: 0, expireInSeconds: expireInSeconds(request) });
@@ -116,4 +122,11 @@ export async function startRunQueue(
       if (!options.boss) await boss.stop({ graceful: true, timeout: 30_000 });
     },
   };
+}
+
+/** openRunQueue with its workers started at once (a process whose follow-ups need nothing from the queue). */
+export async function startRunQueue(db: DrizzleDatabase, deps: RunExecutorDeps, options: RunQueueOptions): Promise<RunQueue> {
+  const queue = await openRunQueue(db, { ...options, timeoutSeconds: deps.timeoutSeconds, stopGraceSeconds: deps.stopGraceSeconds });
+  await queue.work(deps);
+  return queue;
 }

@@ -7,12 +7,11 @@ import { and, asc, desc, eq, gt } from "drizzle-orm";
 import { stackNameFor } from "../../automation/stack-name";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { runEvents, runs, TERMINAL_RUN_STATUSES, type OnboardingStatus, type Organization, type Run, type RunEvent, type RunKind } from "../../db/schema";
+import { runEvents, runs, TERMINAL_RUN_STATUSES, type Organization, type Run, type RunEvent, type RunKind } from "../../db/schema";
 import { ConflictError, ForbiddenError, NotFoundError, ServiceNotConfiguredError, UnprocessableError } from "../../lib/errors";
 import { loadAwsCredential } from "../core/aws-credential-store";
-import type { OffboardingInstructions } from "../integration/bootstrap-link-fns";
 import { recordAudit } from "../core/audit-store";
-import { withStatusDuring } from "../tenant/onboarding-status";
+import { approvalRequired, type AroundRunRequest, type RequestedRun, type RunRequestOptions } from "../core/run-requests";
 import { isAdmin, isTokenHolder, requireAdmin, type Principal } from "../core/principal";
 import type { RunQueue } from "./run-queue";
 import { tenantConfigProblems, type PlatformSettings } from "./tenant-stack-config";
@@ -21,39 +20,16 @@ export interface RunServiceDeps {
   db: DrizzleDatabase;
   keyring: Keyring;
   platform: PlatformSettings;
-  queue: () => RunQueue;
-  /** What the customer does to remove our bootstrap stack after offboarding (when the quick-create link is offered). */
-  customerCleanup?: (org: Organization) => OffboardingInstructions | undefined;
+  queue: RunQueue;
+  /** Around each request: the onboarding moves the tenant's status (services/onboarding); default: nothing. */
+  aroundRequest?: AroundRunRequest;
   /** A tenant's queued runs at most, for runs requested with a token (MAX_QUEUED_RUNS_PER_TENANT); undefined: no cap. */
   maxQueuedRunsPerTenant?: number;
 }
 
-export interface RunRequestOptions {
-  /** Wait behind a run already queued or running for this tenant instead of a conflict. */
-  queue?: boolean;
-  /** kind up, when the tenant requires approval: the approved preview whose saved plan the up must apply. */
-  planRunId?: string;
-  /** kind up: the drift run this up brings back (the up refreshes first). */
-  remediatesRunId?: string;
-  /** The fleet run this tenant run belongs to. */
-  fleetRunId?: string;
-}
-
-export interface RequestedRun {
-  runId: string;
-  kind: RunKind;
-  stackName: string;
-}
-
-/** Statuses from which an `up` (re)starts provisioning. */
-const PROVISIONING_FROM: readonly OnboardingStatus[] = ["not_started", "failed", "connecting", "action_required"];
-
-export function approvalRequired(org: Organization): boolean {
-  return org.integrationSettings.requireApproval === true;
-}
-
 export function createRunService(deps: RunServiceDeps) {
   const { db } = deps;
+  const around: AroundRunRequest = deps.aroundRequest ?? ((_org, _intent, request) => request());
 
   /** The checks before a run is queued: refused with what to fix, instead of a run that fails. */
   async function assertRunnable(org: Organization, kind: RunKind): Promise<void> {
@@ -111,9 +87,7 @@ export function createRunService(deps: RunServiceDeps) {
   async function enqueue(principal: Principal, org: Organization, kind: RunKind, options: RunRequestOptions): Promise<string> {
     await assertRunnable(org, kind);
     const planRef = await planFor(principal, org, kind, options.planRunId);
-    return deps
-      .queue()
-      .request(
+    return deps.queue.request(
         {
           organizationId: org.id,
           stackName: stackNameFor(org.slug),
@@ -130,11 +104,9 @@ export function createRunService(deps: RunServiceDeps) {
   }
 
   const service = {
-    /** Requests a stack operation; ConflictError (run_in_progress, approval_required), UnprocessableError, ForbiddenError. */
     async request(principal: Principal, org: Organization, kind: RunKind, options: RunRequestOptions = {}): Promise<RequestedRun> {
       if (kind === "destroy") requireAdmin(principal);
-      const provisioning = kind === "up" && PROVISIONING_FROM.includes(org.onboardingStatus);
-      const runId = await withStatusDuring(db, org, provisioning ? "provisioning" : undefined, () => enqueue(principal, org, kind, options));
+      const runId = await around(org, { kind, offboarding: false }, () => enqueue(principal, org, kind, options));
       await recordAudit(db, principal, {
         action: `run.${kind}`,
         organizationId: org.id,
@@ -144,23 +116,13 @@ export function createRunService(deps: RunServiceDeps) {
       return { runId, kind, stackName: stackNameFor(org.slug) };
     },
 
-    /**
-     * Starts onboarding for the tenant (the quick start): an `up`, or, when the tenant requires approval, a preview
-     * whose saved plan waits for a platform admin. Never an unapproved `up`.
-     */
-    async startOnboarding(principal: Principal, org: Organization): Promise<RequestedRun & { awaitingApproval: boolean }> {
-      const awaitingApproval = approvalRequired(org);
-      const requested = await service.request(principal, org, awaitingApproval ? "preview" : "up");
-      return { ...requested, awaitingApproval };
-    },
-
     /** Offboarding: destroy, then (when it succeeds) the stack is removed and the tenant's records closed. */
-    async offboard(principal: Principal, org: Organization): Promise<RequestedRun & { customerCleanup?: OffboardingInstructions }> {
+    async offboard(principal: Principal, org: Organization): Promise<RequestedRun> {
       requireAdmin(principal);
       if (org.onboardingStatus === "offboarded") throw new ConflictError(`tenant ${JSON.stringify(org.slug)} was offboarded already`);
-      const runId = await withStatusDuring(db, org, "offboarding", () => enqueue(principal, org, "destroy", {}));
+      const runId = await around(org, { kind: "destroy", offboarding: true }, () => enqueue(principal, org, "destroy", {}));
       await recordAudit(db, principal, { action: "tenant.offboard", organizationId: org.id, target: `run:${runId}` });
-      return { runId, kind: "destroy", stackName: stackNameFor(org.slug), customerCleanup: deps.customerCleanup?.(org) };
+      return { runId, kind: "destroy", stackName: stackNameFor(org.slug) };
     },
 
     /**
@@ -171,7 +133,7 @@ export function createRunService(deps: RunServiceDeps) {
     async cancel(principal: Principal, org: Organization, runId: string): Promise<{ runId: string; status: "cancelled" | "cancelling" }> {
       const run = await service.get(org, runId);
       if (run.kind === "destroy" && !isAdmin(principal)) throw new ForbiddenError("only a platform admin may cancel a destroy run");
-      const outcome = TERMINAL_RUN_STATUSES.includes(run.status) ? "finished" : await deps.queue().cancel(run.id, principal.actor);
+      const outcome = TERMINAL_RUN_STATUSES.includes(run.status) ? "finished" : await deps.queue.cancel(run.id, principal.actor);
       if (outcome === "finished") {
         const [now] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id));
         throw new ConflictError(`run ${run.id} already finished (${now?.status ?? run.status}); there is nothing to cancel`, { code: "run_finished" });

@@ -7,7 +7,7 @@
  * over after the cancel window is killed here, its run marked interrupted and its stack's lock cleared.
  */
 import { and, eq, inArray } from "drizzle-orm";
-import { cancelTenantStack, clearPendingOperations, openTenantStack, StackNotFoundError, TENANT_STACK_PREFIX, type AutomationSettings } from "../../automation";
+import { cancelTenantStack, clearPendingOperations, openTenantStack, StackNotFoundError, type AutomationSettings } from "../../automation";
 import type { DrizzleDatabase } from "../../db/client";
 import { runs } from "../../db/schema";
 import { stopExecutingRun } from "./executing-runs";
@@ -53,7 +53,7 @@ export async function interruptExecutingRuns(
     const killed = await stopOrphanedPulumiProcesses(stackName);
     log(`shutdown: killed pulumi processes ${killed.join(", ") || "(none left)"} of ${stackName} after the cancel window; clearing its lock`);
     try {
-      const stack = await openTenantStack(automation, stackName.slice(TENANT_STACK_PREFIX.length), { create: false });
+      const stack = await openTenantStack(automation, stackName, { create: false });
       await cancelTenantStack(stack);
       await clearPendingOperations(stack);
     } catch (error) {

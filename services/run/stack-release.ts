@@ -5,7 +5,6 @@ import {
   type DroppedOperation,
   openTenantStack,
   StackNotFoundError,
-  TENANT_STACK_PREFIX,
   type AutomationSettings,
 } from "../../automation";
 import { stopOrphanedPulumiProcesses } from "./orphans";
@@ -23,7 +22,7 @@ export async function releaseStack(
   const stopped = await stopOrphanedPulumiProcesses(stackName);
   if (stopped.length > 0) options.log?.(`stopped the processes ${stopped.join(", ")} of ${stackName}`);
   try {
-    const stack = await openTenantStack(automation, stackName.slice(TENANT_STACK_PREFIX.length), { create: false, cli: options.cli });
+    const stack = await openTenantStack(automation, stackName, { create: false, cli: options.cli });
     await cancelTenantStack(stack);
     return await clearPendingOperations(stack);
   } catch (error) {

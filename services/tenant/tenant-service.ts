@@ -1,5 +1,5 @@
 /**
- * Tenants as a domain: create, read, change settings, tenant tokens, which tenant a principal may see, progress.
+ * Tenants as a domain: create, read, change settings, tenant tokens, which tenant a principal may see, the onboarding overview.
  * Offboarding is a stack run (run-service.ts); its follow-up is onboarding-lifecycle.ts.
  */
 import { and, asc, eq, gt, isNull, or, sql } from "drizzle-orm";
@@ -10,8 +10,7 @@ import { apiTokens, integrationCredentials, organizations, type ApiToken, type I
 import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, UnprocessableError, ValidationError, type FieldProblem } from "../../lib/errors";
 import { recordAudit } from "../core/audit-store";
 import { actorOf, isAdmin, requireAdmin, type Principal } from "../core/principal";
-import { onboardingOverview } from "./onboarding-overview";
-import { tenantProgress } from "./progress";
+import { onboardingOverview } from "../core/onboarding-overview";
 
 const unexpired = or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, sql`now()`));
 
@@ -359,10 +358,6 @@ export function createTenantService({ db, platformAccounts }: TenantServiceDeps)
     async tokenIsLive(tokenId: number): Promise<boolean> {
       const [token] = await tokenIsLiveQuery(db).execute({ tokenId });
       return token !== undefined;
-    },
-
-    progress(org: Organization) {
-      return tenantProgress(db, org.id);
     },
 
     /** Every tenant's status, milestones and last run, and the onboarding KPIs (platform admin). */

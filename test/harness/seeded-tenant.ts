@@ -1,16 +1,15 @@
 /**
  * A tenant written straight into the database, as its onboarding would have left it (an active AWS credential and,
- * when asked, a succeeded `up` whose outputs say what rollout it applied), with a tenant token, and the HTTP app
- * built in-process over the same database: for integration tests that go through the API without running a stack.
+ * when asked, a succeeded `up` whose outputs say what rollout it applied), with a tenant token, on the in-process
+ * platform (test/harness/platform.ts): for integration tests that go through the API without running a stack.
  */
-import { testIdentityTrust } from "./instance-identity";
 import { randomBytes } from "node:crypto";
-import { createApp } from "../../api/app";
+import type { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
-import { createKeyring, encryptJson, generateToken, hashToken, type Keyring } from "../../db/crypto";
+import { encryptJson, generateToken, hashToken, type Keyring } from "../../db/crypto";
 import { apiTokens, integrationCredentials, organizations, runs, type OnboardingStatus } from "../../db/schema";
 import { AWS_CREDENTIAL_TYPE, awsCredentialContext } from "../../services/core/aws-credential-store";
-import { unused } from "./unused";
+import type { TestPlatform } from "./platform";
 
 export const SEEDED_REGION = "us-east-1";
 
@@ -33,22 +32,6 @@ export async function insertActiveAwsCredential(database: Database, keyring: Key
     credentialData: sealed.envelope,
     encryptionKeyId: sealed.keyId,
     status: "active",
-  });
-}
-
-/** The HTTP app over `database`, without queues or AWS verification (a test that reaches them fails), failing on any unexpected server error. */
-export function appWithoutQueues(database: Database, keyring: Keyring) {
-  return createApp({
-    database,
-    keyring,
-    platform: { agentVersion: "1.0.0" },
-    identityTrust: testIdentityTrust(),
-    verifyBootstrapRole: unused("verifyBootstrapRole"),
-    runQueue: unused("runQueue"),
-    scanQueue: unused("scanQueue"),
-    log: (message) => {
-      throw new Error(`unexpected server error: ${message}`);
-    },
   });
 }
 
@@ -81,11 +64,11 @@ export function succeededUpRun({ organizationId, slug, account, region }: { orga
 }
 
 export async function seedTenant(
-  database: Database,
+  { platform, app }: TestPlatform,
   options: { slug?: string; status?: OnboardingStatus; appliedUp?: boolean } = {},
 ): Promise<SeededTenant> {
+  const { database, keyring } = platform;
   const { db } = database;
-  const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
   const slug = options.slug ?? `seeded-${randomBytes(3).toString("hex")}`;
   const account = "123456789012";
   const [org] = await db
@@ -103,7 +86,6 @@ export async function seedTenant(
   if (options.appliedUp) await database.db.insert(runs).values(succeededUpRun({ organizationId, slug, account, region: SEEDED_REGION }));
   const token = generateToken("mxdr-tenant");
   await db.insert(apiTokens).values({ tokenHash: hashToken(token), scope: "tenant", organizationId, name: "seeded" });
-  const app = appWithoutQueues(database, keyring);
   return {
     organizationId,
     slug,

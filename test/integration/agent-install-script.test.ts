@@ -12,7 +12,7 @@
  *   - the downloaded "agent" is a stand-in (a small POSIX sh script served by the test) whose `enroll` does what
  *     the real agent does on the wire: POST /v1/agents/enroll to the configuration's backendUrl with the tenant's
  *     enrollment token, the identity document and signature (and the agent credential it holds, if any), and keep
- *     the credential the answer carries. The same HTTPS server forwards /v1/* to the real Hono app (`createApp`), so
+ *     the credential the answer carries. The same HTTPS server forwards /v1/* to the platform's app (test/harness/platform.ts), so
  *     enrollment goes through the real route, the signature verification, the enrollment code and the database.
  *
  * The Windows step cannot run here (no PowerShell, no Windows): its structure is checked instead.
@@ -29,19 +29,15 @@ import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { and, asc, eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { activeEnrollmentToken, rotateEnrollmentToken } from "../../services/core/enrollment-tokens";
-import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
-import { createKeyring, hashToken } from "../../db/crypto";
+import { hashToken, type Keyring } from "../../db/crypto";
 import { agents, auditLog, cloudAssets, organizations } from "../../db/schema";
-import type { ScanQueue } from "../../services/discovery/scan-queue";
 import { buildAgentInstallDocument, renderStep, type AgentInstallDocument } from "../../programs/tenant/agent-document";
 import { resourceNames } from "../../programs/tenant/naming";
-import type { RunQueue } from "../../services/run/run-queue";
-import type { BootstrapRoleVerifier } from "../../services/integration/verify-bootstrap-role";
-import { realPostgres } from "../harness/databases";
+import { startTestPlatform, type TestPlatform } from "../harness/platform";
 import { startHttpsServer, type HttpsTestServer } from "../harness/https-server";
 import { startImdsStandIn, type ImdsInstance, type ImdsStandIn } from "../harness/imds-standin";
-import { signedIdentity, testIdentityTrust, untrustedIdentityAuthority, type IdentityAuthority } from "../harness/instance-identity";
+import { signedIdentity, untrustedIdentityAuthority, type IdentityAuthority } from "../harness/instance-identity";
 import { REPO_ROOT } from "../harness/moto";
 
 const AGENT_VERSION = "1.0.0";
@@ -133,20 +129,12 @@ function requireTools(env: NodeJS.ProcessEnv, tools: string[]): void {
   }
 }
 
-/** Unused collaborators of createApp: only /v1/agents is called here, and it needs the database alone. */
-const unused = (what: string) => () => {
-  throw new Error(`${what} is not used by the agent install script test`);
-};
-const unusedRunQueue: RunQueue = { request: unused("runQueue.request"), executing: unused("runQueue.executing"), cancel: unused("runQueue.cancel"), stop: unused("runQueue.stop") };
-const unusedScanQueue: ScanQueue = { request: unused("scanQueue.request"), sweep: unused("scanQueue.sweep") };
-const unusedVerifier: BootstrapRoleVerifier = unused("verifyBootstrapRole");
-
-describe.each([realPostgres])("the agent install document's Linux step on $name", (backend) => {
-  const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
+describe("the agent install document's Linux step", () => {
+  let keyring: Keyring;
   const slug = `install-${randomBytes(3).toString("hex")}`;
   const names = resourceNames(slug);
   let database: Database;
-  let cleanup: (() => Promise<void>) | undefined;
+  let service: TestPlatform | undefined;
   let unavailable: unknown;
   let server: HttpsTestServer | undefined;
   let imds: ImdsStandIn | undefined;
@@ -255,17 +243,9 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
       motoEndpoint();
       aws = awsCliBin();
       workDir = await mkdtemp(join(tmpdir(), "mxdr-agent-install-"));
-      ({ database, cleanup } = await backend.open());
-      const app = createApp({
-        database,
-        keyring,
-        log: () => undefined,
-        platform: { agentVersion: AGENT_VERSION },
-        identityTrust: testIdentityTrust(),
-        verifyBootstrapRole: unusedVerifier,
-        runQueue: unusedRunQueue,
-        scanQueue: unusedScanQueue,
-      });
+      service = await startTestPlatform({ env: { AGENT_VERSION }, onServerError: () => undefined });
+      ({ database, keyring } = service.platform);
+      const { app } = service;
       server = await startHttpsServer(async (request) => {
         const { pathname } = new URL(request.url);
         const download = /^\/agent\/linux\/(amd64|arm64)\/([^/]+)\/xdr-agent$/.exec(pathname);
@@ -298,7 +278,7 @@ describe.each([realPostgres])("the agent install document's Linux step on $name"
     ssm?.destroy();
     await imds?.stop();
     await server?.close();
-    await cleanup?.();
+    await service?.stop();
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });
   beforeEach(() => {

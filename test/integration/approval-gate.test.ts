@@ -3,67 +3,44 @@
  * can start a preview (its plan waits for a platform admin) but never an `up` that nobody approved, whichever door it
  * knocks on: the v1 runs route, offboarding, or the seed-compatible quick start.
  *
- * Real parts: the app, PostgreSQL, the pg-boss run queue (enqueue only: no worker executes here, so every requested
+ * Real parts: the platform as the service builds it, PostgreSQL, the pg-boss run queue (enqueue only: no worker executes here, so every requested
  * run stays a `queued` row to inspect), and, for the bootstrap role check, the customer's role in moto's IAM behind the
  * STS stand-in (which answers AssumeRole by the role's trust policy, as AWS does).
  */
 import { randomBytes } from "node:crypto";
 import { eq } from "drizzle-orm";
-import type { PgBoss } from "pg-boss";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
-import { createKeyring, generateToken, hashToken } from "../../db/crypto";
+import { generateToken, hashToken } from "../../db/crypto";
 import { apiTokens, organizations, runs } from "../../db/schema";
-import { startBoss } from "../../db/boss";
-import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
-import type { RunExecutorDeps } from "../../services/run/run-executor";
-import { startRunQueue } from "../../services/run/run-queue";
-import { realPostgres } from "../harness/databases";
+import { startTestPlatform, type TestPlatform } from "../harness/platform";
 import { createBootstrapRole } from "../harness/server";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
 import { newAccountId } from "../harness/tenants";
-import { enqueueOnlyExecutorDeps, unused } from "../harness/unused";
 
 const PLATFORM_PRINCIPAL_ARN = "arn:aws:iam::999999999999:role/MiniXdrPlatform";
 
 let database: Database;
-let cleanup: () => Promise<void>;
-let boss: PgBoss;
-let app: ReturnType<typeof createApp>;
+let service: TestPlatform | undefined;
+let app: TestPlatform["app"];
 let sts: StsStandIn;
 const admin = generateToken("mxdr-admin");
 const savedStsEndpoint = process.env.AWS_ENDPOINT_URL_STS;
 
 beforeAll(async () => {
-  ({ database, cleanup } = await realPostgres.open());
   sts = await startStsStandIn({ motoUrl: process.env.AWS_ENDPOINT_URL!, callerPrincipalArn: PLATFORM_PRINCIPAL_ARN });
   process.env.AWS_ENDPOINT_URL_STS = sts.url;
-  boss = await startBoss(database.connectionString);
-  const runQueue = await startRunQueue(database.db, enqueueOnlyExecutorDeps<RunExecutorDeps>(), {
-    connectionString: database.connectionString,
-    boss,
-    maxConcurrentRuns: 1,
-    work: false,
-  });
-  app = createApp({
-    database,
-    keyring: createKeyring({ key: randomBytes(32).toString("base64") }),
-    platform: { agentVersion: "1.0.0", platformPrincipalArn: PLATFORM_PRINCIPAL_ARN },
-    verifyBootstrapRole: verifyBootstrapRoleWithSts,
-    runQueue,
-    scanQueue: unused("scanQueue"),
-    log: (message) => expect.fail(message),
-  });
+  service = await startTestPlatform({ env: { PLATFORM_PRINCIPAL_ARN }, onServerError: (message) => expect.fail(message) });
+  ({ app } = service);
+  ({ database } = service.platform);
   await database.db.insert(apiTokens).values({ tokenHash: hashToken(admin), scope: "platform_admin", name: "admin" });
 });
 
 afterAll(async () => {
-  await boss?.stop({ graceful: false });
+  await service?.stop();
   if (savedStsEndpoint === undefined) delete process.env.AWS_ENDPOINT_URL_STS;
   else process.env.AWS_ENDPOINT_URL_STS = savedStsEndpoint;
   await sts?.stop();
-  await cleanup?.();
 });
 
 interface Tenant {

@@ -6,13 +6,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../../db/client";
 import { cloudAssets } from "../../db/schema";
-import { realPostgres } from "../harness/databases";
+import { startTestPlatform, type TestPlatform } from "../harness/platform";
 import { SEEDED_REGION, seedTenant, type SeededTenant } from "../harness/seeded-tenant";
 
 const INITIAL = 230;
 
 let database: Database;
-let cleanup: () => Promise<void>;
+let service: TestPlatform | undefined;
 let tenant: SeededTenant;
 let inserted = 0;
 
@@ -33,12 +33,13 @@ async function insertAssets(count: number): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  ({ database, cleanup } = await realPostgres.open());
-  tenant = await seedTenant(database);
+  service = await startTestPlatform();
+  database = service.platform.database;
+  tenant = await seedTenant(service);
 });
 
 afterAll(async () => {
-  await cleanup?.();
+  await service?.stop();
 });
 
 describe("assets are paginated with a keyset cursor", () => {

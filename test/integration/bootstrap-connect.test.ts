@@ -1,34 +1,23 @@
 /**
  * One click for the customer: the quick-create link, the wait for the role, and the onboarding that starts by itself.
  *
- * Real parts: the API (createApp), PostgreSQL, pg-boss (the wait's attempts run on it; stack runs are only enqueued
- * here, no worker executes them), moto's S3 (the template is published there), moto's CloudFormation and IAM (the
- * customer creates the stack from the link with the AWS CLI). moto grants AssumeRole for any role and ignores the
+ * Real parts: the platform as the service builds it (a worker: the wait's attempts run on pg-boss, and so does the
+ * first stack run the wait starts, on the Pulumi CLI against moto), PostgreSQL, moto's S3 (the template is published
+ * there), moto's CloudFormation and IAM (the customer creates the stack from the link with the AWS CLI). moto grants AssumeRole for any role and ignores the
  * external ID, so STS is the stand-in of test/harness/sts-standin.ts: it refuses AssumeRole as AWS does (no such role,
  * or a trust policy that does not admit the platform with this external ID) and forwards the rest to moto.
  */
 import { randomBytes } from "node:crypto";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { and, eq } from "drizzle-orm";
-import type { PgBoss } from "pg-boss";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
-import { createKeyring, generateToken, hashToken } from "../../db/crypto";
+import { generateToken, hashToken } from "../../db/crypto";
 import { apiTokens, auditLog, integrationCredentials, organizations, runs } from "../../db/schema";
-import { startBoss } from "../../db/boss";
-import { createBootstrapLinkService } from "../../services/integration/bootstrap-link-service";
-import { startBootstrapWaitQueue } from "../../services/integration/bootstrap-wait";
-import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
-import type { RunExecutorDeps } from "../../services/run/run-executor";
-import { startRunQueue } from "../../services/run/run-queue";
-import { createRunService } from "../../services/run/run-service";
-import { onboardingLifecycle } from "../../services/tenant/onboarding-lifecycle";
 import { PLATFORM_PRINCIPAL_ARN } from "../fixtures/tenant-config";
 import { awsAsCustomer, createStackFromQuickCreateLink, customerAccount, type CustomerAccount } from "../harness/customer-cloudformation";
-import { realPostgres } from "../harness/databases";
+import { startTestPlatform, type TestPlatform } from "../harness/platform";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
-import { enqueueOnlyExecutorDeps, unused } from "../harness/unused";
 
 const REGION = "us-east-1";
 const ACCOUNT = "310987654321";
@@ -36,53 +25,34 @@ const BUCKET = "mini-xdr-bootstrap-connect";
 const WAIT_SECONDS = 12;
 
 let database: Database;
-let cleanup: () => Promise<void>;
-let boss: PgBoss;
+let service: TestPlatform | undefined;
 let sts: StsStandIn;
 let customer: CustomerAccount;
-let app: ReturnType<typeof createApp>;
+let app: TestPlatform["app"];
 const admin = generateToken("mxdr-admin");
 const savedStsEndpoint = process.env.AWS_ENDPOINT_URL_STS;
 const createdStacks: string[] = [];
 
 beforeAll(async () => {
-  ({ database, cleanup } = await realPostgres.open());
   customer = await customerAccount(ACCOUNT, REGION);
   sts = await startStsStandIn({ motoUrl: process.env.AWS_ENDPOINT_URL!, callerPrincipalArn: PLATFORM_PRINCIPAL_ARN });
   process.env.AWS_ENDPOINT_URL_STS = sts.url;
-
   const s3 = new S3Client({ region: REGION });
   await s3.send(new CreateBucketCommand({ Bucket: BUCKET }));
-  const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
-  const platform = { agentVersion: "1.0.0", platformPrincipalArn: PLATFORM_PRINCIPAL_ARN };
-  boss = await startBoss(database.connectionString);
-  const runQueue = await startRunQueue(database.db, enqueueOnlyExecutorDeps<RunExecutorDeps>(), { connectionString: database.connectionString, boss, maxConcurrentRuns: 1, work: false });
-  const runService = createRunService({ db: database.db, keyring, platform, queue: () => runQueue });
-  const lifecycle = onboardingLifecycle({ db: database.db, keyring, automation: unused("automation"), scans: unused("scans"), runs: () => runService });
-  const waits = await startBootstrapWaitQueue(
-    boss,
-    {
-      db: database.db,
-      keyring,
-      verifyBootstrapRole: verifyBootstrapRoleWithSts,
-      onConnected: lifecycle.onAwsConnected,
-      onTimedOut: lifecycle.onBootstrapTimedOut,
-      log: (message) => expect.fail(message),
+  s3.destroy();
+  // A worker: the wait's attempts run on its queue, and so does the onboarding's first run once the role answers.
+  service = await startTestPlatform({
+    env: {
+      RUN_WORKER: "true",
+      PLATFORM_PRINCIPAL_ARN,
+      BOOTSTRAP_TEMPLATE_BUCKET: BUCKET,
+      BOOTSTRAP_TEMPLATE_BUCKET_REGION: REGION,
+      BOOTSTRAP_WAIT_SECONDS: String(WAIT_SECONDS),
     },
-    { work: true },
-  );
-  app = createApp({
-    database,
-    keyring,
-    platform,
-    verifyBootstrapRole: verifyBootstrapRoleWithSts,
-    runQueue,
-    scanQueue: unused("scanQueue"),
-    bootstrapLinks: createBootstrapLinkService({ s3, publish: { bucket: BUCKET, region: REGION }, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
-    bootstrapWaits: () => waits,
-    bootstrapWaitSeconds: WAIT_SECONDS,
-    log: (message) => expect.fail(message),
+    onServerError: (message) => expect.fail(message),
   });
+  ({ app } = service);
+  ({ database } = service.platform);
   await database.db.insert(apiTokens).values({ tokenHash: hashToken(admin), scope: "platform_admin", name: "admin" });
 });
 
@@ -92,9 +62,8 @@ afterAll(async () => {
   for (const stackName of createdStacks) {
     await awsAsCustomer(customer, ["cloudformation", "delete-stack", "--region", REGION, "--stack-name", stackName]).catch(() => undefined);
   }
-  await boss?.stop({ graceful: false });
+  await service?.stop();
   await sts?.stop();
-  await cleanup?.();
 });
 
 async function call(token: string, method: string, path: string, body?: unknown) {
@@ -219,17 +188,15 @@ describe("the quick-create link and the wait for the bootstrap role", () => {
   });
 
   it("without a template bucket the link is a 503 that names the setting, not a broken link", async () => {
-    const bare = createApp({
-      database,
-      keyring: createKeyring({ key: randomBytes(32).toString("base64") }),
-      platform: { agentVersion: "1.0.0" },
-      verifyBootstrapRole: verifyBootstrapRoleWithSts,
-      runQueue: unused("runQueue"),
-      scanQueue: unused("scanQueue"),
-    });
-    const tenant = await quickStartTenant();
-    const response = await bare.request(`/v1/tenants/${tenant.slug}/integrations/aws/bootstrap`, { headers: { authorization: `Bearer ${admin}` } });
-    expect(response.status).toBe(503);
-    expect(((await response.json()) as { error: { message: string } }).error.message).toContain("BOOTSTRAP_TEMPLATE_BUCKET");
+    const bare = await startTestPlatform();
+    try {
+      const slug = `bare-${randomBytes(3).toString("hex")}`;
+      await bare.platform.database.db.insert(organizations).values({ slug, name: slug });
+      const response = await bare.app.request(`/v1/tenants/${slug}/integrations/aws/bootstrap`, { headers: { authorization: `Bearer ${bare.adminToken}` } });
+      expect(response.status).toBe(503);
+      expect(((await response.json()) as { error: { message: string } }).error.message).toContain("BOOTSTRAP_TEMPLATE_BUCKET");
+    } finally {
+      await bare.stop();
+    }
   });
 });

@@ -11,13 +11,11 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
-import { createKeyring, generateToken, hashToken } from "../../db/crypto";
-import { apiTokens, auditLog, integrationCredentials, organizations } from "../../db/schema";
+import { generateToken, hashToken } from "../../db/crypto";
 import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
-import { realPostgres } from "../harness/databases";
-import { unused } from "../harness/unused";
+import { apiTokens, auditLog, integrationCredentials, organizations } from "../../db/schema";
+import { startTestPlatform, type TestPlatform } from "../harness/platform";
 
 const ACCOUNT = "310000000001";
 const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/MiniXdrBootstrap`;
@@ -25,14 +23,15 @@ const EXTERNAL_ID = `mxdr-ext-${randomBytes(12).toString("hex")}`;
 const ACCESS_DENIED = `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>User: arn:aws:iam::999999999999:role/MiniXdrPlatform is not authorized to perform: sts:AssumeRole on resource: ${ROLE_ARN}</Message></Error><RequestId>c2f1a3e4-0000-4000-8000-000000000000</RequestId></ErrorResponse>`;
 
 let database: Database;
-let cleanup: () => Promise<void>;
+let service: TestPlatform | undefined;
 let refusingSts: Server;
 let refusingStsUrl: string;
 const stsRequests: string[] = [];
 const savedStsEndpoint = process.env.AWS_ENDPOINT_URL_STS;
 
 beforeAll(async () => {
-  ({ database, cleanup } = await realPostgres.open());
+  service = await startTestPlatform({ onServerError: (message) => expect.fail(message) });
+  ({ database } = service.platform);
   refusingSts = createServer((req, res) => {
     let body = "";
     req.on("data", (chunk: Buffer) => (body += chunk.toString()));
@@ -53,7 +52,7 @@ afterEach(() => {
 
 afterAll(async () => {
   await new Promise<void>((resolve) => refusingSts?.close(() => resolve()));
-  await cleanup?.();
+  await service?.stop();
 });
 
 const check = { roleArn: ROLE_ARN, externalId: EXTERNAL_ID, region: "us-east-1", sessionName: "mini-xdr-verify-test" };
@@ -76,16 +75,7 @@ describe("the bootstrap role check", () => {
   });
 
   it("connecting AWS with a role STS refuses answers 422 naming the field in neutral words, and stores nothing", async () => {
-    const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
-    const app = createApp({
-      database,
-      keyring,
-      platform: { agentVersion: "1.0.0" },
-      verifyBootstrapRole: verifyBootstrapRoleWithSts,
-      runQueue: unused("runQueue"),
-      scanQueue: unused("scanQueue"),
-      log: (message) => expect.fail(message),
-    });
+    const { app } = service!;
     const slug = `refused-${randomBytes(3).toString("hex")}`;
     const [org] = await database.db.insert(organizations).values({ slug, name: slug, awsAccountId: ACCOUNT }).returning();
     const admin = generateToken("mxdr-admin");

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   configureTenantStack,
   destroyTenantStack,
-  openTenantStack,
+  openTenantStack, stackNameFor,
   removeTenantStack,
   StackNotFoundError,
   upTenantStack,
@@ -144,7 +144,7 @@ describe("the bootstrap template on the emulator", () => {
     expect(await verifyBootstrapRoleWithSts({ roleArn: bootstrapRoleArn, externalId: EXTERNAL_ID, region: REGION, sessionName: "verify" })).toEqual({ assumed: true });
     const config = miniCorpTenantConfig({ tenantSlug: SLUG, bootstrapRoleArn, externalId: EXTERNAL_ID });
     expect(config.customerAccountId).toBe(CUSTOMER_ACCOUNT);
-    const stack = await openTenantStack(automation, SLUG, { create: true });
+    const stack = await openTenantStack(automation, stackNameFor(SLUG), { create: true });
     await configureTenantStack(stack, config);
     const result = await upTenantStack(stack);
     expect(result.changeSummary).toEqual({ create: 8 });
@@ -192,7 +192,7 @@ describe("the bootstrap template on the emulator", () => {
 afterAll(async () => {
   // Leave moto clean for the next file even when a test above failed midway.
   try {
-    const stack = await openTenantStack(automation, SLUG, { create: false });
+    const stack = await openTenantStack(automation, stackNameFor(SLUG), { create: false });
     await destroyTenantStack(stack);
     await removeTenantStack(stack);
   } catch (error) {

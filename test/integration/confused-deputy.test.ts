@@ -1,5 +1,5 @@
 /**
- * The platform is nobody's confused deputy (issue 17, finding 2). Real parts: the API (createApp), PostgreSQL, moto's
+ * The platform is nobody's confused deputy (issue 17, finding 2). Real parts: the platform as the service builds it, PostgreSQL, moto's
  * IAM for the customers' roles, and the STS stand-in of test/harness/sts-standin.ts, which answers AssumeRole as AWS
  * does (moto grants any): by the role's trust policy, the caller and the external ID presented.
  *
@@ -10,18 +10,16 @@
 import { randomBytes } from "node:crypto";
 import { eq } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
-import { createKeyring, encryptJson, generateToken, hashToken } from "../../db/crypto";
+import { encryptJson, generateToken, hashToken, type Keyring } from "../../db/crypto";
 import { apiTokens, integrationCredentials, organizations, tenantExternalIds } from "../../db/schema";
 import { awsCredentialContext } from "../../services/core/aws-credential-store";
 import { attemptConnection } from "../../services/integration/bootstrap-wait";
 import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
-import { realPostgres } from "../harness/databases";
+import { startTestPlatform, type TestPlatform } from "../harness/platform";
 import { createBootstrapRole } from "../harness/server";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
 import { newAccountId, PLATFORM_PRINCIPAL_ARN } from "../harness/tenants";
-import { unused } from "../harness/unused";
 
 const PLATFORM_ACCOUNT = PLATFORM_PRINCIPAL_ARN.split(":")[4]!;
 /** Another of the platform's accounts, configured (PLATFORM_ACCOUNT_IDS). */
@@ -29,26 +27,22 @@ const OTHER_PLATFORM_ACCOUNT = "210987654321";
 const NOT_REQUIRED = "the role's trust policy does not require the external ID";
 
 let database: Database;
-let cleanup: () => Promise<void>;
+let service: TestPlatform | undefined;
 let sts: StsStandIn;
-let app: ReturnType<typeof createApp>;
-const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
+let app: TestPlatform["app"];
+let keyring: Keyring;
 const admin = generateToken("mxdr-admin");
 const savedStsEndpoint = process.env.AWS_ENDPOINT_URL_STS;
 
 beforeAll(async () => {
-  ({ database, cleanup } = await realPostgres.open());
   sts = await startStsStandIn({ motoUrl: process.env.AWS_ENDPOINT_URL!, callerPrincipalArn: PLATFORM_PRINCIPAL_ARN });
   process.env.AWS_ENDPOINT_URL_STS = sts.url;
-  app = createApp({
-    database,
-    keyring,
-    platform: { agentVersion: "1.0.0", platformPrincipalArn: PLATFORM_PRINCIPAL_ARN, platformAccountIds: [OTHER_PLATFORM_ACCOUNT] },
-    verifyBootstrapRole: verifyBootstrapRoleWithSts,
-    runQueue: unused("runQueue"),
-    scanQueue: unused("scanQueue"),
-    log: (message) => expect.fail(message),
+  service = await startTestPlatform({
+    env: { PLATFORM_PRINCIPAL_ARN, PLATFORM_ACCOUNT_IDS: OTHER_PLATFORM_ACCOUNT },
+    onServerError: (message) => expect.fail(message),
   });
+  ({ app } = service);
+  ({ database, keyring } = service.platform);
   await database.db.insert(apiTokens).values({ tokenHash: hashToken(admin), scope: "platform_admin", name: "admin" });
 });
 
@@ -60,7 +54,7 @@ afterAll(async () => {
   if (savedStsEndpoint === undefined) delete process.env.AWS_ENDPOINT_URL_STS;
   else process.env.AWS_ENDPOINT_URL_STS = savedStsEndpoint;
   await sts?.stop();
-  await cleanup?.();
+  await service?.stop();
 });
 
 async function call(token: string, method: string, path: string, body?: unknown) {

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rotateEnrollmentToken, activeEnrollmentToken } from "../../services/core/enrollment-tokens";
 import { HEARTBEAT_STALE_AFTER_MS } from "../../services/rollout/enrollment";
 import type { Database } from "../../db/client";
-import { createKeyring, generateToken, hashToken } from "../../db/crypto";
+import { generateToken, hashToken, type Keyring } from "../../db/crypto";
 import {
   agentCommands,
   agents,
@@ -30,15 +30,13 @@ import {
 import { assumeRoleCredentials } from "../../services/core/assume-role";
 import { executeScan } from "../../services/discovery/scan-runner";
 import { buildAgentInstallDocument } from "../../programs/tenant/agent-document";
-import { onboardingLifecycle } from "../../services/tenant/onboarding-lifecycle";
 import { miniCorp } from "../fixtures/tenant-config";
-import { realPostgres } from "../harness/databases";
-import { unused } from "../harness/unused";
+import { startTestPlatform, type TestPlatform } from "../harness/platform";
 import { seedMiniCorp } from "../harness/mini-corp-estate";
-import { appWithoutQueues, insertActiveAwsCredential, succeededUpRun } from "../harness/seeded-tenant";
+import { insertActiveAwsCredential, succeededUpRun } from "../harness/seeded-tenant";
 import { resetMoto } from "../harness/moto";
 import { startSsmStandIn, type ManagedInstance, type SsmStandIn } from "../harness/ssm-standin";
-import { enrollmentBody, signedIdentity, testIdentityTrust, untrustedIdentityAuthority } from "../harness/instance-identity";
+import { enrollmentBody, signedIdentity, untrustedIdentityAuthority } from "../harness/instance-identity";
 
 const SLUG = miniCorp.organization.slug;
 const ACCOUNT = miniCorp.organization.aws_account_id;
@@ -46,12 +44,12 @@ const HOME = miniCorp.organization.home_region;
 const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/MiniXdrAccess-${SLUG}`;
 const EXTERNAL_ID = `mxdr-ext-${randomBytes(12).toString("hex")}`;
 const DOCUMENT = `MiniXdr-InstallAgent-${SLUG}`;
-const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
+let keyring: Keyring;
 
 let database: Database;
-let cleanup: () => Promise<void>;
+let service: TestPlatform | undefined;
 let standIn: SsmStandIn;
-let app: ReturnType<typeof appWithoutQueues>;
+let app: TestPlatform["app"];
 let organizationId: number;
 let tenantToken: string;
 let enrollmentToken: string;
@@ -111,7 +109,8 @@ beforeAll(async () => {
   await resetMoto(motoEndpoint);
   standIn = await startSsmStandIn(motoEndpoint);
   process.env.AWS_ENDPOINT_URL_SSM = standIn.endpoint;
-  ({ database, cleanup } = await realPostgres.open());
+  service = await startTestPlatform();
+  ({ database, keyring } = service.platform);
   const { db } = database;
 
   const tenantSession = assumeRoleCredentials({ roleArn: ROLE_ARN, externalId: EXTERNAL_ID, sessionName: "mini-xdr-test-seed" });
@@ -148,23 +147,22 @@ beforeAll(async () => {
   tenantToken = generateToken("mxdr-tenant");
   await db.insert(apiTokens).values({ tokenHash: hashToken(tenantToken), scope: "tenant", organizationId, name: "mini-corp admin" });
 
-  app = appWithoutQueues(database, keyring);
+  app = service.app;
 });
 
 afterAll(async () => {
   if (savedSsmEndpoint === undefined) delete process.env.AWS_ENDPOINT_URL_SSM;
   else process.env.AWS_ENDPOINT_URL_SSM = savedSsmEndpoint;
   await standIn?.stop();
-  await cleanup?.();
+  await service?.stop();
 });
 
 describe("agent rollout of the Mini Corp tenant", () => {
   it("after discovery, reads each instance's rollout from SSM with the tenant's role and explains every status", async () => {
     // HP-01 is not an SSM managed instance (yet).
     standIn.setInstances(firstRollout());
-    const lifecycle = onboardingLifecycle({ db: database.db, keyring, automation: unused("automation"), scans: unused("scans"), runs: unused("runs") });
     const [scan] = await database.db.insert(discoveryScans).values({ organizationId, trigger: "after_up", actor: "system:after-up" }).returning();
-    await executeScan({ db: database.db, keyring, onScanFinished: lifecycle.onScanFinished, log: (m) => expect.fail(m) }, scan!.id);
+    await executeScan({ db: database.db, keyring, onScanFinished: service!.platform.services.onboarding.afterScan, log: (m) => expect.fail(m) }, scan!.id);
 
     const [finished] = await database.db.select().from(discoveryScans).where(eq(discoveryScans.id, scan!.id));
     expect(finished).toMatchObject({ status: "succeeded", assetsFound: 8 });

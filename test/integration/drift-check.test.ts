@@ -12,7 +12,7 @@ import {
   configureTenantStack,
   destroyTenantStack,
   driftCheckTenantStack,
-  openTenantStack,
+  openTenantStack, stackNameFor,
   removeTenantStack,
   upTenantStack,
   type AutomationSettings,
@@ -32,7 +32,7 @@ let clients: Awaited<ReturnType<typeof customerAccountClients>>;
 let euSsm: SSMClient;
 
 async function stack() {
-  const opened = await openTenantStack(settings, SLUG, { create: true });
+  const opened = await openTenantStack(settings, stackNameFor(SLUG), { create: true });
   await configureTenantStack(opened, config);
   return opened;
 }
@@ -52,7 +52,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const opened = await openTenantStack(settings, SLUG, { create: false }).catch(() => undefined);
+  const opened = await openTenantStack(settings, stackNameFor(SLUG), { create: false }).catch(() => undefined);
   if (opened) {
     await destroyTenantStack(opened);
     await removeTenantStack(opened);

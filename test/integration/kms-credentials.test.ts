@@ -10,7 +10,7 @@ import path from "node:path";
 import { CreateKeyCommand, KMSClient } from "@aws-sdk/client-kms";
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { configureTenantStack, destroyTenantStack, openTenantStack, upTenantStack, type AutomationSettings } from "../../automation";
+import { configureTenantStack, destroyTenantStack, openTenantStack, stackNameFor, upTenantStack, type AutomationSettings } from "../../automation";
 import type { Database } from "../../db/client";
 import { decryptJson, encryptJson, envelopeKeyId } from "../../db/crypto";
 import { loadKmsKeyring } from "../../db/kms-keyring";
@@ -131,7 +131,7 @@ describe("Pulumi's awskms:// secrets provider", () => {
     automation = { ...base, secretsProvider: `awskms://${oldKey}?region=us-east-1`, passphrase: undefined };
     const slug = `kms-${randomBytes(3).toString("hex")}`;
     const config = miniCorpTenantConfig({ tenantSlug: slug });
-    const stack = await openTenantStack(automation, slug, { create: true });
+    const stack = await openTenantStack(automation, stackNameFor(slug), { create: true });
     await configureTenantStack(stack, config);
     const stackFile = await readFile(path.join(automation.projectDir, "stacks", `Pulumi.tenant-${slug}.yaml`), "utf8");
     expect(stackFile).toContain(`secretsprovider: awskms://${oldKey}?region=us-east-1`);

@@ -9,18 +9,18 @@ import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../api/app";
 import type { Database } from "../../db/client";
-import { createKeyring, generateToken, hashToken } from "../../db/crypto";
+import { generateToken, hashToken, type Keyring } from "../../db/crypto";
 import { agents, apiTokens, auditLog, discoveryScans, organizations, runs } from "../../db/schema";
 import { createLogger } from "../../lib/logger";
 import { createMetrics } from "../../lib/metrics";
 import { executeScan } from "../../services/discovery/scan-runner";
-import { opsFigures } from "../../services/ops-figures";
+import { opsFigures } from "../../services/core/ops-figures";
 import { executeRun } from "../../services/run/run-executor";
-import { realPostgres } from "../harness/databases";
+import { startTestPlatform, type TestPlatform } from "../harness/platform";
 import { unused } from "../harness/unused";
 
 let database: Database;
-let cleanup: () => Promise<void>;
+let service: TestPlatform | undefined;
 let app: ReturnType<typeof createApp>;
 const lines: Record<string, unknown>[] = [];
 let raw = "";
@@ -28,7 +28,7 @@ const admin = generateToken("mxdr-admin");
 const tenantToken = generateToken("mxdr-tenant");
 const slug = `obs-${randomBytes(3).toString("hex")}`;
 let organizationId: number;
-const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
+let keyring: Keyring;
 const logger = createLogger(
   "info",
   new Writable({
@@ -42,18 +42,11 @@ const logger = createLogger(
 let metrics: ReturnType<typeof createMetrics>;
 
 beforeAll(async () => {
-  ({ database, cleanup } = await realPostgres.open());
+  service = await startTestPlatform({ env: { PLATFORM_PRINCIPAL_ARN: "arn:aws:iam::999999999999:role/MiniXdrPlatform" } });
+  ({ database, keyring } = service.platform);
   metrics = createMetrics(opsFigures(database.db));
-  app = createApp({
-    database,
-    keyring,
-    platform: { agentVersion: "1.0.0", platformPrincipalArn: "arn:aws:iam::999999999999:role/MiniXdrPlatform" },
-    verifyBootstrapRole: unused("verifyBootstrapRole"),
-    runQueue: unused("runQueue"),
-    scanQueue: unused("scanQueue"),
-    log: (message) => expect.fail(message),
-    observability: { log: logger, metrics },
-  });
+  // The platform's app, its log lines and metrics captured here.
+  app = createApp({ ...service.platform, log: (message) => expect.fail(message), observability: { log: logger, metrics } });
   await database.db.insert(apiTokens).values({ tokenHash: hashToken(admin), scope: "platform_admin", name: "admin" });
   const [org] = await database.db.insert(organizations).values({ slug, name: "Observed Corp" }).returning();
   organizationId = org!.id;
@@ -61,7 +54,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await cleanup?.();
+  await service?.stop();
 });
 
 const get = (path: string, token?: string, headers: Record<string, string> = {}) =>

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   destroyTenantStack,
   openConfiguredTenantStack,
-  openTenantStack,
+  openTenantStack, stackNameFor,
   previewTenantStack,
   removeTenantStack,
   upTenantStack,
@@ -61,7 +61,7 @@ async function planOnOneReplicaAppliedOnTheOther(replicaA: AutomationSettings, r
   const config = miniCorpTenantConfig({ tenantSlug: slug });
   const aws = await customerAccountClients(config.bootstrapRoleArn);
   cleanups.push(async () => {
-    const stack = await openTenantStack(replicaA, slug, { create: false });
+    const stack = await openTenantStack(replicaA, stackNameFor(slug), { create: false });
     await destroyTenantStack(stack);
     await removeTenantStack(stack);
   });

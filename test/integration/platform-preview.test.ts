@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   automationSettingsSchema,
   configureTenantStack,
-  openTenantStack,
+  openTenantStack, stackNameFor,
   removeTenantStack,
   type AutomationSettings,
 } from "../../automation";
@@ -54,12 +54,12 @@ beforeAll(async () => {
     pulumiRoot: path.join(REPO_ROOT, ".tools"),
     pulumiHome: path.join(root, "pulumi-home"),
   });
-  const stack = await openTenantStack(settings, config.tenantSlug, { create: true });
+  const stack = await openTenantStack(settings, stackNameFor(config.tenantSlug), { create: true });
   await configureTenantStack(stack, config);
 });
 
 afterAll(async () => {
-  await removeTenantStack(await openTenantStack(settings, config.tenantSlug, { create: false }));
+  await removeTenantStack(await openTenantStack(settings, stackNameFor(config.tenantSlug), { create: false }));
 });
 
 describe("pulumi preview at the repo root", () => {

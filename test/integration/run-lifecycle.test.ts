@@ -138,7 +138,7 @@ describe("a run in the process that executes it", () => {
       expect(run.error!.message).toMatch(/exceeded its timeout of 45 s \(RUN_TIMEOUT_UP_SECONDS\)/);
       for (const pid of seen) expect(alive(pid), `process ${pid} of the stopped up`).toBe(false);
       expect(await stackProcesses(stackName)).toEqual([]);
-      const stack = await openTenantStack(automation, slug, { create: false });
+      const stack = await openTenantStack(automation, stackNameFor(slug), { create: false });
       expect((await stack.exportStack()).deployment.pending_operations ?? []).toEqual([]);
     } finally {
       delete timeouts.up;
@@ -168,7 +168,7 @@ describe("a run in the process that executes it", () => {
       expect(run.error).toMatchObject({ kind: "Cancelled", message: expect.stringMatching(/^cancelled by token:7 while running/) });
       for (const pid of seen) expect(alive(pid), `process ${pid} of the cancelled up`).toBe(false);
       expect(await stackProcesses(stackName)).toEqual([]);
-      const stack = await openTenantStack(automation, slug, { create: false });
+      const stack = await openTenantStack(automation, stackNameFor(slug), { create: false });
       expect((await stack.exportStack()).deployment.pending_operations ?? []).toEqual([]);
       expect(await queue.cancel(runningId, "token:7")).toBe("finished");
     } finally {

@@ -135,7 +135,7 @@ describe("stack runs on the queue", () => {
     process.kill(child.pid!, "SIGKILL");
     await new Promise((resolve) => child.on("exit", resolve));
 
-    const stack = await openTenantStack(automation, slug, { create: false });
+    const stack = await openTenantStack(automation, stackNameFor(slug), { create: false });
     const locked = await queue.request({ organizationId, stackName, kind: "up", actor: "test" }).catch((error) => error);
     expect(locked).toBeInstanceOf(RunConflictError);
 

@@ -9,12 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Database } from "../../db/client";
 import { agents, cloudAssets, discoveryScans, organizations } from "../../db/schema";
 import { HEARTBEAT_STALE_AFTER_MS } from "../../services/rollout/enrollment";
-import { advanceOnboardingStatus } from "../../services/rollout/deployment-follow-up";
-import { realPostgres } from "../harness/databases";
+
+import { startTestPlatform, type TestPlatform } from "../harness/platform";
 import { SEEDED_REGION, seedTenant, type SeededTenant } from "../harness/seeded-tenant";
 
 let database: Database;
-let cleanup: () => Promise<void>;
+let service: TestPlatform | undefined;
 let tenant: SeededTenant;
 
 const instance = (assetId: string, state: string, agentStatus: "checked_in" | "pending" | "failed") => ({
@@ -31,8 +31,9 @@ const instance = (assetId: string, state: string, agentStatus: "checked_in" | "p
 });
 
 beforeAll(async () => {
-  ({ database, cleanup } = await realPostgres.open());
-  tenant = await seedTenant(database, { status: "validating", appliedUp: true });
+  service = await startTestPlatform();
+  database = service.platform.database;
+  tenant = await seedTenant(service, { status: "validating", appliedUp: true });
   const { db } = database;
   await db.insert(discoveryScans).values({
     organizationId: tenant.organizationId,
@@ -58,12 +59,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await cleanup?.();
+  await service?.stop();
 });
 
 describe("stopped instances hold nothing up, in every answer", () => {
   it("a tenant whose running instances have healthy agents completes, with stopped ones left", async () => {
-    await advanceOnboardingStatus(database.db, tenant.organizationId);
+    await service!.platform.services.onboarding.afterRolloutChange(tenant.organizationId);
     const [org] = await database.db.select().from(organizations).where(eq(organizations.id, tenant.organizationId));
     expect(org!.onboardingStatus, JSON.stringify(org!.statusReasons)).toBe("completed");
     expect((await tenant.call("GET", `/v1/tenants/${tenant.slug}`)).body.onboarding_status).toBe("completed");

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   configureTenantStack,
   destroyTenantStack,
-  openTenantStack,
+  openTenantStack, stackNameFor,
   previewTenantStack,
   removeTenantStack,
   StackNotFoundError,
@@ -48,7 +48,7 @@ const ssm = new Map<string, SSMClient>();
 let iam: Awaited<ReturnType<typeof customerAccountClients>>["iam"];
 
 async function upWith(config: TenantConfigInput): Promise<OperationResult> {
-  const stack = await openTenantStack(settings, SLUG, { create: true });
+  const stack = await openTenantStack(settings, stackNameFor(SLUG), { create: true });
   await configureTenantStack(stack, config);
   return upTenantStack(stack);
 }
@@ -158,7 +158,7 @@ describe("a tenant stack over several regions", () => {
   });
 
   it("keeps the home region's resources of a stack from before per-region names (aliases): nothing to do", async () => {
-    const stack = await openTenantStack(settings, SLUG, { create: false });
+    const stack = await openTenantStack(settings, stackNameFor(SLUG), { create: false });
     const state = await stack.exportStack();
     // Give the home region's resources the logical names the program used before regions were separate.
     const former = JSON.stringify(state.deployment).replace(
@@ -224,7 +224,7 @@ describe("a tenant stack over several regions", () => {
   });
 
   it("destroys everything in every region and resets the service settings", async () => {
-    const stack = await openTenantStack(settings, SLUG, { create: false });
+    const stack = await openTenantStack(settings, stackNameFor(SLUG), { create: false });
     await destroyTenantStack(stack);
     expect(await presence()).toEqual(Object.fromEntries(ALL_REGIONS.map((region) => [region, absent])));
     for (const region of ALL_REGIONS) {
@@ -238,7 +238,7 @@ describe("a tenant stack over several regions", () => {
 afterAll(async () => {
   for (const client of ssm.values()) client.destroy();
   try {
-    const stack = await openTenantStack(settings, SLUG, { create: false });
+    const stack = await openTenantStack(settings, stackNameFor(SLUG), { create: false });
     await destroyTenantStack(stack);
     await removeTenantStack(stack);
   } catch (error) {

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   configureTenantStack,
   destroyTenantStack,
-  openTenantStack,
+  openTenantStack, stackNameFor,
   previewTenantStack,
   removeTenantStack,
   StackBusyError,
@@ -48,7 +48,7 @@ beforeAll(async () => {
 
 describe("tenant onboarding stack", () => {
   it("previews a new tenant as the creation of every customer-side resource", async () => {
-    const stack = await openTenantStack(settings, config.tenantSlug, { create: true });
+    const stack = await openTenantStack(settings, stackNameFor(config.tenantSlug), { create: true });
     await configureTenantStack(stack, config);
     const preview = await previewTenantStack(stack);
     expect(preview.changeSummary).toEqual({ create: 8 });
@@ -64,7 +64,7 @@ describe("tenant onboarding stack", () => {
   });
 
   it("applies it: the role trusts the platform with the external ID, the config is a SecureString", async () => {
-    const stack = await openTenantStack(settings, config.tenantSlug, { create: false });
+    const stack = await openTenantStack(settings, stackNameFor(config.tenantSlug), { create: false });
     const events: string[] = [];
     const result = await upTenantStack(stack, { onEvent: (event) => event.resourcePreEvent && events.push(event.resourcePreEvent.metadata.op) });
     expect(result.changeSummary).toEqual({ create: 8 });
@@ -127,13 +127,13 @@ describe("tenant onboarding stack", () => {
   });
 
   it("changes nothing on a second up", async () => {
-    const stack = await openTenantStack(settings, config.tenantSlug, { create: false });
+    const stack = await openTenantStack(settings, stackNameFor(config.tenantSlug), { create: false });
     const result = await upTenantStack(stack);
     expect(result.changeSummary).toEqual({ same: 8 });
   });
 
   it("updates in place when the config changes", async () => {
-    const stack = await openTenantStack(settings, config.tenantSlug, { create: false });
+    const stack = await openTenantStack(settings, stackNameFor(config.tenantSlug), { create: false });
     const roleBefore = await aws.iam.send(new GetRoleCommand({ RoleName: ROLE_NAME }));
     await configureTenantStack(stack, { ...config, agentVersion: "1.5.0", maxSessionDurationSeconds: 7200 });
     const result = await upTenantStack(stack);
@@ -148,8 +148,8 @@ describe("tenant onboarding stack", () => {
   });
 
   it("runs exactly one of two concurrent ups; the other is told the stack is busy", async () => {
-    const first = await openTenantStack(settings, config.tenantSlug, { create: false });
-    const second = await openTenantStack(settings, config.tenantSlug, { create: false });
+    const first = await openTenantStack(settings, stackNameFor(config.tenantSlug), { create: false });
+    const second = await openTenantStack(settings, stackNameFor(config.tenantSlug), { create: false });
     await configureTenantStack(first, { ...config, agentVersion: "1.6.0" });
     const outcomes = await Promise.allSettled([upTenantStack(first), upTenantStack(second)]);
     const fulfilled = outcomes.filter((outcome) => outcome.status === "fulfilled");
@@ -160,14 +160,14 @@ describe("tenant onboarding stack", () => {
     expect(rejected[0]!.reason).toBeInstanceOf(StackBusyError);
 
     // Nothing was corrupted: the stack is consistent and the next up has nothing to do.
-    const after = await upTenantStack(await openTenantStack(settings, config.tenantSlug, { create: false }));
+    const after = await upTenantStack(await openTenantStack(settings, stackNameFor(config.tenantSlug), { create: false }));
     expect(after.changeSummary).toEqual({ same: 8 });
     const parameter = await aws.ssm.send(new GetParameterCommand({ Name: PARAMETER_NAME, WithDecryption: true }));
     expect(JSON.parse(parameter.Parameter!.Value!).agentVersion).toBe("1.6.0");
   });
 
   it("destroys every customer-side resource and removes the stack", async () => {
-    const stack = await openTenantStack(settings, config.tenantSlug, { create: false });
+    const stack = await openTenantStack(settings, stackNameFor(config.tenantSlug), { create: false });
     const result = await destroyTenantStack(stack);
     expect(result.changeSummary).toEqual({ delete: 8 });
     await expect(aws.iam.send(new GetRoleCommand({ RoleName: ROLE_NAME }))).rejects.toBeInstanceOf(NoSuchEntityException);
@@ -175,14 +175,14 @@ describe("tenant onboarding stack", () => {
     expect(await listStandInAssociations({ accountId: "210987654321" })).toEqual([]);
 
     await removeTenantStack(stack);
-    await expect(openTenantStack(settings, config.tenantSlug, { create: false })).rejects.toBeInstanceOf(StackNotFoundError);
+    await expect(openTenantStack(settings, stackNameFor(config.tenantSlug), { create: false })).rejects.toBeInstanceOf(StackNotFoundError);
   });
 });
 
 afterAll(async () => {
   // Leave moto clean for the next file even when a test above failed midway.
   try {
-    const stack = await openTenantStack(settings, config.tenantSlug, { create: false });
+    const stack = await openTenantStack(settings, stackNameFor(config.tenantSlug), { create: false });
     await destroyTenantStack(stack);
     await removeTenantStack(stack);
   } catch (error) {
@@ -211,7 +211,7 @@ describe("tenant onboarding stack on the postgres:// state backend (the service'
 
   afterAll(async () => {
     try {
-      const stack = await openTenantStack(pgSettings, pgConfig.tenantSlug, { create: false });
+      const stack = await openTenantStack(pgSettings, stackNameFor(pgConfig.tenantSlug), { create: false });
       await destroyTenantStack(stack);
       await removeTenantStack(stack);
     } catch (error) {
@@ -224,7 +224,7 @@ describe("tenant onboarding stack on the postgres:// state backend (the service'
 
   it("previews, applies and destroys a tenant with its checkpoint in the state database", async () => {
     expect(pgSettings.backendUrl).toMatch(/^postgres:\/\/postgres:[^@]+@127\.0\.0\.1:\d+\/mxdr_test_\w+_state\?sslmode=disable$/);
-    const stack = await openTenantStack(pgSettings, pgConfig.tenantSlug, { create: true });
+    const stack = await openTenantStack(pgSettings, stackNameFor(pgConfig.tenantSlug), { create: true });
     await configureTenantStack(stack, pgConfig);
     expect((await previewTenantStack(stack)).changeSummary).toEqual({ create: 8 });
 
@@ -238,7 +238,7 @@ describe("tenant onboarding stack on the postgres:// state backend (the service'
     await expect(aws.iam.send(new GetRoleCommand({ RoleName: "MiniXdrAccess-mini-corp-pg" }))).rejects.toBeInstanceOf(NoSuchEntityException);
     await removeTenantStack(stack);
     expect(await stateRows("tenant-mini-corp-pg")).toEqual([]);
-    await expect(openTenantStack(pgSettings, pgConfig.tenantSlug, { create: false })).rejects.toBeInstanceOf(StackNotFoundError);
+    await expect(openTenantStack(pgSettings, stackNameFor(pgConfig.tenantSlug), { create: false })).rejects.toBeInstanceOf(StackNotFoundError);
   });
 });
 
@@ -263,7 +263,7 @@ describe("a new postgres:// state database", () => {
 
       const firstSettings = await temporaryAutomationSettings({ backendUrl });
       const slugs = ["first-a", "first-b", "first-c", "first-d"];
-      const stacks = await Promise.all(slugs.map((slug) => openTenantStack(firstSettings, slug, { create: true })));
+      const stacks = await Promise.all(slugs.map((slug) => openTenantStack(firstSettings, stackNameFor(slug), { create: true })));
       expect(stacks.map((stack) => stack.name).sort()).toEqual(slugs.map((slug) => `tenant-${slug}`));
       for (const stack of stacks) await removeTenantStack(stack);
     } finally {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { onboardingKpis, percentile, secondsToOnboard } from "../../services/tenant/onboarding-kpis-fns";
+import { onboardingKpis, percentile, secondsToOnboard } from "../../services/core/onboarding-kpis-fns";
 
 const at = (seconds: number) => new Date(Date.UTC(2026, 0, 1) + seconds * 1000);
 

@@ -4,10 +4,10 @@
  * become readable here); otherwise the local CREDENTIALS_ENCRYPTION_KEY (or the generated key file). Either way the
  * keys of CREDENTIALS_PREVIOUS_ENCRYPTION_KEYS (and, under KMS, CREDENTIALS_ENCRYPTION_KEY) decrypt but never seal.
  */
-import type { DrizzleDatabase } from "../../db/client";
-import { createKeyring, type EncryptionKey, type Keyring } from "../../db/crypto";
-import { createKmsClient, loadKmsKeyring } from "../../db/kms-keyring";
-import { resolveCredentialsKey, type ServiceConfig } from "../../platform/config";
+import type { DrizzleDatabase } from "../db/client";
+import { createKeyring, type EncryptionKey, type Keyring } from "../db/crypto";
+import { createKmsClient, loadKmsKeyring } from "../db/kms-keyring";
+import { resolveCredentialsKey, type ServiceConfig } from "./config";
 
 export interface CredentialsKeyring extends Keyring {
   /** Loads keys other replicas added since (KMS); a no-op for a local keyring. */

@@ -1,10 +1,10 @@
 /** The figures the metrics read from the database at scrape time (lib/metrics.ts MetricsSources). */
 import { count, inArray, sql } from "drizzle-orm";
-import type { DrizzleDatabase } from "../db/client";
-import { agents, auditLog, runs } from "../db/schema";
-import type { MetricsSources } from "../lib/metrics";
-import { secondsToOnboard } from "./tenant/onboarding-kpis-fns";
-import { COMPLETED_ACTION, CONNECTED_ACTION } from "./tenant/onboarding-overview";
+import type { DrizzleDatabase } from "../../db/client";
+import { agents, auditLog, runs } from "../../db/schema";
+import type { MetricsSources } from "../../lib/metrics";
+import { secondsToOnboard } from "./onboarding-kpis-fns";
+import { COMPLETED_ACTION, CONNECTED_ACTION } from "./onboarding-overview";
 
 export function opsFigures(db: DrizzleDatabase): MetricsSources {
   return {

@@ -9,11 +9,11 @@ import { randomBytes } from "node:crypto";
 import { chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { and, eq, gt, isNull, ne, or, sql } from "drizzle-orm";
-import type { DrizzleDatabase } from "../db/client";
-import { generateToken, hashToken } from "../db/crypto";
-import { apiTokens } from "../db/schema";
-import { recordAudit } from "../services/core/audit-store";
-import { systemAdminPrincipal } from "../services/core/principal";
+import type { DrizzleDatabase } from "../../db/client";
+import { generateToken, hashToken } from "../../db/crypto";
+import { apiTokens } from "../../db/schema";
+import { recordAudit } from "../core/audit-store";
+import { systemAdminPrincipal } from "../core/principal";
 
 export const BOOTSTRAP_TOKEN_NAME = "bootstrap-admin";
 export const ADMIN_TOKEN_FILE = "admin-token";

@@ -1,0 +1,133 @@
+/**
+ * The tenant's onboarding, from connect to completed (or offboarded): it alone writes the onboarding status
+ * (onboarding-status-store.ts), and it owns what follows a finished run, a scan, a connect, an agent's enrollment
+ * and a bootstrap wait that timed out. The quick start is one call here.
+ *
+ *   connect -> (quick start) up -> discovering -> deploying -> validating -> completed   (action_required and back)
+ */
+import { eq } from "drizzle-orm";
+import type { AutomationSettings } from "../../automation";
+import type { DrizzleDatabase } from "../../db/client";
+import type { Keyring } from "../../db/crypto";
+import { organizations, type DiscoveryScan, type Organization, type Run } from "../../db/schema";
+import { ConflictError } from "../../lib/errors";
+import { neutralUpstreamText } from "../../lib/upstream-errors";
+import { notifyRunFinished } from "../core/notification-events";
+import { systemPrincipal, type Principal } from "../core/principal";
+import { approvalRequired, type RequestedRun } from "../core/run-requests";
+import { TenantAwsAccessError } from "../core/tenant-aws-session";
+import type { ScanQueue } from "../discovery/scan-queue";
+import type { FleetCoordinator } from "../fleet/fleet-coordinator";
+import type { driftFollowUp } from "../fleet/drift";
+import type { ConnectAwsInput, IntegrationService } from "../integration/integration-service";
+import { refreshRollout } from "../rollout/rollout-refresh";
+import type { RunService } from "../run/run-service";
+import type { TenantService } from "../tenant/tenant-service";
+import { completeOffboarding } from "./offboarding";
+import { advanceOnboardingStatus } from "./onboarding-advance";
+import { STARTS_ON_CONNECT, statusAfterRun, WAITING_FOR_CONNECT } from "./onboarding-status-fns";
+import { moveOnboardingStatus } from "./onboarding-status-store";
+import { tenantProgress } from "./progress";
+
+export interface OnboardingServiceDeps {
+  db: DrizzleDatabase;
+  keyring: Keyring;
+  automation: AutomationSettings;
+  tenants: Pick<TenantService, "reload">;
+  integrations: Pick<IntegrationService, "connectAws" | "bootstrapCleanup">;
+  runs: Pick<RunService, "request" | "offboard">;
+  scans: Pick<ScanQueue, "request">;
+  /** Drift records (and remediates) what a drift run found. */
+  drift: Pick<ReturnType<typeof driftFollowUp>, "onRunFinished">;
+  /** A fleet run waiting on a finished run starts its next tenant without waiting for the coordinator's next poll. */
+  fleet?: Pick<FleetCoordinator, "tick">;
+  log?(message: string): void;
+}
+
+export function createOnboardingService(deps: OnboardingServiceDeps) {
+  const { db } = deps;
+
+  /** Starts onboarding: an `up`, or, when the tenant requires approval, a preview whose saved plan waits for a platform admin. */
+  async function start(principal: Principal, org: Organization): Promise<RequestedRun & { awaitingApproval: boolean }> {
+    const awaitingApproval = approvalRequired(org);
+    const requested = await deps.runs.request(principal, org, awaitingApproval ? "preview" : "up");
+    return { ...requested, awaitingApproval };
+  }
+
+  /** Reads the rollout from SSM and moves the status on; a role that cannot be used becomes an action_required reason. */
+  async function afterRolloutRead(organizationId: number): Promise<void> {
+    const now = new Date();
+    try {
+      await refreshRollout(db, deps.keyring, organizationId, now);
+    } catch (error) {
+      if (error instanceof TenantAwsAccessError) {
+        await advanceOnboardingStatus(db, organizationId, now, { refreshError: neutralUpstreamText(error.cause ?? error.message) });
+      }
+      throw error;
+    }
+    await advanceOnboardingStatus(db, organizationId, now);
+  }
+
+  async function onboardingAfterRun(run: Run): Promise<void> {
+    const [org] = await db.select().from(organizations).where(eq(organizations.id, run.organizationId));
+    if (!org) return;
+    const next = statusAfterRun(org.onboardingStatus, run);
+    if (!next) return;
+    if (next.completeOffboarding) return completeOffboarding(deps, org.id, org.slug);
+    await moveOnboardingStatus(db, org.id, next.status);
+    if (next.discover) await deps.scans.request({ organizationId: org.id, trigger: "after_up", actor: "system:after-up" });
+  }
+
+  return {
+    /** What follows a finished run: onboarding moves on, drift is recorded (and remediated), webhooks are told, the fleet goes on. */
+    async afterRun(run: Run): Promise<void> {
+      await onboardingAfterRun(run);
+      await deps.drift.onRunFinished(run);
+      await notifyRunFinished(db, run);
+      if (run.fleetRunId) void deps.fleet?.tick().catch(() => undefined);
+    },
+
+    /** A scan found the estate: the rollout reaches newly found instances through the association; read where it stands. */
+    async afterScan(scan: DiscoveryScan): Promise<void> {
+      if (scan.status === "failed") return;
+      await moveOnboardingStatus(db, scan.organizationId, "deploying", { from: ["discovering"] });
+      await afterRolloutRead(scan.organizationId);
+    },
+
+    /** The rollout may have moved (read, an agent enrolled, a retry): the status follows. */
+    afterRolloutChange: (organizationId: number, details: { refreshError?: string } = {}) =>
+      advanceOnboardingStatus(db, organizationId, new Date(), details),
+
+    /** The bootstrap role answered: with the quick-start flow, the first preview/up starts by itself. */
+    async afterConnect(organizationId: number): Promise<void> {
+      const [org] = await db.select().from(organizations).where(eq(organizations.id, organizationId));
+      if (!org || org.onboardingFlowVersion !== "quick_start" || !STARTS_ON_CONNECT.includes(org.onboardingStatus)) return;
+      const started = await start(systemPrincipal("system:bootstrap-wait", org.id), org);
+      deps.log?.(`onboarding ${org.slug}: AWS connected, ${started.kind} run ${started.runId} requested`);
+    },
+
+    /** The bootstrap role never answered: a person has to look (the reason is the wait's last error). */
+    async afterBootstrapTimeout(organizationId: number): Promise<void> {
+      await moveOnboardingStatus(db, organizationId, "action_required", { from: WAITING_FOR_CONNECT });
+    },
+
+    /** The seed-compatible quick start: connect the AWS account, then start onboarding (quick-start flow only). */
+    async quickStart(principal: Principal, org: Organization, aws: ConnectAwsInput) {
+      if (org.onboardingFlowVersion !== "quick_start") {
+        throw new ConflictError(`organization ${JSON.stringify(org.slug)} uses the ${org.onboardingFlowVersion} onboarding flow, not quick_start`);
+      }
+      await deps.integrations.connectAws(principal, org, aws);
+      return start(principal, await deps.tenants.reload(org));
+    },
+
+    /** Offboarding: destroy, then (when it succeeds) the stack is removed and the tenant's records closed; what the customer removes itself. */
+    async offboard(principal: Principal, org: Organization) {
+      const requested = await deps.runs.offboard(principal, org);
+      return { ...requested, customerCleanup: deps.integrations.bootstrapCleanup(org) };
+    },
+
+    progress: (org: Organization) => tenantProgress(db, org.id),
+  };
+}
+
+export type OnboardingService = ReturnType<typeof createOnboardingService>;

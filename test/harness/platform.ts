@@ -1,0 +1,75 @@
+/**
+ * The service in-process, built as production builds it (platform/create-platform.ts from a validated configuration)
+ * over a scratch database of the test PostgreSQL server: for integration tests that call the HTTP app without a
+ * process around it. Without `RUN_WORKER=true` in `env` its queues only enqueue: no stack run, scan or wait executes.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createApp } from "../../api/app";
+import { loadServiceConfig, type ServiceEnv } from "../../platform/config";
+import { createPlatform, type Platform } from "../../platform/create-platform";
+import { testIdentityAuthority } from "./instance-identity";
+import { scratchDatabase } from "./server";
+
+export interface TestPlatform {
+  platform: Platform;
+  app: ReturnType<typeof createApp>;
+  /** The platform-admin token (ADMIN_TOKEN). */
+  adminToken: string;
+  /** Drains and closes the platform, drops its database and files. */
+  stop(): Promise<void>;
+}
+
+export interface TestPlatformOptions {
+  /** Configuration variables over the test defaults (a scratch database, a random credentials key, no workers). */
+  env?: Partial<Record<keyof ServiceEnv, string>>;
+  /** Where the app reports an unexpected server error; default: the test fails (throws). */
+  onServerError?(message: string): void;
+}
+
+export async function startTestPlatform({ env = {}, onServerError }: TestPlatformOptions = {}): Promise<TestPlatform> {
+  const scratch = await scratchDatabase("mxdr_platform");
+  const dataDir = await mkdtemp(join(tmpdir(), "mxdr-platform-"));
+  const adminToken = env.ADMIN_TOKEN ?? `mxdr-admin_${randomBytes(32).toString("base64url")}`;
+  try {
+    const config = loadServiceConfig({
+      DATABASE_URL: scratch.databaseUrl,
+      DATA_DIR: dataDir,
+      RUN_WORKER: "false",
+      ADMIN_TOKEN: adminToken,
+      LOG_LEVEL: "warn",
+      CREDENTIALS_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
+      PULUMI_BACKEND_URL: `file://${join(dataDir, "state")}`,
+      PULUMI_CONFIG_PASSPHRASE: "test-passphrase",
+      // Agents of the tests enroll with identity documents signed by the test CA (test/harness/instance-identity.ts).
+      AGENT_IDENTITY_CERTIFICATES_FILE: testIdentityAuthority().trustFile,
+      ...env,
+    });
+    const platform = await createPlatform(config);
+    const app = createApp({
+      ...platform,
+      log:
+        onServerError ??
+        ((message) => {
+          throw new Error(`unexpected server error: ${message}`);
+        }),
+    });
+    return {
+      platform,
+      app,
+      adminToken,
+      async stop() {
+        await platform.drain();
+        await platform.close();
+        await scratch.cleanup();
+        await rm(dataDir, { recursive: true, force: true });
+      },
+    };
+  } catch (error) {
+    await scratch.cleanup();
+    await rm(dataDir, { recursive: true, force: true });
+    throw error;
+  }
+}
