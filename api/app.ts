@@ -8,7 +8,7 @@
  *   /openapi.json, /docs   the OpenAPI document and its Swagger UI, served from swagger-ui-dist (no auth)
  *   /v1/agents/* agent enrollment and heartbeat (the tenant's enrollment token; failures limited per client address)
  *   /v1/*        failed-authentication limit (api/auth-limit.ts) -> bearer auth -> Idempotency-Key -> routes;
- *                the event streams are capped and re-check their token (api/event-streams.ts)
+ *                the event streams are capped and re-check their token (api/sse.ts)
  *   /api/onboarding/v2/*   the seeds' endpoint set, for tenant tokens
  *   /, /console/*   the web console (console/): a static page and its ES modules, no auth (the data calls carry it)
  */
@@ -31,7 +31,7 @@ import { createAllowedMethods } from "./allowed-methods";
 import { clientAddressOf, createAuthFailureLimiter, limitAuthFailures } from "./auth-limit";
 import { bearerAuth, tenantScope } from "./auth";
 import { mountDocsPage } from "./docs-page";
-import { createEventStreams } from "./event-streams";
+import { createEventStreams } from "./sse";
 import { createErrorHandler, errorBody } from "./errors";
 import { idempotency } from "./idempotency";
 import { accessLog, metricsRouter, type Observability } from "./observability";
@@ -75,7 +75,7 @@ export interface AppDependencies {
   scanQueue: ScanQueue;
   /** Access log lines and metrics (api/observability.ts); none: neither, nor /metrics. */
   observability?: Observability;
-  /** How long one connection of an event stream lasts at most (s; api/event-stream.ts). */
+  /** How long one connection of an event stream lasts at most (s; api/sse.ts). */
   eventStreamMaxSeconds?: number;
   /** The background credentials key rotation; none: POST /v1/credentials/rotation answers 503. */
   credentialRotation?: () => CredentialRotationQueue;

@@ -6,18 +6,17 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Services } from "../../services";
-import type { EventStreams } from "../event-streams";
 import { presentProgress } from "../presenters";
 import { createRouter } from "../router";
 import { errorResponses, slugParamsSchema } from "../schemas";
-import { componentRef, eventStreamResponse } from "../event-stream";
+import { componentRef, eventOnChange, eventStreamResponse, type EventStreams } from "../sse";
 
 export interface ProgressEventsOptions {
   /** How often the stream reads the progress (ms). */
   pollMs?: number;
   /** A comment line at least this often keeps proxies from closing an idle stream (ms). */
   keepAliveMs?: number;
-  /** The streams' cap and token re-check (api/event-streams.ts). */
+  /** The streams' cap, token re-check and polling loop (api/sse.ts). */
   streams: EventStreams;
 }
 
@@ -42,27 +41,12 @@ export function progressEventsRouter({ tenants }: Pick<Services, "tenants">, opt
 
   router.openapi(progressEventsRoute, async (c) => {
     const org = await c.var.tenant();
-    return options.streams.stream(c, c.get("principal"), async (stream, live) => {
-      let aborted = false;
-      stream.onAbort(() => {
-        aborted = true;
-      });
-      let last = "";
-      let sequence = 0;
-      let lastWriteAt = Date.now();
-      while (!aborted && (await live())) {
-        const current = JSON.stringify(presentProgress(await tenants.progress(org)));
-        if (current !== last) {
-          await stream.writeSSE({ id: String(sequence++), event: "progress", data: current });
-          last = current;
-          lastWriteAt = Date.now();
-        } else if (Date.now() - lastWriteAt >= keepAliveMs) {
-          await stream.write(": keep-alive\n\n");
-          lastWriteAt = Date.now();
-        }
-        await stream.sleep(pollMs);
-      }
-    }) as never;
+    const progressEvent = eventOnChange("progress");
+    return options.streams.stream(c, c.get("principal"), {
+      pollMs,
+      keepAliveMs,
+      poll: async () => ({ events: progressEvent(JSON.stringify(presentProgress(await tenants.progress(org)))) }),
+    });
   });
 
   return router;

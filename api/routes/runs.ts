@@ -4,11 +4,10 @@
  * /v1/tenants/{slug}/offboard: destroy, then remove the stack.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { eventStreamResponse } from "../event-stream";
 import { RUN_KINDS, TERMINAL_RUN_STATUSES, type RunKind } from "../../db/schema";
 import type { Services } from "../../services";
 import type { RequestedRun } from "../../services/run/run-service";
-import type { EventStreams } from "../event-streams";
+import { eventStreamResponse, type EventStreams } from "../sse";
 import { presentRun } from "../run-presenter";
 import { createRouter } from "../router";
 import {
@@ -201,7 +200,7 @@ const offboardRoute = createRoute({
 export interface RunsRouterOptions {
   /** How often the event stream looks for new events (ms). */
   eventPollMs?: number;
-  /** The streams' cap and token re-check (api/event-streams.ts). */
+  /** The streams' cap, token re-check and polling loop (api/sse.ts). */
   streams: EventStreams;
 }
 
@@ -253,29 +252,18 @@ export function runsRouter({ runs }: Pick<Services, "runs">, options: RunsRouter
   router.openapi(runEventsRoute, async (c) => {
     const { runId } = c.req.valid("param");
     await runs.get(await c.var.tenant(), runId);
-    const lastEventId = Number.parseInt(c.req.header("last-event-id") ?? "", 10);
-    const pollMs = options.eventPollMs ?? 250;
     // The stream reads the database, not this process's memory: any replica can serve it, and a late client replays.
-    return options.streams.stream(c, c.get("principal"), async (stream, live) => {
-      let lastSeq = Number.isInteger(lastEventId) ? lastEventId : -1;
-      let aborted = false;
-      stream.onAbort(() => {
-        aborted = true;
-      });
-      while (!aborted && (await live())) {
+    return options.streams.stream(c, c.get("principal"), {
+      pollMs: options.eventPollMs ?? 250,
+      resumable: true,
+      async poll(lastSeq = -1) {
         const { status, events } = await runs.eventsAfter(runId, lastSeq, EVENT_BATCH);
-        for (const event of events) {
-          await stream.writeSSE({ id: String(event.seq), event: "engine", data: JSON.stringify(event.event) });
-          lastSeq = event.seq;
-        }
-        if (events.length === EVENT_BATCH) continue;
-        if (status && TERMINAL_RUN_STATUSES.includes(status)) {
-          await stream.writeSSE({ event: "end", data: JSON.stringify({ run_id: runId, status }) });
-          return;
-        }
-        await stream.sleep(pollMs);
-      }
-    }) as never;
+        const engineEvents = events.map((event) => ({ id: event.seq, event: "engine", data: JSON.stringify(event.event) }));
+        if (events.length === EVENT_BATCH) return { events: engineEvents, more: true };
+        if (!status || !TERMINAL_RUN_STATUSES.includes(status)) return { events: engineEvents };
+        return { events: engineEvents, end: { event: "end", data: JSON.stringify({ run_id: runId, status }) } };
+      },
+    });
   });
 
   return router;
