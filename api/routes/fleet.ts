@@ -10,11 +10,10 @@ import { tenantSlugSchema } from "../../programs/tenant/config";
 import type { Services } from "../../services";
 import type { FleetRunView } from "../../services/fleet/fleet-service";
 import { presentFleetOverview, presentFleetRun, presentFleetRunSummary } from "../fleet-presenter";
+import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import { bodyErrorResponses, errorResponses, integerQuery, postErrorResponses } from "../schemas";
 
-const security = [{ bearerAuth: [] }];
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 const idParams = z.object({ id: z.string().guid("must be a fleet run id (uuid)") });
 
 const selectorSchema = z.union([

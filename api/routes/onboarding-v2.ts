@@ -10,6 +10,7 @@ import type { Services } from "../../services";
 import { notSupported } from "../../services/integration/integration-service";
 import type { Principal } from "../../services/core/principal";
 import { presentAssetPage, presentDeployment, presentHealth, presentRetry, presentValidation } from "../presenters";
+import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import { bodyErrorResponses, bootstrapRoleArnSchema, errorResponse, errorResponses, postErrorResponses } from "../schemas";
 import {
@@ -20,9 +21,6 @@ import {
   validationSchema,
 } from "./deployment";
 import { assetPageSchema, assetQueryOf, assetsQuerySchema } from "./onboarding";
-
-const security = [{ bearerAuth: [] }];
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 const PROVIDERS = ["aws", "azure", "gcp"] as const;
 

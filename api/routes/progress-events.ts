@@ -7,6 +7,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Services } from "../../services";
 import { presentProgress } from "../presenters";
+import { security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import { errorResponses, slugParamsSchema } from "../schemas";
 import { componentRef, eventOnChange, eventStreamResponse, type EventStreams } from "../sse";
@@ -26,7 +27,7 @@ const progressEventsRoute = createRoute({
   operationId: "getProgressEvents",
   tags: ["onboarding"],
   summary: "Onboarding progress as server-sent events (event `progress`, the JSON of GET .../progress, sent on every change)",
-  security: [{ bearerAuth: [] }],
+  security,
   request: { params: slugParamsSchema },
   responses: {
     200: eventStreamResponse("event stream: `progress` first and on every change", [{ event: "progress", data: componentRef("Progress"), id: true }]),

@@ -9,6 +9,7 @@ import type { Services } from "../../services";
 import type { RequestedRun } from "../../services/run/run-service";
 import { eventStreamResponse, type EventStreams } from "../sse";
 import { presentRun } from "../run-presenter";
+import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import {
   bodyErrorResponses,
@@ -21,7 +22,6 @@ import {
   slugParamsSchema,
 } from "../schemas";
 
-const security = [{ bearerAuth: [] }];
 const runIdParams = slugParamsSchema.extend({ runId: z.string().guid("must be a run id (uuid)") });
 
 const runSchema = z
@@ -79,7 +79,6 @@ const createRunSchema = z
   ], { error: `must be one of ${RUN_KINDS.map((kind) => JSON.stringify(kind)).join(", ")}` })
   .openapi("CreateRun");
 
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 /** What requesting a run may answer besides 202 (run-service.ts: readiness, approval gate, one run per stack). */
 const runRefusals = {
   ...postErrorResponses,
