@@ -40,7 +40,7 @@ import { agentsRouter } from "./routes/agents";
 import { deploymentRouter } from "./routes/deployment";
 import { integrationsRouter, unsupportedProvidersRouter } from "./routes/integrations";
 import { onboardingRouter } from "./routes/onboarding";
-import { onboardingV2Router } from "./routes/onboarding-v2";
+import { seedCompatibleOnboardingRouter } from "./routes/seed-compatible-onboarding";
 import { overviewRouter } from "./routes/overview";
 import { progressEventsRouter } from "./routes/progress-events";
 import { runsRouter } from "./routes/runs";
@@ -182,7 +182,7 @@ export function createApp(deps: AppDependencies) {
   v2.use("*", bearerFailures);
   v2.use("*", bearerAuth(services.tenants));
   v2.use("*", idempotency(db, deps.keyring));
-  v2.route("/", onboardingV2Router(services));
+  v2.route("/", seedCompatibleOnboardingRouter(services));
   app.route("/api/onboarding/v2", v2);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer" });

@@ -99,7 +99,7 @@ const route = <const M extends "get" | "post" | "delete", const P extends string
   security,
 });
 
-export function onboardingV2Router({ tenants, integrations, runs, discovery, rollout }: Services) {
+export function seedCompatibleOnboardingRouter({ tenants, integrations, runs, discovery, rollout }: Services) {
   const router = createRouter();
   const tenantOf = (c: { get(key: "principal"): Principal }) => tenants.tokenTenant(c.get("principal"));
 
