@@ -8,7 +8,7 @@
  *   /openapi.json, /docs   the OpenAPI document and its Swagger UI, served from swagger-ui-dist (no auth)
  *   /v1/agents/* agent enrollment and heartbeat (the tenant's enrollment token; failures limited per client address)
  *   /v1/*        failed-authentication limit (api/auth-limit.ts) -> bearer auth -> Idempotency-Key -> routes;
- *                the event streams are capped and re-check their token (api/event-streams.ts)
+ *                the event streams are capped and re-check their token (api/sse.ts)
  *   /api/onboarding/v2/*   the seeds' endpoint set, for tenant tokens
  *   /, /console/*   the web console (console/): a static page and its ES modules, no auth (the data calls carry it)
  */
@@ -23,7 +23,7 @@ import { createAllowedMethods } from "./allowed-methods";
 import { clientAddressOf, createAuthFailureLimiter, limitAuthFailures } from "./auth-limit";
 import { bearerAuth, tenantScope } from "./auth";
 import { mountDocsPage } from "./docs-page";
-import { createEventStreams } from "./event-streams";
+import { createEventStreams } from "./sse";
 import { createErrorHandler, errorBody } from "./errors";
 import { idempotency } from "./idempotency";
 import { accessLog, metricsRouter, type Observability } from "./observability";
@@ -32,7 +32,7 @@ import { agentsRouter } from "./routes/agents";
 import { deploymentRouter } from "./routes/deployment";
 import { integrationsRouter, unsupportedProvidersRouter } from "./routes/integrations";
 import { onboardingRouter } from "./routes/onboarding";
-import { onboardingV2Router } from "./routes/onboarding-v2";
+import { seedCompatibleOnboardingRouter } from "./routes/seed-compatible-onboarding";
 import { overviewRouter } from "./routes/overview";
 import { progressEventsRouter } from "./routes/progress-events";
 import { runsRouter } from "./routes/runs";
@@ -154,7 +154,7 @@ export function createApp(deps: AppDependencies) {
   v2.use("*", bearerFailures);
   v2.use("*", bearerAuth(services.tenants));
   v2.use("*", idempotency(db, deps.keyring));
-  v2.route("/", onboardingV2Router(services));
+  v2.route("/", seedCompatibleOnboardingRouter(services));
   app.route("/api/onboarding/v2", v2);
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearerAuth", { type: "http", scheme: "bearer" });

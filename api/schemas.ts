@@ -10,6 +10,7 @@ import { z } from "@hono/zod-openapi";
 import { API_TOKEN_ORIGINS, API_TOKEN_SCOPES, CONNECTION_CHECK_STATUSES, ONBOARDING_FLOW_VERSIONS } from "../db/schema";
 import { displayNameSchema } from "../lib/display-name";
 import { useReadableZodMessages } from "../lib/zod-messages";
+import { json } from "./openapi-route-parts";
 import { BOOTSTRAP_ROLE_ARN_PATTERN } from "../services/integration/bootstrap-role-rules-fns";
 import {
   awsRegionListSchema,
@@ -340,7 +341,7 @@ export const errorSchema = z
   })
   .openapi("Error");
 
-const errorJson = (description: string) => ({ description, content: { "application/json": { schema: errorSchema } } });
+const errorJson = (description: string) => json(errorSchema, description);
 
 /** 429: a limit was reached; Retry-After (whole seconds) says when to try again. */
 export const rateLimitedResponse = (description: string) => ({

@@ -223,7 +223,7 @@ export const serviceConfigSchema = z.object({
    * clients choose their own address.
    */
   TRUSTED_PROXY_HOPS: z.coerce.number().int("must be an integer").min(0).max(10).default(DEFAULT_LIMITS.trustedProxyHops),
-  /** How long one connection of a server-sent-event stream lasts at most; clients reconnect (api/event-stream.ts). */
+  /** How long one connection of a server-sent-event stream lasts at most; clients reconnect (api/sse.ts). */
   EVENT_STREAM_MAX_SECONDS: z.coerce.number().int("must be an integer").min(1).max(86_400).default(300),
   /** Cron (UTC) of the retention job (services/retention/retention.ts). */
   RETENTION_SCHEDULE: z.string().min(9, "must be a cron expression such as 17 * * * *").default("17 * * * *"),

@@ -7,10 +7,9 @@ import { createRoute, z } from "@hono/zod-openapi";
 import type { Services } from "../../services";
 import { HEARTBEAT_INTERVAL_SECONDS } from "../../services/rollout/enrollment";
 import { presentAgent } from "../presenters";
+import { json } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import { bodyErrorResponses, errorSchema, rateLimitedResponse } from "../schemas";
-
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 const enrollmentToken = z.string().min(16, "must be the tenant's enrollment token").max(256);
 /** What enrollment issued: `mxdr-agent_` and 43 base64url characters. */

@@ -9,10 +9,10 @@ import { KEY_ID_PATTERN } from "../../db/crypto";
 import type { Services } from "../../services";
 import { SEALED_SOURCES } from "../../services/integration/credential-rotation";
 import { presentCredentialRotation } from "../credential-rotation-presenter";
+import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import { bodyErrorResponses, errorResponse, errorResponses, postErrorResponses } from "../schemas";
 
-const security = [{ bearerAuth: [] }];
 const keyIdSchema = z.string().regex(KEY_ID_PATTERN, "must be a key id (1-64 letters, digits, _ or -) as GET answers it");
 
 export const startRotationSchema = z
@@ -43,8 +43,6 @@ const rotationSchema = z
     ),
   })
   .openapi("CredentialRotation");
-
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 const getRoute = createRoute({
   method: "get",

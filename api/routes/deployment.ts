@@ -7,13 +7,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Services } from "../../services";
 import { CHECK_NAMES } from "../../services/rollout/validation-checks";
+import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import { errorResponse, errorResponses, postErrorResponses, slugParamsSchema } from "../schemas";
 import { HEARTBEAT_INTERVAL_SECONDS } from "../../services/rollout/enrollment";
 import { presentAgent, presentDeployment, presentHealth, presentRetry, presentValidation } from "../presenters";
-
-const security = [{ bearerAuth: [] }];
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 export const deploymentSummarySchema = z
   .object({

@@ -4,17 +4,16 @@
  * glance (tenants by status, drifted, the onboarding KPIs).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { componentRef, eventStreamResponse } from "../event-stream";
+import { componentRef, eventOnChange, eventStreamResponse, type EventStreams } from "../sse";
 import { FLEET_RUN_KINDS, FLEET_RUN_STATUSES, FLEET_TENANT_STATUSES, ONBOARDING_STATUSES } from "../../db/schema";
 import { tenantSlugSchema } from "../../programs/tenant/config";
 import type { Services } from "../../services";
-import type { EventStreams } from "../event-streams";
+import type { FleetRunView } from "../../services/fleet/fleet-service";
 import { presentFleetOverview, presentFleetRun, presentFleetRunSummary } from "../fleet-presenter";
+import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import { bodyErrorResponses, errorResponses, integerQuery, postErrorResponses } from "../schemas";
 
-const security = [{ bearerAuth: [] }];
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 const idParams = z.object({ id: z.string().guid("must be a fleet run id (uuid)") });
 
 const selectorSchema = z.union([
@@ -172,7 +171,7 @@ const overviewRoute = createRoute({
 
 export interface FleetRouterOptions {
   pollMs?: number;
-  /** The streams' cap and token re-check (api/event-streams.ts). */
+  /** The streams' cap, token re-check and polling loop (api/sse.ts). */
   streams: EventStreams;
 }
 
@@ -204,30 +203,19 @@ export function fleetRouter({ fleet }: Pick<Services, "fleet">, options: FleetRo
   router.openapi(eventsRoute, async (c) => {
     const principal = c.get("principal");
     const { id } = c.req.valid("param");
-    const first = await fleet.get(principal, id);
-    const pollMs = options.pollMs ?? 1000;
-    return options.streams.stream(c, principal, async (stream, live) => {
-      let aborted = false;
-      stream.onAbort(() => {
-        aborted = true;
-      });
-      let last = "";
-      let sequence = 0;
-      let view = first;
-      while (!aborted && (await live())) {
-        const data = JSON.stringify(presentFleetRun(view));
-        if (data !== last) {
-          await stream.writeSSE({ id: String(sequence++), event: "progress", data });
-          last = data;
-        }
-        if (view.fleet.status !== "running") {
-          await stream.writeSSE({ event: "end", data: JSON.stringify({ fleet_run_id: id, status: view.fleet.status }) });
-          return;
-        }
-        await stream.sleep(pollMs);
-        view = await fleet.get(principal, id);
-      }
-    }) as never;
+    // Read before the stream starts, so that an unknown fleet run answers 404.
+    let first: FleetRunView | undefined = await fleet.get(principal, id);
+    const progressEvent = eventOnChange("progress");
+    return options.streams.stream(c, principal, {
+      pollMs: options.pollMs ?? 1000,
+      async poll() {
+        const view = first ?? (await fleet.get(principal, id));
+        first = undefined;
+        const events = progressEvent(JSON.stringify(presentFleetRun(view)));
+        if (view.fleet.status === "running") return { events };
+        return { events, end: { event: "end", data: JSON.stringify({ fleet_run_id: id, status: view.fleet.status }) } };
+      },
+    });
   });
 
   return router;

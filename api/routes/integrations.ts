@@ -11,6 +11,7 @@ import type { Services } from "../../services";
 import type { AwsCredentialData } from "../../services/core/aws-credential-store";
 import { notSupported } from "../../services/integration/integration-service";
 import { iso, maskSecret, presentConnectionCheck } from "../presenters";
+import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import {
   awsIntegrationSchema,
@@ -25,8 +26,7 @@ import {
   tenantExternalIdSchema,
 } from "../schemas";
 
-const security = [{ bearerAuth: [] }];
-const awsJson = (description: string) => ({ description, content: { "application/json": { schema: awsIntegrationSchema } } });
+const awsJson = (description: string) => json(awsIntegrationSchema, description);
 
 const putAwsRoute = createRoute({
   method: "put",
@@ -61,7 +61,7 @@ const externalIdRoute = createRoute({
   security,
   request: { params: slugParamsSchema },
   responses: {
-    200: { description: "the external ID", content: { "application/json": { schema: tenantExternalIdSchema } } },
+    200: json(tenantExternalIdSchema, "the external ID"),
     ...errorResponses,
   },
 });
@@ -116,7 +116,7 @@ const bootstrapRoute = createRoute({
   security,
   request: { params: slugParamsSchema },
   responses: {
-    200: { description: "the link", content: { "application/json": { schema: bootstrapSchema } } },
+    200: json(bootstrapSchema, "the link"),
     ...errorResponses,
     ...bootstrapRefusals,
   },
@@ -130,7 +130,7 @@ const bootstrapWaitRoute = createRoute({
   security,
   request: { params: slugParamsSchema },
   responses: {
-    202: { description: "waiting (or connected already)", content: { "application/json": { schema: bootstrapWaitSchema } } },
+    202: json(bootstrapWaitSchema, "waiting (or connected already)"),
     ...errorResponses,
     ...postErrorResponses,
     ...bootstrapRefusals,

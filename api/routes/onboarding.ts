@@ -7,11 +7,9 @@ import { ASSET_PRIORITIES } from "../../db/schema";
 import type { Services } from "../../services";
 import type { AssetPageQuery } from "../../services/discovery/discovery-service";
 import { presentAssetPage, presentProgress, presentScan } from "../presenters";
+import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import { errorResponse, errorResponses, integerQuery, postErrorResponses, runErrorSchema, slugParamsSchema } from "../schemas";
-
-const security = [{ bearerAuth: [] }];
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 const phase = z.object({ status: z.enum(["pending", "in_progress", "completed", "failed"]), progress: z.number() });
 export const progressSchema = z

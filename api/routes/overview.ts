@@ -3,6 +3,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ONBOARDING_STATUSES, RUN_KINDS, RUN_STATUSES } from "../../db/schema";
 import type { Services } from "../../services";
 import { presentOverview } from "../presenters";
+import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import { errorResponses } from "../schemas";
 
@@ -37,8 +38,8 @@ const overviewRoute = createRoute({
   path: "/kpis",
   tags: ["tenants"],
   summary: "Onboarding KPIs over all tenants, and each tenant's status, time to onboard and last run (platform admin)",
-  security: [{ bearerAuth: [] }],
-  responses: { 200: { description: "the overview", content: { "application/json": { schema: overviewSchema } } }, ...errorResponses },
+  security,
+  responses: { 200: json(overviewSchema, "the overview"), ...errorResponses },
 });
 
 export function overviewRouter({ tenants }: Pick<Services, "tenants">) {

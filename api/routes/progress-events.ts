@@ -6,18 +6,18 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Services } from "../../services";
-import type { EventStreams } from "../event-streams";
 import { presentProgress } from "../presenters";
+import { security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import { errorResponses, slugParamsSchema } from "../schemas";
-import { componentRef, eventStreamResponse } from "../event-stream";
+import { componentRef, eventOnChange, eventStreamResponse, type EventStreams } from "../sse";
 
 export interface ProgressEventsOptions {
   /** How often the stream reads the progress (ms). */
   pollMs?: number;
   /** A comment line at least this often keeps proxies from closing an idle stream (ms). */
   keepAliveMs?: number;
-  /** The streams' cap and token re-check (api/event-streams.ts). */
+  /** The streams' cap, token re-check and polling loop (api/sse.ts). */
   streams: EventStreams;
 }
 
@@ -27,7 +27,7 @@ const progressEventsRoute = createRoute({
   operationId: "getProgressEvents",
   tags: ["onboarding"],
   summary: "Onboarding progress as server-sent events (event `progress`, the JSON of GET .../progress, sent on every change)",
-  security: [{ bearerAuth: [] }],
+  security,
   request: { params: slugParamsSchema },
   responses: {
     200: eventStreamResponse("event stream: `progress` first and on every change", [{ event: "progress", data: componentRef("Progress"), id: true }]),
@@ -42,27 +42,12 @@ export function progressEventsRouter({ onboarding }: Pick<Services, "onboarding"
 
   router.openapi(progressEventsRoute, async (c) => {
     const org = await c.var.tenant();
-    return options.streams.stream(c, c.get("principal"), async (stream, live) => {
-      let aborted = false;
-      stream.onAbort(() => {
-        aborted = true;
-      });
-      let last = "";
-      let sequence = 0;
-      let lastWriteAt = Date.now();
-      while (!aborted && (await live())) {
-        const current = JSON.stringify(presentProgress(await onboarding.progress(org)));
-        if (current !== last) {
-          await stream.writeSSE({ id: String(sequence++), event: "progress", data: current });
-          last = current;
-          lastWriteAt = Date.now();
-        } else if (Date.now() - lastWriteAt >= keepAliveMs) {
-          await stream.write(": keep-alive\n\n");
-          lastWriteAt = Date.now();
-        }
-        await stream.sleep(pollMs);
-      }
-    }) as never;
+    const progressEvent = eventOnChange("progress");
+    return options.streams.stream(c, c.get("principal"), {
+      pollMs,
+      keepAliveMs,
+      poll: async () => ({ events: progressEvent(JSON.stringify(presentProgress(await onboarding.progress(org)))) }),
+    });
   });
 
   return router;

@@ -4,12 +4,12 @@
  * /v1/tenants/{slug}/offboard: destroy, then remove the stack.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { eventStreamResponse } from "../event-stream";
 import { RUN_KINDS, TERMINAL_RUN_STATUSES, type RunKind } from "../../db/schema";
 import type { Services } from "../../services";
 import type { RequestedRun } from "../../services/core/run-requests";
-import type { EventStreams } from "../event-streams";
+import { eventStreamResponse, type EventStreams } from "../sse";
 import { presentRun } from "../run-presenter";
+import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import {
   bodyErrorResponses,
@@ -22,7 +22,6 @@ import {
   slugParamsSchema,
 } from "../schemas";
 
-const security = [{ bearerAuth: [] }];
 const runIdParams = slugParamsSchema.extend({ runId: z.string().guid("must be a run id (uuid)") });
 
 const runSchema = z
@@ -80,7 +79,6 @@ const createRunSchema = z
   ], { error: `must be one of ${RUN_KINDS.map((kind) => JSON.stringify(kind)).join(", ")}` })
   .openapi("CreateRun");
 
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 /** What requesting a run may answer besides 202 (run-service.ts: readiness, approval gate, one run per stack). */
 const runRefusals = {
   ...postErrorResponses,
@@ -201,7 +199,7 @@ const offboardRoute = createRoute({
 export interface RunsRouterOptions {
   /** How often the event stream looks for new events (ms). */
   eventPollMs?: number;
-  /** The streams' cap and token re-check (api/event-streams.ts). */
+  /** The streams' cap, token re-check and polling loop (api/sse.ts). */
   streams: EventStreams;
 }
 
@@ -253,29 +251,18 @@ export function runsRouter({ runs, onboarding }: Pick<Services, "runs" | "onboar
   router.openapi(runEventsRoute, async (c) => {
     const { runId } = c.req.valid("param");
     await runs.get(await c.var.tenant(), runId);
-    const lastEventId = Number.parseInt(c.req.header("last-event-id") ?? "", 10);
-    const pollMs = options.eventPollMs ?? 250;
     // The stream reads the database, not this process's memory: any replica can serve it, and a late client replays.
-    return options.streams.stream(c, c.get("principal"), async (stream, live) => {
-      let lastSeq = Number.isInteger(lastEventId) ? lastEventId : -1;
-      let aborted = false;
-      stream.onAbort(() => {
-        aborted = true;
-      });
-      while (!aborted && (await live())) {
+    return options.streams.stream(c, c.get("principal"), {
+      pollMs: options.eventPollMs ?? 250,
+      resumable: true,
+      async poll(lastSeq = -1) {
         const { status, events } = await runs.eventsAfter(runId, lastSeq, EVENT_BATCH);
-        for (const event of events) {
-          await stream.writeSSE({ id: String(event.seq), event: "engine", data: JSON.stringify(event.event) });
-          lastSeq = event.seq;
-        }
-        if (events.length === EVENT_BATCH) continue;
-        if (status && TERMINAL_RUN_STATUSES.includes(status)) {
-          await stream.writeSSE({ event: "end", data: JSON.stringify({ run_id: runId, status }) });
-          return;
-        }
-        await stream.sleep(pollMs);
-      }
-    }) as never;
+        const engineEvents = events.map((event) => ({ id: event.seq, event: "engine", data: JSON.stringify(event.event) }));
+        if (events.length === EVENT_BATCH) return { events: engineEvents, more: true };
+        if (!status || !TERMINAL_RUN_STATUSES.includes(status)) return { events: engineEvents };
+        return { events: engineEvents, end: { event: "end", data: JSON.stringify({ run_id: runId, status }) } };
+      },
+    });
   });
 
   return router;

@@ -2,6 +2,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import type { Services } from "../../services";
 import { presentTenant, settingsPatchOf } from "../presenters";
+import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import {
   bodyErrorResponses,
@@ -15,9 +16,6 @@ import {
   tenantListSchema,
   tenantSchema,
 } from "../schemas";
-
-const security = [{ bearerAuth: [] }];
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 /**
  * What a client (and schemathesis' stateful phase) can do next with a tenant it has: the slug leads to its routes.

@@ -9,6 +9,7 @@ import type { ApiToken, Organization } from "../../db/schema";
 import type { Services } from "../../services";
 import { tokenStatus } from "../../services/tenant/tenant-service";
 import { iso } from "../presenters";
+import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import {
   bodyErrorResponses,
@@ -21,8 +22,6 @@ import {
   tokenMetadataSchema,
 } from "../schemas";
 
-const security = [{ bearerAuth: [] }];
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 const tokenIdSchema = z.coerce.number().int("must be a token id (an integer)").min(1, "must be a token id (1 or more)").max(2_147_483_647);
 const listQuery = z.object({
   limit: z.coerce.number().int("must be an integer").min(1).max(200).default(50),

@@ -7,12 +7,11 @@ import { WEBHOOK_DELIVERY_STATUSES, WEBHOOK_EVENTS } from "../../db/schema";
 import { WEBHOOK_URL } from "../../programs/tenant/config";
 import type { Services } from "../../services";
 import { presentDelivery, presentWebhook } from "../fleet-presenter";
+import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import { WEBHOOK_ERROR_CLASSES } from "../../services/notification/webhook-address-fns";
 import { bodyErrorResponses, errorResponse, errorResponses, integerQuery, postErrorResponses, slugParamsSchema } from "../schemas";
 
-const security = [{ bearerAuth: [] }];
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 const webhookIdParams = z.object({ id: z.string().guid("must be a webhook id (uuid)") });
 const tenantWebhookParams = slugParamsSchema.extend({ id: z.string().guid("must be a webhook id (uuid)") });
 

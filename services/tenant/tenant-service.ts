@@ -327,7 +327,7 @@ export function createTenantService({ db, platformAccounts }: TenantServiceDeps)
     /**
      * Revokes a token of the tenant (`org`) or a platform-admin token (`org` null, platform admin); revoking a revoked
      * token changes nothing. A token cannot revoke itself, so the caller always keeps a way in. Open event streams of
-     * the token end at their next check (api/event-streams.ts).
+     * the token end at their next check (api/sse.ts).
      */
     async revokeToken(principal: Principal, org: Organization | null, tokenId: number): Promise<ApiToken> {
       if (org === null) requireAdmin(principal);

@@ -9,6 +9,7 @@ import type { Services } from "../../services";
 import { notSupported } from "../../services/integration/integration-service";
 import type { Principal } from "../../services/core/principal";
 import { presentAssetPage, presentDeployment, presentHealth, presentRetry, presentValidation } from "../presenters";
+import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import { bodyErrorResponses, bootstrapRoleArnSchema, errorResponse, errorResponses, postErrorResponses } from "../schemas";
 import {
@@ -19,9 +20,6 @@ import {
   validationSchema,
 } from "./deployment";
 import { assetPageSchema, assetQueryOf, assetsQuerySchema } from "./onboarding";
-
-const security = [{ bearerAuth: [] }];
-const json = <T>(schema: T, description: string) => ({ description, content: { "application/json": { schema } } });
 
 const PROVIDERS = ["aws", "azure", "gcp"] as const;
 
@@ -100,7 +98,7 @@ const route = <const M extends "get" | "post" | "delete", const P extends string
   security,
 });
 
-export function onboardingV2Router({ tenants, integrations, onboarding, discovery, rollout }: Services) {
+export function seedCompatibleOnboardingRouter({ tenants, integrations, onboarding, discovery, rollout }: Services) {
   const router = createRouter();
   const tenantOf = (c: { get(key: "principal"): Principal }) => tenants.tokenTenant(c.get("principal"));
 
