@@ -12,7 +12,7 @@
  */
 import type { Tag, Targeting } from "./config";
 import { isAllowed, type IamPolicy } from "../../lib/iam-evaluator-fns";
-import type { PolicyDocument, PolicyStatement } from "./policies";
+import type { PolicyDocument, PolicyStatement } from "./policy-document";
 
 export interface AssociationTarget {
   key: string;

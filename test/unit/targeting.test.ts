@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { tenantConfigSchema, type TenantConfigInput } from "../../programs/tenant/config";
 import { isAllowed, type IamPolicy } from "../../lib/iam-evaluator-fns";
-import { buildAccessPolicy, type PolicyDocument } from "../../programs/tenant/policies";
+import { buildAccessPolicy } from "../../programs/tenant/policies";
+import type { PolicyDocument } from "../../programs/tenant/policy-document";
 import {
   associationModels,
   compareTargeting,
