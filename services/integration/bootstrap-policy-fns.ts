@@ -2,7 +2,7 @@
  * The customer's bootstrap role: who may assume it (trust), what it may do (the least the tenant stack needs), and
  * the permissions boundary every role it creates must carry. Pure functions over plain strings, so the same builder
  * serves the CloudFormation template (with `${AWS::AccountId}`-style placeholders resolved by Fn::Sub) and the
- * evaluator tests (with concrete values).
+ * IAM simulation tests (with concrete values).
  *
  * What the tenant stack (programs/tenant) does with the bootstrap role, and so all this role may do:
  * - IAM (global): the XDR access role `MiniXdrAccess-<slug>` with its inline policy, and the Default Host Management
@@ -14,7 +14,7 @@
  * - Reads the provider's refresh makes on those resources.
  */
 import { resourceNames } from "../../programs/tenant/naming";
-import type { IamRequest } from "../../lib/iam-evaluator-fns";
+import type { IamRequest } from "../../lib/iam-simulation";
 import { buildTrustPolicy, DISCOVERY_ACTIONS } from "../../programs/tenant/policies";
 import type { PolicyDocument, PolicyStatement } from "../../programs/tenant/policy-document";
 
