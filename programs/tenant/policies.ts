@@ -1,20 +1,7 @@
 /** IAM policy documents for the XDR access role. Pure functions: unit-tested without Pulumi. */
 import type { Targeting } from "./config";
+import type { PolicyDocument } from "./policy-document";
 import { sendCommandDenyCondition } from "./targeting-fns";
-
-export interface PolicyStatement {
-  Sid?: string;
-  Effect: "Allow" | "Deny";
-  Principal?: { AWS: string | string[] } | { Service: string | string[] };
-  Action: string | string[];
-  Resource?: string | string[];
-  Condition?: Record<string, Record<string, string | string[]>>;
-}
-
-export interface PolicyDocument {
-  Version: "2012-10-17";
-  Statement: PolicyStatement[];
-}
 
 /** What the XDR access role reads to discover assets and follow the rollout (the bootstrap boundary allows the same). */
 export const DISCOVERY_ACTIONS = [
@@ -32,12 +19,16 @@ export const DISCOVERY_ACTIONS = [
 /** Read-only action families; a wildcard is only ever used after one of these verbs. */
 export const READ_ONLY_VERBS = ["Describe", "List", "Get"] as const;
 
-export function buildTrustPolicy(args: { platformPrincipalArn: string; externalId: string }): PolicyDocument {
+/**
+ * The trust of a role the platform assumes in the customer's account: the XDR access role, and the bootstrap role
+ * (services/integration/bootstrap-policy-fns.ts, with its own Sid).
+ */
+export function buildTrustPolicy(args: { platformPrincipalArn: string; externalId: string; sid?: string }): PolicyDocument {
   return {
     Version: "2012-10-17",
     Statement: [
       {
-        Sid: "MiniXdrPlatformAssumeRole",
+        Sid: args.sid ?? "MiniXdrPlatformAssumeRole",
         Effect: "Allow",
         Principal: { AWS: args.platformPrincipalArn },
         Action: "sts:AssumeRole",

@@ -11,8 +11,8 @@
  * tag), which `compareTargeting` reports as a disagreement.
  */
 import type { Tag, Targeting } from "./config";
-import { isAllowed, type IamPolicy } from "../../lib/iam-evaluator-fns";
-import type { PolicyDocument, PolicyStatement } from "./policies";
+import { isAllowed } from "../../lib/iam-simulation";
+import type { PolicyDocument, PolicyStatement } from "./policy-document";
 
 export interface AssociationTarget {
   key: string;
@@ -169,24 +169,35 @@ export function associationInstalls(association: AssociationModel, instance: Est
   return !skipped;
 }
 
-/** True when the access policy lets the platform run the agent document on the instance (both resources of SendCommand). */
+/**
+ * Whether the access policy lets the platform run the agent document on an instance. AWS authorizes SendCommand against
+ * the document and the instance; the document's answer is the same for every instance of a region, so it is asked once.
+ */
 export function sendCommandAllowed(
   policy: PolicyDocument,
-  instance: Pick<EstateInstance, "instanceId" | "region" | "tags">,
   account: { accountId: string; documentName: string },
-): boolean {
-  const tagContext = Object.fromEntries(Object.entries(instance.tags).map(([key, value]) => [`ssm:resourceTag/${key}`, value]));
-  const policies = [policy as IamPolicy];
-  const onDocument = isAllowed(policies, {
-    action: "ssm:SendCommand",
-    resources: [`arn:aws:ssm:${instance.region}:${account.accountId}:document/${account.documentName}`],
-  });
-  const onInstance = isAllowed(policies, {
-    action: "ssm:SendCommand",
-    resources: [`arn:aws:ec2:${instance.region}:${account.accountId}:instance/${instance.instanceId}`],
-    context: tagContext,
-  });
-  return onDocument && onInstance;
+): (instance: Pick<EstateInstance, "instanceId" | "region" | "tags">) => Promise<boolean> {
+  // The role holding the policy: identity policies decide alike for any principal of the account.
+  const accessRole = { arn: `arn:aws:iam::${account.accountId}:role/MiniXdrAccess`, policies: [policy] };
+  const onDocument = new Map<string, Promise<boolean>>();
+  return async (instance) => {
+    let document = onDocument.get(instance.region);
+    if (!document) {
+      document = isAllowed(accessRole, {
+        action: "ssm:SendCommand",
+        resources: [`arn:aws:ssm:${instance.region}:${account.accountId}:document/${account.documentName}`],
+      });
+      onDocument.set(instance.region, document);
+    }
+    const tagContext = Object.fromEntries(Object.entries(instance.tags).map(([key, value]) => [`ssm:resourceTag/${key}`, value]));
+    const onInstance = isAllowed(accessRole, {
+      action: "ssm:SendCommand",
+      resources: [`arn:aws:ec2:${instance.region}:${account.accountId}:instance/${instance.instanceId}`],
+      context: tagContext,
+    });
+    const [documentAllowed, instanceAllowed] = await Promise.all([document, onInstance]);
+    return documentAllowed && instanceAllowed;
+  };
 }
 
 export interface TargetingComparison {
@@ -206,17 +217,16 @@ export interface TargetingComparison {
  * is one the platform may retry on, and no other. Unmanaged and terminated instances are left out (neither the
  * association nor SendCommand can reach them).
  */
-export function compareTargeting(
+export async function compareTargeting(
   instances: readonly EstateInstance[],
   deployed: { associations: readonly AssociationModel[]; policy: PolicyDocument; accountId: string; documentName: string },
-): TargetingComparison {
+): Promise<TargetingComparison> {
   const considered = instances.filter((instance) => instance.managed && !isGone(instance.state));
   const installed = new Set(
     considered.filter((instance) => deployed.associations.some((a) => associationInstalls(a, instance))).map((i) => i.instanceId),
   );
-  const retryable = new Set(
-    considered.filter((instance) => sendCommandAllowed(deployed.policy, instance, deployed)).map((i) => i.instanceId),
-  );
+  const allowed = await Promise.all(considered.map(sendCommandAllowed(deployed.policy, deployed)));
+  const retryable = new Set(considered.filter((_, index) => allowed[index]).map((i) => i.instanceId));
   const installedButNotRetryable = [...installed].filter((id) => !retryable.has(id));
   const retryableButNotInstalled = [...retryable].filter((id) => !installed.has(id));
   return {

@@ -2,7 +2,7 @@
  * The customer's bootstrap role: who may assume it (trust), what it may do (the least the tenant stack needs), and
  * the permissions boundary every role it creates must carry. Pure functions over plain strings, so the same builder
  * serves the CloudFormation template (with `${AWS::AccountId}`-style placeholders resolved by Fn::Sub) and the
- * evaluator tests (with concrete values).
+ * IAM simulation tests (with concrete values).
  *
  * What the tenant stack (programs/tenant) does with the bootstrap role, and so all this role may do:
  * - IAM (global): the XDR access role `MiniXdrAccess-<slug>` with its inline policy, and the Default Host Management
@@ -14,8 +14,9 @@
  * - Reads the provider's refresh makes on those resources.
  */
 import { resourceNames } from "../../programs/tenant/naming";
-import type { IamPolicy, IamRequest, IamStatement } from "../../lib/iam-evaluator-fns";
-import { DISCOVERY_ACTIONS } from "../../programs/tenant/policies";
+import type { IamRequest } from "../../lib/iam-simulation";
+import { buildTrustPolicy, DISCOVERY_ACTIONS } from "../../programs/tenant/policies";
+import type { PolicyDocument, PolicyStatement } from "../../programs/tenant/policy-document";
 
 export const SSM_INSTANCE_DEFAULT_POLICY_NAME = "AmazonSSMManagedEC2InstanceDefaultPolicy";
 export const DEFAULT_HOST_MANAGEMENT_SETTING_ID = "/ssm/managed-instance/default-ec2-instance-management-role";
@@ -68,27 +69,16 @@ export function bootstrapArns(scope: BootstrapScope) {
 }
 
 /** The bootstrap role trusts only the platform principal, and only with the tenant's external ID. */
-export function buildBootstrapTrustPolicy(args: { platformPrincipalArn: string; externalId: string }): IamPolicy {
-  return {
-    Version: "2012-10-17",
-    Statement: [
-      {
-        Sid: "MiniXdrPlatformOnly",
-        Effect: "Allow",
-        Principal: { AWS: args.platformPrincipalArn },
-        Action: "sts:AssumeRole",
-        Condition: { StringEquals: { "sts:ExternalId": args.externalId } },
-      },
-    ],
-  };
+export function buildBootstrapTrustPolicy(args: { platformPrincipalArn: string; externalId: string }): PolicyDocument {
+  return buildTrustPolicy({ ...args, sid: "MiniXdrPlatformOnly" });
 }
 
 /** The bootstrap role's permissions. No statement allows a mutating action on an unnamed resource. */
-export function buildBootstrapPolicy(scope: BootstrapScope): IamPolicy {
+export function buildBootstrapPolicy(scope: BootstrapScope): PolicyDocument {
   const arn = bootstrapArns(scope);
   const ourRoles = [arn.accessRole, arn.defaultHostManagementRole];
   const withOurBoundary = { ArnEquals: { "iam:PermissionsBoundary": arn.boundaryPolicy } };
-  const statements: IamStatement[] = [
+  const statements: PolicyStatement[] = [
     {
       // iam:PermissionsBoundary is the boundary in the CreateRole request, and the role's current boundary for the
       // policy calls: a role without our boundary can be neither created nor given a policy.
@@ -198,7 +188,7 @@ export function buildBootstrapPolicy(scope: BootstrapScope): IamPolicy {
  * The most any role the stack creates may do: the XDR access role's discovery and agent runs, and the SSM agent
  * calls of instances managed through Default Host Management (AmazonSSMManagedEC2InstanceDefaultPolicy's actions).
  */
-export function buildPermissionsBoundaryPolicy(scope: BootstrapScope): IamPolicy {
+export function buildPermissionsBoundaryPolicy(scope: BootstrapScope): PolicyDocument {
   const arn = bootstrapArns(scope);
   return {
     Version: "2012-10-17",

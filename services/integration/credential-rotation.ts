@@ -7,14 +7,14 @@
  * counted by sealedRowsByKey). Work comes in batches along each table's primary key, so a pass can stop after any
  * batch and go on from its cursor (services/integration/credential-rotation-queue.ts does, on pg-boss).
  */
-import { and, asc, count, eq, gt, inArray, isNotNull, sql, type SQL, type SQLWrapper } from "drizzle-orm";
+import { and, asc, count, eq, getTableColumns, inArray, isNotNull, sql, type SQL, type SQLWrapper } from "drizzle-orm";
+import type { PgColumn, PgTable } from "drizzle-orm/pg-core";
 import type { DrizzleDatabase } from "../../db/client";
 import { CredentialDecryptionError, decryptJson, encryptJson, type CredentialContext, type EncryptedValue, type Keyring } from "../../db/crypto";
 import { enrollmentTokens, idempotencyKeys, integrationCredentials, runPlans, tenantExternalIds, webhooks } from "../../db/schema";
 import { idempotencyResponseContext } from "../../lib/idempotency-context";
-import { webhookSecretContext } from "../notification/webhook-service";
 import { enrollmentTokenContext } from "../core/enrollment-tokens";
-import { planContext } from "../run/run-plan-store";
+import { planContext, webhookSecretContext } from "../core/sealed-contexts";
 import { externalIdContext } from "./external-ids";
 
 export const SEALED_SOURCES = ["integration_credentials", "tenant_external_ids", "enrollment_tokens", "run_plans", "webhooks", "idempotency_keys"] as const;
@@ -27,6 +27,25 @@ interface SealedRow {
   context: CredentialContext;
   /** Columns the update must keep as they were (updated_at). */
   keep?: Record<string, unknown>;
+}
+
+type ColumnName<T extends PgTable> = keyof T["_"]["columns"] & string;
+
+/** A table holding sealed values, by its columns' property names. */
+interface SealedTable<T extends PgTable, C extends ColumnName<T>> {
+  name: SealedSource;
+  table: T;
+  /** The primary key, in order. */
+  key: ColumnName<T>[];
+  /** The envelope. */
+  sealed: ColumnName<T>;
+  /** The column naming the key that sealed the envelope, written with it. */
+  keyId?: ColumnName<T>;
+  /** Columns a re-seal must leave as they were (an updated_at that $onUpdate would move). */
+  keep?: ColumnName<T>[];
+  /** The columns the row's encryption context is built from. */
+  contextColumns: C[];
+  context(row: Pick<T["$inferSelect"], C>): CredentialContext;
 }
 
 interface SealedColumn {
@@ -42,157 +61,108 @@ interface SealedColumn {
 /** The key id an envelope column names (`v1:<keyId>:...`), in SQL. */
 const keyOf = (column: SQLWrapper): SQL<string> => sql<string>`split_part(${column}, ':', 2)`;
 
-const countByKeyOf = (db: DrizzleDatabase, table: Parameters<ReturnType<DrizzleDatabase["select"]>["from"]>[0], column: SQLWrapper) =>
-  db
-    .select({ keyId: keyOf(column), rows: count() })
-    .from(table)
-    .where(isNotNull(column))
-    .groupBy(keyOf(column));
-
-const SEALED_COLUMNS: SealedColumn[] = [
-  {
-    name: "integration_credentials",
+function sealedColumn<T extends PgTable, C extends ColumnName<T>>(spec: SealedTable<T, C>): SealedColumn {
+  const columns: Record<string, PgColumn> = getTableColumns(spec.table);
+  const key = spec.key.map((name) => columns[name]!);
+  const sealed = columns[spec.sealed]!;
+  const read = Object.fromEntries([...spec.key, ...spec.contextColumns, ...(spec.keep ?? [])].map((name) => [name, columns[name]!]));
+  /** A position (text) back to the key's values: integer keys compare as numbers. */
+  const keyValues = (position: string[]) => key.map((column, i) => (column.dataType === "number" ? Number(position[i]) : position[i]!));
+  const list = (parts: SQLWrapper[]) => sql.join(parts, sql`, `);
+  return {
+    name: spec.name,
     async select(db, keyIds, after, limit) {
-      const t = integrationCredentials;
-      const rows = await db
-        .select({ id: t.id, organizationId: t.organizationId, provider: t.provider, envelope: t.credentialData, updatedAt: t.updatedAt })
-        .from(t)
-        .where(and(inArray(keyOf(t.credentialData), keyIds), after ? gt(t.id, Number(after[0])) : undefined))
-        .orderBy(asc(t.id))
+      const rows: Record<string, unknown>[] = await db
+        .select({ ...read, envelope: sealed })
+        .from(spec.table as PgTable)
+        .where(
+          and(
+            inArray(keyOf(sealed), keyIds),
+            after ? sql`(${list(key)}) > (${list(keyValues(after).map((value, i) => sql.param(value, key[i])))})` : undefined,
+          ),
+        )
+        .orderBy(...key.map((column) => asc(column)))
         .limit(limit);
       return rows.map((row) => ({
-        position: [String(row.id)],
-        envelope: row.envelope,
-        context: { organizationId: row.organizationId, provider: row.provider },
-        keep: { updatedAt: row.updatedAt },
+        position: spec.key.map((name) => String(row[name])),
+        // Not null: the key-id filter above left out rows without an envelope.
+        envelope: row.envelope as string,
+        context: spec.context(row as Pick<T["$inferSelect"], C>),
+        keep: spec.keep && Object.fromEntries(spec.keep.map((name) => [name, row[name]])),
       }));
     },
-    async reseal(db, row, sealed) {
-      const t = integrationCredentials;
+    async reseal(db, row, resealed) {
+      const values = keyValues(row.position);
       const updated = await db
-        .update(t)
-        .set({ credentialData: sealed.envelope, encryptionKeyId: sealed.keyId, ...row.keep })
-        .where(and(eq(t.id, Number(row.position[0])), eq(t.credentialData, row.envelope)))
-        .returning({ id: t.id });
+        .update(spec.table as PgTable)
+        .set({ [spec.sealed]: resealed.envelope, ...(spec.keyId && { [spec.keyId]: resealed.keyId }), ...row.keep })
+        .where(and(...key.map((column, i) => eq(column, values[i])), eq(sealed, row.envelope)))
+        .returning({ key: key[0]! });
       return updated.length > 0;
     },
-    countByKey: (db) => countByKeyOf(db, integrationCredentials, integrationCredentials.credentialData),
-  },
-  {
+    countByKey: (db) =>
+      db
+        .select({ keyId: keyOf(sealed), rows: count() })
+        .from(spec.table as PgTable)
+        .where(isNotNull(sealed))
+        .groupBy(keyOf(sealed)),
+  };
+}
+
+/** In SEALED_SOURCES order: a pass's cursor names a table by its index here. */
+const SEALED_COLUMNS: SealedColumn[] = [
+  sealedColumn({
+    name: "integration_credentials",
+    table: integrationCredentials,
+    key: ["id"],
+    sealed: "credentialData",
+    keyId: "encryptionKeyId",
+    keep: ["updatedAt"],
+    contextColumns: ["organizationId", "provider"],
+    context: ({ organizationId, provider }) => ({ organizationId, provider }),
+  }),
+  sealedColumn({
     name: "tenant_external_ids",
-    async select(db, keyIds, after, limit) {
-      const t = tenantExternalIds;
-      const rows = await db
-        .select({ organizationId: t.organizationId, envelope: t.externalIdSealed })
-        .from(t)
-        .where(and(inArray(keyOf(t.externalIdSealed), keyIds), after ? gt(t.organizationId, Number(after[0])) : undefined))
-        .orderBy(asc(t.organizationId))
-        .limit(limit);
-      return rows.map((row) => ({ position: [String(row.organizationId)], envelope: row.envelope, context: externalIdContext(row.organizationId) }));
-    },
-    async reseal(db, row, sealed) {
-      const t = tenantExternalIds;
-      const updated = await db
-        .update(t)
-        .set({ externalIdSealed: sealed.envelope })
-        .where(and(eq(t.organizationId, Number(row.position[0])), eq(t.externalIdSealed, row.envelope)))
-        .returning({ id: t.organizationId });
-      return updated.length > 0;
-    },
-    countByKey: (db) => countByKeyOf(db, tenantExternalIds, tenantExternalIds.externalIdSealed),
-  },
-  {
+    table: tenantExternalIds,
+    key: ["organizationId"],
+    sealed: "externalIdSealed",
+    contextColumns: ["organizationId"],
+    context: (row) => externalIdContext(row.organizationId),
+  }),
+  sealedColumn({
     name: "enrollment_tokens",
-    async select(db, keyIds, after, limit) {
-      const t = enrollmentTokens;
-      const rows = await db
-        .select({ id: t.id, organizationId: t.organizationId, envelope: t.tokenSealed })
-        .from(t)
-        .where(and(inArray(keyOf(t.tokenSealed), keyIds), after ? gt(t.id, Number(after[0])) : undefined))
-        .orderBy(asc(t.id))
-        .limit(limit);
-      return rows.map((row) => ({ position: [String(row.id)], envelope: row.envelope!, context: enrollmentTokenContext(row.organizationId) }));
-    },
-    async reseal(db, row, sealed) {
-      const t = enrollmentTokens;
-      const updated = await db
-        .update(t)
-        .set({ tokenSealed: sealed.envelope })
-        .where(and(eq(t.id, Number(row.position[0])), eq(t.tokenSealed, row.envelope)))
-        .returning({ id: t.id });
-      return updated.length > 0;
-    },
-    countByKey: (db) => countByKeyOf(db, enrollmentTokens, enrollmentTokens.tokenSealed),
-  },
-  {
+    table: enrollmentTokens,
+    key: ["id"],
+    sealed: "tokenSealed",
+    contextColumns: ["organizationId"],
+    context: (row) => enrollmentTokenContext(row.organizationId),
+  }),
+  sealedColumn({
     name: "run_plans",
-    async select(db, keyIds, after, limit) {
-      const t = runPlans;
-      const rows = await db
-        .select({ id: t.id, organizationId: t.organizationId, envelope: t.planSealed })
-        .from(t)
-        .where(and(inArray(keyOf(t.planSealed), keyIds), after ? gt(t.id, after[0]!) : undefined))
-        .orderBy(asc(t.id))
-        .limit(limit);
-      return rows.map((row) => ({ position: [row.id], envelope: row.envelope, context: planContext(row.organizationId, row.id) }));
-    },
-    async reseal(db, row, sealed) {
-      const t = runPlans;
-      const updated = await db
-        .update(t)
-        .set({ planSealed: sealed.envelope, keyId: sealed.keyId })
-        .where(and(eq(t.id, row.position[0]!), eq(t.planSealed, row.envelope)))
-        .returning({ id: t.id });
-      return updated.length > 0;
-    },
-    countByKey: (db) => countByKeyOf(db, runPlans, runPlans.planSealed),
-  },
-  {
+    table: runPlans,
+    key: ["id"],
+    sealed: "planSealed",
+    keyId: "keyId",
+    contextColumns: ["organizationId", "id"],
+    context: (row) => planContext(row.organizationId, row.id),
+  }),
+  sealedColumn({
     name: "webhooks",
-    async select(db, keyIds, after, limit) {
-      const t = webhooks;
-      const rows = await db
-        .select({ id: t.id, organizationId: t.organizationId, envelope: t.secretSealed })
-        .from(t)
-        .where(and(inArray(keyOf(t.secretSealed), keyIds), after ? gt(t.id, after[0]!) : undefined))
-        .orderBy(asc(t.id))
-        .limit(limit);
-      return rows.map((row) => ({ position: [row.id], envelope: row.envelope, context: webhookSecretContext(row.organizationId) }));
-    },
-    async reseal(db, row, sealed) {
-      const t = webhooks;
-      const updated = await db
-        .update(t)
-        .set({ secretSealed: sealed.envelope, encryptionKeyId: sealed.keyId })
-        .where(and(eq(t.id, row.position[0]!), eq(t.secretSealed, row.envelope)))
-        .returning({ id: t.id });
-      return updated.length > 0;
-    },
-    countByKey: (db) => countByKeyOf(db, webhooks, webhooks.secretSealed),
-  },
-  {
+    table: webhooks,
+    key: ["id"],
+    sealed: "secretSealed",
+    keyId: "encryptionKeyId",
+    contextColumns: ["organizationId"],
+    context: (row) => webhookSecretContext(row.organizationId),
+  }),
+  sealedColumn({
     name: "idempotency_keys",
-    async select(db, keyIds, after, limit) {
-      const t = idempotencyKeys;
-      const rows = await db
-        .select({ actor: t.actor, key: t.key, envelope: t.responseBody })
-        .from(t)
-        .where(and(inArray(keyOf(t.responseBody), keyIds), after ? sql`(${t.actor}, ${t.key}) > (${after[0]}, ${after[1]})` : undefined))
-        .orderBy(asc(t.actor), asc(t.key))
-        .limit(limit);
-      return rows.map((row) => ({ position: [row.actor, row.key], envelope: row.envelope!, context: idempotencyResponseContext(row.actor, row.key) }));
-    },
-    async reseal(db, row, sealed) {
-      const t = idempotencyKeys;
-      const updated = await db
-        .update(t)
-        .set({ responseBody: sealed.envelope })
-        .where(and(eq(t.actor, row.position[0]!), eq(t.key, row.position[1]!), eq(t.responseBody, row.envelope)))
-        .returning({ key: t.key });
-      return updated.length > 0;
-    },
-    countByKey: (db) => countByKeyOf(db, idempotencyKeys, idempotencyKeys.responseBody),
-  },
+    table: idempotencyKeys,
+    key: ["actor", "key"],
+    sealed: "responseBody",
+    contextColumns: ["actor", "key"],
+    context: (row) => idempotencyResponseContext(row.actor, row.key),
+  }),
 ];
 
 export type RotationCounts = Record<SealedSource, number>;

@@ -4,7 +4,7 @@
  */
 import { and, asc, count, desc, eq, inArray, isNull } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
-import { encryptJson, generateToken, type CredentialContext, type Keyring } from "../../db/crypto";
+import { encryptJson, generateToken, type Keyring } from "../../db/crypto";
 import {
   organizations,
   webhookDeliveries,
@@ -19,8 +19,12 @@ import {
 import { ConflictError, NotFoundError, UnprocessableError } from "../../lib/errors";
 import { recordAudit } from "../core/audit-store";
 import { isAdmin, requireAdmin, type Principal } from "../core/principal";
+import { webhookSecretContext } from "../core/sealed-contexts";
 import { parseWebhookUrl } from "./webhook-address-fns";
 import { resolveTarget, systemLookup, type AddressClassifier, type HostLookup } from "./webhook-transport";
+
+// Defined in services/core (key rotation needs it too); still exported here, where webhook code and tests import it.
+export { webhookSecretContext };
 
 export interface WebhookSettings {
   /** Platform webhooks (no tenant) may target loopback, also over plain http (WEBHOOK_PLATFORM_ALLOW_LOOPBACK). */
@@ -36,11 +40,6 @@ export interface WebhookServiceDeps extends WebhookSettings {
   keyring: Keyring;
   lookup?: HostLookup;
   classify?: AddressClassifier;
-}
-
-/** The sealed secret is bound to its owner: a platform-wide webhook's to "platform". */
-export function webhookSecretContext(organizationId: number | null): CredentialContext {
-  return { organizationId: organizationId ?? "platform", provider: "webhook" };
 }
 
 export interface CreateWebhookInput {

@@ -10,6 +10,7 @@ import { and, eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { decryptJson, encryptJson, type Keyring } from "../../db/crypto";
 import { runPlans } from "../../db/schema";
+import { planContext } from "../core/sealed-contexts";
 
 export class RunPlanNotFoundError extends Error {
   override readonly name = "RunPlanNotFoundError";
@@ -17,9 +18,6 @@ export class RunPlanNotFoundError extends Error {
     super(`the saved plan ${planId} was not found for this tenant`);
   }
 }
-
-/** Sealed per tenant and plan id: a plan copied to another tenant's or plan's row does not open. */
-export const planContext = (organizationId: number, planId: string) => ({ organizationId, provider: `run-plan:${planId}` });
 
 export interface RunPlanStore {
   /** Runs `save` with a temporary file path, then seals the plan the CLI wrote there into run_plans. */

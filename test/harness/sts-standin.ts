@@ -2,10 +2,10 @@
  * An STS stand-in on 127.0.0.1 that answers AssumeRole as AWS does, in front of moto. moto 5.2.5 grants AssumeRole for
  * any role ARN, existing or not, whatever its trust policy and external ID; AWS refuses (403 AccessDenied) unless the
  * role exists and its trust policy admits the caller with the external ID presented. This stand-in checks exactly
- * that against moto's own IAM (the role and its trust policy, read in the role's account) with the project's IAM
- * evaluator, treating the caller as `callerPrincipalArn`; an admitted call, and every other STS call, is forwarded to
- * moto unchanged. As in AWS, a trust policy without an `sts:ExternalId` condition admits the caller with any external
- * ID and with none (test/integration/confused-deputy.test.ts pins that): the platform's negative probe relies on it. Tests
+ * that against moto's own IAM (the role and its trust policy, read in the role's account) with the IAM simulator
+ * (lib/iam-simulation.ts), treating the caller as `callerPrincipalArn`; an admitted call, and every other STS call, is
+ * forwarded to moto unchanged. As in AWS, a trust policy without an `sts:ExternalId` condition admits the caller with
+ * any external ID and with none (test/integration/confused-deputy.test.ts pins that): the platform's negative probe relies on it. Tests
  * point the SDK at it with the standard AWS_ENDPOINT_URL_STS; every service process that test/harness/server.ts
  * startServer() starts gets one unless the test set AWS_ENDPOINT_URL_STS itself.
  */
@@ -13,7 +13,7 @@ import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { GetRoleCommand, IAMClient, NoSuchEntityException } from "@aws-sdk/client-iam";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
-import { isAllowed, type IamPolicy } from "../../lib/iam-evaluator-fns";
+import { trustAdmits } from "../../lib/iam-simulation";
 
 export interface StsStandIn {
   url: string;
@@ -57,9 +57,9 @@ export async function startStsStandIn(options: { motoUrl: string; callerPrincipa
     if (!match) return false;
     try {
       const role = await (await iamOf(match[1]!)).send(new GetRoleCommand({ RoleName: match[2]! }));
-      const trust = JSON.parse(decodeURIComponent(role.Role!.AssumeRolePolicyDocument!)) as IamPolicy;
-      return isAllowed([trust], {
-        action: "sts:AssumeRole",
+      const trust = JSON.parse(decodeURIComponent(role.Role!.AssumeRolePolicyDocument!)) as object;
+      return await trustAdmits(trust, {
+        roleArn,
         principal: options.callerPrincipalArn,
         context: externalId === null ? {} : { "sts:ExternalId": externalId },
       });

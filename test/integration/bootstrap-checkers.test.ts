@@ -18,7 +18,7 @@ import {
   buildPermissionsBoundaryPolicy,
 } from "../../services/integration/bootstrap-policy-fns";
 import { renderBootstrapTemplate } from "../../services/integration/bootstrap-template-fns";
-import type { IamPolicy } from "../../lib/iam-evaluator-fns";
+import type { PolicyDocument } from "../../programs/tenant/policy-document";
 import { PLATFORM_PRINCIPAL_ARN } from "../fixtures/tenant-config";
 import { REPO_ROOT } from "../harness/moto";
 import { DEFAULT_EXCLUSION_TAG, DEFAULT_TARGET_TAG } from "../../programs/tenant/config";
@@ -127,7 +127,7 @@ interface ParliamentFinding {
 }
 
 /** parliament's findings of severity medium or higher; it reads the policy from stdin. */
-async function parliament(policy: IamPolicy): Promise<ParliamentFinding[]> {
+async function parliament(policy: PolicyDocument): Promise<ParliamentFinding[]> {
   const result = await run(checker("parliament"), ["--json", "--minimum_severity", "MEDIUM"], JSON.stringify(policy));
   const findings = result.stdout
     .split("\n")
@@ -143,7 +143,7 @@ async function parliament(policy: IamPolicy): Promise<ParliamentFinding[]> {
  * role's resource policy: its resource is the role itself, and IAM refuses a Resource element in it. The trust
  * policies go through parliament with that implied Resource written out, everything else unchanged.
  */
-function withImpliedResource(trust: IamPolicy, roleArn: string): IamPolicy {
+function withImpliedResource(trust: PolicyDocument, roleArn: string): PolicyDocument {
   return { ...trust, Statement: trust.Statement.map((statement) => ({ ...statement, Resource: roleArn })) };
 }
 
@@ -160,7 +160,7 @@ describe("parliament", () => {
     expect(findings.map((finding) => finding.issue)).toContain("RESOURCE_MISMATCH");
   });
 
-  const policies: [string, () => IamPolicy][] = [
+  const policies: [string, () => PolicyDocument][] = [
     ["the bootstrap role's permissions", () => buildBootstrapPolicy(scope)],
     ["the bootstrap role's trust", () => withImpliedResource(buildBootstrapTrustPolicy({ platformPrincipalArn: PLATFORM_PRINCIPAL_ARN, externalId }), arn.bootstrapRole)],
     ["the permissions boundary", () => buildPermissionsBoundaryPolicy(scope)],

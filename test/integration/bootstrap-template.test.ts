@@ -6,7 +6,7 @@
  *
  * moto 5.2.5 does not enforce IAM: it grants AssumeRole for any role whatever its trust policy and ignores the
  * external ID. So "a role created with a wrong external ID is not connectable" is shown on what moto does keep: the
- * trust policy the stack deployed, read back from moto's IAM and evaluated with our IAM evaluator for the platform
+ * trust policy the stack deployed, read back from moto's IAM and evaluated with the IAM simulator for the platform
  * presenting the tenant's external ID. (STS's refusal itself, and the 422 of the connect route, are pinned in
  * test/integration/bootstrap-role-check.test.ts with a one-answer STS stand-in.)
  */
@@ -27,7 +27,7 @@ import { createBootstrapLinkService, type BootstrapLinkService } from "../../ser
 import { bootstrapArns, buildBootstrapPolicy, tenantStackRequests } from "../../services/integration/bootstrap-policy-fns";
 import { BOOTSTRAP_TEMPLATE_PARAMETERS, renderBootstrapTemplate } from "../../services/integration/bootstrap-template-fns";
 import { publishBootstrapTemplate, type PublishedTemplate } from "../../services/integration/bootstrap-template-publisher";
-import { evaluatePolicies, isAllowed, type IamPolicy } from "../../lib/iam-evaluator-fns";
+import { isAllowed, trustAdmits } from "../../lib/iam-simulation";
 import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
 import { miniCorpTenantConfig, PLATFORM_PRINCIPAL_ARN } from "../fixtures/tenant-config";
 import { awsAsCustomer, customerAccount, type CustomerAccount } from "../harness/customer-cloudformation";
@@ -73,14 +73,14 @@ async function createBootstrapStack(args: { templateUrl: string; stackName: stri
   };
 }
 
-async function trustPolicyOf(roleName: string): Promise<IamPolicy> {
+async function trustPolicyOf(roleName: string): Promise<{ roleArn: string; trust: object }> {
   const role = await customer.iam.send(new GetRoleCommand({ RoleName: roleName }));
-  return JSON.parse(decodeURIComponent(role.Role!.AssumeRolePolicyDocument!)) as IamPolicy;
+  return { roleArn: role.Role!.Arn!, trust: JSON.parse(decodeURIComponent(role.Role!.AssumeRolePolicyDocument!)) as object };
 }
 
 /** Would AWS let the platform in with the tenant's external ID? */
-const platformMayAssume = (trust: IamPolicy, externalId: string) =>
-  isAllowed([trust], { action: "sts:AssumeRole", principal: PLATFORM_PRINCIPAL_ARN, context: { "sts:ExternalId": externalId } });
+const platformMayAssume = ({ roleArn, trust }: { roleArn: string; trust: object }, externalId: string) =>
+  trustAdmits(trust, { roleArn, principal: PLATFORM_PRINCIPAL_ARN, context: { "sts:ExternalId": externalId } });
 
 beforeAll(async () => {
   customer = await customerAccount(CUSTOMER_ACCOUNT, REGION);
@@ -125,16 +125,18 @@ describe("the bootstrap template on the emulator", () => {
     expect(stack.status).toBe("CREATE_COMPLETE");
     expect(stack.outputs).toEqual({ BootstrapRoleArn: arn.bootstrapRole, PermissionsBoundaryArn: arn.boundaryPolicy });
 
-    // What moto's IAM holds is what the evaluator checks: the trust admits the platform with this tenant's ID only...
+    // What moto's IAM holds is what the simulator checks: the trust admits the platform with this tenant's ID only...
     const trust = await trustPolicyOf(link.roleName);
-    expect(platformMayAssume(trust, EXTERNAL_ID)).toBe(true);
-    expect(platformMayAssume(trust, "mxdr-ext-someone-else-000000")).toBe(false);
+    expect(await platformMayAssume(trust, EXTERNAL_ID)).toBe(true);
+    expect(await platformMayAssume(trust, "mxdr-ext-someone-else-000000")).toBe(false);
     // ...and the inline policy is the builder's, allowing every call of the tenant stack.
     const inline = await customer.iam.send(new GetRolePolicyCommand({ RoleName: link.roleName, PolicyName: "mini-xdr-bootstrap" }));
-    const deployed = JSON.parse(decodeURIComponent(inline.PolicyDocument!)) as IamPolicy;
+    const deployed = JSON.parse(decodeURIComponent(inline.PolicyDocument!)) as object;
     expect(deployed).toEqual(buildBootstrapPolicy({ partition: "aws", accountId: CUSTOMER_ACCOUNT, tenantSlug: SLUG }));
     const requests = tenantStackRequests({ accountId: CUSTOMER_ACCOUNT, tenantSlug: SLUG, regions: [REGION] });
-    expect(requests.filter((request) => evaluatePolicies([deployed], request) !== "Allow")).toEqual([]);
+    const bootstrapRole = { arn: arn.bootstrapRole, policies: [deployed] };
+    const allowed = await Promise.all(requests.map((request) => isAllowed(bootstrapRole, request)));
+    expect(requests.filter((_, index) => !allowed[index])).toEqual([]);
     const boundary = await customer.iam.send(new GetPolicyCommand({ PolicyArn: arn.boundaryPolicy }));
     expect(boundary.Policy!.PolicyName).toBe(`MiniXdrBoundary-${SLUG}`);
   });
@@ -163,8 +165,8 @@ describe("the bootstrap template on the emulator", () => {
     const stack = await createBootstrapStack({ templateUrl: link.templateUrl, stackName: link.stackName, tenantSlug: WRONG_SLUG, externalId: "mxdr-ext-typed-by-hand-0000" });
     expect(stack.status).toBe("CREATE_COMPLETE");
     const trust = await trustPolicyOf(link.roleName);
-    expect(platformMayAssume(trust, EXTERNAL_ID)).toBe(false);
-    expect(platformMayAssume(trust, "mxdr-ext-typed-by-hand-0000")).toBe(true);
+    expect(await platformMayAssume(trust, EXTERNAL_ID)).toBe(false);
+    expect(await platformMayAssume(trust, "mxdr-ext-typed-by-hand-0000")).toBe(true);
     // moto itself does not enforce the trust policy: it grants AssumeRole with the tenant's ID all the same. In AWS,
     // STS refuses this call (AccessDenied), which is what keeps the tenant from being connected.
     expect(

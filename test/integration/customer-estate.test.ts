@@ -142,7 +142,7 @@ describe("a customer-like estate", () => {
       createdAssociations.push({ region: model.region, id });
     }
     const policy = buildAccessPolicy({ customerAccountId: ACCOUNT, documentName: DOCUMENT, regions: config.regions, targeting: config.targeting });
-    const predicted = compareTargeting(estate.asTargetingInstances(), { associations: models, policy, accountId: ACCOUNT, documentName: DOCUMENT });
+    const predicted = await compareTargeting(estate.asTargetingInstances(), { associations: models, policy, accountId: ACCOUNT, documentName: DOCUMENT });
 
     const applied: string[] = [];
     for (const managed of estate.managedInstances()) {

@@ -1,5 +1,5 @@
 /**
- * The bootstrap role's policy, checked with the pure IAM evaluator: it allows every call the tenant stack makes
+ * The bootstrap role's policy, checked with the IAM simulator (lib/iam-simulation.ts): it allows every call the tenant stack makes
  * (derived from the program's resource names) and nothing that could mint an admin role or touch what is not ours.
  */
 import { describe, expect, it } from "vitest";
@@ -13,7 +13,7 @@ import {
   buildPermissionsBoundaryPolicy,
   tenantStackRequests,
 } from "../../services/integration/bootstrap-policy-fns";
-import { evaluatePolicies, isAllowed, isAllowedWithinBoundary, type IamRequest } from "../../lib/iam-evaluator-fns";
+import { decide, isAllowed, trustAdmits, type IamRequest } from "../../lib/iam-simulation";
 import { DEFAULT_EXCLUSION_TAG, DEFAULT_TARGET_TAG } from "../../programs/tenant/config";
 
 const DEFAULT_TARGETING = { mode: "all_managed" as const, targetTag: DEFAULT_TARGET_TAG, exclusionTag: DEFAULT_EXCLUSION_TAG };
@@ -27,77 +27,79 @@ const names = resourceNames(SLUG);
 const role = (name: string) => `arn:aws:iam::${ACCOUNT}:role/${name}`;
 const ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess";
 const withBoundary = { "iam:PermissionsBoundary": arn.boundaryPolicy };
-const allowed = (request: IamRequest) => isAllowed([policy], request);
+const allowed = (request: IamRequest) => isAllowed({ arn: arn.bootstrapRole, policies: [policy] }, request);
 
 describe("the bootstrap role's policy", () => {
-  it("allows every call the tenant stack makes, in every region of the tenant", () => {
+  it("allows every call the tenant stack makes, in every region of the tenant", async () => {
     const requests = tenantStackRequests({ accountId: ACCOUNT, tenantSlug: SLUG, regions: ["us-east-1", "eu-west-1", "ap-southeast-2"] });
     expect(requests.length).toBeGreaterThan(60);
-    const refused = requests.filter((request) => !allowed(request)).map((r) => `${r.purpose}: ${r.action} ${r.resources?.join(" ")}`);
+    const decisions = await Promise.all(requests.map(allowed));
+    const refused = requests.filter((_, index) => !decisions[index]).map((r) => `${r.purpose}: ${r.action} ${r.resources.join(" ")}`);
     expect(refused).toEqual([]);
     // The requests name exactly the program's resources.
-    const named = requests.flatMap((request) => request.resources ?? []).join("\n");
+    const named = requests.flatMap((request) => request.resources).join("\n");
     for (const name of [names.roleName, names.parameterName.slice(1), names.documentName]) expect(named).toContain(name);
   });
 
-  it("cannot create a role outside our names", () => {
+  it("cannot create a role outside our names", async () => {
     for (const name of ["Admin", "MiniXdrAccess-other-tenant", "MiniXdr-Anything", `mini-xdr/${names.roleName}`, bootstrapNames(SLUG).bootstrapRoleName]) {
-      expect(allowed({ action: "iam:CreateRole", resources: [role(name)], context: withBoundary }), name).toBe(false);
+      expect(await allowed({ action: "iam:CreateRole", resources: [role(name)], context: withBoundary }), name).toBe(false);
     }
   });
 
-  it("cannot create one of our roles without our boundary, or with another one", () => {
-    expect(allowed({ action: "iam:CreateRole", resources: [arn.accessRole] })).toBe(false);
-    expect(allowed({ action: "iam:CreateRole", resources: [arn.accessRole], context: { "iam:PermissionsBoundary": ADMIN_POLICY } })).toBe(false);
-    expect(allowed({ action: "iam:CreateRole", resources: [arn.accessRole], context: withBoundary })).toBe(true);
+  it("cannot create one of our roles without our boundary, or with another one", async () => {
+    expect(await allowed({ action: "iam:CreateRole", resources: [arn.accessRole] })).toBe(false);
+    expect(await allowed({ action: "iam:CreateRole", resources: [arn.accessRole], context: { "iam:PermissionsBoundary": ADMIN_POLICY } })).toBe(false);
+    expect(await allowed({ action: "iam:CreateRole", resources: [arn.accessRole], context: withBoundary })).toBe(true);
   });
 
-  it("cannot attach AdministratorAccess, or anything but the SSM instance policy to the host management role", () => {
+  it("cannot attach AdministratorAccess, or anything but the SSM instance policy to the host management role", async () => {
     for (const target of [arn.defaultHostManagementRole, arn.accessRole, role("Admin")]) {
-      expect(allowed({ action: "iam:AttachRolePolicy", resources: [target], context: { ...withBoundary, "iam:PolicyARN": ADMIN_POLICY } })).toBe(false);
+      expect(await allowed({ action: "iam:AttachRolePolicy", resources: [target], context: { ...withBoundary, "iam:PolicyARN": ADMIN_POLICY } })).toBe(false);
     }
-    expect(allowed({ action: "iam:AttachRolePolicy", resources: [arn.accessRole], context: { ...withBoundary, "iam:PolicyARN": arn.ssmInstanceDefaultPolicy } })).toBe(false);
+    expect(await allowed({ action: "iam:AttachRolePolicy", resources: [arn.accessRole], context: { ...withBoundary, "iam:PolicyARN": arn.ssmInstanceDefaultPolicy } })).toBe(false);
     // ...and not even that one to a role that lost its boundary.
-    expect(allowed({ action: "iam:AttachRolePolicy", resources: [arn.defaultHostManagementRole], context: { "iam:PolicyARN": arn.ssmInstanceDefaultPolicy } })).toBe(false);
+    expect(await allowed({ action: "iam:AttachRolePolicy", resources: [arn.defaultHostManagementRole], context: { "iam:PolicyARN": arn.ssmInstanceDefaultPolicy } })).toBe(false);
   });
 
-  it("cannot write an inline policy on a role that is not ours or has no boundary, itself included", () => {
+  it("cannot write an inline policy on a role that is not ours or has no boundary, itself included", async () => {
     for (const target of [role("CustomerAdmin"), arn.bootstrapRole, role("MiniXdrAccess-other-tenant")]) {
-      expect(allowed({ action: "iam:PutRolePolicy", resources: [target], context: withBoundary }), target).toBe(false);
+      expect(await allowed({ action: "iam:PutRolePolicy", resources: [target], context: withBoundary }), target).toBe(false);
     }
-    expect(allowed({ action: "iam:PutRolePolicy", resources: [arn.accessRole] })).toBe(false);
+    expect(await allowed({ action: "iam:PutRolePolicy", resources: [arn.accessRole] })).toBe(false);
   });
 
-  it("can never remove a boundary, nor rewrite the boundary policy", () => {
-    expect(evaluatePolicies([policy], { action: "iam:DeleteRolePermissionsBoundary", resources: [arn.accessRole], context: withBoundary })).toBe("ExplicitDeny");
+  it("can never remove a boundary, nor rewrite the boundary policy", async () => {
+    const removal = { action: "iam:DeleteRolePermissionsBoundary", resources: [arn.accessRole], context: withBoundary };
+    expect(await decide({ arn: arn.bootstrapRole, policies: [policy] }, removal)).toBe("ExplicitlyDenied");
     for (const action of ["iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:DeletePolicy"]) {
-      expect(allowed({ action, resources: [arn.boundaryPolicy] }), action).toBe(false);
+      expect(await allowed({ action, resources: [arn.boundaryPolicy] }), action).toBe(false);
     }
-    expect(allowed({ action: "iam:PutRolePermissionsBoundary", resources: [arn.accessRole], context: { "iam:PermissionsBoundary": ADMIN_POLICY } })).toBe(false);
+    expect(await allowed({ action: "iam:PutRolePermissionsBoundary", resources: [arn.accessRole], context: { "iam:PermissionsBoundary": ADMIN_POLICY } })).toBe(false);
   });
 
-  it("passes only the host management role, and only to Systems Manager", () => {
+  it("passes only the host management role, and only to Systems Manager", async () => {
     const pass = (resource: string, service: string) => allowed({ action: "iam:PassRole", resources: [resource], context: { "iam:PassedToService": service } });
-    expect(pass(arn.defaultHostManagementRole, "ssm.amazonaws.com")).toBe(true);
-    expect(pass(arn.defaultHostManagementRole, "ec2.amazonaws.com")).toBe(false);
-    expect(pass(arn.accessRole, "ssm.amazonaws.com")).toBe(false);
-    expect(pass(role("CustomerAdmin"), "ssm.amazonaws.com")).toBe(false);
+    expect(await pass(arn.defaultHostManagementRole, "ssm.amazonaws.com")).toBe(true);
+    expect(await pass(arn.defaultHostManagementRole, "ec2.amazonaws.com")).toBe(false);
+    expect(await pass(arn.accessRole, "ssm.amazonaws.com")).toBe(false);
+    expect(await pass(role("CustomerAdmin"), "ssm.amazonaws.com")).toBe(false);
   });
 
-  it("cannot write SSM parameters, documents, associations or settings outside our names", () => {
+  it("cannot write SSM parameters, documents, associations or settings outside our names", async () => {
     const ssm = (kind: string, name: string) => `arn:aws:ssm:us-east-1:${ACCOUNT}:${kind}/${name}`;
-    expect(allowed({ action: "ssm:PutParameter", resources: [ssm("parameter", "prod/db-password")] })).toBe(false);
-    expect(allowed({ action: "ssm:PutParameter", resources: [ssm("parameter", "mini-xdr/other-tenant/agent-config")] })).toBe(false);
-    expect(allowed({ action: "ssm:GetParameter", resources: [ssm("parameter", "prod/db-password")] })).toBe(false);
-    expect(allowed({ action: "ssm:DeleteParameter", resources: [ssm("parameter", "mini-xdr")] })).toBe(false);
-    expect(allowed({ action: "ssm:CreateDocument", resources: [ssm("document", "Evil")] })).toBe(false);
-    expect(allowed({ action: "ssm:UpdateDocument", resources: [ssm("document", "MiniXdr-InstallAgent-other-tenant")] })).toBe(false);
+    expect(await allowed({ action: "ssm:PutParameter", resources: [ssm("parameter", "prod/db-password")] })).toBe(false);
+    expect(await allowed({ action: "ssm:PutParameter", resources: [ssm("parameter", "mini-xdr/other-tenant/agent-config")] })).toBe(false);
+    expect(await allowed({ action: "ssm:GetParameter", resources: [ssm("parameter", "prod/db-password")] })).toBe(false);
+    expect(await allowed({ action: "ssm:DeleteParameter", resources: [ssm("parameter", "mini-xdr")] })).toBe(false);
+    expect(await allowed({ action: "ssm:CreateDocument", resources: [ssm("document", "Evil")] })).toBe(false);
+    expect(await allowed({ action: "ssm:UpdateDocument", resources: [ssm("document", "MiniXdr-InstallAgent-other-tenant")] })).toBe(false);
     const foreignAssociation = ssm("association", "11111111-2222-4333-8444-555555555555");
     for (const action of ["ssm:CreateAssociation", "ssm:UpdateAssociation", "ssm:DeleteAssociation"]) {
-      expect(allowed({ action, resources: [foreignAssociation, ssm("document", "AWS-RunShellScript")] }), action).toBe(false);
+      expect(await allowed({ action, resources: [foreignAssociation, ssm("document", "AWS-RunShellScript")] }), action).toBe(false);
     }
-    expect(allowed({ action: "ssm:UpdateServiceSetting", resources: [ssm("servicesetting", "ssm/parameter-store/high-throughput-enabled")] })).toBe(false);
-    expect(allowed({ action: "ssm:SendCommand", resources: [ssm("document", names.documentName), `arn:aws:ec2:us-east-1:${ACCOUNT}:instance/i-1`] })).toBe(false);
+    expect(await allowed({ action: "ssm:UpdateServiceSetting", resources: [ssm("servicesetting", "ssm/parameter-store/high-throughput-enabled")] })).toBe(false);
+    expect(await allowed({ action: "ssm:SendCommand", resources: [ssm("document", names.documentName), `arn:aws:ec2:us-east-1:${ACCOUNT}:instance/i-1`] })).toBe(false);
   });
 
   it("puts no wildcard on a mutating action: wildcard resources only on read-only calls, no wildcard actions", () => {
@@ -115,13 +117,13 @@ describe("the bootstrap role's policy", () => {
 describe("the bootstrap role's trust", () => {
   const trust = buildBootstrapTrustPolicy({ platformPrincipalArn: "arn:aws:iam::111122223333:role/MiniXdrPlatform", externalId: "mxdr-ext-0123456789abcdef" });
   const assume = (principal: string, externalId?: string) =>
-    isAllowed([trust], { action: "sts:AssumeRole", principal, context: externalId === undefined ? {} : { "sts:ExternalId": externalId } });
+    trustAdmits(trust, { roleArn: arn.bootstrapRole, principal, context: externalId === undefined ? {} : { "sts:ExternalId": externalId } });
 
-  it("lets only the platform principal in, and only with the tenant's external ID", () => {
-    expect(assume("arn:aws:iam::111122223333:role/MiniXdrPlatform", "mxdr-ext-0123456789abcdef")).toBe(true);
-    expect(assume("arn:aws:iam::111122223333:role/MiniXdrPlatform", "mxdr-ext-wrong")).toBe(false);
-    expect(assume("arn:aws:iam::111122223333:role/MiniXdrPlatform")).toBe(false);
-    expect(assume("arn:aws:iam::999999999999:role/MiniXdrPlatform", "mxdr-ext-0123456789abcdef")).toBe(false);
+  it("lets only the platform principal in, and only with the tenant's external ID", async () => {
+    expect(await assume("arn:aws:iam::111122223333:role/MiniXdrPlatform", "mxdr-ext-0123456789abcdef")).toBe(true);
+    expect(await assume("arn:aws:iam::111122223333:role/MiniXdrPlatform", "mxdr-ext-wrong")).toBe(false);
+    expect(await assume("arn:aws:iam::111122223333:role/MiniXdrPlatform")).toBe(false);
+    expect(await assume("arn:aws:iam::999999999999:role/MiniXdrPlatform", "mxdr-ext-0123456789abcdef")).toBe(false);
   });
 });
 
@@ -131,7 +133,8 @@ describe("the permissions boundary", () => {
   const instance = `arn:aws:ec2:eu-west-1:${ACCOUNT}:instance/i-0abc`;
   const document = `arn:aws:ssm:eu-west-1:${ACCOUNT}:document/${names.documentName}`;
 
-  it("leaves the XDR access role everything its policy grants", () => {
+  it("leaves the XDR access role everything its policy grants", async () => {
+    const accessRole = { arn: arn.accessRole, policies: [access], boundary };
     const uses: IamRequest[] = [
       { action: "ec2:DescribeInstances", resources: ["*"] },
       { action: "ec2:DescribeRegions", resources: ["*"] },
@@ -141,14 +144,14 @@ describe("the permissions boundary", () => {
       { action: "ssm:GetCommandInvocation", resources: ["*"] },
       { action: "ssm:SendCommand", resources: [document, instance], context: { "ssm:resourceTag/xdr:monitor": "true" } },
     ];
-    for (const use of uses) expect(isAllowedWithinBoundary([access], boundary, use), use.action).toBe(true);
+    for (const use of uses) expect(await isAllowed(accessRole, use), use.action).toBe(true);
     // The access policy's own targeting still applies inside the boundary: by default every instance but the excluded.
-    expect(isAllowedWithinBoundary([access], boundary, { action: "ssm:SendCommand", resources: [document, instance] })).toBe(true);
+    expect(await isAllowed(accessRole, { action: "ssm:SendCommand", resources: [document, instance] })).toBe(true);
     const excluded = { "ssm:resourceTag/xdr:monitor": "false" };
-    expect(isAllowedWithinBoundary([access], boundary, { action: "ssm:SendCommand", resources: [document, instance], context: excluded })).toBe(false);
+    expect(await isAllowed(accessRole, { action: "ssm:SendCommand", resources: [document, instance], context: excluded })).toBe(false);
   });
 
-  it("leaves the host management role AWS's SSM instance policy", () => {
+  it("leaves the host management role AWS's SSM instance policy", async () => {
     const managedInstance = `arn:aws:ssm:eu-west-1:${ACCOUNT}:managed-instance/mi-0abc`;
     for (const use of [
       { action: "ssm:UpdateInstanceInformation", resources: [instance] },
@@ -159,23 +162,24 @@ describe("the permissions boundary", () => {
       { action: "ssmmessages:OpenControlChannel", resources: ["*"] },
       { action: "ec2messages:GetMessages", resources: ["*"] },
     ]) {
-      expect(isAllowed([boundary], use), `${use.action} ${use.resources[0]}`).toBe(true);
+      expect(await isAllowed({ arn: arn.defaultHostManagementRole, policies: [boundary] }, use), `${use.action} ${use.resources[0]}`).toBe(true);
     }
   });
 
-  it("caps anything that would make an admin", () => {
+  it("caps anything that would make an admin", async () => {
+    const capped = { arn: arn.accessRole, policies: [boundary] };
     for (const action of ["iam:CreateUser", "iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "sts:AssumeRole", "s3:GetObject", "ssm:PutParameter", "ssm:CreateDocument", "ec2:RunInstances"]) {
-      expect(isAllowed([boundary], { action, resources: ["*"] }), action).toBe(false);
+      expect(await isAllowed(capped, { action, resources: ["*"] }), action).toBe(false);
     }
-    expect(isAllowed([boundary], { action: "ssm:SendCommand", resources: [`arn:aws:ssm:eu-west-1::document/AWS-RunShellScript`, instance] })).toBe(false);
+    expect(await isAllowed(capped, { action: "ssm:SendCommand", resources: [`arn:aws:ssm:eu-west-1::document/AWS-RunShellScript`, instance] })).toBe(false);
   });
 });
 
 describe("the XDR access role's policies", () => {
-  it("trust the platform principal only with the external ID", () => {
+  it("trust the platform principal only with the external ID", async () => {
     const trust = buildTrustPolicy({ platformPrincipalArn: "arn:aws:iam::111122223333:role/MiniXdrPlatform", externalId: "mxdr-ext-0123456789abcdef" });
-    const request = (externalId: string) => ({ action: "sts:AssumeRole", principal: "arn:aws:iam::111122223333:role/MiniXdrPlatform", context: { "sts:ExternalId": externalId } });
-    expect(isAllowed([trust], request("mxdr-ext-0123456789abcdef"))).toBe(true);
-    expect(isAllowed([trust], request("mxdr-ext-wrong"))).toBe(false);
+    const request = (externalId: string) => ({ roleArn: arn.accessRole, principal: "arn:aws:iam::111122223333:role/MiniXdrPlatform", context: { "sts:ExternalId": externalId } });
+    expect(await trustAdmits(trust, request("mxdr-ext-0123456789abcdef"))).toBe(true);
+    expect(await trustAdmits(trust, request("mxdr-ext-wrong"))).toBe(false);
   });
 });

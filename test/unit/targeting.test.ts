@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { tenantConfigSchema, type TenantConfigInput } from "../../programs/tenant/config";
-import { isAllowed, type IamPolicy } from "../../lib/iam-evaluator-fns";
-import { buildAccessPolicy, type PolicyDocument } from "../../programs/tenant/policies";
+import { isAllowed } from "../../lib/iam-simulation";
+import { buildAccessPolicy } from "../../programs/tenant/policies";
+import type { PolicyDocument } from "../../programs/tenant/policy-document";
 import {
   associationModels,
   compareTargeting,
@@ -83,8 +84,8 @@ describe("the targeting decision", () => {
 });
 
 describe("the association and the access policy agree", () => {
-  it("by default: installed on every managed, unexcluded instance of the tenant's regions, and retryable on exactly those", () => {
-    const comparison = compareTargeting(estate, deployedFor(configOf()));
+  it("by default: installed on every managed, unexcluded instance of the tenant's regions, and retryable on exactly those", async () => {
+    const comparison = await compareTargeting(estate, deployedFor(configOf()));
     expect(comparison.installed.sort()).toEqual(["i-eu-untagged", "i-opted-in", "i-stopped", "i-unicode", "i-untagged"]);
     expect(comparison.retryable.sort()).toEqual(comparison.installed.sort());
     expect(comparison.agree).toBe(true);
@@ -92,42 +93,42 @@ describe("the association and the access policy agree", () => {
     expect(comparison.considered).not.toContain("i-terminated");
   });
 
-  it("in tag mode: only the opted-in instances, on both sides", () => {
-    const comparison = compareTargeting(estate, deployedFor(configOf({ targetingMode: "tag" })));
+  it("in tag mode: only the opted-in instances, on both sides", async () => {
+    const comparison = await compareTargeting(estate, deployedFor(configOf({ targetingMode: "tag" })));
     expect(comparison.installed).toEqual(["i-opted-in"]);
     expect(comparison.retryable).toEqual(["i-opted-in"]);
     expect(comparison.agree).toBe(true);
   });
 
-  it("catches a policy written for the other mode", () => {
+  it("catches a policy written for the other mode", async () => {
     const allManaged = configOf();
     const tagPolicy = deployedFor(configOf({ targetingMode: "tag" })).policy;
-    const comparison = compareTargeting(estate, deployedFor(allManaged, tagPolicy));
+    const comparison = await compareTargeting(estate, deployedFor(allManaged, tagPolicy));
     expect(comparison.agree).toBe(false);
     expect(comparison.installedButNotRetryable.sort()).toEqual(["i-eu-untagged", "i-stopped", "i-unicode", "i-untagged"]);
   });
 
-  it("catches a policy whose document and instance resources cover any region (the association only runs in the tenant's)", () => {
+  it("catches a policy whose document and instance resources cover any region (the association only runs in the tenant's)", async () => {
     const config = configOf({ targetingMode: "tag" });
     const anyRegion = buildAccessPolicy({ customerAccountId: ACCOUNT, documentName: DOCUMENT, regions: ["*"], targeting: config.targeting });
-    const comparison = compareTargeting(estate, deployedFor(config, anyRegion));
+    const comparison = await compareTargeting(estate, deployedFor(config, anyRegion));
     expect(comparison.retryableButNotInstalled).toEqual(["i-other-region"]);
   });
 
-  it("catches a region missing from the policy's documents", () => {
+  it("catches a region missing from the policy's documents", async () => {
     const config = configOf();
     const homeOnly = buildAccessPolicy({ customerAccountId: ACCOUNT, documentName: DOCUMENT, regions: ["us-east-1"], targeting: config.targeting });
-    const comparison = compareTargeting(estate, deployedFor(config, homeOnly));
+    const comparison = await compareTargeting(estate, deployedFor(config, homeOnly));
     expect(comparison.installedButNotRetryable.sort()).toEqual(["i-eu-untagged", "i-unicode"]);
   });
 
-  it("reports the exclusion the install step cannot see (tags not in instance metadata) as a disagreement", () => {
+  it("reports the exclusion the install step cannot see (tags not in instance metadata) as a disagreement", async () => {
     const hidden = [instance("i-excluded-hidden", { tags: { "xdr:monitor": "false" }, metadataTags: false })];
-    const comparison = compareTargeting(hidden, deployedFor(configOf()));
+    const comparison = await compareTargeting(hidden, deployedFor(configOf()));
     expect(comparison.installedButNotRetryable).toEqual(["i-excluded-hidden"]);
   });
 
-  it("handles thousands of instances", () => {
+  it("handles thousands of instances", async () => {
     const many = Array.from({ length: 5000 }, (_, i) =>
       instance(`i-${i.toString(16).padStart(17, "0")}`, {
         region: REGIONS[i % 2],
@@ -135,29 +136,30 @@ describe("the association and the access policy agree", () => {
         managed: i % 7 !== 0,
       }),
     );
-    const comparison = compareTargeting(many, deployedFor(configOf()));
+    const comparison = await compareTargeting(many, deployedFor(configOf()));
     expect(comparison.agree).toBe(true);
     const expected = many.filter((m) => m.managed && m.tags["xdr:monitor"] !== "false").length;
     expect(comparison.installed).toHaveLength(expected);
   });
 });
 
-describe("the IAM evaluator", () => {
+describe("the IAM simulation of the access policy", () => {
   const policy: PolicyDocument = {
     Version: "2012-10-17",
     Statement: [
-      { Effect: "Allow", Action: "ssm:Send*", Resource: "arn:aws:ec2:*:1:instance/*", Condition: { StringNotEquals: { "ssm:resourceTag/skip": "yes" } } },
-      { Effect: "Deny", Action: "ssm:SendCommand", Resource: "arn:aws:ec2:eu-west-1:1:instance/i-denied" },
+      { Effect: "Allow", Action: "ssm:Send*", Resource: `arn:aws:ec2:*:${ACCOUNT}:instance/*`, Condition: { StringNotEquals: { "ssm:resourceTag/skip": "yes" } } },
+      { Effect: "Deny", Action: "ssm:SendCommand", Resource: `arn:aws:ec2:eu-west-1:${ACCOUNT}:instance/i-denied` },
     ],
   };
   const request = (resource: string, context: Record<string, string> = {}) => ({ action: "ssm:SendCommand", resources: [resource], context });
-  const policyAllows = (document: PolicyDocument, req: ReturnType<typeof request>) => isAllowed([document as IamPolicy], req);
+  const policyAllows = (document: PolicyDocument, req: ReturnType<typeof request>) =>
+    isAllowed({ arn: `arn:aws:iam::${ACCOUNT}:role/MiniXdrAccess`, policies: [document] }, req);
 
-  it("treats a negated operator on a missing key as true, matches wildcards, and lets a Deny win", () => {
-    expect(policyAllows(policy, request("arn:aws:ec2:us-east-1:1:instance/i-a"))).toBe(true);
-    expect(policyAllows(policy, request("arn:aws:ec2:us-east-1:1:instance/i-a", { "ssm:resourceTag/skip": "yes" }))).toBe(false);
-    expect(policyAllows(policy, request("arn:aws:ec2:eu-west-1:1:instance/i-denied"))).toBe(false);
-    expect(policyAllows(policy, request("arn:aws:ec2:us-east-1:2:instance/i-a"))).toBe(false);
-    expect(policyAllows(policy, { ...request("arn:aws:ec2:us-east-1:1:instance/i-a"), action: "ssm:DeleteDocument" })).toBe(false);
+  it("treats a negated operator on a missing key as true, matches wildcards, and lets a Deny win", async () => {
+    expect(await policyAllows(policy, request(`arn:aws:ec2:us-east-1:${ACCOUNT}:instance/i-a`))).toBe(true);
+    expect(await policyAllows(policy, request(`arn:aws:ec2:us-east-1:${ACCOUNT}:instance/i-a`, { "ssm:resourceTag/skip": "yes" }))).toBe(false);
+    expect(await policyAllows(policy, request(`arn:aws:ec2:eu-west-1:${ACCOUNT}:instance/i-denied`))).toBe(false);
+    expect(await policyAllows(policy, request("arn:aws:ec2:us-east-1:111122223333:instance/i-a"))).toBe(false);
+    expect(await policyAllows(policy, { ...request(`arn:aws:ec2:us-east-1:${ACCOUNT}:instance/i-a`), action: "ssm:StartSession" })).toBe(false);
   });
 });

@@ -3,7 +3,8 @@ import { isRpcSecret, unwrapRpcSecret } from "@pulumi/pulumi/runtime/rpc";
 import { beforeEach, describe, expect, it } from "vitest";
 import { TenantOnboarding } from "../../programs/tenant/component";
 import { tenantConfigSchema, type TenantConfigInput } from "../../programs/tenant/config";
-import { actionsOf, isMutatingWildcard, type PolicyDocument } from "../../programs/tenant/policies";
+import { actionsOf, isMutatingWildcard } from "../../programs/tenant/policies";
+import type { PolicyDocument } from "../../programs/tenant/policy-document";
 import { miniCorpTenantConfig, PLATFORM_PRINCIPAL_ARN } from "../fixtures/tenant-config";
 
 interface RegisteredResource {
