@@ -12,3 +12,12 @@ export interface PolicyDocument {
   Version: "2012-10-17";
   Statement: PolicyStatement[];
 }
+
+/** A call AWS authorizes, as the policy checks describe it (test/harness/iam-simulation.ts decides them). */
+export interface IamRequest {
+  action: string;
+  /** The ARNs AWS authorizes the call against (`*` for calls without resource-level permissions). */
+  resources: readonly string[];
+  /** Condition keys of the request, e.g. `iam:PermissionsBoundary`, `ssm:resourceTag/<key>`, `sts:ExternalId`. */
+  context?: Readonly<Record<string, string>>;
+}

@@ -14,7 +14,7 @@
  * - Reads the provider's refresh makes on those resources.
  */
 import { resourceNames } from "../../programs/tenant/naming";
-import type { IamRequest } from "../../lib/iam-simulation";
+import type { IamRequest } from "../../programs/tenant/policy-document";
 import { buildTrustPolicy, DISCOVERY_ACTIONS } from "../../programs/tenant/policies";
 import type { PolicyDocument, PolicyStatement } from "../../programs/tenant/policy-document";
 

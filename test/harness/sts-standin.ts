@@ -3,7 +3,7 @@
  * any role ARN, existing or not, whatever its trust policy and external ID; AWS refuses (403 AccessDenied) unless the
  * role exists and its trust policy admits the caller with the external ID presented. This stand-in checks exactly
  * that against moto's own IAM (the role and its trust policy, read in the role's account) with the IAM simulator
- * (lib/iam-simulation.ts), treating the caller as `callerPrincipalArn`; an admitted call, and every other STS call, is
+ * (test/harness/iam-simulation.ts), treating the caller as `callerPrincipalArn`; an admitted call, and every other STS call, is
  * forwarded to moto unchanged. As in AWS, a trust policy without an `sts:ExternalId` condition admits the caller with
  * any external ID and with none (test/integration/confused-deputy.test.ts pins that): the platform's negative probe relies on it. Tests
  * point the SDK at it with the standard AWS_ENDPOINT_URL_STS; every service process that test/harness/server.ts
@@ -13,7 +13,7 @@ import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { GetRoleCommand, IAMClient, NoSuchEntityException } from "@aws-sdk/client-iam";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
-import { trustAdmits } from "../../lib/iam-simulation";
+import { trustAdmits } from "./iam-simulation";
 
 export interface StsStandIn {
   url: string;

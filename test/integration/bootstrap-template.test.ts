@@ -27,7 +27,7 @@ import { createBootstrapLinkService, type BootstrapLinkService } from "../../ser
 import { bootstrapArns, buildBootstrapPolicy, tenantStackRequests } from "../../services/integration/bootstrap-policy-fns";
 import { BOOTSTRAP_TEMPLATE_PARAMETERS, renderBootstrapTemplate } from "../../services/integration/bootstrap-template-fns";
 import { publishBootstrapTemplate, type PublishedTemplate } from "../../services/integration/bootstrap-template-publisher";
-import { isAllowed, trustAdmits } from "../../lib/iam-simulation";
+import { isAllowed, trustAdmits } from "../harness/iam-simulation";
 import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
 import { miniCorpTenantConfig, PLATFORM_PRINCIPAL_ARN } from "../fixtures/tenant-config";
 import { awsAsCustomer, customerAccount, type CustomerAccount } from "../harness/customer-cloudformation";

@@ -1,5 +1,5 @@
 /**
- * The bootstrap role's policy, checked with the IAM simulator (lib/iam-simulation.ts): it allows every call the tenant stack makes
+ * The bootstrap role's policy, checked with the IAM simulator (test/harness/iam-simulation.ts): it allows every call the tenant stack makes
  * (derived from the program's resource names) and nothing that could mint an admin role or touch what is not ours.
  */
 import { describe, expect, it } from "vitest";
@@ -13,7 +13,8 @@ import {
   buildPermissionsBoundaryPolicy,
   tenantStackRequests,
 } from "../../services/integration/bootstrap-policy-fns";
-import { decide, isAllowed, trustAdmits, type IamRequest } from "../../lib/iam-simulation";
+import type { IamRequest } from "../../programs/tenant/policy-document";
+import { decide, isAllowed, trustAdmits } from "../harness/iam-simulation";
 import { DEFAULT_EXCLUSION_TAG, DEFAULT_TARGET_TAG } from "../../programs/tenant/config";
 
 const DEFAULT_TARGETING = { mode: "all_managed" as const, targetTag: DEFAULT_TARGET_TAG, exclusionTag: DEFAULT_EXCLUSION_TAG };

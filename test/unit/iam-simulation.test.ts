@@ -1,9 +1,9 @@
 /**
- * What our policy checks rely on from the IAM simulator (lib/iam-simulation.ts over @cloud-copilot/iam-simulate): the
+ * What our policy checks rely on from the IAM simulator (test/harness/iam-simulation.ts over @cloud-copilot/iam-simulate): the
  * behaviours the bootstrap, boundary, access and trust policies are written for, and the requests it refuses.
  */
 import { describe, expect, it } from "vitest";
-import { decide, IamSimulationError, isAllowed, trustAdmits } from "../../lib/iam-simulation";
+import { decide, IamSimulationError, isAllowed, trustAdmits } from "../harness/iam-simulation";
 
 const ACCOUNT = "210987654321";
 const PLATFORM = "arn:aws:iam::111122223333:role/MiniXdrPlatform";

@@ -1,14 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { tenantConfigSchema, type TenantConfigInput } from "../../programs/tenant/config";
-import { isAllowed } from "../../lib/iam-simulation";
+import { isAllowed } from "../harness/iam-simulation";
 import { buildAccessPolicy } from "../../programs/tenant/policies";
 import type { PolicyDocument } from "../../programs/tenant/policy-document";
-import {
-  associationModels,
-  compareTargeting,
-  targetingDecision,
-  type EstateInstance,
-} from "../../programs/tenant/targeting-fns";
+import { associationModels, targetingDecision, type EstateInstance } from "../../programs/tenant/targeting-fns";
+import { compareTargeting } from "../harness/targeting-check";
 import { miniCorpTenantConfig } from "../fixtures/tenant-config";
 
 const ACCOUNT = "210987654321";

@@ -4,20 +4,14 @@
  * against AWS's service reference (the action exists, the ARN is one of its resource types, the condition keys apply
  * to it). A policy or request it finds invalid is an IamSimulationError, not a guess.
  *
- * The library is imported on first use (about 20 MiB and a few hundred milliseconds): programs/tenant/targeting-fns.ts
- * imports this module, and the tenant program and the rollout service load that file for other functions.
+ * Tests only: the library is AGPL-3.0-or-later, so it is a devDependency and nothing the service ships imports it. It is
+ * imported on first use (about 20 MiB and a few hundred milliseconds).
  */
 import type { Simulation } from "@cloud-copilot/iam-simulate";
+import type { IamRequest } from "../../programs/tenant/policy-document";
 
 export type IamDecision = "Allowed" | "ExplicitlyDenied" | "ImplicitlyDenied";
 
-export interface IamRequest {
-  action: string;
-  /** The ARNs AWS authorizes the call against (`*` for calls without resource-level permissions). */
-  resources: readonly string[];
-  /** Condition keys of the request, e.g. `iam:PermissionsBoundary`, `ssm:resourceTag/<key>`, `sts:ExternalId`. */
-  context?: Readonly<Record<string, string>>;
-}
 
 /** Who makes a request, and the policies attached to it. */
 export interface IamPrincipal {
