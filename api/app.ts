@@ -172,5 +172,3 @@ export function createApp(deps: AppDependencies) {
 
   return app;
 }
-
-export type App = ReturnType<typeof createApp>;

@@ -20,7 +20,7 @@ import type { AppEnv } from "./auth";
 import { ConflictError, UnprocessableError, ValidationError } from "../lib/errors";
 
 export const IDEMPOTENCY_HEADER = "idempotency-key";
-export const REPLAYED_HEADER = "idempotent-replayed";
+const REPLAYED_HEADER = "idempotent-replayed";
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 const STALE_CLAIM_MS = 5 * 60_000;
 

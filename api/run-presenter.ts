@@ -1,4 +1,4 @@
-/** Run rows -> API shape. Outputs on the row already exclude secrets (automation/publicOutputs). */
+/** Run rows -> API shape. Outputs on the row already exclude secrets (automation/tenant-stack.ts keeps secret outputs off it). */
 import type { Run } from "../db/schema";
 import { iso } from "./presenters";
 

@@ -1,8 +1,5 @@
-import { existsSync } from "node:fs";
-import path from "node:path";
 import { z } from "zod";
 
-export const PINNED_PULUMI_VERSION = "3.259.0";
 
 /** How stack operations run: where state and stack config live, which CLI, which secrets provider. */
 export const automationSettingsSchema = z.object({
@@ -25,15 +22,3 @@ export const automationSettingsSchema = z.object({
 
 export type AutomationSettings = z.infer<typeof automationSettingsSchema>;
 
-/** Default settings for a checkout: file backend and Pulumi home under .data/, the CLI under .tools/. */
-export function defaultAutomationSettings(repoRoot: string, overrides: Partial<AutomationSettings> = {}) {
-  const toolsRoot = path.join(repoRoot, ".tools");
-  return automationSettingsSchema.parse({
-    projectDir: repoRoot,
-    backendUrl: `file://${path.join(repoRoot, ".data", "state")}`,
-    secretsProvider: "passphrase",
-    pulumiRoot: existsSync(path.join(toolsRoot, "bin", "pulumi")) ? toolsRoot : undefined,
-    pulumiHome: path.join(repoRoot, ".data", "pulumi-home"),
-    ...overrides,
-  });
-}

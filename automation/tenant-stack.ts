@@ -9,7 +9,7 @@ import { TENANT_CONFIG_KEYS, toStackConfigEntries, type TenantConfigInput } from
 import { cliProcessEnvironment } from "./cli-environment";
 import { deferClosureSerializerDeps } from "./deferred-closure-deps";
 import { EngineFailureError, StackBusyError, StackNotFoundError, ToolchainMissingError } from "./errors";
-import { PINNED_PULUMI_VERSION, type AutomationSettings } from "./settings";
+import type { AutomationSettings } from "./settings";
 import { cliLauncherRoot } from "./cli-launcher";
 import { STACK_MARKER_VARIABLE, stackNameFor } from "./stack-name";
 
@@ -259,10 +259,6 @@ function eventRecorder(onEvent?: (event: EngineEvent) => void) {
 
 type StackOutputs = Awaited<ReturnType<Stack["outputs"]>>;
 
-export async function publicOutputs(stack: Stack): Promise<Record<string, unknown>> {
-  return withoutSecrets(await stack.outputs());
-}
-
 function withoutSecrets(outputs: StackOutputs): Record<string, unknown> {
   return Object.fromEntries(
     Object.entries(outputs)
@@ -447,4 +443,3 @@ export async function removeTenantStack(stack: Stack): Promise<void> {
   }
 }
 
-export { PINNED_PULUMI_VERSION };

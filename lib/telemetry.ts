@@ -33,7 +33,3 @@ export const noopTelemetry: Telemetry = {
   metrics: { runStarted: ignore, runFinished: ignore, discoveryRegionScanned: ignore },
 };
 
-/** The message of an error, for a log line (no stack, no cause chain). */
-export function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}

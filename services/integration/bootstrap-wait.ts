@@ -71,12 +71,6 @@ export async function openBootstrapWaitQueue(boss: PgBoss, options: { work: bool
   return queue;
 }
 
-/** openBootstrapWaitQueue with its worker started at once. */
-export async function startBootstrapWaitQueue(boss: PgBoss, deps: BootstrapWaitDeps, options: { work: boolean }): Promise<BootstrapWaitQueue> {
-  const queue = await openBootstrapWaitQueue(boss, options);
-  await queue.work(deps);
-  return queue;
-}
 
 /** One AssumeRole attempt; returns the delay before the next one, or undefined when the wait is over. */
 export async function attemptConnection(deps: BootstrapWaitDeps, organizationId: number, now = new Date()): Promise<number | undefined> {

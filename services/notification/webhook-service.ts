@@ -33,7 +33,6 @@ export interface WebhookSettings {
   maxPerTenant: number;
 }
 
-export const DEFAULT_WEBHOOK_SETTINGS: WebhookSettings = { platformLoopback: false, maxPerTenant: 10 };
 
 export interface WebhookServiceDeps extends WebhookSettings {
   db: DrizzleDatabase;

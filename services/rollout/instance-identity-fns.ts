@@ -30,7 +30,7 @@ export const identityCertificatesFileSchema = z.object({
     )
     .min(1, "must hold at least one certificate"),
 });
-export type IdentityCertificatesFile = z.infer<typeof identityCertificatesFileSchema>;
+type IdentityCertificatesFile = z.infer<typeof identityCertificatesFileSchema>;
 
 /** Region -> the public keys that may sign its identity documents. */
 export interface IdentityTrust {
