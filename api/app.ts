@@ -1,6 +1,7 @@
 /**
- * Builds the HTTP application from its dependencies (database, keyring, settings): no globals, no
- * process.env. api/server.ts is the only caller in production; tests build it the same way.
+ * Builds the HTTP application over the platform's services (platform/create-platform.ts) and the HTTP settings of the
+ * configuration: no globals, no process.env. api/server.ts is the only caller in production; in-process tests build it
+ * from the same platform (test/harness/platform.ts).
  *
  *   *            access log line + HTTP latency metric (when observability is given), body limit (413)
  *   /metrics     Prometheus metrics (platform admin token)
