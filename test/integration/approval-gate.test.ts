@@ -20,7 +20,7 @@ import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bo
 import type { RunExecutorDeps } from "../../services/run/run-executor";
 import { startRunQueue } from "../../services/run/run-queue";
 import { realPostgres } from "../harness/databases";
-import { createBootstrapRole } from "../harness/server";
+import { createBootstrapRole } from "../harness/customer-account";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
 import { newAccountId } from "../harness/tenants";
 import { enqueueOnlyExecutorDeps, unused } from "../harness/unused";
