@@ -30,10 +30,11 @@
  * `rounds` or `progress`, the figures of that part are not printed. The memory figures are the same either way.
  */
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { promisify } from "node:util";
 import { randomBytes } from "node:crypto";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { automationSettingsSchema, configureTenantStack, destroyTenantStack, openTenantStack, removeTenantStack, upTenantStack } from "../automation";
@@ -127,7 +128,7 @@ try {
       secretsProvider: "passphrase",
       passphrase: workspace.passphrase,
       pulumiRoot: join(REPO_ROOT, ".tools"),
-      pulumiHome: join(workspace.dataDir, "pulumi-home"),
+      pulumiHome: automationHome,
     });
     const directConfig = async (slug: string) => {
       const account = newAccountId();
@@ -322,6 +323,9 @@ async function serverUrl(): Promise<string> {
 }
 
 const backends = (process.env.BENCH_BACKENDS ?? "embedded,server").split(",");
+// This process's Automation API writes its CLI launcher once, under the first PULUMI_HOME it is given
+// (automation/cli-launcher.ts): one home for every measure, outliving each measure's workspace.
+const automationHome = await mkdtemp(join(tmpdir(), "mxdr-bench-pulumi-home-"));
 const teardown = await setupHarness();
 const report: string[] = [];
 try {
@@ -332,5 +336,6 @@ try {
   }
 } finally {
   await teardown();
+  await rm(automationHome, { recursive: true, force: true });
 }
 console.log(report.join("\n"));

@@ -121,7 +121,8 @@ export function waitForRunToSettle(
 
 /**
  * Offboards every tenant that is still onboarded (neither offboarded nor never started): requests each one's
- * offboarding, then waits until each is offboarded. Throws naming every tenant that was not.
+ * offboarding (after the run that holds its stack, if one does), then waits until each is offboarded. Throws naming
+ * every tenant that was not.
  */
 export async function offboardThroughApi(call: CallFn, tenants: { slug: string }[], wait: WaitOptions = {}): Promise<void> {
   const failures: string[] = [];
@@ -129,7 +130,12 @@ export async function offboardThroughApi(call: CallFn, tenants: { slug: string }
   for (const { slug } of tenants) {
     const got = await call("GET", `/v1/tenants/${slug}`);
     if (got.status !== 200 || ["offboarded", "not_started"].includes(got.body.onboarding_status)) continue;
-    const offboard = await call("POST", `/v1/tenants/${slug}/offboard`);
+    let offboard = await call("POST", `/v1/tenants/${slug}/offboard`);
+    const blocking = offboard.status === 409 ? offboard.body?.error?.blocking_run_id : undefined;
+    if (blocking) {
+      await waitForRunToSettle(call, slug, blocking, wait);
+      offboard = await call("POST", `/v1/tenants/${slug}/offboard`);
+    }
     if (offboard.status === 202) offboarding.push(slug);
     else failures.push(`${slug}: POST offboard answered ${offboard.status} ${offboard.text}`);
   }
