@@ -15,10 +15,9 @@
  */
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import setupHarness from "../test/harness/global-setup";
 import { planEstate, seedEstate } from "../test/harness/estates";
-import { enrollmentBody } from "../test/harness/instance-identity";
+import { agentEnroller } from "../test/harness/agent-hosts";
 import { createBootstrapRole, customerAccountCredentials } from "../test/harness/customer-account";
 import { startServiceUnderTest } from "../test/harness/service-under-test";
 import { BOOTSTRAP_ROLE_NAME, newTenantRecord, tenantExternalIdThroughApi, TERMINAL_RUN_STATUSES } from "../test/harness/tenants";
@@ -54,7 +53,7 @@ try {
     const up = await call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
     if (up.status !== 202) throw new Error(`up: ${up.status} ${up.text}`);
 
-    const tokens = new Map<string, string>();
+    const enrollAgent = agentEnroller(call, tenant);
     const enrolled = new Set<string>();
     const region = new Map(estate.instances.map((instance) => [instance.instanceId, instance.region]));
     for (;;) {
@@ -72,17 +71,7 @@ try {
         if (!marks.installed && deployment.body.installed > 0 && deployment.body.installed + deployment.body.stopped >= deployment.body.targeted) marks.installed = now;
         // The agents: each host that got the agent enrolls with its region's token (the install script's last step).
         for (const instance of installed) {
-          const instanceRegion = region.get(instance.asset_id)!;
-          if (!tokens.has(instanceRegion)) {
-            const ssm = new SSMClient({ region: instanceRegion, credentials });
-            const parameter = await ssm.send(new GetParameterCommand({ Name: `/mini-xdr/${slug}/agent-config`, WithDecryption: true }));
-            ssm.destroy();
-            tokens.set(instanceRegion, JSON.parse(parameter.Parameter!.Value!).enrollmentToken);
-          }
-          const answer = await call("POST", "/v1/agents/enroll", {
-            token: null,
-            body: enrollmentBody(tokens.get(instanceRegion)!, { accountId: account, region: instanceRegion, instanceId: instance.asset_id }),
-          });
+          const answer = await enrollAgent({ region: region.get(instance.asset_id)!, instanceId: instance.asset_id });
           if (answer.status !== 201) throw new Error(`enroll ${instance.asset_id}: ${answer.status} ${answer.text}`);
           enrolled.add(instance.asset_id);
         }

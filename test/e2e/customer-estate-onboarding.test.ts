@@ -15,11 +15,10 @@
  */
 import { randomBytes } from "node:crypto";
 import { CreateTagsCommand, EC2Client } from "@aws-sdk/client-ec2";
-import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { describe, expect, it } from "vitest";
+import { agentEnroller } from "../harness/agent-hosts";
 import { customerAccountCredentials } from "../harness/customer-account";
 import { planEstate, seedEstate, type SeededEstate, type SeededInstance } from "../harness/estates";
-import { enrollmentBody } from "../harness/instance-identity";
 import { serviceUnderTest } from "../harness/service-under-test";
 import { newTenantRecord } from "../harness/tenants";
 import { waitForWith } from "../harness/wait-for";
@@ -65,21 +64,11 @@ async function settledDeployment(): Promise<any> {
   return deployment.body;
 }
 
-/** What the install script does on the host: read its region's agent config, enroll with its token and the instance's signed identity. */
+/** What the install script does on each host: enroll with its region's enrollment token and the instance's signed identity. */
 async function enroll(instances: SeededInstance[]): Promise<void> {
-  const credentials = await customerAccountCredentials(account);
-  const tokens = new Map<string, string>();
+  const enrollAgent = agentEnroller(call, customer);
   for (const instance of instances) {
-    if (!tokens.has(instance.region)) {
-      const ssm = new SSMClient({ region: instance.region, credentials });
-      const parameter = await ssm.send(new GetParameterCommand({ Name: `/mini-xdr/${slug}/agent-config`, WithDecryption: true }));
-      ssm.destroy();
-      tokens.set(instance.region, JSON.parse(parameter.Parameter!.Value!).enrollmentToken);
-    }
-    const enrolled = await call("POST", "/v1/agents/enroll", {
-      token: null,
-      body: enrollmentBody(tokens.get(instance.region)!, { accountId: account, region: instance.region, instanceId: instance.instanceId }),
-    });
+    const enrolled = await enrollAgent(instance);
     expect(enrolled.status, enrolled.text).toBe(201);
   }
 }

@@ -2,8 +2,8 @@
  * Onboarding end to end, as users see it: the real server process (api/server.ts) on a scratch database of the real
  * PostgreSQL server (TEST_DATABASE_URL), its stack runs on the real Pulumi CLI (.tools/bin) with a file state backend
  * and passphrase secrets in a temp dir, AWS = the moto server (test/harness/global-setup.ts) behind the stand-in
- * `pulumi-resource-aws`. The server reaches moto through a loopback proxy of this test (test/harness/server.ts) that
- * can hold AWS calls, which makes "killed in the middle of an `up`" deterministic.
+ * `pulumi-resource-aws`. The server reaches moto through a loopback proxy of this test (test/harness/holding-proxy.ts)
+ * that can hold AWS calls, which makes "killed in the middle of an `up`" deterministic.
  *
  * Every customer gets its own AWS account in moto (and its bootstrap role there), so tenants cannot see each
  * other's resources by accident. The scenarios run in order and share the server:
@@ -26,7 +26,6 @@ import { decryptJson } from "../../db/crypto";
 import { awsCredentialContext } from "../../services/core/aws-credential-store";
 import { createBootstrapRole, customerAccountCredentials, launchMonitoredInstances } from "../harness/customer-account";
 import { readEventStream } from "../harness/event-stream-reader";
-import { isStsCall } from "../harness/holding-proxy";
 import { enrollmentBody } from "../harness/instance-identity";
 import { pulumiCli, pulumiProcessesOf, stackHistoryLength } from "../harness/pulumi-cli";
 import { stopServer } from "../harness/service-process";
@@ -589,19 +588,8 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     const stackName = `tenant-${echo.slug}`;
 
     // From now on the service's AWS calls are held (STS aside), so the up stops at its first resource.
-    service.proxy.hold((request) => !isStsCall(request));
-    const heldBefore = service.proxy.held;
-    const up = await call("POST", `/v1/tenants/${echo.slug}/runs`, { body: { kind: "up" } });
-    expect(up.status, up.text).toBe(202);
-    const runId: string = up.body.run_id;
+    const runId = await service.upHeldMidCall(echo.slug);
     runIds.echoInterrupted = runId;
-    await waitFor("the up to be running with its first AWS call in flight", async () => {
-      const [run] = await service.sql<{ status: string }[]>`select status from runs where id = ${runId}`;
-      const [{ pre } = { pre: 0 }] = await service.sql<{ pre: number }[]>`
-        select count(*)::int as pre from run_events
-        where run_id = ${runId} and event->'resourcePreEvent'->'metadata'->>'type' like 'aws:%'`;
-      return run?.status === "running" && pre > 0 && service.proxy.held > heldBefore;
-    });
     const running = await call("GET", `/v1/tenants/${echo.slug}/runs/${runId}`);
     expect(running.body.status).toBe("running");
     const progress = await call("GET", `/v1/tenants/${echo.slug}/progress`);

@@ -18,7 +18,6 @@ import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { describe, expect, it } from "vitest";
 import { readEventStream } from "../harness/event-stream-reader";
-import { isStsCall } from "../harness/holding-proxy";
 import { pulumiCli, pulumiProcessesOf, stackHistoryLength } from "../harness/pulumi-cli";
 import { stopServer } from "../harness/service-process";
 import { serviceUnderTest, type Replica } from "../harness/service-under-test";
@@ -120,18 +119,7 @@ describe("two replicas on one PostgreSQL, nothing else shared", () => {
     const stackName = `tenant-${slug}`;
 
     // The service's AWS calls are held from now on (STS aside): the up stops at its first resource.
-    service.proxy.hold((request) => !isStsCall(request));
-    const heldBefore = service.proxy.held;
-    const up = await a.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
-    expect(up.status, up.text).toBe(202);
-    const runId: string = up.body.run_id;
-    await waitFor("the up to be running with an AWS call in flight", async () => {
-      const [run] = await service.sql<{ status: string }[]>`select status from runs where id = ${runId}`;
-      const [{ pre } = { pre: 0 }] = await service.sql<{ pre: number }[]>`
-        select count(*)::int as pre from run_events
-        where run_id = ${runId} and event->'resourcePreEvent'->'metadata'->>'type' like 'aws:%'`;
-      return run?.status === "running" && pre > 0 && service.proxy.held > heldBefore;
-    });
+    const runId = await service.upHeldMidCall(slug, a);
     const executor = startedBy(a, runId) === 1 ? a : b;
     const survivor = executor === a ? b : a;
     expect(startedBy(survivor, runId)).toBe(0);

@@ -21,7 +21,7 @@ import postgres from "postgres";
 import { afterAll } from "vitest";
 import { allowServerUser } from "../../db/embedded-server";
 import { createCaller, type Call, type CallFn } from "./caller";
-import { startHoldingProxy, type HoldingProxy } from "./holding-proxy";
+import { isStsCall, startHoldingProxy, type HoldingProxy } from "./holding-proxy";
 import { scratchDatabase } from "./scratch-database";
 import { startServer, serverEnvFor, stopServer, type Server, type ServerEnv } from "./service-process";
 import { temporaryServiceWorkspace, type ServiceWorkspace } from "./service-workspace";
@@ -37,7 +37,7 @@ import {
   waitForRunToSettle,
   type CreateTenantOptions,
 } from "./tenants";
-import type { WaitOptions } from "./wait-for";
+import { waitFor, type WaitOptions } from "./wait-for";
 
 export interface ServiceUnderTestOptions {
   /** Names its scratch database (mxdr_<name>_...) and temp dirs. */
@@ -129,6 +129,12 @@ export interface ServiceUnderTest extends ServiceClient {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   /** Starts a replica ("database-state" workspaces only): `env` on top of the service's. */
   startReplica(name: string, env?: ServerEnv): Promise<Replica>;
+  /**
+   * From now on the holding proxy holds the service's AWS calls (STS aside: a provider configures with them); requests
+   * an up of the tenant through `via` (default: `server`) and resolves with its run id once it is running with an AWS
+   * call held, so it can be caught mid-flight.
+   */
+  upHeldMidCall(slug: string, via?: ServiceClient): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -258,6 +264,27 @@ function createServiceUnderTest(options: ServiceUnderTestOptions): Lifecycle {
       const replica = { name: replicaName, workspace: own, server, ...clientOf(replicaCall, wait) };
       replicas.push(replica);
       return replica;
+    },
+
+    async upHeldMidCall(slug: string, via: ServiceClient = service) {
+      const { proxy: holding, sql: database } = service;
+      holding.hold((request) => !isStsCall(request));
+      const heldBefore = holding.held;
+      const up = await via.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
+      if (up.status !== 202) throw new Error(`POST /v1/tenants/${slug}/runs (up): ${up.status} ${up.text}`);
+      const runId: string = up.body.run_id;
+      await waitFor(
+        `the up of ${slug} to be running with an AWS call held`,
+        async () => {
+          const [run] = await database<{ status: string }[]>`select status from runs where id = ${runId}`;
+          const [{ pre } = { pre: 0 }] = await database<{ pre: number }[]>`
+            select count(*)::int as pre from run_events
+            where run_id = ${runId} and event->'resourcePreEvent'->'metadata'->>'type' like 'aws:%'`;
+          return run?.status === "running" && pre > 0 && holding.held > heldBefore;
+        },
+        wait,
+      );
+      return runId;
     },
 
     async setUpParts() {
