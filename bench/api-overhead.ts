@@ -30,10 +30,11 @@
  * `rounds` or `progress`, the figures of that part are not printed. The memory figures are the same either way.
  */
 import { execFile } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { promisify } from "node:util";
 import { randomBytes } from "node:crypto";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { automationSettingsSchema, configureTenantStack, destroyTenantStack, openTenantStack, stackNameFor, removeTenantStack, upTenantStack } from "../automation";
@@ -42,28 +43,11 @@ import { miniCorpTenantConfig } from "../test/fixtures/tenant-config";
 import { pacedLoad, type PacedLoadResult } from "./paced-load";
 import setupHarness from "../test/harness/global-setup";
 import { REPO_ROOT } from "../test/harness/moto";
-import {
-  createBootstrapRole,
-  createCaller,
-  descendantsOf,
-  processMemory,
-  pulumiCli,
-  scratchDatabase,
-  serverEnvFor,
-  startServer,
-  stopServer,
-  temporaryServiceWorkspace,
-  type Server,
-} from "../test/harness/server";
-import {
-  AGENT_PUBLIC_BASE_URL,
-  BOOTSTRAP_ROLE_NAME,
-  newAccountId,
-  newTenantRecord,
-  onboardThroughApi,
-  PLATFORM_PRINCIPAL_ARN,
-  waitForRunToSettle,
-} from "../test/harness/tenants";
+import { createBootstrapRole } from "../test/harness/customer-account";
+import { descendantsOf, processMemory } from "../test/harness/process-tree";
+import { pulumiCli } from "../test/harness/pulumi-cli";
+import { startServiceUnderTest, type ServiceUnderTest } from "../test/harness/service-under-test";
+import { AGENT_PUBLIC_BASE_URL, BOOTSTRAP_ROLE_NAME, newAccountId, newTenantRecord, PLATFORM_PRINCIPAL_ARN } from "../test/harness/tenants";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONCURRENT_TENANTS = 4;
@@ -94,33 +78,27 @@ async function pulumi(args: string[], cwd: string, env: NodeJS.ProcessEnv): Prom
   if (code !== 0) throw new Error(`pulumi ${args.join(" ")} exited ${code}:\n${stdout}${stderr}`);
 }
 
-/** The whole measurement on one database back end; databaseUrl undefined: the embedded default. */
-async function measure(backendName: string, databaseUrl: string | undefined): Promise<string[]> {
+/** The whole measurement on one database back end: the embedded default, or a scratch database on a PostgreSQL server. */
+async function measure(backendName: string, database: "embedded" | "scratch"): Promise<string[]> {
 const lines: string[] = [];
 const print = (line: string) => {
   lines.push(line);
   process.stderr.write(`${line}\n`);
 };
-const workspace = await temporaryServiceWorkspace();
-const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-let server: Server | undefined;
+let service: ServiceUnderTest | undefined;
 try {
-  server = await startServer({
-    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey: randomBytes(32).toString("base64"), platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
-    MAX_CONCURRENT_RUNS: String(CONCURRENT_TENANTS),
-    ...workspace.serverEnv(),
-  });
+  service = await startServiceUnderTest({ name: "bench", database, env: { MAX_CONCURRENT_RUNS: String(CONCURRENT_TENANTS) } });
+  const { server, workspace, call, adminToken } = service;
   // Idle: after start-up, before any request has loaded anything on demand.
   await sleep(3000);
   const idle = (await processMemory(server.child.pid!))!;
-  const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
   const api = async (method: string, path: string, body?: unknown) => {
     const answer = await call(method, path, { body });
     if (answer.status >= 300) throw new Error(`${method} ${path}: ${answer.status} ${answer.text}`);
     return answer.body;
   };
   const settled = async (slug: string, runId: string) => {
-    const run = await waitForRunToSettle(call, slug, runId, { intervalMs: POLL_MS, timeoutMs: Number.POSITIVE_INFINITY });
+    const run = await service!.settledRun(slug, runId, { intervalMs: POLL_MS, timeoutMs: Number.POSITIVE_INFINITY });
     if (run.status !== "succeeded") throw new Error(`run ${runId} of ${slug} ${run.status}: ${JSON.stringify(run.error)}`);
     return run;
   };
@@ -132,15 +110,14 @@ try {
       await sleep(POLL_MS);
     }
   };
-  const onboardTenant = (slug: string) => onboardThroughApi(call, newTenantRecord(slug, { externalIdPrefix: "mxdr-bench-ext" }), { name: slug });
+  const onboardTenant = (slug: string) => service!.onboard(newTenantRecord(slug), { name: slug });
 
   const figures: Record<"api" | "cli" | "inline", number[]> = { api: [], cli: [], inline: [] };
   const apiQueueWait: number[] = [];
   const apiExecution: number[] = [];
   /** With DATABASE_URL: where an API run's execution goes, from the rows (run_events.created_at). */
   const phases: Record<"setup" | "engine" | "finish", number[]> = { setup: [], engine: [], finish: [] };
-  const serviceDatabaseUrl = databaseUrl ?? (await embeddedDatabaseUrl(workspace.dataDir));
-  const sql = postgres(serviceDatabaseUrl, { max: 2, onnotice: () => undefined });
+  const sql = database === "scratch" ? service.sql : postgres(await embeddedDatabaseUrl(workspace.dataDir), { max: 2, onnotice: () => undefined });
   if (PARTS.has("rounds")) {
     // The API tenant, and the equivalent stacks for the CLI and the in-process Automation API (same project and state).
     const apiSlug = `bench-api-${randomBytes(2).toString("hex")}`;
@@ -151,7 +128,7 @@ try {
       secretsProvider: "passphrase",
       passphrase: workspace.passphrase,
       pulumiRoot: join(REPO_ROOT, ".tools"),
-      pulumiHome: join(workspace.dataDir, "pulumi-home"),
+      pulumiHome: automationHome,
     });
     const directConfig = async (slug: string) => {
       const account = newAccountId();
@@ -323,10 +300,9 @@ try {
         `latency p50 ${load.latency.p50} ms, p90 ${load.latency.p90} ms, p99 ${load.latency.p99} ms, max ${load.latency.max} ms`,
     );
   }
-  await sql.end();
+  if (database === "embedded") await sql.end();
 } finally {
-  await stopServer(server, "SIGTERM");
-  await workspace.cleanup();
+  await service?.close();
 }
 return lines;
 }
@@ -347,20 +323,19 @@ async function serverUrl(): Promise<string> {
 }
 
 const backends = (process.env.BENCH_BACKENDS ?? "embedded,server").split(",");
+// This process's Automation API writes its CLI launcher once, under the first PULUMI_HOME it is given
+// (automation/cli-launcher.ts): one home for every measure, outliving each measure's workspace.
+const automationHome = await mkdtemp(join(tmpdir(), "mxdr-bench-pulumi-home-"));
 const teardown = await setupHarness();
 const report: string[] = [];
 try {
-  if (backends.includes("embedded")) report.push(...(await measure("embedded PostgreSQL (the default, under DATA_DIR)", undefined)));
+  if (backends.includes("embedded")) report.push(...(await measure("embedded PostgreSQL (the default, under DATA_DIR)", "embedded")));
   if (backends.includes("server")) {
     process.env.TEST_DATABASE_URL = await serverUrl();
-    const scratch = await scratchDatabase("mxdr_bench");
-    try {
-      report.push(...(await measure("PostgreSQL server (DATABASE_URL; a scratch database)", scratch.databaseUrl)));
-    } finally {
-      await scratch.cleanup();
-    }
+    report.push(...(await measure("PostgreSQL server (DATABASE_URL; a scratch database)", "scratch")));
   }
 } finally {
   await teardown();
+  await rm(automationHome, { recursive: true, force: true });
 }
 console.log(report.join("\n"));

@@ -13,8 +13,8 @@ import { randomBytes } from "node:crypto";
 import { availableParallelism } from "node:os";
 import { performance } from "node:perf_hooks";
 import setupHarness from "../test/harness/global-setup";
-import { createCaller, scratchDatabase, serverEnvFor, startServer, stopServer, temporaryServiceWorkspace, type Server } from "../test/harness/server";
-import { newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, TERMINAL_RUN_STATUSES, type TenantRecord } from "../test/harness/tenants";
+import { startServiceUnderTest } from "../test/harness/service-under-test";
+import { newTenantRecord, TERMINAL_RUN_STATUSES, type TenantRecord } from "../test/harness/tenants";
 
 const CONCURRENCIES = (process.env.BENCH_CONCURRENCY ?? "4,16,32").split(",").map((value) => Number(value.trim())).filter((value) => value > 0);
 const KIND = process.env.BENCH_RUN_KIND ?? "preview";
@@ -27,13 +27,9 @@ const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? Numbe
 const fmt = (value: number, digits = 1) => value.toFixed(digits);
 
 const teardown = await setupHarness();
-const { databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_bench_runs");
-const workspace = await temporaryServiceWorkspace(undefined, { defaultBackendOf: databaseUrl });
-const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-const encryptionKey = randomBytes(32).toString("base64");
+const service = await startServiceUnderTest({ name: "bench_runs", workspace: "database-state", startAtSetUp: false });
+const { call, adminToken } = service;
 const tenants: TenantRecord[] = [];
-let server: Server | undefined;
-const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
 
 /** Calls `path` in a loop from `clients` clients until `stop` resolves; latencies (ms) of the answers, and failures. */
 async function load(path: string, clients: number, stop: Promise<void>): Promise<{ latencies: number[]; failures: number }> {
@@ -46,7 +42,7 @@ async function load(path: string, clients: number, stop: Promise<void>): Promise
       while (!stopped) {
         const started = performance.now();
         try {
-          const response = await fetch(`${server!.baseUrl}${path}`, { headers: { authorization: `Bearer ${adminToken}` }, signal: AbortSignal.timeout(60_000) });
+          const response = await fetch(`${service.server.baseUrl}${path}`, { headers: { authorization: `Bearer ${adminToken}` }, signal: AbortSignal.timeout(60_000) });
           await response.text();
           if (response.status === 200) latencies.push(performance.now() - started);
           else failures++;
@@ -64,14 +60,10 @@ try {
   const most = Math.max(...CONCURRENCIES);
   console.log(`concurrent runs bench: ${KIND} runs at ${CONCURRENCIES.join(", ")} at once, ${LOAD_CLIENTS} load clients per endpoint, ${availableParallelism()} CPU(s)`);
   for (const concurrency of CONCURRENCIES) {
-    server = await startServer({
-      ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
-      ...workspace.serverEnv(),
-      MAX_CONCURRENT_RUNS: String(concurrency),
-    });
+    await service.start({ env: { MAX_CONCURRENT_RUNS: String(concurrency) } });
     while (tenants.length < Math.min(most, concurrency)) {
       const tenant = newTenantRecord(`br${String(tenants.length).padStart(2, "0")}-${randomBytes(2).toString("hex")}`, { firstAccount: 700_000_000_000 });
-      await onboardThroughApi(call, tenant);
+      await service.onboard(tenant);
       tenants.push(tenant);
     }
     const batch = tenants.slice(0, concurrency);
@@ -96,7 +88,7 @@ try {
     const wall = (performance.now() - started) / 1000;
     finish();
     const [h, g] = [await healthz, await tenantGet];
-    await stopServer(server);
+    await service.stop();
     const succeeded = [...statuses.values()].filter((status) => status === "succeeded").length;
     const line = (name: string, figures: { latencies: number[]; failures: number }) =>
       `${name} p50 ${fmt(percentile(figures.latencies, 50))} ms, p99 ${fmt(percentile(figures.latencies, 99))} ms, max ${fmt(figures.latencies.at(-1) ?? Number.NaN)} ms (${figures.latencies.length} answers, ${figures.failures} failed)`;
@@ -106,8 +98,6 @@ try {
     );
   }
 } finally {
-  await stopServer(server);
-  await workspace.cleanup();
-  await dropDatabase();
+  await service.close();
   await teardown();
 }

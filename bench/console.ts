@@ -20,10 +20,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { chromium } from "playwright-core";
-import postgres from "postgres";
 import { CONSOLE_CLIENT_DIR } from "../console/console-router";
 import { REPO_ROOT } from "../test/harness/moto";
-import { createCaller, scratchDatabase, serverEnvFor, startServer, stopServer, temporaryServiceWorkspace, type Server } from "../test/harness/server";
+import { startServiceUnderTest } from "../test/harness/service-under-test";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const ASSETS = 10_000;
@@ -40,18 +39,11 @@ function stats(values: number[]) {
 process.env.TEST_DATABASE_URL ??=
   process.env.DATABASE_URL ?? execFileSync("bash", [join(REPO_ROOT, "scripts", "postgres.sh"), "start"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
 
-const workspace = await temporaryServiceWorkspace();
-const { databaseUrl, cleanup } = await scratchDatabase("mxdr_bench_console");
-const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
+const service = await startServiceUnderTest({ name: "bench_console", platformPrincipalArn: null });
+const { call, sql } = service;
 const userDataDir = await mkdtemp(join(tmpdir(), "mxdr-bench-chromium-"));
-let server: Server | undefined;
-const sql = postgres(databaseUrl, { max: 1, onnotice: () => undefined });
 try {
-  server = await startServer({
-    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey: randomBytes(32).toString("base64"), platformPrincipalArn: undefined }),
-    ...workspace.serverEnv(),
-  });
-  const baseUrl = server.baseUrl;
+  const baseUrl = service.server.baseUrl;
 
   // 1. JavaScript size, as served.
   console.log("console JavaScript (gzip, as served):");
@@ -69,7 +61,6 @@ try {
   console.log(`  total                ${kib(total)} (budget ${kib(BUDGET_BYTES)}: ${total < BUDGET_BYTES ? "within" : "OVER"})`);
 
   // A tenant with 10,000 assets.
-  const call = createCaller({ baseUrl: () => baseUrl, defaultToken: () => adminToken });
   const slug = `bench-${randomBytes(3).toString("hex")}`;
   const created = await call("POST", "/v1/tenants", { body: { slug, name: "Bench Corp", integration_settings: { regions: ["us-east-1"], home_region: "us-east-1" } } });
   if (created.status !== 201) throw new Error(created.text);
@@ -143,9 +134,6 @@ try {
   console.log(`  sign in -> quick start on screen         ${stats(signIn)}`);
   console.log(`  assets screen, ${ASSETS} rows -> rows on screen ${stats(assets)}`);
 } finally {
-  await stopServer(server);
-  await sql.end();
-  await cleanup();
-  await workspace.cleanup();
+  await service.close();
   await rm(userDataDir, { recursive: true, force: true });
 }

@@ -15,22 +15,12 @@
  */
 import { randomBytes } from "node:crypto";
 import { performance } from "node:perf_hooks";
-import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import setupHarness from "../test/harness/global-setup";
 import { planEstate, seedEstate } from "../test/harness/estates";
-import { enrollmentBody } from "../test/harness/instance-identity";
-import {
-  createBootstrapRole,
-  createCaller,
-  customerAccountCredentials,
-  serverEnvFor,
-  startServer,
-  stopServer,
-  temporaryServiceWorkspace,
-  type Server,
-} from "../test/harness/server";
-import { startSsmStandIn } from "../test/harness/ssm-standin";
-import { BOOTSTRAP_ROLE_NAME, createTenantThroughApi, newTenantRecord, PLATFORM_PRINCIPAL_ARN, tenantExternalIdThroughApi, TERMINAL_RUN_STATUSES } from "../test/harness/tenants";
+import { agentEnroller } from "../test/harness/agent-hosts";
+import { createBootstrapRole, customerAccountCredentials } from "../test/harness/customer-account";
+import { startServiceUnderTest } from "../test/harness/service-under-test";
+import { BOOTSTRAP_ROLE_NAME, newTenantRecord, tenantExternalIdThroughApi, TERMINAL_RUN_STATUSES } from "../test/harness/tenants";
 
 const SIZE = Number(process.env.BENCH_SIZE ?? 60);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 1);
@@ -40,17 +30,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 const teardown = await setupHarness();
-const standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!);
-process.env.AWS_ENDPOINT_URL_SSM = standIn.endpoint;
-const workspace = await temporaryServiceWorkspace();
-const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-let server: Server | undefined;
+const service = await startServiceUnderTest({ name: "bench-estate", database: "embedded", ssmStandIn: true });
 try {
-  server = await startServer({
-    ...serverEnvFor({ databaseUrl: undefined, adminToken, encryptionKey: randomBytes(32).toString("base64"), platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
-    ...workspace.serverEnv(),
-  });
-  const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
+  const { call } = service;
   console.log(`estate onboarding: ${SIZE} instances in ${REGIONS.length} regions, default settings, ${ROUNDS} round(s)`);
 
   for (let round = 1; round <= ROUNDS; round++) {
@@ -59,8 +41,8 @@ try {
     const credentials = await customerAccountCredentials(account);
     const plan = planEstate({ regions: REGIONS, size: SIZE, seed: round });
     // Every instance SSM-managed: this measures the automatic path, not a person fixing instance profiles.
-    const estate = await seedEstate({ ...plan, instances: plan.instances.map(({ unmanaged: _, ...instance }) => instance) }, { credentials, ssmStandIn: standIn });
-    await createTenantThroughApi(call, tenant, { name: slug, regions: REGIONS });
+    const estate = await seedEstate({ ...plan, instances: plan.instances.map(({ unmanaged: _, ...instance }) => instance) }, { credentials, ssmStandIn: service.ssm });
+    await service.createTenant(tenant, { name: slug, regions: REGIONS });
     // The customer's role trusts the external ID the service generated for the tenant.
     await createBootstrapRole({ accountId: account, roleName: BOOTSTRAP_ROLE_NAME, externalId: await tenantExternalIdThroughApi(call, slug) });
 
@@ -71,7 +53,7 @@ try {
     const up = await call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
     if (up.status !== 202) throw new Error(`up: ${up.status} ${up.text}`);
 
-    const tokens = new Map<string, string>();
+    const enrollAgent = agentEnroller(call, tenant);
     const enrolled = new Set<string>();
     const region = new Map(estate.instances.map((instance) => [instance.instanceId, instance.region]));
     for (;;) {
@@ -89,17 +71,7 @@ try {
         if (!marks.installed && deployment.body.installed > 0 && deployment.body.installed + deployment.body.stopped >= deployment.body.targeted) marks.installed = now;
         // The agents: each host that got the agent enrolls with its region's token (the install script's last step).
         for (const instance of installed) {
-          const instanceRegion = region.get(instance.asset_id)!;
-          if (!tokens.has(instanceRegion)) {
-            const ssm = new SSMClient({ region: instanceRegion, credentials });
-            const parameter = await ssm.send(new GetParameterCommand({ Name: `/mini-xdr/${slug}/agent-config`, WithDecryption: true }));
-            ssm.destroy();
-            tokens.set(instanceRegion, JSON.parse(parameter.Parameter!.Value!).enrollmentToken);
-          }
-          const answer = await call("POST", "/v1/agents/enroll", {
-            token: null,
-            body: enrollmentBody(tokens.get(instanceRegion)!, { accountId: account, region: instanceRegion, instanceId: instance.asset_id }),
-          });
+          const answer = await enrollAgent({ region: region.get(instance.asset_id)!, instanceId: instance.asset_id });
           if (answer.status !== 201) throw new Error(`enroll ${instance.asset_id}: ${answer.status} ${answer.text}`);
           enrolled.add(instance.asset_id);
         }
@@ -126,8 +98,6 @@ try {
     }
   }
 } finally {
-  await stopServer(server);
-  await standIn.stop();
-  await workspace.cleanup();
+  await service.close();
   await teardown();
 }

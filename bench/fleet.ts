@@ -16,20 +16,10 @@ import { readdir, readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { performance } from "node:perf_hooks";
 import setupHarness from "../test/harness/global-setup";
-import {
-  createCaller,
-  descendantsOf,
-  processMemory,
-  pulumiCli,
-  scratchDatabase,
-  serverEnvFor,
-  startServer,
-  stopServer,
-  temporaryServiceWorkspace,
-  type Server,
-} from "../test/harness/server";
-import { startSsmStandIn } from "../test/harness/ssm-standin";
-import { newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, TERMINAL_RUN_STATUSES } from "../test/harness/tenants";
+import { descendantsOf, processMemory } from "../test/harness/process-tree";
+import { pulumiCli } from "../test/harness/pulumi-cli";
+import { startServiceUnderTest } from "../test/harness/service-under-test";
+import { newTenantRecord, TERMINAL_RUN_STATUSES } from "../test/harness/tenants";
 
 const TENANTS = Number(process.env.BENCH_TENANTS ?? 50);
 const CONCURRENCIES = [2, 4, 8];
@@ -70,28 +60,16 @@ async function treeRssKiB(pid: number): Promise<number> {
 }
 
 const teardown = await setupHarness();
-const standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!);
-const { databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_bench_fleet");
-const workspace = await temporaryServiceWorkspace(undefined, { defaultBackendOf: databaseUrl });
-const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-const encryptionKey = randomBytes(32).toString("base64");
+const service = await startServiceUnderTest({ name: "bench_fleet", workspace: "database-state", ssmStandIn: true, startAtSetUp: false });
+const { call, workspace } = service;
 const slugs = Array.from({ length: TENANTS }, (_, index) => `bf${String(index).padStart(3, "0")}-${randomBytes(2).toString("hex")}`);
-let server: Server | undefined;
-const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
 
-async function start(agentVersion: string, maxConcurrentRuns: number): Promise<void> {
-  server = await startServer({
-    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
-    MAX_CONCURRENT_RUNS: String(maxConcurrentRuns),
-    AGENT_VERSION: agentVersion,
-    AWS_ENDPOINT_URL_SSM: standIn.endpoint,
-    ...workspace.serverEnv(),
-  });
-}
+const start = (agentVersion: string, maxConcurrentRuns: number) =>
+  service.start({ env: { MAX_CONCURRENT_RUNS: String(maxConcurrentRuns), AGENT_VERSION: agentVersion } });
 
 /** A fleet up over every tenant; returns wall seconds, the service's CPU seconds and its memory peaks. */
 async function fleetUp(maxConcurrency: number) {
-  const pid = server!.child.pid!;
+  const pid = service.server.child.pid!;
   const cpuBefore = await cpuSeconds(pid);
   const motoBefore = moto ? await cpuSeconds(moto) : 0;
   const machineBefore = await machineBusySeconds();
@@ -120,7 +98,7 @@ try {
   await start("1.0.0", 8);
   for (const slug of slugs) {
     const tenant = newTenantRecord(slug, { firstAccount: 600_000_000_000 });
-    await onboardThroughApi(call, tenant, { name: slug, regions: [REGION], body: { onboarding_flow_version: "legacy" } });
+    await service.onboard(tenant, { name: slug, regions: [REGION], body: { onboarding_flow_version: "legacy" } });
   }
   // The first up of every tenant creates its stack (not measured: the measured variants all apply one change).
   // Tenants not connected yet are skipped by fleet runs, so these go through the per-tenant route.
@@ -136,7 +114,7 @@ try {
     }
   }
   console.log(`setup: ${TENANTS} first ups in ${fmt((performance.now() - setupStarted) / 1000)} s (MAX_CONCURRENT_RUNS 8)`);
-  await stopServer(server);
+  await service.stop();
 
   // The sequential baseline: the platform team's loop, `pulumi config set` + `pulumi up` per stack with the CLI.
   const cliEnv = workspace.cliEnv();
@@ -167,7 +145,7 @@ try {
     // A new agent version is a platform setting: the service restarts with it, then one fleet up applies it.
     await start(`1.${index + 2}.0`, Math.max(concurrency, 4));
     const result = await fleetUp(concurrency);
-    await stopServer(server);
+    await service.stop();
     const rate = (TENANTS / result.wall) * 60;
     const cores = result.cpu / result.wall;
     results.push({ concurrency, rate, cpuPerTenant: result.cpu / TENANTS, cores, motoPerTenant: result.motoCpu / TENANTS, machineCores: result.machineCores });
@@ -192,9 +170,6 @@ try {
         : `The machine never reached ${cores} busy cores (at most ${fmt(Math.max(...results.map((result) => result.machineCores)), 2)}): waits (engine steps, the database, loopback AWS calls) bound these runs, not the CPU.`),
   );
 } finally {
-  await stopServer(server);
-  await standIn.stop();
-  await workspace.cleanup();
-  await dropDatabase();
+  await service.close();
   await teardown();
 }

@@ -30,10 +30,8 @@ import { join } from "node:path";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, describe, expect, it } from "vitest";
 import { DOCS_CONTENT_SECURITY_POLICY } from "../../api/docs-page";
-import { createCaller, scratchDatabase, serverEnvFor, startServer, stopServer, type Server } from "../harness/server";
-import { setupOrFailEveryTest } from "../harness/suite";
-import { createTenantThroughApi } from "../harness/tenants";
 import { REPO_ROOT } from "../harness/moto";
+import { serviceUnderTest } from "../harness/service-under-test";
 
 const SCHEMATHESIS = join(REPO_ROOT, ".tools", "schemathesis-venv", "bin", "schemathesis");
 const SEED = 20261129;
@@ -42,21 +40,15 @@ const PLATFORM_PRINCIPAL = "arn:aws:iam::999999999999:role/MiniXdrPlatform";
 const ACCOUNT = "123456789012";
 const BUCKET = `mxdr-fuzz-templates-${randomBytes(3).toString("hex")}`;
 
-const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-let server: Server | undefined;
-let workDir = "";
-let cleanupDatabase: (() => Promise<void>) | undefined;
-let tenantToken = "";
 const slug = `fuzz-${randomBytes(3).toString("hex")}`;
+let workDir = "";
+let tenantToken = "";
 
-setupOrFailEveryTest(async () => {
-  workDir = await mkdtemp(join(tmpdir(), "mxdr-fuzz-"));
-  const database = await scratchDatabase("mxdr_fuzz");
-  cleanupDatabase = database.cleanup;
-  await new S3Client({ region: "us-east-1" }).send(new CreateBucketCommand({ Bucket: BUCKET }));
-  server = await startServer({
-    ...serverEnvFor({ databaseUrl: database.databaseUrl, adminToken, encryptionKey: randomBytes(32).toString("base64"), platformPrincipalArn: PLATFORM_PRINCIPAL }),
-    DATA_DIR: join(workDir, "data"),
+const service = serviceUnderTest({
+  name: "fuzz",
+  workspace: "data-dir",
+  platformPrincipalArn: PLATFORM_PRINCIPAL,
+  env: {
     BOOTSTRAP_TEMPLATE_BUCKET: BUCKET,
     RUN_WORKER: "false",
     // Every event stream ends after this long (a client reconnects): a queued run's events, which without a worker
@@ -65,20 +57,21 @@ setupOrFailEveryTest(async () => {
     // The fuzzer sends thousands of requests without a token on purpose, all from 127.0.0.1: the failure limiter
     // (pinned in test/e2e/hostile-tenant.test.ts) would answer them 429 instead of the 401 the contract declares.
     AUTH_FAILURE_LIMIT: "1000000",
-  });
-  await createTenantThroughApi(call, { slug, account: ACCOUNT }, { name: "Fuzz Corp" });
-  const token = await call("POST", `/v1/tenants/${slug}/tokens`, { body: { name: "fuzz" } });
-  if (token.status !== 201) throw new Error(`could not create the tenant token: ${token.status} ${token.text}`);
-  tenantToken = token.body.token;
+  },
+  beforeServerStart: async () => {
+    workDir = await mkdtemp(join(tmpdir(), "mxdr-fuzz-"));
+    await new S3Client({ region: "us-east-1" }).send(new CreateBucketCommand({ Bucket: BUCKET }));
+  },
+  setUp: async () => {
+    await service.createTenant({ slug, account: ACCOUNT }, { name: "Fuzz Corp" });
+    tenantToken = await service.issueToken(slug, "fuzz");
+  },
 });
+const { call, adminToken } = service;
 
 afterAll(async () => {
-  await stopServer(server, "SIGTERM");
-  await cleanupDatabase?.();
-  await rm(workDir, { recursive: true, force: true });
+  if (workDir) await rm(workDir, { recursive: true, force: true });
 });
-
-const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
 
 // -------------------------------------------------------------------------------------------------------------------
 // The fuzzer
@@ -137,7 +130,7 @@ async function runSchemathesis(label: string, token: string): Promise<FuzzResult
   const ndjson = join(workDir, `${label}.ndjson`);
   const args = [
     "--config-file", config,
-    "run", `${server!.baseUrl}/openapi.json`,
+    "run", `${service.server.baseUrl}/openapi.json`,
     "--header", `Authorization: Bearer ${token}`,
     "--checks", "all",
     "--phases", "examples,coverage,fuzzing,stateful",
@@ -202,7 +195,7 @@ describe("the contract under schemathesis", () => {
     expect(result.failures, result.output.slice(-20000)).toEqual(Object.fromEntries(CHECKS.map((check) => [check, 0])));
     expect(result.code, result.output.slice(-20000)).toBe(0);
     // The server never logged an unexpected error while being fuzzed.
-    expect(server!.stderr()).not.toMatch(/^error: /m);
+    expect(service.server.stderr()).not.toMatch(/^error: /m);
     // Every check on every operation, the three event streams included, each stream a second: several minutes.
   }, 1_200_000);
 });
@@ -339,7 +332,7 @@ describe("early answers leave the connection usable or close it cleanly", () => 
   it("413 for an oversized body says Connection: close, and the next two requests on the keep-alive agent succeed", async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
-      const base = server!.baseUrl;
+      const base = service.server.baseUrl;
       const warm = await request(agent, base, { method: "GET", path: "/v1/tenants" });
       expect(warm.status).toBe(200);
       expect(warm.headers.connection).toBe("keep-alive");
@@ -365,7 +358,7 @@ describe("early answers leave the connection usable or close it cleanly", () => 
   it("400, 401, 404 and 405 keep the connection open for the next request", async () => {
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
-      const base = server!.baseUrl;
+      const base = service.server.baseUrl;
       const answers = [
         await request(agent, base, { method: "POST", path: "/v1/tenants", body: "{not json", headers: { "content-type": "application/json" } }),
         await request(agent, base, { method: "GET", path: "/v1/tenants", headers: { authorization: "Bearer nope" } }),
@@ -436,7 +429,7 @@ const INERT_HOSTS = new Set([
 
 describe("/docs", () => {
   it("is served with every asset by the service itself; nothing loads from another host", async () => {
-    const page = await fetch(`${server!.baseUrl}/docs`);
+    const page = await fetch(`${service.server.baseUrl}/docs`);
     expect(page.status).toBe(200);
     expect(page.headers.get("content-security-policy")).toBe(DOCS_CONTENT_SECURITY_POLICY);
     expect(DOCS_CONTENT_SECURITY_POLICY).toMatch(/default-src 'self'/);
@@ -448,7 +441,7 @@ describe("/docs", () => {
     const scripts: string[] = [];
     for (const reference of referenced) {
       expect(reference, "a page asset must be a path on this service").toMatch(/^\/[^/]/);
-      const asset = await fetch(`${server!.baseUrl}${reference}`);
+      const asset = await fetch(`${service.server.baseUrl}${reference}`);
       expect(asset.status, reference).toBe(200);
       const type = asset.headers.get("content-type") ?? "";
       const body = Buffer.from(await asset.arrayBuffer());
@@ -471,7 +464,7 @@ describe("/docs", () => {
     expect(initializer).toBeDefined();
     expect(initializer).toContain("validatorUrl: null");
     expect(html).toContain('data-openapi-url="/openapi.json"');
-    expect((await fetch(`${server!.baseUrl}/openapi.json`)).status).toBe(200);
-    expect((await fetch(`${server!.baseUrl}/docs/assets/package.json`)).status).toBe(404);
+    expect((await fetch(`${service.server.baseUrl}/openapi.json`)).status).toBe(200);
+    expect((await fetch(`${service.server.baseUrl}/docs/assets/package.json`)).status).toBe(404);
   });
 });

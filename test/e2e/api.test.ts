@@ -14,10 +14,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openDatabase } from "../../db/client";
 import { decryptJson } from "../../db/crypto";
 import { auditLog, integrationCredentials } from "../../db/schema";
-import { createBootstrapRole, createCaller, realPostgres, serverEnvFor, startServer, stopServer, type Server } from "../harness/server";
-import { newAccountId, tenantExternalIdThroughApi } from "../harness/tenants";
-import { setupOrFailEveryTest } from "../harness/suite";
 import { allowServerUser, destroyEmbeddedServer } from "../../db/embedded-server";
+import { createBootstrapRole } from "../harness/customer-account";
+import { startServer, type Server } from "../harness/service-process";
+import { serviceUnderTest } from "../harness/service-under-test";
+import { newAccountId, tenantExternalIdThroughApi } from "../harness/tenants";
 
 const PLATFORM_PRINCIPAL = "arn:aws:iam::999999999999:role/MiniXdrPlatform";
 /** The customers' accounts in moto, fresh for this run (a role left by another run would trust another external ID). */
@@ -26,15 +27,10 @@ const OTHER_ACCOUNT = newAccountId();
 const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/MiniXdrBootstrap`;
 const OTHER_ROLE_ARN = `arn:aws:iam::${OTHER_ACCOUNT}:role/MiniXdrBootstrap`;
 
-describe.each([realPostgres])("API on $name", (backend) => {
-  const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-  const encryptionKey = randomBytes(32).toString("base64");
-  let server: Server | undefined;
-  let dataDir: string;
-  let databaseUrl: string | undefined;
-  let cleanupDatabase: (() => Promise<void>) | undefined;
-  /** Every response body seen, to prove no secret ever left the server. */
-  const responses: string[] = [];
+describe("API on real PostgreSQL", () => {
+  const service = serviceUnderTest({ name: "e2e", workspace: "data-dir", platformPrincipalArn: PLATFORM_PRINCIPAL });
+  const { call, adminToken, responses } = service;
+  const encryptionKey = service.encryptionKey!;
   /** Secrets that must never appear in responses (after their one showing), rows or logs. */
   const secrets: string[] = [adminToken, encryptionKey];
   let tenantToken = "";
@@ -45,27 +41,7 @@ describe.each([realPostgres])("API on $name", (backend) => {
   /** The external IDs the service generated for acme and globex. */
   const generated = { a: "", b: "" };
 
-  // A back end that cannot be started fails every one of its tests (with the reason), never skips them.
-  setupOrFailEveryTest(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), "mxdr-e2e-"));
-    const prepared = await backend.prepare();
-    databaseUrl = prepared.databaseUrl;
-    cleanupDatabase = prepared.cleanup;
-    server = await startServer({
-      ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL }),
-      DATA_DIR: dataDir,
-    });
-  });
-
-  afterAll(async () => {
-    await stopServer(server, "SIGKILL");
-    await cleanupDatabase?.();
-    await rm(dataDir, { recursive: true, force: true });
-  });
-
-  const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken, responses });
-
-  it("answers /healthz, /openapi.json and /docs without a token", async () => {
+  it("a. answers /healthz, /openapi.json and /docs without a token", async () => {
     expect((await call("GET", "/healthz", { token: null })).body).toEqual({ status: "ok" });
     const doc = await call("GET", "/openapi.json", { token: null });
     expect(doc.status).toBe(200);
@@ -77,7 +53,7 @@ describe.each([realPostgres])("API on $name", (backend) => {
     expect(docs.text).toContain("/openapi.json");
   });
 
-  it("refuses calls without a valid token (401)", async () => {
+  it("b. refuses calls without a valid token (401)", async () => {
     const missing = await call("GET", "/v1/tenants", { token: null });
     expect(missing.status).toBe(401);
     expect(missing.body.error.code).toBe("unauthorized");
@@ -85,7 +61,7 @@ describe.each([realPostgres])("API on $name", (backend) => {
     expect((await call("POST", "/v1/tenants", { token: null, body: { slug: "x-y-z", name: "x" } })).status).toBe(401);
   });
 
-  it("creates, gets, lists and patches tenants", async () => {
+  it("c. creates, gets, lists and patches tenants", async () => {
     const acmeSettings = {
       agent_public_base_url: "https://agents.mini-xdr.example.com",
       regions: ["us-east-1", "eu-west-1"],
@@ -132,7 +108,7 @@ describe.each([realPostgres])("API on $name", (backend) => {
     expect((await call("GET", "/v1/tenants/no-such-tenant")).status).toBe(404);
   });
 
-  it("connects AWS with the external ID the service generated (a chosen one is refused); the integration shows it masked", async () => {
+  it("d (after c). connects AWS with the external ID the service generated (a chosen one is refused); the integration shows it masked", async () => {
     generated.a = await tenantExternalIdThroughApi(call, slugA);
     expect(generated.a).toMatch(/^mxdr-ext_[\w-]{43}$/);
     expect(await tenantExternalIdThroughApi(call, slugA)).toBe(generated.a);
@@ -179,7 +155,7 @@ describe.each([realPostgres])("API on $name", (backend) => {
     expect((await call("PUT", `/v1/tenants/${slugB}/integrations/aws`, { body: { bootstrap_role_arn: OTHER_ROLE_ARN } })).status).toBe(201);
   });
 
-  it("answers 501 for azure and gcp", async () => {
+  it("e (after c). answers 501 for azure and gcp", async () => {
     for (const provider of ["azure", "gcp"]) {
       const response = await call("PUT", `/v1/tenants/${slugA}/integrations/${provider}`, { body: { credentials: {} } });
       expect(response.status).toBe(501);
@@ -188,7 +164,7 @@ describe.each([realPostgres])("API on $name", (backend) => {
     }
   });
 
-  it("issues a tenant token once; it sees its own tenant and nothing of another (404)", async () => {
+  it("f (after c, d). issues a tenant token once; it sees its own tenant and nothing of another (404)", async () => {
     const issued = await call("POST", `/v1/tenants/${slugA}/tokens`, { body: { name: "acme-admin" } });
     expect(issued.status).toBe(201);
     expect(issued.body).toMatchObject({ name: "acme-admin", scope: "tenant", tenant: slugA });
@@ -275,14 +251,14 @@ describe.each([realPostgres])("API on $name", (backend) => {
     { name: "aws: role in another account", method: "PUT", path: () => `/v1/tenants/${slugA}/integrations/aws`, body: { bootstrap_role_arn: OTHER_ROLE_ARN }, fields: ["bootstrap_role_arn"], code: "role_not_in_tenant_account" },
   ];
 
-  it.each(contradictions)("answers 422 naming the fields a well-formed request contradicts: $name", async (testCase) => {
+  it.each(contradictions)("g (after c). answers 422 naming the fields a well-formed request contradicts: $name", async (testCase) => {
     const response = await call(testCase.method, testCase.path(), { body: testCase.body, raw: testCase.raw, headers: testCase.headers });
     expect(response.status, response.text).toBe(422);
     expect(response.body.error.code).toBe(testCase.code);
     expect(response.body.error.fields.map((field: { field: string }) => field.field).sort()).toEqual([...testCase.fields].sort());
   });
 
-  it.each(badInputs)("answers 400 naming the bad fields: $name", async (testCase) => {
+  it.each(badInputs)("h. answers 400 naming the bad fields: $name", async (testCase) => {
     const response = await call(testCase.method, testCase.path(), { body: testCase.body, raw: testCase.raw, headers: testCase.headers });
     expect(response.status).toBe(400);
     expect(response.body.error.code).toBe(testCase.code ?? "validation_failed");
@@ -293,7 +269,7 @@ describe.each([realPostgres])("API on $name", (backend) => {
     }
   });
 
-  it("answers 413 to a body over the limit", async () => {
+  it("i. answers 413 to a body over the limit", async () => {
     const huge = { slug: "huge-body", name: "x".repeat(200 * 1024) };
     const response = await call("POST", "/v1/tenants", { body: huge });
     expect(response.status).toBe(413);
@@ -301,7 +277,7 @@ describe.each([realPostgres])("API on $name", (backend) => {
     expect((await call("GET", "/v1/tenants/huge-body")).status).toBe(404);
   });
 
-  it("replays the first answer for a repeated Idempotency-Key from the same actor", async () => {
+  it("j. replays the first answer for a repeated Idempotency-Key from the same actor", async () => {
     const slug = `idem-${randomBytes(3).toString("hex")}`;
     const key = `key-${randomBytes(8).toString("hex")}`;
     const first = await call("POST", "/v1/tenants", { body: { slug, name: "Idem" }, headers: { "idempotency-key": key } });
@@ -347,11 +323,12 @@ describe.each([realPostgres])("API on $name", (backend) => {
     secrets.push(corrected.body.token);
   });
 
-  it("shuts down cleanly on SIGTERM; rows hold actors, encrypted credentials and no secret", async () => {
-    server!.child.kill("SIGTERM");
-    expect(await server!.exited).toBe(0);
+  it("k (after c, d, f, j). shuts down cleanly on SIGTERM; rows hold actors, encrypted credentials and no secret", async () => {
+    const { server } = service;
+    server.child.kill("SIGTERM");
+    expect(await server.exited).toBe(0);
 
-    const database = await openDatabase({ databaseUrl, dataDir });
+    const database = await openDatabase({ databaseUrl: service.databaseUrl, dataDir: service.dataDir });
     try {
       const credentials = await database.db.select().from(integrationCredentials).orderBy(asc(integrationCredentials.organizationId));
       expect(credentials).toHaveLength(2);
@@ -407,9 +384,9 @@ describe.each([realPostgres])("API on $name", (backend) => {
     // The generated external IDs are the tenant's to read (GET .../external-id, for its role's trust policy); no other answer carries them.
     const otherResponses = responses.filter((text) => !text.includes('"bootstrap_role_name"')).join("\n");
     for (const secret of [generated.a, generated.b]) expect(otherResponses).not.toContain(secret);
-    const logs = server!.stdout() + server!.stderr();
+    const logs = server.stdout() + server.stderr();
     for (const secret of secrets) expect(logs).not.toContain(secret);
-    expect(server!.stdout()).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+/);
+    expect(server.stdout()).toMatch(/listening on http:\/\/127\.0\.0\.1:\d+/);
   });
 });
 

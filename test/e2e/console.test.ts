@@ -9,9 +9,9 @@
  *   b. 10,000 assets: sortable, filterable, and only the rows in view are in the DOM
  *   c. an operator sees KPIs and tenants, previews, approves and applies the saved plan, and offboards
  *   d. the progress stream and the KPIs through the API: scoped like every route
- *   f. the one click: Connect AWS opens the quick-create link (a stand-in AWS console page), the customer creates the
+ *   e. the one click: Connect AWS opens the quick-create link (a stand-in AWS console page), the customer creates the
  *      stack from it, the page shows the wait, and onboarding runs by itself to 100 %
- *   e. no secret in any page's HTML or in any request the browser made; only 127.0.0.1 was contacted
+ *   f. no secret in any page's HTML or in any request the browser made; only 127.0.0.1 was contacted
  *
  * Every screen is checked with axe (no serious or critical violation) and kept as a screenshot under
  * .data/artifacts/console/ (git-ignored).
@@ -24,31 +24,17 @@ import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import AxeBuilder from "@axe-core/playwright";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
-import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { decryptJson } from "../../db/crypto";
-import {
-  createCaller,
-  customerAccountCredentials,
-  launchMonitoredInstances,
-  LINUX_AMI,
-  readEventStream,
-  scratchDatabase,
-  serverEnvFor,
-  startServer,
-  stopServer,
-  temporaryServiceWorkspace,
-  waitForWith,
-  type Server,
-  type ServiceWorkspace,
-} from "../harness/server";
-import { setupOrFailEveryTest } from "../harness/suite";
-import { connectAwsThroughApi, createTenantThroughApi, newTenantRecord, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle, type TenantRecord } from "../harness/tenants";
-import { REPO_ROOT } from "../harness/moto";
-import { startSsmStandIn, type ManagedInstance, type SsmStandIn } from "../harness/ssm-standin";
-import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
+import { customerAccountCredentials, launchMonitoredInstances, LINUX_AMI } from "../harness/customer-account";
 import { awsAsCustomer, createStackFromQuickCreateLink, customerAccount } from "../harness/customer-cloudformation";
+import { readEventStream } from "../harness/event-stream-reader";
 import { enrollmentBody } from "../harness/instance-identity";
+import { REPO_ROOT } from "../harness/moto";
+import { serviceUnderTest } from "../harness/service-under-test";
+import type { ManagedInstance } from "../harness/ssm-standin";
+import { newTenantRecord, type TenantRecord } from "../harness/tenants";
+import { waitForWith } from "../harness/wait-for";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const ARTIFACTS = join(REPO_ROOT, ".data", "artifacts", "console");
@@ -56,31 +42,19 @@ const REGION = "us-east-1";
 const BULK_ASSETS = 10_000;
 
 const suffix = randomBytes(3).toString("hex");
-const tenant = (prefix: string) => newTenantRecord(`${prefix}-${suffix}`, { externalIdPrefix: "mxdr-console-ext" });
+const tenant = (prefix: string) => newTenantRecord(`${prefix}-${suffix}`);
 
 const acme = tenant("acme"); // a: the tenant admin's onboarding
 const bulk = tenant("bulk"); // b: 10,000 assets
 const beta = tenant("beta"); // c: approval required; previewed, applied and offboarded by the operator
-const click = tenant("click"); // f: the one-click quick start through the quick-create link
+const click = tenant("click"); // e: the one-click quick start through the quick-create link
 
 const isQuickCreateLink = (url: string) => new URL(url).host === `${REGION}.console.aws.amazon.com`;
 const TEMPLATE_BUCKET = "mini-xdr-console-templates";
 
-const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-const encryptionKey = randomBytes(32).toString("base64");
-
-let workspace: ServiceWorkspace;
-let standIn: SsmStandIn;
-let sts: StsStandIn;
-let server: Server | undefined;
-let databaseUrl: string;
-let dropDatabase: (() => Promise<void>) | undefined;
-let sql: postgres.Sql;
 let context: BrowserContext;
 let userDataDir: string;
 let acmeInstances: string[] = [];
-
-const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
 
 /** Every URL the browser asked for, and the hosts it was kept from. */
 const requests: { url: string; method: string; body: string | null }[] = [];
@@ -92,23 +66,65 @@ const screenshots: string[] = [];
 const WAIT = { timeoutMs: 240_000, retryErrors: true };
 const waitFor = waitForWith(WAIT);
 
+// Anything missing (chromium, PostgreSQL, moto) fails every test with the reason; nothing is skipped.
+const service = serviceUnderTest({
+  name: "console",
+  ssmStandIn: true,
+  env: { BOOTSTRAP_TEMPLATE_BUCKET: TEMPLATE_BUCKET },
+  wait: WAIT,
+  offboardWhenDone: [acme],
+  beforeServerStart: async () => {
+    await mkdir(ARTIFACTS, { recursive: true });
+    // The quick-create link: templates published to moto's S3; STS (the service's stand-in) refuses AssumeRole as
+    // AWS does until the role exists.
+    const s3 = new S3Client({ region: REGION });
+    await s3.send(new CreateBucketCommand({ Bucket: TEMPLATE_BUCKET }));
+    s3.destroy();
+  },
+  setUp: async () => {
+    userDataDir = await mkdtemp(join(tmpdir(), "mxdr-chromium-"));
+    context = await chromium.launchPersistentContext(userDataDir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    context.on("request", (request) => requests.push({ url: request.url(), method: request.method(), body: request.postData() }));
+    // Only the service on 127.0.0.1 may be reached: anything else is stopped here and recorded.
+    await context.route(
+      (url) => url.hostname !== "127.0.0.1",
+      async (route) => {
+        blocked.push(route.request().url());
+        await route.abort("blockedbyclient");
+      },
+    );
+  },
+});
+const { call, adminToken } = service;
+const encryptionKey = service.encryptionKey!;
+
+afterAll(async () => {
+  await context?.close();
+  if (userDataDir) await rm(userDataDir, { recursive: true, force: true });
+  if (screenshots.length) console.log(`console screenshots:\n${screenshots.map((file) => `  ${file}`).join("\n")}`);
+});
+
 /** The tenant, and its tenant admin's token. */
-async function createTenant(t: TenantRecord, settings: Record<string, unknown> = {}): Promise<void> {
-  await createTenantThroughApi(call, t, { name: `${t.slug.split("-")[0]!.toUpperCase()} Corp`, regions: [REGION], settings });
-  const issued = await call("POST", `/v1/tenants/${t.slug}/tokens`, { body: { name: `${t.slug}-console` } });
-  expect(issued.status, issued.text).toBe(201);
-  t.token = issued.body.token;
+async function createTenantAndToken(t: TenantRecord, settings: Record<string, unknown> = {}): Promise<void> {
+  await service.createTenant(t, { name: `${t.slug.split("-")[0]!.toUpperCase()} Corp`, regions: [REGION], settings });
+  t.token = await service.issueToken(t.slug, `${t.slug}-console`);
 }
-
-async function connectAws(t: TenantRecord): Promise<void> {
-  const connected = await connectAwsThroughApi(call, t);
-  expect(connected.status, connected.text).toBe(201);
-}
-
-const settledRun = (slug: string, runId: string) => waitForRunToSettle(call, slug, runId, WAIT);
 
 async function enrollmentTokenOf(slug: string): Promise<string> {
-  const [row] = await sql<{ token_sealed: string; organization_id: number }[]>`
+  const [row] = await service.sql<{ token_sealed: string; organization_id: number }[]>`
     select e.token_sealed, e.organization_id from enrollment_tokens e join organizations o on o.id = e.organization_id
     where o.slug = ${slug} and e.revoked_at is null`;
   return decryptJson<string>(row!.token_sealed, { organizationId: row!.organization_id, provider: "enrollment-token" }, { key: encryptionKey });
@@ -131,80 +147,16 @@ async function signIn(token: string): Promise<Page> {
   // A new tab: sessionStorage is per tab, so each sign-in starts clean.
   const page = await context.newPage();
   await page.setViewportSize({ width: 1280, height: 900 });
-  await page.goto(`${server!.baseUrl}/`);
+  await page.goto(`${service.server.baseUrl}/`);
   await page.getByLabel("API token").fill(token);
   await page.getByRole("button", { name: "Sign in" }).click();
   await page.locator("#screen-title").waitFor();
   return page;
 }
 
-// Anything missing (chromium, PostgreSQL, moto) fails every test with the reason; nothing is skipped.
-setupOrFailEveryTest(async () => {
-  await mkdir(ARTIFACTS, { recursive: true });
-  workspace = await temporaryServiceWorkspace();
-  standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!);
-  // The quick-create link: templates published to moto's S3; STS refuses AssumeRole as AWS does until the role exists.
-  const s3 = new S3Client({ region: REGION });
-  await s3.send(new CreateBucketCommand({ Bucket: TEMPLATE_BUCKET }));
-  s3.destroy();
-  sts = await startStsStandIn({ motoUrl: process.env.AWS_ENDPOINT_URL!, callerPrincipalArn: PLATFORM_PRINCIPAL_ARN });
-  ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_console"));
-  sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
-  server = await startServer({
-    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
-    AWS_ENDPOINT_URL_SSM: standIn.endpoint,
-    AWS_ENDPOINT_URL_STS: sts.url,
-    BOOTSTRAP_TEMPLATE_BUCKET: TEMPLATE_BUCKET,
-    ...workspace.serverEnv(),
-  });
-  userDataDir = await mkdtemp(join(tmpdir(), "mxdr-chromium-"));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  context.on("request", (request) => requests.push({ url: request.url(), method: request.method(), body: request.postData() }));
-  // Only the service on 127.0.0.1 may be reached: anything else is stopped here and recorded.
-  await context.route(
-    (url) => url.hostname !== "127.0.0.1",
-    async (route) => {
-      blocked.push(route.request().url());
-      await route.abort("blockedbyclient");
-    },
-  );
-});
-
-afterAll(async () => {
-  if (server && server.child.exitCode === null) {
-    const got = await call("GET", `/v1/tenants/${acme.slug}`).catch(() => undefined);
-    if (got?.status === 200 && !["offboarded", "not_started"].includes(got.body.onboarding_status)) {
-      const offboard = await call("POST", `/v1/tenants/${acme.slug}/offboard`);
-      if (offboard.status === 202) await settledRun(acme.slug, offboard.body.run_id).catch(() => undefined);
-    }
-  }
-  await context?.close();
-  if (userDataDir) await rm(userDataDir, { recursive: true, force: true });
-  await stopServer(server);
-  await sql?.end();
-  await dropDatabase?.();
-  await standIn?.stop();
-  await sts?.stop();
-  await workspace?.cleanup();
-  if (screenshots.length) console.log(`console screenshots:\n${screenshots.map((file) => `  ${file}`).join("\n")}`);
-});
-
 describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)", () => {
   it("a. tenant admin: signs in, watches progress reach 100 % live, retries a failed host from the page", async () => {
-    await createTenant(acme);
+    await createTenantAndToken(acme);
     acmeInstances = await launchMonitoredInstances(acme.account, { region: REGION });
     const [good, bad] = acmeInstances as [string, string];
     const association = (status: "Success" | "Failed", extra: Partial<NonNullable<ManagedInstance["association"]>> = {}) => ({
@@ -213,7 +165,7 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
       executedAt: new Date(Date.now() - 60_000),
       ...extra,
     });
-    standIn.setInstances([
+    service.ssm.setInstances([
       { instanceId: good, platformType: "Linux", pingStatus: "Online", association: association("Success") },
       { instanceId: bad, platformType: "Linux", pingStatus: "Online", association: association("Failed", { detailedStatus: "Failed", errorCode: "127" }) },
     ]);
@@ -221,7 +173,7 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     // The sign-in page renders before any script; a bad token is refused with a message.
     const page = await context.newPage();
     await page.setViewportSize({ width: 1280, height: 900 });
-    await page.goto(`${server!.baseUrl}/`);
+    await page.goto(`${service.server.baseUrl}/`);
     await expect(page.getByRole("heading", { name: "Sign in to Mini-XDR" }).isVisible()).resolves.toBe(true);
     await checkScreen(page, "01-sign-in");
     await page.getByLabel("API token").fill(`mxdr-tenant_${randomBytes(24).toString("base64url")}`);
@@ -238,13 +190,13 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     // The token is kept in this tab's sessionStorage only: never in localStorage, a cookie or the URL.
     expect(await page.evaluate(() => JSON.stringify(localStorage))).toBe("{}");
     expect((await context.cookies()).length).toBe(0);
-    expect(page.url()).toBe(`${server!.baseUrl}/`);
+    expect(page.url()).toBe(`${service.server.baseUrl}/`);
     await page.locator("#stream-state", { hasText: "Live" }).waitFor();
     await checkScreen(page, "02-quick-start");
 
     // The quick-create wait is the lead's part (bootstrap link): here AWS is connected through the API and the
     // first up started, as the wait does when the role answers.
-    await connectAws(acme);
+    await service.connectAws(acme);
     const up = await call("POST", `/v1/tenants/${acme.slug}/runs`, { body: { kind: "up" } });
     expect(up.status, up.text).toBe(202);
 
@@ -278,7 +230,7 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     expect(retryAnswer.status()).toBe(200);
     expect(await retryAnswer.json()).toMatchObject({ retried: 1, commands: [{ region: REGION, instance_ids: [bad] }] });
     await page.locator("#retry-result", { hasText: "Retry sent to 1 instance." }).waitFor();
-    const commands = await sql<{ command_id: string; instance_ids: string[] }[]>`
+    const commands = await service.sql<{ command_id: string; instance_ids: string[] }[]>`
       select c.command_id, c.instance_ids from agent_commands c join organizations o on o.id = c.organization_id where o.slug = ${acme.slug}`;
     expect(commands).toEqual([{ command_id: expect.any(String), instance_ids: [bad] }]);
     await checkScreen(page, "06-deployment-retried");
@@ -344,8 +296,8 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
   });
 
   it("b. 10,000 assets: sorted, filtered and searched; only the rows in view are rendered", async () => {
-    await createTenant(bulk);
-    const [org] = await sql<{ id: number }[]>`select id from organizations where slug = ${bulk.slug}`;
+    await createTenantAndToken(bulk);
+    const [org] = await service.sql<{ id: number }[]>`select id from organizations where slug = ${bulk.slug}`;
     const priorities = ["critical", "high", "medium", "low"];
     const statuses = ["checked_in", "installed", "pending", "failed", "not_targeted"];
     const rows = Array.from({ length: BULK_ASSETS }, (_, i) => ({
@@ -361,7 +313,7 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
       agent_status: statuses[i % 5]!,
     }));
     for (let start = 0; start < rows.length; start += 1000) {
-      await sql`insert into cloud_assets ${sql(rows.slice(start, start + 1000))}`;
+      await service.sql`insert into cloud_assets ${service.sql(rows.slice(start, start + 1000))}`;
     }
 
     const page = await signIn(bulk.token);
@@ -401,9 +353,9 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     await page.close();
   });
 
-  it("c. operator: KPIs and tenants, preview, approve and apply the saved plan, offboard", async () => {
-    await createTenant(beta, { require_approval: true });
-    await connectAws(beta);
+  it("c (after a). operator: KPIs and tenants, preview, approve and apply the saved plan, offboard", async () => {
+    await createTenantAndToken(beta, { require_approval: true });
+    await service.connectAws(beta);
 
     const page = await signIn(adminToken);
     await page.getByRole("heading", { name: "Onboarding KPIs" }).waitFor();
@@ -464,9 +416,9 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     await page.close();
   });
 
-  it("d. the console's API additions: progress stream and KPIs are scoped like every route", async () => {
+  it("d (after a, b). the console's API additions: progress stream and KPIs are scoped like every route", async () => {
     // The stream's first event is the progress as GET .../progress answers it.
-    const stream = await readEventStream(`${server!.baseUrl}/v1/tenants/${acme.slug}/progress/events`, { token: acme.token, until: "progress", timeoutMs: 30_000 });
+    const stream = await readEventStream(`${service.server.baseUrl}/v1/tenants/${acme.slug}/progress/events`, { token: acme.token, until: "progress", timeoutMs: 30_000 });
     expect(stream.status).toBe(200);
     expect(stream.contentType).toMatch(/^text\/event-stream/);
     const progress = await call("GET", `/v1/tenants/${acme.slug}/progress`, { token: acme.token });
@@ -486,8 +438,8 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     expect([kpis.status, kpis.body.error.code]).toEqual([403, "forbidden"]);
   });
 
-  it("f. one click: Connect AWS opens the quick-create link, the customer creates the stack, the page waits live, onboarding runs by itself to 100 %", async () => {
-    await createTenant(click);
+  it("e. one click: Connect AWS opens the quick-create link, the customer creates the stack, the page waits live, onboarding runs by itself to 100 %", async () => {
+    await createTenantAndToken(click);
     const credentials = await customerAccountCredentials(click.account);
     const ec2 = new EC2Client({ region: REGION, credentials });
     const launched = await ec2.send(
@@ -495,7 +447,7 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     );
     ec2.destroy();
     const instanceId = launched.Instances![0]!.InstanceId!;
-    standIn.addInstances([{ instanceId, platformType: "Linux", pingStatus: "Online", association: { documentName: `MiniXdr-InstallAgent-${click.slug}`, status: "Success", executedAt: new Date() } }]);
+    service.ssm.addInstances([{ instanceId, platformType: "Linux", pingStatus: "Online", association: { documentName: `MiniXdr-InstallAgent-${click.slug}`, status: "Success", executedAt: new Date() } }]);
 
     const page = await signIn(click.token);
     const connect = page.getByRole("button", { name: "Connect AWS" });
@@ -537,15 +489,15 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     const offboard = await call("POST", `/v1/tenants/${click.slug}/offboard`);
     expect(offboard.status).toBe(202);
     expect(offboard.body.customer_cleanup.cli_command).toBe(`aws cloudformation delete-stack --stack-name MiniXdr-Bootstrap-${click.slug} --region ${REGION}`);
-    await settledRun(click.slug, offboard.body.run_id);
+    await service.settledRun(click.slug, offboard.body.run_id);
     await awsAsCustomer(customer, offboard.body.customer_cleanup.cli_command.split(" ").slice(1));
     await page.close();
   });
 
-  it("e. no secret in any page or request URL; the browser contacted 127.0.0.1 only (and the AWS console for the quick-create link)", async () => {
+  it("f (after a–e). no secret in any page or request URL; the browser contacted 127.0.0.1 only (and the AWS console for the quick-create link)", async () => {
     expect(requests.length).toBeGreaterThan(20);
     expect(htmlSeen.length).toBeGreaterThanOrEqual(15);
-    const enrollmentTokens = await sql<{ organization_id: number; token_sealed: string }[]>`select organization_id, token_sealed from enrollment_tokens`;
+    const enrollmentTokens = await service.sql<{ organization_id: number; token_sealed: string }[]>`select organization_id, token_sealed from enrollment_tokens`;
     const secrets: Record<string, string> = {
       "admin token": adminToken,
       "acme token": acme.token,
@@ -571,7 +523,7 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
       }
     }
     const hosts = new Set(requests.filter((request) => !isQuickCreateLink(request.url)).map((request) => new URL(request.url).host));
-    expect([...hosts]).toEqual([new URL(server!.baseUrl).host]);
+    expect([...hosts]).toEqual([new URL(service.server.baseUrl).host]);
     expect(blocked).toEqual([]);
   });
 });

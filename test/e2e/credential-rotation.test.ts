@@ -2,42 +2,53 @@
  * Credentials key rotation through the running service: api/server.ts processes on a real PostgreSQL with
  * CREDENTIALS_KMS_KEY_ID naming a key in moto's KMS (reached through AWS_ENDPOINT_URL, as the service reaches AWS).
  *
- *   1. the service on KMS key A: a tenant connects AWS, gets a tenant token (with an Idempotency-Key), a webhook and a
+ *   a. the service on KMS key A: a tenant connects AWS, gets a tenant token (with an Idempotency-Key), a webhook and a
  *      saved plan (approval required); every sealed value names A's data key
- *   2. a rolling deploy to KMS key B: a second process starts with B while the one on A keeps serving; the rotation
+ *   b. a rolling deploy to KMS key B: a second process starts with B while the one on A keeps serving; the rotation
  *      runs in the background by itself; afterwards every sealed row names B's data key, and both processes (the one
- *      still on A included) read every row; the saved plan, re-sealed, is applied by an approved up
- *   3. GET/POST /v1/credentials/rotation: platform admin only (403 for a tenant token), 400 naming the field for bad
+ *      still on A included) read every row
+ *   c. the tenant keeps working on key B: the saved plan, re-sealed, applied by an approved up
+ *   d. GET/POST /v1/credentials/rotation: platform admin only (403 for a tenant token), 400 naming the field for bad
  *      input, 409 when asked to rotate to another key than the replica's own
- *   4. no secret (tokens, external ID, webhook secret, enrollment token, the data keys) in any row, response or log line
+ *   e. no secret (tokens, external ID, webhook secret, enrollment token, the data keys) in any row, response or log line
  */
 import { randomBytes } from "node:crypto";
 import { CreateKeyCommand, DecryptCommand, KMSClient } from "@aws-sdk/client-kms";
-import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createCaller,
-  scratchDatabase,
-  serverEnvFor,
-  startServer,
-  stopServer,
-  temporaryServiceWorkspace,
-  waitFor,
-  type CallFn,
-  type Server,
-  type ServiceWorkspace,
-} from "../harness/server";
-import { newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle } from "../harness/tenants";
+import { afterAll, describe, expect, it } from "vitest";
+import { stopServer } from "../harness/service-process";
+import { serviceUnderTest, type Replica } from "../harness/service-under-test";
+import { newTenantRecord } from "../harness/tenants";
+import { waitFor } from "../harness/wait-for";
 
 const REGION = "us-east-1";
 const suffix = randomBytes(3).toString("hex");
-const tenant = newTenantRecord(`rot-${suffix}`, { externalIdPrefix: "mxdr-rot-ext" });
+const tenant = newTenantRecord(`rot-${suffix}`);
 const { slug, account } = tenant;
-const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-const passphrase = `pp-${randomBytes(24).toString("base64url")}`;
+const kms = new KMSClient({ region: REGION });
+let kmsKeyA: string;
+let kmsKeyB: string;
+let onKeyA: Replica;
+let onKeyB: Replica;
+let tenantToken: string;
+let previewRunId: string;
+
+afterAll(() => kms.destroy());
+/** Each process has its own DATA_DIR and project dir; they share the database (and the state backend in its server). */
+const service = serviceUnderTest({
+  name: "rotation",
+  workspace: "database-state",
+  encryptionKey: null,
+  startAtSetUp: false,
+  env: { CREDENTIALS_KMS_REGION: REGION, CREDENTIALS_KMS_REFRESH_SECONDS: "1", WEBHOOK_PLATFORM_ALLOW_LOOPBACK: "true" },
+  setUp: async () => {
+    kmsKeyA = (await kms.send(new CreateKeyCommand({ Description: "mini-xdr credentials A" }))).KeyMetadata!.KeyId!;
+    kmsKeyB = (await kms.send(new CreateKeyCommand({ Description: "mini-xdr credentials B" }))).KeyMetadata!.KeyId!;
+    onKeyA = await service.startReplica("on key A", { CREDENTIALS_KMS_KEY_ID: kmsKeyA });
+  },
+});
+const { replicas, responses } = service;
 /** Every value that must never leave the service in clear. */
-const secrets: string[] = [adminToken, "(the external ID, once generated)", passphrase];
-const responses: string[] = [];
+const secrets: string[] = [service.adminToken, "(the external ID, once generated)", service.passphrase!];
 
 /** The sealed columns, and the key id each envelope names. */
 const SEALED = [
@@ -49,48 +60,11 @@ const SEALED = [
   ["idempotency_keys", "response_body"],
 ] as const;
 
-interface Replica {
-  server: Server;
-  call: CallFn;
-}
-
-let databaseUrl: string;
-let dropDatabase: (() => Promise<void>) | undefined;
-let sql: postgres.Sql;
-let kms: KMSClient;
-let kmsKeyA: string;
-let kmsKeyB: string;
-const workspaces: ServiceWorkspace[] = [];
-const replicas: Replica[] = [];
-let onKeyA: Replica;
-let onKeyB: Replica;
-let tenantToken: string;
-let previewRunId: string;
-
-/** Each process has its own DATA_DIR and project dir; they share the database (and the state backend in its server). */
-async function startReplica(kmsKeyId: string): Promise<Replica> {
-  const workspace = await temporaryServiceWorkspace(passphrase, { defaultBackendOf: databaseUrl });
-  workspaces.push(workspace);
-  const server = await startServer({
-    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey: undefined, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
-    CREDENTIALS_KMS_KEY_ID: kmsKeyId,
-    CREDENTIALS_KMS_REGION: REGION,
-    CREDENTIALS_KMS_REFRESH_SECONDS: "1",
-    WEBHOOK_PLATFORM_ALLOW_LOOPBACK: "true",
-    ...workspace.serverEnv(),
-  });
-  const replica = { server, call: createCaller({ baseUrl: () => server.baseUrl, defaultToken: () => adminToken, responses }) };
-  replicas.push(replica);
-  return replica;
-}
-
-const settledRun = (replica: Replica, runId: string) => waitForRunToSettle(replica.call, slug, runId);
-
 /** How many sealed values each key id seals, over all sealed columns. */
 async function sealedKeyIds(): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
   for (const [table, column] of SEALED) {
-    const rows = await sql.unsafe<{ key_id: string; n: number }[]>(
+    const rows = await service.sql.unsafe<{ key_id: string; n: number }[]>(
       `select split_part("${column}", ':', 2) as key_id, count(*)::int as n from "${table}" where "${column}" is not null group by 1`,
     );
     for (const row of rows) counts.set(row.key_id, (counts.get(row.key_id) ?? 0) + row.n);
@@ -99,30 +73,13 @@ async function sealedKeyIds(): Promise<Map<string, number>> {
 }
 
 const dataKeyOf = async (kmsKeyId: string) => {
-  const [row] = await sql<{ id: string }[]>`select id from credential_data_keys where kms_key_id = ${kmsKeyId}`;
+  const [row] = await service.sql<{ id: string }[]>`select id from credential_data_keys where kms_key_id = ${kmsKeyId}`;
   return row!.id;
 };
 
-beforeAll(async () => {
-  ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_rotation"));
-  sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
-  kms = new KMSClient({ region: REGION });
-  kmsKeyA = (await kms.send(new CreateKeyCommand({ Description: "mini-xdr credentials A" }))).KeyMetadata!.KeyId!;
-  kmsKeyB = (await kms.send(new CreateKeyCommand({ Description: "mini-xdr credentials B" }))).KeyMetadata!.KeyId!;
-  onKeyA = await startReplica(kmsKeyA);
-});
-
-afterAll(async () => {
-  for (const replica of replicas) await stopServer(replica.server, "SIGTERM");
-  kms?.destroy();
-  await sql?.end();
-  await dropDatabase?.();
-  for (const workspace of workspaces) await workspace.cleanup();
-});
-
 describe("credentials key rotation on the running service, KMS on the emulator", () => {
-  it("on KMS key A: a tenant connects AWS and gets a token, a webhook and a saved plan, all sealed with A's data key", async () => {
-    await onboardThroughApi(onKeyA.call, tenant, { regions: [REGION], settings: { require_approval: true } });
+  it("a. on KMS key A: a tenant connects AWS and gets a token, a webhook and a saved plan, all sealed with A's data key", async () => {
+    await onKeyA.onboard(tenant, { regions: [REGION], settings: { require_approval: true } });
     secrets[1] = tenant.externalId;
 
     // Its answer (the token, shown once) is kept sealed for a retry with the same Idempotency-Key.
@@ -139,7 +96,7 @@ describe("credentials key rotation on the running service, KMS on the emulator",
     const preview = await onKeyA.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "preview" } });
     expect(preview.status, preview.text).toBe(202);
     previewRunId = preview.body.run_id;
-    expect((await settledRun(onKeyA, previewRunId)).status).toBe("succeeded");
+    expect((await onKeyA.settledRun(slug, previewRunId)).status).toBe("succeeded");
 
     const dataKeyA = await dataKeyOf(kmsKeyA);
     const sealed = await sealedKeyIds();
@@ -151,9 +108,9 @@ describe("credentials key rotation on the running service, KMS on the emulator",
     expect(status.body).toMatchObject({ current_key_id: dataKeyA, target_key_id: dataKeyA, requested_by: "system:startup", state: "complete", remaining_total: 0 });
   });
 
-  it("a rolling deploy to KMS key B: rows are re-sealed in the background to B's data key, readable throughout by both processes", async () => {
+  it("b (after a). a rolling deploy to KMS key B: rows are re-sealed in the background to B's data key, readable throughout by both processes", async () => {
     const dataKeyA = await dataKeyOf(kmsKeyA);
-    onKeyB = await startReplica(kmsKeyB);
+    onKeyB = await service.startReplica("on key B", { CREDENTIALS_KMS_KEY_ID: kmsKeyB });
     const dataKeyB = await dataKeyOf(kmsKeyB);
     expect(dataKeyB).not.toBe(dataKeyA);
 
@@ -177,7 +134,7 @@ describe("credentials key rotation on the running service, KMS on the emulator",
     expect(done).toMatchObject({ target_key_id: dataKeyB, remaining_total: 0, remaining_by_key: [], rows_resealed: 6 });
     expect(done.remaining).toEqual({ integration_credentials: 0, tenant_external_ids: 0, enrollment_tokens: 0, run_plans: 0, webhooks: 0, idempotency_keys: 0 });
     expect([...(await sealedKeyIds())]).toEqual([[dataKeyB, 6]]);
-    const [credential] = await sql<{ encryption_key_id: string }[]>`select encryption_key_id from integration_credentials`;
+    const [credential] = await service.sql<{ encryption_key_id: string }[]>`select encryption_key_id from integration_credentials`;
     expect(credential!.encryption_key_id).toBe(dataKeyB);
     // The log says so, naming keys by id only.
     const logs = onKeyA.server.stderr() + onKeyB.server.stderr();
@@ -194,10 +151,10 @@ describe("credentials key rotation on the running service, KMS on the emulator",
     expect(tenantView.status, tenantView.text).toBe(200);
   });
 
-  it("the tenant still works on key B: the approved up applies the re-sealed plan with the re-sealed credential and enrollment token", async () => {
+  it("c (after a, b). the tenant still works on key B: the approved up applies the re-sealed plan with the re-sealed credential and enrollment token", async () => {
     const up = await onKeyB.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up", plan_run_id: previewRunId } });
     expect(up.status, up.text).toBe(202);
-    const run = await settledRun(onKeyB, up.body.run_id);
+    const run = await onKeyB.settledRun(slug, up.body.run_id);
     expect(run.error).toBeNull();
     expect(run.status).toBe("succeeded");
     expect(run.change_summary).toMatchObject({ create: expect.any(Number) });
@@ -205,7 +162,7 @@ describe("credentials key rotation on the running service, KMS on the emulator",
     expect([...(await sealedKeyIds()).keys()]).toEqual([await dataKeyOf(kmsKeyB)]);
   });
 
-  it("GET/POST /v1/credentials/rotation: platform admin only; bad input is a 400 naming the field; another key than the replica's is a 409", async () => {
+  it("d (after a, b). GET/POST /v1/credentials/rotation: platform admin only; bad input is a 400 naming the field; another key than the replica's is a 409", async () => {
     const dataKeyA = await dataKeyOf(kmsKeyA);
     const dataKeyB = await dataKeyOf(kmsKeyB);
     for (const [method, body] of [["GET", undefined], ["POST", {}]] as const) {
@@ -239,26 +196,26 @@ describe("credentials key rotation on the running service, KMS on the emulator",
     expect(started.body).toMatchObject({ current_key_id: dataKeyB, target_key_id: dataKeyB, state: "complete", remaining_total: 0 });
     expect(started.body.requested_by).toMatch(/^token:\d+$/);
     await waitFor("the requested pass to complete", async () => (await onKeyB.call("GET", "/v1/credentials/rotation")).body.completed_at !== null);
-    const [audit] = await sql<{ action: string }[]>`select action from audit_log where action = 'credentials.rotation.start'`;
+    const [audit] = await service.sql<{ action: string }[]>`select action from audit_log where action = 'credentials.rotation.start'`;
     expect(audit).toEqual({ action: "credentials.rotation.start" });
   });
 
-  it("no secret in any row, response or log line: tokens, external ID, webhook secret, enrollment token, the data keys", async () => {
+  it("e (after a–d). no secret in any row, response or log line: tokens, external ID, webhook secret, enrollment token, the data keys", async () => {
     for (const replica of replicas) expect(await stopServer(replica.server, "SIGTERM")).toBe(0);
-    for (const row of await sql<{ encrypted_key: string }[]>`select encrypted_key from credential_data_keys`) {
+    for (const row of await service.sql<{ encrypted_key: string }[]>`select encrypted_key from credential_data_keys`) {
       const plaintext = Buffer.from((await kms.send(new DecryptCommand({ CiphertextBlob: Buffer.from(row.encrypted_key, "base64") }))).Plaintext!);
       secrets.push(plaintext.toString("base64"), plaintext.toString("base64url"), plaintext.toString("hex"));
     }
     // Enrollment tokens are only ever stored hashed or sealed: their prefix appears nowhere in clear.
-    const tables = await sql<{ table_name: string }[]>`select table_name from information_schema.tables where table_schema = 'public'`;
+    const tables = await service.sql<{ table_name: string }[]>`select table_name from information_schema.tables where table_schema = 'public'`;
     let dump = "";
-    for (const { table_name } of tables) dump += JSON.stringify(await sql.unsafe(`select * from "${table_name}"`));
+    for (const { table_name } of tables) dump += JSON.stringify(await service.sql.unsafe(`select * from "${table_name}"`));
     expect(dump).toContain(account); // the dump is real
     expect(dump).not.toContain("mxdr-enroll_");
     for (const secret of secrets) expect(dump).not.toContain(secret);
     // The external ID is the tenant's to read (GET .../integrations/aws/external-id, for its role's trust policy); no other answer carries it.
     const allResponses = responses.filter((text) => !text.includes('"bootstrap_role_name"')).join("\n");
-    for (const secret of [adminToken, tenant.externalId, passphrase, ...secrets.slice(5)]) expect(allResponses).not.toContain(secret);
+    for (const secret of [service.adminToken, tenant.externalId, service.passphrase!, ...secrets.slice(5)]) expect(allResponses).not.toContain(secret);
     const logs = replicas.map((replica) => replica.server.stdout() + replica.server.stderr()).join("\n");
     expect(logs).toContain("credentials rotation");
     for (const secret of secrets) expect(logs).not.toContain(secret);

@@ -14,41 +14,25 @@
  *   f. out-of-band changes in moto (the XDR role's trust policy edited, the agent parameter deleted): a fleet drift
  *      sweep names the resources; auto_remediate brings one tenant back and its next check finds nothing; the other
  *      stays drifted in its answer, its progress, GET /v1/fleet and the operator's tenant list
- *   h. the service restarted in the middle of a fleet run: the coordinator resumes it from the database
- *   g. the receiver down: deliveries retried, the service restarted, none lost
+ *   g. the service restarted in the middle of a fleet run: the coordinator resumes it from the database
+ *   h. the receiver down: deliveries retried, the service restarted, none lost
  */
 import http from "node:http";
 import { randomBytes } from "node:crypto";
 import { GetRoleCommand, IAMClient, UpdateAssumeRolePolicyCommand } from "@aws-sdk/client-iam";
 import { DeleteParameterCommand, GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
-import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { verifySignature } from "../../services/notification/webhook-signature-fns";
-import {
-  createCaller,
-  customerAccountCredentials,
-  readEventStream,
-  scratchDatabase,
-  serverEnvFor,
-  startServer,
-  stopServer,
-  temporaryServiceWorkspace,
-  waitForWith,
-  type Server,
-  type ServiceWorkspace,
-} from "../harness/server";
-import { startSsmStandIn, type SsmStandIn } from "../harness/ssm-standin";
-import { setupOrFailEveryTest } from "../harness/suite";
-import { newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, TERMINAL_RUN_STATUSES, type TenantRecord } from "../harness/tenants";
+import { customerAccountCredentials } from "../harness/customer-account";
+import { readEventStream } from "../harness/event-stream-reader";
+import { serviceUnderTest } from "../harness/service-under-test";
+import { newTenantRecord, TERMINAL_RUN_STATUSES, type TenantRecord } from "../harness/tenants";
+import { waitForWith } from "../harness/wait-for";
 
 const TENANTS = Number(process.env.FLEET_TENANTS ?? 20);
 const REGION = "us-east-1";
 const suffix = randomBytes(3).toString("hex");
-const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-const encryptionKey = randomBytes(32).toString("base64");
-const tenants = Array.from({ length: TENANTS }, (_, index) =>
-  newTenantRecord(`fleet${String(index).padStart(2, "0")}-${suffix}`, { externalIdPrefix: "mxdr-fleet-ext", firstAccount: 500_000_000_000 }),
-);
+const tenants = Array.from({ length: TENANTS }, (_, index) => newTenantRecord(`fleet${String(index).padStart(2, "0")}-${suffix}`, { firstAccount: 500_000_000_000 }));
 
 // ---------------------------------------------------------------------------------------------------------------
 // A webhook receiver on loopback that checks every signature, and can be taken down.
@@ -90,33 +74,31 @@ async function stopReceiver(): Promise<void> {
 // ---------------------------------------------------------------------------------------------------------------
 // The service
 
-let workspace: ServiceWorkspace;
-let databaseUrl: string;
-let dropDatabase: (() => Promise<void>) | undefined;
-let sql: postgres.Sql;
-let standIn: SsmStandIn;
-let server: Server | undefined;
 let agentVersion = "1.0.0";
-const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
-
-async function start(): Promise<void> {
-  server = await startServer({
-    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
+// Registered first, so it runs after the service stopped (after-hooks run in reverse).
+afterAll(stopReceiver);
+const service = serviceUnderTest({
+  name: "fleet",
+  workspace: "database-state",
+  ssmStandIn: true,
+  env: () => ({
     MAX_CONCURRENT_RUNS: "4",
     AGENT_VERSION: agentVersion,
     WEBHOOK_PLATFORM_ALLOW_LOOPBACK: "true",
     WEBHOOK_RETRY_BASE_SECONDS: "0.5",
     WEBHOOK_RETRY_MAX_SECONDS: "2",
     WEBHOOK_MAX_ATTEMPTS: "50",
-    AWS_ENDPOINT_URL: process.env.AWS_ENDPOINT_URL!,
-    AWS_ENDPOINT_URL_SSM: standIn.endpoint,
-    ...workspace.serverEnv(),
-  });
-}
+  }),
+  wait: { timeoutMs: 300_000 },
+  beforeServerStart: startReceiver,
+  // Leave moto clean: destroy every tenant stack that holds resources.
+  offboardWhenDone: tenants,
+});
+const { call, adminToken } = service;
 
 async function restart(): Promise<void> {
-  expect(await stopServer(server, "SIGTERM")).toBe(0);
-  await start();
+  expect(await service.stop()).toBe(0);
+  await service.start();
 }
 
 const waitFor = waitForWith({ timeoutMs: 600_000 });
@@ -137,32 +119,6 @@ async function finishedFleetRun(id: string): Promise<any> {
 const iamOf = async (t: TenantRecord) => new IAMClient({ region: REGION, credentials: await customerAccountCredentials(t.account) });
 const ssmOf = async (t: TenantRecord) => new SSMClient({ region: REGION, credentials: await customerAccountCredentials(t.account) });
 
-setupOrFailEveryTest(async () => {
-  ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_fleet"));
-  workspace = await temporaryServiceWorkspace(undefined, { defaultBackendOf: databaseUrl });
-  sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
-  standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!);
-  await startReceiver();
-  await start();
-});
-
-afterAll(async () => {
-  // Leave moto clean: destroy every tenant stack that holds resources.
-  if (server && server.child.exitCode === null) {
-    for (const t of tenants) await call("POST", `/v1/tenants/${t.slug}/offboard`).catch(() => undefined);
-    await waitFor("offboarding", async () => {
-      const rows = await sql`select count(*)::int as n from organizations where onboarding_status = 'offboarding'`;
-      return rows[0]!.n === 0;
-    }, { timeoutMs: 300_000 }).catch((error: unknown) => console.error(String(error)));
-  }
-  await stopServer(server, "SIGTERM");
-  await stopReceiver();
-  await standIn?.stop();
-  await sql?.end();
-  await dropDatabase?.();
-  await workspace?.cleanup();
-});
-
 describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, Pulumi CLI, moto)`, () => {
   it("a. onboards the tenants; every run.succeeded reaches a platform-wide webhook, signed", async () => {
     const hook = await call("POST", "/v1/webhooks", {
@@ -173,7 +129,7 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     receiverSecret = hook.body.secret;
     // The secret is shown once, and stored sealed.
     expect((await call("GET", "/v1/webhooks")).text).not.toContain(receiverSecret);
-    expect(JSON.stringify(await sql`select * from webhooks`)).not.toContain(receiverSecret);
+    expect(JSON.stringify(await service.sql`select * from webhooks`)).not.toContain(receiverSecret);
     // Plain http to anything but loopback is refused, naming the field.
     const refused = await call("POST", "/v1/webhooks", { body: { url: "http://hooks.example.com/x", events: ["run.failed"] } });
     expect(refused.status).toBe(400);
@@ -181,19 +137,19 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
 
     const runIds: string[] = [];
     for (const t of tenants) {
-      await onboardThroughApi(call, t, { regions: [REGION], body: { onboarding_flow_version: "legacy" } });
+      await service.onboard(t, { regions: [REGION], body: { onboarding_flow_version: "legacy" } });
       const up = await call("POST", `/v1/tenants/${t.slug}/runs`, { body: { kind: "up" } });
       expect(up.status, up.text).toBe(202);
       runIds.push(up.body.run_id);
     }
     await waitFor("every up", async () => {
-      const rows = await sql`select status from runs where id in ${sql(runIds)}`;
+      const rows = await service.sql`select status from runs where id in ${service.sql(runIds)}`;
       return rows.every((row) => TERMINAL_RUN_STATUSES.includes(row.status));
     });
-    const failed = await sql`select id, error from runs where id in ${sql(runIds)} and status <> 'succeeded'`;
+    const failed = await service.sql`select id, error from runs where id in ${service.sql(runIds)} and status <> 'succeeded'`;
     expect(failed).toEqual([]);
     const statuses = await waitFor("onboarding to settle", async () => {
-      const rows = await sql<{ onboarding_status: string }[]>`select onboarding_status from organizations`;
+      const rows = await service.sql<{ onboarding_status: string }[]>`select onboarding_status from organizations`;
       return rows.every((row) => !["provisioning", "discovering"].includes(row.onboarding_status)) ? rows.map((row) => row.onboarding_status) : undefined;
     });
     for (const status of statuses) expect(["deploying", "validating", "completed"]).toContain(status);
@@ -203,12 +159,12 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     expect(new Set(received.filter((r) => r.event === "run.succeeded").map((r) => r.body.data.run_id))).toEqual(new Set(runIds));
   });
 
-  it("b. a fleet preview of an agent version change: every tenant updates its agent config and nothing else", async () => {
+  it("b (after a). a fleet preview of an agent version change: every tenant updates its agent config and nothing else", async () => {
     agentVersion = "1.1.0";
     await restart();
     const created = await fleetRun({ kind: "preview", tenants: { all: true }, max_concurrency: 3, max_failures: 0 });
     expect(created).toMatchObject({ kind: "preview", status: "running", max_concurrency: 3 });
-    const stream = await readEventStream(`${server!.baseUrl}/v1/fleet/runs/${created.id}/events`, { token: adminToken, timeoutMs: 600_000 });
+    const stream = await readEventStream(`${service.server.baseUrl}/v1/fleet/runs/${created.id}/events`, { token: adminToken, timeoutMs: 600_000 });
     expect(stream.status).toBe(200);
     const progress = stream.events.filter((event) => event.event === "progress").map((event) => JSON.parse(event.data));
     expect(progress.length).toBeGreaterThan(2);
@@ -238,19 +194,19 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     expect(finished.body.data).toMatchObject({ status: "succeeded", change_summary_text: fleet.change_summary_text, failed_tenants: [] });
   });
 
-  it("c. a fleet up with max_concurrency 3 never has more than 3 tenant runs at once", async () => {
+  it("c (after a, b). a fleet up with max_concurrency 3 never has more than 3 tenant runs at once", async () => {
     const created = await fleetRun({ kind: "up", tenants: { all: true }, max_concurrency: 3, max_failures: 0 });
     let peakActive = 0;
     let peakRunning = 0;
     let samples = 0;
     for (;;) {
-      const [row] = await sql`
+      const [row] = await service.sql`
         select count(*) filter (where status in ('queued', 'running'))::int as active, count(*) filter (where status = 'running')::int as running
         from runs where fleet_run_id = ${created.id}`;
       peakActive = Math.max(peakActive, row!.active);
       peakRunning = Math.max(peakRunning, row!.running);
       samples++;
-      const [fleet] = await sql`select status from fleet_runs where id = ${created.id}`;
+      const [fleet] = await service.sql`select status from fleet_runs where id = ${created.id}`;
       if (fleet!.status !== "running") break;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
@@ -263,7 +219,7 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     console.log(`fleet up: ${fleet.change_summary_text}; peak ${peakRunning} running, ${peakActive} queued or running (${samples} samples)`);
   });
 
-  it("d. max_failures 1 with two tenants refused: the fleet stops, says why, and starts nothing more", async () => {
+  it("d (after a). max_failures 1 with two tenants refused: the fleet stops, says why, and starts nothing more", async () => {
     const [first, second] = tenants;
     for (const t of [first!, second!]) {
       const patched = await call("PATCH", `/v1/tenants/${t.slug}`, { body: { integration_settings: { require_approval: true } } });
@@ -278,15 +234,15 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     for (const row of fleet.tenant_runs.filter((row: any) => ![first!.slug, second!.slug].includes(row.slug))) {
       expect(row).toMatchObject({ status: "not_started", run_id: null, reason: fleet.stop_reason });
     }
-    const [started] = await sql`select count(*)::int as n from runs where fleet_run_id = ${created.id}`;
+    const [started] = await service.sql`select count(*)::int as n from runs where fleet_run_id = ${created.id}`;
     expect(started!.n).toBe(0);
     for (const t of [first!, second!]) await call("PATCH", `/v1/tenants/${t.slug}`, { body: { integration_settings: { require_approval: null } } });
   });
 
-  it("e. a fleet run cancelled midway: queued tenant runs dropped, the running one finishes", async () => {
+  it("e (after a). a fleet run cancelled midway: queued tenant runs dropped, the running one finishes", async () => {
     const created = await fleetRun({ kind: "preview", tenants: { all: true }, max_concurrency: 2, max_failures: 0 });
     const doneAtCancel = await waitFor("a tenant preview to finish", async () => {
-      const [row] = await sql`select count(*)::int as n from runs where fleet_run_id = ${created.id} and status = 'succeeded'`;
+      const [row] = await service.sql`select count(*)::int as n from runs where fleet_run_id = ${created.id} and status = 'succeeded'`;
       return row!.n >= 1 ? row!.n : undefined;
     });
     const cancelled = await call("POST", `/v1/fleet/runs/${created.id}/cancel`);
@@ -300,14 +256,14 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     expect(dropped.length).toBeGreaterThanOrEqual(1);
     expect(succeeded.length + dropped.length).toBe(TENANTS);
     // No tenant run of it is left queued or running; only those running at the cancel (at most max_concurrency) finished.
-    const runs = await sql`select status from runs where fleet_run_id = ${created.id}`;
+    const runs = await service.sql`select status from runs where fleet_run_id = ${created.id}`;
     expect(runs.every((run) => ["succeeded", "cancelled"].includes(run.status))).toBe(true);
     expect(succeeded.length).toBeLessThanOrEqual(doneAtCancel + 2);
     const again = await call("POST", `/v1/fleet/runs/${created.id}/cancel`);
     expect(again.status).toBe(409);
   });
 
-  it("f. out-of-band changes are found as drift, remediated where asked, and the next check finds nothing", async () => {
+  it("f (after a). out-of-band changes are found as drift, remediated where asked, and the next check finds nothing", async () => {
     const [fixed, left] = [tenants[2]!, tenants[3]!];
     const patched = await call("PATCH", `/v1/tenants/${fixed.slug}`, { body: { integration_settings: { auto_remediate: true } } });
     expect(patched.status, patched.text).toBe(200);
@@ -374,10 +330,10 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     expect(detected.sort()).toEqual([fixed.slug, left.slug].sort());
   });
 
-  it("h. a service restart midway: the coordinator resumes the fleet run from the database", async () => {
+  it("g (after a). a service restart midway: the coordinator resumes the fleet run from the database", async () => {
     const created = await fleetRun({ kind: "preview", tenants: { all: true }, max_concurrency: 2, max_failures: TENANTS });
     await waitFor("two tenant previews to finish", async () => {
-      const [row] = await sql`select count(*)::int as n from runs where fleet_run_id = ${created.id} and status = 'succeeded'`;
+      const [row] = await service.sql`select count(*)::int as n from runs where fleet_run_id = ${created.id} and status = 'succeeded'`;
       return row!.n >= 2;
     });
     await restart();
@@ -387,11 +343,11 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     expect(["succeeded", "failed"]).toContain(fleet.status);
     expect(fleet.tenant_runs.every((row: any) => ["succeeded", "interrupted"].includes(row.status))).toBe(true);
     expect(fleet.tenant_runs.filter((row: any) => row.status === "interrupted").length).toBeLessThanOrEqual(2);
-    const after = await sql`select count(*)::int as n from runs where fleet_run_id = ${created.id} and started_at > ${restartedAt}`;
+    const after = await service.sql`select count(*)::int as n from runs where fleet_run_id = ${created.id} and started_at > ${restartedAt}`;
     expect(after[0]!.n).toBeGreaterThan(0);
   });
 
-  it("g. with the receiver down, deliveries are retried and none is lost across a service restart", async () => {
+  it("h (after a). with the receiver down, deliveries are retried and none is lost across a service restart", async () => {
     const hooks = (await call("GET", "/v1/webhooks")).body.webhooks;
     expect(hooks).toHaveLength(1);
     await stopReceiver();
@@ -412,10 +368,10 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     await restart();
     await startReceiver();
     await waitFor("every delivery delivered", async () => {
-      const [row] = await sql`select count(*) filter (where status <> 'delivered')::int as open from webhook_deliveries`;
+      const [row] = await service.sql`select count(*) filter (where status <> 'delivered')::int as open from webhook_deliveries`;
       return row!.open === 0;
     });
-    const delivered = await sql`select id from webhook_deliveries`;
+    const delivered = await service.sql`select id from webhook_deliveries`;
     const receivedIds = new Set(received.filter((r) => r.signature.valid).map((r) => r.deliveryId));
     for (const row of delivered) expect(receivedIds.has(row.id)).toBe(true);
     for (const delivery of failing) expect(receivedIds.has(delivery.id)).toBe(true);

@@ -13,7 +13,6 @@ import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DeleteRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import { createServer as createNetServer, type AddressInfo } from "node:net";
-import postgres from "postgres";
 import { openDatabase, type Database } from "../../db/client";
 import { createKeyring, encryptJson } from "../../db/crypto";
 import { cloudAssets, organizations } from "../../db/schema";
@@ -21,73 +20,37 @@ import { activeEnrollmentToken } from "../../services/core/enrollment-tokens";
 import { webhookSecretContext } from "../../services/notification/webhook-service";
 import { enrollmentBody, signedIdentity, untrustedIdentityAuthority } from "../harness/instance-identity";
 import { DEFAULT_LIMITS } from "../../platform/config";
-import {
-  createBootstrapRole,
-  createCaller,
-  customerAccountCredentials,
-  readEventStream,
-  realPostgres,
-  serverEnvFor,
-  startServer,
-  stopServer,
-  waitFor,
-  type Server,
-} from "../harness/server";
-import { setupOrFailEveryTest } from "../harness/suite";
+import { createCaller } from "../harness/caller";
+import { createBootstrapRole, customerAccountCredentials } from "../harness/customer-account";
+import { readEventStream } from "../harness/event-stream-reader";
+import { startServer, stopServer, type Server } from "../harness/service-process";
+import { serviceUnderTest, startServiceUnderTest } from "../harness/service-under-test";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
-import {
-  BOOTSTRAP_ROLE_NAME,
-  bootstrapRoleArnOf,
-  createTenantThroughApi,
-  newTenantRecord,
-  onboardThroughApi,
-  PLATFORM_PRINCIPAL_ARN,
-  tenantExternalIdThroughApi,
-  waitForRunToSettle,
-  type TenantRecord,
-} from "../harness/tenants";
+import { BOOTSTRAP_ROLE_NAME, bootstrapRoleArnOf, newTenantRecord, PLATFORM_PRINCIPAL_ARN, tenantExternalIdThroughApi, type TenantRecord } from "../harness/tenants";
+import { waitFor } from "../harness/wait-for";
 
 describe("a hostile tenant", () => {
-  const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-  const encryptionKey = randomBytes(32).toString("base64");
-  let server: Server | undefined;
-  let dataDir = "";
-  let databaseUrl = "";
-  let cleanupDatabase: (() => Promise<void>) | undefined;
   const mallory: TenantRecord = newTenantRecord(`mallory-${randomBytes(3).toString("hex")}`);
   const victim: TenantRecord = newTenantRecord(`victim-${randomBytes(3).toString("hex")}`);
-
-  setupOrFailEveryTest(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), "mxdr-hostile-"));
-    const prepared = await realPostgres.prepare();
-    cleanupDatabase = prepared.cleanup;
-    databaseUrl = prepared.databaseUrl!;
-    server = await startServer({
-      ...serverEnvFor({ databaseUrl: prepared.databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
-      DATA_DIR: dataDir,
-    });
-    for (const tenant of [mallory, victim]) {
-      await createTenantThroughApi(call, tenant);
-      const issued = await call("POST", `/v1/tenants/${tenant.slug}/tokens`, { body: { name: "admin" } });
-      if (issued.status !== 201) throw new Error(`token for ${tenant.slug}: ${issued.status} ${issued.text}`);
-      tenant.token = issued.body.token;
-    }
+  const service = serviceUnderTest({
+    name: "hostile",
+    workspace: "data-dir",
+    setUp: async () => {
+      for (const tenant of [mallory, victim]) {
+        await service.createTenant(tenant);
+        tenant.token = await service.issueToken(tenant.slug, "admin");
+      }
+    },
   });
-
-  afterAll(async () => {
-    await stopServer(server);
-    await cleanupDatabase?.();
-    await rm(dataDir, { recursive: true, force: true });
-  });
-
-  const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
+  const { call, adminToken } = service;
+  const encryptionKey = service.encryptionKey!;
 
   it("the two tenants exist, each token sees only its own tenant", async () => {
     expect((await call("GET", `/v1/tenants/${mallory.slug}`, { token: mallory.token })).status).toBe(200);
     expect((await call("GET", `/v1/tenants/${victim.slug}`, { token: mallory.token })).status).toBe(404);
   });
 
-  // Each finding of issue 17 adds its describe block below, using `call`, `server`, `mallory` and `victim`.
+  // Each finding of issue 17 adds its describe block below, using `service`, `call`, `mallory` and `victim`.
   describe("finding 11: what a tenant can observe of upstream failures", () => {
     // A second service on the same database whose STS is the stand-in that refuses as AWS does (moto grants every
     // AssumeRole), then nothing at all (the stand-in stopped: a refused connection).
@@ -107,11 +70,7 @@ describe("a hostile tenant", () => {
     it("STS's AccessDenied (naming the platform's principal) and a refused connection reach mallory as codes, not upstream text", async () => {
       sts = await startStsStandIn({ motoUrl: process.env.AWS_ENDPOINT_URL!, callerPrincipalArn: PLATFORM_PRINCIPAL_ARN });
       const stsPort = new URL(sts.url).port;
-      withSts = await startServer({
-        ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
-        DATA_DIR: dataDir,
-        AWS_ENDPOINT_URL_STS: sts.url,
-      });
+      withSts = await startServer(service.serverEnv({ AWS_ENDPOINT_URL_STS: sts.url }));
 
       const denied = await connectMallory();
       expect(denied.status, denied.text).toBe(422);
@@ -143,7 +102,7 @@ describe("a hostile tenant", () => {
 
     beforeAll(async () => {
       scratchDir = await mkdtemp(join(tmpdir(), "mxdr-hostile-agents-"));
-      database = await openDatabase({ databaseUrl, dataDir: scratchDir });
+      database = await openDatabase({ databaseUrl: service.databaseUrl, dataDir: scratchDir });
       const [org] = await database.db.select().from(organizations).where(eq(organizations.slug, mallory.slug));
       enrollmentToken = await activeEnrollmentToken(database.db, createKeyring({ key: encryptionKey }), org!.id);
       // One instance discovery found in her account (the only one an agent may enroll for).
@@ -266,7 +225,7 @@ describe("a hostile tenant", () => {
       });
       await new Promise<void>((resolve) => receiver.listen(0, "127.0.0.1", () => resolve()));
       const port = (receiver.address() as AddressInfo).port;
-      const sql = postgres(databaseUrl, { max: 1, onnotice: () => undefined });
+      const { sql } = service;
       try {
         const [org] = await sql<{ id: number }[]>`select id from organizations where slug = ${mallory.slug}`;
         const sealed = encryptJson("whsec_from_before_the_fix", webhookSecretContext(org!.id), createKeyring({ key: encryptionKey }));
@@ -288,10 +247,9 @@ describe("a hostile tenant", () => {
         expect(deliveries[0].attempt_log[0]).toMatchObject({ error: "address_refused", status_code: null });
         expect(JSON.stringify(deliveries.map((delivery: { attempt_log: unknown }) => delivery.attempt_log))).not.toMatch(/ECONN|127\.0\.0\.1|SSL|Error/);
         expect(connections).toBe(0);
-        expect(server!.stderr() + server!.stdout()).toMatch(/address_refused: .*127\.0\.0\.1=loopback/);
+        expect(service.server.stderr() + service.server.stdout()).toMatch(/address_refused: .*127\.0\.0\.1=loopback/);
         await sql`update webhooks set deleted_at = now() where id = ${hook!.id}`;
       } finally {
-        await sql.end();
         receiver.close();
       }
     });
@@ -324,37 +282,27 @@ describe("a hostile tenant", () => {
     // The probe needs more runs at once than the request pool has connections: a service of its own.
     const crowd = Array.from({ length: 11 }, (_, index) => newTenantRecord(`crowd${index}-${randomBytes(3).toString("hex")}`));
     const [attacker, target] = crowd as [TenantRecord, TenantRecord];
-    let crowdServer: Server | undefined;
-    const undo: (() => Promise<unknown>)[] = [];
-    const crowdCall = createCaller({ baseUrl: () => crowdServer!.baseUrl, defaultToken: () => adminToken });
-
-    setupOrFailEveryTest(async () => {
-      const scratch = await realPostgres.prepare();
-      const folder = await mkdtemp(join(tmpdir(), "mxdr-hostile-crowd-"));
-      undo.push(scratch.cleanup, () => rm(folder, { recursive: true, force: true }));
-      const env = serverEnvFor({ databaseUrl: scratch.databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN });
-      crowdServer = await startServer({ ...env, DATA_DIR: folder, MAX_CONCURRENT_RUNS: String(crowd.length) });
-      undo.unshift(() => stopServer(crowdServer));
-      for (const tenant of crowd) {
-        await onboardThroughApi(crowdCall, tenant);
-        const own = await crowdCall("POST", `/v1/tenants/${tenant.slug}/tokens`, { body: { name: "own" } });
-        tenant.token = own.status === 201 ? own.body.token : "";
-      }
-      expect(crowd.filter((tenant) => !tenant.token)).toEqual([]);
+    const crowded = serviceUnderTest({
+      name: "hostile-crowd",
+      workspace: "data-dir",
+      env: { MAX_CONCURRENT_RUNS: String(crowd.length) },
+      setUp: async () => {
+        for (const tenant of crowd) {
+          await crowded.onboard(tenant);
+          tenant.token = await crowded.issueToken(tenant.slug, "own");
+        }
+      },
     });
-
-    afterAll(async () => {
-      for (const step of undo) await step();
-    });
+    const crowdCall = crowded.call;
 
     it("11 tenants request previews at once: every request is answered, /healthz keeps answering, every run finishes", async () => {
       const requested = await Promise.all(
         crowd.map((tenant) => crowdCall("POST", `/v1/tenants/${tenant.slug}/runs`, { token: tenant.token, body: { kind: "preview" } })),
       );
       expect(requested.map((answer) => answer.status)).toEqual(crowd.map(() => 202));
-      const health = await fetch(`${crowdServer!.baseUrl}/healthz`, { signal: AbortSignal.timeout(60_000) });
+      const health = await fetch(`${crowded.server.baseUrl}/healthz`, { signal: AbortSignal.timeout(60_000) });
       expect(health.status).toBe(200);
-      const ended = await Promise.all(crowd.map((tenant, index) => waitForRunToSettle(crowdCall, tenant.slug, requested[index]!.body.run_id, { token: tenant.token })));
+      const ended = await Promise.all(crowd.map((tenant, index) => crowded.settledRun(tenant.slug, requested[index]!.body.run_id, { token: tenant.token })));
       expect(ended.map((run) => run.status)).toEqual(crowd.map(() => "succeeded"));
     });
 
@@ -372,18 +320,18 @@ describe("a hostile tenant", () => {
       const again = await crowdCall("POST", `/v1/tenants/${attacker.slug}/runs/${second.body.run_id}/cancel`, { token: attacker.token });
       expect(again.status).toBe(409);
       expect(again.body.error.code).toBe("run_finished");
-      expect((await waitForRunToSettle(crowdCall, target.slug, targetRun.body.run_id)).status).toBe("succeeded");
-      expect((await waitForRunToSettle(crowdCall, attacker.slug, first.body.run_id)).status).toBe("succeeded");
+      expect((await crowded.settledRun(target.slug, targetRun.body.run_id)).status).toBe("succeeded");
+      expect((await crowded.settledRun(attacker.slug, first.body.run_id)).status).toBe("succeeded");
     });
   });
   describe("finding 8 and 9: no quotas, no rate limits, tokens that cannot be managed", () => {
     const randomToken = (prefix: string) => `${prefix}_${randomBytes(32).toString("base64url")}`;
-    const progressUrl = (slug: string) => `${server!.baseUrl}/v1/tenants/${slug}/progress/events`;
+    const progressUrl = (slug: string) => `${service.server.baseUrl}/v1/tenants/${slug}/progress/events`;
 
     /** A call from another loopback address: the limiter counts failed authentications per client address. */
     const callFrom = (localAddress: string, method: string, path: string, { token, body }: { token?: string; body?: unknown } = {}) =>
       new Promise<{ status: number; retryAfter: string | undefined; body: any }>((resolve, reject) => {
-        const url = new URL(path, server!.baseUrl);
+        const url = new URL(path, service.server.baseUrl);
         const payload = body === undefined ? undefined : JSON.stringify(body);
         const headers = { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(payload ? { "content-type": "application/json" } : {}) };
         const request = http.request({ host: url.hostname, port: url.port, path: url.pathname, method, localAddress, headers }, (response) => {
@@ -420,19 +368,12 @@ describe("a hostile tenant", () => {
 
     it("mallory floods runs: past MAX_QUEUED_RUNS_PER_TENANT queued runs she gets 429 queued_run_limit with Retry-After; the victim still queues", async () => {
       // Runs stay queued only without a worker: a service of its own, on a database of its own.
-      const prepared = await realPostgres.prepare();
-      const dir = await mkdtemp(join(tmpdir(), "mxdr-hostile-runs-"));
-      const queueing = await startServer({
-        ...serverEnvFor({ databaseUrl: prepared.databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
-        DATA_DIR: dir,
-        RUN_WORKER: "false",
-        MAX_QUEUED_RUNS_PER_TENANT: "3",
-      });
+      const queueing = await startServiceUnderTest({ name: "hostile-runs", workspace: "data-dir", env: { RUN_WORKER: "false", MAX_QUEUED_RUNS_PER_TENANT: "3" } });
       try {
-        const on = createCaller({ baseUrl: () => queueing.baseUrl, defaultToken: () => adminToken });
+        const on = queueing.call;
         const flooder = newTenantRecord(`mallory-q-${randomBytes(3).toString("hex")}`);
         const bystander = newTenantRecord(`victim-q-${randomBytes(3).toString("hex")}`);
-        for (const tenant of [flooder, bystander]) await onboardThroughApi(on, tenant);
+        for (const tenant of [flooder, bystander]) await queueing.onboard(tenant);
         const issued = await on("POST", `/v1/tenants/${flooder.slug}/tokens`, { body: { name: "mallory" } });
         // All at once: the cap is counted under the tenant stack's lock, so concurrent requests cannot all slip under it.
         const answers = await Promise.all(
@@ -450,9 +391,7 @@ describe("a hostile tenant", () => {
         expect(listed.body.runs).toHaveLength(3);
         expect((await on("POST", `/v1/tenants/${bystander.slug}/runs`, { body: { kind: "preview", queue: true } })).status).toBe(202);
       } finally {
-        await stopServer(queueing);
-        await prepared.cleanup();
-        await rm(dir, { recursive: true, force: true });
+        await queueing.close();
       }
     });
 
@@ -534,12 +473,12 @@ describe("a hostile tenant", () => {
     const platformAccount = PLATFORM_PRINCIPAL_ARN.split(":")[4]!;
     const put = (tenant: TenantRecord, body: Record<string, unknown>) =>
       call("PUT", `/v1/tenants/${tenant.slug}/integrations/aws`, { token: tenant.token, body });
-    const assumedRoles = () => server!.sts!.calls.map((c) => c.roleArn);
+    const assumedRoles = () => service.server.sts!.calls.map((c) => c.roleArn);
 
     /** A role that trusts the platform's account WITHOUT an sts:ExternalId condition. */
     const openRole = (accountId: string, roleName: string) => createBootstrapRole({ accountId, roleName, externalId: null });
 
-    it("mallory cannot choose an external ID, nor reuse the victim's: each tenant has its own, generated by the service", async () => {
+    it("a. mallory cannot choose an external ID, nor reuse the victim's: each tenant has its own, generated by the service", async () => {
       victim.externalId = await tenantExternalIdThroughApi(call, victim.slug);
       mallory.externalId = await tenantExternalIdThroughApi(call, mallory.slug, { token: mallory.token });
       expect(mallory.externalId).not.toBe(victim.externalId);
@@ -561,7 +500,7 @@ describe("a hostile tenant", () => {
       expect(rejected.body.error.code).toBe("credentials_rejected");
     });
 
-    it("mallory cannot hand over a role whose trust policy lacks the ExternalId condition", async () => {
+    it("b. mallory cannot hand over a role whose trust policy lacks the ExternalId condition", async () => {
       const roleArn = await openRole(mallory.account, `${BOOTSTRAP_ROLE_NAME}-${mallory.slug}`);
       const refused = await put(mallory, { bootstrap_role_arn: roleArn });
       expect(refused.status, refused.text).toBe(422);
@@ -570,7 +509,7 @@ describe("a hostile tenant", () => {
       expect((await call("GET", `/v1/tenants/${mallory.slug}/integrations/aws`, { token: mallory.token })).status).toBe(404);
     });
 
-    it("mallory cannot point the platform at the platform's own account", async () => {
+    it("c. mallory cannot point the platform at the platform's own account", async () => {
       const roleArn = await openRole(platformAccount, BOOTSTRAP_ROLE_NAME);
       const patched = await call("PATCH", `/v1/tenants/${mallory.slug}`, { token: mallory.token, body: { integration_settings: { aws_account_id: platformAccount } } });
       // Well formed, refused by the platform's settings: 422 naming the field (400 is for what the schema refuses).
@@ -585,7 +524,7 @@ describe("a hostile tenant", () => {
       expect(assumedRoles()).not.toContain(roleArn);
     });
 
-    it("mallory cannot point the platform at the victim's account, before or after she is connected", async () => {
+    it("d (after a). mallory cannot point the platform at the victim's account, before or after she is connected", async () => {
       const victimRole = await createBootstrapRole({ accountId: victim.account, roleName: BOOTSTRAP_ROLE_NAME, externalId: victim.externalId });
       const victimOpenRole = await openRole(victim.account, `${BOOTSTRAP_ROLE_NAME}-${mallory.slug}`);
       // Her tenant is in her own account: a role elsewhere is refused outright.
@@ -629,25 +568,20 @@ describe("a hostile tenant", () => {
     });
 
     it("honours limit on /assets and pages the rest with next_cursor, her assets only", async () => {
-      const sql = postgres(databaseUrl, { max: 1, onnotice: () => undefined });
+      const { sql } = service;
       // Earlier blocks may have given her assets already (an instance her agent enrolled on): they are pages too.
-      let earlier: string[] = [];
-      try {
-        earlier = (await sql<{ asset_id: string }[]>`
-          select asset_id from cloud_assets where organization_id = (select id from organizations where slug = ${mallory.slug})`).map((row) => row.asset_id);
-        for (const tenant of [mallory, victim]) {
-          const [org] = await sql<{ id: number }[]>`select id from organizations where slug = ${tenant.slug}`;
-          const rows = Array.from({ length: 30 }, (_, i) => ({
-            organization_id: org!.id,
-            provider: "aws",
-            asset_type: "ec2",
-            asset_id: `i-${tenant.slug}-${String(i).padStart(3, "0")}`,
-            region: "us-east-1",
-          }));
-          await sql`insert into cloud_assets ${sql(rows)}`;
-        }
-      } finally {
-        await sql.end();
+      const earlier = (await sql<{ asset_id: string }[]>`
+        select asset_id from cloud_assets where organization_id = (select id from organizations where slug = ${mallory.slug})`).map((row) => row.asset_id);
+      for (const tenant of [mallory, victim]) {
+        const [org] = await sql<{ id: number }[]>`select id from organizations where slug = ${tenant.slug}`;
+        const rows = Array.from({ length: 30 }, (_, i) => ({
+          organization_id: org!.id,
+          provider: "aws",
+          asset_type: "ec2",
+          asset_id: `i-${tenant.slug}-${String(i).padStart(3, "0")}`,
+          region: "us-east-1",
+        }));
+        await sql`insert into cloud_assets ${sql(rows)}`;
       }
       const seen: string[] = [];
       let cursor: number | null = null;

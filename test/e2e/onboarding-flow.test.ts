@@ -2,8 +2,8 @@
  * Onboarding end to end, as users see it: the real server process (api/server.ts) on a scratch database of the real
  * PostgreSQL server (TEST_DATABASE_URL), its stack runs on the real Pulumi CLI (.tools/bin) with a file state backend
  * and passphrase secrets in a temp dir, AWS = the moto server (test/harness/global-setup.ts) behind the stand-in
- * `pulumi-resource-aws`. The server reaches moto through a loopback proxy of this test (test/harness/server.ts) that
- * can hold AWS calls, which makes "killed in the middle of an `up`" deterministic.
+ * `pulumi-resource-aws`. The server reaches moto through a loopback proxy of this test (test/harness/holding-proxy.ts)
+ * that can hold AWS calls, which makes "killed in the middle of an `up`" deterministic.
  *
  * Every customer gets its own AWS account in moto (and its bootstrap role there), so tenants cannot see each
  * other's resources by accident. The scenarios run in order and share the server:
@@ -21,59 +21,47 @@ import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { GetRoleCommand, IAMClient, NoSuchEntityException } from "@aws-sdk/client-iam";
 import postgres from "postgres";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { decryptJson } from "../../db/crypto";
 import { awsCredentialContext } from "../../services/core/aws-credential-store";
-import {
-  createBootstrapRole,
-  createCaller,
-  customerAccountCredentials,
-  isStsCall,
-  launchMonitoredInstances,
-  pulumiCli,
-  readEventStream,
-  pulumiProcessesOf,
-  scratchDatabase,
-  serverEnvFor,
-  stackHistoryLength,
-  startHoldingProxy,
-  startServer,
-  stopServer,
-  temporaryServiceWorkspace,
-  waitForWith,
-  type HoldingProxy,
-  type Server,
-  type ServiceWorkspace,
-} from "../harness/server";
-import { setupOrFailEveryTest } from "../harness/suite";
-import { connectAwsThroughApi, createTenantThroughApi, newTenantRecord, PLATFORM_PRINCIPAL_ARN, tenantExternalIdThroughApi, waitForRunToSettle, type TenantRecord } from "../harness/tenants";
+import { createBootstrapRole, customerAccountCredentials, launchMonitoredInstances } from "../harness/customer-account";
+import { readEventStream } from "../harness/event-stream-reader";
 import { enrollmentBody } from "../harness/instance-identity";
+import { pulumiCli, pulumiProcessesOf, stackHistoryLength } from "../harness/pulumi-cli";
+import { stopServer } from "../harness/service-process";
+import { serviceUnderTest } from "../harness/service-under-test";
+import { newTenantRecord, PLATFORM_PRINCIPAL_ARN, tenantExternalIdThroughApi, type TenantRecord } from "../harness/tenants";
+import { waitForWith } from "../harness/wait-for";
 
 const REGION = "us-east-1";
 const NO_SUCH_TENANT = "zz-no-such-tenant";
 
 const suffix = randomBytes(3).toString("hex");
-const tenant = (prefix: string) => newTenantRecord(`${prefix}-${suffix}`, { externalIdPrefix: "mxdr-e2e-ext" });
+const tenant = (prefix: string) => newTenantRecord(`${prefix}-${suffix}`);
 
 const alpha = tenant("alpha"); // scenario a: the admin's full flow, offboarded at its end
 const bravo = tenant("bravo"); // scenario b: quick_start through the v2 set; the victim of c; d
 const charlie = tenant("charlie"); // legacy onboarding flow; the other tenant of c
 const echo = tenant("echo"); // scenario e: the crash
 
-const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
 const encryptionKeyBytes = randomBytes(32);
-const encryptionKey = encryptionKeyBytes.toString("base64");
+const WAIT = { timeoutMs: 240_000, intervalMs: 200, retryErrors: true };
+const waitFor = waitForWith(WAIT);
 
-let workspace: ServiceWorkspace;
-let proxy: HoldingProxy;
-let databaseUrl: string;
-let dropDatabase: (() => Promise<void>) | undefined;
-let sql: postgres.Sql;
-let server: Server | undefined;
-/** Every server process this file started (the crash scenario starts a second one). */
-const servers: Server[] = [];
-/** Every response body (JSON and event streams) the server sent. */
-const responses: string[] = [];
+const service = serviceUnderTest({
+  name: "flow",
+  // The service's default state backend: postgres:// in the same server, database <scratch>_state.
+  workspace: "database-state",
+  encryptionKey: encryptionKeyBytes.toString("base64"),
+  // The service reaches "AWS" through the test's proxy; the test itself talks to moto directly.
+  holdingProxy: true,
+  env: { MAX_CONCURRENT_RUNS: "4" },
+  wait: WAIT,
+  // Leave moto clean for the next file: offboard the tenants whose stacks still hold resources.
+  offboardWhenDone: [bravo, echo],
+});
+const { call, adminToken, responses } = service;
+const encryptionKey = service.encryptionKey!;
 /** The response that showed each tenant token (its one showing). */
 const tokenShownIn = new Map<string, string>();
 /** Run ids per scenario, for later scenarios. */
@@ -81,41 +69,13 @@ const runIds: Record<string, string> = {};
 /** Seeded EC2 instances of bravo's account. */
 let bravoInstances: string[] = [];
 
-const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken, responses });
-
-function serverEnv(): Record<string, string | undefined> {
-  return {
-    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
-    MAX_CONCURRENT_RUNS: "4",
-    // The service reaches "AWS" through the test's proxy; the test itself talks to moto directly.
-    AWS_ENDPOINT_URL: proxy.url,
-    ...workspace.serverEnv(),
-  };
-}
-
-async function start(): Promise<Server> {
-  const started = await startServer(serverEnv());
-  servers.push(started);
-  server = started;
-  return started;
-}
-
-const WAIT = { timeoutMs: 240_000, intervalMs: 200, retryErrors: true };
-const waitFor = waitForWith(WAIT);
-
-const settledRun = (slug: string, runId: string, token: string = adminToken) => waitForRunToSettle(call, slug, runId, { token, ...WAIT });
-
-const createTenant = (t: TenantRecord, body: Record<string, unknown> = {}) => createTenantThroughApi(call, t, { regions: [REGION], body });
-
-async function issueToken(t: TenantRecord): Promise<string> {
+async function issueRecordedToken(t: TenantRecord): Promise<string> {
   const issued = await call("POST", `/v1/tenants/${t.slug}/tokens`, { body: { name: `${t.slug}-e2e` } });
   expect(issued.status, issued.text).toBe(201);
   expect(issued.body).toMatchObject({ scope: "tenant", tenant: t.slug, token: expect.stringMatching(/^mxdr-tenant_/) });
   tokenShownIn.set(issued.body.token, issued.text);
   return issued.body.token;
 }
-
-const connectAws = (t: TenantRecord) => connectAwsThroughApi(call, t);
 
 function iamOf(account: string) {
   return customerAccountCredentials(account).then((credentials) => new IAMClient({ region: REGION, credentials }));
@@ -135,7 +95,7 @@ async function roleExists(account: string, roleName: string): Promise<boolean> {
 }
 
 async function stackExport(stackName: string) {
-  return pulumiCli(["stack", "export", "--stack", stackName, "--non-interactive"], { cwd: workspace.projectDir, env: workspace.cliEnv() });
+  return pulumiCli(["stack", "export", "--stack", stackName, "--non-interactive"], { cwd: service.workspace.projectDir, env: service.workspace.cliEnv() });
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -143,45 +103,9 @@ async function filesUnder(dir: string): Promise<string[]> {
   return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name));
 }
 
-async function offboardAndWait(t: TenantRecord): Promise<void> {
-  const offboard = await call("POST", `/v1/tenants/${t.slug}/offboard`);
-  if (offboard.status !== 202) throw new Error(`offboarding ${t.slug}: ${offboard.status} ${offboard.text}`);
-  await waitFor(`${t.slug} to be offboarded`, async () => {
-    const got = await call("GET", `/v1/tenants/${t.slug}`);
-    if (got.body.onboarding_status === "failed") throw new Error(`offboarding ${t.slug} failed`);
-    return got.body.onboarding_status === "offboarded" ? got.body : undefined;
-  });
-}
-
-setupOrFailEveryTest(async () => {
-  ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_flow"));
-  // The service's default state backend: postgres:// in the same server, database <scratch>_state.
-  workspace = await temporaryServiceWorkspace(undefined, { defaultBackendOf: databaseUrl });
-  proxy = await startHoldingProxy(process.env.AWS_ENDPOINT_URL!);
-  sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
-  await start();
-});
-
-afterAll(async () => {
-  // Leave moto clean for the next file: offboard the tenants whose stacks still hold resources.
-  if (server && server.child.exitCode === null) {
-    for (const t of [bravo, echo]) {
-      const got = await call("GET", `/v1/tenants/${t.slug}`).catch(() => undefined);
-      if (got?.status === 200 && !["offboarded", "not_started"].includes(got.body.onboarding_status)) {
-        await offboardAndWait(t).catch((error: unknown) => console.error(`cleanup: ${String(error)}`));
-      }
-    }
-  }
-  for (const started of servers) await stopServer(started, "SIGTERM");
-  await sql?.end();
-  await dropDatabase?.();
-  await proxy?.close();
-  await workspace?.cleanup();
-});
-
 describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, moto)", () => {
   it("a. admin: connect AWS, preview, up with live events, outputs and progress, then offboard", async () => {
-    const created = await createTenant(alpha);
+    const created = await service.createTenant(alpha);
     expect(created.body).toMatchObject({ slug: alpha.slug, onboarding_status: "not_started", offboarded_at: null });
 
     // A run before AWS is connected is refused with the field to fix.
@@ -190,7 +114,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     expect(early.body.error.code).toBe("tenant_not_ready");
     expect(early.body.error.fields.map((f: { field: string }) => f.field)).toContain("integrations.aws");
 
-    const connected = await connectAws(alpha);
+    const connected = await service.connectAws(alpha);
     expect(connected.status, connected.text).toBe(201);
     expect(connected.body).toMatchObject({
       provider: "aws",
@@ -206,7 +130,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     const preview = await call("POST", `/v1/tenants/${alpha.slug}/runs`, { body: { kind: "preview" } });
     expect(preview.status, preview.text).toBe(202);
     expect(preview.body).toEqual({ run_id: expect.any(String), kind: "preview", status: "queued", stack_name: `tenant-${alpha.slug}` });
-    const previewRun = await settledRun(alpha.slug, preview.body.run_id);
+    const previewRun = await service.settledRun(alpha.slug, preview.body.run_id);
     expect(previewRun.error).toBeNull();
     expect(previewRun).toMatchObject({ id: preview.body.run_id, tenant: alpha.slug, kind: "preview", status: "succeeded", change_summary: { create: 8 } });
     expect(previewRun.resource_changes.map((change: { type: string }) => change.type)).toEqual(
@@ -227,7 +151,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     expect(up.status, up.text).toBe(202);
     const upId: string = up.body.run_id;
     runIds.alphaUp = upId;
-    const stream = await readEventStream(`${server!.baseUrl}/v1/tenants/${alpha.slug}/runs/${upId}/events`, { token: adminToken });
+    const stream = await readEventStream(`${service.server.baseUrl}/v1/tenants/${alpha.slug}/runs/${upId}/events`, { token: adminToken });
     responses.push(stream.text);
     expect(stream.status).toBe(200);
     expect(stream.contentType).toMatch(/^text\/event-stream/);
@@ -269,10 +193,10 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     expect(upRun.text).not.toContain(alpha.externalId);
 
     // A late client replays the same events; Last-Event-ID resumes after the given one.
-    const replay = await readEventStream(`${server!.baseUrl}/v1/tenants/${alpha.slug}/runs/${upId}/events`, { token: adminToken });
+    const replay = await readEventStream(`${service.server.baseUrl}/v1/tenants/${alpha.slug}/runs/${upId}/events`, { token: adminToken });
     responses.push(replay.text);
     expect(replay.events.filter((event) => event.event === "engine").map((event) => event.data)).toEqual(engine.map((event) => event.data));
-    const resumed = await readEventStream(`${server!.baseUrl}/v1/tenants/${alpha.slug}/runs/${upId}/events`, {
+    const resumed = await readEventStream(`${service.server.baseUrl}/v1/tenants/${alpha.slug}/runs/${upId}/events`, {
       token: adminToken,
       headers: { "last-event-id": "4" },
     });
@@ -316,14 +240,14 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       return got.body.onboarding_status === "offboarded" ? got.body : undefined;
     });
     expect(offboarded.offboarded_at).toEqual(expect.any(String));
-    const destroyRun = await settledRun(alpha.slug, offboard.body.run_id);
+    const destroyRun = await service.settledRun(alpha.slug, offboard.body.run_id);
     expect(destroyRun).toMatchObject({ kind: "destroy", status: "succeeded", change_summary: { delete: 8 } });
     expect(await roleExists(alpha.account, roleName)).toBe(false);
-    const stacks = await pulumiCli(["stack", "ls", "--json", "--non-interactive"], { cwd: workspace.projectDir, env: workspace.cliEnv() });
+    const stacks = await pulumiCli(["stack", "ls", "--json", "--non-interactive"], { cwd: service.workspace.projectDir, env: service.workspace.cliEnv() });
     expect(stacks.code, stacks.stderr).toBe(0);
     expect((JSON.parse(stacks.stdout) as { name: string }[]).map((s) => s.name)).not.toContain(`tenant-${alpha.slug}`);
     expect((await call("GET", `/v1/tenants/${alpha.slug}/integrations/aws`)).body.status).toBe("revoked");
-    const [{ active } = { active: -1 }] = await sql<{ active: number }[]>`
+    const [{ active } = { active: -1 }] = await service.sql<{ active: number }[]>`
       select count(*)::int as active from enrollment_tokens e join organizations o on o.id = e.organization_id
       where o.slug = ${alpha.slug} and e.revoked_at is null`;
     expect(active).toBe(0);
@@ -334,10 +258,10 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
   });
 
   it("b. the seed-compatible /api/onboarding/v2 set with a tenant token", async () => {
-    await createTenant(bravo);
-    await createTenant(charlie, { onboarding_flow_version: "legacy" });
-    bravo.token = await issueToken(bravo);
-    charlie.token = await issueToken(charlie);
+    await service.createTenant(bravo);
+    await service.createTenant(charlie, { body: { onboarding_flow_version: "legacy" } });
+    bravo.token = await issueRecordedToken(bravo);
+    charlie.token = await issueRecordedToken(charlie);
     const v2 = (method: string, path: string, options: { body?: unknown; token?: string } = {}) =>
       call(method, `/api/onboarding/v2${path}`, { token: options.token ?? bravo.token, body: options.body });
 
@@ -395,7 +319,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     });
     expect(Number.isNaN(Date.parse(started.body.estimated_completion))).toBe(false);
     runIds.bravoUp = started.body.run_id;
-    const run = await settledRun(bravo.slug, started.body.run_id, bravo.token);
+    const run = await service.settledRun(bravo.slug, started.body.run_id, { token: bravo.token });
     expect(run).toMatchObject({ kind: "up", status: "succeeded", change_summary: { create: 8 } });
 
     // Discovery runs after the up by itself and finds the two instances.
@@ -423,7 +347,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     });
 
     // An agent enrolls with the tenant's enrollment token and its instance's signed identity (as the install document would).
-    const [enrollment] = await sql<{ token_sealed: string; organization_id: number }[]>`
+    const [enrollment] = await service.sql<{ token_sealed: string; organization_id: number }[]>`
       select e.token_sealed, e.organization_id from enrollment_tokens e join organizations o on o.id = e.organization_id
       where o.slug = ${bravo.slug} and e.revoked_at is null`;
     const enrollmentToken = decryptJson<string>(enrollment!.token_sealed, { organizationId: enrollment!.organization_id, provider: "enrollment-token" }, { key: encryptionKey });
@@ -486,7 +410,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     expect(v1Validation.body).toEqual(validated.body);
   });
 
-  it("c. cross-tenant access is denied on every route, indistinguishable from a tenant that does not exist", async () => {
+  it("c (after b). cross-tenant access is denied on every route, indistinguishable from a tenant that does not exist", async () => {
     const doc = await call("GET", "/openapi.json", { token: null });
     expect(doc.status).toBe(200);
     const paths = doc.body.paths as Record<string, Record<string, { requestBody?: { required?: boolean }; parameters?: { name: string; in: string; schema?: { enum?: string[] } }[] }>>;
@@ -515,7 +439,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
 
     const victimBefore = await call("GET", `/v1/tenants/${bravo.slug}`);
     const victimIntegrationBefore = await call("GET", `/v1/tenants/${bravo.slug}/integrations/aws`);
-    const [{ runs: victimRunsBefore } = { runs: -1 }] = await sql<{ runs: number }[]>`
+    const [{ runs: victimRunsBefore } = { runs: -1 }] = await service.sql<{ runs: number }[]>`
       select count(*)::int as runs from runs r join organizations o on o.id = r.organization_id where o.slug = ${bravo.slug}`;
 
     const tenantRoutes: string[] = [];
@@ -583,7 +507,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     // Nothing of the victim changed.
     expect((await call("GET", `/v1/tenants/${bravo.slug}`)).body).toEqual(victimBefore.body);
     expect((await call("GET", `/v1/tenants/${bravo.slug}/integrations/aws`)).body).toEqual(victimIntegrationBefore.body);
-    const [{ runs: victimRunsAfter } = { runs: -2 }] = await sql<{ runs: number }[]>`
+    const [{ runs: victimRunsAfter } = { runs: -2 }] = await service.sql<{ runs: number }[]>`
       select count(*)::int as runs from runs r join organizations o on o.id = r.organization_id where o.slug = ${bravo.slug}`;
     expect(victimRunsAfter).toBe(victimRunsBefore);
 
@@ -629,68 +553,57 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     expect((await call("GET", `/v1/tenants/${bravo.slug}/integrations/aws`)).body).toEqual(victimIntegrationBefore.body);
   });
 
-  it("d. two concurrent run requests for one tenant: one 202, one 409 naming the blocking run; with queue: true both run, one after the other", async () => {
+  it("d (after b). two concurrent run requests for one tenant: one 202, one 409 naming the blocking run; with queue: true both run, one after the other", async () => {
     const stackName = `tenant-${bravo.slug}`;
     const countRuns = async () =>
-      (await sql<{ n: number }[]>`select count(*)::int as n from runs where stack_name = ${stackName}`)[0]!.n;
+      (await service.sql<{ n: number }[]>`select count(*)::int as n from runs where stack_name = ${stackName}`)[0]!.n;
     const runsBefore = await countRuns();
-    const updatesBefore = await stackHistoryLength(workspace, stackName);
+    const updatesBefore = await stackHistoryLength(service.workspace, stackName);
 
     const answers = await Promise.all([0, 1].map(() => call("POST", `/v1/tenants/${bravo.slug}/runs`, { body: { kind: "up" } })));
     expect(answers.map((answer) => answer.status).sort()).toEqual([202, 409]);
     const accepted = answers.find((answer) => answer.status === 202)!;
     const refused = answers.find((answer) => answer.status === 409)!;
     expect(refused.body.error).toMatchObject({ code: "run_in_progress", blocking_run_id: accepted.body.run_id });
-    const upRun = await settledRun(bravo.slug, accepted.body.run_id);
+    const upRun = await service.settledRun(bravo.slug, accepted.body.run_id);
     expect(upRun.status).toBe("succeeded");
     expect(await countRuns()).toBe(runsBefore + 1);
-    expect(await stackHistoryLength(workspace, stackName)).toBe(updatesBefore + 1);
+    expect(await stackHistoryLength(service.workspace, stackName)).toBe(updatesBefore + 1);
 
     // queue: true waits its turn instead.
     const queued = await Promise.all([0, 1].map(() => call("POST", `/v1/tenants/${bravo.slug}/runs`, { body: { kind: "up", queue: true } })));
     expect(queued.map((answer) => answer.status)).toEqual([202, 202]);
     expect(queued[0]!.body.run_id).not.toBe(queued[1]!.body.run_id);
-    const [first, second] = await Promise.all(queued.map((answer) => settledRun(bravo.slug, answer.body.run_id)));
+    const [first, second] = await Promise.all(queued.map((answer) => service.settledRun(bravo.slug, answer.body.run_id)));
     expect([first.status, second.status]).toEqual(["succeeded", "succeeded"]);
     const [earlier, later] = [first, second].sort((a, b) => Date.parse(a.started_at) - Date.parse(b.started_at));
     expect(Date.parse(later.started_at)).toBeGreaterThanOrEqual(Date.parse(earlier.finished_at));
     expect(await countRuns()).toBe(runsBefore + 3);
-    expect(await stackHistoryLength(workspace, stackName)).toBe(updatesBefore + 3);
+    expect(await stackHistoryLength(service.workspace, stackName)).toBe(updatesBefore + 3);
   });
 
   it("e. the server killed mid-up: on restart the run is interrupted, nothing recorded is lost, a new up succeeds", async () => {
-    await createTenant(echo);
-    expect((await connectAws(echo)).status).toBe(201);
+    await service.createTenant(echo);
+    expect((await service.connectAws(echo)).status).toBe(201);
     const stackName = `tenant-${echo.slug}`;
 
     // From now on the service's AWS calls are held (STS aside), so the up stops at its first resource.
-    proxy.hold((request) => !isStsCall(request));
-    const heldBefore = proxy.held;
-    const up = await call("POST", `/v1/tenants/${echo.slug}/runs`, { body: { kind: "up" } });
-    expect(up.status, up.text).toBe(202);
-    const runId: string = up.body.run_id;
+    const runId = await service.upHeldMidCall(echo.slug);
     runIds.echoInterrupted = runId;
-    await waitFor("the up to be running with its first AWS call in flight", async () => {
-      const [run] = await sql<{ status: string }[]>`select status from runs where id = ${runId}`;
-      const [{ pre } = { pre: 0 }] = await sql<{ pre: number }[]>`
-        select count(*)::int as pre from run_events
-        where run_id = ${runId} and event->'resourcePreEvent'->'metadata'->>'type' like 'aws:%'`;
-      return run?.status === "running" && pre > 0 && proxy.held > heldBefore;
-    });
     const running = await call("GET", `/v1/tenants/${echo.slug}/runs/${runId}`);
     expect(running.body.status).toBe("running");
     const progress = await call("GET", `/v1/tenants/${echo.slug}/progress`);
     expect(progress.body.stack).toMatchObject({ status: "in_progress", run_id: runId });
 
-    const rowsBefore = await sql<{ run_id: string; seq: number }[]>`select run_id, seq from run_events order by run_id, seq`;
-    const runsBefore = await sql<{ id: string }[]>`select id from runs order by id`;
-    const first = server!;
+    const rowsBefore = await service.sql<{ run_id: string; seq: number }[]>`select run_id, seq from run_events order by run_id, seq`;
+    const runsBefore = await service.sql<{ id: string }[]>`select id from runs order by id`;
+    const first = service.server;
     expect(await stopServer(first, "SIGKILL")).toBeNull();
     expect(first.child.signalCode).toBe("SIGKILL");
 
-    const second = await start();
+    const second = await service.start();
     expect(second.stderr()).toContain(`recovery: marked 1 interrupted run(s): ${runId}`);
-    proxy.hold(null);
+    service.proxy.hold(null);
 
     const interrupted = await call("GET", `/v1/tenants/${echo.slug}/runs/${runId}`);
     expect(interrupted.body).toMatchObject({ status: "interrupted", error: { kind: "Interrupted" } });
@@ -709,8 +622,8 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     expect(JSON.parse(ended.events.at(-1)!.data)).toEqual({ run_id: runId, status: "interrupted" });
 
     // No run and no event recorded before the crash was lost.
-    const rowsAfter = await sql<{ run_id: string; seq: number }[]>`select run_id, seq from run_events order by run_id, seq`;
-    const runsAfter = await sql<{ id: string }[]>`select id from runs order by id`;
+    const rowsAfter = await service.sql<{ run_id: string; seq: number }[]>`select run_id, seq from run_events order by run_id, seq`;
+    const runsAfter = await service.sql<{ id: string }[]>`select id from runs order by id`;
     expect(rowsAfter.length).toBeGreaterThanOrEqual(rowsBefore.length);
     expect(runsAfter.length).toBeGreaterThanOrEqual(runsBefore.length);
     expect(rowsAfter.map((row) => `${row.run_id}/${row.seq}`)).toEqual(expect.arrayContaining(rowsBefore.map((row) => `${row.run_id}/${row.seq}`)));
@@ -719,14 +632,14 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     // Nothing is retried by itself; a new up does the whole job.
     const again = await call("POST", `/v1/tenants/${echo.slug}/runs`, { body: { kind: "up" } });
     expect(again.status, again.text).toBe(202);
-    const done = await settledRun(echo.slug, again.body.run_id);
+    const done = await service.settledRun(echo.slug, again.body.run_id);
     expect(done.error).toBeNull();
     // The stack, its component and the provider were recorded before the crash; the five AWS resources, whose
     // calls were held, were never made, so they are created now (no "already exists": nothing leaked).
     expect(done).toMatchObject({ status: "succeeded", change_summary: { create: 5 } });
     expect(Object.values<number>(done.change_summary).reduce((a, b) => a + b, 0)).toBe(8);
     expect(await roleExists(echo.account, `MiniXdrAccess-${echo.slug}`)).toBe(true);
-    const [{ n } = { n: -1 }] = await sql<{ n: number }[]>`select count(*)::int as n from runs where stack_name = ${stackName}`;
+    const [{ n } = { n: -1 }] = await service.sql<{ n: number }[]>`select count(*)::int as n from runs where stack_name = ${stackName}`;
     expect(n).toBe(2);
   });
 
@@ -814,7 +727,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     { name: "agent heartbeat: the enrollment token is no credential", method: "POST", path: () => "/v1/agents/heartbeat", token: () => null, body: { enrollment_token: "x".repeat(40), instance_id: "i-1" }, fields: ["agent_credential", "enrollment_token"] },
   ];
 
-  it.each(badInputs)("f. 400 naming the bad field: $name", async (testCase) => {
+  it.each(badInputs)("f (after b). 400 naming the bad field: $name", async (testCase) => {
     const token = testCase.token ? testCase.token() : adminToken;
     const response = await call(testCase.method, testCase.path(), { token, body: testCase.body, raw: testCase.raw, headers: testCase.headers });
     expect(response.status, response.text).toBe(testCase.status ?? 400);
@@ -826,7 +739,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     if (token) expect(response.text).not.toContain(token);
   });
 
-  it("f. every route of /openapi.json with a body or parameters: bad slug, unknown field, wrong types, oversize body, bad Idempotency-Key", async () => {
+  it("f (after a, b, e). every route of /openapi.json with a body or parameters: bad slug, unknown field, wrong types, oversize body, bad Idempotency-Key", async () => {
     const doc = await call("GET", "/openapi.json", { token: null });
     const paths = doc.body.paths as Record<string, Record<string, any>>;
     const components = doc.body.components?.schemas ?? {};
@@ -916,15 +829,15 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     expect(tenants.body.tenants.map((t: { slug: string }) => t.slug).sort()).toEqual([alpha.slug, bravo.slug, charlie.slug, echo.slug].sort());
   });
 
-  it("g. no secret in any response, log line, database row or stack state", async () => {
+  it("g (after a–f). no secret in any response, log line, database row or stack state", async () => {
     // Secrets the test did not choose: the external IDs and enrollment tokens as stored (decrypted with the key).
-    const credentials = await sql<{ organization_id: number; credential_data: string }[]>`
+    const credentials = await service.sql<{ organization_id: number; credential_data: string }[]>`
       select organization_id, credential_data from integration_credentials where provider = 'aws'`;
     const externalIds = credentials.map((row) =>
       decryptJson<{ externalId: string }>(row.credential_data, awsCredentialContext(row.organization_id), { key: encryptionKey }).externalId,
     );
     expect(externalIds).toEqual(expect.arrayContaining([alpha.externalId, bravo.externalId, echo.externalId]));
-    const enrollment = await sql<{ organization_id: number; token_sealed: string }[]>`select organization_id, token_sealed from enrollment_tokens`;
+    const enrollment = await service.sql<{ organization_id: number; token_sealed: string }[]>`select organization_id, token_sealed from enrollment_tokens`;
     const enrollmentTokens = enrollment.map((row) =>
       decryptJson<string>(row.token_sealed, { organizationId: row.organization_id, provider: "enrollment-token" }, { key: encryptionKey }),
     );
@@ -936,7 +849,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       "encryption key (base64)": encryptionKey,
       "encryption key (hex)": encryptionKeyBytes.toString("hex"),
       "encryption key (base64url)": encryptionKeyBytes.toString("base64url"),
-      "Pulumi passphrase": workspace.passphrase,
+      "Pulumi passphrase": service.workspace.passphrase,
       ...Object.fromEntries(tenantTokens.map((token, i) => [`tenant token ${i}`, token])),
       ...Object.fromEntries(externalIds.map((id, i) => [`external ID ${i}`, id])),
       ...Object.fromEntries(enrollmentTokens.map((token, i) => [`enrollment token ${i}`, token])),
@@ -957,15 +870,15 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     expect(responses.length).toBeGreaterThan(300);
 
     // Logs of every server process.
-    assertAbsent("server logs", servers.map((s) => s.stdout() + s.stderr()).join("\n"));
+    assertAbsent("server logs", service.servers.map((s) => s.stdout() + s.stderr()).join("\n"));
 
     // Every row of every table (ours, the migrations', pg-boss's), as text.
-    const tables = await sql<{ table_schema: string; table_name: string }[]>`
+    const tables = await service.sql<{ table_schema: string; table_name: string }[]>`
       select table_schema, table_name from information_schema.tables
       where table_type = 'BASE TABLE' and table_schema not in ('pg_catalog', 'information_schema')`;
     let dump = "";
     for (const { table_schema, table_name } of tables) {
-      const rows = await sql.unsafe(`select * from "${table_schema}"."${table_name}"`);
+      const rows = await service.sql.unsafe(`select * from "${table_schema}"."${table_name}"`);
       dump += `${table_schema}.${table_name}\n${JSON.stringify(rows)}\n`;
     }
     expect(tables.map((t) => t.table_name)).toEqual(expect.arrayContaining(["organizations", "runs", "run_events", "api_tokens", "audit_log", "enrollment_tokens"]));
@@ -982,7 +895,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       assertAbsent(`the exported state of tenant-${t.slug}`, exported.stdout);
     }
     // Every checkpoint, history entry and lock the postgres:// backend keeps in its table ({"data": base64}).
-    const state = postgres(workspace.backendUrl, { max: 1, onnotice: () => undefined });
+    const state = postgres(service.workspace.backendUrl, { max: 1, onnotice: () => undefined });
     try {
       const rows = await state<{ key: string; data: string }[]>`select key, data::text as data from pulumi_state`;
       const stateText = rows
@@ -994,10 +907,10 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       await state.end({ timeout: 5 });
     }
     const files = [
-      ...(await filesUnder(join(workspace.projectDir, "stacks"))),
+      ...(await filesUnder(join(service.workspace.projectDir, "stacks"))),
     ];
     // Saved plans live sealed in run_plans (covered by the table dump above), never under DATA_DIR.
-    expect(await filesUnder(join(workspace.dataDir, "plans"))).toEqual([]);
+    expect(await filesUnder(join(service.workspace.dataDir, "plans"))).toEqual([]);
     expect(files.some((file) => file.endsWith(`Pulumi.tenant-${bravo.slug}.yaml`))).toBe(true);
     for (const file of files) assertAbsent(file, await readFile(file, "utf8"));
   });

@@ -4,76 +4,45 @@
  * that database, the same credentials key and passphrase from the environment. AWS is moto behind the stand-in
  * provider, reached through a loopback proxy of this test that can hold calls (so an `up` can be caught mid-flight).
  *
- *   1. ups of several tenants requested through both replicas: every run executes exactly once (one `run.started`
+ *   a. each has its own DATA_DIR and project dir; the database (and the state backend in its server) is all they share
+ *   b. ups of several tenants requested through both replicas: every run executes exactly once (one `run.started`
  *      line over both replicas' logs, one update in each stack's history), on both replicas
- *   2. a run's SSE stream is the same from either replica
- *   3. the replica executing an `up` is SIGKILLed mid-run; THE OTHER, still running and never restarted, finds the
+ *   c. a run's SSE stream is the same from either replica
+ *   d. the replica executing an `up` is SIGKILLed mid-run; THE OTHER, still running and never restarted, finds the
  *      run in its periodic sweep (RECOVERY_SWEEP_SECONDS), marks it interrupted, clears the lock and the pending
  *      operations; no row is lost; the next `up` through the survivor succeeds
- *   4. a tenant that requires approval: the survivor saves the preview's plan; a new replica, started with its own empty
+ *   e. a tenant that requires approval: the survivor saves the preview's plan; a new replica, started with its own empty
  *      project dir once the survivor has stopped, applies it (the stack's secrets manager comes from the checkpoint)
  */
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createCaller,
-  isStsCall,
-  pulumiCli,
-  pulumiProcessesOf,
-  readEventStream,
-  scratchDatabase,
-  serverEnvFor,
-  stackHistoryLength,
-  startHoldingProxy,
-  startServer,
-  stopServer,
-  temporaryServiceWorkspace,
-  waitForWith,
-  type CallFn,
-  type HoldingProxy,
-  type Server,
-  type ServiceWorkspace,
-} from "../harness/server";
-import { newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle } from "../harness/tenants";
+import { describe, expect, it } from "vitest";
+import { readEventStream } from "../harness/event-stream-reader";
+import { pulumiCli, pulumiProcessesOf, stackHistoryLength } from "../harness/pulumi-cli";
+import { stopServer } from "../harness/service-process";
+import { serviceUnderTest, type Replica } from "../harness/service-under-test";
+import type { ServiceWorkspace } from "../harness/service-workspace";
+import { newTenantRecord } from "../harness/tenants";
+import { waitForWith } from "../harness/wait-for";
 
 const suffix = randomBytes(3).toString("hex");
-const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-const encryptionKey = randomBytes(32).toString("base64");
-const passphrase = `pp-${randomBytes(24).toString("base64url")}`;
-
-interface Replica {
-  name: string;
-  workspace: ServiceWorkspace;
-  server: Server;
-  call: CallFn;
-}
-
-let databaseUrl: string;
-let dropDatabase: (() => Promise<void>) | undefined;
-let proxy: HoldingProxy;
-let sql: postgres.Sql;
-const replicas: Replica[] = [];
-
-async function startReplica(name: string): Promise<Replica> {
-  const workspace = await temporaryServiceWorkspace(passphrase, { defaultBackendOf: databaseUrl });
-  const server = await startServer({
-    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
-    MAX_CONCURRENT_RUNS: "2",
-    RECOVERY_SWEEP_SECONDS: "2",
-    AWS_ENDPOINT_URL: proxy.url,
-    ...workspace.serverEnv(),
-  });
-  const replica = { name, workspace, server, call: createCaller({ baseUrl: () => server.baseUrl, defaultToken: () => adminToken }) };
-  replicas.push(replica);
-  return replica;
-}
-
 const WAIT = { timeoutMs: 240_000, retryErrors: true };
 const waitFor = waitForWith(WAIT);
 
-const settledRun = (replica: Replica, slug: string, runId: string) => waitForRunToSettle(replica.call, slug, runId, WAIT);
+const service = serviceUnderTest({
+  name: "replicas",
+  workspace: "database-state",
+  holdingProxy: true,
+  startAtSetUp: false,
+  env: { MAX_CONCURRENT_RUNS: "2", RECOVERY_SWEEP_SECONDS: "2" },
+  wait: WAIT,
+  setUp: async () => {
+    // One after the other: the first applies the migrations.
+    await service.startReplica("A");
+    await service.startReplica("B");
+  },
+});
+const { replicas } = service;
 
 /** The JSON log lines of a replica (stderr), parsed. */
 function logLines(replica: Replica): Record<string, unknown>[] {
@@ -88,32 +57,15 @@ const startedBy = (replica: Replica, runId: string) =>
   logLines(replica).filter((line) => line.event === "run.started" && line.runId === runId).length;
 
 async function onboardTenant(via: Replica, prefix: string, { requireApproval = false } = {}): Promise<{ slug: string; account: string }> {
-  const tenant = newTenantRecord(`${prefix}-${suffix}`, { externalIdPrefix: "mxdr-rep-ext" });
-  await onboardThroughApi(via.call, tenant, { settings: { require_approval: requireApproval } });
+  const tenant = newTenantRecord(`${prefix}-${suffix}`);
+  await via.onboard(tenant, { settings: { require_approval: requireApproval } });
   return { slug: tenant.slug, account: tenant.account };
 }
-
-beforeAll(async () => {
-  ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_replicas"));
-  proxy = await startHoldingProxy(process.env.AWS_ENDPOINT_URL!);
-  sql = postgres(databaseUrl, { max: 2, onnotice: () => undefined });
-  // One after the other: the first applies the migrations.
-  await startReplica("A");
-  await startReplica("B");
-});
-
-afterAll(async () => {
-  for (const replica of replicas) await stopServer(replica.server, "SIGTERM");
-  await sql?.end();
-  await dropDatabase?.();
-  await proxy?.close();
-  for (const replica of replicas) await replica.workspace.cleanup();
-});
 
 describe("two replicas on one PostgreSQL, nothing else shared", () => {
   const tenants: { slug: string; runId: string; via: Replica }[] = [];
 
-  it("each replica has its own empty DATA_DIR and project dir; the database is the only thing they share", () => {
+  it("a. each replica has its own empty DATA_DIR and project dir; the database is the only thing they share", () => {
     const [a, b] = replicas as [Replica, Replica];
     expect(a.workspace.dataDir).not.toBe(b.workspace.dataDir);
     expect(a.workspace.projectDir).not.toBe(b.workspace.projectDir);
@@ -121,7 +73,7 @@ describe("two replicas on one PostgreSQL, nothing else shared", () => {
     expect(a.workspace.backendUrl).toMatch(/^postgres:\/\//);
   });
 
-  it("ups of four tenants requested through both replicas: each executes exactly once, on both replicas", async () => {
+  it("b. ups of four tenants requested through both replicas: each executes exactly once, on both replicas", async () => {
     const [a, b] = replicas as [Replica, Replica];
     for (const [index, via] of [a, b, a, b].entries()) {
       const { slug } = await onboardTenant(via, `rep${index}`);
@@ -131,14 +83,14 @@ describe("two replicas on one PostgreSQL, nothing else shared", () => {
     }
     for (const { slug, runId, via } of tenants) {
       // Read through the other replica: either answers for any run.
-      const run = await settledRun(via === a ? b : a, slug, runId);
+      const run = await (via === a ? b : a).settledRun(slug, runId);
       expect(run.error).toBeNull();
       expect(run.status).toBe("succeeded");
     }
     for (const { slug, runId } of tenants) {
       expect(startedBy(a, runId) + startedBy(b, runId), runId).toBe(1);
       expect(await stackHistoryLength(a.workspace, `tenant-${slug}`)).toBe(1);
-      const [row] = await sql<{ n: number }[]>`select count(*)::int as n from runs where stack_name = ${`tenant-${slug}`}`;
+      const [row] = await service.sql<{ n: number }[]>`select count(*)::int as n from runs where stack_name = ${`tenant-${slug}`}`;
       expect(row!.n).toBe(1);
     }
     // The work spread: each replica executed at least one of them.
@@ -146,11 +98,11 @@ describe("two replicas on one PostgreSQL, nothing else shared", () => {
     expect(tenants.filter(({ runId }) => startedBy(b, runId) === 1).length).toBeGreaterThan(0);
   });
 
-  it("a run's event stream is served by either replica, the same events in the same order", async () => {
+  it("c (after b). a run's event stream is served by either replica, the same events in the same order", async () => {
     const [a, b] = replicas as [Replica, Replica];
     const { slug, runId } = tenants[0]!;
     const [fromA, fromB] = await Promise.all(
-      [a, b].map((replica) => readEventStream(`${replica.server.baseUrl}/v1/tenants/${slug}/runs/${runId}/events`, { token: adminToken })),
+      [a, b].map((replica) => readEventStream(`${replica.server.baseUrl}/v1/tenants/${slug}/runs/${runId}/events`, { token: service.adminToken })),
     );
     for (const stream of [fromA!, fromB!]) {
       expect(stream.status).toBe(200);
@@ -161,30 +113,19 @@ describe("two replicas on one PostgreSQL, nothing else shared", () => {
     expect(engine(fromB)).toEqual(engine(fromA));
   });
 
-  it("the replica executing an up is SIGKILLed mid-run: the other, still running, marks it interrupted, clears lock and pending operations; nothing is lost; the next up succeeds", async () => {
+  it("d. the replica executing an up is SIGKILLed mid-run: the other, still running, marks it interrupted, clears lock and pending operations; nothing is lost; the next up succeeds", async () => {
     const [a, b] = replicas as [Replica, Replica];
     const { slug } = await onboardTenant(a, "crash");
     const stackName = `tenant-${slug}`;
 
     // The service's AWS calls are held from now on (STS aside): the up stops at its first resource.
-    proxy.hold((request) => !isStsCall(request));
-    const heldBefore = proxy.held;
-    const up = await a.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
-    expect(up.status, up.text).toBe(202);
-    const runId: string = up.body.run_id;
-    await waitFor("the up to be running with an AWS call in flight", async () => {
-      const [run] = await sql<{ status: string }[]>`select status from runs where id = ${runId}`;
-      const [{ pre } = { pre: 0 }] = await sql<{ pre: number }[]>`
-        select count(*)::int as pre from run_events
-        where run_id = ${runId} and event->'resourcePreEvent'->'metadata'->>'type' like 'aws:%'`;
-      return run?.status === "running" && pre > 0 && proxy.held > heldBefore;
-    });
+    const runId = await service.upHeldMidCall(slug, a);
     const executor = startedBy(a, runId) === 1 ? a : b;
     const survivor = executor === a ? b : a;
     expect(startedBy(survivor, runId)).toBe(0);
 
-    const runsBefore = await sql<{ id: string; status: string }[]>`select id, status from runs where id <> ${runId} order by id`;
-    const eventsBefore = await sql<{ run_id: string; seq: number }[]>`select run_id, seq from run_events order by run_id, seq`;
+    const runsBefore = await service.sql<{ id: string; status: string }[]>`select id, status from runs where id <> ${runId} order by id`;
+    const eventsBefore = await service.sql<{ run_id: string; seq: number }[]>`select run_id, seq from run_events order by run_id, seq`;
     const survivorPid = survivor.server.child.pid;
     expect(await stopServer(executor.server, "SIGKILL")).toBeNull();
     expect(executor.server.child.signalCode).toBe("SIGKILL");
@@ -194,7 +135,7 @@ describe("two replicas on one PostgreSQL, nothing else shared", () => {
       const run = await survivor.call("GET", `/v1/tenants/${slug}/runs/${runId}`);
       return run.body.status === "interrupted" ? run.body : undefined;
     }, { timeoutMs: 120_000 });
-    proxy.hold(null);
+    service.proxy.hold(null);
     expect(survivor.server.child.exitCode).toBeNull();
     expect(survivor.server.child.pid).toBe(survivorPid);
     expect(logLines(survivor)).toEqual(expect.arrayContaining([expect.objectContaining({ event: "run.recovered", runId })]));
@@ -212,17 +153,17 @@ describe("two replicas on one PostgreSQL, nothing else shared", () => {
     expect(JSON.parse(exported.stdout).deployment.pending_operations ?? []).toEqual([]);
 
     // No row lost: every other run as it was, every event recorded before the kill still there.
-    expect(await sql<{ id: string; status: string }[]>`select id, status from runs where id <> ${runId} order by id`).toEqual(runsBefore);
-    const eventsAfter = await sql<{ run_id: string; seq: number }[]>`select run_id, seq from run_events order by run_id, seq`;
+    expect(await service.sql<{ id: string; status: string }[]>`select id, status from runs where id <> ${runId} order by id`).toEqual(runsBefore);
+    const eventsAfter = await service.sql<{ run_id: string; seq: number }[]>`select run_id, seq from run_events order by run_id, seq`;
     expect(eventsAfter).toEqual(expect.arrayContaining(eventsBefore));
-    const stream = await readEventStream(`${survivor.server.baseUrl}/v1/tenants/${slug}/runs/${runId}/events`, { token: adminToken });
+    const stream = await readEventStream(`${survivor.server.baseUrl}/v1/tenants/${slug}/runs/${runId}/events`, { token: service.adminToken });
     expect(stream.events.at(-1)).toMatchObject({ event: "end" });
     expect(JSON.parse(stream.events.at(-1)!.data)).toMatchObject({ status: "interrupted" });
 
     // The next up, through the survivor, succeeds (the resource whose create was in flight never reached moto).
     const next = await survivor.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
     expect(next.status, next.text).toBe(202);
-    const done = await settledRun(survivor, slug, next.body.run_id);
+    const done = await survivor.settledRun(slug, next.body.run_id);
     expect(done.error).toBeNull();
     expect(done.status).toBe("succeeded");
 
@@ -234,7 +175,7 @@ describe("two replicas on one PostgreSQL, nothing else shared", () => {
     expect(metrics.text).toMatch(/^mxdr_run_duration_seconds_count\{kind="up",status="succeeded"\} [1-9]\d*$/m);
   });
 
-  it("a plan saved by one replica is approved and applied by another with its own, empty project dir", async () => {
+  it("e. a plan saved by one replica is approved and applied by another with its own, empty project dir", async () => {
     // One replica alive (the survivor of the crash): it alone executes the preview.
     const alive = replicas.filter((replica) => replica.server.child.exitCode === null && replica.server.child.signalCode === null);
     const saver = alive[0]!;
@@ -244,21 +185,21 @@ describe("two replicas on one PostgreSQL, nothing else shared", () => {
     expect(refused.status, refused.text).toBe(409);
     const preview = await saver.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "preview" } });
     expect(preview.status, preview.text).toBe(202);
-    const previewRun = await settledRun(saver, slug, preview.body.run_id);
+    const previewRun = await saver.settledRun(slug, preview.body.run_id);
     expect(previewRun.error).toBeNull();
     expect(previewRun.status).toBe("succeeded");
     expect(startedBy(saver, preview.body.run_id)).toBe(1);
-    const [saved] = await sql<{ n: number }[]>`select count(*)::int as n from run_plans where preview_run_id = ${preview.body.run_id}`;
+    const [saved] = await service.sql<{ n: number }[]>`select count(*)::int as n from run_plans where preview_run_id = ${preview.body.run_id}`;
     expect(saved!.n).toBe(1);
 
     // The applier starts after the saver has stopped, so it executes the up; its project dir has never seen the stack.
     expect(await stopServer(saver.server, "SIGTERM")).toBe(0);
-    const applier = await startReplica("C");
+    const applier = await service.startReplica("C");
     const stackFile = `${applier.workspace.projectDir}/stacks/Pulumi.tenant-${slug}.yaml`;
     await expect(readFile(stackFile, "utf8")).rejects.toMatchObject({ code: "ENOENT" });
     const up = await applier.call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up", plan_run_id: preview.body.run_id } });
     expect(up.status, up.text).toBe(202);
-    const applied = await settledRun(applier, slug, up.body.run_id);
+    const applied = await applier.settledRun(slug, up.body.run_id);
     expect(applied.error).toBeNull();
     expect(applied.status).toBe("succeeded");
     expect(applied.change_summary).toMatchObject({ create: expect.any(Number) });

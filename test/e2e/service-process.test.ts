@@ -15,40 +15,22 @@
 import { randomBytes } from "node:crypto";
 import { readdir, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { openDatabase } from "../../db/client";
 import { embeddedServerStatus } from "../../db/embedded-server";
 import { isPulumiProcessOf } from "../../services/run/orphans";
-import {
-  createCaller,
-  descendantsOf,
-  isStsCall,
-  pulumiCli,
-  pulumiProcessesOf,
-  scratchDatabase,
-  serverEnvFor,
-  startHoldingProxy,
-  startServer,
-  stopServer,
-  temporaryServiceWorkspace,
-  waitForWith,
-  type HoldingProxy,
-  type Server,
-  type ServiceWorkspace,
-} from "../harness/server";
-import { newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle } from "../harness/tenants";
+import { isStsCall } from "../harness/holding-proxy";
+import { processIsRunning } from "../harness/process-leaks";
+import { descendantsOf } from "../harness/process-tree";
+import { pulumiCli, pulumiProcessesOf } from "../harness/pulumi-cli";
+import type { Server } from "../harness/service-process";
+import { serviceUnderTest } from "../harness/service-under-test";
+import { newTenantRecord } from "../harness/tenants";
+import { waitForWith } from "../harness/wait-for";
 
 const suffix = randomBytes(3).toString("hex");
-const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-const encryptionKey = randomBytes(32).toString("base64");
 const WAIT = { timeoutMs: 240_000, retryErrors: true };
 const waitFor = waitForWith(WAIT);
-
-const isAlive = (pid: number) =>
-  readFile(`/proc/${pid}/stat`, "utf8").then(
-    (text) => !/^\d+ \(.*\) Z/.test(text),
-    () => false,
-  );
 
 const listens = (baseUrl: string) =>
   fetch(`${baseUrl}/healthz`).then(
@@ -57,34 +39,17 @@ const listens = (baseUrl: string) =>
   );
 
 describe("the pulumi CLI and its plugins get an allowlisted environment", () => {
-  let server: Server | undefined;
-  let workspace: ServiceWorkspace;
-  let databaseUrl = "";
-  let dropDatabase: (() => Promise<void>) | undefined;
-  const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
-
-  beforeAll(async () => {
-    ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_cli_env"));
-    // A file backend: the CLI needs its backend's URL, and a postgres:// one would carry the database password.
-    workspace = await temporaryServiceWorkspace();
-    server = await startServer({
-      ...serverEnvFor({ databaseUrl, adminToken, encryptionKey, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
-      ...workspace.serverEnv(),
-    });
-  });
-
-  afterAll(async () => {
-    await stopServer(server);
-    await dropDatabase?.();
-    await workspace?.cleanup();
-  });
+  // A file backend: the CLI needs its backend's URL, and a postgres:// one would carry the database password.
+  const service = serviceUnderTest({ name: "cli-env", wait: WAIT });
+  const { adminToken } = service;
+  const encryptionKey = service.encryptionKey!;
 
   it("a run's pulumi CLI and provider plugin have no ADMIN_TOKEN, CREDENTIALS_ENCRYPTION_KEY, DATABASE_URL or database password", async () => {
     const tenant = newTenantRecord(`cli-env-${suffix}`);
-    await onboardThroughApi(call, tenant);
-    const up = await call("POST", `/v1/tenants/${tenant.slug}/runs`, { body: { kind: "up" } });
+    await service.onboard(tenant);
+    const up = await service.call("POST", `/v1/tenants/${tenant.slug}/runs`, { body: { kind: "up" } });
     expect(up.status, up.text).toBe(202);
-    const run = await waitForRunToSettle(call, tenant.slug, up.body.run_id, WAIT);
+    const run = await service.settledRun(tenant.slug, up.body.run_id);
     expect(run.error).toBeNull();
     expect(run.status).toBe("succeeded");
 
@@ -95,14 +60,14 @@ describe("the pulumi CLI and its plugins get an allowlisted environment", () => 
       if (isPulumiProcessOf(record.parentArgs, `tenant-${tenant.slug}`)) records.push(record);
     }
     expect(records.length).toBeGreaterThan(0);
-    const password = decodeURIComponent(new URL(databaseUrl).password);
+    const password = decodeURIComponent(new URL(service.databaseUrl).password);
     expect(password.length).toBeGreaterThan(0);
     for (const record of records) {
       for (const env of [record.env, record.parentEnv]) {
         // The records are real: the CLI and the plugin have what they need.
         expect(env.PATH).toBeTruthy();
         expect(env.AWS_ENDPOINT_URL).toBe(process.env.AWS_ENDPOINT_URL);
-        expect(env.PULUMI_BACKEND_URL).toBe(workspace.backendUrl);
+        expect(env.PULUMI_BACKEND_URL).toBe(service.workspace.backendUrl);
         for (const name of ["ADMIN_TOKEN", "CREDENTIALS_ENCRYPTION_KEY", "DATABASE_URL", "TEST_DATABASE_URL"]) expect(env).not.toHaveProperty(name);
         const text = JSON.stringify(env);
         for (const secret of [adminToken, encryptionKey, password]) expect(text).not.toContain(secret);
@@ -112,28 +77,20 @@ describe("the pulumi CLI and its plugins get an allowlisted environment", () => 
 });
 
 describe("npm start: a supervisor's SIGTERM to npm's own process stops the service cleanly", () => {
-  let proxy: HoldingProxy;
-  let workspace: ServiceWorkspace;
-  let server: Server | undefined;
-  const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
-
   /** `npm start` as a supervisor runs it: embedded PostgreSQL under a temp DATA_DIR, no passphrase given. */
-  const startWithNpm = (extra: Record<string, string> = {}) =>
-    startServer(
-      {
-        HOST: "127.0.0.1",
-        PORT: "0",
-        ADMIN_TOKEN: adminToken,
-        CREDENTIALS_ENCRYPTION_KEY: encryptionKey,
-        PLATFORM_PRINCIPAL_ARN,
-        AWS_ENDPOINT_URL: proxy.url,
-        DATA_DIR: workspace.dataDir,
-        PULUMI_PROJECT_DIR: workspace.projectDir,
-        PULUMI_BACKEND_URL: workspace.backendUrl,
-        ...extra,
-      },
-      { viaNpm: true, unset: ["PULUMI_CONFIG_PASSPHRASE"], timeoutMs: 240_000 },
-    );
+  const service = serviceUnderTest({
+    name: "npm",
+    database: "embedded",
+    passphrase: null,
+    holdingProxy: true,
+    viaNpm: true,
+    startTimeoutMs: 240_000,
+    startAtSetUp: false,
+    wait: WAIT,
+  });
+  const { call, adminToken } = service;
+  const encryptionKey = service.encryptionKey!;
+  const startWithNpm = (env: Record<string, string> = {}) => service.start({ env });
 
   /** A signal to npm's own pid; resolves once npm exited, with every process it had started gone. */
   async function terminateNpm(running: Server, signal: NodeJS.Signals = "SIGTERM"): Promise<{ code: number | null; descendants: number[] }> {
@@ -142,7 +99,7 @@ describe("npm start: a supervisor's SIGTERM to npm's own process stops the servi
     running.child.kill(signal);
     const code = await running.exited;
     await waitFor("every process npm start had started to exit", async () => {
-      for (const pid of descendants) if (await isAlive(pid)) return false;
+      for (const pid of descendants) if (processIsRunning(pid)) return false;
       return true;
     }, { timeoutMs: 120_000 });
     return { code, descendants };
@@ -150,11 +107,11 @@ describe("npm start: a supervisor's SIGTERM to npm's own process stops the servi
 
   async function expectNothingRunning(running: Server): Promise<void> {
     expect(await listens(running.baseUrl)).toBe(false);
-    expect(await embeddedServerStatus(join(workspace.dataDir, "postgres"))).toBeUndefined();
+    expect(await embeddedServerStatus(join(service.workspace.dataDir, "postgres"))).toBeUndefined();
   }
 
   async function runRow(runId: string) {
-    const database = await openDatabase({ dataDir: workspace.dataDir });
+    const database = await openDatabase({ dataDir: service.workspace.dataDir });
     try {
       const [row] = await database.sql<{ status: string; error: { kind?: string } | null }[]>`select status, error from runs where id = ${runId}`;
       return row!;
@@ -164,10 +121,10 @@ describe("npm start: a supervisor's SIGTERM to npm's own process stops the servi
   }
 
   async function stackHistory(stackName: string): Promise<unknown[]> {
-    const passphrase = (await readFile(join(workspace.dataDir, "pulumi-passphrase"), "utf8")).trim();
+    const passphrase = (await readFile(join(service.workspace.dataDir, "pulumi-passphrase"), "utf8")).trim();
     const history = await pulumiCli(["stack", "history", "--stack", stackName, "--json", "--non-interactive"], {
-      cwd: workspace.projectDir,
-      env: { ...workspace.cliEnv(), PULUMI_CONFIG_PASSPHRASE: passphrase },
+      cwd: service.workspace.projectDir,
+      env: { ...service.workspace.cliEnv(), PULUMI_CONFIG_PASSPHRASE: passphrase },
     });
     expect(history.code, history.stderr).toBe(0);
     return JSON.parse(history.stdout) as unknown[];
@@ -185,28 +142,17 @@ describe("npm start: a supervisor's SIGTERM to npm's own process stops the servi
       return run.body.status === "running" && (await pulumiProcessesOf(`tenant-${slug}`)).length > 0;
     });
 
-  beforeAll(async () => {
-    proxy = await startHoldingProxy(process.env.AWS_ENDPOINT_URL!);
-    workspace = await temporaryServiceWorkspace();
-  });
-
-  afterAll(async () => {
-    await stopServer(server);
-    await proxy?.close();
-    await workspace?.cleanup();
-  });
-
   it("during an up, SIGTERM to npm's pid reaches the service: the up finishes within the grace period, then the service, its embedded PostgreSQL and every child exit; nothing is lost", async () => {
-    server = await startWithNpm();
+    const server = await startWithNpm();
     // The passphrase was generated into DATA_DIR, not into the checkout's .data.
-    expect((await stat(join(workspace.dataDir, "pulumi-passphrase"))).mode & 0o777).toBe(0o600);
+    expect((await stat(join(service.workspace.dataDir, "pulumi-passphrase"))).mode & 0o777).toBe(0o600);
     // The embedded PostgreSQL server, a child for as long as it runs, has none of the service's secrets either.
-    const postmaster = (await readFile(join(workspace.dataDir, "postgres", "data", "postmaster.pid"), "utf8")).split("\n")[0]!;
+    const postmaster = (await readFile(join(service.workspace.dataDir, "postgres", "data", "postmaster.pid"), "utf8")).split("\n")[0]!;
     const serverEnviron = await readFile(`/proc/${postmaster}/environ`, "utf8");
     expect(serverEnviron).toContain("PATH=");
     for (const secret of ["ADMIN_TOKEN=", "CREDENTIALS_ENCRYPTION_KEY=", adminToken, encryptionKey]) expect(serverEnviron).not.toContain(secret);
     const tenant = newTenantRecord(`npm-term-${suffix}`);
-    await onboardThroughApi(call, tenant);
+    await service.onboard(tenant);
     const runId = await requestUp(tenant.slug);
     await runningWithCli(tenant.slug, runId);
 
@@ -221,24 +167,23 @@ describe("npm start: a supervisor's SIGTERM to npm's own process stops the servi
   });
 
   it("after the grace period (SIGINT to npm's pid), an up still running is cancelled and marked interrupted; no process is left; the next up succeeds", async () => {
-    server = await startWithNpm({ SHUTDOWN_GRACE_SECONDS: "1" });
+    const stopping = await startWithNpm({ SHUTDOWN_GRACE_SECONDS: "1" });
     const tenant = newTenantRecord(`npm-grace-${suffix}`);
-    await onboardThroughApi(call, tenant);
+    await service.onboard(tenant);
     // The up's AWS calls (not the provider's STS calls) are held: it cannot finish within the grace period.
-    const heldBefore = proxy.held;
-    proxy.hold((request) => !isStsCall(request));
+    const heldBefore = service.proxy.held;
+    service.proxy.hold((request) => !isStsCall(request));
     const runId = await requestUp(tenant.slug);
     await runningWithCli(tenant.slug, runId);
-    await waitFor("an AWS call of the up to be held", async () => proxy.held > heldBefore);
+    await waitFor("an AWS call of the up to be held", async () => service.proxy.held > heldBefore);
 
-    const stopping = server;
     // SIGINT this time (a Ctrl-C meant for npm): forwarded the same way.
     const terminated = terminateNpm(stopping, "SIGINT");
     // Once the shutdown has given up waiting and cancelled the CLI, the held calls go through: the CLI finishes the
     // operations in flight and exits cleanly.
     await waitFor("the shutdown to cancel the run", async () => /still running after the grace period/.test(stopping.stderr()));
-    proxy.hold(null);
-    proxy.drop();
+    service.proxy.hold(null);
+    service.proxy.drop();
     const { code } = await terminated;
     expect(code).toBe(0);
     expect(stopping.stderr()).toMatch(/SIGINT: shutting down/);
@@ -247,12 +192,12 @@ describe("npm start: a supervisor's SIGTERM to npm's own process stops the servi
     expect(await runRow(runId)).toMatchObject({ status: "interrupted", error: { kind: "Interrupted" } });
 
     // The stack is not locked and its state is whole: the next up, after a restart, succeeds.
-    server = await startWithNpm();
-    const next = await waitForRunToSettle(call, tenant.slug, await requestUp(tenant.slug), WAIT);
+    const restarted = await startWithNpm();
+    const next = await service.settledRun(tenant.slug, await requestUp(tenant.slug));
     expect(next.error).toBeNull();
     expect(next.status).toBe("succeeded");
-    const { code: again } = await terminateNpm(server);
+    const { code: again } = await terminateNpm(restarted);
     expect(again).toBe(0);
-    await expectNothingRunning(server);
+    await expectNothingRunning(restarted);
   });
 });

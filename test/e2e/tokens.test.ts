@@ -6,53 +6,25 @@
  * failed authentications count per client as that proxy saw it.
  */
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import postgres from "postgres";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { hashToken } from "../../db/crypto";
 import { DEFAULT_LIMITS } from "../../platform/config";
-import { createCaller, scratchDatabase, serverEnvFor, startServer, stopServer, waitFor, type Server } from "../harness/server";
-import { setupOrFailEveryTest } from "../harness/suite";
-import { createTenantThroughApi, newTenantRecord } from "../harness/tenants";
+import { serviceUnderTest } from "../harness/service-under-test";
+import { newTenantRecord } from "../harness/tenants";
+import { waitFor } from "../harness/wait-for";
 
 describe("API tokens", () => {
-  const firstAdminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-  const encryptionKey = randomBytes(32).toString("base64");
   const tenant = newTenantRecord(`tokens-${randomBytes(3).toString("hex")}`);
-  let adminToken = firstAdminToken;
-  let server: Server | undefined;
-  let dataDir = "";
-  let databaseUrl = "";
-  let cleanupDatabase: (() => Promise<void>) | undefined;
-  let sql: postgres.Sql | undefined;
-
-  const start = (token: string) =>
-    startServer({
-      ...serverEnvFor({ databaseUrl, adminToken: token, encryptionKey, platformPrincipalArn: undefined }),
-      DATA_DIR: dataDir,
-      TRUSTED_PROXY_HOPS: "1",
-    });
-
-  setupOrFailEveryTest(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), "mxdr-tokens-"));
-    const database = await scratchDatabase("mxdr_tokens");
-    databaseUrl = database.databaseUrl;
-    cleanupDatabase = database.cleanup;
-    sql = postgres(databaseUrl, { max: 1, onnotice: () => undefined });
-    server = await start(firstAdminToken);
-    await createTenantThroughApi(call, tenant);
+  const service = serviceUnderTest({
+    name: "tokens",
+    workspace: "data-dir",
+    platformPrincipalArn: null,
+    env: { TRUSTED_PROXY_HOPS: "1" },
+    setUp: () => service.createTenant(tenant),
   });
+  const { call } = service;
+  const firstAdminToken = service.adminToken;
 
-  afterAll(async () => {
-    await stopServer(server);
-    await sql?.end();
-    await cleanupDatabase?.();
-    await rm(dataDir, { recursive: true, force: true });
-  });
-
-  const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
   const tokensPath = `/v1/tenants/${tenant.slug}/tokens`;
   const issue = async (body: Record<string, unknown>, path = tokensPath) => {
     const created = await call("POST", path, { body });
@@ -129,7 +101,7 @@ describe("API tokens", () => {
     expect((await call("DELETE", `${tokensPath}/2147483647`)).status).toBe(404);
     expect((await call("DELETE", `${tokensPath}/abc`)).body.error.fields).toEqual([{ field: "param.tokenId", message: expect.any(String) }]);
 
-    const audit = await sql!`select action, actor from audit_log where target = ${`token:${token.id}`} order by id`;
+    const audit = await service.sql`select action, actor from audit_log where target = ${`token:${token.id}`} order by id`;
     expect(audit.map((row) => row.action)).toEqual(["token.create", "token.revoke"]);
   });
 
@@ -181,22 +153,21 @@ describe("API tokens", () => {
 
   it("a new ADMIN_TOKEN revokes the previous one at start-up; admin tokens created through the API stay valid", async () => {
     const kept = await issue({ name: "kept-across-rotation" }, "/v1/tokens");
-    const [previous] = await sql!`select id from api_tokens where token_hash = ${hashToken(firstAdminToken)}`;
-    await stopServer(server);
+    const [previous] = await service.sql`select id from api_tokens where token_hash = ${hashToken(firstAdminToken)}`;
+    await service.stop();
 
     const secondAdminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
-    server = await start(secondAdminToken);
-    adminToken = secondAdminToken;
+    await service.start({ adminToken: secondAdminToken });
     expect((await call("GET", "/v1/tenants", { token: firstAdminToken })).status).toBe(401);
     expect((await call("GET", "/v1/tenants", { token: secondAdminToken })).status).toBe(200);
     expect((await call("GET", "/v1/tenants", { token: kept.token })).status).toBe(200);
     expect(await listed(previous!.id, "/v1/tokens")).toMatchObject({ origin: "environment", status: "revoked" });
-    const audit = await sql!`select actor from audit_log where action = 'token.revoke' and target = ${`token:${previous!.id}`}`;
+    const audit = await service.sql`select actor from audit_log where action = 'token.revoke' and target = ${`token:${previous!.id}`}`;
     expect(audit.map((row) => row.actor)).toEqual(["system:admin-token-rotation"]);
 
     // A restart with the same ADMIN_TOKEN revokes nothing.
-    await stopServer(server);
-    server = await start(secondAdminToken);
+    await service.stop();
+    await service.start();
     expect((await call("GET", "/v1/tenants", { token: secondAdminToken })).status).toBe(200);
     expect((await call("GET", "/v1/tenants", { token: kept.token })).status).toBe(200);
   });

@@ -11,7 +11,7 @@ import { createApp } from "../../api/app";
 import { loadServiceConfig, type ServiceEnv } from "../../platform/config";
 import { createPlatform, type Platform } from "../../platform/create-platform";
 import { testIdentityAuthority } from "./instance-identity";
-import { scratchDatabase } from "./server";
+import { scratchDatabase } from "./scratch-database";
 
 export interface TestPlatform {
   platform: Platform;

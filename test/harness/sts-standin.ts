@@ -6,7 +6,7 @@
  * (test/harness/iam-simulation.ts), treating the caller as `callerPrincipalArn`; an admitted call, and every other STS call, is
  * forwarded to moto unchanged. As in AWS, a trust policy without an `sts:ExternalId` condition admits the caller with
  * any external ID and with none (test/integration/confused-deputy.test.ts pins that): the platform's negative probe relies on it. Tests
- * point the SDK at it with the standard AWS_ENDPOINT_URL_STS; every service process that test/harness/server.ts
+ * point the SDK at it with the standard AWS_ENDPOINT_URL_STS; every service process that test/harness/service-process.ts
  * startServer() starts gets one unless the test set AWS_ENDPOINT_URL_STS itself.
  */
 import { createServer, request as httpRequest, type Server } from "node:http";

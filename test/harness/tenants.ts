@@ -5,7 +5,9 @@
  * settle. Failures throw with the answer's status and body.
  */
 import { randomBytes, randomInt } from "node:crypto";
-import { createBootstrapRole, waitFor, type Call, type CallFn, type WaitOptions } from "./server";
+import type { Call, CallFn } from "./caller";
+import { createBootstrapRole } from "./customer-account";
+import { waitFor, type WaitOptions } from "./wait-for";
 
 export const PLATFORM_PRINCIPAL_ARN = "arn:aws:iam::123456789012:role/MiniXdrPlatform";
 export const AGENT_PUBLIC_BASE_URL = "https://agents.mini-xdr.example.com";
@@ -72,23 +74,31 @@ export async function tenantExternalIdThroughApi(call: CallFn, slug: string, { t
 
 /**
  * The customer reads its external ID from the API (kept in `tenant.externalId`), creates the bootstrap role in moto
- * trusting the platform with it, then PUT integrations/aws names the role; the PUT's answer is not checked.
+ * trusting the platform with it, then PUT integrations/aws names the role (201 or it throws).
  */
 export async function connectAwsThroughApi(call: CallFn, tenant: { slug: string; account: string; externalId: string }): Promise<Call> {
   tenant.externalId = await tenantExternalIdThroughApi(call, tenant.slug);
   const roleArn = await createBootstrapRole({ accountId: tenant.account, roleName: BOOTSTRAP_ROLE_NAME, externalId: tenant.externalId });
-  return call("PUT", `/v1/tenants/${tenant.slug}/integrations/aws`, { body: { bootstrap_role_arn: roleArn } });
+  const connected = await call("PUT", `/v1/tenants/${tenant.slug}/integrations/aws`, { body: { bootstrap_role_arn: roleArn } });
+  if (connected.status !== 201) throw new Error(`PUT /v1/tenants/${tenant.slug}/integrations/aws: ${connected.status} ${connected.text}`);
+  return connected;
 }
 
-/** createTenantThroughApi, then connectAwsThroughApi (201 or it throws). */
+/** createTenantThroughApi, then connectAwsThroughApi. */
 export async function onboardThroughApi(
   call: CallFn,
   tenant: { slug: string; account: string; externalId: string },
   options: CreateTenantOptions = {},
 ): Promise<void> {
   await createTenantThroughApi(call, tenant, options);
-  const connected = await connectAwsThroughApi(call, tenant);
-  if (connected.status !== 201) throw new Error(`PUT /v1/tenants/${tenant.slug}/integrations/aws: ${connected.status} ${connected.text}`);
+  await connectAwsThroughApi(call, tenant);
+}
+
+/** POST .../tokens (201 or it throws): a new tenant-scoped token. */
+export async function issueTenantTokenThroughApi(call: CallFn, slug: string, name: string): Promise<string> {
+  const issued = await call("POST", `/v1/tenants/${slug}/tokens`, { body: { name } });
+  if (issued.status !== 201) throw new Error(`POST /v1/tenants/${slug}/tokens: ${issued.status} ${issued.text}`);
+  return issued.body.token;
 }
 
 /** Polls GET run (200 or it throws) until its status is terminal; returns the run. */
@@ -107,4 +117,38 @@ export function waitForRunToSettle(
     },
     wait,
   );
+}
+
+/**
+ * Offboards every tenant that is still onboarded (neither offboarded nor never started): requests each one's
+ * offboarding (after the run that holds its stack, if one does), then waits until each is offboarded. Throws naming
+ * every tenant that was not.
+ */
+export async function offboardThroughApi(call: CallFn, tenants: { slug: string }[], wait: WaitOptions = {}): Promise<void> {
+  const failures: string[] = [];
+  const offboarding: string[] = [];
+  for (const { slug } of tenants) {
+    const got = await call("GET", `/v1/tenants/${slug}`);
+    if (got.status !== 200 || ["offboarded", "not_started"].includes(got.body.onboarding_status)) continue;
+    let offboard = await call("POST", `/v1/tenants/${slug}/offboard`);
+    const blocking = offboard.status === 409 ? offboard.body?.error?.blocking_run_id : undefined;
+    if (blocking) {
+      await waitForRunToSettle(call, slug, blocking, wait);
+      offboard = await call("POST", `/v1/tenants/${slug}/offboard`);
+    }
+    if (offboard.status === 202) offboarding.push(slug);
+    else failures.push(`${slug}: POST offboard answered ${offboard.status} ${offboard.text}`);
+  }
+  for (const slug of offboarding) {
+    await waitFor(
+      `${slug} to be offboarded`,
+      async () => {
+        const status = (await call("GET", `/v1/tenants/${slug}`)).body.onboarding_status;
+        if (status === "failed") throw new Error(`offboarding ${slug} failed`);
+        return status === "offboarded";
+      },
+      { ...wait, retryErrors: false },
+    ).catch((error: unknown) => failures.push(String(error)));
+  }
+  if (failures.length > 0) throw new Error(`offboarding: ${failures.join("; ")}`);
 }

@@ -14,7 +14,7 @@ import type { Database } from "../../db/client";
 import { generateToken, hashToken } from "../../db/crypto";
 import { apiTokens, organizations, runs } from "../../db/schema";
 import { startTestPlatform, type TestPlatform } from "../harness/platform";
-import { createBootstrapRole } from "../harness/server";
+import { createBootstrapRole } from "../harness/customer-account";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
 import { newAccountId } from "../harness/tenants";
 

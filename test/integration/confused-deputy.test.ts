@@ -17,7 +17,7 @@ import { awsCredentialContext } from "../../services/core/aws-credential-store";
 import { attemptConnection } from "../../services/integration/bootstrap-wait";
 import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
 import { startTestPlatform, type TestPlatform } from "../harness/platform";
-import { createBootstrapRole } from "../harness/server";
+import { createBootstrapRole } from "../harness/customer-account";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
 import { newAccountId, PLATFORM_PRINCIPAL_ARN } from "../harness/tenants";
 

@@ -20,7 +20,7 @@ import { webhookSecretContext } from "../../services/notification/webhook-servic
 import { enrollmentTokenContext } from "../../services/core/enrollment-tokens";
 import type { Principal } from "../../services/core/principal";
 import { realPostgres } from "../harness/databases";
-import { waitFor } from "../harness/server";
+import { waitFor } from "../harness/wait-for";
 
 const KEY_A = randomBytes(32).toString("base64");
 const KEY_B = randomBytes(32).toString("base64");

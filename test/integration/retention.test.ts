@@ -11,7 +11,7 @@ import { idempotencyKeys, organizations, runEvents, runs, webhookDeliveries, web
 import { startBoss } from "../../db/boss";
 import { pruneExpired, startRetention, type RetentionPolicy } from "../../services/retention/retention";
 import { realPostgres } from "../harness/databases";
-import { waitFor } from "../harness/server";
+import { waitFor } from "../harness/wait-for";
 
 const DAY_MS = 86_400_000;
 const NOW = new Date();

@@ -12,19 +12,12 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { afterAll, describe, expect, it } from "vitest";
 import { stackProcesses } from "../../services/run/orphans";
-import {
-  createCaller,
-  realPostgres,
-  serverEnvFor,
-  startHoldingProxy,
-  startServer,
-  stopServer,
-  temporaryServiceWorkspace,
-  waitFor,
-  type HoldingProxy,
-  type Server,
-  type ServiceWorkspace,
-} from "../harness/server";
+import { createCaller } from "../harness/caller";
+import { startHoldingProxy, type HoldingProxy } from "../harness/holding-proxy";
+import { realPostgres } from "../harness/scratch-database";
+import { serverEnvFor, startServer, stopServer, type Server } from "../harness/service-process";
+import { temporaryServiceWorkspace, type ServiceWorkspace } from "../harness/service-workspace";
+import { waitFor } from "../harness/wait-for";
 import { setupOrFailEveryTest } from "../harness/suite";
 import { newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle, type TenantRecord } from "../harness/tenants";
 

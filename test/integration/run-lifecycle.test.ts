@@ -22,7 +22,8 @@ import type { RunKind } from "../../db/schema";
 import { miniCorpTenantConfig } from "../fixtures/tenant-config";
 import { realPostgres } from "../harness/databases";
 import { temporaryAutomationSettings } from "../harness/pulumi-project";
-import { startHoldingProxy, waitFor, type HoldingProxy } from "../harness/server";
+import { startHoldingProxy, type HoldingProxy } from "../harness/holding-proxy";
+import { waitFor } from "../harness/wait-for";
 
 const slug = `life-${randomBytes(3).toString("hex")}`;
 const config = miniCorpTenantConfig({ tenantSlug: slug });

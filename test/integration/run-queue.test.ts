@@ -24,7 +24,7 @@ import { miniCorpTenantConfig } from "../fixtures/tenant-config";
 import { realPostgres } from "../harness/databases";
 import { REPO_ROOT } from "../harness/moto";
 import { temporaryAutomationSettings } from "../harness/pulumi-project";
-import { pulumiProcessesOf } from "../harness/server";
+import { pulumiProcessesOf } from "../harness/pulumi-cli";
 import { resolveStateBackend } from "../../automation/state-backend";
 
 const slug = `queue-${randomBytes(3).toString("hex")}`;

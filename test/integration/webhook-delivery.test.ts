@@ -28,7 +28,7 @@ import { SIGNATURE_HEADER, verifySignature } from "../../services/notification/w
 import type { HostLookup } from "../../services/notification/webhook-transport";
 import type { Principal } from "../../services/core/principal";
 import { selfSignedCertificate } from "../harness/https-server";
-import { waitFor } from "../harness/server";
+import { waitFor } from "../harness/wait-for";
 import { realPostgres } from "../harness/databases";
 
 const keyring = createKeyring({ key: randomBytes(32).toString("base64") });

@@ -15,47 +15,38 @@
  */
 import { randomBytes } from "node:crypto";
 import { CreateTagsCommand, EC2Client } from "@aws-sdk/client-ec2";
-import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createCaller,
-  customerAccountCredentials,
-  scratchDatabase,
-  serverEnvFor,
-  startServer,
-  stopServer,
-  temporaryServiceWorkspace,
-  waitForWith,
-  type Server,
-  type ServiceWorkspace,
-} from "../harness/server";
+import { describe, expect, it } from "vitest";
+import { agentEnroller } from "../harness/agent-hosts";
+import { customerAccountCredentials } from "../harness/customer-account";
 import { planEstate, seedEstate, type SeededEstate, type SeededInstance } from "../harness/estates";
-import { startSsmStandIn, type SsmStandIn } from "../harness/ssm-standin";
-import { connectAwsThroughApi, createTenantThroughApi, newTenantRecord, onboardThroughApi, PLATFORM_PRINCIPAL_ARN, waitForRunToSettle } from "../harness/tenants";
-import { enrollmentBody } from "../harness/instance-identity";
+import { serviceUnderTest } from "../harness/service-under-test";
+import { newTenantRecord } from "../harness/tenants";
+import { waitForWith } from "../harness/wait-for";
 
 const REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-2"];
 const HOME = REGIONS[0]!;
-const adminToken = `mxdr-admin_${randomBytes(32).toString("base64url")}`;
 const customer = newTenantRecord(`estate-${randomBytes(3).toString("hex")}`, { firstAccount: 500_000_000_000 });
 const { slug, account } = customer;
-
-let workspace: ServiceWorkspace;
-let standIn: SsmStandIn;
-let server: Server | undefined;
-let databaseUrl: string;
-let dropDatabase: (() => Promise<void>) | undefined;
-let estate: SeededEstate;
-const savedSsmEndpoint = process.env.AWS_ENDPOINT_URL_SSM;
-const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
 
 const WAIT = { timeoutMs: 180_000, intervalMs: 300 };
 const waitFor = waitForWith(WAIT);
 
+let estate: SeededEstate;
+const service = serviceUnderTest({
+  name: "estate",
+  workspace: "database-state",
+  ssmStandIn: { accountId: account },
+  wait: WAIT,
+  beforeServerStart: async () => {
+    estate = await seedEstate(planEstate({ regions: REGIONS, size: 24, seed: 7 }), { credentials: await customerAccountCredentials(account), ssmStandIn: service.ssm });
+  },
+});
+const { call } = service;
+
 async function up(): Promise<any> {
   const requested = await call("POST", `/v1/tenants/${slug}/runs`, { body: { kind: "up" } });
   expect(requested.status, requested.text).toBe(202);
-  const run = await waitForRunToSettle(call, slug, requested.body.run_id, WAIT);
+  const run = await service.settledRun(slug, requested.body.run_id);
   expect(run.status, JSON.stringify(run.error)).toBe("succeeded");
   return run;
 }
@@ -73,54 +64,23 @@ async function settledDeployment(): Promise<any> {
   return deployment.body;
 }
 
-/** What the install script does on the host: read its region's agent config, enroll with its token and the instance's signed identity. */
+/** What the install script does on each host: enroll with its region's enrollment token and the instance's signed identity. */
 async function enroll(instances: SeededInstance[]): Promise<void> {
-  const credentials = await customerAccountCredentials(account);
-  const tokens = new Map<string, string>();
+  const enrollAgent = agentEnroller(call, customer);
   for (const instance of instances) {
-    if (!tokens.has(instance.region)) {
-      const ssm = new SSMClient({ region: instance.region, credentials });
-      const parameter = await ssm.send(new GetParameterCommand({ Name: `/mini-xdr/${slug}/agent-config`, WithDecryption: true }));
-      ssm.destroy();
-      tokens.set(instance.region, JSON.parse(parameter.Parameter!.Value!).enrollmentToken);
-    }
-    const enrolled = await call("POST", "/v1/agents/enroll", {
-      token: null,
-      body: enrollmentBody(tokens.get(instance.region)!, { accountId: account, region: instance.region, instanceId: instance.instanceId }),
-    });
+    const enrolled = await enrollAgent(instance);
     expect(enrolled.status, enrolled.text).toBe(201);
   }
 }
 
 const byId = (deployment: any) => new Map<string, any>(deployment.instances.map((instance: any) => [instance.asset_id, instance]));
 
-beforeAll(async () => {
-  ({ databaseUrl, cleanup: dropDatabase } = await scratchDatabase("mxdr_estate"));
-  workspace = await temporaryServiceWorkspace(undefined, { defaultBackendOf: databaseUrl });
-  standIn = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!, { accountId: account });
-  process.env.AWS_ENDPOINT_URL_SSM = standIn.endpoint;
-  estate = await seedEstate(planEstate({ regions: REGIONS, size: 24, seed: 7 }), { credentials: await customerAccountCredentials(account), ssmStandIn: standIn });
-  server = await startServer({
-    ...serverEnvFor({ databaseUrl, adminToken, encryptionKey: randomBytes(32).toString("base64"), platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }),
-    ...workspace.serverEnv(),
-  });
-});
-
-afterAll(async () => {
-  await stopServer(server, "SIGTERM");
-  if (savedSsmEndpoint === undefined) delete process.env.AWS_ENDPOINT_URL_SSM;
-  else process.env.AWS_ENDPOINT_URL_SSM = savedSsmEndpoint;
-  await standIn?.stop();
-  await dropDatabase?.();
-  await workspace?.cleanup();
-});
-
 describe("a multi-region, mostly untagged estate with default settings", () => {
-  it("the agent reaches every running managed instance in every region; every other instance says why, and what needs a person is action_required", async () => {
-    const created = await createTenantThroughApi(call, customer, { name: "Estate GmbH — Zürich", regions: REGIONS });
+  it("a. the agent reaches every running managed instance in every region; every other instance says why, and what needs a person is action_required", async () => {
+    const created = await service.createTenant(customer, { name: "Estate GmbH — Zürich", regions: REGIONS });
     // The default targeting is visible, not `{}`.
     expect(created.body.effective_rollout).toMatchObject({ targeting_mode: "all_managed", exclusion_tag: { key: "xdr:monitor", value: "false" }, regions: REGIONS });
-    const connected = await connectAwsThroughApi(call, customer);
+    const connected = await service.connectAws(customer);
     expect(connected.status, connected.text).toBe(201);
 
     const run = await up();
@@ -161,7 +121,7 @@ describe("a multi-region, mostly untagged estate with default settings", () => {
     await enroll(reached);
   });
 
-  it("a settings change shows as pending until an up applies it; Default Host Management then brings the instances without a profile in", async () => {
+  it("b (after a). a settings change shows as pending until an up applies it; Default Host Management then brings the instances without a profile in", async () => {
     const patched = await call("PATCH", `/v1/tenants/${slug}`, { body: { integration_settings: { enable_default_host_management: true } } });
     expect(patched.status, patched.text).toBe(200);
     const pending = await call("GET", `/v1/tenants/${slug}/deployment?refresh=false`);
@@ -172,7 +132,7 @@ describe("a multi-region, mostly untagged estate with default settings", () => {
     const run = await up();
     expect(run.outputs.rollout.defaultHostManagement).toBe(true);
     // In AWS the instances without an instance profile register with SSM once the setting is on.
-    standIn.addInstances(estate.managedInstances({ defaultHostManagement: true }));
+    service.ssm.addInstances(estate.managedInstances({ defaultHostManagement: true }));
     const deployment = await settledDeployment();
     expect(deployment.change_pending).toBeNull();
     const instances = byId(deployment);
@@ -183,9 +143,9 @@ describe("a multi-region, mostly untagged estate with default settings", () => {
     expect((await call("GET", `/v1/tenants/${slug}`)).body.onboarding_status).toBe("action_required");
   });
 
-  it("once the customer installs the SSM agent on the last instance, every check is green and onboarding completes by itself", async () => {
+  it("c (after a, b). once the customer installs the SSM agent on the last instance, every check is green and onboarding completes by itself", async () => {
     const agentless = estate.instances.filter((i) => i.state === "running" && i.unmanaged === "no_ssm_agent" && !(i.tags["xdr:monitor"] === "false" && i.metadataTags));
-    standIn.addInstances(agentless.map((i) => ({ instanceId: i.instanceId, region: i.region, platformType: i.platform === "windows" ? "Windows" : "Linux", tags: i.tags, metadataTags: i.metadataTags })));
+    service.ssm.addInstances(agentless.map((i) => ({ instanceId: i.instanceId, region: i.region, platformType: i.platform === "windows" ? "Windows" : "Linux", tags: i.tags, metadataTags: i.metadataTags })));
     const deployment = await call("GET", `/v1/tenants/${slug}/deployment`);
     for (const instance of agentless) expect(byId(deployment.body).get(instance.instanceId), instance.key).toMatchObject({ agent_status: "installed" });
     await enroll(agentless);
@@ -199,7 +159,7 @@ describe("a multi-region, mostly untagged estate with default settings", () => {
     expect((await call("GET", `/v1/tenants/${slug}/progress`)).body.overall_progress).toBe(100);
   });
 
-  it("an instance tagged for exclusion after its agent checked in stays checked in: the agent is the customer's to remove", async () => {
+  it("d (after a). an instance tagged for exclusion after its agent checked in stays checked in: the agent is the customer's to remove", async () => {
     const [target] = estate.instances.filter((i) => i.state === "running" && i.region === REGIONS[1] && !i.unmanaged && i.tags["xdr:monitor"] === undefined);
     const ec2 = new EC2Client({ region: target!.region, credentials: await customerAccountCredentials(account) });
     await ec2.send(new CreateTagsCommand({ Resources: [target!.instanceId], Tags: [{ Key: "xdr:monitor", Value: "false" }] }));
@@ -211,7 +171,7 @@ describe("a multi-region, mostly untagged estate with default settings", () => {
     expect(byId(deployment).get(target!.instanceId)).toMatchObject({ agent_status: "checked_in" });
   });
 
-  it("after offboarding, health, validation and progress say the tenant is offboarded; no agent is reported healthy", async () => {
+  it("e (after a). after offboarding, health, validation and progress say the tenant is offboarded; no agent is reported healthy", async () => {
     const offboard = await call("POST", `/v1/tenants/${slug}/offboard`);
     expect(offboard.status, offboard.text).toBe(202);
     await waitFor("offboarding", async () => {
@@ -236,9 +196,9 @@ describe("an estate where nothing can be targeted", () => {
     await seedEstate({ regions: [HOME], instances: planEstate({ regions: [HOME], size: 14, seed: 3 }).instances.filter((i) => i.tags["xdr:monitor"] === undefined) }, {
       credentials: await customerAccountCredentials(untagged.account),
     });
-    await onboardThroughApi(call, untagged, { name: "Untagged Ltd", regions: [HOME], settings: { targeting_mode: "tag" } });
+    await service.onboard(untagged, { name: "Untagged Ltd", regions: [HOME], settings: { targeting_mode: "tag" } });
     const requested = await call("POST", `/v1/tenants/${other}/runs`, { body: { kind: "up" } });
-    await waitForRunToSettle(call, other, requested.body.run_id, WAIT);
+    await service.settledRun(other, requested.body.run_id);
     const tenant = await waitFor("action_required", async () => {
       const got = await call("GET", `/v1/tenants/${other}`);
       return got.body.onboarding_status === "action_required" ? got.body : undefined;
