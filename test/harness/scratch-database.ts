@@ -8,12 +8,6 @@ import postgres from "postgres";
 
 const quiet = { onnotice: () => undefined };
 
-export interface ServerBackend {
-  name: string;
-  /** DATABASE_URL for the server (undefined: the embedded server under DATA_DIR) and how to drop it afterwards. */
-  prepare(): Promise<{ databaseUrl?: string; cleanup(): Promise<void> }>;
-}
-
 /** A scratch database on the PostgreSQL server of TEST_DATABASE_URL, dropped by cleanup(). */
 export async function scratchDatabase(prefix = "mxdr_e2e"): Promise<{ databaseUrl: string; cleanup(): Promise<void> }> {
   const url = process.env.TEST_DATABASE_URL;
@@ -40,8 +34,3 @@ export async function scratchDatabase(prefix = "mxdr_e2e"): Promise<{ databaseUr
   };
 }
 
-/** A scratch database for a server process (test/harness/databases.ts's realPostgres opens one in the test's process). */
-export const realPostgres: ServerBackend = {
-  name: "real PostgreSQL",
-  prepare: () => scratchDatabase(),
-};

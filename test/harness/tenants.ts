@@ -4,7 +4,7 @@
  * the service generated for the tenant, read from the API as a customer does), and waiting for one of its runs to
  * settle. Failures throw with the answer's status and body.
  */
-import { randomBytes, randomInt } from "node:crypto";
+import { randomInt } from "node:crypto";
 import type { Call, CallFn } from "./caller";
 import { createBootstrapRole } from "./customer-account";
 import { waitFor, type WaitOptions } from "./wait-for";
@@ -17,7 +17,6 @@ export const TERMINAL_RUN_STATUSES = ["succeeded", "failed", "cancelled", "inter
 
 /** A fresh 12-digit AWS account id from `first` up (moto keeps accounts apart). */
 export const newAccountId = (first = 400_000_000_000) => String(first + randomInt(99_999_999_999));
-export const newExternalId = (prefix = "mxdr-ext") => `${prefix}_${randomBytes(18).toString("base64url")}`;
 export const bootstrapRoleArnOf = (account: string) => `arn:aws:iam::${account}:role/${BOOTSTRAP_ROLE_NAME}`;
 
 export interface TenantRecord {

@@ -8,10 +8,3 @@ export function unused<T extends object>(name: string): T {
   });
 }
 
-/**
- * The executor's deps of a run queue that only enqueues (work: false): it reads the run timeouts (a job expires after
- * its run's timeout and the stop grace), and nothing else may be touched.
- */
-export function enqueueOnlyExecutorDeps<T extends object>(): T {
-  return Object.assign(Object.create(unused<T>("executor deps")) as T, { timeoutSeconds: undefined, stopGraceSeconds: undefined });
-}

@@ -14,7 +14,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { stackProcesses } from "../../services/run/orphans";
 import { createCaller } from "../harness/caller";
 import { startHoldingProxy, type HoldingProxy } from "../harness/holding-proxy";
-import { realPostgres } from "../harness/scratch-database";
+import { scratchDatabase } from "../harness/scratch-database";
 import { serverEnvFor, startServer, stopServer, type Server } from "../harness/service-process";
 import { temporaryServiceWorkspace, type ServiceWorkspace } from "../harness/service-workspace";
 import { waitFor } from "../harness/wait-for";
@@ -43,9 +43,9 @@ describe("stack runs and the database's connections", () => {
   const call = createCaller({ baseUrl: () => server!.baseUrl, defaultToken: () => adminToken });
 
   setupOrFailEveryTest(async () => {
-    const prepared = await realPostgres.prepare();
+    const prepared = await scratchDatabase();
     cleanupDatabase = prepared.cleanup;
-    databaseUrl = prepared.databaseUrl!;
+    databaseUrl = prepared.databaseUrl;
     workspace = await temporaryServiceWorkspace(undefined, { defaultBackendOf: databaseUrl });
     proxy = await startHoldingProxy(process.env.AWS_ENDPOINT_URL!);
     server = await startServer({

@@ -7,7 +7,7 @@
  * SSM's `ServiceSetting`. Service settings are regional in AWS (one value per account and region), and so is the
  * store. A setting without a file has its default value; deleting the resource resets it (ResetServiceSetting).
  */
-import { mkdir, readFile, readdir, rename, rm, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { standInStateDir } from "./association-store";
 import type { AwsContext } from "./config";
@@ -51,32 +51,6 @@ export async function getStandInServiceSetting(
   }
 }
 
-/** Every customized setting of an account (or of every account), with its region. */
-export async function listStandInServiceSettings(
-  filter: { accountId?: string } = {},
-  root: string = standInStateDir(),
-): Promise<StandInServiceSetting[]> {
-  const base = join(root, "ssm-service-settings");
-  const result: StandInServiceSetting[] = [];
-  for (const account of filter.accountId ? [filter.accountId] : await list(base)) {
-    for (const region of await list(join(base, account))) {
-      for (const file of await list(join(base, account, region))) {
-        if (!file.endsWith(".json")) continue;
-        result.push(JSON.parse(await readFile(join(base, account, region, file), "utf8")) as StandInServiceSetting);
-      }
-    }
-  }
-  return result;
-}
-
-async function list(dir: string): Promise<string[]> {
-  try {
-    return await readdir(dir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw error;
-  }
-}
 
 async function putSetting(root: string, setting: StandInServiceSetting): Promise<void> {
   await mkdir(settingsDir(root, setting.AccountId, setting.Region), { recursive: true });
