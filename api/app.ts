@@ -110,7 +110,10 @@ export function createApp(deps: AppDependencies) {
     return c.json({ status: "ok" });
   });
 
-  const streams = createEventStreams(services.tenants, { maxPerSubject: limits.maxEventStreamsPerTenant, maxSeconds: config.EVENT_STREAM_MAX_SECONDS });
+  const streams = createEventStreams(services.tenants, {
+    maxPerSubject: limits.maxEventStreamsPerTenant,
+    maxSeconds: config.EVENT_STREAM_MAX_SECONDS,
+  });
   // Failed authentications per client address; bearer tokens and enrollment tokens are guessed apart, limited apart.
   const clientOf = (c: Context) => clientAddressOf(c, limits.trustedProxyHops);
   const failureLimiter = () => createAuthFailureLimiter({ limit: limits.authFailureLimit, windowMs: limits.authFailureWindowSeconds * 1000 });

@@ -59,9 +59,7 @@ export function mountDocsPage(app: Hono<AppEnv>, openApiPath: string): void {
   const secured = { "content-security-policy": DOCS_CONTENT_SECURITY_POLICY, "x-content-type-options": "nosniff" };
 
   app.get("/docs", (c) => c.html(page(openApiPath), 200, secured));
-  app.get("/docs/swagger-initializer.js", (c) =>
-    c.body(INITIALIZER, 200, { ...secured, "content-type": "text/javascript; charset=utf-8" }),
-  );
+  app.get("/docs/swagger-initializer.js", (c) => c.body(INITIALIZER, 200, { ...secured, "content-type": "text/javascript; charset=utf-8" }));
   app.get("/docs/assets/:file", async (c) => {
     const file = c.req.param("file");
     const type = Object.hasOwn(ASSETS, file) ? ASSETS[file] : undefined;

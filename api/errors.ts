@@ -53,7 +53,7 @@ export function statusOf(error: DomainError): ContentfulStatusCode {
  */
 export function fieldErrorsFromZod(error: z.ZodError, target?: string): FieldError[] {
   const prefix = target && target !== "json" ? target : "";
-  const name = (path: PropertyKey[]) => [prefix, ...path.map(String)].filter(Boolean).join(".") || (prefix || "body");
+  const name = (path: PropertyKey[]) => [prefix, ...path.map(String)].filter(Boolean).join(".") || prefix || "body";
   const fields = new Map<string, string>();
   for (const issue of error.issues) {
     const problems =

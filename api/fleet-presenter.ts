@@ -7,7 +7,9 @@ import type { DeliveryWithAttempts } from "../services/notification/webhook-serv
 import { iso, presentKpis } from "./presenters";
 
 const changed = (changes: ResourceChange[] | null | undefined) =>
-  (changes ?? []).filter((change) => change.op !== "same").map((change) => ({ urn: change.urn, type: change.type, op: change.op, diffs: change.diffs ?? [] }));
+  (changes ?? [])
+    .filter((change) => change.op !== "same")
+    .map((change) => ({ urn: change.urn, type: change.type, op: change.op, diffs: change.diffs ?? [] }));
 
 export function presentFleetRunSummary(fleet: FleetRun) {
   return {

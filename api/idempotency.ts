@@ -74,9 +74,7 @@ export function idempotency(db: DrizzleDatabase, keyring: Keyring): MiddlewareHa
     }
 
     const release = () =>
-      db
-        .delete(idempotencyKeys)
-        .where(and(eq(idempotencyKeys.actor, actor), eq(idempotencyKeys.key, key), isNull(idempotencyKeys.statusCode)));
+      db.delete(idempotencyKeys).where(and(eq(idempotencyKeys.actor, actor), eq(idempotencyKeys.key, key), isNull(idempotencyKeys.statusCode)));
     try {
       await next();
     } catch (error) {

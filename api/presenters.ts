@@ -150,21 +150,23 @@ export function presentAgent(agent: Agent, heartbeatIntervalSeconds: number) {
 }
 
 /** API settings input (snake_case, null removes) -> the tenant service's patch. */
-export function settingsPatchOf(input: {
-  agent_public_base_url?: string | null;
-  regions?: string[] | null;
-  home_region?: string | null;
-  aws_account_id?: string | null;
-  targeting_mode?: "all_managed" | "tag" | null;
-  target_tag?: { key: string; value: string } | null;
-  exclusion_tag?: { key: string; value: string } | null;
-  target_all_managed_instances?: boolean | null;
-  association_max_concurrency?: string | null;
-  association_max_errors?: string | null;
-  enable_default_host_management?: boolean | null;
-  require_approval?: boolean | null;
-  auto_remediate?: boolean | null;
-} = {}): SettingsPatch {
+export function settingsPatchOf(
+  input: {
+    agent_public_base_url?: string | null;
+    regions?: string[] | null;
+    home_region?: string | null;
+    aws_account_id?: string | null;
+    targeting_mode?: "all_managed" | "tag" | null;
+    target_tag?: { key: string; value: string } | null;
+    exclusion_tag?: { key: string; value: string } | null;
+    target_all_managed_instances?: boolean | null;
+    association_max_concurrency?: string | null;
+    association_max_errors?: string | null;
+    enable_default_host_management?: boolean | null;
+    require_approval?: boolean | null;
+    auto_remediate?: boolean | null;
+  } = {},
+): SettingsPatch {
   return {
     agentPublicBaseUrl: input.agent_public_base_url,
     regions: input.regions,
@@ -261,7 +263,13 @@ export function presentDeployment(deployment: DeploymentSummary & { refreshed: b
 export function presentProgress(progress: TenantProgress) {
   const { stack, discovery, deployment, validation, drift } = progress;
   return {
-    stack: { status: stack.status, progress: stack.progress, run_id: stack.runId, resources_done: stack.resourcesDone, resources_total: stack.resourcesTotal },
+    stack: {
+      status: stack.status,
+      progress: stack.progress,
+      run_id: stack.runId,
+      resources_done: stack.resourcesDone,
+      resources_total: stack.resourcesTotal,
+    },
     discovery: {
       status: discovery.status,
       progress: discovery.progress,
@@ -269,8 +277,19 @@ export function presentProgress(progress: TenantProgress) {
       assets_found: discovery.assetsFound,
       regions_failed: discovery.regionsFailed,
     },
-    deployment: { status: deployment.status, progress: deployment.progress, targeted: deployment.targeted, agents_deployed: deployment.agentsDeployed, failed: deployment.failed },
-    validation: { status: validation.status, progress: validation.progress, checks_passed: validation.checksPassed, checks_total: validation.checksTotal },
+    deployment: {
+      status: deployment.status,
+      progress: deployment.progress,
+      targeted: deployment.targeted,
+      agents_deployed: deployment.agentsDeployed,
+      failed: deployment.failed,
+    },
+    validation: {
+      status: validation.status,
+      progress: validation.progress,
+      checks_passed: validation.checksPassed,
+      checks_total: validation.checksTotal,
+    },
     overall_progress: progress.overallProgress,
     onboarding_status: progress.onboardingStatus,
     action_required: progress.actionRequired,
@@ -301,7 +320,13 @@ export function presentOverview(overview: OnboardingOverview) {
       completed_at: iso(tenant.completedAt),
       seconds_to_onboard: tenant.secondsToOnboard,
       last_run: tenant.lastRun
-        ? { id: tenant.lastRun.id, kind: tenant.lastRun.kind, status: tenant.lastRun.status, requested_at: iso(tenant.lastRun.requestedAt)!, finished_at: iso(tenant.lastRun.finishedAt) }
+        ? {
+            id: tenant.lastRun.id,
+            kind: tenant.lastRun.kind,
+            status: tenant.lastRun.status,
+            requested_at: iso(tenant.lastRun.requestedAt)!,
+            finished_at: iso(tenant.lastRun.finishedAt),
+          }
         : null,
     })),
   };

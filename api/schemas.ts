@@ -347,7 +347,10 @@ const errorJson = (description: string) => json(errorSchema, description);
 export const rateLimitedResponse = (description: string) => ({
   ...errorJson(`${description}; Retry-After says in how many seconds to try again`),
   headers: z.object({
-    "Retry-After": z.string().regex(/^[1-9]\d*$/).openapi({ description: "seconds to wait before trying again", example: "30" }),
+    "Retry-After": z
+      .string()
+      .regex(/^[1-9]\d*$/)
+      .openapi({ description: "seconds to wait before trying again", example: "30" }),
   }),
 });
 
@@ -371,7 +374,9 @@ export const bodyErrorResponses = {
 /** POSTs: the Idempotency-Key header may answer 409 (the same key still in progress) and 422 (reused for another request). */
 export const postErrorResponses = {
   409: errorJson("conflicts with the current state, or a request with this Idempotency-Key is still in progress (`code` says which)"),
-  422: errorJson("well-formed but cannot be carried out as it stands, or the Idempotency-Key was used for another request (`code` and `fields` say why)"),
+  422: errorJson(
+    "well-formed but cannot be carried out as it stands, or the Idempotency-Key was used for another request (`code` and `fields` say why)",
+  ),
 } as const;
 
 export const errorResponse = errorJson;

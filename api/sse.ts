@@ -141,10 +141,12 @@ const lastEventIdOf = (c: Context): number | undefined => {
 
 const sseMessage = ({ event, data, id }: SseEvent) => ({ ...(id === undefined ? {} : { id: String(id) }), event, data });
 
-export function createEventStreams(tenants: Pick<TenantService, "tokenIsLive">, { maxPerSubject, recheckMs = 1000, maxSeconds = DEFAULT_EVENT_STREAM_MAX_SECONDS }: EventStreamOptions): EventStreams {
+export function createEventStreams(
+  tenants: Pick<TenantService, "tokenIsLive">,
+  { maxPerSubject, recheckMs = 1000, maxSeconds = DEFAULT_EVENT_STREAM_MAX_SECONDS }: EventStreamOptions,
+): EventStreams {
   const open = new Map<string, number>();
-  const subjectOf = (principal: Principal) =>
-    principal.scope === "tenant" ? `tenant:${principal.organizationId}` : `token:${principal.tokenId}`;
+  const subjectOf = (principal: Principal) => (principal.scope === "tenant" ? `tenant:${principal.organizationId}` : `token:${principal.tokenId}`);
 
   function lease(principal: Principal): () => void {
     const subject = subjectOf(principal);

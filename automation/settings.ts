@@ -1,6 +1,5 @@
 import { z } from "zod";
 
-
 /** How stack operations run: where state and stack config live, which CLI, which secrets provider. */
 export const automationSettingsSchema = z.object({
   /** Folder holding Pulumi.yaml; stack config files are written to its stackConfigDir (stacks/). */
@@ -21,4 +20,3 @@ export const automationSettingsSchema = z.object({
 });
 
 export type AutomationSettings = z.infer<typeof automationSettingsSchema>;
-

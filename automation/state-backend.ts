@@ -31,9 +31,7 @@ export async function ensureStateDatabase(backendUrl: string, databaseUrl: strin
   try {
     await createDatabaseIfMissing(admin, database);
   } catch (error) {
-    throw new Error(
-      `cannot create the Pulumi state database "${database}" (${(error as Error).message}); create it, or set PULUMI_BACKEND_URL`,
-    );
+    throw new Error(`cannot create the Pulumi state database "${database}" (${(error as Error).message}); create it, or set PULUMI_BACKEND_URL`);
   } finally {
     await admin.end({ timeout: 5 });
   }

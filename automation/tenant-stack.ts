@@ -80,7 +80,9 @@ export function resolvePulumiCli(settings: AutomationSettings): Promise<PulumiCo
 export async function checkPulumiCli(settings: AutomationSettings): Promise<string> {
   const bin = settings.pulumiRoot ? join(settings.pulumiRoot, "bin", "pulumi") : "pulumi";
   try {
-    const { stdout } = await promisify(execFile)(bin, ["version"], { env: { ...(settings.environment ?? process.env), PULUMI_SKIP_UPDATE_CHECK: "true" } });
+    const { stdout } = await promisify(execFile)(bin, ["version"], {
+      env: { ...(settings.environment ?? process.env), PULUMI_SKIP_UPDATE_CHECK: "true" },
+    });
     return stdout.trim();
   } catch (error) {
     throw new ToolchainMissingError(`could not run ${bin}: ${error instanceof Error ? error.message.split("\n")[0]! : String(error)}`);
@@ -131,9 +133,7 @@ export async function openTenantStack(
   };
   const args = { stackName, projectName: PROJECT_NAME, program: tenantProgram };
   try {
-    return create
-      ? await LocalWorkspace.createOrSelectStack(args, workspaceOptions)
-      : await LocalWorkspace.selectStack(args, workspaceOptions);
+    return create ? await LocalWorkspace.createOrSelectStack(args, workspaceOptions) : await LocalWorkspace.selectStack(args, workspaceOptions);
   } catch (error) {
     throw translateError(error, stackName, "open");
   }
@@ -271,10 +271,7 @@ function summaryOf(changeSummary: OpMap | undefined): Partial<Record<string, num
   return { ...(changeSummary ?? {}) };
 }
 
-export async function previewTenantStack(
-  stack: Stack,
-  options: OperationOptions & { savePlanTo?: string } = {},
-): Promise<OperationResult> {
+export async function previewTenantStack(stack: Stack, options: OperationOptions & { savePlanTo?: string } = {}): Promise<OperationResult> {
   const recorder = eventRecorder(options.onEvent);
   try {
     const result = await stack.preview({
@@ -309,10 +306,7 @@ export interface DriftedResource {
  * A drift check: `pulumi refresh --preview-only` (Automation API previewRefresh). Reads every resource back from the
  * cloud and reports what a refresh would change, without changing the state.
  */
-export async function driftCheckTenantStack(
-  stack: Stack,
-  options: OperationOptions = {},
-): Promise<OperationResult & { drifted: DriftedResource[] }> {
+export async function driftCheckTenantStack(stack: Stack, options: OperationOptions = {}): Promise<OperationResult & { drifted: DriftedResource[] }> {
   const recorder = eventRecorder(options.onEvent);
   const drifted: DriftedResource[] = [];
   try {
@@ -390,8 +384,7 @@ async function runUpdate(
 }
 
 /** `refresh`: read the cloud first, so resources changed outside the stack are brought back (drift remediation). */
-export const upTenantStack = (stack: Stack, options: OperationOptions & { plan?: string; refresh?: boolean } = {}) =>
-  runUpdate(stack, "up", options);
+export const upTenantStack = (stack: Stack, options: OperationOptions & { plan?: string; refresh?: boolean } = {}) => runUpdate(stack, "up", options);
 export const refreshTenantStack = (stack: Stack, options: OperationOptions = {}) => runUpdate(stack, "refresh", options);
 export const destroyTenantStack = (stack: Stack, options: OperationOptions = {}) => runUpdate(stack, "destroy", options);
 
@@ -442,4 +435,3 @@ export async function removeTenantStack(stack: Stack): Promise<void> {
     throw translateError(error, stack.name, "remove");
   }
 }
-

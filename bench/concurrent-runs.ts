@@ -16,14 +16,18 @@ import setupHarness from "../test/harness/global-setup";
 import { startServiceUnderTest } from "../test/harness/service-under-test";
 import { newTenantRecord, TERMINAL_RUN_STATUSES, type TenantRecord } from "../test/harness/tenants";
 
-const CONCURRENCIES = (process.env.BENCH_CONCURRENCY ?? "4,16,32").split(",").map((value) => Number(value.trim())).filter((value) => value > 0);
+const CONCURRENCIES = (process.env.BENCH_CONCURRENCY ?? "4,16,32")
+  .split(",")
+  .map((value) => Number(value.trim()))
+  .filter((value) => value > 0);
 const KIND = process.env.BENCH_RUN_KIND ?? "preview";
 const LOAD_CLIENTS = Number(process.env.BENCH_LOAD_CLIENTS ?? 4);
 /** Each variant stops waiting for its runs after this long (the loops are bounded). */
 const VARIANT_LIMIT_MS = Number(process.env.BENCH_VARIANT_LIMIT_SECONDS ?? 900) * 1000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const percentile = (sorted: number[], p: number) => (sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!);
+const percentile = (sorted: number[], p: number) =>
+  sorted.length === 0 ? Number.NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 const fmt = (value: number, digits = 1) => value.toFixed(digits);
 
 const teardown = await setupHarness();
@@ -42,7 +46,10 @@ async function load(path: string, clients: number, stop: Promise<void>): Promise
       while (!stopped) {
         const started = performance.now();
         try {
-          const response = await fetch(`${service.server.baseUrl}${path}`, { headers: { authorization: `Bearer ${adminToken}` }, signal: AbortSignal.timeout(60_000) });
+          const response = await fetch(`${service.server.baseUrl}${path}`, {
+            headers: { authorization: `Bearer ${adminToken}` },
+            signal: AbortSignal.timeout(60_000),
+          });
           await response.text();
           if (response.status === 200) latencies.push(performance.now() - started);
           else failures++;
@@ -58,11 +65,15 @@ async function load(path: string, clients: number, stop: Promise<void>): Promise
 
 try {
   const most = Math.max(...CONCURRENCIES);
-  console.log(`concurrent runs bench: ${KIND} runs at ${CONCURRENCIES.join(", ")} at once, ${LOAD_CLIENTS} load clients per endpoint, ${availableParallelism()} CPU(s)`);
+  console.log(
+    `concurrent runs bench: ${KIND} runs at ${CONCURRENCIES.join(", ")} at once, ${LOAD_CLIENTS} load clients per endpoint, ${availableParallelism()} CPU(s)`,
+  );
   for (const concurrency of CONCURRENCIES) {
     await service.start({ env: { MAX_CONCURRENT_RUNS: String(concurrency) } });
     while (tenants.length < Math.min(most, concurrency)) {
-      const tenant = newTenantRecord(`br${String(tenants.length).padStart(2, "0")}-${randomBytes(2).toString("hex")}`, { firstAccount: 700_000_000_000 });
+      const tenant = newTenantRecord(`br${String(tenants.length).padStart(2, "0")}-${randomBytes(2).toString("hex")}`, {
+        firstAccount: 700_000_000_000,
+      });
       await service.onboard(tenant);
       tenants.push(tenant);
     }

@@ -37,7 +37,8 @@ function stats(values: number[]) {
 }
 
 process.env.TEST_DATABASE_URL ??=
-  process.env.DATABASE_URL ?? execFileSync("bash", [join(REPO_ROOT, "scripts", "postgres.sh"), "start"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
+  process.env.DATABASE_URL ??
+  execFileSync("bash", [join(REPO_ROOT, "scripts", "postgres.sh"), "start"], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] }).trim();
 
 const service = await startServiceUnderTest({ name: "bench_console", platformPrincipalArn: null });
 const { call, sql } = service;
@@ -54,7 +55,8 @@ try {
     const wire = (await served.arrayBuffer()).byteLength;
     // fetch() decodes gzip, so compare with the header's length when present.
     const length = Number(served.headers.get("content-length") ?? wire);
-    if (served.headers.get("content-encoding") !== "gzip" || length !== gzipped) throw new Error(`${name}: served ${length} bytes, expected ${gzipped} gzipped`);
+    if (served.headers.get("content-encoding") !== "gzip" || length !== gzipped)
+      throw new Error(`${name}: served ${length} bytes, expected ${gzipped} gzipped`);
     total += gzipped;
     console.log(`  ${name.padEnd(20)} ${kib(gzipped)}`);
   }
@@ -62,7 +64,9 @@ try {
 
   // A tenant with 10,000 assets.
   const slug = `bench-${randomBytes(3).toString("hex")}`;
-  const created = await call("POST", "/v1/tenants", { body: { slug, name: "Bench Corp", integration_settings: { regions: ["us-east-1"], home_region: "us-east-1" } } });
+  const created = await call("POST", "/v1/tenants", {
+    body: { slug, name: "Bench Corp", integration_settings: { regions: ["us-east-1"], home_region: "us-east-1" } },
+  });
   if (created.status !== 201) throw new Error(created.text);
   const token: string = (await call("POST", `/v1/tenants/${slug}/tokens`, { body: { name: "bench" } })).body.token;
   const [org] = await sql<{ id: number }[]>`select id from organizations where slug = ${slug}`;
@@ -90,9 +94,21 @@ try {
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
-  await context.route((url) => url.hostname !== "127.0.0.1", (route) => route.abort("blockedbyclient"));
+  await context.route(
+    (url) => url.hostname !== "127.0.0.1",
+    (route) => route.abort("blockedbyclient"),
+  );
   const fcp: number[] = [];
   const signIn: number[] = [];
   const assets: number[] = [];

@@ -27,11 +27,25 @@ import { organizations } from "../db/schema";
 import { assumeRoleCredentials } from "../services/core/assume-role";
 import { discoverTenant, type DiscoverySummary } from "../services/discovery/discover";
 import { pointAwsSdkAtMoto, startMoto } from "../test/harness/moto";
-import { startDelayProxy, type Proxy } from "./replaying-proxy";
+import { startDelayProxy, type Proxy as DelayProxy } from "./replaying-proxy";
 
 const REGIONS = [
-  "us-east-1", "us-east-2", "us-west-1", "us-west-2", "ca-central-1", "sa-east-1", "eu-west-1", "eu-west-2",
-  "eu-west-3", "eu-central-1", "eu-north-1", "ap-south-1", "ap-northeast-1", "ap-northeast-2", "ap-southeast-1", "ap-southeast-2",
+  "us-east-1",
+  "us-east-2",
+  "us-west-1",
+  "us-west-2",
+  "ca-central-1",
+  "sa-east-1",
+  "eu-west-1",
+  "eu-west-2",
+  "eu-west-3",
+  "eu-central-1",
+  "eu-north-1",
+  "ap-south-1",
+  "ap-northeast-1",
+  "ap-northeast-2",
+  "ap-southeast-1",
+  "ap-southeast-2",
 ];
 const ACCOUNT = "210987654321";
 const ROLE_ARN = `arn:aws:iam::${ACCOUNT}:role/MiniXdrAccess-bench`;
@@ -58,7 +72,7 @@ async function main(): Promise<void> {
   const dataDir = await mkdtemp(join(tmpdir(), "mxdr-bench-"));
   await allowServerUser(dataDir); // as root the embedded server runs as `postgres`
   const database = await openDatabase({ databaseUrl: process.env.DATABASE_URL, dataDir });
-  const proxies: Proxy[] = [];
+  const proxies: DelayProxy[] = [];
   try {
     // Seed: INSTANCES spread evenly over the regions, in the tenant account (assumed-role creds).
     const seedStarted = performance.now();
@@ -77,7 +91,15 @@ async function main(): Promise<void> {
               MinCount: count,
               MaxCount: count,
               InstanceType: "t3.micro",
-              TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Role", Value: role }, { Key: "xdr:monitor", Value: "true" }] }],
+              TagSpecifications: [
+                {
+                  ResourceType: "instance",
+                  Tags: [
+                    { Key: "Role", Value: role },
+                    { Key: "xdr:monitor", Value: "true" },
+                  ],
+                },
+              ],
             }),
           );
           remaining -= count;
@@ -91,8 +113,8 @@ async function main(): Promise<void> {
     // Both modes go through a proxy per region (0 ms or the region's latency), so the proxies can
     // also measure how long moto itself took to answer.
     const latencies = REGIONS.map((_, i) => latencyFor(i));
-    const direct: Proxy[] = [];
-    const slow: Proxy[] = [];
+    const direct: DelayProxy[] = [];
+    const slow: DelayProxy[] = [];
     for (const [i] of REGIONS.entries()) {
       direct.push(await startDelayProxy(moto.endpoint, 0, REGIONS[i]!));
       slow.push(await startDelayProxy(moto.endpoint, latencies[i]!, REGIONS[i]!));
@@ -146,9 +168,7 @@ async function main(): Promise<void> {
         );
         if (misses || forwarded) throw new Error(`${label}: replay incomplete (${misses} misses, ${forwarded} forwarded)`);
       } else {
-        console.log(
-          `  ${"".padEnd(34)} ${requests} regional requests; moto busy ${fmt(motoMs)} (summed), latency added ${fmt(addedMs)} (summed)`,
-        );
+        console.log(`  ${"".padEnd(34)} ${requests} regional requests; moto busy ${fmt(motoMs)} (summed), latency added ${fmt(addedMs)} (summed)`);
       }
       return { summary, orgId };
     };

@@ -41,7 +41,10 @@ try {
     const credentials = await customerAccountCredentials(account);
     const plan = planEstate({ regions: REGIONS, size: SIZE, seed: round });
     // Every instance SSM-managed: this measures the automatic path, not a person fixing instance profiles.
-    const estate = await seedEstate({ ...plan, instances: plan.instances.map(({ unmanaged: _, ...instance }) => instance) }, { credentials, ssmStandIn: service.ssm });
+    const estate = await seedEstate(
+      { ...plan, instances: plan.instances.map(({ unmanaged: _, ...instance }) => instance) },
+      { credentials, ssmStandIn: service.ssm },
+    );
     await service.createTenant(tenant, { name: slug, regions: REGIONS });
     // The customer's role trusts the external ID the service generated for the tenant.
     await createBootstrapRole({ accountId: account, roleName: BOOTSTRAP_ROLE_NAME, externalId: await tenantExternalIdThroughApi(call, slug) });
@@ -67,8 +70,11 @@ try {
         if (scans.body.scans[0] && !["queued", "running"].includes(scans.body.scans[0].status)) marks.discovery = now;
       } else {
         const deployment = await call("GET", `/v1/tenants/${slug}/deployment?refresh=false`);
-        const installed = deployment.body.instances.filter((instance: any) => instance.agent_status === "installed" && !enrolled.has(instance.asset_id));
-        if (!marks.installed && deployment.body.installed > 0 && deployment.body.installed + deployment.body.stopped >= deployment.body.targeted) marks.installed = now;
+        const installed = deployment.body.instances.filter(
+          (instance: any) => instance.agent_status === "installed" && !enrolled.has(instance.asset_id),
+        );
+        if (!marks.installed && deployment.body.installed > 0 && deployment.body.installed + deployment.body.stopped >= deployment.body.targeted)
+          marks.installed = now;
         // The agents: each host that got the agent enrolls with its region's token (the install script's last step).
         for (const instance of installed) {
           const answer = await enrollAgent({ region: region.get(instance.asset_id)!, instanceId: instance.asset_id });

@@ -75,17 +75,30 @@ async function fleetUp(maxConcurrency: number) {
   const machineBefore = await machineBusySeconds();
   let peakTreeKiB = 0;
   const started = performance.now();
-  const created = await call("POST", "/v1/fleet/runs", { body: { kind: "up", tenants: { all: true }, max_concurrency: maxConcurrency, max_failures: 0 } });
+  const created = await call("POST", "/v1/fleet/runs", {
+    body: { kind: "up", tenants: { all: true }, max_concurrency: maxConcurrency, max_failures: 0 },
+  });
   if (created.status !== 202) throw new Error(`fleet up: ${created.status} ${created.text}`);
   for (;;) {
     peakTreeKiB = Math.max(peakTreeKiB, await treeRssKiB(pid));
     const got = await call("GET", `/v1/fleet/runs/${created.body.id}`);
     if (got.body.status !== "running") {
-      if (got.body.status !== "succeeded") throw new Error(`fleet up ${got.body.status}: ${got.body.stop_reason} ${JSON.stringify(got.body.tenant_runs.filter((row: any) => row.error))}`);
+      if (got.body.status !== "succeeded")
+        throw new Error(
+          `fleet up ${got.body.status}: ${got.body.stop_reason} ${JSON.stringify(got.body.tenant_runs.filter((row: any) => row.error))}`,
+        );
       const wall = (performance.now() - started) / 1000;
       const motoCpu = moto ? (await cpuSeconds(moto)) - motoBefore : Number.NaN;
       const machineCores = ((await machineBusySeconds()) - machineBefore) / wall;
-      return { wall, motoCpu, machineCores, cpu: (await cpuSeconds(pid)) - cpuBefore, hwmKiB: (await processMemory(pid))?.hwmKiB ?? 0, peakTreeKiB, summary: got.body.change_summary_text as string };
+      return {
+        wall,
+        motoCpu,
+        machineCores,
+        cpu: (await cpuSeconds(pid)) - cpuBefore,
+        hwmKiB: (await processMemory(pid))?.hwmKiB ?? 0,
+        peakTreeKiB,
+        summary: got.body.change_summary_text as string,
+      };
     }
     await sleep(200);
   }
@@ -124,9 +137,15 @@ try {
   const loopStarted = performance.now();
   for (const slug of slugs) {
     const stack = `tenant-${slug}`;
-    const set = await pulumiCli(["config", "set", "agentVersion", "1.1.0", "-s", stack, "--non-interactive"], { cwd: workspace.projectDir, env: cliEnv });
+    const set = await pulumiCli(["config", "set", "agentVersion", "1.1.0", "-s", stack, "--non-interactive"], {
+      cwd: workspace.projectDir,
+      env: cliEnv,
+    });
     if (set.code !== 0) throw new Error(`config set ${stack}: ${set.stderr}`);
-    const up = await pulumiCli(["up", "--yes", "--skip-preview", "-s", stack, "--non-interactive", "--suppress-progress"], { cwd: workspace.projectDir, env: cliEnv });
+    const up = await pulumiCli(["up", "--yes", "--skip-preview", "-s", stack, "--non-interactive", "--suppress-progress"], {
+      cwd: workspace.projectDir,
+      env: cliEnv,
+    });
     if (up.code !== 0) throw new Error(`pulumi up ${stack}: ${up.stderr || up.stdout}`);
   }
   const loop = {
@@ -148,7 +167,14 @@ try {
     await service.stop();
     const rate = (TENANTS / result.wall) * 60;
     const cores = result.cpu / result.wall;
-    results.push({ concurrency, rate, cpuPerTenant: result.cpu / TENANTS, cores, motoPerTenant: result.motoCpu / TENANTS, machineCores: result.machineCores });
+    results.push({
+      concurrency,
+      rate,
+      cpuPerTenant: result.cpu / TENANTS,
+      cores,
+      motoPerTenant: result.motoCpu / TENANTS,
+      machineCores: result.machineCores,
+    });
     console.log(
       `fleet up, max_concurrency ${concurrency}: ${fmt(result.wall)} s, ${fmt(rate)} tenants/min (x${fmt(rate / loopRate, 2)} the CLI loop), ` +
         `${fmt(result.cpu / TENANTS, 2)} CPU s/tenant, ${fmt(cores, 2)} cores busy (moto ${fmt(result.motoCpu / result.wall, 2)}; the whole machine ${fmt(result.machineCores, 2)} of ${availableParallelism()}), service peak memory: node ${fmt(result.hwmKiB / 1024, 0)} MiB ` +

@@ -17,7 +17,17 @@ export interface PacedLoadResult {
   rate: number;
 }
 
-export async function pacedLoad({ url, headers, rate, seconds }: { url: string; headers: Record<string, string>; rate: number; seconds: number }): Promise<PacedLoadResult> {
+export async function pacedLoad({
+  url,
+  headers,
+  rate,
+  seconds,
+}: {
+  url: string;
+  headers: Record<string, string>;
+  rate: number;
+  seconds: number;
+}): Promise<PacedLoadResult> {
   const target = new URL(url);
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   const interval = 1000 / rate;
@@ -54,5 +64,11 @@ export async function pacedLoad({ url, headers, rate, seconds }: { url: string; 
   agent.destroy();
   const sorted = latencies.sort((a, b) => a - b);
   const at = (q: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]! * 10) / 10;
-  return { requests: total, non2xx, errors, latency: { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) }, rate: Math.round((total / elapsed) * 10) / 10 };
+  return {
+    requests: total,
+    non2xx,
+    errors,
+    latency: { p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) },
+    rate: Math.round((total / elapsed) * 10) / 10,
+  };
 }

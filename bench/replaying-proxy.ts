@@ -89,24 +89,27 @@ export function startDelayProxy(target: string, delayMs: number, region: string)
     const request = http.request(
       { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers, agent },
       (answer) => {
-        readBody(answer).then((answerBody) => {
-          stats.upstreamMs += performance.now() - sent;
-          const status = answer.statusCode ?? 502;
-          const headers = { ...answer.headers };
-          // Only successful answers are kept: a throttle or a 5xx is not part of the estate.
-          if (status < 400) {
-            const key = keyOf(region, req, body);
-            if (!store.has(key)) {
-              recording.entries++;
-              recording.bytes += answerBody.length;
-              if (/(^|&)(NextToken|Marker)=/.test(body.toString("utf8"))) recording.paginated++;
+        readBody(answer).then(
+          (answerBody) => {
+            stats.upstreamMs += performance.now() - sent;
+            const status = answer.statusCode ?? 502;
+            const headers = { ...answer.headers };
+            // Only successful answers are kept: a throttle or a 5xx is not part of the estate.
+            if (status < 400) {
+              const key = keyOf(region, req, body);
+              if (!store.has(key)) {
+                recording.entries++;
+                recording.bytes += answerBody.length;
+                if (/(^|&)(NextToken|Marker)=/.test(body.toString("utf8"))) recording.paginated++;
+              }
+              for (const name of Object.keys(headers)) if (NOT_REPLAYED.has(name)) delete headers[name];
+              store.set(key, { status, headers, body: answerBody });
             }
-            for (const name of Object.keys(headers)) if (NOT_REPLAYED.has(name)) delete headers[name];
-            store.set(key, { status, headers, body: answerBody });
-          }
-          res.writeHead(status, answer.headers);
-          res.end(answerBody);
-        }, (error: unknown) => res.destroy(error as Error));
+            res.writeHead(status, answer.headers);
+            res.end(answerBody);
+          },
+          (error: unknown) => res.destroy(error as Error),
+        );
       },
     );
     request.on("error", (error) => {

@@ -7,7 +7,8 @@ import { performance } from "node:perf_hooks";
 import {
   configureTenantStack,
   destroyTenantStack,
-  openTenantStack, stackNameFor,
+  openTenantStack,
+  stackNameFor,
   previewTenantStack,
   removeTenantStack,
   upTenantStack,
@@ -44,9 +45,7 @@ try {
   for (const [operation, seconds] of Object.entries(figures)) {
     const sorted = [...seconds].sort((a, b) => a - b);
     const median = sorted[Math.floor(sorted.length / 2)]!;
-    console.log(
-      `${operation.padEnd(16)} ${median.toFixed(2)} / ${sorted[0]!.toFixed(2)} / ${sorted.at(-1)!.toFixed(2)}`,
-    );
+    console.log(`${operation.padEnd(16)} ${median.toFixed(2)} / ${sorted[0]!.toFixed(2)} / ${sorted.at(-1)!.toFixed(2)}`);
   }
 } finally {
   await teardown();

@@ -35,7 +35,12 @@ interface Asset {
 }
 
 function asset(body: Buffer, contentType: string): Asset {
-  return { body, gzipped: gzipSync(body, { level: 9 }), contentType, etag: `"${createHash("sha256").update(body).digest("base64url").slice(0, 22)}"` };
+  return {
+    body,
+    gzipped: gzipSync(body, { level: 9 }),
+    contentType,
+    etag: `"${createHash("sha256").update(body).digest("base64url").slice(0, 22)}"`,
+  };
 }
 
 /** The console's files by URL path, read once. */

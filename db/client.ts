@@ -63,8 +63,7 @@ export async function openDatabase(config: DatabaseConfig): Promise<Database> {
   const migrationsFolder = config.migrationsFolder ?? MIGRATIONS_FOLDER;
   const embeddedDir = config.databaseUrl ? undefined : embeddedServerDir(config.dataDir);
   const connectionString =
-    config.databaseUrl ??
-    (await ensureEmbeddedServer({ dir: embeddedDir!, databases: [EMBEDDED_DATABASE], log: config.log })).url(EMBEDDED_DATABASE);
+    config.databaseUrl ?? (await ensureEmbeddedServer({ dir: embeddedDir!, databases: [EMBEDDED_DATABASE], log: config.log })).url(EMBEDDED_DATABASE);
 
   const sql = postgres(connectionString, {
     max: config.poolMax ?? DEFAULT_POOL_MAX,

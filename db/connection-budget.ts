@@ -53,7 +53,9 @@ export function connectionBudgetProblem(input: ConnectionBudgetInput, server: { 
     `this process needs up to ${budget.total} connections to the PostgreSQL server (DATABASE_POOL_MAX ${budget.requests} for requests, ` +
     `${budget.liveness} for the liveness locks of MAX_CONCURRENT_RUNS ${input.MAX_CONCURRENT_RUNS} runs plus recovery and the fleet coordinator, ` +
     `${budget.queue} for the job queue, ${budget.dedicated} dedicated` +
-    (budget.cli > 0 ? `, ${budget.cli} for the Pulumi CLIs of those runs on the postgres:// state backend in the same server (${cliStateConnections()} each)` : "") +
+    (budget.cli > 0
+      ? `, ${budget.cli} for the Pulumi CLIs of those runs on the postgres:// state backend in the same server (${cliStateConnections()} each)`
+      : "") +
     `), but the server allows ${usable} (max_connections ${server.maxConnections} minus ${server.reserved} reserved): ` +
     `lower MAX_CONCURRENT_RUNS or DATABASE_POOL_MAX, raise the server's max_connections` +
     (budget.cli > 0 ? `, or put the Pulumi state elsewhere (PULUMI_BACKEND_URL)` : "")

@@ -98,14 +98,13 @@ export function parseEncryptionKey(raw: string): Buffer {
     }
   }
   throw new EncryptionKeyError(
-    `the credential encryption key must be ${KEY_BYTES} bytes, given as 64 hex characters or as base64 ` +
-      `(for example: openssl rand -base64 32)`,
+    `the credential encryption key must be ${KEY_BYTES} bytes, given as 64 hex characters or as base64 (for example: openssl rand -base64 32)`,
   );
 }
 
 /** The default key id: a short fingerprint of the key (not reversible, safe to store). */
 export function deriveKeyId(material: Buffer): string {
-  return "k" + createHash("sha256").update("mini-xdr:key-id:").update(material).digest("hex").slice(0, 16);
+  return `k${createHash("sha256").update("mini-xdr:key-id:").update(material).digest("hex").slice(0, 16)}`;
 }
 
 function toKey(input: EncryptionKeyInput): EncryptionKey {

@@ -160,7 +160,10 @@ async function withStartLock<T>(lockDir: string, work: () => Promise<T>): Promis
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const age = await stat(lockDir).then((info) => Date.now() - info.mtimeMs, () => 0);
+      const age = await stat(lockDir).then(
+        (info) => Date.now() - info.mtimeMs,
+        () => 0,
+      );
       if (age > 150_000) await rm(lockDir, { recursive: true, force: true }); // left by a killed starter
       if (Date.now() > deadline) throw new Error(`timed out waiting for another process starting PostgreSQL (${lockDir})`);
       await new Promise((wake) => setTimeout(wake, 200));
@@ -186,7 +189,19 @@ async function initCluster(bin: Binaries, dir: string, owner: { uid: number; gid
   }
   await run(
     bin.initdb,
-    ["-D", p.data, "-U", EMBEDDED_USER, `--pwfile=${p.password}`, "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync"],
+    [
+      "-D",
+      p.data,
+      "-U",
+      EMBEDDED_USER,
+      `--pwfile=${p.password}`,
+      "--auth-local=trust",
+      "--auth-host=scram-sha-256",
+      "-E",
+      "UTF8",
+      "--locale=C",
+      "--no-sync",
+    ],
     owner,
   ).catch((error: { stderr?: string; message: string }) => {
     throw new Error(`initdb failed: ${error.stderr?.trim() || error.message}`);
@@ -250,7 +265,9 @@ export async function ensureEmbeddedServer(options: EmbeddedServerOptions): Prom
   if (owner) {
     await chown(dir, owner.uid, owner.gid);
     await run("test", ["-w", dir, "-a", "-x", dir], owner).catch(() => {
-      throw new Error(`${dir} is not reachable by the '${EMBEDDED_USER}' user the server runs as (root is refused by PostgreSQL); make its parent directories searchable (chmod o+x)`);
+      throw new Error(
+        `${dir} is not reachable by the '${EMBEDDED_USER}' user the server runs as (root is refused by PostgreSQL); make its parent directories searchable (chmod o+x)`,
+      );
     });
   }
   const { port, started } = await withStartLock(p.lock, async () => {
@@ -261,8 +278,7 @@ export async function ensureEmbeddedServer(options: EmbeddedServerOptions): Prom
     return { port: startedPort, started: true };
   });
   const password = (await readFile(p.password, "utf8")).trim();
-  const url = (database: string) =>
-    `postgres://${EMBEDDED_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+  const url = (database: string) => `postgres://${EMBEDDED_USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
   await ensureDatabases(url, options.databases ?? []);
   return { port, started, url };
 }

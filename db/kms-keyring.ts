@@ -22,7 +22,7 @@ export interface KmsKeyring extends Keyring {
 
 /** A data key's id: a fingerprint of its KMS ciphertext (safe to store, names nothing secret). */
 function dataKeyId(encryptedKey: Buffer): string {
-  return "d" + createHash("sha256").update("mini-xdr:data-key:").update(encryptedKey).digest("hex").slice(0, 16);
+  return `d${createHash("sha256").update("mini-xdr:data-key:").update(encryptedKey).digest("hex").slice(0, 16)}`;
 }
 
 export async function createKmsClient(region: string): Promise<KMSClient> {

@@ -8,21 +8,7 @@
  * new state needs no migration.
  */
 import { sql } from "drizzle-orm";
-import {
-  bigint,
-  boolean,
-  check,
-  index,
-  integer,
-  jsonb,
-  pgEnum,
-  pgTable,
-  primaryKey,
-  text,
-  timestamp,
-  uniqueIndex,
-  uuid,
-} from "drizzle-orm/pg-core";
+import { bigint, boolean, check, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 
 // ---------------------------------------------------------------------------------------------
 // Enums
@@ -76,16 +62,7 @@ export type OnboardingStatus = (typeof ONBOARDING_STATUSES)[number];
 export const CREDENTIAL_STATUSES = ["pending", "active", "invalid", "revoked"] as const;
 export type CredentialStatus = (typeof CREDENTIAL_STATUSES)[number];
 
-export const AGENT_STATUSES = [
-  "unknown",
-  "not_applicable",
-  "not_targeted",
-  "pending",
-  "installing",
-  "installed",
-  "failed",
-  "checked_in",
-] as const;
+export const AGENT_STATUSES = ["unknown", "not_applicable", "not_targeted", "pending", "installing", "installed", "failed", "checked_in"] as const;
 export type AgentStatus = (typeof AGENT_STATUSES)[number];
 
 // ---------------------------------------------------------------------------------------------
@@ -568,10 +545,7 @@ export const apiTokens = pgTable(
     origin: apiTokenOrigin("origin").notNull().default("api"),
   },
   (table) => [
-    check(
-      "api_tokens_scope_org_check",
-      sql`(${table.scope} = 'tenant') = (${table.organizationId} is not null)`,
-    ),
+    check("api_tokens_scope_org_check", sql`(${table.scope} = 'tenant') = (${table.organizationId} is not null)`),
     index("api_tokens_org_idx").on(table.organizationId),
   ],
 );
@@ -708,10 +682,7 @@ export const webhooks = pgTable(
     createdAt: createdAt(),
     deletedAt: timestamptz("deleted_at"),
   },
-  (table) => [
-    index("webhooks_org_idx").on(table.organizationId),
-    check("webhooks_envelope_check", sql`${table.secretSealed} ~ '^v[0-9]+:'`),
-  ],
+  (table) => [index("webhooks_org_idx").on(table.organizationId), check("webhooks_envelope_check", sql`${table.secretSealed} ~ '^v[0-9]+:'`)],
 );
 
 export const WEBHOOK_DELIVERY_STATUSES = ["pending", "delivered", "failed"] as const;

@@ -32,4 +32,3 @@ export const noopTelemetry: Telemetry = {
   log: { info: ignore, warn: ignore, error: ignore },
   metrics: { runStarted: ignore, runFinished: ignore, discoveryRegionScanned: ignore },
 };
-

@@ -38,7 +38,10 @@ export const UPSTREAM_MESSAGES: Record<UpstreamFailureCode, string> = {
 const RULES: [RegExp, UpstreamFailureCode][] = [
   [/\b(ERR_SSL|ERR_TLS|SSL routines|wrong version number|CERT_|UNABLE_TO_VERIFY|SELF_SIGNED|certificate|EPROTO|handshake)/i, "upstream_tls_failed"],
   [/\b(Throttl|RequestLimitExceeded|TooManyRequests|SlowDown|Rate exceeded)/i, "upstream_throttled"],
-  [/\b(InvalidClientTokenId|ExpiredToken|SignatureDoesNotMatch|UnrecognizedClient|InvalidAccessKeyId|CredentialsProviderError|security token)/i, "upstream_credentials_invalid"],
+  [
+    /\b(InvalidClientTokenId|ExpiredToken|SignatureDoesNotMatch|UnrecognizedClient|InvalidAccessKeyId|CredentialsProviderError|security token)/i,
+    "upstream_credentials_invalid",
+  ],
   [/\b(AccessDenied|UnauthorizedOperation|AuthorizationError|not authorized|Forbidden|\b403\b)/i, "upstream_access_denied"],
   [/\b(NoSuchEntity|NotFound|does not exist|InvalidInstanceID)/i, "upstream_not_found"],
   [/\b(ETIMEDOUT|TimeoutError|timed out|RequestTimeout|ESOCKETTIMEDOUT)/i, "upstream_timeout"],
@@ -52,7 +55,7 @@ function describe(error: unknown, depth = 0): string {
   if (typeof error === "string") return error;
   if (typeof error !== "object") return String(error);
   const { name, code, message, cause, Code } = error as { name?: unknown; code?: unknown; message?: unknown; cause?: unknown; Code?: unknown };
-  return [name, code, Code, message].filter((part) => typeof part === "string").join(" ") + " " + describe(cause, depth + 1);
+  return `${[name, code, Code, message].filter((part) => typeof part === "string").join(" ")} ${describe(cause, depth + 1)}`;
 }
 
 export function upstreamFailureOf(error: unknown): UpstreamFailure {

@@ -39,15 +39,13 @@ const optionalString = z
   .optional()
   .transform((value) => (value === undefined || value.trim() === "" ? undefined : value.trim()));
 
-const postgresUrl = z
-  .string()
-  .refine((value) => {
-    try {
-      return ["postgres:", "postgresql:"].includes(new URL(value).protocol);
-    } catch {
-      return false;
-    }
-  }, "must be a postgres:// or postgresql:// URL");
+const postgresUrl = z.string().refine((value) => {
+  try {
+    return ["postgres:", "postgresql:"].includes(new URL(value).protocol);
+  } catch {
+    return false;
+  }
+}, "must be a postgres:// or postgresql:// URL");
 
 function isEncryptionKey(value: string): boolean {
   try {
@@ -59,7 +57,12 @@ function isEncryptionKey(value: string): boolean {
 }
 
 const runTimeout = (defaultSeconds: number) =>
-  z.coerce.number().int("must be an integer").min(1, "must be at least 1 second").max(86_400, "must be at most 86400 (a day)").default(defaultSeconds);
+  z.coerce
+    .number()
+    .int("must be an integer")
+    .min(1, "must be at least 1 second")
+    .max(86_400, "must be at most 86400 (a day)")
+    .default(defaultSeconds);
 /** The defaults of the per-tenant caps and the authentication failure limit (the API's too, when built without a config). */
 export const DEFAULT_LIMITS = {
   maxQueuedRunsPerTenant: 10,
@@ -85,7 +88,12 @@ export const serviceConfigSchema = z.object({
   CREDENTIALS_PREVIOUS_ENCRYPTION_KEYS: optionalString.pipe(
     z
       .string()
-      .transform((value) => value.split(",").map((key) => key.trim()).filter((key) => key !== ""))
+      .transform((value) =>
+        value
+          .split(",")
+          .map((key) => key.trim())
+          .filter((key) => key !== ""),
+      )
       .refine((keys) => keys.every(isEncryptionKey), "must be a comma-separated list of 32-byte keys (64 hex characters or base64)")
       .optional(),
   ),
@@ -103,7 +111,12 @@ export const serviceConfigSchema = z.object({
   PLATFORM_ACCOUNT_IDS: optionalString.pipe(
     z
       .string()
-      .transform((value) => value.split(",").map((id) => id.trim()).filter((id) => id !== ""))
+      .transform((value) =>
+        value
+          .split(",")
+          .map((id) => id.trim())
+          .filter((id) => id !== ""),
+      )
       .refine((ids) => ids.every((id) => /^\d{12}$/.test(id)), "must be a comma-separated list of 12-digit AWS account ids")
       .optional(),
   ),
@@ -114,7 +127,12 @@ export const serviceConfigSchema = z.object({
   /** How long the service waits for a customer's bootstrap role after the link was opened. */
   BOOTSTRAP_WAIT_SECONDS: z.coerce.number().int("must be an integer").min(10).max(86_400).default(900),
   /** Maximum request body, bytes. */
-  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(16 * 1024 * 1024).default(64 * 1024),
+  BODY_LIMIT_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(16 * 1024 * 1024)
+    .default(64 * 1024),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error"]).default("info"),
   /** Pulumi state backend; default the postgres:// backend in the service's server, database `<name>_state` (automation/state-backend.ts). */
   PULUMI_BACKEND_URL: optionalString,
@@ -134,7 +152,12 @@ export const serviceConfigSchema = z.object({
   PULUMI_CLI_ENV_PASSTHROUGH: optionalString.pipe(
     z
       .string()
-      .transform((value) => value.split(",").map((name) => name.trim()).filter((name) => name !== ""))
+      .transform((value) =>
+        value
+          .split(",")
+          .map((name) => name.trim())
+          .filter((name) => name !== ""),
+      )
       .refine((names) => names.every((name) => /^[A-Za-z_][A-Za-z0-9_]*$/.test(name)), "must be a comma-separated list of variable names")
       .refine((names) => !names.some((name) => SERVICE_SECRETS.has(name)), "must not name the service's own secrets")
       .optional(),
@@ -160,7 +183,10 @@ export const serviceConfigSchema = z.object({
   /** How long a timed-out or cancelled operation may cancel gracefully (SIGINT) before its processes are killed. */
   RUN_STOP_GRACE_SECONDS: z.coerce.number().int("must be an integer").min(1).max(600).default(DEFAULT_STOP_GRACE_SECONDS),
   /** false: this replica only serves the API and enqueues; other replicas execute. */
-  RUN_WORKER: z.enum(["true", "false"]).default("true").transform((value) => value === "true"),
+  RUN_WORKER: z
+    .enum(["true", "false"])
+    .default("true")
+    .transform((value) => value === "true"),
   /** How often a worker replica looks for runs whose executor died in another replica (services/run/recovery.ts). */
   RECOVERY_SWEEP_SECONDS: z.coerce.number().int("must be an integer").min(1).max(3600).default(30),
   /**
@@ -170,7 +196,10 @@ export const serviceConfigSchema = z.object({
    */
   AGENT_IDENTITY_CERTIFICATES_FILE: optionalString.transform((value) => (value === undefined ? undefined : resolve(value))),
   /** Agent version the tenant stacks install. */
-  AGENT_VERSION: z.string().regex(/^\d+\.\d+\.\d+([-+][\w.]+)?$/, "must be a semantic version such as 1.4.2").default("1.0.0"),
+  AGENT_VERSION: z
+    .string()
+    .regex(/^\d+\.\d+\.\d+([-+][\w.]+)?$/, "must be a semantic version such as 1.4.2")
+    .default("1.0.0"),
   /** Cron (UTC) of the scheduled discovery of tenants with auto_discovery_enabled. */
   DISCOVERY_SCHEDULE: z.string().min(9).default("*/30 * * * *"),
   /** Cron (UTC) of the drift sweep (a fleet run of kind drift over every tenant); unset: no scheduled drift checks. */
@@ -181,10 +210,15 @@ export const serviceConfigSchema = z.object({
    * Platform webhooks (created with the admin token on /v1/webhooks, no tenant) may target loopback, also over plain
    * http (a local receiver, tests). Tenants' webhooks never reach loopback, private or other non-public addresses.
    */
-  WEBHOOK_PLATFORM_ALLOW_LOOPBACK: z.enum(["true", "false"]).default("false").transform((value) => value === "true"),
+  WEBHOOK_PLATFORM_ALLOW_LOOPBACK: z
+    .enum(["true", "false"])
+    .default("false")
+    .transform((value) => value === "true"),
   /** Renamed: it opened loopback to tenants' webhooks too. Refused, so a deployment that sets it learns the new name. */
   WEBHOOK_ALLOW_HTTP_LOOPBACK: z
-    .undefined({ error: "was renamed to WEBHOOK_PLATFORM_ALLOW_LOOPBACK, which opens loopback to platform webhooks only; tenants' webhooks never reach it" })
+    .undefined({
+      error: "was renamed to WEBHOOK_PLATFORM_ALLOW_LOOPBACK, which opens loopback to platform webhooks only; tenants' webhooks never reach it",
+    })
     .optional(),
   /** Live webhooks per tenant; creating one more answers 409 webhook_limit_reached. */
   WEBHOOK_MAX_PER_TENANT: z.coerce.number().int("must be an integer").min(1).max(1000).default(10),
@@ -255,9 +289,7 @@ export type ServiceEnv = z.input<typeof serviceConfigSchema>;
 export class ServiceConfigError extends Error {
   override readonly name = "ServiceConfigError";
   constructor(readonly problems: { variable: string; message: string }[]) {
-    super(
-      `invalid service configuration:\n${problems.map((problem) => `  - ${problem.variable}: ${problem.message}`).join("\n")}`,
-    );
+    super(`invalid service configuration:\n${problems.map((problem) => `  - ${problem.variable}: ${problem.message}`).join("\n")}`);
   }
 }
 

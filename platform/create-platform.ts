@@ -201,7 +201,12 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
     rollout: createRolloutService({ db, keyring, identityTrust, onRolloutChanged: onboarding.afterRolloutChange }),
     fleet: createFleetService({ db }),
     credentialRotation: createCredentialRotationService({ db, keyring, rotation: credentialRotation }),
-    webhooks: createWebhookService({ db, keyring, platformLoopback: config.WEBHOOK_PLATFORM_ALLOW_LOOPBACK, maxPerTenant: config.WEBHOOK_MAX_PER_TENANT }),
+    webhooks: createWebhookService({
+      db,
+      keyring,
+      platformLoopback: config.WEBHOOK_PLATFORM_ALLOW_LOOPBACK,
+      maxPerTenant: config.WEBHOOK_MAX_PER_TENANT,
+    }),
   };
 
   // The workers last: what follows a run, a scan and a connect exists now.

@@ -38,10 +38,9 @@ export async function loadCredentialsKeyring(
     const keyring = createKeyring({ key: (await resolveCredentialsKey(config, log)).key, previousKeys: previous });
     return { ...keyring, refresh: async () => undefined, propagationSeconds: 0, close: () => undefined };
   }
-  const decryptOnly: EncryptionKey[] = [
-    ...(config.CREDENTIALS_ENCRYPTION_KEY ? [{ key: config.CREDENTIALS_ENCRYPTION_KEY }] : []),
-    ...previous,
-  ].map((input) => createKeyring(input).current);
+  const decryptOnly: EncryptionKey[] = [...(config.CREDENTIALS_ENCRYPTION_KEY ? [{ key: config.CREDENTIALS_ENCRYPTION_KEY }] : []), ...previous].map(
+    (input) => createKeyring(input).current,
+  );
   const kms = await loadKmsKeyring(db, await createKmsClient(config.CREDENTIALS_KMS_REGION), config.CREDENTIALS_KMS_KEY_ID, { decryptOnly });
   const timer = setInterval(
     () => void kms.refresh().catch((error: unknown) => log(`keyring refresh failed: ${error instanceof Error ? error.message : String(error)}`)),

@@ -13,9 +13,7 @@ import { bodyErrorResponses, errorSchema, rateLimitedResponse } from "../schemas
 
 const enrollmentToken = z.string().min(16, "must be the tenant's enrollment token").max(256);
 /** What enrollment issued: `mxdr-agent_` and 43 base64url characters. */
-const agentCredential = z
-  .string()
-  .regex(/^mxdr-agent_[A-Za-z0-9_-]{43}$/, "must be the agent credential enrollment answered (mxdr-agent_...)");
+const agentCredential = z.string().regex(/^mxdr-agent_[A-Za-z0-9_-]{43}$/, "must be the agent credential enrollment answered (mxdr-agent_...)");
 /** An EC2 instance id, as the identity document names it. */
 const instanceId = z.string().regex(/^i-[A-Za-z0-9-]{1,60}$/, "must be the EC2 instance id such as i-0123456789abcdef0");
 const agentVersion = z.string().regex(/^[0-9]+\.[0-9]+\.[0-9]+([-+][A-Za-z0-9_.]+)?$/, "must be a semantic version such as 1.4.2");
@@ -82,8 +80,14 @@ export function agentsRouter({ rollout }: Pick<Services, "rollout">) {
         200: json(enrolledSchema, "re-enrolled with the instance's credential (or after an operator's reset): a new credential"),
         400: invalid,
         401: json(errorSchema, "unknown or revoked enrollment token, or an identity document whose signature does not verify (nothing was changed)"),
-        403: json(errorSchema, "the instance is not the tenant's (another account or region; code instance_not_of_tenant), or agent_credential is not the instance's (code agent_credential_mismatch)"),
-        409: json(errorSchema, "the instance is not a discovered asset of the tenant yet (code instance_not_discovered: retry after discovery), or it is enrolled and agent_credential is missing (code agent_already_enrolled)"),
+        403: json(
+          errorSchema,
+          "the instance is not the tenant's (another account or region; code instance_not_of_tenant), or agent_credential is not the instance's (code agent_credential_mismatch)",
+        ),
+        409: json(
+          errorSchema,
+          "the instance is not a discovered asset of the tenant yet (code instance_not_discovered: retry after discovery), or it is enrolled and agent_credential is missing (code agent_already_enrolled)",
+        ),
         413: json(errorSchema, "body too large"),
         ...bodyErrorResponses,
         429: tooManyFailures,

@@ -17,11 +17,15 @@ const keyIdSchema = z.string().regex(KEY_ID_PATTERN, "must be a key id (1-64 let
 
 export const startRotationSchema = z
   .strictObject({
-    key_id: keyIdSchema.optional().openapi({ description: "the key this replica should seal with (`current_key_id`); a replica on another key answers 409" }),
+    key_id: keyIdSchema
+      .optional()
+      .openapi({ description: "the key this replica should seal with (`current_key_id`); a replica on another key answers 409" }),
   })
   .openapi("StartCredentialRotation");
 
-const countsSchema = z.object(Object.fromEntries(SEALED_SOURCES.map((name) => [name, z.number()])) as Record<(typeof SEALED_SOURCES)[number], z.ZodNumber>);
+const countsSchema = z.object(
+  Object.fromEntries(SEALED_SOURCES.map((name) => [name, z.number()])) as Record<(typeof SEALED_SOURCES)[number], z.ZodNumber>,
+);
 
 const rotationSchema = z
   .object({
@@ -38,7 +42,9 @@ const rotationSchema = z
       z.object({
         key_id: z.string(),
         rows: z.number(),
-        readable_here: z.boolean().openapi({ description: "the answering replica holds this key (false: configure it, e.g. in CREDENTIALS_PREVIOUS_ENCRYPTION_KEYS)" }),
+        readable_here: z
+          .boolean()
+          .openapi({ description: "the answering replica holds this key (false: configure it, e.g. in CREDENTIALS_PREVIOUS_ENCRYPTION_KEYS)" }),
       }),
     ),
   })

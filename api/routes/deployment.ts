@@ -16,7 +16,7 @@ import { presentAgent, presentDeployment, presentHealth, presentRetry, presentVa
 export const deploymentSummarySchema = z
   .object({
     targeting: z.string().nullable().openapi({ description: "what the applied stack targets; null before the first successful up" }),
-    change_pending: z.string().nullable().openapi({ description: "settings not applied yet: \"change pending: run an up ...\"" }),
+    change_pending: z.string().nullable().openapi({ description: 'settings not applied yet: "change pending: run an up ..."' }),
     unmanaged: z.number().openapi({ description: "targeted instances SSM does not manage (instance profile or Default Host Management needed)" }),
     targeted: z.number(),
     stopped: z.number().openapi({ description: "targeted instances that are stopped: they get the agent when they start" }),
@@ -169,8 +169,7 @@ export function deploymentRouter({ rollout }: Pick<Services, "rollout">) {
       method: "delete",
       path: "/{slug}/agents/{instance_id}/enrollment",
       tags: ["deployment"],
-      summary:
-        "Platform operators: reset an instance's agent enrollment. Its credential stops working and the instance may enroll again without it",
+      summary: "Platform operators: reset an instance's agent enrollment. Its credential stops working and the instance may enroll again without it",
       security,
       request: { params: agentParamsSchema },
       responses: {

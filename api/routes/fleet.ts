@@ -16,12 +16,15 @@ import { bodyErrorResponses, errorResponses, integerQuery, postErrorResponses } 
 
 const idParams = z.object({ id: z.string().guid("must be a fleet run id (uuid)") });
 
-const selectorSchema = z.union([
-  z.strictObject({ all: z.literal(true) }),
-  // At most 1,000 slugs, so that the largest body fits the default body limit (64 KiB); select more by status or all.
-  z.strictObject({ slugs: z.array(tenantSlugSchema).min(1, "must name at least one tenant").max(1000) }),
-  z.strictObject({ status: z.array(z.enum(ONBOARDING_STATUSES)).min(1, "must name at least one status").max(ONBOARDING_STATUSES.length) }),
-], { error: 'must be {"all": true}, {"slugs": [...]} or {"status": [...]}' });
+const selectorSchema = z.union(
+  [
+    z.strictObject({ all: z.literal(true) }),
+    // At most 1,000 slugs, so that the largest body fits the default body limit (64 KiB); select more by status or all.
+    z.strictObject({ slugs: z.array(tenantSlugSchema).min(1, "must name at least one tenant").max(1000) }),
+    z.strictObject({ status: z.array(z.enum(ONBOARDING_STATUSES)).min(1, "must name at least one status").max(ONBOARDING_STATUSES.length) }),
+  ],
+  { error: 'must be {"all": true}, {"slugs": [...]} or {"status": [...]}' },
+);
 
 export const createFleetRunSchema = z
   .strictObject({
@@ -89,7 +92,6 @@ const fleetOverviewSchema = z
   })
   .openapi("FleetOverview");
 
-
 const createRoute_ = createRoute({
   method: "post",
   path: "/fleet/runs",
@@ -98,7 +100,12 @@ const createRoute_ = createRoute({
   summary: "Start a fleet run: preview, up, refresh or drift over the selected tenants (platform admin)",
   security,
   request: { body: { content: { "application/json": { schema: createFleetRunSchema } }, required: true } },
-  responses: { 202: json(fleetRunSchema, "recorded; the coordinator starts the tenant runs"), ...errorResponses, ...bodyErrorResponses, ...postErrorResponses },
+  responses: {
+    202: json(fleetRunSchema, "recorded; the coordinator starts the tenant runs"),
+    ...errorResponses,
+    ...bodyErrorResponses,
+    ...postErrorResponses,
+  },
 });
 
 const listRoute = createRoute({

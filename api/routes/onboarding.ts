@@ -73,9 +73,14 @@ export const ASSETS_PAGE_MAX = 1000;
 const CURSOR_MAX = 2_147_483_647;
 
 export const assetsQuerySchema = z.object({
-  type: z.string().regex(/^[a-z0-9_-]{1,32}$/, "must be an asset type such as ec2 or rds").optional(),
+  type: z
+    .string()
+    .regex(/^[a-z0-9_-]{1,32}$/, "must be an asset type such as ec2 or rds")
+    .optional(),
   include_removed: z.enum(["true", "false"]).default("false"),
-  limit: integerQuery(1, ASSETS_PAGE_MAX).default(100).openapi({ description: `assets per page (at most ${ASSETS_PAGE_MAX})` }),
+  limit: integerQuery(1, ASSETS_PAGE_MAX)
+    .default(100)
+    .openapi({ description: `assets per page (at most ${ASSETS_PAGE_MAX})` }),
   cursor: integerQuery(0, CURSOR_MAX).optional().openapi({ description: "the `next_cursor` of the previous page; absent: the first page" }),
 });
 
@@ -89,11 +94,10 @@ export const assetQueryOf = (query: z.infer<typeof assetsQuerySchema>): AssetPag
 export const assetPageSchema = z
   .object({
     assets: z.array(assetSchema),
-    next_cursor: z
-      .number()
-      .int()
-      .nullable()
-      .openapi({ description: "pass as `cursor` for the next page; null on the last page. Pages follow discovery order, so assets found while a client pages come last" }),
+    next_cursor: z.number().int().nullable().openapi({
+      description:
+        "pass as `cursor` for the next page; null on the last page. Pages follow discovery order, so assets found while a client pages come last",
+    }),
     total: z.number().int().openapi({ description: "the assets matching the query over all pages" }),
   })
   .openapi("AssetPage");

@@ -26,7 +26,13 @@ const overviewSchema = z
         completed_at: z.string().nullable(),
         seconds_to_onboard: z.number().nullable(),
         last_run: z
-          .object({ id: z.string(), kind: z.enum(RUN_KINDS), status: z.enum(RUN_STATUSES), requested_at: z.string(), finished_at: z.string().nullable() })
+          .object({
+            id: z.string(),
+            kind: z.enum(RUN_KINDS),
+            status: z.enum(RUN_STATUSES),
+            requested_at: z.string(),
+            finished_at: z.string().nullable(),
+          })
           .nullable(),
       }),
     ),

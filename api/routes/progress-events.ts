@@ -4,7 +4,7 @@
  * process's memory, so any replica can serve any tenant's stream. Authenticated like every /v1 call (the console
  * reads it with fetch() and the Authorization header: no token in the URL).
  */
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
 import type { Services } from "../../services";
 import { presentProgress } from "../presenters";
 import { security } from "../openapi-route-parts";

@@ -64,19 +64,23 @@ const offboardSchema = acceptedSchema
 
 /** plan_run_id only with kind up: the document says so with one alternative per kind of body. */
 const createRunSchema = z
-  .discriminatedUnion("kind", [
-    z.strictObject({
-      kind: z.literal("up"),
-      /** true: wait behind a run already queued or running for this tenant instead of answering 409. */
-      queue: z.boolean().default(false),
-      /** When the tenant requires approval: the approved preview whose saved plan the up must apply. */
-      plan_run_id: z.string().guid("must be a run id (uuid)").optional(),
-    }),
-    z.strictObject({
-      kind: z.enum(RUN_KINDS.filter((kind) => kind !== "up") as [Exclude<RunKind, "up">, ...Exclude<RunKind, "up">[]]),
-      queue: z.boolean().default(false),
-    }),
-  ], { error: `must be one of ${RUN_KINDS.map((kind) => JSON.stringify(kind)).join(", ")}` })
+  .discriminatedUnion(
+    "kind",
+    [
+      z.strictObject({
+        kind: z.literal("up"),
+        /** true: wait behind a run already queued or running for this tenant instead of answering 409. */
+        queue: z.boolean().default(false),
+        /** When the tenant requires approval: the approved preview whose saved plan the up must apply. */
+        plan_run_id: z.string().guid("must be a run id (uuid)").optional(),
+      }),
+      z.strictObject({
+        kind: z.enum(RUN_KINDS.filter((kind) => kind !== "up") as [Exclude<RunKind, "up">, ...Exclude<RunKind, "up">[]]),
+        queue: z.boolean().default(false),
+      }),
+    ],
+    { error: `must be one of ${RUN_KINDS.map((kind) => JSON.stringify(kind)).join(", ")}` },
+  )
   .openapi("CreateRun");
 
 /** What requesting a run may answer besides 202 (run-service.ts: readiness, approval gate, one run per stack). */
@@ -85,7 +89,9 @@ const runRefusals = {
   409: errorResponse(
     "another run of this tenant is queued or running (code run_in_progress, blocking_run_id), approval is required (approval_required), the tenant was offboarded, or the Idempotency-Key is in progress",
   ),
-  422: errorResponse("the tenant is not ready for stack runs (code tenant_not_ready, fields say what to set), or plan_run_id is not an approvable preview"),
+  422: errorResponse(
+    "the tenant is not ready for stack runs (code tenant_not_ready, fields say what to set), or plan_run_id is not an approvable preview",
+  ),
   503: errorResponse("the service is not configured for stack runs (PLATFORM_PRINCIPAL_ARN); an operator must set it"),
 };
 const runLinks = {
@@ -207,8 +213,12 @@ const EVENT_BATCH = 500;
 
 export function runsRouter({ runs, onboarding }: Pick<Services, "runs" | "onboarding">, options: RunsRouterOptions) {
   const router = createRouter();
-  const accepted = (requested: RequestedRun) =>
-    ({ run_id: requested.runId, kind: requested.kind, status: "queued" as const, stack_name: requested.stackName });
+  const accepted = (requested: RequestedRun) => ({
+    run_id: requested.runId,
+    kind: requested.kind,
+    status: "queued" as const,
+    stack_name: requested.stackName,
+  });
 
   router.openapi(createRunRoute, async (c) => {
     const body = c.req.valid("json");
@@ -225,7 +235,15 @@ export function runsRouter({ runs, onboarding }: Pick<Services, "runs" | "onboar
       {
         ...accepted(requested),
         ...(cleanup
-          ? { customer_cleanup: { stack_name: cleanup.stackName, region: cleanup.region, console_url: cleanup.consoleUrl, cli_command: cleanup.cliCommand, text: cleanup.text } }
+          ? {
+              customer_cleanup: {
+                stack_name: cleanup.stackName,
+                region: cleanup.region,
+                console_url: cleanup.consoleUrl,
+                cli_command: cleanup.cliCommand,
+                text: cleanup.text,
+              },
+            }
           : {}),
       },
       202,

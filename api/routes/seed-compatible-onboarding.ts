@@ -4,7 +4,7 @@
  * shapes as the seeds had them.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { externalIdSchema, roleArnSchema } from "../../programs/tenant/config";
+import { externalIdSchema } from "../../programs/tenant/config";
 import type { Services } from "../../services";
 import { notSupported } from "../../services/integration/integration-service";
 import type { Principal } from "../../services/core/principal";
@@ -12,13 +12,7 @@ import { presentAssetPage, presentDeployment, presentHealth, presentRetry, prese
 import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import { bodyErrorResponses, bootstrapRoleArnSchema, errorResponse, errorResponses, postErrorResponses } from "../schemas";
-import {
-  deploymentHealthSchema,
-  deploymentQuerySchema,
-  deploymentSummarySchema,
-  retryResultSchema,
-  validationSchema,
-} from "./deployment";
+import { deploymentHealthSchema, deploymentQuerySchema, deploymentSummarySchema, retryResultSchema, validationSchema } from "./deployment";
 import { assetPageSchema, assetQueryOf, assetsQuerySchema } from "./onboarding";
 
 const PROVIDERS = ["aws", "azure", "gcp"] as const;
@@ -32,9 +26,7 @@ const v2ProgressSchema = z
     overall_progress: z.number(),
   })
   .openapi("V2Progress");
-const v2RefreshSchema = z
-  .object({ status: z.literal("initiated"), scan_id: z.string(), already_active: z.boolean() })
-  .openapi("V2AssetsRefresh");
+const v2RefreshSchema = z.object({ status: z.literal("initiated"), scan_id: z.string(), already_active: z.boolean() }).openapi("V2AssetsRefresh");
 const v2IntegrationsSchema = z
   .array(
     z.object({
@@ -46,9 +38,7 @@ const v2IntegrationsSchema = z
     }),
   )
   .openapi("V2Integrations");
-const v2SetupResultSchema = z
-  .object({ provider: z.literal("aws"), status: z.string(), configured_at: z.string() })
-  .openapi("V2IntegrationSetup");
+const v2SetupResultSchema = z.object({ provider: z.literal("aws"), status: z.string(), configured_at: z.string() }).openapi("V2IntegrationSetup");
 const v2RemovedSchema = z.object({ provider: z.enum(PROVIDERS), status: z.literal("removed") }).openapi("V2IntegrationRemoved");
 
 /** Connecting credentials (quick-start, setup) may also answer these. */
@@ -147,7 +137,11 @@ export function seedCompatibleOnboardingRouter({ tenants, integrations, onboardi
       return c.json(
         {
           discovery: { status: progress.discovery.status, progress: progress.discovery.progress, assets_found: progress.discovery.assetsFound },
-          deployment: { status: progress.deployment.status, progress: progress.deployment.progress, agents_deployed: progress.deployment.agentsDeployed },
+          deployment: {
+            status: progress.deployment.status,
+            progress: progress.deployment.progress,
+            agents_deployed: progress.deployment.agentsDeployed,
+          },
           validation: { status: progress.validation.status, progress: progress.validation.progress, checks_passed: progress.validation.checksPassed },
           overall_progress: progress.overallProgress,
         },
@@ -169,7 +163,9 @@ export function seedCompatibleOnboardingRouter({ tenants, integrations, onboardi
   );
 
   router.openapi(
-    createRoute({ ...route("post", "/assets/refresh", "Discover assets again now"), responses: {
+    createRoute({
+      ...route("post", "/assets/refresh", "Discover assets again now"),
+      responses: {
         202: json(v2RefreshSchema, "queued"),
         ...errorResponses,
         ...postErrorResponses,
@@ -183,7 +179,10 @@ export function seedCompatibleOnboardingRouter({ tenants, integrations, onboardi
   );
 
   router.openapi(
-    createRoute({ ...route("get", "/integrations", "Cloud integrations"), responses: { 200: json(v2IntegrationsSchema, "integrations"), ...errorResponses } }),
+    createRoute({
+      ...route("get", "/integrations", "Cloud integrations"),
+      responses: { 200: json(v2IntegrationsSchema, "integrations"), ...errorResponses },
+    }),
     async (c) => {
       const overview = await integrations.list(await tenantOf(c));
       return c.json(
@@ -228,7 +227,10 @@ export function seedCompatibleOnboardingRouter({ tenants, integrations, onboardi
   );
 
   router.openapi(
-    createRoute({ ...route("get", "/validation/summary", "Validation checks"), responses: { 200: json(validationSchema, "checks"), ...errorResponses } }),
+    createRoute({
+      ...route("get", "/validation/summary", "Validation checks"),
+      responses: { 200: json(validationSchema, "checks"), ...errorResponses },
+    }),
     async (c) => c.json(presentValidation(await rollout.validation(await tenantOf(c))), 200),
   );
 
@@ -256,7 +258,10 @@ export function seedCompatibleOnboardingRouter({ tenants, integrations, onboardi
   );
 
   router.openapi(
-    createRoute({ ...route("get", "/deployment/health", "Agent health"), responses: { 200: json(deploymentHealthSchema, "agent health"), ...errorResponses } }),
+    createRoute({
+      ...route("get", "/deployment/health", "Agent health"),
+      responses: { 200: json(deploymentHealthSchema, "agent health"), ...errorResponses },
+    }),
     async (c) => c.json(presentHealth(await rollout.health(await tenantOf(c))), 200),
   );
 

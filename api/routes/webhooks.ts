@@ -29,7 +29,10 @@ const createWebhookSchema = z
           "the checked addresses, at every delivery. Only platform webhooks (POST /v1/webhooks) may target loopback, also over http, " +
           "and only when the service runs with WEBHOOK_PLATFORM_ALLOW_LOOPBACK=true.",
       }),
-    events: z.array(z.enum(WEBHOOK_EVENTS)).min(1, "must name at least one event").max(WEBHOOK_EVENTS.length, `must list at most ${WEBHOOK_EVENTS.length} events`),
+    events: z
+      .array(z.enum(WEBHOOK_EVENTS))
+      .min(1, "must name at least one event")
+      .max(WEBHOOK_EVENTS.length, `must list at most ${WEBHOOK_EVENTS.length} events`),
   })
   .openapi("CreateWebhook");
 
@@ -39,7 +42,7 @@ const webhookSchema = z
 const createdWebhookSchema = webhookSchema
   .extend({
     secret: z.string().openapi({
-      description: "shown once: verify X-MiniXdr-Signature (t=<unix>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">) with it",
+      description: 'shown once: verify X-MiniXdr-Signature (t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">) with it',
     }),
   })
   .openapi("CreatedWebhook");
@@ -79,7 +82,12 @@ const createPlatform = createRoute({
   summary: "Create a platform-wide webhook (every tenant's events and fleet events; platform admin)",
   security,
   request: { body },
-  responses: { 201: json(createdWebhookSchema, "the webhook and its secret (shown once)"), ...errorResponses, ...bodyErrorResponses, ...postErrorResponses },
+  responses: {
+    201: json(createdWebhookSchema, "the webhook and its secret (shown once)"),
+    ...errorResponses,
+    ...bodyErrorResponses,
+    ...postErrorResponses,
+  },
 });
 const listPlatform = createRoute({
   method: "get",

@@ -105,7 +105,7 @@ export async function followEvents(path, { onEvent, onState = () => {}, signal, 
           }
         }
       }
-    } catch (error) {
+    } catch {
       if (signal.aborted) break;
     }
     onState("reconnecting");

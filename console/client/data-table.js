@@ -23,12 +23,26 @@ export function dataTable({ caption, columns, filters = [], search, rowKey, init
 
   const count = h("p", { className: "table-count", "aria-live": "polite", id: `${id}-count` });
   const searchInput = search
-    ? h("input", { type: "search", id: `${id}-search`, placeholder: "Filter…", oninput: (event) => ((query = event.target.value.trim().toLowerCase()), refresh()) })
+    ? h("input", {
+        type: "search",
+        id: `${id}-search`,
+        placeholder: "Filter…",
+        oninput: (event) => {
+          query = event.target.value.trim().toLowerCase();
+          refresh();
+        },
+      })
     : null;
   const filterControls = filters.map((filter) => {
     const select = h(
       "select",
-      { id: `${id}-filter-${filter.key}`, onchange: (event) => ((filterValues[filter.key] = event.target.value), refresh()) },
+      {
+        id: `${id}-filter-${filter.key}`,
+        onchange: (event) => {
+          filterValues[filter.key] = event.target.value;
+          refresh();
+        },
+      },
       h("option", { value: "" }, "All"),
       filter.options.map((option) => h("option", { value: option }, String(option).replaceAll("_", " "))),
     );
@@ -46,11 +60,22 @@ export function dataTable({ caption, columns, filters = [], search, rowKey, init
     h(
       "th",
       { scope: "col", "data-key": column.key },
-      h("button", { type: "button", className: "sort", onclick: () => toggleSort(column.key) }, column.label, h("span", { "aria-hidden": "true", className: "sort-mark" })),
+      h(
+        "button",
+        { type: "button", className: "sort", onclick: () => toggleSort(column.key) },
+        column.label,
+        h("span", { "aria-hidden": "true", className: "sort-mark" }),
+      ),
     ),
   );
   const tbody = h("tbody");
-  const table = h("table", { "aria-rowcount": 1 }, h("caption", { className: "visually-hidden" }, caption), h("thead", {}, h("tr", { "aria-rowindex": 1 }, headerCells)), tbody);
+  const table = h(
+    "table",
+    { "aria-rowcount": 1 },
+    h("caption", { className: "visually-hidden" }, caption),
+    h("thead", {}, h("tr", { "aria-rowindex": 1 }, headerCells)),
+    tbody,
+  );
   const scroller = h("div", { className: "table-scroll", tabindex: 0, role: "region", "aria-label": `${caption}, scrollable` }, table);
   scroller.addEventListener("scroll", () => scheduleRender(), { passive: true });
   const element = h("div", { className: "data-table" }, tools, scroller);
@@ -62,7 +87,7 @@ export function dataTable({ caption, columns, filters = [], search, rowKey, init
 
   function refresh() {
     const column = columns.find((candidate) => candidate.key === sort.key) ?? columns[0];
-    const valueOf = column.sortValue ?? ((row) => row[column.key]);
+    const sortValueOf = column.sortValue ?? ((row) => row[column.key]);
     const factor = sort.dir === "asc" ? 1 : -1;
     view = rows.filter((row) => {
       for (const filter of filters) {
@@ -72,8 +97,8 @@ export function dataTable({ caption, columns, filters = [], search, rowKey, init
       return !query || search(row).toLowerCase().includes(query);
     });
     view.sort((a, b) => {
-      const x = valueOf(a);
-      const y = valueOf(b);
+      const x = sortValueOf(a);
+      const y = sortValueOf(b);
       return (typeof x === "number" && typeof y === "number" ? x - y : String(x ?? "").localeCompare(String(y ?? ""))) * factor;
     });
     for (const cell of headerCells) {

@@ -65,9 +65,7 @@ export function badge(status) {
 export function confirmDialog({ title, body, confirmLabel, danger = false, requireText }) {
   return new Promise((resolve) => {
     const titleId = `dialog-title-${Math.random().toString(36).slice(2)}`;
-    const input = requireText
-      ? h("input", { id: `${titleId}-input`, type: "text", autocomplete: "off", spellcheck: "false" })
-      : null;
+    const input = requireText ? h("input", { id: `${titleId}-input`, type: "text", autocomplete: "off", spellcheck: "false" }) : null;
     const confirm = h("button", { type: "submit", className: danger ? "danger" : "", disabled: Boolean(requireText) }, confirmLabel);
     const cancel = h("button", { type: "button", className: "secondary", onclick: () => dialog.close("cancel") }, "Cancel");
     if (input) input.addEventListener("input", () => (confirm.disabled = input.value.trim() !== requireText));

@@ -66,7 +66,8 @@ function wireSignIn() {
       await start(session);
     } catch (failure) {
       fields.disabled = false;
-      error.textContent = failure instanceof ApiError && failure.status === 401 ? "This token is not valid (or was revoked)." : `Could not sign in: ${failure.message}`;
+      error.textContent =
+        failure instanceof ApiError && failure.status === 401 ? "This token is not valid (or was revoked)." : `Could not sign in: ${failure.message}`;
       input.focus();
     }
   });

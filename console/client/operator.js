@@ -15,7 +15,12 @@ export function mountOperator({ main, nav }) {
   }
 
   async function showTenants() {
-    const kpiBox = h("section", { className: "card", "aria-labelledby": "kpi-title" }, h("h2", { id: "kpi-title" }, "Onboarding KPIs"), h("p", { className: "muted" }, "Loading…"));
+    const kpiBox = h(
+      "section",
+      { className: "card", "aria-labelledby": "kpi-title" },
+      h("h2", { id: "kpi-title" }, "Onboarding KPIs"),
+      h("p", { className: "muted" }, "Loading…"),
+    );
     const list = h("section", { className: "card", "aria-labelledby": "tenants-title" }, h("h2", { id: "tenants-title" }, "Tenants"));
     const token = screen("Tenants", kpiBox, list);
     let overview;
@@ -41,7 +46,11 @@ export function mountOperator({ main, nav }) {
           ["Tenants connected", String(kpis.tenants_connected), `${kpis.tenants_completed} completed`],
         ].map(([name, value, note]) => h("div", {}, h("dt", {}, name), h("dd", {}, value), h("dd", { className: "small muted" }, note))),
       ),
-      h("p", { className: "small muted" }, "From each tenant's first AWS connection to its first completed onboarding, over all tenants that connected."),
+      h(
+        "p",
+        { className: "small muted" },
+        "From each tenant's first AWS connection to its first completed onboarding, over all tenants that connected.",
+      ),
     );
     list.append(
       tenants.length === 0
@@ -53,7 +62,15 @@ export function mountOperator({ main, nav }) {
               "table",
               {},
               h("caption", { className: "visually-hidden" }, "Tenants, those needing action first"),
-              h("thead", {}, h("tr", {}, ["Tenant", "Status", "Time to onboard", "Last run"].map((text) => h("th", { scope: "col" }, text)))),
+              h(
+                "thead",
+                {},
+                h(
+                  "tr",
+                  {},
+                  ["Tenant", "Status", "Time to onboard", "Last run"].map((text) => h("th", { scope: "col" }, text)),
+                ),
+              ),
               h(
                 "tbody",
                 {},
@@ -61,10 +78,21 @@ export function mountOperator({ main, nav }) {
                   h(
                     "tr",
                     { "data-tenant": tenant.slug },
-                    h("td", {}, h("button", { type: "button", className: "link", onclick: () => showTenant(tenant.slug) }, tenant.name), h("span", { className: "muted small" }, ` ${tenant.slug}`)),
+                    h(
+                      "td",
+                      {},
+                      h("button", { type: "button", className: "link", onclick: () => showTenant(tenant.slug) }, tenant.name),
+                      h("span", { className: "muted small" }, ` ${tenant.slug}`),
+                    ),
                     h("td", {}, badge(tenant.onboarding_status), tenant.drifted ? [" ", badge("drifted")] : []),
                     h("td", {}, formatDuration(tenant.seconds_to_onboard)),
-                    h("td", {}, tenant.last_run ? [`${tenant.last_run.kind} `, badge(tenant.last_run.status), ` ${formatTime(tenant.last_run.requested_at)}`] : "–"),
+                    h(
+                      "td",
+                      {},
+                      tenant.last_run
+                        ? [`${tenant.last_run.kind} `, badge(tenant.last_run.status), ` ${formatTime(tenant.last_run.requested_at)}`]
+                        : "–",
+                    ),
                   ),
                 ),
               ),
@@ -77,20 +105,48 @@ export function mountOperator({ main, nav }) {
     const path = (rest = "") => tenantPath(slug, rest);
     const header = h("div", { id: "tenant-header" });
     const runsBox = h("section", { className: "card", "aria-labelledby": "runs-title" }, h("h2", { id: "runs-title" }, "Runs"));
-    const detail = h("section", { className: "card", "aria-labelledby": "run-title", id: "run-detail" }, h("h2", { id: "run-title" }, "Run"), h("p", { className: "muted" }, "Choose a run to see its changes."));
+    const detail = h(
+      "section",
+      { className: "card", "aria-labelledby": "run-title", id: "run-detail" },
+      h("h2", { id: "run-title" }, "Run"),
+      h("p", { className: "muted" }, "Choose a run to see its changes."),
+    );
     const message = h("div", { role: "status", id: "operator-message" });
-    const token = screen(`Tenant ${slug}`, h("p", {}, h("button", { type: "button", className: "link", onclick: () => showTenants() }, "← All tenants")), header, message, runsBox, detail);
+    const token = screen(
+      `Tenant ${slug}`,
+      h("p", {}, h("button", { type: "button", className: "link", onclick: () => showTenants() }, "← All tenants")),
+      header,
+      message,
+      runsBox,
+      detail,
+    );
     const [tenant, { runs }] = await Promise.all([api("GET", path()), api("GET", path("/runs?limit=50"))]);
     if (token !== screenToken) return;
     replace(main.querySelector("#screen-title"), tenant.name);
     const offboarded = tenant.onboarding_status === "offboarded";
     replace(
       header,
-      h("p", {}, badge(tenant.onboarding_status), tenant.drift?.status === "drifted" ? [" ", badge("drifted"), ` ${tenant.drift.resources.map((r) => `${r.urn.split("::").at(-1)} (${r.op === "delete" ? "deleted" : r.properties.join(", ")})`).join("; ")} ·`] : [], ` ${tenant.slug} · flow ${tenant.onboarding_flow_version} · approval ${tenant.integration_settings.require_approval ? "required" : "not required"}`),
+      h(
+        "p",
+        {},
+        badge(tenant.onboarding_status),
+        tenant.drift?.status === "drifted"
+          ? [
+              " ",
+              badge("drifted"),
+              ` ${tenant.drift.resources.map((r) => `${r.urn.split("::").at(-1)} (${r.op === "delete" ? "deleted" : r.properties.join(", ")})`).join("; ")} ·`,
+            ]
+          : [],
+        ` ${tenant.slug} · flow ${tenant.onboarding_flow_version} · approval ${tenant.integration_settings.require_approval ? "required" : "not required"}`,
+      ),
       h(
         "div",
         { className: "actions" },
-        h("button", { type: "button", className: "secondary", disabled: offboarded, onclick: () => startRun(slug, { kind: "preview" }, "Preview") }, "Preview changes"),
+        h(
+          "button",
+          { type: "button", className: "secondary", disabled: offboarded, onclick: () => startRun(slug, { kind: "preview" }, "Preview") },
+          "Preview changes",
+        ),
         h("button", { type: "button", className: "danger", disabled: offboarded, onclick: () => offboard(tenant) }, "Offboard…"),
       ),
     );
@@ -104,7 +160,15 @@ export function mountOperator({ main, nav }) {
               "table",
               {},
               h("caption", { className: "visually-hidden" }, "Runs, newest first"),
-              h("thead", {}, h("tr", {}, ["Run", "Status", "Requested", "Changes"].map((text) => h("th", { scope: "col" }, text)))),
+              h(
+                "thead",
+                {},
+                h(
+                  "tr",
+                  {},
+                  ["Run", "Status", "Requested", "Changes"].map((text) => h("th", { scope: "col" }, text)),
+                ),
+              ),
               h(
                 "tbody",
                 {},
@@ -112,7 +176,16 @@ export function mountOperator({ main, nav }) {
                   h(
                     "tr",
                     { "data-run": run.id, "data-kind": run.kind },
-                    h("td", {}, h("button", { type: "button", className: "link", onclick: () => showRun(slug, run.id, detail, message) }, `${run.kind} ${run.id.slice(0, 8)}`), run.plan_saved ? h("span", { className: "muted small" }, " plan saved") : null),
+                    h(
+                      "td",
+                      {},
+                      h(
+                        "button",
+                        { type: "button", className: "link", onclick: () => showRun(slug, run.id, detail) },
+                        `${run.kind} ${run.id.slice(0, 8)}`,
+                      ),
+                      run.plan_saved ? h("span", { className: "muted small" }, " plan saved") : null,
+                    ),
                     h("td", {}, badge(run.status)),
                     h("td", {}, formatTime(run.requested_at)),
                     h("td", {}, summaryText(run.change_summary)),
@@ -123,10 +196,10 @@ export function mountOperator({ main, nav }) {
           ),
     );
     const chosen = selectedRunId ?? runs[0]?.id;
-    if (chosen) void showRun(slug, chosen, detail, message);
+    if (chosen) void showRun(slug, chosen, detail);
   }
 
-  async function showRun(slug, runId, detail, message) {
+  async function showRun(slug, runId, detail) {
     const run = await api("GET", tenantPath(slug, `/runs/${runId}`));
     const changes = (run.resource_changes ?? []).filter((change) => change.op !== "same");
     const approvable = run.kind === "preview" && run.status === "succeeded" && run.plan_saved;
@@ -134,7 +207,9 @@ export function mountOperator({ main, nav }) {
       detail,
       h("h2", { id: "run-title" }, `${run.kind} ${run.id.slice(0, 8)}`),
       h("p", {}, badge(run.status), ` requested ${formatTime(run.requested_at)} by ${run.actor} · ${summaryText(run.change_summary)}`),
-      run.error ? h("div", { className: "action-required" }, h("p", {}, h("strong", {}, "Error: "), run.error.message ?? JSON.stringify(run.error))) : null,
+      run.error
+        ? h("div", { className: "action-required" }, h("p", {}, h("strong", {}, "Error: "), run.error.message ?? JSON.stringify(run.error)))
+        : null,
       changes.length === 0
         ? h("p", { className: "muted" }, run.resource_changes ? "No resource changes." : "No per-resource changes recorded for this run.")
         : h(
@@ -144,7 +219,15 @@ export function mountOperator({ main, nav }) {
               "table",
               { className: "diff" },
               h("caption", {}, "Per-resource changes"),
-              h("thead", {}, h("tr", {}, ["Change", "Type", "Resource", "Properties"].map((text) => h("th", { scope: "col" }, text)))),
+              h(
+                "thead",
+                {},
+                h(
+                  "tr",
+                  {},
+                  ["Change", "Type", "Resource", "Properties"].map((text) => h("th", { scope: "col" }, text)),
+                ),
+              ),
               h(
                 "tbody",
                 {},
@@ -174,7 +257,11 @@ export function mountOperator({ main, nav }) {
   async function approve(slug, preview) {
     const ok = await confirmDialog({
       title: `Apply the plan of preview ${preview.id.slice(0, 8)} to ${slug}?`,
-      body: h("p", {}, `The engine applies exactly these changes (${summaryText(preview.change_summary)}), and fails if the desired state changed since the preview.`),
+      body: h(
+        "p",
+        {},
+        `The engine applies exactly these changes (${summaryText(preview.change_summary)}), and fails if the desired state changed since the preview.`,
+      ),
       confirmLabel: "Approve and apply",
     });
     if (ok) await startRun(slug, { kind: "up", plan_run_id: preview.id }, "Apply");
@@ -183,7 +270,11 @@ export function mountOperator({ main, nav }) {
   async function offboard(tenant) {
     const ok = await confirmDialog({
       title: `Offboard ${tenant.name}?`,
-      body: h("p", {}, `This destroys every Mini-XDR resource in the AWS account of ${tenant.name} (${tenant.slug}), revokes its tokens and marks its assets removed. History and audit are kept.`),
+      body: h(
+        "p",
+        {},
+        `This destroys every Mini-XDR resource in the AWS account of ${tenant.name} (${tenant.slug}), revokes its tokens and marks its assets removed. History and audit are kept.`,
+      ),
       confirmLabel: `Offboard ${tenant.slug}`,
       danger: true,
       requireText: tenant.slug,
@@ -203,7 +294,12 @@ export function mountOperator({ main, nav }) {
       return;
     }
     await showTenant(slug, accepted.run_id);
-    const line = h("p", { className: "notice" }, h("span", { className: "spinner inline", "aria-hidden": "true" }), ` ${what}: ${accepted.kind} ${accepted.run_id.slice(0, 8)} queued…`);
+    const line = h(
+      "p",
+      { className: "notice" },
+      h("span", { className: "spinner inline", "aria-hidden": "true" }),
+      ` ${what}: ${accepted.kind} ${accepted.run_id.slice(0, 8)} queued…`,
+    );
     replace(document.getElementById("operator-message"), line);
     announce(`${what} started`);
     let events = 0;
@@ -231,6 +327,8 @@ export function mountOperator({ main, nav }) {
 
 function summaryText(summary) {
   if (!summary) return "–";
-  const parts = Object.entries(summary).filter(([, n]) => n > 0).map(([op, n]) => `${n} to ${op}`);
+  const parts = Object.entries(summary)
+    .filter(([, n]) => n > 0)
+    .map(([op, n]) => `${n} to ${op}`);
   return parts.length ? parts.join(", ") : "no changes";
 }

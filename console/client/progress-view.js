@@ -81,15 +81,25 @@ export function renderProgress(container, progress, details, actions) {
       { className: "overall" },
       h(
         "div",
-        { className: "bar", role: "progressbar", "aria-label": "Overall onboarding progress", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": overall, "aria-valuetext": `${overall} %` },
+        {
+          className: "bar",
+          role: "progressbar",
+          "aria-label": "Overall onboarding progress",
+          "aria-valuemin": 0,
+          "aria-valuemax": 100,
+          "aria-valuenow": overall,
+          "aria-valuetext": `${overall} %`,
+        },
         fill,
       ),
       h("p", { className: "overall-value", "aria-hidden": "true" }, `${overall} %`),
     ),
-    h("ol", { className: "steps" }, steps.map((step) => renderStep(step))),
-    overall === 100
-      ? h("p", { className: "complete", role: "status" }, "Setup complete: Mini-XDR is now monitoring your environment")
-      : null,
+    h(
+      "ol",
+      { className: "steps" },
+      steps.map((step) => renderStep(step)),
+    ),
+    overall === 100 ? h("p", { className: "complete", role: "status" }, "Setup complete: Mini-XDR is now monitoring your environment") : null,
   );
 }
 
@@ -119,7 +129,10 @@ function renderStep({ id, name, phase, line, problem }) {
             "div",
             { className: "action-required", role: "group", "aria-label": `${name}: action required` },
             [trouble.reason].flat().map((reason) => h("p", {}, h("strong", {}, "Action required: "), reason)),
-            [trouble.fix].flat().filter(Boolean).map((fix) => h("p", {}, h("strong", {}, "How to fix: "), fix)),
+            [trouble.fix]
+              .flat()
+              .filter(Boolean)
+              .map((fix) => h("p", {}, h("strong", {}, "How to fix: "), fix)),
             trouble.action ?? null,
           )
         : null,

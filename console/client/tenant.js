@@ -20,7 +20,9 @@ export function mountTenant({ main, nav, session }) {
   const streams = new AbortController();
   const state = { view: "quick-start", progress: null, details: {}, aws: undefined, bootstrap: undefined, waitTimer: undefined, viewToken: 0 };
 
-  const navButtons = VIEWS.map(([id, text]) => h("button", { type: "button", className: "nav-link", "data-view": id, onclick: () => show(id) }, text));
+  const navButtons = VIEWS.map(([id, text]) =>
+    h("button", { type: "button", className: "nav-link", "data-view": id, onclick: () => show(id) }, text),
+  );
   replace(nav, navButtons);
 
   const progressPanel = h("div", { className: "progress-panel", id: "progress-panel" });
@@ -39,7 +41,8 @@ export function mountTenant({ main, nav, session }) {
   });
 
   async function onProgress(previous, current) {
-    if (previous?.overall_progress !== 100 && current.overall_progress === 100) announce("Setup complete: Mini-XDR is now monitoring your environment");
+    if (previous?.overall_progress !== 100 && current.overall_progress === 100)
+      announce("Setup complete: Mini-XDR is now monitoring your environment");
     // Reasons for what needs a person come from the detail endpoints, read when the progress changed, not on a timer.
     const [validation, deployment] = await Promise.all([
       current.validation.status === "failed" || current.validation.checks_passed !== previous?.validation.checks_passed
@@ -145,11 +148,7 @@ export function mountTenant({ main, nav, session }) {
     const aws = await loadAws().catch((error) => ({ error }));
     if (aws?.error) return replace(card, head, h("p", { className: "error" }, aws.error.message));
     if (aws && aws.status === "active") {
-      return replace(
-        card,
-        head,
-        h("p", {}, badge("connected"), ` account ${aws.aws_account_id}, since ${formatTime(aws.configured_at)}`),
-      );
+      return replace(card, head, h("p", {}, badge("connected"), ` account ${aws.aws_account_id}, since ${formatTime(aws.configured_at)}`));
     }
     const waitLine = h("div", { className: "wait", "aria-live": "polite", id: "aws-wait" });
     // Enabled once the link (with the tenant's generated external ID) has loaded: a click before would open nothing.
@@ -158,7 +157,11 @@ export function mountTenant({ main, nav, session }) {
       card,
       head,
       aws ? h("p", {}, badge(aws.status), " The AWS connection needs to be set up again.") : null,
-      h("p", { className: "small muted" }, "Opens the AWS console in a new tab with a one-click CloudFormation stack that creates the Mini-XDR role. We connect as soon as the role exists."),
+      h(
+        "p",
+        { className: "small muted" },
+        "Opens the AWS console in a new tab with a one-click CloudFormation stack that creates the Mini-XDR role. We connect as soon as the role exists.",
+      ),
       button,
       waitLine,
     );
@@ -189,13 +192,27 @@ export function mountTenant({ main, nav, session }) {
     if (wait.status === "waiting") {
       replace(
         waitLine,
-        h("p", {}, h("span", { className: "spinner inline", "aria-hidden": "true" }), ` Waiting for the CloudFormation stack… (attempt ${wait.attempts})`),
-        h("p", { className: "small muted" }, `Create the stack ${state.bootstrap.stack_name} in ${state.bootstrap.region}; this page updates when the role answers.`),
+        h(
+          "p",
+          {},
+          h("span", { className: "spinner inline", "aria-hidden": "true" }),
+          ` Waiting for the CloudFormation stack… (attempt ${wait.attempts})`,
+        ),
+        h(
+          "p",
+          { className: "small muted" },
+          `Create the stack ${state.bootstrap.stack_name} in ${state.bootstrap.region}; this page updates when the role answers.`,
+        ),
       );
     } else if (wait.status === "timed_out") {
       replace(
         waitLine,
-        h("div", { className: "action-required" }, h("p", {}, h("strong", {}, "Action required: "), `The role did not answer in time${wait.last_error ? ` (${wait.last_error})` : ""}.`), h("p", {}, h("strong", {}, "How to fix: "), "Check that the CloudFormation stack finished creating, then press Connect AWS again.")),
+        h(
+          "div",
+          { className: "action-required" },
+          h("p", {}, h("strong", {}, "Action required: "), `The role did not answer in time${wait.last_error ? ` (${wait.last_error})` : ""}.`),
+          h("p", {}, h("strong", {}, "How to fix: "), "Check that the CloudFormation stack finished creating, then press Connect AWS again."),
+        ),
       );
     } else if (wait.status === "connected") {
       replace(waitLine, h("p", {}, badge("connected"), " AWS is connected. Setting up Mini-XDR…"));
@@ -237,7 +254,12 @@ export function mountTenant({ main, nav, session }) {
         search: (row) => `${row.name ?? ""} ${row.asset_id} ${row.region} ${row.platform ?? ""}`,
         initialSort: { key: "priority", dir: "asc" },
         columns: [
-          { key: "name", label: "Asset", sortValue: (row) => row.name ?? row.asset_id, render: (row) => h("span", {}, row.name ?? row.asset_id, row.name ? h("span", { className: "muted small" }, ` ${row.asset_id}`) : null) },
+          {
+            key: "name",
+            label: "Asset",
+            sortValue: (row) => row.name ?? row.asset_id,
+            render: (row) => h("span", {}, row.name ?? row.asset_id, row.name ? h("span", { className: "muted small" }, ` ${row.asset_id}`) : null),
+          },
           { key: "asset_type", label: "Type" },
           { key: "priority", label: "Priority", sortValue: (row) => PRIORITIES.indexOf(row.priority), render: (row) => badge(row.priority) },
           { key: "platform", label: "Platform" },
@@ -283,7 +305,12 @@ export function mountTenant({ main, nav, session }) {
       search: (row) => `${row.name ?? ""} ${row.asset_id} ${row.region}`,
       initialSort: { key: "agent_status", dir: "asc" },
       columns: [
-        { key: "name", label: "Instance", sortValue: (row) => row.name ?? row.asset_id, render: (row) => `${row.name ?? row.asset_id}${row.name ? ` (${row.asset_id})` : ""}` },
+        {
+          key: "name",
+          label: "Instance",
+          sortValue: (row) => row.name ?? row.asset_id,
+          render: (row) => `${row.name ?? row.asset_id}${row.name ? ` (${row.asset_id})` : ""}`,
+        },
         { key: "priority", label: "Priority", sortValue: (row) => PRIORITIES.indexOf(row.priority), render: (row) => badge(row.priority) },
         { key: "platform", label: "Platform" },
         { key: "region", label: "Region" },
@@ -303,7 +330,11 @@ export function mountTenant({ main, nav, session }) {
       return;
     }
     if (token !== state.viewToken) return;
-    const retryButton = h("button", { type: "button", id: "retry-failed", disabled: summary.failed === 0, onclick: () => retryFailed() }, `Retry failed instances (${summary.failed})`);
+    const retryButton = h(
+      "button",
+      { type: "button", id: "retry-failed", disabled: summary.failed === 0, onclick: () => retryFailed() },
+      `Retry failed instances (${summary.failed})`,
+    );
     replace(
       summaryBox,
       h(
@@ -320,7 +351,12 @@ export function mountTenant({ main, nav, session }) {
       ),
       h("p", { className: "small muted" }, `Last read from AWS: ${formatTime(summary.last_checked_at)}`),
       summary.refresh_error ? h("p", { className: "error" }, `Could not read the rollout from AWS: ${summary.refresh_error}`) : null,
-      h("div", { className: "actions" }, retryButton, h("button", { type: "button", className: "secondary", onclick: () => show("deployment") }, "Read again from AWS")),
+      h(
+        "div",
+        { className: "actions" },
+        retryButton,
+        h("button", { type: "button", className: "secondary", onclick: () => show("deployment") }, "Read again from AWS"),
+      ),
     );
     instances.setRows(summary.instances.map((instance) => ({ ...instance, platform: instance.platform ?? "–", reason: instance.reason ?? "–" })));
   }
@@ -328,7 +364,8 @@ export function mountTenant({ main, nav, session }) {
   async function retryFailed() {
     try {
       const result = await api("POST", path("/deployment/retry"));
-      const message = result.retried === 0 ? "No failed instance to retry." : `Retry sent to ${result.retried} instance${result.retried === 1 ? "" : "s"}.`;
+      const message =
+        result.retried === 0 ? "No failed instance to retry." : `Retry sent to ${result.retried} instance${result.retried === 1 ? "" : "s"}.`;
       replace(retryResult, h("p", { className: "notice" }, message));
       announce(message);
     } catch (error) {
@@ -369,13 +406,31 @@ export function mountTenant({ main, nav, session }) {
     if (token !== state.viewToken) return;
     const settings = tenant.integration_settings;
     const message = h("div", { role: "status", id: "settings-message" });
-    const field = (id, text, input, hint) => h("div", { className: "field" }, h("label", { for: id }, text), input, hint ? h("p", { className: "small muted", id: `${id}-hint` }, hint) : null);
-    const regions = h("input", { id: "set-regions", type: "text", value: (settings.regions ?? []).join(", "), "aria-describedby": "set-regions-hint" });
+    const field = (id, text, input, hint) =>
+      h(
+        "div",
+        { className: "field" },
+        h("label", { for: id }, text),
+        input,
+        hint ? h("p", { className: "small muted", id: `${id}-hint` }, hint) : null,
+      );
+    const regions = h("input", {
+      id: "set-regions",
+      type: "text",
+      value: (settings.regions ?? []).join(", "),
+      "aria-describedby": "set-regions-hint",
+    });
     const tagKey = h("input", { id: "set-tag-key", type: "text", value: settings.target_tag?.key ?? "" });
     const tagValue = h("input", { id: "set-tag-value", type: "text", value: settings.target_tag?.value ?? "" });
     const allManaged = h("input", { id: "set-all-managed", type: "checkbox", checked: settings.target_all_managed_instances ?? false });
     const autoDiscovery = h("input", { id: "set-auto-discovery", type: "checkbox", checked: tenant.auto_discovery_enabled });
-    const approval = h("input", { id: "set-approval", type: "checkbox", checked: settings.require_approval ?? false, disabled: session.scope !== "platform_admin", "aria-describedby": "set-approval-hint" });
+    const approval = h("input", {
+      id: "set-approval",
+      type: "checkbox",
+      checked: settings.require_approval ?? false,
+      disabled: session.scope !== "platform_admin",
+      "aria-describedby": "set-approval-hint",
+    });
     const form = h(
       "form",
       { className: "settings", novalidate: true },
@@ -385,7 +440,12 @@ export function mountTenant({ main, nav, session }) {
         h("legend", {}, "Regions and targeting"),
         field("set-regions", "Regions", regions, "Comma-separated, e.g. us-east-1, eu-west-1. The home region must be one of them."),
         h("div", { className: "field-row" }, field("set-tag-key", "Target tag key", tagKey), field("set-tag-value", "Target tag value", tagValue)),
-        h("div", { className: "check-field" }, allManaged, h("label", { for: "set-all-managed" }, "Install the agent on every SSM-managed instance (ignore the target tag)")),
+        h(
+          "div",
+          { className: "check-field" },
+          allManaged,
+          h("label", { for: "set-all-managed" }, "Install the agent on every SSM-managed instance (ignore the target tag)"),
+        ),
       ),
       h(
         "fieldset",
@@ -426,7 +486,11 @@ export function mountTenant({ main, nav, session }) {
       aws
         ? [
             h("p", {}, badge(aws.status === "active" ? "connected" : aws.status === "invalid" ? "error" : "disconnected")),
-            h("p", {}, `Configured ${formatTime(aws.configured_at)} · account ${aws.aws_account_id} · ${progress?.discovery.assets_found ?? 0} assets`),
+            h(
+              "p",
+              {},
+              `Configured ${formatTime(aws.configured_at)} · account ${aws.aws_account_id} · ${progress?.discovery.assets_found ?? 0} assets`,
+            ),
             h(
               "div",
               { className: "actions" },

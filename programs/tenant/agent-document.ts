@@ -83,7 +83,7 @@ const windowsScript = [
   "$imds = if ($env:MINI_XDR_IMDS_ENDPOINT) { $env:MINI_XDR_IMDS_ENDPOINT } else { 'http://169.254.169.254' }",
   "try { $imdsToken = Invoke-RestMethod -UseBasicParsing -Method Put -TimeoutSec 5 -Uri \"$imds/latest/api/token\" -Headers @{ 'X-aws-ec2-metadata-token-ttl-seconds' = '300' } } catch { throw \"mini-xdr: the EC2 instance metadata service (IMDSv2) did not answer at ${imds}: the agent enrolls only on an EC2 instance, which proves itself with its signed instance identity document\" }",
   "$tagValue = $null",
-  `if ($excludeKey -ne '') { try { $tagValue = Invoke-RestMethod -UseBasicParsing -TimeoutSec 5 -Uri \"$imds/latest/meta-data/tags/instance/$excludeKey\" ${imdsHeaders} } catch { $tagValue = $null } }`,
+  `if ($excludeKey -ne '') { try { $tagValue = Invoke-RestMethod -UseBasicParsing -TimeoutSec 5 -Uri "$imds/latest/meta-data/tags/instance/$excludeKey" ${imdsHeaders} } catch { $tagValue = $null } }`,
   "if ($excludeKey -ne '' -and $tagValue -eq $excludeValue) { Write-Output \"mini-xdr: this instance is tagged ${excludeKey}=${excludeValue}: not installing the agent\"; exit 0 }",
   "$configDir = Join-Path $env:ProgramData 'MiniXdr'",
   "$installDir = Join-Path $env:ProgramFiles 'MiniXdr'",
@@ -91,12 +91,12 @@ const windowsScript = [
   "$config = (Get-SSMParameter -Name '{{ ConfigParameterName }}' -WithDecryption $true).Value",
   "Set-Content -Path (Join-Path $configDir 'agent.json') -Value $config -Encoding UTF8",
   // Written byte for byte (no BOM, no added newline): the signature covers the document's exact bytes.
-  `foreach ($part in 'document', 'signature') { $text = (Invoke-WebRequest -UseBasicParsing -TimeoutSec 5 -Uri \"$imds/latest/dynamic/instance-identity/$part\" ${imdsHeaders}).Content; [System.IO.File]::WriteAllText((Join-Path $configDir \"identity-$part\"), $text) }`,
+  `foreach ($part in 'document', 'signature') { $text = (Invoke-WebRequest -UseBasicParsing -TimeoutSec 5 -Uri "$imds/latest/dynamic/instance-identity/$part" ${imdsHeaders}).Content; [System.IO.File]::WriteAllText((Join-Path $configDir "identity-$part"), $text) }`,
   "$agent = Join-Path $installDir 'xdr-agent.exe'",
   "Invoke-WebRequest -UseBasicParsing -Uri '{{ AgentBaseUrl }}/agent/windows/amd64/{{ AgentVersion }}/xdr-agent.exe' -OutFile \"$agent.new\"",
-  "Move-Item -Force -Path \"$agent.new\" -Destination $agent",
+  'Move-Item -Force -Path "$agent.new" -Destination $agent',
   "& $agent enroll --config (Join-Path $configDir 'agent.json') --identity-document (Join-Path $configDir 'identity-document') --identity-signature (Join-Path $configDir 'identity-signature') --credential-file (Join-Path $configDir 'agent.credential')",
-  "if ($LASTEXITCODE -ne 0) { throw \"agent enrollment failed with exit code $LASTEXITCODE\" }",
+  'if ($LASTEXITCODE -ne 0) { throw "agent enrollment failed with exit code $LASTEXITCODE" }',
 ];
 
 export function buildAgentInstallDocument(args: AgentDocumentArgs): AgentInstallDocument {
@@ -154,7 +154,5 @@ export function buildAgentInstallDocument(args: AgentDocumentArgs): AgentInstall
 
 /** Replaces the document's `{{ Name }}` parameter references, as SSM does before running a step. */
 export function renderStep(step: DocumentStep, parameters: Record<string, string>): string {
-  return step.inputs.runCommand
-    .join("\n")
-    .replace(/\{\{\s*(\w+)\s*\}\}/g, (match, name: string) => parameters[name] ?? match);
+  return step.inputs.runCommand.join("\n").replace(/\{\{\s*(\w+)\s*\}\}/g, (match, name: string) => parameters[name] ?? match);
 }

@@ -10,7 +10,9 @@ const quoted = (value: string) => JSON.stringify(value.length > 40 ? `${value.sl
 /** A region code of lib/aws-regions.ts (the one list). */
 export const awsRegionSchema = z
   .string()
-  .refine((value): boolean => isAwsRegion(value), { error: (issue) => `must be an AWS region code such as us-east-1; ${quoted(String(issue.input))} is not one` })
+  .refine((value): boolean => isAwsRegion(value), {
+    error: (issue) => `must be an AWS region code such as us-east-1; ${quoted(String(issue.input))} is not one`,
+  })
   // The OpenAPI document states the list (the refine's message is the more useful one).
   .meta({ enum: [...AWS_REGIONS] });
 
@@ -34,8 +36,25 @@ const accountId = z.string().regex(/^[0-9]{12}$/, "must be a 12-digit AWS accoun
  * serialised missing value): refused even though they are valid DNS labels.
  */
 export const RESERVED_TENANT_SLUGS: ReadonlySet<string> = new Set([
-  "null", "undefined", "nil", "none", "true", "false", "nan",
-  "admin", "api", "new", "root", "system", "default", "self", "all", "www", "docs", "openapi", "healthz",
+  "null",
+  "undefined",
+  "nil",
+  "none",
+  "true",
+  "false",
+  "nan",
+  "admin",
+  "api",
+  "new",
+  "root",
+  "system",
+  "default",
+  "self",
+  "all",
+  "www",
+  "docs",
+  "openapi",
+  "healthz",
 ]);
 
 /** A DNS label (3-40 lowercase letters, digits, dashes; a letter first, no dash last), not a reserved word. */
@@ -47,16 +66,14 @@ export const tenantSlugSchema = z
 
 export const roleArnSchema = z
   .string()
-  .regex(/^arn:aws:iam::[0-9]{12}:role\/[A-Za-z0-9_+=,.@\/-]{1,512}$/, "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)");
+  .regex(/^arn:aws:iam::[0-9]{12}:role\/[A-Za-z0-9_+=,.@/-]{1,512}$/, "must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)");
 
-export const externalIdSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9_+=,.@:\/-]{16,1224}$/, "must be 16-1224 characters of letters, digits and +=,.@:/-_");
+export const externalIdSchema = z.string().regex(/^[A-Za-z0-9_+=,.@:/-]{16,1224}$/, "must be 16-1224 characters of letters, digits and +=,.@:/-_");
 
 export const principalArnSchema = z
   .string()
   .regex(
-    /^arn:aws:iam::[0-9]{12}:(root|role\/[A-Za-z0-9_+=,.@\/-]+|user\/[A-Za-z0-9_+=,.@\/-]+)$/,
+    /^arn:aws:iam::[0-9]{12}:(root|role\/[A-Za-z0-9_+=,.@/-]+|user\/[A-Za-z0-9_+=,.@/-]+)$/,
     "must be an IAM principal ARN (account root, role or user)",
   );
 
@@ -64,7 +81,7 @@ export const principalArnSchema = z
  * The characters an https URL may have here. The URL ends up inside single-quoted shell and PowerShell strings of
  * the agent install document, so quotes, spaces and other metacharacters are refused, not escaped.
  */
-export const SAFE_HTTPS_URL = /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~\/-]*)?$/;
+export const SAFE_HTTPS_URL = /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9._~/-]*)?$/;
 
 /**
  * The whole rule as one regular expression, for the OpenAPI document: an https URL in normal form of a lowercase
@@ -75,7 +92,8 @@ export const SAFE_HTTPS_URL = /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?(\/[A-Za-z0-9
  */
 const LABEL = "[a-z0-9](?:[a-z0-9-]*[a-z0-9])?";
 const OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])";
-const PORT = "(?:[1-9]|[1-9][0-9]|[1-35-9][0-9][0-9]|4[0-35-9][0-9]|44[0-24-9]|[1-9][0-9]{3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
+const PORT =
+  "(?:[1-9]|[1-9][0-9]|[1-35-9][0-9][0-9]|4[0-35-9][0-9]|44[0-24-9]|[1-9][0-9]{3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])";
 const SEGMENT = "(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*|\\.[A-Za-z0-9_~-][A-Za-z0-9._~-]*|\\.\\.[A-Za-z0-9._~-]+)";
 export const NORMAL_HTTPS_URL = new RegExp(
   `^https://(?:(?:${LABEL}\\.)*[a-z](?:[a-z0-9-]*[a-z0-9])?|(?:${OCTET}\\.){3}${OCTET})(?::${PORT})?(?:/${SEGMENT})*$`,
@@ -94,7 +112,8 @@ export const WEBHOOK_URL = new RegExp(
 
 /** Why `value` is not an acceptable https base URL (the first, most useful reason), or undefined when it is. */
 export function httpsUrlProblem(value: string): string | undefined {
-  if (!/^https:\/\//i.test(value)) return /^[a-z][a-z0-9+.-]*:/i.test(value) ? "must be an https:// URL" : "must be an absolute https:// URL such as https://agents.example.com";
+  if (!/^https:\/\//i.test(value))
+    return /^[a-z][a-z0-9+.-]*:/i.test(value) ? "must be an https:// URL" : "must be an absolute https:// URL such as https://agents.example.com";
   if (/^https:\/\/([/?#]|$)/i.test(value)) return "must name a host, such as https://agents.example.com";
   let url: URL;
   try {
@@ -144,7 +163,7 @@ const tagSchema = z.object({
  * keys, the value to a set without quotes.
  */
 export const IMDS_TAG_KEY = /^[A-Za-z0-9+=.,_:@-]{1,128}$/;
-export const SAFE_TAG_VALUE = /^[A-Za-z0-9+=.,_:@\/ -]{1,256}$/;
+export const SAFE_TAG_VALUE = /^[A-Za-z0-9+=.,_:@/ -]{1,256}$/;
 
 export const exclusionTagSchema = z.object({
   key: z.string().regex(IMDS_TAG_KEY, "must be 1-128 letters, digits or + - = . , _ : @ (a tag key instance metadata can serve)"),
@@ -286,9 +305,7 @@ export interface ConfigProblem {
 
 export class TenantConfigError extends Error {
   constructor(readonly problems: ConfigProblem[]) {
-    super(
-      `invalid tenant configuration:\n${problems.map((problem) => `  - ${problem.key}: ${problem.message}`).join("\n")}`,
-    );
+    super(`invalid tenant configuration:\n${problems.map((problem) => `  - ${problem.key}: ${problem.message}`).join("\n")}`);
     this.name = "TenantConfigError";
   }
 }

@@ -21,11 +21,7 @@ export class KubernetesAgent extends pulumi.ComponentResource {
     const childOpts = { parent: this, provider };
     const labels = { "app.kubernetes.io/name": "mini-xdr-agent", "mini-xdr/tenant": args.tenantSlug };
 
-    const namespace = new k8s.core.v1.Namespace(
-      `${name}-namespace`,
-      { metadata: { name: args.namespace, labels } },
-      childOpts,
-    );
+    const namespace = new k8s.core.v1.Namespace(`${name}-namespace`, { metadata: { name: args.namespace, labels } }, childOpts);
     const secret = new k8s.core.v1.Secret(
       `${name}-config`,
       {

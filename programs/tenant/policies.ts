@@ -89,9 +89,7 @@ export function buildAccessPolicy(args: {
 }
 
 export function actionsOf(document: PolicyDocument): string[] {
-  return document.Statement.flatMap((statement) =>
-    Array.isArray(statement.Action) ? statement.Action : [statement.Action],
-  );
+  return document.Statement.flatMap((statement) => (Array.isArray(statement.Action) ? statement.Action : [statement.Action]));
 }
 
 /** True when an action pattern could match a mutating API call. */

@@ -11,7 +11,7 @@
  * tag), which the tests' `compareTargeting` (test/harness/targeting-check.ts) reports as a disagreement.
  */
 import type { Tag, Targeting } from "./config";
-import type { PolicyDocument, PolicyStatement } from "./policy-document";
+import type { PolicyStatement } from "./policy-document";
 
 export interface AssociationTarget {
   key: string;

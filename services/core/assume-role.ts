@@ -8,7 +8,7 @@
  * one in-flight AssumeRole call. Endpoints come from the standard environment (the SDK honours
  * AWS_ENDPOINT_URL); an explicit `stsEndpoint` overrides it.
  */
-import type { STSClient } from "@aws-sdk/client-sts";
+import type { AssumeRoleCommandOutput, STSClient } from "@aws-sdk/client-sts";
 
 /** Structurally the SDK's AwsCredentialIdentity. */
 export interface TenantCredentials {
@@ -70,11 +70,10 @@ export function assumeRoleCredentials(options: AssumeRoleOptions): CredentialsPr
   let inFlight: Promise<TenantCredentials> | undefined;
 
   const fresh = (credentials: TenantCredentials | undefined): credentials is TenantCredentials =>
-    credentials !== undefined &&
-    (credentials.expiration === undefined || credentials.expiration.getTime() - margin > now());
+    credentials !== undefined && (credentials.expiration === undefined || credentials.expiration.getTime() - margin > now());
 
   const assume = async (): Promise<TenantCredentials> => {
-    let response;
+    let response: AssumeRoleCommandOutput;
     const { AssumeRoleCommand, STSClient } = await import("@aws-sdk/client-sts");
     sts ??= new STSClient({
       region: options.region ?? "us-east-1",
@@ -90,11 +89,9 @@ export function assumeRoleCredentials(options: AssumeRoleOptions): CredentialsPr
         }),
       );
     } catch (error) {
-      throw new AssumeRoleError(
-        `could not assume ${options.roleArn}: ${error instanceof Error ? error.message : String(error)}`,
-        options.roleArn,
-        { cause: error },
-      );
+      throw new AssumeRoleError(`could not assume ${options.roleArn}: ${error instanceof Error ? error.message : String(error)}`, options.roleArn, {
+        cause: error,
+      });
     }
     const c = response.Credentials;
     if (!c?.AccessKeyId || !c.SecretAccessKey) {

@@ -34,14 +34,21 @@ export async function emitNotification(db: DrizzleDatabase, event: NotificationE
     .where(
       and(
         isNull(webhooks.deletedAt),
-        event.organizationId === null ? isNull(webhooks.organizationId) : or(isNull(webhooks.organizationId), eq(webhooks.organizationId, event.organizationId)),
+        event.organizationId === null
+          ? isNull(webhooks.organizationId)
+          : or(isNull(webhooks.organizationId), eq(webhooks.organizationId, event.organizationId)),
       ),
     );
   const targets = subscribers.filter((webhook) => webhook.events.includes(event.type));
   if (targets.length === 0) return 0;
   const payload: EventPayload = { id: randomUUID(), type: event.type, created_at: now.toISOString(), tenant: org?.slug ?? null, data: event.data };
   await db.insert(webhookDeliveries).values(
-    targets.map((webhook) => ({ webhookId: webhook.id, event: event.type, payload: payload as unknown as Record<string, unknown>, nextAttemptAt: now })),
+    targets.map((webhook) => ({
+      webhookId: webhook.id,
+      event: event.type,
+      payload: payload as unknown as Record<string, unknown>,
+      nextAttemptAt: now,
+    })),
   );
   return targets.length;
 }

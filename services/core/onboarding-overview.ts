@@ -32,7 +32,11 @@ export async function onboardingOverview(db: DrizzleDatabase): Promise<Onboardin
   const [orgs, marks, lastRuns] = await Promise.all([
     db.select().from(organizations).orderBy(desc(organizations.createdAt)),
     db
-      .select({ organizationId: auditLog.organizationId, action: auditLog.action, at: sql<Date>`min(${auditLog.at})`.mapWith((value) => new Date(value)) })
+      .select({
+        organizationId: auditLog.organizationId,
+        action: auditLog.action,
+        at: sql<Date>`min(${auditLog.at})`.mapWith((value) => new Date(value)),
+      })
       .from(auditLog)
       .where(inArray(auditLog.action, [CONNECTED_ACTION, COMPLETED_ACTION]))
       .groupBy(auditLog.organizationId, auditLog.action),

@@ -18,7 +18,11 @@ export function opsFigures(db: DrizzleDatabase): MetricsSources {
     },
     async secondsToOnboard() {
       const marks = await db
-        .select({ organizationId: auditLog.organizationId, action: auditLog.action, at: sql<Date>`min(${auditLog.at})`.mapWith((value) => new Date(value)) })
+        .select({
+          organizationId: auditLog.organizationId,
+          action: auditLog.action,
+          at: sql<Date>`min(${auditLog.at})`.mapWith((value) => new Date(value)),
+        })
         .from(auditLog)
         .where(inArray(auditLog.action, [CONNECTED_ACTION, COMPLETED_ACTION]))
         .groupBy(auditLog.organizationId, auditLog.action);

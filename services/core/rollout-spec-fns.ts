@@ -98,7 +98,9 @@ export function pendingChanges(applied: RolloutSpec, requested: RolloutSpec): st
   if (added.length > 0) changes.push(`regions to add: ${added.join(", ")}`);
   if (removed.length > 0) changes.push(`regions to remove: ${removed.join(", ")}`);
   if (applied.defaultHostManagement !== requested.defaultHostManagement) {
-    changes.push(`Default Host Management: applied ${applied.defaultHostManagement ? "on" : "off"}; requested ${requested.defaultHostManagement ? "on" : "off"}`);
+    changes.push(
+      `Default Host Management: applied ${applied.defaultHostManagement ? "on" : "off"}; requested ${requested.defaultHostManagement ? "on" : "off"}`,
+    );
   }
   if (applied.maxConcurrency !== requested.maxConcurrency || applied.maxErrors !== requested.maxErrors) {
     changes.push(

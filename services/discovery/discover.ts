@@ -104,7 +104,13 @@ export async function discoverTenant(options: DiscoverTenantOptions): Promise<Di
   return {
     assetsFound: records.length,
     ...stored,
-    regions: scan.regions.map(({ region, status, error, assets, durationMs }) => ({ region, status, assets, durationMs, ...(error ? { error } : {}) })),
+    regions: scan.regions.map(({ region, status, error, assets, durationMs }) => ({
+      region,
+      status,
+      assets,
+      durationMs,
+      ...(error ? { error } : {}),
+    })),
     scanMs,
     storeMs,
     durationMs: performance.now() - started,

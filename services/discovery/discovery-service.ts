@@ -70,12 +70,7 @@ export function createDiscoveryService({ db, scans }: DiscoveryServiceDeps) {
     },
 
     async scans(org: Organization, limit = 50): Promise<DiscoveryScan[]> {
-      return db
-        .select()
-        .from(discoveryScans)
-        .where(eq(discoveryScans.organizationId, org.id))
-        .orderBy(desc(discoveryScans.requestedAt))
-        .limit(limit);
+      return db.select().from(discoveryScans).where(eq(discoveryScans.organizationId, org.id)).orderBy(desc(discoveryScans.requestedAt)).limit(limit);
     },
   };
 }

@@ -90,7 +90,10 @@ async function recordScanRequest(db: DrizzleDatabase, request: ScanRequest): Pro
       .where(and(eq(discoveryScans.organizationId, request.organizationId), inArray(discoveryScans.status, ["queued", "running"])))
       .limit(1);
     if (active) return { scanId: active.id, alreadyActive: true };
-    const [created] = await tx.insert(discoveryScans).values({ ...request, status: "queued" }).returning({ id: discoveryScans.id });
+    const [created] = await tx
+      .insert(discoveryScans)
+      .values({ ...request, status: "queued" })
+      .returning({ id: discoveryScans.id });
     return { scanId: created!.id, alreadyActive: false };
   });
 }

@@ -74,7 +74,9 @@ export async function executeScan(deps: ScanRunnerDeps, scanId: string): Promise
     },
     "discovery scan finished",
   );
-  await deps.onScanFinished?.(finished!).catch((error: unknown) =>
-    (deps.log ?? console.error)(`discovery ${scanId}: follow-up failed: ${error instanceof Error ? error.message : String(error)}`),
-  );
+  await deps
+    .onScanFinished?.(finished!)
+    .catch((error: unknown) =>
+      (deps.log ?? console.error)(`discovery ${scanId}: follow-up failed: ${error instanceof Error ? error.message : String(error)}`),
+    );
 }

@@ -40,7 +40,10 @@ export function driftFollowUp(deps: DriftDeps) {
         };
         if (drift.status === "drifted" && org.integrationSettings.autoRemediate === true) {
           try {
-            const remediation = await deps.runs.request(systemPrincipal("system:drift-remediation", org.id), org, "up", { queue: true, remediatesRunId: run.id });
+            const remediation = await deps.runs.request(systemPrincipal("system:drift-remediation", org.id), org, "up", {
+              queue: true,
+              remediatesRunId: run.id,
+            });
             drift.remediationRunId = remediation.runId;
           } catch (error) {
             log(`drift ${org.slug}: remediation not started: ${error instanceof Error ? error.message : String(error)}`);
@@ -60,8 +63,11 @@ export function driftFollowUp(deps: DriftDeps) {
         const [org] = await db.select().from(organizations).where(eq(organizations.id, run.organizationId));
         if (!org) return;
         // The check after a remediation is what says the account matches again.
-        await deps.runs.request(systemPrincipal("system:drift-remediation", org.id), org, "drift", { queue: true })
-          .catch((error: unknown) => log(`drift ${org.slug}: check after remediation not started: ${error instanceof Error ? error.message : String(error)}`));
+        await deps.runs
+          .request(systemPrincipal("system:drift-remediation", org.id), org, "drift", { queue: true })
+          .catch((error: unknown) =>
+            log(`drift ${org.slug}: check after remediation not started: ${error instanceof Error ? error.message : String(error)}`),
+          );
       }
     },
   };

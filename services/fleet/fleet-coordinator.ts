@@ -50,7 +50,7 @@ const RUN_TO_TENANT: Record<RunStatus, FleetTenantStatus> = {
 export async function advanceFleetRun(deps: FleetCoordinatorDeps, fleetId: string): Promise<void> {
   const { db } = deps;
   const [fleet] = await db.select().from(fleetRuns).where(eq(fleetRuns.id, fleetId));
-  if (!fleet || fleet.status !== "running") return;
+  if (fleet?.status !== "running") return;
   const items = await db
     .select({ item: fleetRunTenants, runStatus: runs.status })
     .from(fleetRunTenants)
@@ -104,7 +104,10 @@ export async function advanceFleetRun(deps: FleetCoordinatorDeps, fleetId: strin
         .where(and(eq(fleetRunTenants.fleetRunId, fleetId), eq(fleetRunTenants.status, "queued")));
       const queued = queuedRows.flatMap((row) => (row.runId ? [row.runId] : []));
       if (queued.length > 0) {
-        await db.update(runs).set({ status: "cancelled", finishedAt: new Date() }).where(and(inArray(runs.id, queued), eq(runs.status, "queued")));
+        await db
+          .update(runs)
+          .set({ status: "cancelled", finishedAt: new Date() })
+          .where(and(inArray(runs.id, queued), eq(runs.status, "queued")));
       }
       if (fleet.stopReason !== decision.reason) await db.update(fleetRuns).set({ stopReason: decision.reason }).where(eq(fleetRuns.id, fleetId));
       const [stillRunning] = await db
@@ -150,7 +153,15 @@ async function finish(deps: FleetCoordinatorDeps, fleet: FleetRun, status: Fleet
   await emitNotification(db, {
     type: "fleet_run.finished",
     organizationId: null,
-    data: { fleet_run_id: fleet.id, kind: fleet.kind, status, stop_reason: reason, change_summary: summary, change_summary_text: describeChangeSummary(summary), failed_tenants: failed },
+    data: {
+      fleet_run_id: fleet.id,
+      kind: fleet.kind,
+      status,
+      stop_reason: reason,
+      change_summary: summary,
+      change_summary_text: describeChangeSummary(summary),
+      failed_tenants: failed,
+    },
   });
   deps.log?.(`fleet run ${fleet.id} (${fleet.kind}) ${status}${reason ? `: ${reason}` : ""}`);
 }
@@ -163,7 +174,11 @@ export function startFleetCoordinator(deps: FleetCoordinatorDeps, options: { wor
     const release = await deps.locks.hold(LOCK_SPACE, LOCK_KEY, { wait: false });
     if (!release) return;
     try {
-      const active = await deps.db.select({ id: fleetRuns.id }).from(fleetRuns).where(eq(fleetRuns.status, "running")).orderBy(asc(fleetRuns.createdAt));
+      const active = await deps.db
+        .select({ id: fleetRuns.id })
+        .from(fleetRuns)
+        .where(eq(fleetRuns.status, "running"))
+        .orderBy(asc(fleetRuns.createdAt));
       for (const { id } of active) {
         await advanceFleetRun(deps, id).catch((error: unknown) =>
           deps.log?.(`fleet run ${id}: coordinator: ${error instanceof Error ? error.message : String(error)}`),

@@ -135,9 +135,15 @@ export function createFleetService(deps: FleetServiceDeps) {
       const [fleet] = await db.select().from(fleetRuns).where(eq(fleetRuns.id, id));
       if (!fleet) throw new NotFoundError(`fleet run ${id} not found`);
       if (fleet.status !== "running") throw new ConflictError(`fleet run ${id} already finished (${fleet.status})`, { code: "fleet_run_finished" });
-      await db.update(fleetRuns).set({ cancelRequestedAt: new Date() }).where(and(eq(fleetRuns.id, id), eq(fleetRuns.status, "running")));
+      await db
+        .update(fleetRuns)
+        .set({ cancelRequestedAt: new Date() })
+        .where(and(eq(fleetRuns.id, id), eq(fleetRuns.status, "running")));
       // Its tenant runs still waiting in the queue are dropped now (an executor never starts a cancelled run).
-      await db.update(runs).set({ status: "cancelled", finishedAt: new Date() }).where(and(eq(runs.fleetRunId, id), eq(runs.status, "queued")));
+      await db
+        .update(runs)
+        .set({ status: "cancelled", finishedAt: new Date() })
+        .where(and(eq(runs.fleetRunId, id), eq(runs.status, "queued")));
       await recordAudit(db, principal, { action: "fleet.cancel", target: `fleet_run:${id}` });
       return fleetRunView(db, id);
     },

@@ -7,9 +7,7 @@ import { awsRegionSchema as regionSchema, externalIdSchema, tenantSlugSchema } f
 import { bootstrapNames } from "./bootstrap-policy-fns";
 import { BOOTSTRAP_TEMPLATE_PARAMETERS } from "./bootstrap-template-fns";
 
-const stackNameSchema = z
-  .string()
-  .regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, "must be a CloudFormation stack name (letters, digits, dashes; 1-128)");
+const stackNameSchema = z.string().regex(/^[A-Za-z][A-Za-z0-9-]{0,127}$/, "must be a CloudFormation stack name (letters, digits, dashes; 1-128)");
 
 /** S3 https URLs in any of the forms CloudFormation accepts: virtual-hosted or path style, regional or not. */
 const S3_HOST = /^(?:[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\.)?s3(?:[.-](?:dualstack\.)?[a-z]{2}(?:-gov)?-[a-z]+-\d)?\.amazonaws\.com(?:\.cn)?$/;

@@ -294,7 +294,12 @@ export function tenantStackRequests(args: { accountId: string; tenantSlug: strin
   requests.push({ purpose: accessPolicyPurpose, action: "iam:GetRolePolicy", resources: [arn.accessRole] });
   const attachContext = { ...boundary, "iam:PolicyARN": arn.ssmInstanceDefaultPolicy };
   for (const action of ["iam:AttachRolePolicy", "iam:DetachRolePolicy"]) {
-    requests.push({ purpose: "Default Host Management policy attachment", action, resources: [arn.defaultHostManagementRole], context: attachContext });
+    requests.push({
+      purpose: "Default Host Management policy attachment",
+      action,
+      resources: [arn.defaultHostManagementRole],
+      context: attachContext,
+    });
   }
 
   for (const region of args.regions) {

@@ -48,11 +48,7 @@ export function isBootstrapRoleName(name: string, tenantSlug: string): boolean {
  * role must be in (the tenant's, when it has one); the account check itself is the caller's (who may move a tenant
  * to another account depends on the principal).
  */
-export function bootstrapRoleArnProblem(args: {
-  roleArn: string;
-  tenantSlug: string;
-  platformAccounts: ReadonlySet<string>;
-}): string | undefined {
+export function bootstrapRoleArnProblem(args: { roleArn: string; tenantSlug: string; platformAccounts: ReadonlySet<string> }): string | undefined {
   const role = parseRoleArn(args.roleArn);
   if (!role) return "must be an IAM role ARN (arn:aws:iam::<account>:role/[<path>/]<name>)";
   if (args.platformAccounts.has(role.accountId)) return `is in account ${role.accountId}, which ${PLATFORM_ACCOUNT_MESSAGE}`;

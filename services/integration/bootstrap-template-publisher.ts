@@ -13,9 +13,7 @@ export const BOOTSTRAP_TEMPLATE_PREFIX = "bootstrap/";
 
 /** Platform settings for publishing (read and validated once, at the edge). */
 export const bootstrapPublishSettingsSchema = z.object({
-  bucket: z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/, "must be an S3 bucket name without dots (3-63 lowercase letters, digits, dashes)"),
+  bucket: z.string().regex(/^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$/, "must be an S3 bucket name without dots (3-63 lowercase letters, digits, dashes)"),
   region: awsRegionSchema,
 });
 
@@ -34,11 +32,7 @@ export function templateObjectUrl(settings: BootstrapPublishSettings, key: strin
   return `https://${settings.bucket}.s3.${settings.region}.amazonaws.com/${key}`;
 }
 
-export async function publishBootstrapTemplate(
-  s3: S3Client,
-  settings: BootstrapPublishSettings,
-  body: string,
-): Promise<PublishedTemplate> {
+export async function publishBootstrapTemplate(s3: S3Client, settings: BootstrapPublishSettings, body: string): Promise<PublishedTemplate> {
   const version = templateVersion(body);
   const key = `${BOOTSTRAP_TEMPLATE_PREFIX}${version}.json`;
   const url = templateObjectUrl(settings, key);

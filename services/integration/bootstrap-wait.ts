@@ -71,7 +71,6 @@ export async function openBootstrapWaitQueue(boss: PgBoss, options: { work: bool
   return queue;
 }
 
-
 /** One AssumeRole attempt; returns the delay before the next one, or undefined when the wait is over. */
 export async function attemptConnection(deps: BootstrapWaitDeps, organizationId: number, now = new Date()): Promise<number | undefined> {
   const { db } = deps;
@@ -106,9 +105,13 @@ export async function attemptConnection(deps: BootstrapWaitDeps, organizationId:
         details: { bootstrapRoleArn: data.bootstrapRoleArn, attempts: attempted.attempts },
       });
     });
-    await deps.onConnected(organizationId).catch((error: unknown) =>
-      (deps.log ?? console.error)(`bootstrap wait ${org.slug}: connected, but starting onboarding failed: ${error instanceof Error ? error.message : String(error)}`),
-    );
+    await deps
+      .onConnected(organizationId)
+      .catch((error: unknown) =>
+        (deps.log ?? console.error)(
+          `bootstrap wait ${org.slug}: connected, but starting onboarding failed: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+      );
     return undefined;
   }
   // The tenant sees the neutral reason (shown by the API); STS's words stay in the server log.

@@ -85,7 +85,10 @@ export async function startCredentialRotation(
 
   async function runJob(job: RotationJob): Promise<void> {
     const [target] = await db
-      .select({ keyId: credentialKeyRotation.targetKeyId, ageSeconds: sql<number>`extract(epoch from now() - ${credentialKeyRotation.requestedAt})::float8` })
+      .select({
+        keyId: credentialKeyRotation.targetKeyId,
+        ageSeconds: sql<number>`extract(epoch from now() - ${credentialKeyRotation.requestedAt})::float8`,
+      })
       .from(credentialKeyRotation);
     if (!target) return;
     if (!keyring.keys.has(target.keyId)) await keyring.refresh();

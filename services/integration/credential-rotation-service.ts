@@ -61,12 +61,20 @@ export function createCredentialRotationService(deps: CredentialRotationServiceD
       if (keyId !== undefined && keyId !== keyring.current.id) {
         throw new ConflictError(
           `this replica seals with key ${keyring.current.id}, not ${keyId}: it may still run the previous configuration; ask a replica that runs the new one`,
-          { code: "key_mismatch", fields: [{ field: "key_id", message: `is not this replica's current key (${keyring.current.id})` }], details: { current_key_id: keyring.current.id } },
+          {
+            code: "key_mismatch",
+            fields: [{ field: "key_id", message: `is not this replica's current key (${keyring.current.id})` }],
+            details: { current_key_id: keyring.current.id },
+          },
         );
       }
       if (!deps.rotation) throw new ServiceNotConfiguredError("key rotation does not run in this process (no job queue)");
       await deps.rotation.request(principal.actor);
-      await recordAudit(db, principal, { action: "credentials.rotation.start", target: "credentials/rotation", details: { targetKeyId: keyring.current.id } });
+      await recordAudit(db, principal, {
+        action: "credentials.rotation.start",
+        target: "credentials/rotation",
+        details: { targetKeyId: keyring.current.id },
+      });
       return view();
     },
   };

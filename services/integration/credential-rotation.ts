@@ -17,7 +17,14 @@ import { enrollmentTokenContext } from "../core/enrollment-tokens";
 import { planContext, webhookSecretContext } from "../core/sealed-contexts";
 import { externalIdContext } from "./external-ids";
 
-export const SEALED_SOURCES = ["integration_credentials", "tenant_external_ids", "enrollment_tokens", "run_plans", "webhooks", "idempotency_keys"] as const;
+export const SEALED_SOURCES = [
+  "integration_credentials",
+  "tenant_external_ids",
+  "enrollment_tokens",
+  "run_plans",
+  "webhooks",
+  "idempotency_keys",
+] as const;
 export type SealedSource = (typeof SEALED_SOURCES)[number];
 
 interface SealedRow {

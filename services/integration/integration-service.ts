@@ -24,7 +24,6 @@ import {
   ServiceNotConfiguredError,
   UnprocessableError,
   UpstreamUnavailableError,
-  ValidationError,
 } from "../../lib/errors";
 import { recordAudit } from "../core/audit-store";
 import { isAdmin, type Principal } from "../core/principal";
@@ -82,7 +81,10 @@ const EXTERNAL_ID_IS_GENERATED =
 
 /** A seed client echoed an external ID that is not the tenant's: well formed, so 422 (400 is for what the schema refuses). */
 function externalIdNotAccepted(field: string): UnprocessableError {
-  return new UnprocessableError(`${field} ${EXTERNAL_ID_IS_GENERATED}`, { code: "external_id_mismatch", fields: [{ field, message: EXTERNAL_ID_IS_GENERATED }] });
+  return new UnprocessableError(`${field} ${EXTERNAL_ID_IS_GENERATED}`, {
+    code: "external_id_mismatch",
+    fields: [{ field, message: EXTERNAL_ID_IS_GENERATED }],
+  });
 }
 
 async function connectAws(
@@ -93,7 +95,11 @@ async function connectAws(
 ): Promise<{ row: IntegrationCredential; data: AwsCredentialData; created: boolean; generated: boolean }> {
   const problem = bootstrapRoleArnProblem({ roleArn: input.bootstrapRoleArn, tenantSlug: org.slug, platformAccounts });
   // The request is well formed; the tenant's slug, account and the platform's accounts refuse it (400 is kept for what the schema refuses).
-  if (problem) throw new UnprocessableError(`the bootstrap role is refused: ${problem}`, { code: "bootstrap_role_refused", fields: [{ field: "bootstrap_role_arn", message: problem }] });
+  if (problem)
+    throw new UnprocessableError(`the bootstrap role is refused: ${problem}`, {
+      code: "bootstrap_role_refused",
+      fields: [{ field: "bootstrap_role_arn", message: problem }],
+    });
   const roleAccount = parseRoleArn(input.bootstrapRoleArn)!.accountId;
   const [current] = await db
     .select({ status: integrationCredentials.status })
@@ -105,12 +111,20 @@ async function connectAws(
     if (connected && !isAdmin(principal)) {
       throw new ForbiddenError(
         `only a platform admin may move a connected tenant to another AWS account: the role must be in account ${org.awsAccountId}`,
-        { code: "account_change_forbidden", fields: [{ field: "bootstrap_role_arn", message: `must be in the tenant's AWS account ${org.awsAccountId}` }] },
+        {
+          code: "account_change_forbidden",
+          fields: [{ field: "bootstrap_role_arn", message: `must be in the tenant's AWS account ${org.awsAccountId}` }],
+        },
       );
     }
     throw new UnprocessableError("the role is not in the tenant's AWS account", {
       code: "role_not_in_tenant_account",
-      fields: [{ field: "bootstrap_role_arn", message: `must belong to the tenant's AWS account ${org.awsAccountId} (change integration_settings.aws_account_id first)` }],
+      fields: [
+        {
+          field: "bootstrap_role_arn",
+          message: `must belong to the tenant's AWS account ${org.awsAccountId} (change integration_settings.aws_account_id first)`,
+        },
+      ],
     });
   }
   const externalId = await tenantExternalId(db, keyring, org.id);

@@ -82,14 +82,20 @@ const refusal = (code: keyof typeof ROLE_REFUSALS, detail: string): BootstrapRol
  * The role is acceptable when AssumeRole succeeds with the external ID and is DENIED with a wrong one and with none.
  * A probe that fails for another reason (throttling, STS unreachable) proves nothing, and the role is not accepted.
  */
-export async function probeBootstrapRole(verify: BootstrapRoleVerifier, check: BootstrapRoleCheck & { externalId: string }): Promise<BootstrapRoleVerdict> {
+export async function probeBootstrapRole(
+  verify: BootstrapRoleVerifier,
+  check: BootstrapRoleCheck & { externalId: string },
+): Promise<BootstrapRoleVerdict> {
   const right = await verify(check);
   if (!right.assumed) return refusal(right.denied ? "credentials_rejected" : "sts_unavailable", right.detail);
   const wrongId = `mxdr-probe_${randomBytes(24).toString("base64url")}`;
   for (const externalId of [wrongId, undefined]) {
     const wrong = await verify({ ...check, externalId });
     if (wrong.assumed) {
-      return refusal("external_id_not_required", `AssumeRole succeeded ${externalId === undefined ? "without an external ID" : "with a wrong external ID"}`);
+      return refusal(
+        "external_id_not_required",
+        `AssumeRole succeeded ${externalId === undefined ? "without an external ID" : "with a wrong external ID"}`,
+      );
     }
     if (!wrong.denied) return refusal("sts_unavailable", wrong.detail);
   }

@@ -75,7 +75,10 @@ function blockLists(rules: [AddressRange, string, number][], type: "ipv4" | "ipv
 }
 const V4_LISTS = blockLists(V4, "ipv4");
 // Benchmarking and documentation sit inside 2001::/23; the more specific names win.
-const V6_LISTS = blockLists([...V6].sort((a, b) => b[2] - a[2]), "ipv6");
+const V6_LISTS = blockLists(
+  [...V6].sort((a, b) => b[2] - a[2]),
+  "ipv6",
+);
 const GLOBAL_UNICAST = new BlockList();
 GLOBAL_UNICAST.addSubnet("2000::", 3, "ipv6");
 
@@ -114,7 +117,8 @@ export function classifyAddress(text: string): ClassifiedAddress | undefined {
   const zeroUpTo = (n: number) => groups.slice(0, n).every((group) => group === 0);
   const embedded = (embeds: ClassifiedAddress["embeds"], v4: string): ClassifiedAddress => ({ address, family: 6, range: classifyV4(v4), embeds });
   if (zeroUpTo(5) && groups[5] === 0xffff) return embedded("ipv4_mapped", v4Of(groups[6]!, groups[7]!));
-  if (groups[0] === 0x64 && groups[1] === 0xff9b && groups.slice(2, 6).every((group) => group === 0)) return embedded("nat64", v4Of(groups[6]!, groups[7]!));
+  if (groups[0] === 0x64 && groups[1] === 0xff9b && groups.slice(2, 6).every((group) => group === 0))
+    return embedded("nat64", v4Of(groups[6]!, groups[7]!));
   if (groups[0] === 0x2002) return embedded("6to4", v4Of(groups[1]!, groups[2]!));
   const canonical = groups.map((group) => group.toString(16)).join(":");
   const named = V6_LISTS.find(([, list]) => list.check(canonical, "ipv6"))?.[0];
@@ -222,7 +226,10 @@ const ERROR_CODE_CLASSES: [RegExp, WebhookErrorClass][] = [
   [/^(ECONNRESET|EPIPE|ECONNABORTED|UND_ERR_SOCKET)$/, "connection_reset"],
   [/^(EHOSTUNREACH|ENETUNREACH|EHOSTDOWN|ENETDOWN|EADDRNOTAVAIL)$/, "unreachable"],
   [/^(ENOTFOUND|EAI_.*|ENODATA|ESERVFAIL|ENOTIMP|EREFUSED)$/, "dns_error"],
-  [/^(ERR_TLS_.*|ERR_SSL_.*|EPROTO|CERT_.*|UNABLE_TO_.*|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_OSSL_.*|HOSTNAME_MISMATCH)$/, "tls_error"],
+  [
+    /^(ERR_TLS_.*|ERR_SSL_.*|EPROTO|CERT_.*|UNABLE_TO_.*|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|ERR_OSSL_.*|HOSTNAME_MISMATCH)$/,
+    "tls_error",
+  ],
   [/^HPE_.*$/, "protocol_error"],
 ];
 

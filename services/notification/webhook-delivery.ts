@@ -85,7 +85,13 @@ export async function startWebhookDispatcher(boss: PgBoss, deps: WebhookDelivery
       .select({ id: webhookDeliveries.id, attempts: webhookDeliveries.attempts, nextAttemptAt: webhookDeliveries.nextAttemptAt, url: webhooks.url })
       .from(webhookDeliveries)
       .innerJoin(webhooks, eq(webhooks.id, webhookDeliveries.webhookId))
-      .where(and(eq(webhookDeliveries.status, "pending"), isNull(webhookDeliveries.jobId), lte(webhookDeliveries.nextAttemptAt, sql`now() + interval '1 minute'`)))
+      .where(
+        and(
+          eq(webhookDeliveries.status, "pending"),
+          isNull(webhookDeliveries.jobId),
+          lte(webhookDeliveries.nextAttemptAt, sql`now() + interval '1 minute'`),
+        ),
+      )
       .orderBy(asc(webhookDeliveries.nextAttemptAt))
       .limit(100);
     let sent = 0;
@@ -93,7 +99,12 @@ export async function startWebhookDispatcher(boss: PgBoss, deps: WebhookDelivery
       const jobId = await boss.send(
         WEBHOOK_QUEUE,
         { deliveryId: delivery.id },
-        { singletonKey: `${delivery.id}:${delivery.attempts}`, startAfter: delivery.nextAttemptAt, retryLimit: 0, group: { id: hostGroup(delivery.url) } },
+        {
+          singletonKey: `${delivery.id}:${delivery.attempts}`,
+          startAfter: delivery.nextAttemptAt,
+          retryLimit: 0,
+          group: { id: hostGroup(delivery.url) },
+        },
       );
       if (!jobId) continue;
       await db
@@ -140,7 +151,7 @@ export async function startWebhookDispatcher(boss: PgBoss, deps: WebhookDelivery
       .from(webhookDeliveries)
       .innerJoin(webhooks, eq(webhooks.id, webhookDeliveries.webhookId))
       .where(eq(webhookDeliveries.id, deliveryId));
-    if (!row || row.delivery.status !== "pending") return;
+    if (row?.delivery.status !== "pending") return;
     const { delivery, webhook } = row;
     const owner = webhook.organizationId === null ? "platform" : `tenant:${webhook.organizationId}`;
     const busy = inFlight.get(owner) ?? 0;
@@ -199,7 +210,9 @@ export async function startWebhookDispatcher(boss: PgBoss, deps: WebhookDelivery
     });
     if (!delivered) {
       // The host, never the URL: its path or query may hold the receiver's own secret.
-      log(`webhook ${webhook.id} (${hostGroup(webhook.url)}): delivery ${deliveryId} attempt ${number} failed: ${error}: ${detail}${giveUp ? "; giving up" : ""}`);
+      log(
+        `webhook ${webhook.id} (${hostGroup(webhook.url)}): delivery ${deliveryId} attempt ${number} failed: ${error}: ${detail}${giveUp ? "; giving up" : ""}`,
+      );
     }
   }
 

@@ -33,7 +33,6 @@ export interface WebhookSettings {
   maxPerTenant: number;
 }
 
-
 export interface WebhookServiceDeps extends WebhookSettings {
   db: DrizzleDatabase;
   keyring: Keyring;
@@ -66,7 +65,10 @@ export function createWebhookService(deps: WebhookServiceDeps) {
   }
 
   async function visibleWebhook(principal: Principal, id: string): Promise<Webhook> {
-    const [webhook] = await db.select().from(webhooks).where(and(eq(webhooks.id, id), isNull(webhooks.deletedAt)));
+    const [webhook] = await db
+      .select()
+      .from(webhooks)
+      .where(and(eq(webhooks.id, id), isNull(webhooks.deletedAt)));
     const visible = webhook && (isAdmin(principal) || (webhook.organizationId !== null && webhook.organizationId === principal.organizationId));
     if (!visible) throw new NotFoundError(`webhook ${id} not found`);
     return webhook;
@@ -97,11 +99,23 @@ export function createWebhookService(deps: WebhookServiceDeps) {
         }
         const [created] = await tx
           .insert(webhooks)
-          .values({ organizationId, url: input.url, events: [...new Set(input.events)], secretSealed: sealed.envelope, encryptionKeyId: sealed.keyId, actor: principal.actor })
+          .values({
+            organizationId,
+            url: input.url,
+            events: [...new Set(input.events)],
+            secretSealed: sealed.envelope,
+            encryptionKeyId: sealed.keyId,
+            actor: principal.actor,
+          })
           .returning();
         return created!;
       });
-      await recordAudit(db, principal, { action: "webhook.create", organizationId, target: `webhook:${webhook.id}`, details: { events: input.events } });
+      await recordAudit(db, principal, {
+        action: "webhook.create",
+        organizationId,
+        target: `webhook:${webhook.id}`,
+        details: { events: input.events },
+      });
       return { webhook, secret };
     },
 
@@ -131,17 +145,34 @@ export function createWebhookService(deps: WebhookServiceDeps) {
       const [webhook] = await db.select().from(webhooks).where(eq(webhooks.id, id));
       const visible = webhook && (isAdmin(principal) || (webhook.organizationId !== null && webhook.organizationId === principal.organizationId));
       if (!visible) throw new NotFoundError(`webhook ${id} not found`);
-      const rows = await db.select().from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, id)).orderBy(desc(webhookDeliveries.createdAt)).limit(limit);
+      const rows = await db
+        .select()
+        .from(webhookDeliveries)
+        .where(eq(webhookDeliveries.webhookId, id))
+        .orderBy(desc(webhookDeliveries.createdAt))
+        .limit(limit);
       const attempts =
         rows.length === 0
           ? []
           : await db
               .select()
               .from(webhookDeliveryAttempts)
-              .where(inArray(webhookDeliveryAttempts.deliveryId, rows.map((row) => row.id)))
+              .where(
+                inArray(
+                  webhookDeliveryAttempts.deliveryId,
+                  rows.map((row) => row.id),
+                ),
+              )
               .orderBy(asc(webhookDeliveryAttempts.attempt));
-      const [org] = webhook.organizationId === null ? [] : await db.select({ slug: organizations.slug }).from(organizations).where(eq(organizations.id, webhook.organizationId));
-      return { webhook, tenantSlug: org?.slug ?? null, deliveries: rows.map((row) => ({ ...row, attemptLog: attempts.filter((attempt) => attempt.deliveryId === row.id) })) };
+      const [org] =
+        webhook.organizationId === null
+          ? []
+          : await db.select({ slug: organizations.slug }).from(organizations).where(eq(organizations.id, webhook.organizationId));
+      return {
+        webhook,
+        tenantSlug: org?.slug ?? null,
+        deliveries: rows.map((row) => ({ ...row, attemptLog: attempts.filter((attempt) => attempt.deliveryId === row.id) })),
+      };
     },
   };
 }

@@ -51,7 +51,9 @@ export class DeliveryFailure extends Error {
   }
 }
 
-export type ResolvedTarget = { ok: true; addresses: ClassifiedAddress[] } | { ok: false; reason: "scheme" | "address" | "dns"; message: string; detail: string };
+export type ResolvedTarget =
+  | { ok: true; addresses: ClassifiedAddress[] }
+  | { ok: false; reason: "scheme" | "address" | "dns"; message: string; detail: string };
 
 /** Resolves the target (unless it is an IP literal) and checks every address it can reach. */
 export async function resolveTarget(
@@ -85,7 +87,11 @@ export function pinnedLookup(addresses: readonly ClassifiedAddress[]): LookupFun
       callback(Object.assign(new Error("no checked address of the requested family"), { code: "ENOTFOUND" }), "", 0);
       return;
     }
-    if (options.all) callback(null, wanted.map((entry) => ({ address: entry.address, family: entry.family })));
+    if (options.all)
+      callback(
+        null,
+        wanted.map((entry) => ({ address: entry.address, family: entry.family })),
+      );
     else callback(null, wanted[0]!.address, wanted[0]!.family);
   };
 }
@@ -113,7 +119,12 @@ export function postPinned(target: WebhookTarget, addresses: readonly Classified
       lookup: pinnedLookup(addresses),
       agent: false,
       // `ca` replaces the default roots: keep them when extra CAs are trusted.
-      ...(isHttps ? { servername: target.literal === undefined ? target.hostname : undefined, ca: options.ca ? [...rootCertificates, ...options.ca] : undefined } : {}),
+      ...(isHttps
+        ? {
+            servername: target.literal === undefined ? target.hostname : undefined,
+            ca: options.ca ? [...rootCertificates, ...options.ca] : undefined,
+          }
+        : {}),
     });
     const overall = setTimeout(() => request.destroy(new DeliveryFailure("timeout", `no answer within ${options.timeoutMs} ms`)), options.timeoutMs);
     const finish = () => clearTimeout(overall);
@@ -139,4 +150,3 @@ export function postPinned(target: WebhookTarget, addresses: readonly Classified
     request.end(options.body);
   });
 }
-

@@ -52,7 +52,9 @@ export async function advanceOnboardingStatus(
   const moved = await moveOnboardingStatus(db, organizationId, next, { from: ADVANCING, reasons: next === "action_required" ? reasons : null });
   // The milestone the onboarding KPIs measure to (services/core/onboarding-overview.ts); written once.
   if (next === "completed" && org.status !== "completed" && moved) {
-    await db.insert(auditLog).values({ actor: "system:validation", organizationId, action: "onboarding.completed", target: `tenant:${organizationId}` });
+    await db
+      .insert(auditLog)
+      .values({ actor: "system:validation", organizationId, action: "onboarding.completed", target: `tenant:${organizationId}` });
   }
   if (moved && next !== org.status && (next === "completed" || next === "action_required")) {
     await emitNotification(db, {

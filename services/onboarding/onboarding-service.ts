@@ -101,7 +101,7 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
     /** The bootstrap role answered: with the quick-start flow, the first preview/up starts by itself. */
     async afterConnect(organizationId: number): Promise<void> {
       const [org] = await db.select().from(organizations).where(eq(organizations.id, organizationId));
-      if (!org || org.onboardingFlowVersion !== "quick_start" || !STARTS_ON_CONNECT.includes(org.onboardingStatus)) return;
+      if (org?.onboardingFlowVersion !== "quick_start" || !STARTS_ON_CONNECT.includes(org.onboardingStatus)) return;
       const started = await start(systemPrincipal("system:bootstrap-wait", org.id), org);
       deps.log?.(`onboarding ${org.slug}: AWS connected, ${started.kind} run ${started.runId} requested`);
     },

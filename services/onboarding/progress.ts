@@ -6,7 +6,15 @@
 import { eq, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { preparedPerDatabase } from "../../db/prepared-query";
-import { organizations, runEvents, type DiscoveryScan, type OnboardingStatus, type Run, type StatusReason, type DriftedResource } from "../../db/schema";
+import {
+  organizations,
+  runEvents,
+  type DiscoveryScan,
+  type OnboardingStatus,
+  type Run,
+  type StatusReason,
+  type DriftedResource,
+} from "../../db/schema";
 import { deploymentSummary, type DeploymentSummary } from "../rollout/rollout-summary";
 import { latestScan, latestUp, validateTenant } from "../rollout/validation-checks";
 import { owesAgent, rolloutStanding } from "../rollout/stopped-instances-fns";
@@ -50,7 +58,12 @@ const resourceCountsQuery = preparedPerDatabase((db) =>
 
 const tenantStateQuery = preparedPerDatabase((db) =>
   db
-    .select({ status: organizations.onboardingStatus, reasons: organizations.statusReasons, drift: organizations.drift, settings: organizations.integrationSettings })
+    .select({
+      status: organizations.onboardingStatus,
+      reasons: organizations.statusReasons,
+      drift: organizations.drift,
+      settings: organizations.integrationSettings,
+    })
     .from(organizations)
     .where(eq(organizations.id, sql.placeholder("organizationId")))
     .prepare("tenant_progress_state"),
@@ -101,14 +114,12 @@ export async function tenantProgress(db: DrizzleDatabase, organizationId: number
     latestScan(db, organizationId),
   ]);
   const rollout = await deploymentSummary(db, organizationId, org?.settings ?? {});
-  const [stack, validation] = await Promise.all([
-    stackProgress(db, lastUp),
-    validateTenant(db, organizationId, { now, rollout, lastUp, lastScan }),
-  ]);
+  const [stack, validation] = await Promise.all([stackProgress(db, lastUp), validateTenant(db, organizationId, { now, rollout, lastUp, lastScan })]);
   const discovery = discoveryProgress(lastScan, rollout.instances.length);
   const deployment = deploymentPhase(rollout);
   const validationPhase: TenantProgress["validation"] = {
-    status: validation.passed === validation.total ? "completed" : validation.checks.some((check) => check.status === "failed") ? "failed" : "in_progress",
+    status:
+      validation.passed === validation.total ? "completed" : validation.checks.some((check) => check.status === "failed") ? "failed" : "in_progress",
     progress: pct(validation.passed, validation.total),
     checksPassed: validation.passed,
     checksTotal: validation.total,
@@ -130,6 +141,9 @@ export async function tenantProgress(db: DrizzleDatabase, organizationId: number
     onboardingStatus: status,
     actionRequired: status === "action_required" ? (org?.reasons ?? []) : [],
     changePending: rollout.changePending,
-    drift: org?.drift?.status === "drifted" ? { status: "drifted" as const, runId: org.drift.runId, checkedAt: org.drift.checkedAt, resources: org.drift.resources } : null,
+    drift:
+      org?.drift?.status === "drifted"
+        ? { status: "drifted" as const, runId: org.drift.runId, checkedAt: org.drift.checkedAt, resources: org.drift.resources }
+        : null,
   };
 }

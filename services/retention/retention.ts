@@ -63,12 +63,19 @@ export async function pruneExpired(db: DrizzleDatabase, policy: RetentionPolicy,
     affected(
       await db.execute(sql`
         delete from ${sql.identifier(table)} t using (${candidates} limit ${policy.batchSize}) doomed
-        where ${sql.join(keyColumns.map((column) => sql`t.${sql.identifier(column)} = doomed.${sql.identifier(column)}`), sql` and `)}`),
+        where ${sql.join(
+          keyColumns.map((column) => sql`t.${sql.identifier(column)} = doomed.${sql.identifier(column)}`),
+          sql` and `,
+        )}`),
     );
 
   const keys = await inBatches(
     policy,
-    batch("idempotency_keys", ["actor", "key"], sql`select actor, key from idempotency_keys where created_at < ${keysBefore.toISOString()}::timestamptz`),
+    batch(
+      "idempotency_keys",
+      ["actor", "key"],
+      sql`select actor, key from idempotency_keys where created_at < ${keysBefore.toISOString()}::timestamptz`,
+    ),
   );
 
   const events = await inBatches(

@@ -44,7 +44,8 @@ export function actionRequiredReasons(facts: OnboardingFacts): StatusReason[] {
       fix: "check that the XDR access role can be assumed (an up restores it), then discover again",
     });
   }
-  const discovered = facts.lastScan !== undefined && facts.lastScan !== null && facts.lastScan.status !== "queued" && facts.lastScan.status !== "running";
+  const discovered =
+    facts.lastScan !== undefined && facts.lastScan !== null && facts.lastScan.status !== "queued" && facts.lastScan.status !== "running";
   if (discovered && rollout.instances.length > 0 && rollout.targeted === 0 && rollout.targeting) {
     reasons.push({
       reason: `nothing can be targeted: the applied targeting (${rollout.targeting}) covers none of the ${count(rollout.instances.length, "discovered asset")}`,

@@ -89,7 +89,10 @@ export async function ssmClient(session: TenantSession, region: string): Promise
 }
 
 /** Latest recorded retry command per instance. */
-async function latestCommands(db: DrizzleDatabase, organizationId: number): Promise<Map<string, { commandId: string; region: string; requestedAt: Date }>> {
+async function latestCommands(
+  db: DrizzleDatabase,
+  organizationId: number,
+): Promise<Map<string, { commandId: string; region: string; requestedAt: Date }>> {
   const rows = await db
     .select()
     .from(agentCommands)
@@ -97,7 +100,9 @@ async function latestCommands(db: DrizzleDatabase, organizationId: number): Prom
     .orderBy(desc(agentCommands.requestedAt))
     .limit(200);
   const latest = new Map<string, { commandId: string; region: string; requestedAt: Date }>();
-  for (const row of rows) for (const id of row.instanceIds) if (!latest.has(id)) latest.set(id, { commandId: row.commandId, region: row.region, requestedAt: row.requestedAt });
+  for (const row of rows)
+    for (const id of row.instanceIds)
+      if (!latest.has(id)) latest.set(id, { commandId: row.commandId, region: row.region, requestedAt: row.requestedAt });
   return latest;
 }
 

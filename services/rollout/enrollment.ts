@@ -43,11 +43,14 @@ export class InstanceNotOfTenantError extends ForbiddenError {
 }
 
 export class InstanceNotDiscoveredError extends ConflictError {
-  constructor(readonly instanceId: string, region: string) {
-    super(
-      `instance ${instanceId} in ${region} is not among the tenant's discovered assets (yet): retry after the next discovery`,
-      { code: "instance_not_discovered", details: { retryable: true } },
-    );
+  constructor(
+    readonly instanceId: string,
+    region: string,
+  ) {
+    super(`instance ${instanceId} in ${region} is not among the tenant's discovered assets (yet): retry after the next discovery`, {
+      code: "instance_not_discovered",
+      details: { retryable: true },
+    });
   }
 }
 
@@ -173,7 +176,13 @@ export async function enrollAgent(db: DrizzleDatabase, trust: IdentityTrust, req
     }
     const credential = generateToken(AGENT_CREDENTIAL_PREFIX);
     const assetId = await markAssetCheckedIn(tx, organizationId, instanceId, now);
-    const fields = { assetId, hostname: request.hostname, version: request.agentVersion, lastHeartbeatAt: now, credentialHash: hashToken(credential) };
+    const fields = {
+      assetId,
+      hostname: request.hostname,
+      version: request.agentVersion,
+      lastHeartbeatAt: now,
+      credentialHash: hashToken(credential),
+    };
     const [agent] = await tx
       .insert(agents)
       .values({ organizationId, instanceId, enrolledAt: now, ...fields })

@@ -30,7 +30,6 @@ export const identityCertificatesFileSchema = z.object({
     )
     .min(1, "must hold at least one certificate"),
 });
-type IdentityCertificatesFile = z.infer<typeof identityCertificatesFileSchema>;
 
 /** Region -> the public keys that may sign its identity documents. */
 export interface IdentityTrust {

@@ -23,12 +23,7 @@ export interface RetryResult {
   commands: RetryCommand[];
 }
 
-export async function retryFailedDeployments(
-  db: DrizzleDatabase,
-  session: TenantSession,
-  actor: string,
-  now = new Date(),
-): Promise<RetryResult> {
+export async function retryFailedDeployments(db: DrizzleDatabase, session: TenantSession, actor: string, now = new Date()): Promise<RetryResult> {
   const failed = (
     await db
       .select()

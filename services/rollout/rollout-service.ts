@@ -29,7 +29,12 @@ export interface RolloutServiceDeps {
   onRolloutChanged?(organizationId: number, details?: { refreshError?: string }): Promise<void>;
 }
 
-export function createRolloutService({ db, keyring, identityTrust = awsIdentityTrust(), onRolloutChanged = async () => undefined }: RolloutServiceDeps) {
+export function createRolloutService({
+  db,
+  keyring,
+  identityTrust = awsIdentityTrust(),
+  onRolloutChanged = async () => undefined,
+}: RolloutServiceDeps) {
   return {
     /** The rollout summary, read from SSM first when asked and possible. */
     async deployment(org: Organization, refresh: boolean) {

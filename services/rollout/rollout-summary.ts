@@ -146,7 +146,8 @@ async function rolloutRows(db: DrizzleDatabase, organizationId: number, applied:
     const targeted = decision?.targeted === true || (asset.agentCompatible && asset.agentStatus === "checked_in");
     const stored = typeof asset.agentStatusDetail?.reason === "string" ? asset.agentStatusDetail.reason : null;
     // A stored reason from an older targeting is stale once the applied targeting leaves the instance out.
-    const reason = decision && !decision.targeted && asset.agentStatus !== "checked_in" ? decision.message : (stored ?? fallbackReason(asset, targeted, applied));
+    const reason =
+      decision && !decision.targeted && asset.agentStatus !== "checked_in" ? decision.message : (stored ?? fallbackReason(asset, targeted, applied));
     return { asset, targeted, reason };
   });
 }
@@ -185,7 +186,13 @@ function tallyRows(rows: RolloutRow[]): RolloutTally {
       platform: typeof asset.assetData.platform === "string" ? asset.assetData.platform : null,
       state: asset.assetType === "ec2" && typeof asset.assetData.state === "string" ? asset.assetData.state : null,
       targeted,
-      agentStatus: !asset.agentCompatible ? "not_applicable" : targeted ? asset.agentStatus : asset.agentStatus === "unknown" ? "not_targeted" : asset.agentStatus,
+      agentStatus: !asset.agentCompatible
+        ? "not_applicable"
+        : targeted
+          ? asset.agentStatus
+          : asset.agentStatus === "unknown"
+            ? "not_targeted"
+            : asset.agentStatus,
       reason,
       statusAt: asset.agentStatusAt ?? null,
     });
@@ -195,7 +202,11 @@ function tallyRows(rows: RolloutRow[]): RolloutTally {
 }
 
 /** The tenant's rollout; its `instances` list is shared with other callers while the assets are unchanged: read only. */
-export async function deploymentSummary(db: DrizzleDatabase, organizationId: number, knownSettings?: IntegrationSettings): Promise<DeploymentSummary> {
+export async function deploymentSummary(
+  db: DrizzleDatabase,
+  organizationId: number,
+  knownSettings?: IntegrationSettings,
+): Promise<DeploymentSummary> {
   const { settings, applied, tally } = await loadRollout(db, organizationId, knownSettings);
   return {
     targeting: applied ? describeTargeting(applied.targeting) : null,

@@ -11,13 +11,7 @@ import { agents, discoveryScans, integrationCredentials, runs, type DiscoverySca
 import { deploymentSummary, type DeploymentInstance, type DeploymentSummary } from "./rollout-summary";
 import { owesAgent, rolloutStanding } from "./stopped-instances-fns";
 
-export const CHECK_NAMES = [
-  "integration_healthy",
-  "assets_discovered",
-  "agents_targeted",
-  "agents_installed",
-  "agents_checked_in",
-] as const;
+export const CHECK_NAMES = ["integration_healthy", "assets_discovered", "agents_targeted", "agents_installed", "agents_checked_in"] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];
 export type CheckStatus = "passed" | "failed" | "pending";
 
@@ -60,14 +54,22 @@ function instanceGroups(instances: DeploymentInstance[]): InstanceGroups {
     const targeted = instances.filter((instance) => instance.targeted);
     const running = targeted.filter(owesAgent);
     const notInstalled = running.filter((instance) => rolloutStanding(instance) !== "installed");
-    groups = { liveAssets: instances.length, targeted, running, runningIds: new Set(running.map((instance) => instance.assetId)), notInstalled, failedInstalls: notInstalled.filter((instance) => instance.agentStatus === "failed") };
+    groups = {
+      liveAssets: instances.length,
+      targeted,
+      running,
+      runningIds: new Set(running.map((instance) => instance.assetId)),
+      notInstalled,
+      failedInstalls: notInstalled.filter((instance) => instance.agentStatus === "failed"),
+    };
     groupsOfList.set(instances, groups);
   }
   return groups;
 }
 
 /** The first few of `total` names, and how many more. */
-const listSome = (shown: string[], total: number) => (total > shown.length ? `${shown.join(", ")} and ${total - shown.length} more` : shown.join(", "));
+const listSome = (shown: string[], total: number) =>
+  total > shown.length ? `${shown.join(", ")} and ${total - shown.length} more` : shown.join(", ");
 const listNames = (names: string[]) => listSome(names.slice(0, 5), names.length);
 const listInstances = (instances: DeploymentInstance[]) => listSome(instances.slice(0, 5).map(label), instances.length);
 
@@ -153,7 +155,8 @@ export async function validateTenant(db: DrizzleDatabase, organizationId: number
 
   if (!lastScan) checks.push(pending("assets_discovered", "no discovery has run yet"));
   else if (lastScan.status === "queued" || lastScan.status === "running") checks.push(pending("assets_discovered", "discovery is running"));
-  else if (lastScan.status === "failed") checks.push(failed("assets_discovered", `the last discovery failed: ${lastScan.error?.message ?? "unknown error"}`));
+  else if (lastScan.status === "failed")
+    checks.push(failed("assets_discovered", `the last discovery failed: ${lastScan.error?.message ?? "unknown error"}`));
   else if (liveAssets === 0) checks.push(failed("assets_discovered", "discovery found no assets in the configured regions"));
   else if (lastScan.status === "partial") {
     const regions = (lastScan.regions ?? []).filter((region) => region.status === "failed").map((region) => region.region);
@@ -163,7 +166,10 @@ export async function validateTenant(db: DrizzleDatabase, organizationId: number
   if (liveAssets === 0) checks.push(pending("agents_targeted", "no assets discovered yet"));
   else if (!summary.targeting) checks.push(pending("agents_targeted", "the tenant's stack has not been applied yet"));
   else if (targeted.length === 0) {
-    const examples = summary.instances.filter((instance) => instance.reason).slice(0, 3).map((instance) => `${instance.name ?? instance.assetId}: ${instance.reason}`);
+    const examples = summary.instances
+      .filter((instance) => instance.reason)
+      .slice(0, 3)
+      .map((instance) => `${instance.name ?? instance.assetId}: ${instance.reason}`);
     checks.push(
       failed(
         "agents_targeted",
@@ -176,7 +182,12 @@ export async function validateTenant(db: DrizzleDatabase, organizationId: number
   else {
     if (notInstalled.length === 0) checks.push(passed("agents_installed"));
     else if (failedInstalls.length > 0) {
-      checks.push(failed("agents_installed", `the install failed on ${failedInstalls.length} of ${running.length} running targeted instances: ${listInstances(failedInstalls)}`));
+      checks.push(
+        failed(
+          "agents_installed",
+          `the install failed on ${failedInstalls.length} of ${running.length} running targeted instances: ${listInstances(failedInstalls)}`,
+        ),
+      );
     } else if (summary.unmanaged > 0) {
       checks.push(
         failed(
@@ -185,7 +196,12 @@ export async function validateTenant(db: DrizzleDatabase, organizationId: number
         ),
       );
     } else {
-      checks.push(pending("agents_installed", `${notInstalled.length} of ${running.length} running targeted instances have no agent yet: ${listInstances(notInstalled)}`));
+      checks.push(
+        pending(
+          "agents_installed",
+          `${notInstalled.length} of ${running.length} running targeted instances have no agent yet: ${listInstances(notInstalled)}`,
+        ),
+      );
     }
   }
 

@@ -68,9 +68,7 @@ export async function stackProcesses(stackName: string): Promise<{ pid: number; 
   const roots = processes.filter((_, index) => marked[index]);
   // A session is the operation's when the CLI launcher made its CLI the leader (or its leader is gone); never ours.
   const sessions = new Set(
-    roots
-      .filter((p) => p.session !== self?.session && (p.session === p.pid || !processes.some((q) => q.pid === p.session)))
-      .map((p) => p.session),
+    roots.filter((p) => p.session !== self?.session && (p.session === p.pid || !processes.some((q) => q.pid === p.session))).map((p) => p.session),
   );
   const doomed = new Set(roots.map((p) => p.pid));
   for (const p of processes) if (sessions.has(p.session) && notSelf(p)) doomed.add(p.pid);

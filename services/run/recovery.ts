@@ -23,11 +23,7 @@ export interface RecoveryOptions {
  * (cancel), the checkpoint's pending operations, the queue job. Nothing is retried automatically. Runs this process
  * executes are never touched, even when their liveness session dropped (executing-runs.ts).
  */
-export async function recoverInterruptedRuns(
-  db: DrizzleDatabase,
-  automation: AutomationSettings,
-  options: RecoveryOptions = {},
-): Promise<string[]> {
+export async function recoverInterruptedRuns(db: DrizzleDatabase, automation: AutomationSettings, options: RecoveryOptions = {}): Promise<string[]> {
   const running = await db.select({ id: runs.id }).from(runs).where(eq(runs.status, "running"));
   const recovered: string[] = [];
   for (const { id } of running) {
@@ -47,7 +43,10 @@ export async function recoverInterruptedRuns(
 
 async function recoverRun(db: DrizzleDatabase, automation: AutomationSettings, options: RecoveryOptions, runId: string): Promise<boolean> {
   // It may have finished between the listing and the lock.
-  const [run] = await db.select().from(runs).where(and(eq(runs.id, runId), eq(runs.status, "running")));
+  const [run] = await db
+    .select()
+    .from(runs)
+    .where(and(eq(runs.id, runId), eq(runs.status, "running")));
   if (!run) return false;
   const dropped = await releaseStack(automation, run.stackName, { log: options.log && ((message) => options.log!(`recovery: ${message}`)) });
   if (run.jobId && options.boss) await options.boss.cancel(RUN_QUEUE, run.jobId).catch(() => undefined);
@@ -63,9 +62,7 @@ async function recoverRun(db: DrizzleDatabase, automation: AutomationSettings, o
             ? `; ${dropped.length} unfinished operation(s) were dropped from the state (see diagnostics): a resource whose create was in flight may exist in the account and must be imported or deleted before the next up`
             : ""),
         kind: "Interrupted",
-        ...(dropped.length > 0
-          ? { diagnostics: droppedDiagnostics(dropped) }
-          : {}),
+        ...(dropped.length > 0 ? { diagnostics: droppedDiagnostics(dropped) } : {}),
       },
     })
     .where(and(eq(runs.id, run.id), eq(runs.status, "running")))

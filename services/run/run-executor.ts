@@ -83,7 +83,11 @@ function stoppedOutcome(run: Run, reason: StopReason, dropped: DroppedOperation[
   }`;
   const diagnostics = dropped.length > 0 ? { diagnostics: droppedDiagnostics(dropped) } : {};
   if (reason.kind === "cancelled") {
-    return { status: "cancelled", finishedAt: new Date(), error: { kind: "Cancelled", message: `cancelled by ${reason.actor} while running${cleared}`, ...diagnostics } };
+    return {
+      status: "cancelled",
+      finishedAt: new Date(),
+      error: { kind: "Cancelled", message: `cancelled by ${reason.actor} while running${cleared}`, ...diagnostics },
+    };
   }
   if (reason.kind === "shutdown") {
     const message = `the service shut down before this run finished (${reason.variable}): its stack operation was cancelled; request the run again${cleared}`;
@@ -120,7 +124,10 @@ export async function executeRun(deps: RunExecutorDeps, runId: string, { jobSign
       if (!claimed) return; // already handled (e.g. marked interrupted, cancelled): never run twice
       execution.stackName = claimed.stackName;
       const timeoutSeconds = deps.timeoutSeconds?.[claimed.kind] ?? DEFAULT_RUN_TIMEOUT_SECONDS[claimed.kind];
-      timer = setTimeout(() => execution.stop({ kind: "timeout", seconds: timeoutSeconds, variable: timeoutVariableOf(claimed.kind) }), timeoutSeconds * 1000);
+      timer = setTimeout(
+        () => execution.stop({ kind: "timeout", seconds: timeoutSeconds, variable: timeoutVariableOf(claimed.kind) }),
+        timeoutSeconds * 1000,
+      );
       jobSignal?.addEventListener("abort", onJobAbort);
       const { log: logger, metrics } = deps.telemetry ?? noopTelemetry;
       const queueWaitSeconds = (claimed.startedAt!.getTime() - claimed.requestedAt.getTime()) / 1000;
@@ -132,12 +139,15 @@ export async function executeRun(deps: RunExecutorDeps, runId: string, { jobSign
       if (execution.stopReason && outcome.status !== "succeeded") {
         await execution.killLeftovers();
         // Should clearing fail, the run still ends; the next run (or recovery) finds the lock and says so.
-        const dropped = await releaseStack(deps.automation, claimed.stackName, { cli: deps.cli, log: (message) => log(`run ${runId}: ${message}`) }).catch(
-          (error: unknown) => {
-            log(`run ${runId}: clearing the stopped operation's lock and pending operations failed: ${error instanceof Error ? error.message : String(error)}`);
-            return [];
-          },
-        );
+        const dropped = await releaseStack(deps.automation, claimed.stackName, {
+          cli: deps.cli,
+          log: (message) => log(`run ${runId}: ${message}`),
+        }).catch((error: unknown) => {
+          log(
+            `run ${runId}: clearing the stopped operation's lock and pending operations failed: ${error instanceof Error ? error.message : String(error)}`,
+          );
+          return [];
+        });
         outcome = stoppedOutcome(claimed, execution.stopReason, dropped);
       }
       const [finished] = await db
@@ -147,21 +157,31 @@ export async function executeRun(deps: RunExecutorDeps, runId: string, { jobSign
         .returning();
       if (!finished) {
         const [now] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, runId));
-        log(`run ${runId}: finished ${String(outcome.status)} but its status was changed to ${now?.status ?? "(deleted)"} meanwhile; that status is kept`);
+        log(
+          `run ${runId}: finished ${String(outcome.status)} but its status was changed to ${now?.status ?? "(deleted)"} meanwhile; that status is kept`,
+        );
         return;
       }
       const durationSeconds = (finished.finishedAt!.getTime() - claimed.startedAt!.getTime()) / 1000;
       metrics.runFinished(finished.kind, finished.status, durationSeconds);
       (finished.status === "succeeded" ? logger.info : logger.warn)(
-        { event: "run.finished", ...runFields(finished, tenant?.slug), status: finished.status, durationMs: Math.round(durationSeconds * 1000), errorKind: finished.error?.kind },
+        {
+          event: "run.finished",
+          ...runFields(finished, tenant?.slug),
+          status: finished.status,
+          durationMs: Math.round(durationSeconds * 1000),
+          errorKind: finished.error?.kind,
+        },
         "run finished",
       );
-      await deps.onRunFinished?.(finished).catch((error: unknown) =>
-        log(`run ${runId}: follow-up failed: ${error instanceof Error ? error.message : String(error)}`),
-      );
+      await deps
+        .onRunFinished?.(finished)
+        .catch((error: unknown) => log(`run ${runId}: follow-up failed: ${error instanceof Error ? error.message : String(error)}`));
     } finally {
       // The liveness session may have dropped (a database restart): the lock went with it, nothing to release.
-      await release?.().catch((error: unknown) => log(`run ${runId}: releasing its liveness lock: ${error instanceof Error ? error.message : String(error)}`));
+      await release?.().catch((error: unknown) =>
+        log(`run ${runId}: releasing its liveness lock: ${error instanceof Error ? error.message : String(error)}`),
+      );
     }
   } finally {
     clearTimeout(timer);

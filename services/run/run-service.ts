@@ -73,9 +73,15 @@ export function createRunService(deps: RunServiceDeps) {
       }
       return undefined;
     }
-    if (!isAdmin(principal)) throw new ForbiddenError("only a platform admin may approve a saved plan", { fields: [{ field: "plan_run_id", message: "may only be given by a platform admin" }] });
-    const [preview] = await db.select().from(runs).where(and(eq(runs.id, planRunId), eq(runs.organizationId, org.id)));
-    if (!preview || preview.kind !== "preview" || preview.status !== "succeeded" || !preview.planRef) {
+    if (!isAdmin(principal))
+      throw new ForbiddenError("only a platform admin may approve a saved plan", {
+        fields: [{ field: "plan_run_id", message: "may only be given by a platform admin" }],
+      });
+    const [preview] = await db
+      .select()
+      .from(runs)
+      .where(and(eq(runs.id, planRunId), eq(runs.organizationId, org.id)));
+    if (preview?.kind !== "preview" || preview.status !== "succeeded" || !preview.planRef) {
       throw new UnprocessableError("plan_run_id must name a succeeded preview of this tenant that saved a plan", {
         code: "plan_not_approvable",
         fields: [{ field: "plan_run_id", message: "is not a succeeded preview with a saved plan" }],
@@ -88,19 +94,19 @@ export function createRunService(deps: RunServiceDeps) {
     await assertRunnable(org, kind);
     const planRef = await planFor(principal, org, kind, options.planRunId);
     return deps.queue.request(
-        {
-          organizationId: org.id,
-          stackName: stackNameFor(org.slug),
-          kind,
-          actor: principal.actor,
-          planRef,
-          remediatesRunId: options.remediatesRunId,
-          fleetRunId: options.fleetRunId,
-          // Fleet runs and drift remediation (the service acting on its own) have their own concurrency limits.
-          maxQueuedRuns: isTokenHolder(principal) ? deps.maxQueuedRunsPerTenant : undefined,
-        },
-        { queueBehindActive: options.queue ?? false },
-      );
+      {
+        organizationId: org.id,
+        stackName: stackNameFor(org.slug),
+        kind,
+        actor: principal.actor,
+        planRef,
+        remediatesRunId: options.remediatesRunId,
+        fleetRunId: options.fleetRunId,
+        // Fleet runs and drift remediation (the service acting on its own) have their own concurrency limits.
+        maxQueuedRuns: isTokenHolder(principal) ? deps.maxQueuedRunsPerTenant : undefined,
+      },
+      { queueBehindActive: options.queue ?? false },
+    );
   }
 
   const service = {
@@ -136,7 +142,9 @@ export function createRunService(deps: RunServiceDeps) {
       const outcome = TERMINAL_RUN_STATUSES.includes(run.status) ? "finished" : await deps.queue.cancel(run.id, principal.actor);
       if (outcome === "finished") {
         const [now] = await db.select({ status: runs.status }).from(runs).where(eq(runs.id, run.id));
-        throw new ConflictError(`run ${run.id} already finished (${now?.status ?? run.status}); there is nothing to cancel`, { code: "run_finished" });
+        throw new ConflictError(`run ${run.id} already finished (${now?.status ?? run.status}); there is nothing to cancel`, {
+          code: "run_finished",
+        });
       }
       await recordAudit(db, principal, { action: "run.cancel", organizationId: org.id, target: `run:${run.id}`, details: { status: run.status } });
       return { runId: run.id, status: outcome };
@@ -152,7 +160,10 @@ export function createRunService(deps: RunServiceDeps) {
     },
 
     async get(org: Organization, runId: string): Promise<Run> {
-      const [run] = await db.select().from(runs).where(and(eq(runs.id, runId), eq(runs.organizationId, org.id)));
+      const [run] = await db
+        .select()
+        .from(runs)
+        .where(and(eq(runs.id, runId), eq(runs.organizationId, org.id)));
       if (!run) throw new NotFoundError(`run ${runId} not found`);
       return run;
     },

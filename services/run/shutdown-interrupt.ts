@@ -57,7 +57,8 @@ export async function interruptExecutingRuns(
       await cancelTenantStack(stack);
       await clearPendingOperations(stack);
     } catch (error) {
-      if (!(error instanceof StackNotFoundError)) log(`shutdown: could not clear the lock of ${stackName}: ${error instanceof Error ? error.message : String(error)}`);
+      if (!(error instanceof StackNotFoundError))
+        log(`shutdown: could not clear the lock of ${stackName}: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
   return runIds;

@@ -35,4 +35,3 @@ export async function releaseStack(
 export function droppedDiagnostics(dropped: DroppedOperation[]) {
   return dropped.map((operation) => ({ severity: "warning" as const, message: `pending ${operation.type} dropped`, urn: operation.urn }));
 }
-

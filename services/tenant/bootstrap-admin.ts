@@ -67,11 +67,7 @@ export async function ensureBootstrapAdmin(
       .select({ id: apiTokens.id })
       .from(apiTokens)
       .where(
-        and(
-          eq(apiTokens.scope, "platform_admin"),
-          isNull(apiTokens.revokedAt),
-          or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, sql`now()`)),
-        ),
+        and(eq(apiTokens.scope, "platform_admin"), isNull(apiTokens.revokedAt), or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, sql`now()`))),
       )
       .limit(1);
     if (existing) return undefined;

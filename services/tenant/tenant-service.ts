@@ -6,8 +6,16 @@ import { and, asc, eq, gt, isNull, or, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { preparedPerDatabase } from "../../db/prepared-query";
 import { generateToken, hashToken } from "../../db/crypto";
-import { apiTokens, integrationCredentials, organizations, type ApiToken, type IntegrationSettings, type OnboardingFlowVersion, type Organization } from "../../db/schema";
-import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, UnprocessableError, ValidationError, type FieldProblem } from "../../lib/errors";
+import {
+  apiTokens,
+  integrationCredentials,
+  organizations,
+  type ApiToken,
+  type IntegrationSettings,
+  type OnboardingFlowVersion,
+  type Organization,
+} from "../../db/schema";
+import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, UnprocessableError, type FieldProblem } from "../../lib/errors";
 import { recordAudit } from "../core/audit-store";
 import { actorOf, isAdmin, requireAdmin, type Principal } from "../core/principal";
 import { onboardingOverview } from "../core/onboarding-overview";
@@ -35,7 +43,12 @@ const tokenIsLiveQuery = preparedPerDatabase((db) =>
 );
 
 const tenantBySlugQuery = preparedPerDatabase((db) =>
-  db.select().from(organizations).where(eq(organizations.slug, sql.placeholder("slug"))).limit(1).prepare("tenant_by_slug"),
+  db
+    .select()
+    .from(organizations)
+    .where(eq(organizations.slug, sql.placeholder("slug")))
+    .limit(1)
+    .prepare("tenant_by_slug"),
 );
 
 /** A settings change: `undefined` keeps a setting, `null` removes it. */
@@ -199,7 +212,10 @@ export function createTenantService({ db, platformAccounts }: TenantServiceDeps)
       if (!token) throw new UnauthorizedError("invalid, revoked or expired token");
       // last_used_at is refreshed at most once a minute per token.
       if (!token.lastUsedAt || now - token.lastUsedAt.getTime() > 60_000) {
-        await db.update(apiTokens).set({ lastUsedAt: new Date(now) }).where(eq(apiTokens.id, token.id));
+        await db
+          .update(apiTokens)
+          .set({ lastUsedAt: new Date(now) })
+          .where(eq(apiTokens.id, token.id));
       }
       return principalOf(token);
     },
@@ -331,7 +347,10 @@ export function createTenantService({ db, platformAccounts }: TenantServiceDeps)
      */
     async revokeToken(principal: Principal, org: Organization | null, tokenId: number): Promise<ApiToken> {
       if (org === null) requireAdmin(principal);
-      const [token] = await db.select().from(apiTokens).where(and(eq(apiTokens.id, tokenId), ownedBy(org)));
+      const [token] = await db
+        .select()
+        .from(apiTokens)
+        .where(and(eq(apiTokens.id, tokenId), ownedBy(org)));
       if (!token) throw new NotFoundError(`token ${tokenId} not found`);
       if (token.id === principal.tokenId) {
         throw new ConflictError("a token cannot revoke itself: revoke it with another token", { code: "own_token" });

@@ -129,20 +129,36 @@ async function runSchemathesis(label: string, token: string): Promise<FuzzResult
   await writeFile(config, SCHEMATHESIS_CONFIG);
   const ndjson = join(workDir, `${label}.ndjson`);
   const args = [
-    "--config-file", config,
-    "run", `${service.server.baseUrl}/openapi.json`,
-    "--header", `Authorization: Bearer ${token}`,
-    "--checks", "all",
-    "--phases", "examples,coverage,fuzzing,stateful",
-    "--mode", "all",
-    "--seed", String(SEED),
-    "--max-examples", String(MAX_EXAMPLES),
-    "--generation-database", "none",
-    "--workers", "1",
-    "--request-timeout", "30",
-    "--suppress-health-check", "all",
-    "--report", "ndjson", "--report-ndjson-path", ndjson,
-    "--output-sanitize", "true",
+    "--config-file",
+    config,
+    "run",
+    `${service.server.baseUrl}/openapi.json`,
+    "--header",
+    `Authorization: Bearer ${token}`,
+    "--checks",
+    "all",
+    "--phases",
+    "examples,coverage,fuzzing,stateful",
+    "--mode",
+    "all",
+    "--seed",
+    String(SEED),
+    "--max-examples",
+    String(MAX_EXAMPLES),
+    "--generation-database",
+    "none",
+    "--workers",
+    "1",
+    "--request-timeout",
+    "30",
+    "--suppress-health-check",
+    "all",
+    "--report",
+    "ndjson",
+    "--report-ndjson-path",
+    ndjson,
+    "--output-sanitize",
+    "true",
     "--no-color",
   ];
   const child = spawn(SCHEMATHESIS, args, { cwd: workDir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
@@ -185,19 +201,23 @@ describe("the contract under schemathesis", () => {
   it.each([
     ["platform admin", () => adminToken],
     ["tenant", () => tenantToken],
-  ])("holds with a %s token: no failure of any check", async (label, token) => {
-    expect(existsSync(SCHEMATHESIS), `${SCHEMATHESIS} is missing: run bash scripts/toolchain.sh`).toBe(true);
-    const result = await runSchemathesis(label.replace(/\W+/g, "-"), token());
-    process.stdout.write(
-      `schemathesis (${label} token, seed ${SEED}, at most ${MAX_EXAMPLES} examples per operation): ${result.requests} requests; failures by check: ${JSON.stringify(result.failures)}\n`,
-    );
-    expect(result.requests, result.output.slice(-4000)).toBeGreaterThan(500);
-    expect(result.failures, result.output.slice(-20000)).toEqual(Object.fromEntries(CHECKS.map((check) => [check, 0])));
-    expect(result.code, result.output.slice(-20000)).toBe(0);
-    // The server never logged an unexpected error while being fuzzed.
-    expect(service.server.stderr()).not.toMatch(/^error: /m);
-    // Every check on every operation, the three event streams included, each stream a second: several minutes.
-  }, 1_200_000);
+  ])(
+    "holds with a %s token: no failure of any check",
+    async (label, token) => {
+      expect(existsSync(SCHEMATHESIS), `${SCHEMATHESIS} is missing: run bash scripts/toolchain.sh`).toBe(true);
+      const result = await runSchemathesis(label.replace(/\W+/g, "-"), token());
+      process.stdout.write(
+        `schemathesis (${label} token, seed ${SEED}, at most ${MAX_EXAMPLES} examples per operation): ${result.requests} requests; failures by check: ${JSON.stringify(result.failures)}\n`,
+      );
+      expect(result.requests, result.output.slice(-4000)).toBeGreaterThan(500);
+      expect(result.failures, result.output.slice(-20000)).toEqual(Object.fromEntries(CHECKS.map((check) => [check, 0])));
+      expect(result.code, result.output.slice(-20000)).toBe(0);
+      // The server never logged an unexpected error while being fuzzed.
+      expect(service.server.stderr()).not.toMatch(/^error: /m);
+      // Every check on every operation, the three event streams included, each stream a second: several minutes.
+    },
+    1_200_000,
+  );
 });
 
 // -------------------------------------------------------------------------------------------------------------------
@@ -289,7 +309,10 @@ describe("bad input is refused with the field named, once, with a useful message
     const response = await call(row.method, row.path(), { body: row.body, raw: row.raw });
     expect(response.status, response.text).toBe(400);
     const fields = response.body.error.fields as { field: string; message: string }[];
-    expect(fields.filter((field) => field.field === row.field), response.text).toHaveLength(1);
+    expect(
+      fields.filter((field) => field.field === row.field),
+      response.text,
+    ).toHaveLength(1);
     expect(fields.find((field) => field.field === row.field)!.message).toMatch(row.message);
     process.stdout.write(`bad input: ${row.input} -> ${response.status} ${row.field}: ${fields.find((f) => f.field === row.field)!.message}\n`);
   });
@@ -315,7 +338,14 @@ function request(
   return new Promise((resolve, reject) => {
     const url = new URL(options.path, baseUrl);
     const req = http.request(
-      { agent, host: url.hostname, port: url.port, method: options.method, path: url.pathname, headers: { authorization: `Bearer ${adminToken}`, ...options.headers } },
+      {
+        agent,
+        host: url.hostname,
+        port: url.port,
+        method: options.method,
+        path: url.pathname,
+        headers: { authorization: `Bearer ${adminToken}`, ...options.headers },
+      },
       (res) => {
         let text = "";
         res.setEncoding("utf8");
@@ -338,7 +368,12 @@ describe("early answers leave the connection usable or close it cleanly", () => 
       expect(warm.headers.connection).toBe("keep-alive");
 
       const huge = Buffer.from(JSON.stringify({ slug: "huge-body", name: "x".repeat(2 * 1024 * 1024) }));
-      const refused = await request(agent, base, { method: "POST", path: "/v1/tenants", body: huge, headers: { "content-type": "application/json" } });
+      const refused = await request(agent, base, {
+        method: "POST",
+        path: "/v1/tenants",
+        body: huge,
+        headers: { "content-type": "application/json" },
+      });
       expect(refused.status).toBe(413);
       expect(refused.headers.connection).toBe("close");
       expect(JSON.parse(refused.text).error.code).toBe("payload_too_large");
@@ -450,7 +485,8 @@ describe("/docs", () => {
         const text = body.toString("utf8");
         if (/javascript/.test(type)) scripts.push(text);
         if (/css/.test(type)) {
-          for (const [, target] of text.matchAll(/url\(\s*["']?([^"')]+)/g)) expect(target, `${reference} url()`).toMatch(/^(data:|#|\.?\/?[\w.-]+$)/);
+          for (const [, target] of text.matchAll(/url\(\s*["']?([^"')]+)/g))
+            expect(target, `${reference} url()`).toMatch(/^(data:|#|\.?\/?[\w.-]+$)/);
           expect(text).not.toMatch(/@import/);
         }
         for (const [url] of text.matchAll(/https?:\/\/[^\s"'`)\\<>]+/g)) {

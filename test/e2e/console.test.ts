@@ -167,7 +167,12 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     });
     service.ssm.setInstances([
       { instanceId: good, platformType: "Linux", pingStatus: "Online", association: association("Success") },
-      { instanceId: bad, platformType: "Linux", pingStatus: "Online", association: association("Failed", { detailedStatus: "Failed", errorCode: "127" }) },
+      {
+        instanceId: bad,
+        platformType: "Linux",
+        pingStatus: "Online",
+        association: association("Failed", { detailedStatus: "Failed", errorCode: "127" }),
+      },
     ]);
 
     // The sign-in page renders before any script; a bad token is refused with a message.
@@ -186,7 +191,10 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     const awsCard = page.locator("#aws-card");
     await awsCard.getByText("Discover EC2 instances, RDS databases and more across all regions").waitFor();
     await page.getByRole("button", { name: "Connect AWS" }).waitFor();
-    expect(await page.locator(".muted-card").allInnerTexts()).toEqual([expect.stringContaining("coming soon"), expect.stringContaining("coming soon")]);
+    expect(await page.locator(".muted-card").allInnerTexts()).toEqual([
+      expect.stringContaining("coming soon"),
+      expect.stringContaining("coming soon"),
+    ]);
     // The token is kept in this tab's sessionStorage only: never in localStorage, a cookie or the URL.
     expect(await page.evaluate(() => JSON.stringify(localStorage))).toBe("{}");
     expect((await context.cookies()).length).toBe(0);
@@ -224,7 +232,9 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     const retry = page.getByRole("button", { name: "Retry failed instances (1)" });
     await retry.waitFor();
     await checkScreen(page, "05-deployment-failed");
-    const retried = page.waitForResponse((response) => response.url().endsWith(`/v1/tenants/${acme.slug}/deployment/retry`) && response.request().method() === "POST");
+    const retried = page.waitForResponse(
+      (response) => response.url().endsWith(`/v1/tenants/${acme.slug}/deployment/retry`) && response.request().method() === "POST",
+    );
     await retry.click();
     const retryAnswer = await retried;
     expect(retryAnswer.status()).toBe(200);
@@ -418,7 +428,11 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
 
   it("d (after a, b). the console's API additions: progress stream and KPIs are scoped like every route", async () => {
     // The stream's first event is the progress as GET .../progress answers it.
-    const stream = await readEventStream(`${service.server.baseUrl}/v1/tenants/${acme.slug}/progress/events`, { token: acme.token, until: "progress", timeoutMs: 30_000 });
+    const stream = await readEventStream(`${service.server.baseUrl}/v1/tenants/${acme.slug}/progress/events`, {
+      token: acme.token,
+      until: "progress",
+      timeoutMs: 30_000,
+    });
     expect(stream.status).toBe(200);
     expect(stream.contentType).toMatch(/^text\/event-stream/);
     const progress = await call("GET", `/v1/tenants/${acme.slug}/progress`, { token: acme.token });
@@ -443,11 +457,24 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     const credentials = await customerAccountCredentials(click.account);
     const ec2 = new EC2Client({ region: REGION, credentials });
     const launched = await ec2.send(
-      new RunInstancesCommand({ ImageId: LINUX_AMI, MinCount: 1, MaxCount: 1, InstanceType: "t3.micro", TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Name", Value: "app-1" }] }] }),
+      new RunInstancesCommand({
+        ImageId: LINUX_AMI,
+        MinCount: 1,
+        MaxCount: 1,
+        InstanceType: "t3.micro",
+        TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Name", Value: "app-1" }] }],
+      }),
     );
     ec2.destroy();
     const instanceId = launched.Instances![0]!.InstanceId!;
-    service.ssm.addInstances([{ instanceId, platformType: "Linux", pingStatus: "Online", association: { documentName: `MiniXdr-InstallAgent-${click.slug}`, status: "Success", executedAt: new Date() } }]);
+    service.ssm.addInstances([
+      {
+        instanceId,
+        platformType: "Linux",
+        pingStatus: "Online",
+        association: { documentName: `MiniXdr-InstallAgent-${click.slug}`, status: "Success", executedAt: new Date() },
+      },
+    ]);
 
     const page = await signIn(click.token);
     const connect = page.getByRole("button", { name: "Connect AWS" });
@@ -455,7 +482,12 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     // The AWS console is a stand-in page here (the browser may reach nothing but 127.0.0.1 and this one host).
     await context.route(
       (url) => url.hostname === `${REGION}.console.aws.amazon.com`,
-      (route) => route.fulfill({ status: 200, contentType: "text/html", body: "<!doctype html><title>Quick create stack</title><h1>AWS CloudFormation: quick create stack (stand-in)</h1>" }),
+      (route) =>
+        route.fulfill({
+          status: 200,
+          contentType: "text/html",
+          body: "<!doctype html><title>Quick create stack</title><h1>AWS CloudFormation: quick create stack (stand-in)</h1>",
+        }),
     );
     const opened = context.waitForEvent("page");
     const clickedAt = performance.now();
@@ -474,7 +506,9 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
 
     // The service connects by itself and, in the quick-start flow, starts the up; the page follows to the rollout.
     await page.locator('[data-step="discovery"] .step-line', { hasText: "1 asset found" }).waitFor({ timeout: 240_000 });
-    await waitFor("the agent installed", async () => ((await call("GET", `/v1/tenants/${click.slug}/deployment?refresh=false`)).body.installed === 1 ? true : undefined));
+    await waitFor("the agent installed", async () =>
+      (await call("GET", `/v1/tenants/${click.slug}/deployment?refresh=false`)).body.installed === 1 ? true : undefined,
+    );
     // The agent on the host enrolls with the token of its region's agent config (as the install script does).
     const enrolled = await call("POST", "/v1/agents/enroll", {
       token: null,
@@ -488,7 +522,9 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     await checkScreen(page, "00-connect-completed");
     const offboard = await call("POST", `/v1/tenants/${click.slug}/offboard`);
     expect(offboard.status).toBe(202);
-    expect(offboard.body.customer_cleanup.cli_command).toBe(`aws cloudformation delete-stack --stack-name MiniXdr-Bootstrap-${click.slug} --region ${REGION}`);
+    expect(offboard.body.customer_cleanup.cli_command).toBe(
+      `aws cloudformation delete-stack --stack-name MiniXdr-Bootstrap-${click.slug} --region ${REGION}`,
+    );
     await service.settledRun(click.slug, offboard.body.run_id);
     await awsAsCustomer(customer, offboard.body.customer_cleanup.cli_command.split(" ").slice(1));
     await page.close();
@@ -497,7 +533,9 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
   it("f (after a–e). no secret in any page or request URL; the browser contacted 127.0.0.1 only (and the AWS console for the quick-create link)", async () => {
     expect(requests.length).toBeGreaterThan(20);
     expect(htmlSeen.length).toBeGreaterThanOrEqual(15);
-    const enrollmentTokens = await service.sql<{ organization_id: number; token_sealed: string }[]>`select organization_id, token_sealed from enrollment_tokens`;
+    const enrollmentTokens = await service.sql<
+      { organization_id: number; token_sealed: string }[]
+    >`select organization_id, token_sealed from enrollment_tokens`;
     const secrets: Record<string, string> = {
       "admin token": adminToken,
       "acme token": acme.token,

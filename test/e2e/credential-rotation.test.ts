@@ -83,7 +83,10 @@ describe("credentials key rotation on the running service, KMS on the emulator",
     secrets[1] = tenant.externalId;
 
     // Its answer (the token, shown once) is kept sealed for a retry with the same Idempotency-Key.
-    const token = await onKeyA.call("POST", `/v1/tenants/${slug}/tokens`, { body: { name: "tenant admin" }, headers: { "idempotency-key": `tok-${suffix}` } });
+    const token = await onKeyA.call("POST", `/v1/tenants/${slug}/tokens`, {
+      body: { name: "tenant admin" },
+      headers: { "idempotency-key": `tok-${suffix}` },
+    });
     expect(token.status, token.text).toBe(201);
     tenantToken = token.body.token;
     secrets.push(tenantToken);
@@ -105,7 +108,13 @@ describe("credentials key rotation on the running service, KMS on the emulator",
 
     const status = await onKeyA.call("GET", "/v1/credentials/rotation");
     expect(status.status, status.text).toBe(200);
-    expect(status.body).toMatchObject({ current_key_id: dataKeyA, target_key_id: dataKeyA, requested_by: "system:startup", state: "complete", remaining_total: 0 });
+    expect(status.body).toMatchObject({
+      current_key_id: dataKeyA,
+      target_key_id: dataKeyA,
+      requested_by: "system:startup",
+      state: "complete",
+      remaining_total: 0,
+    });
   });
 
   it("b (after a). a rolling deploy to KMS key B: rows are re-sealed in the background to B's data key, readable throughout by both processes", async () => {
@@ -132,7 +141,14 @@ describe("credentials key rotation on the running service, KMS on the emulator",
     });
     expect(reads).toBeGreaterThan(2);
     expect(done).toMatchObject({ target_key_id: dataKeyB, remaining_total: 0, remaining_by_key: [], rows_resealed: 6 });
-    expect(done.remaining).toEqual({ integration_credentials: 0, tenant_external_ids: 0, enrollment_tokens: 0, run_plans: 0, webhooks: 0, idempotency_keys: 0 });
+    expect(done.remaining).toEqual({
+      integration_credentials: 0,
+      tenant_external_ids: 0,
+      enrollment_tokens: 0,
+      run_plans: 0,
+      webhooks: 0,
+      idempotency_keys: 0,
+    });
     expect([...(await sealedKeyIds())]).toEqual([[dataKeyB, 6]]);
     const [credential] = await service.sql<{ encryption_key_id: string }[]>`select encryption_key_id from integration_credentials`;
     expect(credential!.encryption_key_id).toBe(dataKeyB);
@@ -142,7 +158,10 @@ describe("credentials key rotation on the running service, KMS on the emulator",
 
     // The process still on key A reads rows sealed under B: the credential, and the token's stored answer replayed.
     for (const replica of [onKeyA, onKeyB]) {
-      const replay = await replica.call("POST", `/v1/tenants/${slug}/tokens`, { body: { name: "tenant admin" }, headers: { "idempotency-key": `tok-${suffix}` } });
+      const replay = await replica.call("POST", `/v1/tenants/${slug}/tokens`, {
+        body: { name: "tenant admin" },
+        headers: { "idempotency-key": `tok-${suffix}` },
+      });
       expect(replay.status, replay.text).toBe(201);
       expect(replay.headers.get("idempotent-replayed")).toBe("true");
       expect(replay.body.token).toBe(tenantToken);
@@ -165,7 +184,10 @@ describe("credentials key rotation on the running service, KMS on the emulator",
   it("d (after a, b). GET/POST /v1/credentials/rotation: platform admin only; bad input is a 400 naming the field; another key than the replica's is a 409", async () => {
     const dataKeyA = await dataKeyOf(kmsKeyA);
     const dataKeyB = await dataKeyOf(kmsKeyB);
-    for (const [method, body] of [["GET", undefined], ["POST", {}]] as const) {
+    for (const [method, body] of [
+      ["GET", undefined],
+      ["POST", {}],
+    ] as const) {
       const refused = await onKeyB.call(method, "/v1/credentials/rotation", { token: tenantToken, body });
       expect(refused.status, refused.text).toBe(403);
       expect(refused.body.error.code).toBe("forbidden");
@@ -188,7 +210,11 @@ describe("credentials key rotation on the running service, KMS on the emulator",
     // The process still on key A is asked to rotate to B: it refuses rather than rotate back to A.
     const mismatch = await onKeyA.call("POST", "/v1/credentials/rotation", { body: { key_id: dataKeyB } });
     expect(mismatch.status, mismatch.text).toBe(409);
-    expect(mismatch.body.error).toMatchObject({ code: "key_mismatch", current_key_id: dataKeyA, fields: [{ field: "key_id", message: expect.any(String) }] });
+    expect(mismatch.body.error).toMatchObject({
+      code: "key_mismatch",
+      current_key_id: dataKeyA,
+      fields: [{ field: "key_id", message: expect.any(String) }],
+    });
 
     const started = await onKeyB.call("POST", "/v1/credentials/rotation", { body: { key_id: dataKeyB } });
     expect(started.status, started.text).toBe(202);
@@ -215,7 +241,8 @@ describe("credentials key rotation on the running service, KMS on the emulator",
     for (const secret of secrets) expect(dump).not.toContain(secret);
     // The external ID is the tenant's to read (GET .../integrations/aws/external-id, for its role's trust policy); no other answer carries it.
     const allResponses = responses.filter((text) => !text.includes('"bootstrap_role_name"')).join("\n");
-    for (const secret of [service.adminToken, tenant.externalId, service.passphrase!, ...secrets.slice(5)]) expect(allResponses).not.toContain(secret);
+    for (const secret of [service.adminToken, tenant.externalId, service.passphrase!, ...secrets.slice(5)])
+      expect(allResponses).not.toContain(secret);
     const logs = replicas.map((replica) => replica.server.stdout() + replica.server.stderr()).join("\n");
     expect(logs).toContain("credentials rotation");
     for (const secret of secrets) expect(logs).not.toContain(secret);

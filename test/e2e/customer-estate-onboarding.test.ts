@@ -38,7 +38,10 @@ const service = serviceUnderTest({
   ssmStandIn: { accountId: account },
   wait: WAIT,
   beforeServerStart: async () => {
-    estate = await seedEstate(planEstate({ regions: REGIONS, size: 24, seed: 7 }), { credentials: await customerAccountCredentials(account), ssmStandIn: service.ssm });
+    estate = await seedEstate(planEstate({ regions: REGIONS, size: 24, seed: 7 }), {
+      credentials: await customerAccountCredentials(account),
+      ssmStandIn: service.ssm,
+    });
   },
 });
 const { call } = service;
@@ -79,7 +82,11 @@ describe("a multi-region, mostly untagged estate with default settings", () => {
   it("a. the agent reaches every running managed instance in every region; every other instance says why, and what needs a person is action_required", async () => {
     const created = await service.createTenant(customer, { name: "Estate GmbH — Zürich", regions: REGIONS });
     // The default targeting is visible, not `{}`.
-    expect(created.body.effective_rollout).toMatchObject({ targeting_mode: "all_managed", exclusion_tag: { key: "xdr:monitor", value: "false" }, regions: REGIONS });
+    expect(created.body.effective_rollout).toMatchObject({
+      targeting_mode: "all_managed",
+      exclusion_tag: { key: "xdr:monitor", value: "false" },
+      regions: REGIONS,
+    });
     const connected = await service.connectAws(customer);
     expect(connected.status, connected.text).toBe(201);
 
@@ -92,15 +99,25 @@ describe("a multi-region, mostly untagged estate with default settings", () => {
     const excluded = (i: SeededInstance) => i.tags["xdr:monitor"] === "false" && i.metadataTags;
     const reached = running.filter((i) => !i.unmanaged && !excluded(i));
     expect(new Set(reached.map((i) => i.region))).toEqual(new Set(REGIONS));
-    for (const instance of reached) expect(instances.get(instance.instanceId), instance.key).toMatchObject({ agent_status: "installed", targeted: true });
+    for (const instance of reached)
+      expect(instances.get(instance.instanceId), instance.key).toMatchObject({ agent_status: "installed", targeted: true });
     for (const instance of running.filter(excluded)) {
-      expect(instances.get(instance.instanceId), instance.key).toMatchObject({ agent_status: "not_targeted", reason: expect.stringContaining("xdr:monitor=false") });
+      expect(instances.get(instance.instanceId), instance.key).toMatchObject({
+        agent_status: "not_targeted",
+        reason: expect.stringContaining("xdr:monitor=false"),
+      });
     }
     for (const instance of estate.instances.filter((i) => i.state === "stopped")) {
-      expect(instances.get(instance.instanceId), instance.key).toMatchObject({ agent_status: "pending", reason: "stopped: the association runs when it starts" });
+      expect(instances.get(instance.instanceId), instance.key).toMatchObject({
+        agent_status: "pending",
+        reason: "stopped: the association runs when it starts",
+      });
     }
     for (const instance of running.filter((i) => i.unmanaged && !excluded(i))) {
-      expect(instances.get(instance.instanceId), instance.key).toMatchObject({ agent_status: "pending", reason: expect.stringMatching(/not an SSM managed instance.*instance profile/) });
+      expect(instances.get(instance.instanceId), instance.key).toMatchObject({
+        agent_status: "pending",
+        reason: expect.stringMatching(/not an SSM managed instance.*instance profile/),
+      });
     }
     // Terminated instances are not listed by discovery; nothing without an agent lacks a reason.
     for (const instance of estate.instances.filter((i) => i.state === "terminated")) expect(instances.has(instance.instanceId)).toBe(false);
@@ -113,7 +130,10 @@ describe("a multi-region, mostly untagged estate with default settings", () => {
     const tenant = await call("GET", `/v1/tenants/${slug}`);
     expect(tenant.body.onboarding_status).toBe("action_required");
     expect(tenant.body.action_required).toEqual([
-      { reason: expect.stringMatching(/^\d+ targeted instances? SSM does not manage/), fix: expect.stringContaining("enable_default_host_management") },
+      {
+        reason: expect.stringMatching(/^\d+ targeted instances? SSM does not manage/),
+        fix: expect.stringContaining("enable_default_host_management"),
+      },
     ]);
     const progress = await call("GET", `/v1/tenants/${slug}/progress`);
     expect(progress.body).toMatchObject({ onboarding_status: "action_required", action_required: tenant.body.action_required });
@@ -136,7 +156,9 @@ describe("a multi-region, mostly untagged estate with default settings", () => {
     const deployment = await settledDeployment();
     expect(deployment.change_pending).toBeNull();
     const instances = byId(deployment);
-    const profileless = estate.instances.filter((i) => i.state === "running" && i.unmanaged === "no_instance_profile" && !(i.tags["xdr:monitor"] === "false" && i.metadataTags));
+    const profileless = estate.instances.filter(
+      (i) => i.state === "running" && i.unmanaged === "no_instance_profile" && !(i.tags["xdr:monitor"] === "false" && i.metadataTags),
+    );
     for (const instance of profileless) expect(instances.get(instance.instanceId), instance.key).toMatchObject({ agent_status: "installed" });
     await enroll(profileless);
     // The instance without an SSM agent still needs the customer.
@@ -144,15 +166,30 @@ describe("a multi-region, mostly untagged estate with default settings", () => {
   });
 
   it("c (after a, b). once the customer installs the SSM agent on the last instance, every check is green and onboarding completes by itself", async () => {
-    const agentless = estate.instances.filter((i) => i.state === "running" && i.unmanaged === "no_ssm_agent" && !(i.tags["xdr:monitor"] === "false" && i.metadataTags));
-    service.ssm.addInstances(agentless.map((i) => ({ instanceId: i.instanceId, region: i.region, platformType: i.platform === "windows" ? "Windows" : "Linux", tags: i.tags, metadataTags: i.metadataTags })));
+    const agentless = estate.instances.filter(
+      (i) => i.state === "running" && i.unmanaged === "no_ssm_agent" && !(i.tags["xdr:monitor"] === "false" && i.metadataTags),
+    );
+    service.ssm.addInstances(
+      agentless.map((i) => ({
+        instanceId: i.instanceId,
+        region: i.region,
+        platformType: i.platform === "windows" ? "Windows" : "Linux",
+        tags: i.tags,
+        metadataTags: i.metadataTags,
+      })),
+    );
     const deployment = await call("GET", `/v1/tenants/${slug}/deployment`);
-    for (const instance of agentless) expect(byId(deployment.body).get(instance.instanceId), instance.key).toMatchObject({ agent_status: "installed" });
+    for (const instance of agentless)
+      expect(byId(deployment.body).get(instance.instanceId), instance.key).toMatchObject({ agent_status: "installed" });
     await enroll(agentless);
 
     const validation = await call("GET", `/v1/tenants/${slug}/validation`);
     expect(validation.body.checks.map((check: any) => [check.name, check.status, check.reason])).toEqual(
-      ["integration_healthy", "assets_discovered", "agents_targeted", "agents_installed", "agents_checked_in"].map((name) => [name, "passed", undefined]),
+      ["integration_healthy", "assets_discovered", "agents_targeted", "agents_installed", "agents_checked_in"].map((name) => [
+        name,
+        "passed",
+        undefined,
+      ]),
     );
     const tenant = await call("GET", `/v1/tenants/${slug}`);
     expect(tenant.body).toMatchObject({ onboarding_status: "completed", action_required: [] });
@@ -160,7 +197,9 @@ describe("a multi-region, mostly untagged estate with default settings", () => {
   });
 
   it("d (after a). an instance tagged for exclusion after its agent checked in stays checked in: the agent is the customer's to remove", async () => {
-    const [target] = estate.instances.filter((i) => i.state === "running" && i.region === REGIONS[1] && !i.unmanaged && i.tags["xdr:monitor"] === undefined);
+    const [target] = estate.instances.filter(
+      (i) => i.state === "running" && i.region === REGIONS[1] && !i.unmanaged && i.tags["xdr:monitor"] === undefined,
+    );
     const ec2 = new EC2Client({ region: target!.region, credentials: await customerAccountCredentials(account) });
     await ec2.send(new CreateTagsCommand({ Resources: [target!.instanceId], Tags: [{ Key: "xdr:monitor", Value: "false" }] }));
     ec2.destroy();
@@ -193,9 +232,12 @@ describe("an estate where nothing can be targeted", () => {
   it("opt-in tag targeting on an untagged estate ends in action_required, naming the cause and the fix", async () => {
     const untagged = newTenantRecord(`untagged-${randomBytes(3).toString("hex")}`, { firstAccount: 600_000_000_000 });
     const other = untagged.slug;
-    await seedEstate({ regions: [HOME], instances: planEstate({ regions: [HOME], size: 14, seed: 3 }).instances.filter((i) => i.tags["xdr:monitor"] === undefined) }, {
-      credentials: await customerAccountCredentials(untagged.account),
-    });
+    await seedEstate(
+      { regions: [HOME], instances: planEstate({ regions: [HOME], size: 14, seed: 3 }).instances.filter((i) => i.tags["xdr:monitor"] === undefined) },
+      {
+        credentials: await customerAccountCredentials(untagged.account),
+      },
+    );
     await service.onboard(untagged, { name: "Untagged Ltd", regions: [HOME], settings: { targeting_mode: "tag" } });
     const requested = await call("POST", `/v1/tenants/${other}/runs`, { body: { kind: "up" } });
     await service.settledRun(other, requested.body.run_id);
@@ -204,12 +246,22 @@ describe("an estate where nothing can be targeted", () => {
       return got.body.onboarding_status === "action_required" ? got.body : undefined;
     });
     expect(tenant.action_required).toEqual(
-      expect.arrayContaining([{ reason: expect.stringMatching(/^nothing can be targeted: the applied targeting \(only instances tagged xdr:monitor=true\)/), fix: expect.stringContaining("all_managed") }]),
+      expect.arrayContaining([
+        {
+          reason: expect.stringMatching(/^nothing can be targeted: the applied targeting \(only instances tagged xdr:monitor=true\)/),
+          fix: expect.stringContaining("all_managed"),
+        },
+      ]),
     );
     const validation = await call("GET", `/v1/tenants/${other}/validation`);
-    expect(validation.body.checks.find((check: any) => check.name === "agents_targeted")).toMatchObject({ status: "failed", reason: expect.stringContaining("covers none") });
+    expect(validation.body.checks.find((check: any) => check.name === "agents_targeted")).toMatchObject({
+      status: "failed",
+      reason: expect.stringContaining("covers none"),
+    });
     const offboard = await call("POST", `/v1/tenants/${other}/offboard`);
     expect(offboard.status).toBe(202);
-    await waitFor("offboarding", async () => ((await call("GET", `/v1/tenants/${other}`)).body.onboarding_status === "offboarded" ? true : undefined));
+    await waitFor("offboarding", async () =>
+      (await call("GET", `/v1/tenants/${other}`)).body.onboarding_status === "offboarded" ? true : undefined,
+    );
   });
 });

@@ -32,7 +32,9 @@ import { waitForWith } from "../harness/wait-for";
 const TENANTS = Number(process.env.FLEET_TENANTS ?? 20);
 const REGION = "us-east-1";
 const suffix = randomBytes(3).toString("hex");
-const tenants = Array.from({ length: TENANTS }, (_, index) => newTenantRecord(`fleet${String(index).padStart(2, "0")}-${suffix}`, { firstAccount: 500_000_000_000 }));
+const tenants = Array.from({ length: TENANTS }, (_, index) =>
+  newTenantRecord(`fleet${String(index).padStart(2, "0")}-${suffix}`, { firstAccount: 500_000_000_000 }),
+);
 
 // ---------------------------------------------------------------------------------------------------------------
 // A webhook receiver on loopback that checks every signature, and can be taken down.
@@ -54,8 +56,18 @@ async function startReceiver(): Promise<void> {
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
     req.on("end", () => {
       const text = Buffer.concat(chunks).toString("utf8");
-      const signature = verifySignature(req.headers["x-minixdr-signature"] as string | undefined, text, receiverSecret, Math.floor(Date.now() / 1000));
-      received.push({ deliveryId: String(req.headers["x-minixdr-delivery"]), event: String(req.headers["x-minixdr-event"]), body: JSON.parse(text), signature });
+      const signature = verifySignature(
+        req.headers["x-minixdr-signature"] as string | undefined,
+        text,
+        receiverSecret,
+        Math.floor(Date.now() / 1000),
+      );
+      received.push({
+        deliveryId: String(req.headers["x-minixdr-delivery"]),
+        event: String(req.headers["x-minixdr-event"]),
+        body: JSON.parse(text),
+        signature,
+      });
       res.writeHead(signature.valid ? 204 : 401).end();
     });
   });
@@ -122,7 +134,10 @@ const ssmOf = async (t: TenantRecord) => new SSMClient({ region: REGION, credent
 describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, Pulumi CLI, moto)`, () => {
   it("a. onboards the tenants; every run.succeeded reaches a platform-wide webhook, signed", async () => {
     const hook = await call("POST", "/v1/webhooks", {
-      body: { url: `http://127.0.0.1:${receiverPort}/hooks`, events: ["run.succeeded", "run.failed", "drift.detected", "fleet_run.finished", "onboarding.completed", "onboarding.action_required"] },
+      body: {
+        url: `http://127.0.0.1:${receiverPort}/hooks`,
+        events: ["run.succeeded", "run.failed", "drift.detected", "fleet_run.finished", "onboarding.completed", "onboarding.action_required"],
+      },
     });
     expect(hook.status, hook.text).toBe(201);
     expect(hook.body.secret).toMatch(/^whsec_/);
@@ -150,7 +165,9 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     expect(failed).toEqual([]);
     const statuses = await waitFor("onboarding to settle", async () => {
       const rows = await service.sql<{ onboarding_status: string }[]>`select onboarding_status from organizations`;
-      return rows.every((row) => !["provisioning", "discovering"].includes(row.onboarding_status)) ? rows.map((row) => row.onboarding_status) : undefined;
+      return rows.every((row) => !["provisioning", "discovering"].includes(row.onboarding_status))
+        ? rows.map((row) => row.onboarding_status)
+        : undefined;
     });
     for (const status of statuses) expect(["deploying", "validating", "completed"]).toContain(status);
 
@@ -190,7 +207,9 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     expect(fleet.change_summary.update).toBe(3 * TENANTS);
     expect(fleet.change_summary_text).toBe(`update ${3 * TENANTS}, same ${fleet.change_summary.same}`);
     // Delivered by the webhook queue, a moment after the fleet run finished.
-    const finished = await waitFor("fleet_run.finished", async () => received.find((r) => r.event === "fleet_run.finished" && r.body.data.fleet_run_id === created.id));
+    const finished = await waitFor("fleet_run.finished", async () =>
+      received.find((r) => r.event === "fleet_run.finished" && r.body.data.fleet_run_id === created.id),
+    );
     expect(finished.body.data).toMatchObject({ status: "succeeded", change_summary_text: fleet.change_summary_text, failed_tenants: [] });
   });
 
@@ -230,7 +249,8 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     expect(fleet.status).toBe("stopped");
     expect(fleet.stop_reason).toMatch(/2 tenant run\(s\) failed, more than max_failures 1/);
     const bySlug = new Map(fleet.tenant_runs.map((row: any) => [row.slug, row]));
-    for (const t of [first!, second!]) expect(bySlug.get(t.slug)).toMatchObject({ status: "failed", reason: expect.stringMatching(/requires approval/) });
+    for (const t of [first!, second!])
+      expect(bySlug.get(t.slug)).toMatchObject({ status: "failed", reason: expect.stringMatching(/requires approval/) });
     for (const row of fleet.tenant_runs.filter((row: any) => ![first!.slug, second!.slug].includes(row.slug))) {
       expect(row).toMatchObject({ status: "not_started", run_id: null, reason: fleet.stop_reason });
     }
@@ -288,8 +308,17 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
       const row = fleet.tenant_runs.find((candidate: any) => candidate.slug === slug);
       expect(row.drift).toEqual(
         expect.arrayContaining([
-          expect.objectContaining({ type: "aws:iam/role:Role", op: "update", properties: ["assumeRolePolicy"], urn: expect.stringContaining(`${slug}-access-role`) }),
-          expect.objectContaining({ type: "aws:ssm/parameter:Parameter", op: "delete", urn: expect.stringContaining(`${slug}-agent-config-${REGION}`) }),
+          expect.objectContaining({
+            type: "aws:iam/role:Role",
+            op: "update",
+            properties: ["assumeRolePolicy"],
+            urn: expect.stringContaining(`${slug}-access-role`),
+          }),
+          expect.objectContaining({
+            type: "aws:ssm/parameter:Parameter",
+            op: "delete",
+            urn: expect.stringContaining(`${slug}-agent-config-${REGION}`),
+          }),
         ]),
       );
       expect(row.drift).toHaveLength(2);
@@ -319,7 +348,9 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     expect(check).toMatchObject({ status: "succeeded", drift: [] });
     expect(new Date(check.requested_at).getTime()).toBeGreaterThan(new Date(remediation.finished_at).getTime() - 1000);
     const iam = await iamOf(fixed);
-    const restored = decodeURIComponent((await iam.send(new GetRoleCommand({ RoleName: `MiniXdrAccess-${fixed.slug}` }))).Role!.AssumeRolePolicyDocument!);
+    const restored = decodeURIComponent(
+      (await iam.send(new GetRoleCommand({ RoleName: `MiniXdrAccess-${fixed.slug}` }))).Role!.AssumeRolePolicyDocument!,
+    );
     expect(JSON.parse(restored)).toEqual(JSON.parse(originals.get(fixed.slug)!));
     expect((await (await ssmOf(fixed)).send(new GetParameterCommand({ Name: `/mini-xdr/${fixed.slug}/agent-config` }))).Parameter).toBeDefined();
 
@@ -352,7 +383,12 @@ describe(`operating a fleet of ${TENANTS} tenants (server process, PostgreSQL, P
     expect(hooks).toHaveLength(1);
     await stopReceiver();
     const before = received.length;
-    const created = await fleetRun({ kind: "refresh", tenants: { slugs: [tenants[0]!.slug, tenants[1]!.slug] }, max_concurrency: 2, max_failures: 0 });
+    const created = await fleetRun({
+      kind: "refresh",
+      tenants: { slugs: [tenants[0]!.slug, tenants[1]!.slug] },
+      max_concurrency: 2,
+      max_failures: 0,
+    });
     await finishedFleetRun(created.id);
     // Each undelivered event has failed at least twice (connection refused), recorded attempt by attempt as an error class.
     const failing = await waitFor("retried deliveries", async () => {

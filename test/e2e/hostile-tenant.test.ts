@@ -26,7 +26,14 @@ import { readEventStream } from "../harness/event-stream-reader";
 import { startServer, stopServer, type Server } from "../harness/service-process";
 import { serviceUnderTest, startServiceUnderTest } from "../harness/service-under-test";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
-import { BOOTSTRAP_ROLE_NAME, bootstrapRoleArnOf, newTenantRecord, PLATFORM_PRINCIPAL_ARN, tenantExternalIdThroughApi, type TenantRecord } from "../harness/tenants";
+import {
+  BOOTSTRAP_ROLE_NAME,
+  bootstrapRoleArnOf,
+  newTenantRecord,
+  PLATFORM_PRINCIPAL_ARN,
+  tenantExternalIdThroughApi,
+  type TenantRecord,
+} from "../harness/tenants";
 import { waitFor } from "../harness/wait-for";
 
 describe("a hostile tenant", () => {
@@ -65,7 +72,10 @@ describe("a hostile tenant", () => {
 
     // The role is named as ours, in her own account, but was never created there: STS refuses it.
     const connectMallory = () =>
-      callWithSts("PUT", `/v1/tenants/${mallory.slug}/integrations/aws`, { token: mallory.token, body: { bootstrap_role_arn: bootstrapRoleArnOf(mallory.account) } });
+      callWithSts("PUT", `/v1/tenants/${mallory.slug}/integrations/aws`, {
+        token: mallory.token,
+        body: { bootstrap_role_arn: bootstrapRoleArnOf(mallory.account) },
+      });
 
     it("STS's AccessDenied (naming the platform's principal) and a refused connection reach mallory as codes, not upstream text", async () => {
       sts = await startStsStandIn({ motoUrl: process.env.AWS_ENDPOINT_URL!, callerPrincipalArn: PLATFORM_PRINCIPAL_ARN });
@@ -132,11 +142,23 @@ describe("a hostile tenant", () => {
         expect({ instanceId, status: probe.status }).toEqual({ instanceId, status: 400 });
         // Her own signature on a document naming the instance (she has no AWS key).
         const forged = signedIdentity(mallorys(instanceId), untrustedIdentityAuthority());
-        const withForgery = await enroll({ ...enrollmentBody(enrollmentToken, mallorys(instanceId)), identity_document: forged.document, identity_signature: forged.signature });
-        expect({ instanceId, status: withForgery.status, code: withForgery.body.error.code }).toEqual({ instanceId, status: 401, code: "invalid_instance_identity" });
+        const withForgery = await enroll({
+          ...enrollmentBody(enrollmentToken, mallorys(instanceId)),
+          identity_document: forged.document,
+          identity_signature: forged.signature,
+        });
+        expect({ instanceId, status: withForgery.status, code: withForgery.body.error.code }).toEqual({
+          instanceId,
+          status: 401,
+          code: "invalid_instance_identity",
+        });
         // Even a genuine document of an instance of her account that discovery never found (a made-up id) is refused.
         const undiscovered = await enroll(enrollmentBody(enrollmentToken, mallorys(instanceId)));
-        expect({ instanceId, status: undiscovered.status, code: undiscovered.body.error.code }).toEqual({ instanceId, status: 409, code: "instance_not_discovered" });
+        expect({ instanceId, status: undiscovered.status, code: undiscovered.body.error.code }).toEqual({
+          instanceId,
+          status: 409,
+          code: "instance_not_discovered",
+        });
       }
       // A genuine document of an instance in another account (the victim's), presented with her token.
       const victims = await enroll(enrollmentBody(enrollmentToken, { accountId: victim.account, region: "us-east-1", instanceId: known }));
@@ -149,8 +171,13 @@ describe("a hostile tenant", () => {
       const tampered = await enroll({ ...signed, identity_document: tamperedDocument });
       expect({ status: tampered.status, code: tampered.body.error.code }).toEqual({ status: 401, code: "invalid_instance_identity" });
       // The enrollment token is no heartbeat credential, and a made-up credential counts for nothing.
-      expect((await call("POST", "/v1/agents/heartbeat", { body: { enrollment_token: enrollmentToken, instance_id: known }, token: null })).status).toBe(400);
-      const madeUp = await call("POST", "/v1/agents/heartbeat", { body: { agent_credential: `mxdr-agent_${"A".repeat(43)}`, instance_id: known }, token: null });
+      expect(
+        (await call("POST", "/v1/agents/heartbeat", { body: { enrollment_token: enrollmentToken, instance_id: known }, token: null })).status,
+      ).toBe(400);
+      const madeUp = await call("POST", "/v1/agents/heartbeat", {
+        body: { agent_credential: `mxdr-agent_${"A".repeat(43)}`, instance_id: known },
+        token: null,
+      });
       expect(madeUp.status).toBe(401);
 
       const status = await health();
@@ -167,9 +194,15 @@ describe("a hostile tenant", () => {
       expect({ status: replay.status, code: replay.body.error.code }).toEqual({ status: 409, code: "agent_already_enrolled" });
       const guessed = await enroll(enrollmentBody(enrollmentToken, mallorys(known), { agentCredential: `mxdr-agent_${"B".repeat(43)}` }));
       expect({ status: guessed.status, code: guessed.body.error.code }).toEqual({ status: 403, code: "agent_credential_mismatch" });
-      const elsewhere = await call("POST", "/v1/agents/heartbeat", { body: { agent_credential: credential, instance_id: "i-deadbeef-not-real" }, token: null });
+      const elsewhere = await call("POST", "/v1/agents/heartbeat", {
+        body: { agent_credential: credential, instance_id: "i-deadbeef-not-real" },
+        token: null,
+      });
       expect(elsewhere.status).toBe(401);
-      expect(await health()).toMatchObject({ agents_enrolled: 1, agents: [expect.objectContaining({ instance_id: known, hostname: `ip-${known}` })] });
+      expect(await health()).toMatchObject({
+        agents_enrolled: 1,
+        agents: [expect.objectContaining({ instance_id: known, hostname: `ip-${known}` })],
+      });
       // Only an operator resets an enrollment; a tenant token may not.
       expect((await call("DELETE", `/v1/tenants/${mallory.slug}/agents/${known}/enrollment`, { token: mallory.token })).status).toBe(403);
     });
@@ -203,7 +236,10 @@ describe("a hostile tenant", () => {
         for (const token of [mallory.token, adminToken]) {
           const created = await call("POST", `/v1/tenants/${mallory.slug}/webhooks`, { token, body: { url, events: ["run.failed"] } });
           expect([400, 422], `${url}: ${created.text}`).toContain(created.status);
-          expect(created.body.error.fields.map((field: { field: string }) => field.field), url).toEqual(["url"]);
+          expect(
+            created.body.error.fields.map((field: { field: string }) => field.field),
+            url,
+          ).toEqual(["url"]);
         }
       }
       expect((await call("GET", `/v1/tenants/${mallory.slug}/webhooks`, { token: mallory.token })).body.webhooks).toEqual([]);
@@ -245,7 +281,9 @@ describe("a hostile tenant", () => {
           { timeoutMs: 60_000 },
         );
         expect(deliveries[0].attempt_log[0]).toMatchObject({ error: "address_refused", status_code: null });
-        expect(JSON.stringify(deliveries.map((delivery: { attempt_log: unknown }) => delivery.attempt_log))).not.toMatch(/ECONN|127\.0\.0\.1|SSL|Error/);
+        expect(JSON.stringify(deliveries.map((delivery: { attempt_log: unknown }) => delivery.attempt_log))).not.toMatch(
+          /ECONN|127\.0\.0\.1|SSL|Error/,
+        );
         expect(connections).toBe(0);
         expect(service.server.stderr() + service.server.stdout()).toMatch(/address_refused: .*127\.0\.0\.1=loopback/);
         await sql`update webhooks set deleted_at = now() where id = ${hook!.id}`;
@@ -259,15 +297,24 @@ describe("a hostile tenant", () => {
       try {
         // A public literal address (no DNS), subscribed to fleet events only: a tenant's webhook never gets those.
         for (let index = 0; index < 10; index++) {
-          const hook = await call("POST", `/v1/tenants/${mallory.slug}/webhooks`, { token: mallory.token, body: { url: `https://93.184.215.14/hook-${index}`, events: ["fleet_run.finished"] } });
+          const hook = await call("POST", `/v1/tenants/${mallory.slug}/webhooks`, {
+            token: mallory.token,
+            body: { url: `https://93.184.215.14/hook-${index}`, events: ["fleet_run.finished"] },
+          });
           expect(hook.status, hook.text).toBe(201);
           created.push(hook.body.id);
         }
-        const over = await call("POST", `/v1/tenants/${mallory.slug}/webhooks`, { token: mallory.token, body: { url: "https://93.184.215.14/one-more", events: ["fleet_run.finished"] } });
+        const over = await call("POST", `/v1/tenants/${mallory.slug}/webhooks`, {
+          token: mallory.token,
+          body: { url: "https://93.184.215.14/one-more", events: ["fleet_run.finished"] },
+        });
         expect(over.status, over.text).toBe(409);
         expect(over.body.error).toMatchObject({ code: "webhook_limit_reached", limit: 10 });
         // The victim's own allowance is untouched.
-        const victimHook = await call("POST", `/v1/tenants/${victim.slug}/webhooks`, { token: victim.token, body: { url: "https://93.184.215.14/victim", events: ["fleet_run.finished"] } });
+        const victimHook = await call("POST", `/v1/tenants/${victim.slug}/webhooks`, {
+          token: victim.token,
+          body: { url: "https://93.184.215.14/victim", events: ["fleet_run.finished"] },
+        });
         expect(victimHook.status, victimHook.text).toBe(201);
         expect((await call("DELETE", `/v1/tenants/${victim.slug}/webhooks/${victimHook.body.id}`, { token: victim.token })).status).toBe(204);
         const doc = await call("GET", "/openapi.json", { token: null });
@@ -302,7 +349,9 @@ describe("a hostile tenant", () => {
       expect(requested.map((answer) => answer.status)).toEqual(crowd.map(() => 202));
       const health = await fetch(`${crowded.server.baseUrl}/healthz`, { signal: AbortSignal.timeout(60_000) });
       expect(health.status).toBe(200);
-      const ended = await Promise.all(crowd.map((tenant, index) => crowded.settledRun(tenant.slug, requested[index]!.body.run_id, { token: tenant.token })));
+      const ended = await Promise.all(
+        crowd.map((tenant, index) => crowded.settledRun(tenant.slug, requested[index]!.body.run_id, { token: tenant.token })),
+      );
       expect(ended.map((run) => run.status)).toEqual(crowd.map(() => "succeeded"));
     });
 
@@ -339,7 +388,11 @@ describe("a hostile tenant", () => {
           response.setEncoding("utf8");
           response.on("data", (chunk: string) => (text += chunk));
           response.on("end", () =>
-            resolve({ status: response.statusCode!, retryAfter: response.headers["retry-after"] as string | undefined, body: text ? JSON.parse(text) : undefined }),
+            resolve({
+              status: response.statusCode!,
+              retryAfter: response.headers["retry-after"] as string | undefined,
+              body: text ? JSON.parse(text) : undefined,
+            }),
           );
         });
         request.on("error", reject);
@@ -368,7 +421,11 @@ describe("a hostile tenant", () => {
 
     it("mallory floods runs: past MAX_QUEUED_RUNS_PER_TENANT queued runs she gets 429 queued_run_limit with Retry-After; the victim still queues", async () => {
       // Runs stay queued only without a worker: a service of its own, on a database of its own.
-      const queueing = await startServiceUnderTest({ name: "hostile-runs", workspace: "data-dir", env: { RUN_WORKER: "false", MAX_QUEUED_RUNS_PER_TENANT: "3" } });
+      const queueing = await startServiceUnderTest({
+        name: "hostile-runs",
+        workspace: "data-dir",
+        env: { RUN_WORKER: "false", MAX_QUEUED_RUNS_PER_TENANT: "3" },
+      });
       try {
         const on = queueing.call;
         const flooder = newTenantRecord(`mallory-q-${randomBytes(3).toString("hex")}`);
@@ -504,17 +561,25 @@ describe("a hostile tenant", () => {
       const roleArn = await openRole(mallory.account, `${BOOTSTRAP_ROLE_NAME}-${mallory.slug}`);
       const refused = await put(mallory, { bootstrap_role_arn: roleArn });
       expect(refused.status, refused.text).toBe(422);
-      expect(refused.body.error).toMatchObject({ code: "external_id_not_required", message: "the role's trust policy does not require the external ID" });
+      expect(refused.body.error).toMatchObject({
+        code: "external_id_not_required",
+        message: "the role's trust policy does not require the external ID",
+      });
       expect(refused.text).not.toMatch(/AccessDenied|not authorized/);
       expect((await call("GET", `/v1/tenants/${mallory.slug}/integrations/aws`, { token: mallory.token })).status).toBe(404);
     });
 
     it("c. mallory cannot point the platform at the platform's own account", async () => {
       const roleArn = await openRole(platformAccount, BOOTSTRAP_ROLE_NAME);
-      const patched = await call("PATCH", `/v1/tenants/${mallory.slug}`, { token: mallory.token, body: { integration_settings: { aws_account_id: platformAccount } } });
+      const patched = await call("PATCH", `/v1/tenants/${mallory.slug}`, {
+        token: mallory.token,
+        body: { integration_settings: { aws_account_id: platformAccount } },
+      });
       // Well formed, refused by the platform's settings: 422 naming the field (400 is for what the schema refuses).
       expect(patched.status, patched.text).toBe(422);
-      expect(patched.body.error.fields).toEqual([{ field: "integration_settings.aws_account_id", message: expect.stringContaining("platform's own") }]);
+      expect(patched.body.error.fields).toEqual([
+        { field: "integration_settings.aws_account_id", message: expect.stringContaining("platform's own") },
+      ]);
       const connect = await put(mallory, { bootstrap_role_arn: roleArn });
       expect(connect.status, connect.text).toBe(422);
       expect(connect.body.error.fields).toEqual([{ field: "bootstrap_role_arn", message: expect.stringContaining("platform's own") }]);
@@ -530,11 +595,21 @@ describe("a hostile tenant", () => {
       // Her tenant is in her own account: a role elsewhere is refused outright.
       expect((await put(mallory, { bootstrap_role_arn: victimRole })).status).toBe(422);
       // Not connected yet, she may correct her account; the victim's roles still do not answer to her.
-      const moved = await call("PATCH", `/v1/tenants/${mallory.slug}`, { token: mallory.token, body: { integration_settings: { aws_account_id: victim.account } } });
+      const moved = await call("PATCH", `/v1/tenants/${mallory.slug}`, {
+        token: mallory.token,
+        body: { integration_settings: { aws_account_id: victim.account } },
+      });
       expect(moved.status, moved.text).toBe(200);
       expect((await put(mallory, { bootstrap_role_arn: victimRole })).body.error.code).toBe("credentials_rejected");
       expect((await put(mallory, { bootstrap_role_arn: victimOpenRole })).body.error.code).toBe("external_id_not_required");
-      expect((await call("PATCH", `/v1/tenants/${mallory.slug}`, { token: mallory.token, body: { integration_settings: { aws_account_id: mallory.account } } })).status).toBe(200);
+      expect(
+        (
+          await call("PATCH", `/v1/tenants/${mallory.slug}`, {
+            token: mallory.token,
+            body: { integration_settings: { aws_account_id: mallory.account } },
+          })
+        ).status,
+      ).toBe(200);
 
       // Connected to her own account, she may no longer move it: the operator does.
       mallory.externalId = await tenantExternalIdThroughApi(call, mallory.slug, { token: mallory.token });
@@ -546,12 +621,17 @@ describe("a hostile tenant", () => {
       const ownRole = await createBootstrapRole({ accountId: mallory.account, roleName: BOOTSTRAP_ROLE_NAME, externalId: mallory.externalId });
       const connected = await put(mallory, { bootstrap_role_arn: ownRole });
       expect(connected.status, connected.text).toBe(201);
-      const repointed = await call("PATCH", `/v1/tenants/${mallory.slug}`, { token: mallory.token, body: { integration_settings: { aws_account_id: victim.account } } });
+      const repointed = await call("PATCH", `/v1/tenants/${mallory.slug}`, {
+        token: mallory.token,
+        body: { integration_settings: { aws_account_id: victim.account } },
+      });
       expect(repointed.status, repointed.text).toBe(403);
       expect(repointed.body.error.code).toBe("account_change_forbidden");
       const reconnect = await put(mallory, { bootstrap_role_arn: victimRole });
       expect(reconnect.status, reconnect.text).toBe(403);
-      expect((await call("GET", `/v1/tenants/${mallory.slug}`, { token: mallory.token })).body.integration_settings.aws_account_id).toBe(mallory.account);
+      expect((await call("GET", `/v1/tenants/${mallory.slug}`, { token: mallory.token })).body.integration_settings.aws_account_id).toBe(
+        mallory.account,
+      );
     });
   });
 
@@ -570,8 +650,10 @@ describe("a hostile tenant", () => {
     it("honours limit on /assets and pages the rest with next_cursor, her assets only", async () => {
       const { sql } = service;
       // Earlier blocks may have given her assets already (an instance her agent enrolled on): they are pages too.
-      const earlier = (await sql<{ asset_id: string }[]>`
-        select asset_id from cloud_assets where organization_id = (select id from organizations where slug = ${mallory.slug})`).map((row) => row.asset_id);
+      const earlier = (
+        await sql<{ asset_id: string }[]>`
+        select asset_id from cloud_assets where organization_id = (select id from organizations where slug = ${mallory.slug})`
+      ).map((row) => row.asset_id);
       for (const tenant of [mallory, victim]) {
         const [org] = await sql<{ id: number }[]>`select id from organizations where slug = ${tenant.slug}`;
         const rows = Array.from({ length: 30 }, (_, i) => ({
@@ -586,7 +668,9 @@ describe("a hostile tenant", () => {
       const seen: string[] = [];
       let cursor: number | null = null;
       do {
-        const page = await call("GET", `/v1/tenants/${mallory.slug}/assets?limit=7${cursor === null ? "" : `&cursor=${cursor}`}`, { token: mallory.token });
+        const page = await call("GET", `/v1/tenants/${mallory.slug}/assets?limit=7${cursor === null ? "" : `&cursor=${cursor}`}`, {
+          token: mallory.token,
+        });
         expect(page.status, page.text).toBe(200);
         expect(page.body.assets.length).toBeLessThanOrEqual(7);
         expect(page.body.total).toBe(30 + earlier.length);

@@ -95,7 +95,10 @@ async function roleExists(account: string, roleName: string): Promise<boolean> {
 }
 
 async function stackExport(stackName: string) {
-  return pulumiCli(["stack", "export", "--stack", stackName, "--non-interactive"], { cwd: service.workspace.projectDir, env: service.workspace.cliEnv() });
+  return pulumiCli(["stack", "export", "--stack", stackName, "--non-interactive"], {
+    cwd: service.workspace.projectDir,
+    env: service.workspace.cliEnv(),
+  });
 }
 
 async function filesUnder(dir: string): Promise<string[]> {
@@ -132,7 +135,13 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     expect(preview.body).toEqual({ run_id: expect.any(String), kind: "preview", status: "queued", stack_name: `tenant-${alpha.slug}` });
     const previewRun = await service.settledRun(alpha.slug, preview.body.run_id);
     expect(previewRun.error).toBeNull();
-    expect(previewRun).toMatchObject({ id: preview.body.run_id, tenant: alpha.slug, kind: "preview", status: "succeeded", change_summary: { create: 8 } });
+    expect(previewRun).toMatchObject({
+      id: preview.body.run_id,
+      tenant: alpha.slug,
+      kind: "preview",
+      status: "succeeded",
+      change_summary: { create: 8 },
+    });
     expect(previewRun.resource_changes.map((change: { type: string }) => change.type)).toEqual(
       expect.arrayContaining([
         "aws:iam/role:Role",
@@ -243,7 +252,10 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     const destroyRun = await service.settledRun(alpha.slug, offboard.body.run_id);
     expect(destroyRun).toMatchObject({ kind: "destroy", status: "succeeded", change_summary: { delete: 8 } });
     expect(await roleExists(alpha.account, roleName)).toBe(false);
-    const stacks = await pulumiCli(["stack", "ls", "--json", "--non-interactive"], { cwd: service.workspace.projectDir, env: service.workspace.cliEnv() });
+    const stacks = await pulumiCli(["stack", "ls", "--json", "--non-interactive"], {
+      cwd: service.workspace.projectDir,
+      env: service.workspace.cliEnv(),
+    });
     expect(stacks.code, stacks.stderr).toBe(0);
     expect((JSON.parse(stacks.stdout) as { name: string }[]).map((s) => s.name)).not.toContain(`tenant-${alpha.slug}`);
     expect((await call("GET", `/v1/tenants/${alpha.slug}/integrations/aws`)).body.status).toBe("revoked");
@@ -350,7 +362,11 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     const [enrollment] = await service.sql<{ token_sealed: string; organization_id: number }[]>`
       select e.token_sealed, e.organization_id from enrollment_tokens e join organizations o on o.id = e.organization_id
       where o.slug = ${bravo.slug} and e.revoked_at is null`;
-    const enrollmentToken = decryptJson<string>(enrollment!.token_sealed, { organizationId: enrollment!.organization_id, provider: "enrollment-token" }, { key: encryptionKey });
+    const enrollmentToken = decryptJson<string>(
+      enrollment!.token_sealed,
+      { organizationId: enrollment!.organization_id, provider: "enrollment-token" },
+      { key: encryptionKey },
+    );
     const enroll = (instanceId: string, hostname: string) =>
       call("POST", "/v1/agents/enroll", {
         token: null,
@@ -363,16 +379,29 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     expect(enrolled.body.agent_credential).toMatch(/^mxdr-agent_/);
     const wrongToken = await call("POST", "/v1/agents/enroll", {
       token: null,
-      body: enrollmentBody(`mxdr-enroll_${randomBytes(32).toString("base64url")}`, { accountId: bravo.account, region: REGION, instanceId: bravoInstances[1]! }, { hostname: "web-2" }),
+      body: enrollmentBody(
+        `mxdr-enroll_${randomBytes(32).toString("base64url")}`,
+        { accountId: bravo.account, region: REGION, instanceId: bravoInstances[1]! },
+        { hostname: "web-2" },
+      ),
     });
     expect(wrongToken.status).toBe(401);
 
     // The deployment and validation endpoints of the v2 set.
     const summary = await v2("GET", "/deployment/summary");
     expect(summary.status, summary.text).toBe(200);
-    expect(summary.body).toMatchObject({ targeted: 2, installed: expect.any(Number), failed: expect.any(Number), checked_in: 1, refreshed: expect.any(Boolean) });
+    expect(summary.body).toMatchObject({
+      targeted: 2,
+      installed: expect.any(Number),
+      failed: expect.any(Number),
+      checked_in: 1,
+      refreshed: expect.any(Boolean),
+    });
     expect(summary.body.instances.map((instance: { asset_id: string }) => instance.asset_id).sort()).toEqual(bravoInstances);
-    expect(summary.body.instances.find((instance: { asset_id: string }) => instance.asset_id === bravoInstances[0])).toMatchObject({ agent_status: "checked_in", targeted: true });
+    expect(summary.body.instances.find((instance: { asset_id: string }) => instance.asset_id === bravoInstances[0])).toMatchObject({
+      agent_status: "checked_in",
+      targeted: true,
+    });
     const health = await v2("GET", "/deployment/health");
     expect(health.status, health.text).toBe(200);
     // One of the two targeted instances has an agent: degraded until the other checks in.
@@ -387,9 +416,14 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     expect(validation.status, validation.text).toBe(200);
     expect(validation.body.total).toBe(5);
     expect(validation.body.checks.map((check: { name: string }) => check.name)).toEqual(checkNames);
-    const statusOf = (body: { checks: { name: string; status: string; reason?: string }[] }) => Object.fromEntries(body.checks.map((check) => [check.name, check.status]));
+    const statusOf = (body: { checks: { name: string; status: string; reason?: string }[] }) =>
+      Object.fromEntries(body.checks.map((check) => [check.name, check.status]));
     expect(statusOf(validation.body)).toMatchObject({ integration_healthy: "passed", assets_discovered: "passed", agents_targeted: "passed" });
-    expect(validation.body.checks.at(-1)).toMatchObject({ name: "agents_checked_in", status: expect.stringMatching(/^(pending|failed)$/), reason: expect.stringMatching(/^1 of 2 running targeted instances have not checked in/) });
+    expect(validation.body.checks.at(-1)).toMatchObject({
+      name: "agents_checked_in",
+      status: expect.stringMatching(/^(pending|failed)$/),
+      reason: expect.stringMatching(/^1 of 2 running targeted instances have not checked in/),
+    });
     expect(validation.body.passed).toBe(validation.body.checks.filter((check: { status: string }) => check.status === "passed").length);
     for (const check of validation.body.checks) if (check.status !== "passed") expect(check.reason).toEqual(expect.any(String));
 
@@ -413,7 +447,10 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
   it("c (after b). cross-tenant access is denied on every route, indistinguishable from a tenant that does not exist", async () => {
     const doc = await call("GET", "/openapi.json", { token: null });
     expect(doc.status).toBe(200);
-    const paths = doc.body.paths as Record<string, Record<string, { requestBody?: { required?: boolean }; parameters?: { name: string; in: string; schema?: { enum?: string[] } }[] }>>;
+    const paths = doc.body.paths as Record<
+      string,
+      Record<string, { requestBody?: { required?: boolean }; parameters?: { name: string; in: string; schema?: { enum?: string[] } }[] }>
+    >;
     const methods = ["get", "post", "put", "patch", "delete"];
 
     // Valid bodies, so the answer is about access, never about the input.
@@ -435,7 +472,16 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       return parameter?.schema?.enum?.[0] ?? "x";
     };
     const concrete = (path: string, slug: string, operation: { parameters?: { name: string; in: string; schema?: { enum?: string[] } }[] }) =>
-      path.replace(/\{(\w+)\}/g, (_, name: string) => (name === "slug" ? slug : encodeURIComponent(paramValue(name, operation.parameters?.find((p) => p.name === name && p.in === "path")))));
+      path.replace(/\{(\w+)\}/g, (_, name: string) =>
+        name === "slug"
+          ? slug
+          : encodeURIComponent(
+              paramValue(
+                name,
+                operation.parameters?.find((p) => p.name === name && p.in === "path"),
+              ),
+            ),
+      );
 
     const victimBefore = await call("GET", `/v1/tenants/${bravo.slug}`);
     const victimIntegrationBefore = await call("GET", `/v1/tenants/${bravo.slug}/integrations/aws`);
@@ -462,7 +508,13 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
         // Tenant scoping comes first: another tenant is invisible on every route, admin-only ones included.
         expect(attempt.status, key).toBe(404);
         expect(attempt.body.error.code, key).toBe("not_found");
-        if (["post /v1/tenants/{slug}/offboard", "post /v1/tenants/{slug}/tokens", "delete /v1/tenants/{slug}/agents/{instance_id}/enrollment"].includes(key)) {
+        if (
+          [
+            "post /v1/tenants/{slug}/offboard",
+            "post /v1/tenants/{slug}/tokens",
+            "delete /v1/tenants/{slug}/agents/{instance_id}/enrollment",
+          ].includes(key)
+        ) {
           const own = await call(method.toUpperCase(), concrete(path, charlie.slug, operation), { token: charlie.token, body });
           expect(own.status, `${key} is admin-only: 403 for the token's own tenant`).toBe(403);
           adminOnly.push(key);
@@ -472,7 +524,10 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     }
     // Not in the document: the unsupported providers' catch-all.
     for (const method of ["GET", "PUT", "DELETE"]) {
-      const attempt = await call(method, `/v1/tenants/${bravo.slug}/integrations/azure`, { token: charlie.token, body: method === "PUT" ? {} : undefined });
+      const attempt = await call(method, `/v1/tenants/${bravo.slug}/integrations/azure`, {
+        token: charlie.token,
+        body: method === "PUT" ? {} : undefined,
+      });
       expect(attempt.status, `${method} integrations/azure`).toBe(404);
     }
     expect(tenantRoutes).toEqual(
@@ -555,8 +610,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
 
   it("d (after b). two concurrent run requests for one tenant: one 202, one 409 naming the blocking run; with queue: true both run, one after the other", async () => {
     const stackName = `tenant-${bravo.slug}`;
-    const countRuns = async () =>
-      (await service.sql<{ n: number }[]>`select count(*)::int as n from runs where stack_name = ${stackName}`)[0]!.n;
+    const countRuns = async () => (await service.sql<{ n: number }[]>`select count(*)::int as n from runs where stack_name = ${stackName}`)[0]!.n;
     const runsBefore = await countRuns();
     const updatesBefore = await stackHistoryLength(service.workspace, stackName);
 
@@ -611,7 +665,9 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     // The create that was in flight is named, so an operator knows what may exist in the account untracked.
     expect(interrupted.body.error.message).toMatch(/unfinished operation\(s\) were dropped/);
     expect(interrupted.body.error.diagnostics).toEqual(
-      expect.arrayContaining([expect.objectContaining({ severity: "warning", message: expect.stringMatching(/^pending creat/), urn: expect.stringContaining("aws:") })]),
+      expect.arrayContaining([
+        expect.objectContaining({ severity: "warning", message: expect.stringMatching(/^pending creat/), urn: expect.stringContaining("aws:") }),
+      ]),
     );
     expect(await pulumiProcessesOf(stackName)).toEqual([]);
     const exported = await stackExport(stackName);
@@ -659,25 +715,88 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     status?: number;
     code?: string;
   }
-  const tenantPath = (rest = "") => () => `/v1/tenants/${bravo.slug}${rest}`;
+  const tenantPath =
+    (rest = "") =>
+    () =>
+      `/v1/tenants/${bravo.slug}${rest}`;
   const charlieToken = () => charlie.token;
   const badInputs: BadInput[] = [
     // tenants
     { name: "tenant: bad slug", method: "POST", path: () => "/v1/tenants", body: { slug: "Bad Slug!", name: "x" }, fields: ["slug"] },
-    { name: "tenant: unknown field", method: "POST", path: () => "/v1/tenants", body: { slug: "ok-slug", name: "x", plan: "gold" }, fields: ["plan"] },
-    { name: "tenant: wrong types", method: "POST", path: () => "/v1/tenants", body: { slug: 42, name: ["x"], auto_discovery_enabled: "yes" }, fields: ["slug", "name", "auto_discovery_enabled"] },
-    { name: "tenant: bad region", method: "POST", path: () => "/v1/tenants", body: { slug: "ok-slug", name: "x", integration_settings: { regions: ["moon-base-1"] } }, fields: ["integration_settings.regions.0"] },
-    { name: "tenant: bad home region", method: "POST", path: () => "/v1/tenants", body: { slug: "ok-slug", name: "x", integration_settings: { home_region: "US-EAST-1" } }, fields: ["integration_settings.home_region"] },
-    { name: "tenant: unknown setting", method: "POST", path: () => "/v1/tenants", body: { slug: "ok-slug", name: "x", integration_settings: { colour: "red" } }, fields: ["integration_settings.colour"] },
+    {
+      name: "tenant: unknown field",
+      method: "POST",
+      path: () => "/v1/tenants",
+      body: { slug: "ok-slug", name: "x", plan: "gold" },
+      fields: ["plan"],
+    },
+    {
+      name: "tenant: wrong types",
+      method: "POST",
+      path: () => "/v1/tenants",
+      body: { slug: 42, name: ["x"], auto_discovery_enabled: "yes" },
+      fields: ["slug", "name", "auto_discovery_enabled"],
+    },
+    {
+      name: "tenant: bad region",
+      method: "POST",
+      path: () => "/v1/tenants",
+      body: { slug: "ok-slug", name: "x", integration_settings: { regions: ["moon-base-1"] } },
+      fields: ["integration_settings.regions.0"],
+    },
+    {
+      name: "tenant: bad home region",
+      method: "POST",
+      path: () => "/v1/tenants",
+      body: { slug: "ok-slug", name: "x", integration_settings: { home_region: "US-EAST-1" } },
+      fields: ["integration_settings.home_region"],
+    },
+    {
+      name: "tenant: unknown setting",
+      method: "POST",
+      path: () => "/v1/tenants",
+      body: { slug: "ok-slug", name: "x", integration_settings: { colour: "red" } },
+      fields: ["integration_settings.colour"],
+    },
     { name: "tenant list: bad offset", method: "GET", path: () => "/v1/tenants?offset=-1", fields: ["query.offset"] },
     { name: "tenant get: bad slug", method: "GET", path: () => "/v1/tenants/Bad_Slug", fields: ["param.slug"] },
-    { name: "tenant patch: bad region", method: "PATCH", path: tenantPath(), body: { integration_settings: { regions: ["us-east-1", "nowhere"] } }, fields: ["integration_settings.regions.1"] },
+    {
+      name: "tenant patch: bad region",
+      method: "PATCH",
+      path: tenantPath(),
+      body: { integration_settings: { regions: ["us-east-1", "nowhere"] } },
+      fields: ["integration_settings.regions.1"],
+    },
     { name: "tenant patch: unknown field", method: "PATCH", path: tenantPath(), body: { slug: "renamed" }, fields: ["slug"] },
-    { name: "tenant patch: wrong type", method: "PATCH", path: tenantPath(), body: { auto_discovery_enabled: 1 }, fields: ["auto_discovery_enabled"] },
+    {
+      name: "tenant patch: wrong type",
+      method: "PATCH",
+      path: tenantPath(),
+      body: { auto_discovery_enabled: 1 },
+      fields: ["auto_discovery_enabled"],
+    },
     // integrations
-    { name: "aws: bad role ARN", method: "PUT", path: tenantPath("/integrations/aws"), body: { bootstrap_role_arn: "arn:aws:iam::12:user/x" }, fields: ["bootstrap_role_arn"] },
-    { name: "aws: short external ID", method: "PUT", path: tenantPath("/integrations/aws"), body: { bootstrap_role_arn: bravo.roleArn, external_id: "short" }, fields: ["external_id"] },
-    { name: "aws: unknown field", method: "PUT", path: tenantPath("/integrations/aws"), body: { bootstrap_role_arn: bravo.roleArn, secret_key: "x" }, fields: ["secret_key"] },
+    {
+      name: "aws: bad role ARN",
+      method: "PUT",
+      path: tenantPath("/integrations/aws"),
+      body: { bootstrap_role_arn: "arn:aws:iam::12:user/x" },
+      fields: ["bootstrap_role_arn"],
+    },
+    {
+      name: "aws: short external ID",
+      method: "PUT",
+      path: tenantPath("/integrations/aws"),
+      body: { bootstrap_role_arn: bravo.roleArn, external_id: "short" },
+      fields: ["external_id"],
+    },
+    {
+      name: "aws: unknown field",
+      method: "PUT",
+      path: tenantPath("/integrations/aws"),
+      body: { bootstrap_role_arn: bravo.roleArn, secret_key: "x" },
+      fields: ["secret_key"],
+    },
     { name: "aws: bad slug", method: "GET", path: () => "/v1/tenants/-bad-/integrations/aws", fields: ["param.slug"] },
     // tokens
     { name: "token: empty name", method: "POST", path: tenantPath("/tokens"), body: { name: " " }, fields: ["name"] },
@@ -687,8 +806,20 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     { name: "run: missing kind", method: "POST", path: tenantPath("/runs"), body: {}, fields: ["kind"] },
     { name: "run: wrong type of queue", method: "POST", path: tenantPath("/runs"), body: { kind: "up", queue: "yes" }, fields: ["queue"] },
     { name: "run: unknown field", method: "POST", path: tenantPath("/runs"), body: { kind: "up", force: true }, fields: ["force"] },
-    { name: "run: plan_run_id not a uuid", method: "POST", path: tenantPath("/runs"), body: { kind: "up", plan_run_id: "plan-1" }, fields: ["plan_run_id"] },
-    { name: "run: plan_run_id on a preview", method: "POST", path: tenantPath("/runs"), body: { kind: "preview", plan_run_id: randomUUID() }, fields: ["plan_run_id"] },
+    {
+      name: "run: plan_run_id not a uuid",
+      method: "POST",
+      path: tenantPath("/runs"),
+      body: { kind: "up", plan_run_id: "plan-1" },
+      fields: ["plan_run_id"],
+    },
+    {
+      name: "run: plan_run_id on a preview",
+      method: "POST",
+      path: tenantPath("/runs"),
+      body: { kind: "preview", plan_run_id: randomUUID() },
+      fields: ["plan_run_id"],
+    },
     { name: "run: bad slug", method: "POST", path: () => "/v1/tenants/UPPER/runs", body: { kind: "up" }, fields: ["param.slug"] },
     { name: "runs: bad limit", method: "GET", path: tenantPath("/runs?limit=1000"), fields: ["query.limit"] },
     { name: "runs: bad kind filter", method: "GET", path: tenantPath("/runs?kind=deploy"), fields: ["query.kind"] },
@@ -704,27 +835,154 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     { name: "deployment retry: bad slug", method: "POST", path: () => "/v1/tenants/no/deployment/retry", fields: ["param.slug"] },
     { name: "validation: bad slug", method: "GET", path: () => "/v1/tenants/UP/validation", fields: ["param.slug"] },
     // headers and bodies
-    { name: "bad Idempotency-Key (too long)", method: "POST", path: tenantPath("/runs"), body: { kind: "preview" }, headers: { "idempotency-key": "k".repeat(256) }, fields: ["header.idempotency-key"] },
-    { name: "bad Idempotency-Key (space)", method: "POST", path: () => "/v1/tenants", body: { slug: "ok-slug", name: "x" }, headers: { "idempotency-key": "two words" }, fields: ["header.idempotency-key"] },
+    {
+      name: "bad Idempotency-Key (too long)",
+      method: "POST",
+      path: tenantPath("/runs"),
+      body: { kind: "preview" },
+      headers: { "idempotency-key": "k".repeat(256) },
+      fields: ["header.idempotency-key"],
+    },
+    {
+      name: "bad Idempotency-Key (space)",
+      method: "POST",
+      path: () => "/v1/tenants",
+      body: { slug: "ok-slug", name: "x" },
+      headers: { "idempotency-key": "two words" },
+      fields: ["header.idempotency-key"],
+    },
     { name: "malformed JSON", method: "POST", path: tenantPath("/runs"), raw: '{"kind": "up"', fields: [], code: "invalid_json" },
-    { name: "oversize body", method: "POST", path: tenantPath("/runs"), raw: JSON.stringify({ kind: "up", pad: "x".repeat(70 * 1024) }), fields: [], status: 413, code: "payload_too_large" },
+    {
+      name: "oversize body",
+      method: "POST",
+      path: tenantPath("/runs"),
+      raw: JSON.stringify({ kind: "up", pad: "x".repeat(70 * 1024) }),
+      fields: [],
+      status: 413,
+      code: "payload_too_large",
+    },
     // v2
-    { name: "v2 setup: bad provider", method: "POST", path: () => "/api/onboarding/v2/integrations/setup", token: charlieToken, body: { provider: "oracle", credentials: {} }, fields: ["provider"] },
-    { name: "v2 setup: bad role ARN", method: "POST", path: () => "/api/onboarding/v2/integrations/setup", token: charlieToken, body: { provider: "aws", credentials: { role_arn: "nope" } }, fields: ["credentials.role_arn"] },
-    { name: "v2 setup: unknown credential field", method: "POST", path: () => "/api/onboarding/v2/integrations/setup", token: charlieToken, body: { provider: "aws", credentials: { role_arn: charlie.roleArn, password: "x" } }, fields: ["credentials.password"] },
-    { name: "v2 setup: wrong type", method: "POST", path: () => "/api/onboarding/v2/integrations/setup", token: charlieToken, body: { provider: "aws", credentials: "arn" }, fields: ["credentials"] },
-    { name: "v2 quick-start: unknown field", method: "POST", path: () => "/api/onboarding/v2/quick-start", token: charlieToken, body: { provider: "aws", credentials: { role_arn: charlie.roleArn }, region: "us-east-1" }, fields: ["region"] },
-    { name: "v2 delete: bad provider", method: "DELETE", path: () => "/api/onboarding/v2/integrations/oracle", token: charlieToken, fields: ["param.provider"] },
+    {
+      name: "v2 setup: bad provider",
+      method: "POST",
+      path: () => "/api/onboarding/v2/integrations/setup",
+      token: charlieToken,
+      body: { provider: "oracle", credentials: {} },
+      fields: ["provider"],
+    },
+    {
+      name: "v2 setup: bad role ARN",
+      method: "POST",
+      path: () => "/api/onboarding/v2/integrations/setup",
+      token: charlieToken,
+      body: { provider: "aws", credentials: { role_arn: "nope" } },
+      fields: ["credentials.role_arn"],
+    },
+    {
+      name: "v2 setup: unknown credential field",
+      method: "POST",
+      path: () => "/api/onboarding/v2/integrations/setup",
+      token: charlieToken,
+      body: { provider: "aws", credentials: { role_arn: charlie.roleArn, password: "x" } },
+      fields: ["credentials.password"],
+    },
+    {
+      name: "v2 setup: wrong type",
+      method: "POST",
+      path: () => "/api/onboarding/v2/integrations/setup",
+      token: charlieToken,
+      body: { provider: "aws", credentials: "arn" },
+      fields: ["credentials"],
+    },
+    {
+      name: "v2 quick-start: unknown field",
+      method: "POST",
+      path: () => "/api/onboarding/v2/quick-start",
+      token: charlieToken,
+      body: { provider: "aws", credentials: { role_arn: charlie.roleArn }, region: "us-east-1" },
+      fields: ["region"],
+    },
+    {
+      name: "v2 delete: bad provider",
+      method: "DELETE",
+      path: () => "/api/onboarding/v2/integrations/oracle",
+      token: charlieToken,
+      fields: ["param.provider"],
+    },
     { name: "v2 assets: bad type", method: "GET", path: () => "/api/onboarding/v2/assets?type=A%20B", token: charlieToken, fields: ["query.type"] },
-    { name: "v2 deployment summary: bad refresh", method: "GET", path: () => "/api/onboarding/v2/deployment/summary?refresh=1", token: charlieToken, fields: ["query.refresh"] },
-    { name: "v2: bad Idempotency-Key", method: "POST", path: () => "/api/onboarding/v2/assets/refresh", token: charlieToken, headers: { "idempotency-key": "tab\tin key" }, fields: ["header.idempotency-key"] },
-    { name: "v2: oversize body", method: "POST", path: () => "/api/onboarding/v2/integrations/setup", token: charlieToken, raw: JSON.stringify({ provider: "aws", credentials: { pad: "x".repeat(70 * 1024) } }), fields: [], status: 413, code: "payload_too_large" },
+    {
+      name: "v2 deployment summary: bad refresh",
+      method: "GET",
+      path: () => "/api/onboarding/v2/deployment/summary?refresh=1",
+      token: charlieToken,
+      fields: ["query.refresh"],
+    },
+    {
+      name: "v2: bad Idempotency-Key",
+      method: "POST",
+      path: () => "/api/onboarding/v2/assets/refresh",
+      token: charlieToken,
+      headers: { "idempotency-key": "tab\tin key" },
+      fields: ["header.idempotency-key"],
+    },
+    {
+      name: "v2: oversize body",
+      method: "POST",
+      path: () => "/api/onboarding/v2/integrations/setup",
+      token: charlieToken,
+      raw: JSON.stringify({ provider: "aws", credentials: { pad: "x".repeat(70 * 1024) } }),
+      fields: [],
+      status: 413,
+      code: "payload_too_large",
+    },
     // agents (enrollment token in the body, no bearer token)
-    { name: "agent enroll: missing fields", method: "POST", path: () => "/v1/agents/enroll", token: () => null, body: {}, fields: ["enrollment_token", "identity_document", "identity_signature", "hostname", "agent_version"] },
-    { name: "agent enroll: bad signature, version and credential", method: "POST", path: () => "/v1/agents/enroll", token: () => null, body: { enrollment_token: "x".repeat(40), identity_document: "{}", identity_signature: "not base64!", hostname: "h", agent_version: "latest", agent_credential: "guess" }, fields: ["identity_signature", "agent_version", "agent_credential"] },
-    { name: "agent enroll: an instance id is not taken on trust", method: "POST", path: () => "/v1/agents/enroll", token: () => null, body: { enrollment_token: "x".repeat(40), instance_id: "i-deadbeef-not-real", hostname: "h", agent_version: "1.0.0" }, fields: ["identity_document", "identity_signature", "instance_id"] },
-    { name: "agent heartbeat: unknown field", method: "POST", path: () => "/v1/agents/heartbeat", token: () => null, body: { agent_credential: `mxdr-agent_${"x".repeat(43)}`, instance_id: "i-1", cpu: 3 }, fields: ["cpu"] },
-    { name: "agent heartbeat: the enrollment token is no credential", method: "POST", path: () => "/v1/agents/heartbeat", token: () => null, body: { enrollment_token: "x".repeat(40), instance_id: "i-1" }, fields: ["agent_credential", "enrollment_token"] },
+    {
+      name: "agent enroll: missing fields",
+      method: "POST",
+      path: () => "/v1/agents/enroll",
+      token: () => null,
+      body: {},
+      fields: ["enrollment_token", "identity_document", "identity_signature", "hostname", "agent_version"],
+    },
+    {
+      name: "agent enroll: bad signature, version and credential",
+      method: "POST",
+      path: () => "/v1/agents/enroll",
+      token: () => null,
+      body: {
+        enrollment_token: "x".repeat(40),
+        identity_document: "{}",
+        identity_signature: "not base64!",
+        hostname: "h",
+        agent_version: "latest",
+        agent_credential: "guess",
+      },
+      fields: ["identity_signature", "agent_version", "agent_credential"],
+    },
+    {
+      name: "agent enroll: an instance id is not taken on trust",
+      method: "POST",
+      path: () => "/v1/agents/enroll",
+      token: () => null,
+      body: { enrollment_token: "x".repeat(40), instance_id: "i-deadbeef-not-real", hostname: "h", agent_version: "1.0.0" },
+      fields: ["identity_document", "identity_signature", "instance_id"],
+    },
+    {
+      name: "agent heartbeat: unknown field",
+      method: "POST",
+      path: () => "/v1/agents/heartbeat",
+      token: () => null,
+      body: { agent_credential: `mxdr-agent_${"x".repeat(43)}`, instance_id: "i-1", cpu: 3 },
+      fields: ["cpu"],
+    },
+    {
+      name: "agent heartbeat: the enrollment token is no credential",
+      method: "POST",
+      path: () => "/v1/agents/heartbeat",
+      token: () => null,
+      body: { enrollment_token: "x".repeat(40), instance_id: "i-1" },
+      fields: ["agent_credential", "enrollment_token"],
+    },
   ];
 
   it.each(badInputs)("f (after b). 400 naming the bad field: $name", async (testCase) => {
@@ -783,7 +1041,9 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
         const token = path.startsWith("/v1/agents/") ? null : v2 ? charlie.token : adminToken;
         // A valid slug of no tenant: if a check were missing, nothing would change.
         const concrete = (slug: string) =>
-          path.replace(/\{(\w+)\}/g, (_, name: string) => (name === "slug" ? slug : name === "runId" || name === "id" ? randomUUID() : name === "provider" ? "aws" : "x"));
+          path.replace(/\{(\w+)\}/g, (_, name: string) =>
+            name === "slug" ? slug : name === "runId" || name === "id" ? randomUUID() : name === "provider" ? "aws" : "x",
+          );
         const schema = resolve(operation.requestBody?.content?.["application/json"]?.schema);
         const example = exampleBodies[key];
         if (schema && example === undefined) throw new Error(`add an example body for ${key} to this test`);
@@ -794,18 +1054,27 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
           slugRoutes++;
           const bad = await send(concrete("Not_A_Slug"), { body: example });
           expect(bad.status, `${key}: bad slug`).toBe(400);
-          expect(bad.body.error.fields.map((f: { field: string }) => f.field), key).toContain("param.slug");
+          expect(
+            bad.body.error.fields.map((f: { field: string }) => f.field),
+            key,
+          ).toContain("param.slug");
         }
         if (schema) {
           bodyRoutes++;
           const url = concrete(NO_SUCH_TENANT);
           const unknown = await send(url, { body: { ...(example as object), unexpected_field: 1 } });
           expect(unknown.status, `${key}: unknown field`).toBe(400);
-          expect(unknown.body.error.fields.map((f: { field: string }) => f.field), key).toEqual(["unexpected_field"]);
+          expect(
+            unknown.body.error.fields.map((f: { field: string }) => f.field),
+            key,
+          ).toEqual(["unexpected_field"]);
           for (const [property, propertySchema] of Object.entries<any>(schema.properties ?? {})) {
             const wrong = await send(url, { body: { ...(example as object), [property]: wrongValue(propertySchema) } });
             expect(wrong.status, `${key}: wrong type of ${property}`).toBe(400);
-            expect(wrong.body.error.fields.map((f: { field: string }) => f.field), `${key}: wrong type of ${property}`).toContain(property);
+            expect(
+              wrong.body.error.fields.map((f: { field: string }) => f.field),
+              `${key}: wrong type of ${property}`,
+            ).toContain(property);
           }
           const huge = await send(url, { raw: JSON.stringify({ ...(example as object), pad: "x".repeat(65 * 1024) }) });
           expect(huge.status, `${key}: oversize body`).toBe(413);
@@ -833,11 +1102,13 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     // Secrets the test did not choose: the external IDs and enrollment tokens as stored (decrypted with the key).
     const credentials = await service.sql<{ organization_id: number; credential_data: string }[]>`
       select organization_id, credential_data from integration_credentials where provider = 'aws'`;
-    const externalIds = credentials.map((row) =>
-      decryptJson<{ externalId: string }>(row.credential_data, awsCredentialContext(row.organization_id), { key: encryptionKey }).externalId,
+    const externalIds = credentials.map(
+      (row) => decryptJson<{ externalId: string }>(row.credential_data, awsCredentialContext(row.organization_id), { key: encryptionKey }).externalId,
     );
     expect(externalIds).toEqual(expect.arrayContaining([alpha.externalId, bravo.externalId, echo.externalId]));
-    const enrollment = await service.sql<{ organization_id: number; token_sealed: string }[]>`select organization_id, token_sealed from enrollment_tokens`;
+    const enrollment = await service.sql<
+      { organization_id: number; token_sealed: string }[]
+    >`select organization_id, token_sealed from enrollment_tokens`;
     const enrollmentTokens = enrollment.map((row) =>
       decryptJson<string>(row.token_sealed, { organizationId: row.organization_id, provider: "enrollment-token" }, { key: encryptionKey }),
     );
@@ -881,7 +1152,9 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       const rows = await service.sql.unsafe(`select * from "${table_schema}"."${table_name}"`);
       dump += `${table_schema}.${table_name}\n${JSON.stringify(rows)}\n`;
     }
-    expect(tables.map((t) => t.table_name)).toEqual(expect.arrayContaining(["organizations", "runs", "run_events", "api_tokens", "audit_log", "enrollment_tokens"]));
+    expect(tables.map((t) => t.table_name)).toEqual(
+      expect.arrayContaining(["organizations", "runs", "run_events", "api_tokens", "audit_log", "enrollment_tokens"]),
+    );
     expect(dump).toContain(runIds.bravoUp); // the dump is real
     expect(dump).toContain(bravo.roleArn);
     assertAbsent("the database", dump);
@@ -906,9 +1179,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
     } finally {
       await state.end({ timeout: 5 });
     }
-    const files = [
-      ...(await filesUnder(join(service.workspace.projectDir, "stacks"))),
-    ];
+    const files = [...(await filesUnder(join(service.workspace.projectDir, "stacks")))];
     // Saved plans live sealed in run_plans (covered by the table dump above), never under DATA_DIR.
     expect(await filesUnder(join(service.workspace.dataDir, "plans"))).toEqual([]);
     expect(files.some((file) => file.endsWith(`Pulumi.tenant-${bravo.slug}.yaml`))).toBe(true);

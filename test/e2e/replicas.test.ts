@@ -131,10 +131,14 @@ describe("two replicas on one PostgreSQL, nothing else shared", () => {
     expect(executor.server.child.signalCode).toBe("SIGKILL");
 
     // The survivor's periodic sweep, not a restart, recovers it.
-    const interrupted = await waitFor("the survivor to mark the run interrupted", async () => {
-      const run = await survivor.call("GET", `/v1/tenants/${slug}/runs/${runId}`);
-      return run.body.status === "interrupted" ? run.body : undefined;
-    }, { timeoutMs: 120_000 });
+    const interrupted = await waitFor(
+      "the survivor to mark the run interrupted",
+      async () => {
+        const run = await survivor.call("GET", `/v1/tenants/${slug}/runs/${runId}`);
+        return run.body.status === "interrupted" ? run.body : undefined;
+      },
+      { timeoutMs: 120_000 },
+    );
     service.proxy.hold(null);
     expect(survivor.server.child.exitCode).toBeNull();
     expect(survivor.server.child.pid).toBe(survivorPid);

@@ -98,10 +98,14 @@ describe("npm start: a supervisor's SIGTERM to npm's own process stops the servi
     expect(descendants.length).toBeGreaterThan(0);
     running.child.kill(signal);
     const code = await running.exited;
-    await waitFor("every process npm start had started to exit", async () => {
-      for (const pid of descendants) if (processIsRunning(pid)) return false;
-      return true;
-    }, { timeoutMs: 120_000 });
+    await waitFor(
+      "every process npm start had started to exit",
+      async () => {
+        for (const pid of descendants) if (processIsRunning(pid)) return false;
+        return true;
+      },
+      { timeoutMs: 120_000 },
+    );
     return { code, descendants };
   }
 

@@ -9,7 +9,10 @@ import { customerAccountCredentials } from "./customer-account";
 import { enrollmentBody } from "./instance-identity";
 
 /** Enrolls the agent of an instance of the tenant's account (POST /v1/agents/enroll); the answer, 201 when enrolled. */
-export function agentEnroller(call: CallFn, tenant: { slug: string; account: string }): (instance: { region: string; instanceId: string }) => Promise<Call> {
+export function agentEnroller(
+  call: CallFn,
+  tenant: { slug: string; account: string },
+): (instance: { region: string; instanceId: string }) => Promise<Call> {
   let credentials: ReturnType<typeof customerAccountCredentials> | undefined;
   const tokens = new Map<string, Promise<string>>();
   const enrollmentTokenIn = async (region: string) => {

@@ -36,7 +36,7 @@ export function createCaller(target: { baseUrl: () => string; defaultToken?: () 
     const response = await fetch(`${target.baseUrl()}${path}`, { method, headers, body });
     const text = await response.text();
     target.responses?.push(text);
-    let parsed: unknown = undefined;
+    let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
     } catch {

@@ -11,9 +11,7 @@ import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 /** IAM and SSM clients acting in the customer's account through its bootstrap role. */
 export async function customerAccountClients(roleArn: string, region = "us-east-1") {
   const sts = new STSClient({ region });
-  const assumed = await sts.send(
-    new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: "mini-xdr-test", ExternalId: "test-assertions" }),
-  );
+  const assumed = await sts.send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: "mini-xdr-test", ExternalId: "test-assertions" }));
   const credentials = {
     accessKeyId: assumed.Credentials!.AccessKeyId!,
     secretAccessKey: assumed.Credentials!.SecretAccessKey!,
@@ -53,7 +51,15 @@ export async function launchMonitoredInstances(accountId: string, { region = "us
         MinCount: count,
         MaxCount: count,
         InstanceType: "t3.micro",
-        TagSpecifications: [{ ResourceType: "instance", Tags: [{ Key: "Name", Value: "web" }, { Key: "xdr:monitor", Value: "true" }] }],
+        TagSpecifications: [
+          {
+            ResourceType: "instance",
+            Tags: [
+              { Key: "Name", Value: "web" },
+              { Key: "xdr:monitor", Value: "true" },
+            ],
+          },
+        ],
       }),
     );
     return launched.Instances!.map((instance) => instance.InstanceId!).sort();

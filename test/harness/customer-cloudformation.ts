@@ -26,7 +26,9 @@ function awsCli(): string {
 
 export async function customerAccount(accountId: string, region = "us-east-1"): Promise<CustomerAccount> {
   const sts = new STSClient({ region });
-  const session = await sts.send(new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${accountId}:role/CustomerAdmin`, RoleSessionName: "customer-admin" }));
+  const session = await sts.send(
+    new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${accountId}:role/CustomerAdmin`, RoleSessionName: "customer-admin" }),
+  );
   sts.destroy();
   const credentials = {
     accessKeyId: session.Credentials!.AccessKeyId!,
@@ -79,8 +81,18 @@ export async function createStackFromQuickCreateLink(
     .map(([name, value]) => `ParameterKey=${name},ParameterValue=${overrides[name] ?? value}`);
   const region = url.searchParams.get("region") ?? customer.region;
   await awsAsCustomer(customer, [
-    "cloudformation", "create-stack", "--region", region, "--stack-name", stackName,
-    "--template-url", prefilled.get("templateURL")!, "--capabilities", "CAPABILITY_NAMED_IAM", "--parameters", ...parameters,
+    "cloudformation",
+    "create-stack",
+    "--region",
+    region,
+    "--stack-name",
+    stackName,
+    "--template-url",
+    prefilled.get("templateURL")!,
+    "--capabilities",
+    "CAPABILITY_NAMED_IAM",
+    "--parameters",
+    ...parameters,
   ]);
   await awsAsCustomer(customer, ["cloudformation", "wait", "stack-create-complete", "--region", region, "--stack-name", stackName]);
   const described = JSON.parse(await awsAsCustomer(customer, ["cloudformation", "describe-stacks", "--region", region, "--stack-name", stackName]));

@@ -89,7 +89,11 @@ export function planEstate(options: EstateOptions = {}): EstatePlan {
   // Every feature of a customer estate, whatever the size.
   const special: PlannedInstance[] = [
     base("untagged-linux", home),
-    base("windows-unicode-name", home, { platform: "windows", instanceType: "m5.large", tags: { Name: "Serveur de fichiers — Zürich 東京", Abteilung: "Finanzen/Überweisungen" } }),
+    base("windows-unicode-name", home, {
+      platform: "windows",
+      instanceType: "m5.large",
+      tags: { Name: "Serveur de fichiers — Zürich 東京", Abteilung: "Finanzen/Überweisungen" },
+    }),
     base("stopped-linux", home, { state: "stopped", tags: { Name: "batch-runner" } }),
     base("terminated-linux", home, { state: "terminated", tags: { Name: "old-build-agent" } }),
     base("unmanaged-no-profile", home, { tags: { Name: "legacy-app" }, unmanaged: "no_instance_profile" }),
@@ -161,7 +165,8 @@ async function defaultAmis(ec2: EC2Client): Promise<Record<Platform, string>> {
   return { windows: win, linux };
 }
 
-const chunks = <T>(items: T[], size: number) => Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, i * size + size));
+const chunks = <T>(items: T[], size: number) =>
+  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, i * size + size));
 
 /**
  * Launches the plan in moto (one RunInstances per group of identical instances, so thousands stay quick), then stops
@@ -196,13 +201,19 @@ export async function seedEstate(
         );
         const ids = (launched.Instances ?? []).map((instance) => instance.InstanceId!);
         if (ids.length !== group.length) throw new Error(`moto launched ${ids.length} of ${group.length} instances in ${region}`);
-        group.forEach((instance, i) => seeded.push({ ...instance, instanceId: ids[i]! }));
+        for (const [i, instance] of group.entries()) seeded.push({ ...instance, instanceId: ids[i]! });
       }
       const inRegion = seeded.filter((instance) => instance.region === region);
-      for (const batch of chunks(inRegion.filter((i) => i.state === "stopped").map((i) => i.instanceId), 500)) {
+      for (const batch of chunks(
+        inRegion.filter((i) => i.state === "stopped").map((i) => i.instanceId),
+        500,
+      )) {
         await ec2.send(new StopInstancesCommand({ InstanceIds: batch }));
       }
-      for (const batch of chunks(inRegion.filter((i) => i.state === "terminated").map((i) => i.instanceId), 500)) {
+      for (const batch of chunks(
+        inRegion.filter((i) => i.state === "terminated").map((i) => i.instanceId),
+        500,
+      )) {
         await ec2.send(new TerminateInstancesCommand({ InstanceIds: batch }));
       }
     } finally {

@@ -12,7 +12,12 @@ export interface ServerSentEvent {
  */
 export async function readEventStream(
   url: string,
-  { token, until = "end", timeoutMs = 240_000, headers = {} }: { token?: string; until?: string; timeoutMs?: number; headers?: Record<string, string> } = {},
+  {
+    token,
+    until = "end",
+    timeoutMs = 240_000,
+    headers = {},
+  }: { token?: string; until?: string; timeoutMs?: number; headers?: Record<string, string> } = {},
 ): Promise<{ status: number; contentType: string | null; events: ServerSentEvent[]; text: string }> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(new Error(`no "${until}" event within ${timeoutMs / 1000} s from ${url}`)), timeoutMs);

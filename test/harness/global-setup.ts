@@ -48,9 +48,7 @@ export default async function setup(): Promise<() => Promise<void>> {
     STANDIN_AWS_STATE_DIR: stateDir,
   });
   process.env.PULUMI_CONFIG_PASSPHRASE ??= "test-passphrase";
-  process.env.PATH = [join(REPO_ROOT, ".tools/bin"), join(REPO_ROOT, "test/harness/bin"), process.env.PATH]
-    .filter(Boolean)
-    .join(delimiter);
+  process.env.PATH = [join(REPO_ROOT, ".tools/bin"), join(REPO_ROOT, "test/harness/bin"), process.env.PATH].filter(Boolean).join(delimiter);
 
   return async () => {
     await moto.stop();

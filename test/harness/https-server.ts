@@ -38,9 +38,23 @@ export async function selfSignedCertificate(dir: string, dnsNames: string[] = []
   const keyFile = join(dir, "key.pem");
   const certFile = join(dir, "cert.pem");
   const args = [
-    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-    "-subj", "/CN=127.0.0.1", "-addext", `subjectAltName=${["IP:127.0.0.1", ...dnsNames.map((name) => `DNS:${name}`)].join(",")}`, "-days", "1",
-    "-keyout", keyFile, "-out", certFile,
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-subj",
+    "/CN=127.0.0.1",
+    "-addext",
+    `subjectAltName=${["IP:127.0.0.1", ...dnsNames.map((name) => `DNS:${name}`)].join(",")}`,
+    "-days",
+    "1",
+    "-keyout",
+    keyFile,
+    "-out",
+    certFile,
   ];
   try {
     await run("openssl", args, { timeout: 30_000 });

@@ -12,7 +12,6 @@ import type { IamRequest } from "../../programs/tenant/policy-document";
 
 export type IamDecision = "Allowed" | "ExplicitlyDenied" | "ImplicitlyDenied";
 
-
 /** Who makes a request, and the policies attached to it. */
 export interface IamPrincipal {
   arn: string;
@@ -41,7 +40,8 @@ async function simulate(simulation: Simulation): Promise<IamDecision> {
   if (response.resultType === "error") {
     throw new IamSimulationError(`${simulation.request.action} on ${resource}: ${JSON.stringify(response.errors)}`);
   }
-  const ignored = response.resultType === "single" ? response.result.ignoredContextKeys : response.results.flatMap((result) => result.ignoredContextKeys);
+  const ignored =
+    response.resultType === "single" ? response.result.ignoredContextKeys : response.results.flatMap((result) => result.ignoredContextKeys);
   if (ignored && ignored.length > 0) {
     throw new IamSimulationError(`${simulation.request.action} on ${resource}: AWS does not send ${ignored.join(", ")} with this call`);
   }

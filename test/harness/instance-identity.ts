@@ -38,7 +38,10 @@ function makeAuthority(name: string): IdentityAuthority {
   const trustFile = join(dir, "identity-certificates.json");
   writeFileSync(
     trustFile,
-    JSON.stringify({ description: `test CA ${name} (test/harness/instance-identity.ts)`, certificates: [{ regions: AWS_REGIONS, certificate: certificatePem }] }),
+    JSON.stringify({
+      description: `test CA ${name} (test/harness/instance-identity.ts)`,
+      certificates: [{ regions: AWS_REGIONS, certificate: certificatePem }],
+    }),
   );
   return { trustFile, certificatePem, key: createPrivateKey(readFileSync(keyFile)) };
 }

@@ -37,9 +37,7 @@ export async function seedMiniCorp(credentials: CredentialsProvider): Promise<Ma
           MaxCount: 1,
           SubnetId: subnet.Subnet!.SubnetId!,
           PrivateIpAddress: instance.private_ip,
-          TagSpecifications: [
-            { ResourceType: "instance", Tags: Object.entries(instance.tags).map(([Key, Value]) => ({ Key, Value })) },
-          ],
+          TagSpecifications: [{ ResourceType: "instance", Tags: Object.entries(instance.tags).map(([Key, Value]) => ({ Key, Value })) }],
         }),
       );
       ids.set(instance.name, launched.Instances![0]!.InstanceId!);
@@ -63,4 +61,3 @@ export async function seedMiniCorp(credentials: CredentialsProvider): Promise<Ma
     rds.destroy();
   }
 }
-

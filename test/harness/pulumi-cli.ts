@@ -39,7 +39,10 @@ export async function pulumiProcessesOf(stackName: string): Promise<number[]> {
   const pids: number[] = [];
   for (const entry of await readdir("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
-    const args = await readFile(`/proc/${entry}/cmdline`, "utf8").then((text) => text.split("\0"), () => []);
+    const args = await readFile(`/proc/${entry}/cmdline`, "utf8").then(
+      (text) => text.split("\0"),
+      () => [],
+    );
     const stat = await readFile(`/proc/${entry}/stat`, "utf8").catch(() => "");
     if (isPulumiProcessOf(args, stackName) && !/^\d+ \(.*\) Z/.test(stat)) pids.push(Number(entry));
   }

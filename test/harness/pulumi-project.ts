@@ -13,10 +13,7 @@ export async function temporaryAutomationSettings({ backendUrl }: { backendUrl?:
   const root = await mkdtemp(path.join(tmpdir(), "mini-xdr-stack-"));
   const projectDir = path.join(root, "project");
   await mkdir(path.join(projectDir, "stacks"), { recursive: true });
-  await writeFile(
-    path.join(projectDir, "Pulumi.yaml"),
-    `name: ${PROJECT_NAME}\nruntime: nodejs\nstackConfigDir: stacks\n`,
-  );
+  await writeFile(path.join(projectDir, "Pulumi.yaml"), `name: ${PROJECT_NAME}\nruntime: nodejs\nstackConfigDir: stacks\n`);
   return automationSettingsSchema.parse({
     projectDir,
     backendUrl: backendUrl ?? `file://${path.join(root, "state")}`,

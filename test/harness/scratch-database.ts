@@ -33,4 +33,3 @@ export async function scratchDatabase(prefix = "mxdr_e2e"): Promise<{ databaseUr
     },
   };
 }
-

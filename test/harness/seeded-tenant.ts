@@ -23,8 +23,16 @@ export interface SeededTenant {
 }
 
 /** An active AWS integration of the tenant, sealed with `keyring`, as a connect would store it. */
-export async function insertActiveAwsCredential(database: Database, keyring: Keyring, { organizationId, account, externalId }: { organizationId: number; account: string; externalId: string }) {
-  const sealed = encryptJson({ bootstrapRoleArn: `arn:aws:iam::${account}:role/MiniXdrBootstrap`, externalId }, awsCredentialContext(organizationId), keyring);
+export async function insertActiveAwsCredential(
+  database: Database,
+  keyring: Keyring,
+  { organizationId, account, externalId }: { organizationId: number; account: string; externalId: string },
+) {
+  const sealed = encryptJson(
+    { bootstrapRoleArn: `arn:aws:iam::${account}:role/MiniXdrBootstrap`, externalId },
+    awsCredentialContext(organizationId),
+    keyring,
+  );
   await database.db.insert(integrationCredentials).values({
     organizationId,
     provider: "aws",

@@ -87,8 +87,8 @@ let serverBuilt: Promise<string> | undefined;
 
 /** .build/server.js, built from the current sources once per test process (as scripts/start.sh does at each start). */
 export function buildServer(): Promise<string> {
-  serverBuilt ??= promisify(execFile)(process.execPath, [join(REPO_ROOT, "scripts", "build-server.mjs")], { cwd: REPO_ROOT }).then(
-    () => join(REPO_ROOT, ".build", "server.js"),
+  serverBuilt ??= promisify(execFile)(process.execPath, [join(REPO_ROOT, "scripts", "build-server.mjs")], { cwd: REPO_ROOT }).then(() =>
+    join(REPO_ROOT, ".build", "server.js"),
   );
   serverBuilt.catch(() => (serverBuilt = undefined));
   return serverBuilt;
@@ -101,10 +101,7 @@ export function buildServer(): Promise<string> {
  * Its STS calls go to an STS stand-in that answers AssumeRole as AWS does (moto grants any), unless `env` names
  * AWS_ENDPOINT_URL_STS itself.
  */
-export async function startServer(
-  env: ServerEnv,
-  { timeoutMs = 120_000, viaNpm = false, unset = [] as string[] } = {},
-): Promise<Server> {
+export async function startServer(env: ServerEnv, { timeoutMs = 120_000, viaNpm = false, unset = [] as string[] } = {}): Promise<Server> {
   const entry = viaNpm ? undefined : await buildServer();
   const childEnv: NodeJS.ProcessEnv = { ...process.env };
   for (const key of [...SERVER_VARIABLES, ...unset]) delete childEnv[key];

@@ -178,7 +178,10 @@ function createServiceUnderTest(options: ServiceUnderTestOptions): Lifecycle {
   let current: Server | undefined;
 
   const newWorkspace = async () => {
-    const made = await temporaryServiceWorkspace(passphrase, workspaceKind === "database-state" ? { defaultBackendOf: required(scratch, "scratch database").databaseUrl } : {});
+    const made = await temporaryServiceWorkspace(
+      passphrase,
+      workspaceKind === "database-state" ? { defaultBackendOf: required(scratch, "scratch database").databaseUrl } : {},
+    );
     workspaces.push(made);
     return made;
   };
@@ -257,7 +260,7 @@ function createServiceUnderTest(options: ServiceUnderTestOptions): Lifecycle {
     stop: (signal: NodeJS.Signals = "SIGTERM") => stopServer(current, signal),
 
     async startReplica(replicaName: string, env: ServerEnv = {}) {
-      if (workspaceKind !== "database-state") throw new Error("replicas share the database's state backend: use workspace: \"database-state\"");
+      if (workspaceKind !== "database-state") throw new Error('replicas share the database\'s state backend: use workspace: "database-state"');
       const own = await newWorkspace();
       const server = await launch(envFor(own, env));
       const replicaCall = createCaller({ baseUrl: () => server.baseUrl, defaultToken: () => adminToken, responses });

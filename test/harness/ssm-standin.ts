@@ -65,11 +65,7 @@ export interface SsmStandIn {
   stop(): Promise<void>;
 }
 
-const EMULATED = new Set([
-  "DescribeInstanceInformation",
-  "DescribeInstanceAssociationsStatus",
-  "GetServiceSetting",
-]);
+const EMULATED = new Set(["DescribeInstanceInformation", "DescribeInstanceAssociationsStatus", "GetServiceSetting"]);
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -135,7 +131,8 @@ export async function startSsmStandIn(motoEndpoint: string, options: SsmStandInO
     ];
     for (const filter of filters) {
       if (filter.Key === "InstanceIds" || filter.Key === "InstanceId") instances = instances.filter((i) => filter.Values.includes(i.instanceId));
-      else if (filter.Key === "PlatformTypes" || filter.Key === "PlatformType") instances = instances.filter((i) => filter.Values.includes(i.platformType));
+      else if (filter.Key === "PlatformTypes" || filter.Key === "PlatformType")
+        instances = instances.filter((i) => filter.Values.includes(i.platformType));
       else if (filter.Key === "PingStatus") instances = instances.filter((i) => filter.Values.includes(i.pingStatus ?? "Online"));
     }
     const max = Math.min(Number(input.MaxResults ?? PAGE_MAX) || PAGE_MAX, PAGE_MAX);
@@ -197,7 +194,12 @@ export async function startSsmStandIn(motoEndpoint: string, options: SsmStandInO
     return {
       ServiceSetting: stored
         ? { ...stored, LastModifiedDate: epochSeconds(new Date(stored.LastModifiedDate)) }
-        : { SettingId: parsed.settingId, SettingValue: "", Status: "Default", ARN: `arn:aws:ssm:${region}:${accountId ?? ""}:servicesetting${parsed.settingId}` },
+        : {
+            SettingId: parsed.settingId,
+            SettingValue: "",
+            Status: "Default",
+            ARN: `arn:aws:ssm:${region}:${accountId ?? ""}:servicesetting${parsed.settingId}`,
+          },
     };
   };
 
@@ -229,13 +231,10 @@ export async function startSsmStandIn(motoEndpoint: string, options: SsmStandInO
     } catch (error) {
       return answer(res, 500, { __type: "InternalServerError", message: error instanceof Error ? error.message : String(error) });
     }
-    const forwarded = request(
-      { hostname: moto.hostname, port: moto.port, method: req.method, path: req.url, headers: req.headers },
-      (upstream) => {
-        res.writeHead(upstream.statusCode ?? 502, upstream.headers);
-        upstream.pipe(res);
-      },
-    );
+    const forwarded = request({ hostname: moto.hostname, port: moto.port, method: req.method, path: req.url, headers: req.headers }, (upstream) => {
+      res.writeHead(upstream.statusCode ?? 502, upstream.headers);
+      upstream.pipe(res);
+    });
     forwarded.on("error", (error) => answer(res, 502, { __type: "StandInForwardError", message: error.message }));
     forwarded.end(body);
   });

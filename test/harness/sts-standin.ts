@@ -36,7 +36,9 @@ export async function startStsStandIn(options: { motoUrl: string; callerPrincipa
     let iam = readers.get(accountId);
     if (!iam) {
       const sts = new STSClient({ region: "us-east-1", endpoint: options.motoUrl });
-      const session = await sts.send(new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${accountId}:role/StsStandInReader`, RoleSessionName: "sts-standin" }));
+      const session = await sts.send(
+        new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${accountId}:role/StsStandInReader`, RoleSessionName: "sts-standin" }),
+      );
       sts.destroy();
       iam = new IAMClient({
         region: "us-east-1",

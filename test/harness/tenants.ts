@@ -30,7 +30,10 @@ export interface TenantRecord {
 }
 
 /** `externalIdPrefix` is kept for callers of the time when tests chose the external ID; the service generates it now. */
-export function newTenantRecord(slug: string, { firstAccount = 400_000_000_000 }: { externalIdPrefix?: string; firstAccount?: number } = {}): TenantRecord {
+export function newTenantRecord(
+  slug: string,
+  { firstAccount = 400_000_000_000 }: { externalIdPrefix?: string; firstAccount?: number } = {},
+): TenantRecord {
   const account = newAccountId(firstAccount);
   return { slug, account, externalId: "", roleArn: bootstrapRoleArnOf(account), token: "" };
 }
@@ -56,7 +59,13 @@ export async function createTenantThroughApi(
     body: {
       slug: tenant.slug,
       name,
-      integration_settings: { agent_public_base_url: AGENT_PUBLIC_BASE_URL, regions, home_region: regions[0], aws_account_id: tenant.account, ...settings },
+      integration_settings: {
+        agent_public_base_url: AGENT_PUBLIC_BASE_URL,
+        regions,
+        home_region: regions[0],
+        aws_account_id: tenant.account,
+        ...settings,
+      },
       ...body,
     },
   });

@@ -7,4 +7,3 @@ export function unused<T extends object>(name: string): T {
     },
   });
 }
-

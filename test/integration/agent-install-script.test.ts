@@ -95,7 +95,7 @@ function standInAgent(version: string, arch: string): string {
     "print(json.dumps(body))",
     `' "$config" "$document" "$signature" "$credential" "$(uname -n)" "${version}")`,
     `answer=$(printf '%s' "$body" | curl -sS --fail-with-body -X POST -H 'Content-Type: application/json' --data-binary @- "$backend/v1/agents/enroll") || { echo "xdr-agent: enrollment refused: $answer" >&2; exit 1; }`,
-    "(umask 077; printf '%s' \"$answer\" | python3 -c 'import json, sys; print(json.load(sys.stdin)[\"agent_credential\"])' > \"$credential.new\")",
+    '(umask 077; printf \'%s\' "$answer" | python3 -c \'import json, sys; print(json.load(sys.stdin)["agent_credential"])\' > "$credential.new")',
     'mv -f "$credential.new" "$credential"',
     `instance_id=$(printf '%s' "$answer" | python3 -c 'import json, sys; print(json.load(sys.stdin)["instance_id"])')`,
     'echo "xdr-agent: enrolled $instance_id with $backend"',
@@ -337,7 +337,13 @@ describe("the agent install document's Linux step", () => {
     expect(first.stdout + first.stderr).not.toContain(credential);
     const [agent, ...others] = await agentRows();
     expect(others).toEqual([]);
-    expect(agent).toMatchObject({ instanceId, hostname: hostname(), version: AGENT_VERSION, assetId: asset.id, credentialHash: hashToken(credential) });
+    expect(agent).toMatchObject({
+      instanceId,
+      hostname: hostname(),
+      version: AGENT_VERSION,
+      assetId: asset.id,
+      credentialHash: hashToken(credential),
+    });
     const [checkedIn] = await database.db.select().from(cloudAssets).where(eq(cloudAssets.id, asset.id));
     expect(checkedIn!.agentStatus).toBe("checked_in");
     expect((await auditOf(instanceId)).map((row) => ({ action: row.action, target: row.target }))).toEqual([
@@ -560,8 +566,12 @@ describe("the agent install document's Windows step", () => {
   });
 
   it("takes an IMDSv2 token first, failing with a clear message off EC2, and hands the agent the identity document and signature byte for byte", () => {
-    const token = indexOf(/^try \{ \$imdsToken = Invoke-RestMethod .*-Method Put .*\/latest\/api\/token" .*\} catch \{ throw "mini-xdr: the EC2 instance metadata service \(IMDSv2\) did not answer at \$\{imds\}: the agent enrolls only on an EC2 instance.*" \}$/);
-    const identity = indexOf(/^foreach \(\$part in 'document', 'signature'\) \{ .*\/latest\/dynamic\/instance-identity\/\$part" -Headers @\{ 'X-aws-ec2-metadata-token' = \$imdsToken \}\)\.Content; \[System\.IO\.File\]::WriteAllText\(\(Join-Path \$configDir "identity-\$part"\), \$text\) \}$/);
+    const token = indexOf(
+      /^try \{ \$imdsToken = Invoke-RestMethod .*-Method Put .*\/latest\/api\/token" .*\} catch \{ throw "mini-xdr: the EC2 instance metadata service \(IMDSv2\) did not answer at \$\{imds\}: the agent enrolls only on an EC2 instance.*" \}$/,
+    );
+    const identity = indexOf(
+      /^foreach \(\$part in 'document', 'signature'\) \{ .*\/latest\/dynamic\/instance-identity\/\$part" -Headers @\{ 'X-aws-ec2-metadata-token' = \$imdsToken \}\)\.Content; \[System\.IO\.File\]::WriteAllText\(\(Join-Path \$configDir "identity-\$part"\), \$text\) \}$/,
+    );
     const read = indexOf(/Get-SSMParameter/);
     const enroll = indexOf(/^& \$agent enroll /);
     expect({ token, identity }).toEqual({ token: expect.any(Number), identity: expect.any(Number) });
@@ -572,10 +582,15 @@ describe("the agent install document's Windows step", () => {
   });
 
   it("first checks the exclusion tag from instance metadata (IMDSv2) and exits 0 without installing when it is set", () => {
-    const excluding = buildAgentInstallDocument({ parameterName, agentPublicBaseUrl, agentVersion: AGENT_VERSION, exclusionTag: { key: "xdr:monitor", value: "false" } });
+    const excluding = buildAgentInstallDocument({
+      parameterName,
+      agentPublicBaseUrl,
+      agentVersion: AGENT_VERSION,
+      exclusionTag: { key: "xdr:monitor", value: "false" },
+    });
     const step = excluding.mainSteps.find((s) => s.action === "aws:runPowerShellScript")!;
     const steps = step.inputs.runCommand;
-    const token = steps.findIndex((line) => line.includes('-Method Put') && line.includes('/latest/api/token'));
+    const token = steps.findIndex((line) => line.includes("-Method Put") && line.includes("/latest/api/token"));
     const skip = steps.findIndex((line) => /-eq \$excludeValue\) \{ .*exit 0 \}$/.test(line));
     const read = steps.findIndex((line) => line.includes("Get-SSMParameter"));
     const tagRead = steps.findIndex((line) => line.includes("/latest/meta-data/tags/instance/$excludeKey"));

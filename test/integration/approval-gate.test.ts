@@ -94,7 +94,10 @@ describe("with require_approval on, no route starts an unapproved up", () => {
   });
 
   it("v2 quick-start with the tenant's token starts a preview whose plan waits for approval", async () => {
-    const started = await call(tenant.token, "POST", "/api/onboarding/v2/quick-start", { provider: "aws", credentials: { role_arn: tenant.roleArn } });
+    const started = await call(tenant.token, "POST", "/api/onboarding/v2/quick-start", {
+      provider: "aws",
+      credentials: { role_arn: tenant.roleArn },
+    });
     expect(started.status).toBe(200);
     expect(started.body).toMatchObject({ status: "initiated", awaiting_approval: true, message: expect.stringContaining("approve") });
     const recorded = await runsOf(tenant);
@@ -156,7 +159,10 @@ describe("with require_approval on, no route starts an unapproved up", () => {
     for (const [path, item] of Object.entries(paths)) {
       if (runStarting.includes(path)) continue;
       for (const method of ["post", "put", "patch", "delete"].filter((m) => m in item)) {
-        const concrete = path.replace("{slug}", tenant.slug).replace("{provider}", "aws").replace(/\{\w+\}/g, "x");
+        const concrete = path
+          .replace("{slug}", tenant.slug)
+          .replace("{provider}", "aws")
+          .replace(/\{\w+\}/g, "x");
         for (const token of [tenant.token, admin]) await call(token, method.toUpperCase(), concrete, bodies[`${method} ${path}`]);
         called++;
       }

@@ -26,11 +26,19 @@ function session(): postgres.Sql {
 
 beforeAll(async () => {
   ({ database, cleanup } = await realPostgres.open());
-  const rows = await database.db.insert(organizations).values([{ slug: "versioned", name: "Versioned" }, { slug: "other", name: "Other" }]).returning();
+  const rows = await database.db
+    .insert(organizations)
+    .values([
+      { slug: "versioned", name: "Versioned" },
+      { slug: "other", name: "Other" },
+    ])
+    .returning();
   [tenant, otherTenant] = rows.map((row) => row.id) as [number, number];
-  await database.db.insert(cloudAssets).values(
-    ["i-1", "i-2", "i-3"].map((assetId) => ({ organizationId: tenant, provider: "aws" as const, assetType: "ec2", assetId, region: "eu-west-1" })),
-  );
+  await database.db
+    .insert(cloudAssets)
+    .values(
+      ["i-1", "i-2", "i-3"].map((assetId) => ({ organizationId: tenant, provider: "aws" as const, assetType: "ec2", assetId, region: "eu-west-1" })),
+    );
 });
 
 afterAll(async () => {

@@ -101,8 +101,13 @@ describe("checkov", () => {
           Admin: {
             Type: "AWS::IAM::Role",
             Properties: {
-              AssumeRolePolicyDocument: { Version: "2012-10-17", Statement: [{ Effect: "Allow", Principal: { AWS: "*" }, Action: "sts:AssumeRole" }] },
-              Policies: [{ PolicyName: "all", PolicyDocument: { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "*", Resource: "*" }] } }],
+              AssumeRolePolicyDocument: {
+                Version: "2012-10-17",
+                Statement: [{ Effect: "Allow", Principal: { AWS: "*" }, Action: "sts:AssumeRole" }],
+              },
+              Policies: [
+                { PolicyName: "all", PolicyDocument: { Version: "2012-10-17", Statement: [{ Effect: "Allow", Action: "*", Resource: "*" }] } },
+              ],
             },
           },
         },
@@ -162,13 +167,25 @@ describe("parliament", () => {
 
   const policies: [string, () => PolicyDocument][] = [
     ["the bootstrap role's permissions", () => buildBootstrapPolicy(scope)],
-    ["the bootstrap role's trust", () => withImpliedResource(buildBootstrapTrustPolicy({ platformPrincipalArn: PLATFORM_PRINCIPAL_ARN, externalId }), arn.bootstrapRole)],
+    [
+      "the bootstrap role's trust",
+      () => withImpliedResource(buildBootstrapTrustPolicy({ platformPrincipalArn: PLATFORM_PRINCIPAL_ARN, externalId }), arn.bootstrapRole),
+    ],
     ["the permissions boundary", () => buildPermissionsBoundaryPolicy(scope)],
     [
       "the XDR access role's permissions",
-      () => buildAccessPolicy({ customerAccountId: ACCOUNT, documentName: resourceNames(SLUG).documentName, regions: ["us-east-1", "eu-west-1"], targeting: DEFAULT_TARGETING }),
+      () =>
+        buildAccessPolicy({
+          customerAccountId: ACCOUNT,
+          documentName: resourceNames(SLUG).documentName,
+          regions: ["us-east-1", "eu-west-1"],
+          targeting: DEFAULT_TARGETING,
+        }),
     ],
-    ["the XDR access role's trust", () => withImpliedResource(buildTrustPolicy({ platformPrincipalArn: PLATFORM_PRINCIPAL_ARN, externalId }), arn.accessRole)],
+    [
+      "the XDR access role's trust",
+      () => withImpliedResource(buildTrustPolicy({ platformPrincipalArn: PLATFORM_PRINCIPAL_ARN, externalId }), arn.accessRole),
+    ],
   ];
 
   for (const [name, build] of policies) {

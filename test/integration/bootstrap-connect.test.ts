@@ -120,7 +120,9 @@ describe("the quick-create link and the wait for the bootstrap role", () => {
     const externalId = prefilled.get("param_ExternalId")!;
     expect(externalId).toMatch(/^mxdr-ext/);
     // The same link (and external ID) on every visit: the customer may open it twice.
-    expect((await call(tenant.token, "GET", `/v1/tenants/${tenant.slug}/integrations/aws/bootstrap`)).body.quick_create_url).toBe(link.body.quick_create_url);
+    expect((await call(tenant.token, "GET", `/v1/tenants/${tenant.slug}/integrations/aws/bootstrap`)).body.quick_create_url).toBe(
+      link.body.quick_create_url,
+    );
 
     // The page starts the wait when the link is opened; the role does not exist yet, so STS refuses.
     const waiting = await call(tenant.token, "POST", `/v1/tenants/${tenant.slug}/integrations/aws/bootstrap/wait`);
@@ -158,7 +160,10 @@ describe("the quick-create link and the wait for the bootstrap role", () => {
     expect(started.map((run) => ({ kind: run.kind, actor: run.actor }))).toEqual([{ kind: "up", actor: "system:bootstrap-wait" }]);
     const [org] = await database.db.select().from(organizations).where(eq(organizations.id, tenant.id));
     expect(org!.onboardingStatus).toBe("provisioning");
-    const audit = await database.db.select().from(auditLog).where(and(eq(auditLog.organizationId, tenant.id), eq(auditLog.action, "integration.aws.connect")));
+    const audit = await database.db
+      .select()
+      .from(auditLog)
+      .where(and(eq(auditLog.organizationId, tenant.id), eq(auditLog.action, "integration.aws.connect")));
     expect(audit.map((row) => row.actor)).toEqual(["system:bootstrap-wait"]);
   });
 
@@ -192,7 +197,9 @@ describe("the quick-create link and the wait for the bootstrap role", () => {
     try {
       const slug = `bare-${randomBytes(3).toString("hex")}`;
       await bare.platform.database.db.insert(organizations).values({ slug, name: slug });
-      const response = await bare.app.request(`/v1/tenants/${slug}/integrations/aws/bootstrap`, { headers: { authorization: `Bearer ${bare.adminToken}` } });
+      const response = await bare.app.request(`/v1/tenants/${slug}/integrations/aws/bootstrap`, {
+        headers: { authorization: `Bearer ${bare.adminToken}` },
+      });
       expect(response.status).toBe(503);
       expect(((await response.json()) as { error: { message: string } }).error.message).toContain("BOOTSTRAP_TEMPLATE_BUCKET");
     } finally {

@@ -65,7 +65,11 @@ describe("the bootstrap role check", () => {
   it("reports STS's refusal, having asked for the role with the external ID", async () => {
     process.env.AWS_ENDPOINT_URL_STS = refusingStsUrl;
     const rejection = await verifyBootstrapRoleWithSts(check);
-    expect(rejection).toEqual({ assumed: false, denied: true, detail: expect.stringMatching(/^AccessDenied: .*not authorized to perform: sts:AssumeRole/) });
+    expect(rejection).toEqual({
+      assumed: false,
+      denied: true,
+      detail: expect.stringMatching(/^AccessDenied: .*not authorized to perform: sts:AssumeRole/),
+    });
     const sent = new URLSearchParams(stsRequests.at(-1)!);
     expect({ action: sent.get("Action"), roleArn: sent.get("RoleArn"), externalId: sent.get("ExternalId") }).toEqual({
       action: "AssumeRole",
@@ -91,7 +95,9 @@ describe("the bootstrap role check", () => {
     expect(response.status).toBe(422);
     const body = JSON.parse(text);
     expect(body.error.code).toBe("credentials_rejected");
-    expect(body.error.fields).toEqual([{ field: "bootstrap_role_arn", message: expect.stringContaining("could not be assumed with the tenant's external ID") }]);
+    expect(body.error.fields).toEqual([
+      { field: "bootstrap_role_arn", message: expect.stringContaining("could not be assumed with the tenant's external ID") },
+    ]);
     // STS's own words (the platform's identity, the request) stay in the server's log.
     expect(text).not.toMatch(/AccessDenied|not authorized|999999999999/);
     // The service asked with the tenant's generated external ID.

@@ -16,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   configureTenantStack,
   destroyTenantStack,
-  openTenantStack, stackNameFor,
+  openTenantStack,
+  stackNameFor,
   removeTenantStack,
   StackNotFoundError,
   upTenantStack,
@@ -143,7 +144,9 @@ describe("the bootstrap template on the emulator", () => {
 
   it("serves as the bootstrap role of a real up of the tenant stack", async () => {
     const bootstrapRoleArn = bootstrapArns({ partition: "aws", accountId: CUSTOMER_ACCOUNT, tenantSlug: SLUG }).bootstrapRole;
-    expect(await verifyBootstrapRoleWithSts({ roleArn: bootstrapRoleArn, externalId: EXTERNAL_ID, region: REGION, sessionName: "verify" })).toEqual({ assumed: true });
+    expect(await verifyBootstrapRoleWithSts({ roleArn: bootstrapRoleArn, externalId: EXTERNAL_ID, region: REGION, sessionName: "verify" })).toEqual({
+      assumed: true,
+    });
     const config = miniCorpTenantConfig({ tenantSlug: SLUG, bootstrapRoleArn, externalId: EXTERNAL_ID });
     expect(config.customerAccountId).toBe(CUSTOMER_ACCOUNT);
     const stack = await openTenantStack(automation, stackNameFor(SLUG), { create: true });
@@ -162,7 +165,12 @@ describe("the bootstrap template on the emulator", () => {
   it("a role created with a wrong external ID does not admit the platform with the tenant's ID", async () => {
     const link = buildBootstrapLink({ tenantSlug: WRONG_SLUG, externalId: EXTERNAL_ID, region: REGION, templateUrl: published.url });
     // The customer edits the prefilled external ID before creating the stack.
-    const stack = await createBootstrapStack({ templateUrl: link.templateUrl, stackName: link.stackName, tenantSlug: WRONG_SLUG, externalId: "mxdr-ext-typed-by-hand-0000" });
+    const stack = await createBootstrapStack({
+      templateUrl: link.templateUrl,
+      stackName: link.stackName,
+      tenantSlug: WRONG_SLUG,
+      externalId: "mxdr-ext-typed-by-hand-0000",
+    });
     expect(stack.status).toBe("CREATE_COMPLETE");
     const trust = await trustPolicyOf(link.roleName);
     expect(await platformMayAssume(trust, EXTERNAL_ID)).toBe(false);

@@ -44,7 +44,10 @@ beforeAll(async () => {
   ({ database, cleanup } = await realPostgres.open());
   const { db } = database;
   for (let index = 0; index < 5; index++) {
-    const [org] = await db.insert(organizations).values({ slug: `rotq-${index}-${randomBytes(2).toString("hex")}`, name: `rotq ${index}` }).returning();
+    const [org] = await db
+      .insert(organizations)
+      .values({ slug: `rotq-${index}-${randomBytes(2).toString("hex")}`, name: `rotq ${index}` })
+      .returning();
     orgIds.push(org!.id);
     const sealed = encryptJson({ externalId: `ext-${org!.id}` }, { organizationId: org!.id, provider: "aws" }, oldReplica);
     await db.insert(integrationCredentials).values({
@@ -61,7 +64,13 @@ beforeAll(async () => {
     });
   }
   const secret = encryptJson("whsec_x", webhookSecretContext(null), oldReplica);
-  await db.insert(webhooks).values({ url: "https://hooks.example.com/x", events: ["run.failed"], secretSealed: secret.envelope, encryptionKeyId: secret.keyId, actor: "token:1" });
+  await db.insert(webhooks).values({
+    url: "https://hooks.example.com/x",
+    events: ["run.failed"],
+    secretSealed: secret.envelope,
+    encryptionKeyId: secret.keyId,
+    actor: "token:1",
+  });
   await db.insert(idempotencyKeys).values({
     actor: "token:1",
     key: "k-1",
@@ -72,13 +81,32 @@ beforeAll(async () => {
     responseBody: encryptJson({ slug: "x" }, idempotencyResponseContext("token:1", "k-1"), oldReplica).envelope,
   });
   // A row under a key no replica holds, and a row under A whose ciphertext was tampered with.
-  const [lost] = await db.insert(organizations).values({ slug: `rotq-lost-${randomBytes(2).toString("hex")}`, name: "lost" }).returning();
+  const [lost] = await db
+    .insert(organizations)
+    .values({ slug: `rotq-lost-${randomBytes(2).toString("hex")}`, name: "lost" })
+    .returning();
   const underC = encryptJson({ externalId: "c" }, { organizationId: lost!.id, provider: "aws" }, { key: KEY_C });
-  unreadableId = (await db.insert(integrationCredentials).values({ organizationId: lost!.id, provider: "aws", credentialType: "aws_assume_role", credentialData: underC.envelope, encryptionKeyId: underC.keyId }).returning())[0]!.id;
+  unreadableId = (
+    await db
+      .insert(integrationCredentials)
+      .values({
+        organizationId: lost!.id,
+        provider: "aws",
+        credentialType: "aws_assume_role",
+        credentialData: underC.envelope,
+        encryptionKeyId: underC.keyId,
+      })
+      .returning()
+  )[0]!.id;
   const parts = encryptJson("t", enrollmentTokenContext(lost!.id), oldReplica).envelope.split(":");
   parts[3] = (parts[3]![0] === "A" ? "B" : "A") + parts[3]!.slice(1);
   const tampered = parts.join(":");
-  tamperedId = (await db.insert(enrollmentTokens).values({ organizationId: lost!.id, tokenHash: randomBytes(16).toString("hex"), tokenSealed: tampered }).returning())[0]!.id;
+  tamperedId = (
+    await db
+      .insert(enrollmentTokens)
+      .values({ organizationId: lost!.id, tokenHash: randomBytes(16).toString("hex"), tokenSealed: tampered })
+      .returning()
+  )[0]!.id;
 });
 
 afterAll(async () => {
@@ -92,12 +120,20 @@ describe("background key rotation: two replicas, batches, rows nobody can open",
     for (const keyring of [oldReplica, newReplica]) {
       const boss = await startBoss(database.connectionString, (message) => logs.push(message));
       bosses.push(boss);
-      await startCredentialRotation(boss, { db, keyring: asRotationKeyring(keyring), log: (message) => logs.push(message) }, { work: true, batchSize: 2 });
+      await startCredentialRotation(
+        boss,
+        { db, keyring: asRotationKeyring(keyring), log: (message) => logs.push(message) },
+        { work: true, batchSize: 2 },
+      );
     }
-    const done = await waitFor("the rotation to complete", async () => {
-      const [row] = await db.select().from(credentialKeyRotation);
-      return row?.completedAt ? row : undefined;
-    }, { timeoutMs: 120_000 });
+    const done = await waitFor(
+      "the rotation to complete",
+      async () => {
+        const [row] = await db.select().from(credentialKeyRotation);
+        return row?.completedAt ? row : undefined;
+      },
+      { timeoutMs: 120_000 },
+    );
     expect(done).toMatchObject({ targetKeyId: newReplica.current.id, requestedBy: "system:startup", rowsResealed: 12 });
 
     for (const row of await db.select().from(integrationCredentials)) {
@@ -109,7 +145,9 @@ describe("background key rotation: two replicas, batches, rows nobody can open",
       expect(row.encryptionKeyId).toBe(newReplica.current.id);
       // Either replica reads it.
       for (const keyring of [oldReplica, newReplica]) {
-        expect(decryptJson(row.credentialData, { organizationId: row.organizationId, provider: "aws" }, keyring)).toEqual({ externalId: `ext-${row.organizationId}` });
+        expect(decryptJson(row.credentialData, { organizationId: row.organizationId, provider: "aws" }, keyring)).toEqual({
+          externalId: `ext-${row.organizationId}`,
+        });
       }
     }
     for (const row of await db.select().from(enrollmentTokens)) {
@@ -120,7 +158,9 @@ describe("background key rotation: two replicas, batches, rows nobody can open",
     expect(webhook!.encryptionKeyId).toBe(newReplica.current.id);
     const [answer] = await db.select().from(idempotencyKeys);
     expect(envelopeKeyId(answer!.responseBody!)).toBe(newReplica.current.id);
-    expect(logs).toEqual(expect.arrayContaining([expect.stringMatching(/a row of enrollment_tokens did not open \(authentication_failed\); left as it is/)]));
+    expect(logs).toEqual(
+      expect.arrayContaining([expect.stringMatching(/a row of enrollment_tokens did not open \(authentication_failed\); left as it is/)]),
+    );
     for (const line of logs) expect(line).not.toMatch(/ext-\d|enroll-\d|whsec_x/);
   });
 
@@ -128,14 +168,23 @@ describe("background key rotation: two replicas, batches, rows nobody can open",
     const service = createCredentialRotationService({ db: database.db, keyring: newReplica });
     const status = await service.status(admin);
     expect(status.currentKeyId).toBe(newReplica.current.id);
-    expect(status.remaining).toEqual({ integration_credentials: 1, tenant_external_ids: 0, enrollment_tokens: 1, run_plans: 0, webhooks: 0, idempotency_keys: 0 });
+    expect(status.remaining).toEqual({
+      integration_credentials: 1,
+      tenant_external_ids: 0,
+      enrollment_tokens: 1,
+      run_plans: 0,
+      webhooks: 0,
+      idempotency_keys: 0,
+    });
     expect(status.remainingByKey).toEqual(
       expect.arrayContaining([
         { keyId: keyIdOf(KEY_C), rows: 1, readableHere: false },
         { keyId: oldReplica.current.id, rows: 1, readableHere: true },
       ]),
     );
-    expect(await sealedRowsByKey(database.db)).toEqual(expect.arrayContaining([{ source: "integration_credentials", keyId: newReplica.current.id, rows: 5 }]));
+    expect(await sealedRowsByKey(database.db)).toEqual(
+      expect.arrayContaining([{ source: "integration_credentials", keyId: newReplica.current.id, rows: 5 }]),
+    );
     await expect(service.status({ ...admin, scope: "tenant", organizationId: orgIds[0]! })).rejects.toThrow(/platform admin/);
     // Without a queue in this process, starting a pass is refused as a service that lacks it.
     await expect(service.start(admin, {})).rejects.toMatchObject({ code: "service_not_configured" });

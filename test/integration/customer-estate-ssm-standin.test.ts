@@ -104,7 +104,10 @@ describe("a customer-like estate", () => {
         listed.push(...(page.InstanceInformationList ?? []).map((info) => info.InstanceId!));
       }
       client.destroy();
-      const expected = estate.managedInstances().filter((m) => m.region === region).map((m) => m.instanceId);
+      const expected = estate
+        .managedInstances()
+        .filter((m) => m.region === region)
+        .map((m) => m.instanceId);
       expect(listed.sort(), region).toEqual(expected.sort());
       expect(pages).toBe(Math.max(1, Math.ceil(expected.length / 5)));
     }
@@ -120,7 +123,13 @@ describe("a customer-like estate", () => {
   });
 
   it("applies each region's association only to that region's managed instances it targets, as the evaluator predicts", async () => {
-    const config = tenantConfigSchema.parse(miniCorpTenantConfig({ customerAccountId: ACCOUNT, bootstrapRoleArn: `arn:aws:iam::${ACCOUNT}:role/MiniXdrBootstrap`, regions: TENANT_REGIONS }));
+    const config = tenantConfigSchema.parse(
+      miniCorpTenantConfig({
+        customerAccountId: ACCOUNT,
+        bootstrapRoleArn: `arn:aws:iam::${ACCOUNT}:role/MiniXdrBootstrap`,
+        regions: TENANT_REGIONS,
+      }),
+    );
     const models = associationModels(config.targeting, config.regions);
     for (const model of models) {
       const id = `assoc-${randomUUID()}`;
@@ -143,7 +152,12 @@ describe("a customer-like estate", () => {
       createdAssociations.push({ region: model.region, id });
     }
     const policy = buildAccessPolicy({ customerAccountId: ACCOUNT, documentName: DOCUMENT, regions: config.regions, targeting: config.targeting });
-    const predicted = await compareTargeting(estate.asTargetingInstances(), { associations: models, policy, accountId: ACCOUNT, documentName: DOCUMENT });
+    const predicted = await compareTargeting(estate.asTargetingInstances(), {
+      associations: models,
+      policy,
+      accountId: ACCOUNT,
+      documentName: DOCUMENT,
+    });
 
     const applied: string[] = [];
     for (const managed of estate.managedInstances()) {

@@ -14,16 +14,7 @@ import { openDatabase, runMigrations, type Database } from "../../db/client";
 import { realPostgres } from "../harness/databases";
 import { CredentialDecryptionError, createKeyring, decryptJson, encryptJson, generateToken, hashToken } from "../../db/crypto";
 import { allowServerUser, embeddedServerStatus } from "../../db/embedded-server";
-import {
-  apiTokens,
-  auditLog,
-  cloudAssets,
-  integrationCredentials,
-  organizations,
-  runEvents,
-  runs,
-  type IntegrationSettings,
-} from "../../db/schema";
+import { apiTokens, auditLog, cloudAssets, integrationCredentials, organizations, runEvents, runs, type IntegrationSettings } from "../../db/schema";
 
 const TABLES = [
   "agent_commands",
@@ -175,11 +166,7 @@ describe.each([realPostgres])("data layer on $name", (backend) => {
 
     // The same instance id in another organization is another asset.
     await database.db.insert(cloudAssets).values({ ...asset, organizationId: other.id });
-    const rows = await database.db
-      .select()
-      .from(cloudAssets)
-      .where(eq(cloudAssets.assetId, asset.assetId))
-      .orderBy(asc(cloudAssets.organizationId));
+    const rows = await database.db.select().from(cloudAssets).where(eq(cloudAssets.assetId, asset.assetId)).orderBy(asc(cloudAssets.organizationId));
     expect(rows.map((row) => row.organizationId)).toEqual([org.id, other.id]);
     expect(rows[0]!.lastSeenAt.toISOString()).toBe(seenAgain.toISOString());
   });
@@ -195,9 +182,7 @@ describe.each([realPostgres])("data layer on $name", (backend) => {
 
     // Written out of order (and concurrently), read back in order.
     await Promise.all(
-      [3, 0, 2, 1, 4].map((seq) =>
-        database.db.insert(runEvents).values({ runId: run!.id, seq, event: { sequence: seq, type: `event-${seq}` } }),
-      ),
+      [3, 0, 2, 1, 4].map((seq) => database.db.insert(runEvents).values({ runId: run!.id, seq, event: { sequence: seq, type: `event-${seq}` } })),
     );
     const events = await database.db.select().from(runEvents).where(eq(runEvents.runId, run!.id)).orderBy(asc(runEvents.seq));
     expect(events.map((event) => event.seq)).toEqual([0, 1, 2, 3, 4]);
@@ -259,20 +244,14 @@ describe.each([realPostgres])("data layer on $name", (backend) => {
       externalId,
     });
     const wrongKey = createKeyring({ key: randomBytes(32).toString("base64"), keyId });
-    expect(() => decryptJson(stored!.credentialData, { organizationId: org.id, provider: "aws" }, wrongKey)).toThrow(
-      CredentialDecryptionError,
-    );
+    expect(() => decryptJson(stored!.credentialData, { organizationId: org.id, provider: "aws" }, wrongKey)).toThrow(CredentialDecryptionError);
     // Copied to another organization's row, the ciphertext does not decrypt.
-    expect(() => decryptJson(stored!.credentialData, { organizationId: org.id + 1, provider: "aws" }, keyring)).toThrow(
-      CredentialDecryptionError,
-    );
+    expect(() => decryptJson(stored!.credentialData, { organizationId: org.id + 1, provider: "aws" }, keyring)).toThrow(CredentialDecryptionError);
 
     // One credential per (organization, provider); and plaintext is refused by the column check.
-    expect(
-      await sqlState(
-        database.db.insert(integrationCredentials).values({ ...credential!, id: undefined, credentialType: "again" }),
-      ),
-    ).toBe("23505");
+    expect(await sqlState(database.db.insert(integrationCredentials).values({ ...credential!, id: undefined, credentialType: "again" }))).toBe(
+      "23505",
+    );
     expect(
       await sqlState(
         database.db.insert(integrationCredentials).values({
@@ -290,16 +269,10 @@ describe.each([realPostgres])("data layer on $name", (backend) => {
     const org = await createOrganization();
     const tokenHash = hashToken(generateToken("mxa"));
     await database.db.insert(apiTokens).values({ tokenHash, scope: "tenant", organizationId: org.id, name: "tenant admin" });
-    expect(await sqlState(database.db.insert(apiTokens).values({ tokenHash, scope: "tenant", organizationId: org.id, name: "dup" }))).toBe(
-      "23505",
-    );
+    expect(await sqlState(database.db.insert(apiTokens).values({ tokenHash, scope: "tenant", organizationId: org.id, name: "dup" }))).toBe("23505");
     const noOrg = { tokenHash: hashToken(generateToken("mxa")), scope: "tenant" as const, name: "x" };
     expect(await sqlState(database.db.insert(apiTokens).values(noOrg))).toBe("23514");
-    expect(
-      await sqlState(
-        database.db.insert(apiTokens).values({ ...noOrg, scope: "platform_admin", organizationId: org.id }),
-      ),
-    ).toBe("23514");
+    expect(await sqlState(database.db.insert(apiTokens).values({ ...noOrg, scope: "platform_admin", organizationId: org.id }))).toBe("23514");
     await database.db.insert(apiTokens).values({ ...noOrg, scope: "platform_admin" });
 
     const [entry] = await database.db

@@ -17,16 +17,7 @@ import { rotateEnrollmentToken, activeEnrollmentToken } from "../../services/cor
 import { HEARTBEAT_STALE_AFTER_MS } from "../../services/rollout/enrollment";
 import type { Database } from "../../db/client";
 import { generateToken, hashToken, type Keyring } from "../../db/crypto";
-import {
-  agentCommands,
-  agents,
-  apiTokens,
-  auditLog,
-  cloudAssets,
-  discoveryScans,
-  organizations,
-  runs,
-} from "../../db/schema";
+import { agentCommands, agents, apiTokens, auditLog, cloudAssets, discoveryScans, organizations, runs } from "../../db/schema";
 import { assumeRoleCredentials } from "../../services/core/assume-role";
 import { executeScan } from "../../services/discovery/scan-runner";
 import { buildAgentInstallDocument } from "../../programs/tenant/agent-document";
@@ -68,7 +59,10 @@ async function call(method: string, path: string, body?: unknown, token: string 
 }
 
 /** The agent on instance `name` enrolls the real way: the tenant's token and its identity document signed by the test CA. */
-const enroll = (name: string, extra: { agentVersion?: string; agentCredential?: string; instanceId?: string; accountId?: string; region?: string } = {}) =>
+const enroll = (
+  name: string,
+  extra: { agentVersion?: string; agentCredential?: string; instanceId?: string; accountId?: string; region?: string } = {},
+) =>
   call(
     "POST",
     "/v1/agents/enroll",
@@ -123,7 +117,11 @@ beforeAll(async () => {
       DocumentType: "Command",
       DocumentFormat: "JSON",
       Content: JSON.stringify(
-        buildAgentInstallDocument({ parameterName: `/mini-xdr/${SLUG}/agent-config`, agentPublicBaseUrl: "https://agents.mini-xdr.example.com", agentVersion: "1.0.0" }),
+        buildAgentInstallDocument({
+          parameterName: `/mini-xdr/${SLUG}/agent-config`,
+          agentPublicBaseUrl: "https://agents.mini-xdr.example.com",
+          agentVersion: "1.0.0",
+        }),
       ),
     }),
   );
@@ -162,7 +160,10 @@ describe("agent rollout of the Mini Corp tenant", () => {
     // HP-01 is not an SSM managed instance (yet).
     standIn.setInstances(firstRollout());
     const [scan] = await database.db.insert(discoveryScans).values({ organizationId, trigger: "after_up", actor: "system:after-up" }).returning();
-    await executeScan({ db: database.db, keyring, onScanFinished: service!.platform.services.onboarding.afterScan, log: (m) => expect.fail(m) }, scan!.id);
+    await executeScan(
+      { db: database.db, keyring, onScanFinished: service!.platform.services.onboarding.afterScan, log: (m) => expect.fail(m) },
+      scan!.id,
+    );
 
     const [finished] = await database.db.select().from(discoveryScans).where(eq(discoveryScans.id, scan!.id));
     expect(finished).toMatchObject({ status: "succeeded", assetsFound: 8 });
@@ -170,7 +171,10 @@ describe("agent rollout of the Mini Corp tenant", () => {
     const [org] = await database.db.select().from(organizations).where(eq(organizations.id, organizationId));
     expect(org!.onboardingStatus).toBe("action_required");
     expect(org!.statusReasons).toEqual([
-      { reason: "1 targeted instance SSM does not manage, so the agent cannot reach them", fix: expect.stringContaining("enable_default_host_management") },
+      {
+        reason: "1 targeted instance SSM does not manage, so the agent cannot reach them",
+        fix: expect.stringContaining("enable_default_host_management"),
+      },
       { reason: "the agent install failed on 2 instances", fix: expect.stringContaining("retry") },
     ]);
     const tenant = await call("GET", `/v1/tenants/${SLUG}`);
@@ -178,7 +182,16 @@ describe("agent rollout of the Mini Corp tenant", () => {
 
     const { status, body } = await call("GET", `/v1/tenants/${SLUG}/deployment?refresh=false`);
     expect(status).toBe(200);
-    expect(body).toMatchObject({ targeted: 7, installed: 4, failed: 2, pending: 1, not_compatible: 1, not_targeted: 0, checked_in: 0, refreshed: false });
+    expect(body).toMatchObject({
+      targeted: 7,
+      installed: 4,
+      failed: 2,
+      pending: 1,
+      not_compatible: 1,
+      not_targeted: 0,
+      checked_in: 0,
+      refreshed: false,
+    });
     const byName = new Map<string, any>(body.instances.map((instance: any) => [instance.name ?? instance.asset_id, instance]));
     expect(byName.get("FS-01")).toMatchObject({ agent_status: "failed", priority: "high", targeted: true });
     expect(byName.get("FS-01").reason).toContain("1");
@@ -217,7 +230,10 @@ describe("agent rollout of the Mini Corp tenant", () => {
     const [recorded] = await database.db.select().from(agentCommands).where(eq(agentCommands.commandId, commandId));
     expect(recorded).toMatchObject({ organizationId, documentName: DOCUMENT, instanceIds: [idOf("FS-01"), idOf("WK-02")], region: HOME });
     expect(recorded!.actor).toMatch(/^token:\d+$/);
-    const audit = await database.db.select().from(auditLog).where(and(eq(auditLog.organizationId, organizationId), eq(auditLog.action, "deployment.retry")));
+    const audit = await database.db
+      .select()
+      .from(auditLog)
+      .where(and(eq(auditLog.organizationId, organizationId), eq(auditLog.action, "deployment.retry")));
     expect(audit).toHaveLength(1);
 
     // The command really went to SSM (moto), in the tenant's account, for the agent document and those instances.
@@ -267,7 +283,14 @@ describe("agent rollout of the Mini Corp tenant", () => {
     const bad = await call(
       "POST",
       "/v1/agents/enroll",
-      { enrollment_token: enrollmentToken, identity_document: "", identity_signature: "not base64!", hostname: "", agent_version: "latest", instance_id: idOf("DC-01") },
+      {
+        enrollment_token: enrollmentToken,
+        identity_document: "",
+        identity_signature: "not base64!",
+        hostname: "",
+        agent_version: "latest",
+        instance_id: idOf("DC-01"),
+      },
       null,
     );
     expect(bad.status).toBe(400);
@@ -279,7 +302,12 @@ describe("agent rollout of the Mini Corp tenant", () => {
       "instance_id",
     ]);
 
-    const heartbeatFirst = await call("POST", "/v1/agents/heartbeat", { agent_credential: generateToken("mxdr-agent"), instance_id: idOf("DC-01") }, null);
+    const heartbeatFirst = await call(
+      "POST",
+      "/v1/agents/heartbeat",
+      { agent_credential: generateToken("mxdr-agent"), instance_id: idOf("DC-01") },
+      null,
+    );
     expect(heartbeatFirst.status).toBe(401);
     expect(heartbeatFirst.body.error.code).toBe("invalid_agent_credential");
     // The enrollment token is no heartbeat credential any more.
@@ -295,11 +323,36 @@ describe("agent rollout of the Mini Corp tenant", () => {
     const forged = signedIdentity({ accountId: ACCOUNT, region: HOME, instanceId: idOf("DC-01") }, untrustedIdentityAuthority());
     const signed = enrollmentBody(enrollmentToken, { accountId: ACCOUNT, region: HOME, instanceId: idOf("DC-01") });
     const cases: [string, Record<string, string>, number, string][] = [
-      ["a forger's signature", { ...signed, identity_document: forged.document, identity_signature: forged.signature }, 401, "invalid_instance_identity"],
-      ["a tampered document", { ...signed, identity_document: signed.identity_document!.replace(idOf("DC-01"), idOf("WEB-01")) }, 401, "invalid_instance_identity"],
-      ["another account", enrollmentBody(enrollmentToken, { accountId: "999988887777", region: HOME, instanceId: idOf("DC-01") }), 403, "instance_not_of_tenant"],
-      ["another region", enrollmentBody(enrollmentToken, { accountId: ACCOUNT, region: "eu-west-3", instanceId: idOf("DC-01") }), 403, "instance_not_of_tenant"],
-      ["an instance discovery never found", enrollmentBody(enrollmentToken, { accountId: ACCOUNT, region: HOME, instanceId: "i-deadbeef-not-real" }), 409, "instance_not_discovered"],
+      [
+        "a forger's signature",
+        { ...signed, identity_document: forged.document, identity_signature: forged.signature },
+        401,
+        "invalid_instance_identity",
+      ],
+      [
+        "a tampered document",
+        { ...signed, identity_document: signed.identity_document!.replace(idOf("DC-01"), idOf("WEB-01")) },
+        401,
+        "invalid_instance_identity",
+      ],
+      [
+        "another account",
+        enrollmentBody(enrollmentToken, { accountId: "999988887777", region: HOME, instanceId: idOf("DC-01") }),
+        403,
+        "instance_not_of_tenant",
+      ],
+      [
+        "another region",
+        enrollmentBody(enrollmentToken, { accountId: ACCOUNT, region: "eu-west-3", instanceId: idOf("DC-01") }),
+        403,
+        "instance_not_of_tenant",
+      ],
+      [
+        "an instance discovery never found",
+        enrollmentBody(enrollmentToken, { accountId: ACCOUNT, region: HOME, instanceId: "i-deadbeef-not-real" }),
+        409,
+        "instance_not_discovered",
+      ],
     ];
     for (const [what, body, status, code] of cases) {
       const refused = await call("POST", "/v1/agents/enroll", body, null);
@@ -333,7 +386,12 @@ describe("agent rollout of the Mini Corp tenant", () => {
     expect(stale.status).toBe(401);
     credentials.set("DC-01", reenrolled.body.agent_credential);
 
-    const heartbeat = await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("WEB-01"), instance_id: idOf("WEB-01"), agent_version: "1.0.1" }, null);
+    const heartbeat = await call(
+      "POST",
+      "/v1/agents/heartbeat",
+      { agent_credential: credentials.get("WEB-01"), instance_id: idOf("WEB-01"), agent_version: "1.0.1" },
+      null,
+    );
     expect(heartbeat).toMatchObject({ status: 200, body: { agent_version: "1.0.1" } });
     // A credential counts for its own instance only.
     const elsewhere = await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("WEB-01"), instance_id: idOf("DC-01") }, null);
@@ -346,13 +404,19 @@ describe("agent rollout of the Mini Corp tenant", () => {
     expect(rows.map((row) => row.credentialHash).sort()).toEqual([...credentials.values()].map(hashToken).sort());
     const assets = await assetsByName();
     expect(miniCorp.instances.map((instance) => assets.get(instance.name)!.agentStatus)).toEqual(miniCorp.instances.map(() => "checked_in"));
-    const enrollAudit = await database.db.select().from(auditLog).where(eq(auditLog.actor, `agent:${idOf("HP-01")}`));
+    const enrollAudit = await database.db
+      .select()
+      .from(auditLog)
+      .where(eq(auditLog.actor, `agent:${idOf("HP-01")}`));
     expect(enrollAudit).toMatchObject([{ action: "agent.enrolled", organizationId, details: { accountId: ACCOUNT, region: HOME } }]);
     expect(JSON.stringify(await database.db.select().from(auditLog))).not.toContain("mxdr-agent_");
 
     const validation = await call("GET", "/api/onboarding/v2/validation/summary");
     expect(validation.body).toEqual({
-      checks: ["integration_healthy", "assets_discovered", "agents_targeted", "agents_installed", "agents_checked_in"].map((name) => ({ name, status: "passed" })),
+      checks: ["integration_healthy", "assets_discovered", "agents_targeted", "agents_installed", "agents_checked_in"].map((name) => ({
+        name,
+        status: "passed",
+      })),
       passed: 5,
       total: 5,
       change_pending: null,
@@ -377,9 +441,13 @@ describe("agent rollout of the Mini Corp tenant", () => {
   it("agents that stop sending heartbeats are named, apart from those that never checked in", async () => {
     const silentSince = new Date(Date.now() - HEARTBEAT_STALE_AFTER_MS - 60_000);
     const silent = [idOf("DC-01"), idOf("WEB-01")];
-    const restore = await database.db.select({ instanceId: agents.instanceId, lastHeartbeatAt: agents.lastHeartbeatAt }).from(agents).where(eq(agents.organizationId, organizationId));
+    const restore = await database.db
+      .select({ instanceId: agents.instanceId, lastHeartbeatAt: agents.lastHeartbeatAt })
+      .from(agents)
+      .where(eq(agents.organizationId, organizationId));
     try {
-      for (const instanceId of silent) await database.db.update(agents).set({ lastHeartbeatAt: silentSince }).where(eq(agents.instanceId, instanceId));
+      for (const instanceId of silent)
+        await database.db.update(agents).set({ lastHeartbeatAt: silentSince }).where(eq(agents.instanceId, instanceId));
       const validation = await call("GET", `/v1/tenants/${SLUG}/validation`);
       expect(validation.body.checks.at(-1)).toEqual({
         name: "agents_checked_in",
@@ -388,18 +456,30 @@ describe("agent rollout of the Mini Corp tenant", () => {
       });
       expect((await call("GET", "/api/onboarding/v2/progress")).body.validation).toEqual({ status: "in_progress", progress: 80, checks_passed: 4 });
     } finally {
-      for (const { instanceId, lastHeartbeatAt } of restore) await database.db.update(agents).set({ lastHeartbeatAt }).where(eq(agents.instanceId, instanceId));
+      for (const { instanceId, lastHeartbeatAt } of restore)
+        await database.db.update(agents).set({ lastHeartbeatAt }).where(eq(agents.instanceId, instanceId));
     }
     expect((await call("GET", `/v1/tenants/${SLUG}/validation`)).body.passed).toBe(5);
   });
 
   it("a rotated (revoked) enrollment token no longer enrolls (401, nothing changes), while enrolled agents keep sending heartbeats with their own credential", async () => {
-    const [before] = await database.db.select().from(agents).where(eq(agents.instanceId, idOf("DC-01")));
+    const [before] = await database.db
+      .select()
+      .from(agents)
+      .where(eq(agents.instanceId, idOf("DC-01")));
     const revoked = enrollmentToken;
     enrollmentToken = await rotateEnrollmentToken(database.db, keyring, organizationId);
-    const refused = await call("POST", "/v1/agents/enroll", enrollmentBody(revoked, { accountId: ACCOUNT, region: HOME, instanceId: idOf("DC-01") }), null);
+    const refused = await call(
+      "POST",
+      "/v1/agents/enroll",
+      enrollmentBody(revoked, { accountId: ACCOUNT, region: HOME, instanceId: idOf("DC-01") }),
+      null,
+    );
     expect(refused.status).toBe(401);
-    const [after] = await database.db.select().from(agents).where(eq(agents.instanceId, idOf("DC-01")));
+    const [after] = await database.db
+      .select()
+      .from(agents)
+      .where(eq(agents.instanceId, idOf("DC-01")));
     expect(after).toEqual(before);
     const accepted = await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("DC-01"), instance_id: idOf("DC-01") }, null);
     expect(accepted.status).toBe(200);
@@ -411,19 +491,27 @@ describe("agent rollout of the Mini Corp tenant", () => {
     const path = `/v1/tenants/${SLUG}/agents/${idOf("FS-01")}/enrollment`;
     const byTenant = await call("DELETE", path);
     expect(byTenant.status).toBe(403);
-    expect((await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("FS-01"), instance_id: idOf("FS-01") }, null)).status).toBe(200);
+    expect(
+      (await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("FS-01"), instance_id: idOf("FS-01") }, null)).status,
+    ).toBe(200);
 
     const reset = await call("DELETE", path, undefined, adminToken);
     expect(reset).toMatchObject({ status: 200, body: { instance_id: idOf("FS-01") } });
     expect(JSON.stringify(reset.body)).not.toContain("mxdr-agent_");
-    expect((await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("FS-01"), instance_id: idOf("FS-01") }, null)).status).toBe(401);
+    expect(
+      (await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("FS-01"), instance_id: idOf("FS-01") }, null)).status,
+    ).toBe(401);
     const again = await enroll("FS-01");
     expect(again.status).toBe(200);
     credentials.set("FS-01", again.body.agent_credential);
-    expect((await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("FS-01"), instance_id: idOf("FS-01") }, null)).status).toBe(200);
+    expect(
+      (await call("POST", "/v1/agents/heartbeat", { agent_credential: credentials.get("FS-01"), instance_id: idOf("FS-01") }, null)).status,
+    ).toBe(200);
     const audit = await database.db.select().from(auditLog).where(eq(auditLog.action, "agent.enrollment_reset"));
     expect(audit).toMatchObject([{ organizationId, target: idOf("FS-01") }]);
-    expect((await call("DELETE", `/v1/tenants/${SLUG}/agents/i-0000000000000000f/enrollment`, undefined, adminToken)).body.error.code).toBe("agent_not_enrolled");
+    expect((await call("DELETE", `/v1/tenants/${SLUG}/agents/i-0000000000000000f/enrollment`, undefined, adminToken)).body.error.code).toBe(
+      "agent_not_enrolled",
+    );
   });
 
   it("a tenant whose stack was never applied: the rollout says why it was not read, and retry answers 409", async () => {

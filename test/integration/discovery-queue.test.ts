@@ -46,7 +46,11 @@ async function tenant({ autoDiscovery = true, upSucceeded = true, offboarded = f
       ...(offboarded ? { offboardedAt: new Date(), onboardingStatus: "offboarded" as const } : {}),
     })
     .returning();
-  const sealed = encryptJson({ bootstrapRoleArn: `arn:aws:iam::${ACCOUNT}:role/Bootstrap`, externalId: EXTERNAL_ID }, awsCredentialContext(org!.id), keyring);
+  const sealed = encryptJson(
+    { bootstrapRoleArn: `arn:aws:iam::${ACCOUNT}:role/Bootstrap`, externalId: EXTERNAL_ID },
+    awsCredentialContext(org!.id),
+    keyring,
+  );
   await db.insert(integrationCredentials).values({
     organizationId: org!.id,
     provider: "aws",

@@ -14,7 +14,7 @@ import { EC2Client, RunInstancesCommand, TerminateInstancesCommand } from "@aws-
 import { STSClient, type STSClientConfig } from "@aws-sdk/client-sts";
 import { and, eq } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type Database } from "../../db/client";
+import type { Database } from "../../db/client";
 import { cloudAssets, organizations } from "../../db/schema";
 import { assumeRoleCredentials, type CredentialsProvider } from "../../services/core/assume-role";
 import { discoverTenant } from "../../services/discovery/discover";
@@ -171,9 +171,15 @@ describe.each([realPostgres])("discovery of the Mini Corp estate on $name", (bac
       });
       expect(row!.tags).toEqual(instance.tags);
     }
-    const windows = ec2.filter((r) => r.assetData.platform === "windows").map((r) => r.tags.Name).sort();
+    const windows = ec2
+      .filter((r) => r.assetData.platform === "windows")
+      .map((r) => r.tags.Name)
+      .sort();
     expect(windows).toEqual([...miniCorp.expected_discovery.windows].sort());
-    const targets = ec2.filter((r) => r.agentCompatible).map((r) => r.tags.Name).sort();
+    const targets = ec2
+      .filter((r) => r.agentCompatible)
+      .map((r) => r.tags.Name)
+      .sort();
     expect(targets).toEqual([...miniCorp.expected_discovery.agent_targets].sort());
 
     const rds = stored.filter((r) => r.assetType === "rds");
@@ -194,9 +200,7 @@ describe.each([realPostgres])("discovery of the Mini Corp estate on $name", (bac
     const summary = await discover();
     expect(summary).toMatchObject({ assetsFound: 8, written: 0, inserted: 0, updated: 0, removed: 0 });
     const after = await rows();
-    expect(after.map((r) => [r.id, r.lastSeenAt.toISOString()]).sort()).toEqual(
-      before.map((r) => [r.id, r.lastSeenAt.toISOString()]).sort(),
-    );
+    expect(after.map((r) => [r.id, r.lastSeenAt.toISOString()]).sort()).toEqual(before.map((r) => [r.id, r.lastSeenAt.toISOString()]).sort());
   });
 
   it("marks a terminated instance removed (not deleted), and only that one", async () => {

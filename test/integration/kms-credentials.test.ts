@@ -26,7 +26,10 @@ let kms: KMSClient;
 let oldKey: string;
 let newKey: string;
 const orgIds: number[] = [];
-const secretOf = (organizationId: number) => ({ roleArn: `arn:aws:iam::210987654321:role/R${organizationId}`, externalId: `ext-${organizationId}-secret` });
+const secretOf = (organizationId: number) => ({
+  roleArn: `arn:aws:iam::210987654321:role/R${organizationId}`,
+  externalId: `ext-${organizationId}-secret`,
+});
 
 beforeAll(async () => {
   ({ database, cleanup } = await realPostgres.open());
@@ -56,7 +59,10 @@ describe("credentials sealed with a KMS data key", () => {
     expect(stored!.encryptedKey).not.toContain(replicaA.current.material.toString("base64"));
 
     for (const name of ["one", "two", "three"]) {
-      const [org] = await database.db.insert(organizations).values({ slug: `kms-${name}-${randomBytes(2).toString("hex")}`, name }).returning();
+      const [org] = await database.db
+        .insert(organizations)
+        .values({ slug: `kms-${name}-${randomBytes(2).toString("hex")}`, name })
+        .returning();
       orgIds.push(org!.id);
       const sealed = encryptJson(secretOf(org!.id), { organizationId: org!.id, provider: "aws" }, replicaA);
       await database.db.insert(integrationCredentials).values({
@@ -106,7 +112,14 @@ describe("credentials sealed with a KMS data key", () => {
         expect(await readAll(oldReplica)).toEqual(orgIds.map(secretOf));
       },
     });
-    expect(result).toEqual({ integration_credentials: 3, tenant_external_ids: 0, enrollment_tokens: 3, run_plans: 0, webhooks: 0, idempotency_keys: 0 });
+    expect(result).toEqual({
+      integration_credentials: 3,
+      tenant_external_ids: 0,
+      enrollment_tokens: 3,
+      run_plans: 0,
+      webhooks: 0,
+      idempotency_keys: 0,
+    });
     expect(keyIdsSeen).toEqual(new Set([oldReplica.current.id, rotating.current.id]));
 
     const after = await database.db.select().from(integrationCredentials).orderBy(integrationCredentials.organizationId);
@@ -117,7 +130,14 @@ describe("credentials sealed with a KMS data key", () => {
     for (const row of await database.db.select().from(enrollmentTokens)) expect(envelopeKeyId(row.tokenSealed!)).toBe(rotating.current.id);
     expect(await readAll(rotating)).toEqual(orgIds.map(secretOf));
     // A second pass has nothing left to do.
-    expect(await rotateSealedRows(database.db, rotating)).toEqual({ integration_credentials: 0, tenant_external_ids: 0, enrollment_tokens: 0, run_plans: 0, webhooks: 0, idempotency_keys: 0 });
+    expect(await rotateSealedRows(database.db, rotating)).toEqual({
+      integration_credentials: 0,
+      tenant_external_ids: 0,
+      enrollment_tokens: 0,
+      run_plans: 0,
+      webhooks: 0,
+      idempotency_keys: 0,
+    });
     const [token] = await database.db.select().from(enrollmentTokens).where(eq(enrollmentTokens.organizationId, orgIds[0]!));
     expect(decryptJson(token!.tokenSealed!, { organizationId: orgIds[0]!, provider: "enrollment-token" }, rotating)).toBe(`enroll-${orgIds[0]}`);
   });

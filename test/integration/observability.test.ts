@@ -139,7 +139,10 @@ describe("run and scan lifecycle lines", () => {
   });
 
   it("an executed scan reports started and finished with tenant and scan id", async () => {
-    const [scan] = await database.db.insert(discoveryScans).values({ organizationId, trigger: "manual", actor: "test", status: "queued" }).returning();
+    const [scan] = await database.db
+      .insert(discoveryScans)
+      .values({ organizationId, trigger: "manual", actor: "test", status: "queued" })
+      .returning();
     await executeScan({ db: database.db, keyring, telemetry: { log: logger, metrics } }, scan!.id);
     const lifecycle = lines.filter((line) => line.scanId === scan!.id);
     expect(lifecycle.map((line) => line.event)).toEqual(["scan.started", "scan.finished"]);

@@ -9,7 +9,8 @@ import { isPulumiProcessOf, stopOrphanedPulumiProcesses } from "../../services/r
 
 /** A long-lived process whose /proc cmdline reads like `pulumi up ... --stack <stack>`; it starts a child of its own. */
 function fakePulumi(stack: string): ChildProcess {
-  const program = "require('node:child_process').spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' }); setTimeout(() => {}, 60000)";
+  const program =
+    "require('node:child_process').spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' }); setTimeout(() => {}, 60000)";
   return spawn(process.execPath, ["-e", program, "up", "--yes", "--stack", stack, "--non-interactive"], {
     argv0: "/opt/tools/bin/pulumi",
     stdio: "ignore",
@@ -20,7 +21,18 @@ const alive = processIsRunning;
 
 describe("orphaned pulumi processes", () => {
   it("recognises the CLI's command line for a stack, and only that stack", () => {
-    const args = ["/work/.tools/bin/pulumi", "up", "--yes", "--skip-preview", "--client=127.0.0.1:43175", "--exec-kind", "auto.inline", "--stack", "tenant-acme", "--non-interactive"];
+    const args = [
+      "/work/.tools/bin/pulumi",
+      "up",
+      "--yes",
+      "--skip-preview",
+      "--client=127.0.0.1:43175",
+      "--exec-kind",
+      "auto.inline",
+      "--stack",
+      "tenant-acme",
+      "--non-interactive",
+    ];
     expect(isPulumiProcessOf(args, "tenant-acme")).toBe(true);
     expect(isPulumiProcessOf(args, "tenant-acme-2")).toBe(false);
     expect(isPulumiProcessOf(["pulumi", "preview", "--stack=org/mini-xdr-tenant/tenant-acme"], "tenant-acme")).toBe(true);
@@ -35,7 +47,7 @@ describe("orphaned pulumi processes", () => {
       const stopped = await stopOrphanedPulumiProcesses("tenant-orphan-test");
       expect(stopped).toContain(orphan.pid);
       expect(stopped.length).toBe(2); // the orphan and its child
-      await new Promise((resolve) => orphan.exitCode !== null || orphan.signalCode ? resolve(null) : orphan.on("exit", resolve));
+      await new Promise((resolve) => (orphan.exitCode !== null || orphan.signalCode ? resolve(null) : orphan.on("exit", resolve)));
       await new Promise((resolve) => setTimeout(resolve, 100));
       for (const pid of stopped) expect(alive(pid)).toBe(false);
       expect(alive(bystander.pid!)).toBe(true);

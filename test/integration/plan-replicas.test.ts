@@ -15,7 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   destroyTenantStack,
   openConfiguredTenantStack,
-  openTenantStack, stackNameFor,
+  openTenantStack,
+  stackNameFor,
   previewTenantStack,
   removeTenantStack,
   upTenantStack,
@@ -53,7 +54,10 @@ const stackFile = (settings: AutomationSettings, slug: string) =>
 
 /** The secrets-manager lines of a stack config file (salt, or KMS provider and its encrypted data key). */
 const secretsManagerLines = (text: string) =>
-  text.split("\n").filter((line) => /^(encryptionsalt|secretsprovider|encryptedkey):/.test(line)).sort();
+  text
+    .split("\n")
+    .filter((line) => /^(encryptionsalt|secretsprovider|encryptedkey):/.test(line))
+    .sort();
 
 /** Replica A creates the stack and saves a plan; replica B, with its own project dir, applies it; then the other way. */
 async function planOnOneReplicaAppliedOnTheOther(replicaA: AutomationSettings, replicaB: AutomationSettings) {

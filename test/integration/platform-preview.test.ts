@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   automationSettingsSchema,
   configureTenantStack,
-  openTenantStack, stackNameFor,
+  openTenantStack,
+  stackNameFor,
   removeTenantStack,
   type AutomationSettings,
 } from "../../automation";

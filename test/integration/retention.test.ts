@@ -18,7 +18,14 @@ const NOW = new Date();
 const daysAgo = (days: number) => new Date(NOW.getTime() - days * DAY_MS);
 const EVENTS_PER_RUN = 5;
 
-const policy: RetentionPolicy = { idempotencyKeyHours: 24, runEventDays: 30, keepRunsPerTenant: 2, webhookDeliveryDays: 30, batchSize: 3, maxBatches: 1000 };
+const policy: RetentionPolicy = {
+  idempotencyKeyHours: 24,
+  runEventDays: 30,
+  keepRunsPerTenant: 2,
+  webhookDeliveryDays: 30,
+  batchSize: 3,
+  maxBatches: 1000,
+};
 
 let database: Database;
 let cleanup: () => Promise<void>;
@@ -34,13 +41,24 @@ afterAll(async () => {
 /** A tenant with runs (oldest first) of the given kind, status and age, each with EVENTS_PER_RUN events. */
 async function tenantWithRuns(specs: { kind: RunKind; status: RunStatus; daysAgo: number }[]): Promise<string[]> {
   const { db } = database;
-  const [org] = await db.insert(organizations).values({ slug: `ret-${randomBytes(3).toString("hex")}`, name: "Retention" }).returning();
+  const [org] = await db
+    .insert(organizations)
+    .values({ slug: `ret-${randomBytes(3).toString("hex")}`, name: "Retention" })
+    .returning();
   const ids: string[] = [];
   for (const spec of specs) {
     const finished = spec.status === "queued" || spec.status === "running" ? null : daysAgo(spec.daysAgo);
     const [run] = await db
       .insert(runs)
-      .values({ organizationId: org!.id, stackName: `tenant-${org!.slug}`, kind: spec.kind, status: spec.status, actor: "test", requestedAt: daysAgo(spec.daysAgo + 0.01), finishedAt: finished })
+      .values({
+        organizationId: org!.id,
+        stackName: `tenant-${org!.slug}`,
+        kind: spec.kind,
+        status: spec.status,
+        actor: "test",
+        requestedAt: daysAgo(spec.daysAgo + 0.01),
+        finishedAt: finished,
+      })
       .returning({ id: runs.id });
     await db.insert(runEvents).values(Array.from({ length: EVENTS_PER_RUN }, (_, seq) => ({ runId: run!.id, seq, event: { seq } })));
     ids.push(run!.id);
@@ -61,13 +79,26 @@ async function eventCounts(runIds: string[]): Promise<number[]> {
 async function seedKeysAndDeliveries() {
   const { db } = database;
   const actor = `token:${randomBytes(3).toString("hex")}`;
-  const key = (name: string, hoursAgo: number) => ({ actor, key: name, method: "POST", path: "/v1/tenants", requestHash: "x", createdAt: new Date(NOW.getTime() - hoursAgo * 3_600_000) });
+  const key = (name: string, hoursAgo: number) => ({
+    actor,
+    key: name,
+    method: "POST",
+    path: "/v1/tenants",
+    requestHash: "x",
+    createdAt: new Date(NOW.getTime() - hoursAgo * 3_600_000),
+  });
   await db.insert(idempotencyKeys).values([key("old-1", 48), key("old-2", 30), key("old-3", 25), key("old-4", 100), key("fresh", 1)]);
   const [hook] = await db
     .insert(webhooks)
     .values({ url: "https://hooks.example.com/x", events: ["run.succeeded"], secretSealed: "v1:x", encryptionKeyId: "k", actor })
     .returning({ id: webhooks.id });
-  const delivery = (status: "pending" | "delivered" | "failed", days: number) => ({ webhookId: hook!.id, event: "run.succeeded" as const, payload: {}, status, createdAt: daysAgo(days) });
+  const delivery = (status: "pending" | "delivered" | "failed", days: number) => ({
+    webhookId: hook!.id,
+    event: "run.succeeded" as const,
+    payload: {},
+    status,
+    createdAt: daysAgo(days),
+  });
   const rows = await db
     .insert(webhookDeliveries)
     .values([delivery("delivered", 40), delivery("failed", 35), delivery("delivered", 31), delivery("pending", 60), delivery("delivered", 2)])
@@ -111,7 +142,10 @@ describe("retention", () => {
     expect(keys.map((row) => row.key)).toEqual(["fresh"]);
     expect(result.idempotencyKeys).toBe(4);
 
-    const deliveries = await database.db.select({ status: webhookDeliveries.status }).from(webhookDeliveries).where(eq(webhookDeliveries.webhookId, seeded.webhookId));
+    const deliveries = await database.db
+      .select({ status: webhookDeliveries.status })
+      .from(webhookDeliveries)
+      .where(eq(webhookDeliveries.webhookId, seeded.webhookId));
     expect(deliveries.map((row) => row.status).sort()).toEqual(["delivered", "pending"]);
     expect(result.webhookDeliveries).toBe(3);
 
@@ -146,7 +180,11 @@ describe("retention", () => {
     ]);
     const boss = await startBoss(database.connectionString, () => undefined);
     try {
-      const retention = await startRetention(boss, { db: database.db }, { schedule: "17 * * * *", policy: { ...policy, keepRunsPerTenant: 1 }, work: true });
+      const retention = await startRetention(
+        boss,
+        { db: database.db },
+        { schedule: "17 * * * *", policy: { ...policy, keepRunsPerTenant: 1 }, work: true },
+      );
       const schedules = await boss.getSchedules();
       expect(schedules.map((schedule) => schedule.name)).toContain("retention");
       await retention.runNow();

@@ -71,10 +71,14 @@ describe("stack runs and the database's connections", () => {
     expect(requested.map((answer) => answer.status)).toEqual(tenants.map(() => 202));
     const sql = postgres(databaseUrl, { max: 1, onnotice: () => undefined });
     try {
-      await waitFor(`${RUNS} runs running at once`, async () => {
-        const [row] = await sql<{ running: number }[]>`select count(*)::int as running from runs where status = 'running'`;
-        return row?.running === RUNS;
-      }, { timeoutMs: 240_000 });
+      await waitFor(
+        `${RUNS} runs running at once`,
+        async () => {
+          const [row] = await sql<{ running: number }[]>`select count(*)::int as running from runs where status = 'running'`;
+          return row?.running === RUNS;
+        },
+        { timeoutMs: 240_000 },
+      );
     } finally {
       await sql.end();
     }
@@ -107,7 +111,9 @@ describe("stack runs and the database's connections", () => {
       );
       expect(refused).toMatch(/exited \(1\) before listening/);
       expect(refused.match(/invalid service configuration/g)).toHaveLength(1);
-      expect(refused).toMatch(/- MAX_CONCURRENT_RUNS, DATABASE_POOL_MAX: this process needs up to \d+ connections to the PostgreSQL server .* but the server allows \d+ \(max_connections \d+/);
+      expect(refused).toMatch(
+        /- MAX_CONCURRENT_RUNS, DATABASE_POOL_MAX: this process needs up to \d+ connections to the PostgreSQL server .* but the server allows \d+ \(max_connections \d+/,
+      );
       expect(refused).not.toContain("failed to start");
     } finally {
       await rm(dataDir, { recursive: true, force: true });

@@ -45,18 +45,26 @@ const timeouts: Partial<Record<RunKind, number>> = {};
 const runRow = async (runId: string): Promise<Run> => (await database.db.select().from(runs).where(eq(runs.id, runId)))[0]!;
 
 const settled = (runId: string) =>
-  waitFor(`run ${runId} to finish`, async () => {
-    const run = await runRow(runId);
-    return ["queued", "running"].includes(run.status) ? undefined : run;
-  }, { timeoutMs: 240_000 });
+  waitFor(
+    `run ${runId} to finish`,
+    async () => {
+      const run = await runRow(runId);
+      return ["queued", "running"].includes(run.status) ? undefined : run;
+    },
+    { timeoutMs: 240_000 },
+  );
 
 /** Requests a run and waits until it is running with an AWS call held by the proxy (its plugin is up). */
 async function runningWithHeldCall(kind: RunKind): Promise<string> {
   const heldBefore = proxy.held;
   const runId = await queue.request({ organizationId, stackName, kind, actor: "test" });
-  await waitFor(`run ${runId} to be running with an AWS call held`, async () => (await runRow(runId)).status === "running" && proxy.held > heldBefore, {
-    timeoutMs: 180_000,
-  });
+  await waitFor(
+    `run ${runId} to be running with an AWS call held`,
+    async () => (await runRow(runId)).status === "running" && proxy.held > heldBefore,
+    {
+      timeoutMs: 180_000,
+    },
+  );
   return runId;
 }
 
@@ -73,7 +81,15 @@ beforeAll(async () => {
   liveness = createLockConnections(database.connectionString, { max: 4 });
   queue = await startRunQueue(
     database.db,
-    { db: database.db, automation, tenantConfig: async () => config, liveness, timeoutSeconds: timeouts, stopGraceSeconds: 2, log: (line) => logs.push(line) },
+    {
+      db: database.db,
+      automation,
+      tenantConfig: async () => config,
+      liveness,
+      timeoutSeconds: timeouts,
+      stopGraceSeconds: 2,
+      log: (line) => logs.push(line),
+    },
     { connectionString: database.connectionString, maxConcurrentRuns: 2, work: true, listen: database.sql },
   );
 });
@@ -117,9 +133,13 @@ describe("a run in the process that executes it", () => {
     await database.db.update(runs).set({ status: "interrupted", finishedAt: new Date() }).where(eq(runs.id, runId));
     proxy.hold(null);
     proxy.release();
-    await waitFor("the executor to log the lost guard", async () => logs.some((line) => line.includes(runId) && line.includes("changed to interrupted")), {
-      timeoutMs: 180_000,
-    });
+    await waitFor(
+      "the executor to log the lost guard",
+      async () => logs.some((line) => line.includes(runId) && line.includes("changed to interrupted")),
+      {
+        timeoutMs: 180_000,
+      },
+    );
     expect((await runRow(runId)).status).toBe("interrupted");
     expect(await stackProcesses(stackName)).toEqual([]);
   });

@@ -89,7 +89,9 @@ describe("stack runs on the queue", () => {
     // The checkpoint lives in the state database's table (the CLI's postgres:// backend), secrets encrypted.
     const state = postgres(automation.backendUrl, { max: 1, onnotice: () => undefined });
     try {
-      const rows = await state<{ key: string; data: string }[]>`select key, data::text as data from pulumi_state where key like ${`%/${stackName}.json`}`;
+      const rows = await state<
+        { key: string; data: string }[]
+      >`select key, data::text as data from pulumi_state where key like ${`%/${stackName}.json`}`;
       expect(rows.map((row) => row.key)).toEqual([expect.stringMatching(new RegExp(`/\\.pulumi/stacks/mini-xdr-tenant/${stackName}\\.json$`))]);
       // The row holds {"data": "<base64 of the checkpoint file>"}.
       const checkpoint = Buffer.from((JSON.parse(rows[0]!.data) as { data: string }).data, "base64").toString("utf8");
@@ -117,15 +119,11 @@ describe("stack runs on the queue", () => {
       .insert(runs)
       .values({ organizationId, stackName, kind: "up", actor: "test", status: "running", startedAt: new Date() })
       .returning();
-    const child = spawn(
-      process.execPath,
-      ["--import", "tsx", path.join(REPO_ROOT, "test/harness/run-up-process.ts")],
-      {
-        env: { ...process.env, AUTOMATION_SETTINGS: JSON.stringify(automation), TENANT_CONFIG: JSON.stringify({ ...config, agentVersion: "2.0.0" }) },
-        detached: true,
-        stdio: ["ignore", "pipe", "inherit"],
-      },
-    );
+    const child = spawn(process.execPath, ["--import", "tsx", path.join(REPO_ROOT, "test/harness/run-up-process.ts")], {
+      env: { ...process.env, AUTOMATION_SETTINGS: JSON.stringify(automation), TENANT_CONFIG: JSON.stringify({ ...config, agentVersion: "2.0.0" }) },
+      detached: true,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     await new Promise<void>((resolve, reject) => {
       child.stdout!.on("data", (chunk: Buffer) => chunk.toString().includes("resource-pre") && resolve());
       child.on("exit", () => reject(new Error("the up finished before it could be interrupted")));
@@ -194,7 +192,9 @@ describe("stack runs on the queue", () => {
 
     const stalePlan = randomUUID();
     currentConfig = { ...config, agentVersion: "5.0.0" };
-    expect((await settled(await queue.request({ organizationId, stackName, kind: "preview", actor: "test", planRef: stalePlan }))).status).toBe("succeeded");
+    expect((await settled(await queue.request({ organizationId, stackName, kind: "preview", actor: "test", planRef: stalePlan }))).status).toBe(
+      "succeeded",
+    );
     currentConfig = { ...config, agentVersion: "6.0.0" }; // changed after approval
     const refused = await settled(await queue.request({ organizationId, stackName, kind: "up", actor: "test", planRef: stalePlan }));
     expect(refused.status).toBe("failed");

@@ -45,12 +45,14 @@ beforeAll(async () => {
     assetsFound: 4,
     regions: [{ region: SEEDED_REGION, status: "succeeded", assets: 4 }],
   });
-  await db.insert(cloudAssets).values([
-    instance("i-running", "running", "checked_in"),
-    instance("i-stopped-never", "stopped", "pending"),
-    instance("i-stopped-failed", "stopped", "failed"),
-    instance("i-stopping-agent", "stopping", "checked_in"),
-  ]);
+  await db
+    .insert(cloudAssets)
+    .values([
+      instance("i-running", "running", "checked_in"),
+      instance("i-stopped-never", "stopped", "pending"),
+      instance("i-stopped-failed", "stopped", "failed"),
+      instance("i-stopping-agent", "stopping", "checked_in"),
+    ]);
   const stale = new Date(Date.now() - 3 * HEARTBEAT_STALE_AFTER_MS);
   await db.insert(agents).values([
     { organizationId: tenant.organizationId, instanceId: "i-running", hostname: "run", version: "1.0.0", lastHeartbeatAt: new Date() },

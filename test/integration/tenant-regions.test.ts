@@ -16,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   configureTenantStack,
   destroyTenantStack,
-  openTenantStack, stackNameFor,
+  openTenantStack,
+  stackNameFor,
   previewTenantStack,
   removeTenantStack,
   StackNotFoundError,

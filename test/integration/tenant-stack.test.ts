@@ -13,7 +13,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   configureTenantStack,
   destroyTenantStack,
-  openTenantStack, stackNameFor,
+  openTenantStack,
+  stackNameFor,
   previewTenantStack,
   removeTenantStack,
   StackBusyError,
@@ -154,7 +155,9 @@ describe("tenant onboarding stack", () => {
     const outcomes = await Promise.allSettled([upTenantStack(first), upTenantStack(second)]);
     const fulfilled = outcomes.filter((outcome) => outcome.status === "fulfilled");
     const rejected = outcomes.filter((outcome): outcome is PromiseRejectedResult => outcome.status === "rejected");
-    const why = outcomes.map((o) => (o.status === "rejected" ? `${(o.reason as Error).name}: ${String((o.reason as Error).message).slice(0, 2000)}` : "ok"));
+    const why = outcomes.map((o) =>
+      o.status === "rejected" ? `${(o.reason as Error).name}: ${String((o.reason as Error).message).slice(0, 2000)}` : "ok",
+    );
     // The file backend's lock is a file each update writes before it looks for others': two that start in the same
     // instant can each see the other's and both refuse (seen once under load). Never may both run.
     expect(fulfilled.length, JSON.stringify(why)).toBeLessThanOrEqual(1);

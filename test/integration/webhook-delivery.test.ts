@@ -33,7 +33,13 @@ import { realPostgres } from "../harness/databases";
 
 const keyring = createKeyring({ key: randomBytes(32).toString("base64") });
 const admin: Principal = { tokenId: 1, tokenName: "admin", scope: "platform_admin", organizationId: null, actor: "test:admin" };
-const tenantPrincipal = (org: Organization): Principal => ({ tokenId: 2, tokenName: org.slug, scope: "tenant", organizationId: org.id, actor: `test:${org.slug}` });
+const tenantPrincipal = (org: Organization): Principal => ({
+  tokenId: 2,
+  tokenName: org.slug,
+  scope: "tenant",
+  organizationId: org.id,
+  actor: `test:${org.slug}`,
+});
 
 /** The stand-in public internet. */
 const PUBLIC = "127.8.0.1";
@@ -64,7 +70,10 @@ interface Receiver {
 }
 
 /** An http(s) receiver on `host`; answers `status(n)` to its n-th request (0-based), 204 by default. */
-async function startReceiver(host: string, options: { tls?: { key: Buffer; cert: Buffer }; port?: number; status?: (n: number) => number } = {}): Promise<Receiver> {
+async function startReceiver(
+  host: string,
+  options: { tls?: { key: Buffer; cert: Buffer }; port?: number; status?: (n: number) => number } = {},
+): Promise<Receiver> {
   const received: Received[] = [];
   const handler: http.RequestListener = (request, response) => {
     let body = "";
@@ -133,7 +142,12 @@ async function newTenant(): Promise<Organization> {
 
 async function attemptsOf(webhookId: string) {
   return database.db
-    .select({ attempt: webhookDeliveryAttempts.attempt, error: webhookDeliveryAttempts.error, statusCode: webhookDeliveryAttempts.statusCode, status: webhookDeliveries.status })
+    .select({
+      attempt: webhookDeliveryAttempts.attempt,
+      error: webhookDeliveryAttempts.error,
+      statusCode: webhookDeliveryAttempts.statusCode,
+      status: webhookDeliveries.status,
+    })
     .from(webhookDeliveryAttempts)
     .innerJoin(webhookDeliveries, eq(webhookDeliveries.id, webhookDeliveryAttempts.deliveryId))
     .where(eq(webhookDeliveries.webhookId, webhookId))
@@ -191,20 +205,39 @@ describe("webhook delivery: addresses, pinning, error classes, concurrency, the 
     closers.push(receiver.close);
     const tenant = await newTenant();
 
-    const platformHook = await service().create(admin, undefined, { url: `http://127.0.0.1:${receiver.port}/platform`, events: ["fleet_run.finished"] });
-    for (const url of [`http://127.0.0.1:${receiver.port}/t`, `https://127.0.0.1:${receiver.port}/t`, `https://localhost:${receiver.port}/t`, `https://[::1]:${receiver.port}/t`]) {
-      expect(await refusal(service().create(admin, tenant, { url, events: ["run.failed"] })), url).toEqual([{ field: "url", message: expect.any(String) }]);
+    const platformHook = await service().create(admin, undefined, {
+      url: `http://127.0.0.1:${receiver.port}/platform`,
+      events: ["fleet_run.finished"],
+    });
+    for (const url of [
+      `http://127.0.0.1:${receiver.port}/t`,
+      `https://127.0.0.1:${receiver.port}/t`,
+      `https://localhost:${receiver.port}/t`,
+      `https://[::1]:${receiver.port}/t`,
+    ]) {
+      expect(await refusal(service().create(admin, tenant, { url, events: ["run.failed"] })), url).toEqual([
+        { field: "url", message: expect.any(String) },
+      ]);
     }
     // Without the setting, not even a platform webhook reaches loopback.
-    expect(await refusal(service({ platformLoopback: false }).create(admin, undefined, { url: `http://127.0.0.1:${receiver.port}/p`, events: ["run.failed"] }))).toEqual([
-      { field: "url", message: "must be https" },
-    ]);
+    expect(
+      await refusal(
+        service({ platformLoopback: false }).create(admin, undefined, { url: `http://127.0.0.1:${receiver.port}/p`, events: ["run.failed"] }),
+      ),
+    ).toEqual([{ field: "url", message: "must be https" }]);
 
     // A tenant's webhook stored before registration checked addresses: refused at delivery, the receiver never sees it.
     const sealed = encryptJson("whsec_legacy", webhookSecretContext(tenant.id), keyring);
     const [legacy] = await database.db
       .insert(webhooks)
-      .values({ organizationId: tenant.id, url: `http://127.0.0.1:${receiver.port}/legacy`, events: ["run.failed"], secretSealed: sealed.envelope, encryptionKeyId: sealed.keyId, actor: "before-the-fix" })
+      .values({
+        organizationId: tenant.id,
+        url: `http://127.0.0.1:${receiver.port}/legacy`,
+        events: ["run.failed"],
+        secretSealed: sealed.envelope,
+        encryptionKeyId: sealed.keyId,
+        actor: "before-the-fix",
+      })
       .returning();
 
     await emitNotification(database.db, { type: "fleet_run.finished", organizationId: null, data: { fleet_run_id: "f1" } });
@@ -212,7 +245,12 @@ describe("webhook delivery: addresses, pinning, error classes, concurrency, the 
 
     await waitFor("the platform delivery", async () => receiver.received.find((request) => request.path === "/platform"), { timeoutMs: 60_000 });
     const request = receiver.received.find((entry) => entry.path === "/platform")!;
-    const signature = verifySignature(request.headers[SIGNATURE_HEADER.toLowerCase()] as string, request.body, platformHook.secret, Math.floor(Date.now() / 1000));
+    const signature = verifySignature(
+      request.headers[SIGNATURE_HEADER.toLowerCase()] as string,
+      request.body,
+      platformHook.secret,
+      Math.floor(Date.now() / 1000),
+    );
     expect(signature.valid).toBe(true);
 
     const legacyAttempts = await waitFor("the legacy webhook's attempts", async () => {
@@ -236,7 +274,10 @@ describe("webhook delivery: addresses, pinning, error classes, concurrency, the 
     dnsAnswers.set("rebind.test", [[PUBLIC], [PUBLIC], ["127.0.0.1"]]);
 
     // Registration resolves once (public), the first attempt once (public), the second once (127.0.0.1).
-    const hook = await service().create(tenantPrincipal(tenant), tenant, { url: `https://rebind.test:${publicReceiver.port}/hook`, events: ["run.failed"] });
+    const hook = await service().create(tenantPrincipal(tenant), tenant, {
+      url: `https://rebind.test:${publicReceiver.port}/hook`,
+      events: ["run.failed"],
+    });
     const before = lookups.filter((name) => name === "rebind.test").length;
     await emitNotification(database.db, { type: "run.failed", organizationId: tenant.id, data: { run_id: "r2" } });
 
@@ -265,14 +306,19 @@ describe("webhook delivery: addresses, pinning, error classes, concurrency, the 
     const hooks: Awaited<ReturnType<ReturnType<typeof service>["create"]>>[] = [];
     for (const [index, hole] of holes.entries()) {
       dnsAnswers.set(`hole-${index}.test`, [[PUBLIC]]);
-      hooks.push(await service().create(tenantPrincipal(mallory), mallory, { url: `https://hole-${index}.test:${hole.port}/`, events: ["run.failed"] }));
+      hooks.push(
+        await service().create(tenantPrincipal(mallory), mallory, { url: `https://hole-${index}.test:${hole.port}/`, events: ["run.failed"] }),
+      );
     }
     dnsAnswers.set("victim.test", [[PUBLIC]]);
     await service().create(tenantPrincipal(victim), victim, { url: `https://victim.test:${victimReceiver.port}/hook`, events: ["run.failed"] });
 
     await emitNotification(database.db, { type: "run.failed", organizationId: mallory.id, data: { run_id: "m1" } });
     const accepted = () => holes.reduce((sum, hole) => sum + hole.accepted(), 0);
-    await waitFor("three black holes (the tenant's share) holding a connection", async () => accepted() === 3, { timeoutMs: 60_000, intervalMs: 100 });
+    await waitFor("three black holes (the tenant's share) holding a connection", async () => accepted() === 3, {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+    });
     await emitNotification(database.db, { type: "run.failed", organizationId: victim.id, data: { run_id: "v1" } });
     await waitFor("the victim's delivery", async () => victimReceiver.received[0], { timeoutMs: 60_000, intervalMs: 100 });
 
@@ -327,11 +373,16 @@ describe("webhook delivery: addresses, pinning, error classes, concurrency, the 
       expect(result.reason).toBeInstanceOf(ConflictError);
       expect(result.reason).toMatchObject({ code: "webhook_limit_reached", details: { limit: 2 } });
     }
-    const live = await database.db.select().from(webhooks).where(and(eq(webhooks.organizationId, tenant.id), isNull(webhooks.deletedAt)));
+    const live = await database.db
+      .select()
+      .from(webhooks)
+      .where(and(eq(webhooks.organizationId, tenant.id), isNull(webhooks.deletedAt)));
     expect(live).toHaveLength(2);
     await capped.remove(tenantPrincipal(tenant), tenant, live[0]!.id);
     expect((await create()).webhook.organizationId).toBe(tenant.id);
     // Platform webhooks are not counted against any tenant.
-    expect((await capped.create(admin, undefined, { url: "https://public.test/platform", events: ["fleet_run.finished"] })).webhook.organizationId).toBeNull();
+    expect(
+      (await capped.create(admin, undefined, { url: "https://public.test/platform", events: ["fleet_run.finished"] })).webhook.organizationId,
+    ).toBeNull();
   });
 });

@@ -1,7 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { deriveAgentStatus, STOPPED_REASON, type InstanceEvidence } from "../../services/rollout/agent-status";
 
-const base: InstanceEvidence = { decision: { targeted: true }, enrolled: false, state: "running", managed: { PingStatus: "Online", PlatformType: "Linux" } };
+const base: InstanceEvidence = {
+  decision: { targeted: true },
+  enrolled: false,
+  state: "running",
+  managed: { PingStatus: "Online", PlatformType: "Linux" },
+};
 const at = (minutesAgo: number) => new Date(Date.UTC(2026, 10, 29, 12, 0) - minutesAgo * 60_000);
 
 describe("an instance's agent status from its SSM evidence", () => {
@@ -19,7 +24,11 @@ describe("an instance's agent status from its SSM evidence", () => {
   });
 
   it("an instance SSM does not manage is pending, with the remedy as the reason", () => {
-    const unmanaged = { targeted: false as const, reason: "not_managed" as const, message: "not an SSM managed instance: give it an instance profile with AmazonSSMManagedInstanceCore, or turn on enableDefaultHostManagement" };
+    const unmanaged = {
+      targeted: false as const,
+      reason: "not_managed" as const,
+      message: "not an SSM managed instance: give it an instance profile with AmazonSSMManagedInstanceCore, or turn on enableDefaultHostManagement",
+    };
     const derived = deriveAgentStatus({ decision: unmanaged, enrolled: false, state: "running" });
     expect(derived.status).toBe("pending");
     expect(derived.reason).toMatch(/AmazonSSMManagedInstanceCore.*enableDefaultHostManagement/);
@@ -41,6 +50,8 @@ describe("an instance's agent status from its SSM evidence", () => {
     expect(deriveAgentStatus({ ...base, association: failedAssociation, command: command("Success", 5) }).status).toBe("installed");
     expect(deriveAgentStatus({ ...base, association: failedAssociation, command: command("InProgress", 5) }).status).toBe("installing");
     expect(deriveAgentStatus({ ...base, association: failedAssociation, command: command("TimedOut", 5) })).toMatchObject({ status: "failed" });
-    expect(deriveAgentStatus({ ...base, association: { Status: "Success", ExecutionDate: at(1) }, command: command("Failed", 5) }).status).toBe("installed");
+    expect(deriveAgentStatus({ ...base, association: { Status: "Success", ExecutionDate: at(1) }, command: command("Failed", 5) }).status).toBe(
+      "installed",
+    );
   });
 });

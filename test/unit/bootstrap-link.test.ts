@@ -22,7 +22,12 @@ function zodFields(run: () => unknown): string[] {
 
 describe("the quick-create link", () => {
   it("opens the CloudFormation console's quick create with the template, the stack name and the parameters", () => {
-    const link = buildBootstrapLink({ tenantSlug: "mini-corp", externalId: "mxdr-ext-4f1c2b7e9a0d4c1b8e6f", region: "eu-west-1", templateUrl: TEMPLATE_URL });
+    const link = buildBootstrapLink({
+      tenantSlug: "mini-corp",
+      externalId: "mxdr-ext-4f1c2b7e9a0d4c1b8e6f",
+      region: "eu-west-1",
+      templateUrl: TEMPLATE_URL,
+    });
     expect(link.quickCreateUrl).toBe(
       "https://eu-west-1.console.aws.amazon.com/cloudformation/home?region=eu-west-1#/stacks/quickcreate" +
         "?templateURL=https%3A%2F%2Fmini-xdr-templates.s3.us-east-1.amazonaws.com%2Fbootstrap%2F0123456789ab.json" +
@@ -62,20 +67,23 @@ describe("the quick-create link", () => {
       "https://mini-xdr-templates.s3.us-east-1.amazonaws.com/",
       "not a url",
     ]) {
-      expect(zodFields(() => buildQuickCreateUrl({ ...base, templateUrl: bad })), bad).toEqual(["templateUrl"]);
+      expect(
+        zodFields(() => buildQuickCreateUrl({ ...base, templateUrl: bad })),
+        bad,
+      ).toEqual(["templateUrl"]);
     }
   });
 
   it("names the bad field of a tenant's link", () => {
-    expect(zodFields(() => buildBootstrapLink({ tenantSlug: "Mini Corp", externalId: "short", region: "mars-1", templateUrl: TEMPLATE_URL })).sort()).toEqual([
-      "externalId",
-      "region",
-      "tenantSlug",
-    ]);
+    expect(
+      zodFields(() => buildBootstrapLink({ tenantSlug: "Mini Corp", externalId: "short", region: "mars-1", templateUrl: TEMPLATE_URL })).sort(),
+    ).toEqual(["externalId", "region", "tenantSlug"]);
   });
 
   it("knows the role ARN the stack creates in the customer's account", () => {
-    expect(bootstrapRoleArn({ accountId: "210987654321", tenantSlug: "mini-corp" })).toBe("arn:aws:iam::210987654321:role/MiniXdrBootstrap-mini-corp");
+    expect(bootstrapRoleArn({ accountId: "210987654321", tenantSlug: "mini-corp" })).toBe(
+      "arn:aws:iam::210987654321:role/MiniXdrBootstrap-mini-corp",
+    );
   });
 });
 

@@ -43,24 +43,46 @@ describe("the bootstrap role's policy", () => {
   });
 
   it("cannot create a role outside our names", async () => {
-    for (const name of ["Admin", "MiniXdrAccess-other-tenant", "MiniXdr-Anything", `mini-xdr/${names.roleName}`, bootstrapNames(SLUG).bootstrapRoleName]) {
+    for (const name of [
+      "Admin",
+      "MiniXdrAccess-other-tenant",
+      "MiniXdr-Anything",
+      `mini-xdr/${names.roleName}`,
+      bootstrapNames(SLUG).bootstrapRoleName,
+    ]) {
       expect(await allowed({ action: "iam:CreateRole", resources: [role(name)], context: withBoundary }), name).toBe(false);
     }
   });
 
   it("cannot create one of our roles without our boundary, or with another one", async () => {
     expect(await allowed({ action: "iam:CreateRole", resources: [arn.accessRole] })).toBe(false);
-    expect(await allowed({ action: "iam:CreateRole", resources: [arn.accessRole], context: { "iam:PermissionsBoundary": ADMIN_POLICY } })).toBe(false);
+    expect(await allowed({ action: "iam:CreateRole", resources: [arn.accessRole], context: { "iam:PermissionsBoundary": ADMIN_POLICY } })).toBe(
+      false,
+    );
     expect(await allowed({ action: "iam:CreateRole", resources: [arn.accessRole], context: withBoundary })).toBe(true);
   });
 
   it("cannot attach AdministratorAccess, or anything but the SSM instance policy to the host management role", async () => {
     for (const target of [arn.defaultHostManagementRole, arn.accessRole, role("Admin")]) {
-      expect(await allowed({ action: "iam:AttachRolePolicy", resources: [target], context: { ...withBoundary, "iam:PolicyARN": ADMIN_POLICY } })).toBe(false);
+      expect(
+        await allowed({ action: "iam:AttachRolePolicy", resources: [target], context: { ...withBoundary, "iam:PolicyARN": ADMIN_POLICY } }),
+      ).toBe(false);
     }
-    expect(await allowed({ action: "iam:AttachRolePolicy", resources: [arn.accessRole], context: { ...withBoundary, "iam:PolicyARN": arn.ssmInstanceDefaultPolicy } })).toBe(false);
+    expect(
+      await allowed({
+        action: "iam:AttachRolePolicy",
+        resources: [arn.accessRole],
+        context: { ...withBoundary, "iam:PolicyARN": arn.ssmInstanceDefaultPolicy },
+      }),
+    ).toBe(false);
     // ...and not even that one to a role that lost its boundary.
-    expect(await allowed({ action: "iam:AttachRolePolicy", resources: [arn.defaultHostManagementRole], context: { "iam:PolicyARN": arn.ssmInstanceDefaultPolicy } })).toBe(false);
+    expect(
+      await allowed({
+        action: "iam:AttachRolePolicy",
+        resources: [arn.defaultHostManagementRole],
+        context: { "iam:PolicyARN": arn.ssmInstanceDefaultPolicy },
+      }),
+    ).toBe(false);
   });
 
   it("cannot write an inline policy on a role that is not ours or has no boundary, itself included", async () => {
@@ -76,11 +98,14 @@ describe("the bootstrap role's policy", () => {
     for (const action of ["iam:CreatePolicyVersion", "iam:SetDefaultPolicyVersion", "iam:DeletePolicy"]) {
       expect(await allowed({ action, resources: [arn.boundaryPolicy] }), action).toBe(false);
     }
-    expect(await allowed({ action: "iam:PutRolePermissionsBoundary", resources: [arn.accessRole], context: { "iam:PermissionsBoundary": ADMIN_POLICY } })).toBe(false);
+    expect(
+      await allowed({ action: "iam:PutRolePermissionsBoundary", resources: [arn.accessRole], context: { "iam:PermissionsBoundary": ADMIN_POLICY } }),
+    ).toBe(false);
   });
 
   it("passes only the host management role, and only to Systems Manager", async () => {
-    const pass = (resource: string, service: string) => allowed({ action: "iam:PassRole", resources: [resource], context: { "iam:PassedToService": service } });
+    const pass = (resource: string, service: string) =>
+      allowed({ action: "iam:PassRole", resources: [resource], context: { "iam:PassedToService": service } });
     expect(await pass(arn.defaultHostManagementRole, "ssm.amazonaws.com")).toBe(true);
     expect(await pass(arn.defaultHostManagementRole, "ec2.amazonaws.com")).toBe(false);
     expect(await pass(arn.accessRole, "ssm.amazonaws.com")).toBe(false);
@@ -99,24 +124,37 @@ describe("the bootstrap role's policy", () => {
     for (const action of ["ssm:CreateAssociation", "ssm:UpdateAssociation", "ssm:DeleteAssociation"]) {
       expect(await allowed({ action, resources: [foreignAssociation, ssm("document", "AWS-RunShellScript")] }), action).toBe(false);
     }
-    expect(await allowed({ action: "ssm:UpdateServiceSetting", resources: [ssm("servicesetting", "ssm/parameter-store/high-throughput-enabled")] })).toBe(false);
-    expect(await allowed({ action: "ssm:SendCommand", resources: [ssm("document", names.documentName), `arn:aws:ec2:us-east-1:${ACCOUNT}:instance/i-1`] })).toBe(false);
+    expect(
+      await allowed({ action: "ssm:UpdateServiceSetting", resources: [ssm("servicesetting", "ssm/parameter-store/high-throughput-enabled")] }),
+    ).toBe(false);
+    expect(
+      await allowed({ action: "ssm:SendCommand", resources: [ssm("document", names.documentName), `arn:aws:ec2:us-east-1:${ACCOUNT}:instance/i-1`] }),
+    ).toBe(false);
   });
 
   it("puts no wildcard on a mutating action: wildcard resources only on read-only calls, no wildcard actions", () => {
     for (const statement of policy.Statement.filter((s) => s.Effect === "Allow")) {
       const actions = [statement.Action ?? []].flat();
-      expect(actions.filter((action) => action.includes("*")), statement.Sid).toEqual([]);
+      expect(
+        actions.filter((action) => action.includes("*")),
+        statement.Sid,
+      ).toEqual([]);
       if ([statement.Resource].flat().includes("*")) {
         const verbs = actions.map((action) => action.split(":")[1]!);
-        expect(verbs.filter((verb) => !READ_ONLY_VERBS.some((read) => verb.startsWith(read))), statement.Sid).toEqual([]);
+        expect(
+          verbs.filter((verb) => !READ_ONLY_VERBS.some((read) => verb.startsWith(read))),
+          statement.Sid,
+        ).toEqual([]);
       }
     }
   });
 });
 
 describe("the bootstrap role's trust", () => {
-  const trust = buildBootstrapTrustPolicy({ platformPrincipalArn: "arn:aws:iam::111122223333:role/MiniXdrPlatform", externalId: "mxdr-ext-0123456789abcdef" });
+  const trust = buildBootstrapTrustPolicy({
+    platformPrincipalArn: "arn:aws:iam::111122223333:role/MiniXdrPlatform",
+    externalId: "mxdr-ext-0123456789abcdef",
+  });
   const assume = (principal: string, externalId?: string) =>
     trustAdmits(trust, { roleArn: arn.bootstrapRole, principal, context: externalId === undefined ? {} : { "sts:ExternalId": externalId } });
 
@@ -130,7 +168,12 @@ describe("the bootstrap role's trust", () => {
 
 describe("the permissions boundary", () => {
   const boundary = buildPermissionsBoundaryPolicy(scope);
-  const access = buildAccessPolicy({ customerAccountId: ACCOUNT, documentName: names.documentName, regions: ["us-east-1", "eu-west-1"], targeting: DEFAULT_TARGETING });
+  const access = buildAccessPolicy({
+    customerAccountId: ACCOUNT,
+    documentName: names.documentName,
+    regions: ["us-east-1", "eu-west-1"],
+    targeting: DEFAULT_TARGETING,
+  });
   const instance = `arn:aws:ec2:eu-west-1:${ACCOUNT}:instance/i-0abc`;
   const document = `arn:aws:ssm:eu-west-1:${ACCOUNT}:document/${names.documentName}`;
 
@@ -169,17 +212,36 @@ describe("the permissions boundary", () => {
 
   it("caps anything that would make an admin", async () => {
     const capped = { arn: arn.accessRole, policies: [boundary] };
-    for (const action of ["iam:CreateUser", "iam:CreateRole", "iam:PutRolePolicy", "iam:AttachRolePolicy", "sts:AssumeRole", "s3:GetObject", "ssm:PutParameter", "ssm:CreateDocument", "ec2:RunInstances"]) {
+    for (const action of [
+      "iam:CreateUser",
+      "iam:CreateRole",
+      "iam:PutRolePolicy",
+      "iam:AttachRolePolicy",
+      "sts:AssumeRole",
+      "s3:GetObject",
+      "ssm:PutParameter",
+      "ssm:CreateDocument",
+      "ec2:RunInstances",
+    ]) {
       expect(await isAllowed(capped, { action, resources: ["*"] }), action).toBe(false);
     }
-    expect(await isAllowed(capped, { action: "ssm:SendCommand", resources: [`arn:aws:ssm:eu-west-1::document/AWS-RunShellScript`, instance] })).toBe(false);
+    expect(await isAllowed(capped, { action: "ssm:SendCommand", resources: [`arn:aws:ssm:eu-west-1::document/AWS-RunShellScript`, instance] })).toBe(
+      false,
+    );
   });
 });
 
 describe("the XDR access role's policies", () => {
   it("trust the platform principal only with the external ID", async () => {
-    const trust = buildTrustPolicy({ platformPrincipalArn: "arn:aws:iam::111122223333:role/MiniXdrPlatform", externalId: "mxdr-ext-0123456789abcdef" });
-    const request = (externalId: string) => ({ roleArn: arn.accessRole, principal: "arn:aws:iam::111122223333:role/MiniXdrPlatform", context: { "sts:ExternalId": externalId } });
+    const trust = buildTrustPolicy({
+      platformPrincipalArn: "arn:aws:iam::111122223333:role/MiniXdrPlatform",
+      externalId: "mxdr-ext-0123456789abcdef",
+    });
+    const request = (externalId: string) => ({
+      roleArn: arn.accessRole,
+      principal: "arn:aws:iam::111122223333:role/MiniXdrPlatform",
+      context: { "sts:ExternalId": externalId },
+    });
     expect(await trustAdmits(trust, request("mxdr-ext-0123456789abcdef"))).toBe(true);
     expect(await trustAdmits(trust, request("mxdr-ext-wrong"))).toBe(false);
   });

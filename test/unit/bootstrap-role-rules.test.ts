@@ -51,7 +51,11 @@ describe("the bootstrap role ARN rules", () => {
     for (const arn of ["arn:aws:iam::444455556666:role/MiniXdrBootstrap", "arn:aws:iam::444455556666:role/a/b/MiniXdrBootstrap-acme"]) {
       expect(pattern.test(arn), arn).toBe(true);
     }
-    for (const arn of ["arn:aws:iam::444455556666:role/Admin", "arn:aws:iam::444455556666:role/MiniXdrBootstrapAdmin", "arn:aws:iam::444455556666:role/MiniXdrBootstrap/Admin"]) {
+    for (const arn of [
+      "arn:aws:iam::444455556666:role/Admin",
+      "arn:aws:iam::444455556666:role/MiniXdrBootstrapAdmin",
+      "arn:aws:iam::444455556666:role/MiniXdrBootstrap/Admin",
+    ]) {
       expect(pattern.test(arn), arn).toBe(false);
     }
   });
@@ -74,7 +78,11 @@ function sts(rule: (externalId: string | undefined) => RoleAssumption) {
 }
 
 const CHECK = { roleArn: "arn:aws:iam::444455556666:role/MiniXdrBootstrap", externalId: "mxdr-ext_right", region: "us-east-1", sessionName: "s" };
-const denied: RoleAssumption = { assumed: false, denied: true, detail: "AccessDenied: User: arn:aws:iam::123456789012:role/MiniXdrPlatform is not authorized" };
+const denied: RoleAssumption = {
+  assumed: false,
+  denied: true,
+  detail: "AccessDenied: User: arn:aws:iam::123456789012:role/MiniXdrPlatform is not authorized",
+};
 
 describe("the external ID probe", () => {
   it("accepts a role that answers to the external ID and denies a wrong one and none", async () => {
@@ -86,7 +94,11 @@ describe("the external ID probe", () => {
   it("refuses a role whose trust policy does not require the external ID", async () => {
     const { verify } = sts(() => ({ assumed: true }));
     const verdict = await probeBootstrapRole(verify, CHECK);
-    expect(verdict).toMatchObject({ ok: false, code: "external_id_not_required", reason: "the role's trust policy does not require the external ID" });
+    expect(verdict).toMatchObject({
+      ok: false,
+      code: "external_id_not_required",
+      reason: "the role's trust policy does not require the external ID",
+    });
   });
 
   it("refuses a role that admits no external ID at all but not a wrong one", async () => {

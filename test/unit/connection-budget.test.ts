@@ -24,7 +24,9 @@ describe("the service's connection budget", () => {
     const problem = connectionBudgetProblem(config, { maxConnections: total + 2, reserved: 3 });
     expect(problem).toContain(`needs up to ${total} connections`);
     expect(problem).toContain(`the server allows ${total - 1} (max_connections ${total + 2} minus 3 reserved)`);
-    expect(problem).toMatch(/lower MAX_CONCURRENT_RUNS or DATABASE_POOL_MAX, raise the server's max_connections, or put the Pulumi state elsewhere \(PULUMI_BACKEND_URL\)$/);
+    expect(problem).toMatch(
+      /lower MAX_CONCURRENT_RUNS or DATABASE_POOL_MAX, raise the server's max_connections, or put the Pulumi state elsewhere \(PULUMI_BACKEND_URL\)$/,
+    );
   });
 
   it("tells whether two URLs name the same server", () => {

@@ -155,9 +155,7 @@ describe("encryptJson / decryptJson", () => {
   });
 
   it("refuses ambiguous key ids and bad contexts", () => {
-    expect(() => createKeyring({ key: KEY_B64, keyId: "a", previousKeys: [{ key: OTHER_KEY, keyId: "a" }] })).toThrow(
-      EncryptionKeyError,
-    );
+    expect(() => createKeyring({ key: KEY_B64, keyId: "a", previousKeys: [{ key: OTHER_KEY, keyId: "a" }] })).toThrow(EncryptionKeyError);
     expect(() => createKeyring({ key: KEY_B64, keyId: "bad:id" })).toThrow(EncryptionKeyError);
     expect(() => encryptJson(SECRET, { organizationId: "", provider: "aws" }, keyring)).toThrow(TypeError);
   });
@@ -173,7 +171,12 @@ describe("tokens", () => {
     const token = generateToken("mxa");
     expect(tokensEqual(token, token.slice())).toBe(true);
     expect(tokensEqual(token, `${token}x`)).toBe(false);
-    expect(tokensEqual(token, token.replace(/.$/, (c) => (c === "A" ? "B" : "A")))).toBe(false);
+    expect(
+      tokensEqual(
+        token,
+        token.replace(/.$/, (c) => (c === "A" ? "B" : "A")),
+      ),
+    ).toBe(false);
     expect(tokensEqual("", "")).toBe(true);
     expect(tokensEqual("", "a")).toBe(false);
   });

@@ -37,7 +37,8 @@ describe("display names refuse Unicode control (Cc) and format (Cf) characters",
       const char = String.fromCodePoint(code);
       if (DISPLAY_NAME_PATTERN.test(`a${char}a`) === hasControlOrFormatCharacter(char)) disagreements.push(code.toString(16));
       // At either end, white space is refused too.
-      if (DISPLAY_NAME_PATTERN.test(`${char}a`) === (hasControlOrFormatCharacter(char) || /\p{White_Space}/u.test(char))) disagreements.push(`edge ${code.toString(16)}`);
+      if (DISPLAY_NAME_PATTERN.test(`${char}a`) === (hasControlOrFormatCharacter(char) || /\p{White_Space}/u.test(char)))
+        disagreements.push(`edge ${code.toString(16)}`);
     }
     expect(disagreements).toEqual([]);
   });

@@ -19,7 +19,10 @@ describe("fleet run decisions", () => {
   });
 
   it("winds down on cancel and finishes when nothing is left", () => {
-    expect(decideTick({ fleet: { ...fleet, cancelRequestedAt: new Date() }, statuses: ["pending"] })).toMatchObject({ action: "wind_down", finalStatus: "cancelled" });
+    expect(decideTick({ fleet: { ...fleet, cancelRequestedAt: new Date() }, statuses: ["pending"] })).toMatchObject({
+      action: "wind_down",
+      finalStatus: "cancelled",
+    });
     expect(decideTick({ fleet, statuses: ["succeeded", "skipped"] })).toEqual({ action: "finish", finalStatus: "succeeded" });
     expect(decideTick({ fleet, statuses: ["succeeded", "failed"] })).toEqual({ action: "finish", finalStatus: "failed" });
   });
@@ -27,7 +30,9 @@ describe("fleet run decisions", () => {
   it("skips offboarded, offboarding, action_required and unconnected tenants with the reason", () => {
     expect(skipReasonFor({ onboardingStatus: "offboarded", statusReasons: null })).toBe("offboarded");
     expect(skipReasonFor({ onboardingStatus: "offboarding", statusReasons: null })).toBe("being offboarded");
-    expect(skipReasonFor({ onboardingStatus: "action_required", statusReasons: [{ reason: "the last up failed", fix: "retry" }] })).toMatch(/^action_required: the last up failed/);
+    expect(skipReasonFor({ onboardingStatus: "action_required", statusReasons: [{ reason: "the last up failed", fix: "retry" }] })).toMatch(
+      /^action_required: the last up failed/,
+    );
     expect(skipReasonFor({ onboardingStatus: "not_started", statusReasons: null })).toMatch(/not connected/);
     expect(skipReasonFor({ onboardingStatus: "completed", statusReasons: null })).toBeUndefined();
   });

@@ -41,9 +41,13 @@ describe("the IAM simulation", () => {
 
   it("evaluates AWS-owned documents, whose ARNs have no account", async () => {
     const reads = holding(policy({ Effect: "Allow", Action: "ssm:DescribeDocument", Resource: "arn:aws:ssm:*:*:document/*" }));
-    expect(await isAllowed(reads, { action: "ssm:DescribeDocument", resources: ["arn:aws:ssm:eu-west-1::document/AWS-RunPatchBaseline"] })).toBe(true);
+    expect(await isAllowed(reads, { action: "ssm:DescribeDocument", resources: ["arn:aws:ssm:eu-west-1::document/AWS-RunPatchBaseline"] })).toBe(
+      true,
+    );
     const ours = holding(policy({ Effect: "Allow", Action: "ssm:DescribeDocument", Resource: `arn:aws:ssm:*:${ACCOUNT}:document/*` }));
-    expect(await isAllowed(ours, { action: "ssm:DescribeDocument", resources: ["arn:aws:ssm:eu-west-1::document/AWS-RunPatchBaseline"] })).toBe(false);
+    expect(await isAllowed(ours, { action: "ssm:DescribeDocument", resources: ["arn:aws:ssm:eu-west-1::document/AWS-RunPatchBaseline"] })).toBe(
+      false,
+    );
   });
 
   it("ANDs operators and keys, ORs the values of a key; a missing key fails a positive operator and passes a negated one", async () => {
@@ -53,7 +57,9 @@ describe("the IAM simulation", () => {
         Effect: "Allow",
         Action: "iam:AttachRolePolicy",
         Resource: "*",
-        Condition: { ArnEquals: { "iam:PolicyARN": ["arn:aws:iam::aws:policy/A", "arn:aws:iam::aws:policy/B"], "iam:PermissionsBoundary": boundary } },
+        Condition: {
+          ArnEquals: { "iam:PolicyARN": ["arn:aws:iam::aws:policy/A", "arn:aws:iam::aws:policy/B"], "iam:PermissionsBoundary": boundary },
+        },
       }),
     );
     const request = (context: Record<string, string>) => ({ action: "iam:AttachRolePolicy", resources: [`arn:aws:iam::${ACCOUNT}:role/r`], context });
@@ -72,7 +78,10 @@ describe("the IAM simulation", () => {
   });
 
   it("lets a permissions boundary cap what an identity policy allows", async () => {
-    const capped = { ...holding(policy({ Effect: "Allow", Action: "*", Resource: "*" })), boundary: policy({ Effect: "Allow", Action: "ec2:Describe*", Resource: "*" }) };
+    const capped = {
+      ...holding(policy({ Effect: "Allow", Action: "*", Resource: "*" })),
+      boundary: policy({ Effect: "Allow", Action: "ec2:Describe*", Resource: "*" }),
+    };
     expect(await isAllowed(capped, { action: "ec2:DescribeInstances", resources: ["*"] })).toBe(true);
     expect(await isAllowed(capped, { action: "iam:CreateUser", resources: [`arn:aws:iam::${ACCOUNT}:user/admin`] })).toBe(false);
   });
@@ -82,17 +91,22 @@ describe("the IAM simulation", () => {
     await expect(isAllowed(all, { action: "ssm:GetParameterz", resources: [parameter("x")] })).rejects.toThrow(IamSimulationError);
     // a parameter is not a resource of PutRolePolicy
     await expect(isAllowed(all, { action: "iam:PutRolePolicy", resources: [parameter("x")] })).rejects.toThrow(IamSimulationError);
-    await expect(isAllowed(all, { action: "ssm:GetParameter", resources: [parameter("x")], context: { "iam:PassedToService": "ssm.amazonaws.com" } })).rejects.toThrow(
-      /does not send iam:PassedToService/,
-    );
-    await expect(isAllowed(holding(policy({ Action: "*", Resource: "*" })), { action: "ssm:GetParameter", resources: [parameter("x")] })).rejects.toThrow(
-      IamSimulationError,
-    );
+    await expect(
+      isAllowed(all, { action: "ssm:GetParameter", resources: [parameter("x")], context: { "iam:PassedToService": "ssm.amazonaws.com" } }),
+    ).rejects.toThrow(/does not send iam:PassedToService/);
+    await expect(
+      isAllowed(holding(policy({ Action: "*", Resource: "*" })), { action: "ssm:GetParameter", resources: [parameter("x")] }),
+    ).rejects.toThrow(IamSimulationError);
   });
 });
 
 describe("the IAM simulation of trust policies", () => {
-  const withExternalId = policy({ Effect: "Allow", Principal: { AWS: PLATFORM }, Action: "sts:AssumeRole", Condition: { StringEquals: { "sts:ExternalId": "ext-1" } } });
+  const withExternalId = policy({
+    Effect: "Allow",
+    Principal: { AWS: PLATFORM },
+    Action: "sts:AssumeRole",
+    Condition: { StringEquals: { "sts:ExternalId": "ext-1" } },
+  });
   const assume = (trust: object, principal: string, externalId?: string) =>
     trustAdmits(trust, { roleArn: ROLE, principal, context: externalId === undefined ? {} : { "sts:ExternalId": externalId } });
 

@@ -16,7 +16,14 @@ import {
   parseIdentityCertificates,
   verifyInstanceIdentity,
 } from "../../services/rollout/instance-identity-fns";
-import { identityDocument, signedIdentity, signIdentityDocument, testIdentityAuthority, testIdentityTrust, untrustedIdentityAuthority } from "../harness/instance-identity";
+import {
+  identityDocument,
+  signedIdentity,
+  signIdentityDocument,
+  testIdentityAuthority,
+  testIdentityTrust,
+  untrustedIdentityAuthority,
+} from "../harness/instance-identity";
 import { AWS_REGIONS } from "../../lib/aws-regions";
 import { loadIdentityTrust, loadServiceConfig, ServiceConfigError } from "../../platform/config";
 
@@ -88,7 +95,9 @@ describe("the instance identity proof", () => {
 
   it("refuses the test CA's documents where only AWS's certificates are trusted (a wrong certificate)", () => {
     const { document, signature } = signedIdentity(fields);
-    expect(refusal(() => verifyInstanceIdentity(awsIdentityTrust(), document, signature))).toContain("does not verify with AWS's certificate for region eu-west-1");
+    expect(refusal(() => verifyInstanceIdentity(awsIdentityTrust(), document, signature))).toContain(
+      "does not verify with AWS's certificate for region eu-west-1",
+    );
   });
 
   it("refuses a document signed by another key than the trusted one (a forger's CA)", () => {
@@ -126,17 +135,21 @@ describe("the instance identity proof", () => {
 
   it("checks a certificates file entry by entry, naming the bad one", () => {
     const certificate = testIdentityAuthority().certificatePem;
-    expect(() => parseIdentityCertificates({ certificates: [] }, "extra.json")).toThrow("extra.json: certificates must hold at least one certificate");
+    expect(() => parseIdentityCertificates({ certificates: [] }, "extra.json")).toThrow(
+      "extra.json: certificates must hold at least one certificate",
+    );
     expect(() => parseIdentityCertificates({ certificates: [{ regions: ["Mars"], certificate }] }, "extra.json")).toThrow(
       "extra.json: certificates.0.regions.0 must be AWS region codes such as us-east-1",
     );
     expect(() =>
-      parseIdentityCertificates({ certificates: [{ regions: ["us-east-1"], certificate: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----" }] }, "extra.json"),
+      parseIdentityCertificates(
+        { certificates: [{ regions: ["us-east-1"], certificate: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----" }] },
+        "extra.json",
+      ),
     ).toThrow(/extra\.json: certificates\.0\.certificate is not a readable X\.509 certificate/);
-    expect(parseIdentityCertificates({ certificates: [{ regions: ["us-east-1", "eu-west-1"], certificate }] }, "extra.json").map((entry) => entry.region)).toEqual([
-      "us-east-1",
-      "eu-west-1",
-    ]);
+    expect(
+      parseIdentityCertificates({ certificates: [{ regions: ["us-east-1", "eu-west-1"], certificate }] }, "extra.json").map((entry) => entry.region),
+    ).toEqual(["us-east-1", "eu-west-1"]);
   });
 
   it("AGENT_IDENTITY_CERTIFICATES_FILE adds the certificates of a file to AWS's; a missing or bad file stops start-up naming the variable", async () => {
@@ -154,7 +167,10 @@ describe("the instance identity proof", () => {
       expect(await problem(join(dir, "missing.json"))).toContain("ENOENT");
       await writeFile(join(dir, "broken.json"), "{");
       expect(await problem(join(dir, "broken.json"))).toContain("is not JSON");
-      await writeFile(join(dir, "region.json"), JSON.stringify({ certificates: [{ regions: ["moon-1"], certificate: testIdentityAuthority().certificatePem }] }));
+      await writeFile(
+        join(dir, "region.json"),
+        JSON.stringify({ certificates: [{ regions: ["moon-1"], certificate: testIdentityAuthority().certificatePem }] }),
+      );
       expect(await problem(join(dir, "region.json"))).toContain("certificates.0.regions.0 must be AWS region codes");
 
       const { document, signature } = signedIdentity(fields);

@@ -24,7 +24,11 @@ function capture() {
   );
   return {
     logger,
-    lines: () => raw.split("\n").filter(Boolean).map((line) => JSON.parse(line) as Record<string, any>),
+    lines: () =>
+      raw
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Record<string, any>),
     raw: () => raw,
   };
 }
@@ -36,7 +40,10 @@ describe("log redaction", () => {
       {
         request: { headers: { authorization: `Bearer ${ADMIN}`, "x-request-id": "r-1" } },
         deep: { a: { b: { c: { d: { password: PASSWORD, name: "kept" } } } } },
-        tenants: [{ slug: "acme", apiToken: TENANT }, { slug: "globex", credentials: { externalId: EXTERNAL } }],
+        tenants: [
+          { slug: "acme", apiToken: TENANT },
+          { slug: "globex", credentials: { externalId: EXTERNAL } },
+        ],
         settings: { PULUMI_CONFIG_PASSPHRASE: PASSPHRASE, database_url: `postgres://mxdr:${PASSWORD}@127.0.0.1/db` },
       },
       "nested",

@@ -26,7 +26,13 @@ describe("an event stream", () => {
         async poll(lastEventId) {
           seen.push(lastEventId);
           polls += 1;
-          if (polls === 1) return { events: [{ id: 3, event: "engine", data: "{}" }, { event: "note", data: "1" }] };
+          if (polls === 1)
+            return {
+              events: [
+                { id: 3, event: "engine", data: "{}" },
+                { event: "note", data: "1" },
+              ],
+            };
           if (polls === 2) return { events: [] };
           return { events: [{ id: 4, event: "engine", data: "{}" }], end: { event: "end", data: '{"status":"succeeded"}' } };
         },

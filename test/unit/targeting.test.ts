@@ -143,7 +143,12 @@ describe("the IAM simulation of the access policy", () => {
   const policy: PolicyDocument = {
     Version: "2012-10-17",
     Statement: [
-      { Effect: "Allow", Action: "ssm:Send*", Resource: `arn:aws:ec2:*:${ACCOUNT}:instance/*`, Condition: { StringNotEquals: { "ssm:resourceTag/skip": "yes" } } },
+      {
+        Effect: "Allow",
+        Action: "ssm:Send*",
+        Resource: `arn:aws:ec2:*:${ACCOUNT}:instance/*`,
+        Condition: { StringNotEquals: { "ssm:resourceTag/skip": "yes" } },
+      },
       { Effect: "Deny", Action: "ssm:SendCommand", Resource: `arn:aws:ec2:eu-west-1:${ACCOUNT}:instance/i-denied` },
     ],
   };

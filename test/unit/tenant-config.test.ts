@@ -1,10 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  parseTenantConfig,
-  TenantConfigError,
-  toStackConfigEntries,
-  type TenantConfigInput,
-} from "../../programs/tenant/config";
+import { parseTenantConfig, TenantConfigError, toStackConfigEntries, type TenantConfigInput } from "../../programs/tenant/config";
 import { miniCorpTenantConfig } from "../fixtures/tenant-config";
 
 function rawOf(config: TenantConfigInput): Record<string, string> {
@@ -40,11 +35,12 @@ describe("tenant stack config", () => {
 
   it("marks the external ID, the enrollment token and the kubeconfig as secret entries", () => {
     const entries = toStackConfigEntries(miniCorpTenantConfig({ kubeconfig: "apiVersion: v1" }));
-    expect(entries.filter((entry) => entry.secret).map((entry) => entry.key).sort()).toEqual([
-      "enrollmentToken",
-      "externalId",
-      "kubeconfig",
-    ]);
+    expect(
+      entries
+        .filter((entry) => entry.secret)
+        .map((entry) => entry.key)
+        .sort(),
+    ).toEqual(["enrollmentToken", "externalId", "kubeconfig"]);
   });
 
   it("defaults the regions to the home region", () => {

@@ -120,7 +120,7 @@ describe("TenantOnboarding", () => {
     });
     expect(isRpcSecret(resourceOf("aws:iam/role:Role").inputs.assumeRolePolicy)).toBe(true);
     const provider = resourceOf("pulumi:providers:aws").inputs;
-    expect(JSON.stringify(provider)).not.toContain("mxdr-ext-4f1c2b7e9a0d4c1b8e6f\"");
+    expect(JSON.stringify(provider)).not.toContain('mxdr-ext-4f1c2b7e9a0d4c1b8e6f"');
   });
 
   it("assumes the customer's bootstrap role in the home region", async () => {
@@ -301,11 +301,7 @@ describe("TenantOnboarding", () => {
     registered = [];
     await onboard({ kubeconfig: "apiVersion: v1\nkind: Config\nclusters: []\n" });
     const kubernetesTypes = registered.filter((resource) => resource.type.startsWith("kubernetes:")).map((r) => r.type);
-    expect(kubernetesTypes.sort()).toEqual([
-      "kubernetes:apps/v1:DaemonSet",
-      "kubernetes:core/v1:Namespace",
-      "kubernetes:core/v1:Secret",
-    ]);
+    expect(kubernetesTypes.sort()).toEqual(["kubernetes:apps/v1:DaemonSet", "kubernetes:core/v1:Namespace", "kubernetes:core/v1:Secret"]);
     const provider = resourceOf("pulumi:providers:kubernetes").inputs;
     expect(isRpcSecret(provider.kubeconfig)).toBe(true);
     const secret = resourceOf("kubernetes:core/v1:Secret").inputs;

@@ -39,7 +39,8 @@ const leaks = (text: string, upstream: string) => upstream.split(/[\s:]+/).filte
 
 describe("upstream error mapping", () => {
   it("STS AccessDenied becomes upstream_access_denied without the principal or the role", () => {
-    const upstream = "User: arn:aws:iam::123456789012:role/MiniXdrPlatform is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::400000000001:role/MiniXdrBootstrap";
+    const upstream =
+      "User: arn:aws:iam::123456789012:role/MiniXdrPlatform is not authorized to perform: sts:AssumeRole on resource: arn:aws:iam::400000000001:role/MiniXdrBootstrap";
     const failure = upstreamFailureOf(awsError("AccessDenied", upstream));
     expect(failure).toEqual({ code: "upstream_access_denied", message: UPSTREAM_MESSAGES.upstream_access_denied });
     // The text an older layer made of it ("Name: message") maps the same.

@@ -46,7 +46,13 @@ describe("webhook URLs are normalised as WHATWG URL does, so every spelling of a
   });
 
   it("keeps the host name, port and the host:port key deliveries are limited by", () => {
-    expect(target("https://Hooks.Example.com/x?y=1")).toMatchObject({ hostname: "hooks.example.com", port: 443, literal: undefined, hostKey: "hooks.example.com:443", scheme: "https" });
+    expect(target("https://Hooks.Example.com/x?y=1")).toMatchObject({
+      hostname: "hooks.example.com",
+      port: 443,
+      literal: undefined,
+      hostKey: "hooks.example.com:443",
+      scheme: "https",
+    });
     expect(target("http://localhost:5432/")).toMatchObject({ hostname: "localhost", port: 5432, hostKey: "localhost:5432", scheme: "http" });
     expect(target("https://[::1]:8443/")).toMatchObject({ hostname: "::1", literal: "::1", hostKey: "[::1]:8443" });
   });
@@ -164,7 +170,11 @@ describe("choosing the addresses a delivery connects to", () => {
 
   it("a tenant's webhook reaches public addresses only, never loopback, whatever the setting", () => {
     expect(chooseAddresses(https, ["93.184.215.14"], tenant)).toMatchObject({ ok: true, addresses: [{ address: "93.184.215.14" }] });
-    expect(chooseAddresses(https, ["127.0.0.1"], tenant)).toMatchObject({ ok: false, reason: "address", message: "its host does not resolve to a public address" });
+    expect(chooseAddresses(https, ["127.0.0.1"], tenant)).toMatchObject({
+      ok: false,
+      reason: "address",
+      message: "its host does not resolve to a public address",
+    });
     expect(chooseAddresses(https, ["::1", "127.0.0.1"], tenant)).toMatchObject({ ok: false, reason: "address" });
     expect(chooseAddresses(http, ["127.0.0.1"], tenant)).toMatchObject({ ok: false, reason: "scheme", message: "must be https" });
     expect(chooseAddresses(http, ["93.184.215.14"], tenant)).toMatchObject({ ok: false, reason: "scheme" });
@@ -177,7 +187,9 @@ describe("choosing the addresses a delivery connects to", () => {
   });
 
   it("a literal refused address is named by its range", () => {
-    expect(chooseAddresses(target("https://169.254.169.254/"), ["169.254.169.254"], tenant)).toMatchObject({ message: "must not point at a link-local address" });
+    expect(chooseAddresses(target("https://169.254.169.254/"), ["169.254.169.254"], tenant)).toMatchObject({
+      message: "must not point at a link-local address",
+    });
     expect(chooseAddresses(target("https://[::ffff:127.0.0.1]/"), ["::ffff:7f00:1"], tenant)).toMatchObject({
       message: "must not point at a loopback address (IPv4 embedded as ipv4-mapped)",
     });
@@ -203,7 +215,9 @@ describe("the pinned socket lookup answers only the checked addresses", () => {
   const checked = [classifyAddress("93.184.215.14")!, classifyAddress("2606:4700:4700::1111")!];
   const ask = (options: { all?: boolean; family?: number }) =>
     new Promise<unknown>((resolve, reject) =>
-      pinnedLookup(checked)("rebinding.example", options as never, (error, address, family) => (error ? reject(error) : resolve(family === undefined ? address : { address, family }))),
+      pinnedLookup(checked)("rebinding.example", options as never, (error, address, family) =>
+        error ? reject(error) : resolve(family === undefined ? address : { address, family }),
+      ),
     );
 
   it("whatever name it is asked for, with or without all, per family", async () => {
@@ -241,7 +255,16 @@ describe("error classes shown instead of error texts", () => {
   });
 
   it("statuses other than 2xx are classes too", () => {
-    expect([200, 204, 301, 404, 429, 500, 503, 99].map(httpStatusClass)).toEqual([undefined, undefined, "http_3xx", "http_4xx", "http_4xx", "http_5xx", "http_5xx", "protocol_error"]);
+    expect([200, 204, 301, 404, 429, 500, 503, 99].map(httpStatusClass)).toEqual([
+      undefined,
+      undefined,
+      "http_3xx",
+      "http_4xx",
+      "http_4xx",
+      "http_5xx",
+      "http_5xx",
+      "protocol_error",
+    ]);
   });
 
   it("an attempt recorded with raw text before classes existed is shown as delivery_failed", () => {

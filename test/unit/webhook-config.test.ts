@@ -44,7 +44,14 @@ describe("webhook settings", () => {
       WEBHOOK_PLATFORM_ALLOW_LOOPBACK: "yes",
     }).map((problem) => problem.variable);
     expect(named.sort()).toEqual(
-      ["WEBHOOK_MAX_CONCURRENT_DELIVERIES", "WEBHOOK_MAX_CONCURRENT_PER_HOST", "WEBHOOK_MAX_CONCURRENT_PER_TENANT", "WEBHOOK_MAX_PER_TENANT", "WEBHOOK_PLATFORM_ALLOW_LOOPBACK", "WEBHOOK_TIMEOUT_SECONDS"].sort(),
+      [
+        "WEBHOOK_MAX_CONCURRENT_DELIVERIES",
+        "WEBHOOK_MAX_CONCURRENT_PER_HOST",
+        "WEBHOOK_MAX_CONCURRENT_PER_TENANT",
+        "WEBHOOK_MAX_PER_TENANT",
+        "WEBHOOK_PLATFORM_ALLOW_LOOPBACK",
+        "WEBHOOK_TIMEOUT_SECONDS",
+      ].sort(),
     );
   });
 });

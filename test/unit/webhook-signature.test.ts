@@ -13,7 +13,10 @@ describe("webhook signatures", () => {
     expect(verifySignature(header, body, "whsec_other", 1_800_000_010)).toEqual({ valid: false, reason: "mismatch" });
     expect(verifySignature(header, body, secret, 1_800_000_000 + 301)).toEqual({ valid: false, reason: "too_old" });
     // A replayed body under a fresh timestamp does not match: the timestamp is signed.
-    expect(verifySignature(header.replace("t=1800000000", "t=1800000400"), body, secret, 1_800_000_400)).toEqual({ valid: false, reason: "mismatch" });
+    expect(verifySignature(header.replace("t=1800000000", "t=1800000400"), body, secret, 1_800_000_400)).toEqual({
+      valid: false,
+      reason: "mismatch",
+    });
     expect(verifySignature("v1=abc", body, secret, 1_800_000_000)).toEqual({ valid: false, reason: "malformed" });
     expect(verifySignature(undefined, body, secret, 1_800_000_000)).toEqual({ valid: false, reason: "malformed" });
   });

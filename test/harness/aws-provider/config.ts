@@ -177,9 +177,7 @@ function assumeRoleProvider(
       };
       return cached;
     } catch (error) {
-      throw new Error(
-        `configuring the AWS provider: assuming IAM Role (${role.roleArn}): ${awsMessage(error)}`,
-      );
+      throw new Error(`configuring the AWS provider: assuming IAM Role (${role.roleArn}): ${awsMessage(error)}`);
     }
   };
 }

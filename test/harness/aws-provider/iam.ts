@@ -36,7 +36,7 @@ function keepSpelling(configured: unknown, live: string | undefined): unknown {
   return live !== undefined && jsonEqual(configured, live) ? configured : live;
 }
 
-function roleOutputs(ctx: AwsContext, inputs: Props, role: Role | undefined, tags: Record<string, string>): Props {
+function roleOutputs(_ctx: AwsContext, inputs: Props, role: Role | undefined, tags: Record<string, string>): Props {
   return compact({
     ...inputs,
     arn: role?.Arn,
@@ -103,9 +103,7 @@ export const role: ResourceHandler = {
       const tags = Object.fromEntries((Tags ?? []).map((t) => [t.Key ?? "", t.Value ?? ""]));
       // Tags that come only from the provider's defaultTags belong to tagsAll, not to tags.
       const userTags = Object.fromEntries(
-        Object.entries(tags).filter(
-          ([k]) => !(ctx.config.defaultTags && k in ctx.config.defaultTags) || (isObject(state.tags) && k in state.tags),
-        ),
+        Object.entries(tags).filter(([k]) => !(ctx.config.defaultTags && k in ctx.config.defaultTags) || (isObject(state.tags) && k in state.tags)),
       );
       return roleOutputs(
         ctx,
@@ -131,9 +129,7 @@ export const role: ResourceHandler = {
     const iam = ctx.iam();
     try {
       if (!jsonEqual(olds.assumeRolePolicy, news.assumeRolePolicy)) {
-        await iam.send(
-          new UpdateAssumeRolePolicyCommand({ RoleName: id, PolicyDocument: policyText(news.assumeRolePolicy) }),
-        );
+        await iam.send(new UpdateAssumeRolePolicyCommand({ RoleName: id, PolicyDocument: policyText(news.assumeRolePolicy) }));
       }
       if ((olds.description ?? "") !== (news.description ?? "") || olds.maxSessionDuration !== news.maxSessionDuration) {
         await iam.send(
@@ -146,9 +142,7 @@ export const role: ResourceHandler = {
       }
       if ((olds.permissionsBoundary ?? "") !== (news.permissionsBoundary ?? "")) {
         if (news.permissionsBoundary) {
-          await iam.send(
-            new PutRolePermissionsBoundaryCommand({ RoleName: id, PermissionsBoundary: String(news.permissionsBoundary) }),
-          );
+          await iam.send(new PutRolePermissionsBoundaryCommand({ RoleName: id, PermissionsBoundary: String(news.permissionsBoundary) }));
         } else {
           await iam.send(new DeleteRolePermissionsBoundaryCommand({ RoleName: id }));
         }
@@ -214,9 +208,7 @@ export const rolePolicy: ResourceHandler = {
     const policyName = String(inputs.name ?? `${inputs.namePrefix ?? ""}${autoName(urn, 64)}`);
     const id = `${roleName}:${policyName}`;
     try {
-      await ctx
-        .iam()
-        .send(new PutRolePolicyCommand({ RoleName: roleName, PolicyName: policyName, PolicyDocument: policyText(inputs.policy) }));
+      await ctx.iam().send(new PutRolePolicyCommand({ RoleName: roleName, PolicyName: policyName, PolicyDocument: policyText(inputs.policy) }));
       return { id, outs: compact({ ...inputs, name: policyName, role: roleName }) };
     } catch (error) {
       throw awsFailure(`creating IAM Role Policy (${id})`, error);
@@ -240,9 +232,7 @@ export const rolePolicy: ResourceHandler = {
   async update(ctx, id, _olds, news) {
     const { roleName, policyName } = splitPolicyId(id);
     try {
-      await ctx
-        .iam()
-        .send(new PutRolePolicyCommand({ RoleName: roleName, PolicyName: policyName, PolicyDocument: policyText(news.policy) }));
+      await ctx.iam().send(new PutRolePolicyCommand({ RoleName: roleName, PolicyName: policyName, PolicyDocument: policyText(news.policy) }));
       return compact({ ...news, name: policyName, role: roleName });
     } catch (error) {
       throw awsFailure(`updating IAM Role Policy (${id})`, error);

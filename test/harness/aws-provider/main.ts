@@ -71,8 +71,7 @@ grpc.Server.prototype.addService = function (service, implementation) {
       const args = call.request.getArgs()?.toJavaScript() ?? {};
       provider.configure(variables, args).then(
         () => sdkConfigure(call, callback),
-        (error: unknown) =>
-          callback({ code: grpc.status.UNKNOWN, details: error instanceof Error ? error.message : String(error) }),
+        (error: unknown) => callback({ code: grpc.status.UNKNOWN, details: error instanceof Error ? error.message : String(error) }),
       );
     };
   }

@@ -7,15 +7,7 @@
  * were.
  */
 import { createRequire } from "node:module";
-import type {
-  CheckFailure,
-  CheckResult,
-  CreateResult,
-  DiffResult,
-  Provider,
-  ReadResult,
-  UpdateResult,
-} from "@pulumi/pulumi/provider";
+import type { CheckFailure, CheckResult, CreateResult, DiffResult, Provider, ReadResult, UpdateResult } from "@pulumi/pulumi/provider";
 import { association } from "./association";
 import { connect, parseConfig, type AwsContext } from "./config";
 import { role, rolePolicy, rolePolicyAttachment } from "./iam";
@@ -30,9 +22,7 @@ const HANDLERS: ResourceHandler[] = [role, rolePolicy, rolePolicyAttachment, par
  * The version this plugin reports: the one the installed @pulumi/aws SDK asks the engine for, so the engine's
  * version bookkeeping (state, `pulumi plugin ls`) matches what a real install would show.
  */
-export const AWS_PLUGIN_VERSION: string = (
-  createRequire(import.meta.url)("@pulumi/aws/package.json") as { version: string }
-).version;
+export const AWS_PLUGIN_VERSION: string = (createRequire(import.meta.url)("@pulumi/aws/package.json") as { version: string }).version;
 
 export class StandInAwsProvider implements Provider {
   readonly version = AWS_PLUGIN_VERSION;

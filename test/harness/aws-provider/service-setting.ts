@@ -51,7 +51,6 @@ export async function getStandInServiceSetting(
   }
 }
 
-
 async function putSetting(root: string, setting: StandInServiceSetting): Promise<void> {
   await mkdir(settingsDir(root, setting.AccountId, setting.Region), { recursive: true });
   const file = fileOf(root, setting.AccountId, setting.Region, setting.SettingId);

@@ -36,9 +36,7 @@ async function syncTags(ssm: SSMClient, type: ResourceTypeForTagging, id: string
 
 function userTags(ctx: AwsContext, live: Record<string, string>, state: Props): Record<string, string> | undefined {
   const tags = Object.fromEntries(
-    Object.entries(live).filter(
-      ([k]) => !(ctx.config.defaultTags && k in ctx.config.defaultTags) || (isObject(state.tags) && k in state.tags),
-    ),
+    Object.entries(live).filter(([k]) => !(ctx.config.defaultTags && k in ctx.config.defaultTags) || (isObject(state.tags) && k in state.tags)),
   );
   return state.tags === undefined && Object.keys(tags).length === 0 ? undefined : tags;
 }
@@ -71,20 +69,7 @@ async function parameterOutputs(ctx: AwsContext, inputs: Props, name: string, ta
 
 export const parameter: ResourceHandler = {
   token: "aws:ssm/parameter:Parameter",
-  inputs: [
-    "name",
-    "type",
-    "value",
-    "insecureValue",
-    "description",
-    "tier",
-    "dataType",
-    "keyId",
-    "allowedPattern",
-    "overwrite",
-    "tags",
-    "region",
-  ],
+  inputs: ["name", "type", "value", "insecureValue", "description", "tier", "dataType", "keyId", "allowedPattern", "overwrite", "tags", "region"],
   replaceOnChanges: ["name", "region"],
   computedInputs: ["name", "keyId", "dataType", "region"],
   defaults(news, olds, urn) {
@@ -214,9 +199,7 @@ function documentOutputs(ctx: AwsContext, inputs: Props, d: DocumentDescription 
     status: d?.Status,
     schemaVersion: d?.SchemaVersion,
     platformTypes: d?.PlatformTypes ?? [],
-    parameters: (d?.Parameters ?? []).map((p) =>
-      compact({ name: p.Name, type: p.Type, description: p.Description, defaultValue: p.DefaultValue }),
-    ),
+    parameters: (d?.Parameters ?? []).map((p) => compact({ name: p.Name, type: p.Type, description: p.Description, defaultValue: p.DefaultValue })),
     tagsAll: tags,
   });
 }

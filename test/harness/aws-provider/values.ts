@@ -110,10 +110,7 @@ export function toAwsTags(tags: unknown): { Key: string; Value: string }[] {
   return Object.entries(tags).map(([Key, Value]) => ({ Key, Value: String(Value ?? "") }));
 }
 
-export function tagChanges(
-  oldTags: unknown,
-  newTags: unknown,
-): { set: { Key: string; Value: string }[]; remove: string[] } {
+export function tagChanges(oldTags: unknown, newTags: unknown): { set: { Key: string; Value: string }[]; remove: string[] } {
   const olds = isObject(oldTags) ? oldTags : {};
   const news = isObject(newTags) ? newTags : {};
   return {
