@@ -330,7 +330,8 @@ function createServiceUnderTest(options: ServiceUnderTestOptions): Lifecycle {
 export function serviceUnderTest(options: ServiceUnderTestOptions): ServiceUnderTest {
   const service = createServiceUnderTest(options);
   setupOrFailEveryTest(() => service.setUpParts());
-  afterAll(() => service.close());
+  // Offboarding every tenant at the end runs a destroy per tenant: more than the default hook timeout for a fleet.
+  afterAll(() => service.close(), options.offboardWhenDone ? 900_000 : undefined);
   return service;
 }
 

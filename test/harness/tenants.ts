@@ -141,6 +141,8 @@ export async function offboardThroughApi(call: CallFn, tenants: { slug: string }
     let offboard = await call("POST", `/v1/tenants/${slug}/offboard`);
     const blocking = offboard.status === 409 ? offboard.body?.error?.blocking_run_id : undefined;
     if (blocking) {
+      // A clean-up does not wait for a queued fleet or drift run to take its turn: it is cancelled (a finished one answers 409).
+      await call("POST", `/v1/tenants/${slug}/runs/${blocking}/cancel`);
       await waitForRunToSettle(call, slug, blocking, wait);
       offboard = await call("POST", `/v1/tenants/${slug}/offboard`);
     }
