@@ -32,6 +32,7 @@ import { createRouter } from "./router";
 import { agentsRouter } from "./routes/agents";
 import { deploymentRouter } from "./routes/deployment";
 import { integrationsRouter, unsupportedProvidersRouter } from "./routes/integrations";
+import { organizationRouter } from "./routes/organization";
 import { onboardingRouter } from "./routes/onboarding";
 import { seedCompatibleOnboardingRouter } from "./routes/seed-compatible-onboarding";
 import { overviewRouter } from "./routes/overview";
@@ -139,6 +140,7 @@ export function createApp(deps: AppDependencies) {
   tenants.use("/:slug/*", tenantScope(services.tenants));
   tenants.route("/", tenantsRouter(services));
   tenants.route("/", integrationsRouter(services));
+  tenants.route("/", organizationRouter(services));
   tenants.route("/", tokensRouter(services));
   tenants.route("/", runsRouter(services, { streams }));
   tenants.route("/", onboardingRouter(services));

@@ -7,6 +7,7 @@ export function presentRun(run: Run, tenantSlug: string) {
     id: run.id,
     tenant: tenantSlug,
     stack_name: run.stackName,
+    aws_account_id: run.awsAccountId,
     kind: run.kind,
     status: run.status,
     actor: run.actor,

@@ -192,9 +192,8 @@ function forgetWarmStack(stackName: string): void {
 export async function openConfiguredTenantStack(
   settings: AutomationSettings,
   config: TenantConfigInput,
-  { updatePlans = false, cli }: { updatePlans?: boolean; cli?: PulumiCommand } = {},
+  { updatePlans = false, cli, stackName = stackNameFor(config.tenantSlug) }: { updatePlans?: boolean; cli?: PulumiCommand; stackName?: string } = {},
 ): Promise<Stack> {
-  const stackName = stackNameFor(config.tenantSlug);
   const key = sha256(JSON.stringify([settings, stackName, updatePlans]));
   const configDigest = sha256(JSON.stringify(toStackConfigEntries(config)));
   const warm = warmStacks.get(key);

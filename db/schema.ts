@@ -334,6 +334,8 @@ export const runs = pgTable(
     remediatesRunId: uuid("remediates_run_id"),
     /** The fleet run that started this run, if any. */
     fleetRunId: uuid("fleet_run_id"),
+    /** The organization member account whose stack this run is on; null: the tenant's home account. */
+    awsAccountId: text("aws_account_id"),
   },
   (table) => [
     index("runs_org_status_idx").on(table.organizationId, table.status),
@@ -657,6 +659,92 @@ export const fleetRunTenants = pgTable(
   (table) => [primaryKey({ name: "fleet_run_tenants_pkey", columns: [table.fleetRunId, table.organizationId] })],
 );
 
+/** Which organization's accounts a tenant covers (services/organization/account-scope-fns.ts applies them). */
+export interface OrganizationScopeRules {
+  /** OUs (or the root) whose accounts, at any depth, are covered; empty: the whole organization. */
+  targetOus: string[];
+  excludeOus: string[];
+  excludeAccounts: string[];
+  /** StackSets never deploy to the management account: the customer opts it in (and the management stack creates its role). */
+  includeManagementAccount: boolean;
+}
+
+/** The last listing of a tenant's organization: complete, or why it failed (a failed listing changes nothing). */
+export interface OrganizationListingRecord {
+  status: "complete" | "failed";
+  startedAt: string;
+  finishedAt: string;
+  /** Accounts listed / in scope (complete listings). */
+  accounts?: number;
+  inScope?: number;
+  /** What AWS said (never a secret), when it failed. */
+  error?: string;
+}
+
+export const AWS_ACCOUNT_SOURCES = ["home", "organization"] as const;
+export type AwsAccountSource = (typeof AWS_ACCOUNT_SOURCES)[number];
+
+/**
+ * A tenant's connection to its AWS Organization: the reader role in the management account (or a delegated
+ * administrator) that lists the organization's accounts, the scope rules, and how many accounts onboard at once.
+ */
+export const tenantAwsOrganizations = pgTable("tenant_aws_organizations", {
+  organizationId: integer("organization_id")
+    .primaryKey()
+    .references(() => organizations.id, { onDelete: "cascade" }),
+  managementAccountId: text("management_account_id").notNull(),
+  readerRoleArn: text("reader_role_arn").notNull(),
+  scopeRules: jsonb("scope_rules").$type<OrganizationScopeRules>().notNull(),
+  maxConcurrentAccounts: integer("max_concurrent_accounts").notNull().default(4),
+  /** Accounts whose onboarding may fail before no new one starts (the fleet's max_failures). */
+  maxFailedAccounts: integer("max_failed_accounts").notNull().default(3),
+  lastListing: jsonb("last_listing").$type<OrganizationListingRecord>(),
+  /** When the last complete listing was applied: a listing started before it is stale and counts no account out. */
+  lastCountedListingAt: timestamptz("last_counted_listing_at"),
+  createdAt: createdAt(),
+  updatedAt: updatedAt(),
+});
+
+/**
+ * The AWS accounts a tenant covers, each with its own Pulumi stack, status and runs. `home`: the account the tenant
+ * connected directly (migration 0015 made today's integration the first one; its stack keeps its name `tenant-<slug>`
+ * and its status is the tenant's). `organization`: an account its organization listing brought in
+ * (`tenant-<slug>--<account>`).
+ */
+export const tenantAwsAccounts = pgTable(
+  "tenant_aws_accounts",
+  {
+    id: integer("id").primaryKey().generatedByDefaultAsIdentity(),
+    organizationId: integer("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    accountId: text("account_id").notNull(),
+    /** The account's name in the organization (the customer's words; shown, never parsed). */
+    name: text("name"),
+    source: text("source").$type<AwsAccountSource>().notNull(),
+    /** OU ids from the root down to the account's parent. */
+    ouPath: jsonb("ou_path").$type<string[]>().notNull().default([]),
+    stackName: text("stack_name").notNull(),
+    /** The account's own onboarding (services/organization writes it); the home account's is its tenant's. */
+    status: text("status").$type<OnboardingStatus>().notNull().default("not_started"),
+    statusReasons: jsonb("status_reasons").$type<StatusReason[]>(),
+    /** Complete listings in a row that left the account out of scope; offboarded at two. */
+    listingsOutOfScope: integer("listings_out_of_scope").notNull().default(0),
+    /** Why the last listing left it out (excluded_ou, suspended, ...). */
+    outOfScopeReason: text("out_of_scope_reason"),
+    lastRunId: uuid("last_run_id"),
+    createdAt: createdAt(),
+    updatedAt: updatedAt(),
+    offboardedAt: timestamptz("offboarded_at"),
+  },
+  (table) => [
+    uniqueIndex("tenant_aws_accounts_org_account_unique").on(table.organizationId, table.accountId),
+    uniqueIndex("tenant_aws_accounts_stack_unique").on(table.stackName),
+    index("tenant_aws_accounts_org_status_idx").on(table.organizationId, table.status),
+    uniqueIndex("tenant_aws_accounts_one_home").on(table.organizationId).where(sql`${table.source} = 'home'`),
+  ],
+);
+
 export const WEBHOOK_EVENTS = [
   "run.succeeded",
   "run.failed",
@@ -762,3 +850,5 @@ export type Webhook = typeof webhooks.$inferSelect;
 export type WebhookDelivery = typeof webhookDeliveries.$inferSelect;
 export type WebhookDeliveryAttempt = typeof webhookDeliveryAttempts.$inferSelect;
 export type CredentialKeyRotation = typeof credentialKeyRotation.$inferSelect;
+export type TenantAwsAccount = typeof tenantAwsAccounts.$inferSelect;
+export type TenantAwsOrganization = typeof tenantAwsOrganizations.$inferSelect;

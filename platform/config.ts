@@ -187,6 +187,10 @@ export const serviceConfigSchema = z.object({
     .enum(["true", "false"])
     .default("true")
     .transform((value) => value === "true"),
+  /** How often a worker replica lists every connected AWS Organization and starts what may start (services/organization). */
+  ORGANIZATION_RECONCILE_SECONDS: z.coerce.number().int("must be an integer").min(1).max(86_400).default(300),
+  /** AWS accounts one tenant may cover; accounts of its organization past this are not registered (and logged). */
+  MAX_ACCOUNTS_PER_TENANT: z.coerce.number().int("must be an integer").min(1).max(5000).default(1000),
   /** How often a worker replica looks for runs whose executor died in another replica (services/run/recovery.ts). */
   RECOVERY_SWEEP_SECONDS: z.coerce.number().int("must be an integer").min(1).max(3600).default(30),
   /**

@@ -8,7 +8,15 @@
  * last, once what follows a run, a scan or a connect (the onboarding) exists.
  */
 import { join } from "node:path";
-import { automationSettingsSchema, checkPulumiCli, pickCliEnvironment } from "../automation";
+import {
+  automationSettingsSchema,
+  checkPulumiCli,
+  openTenantStack,
+  pickCliEnvironment,
+  removeTenantStack,
+  StackNotFoundError,
+  type AutomationSettings,
+} from "../automation";
 import { resolveStateBackend } from "../automation/state-backend";
 import { startBoss } from "../db/boss";
 import { openDatabase, type Database } from "../db/client";
@@ -30,7 +38,10 @@ import { openBootstrapWaitQueue } from "../services/integration/bootstrap-wait";
 import { startCredentialRotation } from "../services/integration/credential-rotation-queue";
 import { createCredentialRotationService } from "../services/integration/credential-rotation-service";
 import { createIntegrationService } from "../services/integration/integration-service";
-import { verifyBootstrapRoleWithSts } from "../services/integration/verify-bootstrap-role";
+import { probeBootstrapRole, verifyBootstrapRoleWithSts } from "../services/integration/verify-bootstrap-role";
+import { listOrganization } from "../services/organization/organization-listing";
+import { startOrganizationReconcile } from "../services/organization/organization-schedule";
+import { createOrganizationService } from "../services/organization/organization-service";
 import { startWebhookDispatcher } from "../services/notification/webhook-delivery";
 import { createWebhookService } from "../services/notification/webhook-service";
 import { createOnboardingService } from "../services/onboarding/onboarding-service";
@@ -179,6 +190,17 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
     aroundRequest: statusAroundRunRequest(db),
     maxQueuedRunsPerTenant: config.MAX_QUEUED_RUNS_PER_TENANT,
   });
+  const organizationAccounts = createOrganizationService({
+    db,
+    keyring,
+    runs,
+    checkRole: (check) => probeBootstrapRole(verifyBootstrapRoleWithSts, { ...check, region: "us-east-1" }),
+    listOrganization,
+    removeStack: (stackName) => removeStack(automation, stackName),
+    platformAccounts,
+    maxAccountsPerTenant: config.MAX_ACCOUNTS_PER_TENANT,
+    log,
+  });
   const fleetCoordinator = startFleetCoordinator({ db, locks: liveness, runs, log }, { work });
   const onboarding = createOnboardingService({
     db,
@@ -190,6 +212,7 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
     scans: scanQueue,
     drift: driftFollowUp({ db, runs, log }),
     fleet: fleetCoordinator,
+    organizations: organizationAccounts,
     log,
   });
   const services: Services = {
@@ -197,6 +220,7 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
     integrations,
     runs,
     onboarding,
+    organizations: organizationAccounts,
     discovery: createDiscoveryService({ db, scans: scanQueue }),
     rollout: createRolloutService({ db, keyring, identityTrust, onRolloutChanged: onboarding.afterRolloutChange }),
     fleet: createFleetService({ db }),
@@ -213,7 +237,7 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
   await runQueue.work({
     db,
     automation,
-    tenantConfig: (organizationId) => resolveTenantConfig(db, keyring, platform, organizationId),
+    tenantConfig: (run) => resolveTenantConfig(db, keyring, platform, run.organizationId, run.awsAccountId),
     plans: createRunPlanStore(db, keyring),
     liveness,
     onRunFinished: onboarding.afterRun,
@@ -261,6 +285,11 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
       connectTimeoutMs: config.WEBHOOK_CONNECT_TIMEOUT_SECONDS * 1000,
     },
   );
+  const organizationSchedule = startOrganizationReconcile(organizationAccounts, {
+    intervalMs: config.ORGANIZATION_RECONCILE_SECONDS * 1000,
+    work,
+    log,
+  });
   await startDriftSchedule(boss, { db, log }, { schedule: config.DRIFT_SCHEDULE, maxConcurrency: config.DRIFT_MAX_CONCURRENCY, work });
   await startRetention(boss, { db, log }, { schedule: config.RETENTION_SCHEDULE, policy: retentionPolicyOf(config), work });
 
@@ -277,6 +306,7 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
     async drain() {
       const graceMs = config.SHUTDOWN_GRACE_SECONDS * 1000;
       await sweep?.stop();
+      await organizationSchedule.stop();
       await fleetCoordinator.stop();
       await webhookDispatcher.stop();
       // Every queue stops taking jobs; the ones running (stack operations, scans) get the grace period.
@@ -290,4 +320,13 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
       await database.close();
     },
   };
+}
+
+/** An offboarded account's stack, gone from the backend (its resources were destroyed by then). */
+async function removeStack(automation: AutomationSettings, stackName: string): Promise<void> {
+  try {
+    await removeTenantStack(await openTenantStack(automation, stackName, { create: false }));
+  } catch (error) {
+    if (!(error instanceof StackNotFoundError)) throw error;
+  }
 }

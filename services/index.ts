@@ -4,6 +4,7 @@ import type { DiscoveryService } from "./discovery/discovery-service";
 import type { FleetService } from "./fleet/fleet-service";
 import type { IntegrationService } from "./integration/integration-service";
 import type { OnboardingService } from "./onboarding/onboarding-service";
+import type { OrganizationService } from "./organization/organization-service";
 import type { RolloutService } from "./rollout/rollout-service";
 import type { RunService } from "./run/run-service";
 import type { TenantService } from "./tenant/tenant-service";
@@ -14,6 +15,7 @@ export interface Services {
   integrations: IntegrationService;
   runs: RunService;
   onboarding: OnboardingService;
+  organizations: OrganizationService;
   discovery: DiscoveryService;
   rollout: RolloutService;
   fleet: FleetService;

@@ -29,6 +29,8 @@ const runSchema = z
     id: z.string(),
     tenant: z.string(),
     stack_name: z.string(),
+    /** The organization account whose stack this run is on; null: the tenant's home account. */
+    aws_account_id: z.string().nullable(),
     kind: z.enum(RUN_KINDS),
     status: z.string(),
     actor: z.string(),

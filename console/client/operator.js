@@ -105,6 +105,11 @@ export function mountOperator({ main, nav }) {
     const path = (rest = "") => tenantPath(slug, rest);
     const header = h("div", { id: "tenant-header" });
     const runsBox = h("section", { className: "card", "aria-labelledby": "runs-title" }, h("h2", { id: "runs-title" }, "Runs"));
+    const accountsBox = h(
+      "section",
+      { className: "card", "aria-labelledby": "accounts-title", id: "tenant-accounts" },
+      h("h2", { id: "accounts-title" }, "AWS accounts"),
+    );
     const detail = h(
       "section",
       { className: "card", "aria-labelledby": "run-title", id: "run-detail" },
@@ -117,10 +122,11 @@ export function mountOperator({ main, nav }) {
       h("p", {}, h("button", { type: "button", className: "link", onclick: () => showTenants() }, "← All tenants")),
       header,
       message,
+      accountsBox,
       runsBox,
       detail,
     );
-    const [tenant, { runs }] = await Promise.all([api("GET", path()), api("GET", path("/runs?limit=50"))]);
+    const [tenant, { runs }, accounts] = await Promise.all([api("GET", path()), api("GET", path("/runs?limit=50")), api("GET", path("/accounts"))]);
     if (token !== screenToken) return;
     replace(main.querySelector("#screen-title"), tenant.name);
     const offboarded = tenant.onboarding_status === "offboarded";
@@ -150,6 +156,7 @@ export function mountOperator({ main, nav }) {
         h("button", { type: "button", className: "danger", disabled: offboarded, onclick: () => offboard(tenant) }, "Offboard…"),
       ),
     );
+    renderAccounts(slug, accountsBox, accounts);
     runsBox.append(
       runs.length === 0
         ? h("p", { className: "muted" }, "No runs yet.")
@@ -252,6 +259,89 @@ export function mountOperator({ main, nav }) {
           )
         : null,
     );
+  }
+
+  /** Each account of the tenant with its status, reason and last run; failed or waiting ones can be retried, any excluded. */
+  function renderAccounts(slug, box, view) {
+    if (view.accounts.length === 0) return box.append(h("p", { className: "muted" }, "No AWS accounts yet."));
+    box.append(
+      h("p", {}, badge(view.status), ` ${view.total} accounts`, view.starts_stopped ? ` · ${view.starts_stopped}` : ""),
+      h(
+        "div",
+        { className: "table-scroll static", tabindex: 0, role: "region", "aria-label": "AWS accounts, scrollable" },
+        h(
+          "table",
+          {},
+          h("caption", { className: "visually-hidden" }, "The tenant's AWS accounts"),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              ["Account", "Status", "Reason", "Last run", "Actions"].map((text) => h("th", { scope: "col" }, text)),
+            ),
+          ),
+          h(
+            "tbody",
+            {},
+            view.accounts.map((account) =>
+              h(
+                "tr",
+                { "data-account": account.account_id },
+                h("td", {}, `${account.name ?? ""} ${account.account_id}`.trim()),
+                h("td", {}, badge(account.status)),
+                h(
+                  "td",
+                  {},
+                  account.status_reasons.map((reason) => `${reason.reason}. Fix: ${reason.fix}`).join(" ") || account.out_of_scope_reason || "–",
+                ),
+                h(
+                  "td",
+                  {},
+                  account.last_run
+                    ? h(
+                        "button",
+                        { type: "button", className: "link", onclick: () => showTenant(slug, account.last_run.id) },
+                        `${account.last_run.kind} ${account.last_run.status}`,
+                      )
+                    : "–",
+                ),
+                h(
+                  "td",
+                  {},
+                  account.source === "organization" && ["failed", "action_required"].includes(account.status)
+                    ? h("button", { type: "button", className: "secondary", onclick: () => accountAction(slug, account, "retry") }, "Retry")
+                    : null,
+                  account.source === "organization" && !account.offboarded_at
+                    ? h("button", { type: "button", className: "danger", onclick: () => accountAction(slug, account, "exclude") }, "Exclude…")
+                    : null,
+                ),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+
+  async function accountAction(slug, account, action) {
+    if (action === "exclude") {
+      const ok = await confirmDialog({
+        title: `Exclude account ${account.account_id}?`,
+        body: h("p", {}, "Mini-XDR destroys what it created in this account and leaves it out of every later listing."),
+        confirmLabel: "Exclude",
+        danger: true,
+      });
+      if (!ok) return;
+    }
+    try {
+      const answer = await api("POST", tenantPath(slug, `/accounts/${account.account_id}/${action}`));
+      announce(`Account ${account.account_id}: ${answer.status}`);
+    } catch (error) {
+      announce(`Account ${account.account_id}: ${error.message}`);
+    }
+    await showTenant(slug);
   }
 
   async function approve(slug, preview) {

@@ -8,6 +8,7 @@ const PRIORITIES = ["critical", "high", "medium", "low"];
 const AGENT_STATUSES = ["checked_in", "installed", "installing", "pending", "failed", "not_targeted", "not_applicable", "unknown"];
 const VIEWS = [
   ["quick-start", "Quick start"],
+  ["accounts", "Accounts"],
   ["assets", "Assets"],
   ["deployment", "Deployment"],
   ["validation", "Validation"],
@@ -117,6 +118,7 @@ export function mountTenant({ main, nav, session }) {
             "div",
             { className: "cards" },
             awsCard,
+            organizationCard(),
             comingSoon("Microsoft Azure", "Subscriptions, virtual machines and more."),
             comingSoon("Google Cloud", "Projects, Compute Engine instances and more."),
           ),
@@ -131,6 +133,7 @@ export function mountTenant({ main, nav, session }) {
       renderProgress(progressPanel, state.progress, state.details, actions);
       await renderAwsCard(awsCard);
     },
+    accounts: () => renderAccounts(),
     assets: (refresh) => renderAssets(refresh),
     deployment: (refresh) => renderDeployment(refresh),
     validation: () => renderValidation(),
@@ -241,6 +244,151 @@ export function mountTenant({ main, nav, session }) {
       }, 2000);
     };
     void tick();
+  }
+
+  // An organization ---------------------------------------------------------------------------------------------
+  // One link for every account: the stack in the management account creates a read-only role and a StackSet that
+  // puts the Mini-XDR role into each account of the OUs chosen; the service lists the organization and onboards them.
+  function organizationCard() {
+    const status = h("div", { id: "organization-status", "aria-live": "polite" });
+    const management = h("input", {
+      id: "org-management-account",
+      inputMode: "numeric",
+      pattern: "[0-9]{12}",
+      required: true,
+      placeholder: "123456789012",
+    });
+    const ous = h("input", { id: "org-target-ous", placeholder: "r-abcd (your root) or ou-abcd-12345678, …" });
+    const includeManagement = h("input", { type: "checkbox", id: "org-include-management" });
+    const form = h(
+      "form",
+      {
+        id: "organization-form",
+        onsubmit: (event) => {
+          event.preventDefault();
+          void connectOrganization({ management, ous, includeManagement, status });
+        },
+      },
+      h("div", { className: "field" }, h("label", { for: management.id }, "Management account ID"), management),
+      h(
+        "div",
+        { className: "field" },
+        h("label", { for: ous.id }, "Root or OUs to cover"),
+        ous,
+        h("p", { className: "small muted" }, "Your root id covers every account; leave empty to enter it on the AWS page."),
+      ),
+      h("div", { className: "check-field" }, includeManagement, h("label", { for: includeManagement.id }, "Cover the management account too")),
+      h("button", { type: "submit", id: "connect-organization" }, "Connect an organization"),
+    );
+    return h(
+      "div",
+      { className: "card provider", id: "organization-card" },
+      h("h3", {}, "An AWS Organization"),
+      h("p", {}, "Every account of the OUs you choose, including accounts you add later, with one CloudFormation stack."),
+      form,
+      status,
+    );
+  }
+
+  async function connectOrganization({ management, ous, includeManagement, status }) {
+    const accountId = management.value.trim();
+    const targetOus = ous.value
+      .split(",")
+      .map((id) => id.trim())
+      .filter(Boolean);
+    // The tab opens from the click itself (no popup blocker), then fills in once the link has loaded.
+    const tab = window.open("about:blank", "_blank");
+    try {
+      const query = new URLSearchParams({ include_management_account: String(includeManagement.checked) });
+      if (targetOus.length > 0) query.set("target_ous", targetOus.join(","));
+      const link = await api("GET", path(`/integrations/aws/organization/link?${query}`));
+      if (tab) {
+        tab.opener = null;
+        tab.location.href = link.quick_create_url;
+      }
+      const answer = await api("PUT", path("/integrations/aws/organization"), {
+        management_account_id: accountId,
+        ...(targetOus.length > 0 ? { target_ous: targetOus } : {}),
+        include_management_account: includeManagement.checked,
+      });
+      replace(
+        status,
+        answer.listing.status === "complete"
+          ? h("p", {}, badge("connected"), ` ${answer.listing.in_scope} accounts in scope; onboarding them now.`)
+          : h(
+              "p",
+              {},
+              h("span", { className: "spinner inline", "aria-hidden": "true" }),
+              ` Create the stack ${link.stack_name} in ${link.region} in account ${accountId}; we connect when its role answers.`,
+            ),
+        h("button", { type: "button", className: "link", onclick: () => show("accounts") }, "See the accounts"),
+      );
+      announce(answer.listing.status === "complete" ? "Organization connected" : "Waiting for the organization stack");
+    } catch (error) {
+      tab?.close();
+      replace(status, h("p", { className: "error", role: "alert" }, error.message));
+    }
+  }
+
+  // Accounts ---------------------------------------------------------------------------------------------------
+  async function renderAccounts() {
+    const token = state.viewToken;
+    const summaryBox = h("div", { id: "accounts-summary" }, h("p", { className: "muted" }, "Loading your accounts…"));
+    const table = dataTable({
+      caption: "Your AWS accounts",
+      rowKey: (row) => row.account_id,
+      search: (row) => `${row.account_id} ${row.name ?? ""} ${row.ou_path.join(" ")}`,
+      initialSort: { key: "status", dir: "asc" },
+      columns: [
+        {
+          key: "account_id",
+          label: "Account",
+          render: (row) => h("span", {}, row.name ?? row.account_id, row.name ? h("span", { className: "muted small" }, ` ${row.account_id}`) : null),
+        },
+        {
+          key: "ou",
+          label: "OU",
+          sortValue: (row) => row.ou_path.join("/"),
+          render: (row) => row.ou_path.at(-1) ?? (row.source === "home" ? "connected directly" : "–"),
+        },
+        { key: "status", label: "Status", render: (row) => badge(row.status) },
+        {
+          key: "reason",
+          label: "Reason and fix",
+          sortValue: (row) => row.status_reasons[0]?.reason ?? row.out_of_scope_reason ?? "",
+          render: (row) =>
+            row.status_reasons.length > 0
+              ? h("span", {}, row.status_reasons.map((reason) => `${reason.reason}. Fix: ${reason.fix}`).join(" "))
+              : (row.out_of_scope_reason ?? "–"),
+        },
+      ],
+      filters: [
+        {
+          key: "status",
+          label: "Status",
+          options: ["completed", "provisioning", "connecting", "not_started", "action_required", "failed", "offboarding", "offboarded"],
+        },
+      ],
+      emptyText: "No AWS accounts yet: connect one account or an organization on the Quick start page.",
+    });
+    screen("Accounts", summaryBox, table.element);
+    const view = await api("GET", path("/accounts"));
+    if (token !== state.viewToken) return;
+    const counts = Object.entries(view.by_status).map(([status, count]) => `${count} ${status.replaceAll("_", " ")}`);
+    replace(
+      summaryBox,
+      h("p", {}, badge(view.status), ` ${view.total} account${view.total === 1 ? "" : "s"}${counts.length ? `: ${counts.join(", ")}` : ""}`),
+      view.starts_stopped ? h("p", { className: "action-required" }, view.starts_stopped) : null,
+      view.organization?.last_listing
+        ? h(
+            "p",
+            { className: "small muted" },
+            `Organization ${view.organization.management_account_id}: last listed ${formatTime(view.organization.last_listing.finished_at)}` +
+              (view.organization.last_listing.status === "failed" ? ` (failed: ${view.organization.last_listing.error})` : ""),
+          )
+        : null,
+    );
+    table.setRows(view.accounts);
   }
 
   // Assets -----------------------------------------------------------------------------------------------------

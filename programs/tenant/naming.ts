@@ -20,3 +20,11 @@ export function defaultHostManagementSettingId(region: string, accountId: string
 
 /** AWS's managed policy for the Default Host Management Configuration role. */
 export const DEFAULT_HOST_MANAGEMENT_POLICY_ARN = "arn:aws:iam::aws:policy/AmazonSSMManagedEC2InstanceDefaultPolicy";
+
+/** The roles the customer creates for the platform (quick-create templates): the same names in every account. */
+export function customerRoleNames(tenantSlug: string) {
+  return {
+    bootstrapRoleName: `MiniXdrBootstrap-${tenantSlug}`,
+    organizationReaderRoleName: `MiniXdrOrgReader-${tenantSlug}`,
+  };
+}

@@ -3,7 +3,14 @@
  * bucket (once per template version and process), and the tenant's quick-create link for it.
  */
 import type { S3Client } from "@aws-sdk/client-s3";
-import { buildBootstrapLink, buildOffboardingInstructions, type BootstrapLink, type OffboardingInstructions } from "./bootstrap-link-fns";
+import {
+  buildBootstrapLink,
+  buildOffboardingInstructions,
+  buildQuickCreateUrl,
+  type BootstrapLink,
+  type OffboardingInstructions,
+} from "./bootstrap-link-fns";
+import { ORGANIZATION_TEMPLATE_PARAMETERS, organizationNames, renderOrganizationTemplate } from "./organization-template-fns";
 import { renderBootstrapTemplate } from "./bootstrap-template-fns";
 import { publishBootstrapTemplate, type BootstrapPublishSettings, type PublishedTemplate } from "./bootstrap-template-publisher";
 
@@ -17,6 +24,17 @@ export interface TenantBootstrap extends BootstrapLink {
   /** The CloudFormation template (JSON) the link creates the stack from. */
   template: string;
   templateVersion: string;
+}
+
+/** The organization quick-create link: opened in the management account (or a delegated administrator). */
+export interface OrganizationLink {
+  quickCreateUrl: string;
+  templateUrl: string;
+  templateVersion: string;
+  stackName: string;
+  stackSetName: string;
+  readerRoleName: string;
+  region: string;
 }
 
 export function createBootstrapLinkService(deps: BootstrapLinkServiceDeps) {
@@ -39,6 +57,43 @@ export function createBootstrapLinkService(deps: BootstrapLinkServiceDeps) {
       const { url } = await ensurePublished();
       const link = buildBootstrapLink({ ...tenant, templateUrl: url });
       return { ...link, template: template.body, templateVersion: template.version };
+    },
+
+    /**
+     * The organization's link: the organization template, which deploys the published bootstrap template by its URL
+     * through a StackSet, published next to it (content-addressed too).
+     */
+    async organizationLinkFor(tenant: {
+      tenantSlug: string;
+      externalId: string;
+      region: string;
+      targetOus: readonly string[];
+      includeManagementAccount: boolean;
+    }): Promise<OrganizationLink> {
+      const { url: bootstrapTemplateUrl } = await ensurePublished();
+      const body = renderOrganizationTemplate({ platformPrincipalArn: deps.platformPrincipalArn, bootstrapTemplateUrl });
+      const published = await publishBootstrapTemplate(deps.s3, deps.publish, body);
+      const names = organizationNames(tenant.tenantSlug);
+      const P = ORGANIZATION_TEMPLATE_PARAMETERS;
+      return {
+        quickCreateUrl: buildQuickCreateUrl({
+          region: tenant.region,
+          templateUrl: published.url,
+          stackName: names.stackName,
+          parameters: {
+            [P.tenantSlug]: tenant.tenantSlug,
+            [P.externalId]: tenant.externalId,
+            ...(tenant.targetOus.length > 0 ? { [P.targetOus]: tenant.targetOus.join(",") } : {}),
+            [P.includeManagementAccount]: String(tenant.includeManagementAccount),
+          },
+        }),
+        templateUrl: published.url,
+        templateVersion: published.version,
+        stackName: names.stackName,
+        stackSetName: names.stackSetName,
+        readerRoleName: names.readerRoleName,
+        region: tenant.region,
+      };
     },
 
     offboardingFor(tenant: { tenantSlug: string; region: string }): OffboardingInstructions {

@@ -13,7 +13,7 @@
  *   the agent install document, the association applying it, and the Default Host Management service setting.
  * - Reads the provider's refresh makes on those resources.
  */
-import { resourceNames } from "../../programs/tenant/naming";
+import { customerRoleNames, resourceNames } from "../../programs/tenant/naming";
 import type { IamRequest } from "../../programs/tenant/policy-document";
 import { buildTrustPolicy, DISCOVERY_ACTIONS } from "../../programs/tenant/policies";
 import type { PolicyDocument, PolicyStatement } from "../../programs/tenant/policy-document";
@@ -32,7 +32,7 @@ export interface BootstrapScope {
 /** Names of what the bootstrap template creates and of the roles it lets the stack manage. */
 export function bootstrapNames(tenantSlug: string) {
   return {
-    bootstrapRoleName: `MiniXdrBootstrap-${tenantSlug}`,
+    bootstrapRoleName: customerRoleNames(tenantSlug).bootstrapRoleName,
     boundaryPolicyName: `MiniXdrBoundary-${tenantSlug}`,
     /**
      * The role SSM's Default Host Management Configuration uses (created by the tenant stack when enabled); the same

@@ -15,7 +15,7 @@ import { enrollmentTokens, idempotencyKeys, integrationCredentials, runPlans, te
 import { idempotencyResponseContext } from "../../lib/idempotency-context";
 import { enrollmentTokenContext } from "../core/enrollment-tokens";
 import { planContext, webhookSecretContext } from "../core/sealed-contexts";
-import { externalIdContext } from "./external-ids";
+import { externalIdContext } from "../core/tenant-external-id";
 
 export const SEALED_SOURCES = [
   "integration_credentials",

@@ -33,7 +33,7 @@ import type { BootstrapLinkService, TenantBootstrap } from "./bootstrap-link-ser
 import { bootstrapNames } from "./bootstrap-policy-fns";
 import { bootstrapRoleArnProblem, parseRoleArn, PLATFORM_ACCOUNT_MESSAGE } from "./bootstrap-role-rules-fns";
 import type { BootstrapWaitQueue } from "./bootstrap-wait";
-import { tenantExternalId } from "./external-ids";
+import { tenantExternalId } from "../core/tenant-external-id";
 import { probeBootstrapRole, type BootstrapRoleVerifier } from "./verify-bootstrap-role";
 
 export interface IntegrationServiceDeps {
@@ -304,6 +304,13 @@ export function createIntegrationService(deps: IntegrationServiceDeps) {
     },
 
     /** What the customer does to remove our bootstrap stack once the tenant is offboarded. */
+    /** The organization quick-create link (reader role, StackSet, the management account's role when opted in). */
+    async organizationLink(org: Organization, input: { targetOus: readonly string[]; includeManagementAccount: boolean; region?: string }) {
+      const links = linkService();
+      const externalId = await tenantExternalId(db, deps.keyring, org.id);
+      return links.organizationLinkFor({ ...input, tenantSlug: org.slug, externalId, region: input.region ?? homeRegionOf(org) });
+    },
+
     bootstrapCleanup(org: Organization): OffboardingInstructions | undefined {
       return deps.bootstrapLinks?.offboardingFor({ tenantSlug: org.slug, region: homeRegionOf(org) });
     },

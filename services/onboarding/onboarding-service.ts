@@ -21,6 +21,7 @@ import type { FleetCoordinator } from "../fleet/fleet-coordinator";
 import type { driftFollowUp } from "../fleet/drift";
 import type { ConnectAwsInput, IntegrationService } from "../integration/integration-service";
 import { refreshRollout } from "../rollout/rollout-refresh";
+import type { OrganizationService } from "../organization/organization-service";
 import type { RunService } from "../run/run-service";
 import type { TenantService } from "../tenant/tenant-service";
 import { completeOffboarding } from "./offboarding";
@@ -41,6 +42,8 @@ export interface OnboardingServiceDeps {
   drift: Pick<ReturnType<typeof driftFollowUp>, "onRunFinished">;
   /** A fleet run waiting on a finished run starts its next tenant without waiting for the coordinator's next poll. */
   fleet?: Pick<FleetCoordinator, "tick">;
+  /** A run on an organization member account's stack moves that account, not the tenant. */
+  organizations?: Pick<OrganizationService, "afterAccountRun">;
   log?(message: string): void;
 }
 
@@ -81,8 +84,11 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
   return {
     /** What follows a finished run: onboarding moves on, drift is recorded (and remediated), webhooks are told, the fleet goes on. */
     async afterRun(run: Run): Promise<void> {
-      await onboardingAfterRun(run);
-      await deps.drift.onRunFinished(run);
+      if (run.awsAccountId) await deps.organizations?.afterAccountRun(run);
+      else {
+        await onboardingAfterRun(run);
+        await deps.drift.onRunFinished(run);
+      }
       await notifyRunFinished(db, run);
       if (run.fleetRunId) void deps.fleet?.tick().catch(() => undefined);
     },

@@ -30,7 +30,7 @@ export interface RunExecutorDeps {
   /** The checked CLI, resolved once (resolvePulumiCli); resolved per run when absent. */
   cli?: PulumiCommand;
   /** The tenant's stack config (with its secrets), resolved when the run starts. */
-  tenantConfig(organizationId: number): Promise<TenantConfigInput>;
+  tenantConfig(run: Pick<Run, "organizationId" | "awsAccountId">): Promise<TenantConfigInput>;
   /** Where previews of tenants that require approval save their update plans, and approved ups read them. */
   plans?: RunPlanStore;
   /** With a PostgreSQL server: held per run so that recovery can tell a crashed executor from a live one. */
@@ -193,14 +193,18 @@ export async function executeRun(deps: RunExecutorDeps, runId: string, { jobSign
 async function performOperation(deps: RunExecutorDeps, run: Run, signal: AbortSignal): Promise<Partial<Run>> {
   const events = eventWriter(deps.db, run.id);
   try {
-    const config = await deps.tenantConfig(run.organizationId);
+    const config = await deps.tenantConfig(run);
     const plan = run.planRef ? { id: run.planRef, organizationId: run.organizationId, previewRunId: run.id } : undefined;
     if (plan && !deps.plans) throw new Error("this run has a saved plan but the executor has no plan store");
     // Runs other than destroy reuse the stack this process already opened and configured, when nothing changed.
     const stack =
       run.kind === "destroy"
         ? await openTenantStack(deps.automation, run.stackName, { create: false, cli: deps.cli })
-        : await openConfiguredTenantStack(deps.automation, config, { updatePlans: run.kind === "up" && plan !== undefined, cli: deps.cli });
+        : await openConfiguredTenantStack(deps.automation, config, {
+            updatePlans: run.kind === "up" && plan !== undefined,
+            cli: deps.cli,
+            stackName: run.stackName,
+          });
     // Stopped while the stack was being opened: the operation never starts (the abort only reaches a running one).
     signal.throwIfAborted();
     const operations: Record<RunKind, () => Promise<OperationResult & { drifted?: Run["drift"] }>> = {

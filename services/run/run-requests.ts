@@ -16,6 +16,8 @@ export interface RunRequest {
   /** kind up: the drift run it remediates. */
   remediatesRunId?: string;
   fleetRunId?: string;
+  /** An organization member account's stack (tenant_aws_accounts); absent: the tenant's home account. */
+  awsAccountId?: string;
   /** The tenant's queued runs may not exceed this (checked under the stack's lock); undefined: no cap. */
   maxQueuedRuns?: number;
 }

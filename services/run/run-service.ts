@@ -14,7 +14,13 @@ import { recordAudit } from "../core/audit-store";
 import { approvalRequired, type AroundRunRequest, type RequestedRun, type RunRequestOptions } from "../core/run-requests";
 import { isAdmin, isTokenHolder, requireAdmin, type Principal } from "../core/principal";
 import type { RunQueue } from "./run-queue";
-import { tenantConfigProblems, type PlatformSettings } from "./tenant-stack-config";
+import { memberAccountCredential, tenantConfigProblems, type PlatformSettings } from "./tenant-stack-config";
+
+/** An organization member account's stack (tenant_aws_accounts). */
+export interface StackAccount {
+  accountId: string;
+  stackName: string;
+}
 
 export interface RunServiceDeps {
   db: DrizzleDatabase;
@@ -32,13 +38,15 @@ export function createRunService(deps: RunServiceDeps) {
   const around: AroundRunRequest = deps.aroundRequest ?? ((_org, _intent, request) => request());
 
   /** The checks before a run is queued: refused with what to fix, instead of a run that fails. */
-  async function assertRunnable(org: Organization, kind: RunKind): Promise<void> {
+  async function assertRunnable(org: Organization, kind: RunKind, account?: StackAccount): Promise<void> {
     if (org.onboardingStatus === "offboarded") throw new ConflictError(`tenant ${JSON.stringify(org.slug)} was offboarded`);
     if (org.onboardingStatus === "offboarding" && kind !== "destroy") {
       throw new ConflictError(`tenant ${JSON.stringify(org.slug)} is being offboarded`);
     }
-    const credential = await loadAwsCredential(db, deps.keyring, org.id);
-    const problems = tenantConfigProblems(org, credential?.data, deps.platform);
+    const credential = account
+      ? { data: await memberAccountCredential(db, deps.keyring, org, account.accountId), status: "active" as const }
+      : await loadAwsCredential(db, deps.keyring, org.id);
+    const problems = tenantConfigProblems(account ? { ...org, awsAccountId: account.accountId } : org, credential?.data, deps.platform);
     if (credential && credential.status !== "active") {
       problems.push({ field: "integrations.aws", message: `is ${credential.status}; connect the AWS account again` });
     }
@@ -60,7 +68,7 @@ export function createRunService(deps: RunServiceDeps) {
    * With approval required, a preview saves its update plan and an `up` must name an approved (succeeded) preview of
    * the same tenant: the platform admin who requests that up approves it, and the engine applies exactly that plan.
    */
-  async function planFor(principal: Principal, org: Organization, kind: RunKind, planRunId?: string): Promise<string | undefined> {
+  async function planFor(principal: Principal, org: Organization, stackName: string, kind: RunKind, planRunId?: string): Promise<string | undefined> {
     // The id under which the preview's plan will be sealed in run_plans.
     if (kind === "preview" && approvalRequired(org)) return randomUUID();
     if (kind !== "up") return undefined;
@@ -81,8 +89,8 @@ export function createRunService(deps: RunServiceDeps) {
       .select()
       .from(runs)
       .where(and(eq(runs.id, planRunId), eq(runs.organizationId, org.id)));
-    if (preview?.kind !== "preview" || preview.status !== "succeeded" || !preview.planRef) {
-      throw new UnprocessableError("plan_run_id must name a succeeded preview of this tenant that saved a plan", {
+    if (preview?.kind !== "preview" || preview.status !== "succeeded" || !preview.planRef || preview.stackName !== stackName) {
+      throw new UnprocessableError("plan_run_id must name a succeeded preview of this stack that saved a plan", {
         code: "plan_not_approvable",
         fields: [{ field: "plan_run_id", message: "is not a succeeded preview with a saved plan" }],
       });
@@ -90,13 +98,21 @@ export function createRunService(deps: RunServiceDeps) {
     return preview.planRef;
   }
 
-  async function enqueue(principal: Principal, org: Organization, kind: RunKind, options: RunRequestOptions): Promise<string> {
-    await assertRunnable(org, kind);
-    const planRef = await planFor(principal, org, kind, options.planRunId);
+  async function enqueue(
+    principal: Principal,
+    org: Organization,
+    kind: RunKind,
+    options: RunRequestOptions,
+    account?: StackAccount,
+  ): Promise<string> {
+    await assertRunnable(org, kind, account);
+    const stackName = account?.stackName ?? stackNameFor(org.slug);
+    const planRef = await planFor(principal, org, stackName, kind, options.planRunId);
     return deps.queue.request(
       {
         organizationId: org.id,
-        stackName: stackNameFor(org.slug),
+        stackName,
+        awsAccountId: account?.accountId,
         kind,
         actor: principal.actor,
         planRef,
@@ -120,6 +136,29 @@ export function createRunService(deps: RunServiceDeps) {
         details: { queue: options.queue ?? false, planRunId: options.planRunId },
       });
       return { runId, kind, stackName: stackNameFor(org.slug) };
+    },
+
+    /**
+     * A run on an organization member account's own stack: the organization's reconciler onboarding or offboarding the
+     * account, or an operator retrying it. The tenant's status is its home account's and does not move; approval
+     * rules apply as to any stack.
+     */
+    async requestForAccount(
+      principal: Principal,
+      org: Organization,
+      account: StackAccount,
+      kind: RunKind,
+      options: RunRequestOptions = {},
+    ): Promise<RequestedRun> {
+      if (kind === "destroy") requireAdmin(principal);
+      const runId = await enqueue(principal, org, kind, options, account);
+      await recordAudit(db, principal, {
+        action: `run.${kind}`,
+        organizationId: org.id,
+        target: `run:${runId}`,
+        details: { awsAccountId: account.accountId, queue: options.queue ?? false, planRunId: options.planRunId },
+      });
+      return { runId, kind, stackName: account.stackName };
     },
 
     /** Offboarding: destroy, then (when it succeeds) the stack is removed and the tenant's records closed. */

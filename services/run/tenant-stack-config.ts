@@ -3,14 +3,16 @@
  * credential, the enrollment token) and the platform's own settings. Checked with the tenant program's own schema
  * when a run is requested, so a tenant that is not ready is refused with the API fields to fix, not a failed run.
  */
-import { eq } from "drizzle-orm";
+import { and, eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { organizations, type Organization } from "../../db/schema";
+import { organizations, tenantAwsAccounts, type Organization } from "../../db/schema";
 import { UnprocessableError } from "../../lib/errors";
 import { loadAwsCredential, type AwsCredentialData } from "../core/aws-credential-store";
 import { activeEnrollmentToken } from "../core/enrollment-tokens";
 import { tenantConfigSchema, type TenantConfigInput } from "../../programs/tenant/config";
+import { customerRoleNames } from "../../programs/tenant/naming";
+import { tenantExternalId } from "../core/tenant-external-id";
 
 export interface PlatformSettings {
   /** The platform's AWS principal that customer roles trust. */
@@ -104,18 +106,48 @@ function draftConfig(
   };
 }
 
-/** The full stack config of a tenant, secrets included (they only travel to the stack, encrypted there). */
+/**
+ * An organization member account's credential: the bootstrap role the tenant's StackSet created in it (the same name
+ * in every account) and the tenant's external ID.
+ */
+export async function memberAccountCredential(
+  db: DrizzleDatabase,
+  keyring: Keyring,
+  org: Pick<Organization, "id" | "slug">,
+  awsAccountId: string,
+): Promise<AwsCredentialData> {
+  return {
+    bootstrapRoleArn: `arn:aws:iam::${awsAccountId}:role/${customerRoleNames(org.slug).bootstrapRoleName}`,
+    externalId: await tenantExternalId(db, keyring, org.id),
+  };
+}
+
+/**
+ * The full stack config of a tenant's home account, or (awsAccountId) of one of its organization's member accounts,
+ * secrets included (they only travel to the stack, encrypted there).
+ */
 export async function resolveTenantConfig(
   db: DrizzleDatabase,
   keyring: Keyring,
   platform: PlatformSettings,
   organizationId: number,
+  awsAccountId?: string | null,
 ): Promise<TenantConfigInput> {
   const [org] = await db.select().from(organizations).where(eq(organizations.id, organizationId));
   if (!org) throw new TenantNotReadyError([{ field: "tenant", message: "does not exist" }]);
-  const credential = await loadAwsCredential(db, keyring, organizationId);
-  const problems = tenantConfigProblems(org, credential?.data, platform);
+  if (awsAccountId) {
+    const [account] = await db
+      .select({ id: tenantAwsAccounts.id })
+      .from(tenantAwsAccounts)
+      .where(and(eq(tenantAwsAccounts.organizationId, organizationId), eq(tenantAwsAccounts.accountId, awsAccountId)));
+    if (!account) throw new TenantNotReadyError([{ field: "account_id", message: `${awsAccountId} is not one of the tenant's accounts` }]);
+  }
+  const member = awsAccountId ? { ...org, awsAccountId } : org;
+  const credential = awsAccountId
+    ? { data: await memberAccountCredential(db, keyring, org, awsAccountId) }
+    : await loadAwsCredential(db, keyring, organizationId);
+  const problems = tenantConfigProblems(member, credential?.data, platform);
   if (problems.length > 0) throw new TenantNotReadyError(problems);
   const token = await activeEnrollmentToken(db, keyring, organizationId);
-  return draftConfig(org, credential!.data, platform, token) as TenantConfigInput;
+  return draftConfig(member, credential!.data, platform, token) as TenantConfigInput;
 }

@@ -19,12 +19,12 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { GetRoleCommand, IAMClient, NoSuchEntityException } from "@aws-sdk/client-iam";
+import { GetRoleCommand, IAMClient } from "@aws-sdk/client-iam";
 import postgres from "postgres";
 import { describe, expect, it } from "vitest";
 import { decryptJson } from "../../db/crypto";
 import { awsCredentialContext } from "../../services/core/aws-credential-store";
-import { createBootstrapRole, customerAccountCredentials, launchMonitoredInstances } from "../harness/customer-account";
+import { createBootstrapRole, customerAccountCredentials, launchMonitoredInstances, roleExists } from "../harness/customer-account";
 import { readEventStream } from "../harness/event-stream-reader";
 import { enrollmentBody } from "../harness/instance-identity";
 import { pulumiCli, pulumiProcessesOf, stackHistoryLength } from "../harness/pulumi-cli";
@@ -79,19 +79,6 @@ async function issueRecordedToken(t: TenantRecord): Promise<string> {
 
 function iamOf(account: string) {
   return customerAccountCredentials(account).then((credentials) => new IAMClient({ region: REGION, credentials }));
-}
-
-async function roleExists(account: string, roleName: string): Promise<boolean> {
-  const iam = await iamOf(account);
-  try {
-    await iam.send(new GetRoleCommand({ RoleName: roleName }));
-    return true;
-  } catch (error) {
-    if (error instanceof NoSuchEntityException) return false;
-    throw error;
-  } finally {
-    iam.destroy();
-  }
 }
 
 async function stackExport(stackName: string) {

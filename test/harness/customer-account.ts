@@ -4,7 +4,7 @@
  * account. Endpoint: AWS_ENDPOINT_URL.
  */
 import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
-import { CreateRoleCommand, EntityAlreadyExistsException, IAMClient } from "@aws-sdk/client-iam";
+import { CreateRoleCommand, EntityAlreadyExistsException, GetRoleCommand, IAMClient, NoSuchEntityException } from "@aws-sdk/client-iam";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 
@@ -39,6 +39,20 @@ export async function customerAccountCredentials(accountId: string) {
 }
 
 /** An Amazon Linux AMI id moto knows. */
+/** Whether `roleName` exists in the customer's account, read as the account's owner. */
+export async function roleExists(accountId: string, roleName: string): Promise<boolean> {
+  const iam = new IAMClient({ region: "us-east-1", credentials: await customerAccountCredentials(accountId) });
+  try {
+    await iam.send(new GetRoleCommand({ RoleName: roleName }));
+    return true;
+  } catch (error) {
+    if (error instanceof NoSuchEntityException) return false;
+    throw error;
+  } finally {
+    iam.destroy();
+  }
+}
+
 export const LINUX_AMI = "ami-760aaa0f";
 
 /** Launches `count` Linux instances in the customer's account, tagged Name=web and xdr:monitor=true; their ids, sorted. */

@@ -75,10 +75,12 @@ export async function createStackFromQuickCreateLink(
   const url = new URL(quickCreateUrl);
   const prefilled = new URLSearchParams(url.hash.slice(url.hash.indexOf("?") + 1));
   const stackName = prefilled.get("stackName")!;
-  const parameters = [...prefilled.entries()]
+  const prefilledParameters = [...prefilled.entries()]
     .filter(([key]) => key.startsWith("param_"))
-    .map(([key, value]) => [key.slice("param_".length), value] as const)
-    .map(([name, value]) => `ParameterKey=${name},ParameterValue=${overrides[name] ?? value}`);
+    .map(([key, value]) => [key.slice("param_".length), value] as const);
+  // What the customer types on the page: a value over a prefilled one, or one the link left empty.
+  const named = new Map<string, string>([...prefilledParameters, ...Object.entries(overrides)]);
+  const parameters = [...named].map(([name, value]) => `ParameterKey=${name},ParameterValue=${value.replaceAll(",", "\\,")}`);
   const region = url.searchParams.get("region") ?? customer.region;
   await awsAsCustomer(customer, [
     "cloudformation",

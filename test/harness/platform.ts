@@ -15,6 +15,9 @@ import { scratchDatabase } from "./scratch-database";
 
 export interface TestPlatform {
   platform: Platform;
+  /** Its database and Pulumi state backend: a replica started with `shareWith` uses the same. */
+  databaseUrl: string;
+  backendUrl: string;
   app: ReturnType<typeof createApp>;
   /** The platform-admin token (ADMIN_TOKEN). */
   adminToken: string;
@@ -27,12 +30,15 @@ export interface TestPlatformOptions {
   env?: Partial<Record<keyof ServiceEnv, string>>;
   /** Where the app reports an unexpected server error; default: the test fails (throws). */
   onServerError?(message: string): void;
+  /** Start a replica of this platform: the same database and state backend (which the first one owns and drops). */
+  shareWith?: TestPlatform;
 }
 
-export async function startTestPlatform({ env = {}, onServerError }: TestPlatformOptions = {}): Promise<TestPlatform> {
-  const scratch = await scratchDatabase("mxdr_platform");
+export async function startTestPlatform({ env = {}, onServerError, shareWith }: TestPlatformOptions = {}): Promise<TestPlatform> {
+  const scratch = shareWith ? { databaseUrl: shareWith.databaseUrl, cleanup: async () => undefined } : await scratchDatabase("mxdr_platform");
   const dataDir = await mkdtemp(join(tmpdir(), "mxdr-platform-"));
-  const adminToken = env.ADMIN_TOKEN ?? `mxdr-admin_${randomBytes(32).toString("base64url")}`;
+  const adminToken = env.ADMIN_TOKEN ?? shareWith?.adminToken ?? `mxdr-admin_${randomBytes(32).toString("base64url")}`;
+  const backendUrl = shareWith?.backendUrl ?? `file://${join(dataDir, "state")}`;
   try {
     const config = loadServiceConfig({
       DATABASE_URL: scratch.databaseUrl,
@@ -40,8 +46,8 @@ export async function startTestPlatform({ env = {}, onServerError }: TestPlatfor
       RUN_WORKER: "false",
       ADMIN_TOKEN: adminToken,
       LOG_LEVEL: "warn",
-      CREDENTIALS_ENCRYPTION_KEY: randomBytes(32).toString("base64"),
-      PULUMI_BACKEND_URL: `file://${join(dataDir, "state")}`,
+      CREDENTIALS_ENCRYPTION_KEY: shareWith?.platform.config.CREDENTIALS_ENCRYPTION_KEY ?? randomBytes(32).toString("base64"),
+      PULUMI_BACKEND_URL: backendUrl,
       PULUMI_CONFIG_PASSPHRASE: "test-passphrase",
       // Agents of the tests enroll with identity documents signed by the test CA (test/harness/instance-identity.ts).
       AGENT_IDENTITY_CERTIFICATES_FILE: testIdentityAuthority().trustFile,
@@ -60,6 +66,8 @@ export async function startTestPlatform({ env = {}, onServerError }: TestPlatfor
       platform,
       app,
       adminToken,
+      databaseUrl: scratch.databaseUrl,
+      backendUrl,
       async stop() {
         await platform.drain();
         await platform.close();

@@ -18,6 +18,7 @@ import {
   buildPermissionsBoundaryPolicy,
 } from "../../services/integration/bootstrap-policy-fns";
 import { renderBootstrapTemplate } from "../../services/integration/bootstrap-template-fns";
+import { buildOrganizationReaderPolicy, renderOrganizationTemplate } from "../../services/integration/organization-template-fns";
 import type { PolicyDocument } from "../../programs/tenant/policy-document";
 import { PLATFORM_PRINCIPAL_ARN } from "../fixtures/tenant-config";
 import { REPO_ROOT } from "../harness/moto";
@@ -49,11 +50,20 @@ async function run(bin: string, args: string[], input?: string): Promise<{ code:
 
 let workDir: string;
 let templateFile: string;
+let organizationTemplateFile: string;
 
 beforeAll(async () => {
   workDir = await mkdtemp(path.join(tmpdir(), "mini-xdr-bootstrap-checkers-"));
   templateFile = path.join(workDir, "bootstrap.json");
   await writeFile(templateFile, renderBootstrapTemplate({ platformPrincipalArn: PLATFORM_PRINCIPAL_ARN }).body);
+  organizationTemplateFile = path.join(workDir, "organization.json");
+  await writeFile(
+    organizationTemplateFile,
+    renderOrganizationTemplate({
+      platformPrincipalArn: PLATFORM_PRINCIPAL_ARN,
+      bootstrapTemplateUrl: "https://mini-xdr-templates.s3.us-east-1.amazonaws.com/bootstrap/0123456789ab.json",
+    }),
+  );
 });
 
 afterAll(async () => {
@@ -71,6 +81,12 @@ describe("cfn-lint", () => {
 
   it("finds nothing in the bootstrap template", async () => {
     const result = await run(checker("cfn-lint"), ["--format", "parseable", templateFile]);
+    expect(result.stdout + result.stderr).toBe("");
+    expect(result.code).toBe(0);
+  });
+
+  it("finds nothing in the organization template (reader role, StackSet, the management account's opt-in role)", async () => {
+    const result = await run(checker("cfn-lint"), ["--format", "parseable", organizationTemplateFile]);
     expect(result.stdout + result.stderr).toBe("");
     expect(result.code).toBe(0);
   });
@@ -123,6 +139,13 @@ describe("checkov", () => {
     expect(report.summary).toMatchObject({ failed: 0, skipped: 0, parsing_errors: 0, resource_count: 3 });
     expect(report.summary.passed).toBeGreaterThan(5);
   });
+
+  it("passes the organization template with nothing failed or skipped", async () => {
+    const report = await checkov(organizationTemplateFile);
+    expect(report.results.failed_checks.map((check) => `${check.check_id} ${check.check_name} (${check.resource})`)).toEqual([]);
+    // The reader role, the StackSet, and the three resources of the management account's opt-in.
+    expect(report.summary).toMatchObject({ failed: 0, skipped: 0, parsing_errors: 0, resource_count: 5 });
+  });
 });
 
 interface ParliamentFinding {
@@ -172,6 +195,15 @@ describe("parliament", () => {
       () => withImpliedResource(buildBootstrapTrustPolicy({ platformPrincipalArn: PLATFORM_PRINCIPAL_ARN, externalId }), arn.bootstrapRole),
     ],
     ["the permissions boundary", () => buildPermissionsBoundaryPolicy(scope)],
+    ["the organization reader role's permissions", () => buildOrganizationReaderPolicy()],
+    [
+      "the organization reader role's trust",
+      () =>
+        withImpliedResource(
+          buildBootstrapTrustPolicy({ platformPrincipalArn: PLATFORM_PRINCIPAL_ARN, externalId }),
+          `arn:aws:iam::${ACCOUNT}:role/MiniXdrOrgReader-${SLUG}`,
+        ),
+    ],
     [
       "the XDR access role's permissions",
       () =>

@@ -35,6 +35,8 @@ const TABLES = [
   "run_events",
   "run_plans",
   "runs",
+  "tenant_aws_accounts",
+  "tenant_aws_organizations",
   "tenant_external_ids",
   "webhook_deliveries",
   "webhook_delivery_attempts",

@@ -1,0 +1,601 @@
+/**
+ * A tenant's AWS Organization: connected once (the reader role in its management account), then reconciled, not
+ * assumed. Each reconcile lists the organization (on connect, on the schedule, on demand), applies the scope rules,
+ * registers the accounts that came into scope (once: the row is the registration) and counts the ones that left; then
+ * `advance` starts at most `max_concurrent_accounts` accounts at a time: wait for the account's bootstrap role to
+ * answer, then its own stack's `up` through the run service (approval rules apply). An account out of scope for two
+ * complete listings is offboarded (its stack destroyed). Failed listings and failed calls never delete anything.
+ *
+ * Replicas: the listing runs anywhere; applying it and picking accounts to start happen under the tenant's advisory
+ * lock, and a listing that started before the last applied one counts nothing out, so two replicas reconciling at once
+ * neither register an account twice nor count one listing twice.
+ */
+import { and, eq, inArray, isNotNull, isNull, sql } from "drizzle-orm";
+import { stackNameFor } from "../../automation/stack-name";
+import type { DrizzleDatabase } from "../../db/client";
+import type { Keyring } from "../../db/crypto";
+import {
+  organizations,
+  runs,
+  tenantAwsAccounts,
+  tenantAwsOrganizations,
+  type OnboardingStatus,
+  type Organization,
+  type OrganizationListingRecord,
+  type OrganizationScopeRules,
+  type Run,
+  type StatusReason,
+  type TenantAwsAccount,
+  type TenantAwsOrganization,
+} from "../../db/schema";
+import { ConflictError, NotFoundError, UnprocessableError, UpstreamUnavailableError } from "../../lib/errors";
+import { customerRoleNames } from "../../programs/tenant/naming";
+import { assumeRoleCredentials, sessionNameFor, type CredentialsProvider } from "../core/assume-role";
+import { recordAudit } from "../core/audit-store";
+import { requireAdmin, systemAdminPrincipal, type Principal } from "../core/principal";
+import { approvalRequired, type RequestedRun, type RunRequestOptions } from "../core/run-requests";
+import { tenantExternalId } from "../core/tenant-external-id";
+import type { RunKind } from "../../db/schema";
+import { accountScope, LISTINGS_BEFORE_OFFBOARD, reconcileAccounts, type OutOfScopeReason } from "./account-scope-fns";
+import { ACCOUNT_BUSY_STATUSES, accountStatusAfterRun, summarizeAccounts, type AccountsSummary } from "./account-status-fns";
+import type { OrganizationTree } from "./organization-listing";
+
+/** The role check of services/integration (AssumeRole with the external ID granted, without it denied). */
+export type RoleCheck = (check: {
+  roleArn: string;
+  externalId: string;
+  sessionName: string;
+}) => Promise<{ ok: true } | { ok: false; code: string; reason: string; detail: string }>;
+
+export interface AccountRunRequester {
+  requestForAccount(
+    principal: Principal,
+    org: Organization,
+    account: { accountId: string; stackName: string },
+    kind: RunKind,
+    options?: RunRequestOptions,
+  ): Promise<RequestedRun>;
+}
+
+export interface OrganizationServiceDeps {
+  db: DrizzleDatabase;
+  keyring: Keyring;
+  runs: AccountRunRequester;
+  checkRole: RoleCheck;
+  listOrganization(credentials: CredentialsProvider): Promise<OrganizationTree>;
+  /** Removes an offboarded account's stack (its resources are destroyed by then). */
+  removeStack(stackName: string): Promise<void>;
+  /** The platform's own AWS accounts: never a tenant's organization. */
+  platformAccounts?: ReadonlySet<string>;
+  /** Accounts one tenant may cover (MAX_ACCOUNTS_PER_TENANT). */
+  maxAccountsPerTenant: number;
+  log?(message: string): void;
+}
+
+export interface ConnectOrganizationInput {
+  /** The account holding the reader role: the management account or a delegated administrator. */
+  managementAccountId: string;
+  scope?: Partial<OrganizationScopeRules>;
+  maxConcurrentAccounts?: number;
+  maxFailedAccounts?: number;
+}
+
+export interface ReconcileOutcome {
+  listing: OrganizationListingRecord;
+  registered: string[];
+  offboarding: string[];
+  started: string[];
+}
+
+export interface TenantAccounts {
+  organization: TenantAwsOrganization | undefined;
+  /** Why no new account starts, when the failure tolerance was reached. */
+  startsStopped?: string;
+  summary: AccountsSummary;
+  accounts: (TenantAwsAccount & { lastRun?: Pick<Run, "id" | "kind" | "status"> })[];
+}
+
+const ACTOR = "system:organization";
+const DEFAULT_SCOPE: OrganizationScopeRules = { targetOus: [], excludeOus: [], excludeAccounts: [], includeManagementAccount: false };
+
+const OUT_OF_SCOPE_TEXT: Record<OutOfScopeReason | "not_in_organization", string> = {
+  suspended: "the account is suspended or closing",
+  excluded_ou: "the account is in an excluded OU",
+  excluded_account: "the account is excluded",
+  not_in_targeted_ous: "the account is not in a targeted OU",
+  management_account_not_opted_in: "the management account is covered only when opted in",
+  not_in_organization: "the account is no longer in the organization",
+};
+
+/** Accounts with a missing bootstrap role checked again per listing (three AssumeRole calls each). */
+const RECHECKS_PER_LISTING = 50;
+
+const bootstrapRoleArnOf = (org: Pick<Organization, "slug">, accountId: string) =>
+  `arn:aws:iam::${accountId}:role/${customerRoleNames(org.slug).bootstrapRoleName}`;
+
+export function memberStackName(tenantSlug: string, accountId: string): string {
+  return `${stackNameFor(tenantSlug)}--${accountId}`;
+}
+
+export function createOrganizationService(deps: OrganizationServiceDeps) {
+  const { db } = deps;
+  const lock = (tx: Pick<DrizzleDatabase, "execute">, organizationId: number) =>
+    tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`organization:${organizationId}`}))`);
+
+  async function tenantOf(organizationId: number): Promise<Organization> {
+    const [org] = await db.select().from(organizations).where(eq(organizations.id, organizationId));
+    if (!org) throw new NotFoundError(`tenant ${organizationId} not found`);
+    return org;
+  }
+
+  async function connectionOf(organizationId: number): Promise<TenantAwsOrganization> {
+    const [connection] = await db.select().from(tenantAwsOrganizations).where(eq(tenantAwsOrganizations.organizationId, organizationId));
+    if (!connection) {
+      throw new NotFoundError("this tenant has no AWS Organization connected (PUT /v1/tenants/{slug}/integrations/aws/organization)");
+    }
+    return connection;
+  }
+
+  async function checkReader(org: Organization, readerRoleArn: string) {
+    const externalId = await tenantExternalId(db, deps.keyring, org.id);
+    return deps.checkRole({ roleArn: readerRoleArn, externalId, sessionName: sessionNameFor(org.slug) });
+  }
+
+  async function listing(org: Organization, connection: TenantAwsOrganization): Promise<{ tree?: OrganizationTree; error?: string }> {
+    try {
+      // Until a listing succeeds, the reader role is checked first: with the external ID it answers, without it it must not.
+      if (connection.lastCountedListingAt === null) {
+        const verdict = await checkReader(org, connection.readerRoleArn);
+        if (!verdict.ok) return { error: `the reader role ${connection.readerRoleArn}: ${verdict.reason}` };
+      }
+      const externalId = await tenantExternalId(db, deps.keyring, org.id);
+      const credentials = assumeRoleCredentials({ roleArn: connection.readerRoleArn, externalId, sessionName: sessionNameFor(org.slug) });
+      return { tree: await deps.listOrganization(credentials) };
+    } catch (error) {
+      return { error: error instanceof Error ? error.message : String(error) };
+    }
+  }
+
+  /** Applies one listing under the tenant's lock; returns the accounts registered and those set to offboard. */
+  async function applyListing(
+    org: Organization,
+    startedAt: Date,
+    result: { tree?: OrganizationTree; error?: string },
+  ): Promise<{ record: OrganizationListingRecord; registered: string[]; offboarding: string[] }> {
+    const finishedAt = new Date();
+    return db.transaction(async (tx) => {
+      await lock(tx, org.id);
+      const [connection] = await tx.select().from(tenantAwsOrganizations).where(eq(tenantAwsOrganizations.organizationId, org.id));
+      if (!connection) throw new NotFoundError("the tenant's organization was disconnected");
+      const base = { startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString() };
+      if (!result.tree) {
+        const record: OrganizationListingRecord = { ...base, status: "failed", error: result.error };
+        await tx.update(tenantAwsOrganizations).set({ lastListing: record }).where(eq(tenantAwsOrganizations.organizationId, org.id));
+        return { record, registered: [], offboarding: [] };
+      }
+      const tree = result.tree;
+      const scope = accountScope(tree.root, connection.scopeRules, tree.managementAccountId);
+      const rows = await tx.select().from(tenantAwsAccounts).where(eq(tenantAwsAccounts.organizationId, org.id));
+      const live = rows.filter((row) => row.offboardedAt === null);
+      const homeIds = new Set(rows.filter((row) => row.source === "home").map((row) => row.accountId));
+      const members = live.filter((row) => row.source === "organization");
+      // A listing that began before the last applied one saw an older organization: it registers, but counts nothing out.
+      const counted = !connection.lastCountedListingAt || startedAt >= connection.lastCountedListingAt;
+      // The platform's own accounts are never a tenant's, whatever an organization lists.
+      scope.inScope = scope.inScope.filter((account) => !deps.platformAccounts?.has(account.accountId));
+      const inScopeIds = scope.inScope.map((account) => account.accountId);
+      const reconciled = reconcileAccounts(
+        members.map((row) => ({ accountId: row.accountId, listingsOutOfScope: row.listingsOutOfScope })),
+        counted ? { complete: true, inScope: inScopeIds } : { complete: false },
+      );
+      const liveIds = new Set(live.map((row) => row.accountId));
+      const toRegister = (counted ? reconciled.onboard : inScopeIds.filter((id) => !liveIds.has(id))).filter((id) => !homeIds.has(id));
+      const room = Math.max(0, deps.maxAccountsPerTenant - live.length);
+      const registering = toRegister.slice(0, room);
+      const byId = new Map(scope.inScope.map((account) => [account.accountId, account]));
+      for (const accountId of registering) {
+        const account = byId.get(accountId)!;
+        await tx
+          .insert(tenantAwsAccounts)
+          .values({
+            organizationId: org.id,
+            accountId,
+            name: account.name.slice(0, 200),
+            source: "organization",
+            ouPath: account.ouPath,
+            stackName: memberStackName(org.slug, accountId),
+            status: "not_started",
+          })
+          // An account offboarded earlier that came back starts over on its old row (and stack name).
+          .onConflictDoUpdate({
+            target: [tenantAwsAccounts.organizationId, tenantAwsAccounts.accountId],
+            set: {
+              status: "not_started",
+              statusReasons: null,
+              offboardedAt: null,
+              listingsOutOfScope: 0,
+              outOfScopeReason: null,
+              lastRunId: null,
+            },
+            setWhere: isNotNull(tenantAwsAccounts.offboardedAt),
+          });
+      }
+      const reasons = new Map(scope.outOfScope.map((account) => [account.accountId, account.reason]));
+      const offboarding: string[] = [];
+      if (counted) {
+        for (const covered of reconciled.covered) {
+          const row = members.find((member) => member.accountId === covered.accountId);
+          if (!row) continue;
+          const inScope = byId.get(row.accountId);
+          const goes = covered.listingsOutOfScope >= LISTINGS_BEFORE_OFFBOARD && row.status !== "offboarding";
+          if (goes) offboarding.push(row.accountId);
+          // Never started a stack: nothing to destroy, it is offboarded at once.
+          const stackless = row.lastRunId === null && ["not_started", "action_required"].includes(row.status);
+          await tx
+            .update(tenantAwsAccounts)
+            .set({
+              listingsOutOfScope: covered.listingsOutOfScope,
+              outOfScopeReason: inScope ? null : OUT_OF_SCOPE_TEXT[reasons.get(row.accountId) ?? "not_in_organization"],
+              ...(inScope ? { name: inScope.name.slice(0, 200), ouPath: inScope.ouPath } : {}),
+              ...(goes
+                ? stackless
+                  ? { status: "offboarded" as const, offboardedAt: new Date(), statusReasons: null }
+                  : { status: "offboarding" as const, lastRunId: null, statusReasons: null }
+                : {}),
+            })
+            .where(eq(tenantAwsAccounts.id, row.id));
+        }
+      }
+      const record: OrganizationListingRecord = { ...base, status: "complete", accounts: tree.accounts, inScope: inScopeIds.length };
+      await tx
+        .update(tenantAwsOrganizations)
+        .set({
+          lastListing: record,
+          managementAccountId: tree.managementAccountId,
+          ...(counted ? { lastCountedListingAt: finishedAt } : {}),
+        })
+        .where(eq(tenantAwsOrganizations.organizationId, org.id));
+      if (toRegister.length > registering.length) {
+        deps.log?.(`organization ${org.slug}: ${toRegister.length - registering.length} account(s) over MAX_ACCOUNTS_PER_TENANT not registered`);
+      }
+      return { record, registered: registering, offboarding };
+    });
+  }
+
+  /**
+   * Starts what may start: the destroys of accounts set to offboard, then accounts waiting their turn, up to
+   * max_concurrent_accounts busy at once, none while the failures reached max_failed_accounts. Picked under the
+   * tenant's lock; the role checks (STS) happen outside it.
+   */
+  async function advance(organizationId: number): Promise<string[]> {
+    const org = await tenantOf(organizationId);
+    const claimed = await db.transaction(async (tx) => {
+      await lock(tx, organizationId);
+      const [connection] = await tx.select().from(tenantAwsOrganizations).where(eq(tenantAwsOrganizations.organizationId, organizationId));
+      if (!connection) return [];
+      const rows = await tx
+        .select()
+        .from(tenantAwsAccounts)
+        .where(
+          and(
+            eq(tenantAwsAccounts.organizationId, organizationId),
+            eq(tenantAwsAccounts.source, "organization"),
+            isNull(tenantAwsAccounts.offboardedAt),
+          ),
+        );
+      const busy = rows.filter((row) => ACCOUNT_BUSY_STATUSES.includes(row.status)).length;
+      const offboardingRunning = rows.filter((row) => row.status === "offboarding" && row.lastRunId !== null).length;
+      let room = connection.maxConcurrentAccounts - busy - offboardingRunning;
+      for (const row of rows.filter((r) => r.status === "offboarding" && r.lastRunId === null)) {
+        if (room <= 0) break;
+        room--;
+        const requested = await deps.runs
+          .requestForAccount(systemAdminPrincipal(ACTOR), org, row, "destroy", { queue: true })
+          .catch((error: unknown) => ({ error: error instanceof Error ? error.message : String(error) }));
+        await tx
+          .update(tenantAwsAccounts)
+          .set(
+            "runId" in requested
+              ? { lastRunId: requested.runId }
+              : {
+                  status: "failed",
+                  statusReasons: [{ reason: `its offboarding could not start: ${requested.error}`, fix: "retry the account" }],
+                },
+          )
+          .where(eq(tenantAwsAccounts.id, row.id));
+      }
+      const failed = rows.filter((row) => row.status === "failed").length;
+      if (failed >= connection.maxFailedAccounts || room <= 0) return [];
+      const waiting = rows.filter((row) => row.status === "not_started").slice(0, room);
+      if (waiting.length === 0) return [];
+      return tx
+        .update(tenantAwsAccounts)
+        .set({ status: "connecting", statusReasons: null })
+        .where(
+          and(
+            inArray(
+              tenantAwsAccounts.id,
+              waiting.map((row) => row.id),
+            ),
+            eq(tenantAwsAccounts.status, "not_started"),
+          ),
+        )
+        .returning();
+    });
+    await Promise.all(claimed.map((account) => startAccount(org, account)));
+    return claimed.map((account) => account.accountId);
+  }
+
+  /**
+   * Accounts whose bootstrap role was missing are looked at again at each listing (the StackSet may have reached them
+   * since): one whose role answers now waits its turn; the others keep their status and reason, without flapping.
+   */
+  async function recheckMissingRoles(org: Organization): Promise<void> {
+    const missing = await db
+      .select()
+      .from(tenantAwsAccounts)
+      .where(
+        and(
+          eq(tenantAwsAccounts.organizationId, org.id),
+          eq(tenantAwsAccounts.source, "organization"),
+          eq(tenantAwsAccounts.status, "action_required"),
+          isNull(tenantAwsAccounts.lastRunId),
+          isNull(tenantAwsAccounts.offboardedAt),
+        ),
+      )
+      .limit(RECHECKS_PER_LISTING);
+    const externalId = await tenantExternalId(db, deps.keyring, org.id);
+    for (const account of missing) {
+      const verdict = await deps.checkRole({
+        roleArn: bootstrapRoleArnOf(org, account.accountId),
+        externalId,
+        sessionName: sessionNameFor(org.slug),
+      });
+      if (!verdict.ok) continue;
+      await db
+        .update(tenantAwsAccounts)
+        .set({ status: "not_started", statusReasons: null })
+        .where(and(eq(tenantAwsAccounts.id, account.id), eq(tenantAwsAccounts.status, "action_required")));
+    }
+  }
+
+  /** The account's bootstrap role answers (with the external ID only): its stack's first run is requested. */
+  async function startAccount(org: Organization, account: TenantAwsAccount): Promise<void> {
+    const roleArn = bootstrapRoleArnOf(org, account.accountId);
+    const setStatus = (status: OnboardingStatus, reasons: StatusReason[] | null, lastRunId?: string) =>
+      db
+        .update(tenantAwsAccounts)
+        .set({ status: status, statusReasons: reasons, ...(lastRunId ? { lastRunId } : {}) })
+        .where(and(eq(tenantAwsAccounts.id, account.id), eq(tenantAwsAccounts.status, "connecting")));
+    try {
+      const externalId = await tenantExternalId(db, deps.keyring, org.id);
+      const verdict = await deps.checkRole({ roleArn, externalId, sessionName: sessionNameFor(org.slug) });
+      if (!verdict.ok) {
+        const missing = verdict.code === "credentials_rejected";
+        await setStatus("action_required", [
+          {
+            reason: missing
+              ? `the bootstrap role ${roleArn} does not answer: the StackSet has not created it in this account (yet)`
+              : `the bootstrap role ${roleArn}: ${verdict.reason}`,
+            fix: missing
+              ? "check the StackSet's stack instance for this account in the management account (CloudFormation > StackSets); the next listing looks again"
+              : "recreate the role from the organization's StackSet (its trust policy must require the external ID)",
+          },
+        ]);
+        return;
+      }
+      const kind = approvalRequired(org) ? "preview" : "up";
+      const requested = await deps.runs.requestForAccount(systemAdminPrincipal(ACTOR), org, account, kind, { queue: true });
+      await setStatus("provisioning", null, requested.runId);
+      deps.log?.(`organization ${org.slug}: account ${account.accountId}: ${kind} run ${requested.runId} requested`);
+    } catch (error) {
+      await setStatus("action_required", [
+        {
+          reason: `its onboarding could not start: ${error instanceof Error ? error.message : String(error)}`,
+          fix: "fix the cause, then retry the account",
+        },
+      ]);
+    }
+  }
+
+  const service = {
+    /** Connects (or reconnects) the tenant's organization through the reader role, then reconciles at once. */
+    async connect(principal: Principal, org: Organization, input: ConnectOrganizationInput): Promise<ReconcileOutcome> {
+      if (org.onboardingStatus === "offboarding" || org.onboardingStatus === "offboarded") {
+        throw new ConflictError(`tenant ${JSON.stringify(org.slug)} is offboarded or being offboarded`);
+      }
+      if (deps.platformAccounts?.has(input.managementAccountId)) {
+        throw new UnprocessableError("management_account_id is one of the platform's own AWS accounts", {
+          code: "platform_account",
+          fields: [{ field: "management_account_id", message: "must be the customer's account" }],
+        });
+      }
+      const scopeRules = { ...DEFAULT_SCOPE, ...input.scope };
+      const readerRoleArn = `arn:aws:iam::${input.managementAccountId}:role/${customerRoleNames(org.slug).organizationReaderRoleName}`;
+      // A role that answers without the external ID is refused outright; one that does not answer yet is waited for:
+      // the customer is creating the stack, and each reconcile tries again until it answers.
+      const verdict = await checkReader(org, readerRoleArn);
+      if (!verdict.ok && verdict.code === "sts_unavailable") throw new UpstreamUnavailableError(verdict.reason, { code: verdict.code });
+      if (!verdict.ok && verdict.code !== "credentials_rejected") {
+        throw new UnprocessableError(`the organization reader role ${readerRoleArn}: ${verdict.reason}`, {
+          code: verdict.code,
+          fields: [{ field: "management_account_id", message: "holds a reader role the platform may not use" }],
+        });
+      }
+      const values = {
+        managementAccountId: input.managementAccountId,
+        readerRoleArn,
+        scopeRules,
+        ...(input.maxConcurrentAccounts !== undefined ? { maxConcurrentAccounts: input.maxConcurrentAccounts } : {}),
+        ...(input.maxFailedAccounts !== undefined ? { maxFailedAccounts: input.maxFailedAccounts } : {}),
+      };
+      await db
+        .insert(tenantAwsOrganizations)
+        .values({ organizationId: org.id, ...values })
+        .onConflictDoUpdate({ target: tenantAwsOrganizations.organizationId, set: values });
+      await recordAudit(db, principal, {
+        action: "integration.aws.organization.connect",
+        organizationId: org.id,
+        target: `tenant:${org.slug}/integrations/aws/organization`,
+        details: { readerRoleArn, scope: scopeRules },
+      });
+      return service.reconcile(org.id);
+    },
+
+    /** One listing, applied, then what may start is started. */
+    async reconcile(organizationId: number): Promise<ReconcileOutcome> {
+      const org = await tenantOf(organizationId);
+      const connection = await connectionOf(organizationId);
+      const startedAt = new Date();
+      const listed = await listing(org, connection);
+      const applied = await applyListing(org, startedAt, listed);
+      if (applied.record.status === "failed") deps.log?.(`organization ${org.slug}: listing failed, nothing changed: ${applied.record.error}`);
+      else await recheckMissingRoles(org);
+      const started = await advance(organizationId);
+      return { listing: applied.record, registered: applied.registered, offboarding: applied.offboarding, started };
+    },
+
+    /** Every connected organization, one after the other (the schedule). */
+    async reconcileAll(): Promise<void> {
+      const connected = await db
+        .select({ organizationId: tenantAwsOrganizations.organizationId })
+        .from(tenantAwsOrganizations)
+        .innerJoin(organizations, eq(organizations.id, tenantAwsOrganizations.organizationId))
+        .where(isNull(organizations.offboardedAt));
+      for (const { organizationId } of connected) {
+        await service
+          .reconcile(organizationId)
+          .catch((error: unknown) => deps.log?.(`organization reconcile of tenant ${organizationId}: ${String(error)}`));
+      }
+    },
+
+    /** A member account's run finished: its status follows, and the next account may start. */
+    async afterAccountRun(run: Run): Promise<void> {
+      if (!run.awsAccountId) return;
+      const [account] = await db
+        .select()
+        .from(tenantAwsAccounts)
+        .where(and(eq(tenantAwsAccounts.organizationId, run.organizationId), eq(tenantAwsAccounts.accountId, run.awsAccountId)));
+      if (account?.lastRunId !== run.id) return;
+      const outcome = accountStatusAfterRun(run);
+      if (outcome) {
+        await db
+          .update(tenantAwsAccounts)
+          .set({ status: outcome.status, statusReasons: outcome.reasons, ...(outcome.offboarded ? { offboardedAt: new Date() } : {}) })
+          .where(and(eq(tenantAwsAccounts.id, account.id), eq(tenantAwsAccounts.lastRunId, run.id)));
+        if (outcome.offboarded)
+          await deps.removeStack(account.stackName).catch((error: unknown) => deps.log?.(`removing ${account.stackName}: ${String(error)}`));
+      }
+      await advance(run.organizationId);
+    },
+
+    async accounts(org: Organization): Promise<TenantAccounts> {
+      const [connection] = await db.select().from(tenantAwsOrganizations).where(eq(tenantAwsOrganizations.organizationId, org.id));
+      const rows = await db.select().from(tenantAwsAccounts).where(eq(tenantAwsAccounts.organizationId, org.id)).orderBy(tenantAwsAccounts.accountId);
+      // The home account's status is the tenant's (its onboarding writes it).
+      const accounts = rows.map((row) => (row.source === "home" ? { ...row, status: org.onboardingStatus, statusReasons: org.statusReasons } : row));
+      const runIds = accounts.map((row) => row.lastRunId).filter((id): id is string => id !== null);
+      const lastRuns = runIds.length
+        ? await db.select({ id: runs.id, kind: runs.kind, status: runs.status }).from(runs).where(inArray(runs.id, runIds))
+        : [];
+      const runById = new Map(lastRuns.map((run) => [run.id, run]));
+      const failed = accounts.filter((row) => row.source === "organization" && row.status === "failed").length;
+      return {
+        organization: connection,
+        ...(connection && failed >= connection.maxFailedAccounts
+          ? {
+              startsStopped: `${failed} accounts failed (max_failed_accounts ${connection.maxFailedAccounts}): no new account starts until some are retried or excluded`,
+            }
+          : {}),
+        summary: summarizeAccounts(accounts),
+        accounts: accounts.map((row) => ({
+          ...row,
+          ...(row.lastRunId && runById.has(row.lastRunId) ? { lastRun: runById.get(row.lastRunId) } : {}),
+        })),
+      };
+    },
+
+    /** An operator starts a failed or waiting account over. */
+    async retry(principal: Principal, org: Organization, accountId: string): Promise<TenantAwsAccount> {
+      requireAdmin(principal);
+      const account = await memberAccount(org, accountId);
+      if (!["failed", "action_required"].includes(account.status)) {
+        throw new ConflictError(`account ${accountId} is ${account.status}; only failed or action_required accounts are retried`);
+      }
+      const wasOffboarding = account.statusReasons?.some((reason) => reason.reason.includes("offboarding")) ?? false;
+      await db
+        .update(tenantAwsAccounts)
+        .set(wasOffboarding ? { status: "offboarding", lastRunId: null, statusReasons: null } : { status: "not_started", statusReasons: null })
+        .where(eq(tenantAwsAccounts.id, account.id));
+      await recordAudit(db, principal, { action: "organization.account.retry", organizationId: org.id, target: `account:${accountId}` });
+      await advance(org.id);
+      return memberAccount(org, accountId);
+    },
+
+    /** An operator excludes an account: it joins the scope's excluded accounts and is offboarded now. */
+    async exclude(principal: Principal, org: Organization, accountId: string): Promise<TenantAwsAccount> {
+      requireAdmin(principal);
+      const account = await memberAccount(org, accountId);
+      const connection = await connectionOf(org.id);
+      await db.transaction(async (tx) => {
+        await lock(tx, org.id);
+        const rules = connection.scopeRules;
+        if (!rules.excludeAccounts.includes(accountId)) {
+          await tx
+            .update(tenantAwsOrganizations)
+            .set({ scopeRules: { ...rules, excludeAccounts: [...rules.excludeAccounts, accountId] } })
+            .where(eq(tenantAwsOrganizations.organizationId, org.id));
+        }
+        const stackless = account.lastRunId === null;
+        await tx
+          .update(tenantAwsAccounts)
+          .set(
+            stackless
+              ? { status: "offboarded", offboardedAt: new Date(), outOfScopeReason: OUT_OF_SCOPE_TEXT.excluded_account }
+              : { status: "offboarding", lastRunId: null, statusReasons: null, outOfScopeReason: OUT_OF_SCOPE_TEXT.excluded_account },
+          )
+          .where(and(eq(tenantAwsAccounts.id, account.id), isNull(tenantAwsAccounts.offboardedAt)));
+      });
+      await recordAudit(db, principal, { action: "organization.account.exclude", organizationId: org.id, target: `account:${accountId}` });
+      await advance(org.id);
+      return memberAccount(org, accountId);
+    },
+
+    /** A run an operator requests on one member account's stack (an approved plan's up, a preview, a refresh). */
+    async requestAccountRun(
+      principal: Principal,
+      org: Organization,
+      accountId: string,
+      kind: RunKind,
+      options: RunRequestOptions,
+    ): Promise<RequestedRun> {
+      requireAdmin(principal);
+      const account = await memberAccount(org, accountId);
+      if (account.offboardedAt) throw new ConflictError(`account ${accountId} was offboarded`);
+      const requested = await deps.runs.requestForAccount(principal, org, account, kind, options);
+      // An up or destroy moves the account (and is the run it waits for); a preview or refresh does not.
+      if (kind === "up" || kind === "destroy") {
+        await db
+          .update(tenantAwsAccounts)
+          .set({ status: kind === "up" ? "provisioning" : "offboarding", statusReasons: null, lastRunId: requested.runId })
+          .where(eq(tenantAwsAccounts.id, account.id));
+      }
+      return requested;
+    },
+  };
+
+  async function memberAccount(org: Organization, accountId: string): Promise<TenantAwsAccount> {
+    const [account] = await db
+      .select()
+      .from(tenantAwsAccounts)
+      .where(
+        and(eq(tenantAwsAccounts.organizationId, org.id), eq(tenantAwsAccounts.accountId, accountId), eq(tenantAwsAccounts.source, "organization")),
+      );
+    if (!account) throw new NotFoundError(`account ${accountId} is not one of this tenant's organization accounts`);
+    return account;
+  }
+
+  return service;
+}
+
+export type OrganizationService = ReturnType<typeof createOrganizationService>;
