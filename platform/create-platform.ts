@@ -289,6 +289,7 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
     intervalMs: config.ORGANIZATION_RECONCILE_SECONDS * 1000,
     work,
     log,
+    after: onboarding.afterAccountsChanged,
   });
   await startDriftSchedule(boss, { db, log }, { schedule: config.DRIFT_SCHEDULE, maxConcurrency: config.DRIFT_MAX_CONCURRENCY, work });
   await startRetention(boss, { db, log }, { schedule: config.RETENTION_SCHEDULE, policy: retentionPolicyOf(config), work });

@@ -55,12 +55,21 @@ const acceptedSchema = z
   .object({ run_id: z.string(), kind: z.enum(RUN_KINDS), status: z.literal("queued"), stack_name: z.string() })
   .openapi("RunAccepted");
 
-const offboardSchema = acceptedSchema
-  .extend({
+const offboardSchema = z
+  .object({
+    /** The home stack's destroy; null for a tenant connected through its AWS Organization alone. */
+    run_id: z.string().nullable(),
+    kind: z.literal("destroy"),
+    status: z.literal("queued"),
+    stack_name: z.string().nullable(),
+    /** Organization accounts whose stacks are being destroyed (max_concurrent_accounts at a time). */
+    accounts_offboarding: z.number().int(),
     /** Present when the tenant's bootstrap role came from our quick-create link: how the customer deletes that stack. */
     customer_cleanup: z
       .object({ stack_name: z.string(), region: z.string(), console_url: z.string(), cli_command: z.string(), text: z.string() })
       .optional(),
+    /** With an AWS Organization: the StackSet's instances, the StackSet and the organization stack, in that order. */
+    organization_cleanup: z.array(z.object({ what: z.string(), console_url: z.string(), cli_command: z.string() })).optional(),
   })
   .openapi("Offboarding");
 
@@ -235,7 +244,20 @@ export function runsRouter({ runs, onboarding }: Pick<Services, "runs" | "onboar
     const cleanup = requested.customerCleanup;
     return c.json(
       {
-        ...accepted(requested),
+        run_id: requested.runId ?? null,
+        kind: "destroy" as const,
+        status: "queued" as const,
+        stack_name: requested.stackName ?? null,
+        accounts_offboarding: requested.accountsOffboarding,
+        ...(requested.organizationCleanup
+          ? {
+              organization_cleanup: requested.organizationCleanup.map((step) => ({
+                what: step.what,
+                console_url: step.consoleUrl,
+                cli_command: step.cliCommand,
+              })),
+            }
+          : {}),
         ...(cleanup
           ? {
               customer_cleanup: {

@@ -383,6 +383,13 @@ export function mountOperator({ main, nav }) {
       announce(`${what} refused: ${error.message}`);
       return;
     }
+    if (!accepted.run_id) {
+      // A tenant connected through its organization alone: its accounts' destroys run in the background.
+      await showTenant(slug);
+      const text = `${what}: ${accepted.accounts_offboarding} accounts being offboarded`;
+      replace(document.getElementById("operator-message"), h("p", { className: "notice" }, text));
+      return announce(text);
+    }
     await showTenant(slug, accepted.run_id);
     const line = h(
       "p",

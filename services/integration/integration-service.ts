@@ -29,6 +29,7 @@ import { recordAudit } from "../core/audit-store";
 import { isAdmin, type Principal } from "../core/principal";
 import { AWS_CREDENTIAL_TYPE, awsCredentialContext, type AwsCredentialData } from "../core/aws-credential-store";
 import { bootstrapRoleArn, type OffboardingInstructions } from "./bootstrap-link-fns";
+import { buildOrganizationCleanup, type OrganizationCleanupStep } from "./organization-template-fns";
 import type { BootstrapLinkService, TenantBootstrap } from "./bootstrap-link-service";
 import { bootstrapNames } from "./bootstrap-policy-fns";
 import { bootstrapRoleArnProblem, parseRoleArn, PLATFORM_ACCOUNT_MESSAGE } from "./bootstrap-role-rules-fns";
@@ -309,6 +310,11 @@ export function createIntegrationService(deps: IntegrationServiceDeps) {
       const links = linkService();
       const externalId = await tenantExternalId(db, deps.keyring, org.id);
       return links.organizationLinkFor({ ...input, tenantSlug: org.slug, externalId, region: input.region ?? homeRegionOf(org) });
+    },
+
+    /** How the customer removes the organization's StackSet and stack after offboarding (any region the link used). */
+    organizationCleanup(org: Organization, targetOus: readonly string[]): OrganizationCleanupStep[] {
+      return buildOrganizationCleanup({ tenantSlug: org.slug, region: homeRegionOf(org), targetOus });
     },
 
     bootstrapCleanup(org: Organization): OffboardingInstructions | undefined {

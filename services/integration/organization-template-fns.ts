@@ -168,3 +168,38 @@ export function buildOrganizationTemplate(args: OrganizationTemplateArgs): Recor
 export function renderOrganizationTemplate(args: OrganizationTemplateArgs): string {
   return `${JSON.stringify(buildOrganizationTemplate(args), null, 2)}\n`;
 }
+
+export interface OrganizationCleanupStep {
+  what: string;
+  consoleUrl: string;
+  cliCommand: string;
+}
+
+/**
+ * What the customer removes after the offboarding destroyed every account's Mini-XDR resources (the destroys use the
+ * bootstrap roles, so these go last): the StackSet's stack instances (which delete the bootstrap roles), the StackSet,
+ * then the organization stack (the reader role, and the management account's role when it was opted in).
+ */
+export function buildOrganizationCleanup(input: { tenantSlug: string; region: string; targetOus: readonly string[] }): OrganizationCleanupStep[] {
+  const names = organizationNames(input.tenantSlug);
+  const base = `https://${input.region}.console.aws.amazon.com/cloudformation/home?region=${input.region}`;
+  const stackSetUrl = `${base}#/stacksets/${encodeURIComponent(names.stackSetName)}/info?permissions=service`;
+  const ous = input.targetOus.length > 0 ? input.targetOus.join(",") : "<your root id, r-...>";
+  return [
+    {
+      what: `Delete the stack instances of the StackSet ${names.stackSetName} (this removes the Mini-XDR bootstrap role from every member account)`,
+      consoleUrl: stackSetUrl,
+      cliCommand: `aws cloudformation delete-stack-instances --stack-set-name ${names.stackSetName} --deployment-targets OrganizationalUnitIds=${ous} --regions ${input.region} --no-retain-stacks --region ${input.region}`,
+    },
+    {
+      what: `Delete the StackSet ${names.stackSetName} once its instances are gone`,
+      consoleUrl: stackSetUrl,
+      cliCommand: `aws cloudformation delete-stack-set --stack-set-name ${names.stackSetName} --region ${input.region}`,
+    },
+    {
+      what: `Delete the stack ${names.stackName} in the management account (the reader role, and the management account's bootstrap role if you opted it in)`,
+      consoleUrl: `${base}#/stacks?filteringText=${encodeURIComponent(names.stackName)}&filteringStatus=active&viewNested=true`,
+      cliCommand: `aws cloudformation delete-stack --stack-name ${names.stackName} --region ${input.region}`,
+    },
+  ];
+}

@@ -5,21 +5,26 @@
  *
  *   connect -> (quick start) up -> discovering -> deploying -> validating -> completed   (action_required and back)
  */
-import { eq } from "drizzle-orm";
+import { and, desc, eq } from "drizzle-orm";
+import { stackNameFor } from "../../automation/stack-name";
 import type { AutomationSettings } from "../../automation";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { organizations, type DiscoveryScan, type Organization, type Run } from "../../db/schema";
+import { organizations, runs, type DiscoveryScan, type Organization, type Run } from "../../db/schema";
 import { ConflictError } from "../../lib/errors";
 import { neutralUpstreamText } from "../../lib/upstream-errors";
 import { notifyRunFinished } from "../core/notification-events";
-import { systemPrincipal, type Principal } from "../core/principal";
+import { loadAwsCredential } from "../core/aws-credential-store";
+import { recordAudit } from "../core/audit-store";
+import { requireAdmin, systemPrincipal, type Principal } from "../core/principal";
 import { approvalRequired, type RequestedRun } from "../core/run-requests";
 import { TenantAwsAccessError } from "../core/tenant-aws-session";
 import type { ScanQueue } from "../discovery/scan-queue";
 import type { FleetCoordinator } from "../fleet/fleet-coordinator";
 import type { driftFollowUp } from "../fleet/drift";
+import type { OffboardingInstructions } from "../integration/bootstrap-link-fns";
 import type { ConnectAwsInput, IntegrationService } from "../integration/integration-service";
+import type { OrganizationCleanupStep } from "../integration/organization-template-fns";
 import { refreshRollout } from "../rollout/rollout-refresh";
 import type { OrganizationService } from "../organization/organization-service";
 import type { RunService } from "../run/run-service";
@@ -30,12 +35,19 @@ import { STARTS_ON_CONNECT, statusAfterRun, WAITING_FOR_CONNECT } from "./onboar
 import { moveOnboardingStatus } from "./onboarding-status-store";
 import { tenantProgress } from "./progress";
 
+/** What offboarding answers: the home stack's destroy (when it has one), the accounts offboarding, the customer's clean-up. */
+export interface TenantOffboarding extends Partial<RequestedRun> {
+  accountsOffboarding: number;
+  customerCleanup?: OffboardingInstructions;
+  organizationCleanup?: OrganizationCleanupStep[];
+}
+
 export interface OnboardingServiceDeps {
   db: DrizzleDatabase;
   keyring: Keyring;
   automation: AutomationSettings;
   tenants: Pick<TenantService, "reload">;
-  integrations: Pick<IntegrationService, "connectAws" | "bootstrapCleanup">;
+  integrations: Pick<IntegrationService, "connectAws" | "bootstrapCleanup" | "organizationCleanup">;
   runs: Pick<RunService, "request" | "offboard">;
   scans: Pick<ScanQueue, "request">;
   /** Drift records (and remediates) what a drift run found. */
@@ -43,7 +55,7 @@ export interface OnboardingServiceDeps {
   /** A fleet run waiting on a finished run starts its next tenant without waiting for the coordinator's next poll. */
   fleet?: Pick<FleetCoordinator, "tick">;
   /** A run on an organization member account's stack moves that account, not the tenant. */
-  organizations?: Pick<OrganizationService, "afterAccountRun">;
+  organizations?: Pick<OrganizationService, "afterAccountRun" | "offboardAccounts" | "liveAccounts" | "targetOus">;
   log?(message: string): void;
 }
 
@@ -71,12 +83,31 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
     await advanceOnboardingStatus(db, organizationId, now);
   }
 
+  /** Organization accounts still being offboarded hold the tenant's offboarding open. */
+  const liveMembers = (organizationId: number) => deps.organizations?.liveAccounts(organizationId) ?? Promise.resolve(0);
+
+  /**
+   * An offboarding tenant is done when its home stack is gone (destroyed, or it never had one) and no organization
+   * account is left.
+   */
+  async function completeOffboardingWhenDone(org: Organization): Promise<void> {
+    if (org.onboardingStatus !== "offboarding" || (await liveMembers(org.id)) > 0) return;
+    const [lastHomeRun] = await db
+      .select({ kind: runs.kind, status: runs.status })
+      .from(runs)
+      .where(and(eq(runs.organizationId, org.id), eq(runs.stackName, stackNameFor(org.slug))))
+      .orderBy(desc(runs.requestedAt))
+      .limit(1);
+    const homeGone = !lastHomeRun || (lastHomeRun.kind === "destroy" && lastHomeRun.status === "succeeded");
+    if (homeGone) await completeOffboarding(deps, org.id, org.slug);
+  }
+
   async function onboardingAfterRun(run: Run): Promise<void> {
     const [org] = await db.select().from(organizations).where(eq(organizations.id, run.organizationId));
     if (!org) return;
     const next = statusAfterRun(org.onboardingStatus, run);
     if (!next) return;
-    if (next.completeOffboarding) return completeOffboarding(deps, org.id, org.slug);
+    if (next.completeOffboarding) return completeOffboardingWhenDone(org);
     await moveOnboardingStatus(db, org.id, next.status);
     if (next.discover) await deps.scans.request({ organizationId: org.id, trigger: "after_up", actor: "system:after-up" });
   }
@@ -84,8 +115,11 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
   return {
     /** What follows a finished run: onboarding moves on, drift is recorded (and remediated), webhooks are told, the fleet goes on. */
     async afterRun(run: Run): Promise<void> {
-      if (run.awsAccountId) await deps.organizations?.afterAccountRun(run);
-      else {
+      if (run.awsAccountId) {
+        await deps.organizations?.afterAccountRun(run);
+        const [org] = await db.select().from(organizations).where(eq(organizations.id, run.organizationId));
+        if (org) await completeOffboardingWhenDone(org);
+      } else {
         await onboardingAfterRun(run);
         await deps.drift.onRunFinished(run);
       }
@@ -103,6 +137,12 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
     /** The rollout may have moved (read, an agent enrolled, a retry): the status follows. */
     afterRolloutChange: (organizationId: number, details: { refreshError?: string } = {}) =>
       advanceOnboardingStatus(db, organizationId, new Date(), details),
+
+    /** The organization's accounts moved (a reconcile settled or offboarded some): an offboarding may be done now. */
+    async afterAccountsChanged(organizationId: number): Promise<void> {
+      const [org] = await db.select().from(organizations).where(eq(organizations.id, organizationId));
+      if (org) await completeOffboardingWhenDone(org);
+    },
 
     /** The bootstrap role answered: with the quick-start flow, the first preview/up starts by itself. */
     async afterConnect(organizationId: number): Promise<void> {
@@ -127,9 +167,29 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
     },
 
     /** Offboarding: destroy, then (when it succeeds) the stack is removed and the tenant's records closed; what the customer removes itself. */
-    async offboard(principal: Principal, org: Organization) {
-      const requested = await deps.runs.offboard(principal, org);
-      return { ...requested, customerCleanup: deps.integrations.bootstrapCleanup(org) };
+    async offboard(principal: Principal, org: Organization): Promise<TenantOffboarding> {
+      const members = await liveMembers(org.id);
+      if (members === 0) {
+        const requested = await deps.runs.offboard(principal, org);
+        return { ...requested, accountsOffboarding: 0, customerCleanup: deps.integrations.bootstrapCleanup(org) };
+      }
+      requireAdmin(principal);
+      if (org.onboardingStatus === "offboarded") throw new ConflictError(`tenant ${JSON.stringify(org.slug)} was offboarded already`);
+      // The home stack is destroyed as for any tenant; a tenant connected through its organization alone has none.
+      const home = await loadAwsCredential(db, deps.keyring, org.id);
+      const requested = home ? await deps.runs.offboard(principal, org) : undefined;
+      if (!home) {
+        await moveOnboardingStatus(db, org.id, "offboarding");
+        await recordAudit(db, principal, { action: "tenant.offboard", organizationId: org.id, target: `tenant:${org.slug}` });
+      }
+      const accountsOffboarding = await deps.organizations!.offboardAccounts(principal, org);
+      await completeOffboardingWhenDone(await deps.tenants.reload(org));
+      return {
+        ...(requested ?? {}),
+        accountsOffboarding,
+        customerCleanup: home ? deps.integrations.bootstrapCleanup(org) : undefined,
+        organizationCleanup: deps.integrations.organizationCleanup(org, (await deps.organizations!.targetOus(org.id)) ?? []),
+      };
     },
 
     progress: (org: Organization) => tenantProgress(db, org.id),

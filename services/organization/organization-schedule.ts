@@ -6,14 +6,14 @@ import type { OrganizationService } from "./organization-service";
 
 export function startOrganizationReconcile(
   organizations: Pick<OrganizationService, "reconcileAll">,
-  options: { intervalMs: number; work: boolean; log?(message: string): void },
+  options: { intervalMs: number; work: boolean; log?(message: string): void; after?(organizationId: number): Promise<void> },
 ): { stop(): Promise<void> } {
   if (!options.work) return { stop: async () => undefined };
   let running: Promise<void> | undefined;
   const timer = setInterval(() => {
     if (running) return;
     running = organizations
-      .reconcileAll()
+      .reconcileAll(options.after)
       .catch((error: unknown) => options.log?.(`organization reconcile: ${error instanceof Error ? error.message : String(error)}`))
       .finally(() => {
         running = undefined;

@@ -27,6 +27,7 @@ import {
   type StatusReason,
   type TenantAwsAccount,
   type TenantAwsOrganization,
+  TERMINAL_RUN_STATUSES,
 } from "../../db/schema";
 import { ConflictError, NotFoundError, UnprocessableError, UpstreamUnavailableError } from "../../lib/errors";
 import { customerRoleNames } from "../../programs/tenant/naming";
@@ -109,6 +110,10 @@ const OUT_OF_SCOPE_TEXT: Record<OutOfScopeReason | "not_in_organization", string
 
 /** Accounts with a missing bootstrap role checked again per listing (three AssumeRole calls each). */
 const RECHECKS_PER_LISTING = 50;
+
+/** A tenant's organization accounts that are not offboarded. */
+const liveMembersOf = (organizationId: number) =>
+  and(eq(tenantAwsAccounts.organizationId, organizationId), eq(tenantAwsAccounts.source, "organization"), isNull(tenantAwsAccounts.offboardedAt));
 
 const bootstrapRoleArnOf = (org: Pick<Organization, "slug">, accountId: string) =>
   `arn:aws:iam::${accountId}:role/${customerRoleNames(org.slug).bootstrapRoleName}`;
@@ -267,22 +272,62 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
    * max_concurrent_accounts busy at once, none while the failures reached max_failed_accounts. Picked under the
    * tenant's lock; the role checks (STS) happen outside it.
    */
+  /** The account follows its finished run (once: only the run it waits for moves it). */
+  async function settleAccountRun(run: Pick<Run, "id" | "organizationId" | "awsAccountId" | "kind" | "status" | "error">): Promise<void> {
+    if (!run.awsAccountId) return;
+    const [account] = await db
+      .select()
+      .from(tenantAwsAccounts)
+      .where(and(eq(tenantAwsAccounts.organizationId, run.organizationId), eq(tenantAwsAccounts.accountId, run.awsAccountId)));
+    if (account?.lastRunId !== run.id) return;
+    const waitsFor = and(eq(tenantAwsAccounts.id, account.id), eq(tenantAwsAccounts.lastRunId, run.id));
+    // A destroy stopped by a restart (or cancelled) while its account is being offboarded is started again.
+    if (run.kind === "destroy" && ["interrupted", "cancelled"].includes(run.status)) {
+      await db.update(tenantAwsAccounts).set({ status: "offboarding", lastRunId: null }).where(waitsFor);
+      return;
+    }
+    const outcome = accountStatusAfterRun(run);
+    if (!outcome) return;
+    await db
+      .update(tenantAwsAccounts)
+      .set({ status: outcome.status, statusReasons: outcome.reasons, ...(outcome.offboarded ? { offboardedAt: new Date() } : {}) })
+      .where(waitsFor);
+    if (outcome.offboarded)
+      await deps.removeStack(account.stackName).catch((error: unknown) => deps.log?.(`removing ${account.stackName}: ${String(error)}`));
+  }
+
+  /**
+   * Busy accounts whose run ended without its follow-up (the replica that executed it died): settled here, so a
+   * restart resumes where the rows say, never stuck on a run that will not finish.
+   */
+  async function settleOrphanedRuns(organizationId: number): Promise<void> {
+    const waiting = await db
+      .select({ runId: tenantAwsAccounts.lastRunId })
+      .from(tenantAwsAccounts)
+      .where(
+        and(
+          eq(tenantAwsAccounts.organizationId, organizationId),
+          inArray(tenantAwsAccounts.status, ["provisioning", "offboarding"]),
+          isNotNull(tenantAwsAccounts.lastRunId),
+        ),
+      );
+    const runIds = waiting.map((row) => row.runId!);
+    if (runIds.length === 0) return;
+    const finished = await db
+      .select()
+      .from(runs)
+      .where(and(inArray(runs.id, runIds), inArray(runs.status, [...TERMINAL_RUN_STATUSES])));
+    for (const run of finished) await settleAccountRun(run);
+  }
+
   async function advance(organizationId: number): Promise<string[]> {
     const org = await tenantOf(organizationId);
+    await settleOrphanedRuns(organizationId);
     const claimed = await db.transaction(async (tx) => {
       await lock(tx, organizationId);
       const [connection] = await tx.select().from(tenantAwsOrganizations).where(eq(tenantAwsOrganizations.organizationId, organizationId));
       if (!connection) return [];
-      const rows = await tx
-        .select()
-        .from(tenantAwsAccounts)
-        .where(
-          and(
-            eq(tenantAwsAccounts.organizationId, organizationId),
-            eq(tenantAwsAccounts.source, "organization"),
-            isNull(tenantAwsAccounts.offboardedAt),
-          ),
-        );
+      const rows = await tx.select().from(tenantAwsAccounts).where(liveMembersOf(organizationId));
       const busy = rows.filter((row) => ACCOUNT_BUSY_STATUSES.includes(row.status)).length;
       const offboardingRunning = rows.filter((row) => row.status === "offboarding" && row.lastRunId !== null).length;
       let room = connection.maxConcurrentAccounts - busy - offboardingRunning;
@@ -446,6 +491,9 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
     async reconcile(organizationId: number): Promise<ReconcileOutcome> {
       const org = await tenantOf(organizationId);
       const connection = await connectionOf(organizationId);
+      if (org.onboardingStatus === "offboarding" || org.onboardingStatus === "offboarded") {
+        throw new ConflictError(`tenant ${JSON.stringify(org.slug)} is offboarded or being offboarded: its organization is no longer listed`);
+      }
       const startedAt = new Date();
       const listed = await listing(org, connection);
       const applied = await applyListing(org, startedAt, listed);
@@ -455,37 +503,26 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
       return { listing: applied.record, registered: applied.registered, offboarding: applied.offboarding, started };
     },
 
-    /** Every connected organization, one after the other (the schedule). */
-    async reconcileAll(): Promise<void> {
+    /** Every connected organization, one after the other (the schedule); `after` follows each (the onboarding's turn). */
+    async reconcileAll(after?: (organizationId: number) => Promise<void>): Promise<void> {
       const connected = await db
         .select({ organizationId: tenantAwsOrganizations.organizationId })
         .from(tenantAwsOrganizations)
         .innerJoin(organizations, eq(organizations.id, tenantAwsOrganizations.organizationId))
         .where(isNull(organizations.offboardedAt));
       for (const { organizationId } of connected) {
-        await service
-          .reconcile(organizationId)
+        const org = await tenantOf(organizationId);
+        // An organization being offboarded is no longer listed; its accounts' destroys go on (resumed after a restart).
+        const step = org.onboardingStatus === "offboarding" ? advance(organizationId) : service.reconcile(organizationId);
+        await step
+          .then(() => after?.(organizationId))
           .catch((error: unknown) => deps.log?.(`organization reconcile of tenant ${organizationId}: ${String(error)}`));
       }
     },
 
     /** A member account's run finished: its status follows, and the next account may start. */
     async afterAccountRun(run: Run): Promise<void> {
-      if (!run.awsAccountId) return;
-      const [account] = await db
-        .select()
-        .from(tenantAwsAccounts)
-        .where(and(eq(tenantAwsAccounts.organizationId, run.organizationId), eq(tenantAwsAccounts.accountId, run.awsAccountId)));
-      if (account?.lastRunId !== run.id) return;
-      const outcome = accountStatusAfterRun(run);
-      if (outcome) {
-        await db
-          .update(tenantAwsAccounts)
-          .set({ status: outcome.status, statusReasons: outcome.reasons, ...(outcome.offboarded ? { offboardedAt: new Date() } : {}) })
-          .where(and(eq(tenantAwsAccounts.id, account.id), eq(tenantAwsAccounts.lastRunId, run.id)));
-        if (outcome.offboarded)
-          await deps.removeStack(account.stackName).catch((error: unknown) => deps.log?.(`removing ${account.stackName}: ${String(error)}`));
-      }
+      await settleAccountRun(run);
       await advance(run.organizationId);
     },
 
@@ -513,6 +550,42 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
           ...(row.lastRunId && runById.has(row.lastRunId) ? { lastRun: runById.get(row.lastRunId) } : {}),
         })),
       };
+    },
+
+    /**
+     * Offboarding the tenant: every organization account's stack is destroyed, at most max_concurrent_accounts at a
+     * time (the rows carry the state, so a restart resumes); accounts that never got a stack are offboarded at once.
+     * Answers how many accounts are still being offboarded.
+     */
+    async offboardAccounts(principal: Principal, org: Organization): Promise<number> {
+      requireAdmin(principal);
+      await db.transaction(async (tx) => {
+        await lock(tx, org.id);
+        const live = liveMembersOf(org.id);
+        await tx
+          .update(tenantAwsAccounts)
+          .set({ status: "offboarded", offboardedAt: new Date(), statusReasons: null })
+          .where(and(live, isNull(tenantAwsAccounts.lastRunId)));
+        await tx
+          .update(tenantAwsAccounts)
+          .set({ status: "offboarding", lastRunId: null, statusReasons: null })
+          .where(and(live, isNotNull(tenantAwsAccounts.lastRunId), sql`${tenantAwsAccounts.status} <> 'offboarding'`));
+      });
+      await recordAudit(db, principal, { action: "organization.offboard", organizationId: org.id, target: `tenant:${org.slug}/accounts` });
+      await advance(org.id);
+      return service.liveAccounts(org.id);
+    },
+
+    /** Organization accounts not offboarded yet. */
+    async liveAccounts(organizationId: number): Promise<number> {
+      const rows = await db.select({ id: tenantAwsAccounts.id }).from(tenantAwsAccounts).where(liveMembersOf(organizationId));
+      return rows.length;
+    },
+
+    /** The OUs the organization's StackSet targets (for the customer's clean-up), when one is connected. */
+    async targetOus(organizationId: number): Promise<string[] | undefined> {
+      const [connection] = await db.select().from(tenantAwsOrganizations).where(eq(tenantAwsOrganizations.organizationId, organizationId));
+      return connection?.scopeRules.targetOus;
     },
 
     /** An operator starts a failed or waiting account over. */

@@ -446,6 +446,8 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       "put /v1/tenants/{slug}/integrations/aws": { bootstrap_role_arn: `arn:aws:iam::${bravo.account}:role/MiniXdrBootstrap` },
       "post /v1/tenants/{slug}/tokens": { name: "stolen" },
       "post /v1/tenants/{slug}/runs": { kind: "preview" },
+      "put /v1/tenants/{slug}/integrations/aws/organization": { management_account_id: bravo.account },
+      "post /v1/tenants/{slug}/accounts/{account_id}/runs": { kind: "preview" },
       "post /v1/tenants/{slug}/webhooks": { url: "https://hooks.example.com/stolen", events: ["run.failed"] },
       "post /api/onboarding/v2/quick-start": { provider: "aws", credentials: { role_arn: charlie.roleArn } },
       "post /api/onboarding/v2/integrations/setup": { provider: "aws", credentials: { role_arn: charlie.roleArn } },
@@ -455,6 +457,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       if (name === "provider") return "aws";
       if (name === "id") return randomUUID();
       if (name === "instance_id") return "i-0123456789abcdef0";
+      if (name === "account_id") return bravo.account;
       if (name === "tokenId") return "1";
       return parameter?.schema?.enum?.[0] ?? "x";
     };
@@ -1006,6 +1009,8 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       "post /v1/tenants/{slug}/tokens": { name: "x" },
       "post /v1/tokens": { name: "x" },
       "post /v1/tenants/{slug}/runs": { kind: "preview" },
+      "put /v1/tenants/{slug}/integrations/aws/organization": { management_account_id: "123456789012" },
+      "post /v1/tenants/{slug}/accounts/{account_id}/runs": { kind: "preview" },
       "post /v1/tenants/{slug}/webhooks": { url: "https://hooks.example.com/x", events: ["run.failed"] },
       "post /v1/webhooks": { url: "https://hooks.example.com/x", events: ["run.failed"] },
       "post /v1/fleet/runs": { kind: "preview", tenants: { slugs: [NO_SUCH_TENANT] } },
@@ -1029,7 +1034,15 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
         // A valid slug of no tenant: if a check were missing, nothing would change.
         const concrete = (slug: string) =>
           path.replace(/\{(\w+)\}/g, (_, name: string) =>
-            name === "slug" ? slug : name === "runId" || name === "id" ? randomUUID() : name === "provider" ? "aws" : "x",
+            name === "slug"
+              ? slug
+              : name === "runId" || name === "id"
+                ? randomUUID()
+                : name === "provider"
+                  ? "aws"
+                  : name === "account_id"
+                    ? "123456789012"
+                    : "x",
           );
         const schema = resolve(operation.requestBody?.content?.["application/json"]?.schema);
         const example = exampleBodies[key];

@@ -23,6 +23,8 @@ export interface TestPlatform {
   adminToken: string;
   /** Drains and closes the platform, drops its database and files. */
   stop(): Promise<void>;
+  /** Drains and closes the platform alone (a replica going away): its database and state stay for the others. */
+  stopService(): Promise<void>;
 }
 
 export interface TestPlatformOptions {
@@ -62,15 +64,20 @@ export async function startTestPlatform({ env = {}, onServerError, shareWith }: 
           throw new Error(`unexpected server error: ${message}`);
         }),
     });
+    let stopped: Promise<void> | undefined;
+    const stopService = () => {
+      stopped ??= platform.drain().then(() => platform.close());
+      return stopped;
+    };
     return {
       platform,
       app,
       adminToken,
       databaseUrl: scratch.databaseUrl,
       backendUrl,
+      stopService,
       async stop() {
-        await platform.drain();
-        await platform.close();
+        await stopService();
         await scratch.cleanup();
         await rm(dataDir, { recursive: true, force: true });
       },

@@ -424,3 +424,69 @@ describe("an AWS Organization connected with one link", () => {
     expect(rows.filter((row) => newcomers.includes(row.accountId))).toHaveLength(2);
   });
 });
+
+describe("offboarding an organization", () => {
+  it("destroys every account's stack, a few at a time, resumes on another replica when one stops, and tells the customer what to delete", async () => {
+    expect(replica, "the replicas test runs first").toBeDefined();
+    const db = service.platform.database.db;
+    const live = (await accountRows()).filter((row) => row.source === "organization" && row.offboardedAt === null);
+    expect(live.length).toBeGreaterThanOrEqual(10);
+
+    const earlierDestroys = new Set(
+      (
+        await db
+          .select({ id: runs.id })
+          .from(runs)
+          .where(and(eq(runs.organizationId, tenant.id), eq(runs.kind, "destroy")))
+      ).map((run) => run.id),
+    );
+    const offboard = await call(service.app, "POST", `/v1/tenants/${tenant.slug}/offboard`);
+    expect(offboard.status, offboard.text).toBe(202);
+    expect(offboard.body).toMatchObject({
+      kind: "destroy",
+      stack_name: `tenant-${tenant.slug}`,
+      accounts_offboarding: live.length,
+      organization_cleanup: [
+        { cli_command: expect.stringContaining(`delete-stack-instances --stack-set-name MiniXdr-Bootstrap-${tenant.slug}`) },
+        { cli_command: expect.stringContaining(`delete-stack-set --stack-set-name MiniXdr-Bootstrap-${tenant.slug}`) },
+        { cli_command: expect.stringContaining(`delete-stack --stack-name MiniXdr-Organization-${tenant.slug}`) },
+      ],
+    });
+    expect(offboard.body.organization_cleanup[0].console_url).toMatch(/^https:\/\/us-east-1\.console\.aws\.amazon\.com\/cloudformation\//);
+    // At most max_concurrent_accounts destroys are requested at once.
+    const started = (
+      await db
+        .select()
+        .from(runs)
+        .where(and(eq(runs.organizationId, tenant.id), eq(runs.kind, "destroy"), isNotNull(runs.awsAccountId)))
+    ).filter((run) => !earlierDestroys.has(run.id));
+    expect(started.length).toBeGreaterThan(0);
+    expect(started.length).toBeLessThanOrEqual(MAX_CONCURRENT_ACCOUNTS);
+
+    // The first replica goes away mid-offboarding, once the home stack is destroyed (a home destroy cut short is the
+    // operator's to request again, as for any tenant); the other resumes the accounts from the rows (its schedule).
+    await waitUntil("the home stack destroyed", async () => {
+      const [run] = await db.select().from(runs).where(eq(runs.id, offboard.body.run_id));
+      return run?.status === "succeeded" ? run : undefined;
+    });
+    await service.stopService();
+    const replicaDb = replica!.platform.database.db;
+    await waitUntil("the tenant offboarded", async () => {
+      const [row] = await replicaDb.select().from(organizations).where(eq(organizations.id, tenant.id));
+      return row?.onboardingStatus === "offboarded" ? row : undefined;
+    });
+    const rows = await replicaDb.select().from(tenantAwsAccounts).where(eq(tenantAwsAccounts.organizationId, tenant.id));
+    expect(rows.filter((row) => row.source === "organization" && row.status !== "offboarded")).toEqual([]);
+    for (const name of ["root-1", "payments-2", "security-1", "staging-1"]) {
+      expect(await roleExists(accounts[name]!, `MiniXdrAccess-${tenant.slug}`), name).toBe(false);
+    }
+    expect(await roleExists(management.accountId, `MiniXdrAccess-${tenant.slug}`)).toBe(false);
+    // Every account's stack was destroyed once (a destroy stopped by the first replica's going was started again).
+    const destroys = await replicaDb
+      .select()
+      .from(runs)
+      .where(and(eq(runs.organizationId, tenant.id), eq(runs.kind, "destroy"), isNotNull(runs.awsAccountId)));
+    const succeeded = new Set(destroys.filter((run) => run.status === "succeeded").map((run) => run.awsAccountId));
+    expect(succeeded.size).toBe(live.length + 1); // dev-1's, from the earlier test, too
+  });
+});
