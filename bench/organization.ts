@@ -6,6 +6,7 @@
  * loopback, the real Pulumi CLI, the service as a process on a scratch database of the test PostgreSQL server.
  *
  *   npm run bench:organization            (ORG_ACCOUNTS=50, ORG_INSTANCES=20 per account and region)
+ *   BENCH_PARTS=memory npm run bench:organization       only the memory figure
  *
  * Prints per variant: wall seconds from the stack's creation to the last account completed (with the StackSet's
  * deployment, which test/harness/aws-organization.ts performs account by account as AWS would), of which the
@@ -34,6 +35,8 @@ const CONCURRENCIES = [2, 4, 8];
 const REGIONS = ["us-east-1", "eu-west-1"];
 const BUCKET = "mini-xdr-bench-organization";
 const ROWS_FOR_MEMORY = 500;
+/** BENCH_PARTS=memory: only the memory figure (a minute). */
+const PARTS = (process.env.BENCH_PARTS ?? "onboarding,memory").split(",");
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const fmt = (value: number, digits = 1) => value.toFixed(digits);
@@ -123,7 +126,7 @@ try {
   console.log(
     `organization bench: ${ACCOUNTS} accounts x ${REGIONS.length} regions x ${INSTANCES} instances, max_concurrent_accounts ${CONCURRENCIES.join(", ")}`,
   );
-  for (const concurrency of CONCURRENCIES) {
+  for (const concurrency of PARTS.includes("onboarding") ? CONCURRENCIES : []) {
     const result = await onboardOrganization(concurrency);
     console.log(
       `max_concurrent_accounts ${concurrency}: ${fmt(result.wall)} s from the management stack's creation to every account completed ` +
@@ -132,7 +135,11 @@ try {
     );
   }
 
-  // The service's memory with 500 accounts' rows: 10 tenants of 50 accounts each, every accounts view served.
+  // The service's memory with 500 accounts' rows: 10 tenants of 50 accounts each, every accounts view served, in a
+  // service started afresh (what the runs above left in memory is theirs, not the rows').
+  await service.stop();
+  await service.start();
+  const idle = await processMemory(service.server.child.pid!);
   const sql = service.sql;
   for (let tenant = 0; tenant < ROWS_FOR_MEMORY / 50; tenant++) {
     const slug = `bmem${tenant}-${randomBytes(2).toString("hex")}`;
@@ -153,7 +160,10 @@ try {
     if (view.status !== 200 || view.body.total !== 50) throw new Error(`accounts of ${slug}: ${view.status}`);
   }
   const memory = await processMemory(service.server.child.pid!);
-  console.log(`service memory with ${ROWS_FOR_MEMORY} more accounts' rows served: ${fmt((memory?.rssKiB ?? 0) / 1024, 0)} MiB resident (VmRSS)`);
+  console.log(
+    `service memory, started afresh: ${fmt((idle?.rssKiB ?? 0) / 1024, 0)} MiB resident idle; with ${ROWS_FOR_MEMORY} more accounts' rows, ` +
+      `every accounts view served: ${fmt((memory?.rssKiB ?? 0) / 1024, 0)} MiB (VmRSS)`,
+  );
 } finally {
   await service.close();
   s3.destroy();

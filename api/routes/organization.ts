@@ -179,7 +179,7 @@ const reconcileRoute = createRoute({
   path: "/{slug}/integrations/aws/organization/reconcile",
   operationId: "reconcileAwsOrganization",
   tags: ["integrations"],
-  summary: "List the organization now and onboard or offboard what changed (a failed listing changes nothing)",
+  summary: "List the organization now and onboard or offboard what changed (a failed listing changes nothing; a tenant token at most every 10 s)",
   security,
   request: { params: slugParamsSchema },
   responses: { 200: json(reconcileSchema, "the listing's outcome"), ...errorResponses, ...postErrorResponses },
@@ -322,7 +322,7 @@ export function organizationRouter({ integrations, organizations }: Pick<Service
 
   router.openapi(reconcileRoute, async (c) => {
     const org = await c.var.tenant();
-    return c.json(presentReconcile(await organizations.reconcile(org.id)), 200);
+    return c.json(presentReconcile(await organizations.reconcileOnDemand(c.get("principal"), org)), 200);
   });
 
   router.openapi(accountsRoute, async (c) => c.json(presentAccounts(await organizations.accounts(await c.var.tenant())), 200));

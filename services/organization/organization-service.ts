@@ -29,11 +29,11 @@ import {
   type TenantAwsOrganization,
   TERMINAL_RUN_STATUSES,
 } from "../../db/schema";
-import { ConflictError, NotFoundError, UnprocessableError, UpstreamUnavailableError } from "../../lib/errors";
+import { ConflictError, NotFoundError, RateLimitedError, UnprocessableError, UpstreamUnavailableError } from "../../lib/errors";
 import { customerRoleNames } from "../../programs/tenant/naming";
 import { assumeRoleCredentials, sessionNameFor, type CredentialsProvider } from "../core/assume-role";
 import { recordAudit } from "../core/audit-store";
-import { requireAdmin, systemAdminPrincipal, type Principal } from "../core/principal";
+import { isAdmin, requireAdmin, systemAdminPrincipal, type Principal } from "../core/principal";
 import { approvalRequired, type RequestedRun, type RunRequestOptions } from "../core/run-requests";
 import { tenantExternalId } from "../core/tenant-external-id";
 import type { RunKind } from "../../db/schema";
@@ -107,6 +107,9 @@ const OUT_OF_SCOPE_TEXT: Record<OutOfScopeReason | "not_in_organization", string
   management_account_not_opted_in: "the management account is covered only when opted in",
   not_in_organization: "the account is no longer in the organization",
 };
+
+/** A tenant's own reconciles on demand, at most one per this many seconds. */
+const ON_DEMAND_RECONCILE_SECONDS = 10;
 
 /** Accounts with a missing bootstrap role checked again per listing (three AssumeRole calls each). */
 const RECHECKS_PER_LISTING = 50;
@@ -501,6 +504,23 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
       else await recheckMissingRoles(org);
       const started = await advance(organizationId);
       return { listing: applied.record, registered: applied.registered, offboarding: applied.offboarding, started };
+    },
+
+    /**
+     * A reconcile a caller asks for. A tenant may ask at most once per ON_DEMAND_RECONCILE_SECONDS (each one lists its
+     * whole organization): sooner, 429 with when to ask again.
+     */
+    async reconcileOnDemand(principal: Principal, org: Organization): Promise<ReconcileOutcome> {
+      const connection = await connectionOf(org.id);
+      const last = connection.lastListing ? Date.parse(connection.lastListing.finishedAt) : 0;
+      const wait = Math.ceil((last + ON_DEMAND_RECONCILE_SECONDS * 1000 - Date.now()) / 1000);
+      if (!isAdmin(principal) && wait > 0) {
+        throw new RateLimitedError(`the organization was listed less than ${ON_DEMAND_RECONCILE_SECONDS} s ago; ask again in ${wait} s`, {
+          code: "reconcile_too_soon",
+          retryAfterSeconds: wait,
+        });
+      }
+      return service.reconcile(org.id);
     },
 
     /** Every connected organization, one after the other (the schedule); `after` follows each (the onboarding's turn). */

@@ -47,6 +47,7 @@ const tenant = (prefix: string) => newTenantRecord(`${prefix}-${suffix}`);
 const acme = tenant("acme"); // a: the tenant admin's onboarding
 const bulk = tenant("bulk"); // b: 10,000 assets
 const beta = tenant("beta"); // c: approval required; previewed, applied and offboarded by the operator
+const orgco = tenant("orgco"); // e2: an AWS Organization's accounts
 const click = tenant("click"); // e: the one-click quick start through the quick-create link
 
 const isQuickCreateLink = (url: string) => new URL(url).host === `${REGION}.console.aws.amazon.com`;
@@ -528,6 +529,72 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     await service.settledRun(click.slug, offboard.body.run_id);
     await awsAsCustomer(customer, offboard.body.customer_cleanup.cli_command.split(" ").slice(1));
     await page.close();
+  });
+
+  it("e2. an organization's accounts: the organization card, the Accounts view with each reason and fix, the operator's retry and exclude", async () => {
+    await createTenantAndToken(orgco);
+    const [org] = await service.sql<{ id: number }[]>`select id from organizations where slug = ${orgco.slug}`;
+    // The organization as a listing left it (rows written directly: the listing itself is tested on moto elsewhere).
+    await service.sql`insert into tenant_aws_organizations ${service.sql({
+      organization_id: org!.id,
+      management_account_id: "111122223333",
+      reader_role_arn: `arn:aws:iam::111122223333:role/MiniXdrOrgReader-${orgco.slug}`,
+      scope_rules: service.sql.json({ targetOus: [], excludeOus: [], excludeAccounts: [], includeManagementAccount: false }),
+    })}`;
+    const account = (accountId: string, name: string, status: string, reasons: unknown = null) => ({
+      organization_id: org!.id,
+      account_id: accountId,
+      name,
+      source: "organization",
+      ou_path: service.sql.json(["r-ab12", "ou-ab12-prod0001"]),
+      stack_name: `tenant-${orgco.slug}--${accountId}`,
+      status,
+      status_reasons: reasons === null ? null : service.sql.json(reasons as never),
+    });
+    await service.sql`insert into tenant_aws_accounts ${service.sql([
+      account("222233334444", "Payments ☁ prod", "completed"),
+      account("333344445555", "Data lake", "action_required", [
+        {
+          reason: "the bootstrap role does not answer: the StackSet has not created it in this account (yet)",
+          fix: "check the StackSet's stack instance",
+        },
+      ]),
+      account("444455556666", "Sandbox", "not_started"),
+    ])}`;
+
+    const page = await signIn(orgco.token!);
+    await page.locator("#organization-card").getByRole("heading", { name: "An AWS Organization" }).waitFor();
+    expect(await page.getByLabel("Management account ID").isVisible()).toBe(true);
+    await page.getByRole("button", { name: "Accounts", exact: true }).click();
+    // The three of the organization and the home account the tenant was created with.
+    await page.locator(".table-count", { hasText: "4 rows" }).waitFor();
+    const lake = page.locator('tbody tr[data-row-key="333344445555"]');
+    expect(await lake.innerText()).toContain("the bootstrap role does not answer");
+    expect(await lake.innerText()).toContain("Fix: check the StackSet's stack instance");
+    expect(await page.locator("#accounts-summary").innerText()).toMatch(/4 accounts: .*1 completed/);
+    expect(await page.locator(`tbody tr[data-row-key="${orgco.account}"]`).innerText()).toContain("connected directly");
+    await checkScreen(page, "19-tenant-accounts");
+    await page.close();
+
+    // The operator retries the account that needs action, then excludes another.
+    const operator = await signIn(adminToken);
+    await operator.locator(`tr[data-tenant="${orgco.slug}"]`).getByRole("button").click();
+    const lakeRow = operator.locator('#tenant-accounts tr[data-account="333344445555"]');
+    await lakeRow.waitFor();
+    await checkScreen(operator, "20-operator-accounts");
+    await lakeRow.getByRole("button", { name: "Retry" }).click();
+    // The role still does not answer (this account is on no emulator): it needs action again, with the reason.
+    await waitFor("the retried account", async () => {
+      const view = (await call("GET", `/v1/tenants/${orgco.slug}/accounts`)).body;
+      const retried = view.accounts.find((row: { account_id: string }) => row.account_id === "333344445555");
+      return retried.status === "action_required" && retried.status_reasons[0].reason.includes("does not answer") ? retried : undefined;
+    });
+    await operator.locator('#tenant-accounts tr[data-account="444455556666"]').getByRole("button", { name: "Exclude…" }).click();
+    await operator.getByRole("dialog").getByRole("button", { name: "Exclude" }).click();
+    await operator.locator('#tenant-accounts tr[data-account="444455556666"]', { hasText: "offboarded" }).waitFor();
+    const view = (await call("GET", `/v1/tenants/${orgco.slug}/accounts`)).body;
+    expect(view.organization.exclude_accounts).toEqual(["444455556666"]);
+    await operator.close();
   });
 
   it("f (after a–e). no secret in any page or request URL; the browser contacted 127.0.0.1 only (and the AWS console for the quick-create link)", async () => {

@@ -54,10 +54,10 @@ const ous: Record<string, string> = {};
 let stackSetName: string;
 let tenant: { slug: string; id: number };
 
-async function call(app: TestPlatform["app"], method: string, path: string, body?: unknown) {
+async function call(app: TestPlatform["app"], method: string, path: string, body?: unknown, token = admin) {
   const response = await app.request(path, {
     method,
-    headers: { authorization: `Bearer ${admin}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
@@ -242,6 +242,17 @@ describe("an AWS Organization connected with one link", () => {
     for (const row of registered.filter((account) => account.source === "organization")) {
       expect(row).toMatchObject({ source: "organization", stackName: `tenant-${tenant.slug}--${row.accountId}` });
     }
+    // The tenant may ask for a listing itself, but not back to back: each one lists the whole organization.
+    const tenantToken = generateToken("mxdr-tenant");
+    await service.platform.database.db
+      .insert(apiTokens)
+      .values({ tokenHash: hashToken(tenantToken), scope: "tenant", organizationId: tenant.id, name: "tenant admin" });
+    const reconcile = () => call(service.app, "POST", `/v1/tenants/${tenant.slug}/integrations/aws/organization/reconcile`, undefined, tenantToken);
+    const first = await reconcile();
+    expect(first.status === 200 || first.status === 429, first.text).toBe(true);
+    const again = await reconcile();
+    expect(again.status, again.text).toBe(429);
+    expect(again.body.error.code).toBe("reconcile_too_soon");
     const payments = registered.find((row) => row.accountId === accounts["payments-1"])!;
     expect(payments.ouPath).toEqual([organization.rootId, ous.workloads, ous.prod, ous.payments]);
     expect(payments.name).toBe("payments-1 ünïcode ☁");
