@@ -151,7 +151,7 @@ try {
         account_id: accountId,
         name: `account ${index}`,
         source: "organization",
-        stack_name: `tenant-${slug}--${accountId}`,
+        stack_name: `tenant-${slug}_${accountId}`,
         status: "completed",
       };
     });

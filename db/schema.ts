@@ -701,6 +701,8 @@ export const tenantAwsOrganizations = pgTable("tenant_aws_organizations", {
   lastListing: jsonb("last_listing").$type<OrganizationListingRecord>(),
   /** When the last complete listing was applied: a listing started before it is stale and counts no account out. */
   lastCountedListingAt: timestamptz("last_counted_listing_at"),
+  /** The tenant's offboarding began: nothing is registered or started any more, the accounts' destroys go on. */
+  offboardingRequestedAt: timestamptz("offboarding_requested_at"),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 });

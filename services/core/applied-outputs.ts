@@ -1,5 +1,5 @@
 /** The outputs of a tenant's last successful `up`: what its stack actually created (role ARN, document name, ...). */
-import { and, desc, eq, sql } from "drizzle-orm";
+import { and, desc, eq, isNull, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { preparedPerDatabase } from "../../db/prepared-query";
 import { runs, type RunOutputs } from "../../db/schema";
@@ -8,7 +8,10 @@ const lastSucceededUpQuery = preparedPerDatabase((db) =>
   db
     .select({ outputs: runs.outputs })
     .from(runs)
-    .where(and(eq(runs.organizationId, sql.placeholder("organizationId")), eq(runs.kind, "up"), eq(runs.status, "succeeded")))
+    // The tenant's home stack: its organization accounts' stacks have their own outputs.
+    .where(
+      and(eq(runs.organizationId, sql.placeholder("organizationId")), isNull(runs.awsAccountId), eq(runs.kind, "up"), eq(runs.status, "succeeded")),
+    )
     .orderBy(desc(runs.finishedAt))
     .limit(1)
     .prepare("applied_stack_outputs"),

@@ -51,7 +51,7 @@ export async function openScanQueue(boss: PgBoss, db: DrizzleDatabase, options: 
         .selectDistinct({ id: organizations.id })
         .from(organizations)
         .innerJoin(integrationCredentials, eq(integrationCredentials.organizationId, organizations.id))
-        .innerJoin(runs, and(eq(runs.organizationId, organizations.id), eq(runs.kind, "up"), eq(runs.status, "succeeded")))
+        .innerJoin(runs, and(eq(runs.organizationId, organizations.id), isNull(runs.awsAccountId), eq(runs.kind, "up"), eq(runs.status, "succeeded")))
         .where(and(eq(organizations.autoDiscoveryEnabled, true), isNull(organizations.offboardedAt), eq(integrationCredentials.status, "active")));
       const requested: string[] = [];
       for (const org of due) {

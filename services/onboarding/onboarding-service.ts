@@ -168,8 +168,9 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
 
     /** Offboarding: destroy, then (when it succeeds) the stack is removed and the tenant's records closed; what the customer removes itself. */
     async offboard(principal: Principal, org: Organization): Promise<TenantOffboarding> {
-      const members = await liveMembers(org.id);
-      if (members === 0) {
+      // A tenant with an organization connected offboards it too (even before any account was registered).
+      const targetOus = await deps.organizations?.targetOus(org.id);
+      if (targetOus === undefined) {
         const requested = await deps.runs.offboard(principal, org);
         return { ...requested, accountsOffboarding: 0, customerCleanup: deps.integrations.bootstrapCleanup(org) };
       }
@@ -188,7 +189,7 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
         ...(requested ?? {}),
         accountsOffboarding,
         customerCleanup: home ? deps.integrations.bootstrapCleanup(org) : undefined,
-        organizationCleanup: deps.integrations.organizationCleanup(org, (await deps.organizations!.targetOus(org.id)) ?? []),
+        organizationCleanup: deps.integrations.organizationCleanup(org, targetOus),
       };
     },
 

@@ -10,7 +10,7 @@
  * lock, and a listing that started before the last applied one counts nothing out, so two replicas reconciling at once
  * neither register an account twice nor count one listing twice.
  */
-import { and, eq, inArray, isNotNull, isNull, sql } from "drizzle-orm";
+import { and, eq, inArray, isNotNull, isNull, lt, sql } from "drizzle-orm";
 import { stackNameFor } from "../../automation/stack-name";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
@@ -108,6 +108,15 @@ const OUT_OF_SCOPE_TEXT: Record<OutOfScopeReason | "not_in_organization", string
   not_in_organization: "the account is no longer in the organization",
 };
 
+/** How long the organization lock is waited for before the call fails. */
+const LOCK_WAIT_MS = 30_000;
+/** A `connecting` claim older than this lost its replica (the role check takes seconds). */
+const STALE_CLAIM_MS = 5 * 60_000;
+/** The most accounts a tenant token may have onboarding at once (a platform admin may set up to 50). */
+const TENANT_MAX_CONCURRENT_ACCOUNTS = 10;
+
+type DrizzleTransaction = Parameters<Parameters<DrizzleDatabase["transaction"]>[0]>[0];
+
 /** A tenant's own reconciles on demand, at most one per this many seconds. */
 const ON_DEMAND_RECONCILE_SECONDS = 10;
 
@@ -121,14 +130,32 @@ const liveMembersOf = (organizationId: number) =>
 const bootstrapRoleArnOf = (org: Pick<Organization, "slug">, accountId: string) =>
   `arn:aws:iam::${accountId}:role/${customerRoleNames(org.slug).bootstrapRoleName}`;
 
+/** `tenant-<slug>_<account>`: slugs have no underscore, so no tenant's home stack can ever take this name. */
 export function memberStackName(tenantSlug: string, accountId: string): string {
-  return `${stackNameFor(tenantSlug)}--${accountId}`;
+  return `${stackNameFor(tenantSlug)}_${accountId}`;
 }
 
 export function createOrganizationService(deps: OrganizationServiceDeps) {
   const { db } = deps;
-  const lock = (tx: Pick<DrizzleDatabase, "execute">, organizationId: number) =>
-    tx.execute(sql`select pg_advisory_xact_lock(hashtext(${`organization:${organizationId}`}))`);
+  /**
+   * Runs `work` in a transaction holding the tenant's organization lock. A caller that does not get the lock at once
+   * lets its connection go and tries again shortly: waiters never hold pool connections that the holder (which
+   * requests runs, on connections of its own) may need.
+   */
+  async function underTenantLock<T>(organizationId: number, work: (tx: DrizzleTransaction) => Promise<T>): Promise<T> {
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
+      const outcome = await db.transaction(async (tx) => {
+        const [got] = await tx.execute<{ locked: boolean }>(
+          sql`select pg_try_advisory_xact_lock(hashtext(${`organization:${organizationId}`})) as locked`,
+        );
+        return got?.locked ? { done: true as const, value: await work(tx) } : { done: false as const };
+      });
+      if (outcome.done) return outcome.value;
+      if (Date.now() > deadline) throw new Error(`the organization of tenant ${organizationId} stayed locked for ${LOCK_WAIT_MS / 1000} s`);
+      await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 100));
+    }
+  }
 
   async function tenantOf(organizationId: number): Promise<Organization> {
     const [org] = await db.select().from(organizations).where(eq(organizations.id, organizationId));
@@ -171,10 +198,22 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
     result: { tree?: OrganizationTree; error?: string },
   ): Promise<{ record: OrganizationListingRecord; registered: string[]; offboarding: string[] }> {
     const finishedAt = new Date();
-    return db.transaction(async (tx) => {
-      await lock(tx, org.id);
+    return underTenantLock(org.id, async (tx) => {
       const [connection] = await tx.select().from(tenantAwsOrganizations).where(eq(tenantAwsOrganizations.organizationId, org.id));
       if (!connection) throw new NotFoundError("the tenant's organization was disconnected");
+      // Offboarding began while this listing ran: it registers and counts nothing.
+      if (connection.offboardingRequestedAt) {
+        return {
+          record: connection.lastListing ?? {
+            status: "failed",
+            startedAt: startedAt.toISOString(),
+            finishedAt: finishedAt.toISOString(),
+            error: "offboarding",
+          },
+          registered: [],
+          offboarding: [],
+        };
+      }
       const base = { startedAt: startedAt.toISOString(), finishedAt: finishedAt.toISOString() };
       if (!result.tree) {
         const record: OrganizationListingRecord = { ...base, status: "failed", error: result.error };
@@ -326,10 +365,20 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
   async function advance(organizationId: number): Promise<string[]> {
     const org = await tenantOf(organizationId);
     await settleOrphanedRuns(organizationId);
-    const claimed = await db.transaction(async (tx) => {
-      await lock(tx, organizationId);
+    const claimed = await underTenantLock(organizationId, async (tx) => {
       const [connection] = await tx.select().from(tenantAwsOrganizations).where(eq(tenantAwsOrganizations.organizationId, organizationId));
       if (!connection) return [];
+      // A claim whose replica died during the role check: the account waits its turn again.
+      await tx
+        .update(tenantAwsAccounts)
+        .set({ status: "not_started" })
+        .where(
+          and(
+            liveMembersOf(organizationId),
+            eq(tenantAwsAccounts.status, "connecting"),
+            lt(tenantAwsAccounts.updatedAt, new Date(Date.now() - STALE_CLAIM_MS)),
+          ),
+        );
       const rows = await tx.select().from(tenantAwsAccounts).where(liveMembersOf(organizationId));
       const busy = rows.filter((row) => ACCOUNT_BUSY_STATUSES.includes(row.status)).length;
       const offboardingRunning = rows.filter((row) => row.status === "offboarding" && row.lastRunId !== null).length;
@@ -353,7 +402,8 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
           .where(eq(tenantAwsAccounts.id, row.id));
       }
       const failed = rows.filter((row) => row.status === "failed").length;
-      if (failed >= connection.maxFailedAccounts || room <= 0) return [];
+      // Offboarding: destroys only, nothing new starts.
+      if (connection.offboardingRequestedAt || failed >= connection.maxFailedAccounts || room <= 0) return [];
       const waiting = rows.filter((row) => row.status === "not_started").slice(0, room);
       if (waiting.length === 0) return [];
       return tx
@@ -433,9 +483,19 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
         return;
       }
       const kind = approvalRequired(org) ? "preview" : "up";
-      const requested = await deps.runs.requestForAccount(systemAdminPrincipal(ACTOR), org, account, kind, { queue: true });
-      await setStatus("provisioning", null, requested.runId);
-      deps.log?.(`organization ${org.slug}: account ${account.accountId}: ${kind} run ${requested.runId} requested`);
+      // Under the lock, and only if the account is still ours to start: an exclusion or an offboarding that came
+      // during the role check wins, and no stack is created behind its back.
+      const requested = await underTenantLock(org.id, async (tx) => {
+        const [now] = await tx.select({ status: tenantAwsAccounts.status }).from(tenantAwsAccounts).where(eq(tenantAwsAccounts.id, account.id));
+        if (now?.status !== "connecting") return undefined;
+        const run = await deps.runs.requestForAccount(systemAdminPrincipal(ACTOR), org, account, kind, { queue: true });
+        await tx
+          .update(tenantAwsAccounts)
+          .set({ status: "provisioning", statusReasons: null, lastRunId: run.runId })
+          .where(eq(tenantAwsAccounts.id, account.id));
+        return run;
+      });
+      if (requested) deps.log?.(`organization ${org.slug}: account ${account.accountId}: ${kind} run ${requested.runId} requested`);
     } catch (error) {
       await setStatus("action_required", [
         {
@@ -458,7 +518,19 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
           fields: [{ field: "management_account_id", message: "must be the customer's account" }],
         });
       }
+      const [existing] = await db.select().from(tenantAwsOrganizations).where(eq(tenantAwsOrganizations.organizationId, org.id));
+      if (existing?.offboardingRequestedAt) throw new ConflictError(`tenant ${JSON.stringify(org.slug)} is being offboarded`);
       const scopeRules = { ...DEFAULT_SCOPE, ...input.scope };
+      // Accounts an operator excluded stay excluded when the tenant reconnects; only a platform admin lifts them.
+      if (existing && !(isAdmin(principal) && input.scope?.excludeAccounts)) {
+        scopeRules.excludeAccounts = [...new Set([...existing.scopeRules.excludeAccounts, ...scopeRules.excludeAccounts])];
+      }
+      if (!isAdmin(principal) && (input.maxConcurrentAccounts ?? 0) > TENANT_MAX_CONCURRENT_ACCOUNTS) {
+        throw new UnprocessableError(`max_concurrent_accounts above ${TENANT_MAX_CONCURRENT_ACCOUNTS} is a platform admin's to set`, {
+          code: "limit_exceeded",
+          fields: [{ field: "max_concurrent_accounts", message: `must be at most ${TENANT_MAX_CONCURRENT_ACCOUNTS} for a tenant token` }],
+        });
+      }
       const readerRoleArn = `arn:aws:iam::${input.managementAccountId}:role/${customerRoleNames(org.slug).organizationReaderRoleName}`;
       // A role that answers without the external ID is refused outright; one that does not answer yet is waited for:
       // the customer is creating the stack, and each reconcile tries again until it answers.
@@ -494,7 +566,7 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
     async reconcile(organizationId: number): Promise<ReconcileOutcome> {
       const org = await tenantOf(organizationId);
       const connection = await connectionOf(organizationId);
-      if (org.onboardingStatus === "offboarding" || org.onboardingStatus === "offboarded") {
+      if (org.onboardingStatus === "offboarding" || org.onboardingStatus === "offboarded" || connection.offboardingRequestedAt) {
         throw new ConflictError(`tenant ${JSON.stringify(org.slug)} is offboarded or being offboarded: its organization is no longer listed`);
       }
       const startedAt = new Date();
@@ -526,14 +598,13 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
     /** Every connected organization, one after the other (the schedule); `after` follows each (the onboarding's turn). */
     async reconcileAll(after?: (organizationId: number) => Promise<void>): Promise<void> {
       const connected = await db
-        .select({ organizationId: tenantAwsOrganizations.organizationId })
+        .select({ organizationId: tenantAwsOrganizations.organizationId, offboardingRequestedAt: tenantAwsOrganizations.offboardingRequestedAt })
         .from(tenantAwsOrganizations)
         .innerJoin(organizations, eq(organizations.id, tenantAwsOrganizations.organizationId))
         .where(isNull(organizations.offboardedAt));
-      for (const { organizationId } of connected) {
-        const org = await tenantOf(organizationId);
+      for (const { organizationId, offboardingRequestedAt } of connected) {
         // An organization being offboarded is no longer listed; its accounts' destroys go on (resumed after a restart).
-        const step = org.onboardingStatus === "offboarding" ? advance(organizationId) : service.reconcile(organizationId);
+        const step = offboardingRequestedAt ? advance(organizationId) : service.reconcile(organizationId);
         await step
           .then(() => after?.(organizationId))
           .catch((error: unknown) => deps.log?.(`organization reconcile of tenant ${organizationId}: ${String(error)}`));
@@ -579,17 +650,23 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
      */
     async offboardAccounts(principal: Principal, org: Organization): Promise<number> {
       requireAdmin(principal);
-      await db.transaction(async (tx) => {
-        await lock(tx, org.id);
+      await underTenantLock(org.id, async (tx) => {
         const live = liveMembersOf(org.id);
+        // From now on the organization registers and starts nothing (a listing in flight included).
+        await tx
+          .update(tenantAwsOrganizations)
+          .set({ offboardingRequestedAt: new Date() })
+          .where(and(eq(tenantAwsOrganizations.organizationId, org.id), isNull(tenantAwsOrganizations.offboardingRequestedAt)));
+        // Never started a stack: nothing to destroy.
         await tx
           .update(tenantAwsAccounts)
           .set({ status: "offboarded", offboardedAt: new Date(), statusReasons: null })
-          .where(and(live, isNull(tenantAwsAccounts.lastRunId)));
+          .where(and(live, isNull(tenantAwsAccounts.lastRunId), inArray(tenantAwsAccounts.status, ["not_started", "action_required"])));
+        // Everything else is destroyed (an account already waiting for its destroy keeps waiting).
         await tx
           .update(tenantAwsAccounts)
           .set({ status: "offboarding", lastRunId: null, statusReasons: null })
-          .where(and(live, isNotNull(tenantAwsAccounts.lastRunId), sql`${tenantAwsAccounts.status} <> 'offboarding'`));
+          .where(and(live, sql`${tenantAwsAccounts.status} not in ('offboarding', 'offboarded')`));
       });
       await recordAudit(db, principal, { action: "organization.offboard", organizationId: org.id, target: `tenant:${org.slug}/accounts` });
       await advance(org.id);
@@ -630,16 +707,17 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
       requireAdmin(principal);
       const account = await memberAccount(org, accountId);
       const connection = await connectionOf(org.id);
-      await db.transaction(async (tx) => {
-        await lock(tx, org.id);
-        const rules = connection.scopeRules;
+      await underTenantLock(org.id, async (tx) => {
+        const [current] = await tx.select().from(tenantAwsOrganizations).where(eq(tenantAwsOrganizations.organizationId, org.id));
+        const rules = current?.scopeRules ?? connection.scopeRules;
         if (!rules.excludeAccounts.includes(accountId)) {
           await tx
             .update(tenantAwsOrganizations)
             .set({ scopeRules: { ...rules, excludeAccounts: [...rules.excludeAccounts, accountId] } })
             .where(eq(tenantAwsOrganizations.organizationId, org.id));
         }
-        const stackless = account.lastRunId === null;
+        const [now] = await tx.select().from(tenantAwsAccounts).where(eq(tenantAwsAccounts.id, account.id));
+        const stackless = now?.lastRunId === null && ["not_started", "action_required", "connecting"].includes(now.status);
         await tx
           .update(tenantAwsAccounts)
           .set(

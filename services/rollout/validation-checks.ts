@@ -3,7 +3,7 @@
  * step has not finished, so it cannot be judged yet). They read only the database: the stack's runs, the AWS
  * credential, discovery scans, the assets' agent status and the agents' heartbeats.
  */
-import { and, desc, eq, sql } from "drizzle-orm";
+import { and, desc, eq, isNull, sql } from "drizzle-orm";
 import { HEARTBEAT_STALE_AFTER_MS } from "./enrollment";
 import type { DrizzleDatabase } from "../../db/client";
 import { preparedPerDatabase } from "../../db/prepared-query";
@@ -89,7 +89,7 @@ const latestUpQuery = preparedPerDatabase((db) =>
   db
     .select()
     .from(runs)
-    .where(and(eq(runs.organizationId, byTenant.organizationId), eq(runs.kind, "up")))
+    .where(and(eq(runs.organizationId, byTenant.organizationId), isNull(runs.awsAccountId), eq(runs.kind, "up")))
     .orderBy(desc(runs.requestedAt))
     .limit(1)
     .prepare("latest_up"),

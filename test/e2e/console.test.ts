@@ -547,7 +547,7 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
       name,
       source: "organization",
       ou_path: service.sql.json(["r-ab12", "ou-ab12-prod0001"]),
-      stack_name: `tenant-${orgco.slug}--${accountId}`,
+      stack_name: `tenant-${orgco.slug}_${accountId}`,
       status,
       status_reasons: reasons === null ? null : service.sql.json(reasons as never),
     });

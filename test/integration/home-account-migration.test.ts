@@ -72,5 +72,13 @@ describe("migration 0015: the tenant's integration becomes its home account", ()
       { slug: "acme-co", account_id: "510987654321", stack_name: "tenant-acme-co" },
       { slug: "fresh-co", account_id: "410987654321", stack_name: "tenant-fresh-co" },
     ]);
+
+    // An account the tenant's organization already covers, on its own stack, gets no second row as the home account.
+    const [fresh] = await sql`select id from organizations where slug = 'fresh-co'`;
+    await sql`insert into tenant_aws_accounts (organization_id, account_id, source, stack_name, status)
+      values (${fresh!.id}, '610987654321', 'organization', 'tenant-fresh-co_610987654321', 'completed')`;
+    await sql`update organizations set aws_account_id = '610987654321' where slug = 'fresh-co'`;
+    const covered = await sql`select account_id, source from tenant_aws_accounts where organization_id = ${fresh!.id}`;
+    expect(covered.map((row) => ({ ...row }))).toEqual([{ account_id: "610987654321", source: "organization" }]);
   });
 });

@@ -240,7 +240,7 @@ describe("an AWS Organization connected with one link", () => {
       expect.objectContaining({ accountId: management.accountId, stackName: `tenant-${tenant.slug}` }),
     ]);
     for (const row of registered.filter((account) => account.source === "organization")) {
-      expect(row).toMatchObject({ source: "organization", stackName: `tenant-${tenant.slug}--${row.accountId}` });
+      expect(row).toMatchObject({ source: "organization", stackName: `tenant-${tenant.slug}_${row.accountId}` });
     }
     // The tenant may ask for a listing itself, but not back to back: each one lists the whole organization.
     const tenantToken = generateToken("mxdr-tenant");
@@ -292,7 +292,7 @@ describe("an AWS Organization connected with one link", () => {
       .where(and(eq(runs.organizationId, tenant.id), isNotNull(runs.awsAccountId)));
     for (const name of ["root-1", "payments-2", "security-1"]) {
       const run = accountRuns.find((row) => row.awsAccountId === accounts[name] && row.kind === "up");
-      expect(run, name).toMatchObject({ status: "succeeded", stackName: `tenant-${tenant.slug}--${accounts[name]}` });
+      expect(run, name).toMatchObject({ status: "succeeded", stackName: `tenant-${tenant.slug}_${accounts[name]}` });
       expect(await roleExists(accounts[name]!, `MiniXdrAccess-${tenant.slug}`)).toBe(true);
     }
     // At most max_concurrent_accounts runs overlapped in time.
@@ -383,7 +383,7 @@ describe("an AWS Organization connected with one link", () => {
     expect(Object.keys(previewed.change_summary).filter((op) => op !== "same")).toEqual([]);
 
     // The platform team's review path works for an organization account's stack as for any other.
-    const member = `tenant-${tenant.slug}--${accounts["payments-1"]}`;
+    const member = `tenant-${tenant.slug}_${accounts["payments-1"]}`;
     const cli = await pulumiCli(["preview", "-s", member, "--non-interactive", "--diff"], {
       cwd: REPO_ROOT,
       env: {

@@ -1,0 +1,1 @@
+ALTER TABLE "tenant_aws_organizations" ADD COLUMN "offboarding_requested_at" timestamp with time zone;
