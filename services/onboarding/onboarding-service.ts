@@ -168,11 +168,18 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
 
     /** Offboarding: destroy, then (when it succeeds) the stack is removed and the tenant's records closed; what the customer removes itself. */
     async offboard(principal: Principal, org: Organization): Promise<TenantOffboarding> {
-      // A tenant with an organization connected offboards it too (even before any account was registered).
       const targetOus = await deps.organizations?.targetOus(org.id);
-      if (targetOus === undefined) {
+      if (targetOus === undefined || (await liveMembers(org.id)) === 0) {
+        // No organization account to destroy: the home stack's offboarding, as for any tenant. A connected organization
+        // is marked too, so that it registers nothing any more.
         const requested = await deps.runs.offboard(principal, org);
-        return { ...requested, accountsOffboarding: 0, customerCleanup: deps.integrations.bootstrapCleanup(org) };
+        if (targetOus !== undefined) await deps.organizations!.offboardAccounts(principal, org);
+        return {
+          ...requested,
+          accountsOffboarding: 0,
+          customerCleanup: deps.integrations.bootstrapCleanup(org),
+          ...(targetOus !== undefined ? { organizationCleanup: deps.integrations.organizationCleanup(org, targetOus) } : {}),
+        };
       }
       requireAdmin(principal);
       if (org.onboardingStatus === "offboarded") throw new ConflictError(`tenant ${JSON.stringify(org.slug)} was offboarded already`);
