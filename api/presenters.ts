@@ -105,6 +105,7 @@ export function presentAsset(asset: CloudAsset) {
     asset_type: asset.assetType,
     provider: asset.provider,
     region: asset.region,
+    aws_account_id: asset.awsAccountId,
     name: asset.tags.Name ?? null,
     tags: asset.tags,
     priority: asset.priority,
@@ -134,6 +135,7 @@ export function presentScan(scan: DiscoveryScan) {
     // What AWS said about a region is the operator's (service log); the tenant sees the neutral reason.
     regions: scan.regions?.map((region) => (region.error ? { ...region, error: neutralUpstreamText(region.error) } : region)) ?? scan.regions,
     error: scan.error,
+    aws_account_id: scan.awsAccountId,
   };
 }
 

@@ -277,10 +277,13 @@ export const cloudAssets = pgTable(
     /** Why the agent status is what it is (SSM association / command result, error output), when known. */
     agentStatusDetail: jsonb("agent_status_detail").$type<Record<string, unknown>>(),
     agentStatusAt: timestamptz("agent_status_at"),
+    /** The AWS account the asset lives in (the account whose scan found it). */
+    awsAccountId: text("aws_account_id"),
   },
   (table) => [
     uniqueIndex("cloud_assets_org_provider_asset_unique").on(table.organizationId, table.provider, table.assetId),
     index("cloud_assets_org_type_idx").on(table.organizationId, table.assetType),
+    index("cloud_assets_org_account_region_idx").on(table.organizationId, table.awsAccountId, table.region),
   ],
 );
 
@@ -476,7 +479,8 @@ export type DiscoveryScanStatus = (typeof DISCOVERY_SCAN_STATUSES)[number];
 
 export interface DiscoveryRegionResult {
   region: string;
-  status: "succeeded" | "failed";
+  /** not_enabled: an opt-in region the account has not enabled (EC2 DescribeRegions); nothing was scanned there. */
+  status: "succeeded" | "failed" | "not_enabled";
   assets: number;
   error?: string;
 }
@@ -500,6 +504,8 @@ export const discoveryScans = pgTable(
     changes: jsonb("changes").$type<{ inserted: number; updated: number; removed: number }>(),
     regions: jsonb("regions").$type<DiscoveryRegionResult[]>(),
     error: jsonb("error").$type<RunError>(),
+    /** The organization member account scanned (its own stack's role); null: the tenant's home stack. */
+    awsAccountId: text("aws_account_id"),
   },
   (table) => [index("discovery_scans_org_requested_idx").on(table.organizationId, table.requestedAt)],
 );

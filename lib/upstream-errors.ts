@@ -73,3 +73,47 @@ export function neutralUpstreamText(error: unknown): string {
   const failure = upstreamFailureOf(error);
   return `${failure.message} (${failure.code})`;
 }
+
+export type AccessDeniedCause =
+  | "service_control_policy"
+  | "resource_control_policy"
+  | "permissions_boundary"
+  | "session_policy"
+  | "identity_policy_deny"
+  | "resource_policy_deny"
+  | "no_allow"
+  | "unknown";
+
+/** AWS's words for each cause (its AccessDenied messages since 2021), the only upstream text a tenant is shown. */
+export const ACCESS_DENIED_CAUSES: Record<AccessDeniedCause, string> = {
+  service_control_policy: "an explicit deny in a service control policy",
+  resource_control_policy: "an explicit deny in a resource control policy",
+  permissions_boundary: "an explicit deny in a permissions boundary",
+  session_policy: "an explicit deny in a session policy",
+  identity_policy_deny: "an explicit deny in an identity-based policy",
+  resource_policy_deny: "an explicit deny in a resource-based policy",
+  no_allow: "no policy allows it",
+  unknown: "access denied",
+};
+
+const CAUSE_RULES: [RegExp, AccessDeniedCause][] = [
+  [/explicit deny in a service control policy/i, "service_control_policy"],
+  [/explicit deny in a resource control policy/i, "resource_control_policy"],
+  [/explicit deny in a permissions boundary/i, "permissions_boundary"],
+  [/explicit deny in a session policy/i, "session_policy"],
+  [/explicit deny in an identity-based policy/i, "identity_policy_deny"],
+  [/explicit deny in a resource-based policy/i, "resource_policy_deny"],
+  [/no (identity-based|resource-based|permissions boundary|session)? ?polic(y|ies) allows?/i, "no_allow"],
+];
+
+/**
+ * What an AccessDenied says, in fixed words only: the denied action (`service:Action`, checked against that shape) and
+ * the cause. Undefined when the failure is not an access denial.
+ */
+export function accessDeniedDetail(error: unknown): { action: string | null; cause: AccessDeniedCause } | undefined {
+  const text = describe(error);
+  if (upstreamFailureOf(error).code !== "upstream_access_denied" && !/UnauthorizedOperation|AccessDenied/.test(text)) return undefined;
+  const action = /perform:? ([a-z0-9-]{2,32}:[A-Za-z0-9*]{2,64})\b/.exec(text)?.[1] ?? null;
+  const cause = CAUSE_RULES.find(([pattern]) => pattern.test(text))?.[1] ?? "unknown";
+  return { action, cause };
+}

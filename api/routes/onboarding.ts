@@ -39,6 +39,7 @@ export const assetSchema = z
     asset_type: z.string(),
     provider: z.string(),
     region: z.string(),
+    aws_account_id: z.string().nullable(),
     name: z.string().nullable(),
     tags: z.record(z.string(), z.string()),
     priority: z.enum(ASSET_PRIORITIES),
@@ -62,9 +63,12 @@ const scanSchema = z
     assets_found: z.number().nullable(),
     changes: z.object({ inserted: z.number(), updated: z.number(), removed: z.number() }).nullable(),
     regions: z
-      .array(z.object({ region: z.string(), status: z.enum(["succeeded", "failed"]), assets: z.number(), error: z.string().optional() }))
+      .array(
+        z.object({ region: z.string(), status: z.enum(["succeeded", "failed", "not_enabled"]), assets: z.number(), error: z.string().optional() }),
+      )
       .nullable(),
     error: runErrorSchema.nullable(),
+    aws_account_id: z.string().nullable(),
   })
   .openapi("DiscoveryScan");
 

@@ -7,6 +7,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { ONBOARDING_STATUSES, RUN_KINDS, type TenantAwsAccount } from "../../db/schema";
 import type { Services } from "../../services";
 import type { ReconcileOutcome, TenantAccounts } from "../../services/organization/organization-service";
+import { COVERAGE_CELL_STATUSES, type CoverageMatrix } from "../../services/organization/coverage-fns";
 import { OU_ID_PATTERN } from "../../services/integration/organization-template-fns";
 import { iso } from "../presenters";
 import { json, security } from "../openapi-route-parts";
@@ -196,6 +197,86 @@ const accountsRoute = createRoute({
   responses: { 200: json(accountsSchema, "the accounts"), ...errorResponses },
 });
 
+const countsSchema = z.object({
+  discovered: z.number().int(),
+  managed: z.number().int(),
+  installed: z.number().int(),
+  failed: z.number().int(),
+  unmanaged: z.number().int(),
+});
+
+const coverageSchema = z
+  .object({
+    regions: z.array(z.string()),
+    totals: countsSchema.extend({ accounts: z.number().int(), covered_cells: z.number().int(), cells: z.number().int() }),
+    accounts: z.array(
+      z.object({
+        account_id: z.string(),
+        name: z.string().nullable(),
+        source: z.enum(["home", "organization"]),
+        status: z.string(),
+        totals: countsSchema,
+        cells: z.array(
+          z.object({
+            region: z.string(),
+            status: z.enum(COVERAGE_CELL_STATUSES),
+            ssm: z.object({ parameter: z.boolean(), document: z.boolean(), association: z.boolean() }),
+            instances: countsSchema,
+            reason: z.string().nullable(),
+            fix: z.string().nullable(),
+            access_denied: z.object({ action: z.string().nullable(), cause: z.string(), aws_says: z.string() }).nullable(),
+          }),
+        ),
+      }),
+    ),
+  })
+  .openapi("CoverageMatrix");
+
+const coverageRoute = createRoute({
+  method: "get",
+  path: "/{slug}/coverage",
+  operationId: "getTenantCoverage",
+  tags: ["accounts"],
+  summary: "The coverage matrix, account x region: the agent's SSM pieces, instances discovered, managed and installed, or why a cell is empty",
+  security,
+  request: { params: slugParamsSchema },
+  responses: { 200: json(coverageSchema, "the coverage matrix"), ...errorResponses },
+});
+
+function presentCoverage(matrix: CoverageMatrix) {
+  return {
+    regions: matrix.regions,
+    totals: {
+      discovered: matrix.totals.discovered,
+      managed: matrix.totals.managed,
+      installed: matrix.totals.installed,
+      failed: matrix.totals.failed,
+      unmanaged: matrix.totals.unmanaged,
+      accounts: matrix.totals.accounts,
+      covered_cells: matrix.totals.coveredCells,
+      cells: matrix.totals.cells,
+    },
+    accounts: matrix.accounts.map((row) => ({
+      account_id: row.accountId,
+      name: row.name,
+      source: row.source,
+      status: row.status,
+      totals: row.totals,
+      cells: row.cells.map((cell) => ({
+        region: cell.region,
+        status: cell.status,
+        ssm: cell.ssm,
+        instances: cell.instances,
+        reason: cell.reason,
+        fix: cell.fix,
+        access_denied: cell.accessDenied
+          ? { action: cell.accessDenied.action, cause: cell.accessDenied.cause, aws_says: cell.accessDenied.awsSays }
+          : null,
+      })),
+    })),
+  };
+}
+
 const accountActionRoute = (action: "retry" | "exclude", summary: string) =>
   createRoute({
     method: "post",
@@ -326,6 +407,8 @@ export function organizationRouter({ integrations, organizations }: Pick<Service
   });
 
   router.openapi(accountsRoute, async (c) => c.json(presentAccounts(await organizations.accounts(await c.var.tenant())), 200));
+
+  router.openapi(coverageRoute, async (c) => c.json(presentCoverage(await organizations.coverage(await c.var.tenant())), 200));
 
   router.openapi(accountActionRoute("retry", "Start a failed or waiting organization account over (platform admin)"), async (c) => {
     const account = await organizations.retry(c.get("principal"), await c.var.tenant(), c.req.valid("param").account_id);

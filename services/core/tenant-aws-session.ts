@@ -7,15 +7,16 @@
  * a page of requests costs one AssumeRole, not one each.
  */
 import { createHash } from "node:crypto";
-import { eq } from "drizzle-orm";
+import { and, desc, eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { organizations } from "../../db/schema";
+import { organizations, runs, tenantAwsAccounts, type RunOutputs } from "../../db/schema";
 import { ConflictError, UpstreamUnavailableError } from "../../lib/errors";
 import { appliedSpecOf, homeRegionOf, type RolloutSpec } from "./rollout-spec-fns";
 import { appliedStackOutputs } from "./applied-outputs";
 import { assumeRoleCredentials, sessionNameFor, type CredentialsProvider } from "./assume-role";
 import { loadAwsCredential } from "./aws-credential-store";
+import { tenantExternalId } from "./tenant-external-id";
 
 /** The tenant has no applied stack or no usable AWS integration: there is nothing to act on in its account yet. */
 export class TenantNotProvisionedError extends ConflictError {
@@ -34,6 +35,12 @@ export class TenantAwsAccessError extends UpstreamUnavailableError {
 export interface TenantSession {
   organizationId: number;
   slug: string;
+  /**
+   * Whose stack the session acts for: the tenant's home stack (the account it connected), or one of its organization
+   * member accounts (its own stack `tenant-<slug>_<account>`). Assets and rollout reads are scoped to it
+   * (account-assets.ts).
+   */
+  stack: { kind: "home"; awsAccountId: string | null } | { kind: "member"; awsAccountId: string };
   roleArn: string;
   /** The agent install document the applied stack created. */
   documentName: string;
@@ -71,6 +78,7 @@ export async function openTenantSession(db: DrizzleDatabase, keyring: Keyring, o
   return {
     organizationId,
     slug: org.slug,
+    stack: { kind: "home", awsAccountId: org.awsAccountId },
     roleArn,
     documentName: typeof documentName === "string" ? documentName : "",
     homeRegion,
@@ -85,3 +93,52 @@ export async function openRolloutSession(db: DrizzleDatabase, keyring: Keyring, 
   if (!session.documentName) throw new TenantNotProvisionedError("the tenant's applied stack has no agent document yet (run an up)");
   return session;
 }
+
+/**
+ * The session of one organization member account: the XDR role its own stack's last successful `up` created there,
+ * with the tenant's external ID (the StackSet put the same trust into every account).
+ */
+export async function openMemberAccountSession(
+  db: DrizzleDatabase,
+  keyring: Keyring,
+  organizationId: number,
+  awsAccountId: string,
+): Promise<TenantSession> {
+  const [row] = await db
+    .select({ org: organizations, stackName: tenantAwsAccounts.stackName })
+    .from(tenantAwsAccounts)
+    .innerJoin(organizations, eq(organizations.id, tenantAwsAccounts.organizationId))
+    .where(
+      and(
+        eq(tenantAwsAccounts.organizationId, organizationId),
+        eq(tenantAwsAccounts.accountId, awsAccountId),
+        eq(tenantAwsAccounts.source, "organization"),
+      ),
+    );
+  if (!row) throw new TenantNotProvisionedError(`account ${awsAccountId} is not one of the tenant's organization accounts`);
+  const [lastUp] = await db
+    .select({ outputs: runs.outputs })
+    .from(runs)
+    .where(and(eq(runs.organizationId, organizationId), eq(runs.stackName, row.stackName), eq(runs.kind, "up"), eq(runs.status, "succeeded")))
+    .orderBy(desc(runs.finishedAt))
+    .limit(1);
+  const outputs: RunOutputs | undefined = lastUp?.outputs ?? undefined;
+  const roleArn = outputs?.roleArn;
+  if (typeof roleArn !== "string") throw new TenantNotProvisionedError(`account ${awsAccountId}'s stack has not been applied yet (no successful up)`);
+  const homeRegion = homeRegionOf(row.org.integrationSettings);
+  const externalId = await tenantExternalId(db, keyring, organizationId);
+  return {
+    organizationId,
+    slug: row.org.slug,
+    stack: { kind: "member", awsAccountId },
+    roleArn,
+    documentName: typeof outputs?.documentName === "string" ? outputs.documentName : "",
+    homeRegion,
+    applied: appliedSpecOf(outputs, row.org.integrationSettings)!,
+    credentials: cachedCredentials(roleArn, externalId, sessionNameFor(row.org.slug), homeRegion),
+  };
+}
+
+/** The session of the home stack (no account) or of a member account's stack. */
+export const openStackSession = (db: DrizzleDatabase, keyring: Keyring, organizationId: number, awsAccountId?: string | null) =>
+  awsAccountId ? openMemberAccountSession(db, keyring, organizationId, awsAccountId) : openTenantSession(db, keyring, organizationId);

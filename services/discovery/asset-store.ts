@@ -15,6 +15,7 @@
 import { and, eq, inArray, isNull, notInArray, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { cloudAssets, type AssetPriority, type CloudProvider } from "../../db/schema";
+import { assetsOfStack, type StackOfSession } from "../core/account-assets";
 
 export const DEFAULT_LAST_SEEN_RESOLUTION_MS = 60 * 60_000;
 const BATCH = 500;
@@ -31,6 +32,8 @@ export interface AssetRecord {
 
 export interface StoreScanInput {
   organizationId: number;
+  /** The stack whose scan this is: the assets are recorded in its account, and only its assets can be found gone. */
+  stack?: StackOfSession;
   provider?: CloudProvider;
   assets: readonly AssetRecord[];
   /** Regions scanned successfully: absence there means removed. */
@@ -73,6 +76,7 @@ export async function storeScan(db: DrizzleDatabase, input: StoreScanInput): Pro
         agentStatus: asset.agentCompatible ? ("unknown" as const) : ("not_applicable" as const),
         discoveredAt: seenAt,
         lastSeenAt: seenAt,
+        awsAccountId: input.stack?.awsAccountId ?? null,
       }));
       const written = await tx
         .insert(cloudAssets)
@@ -87,6 +91,7 @@ export async function storeScan(db: DrizzleDatabase, input: StoreScanInput): Pro
             priority: sql`excluded.priority`,
             agentCompatible: sql`excluded.agent_compatible`,
             lastSeenAt: sql`excluded.last_seen_at`,
+            awsAccountId: sql`coalesce(excluded.aws_account_id, ${cloudAssets.awsAccountId})`,
             removedAt: null,
           },
           setWhere: sql`${cloudAssets.assetType} is distinct from excluded.asset_type
@@ -96,6 +101,7 @@ export async function storeScan(db: DrizzleDatabase, input: StoreScanInput): Pro
             or ${cloudAssets.priority} is distinct from excluded.priority
             or ${cloudAssets.agentCompatible} is distinct from excluded.agent_compatible
             or ${cloudAssets.removedAt} is not null
+            or (excluded.aws_account_id is not null and ${cloudAssets.awsAccountId} is distinct from excluded.aws_account_id)
             or ${cloudAssets.lastSeenAt} < ${staleBefore.toISOString()}::timestamptz`,
         })
         // xmax = 0 only for a freshly inserted row version.
@@ -111,7 +117,7 @@ export async function storeScan(db: DrizzleDatabase, input: StoreScanInput): Pro
         .set({ removedAt: seenAt })
         .where(
           and(
-            eq(cloudAssets.organizationId, input.organizationId),
+            input.stack ? assetsOfStack(input.organizationId, input.stack) : eq(cloudAssets.organizationId, input.organizationId),
             eq(cloudAssets.provider, provider),
             inArray(cloudAssets.region, [...input.scannedRegions]),
             isNull(cloudAssets.removedAt),

@@ -4,6 +4,7 @@
 import { eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { organizations, type PriorityRuleOverride } from "../../db/schema";
+import type { StackOfSession } from "../core/account-assets";
 import { assumeRoleCredentials, sessionNameFor, type CredentialsProvider } from "../core/assume-role";
 import { classifyPriority, isAgentCompatible } from "./priority-fns";
 import { scanAccount, type RegionStatus } from "./scanner";
@@ -14,6 +15,8 @@ export interface DiscoverTenantOptions {
   organizationId: number;
   /** The tenant's session (services/core/tenant-aws-session.ts); without it the role is assumed here. */
   credentials?: CredentialsProvider;
+  /** The stack the scan is for (its account's assets); none: the tenant's assets, whichever account. */
+  stack?: StackOfSession;
   roleArn?: string;
   externalId?: string;
   /** Regions to scan; default the organization's integration_settings.regions, else all enabled. */
@@ -94,6 +97,7 @@ export async function discoverTenant(options: DiscoverTenantOptions): Promise<Di
   }));
   const stored = await storeScan(options.db, {
     organizationId: options.organizationId,
+    stack: options.stack,
     assets: records,
     scannedRegions: scan.regions.filter((r) => r.status === "succeeded").map((r) => r.region),
     seenAt: options.seenAt,

@@ -1,9 +1,10 @@
 /**
- * Discovery scans on the shared pg-boss: one active scan per tenant (singleton key), requested after a successful
- * `up`, on demand, and by a scheduled sweep over the tenants with auto_discovery_enabled.
+ * Discovery scans on the shared pg-boss: one active scan per tenant stack (singleton key: the tenant, and the member
+ * account for an organization account's stack), requested after a successful `up`, on demand, and by a scheduled sweep
+ * over the tenants with auto_discovery_enabled.
  */
 import type { PgBoss } from "pg-boss";
-import { and, eq, inArray, isNull, lt, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, lt, sql, type SQL } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { discoveryScans, integrationCredentials, organizations, runs, type DiscoveryTrigger } from "../../db/schema";
 import { executeScan, type ScanRunnerDeps } from "./scan-runner";
@@ -13,6 +14,8 @@ const SWEEP_QUEUE = "discovery-sweep";
 
 export interface ScanRequest {
   organizationId: number;
+  /** An organization member account's stack; none: the tenant's home stack. */
+  awsAccountId?: string;
   trigger: DiscoveryTrigger;
   actor: string;
 }
@@ -43,7 +46,7 @@ export async function openScanQueue(boss: PgBoss, db: DrizzleDatabase, options: 
   const queue: OpenedScanQueue = {
     async request(request) {
       const { scanId, alreadyActive } = await recordScanRequest(db, request);
-      if (!alreadyActive) await boss.send(SCAN_QUEUE, { scanId }, { singletonKey: String(request.organizationId), retryLimit: 0 });
+      if (!alreadyActive) await boss.send(SCAN_QUEUE, { scanId }, { singletonKey: scanKey(request), retryLimit: 0 });
       return { scanId, alreadyActive };
     },
     async sweep() {
@@ -81,13 +84,19 @@ export async function startScanQueue(boss: PgBoss, deps: ScanRunnerDeps, options
   return queue;
 }
 
+const scanKey = (request: Pick<ScanRequest, "organizationId" | "awsAccountId">) =>
+  request.awsAccountId ? `${request.organizationId}:${request.awsAccountId}` : String(request.organizationId);
+
+const ofStack = (request: Pick<ScanRequest, "awsAccountId">): SQL =>
+  request.awsAccountId ? eq(discoveryScans.awsAccountId, request.awsAccountId) : isNull(discoveryScans.awsAccountId);
+
 async function recordScanRequest(db: DrizzleDatabase, request: ScanRequest): Promise<{ scanId: string; alreadyActive: boolean }> {
   return db.transaction(async (tx) => {
-    await tx.execute(sqlLock(request.organizationId));
+    await tx.execute(sqlLock(scanKey(request)));
     const [active] = await tx
       .select({ id: discoveryScans.id })
       .from(discoveryScans)
-      .where(and(eq(discoveryScans.organizationId, request.organizationId), inArray(discoveryScans.status, ["queued", "running"])))
+      .where(and(eq(discoveryScans.organizationId, request.organizationId), ofStack(request), inArray(discoveryScans.status, ["queued", "running"])))
       .limit(1);
     if (active) return { scanId: active.id, alreadyActive: true };
     const [created] = await tx
@@ -98,7 +107,7 @@ async function recordScanRequest(db: DrizzleDatabase, request: ScanRequest): Pro
   });
 }
 
-const sqlLock = (organizationId: number) => sql`select pg_advisory_xact_lock(hashtext(${`discovery:${organizationId}`}))`;
+const sqlLock = (key: string) => sql`select pg_advisory_xact_lock(hashtext(${`discovery:${key}`}))`;
 
 /** Scans a crashed process left `running` (older than the queue's expiry, so no live worker owns them) are failed. */
 export async function failAbandonedScans(db: DrizzleDatabase, now = new Date()): Promise<number> {

@@ -6,7 +6,7 @@ import { and, eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
 import { discoveryScans, type DiscoveryScan, type DiscoveryScanStatus } from "../../db/schema";
-import { openTenantSession } from "../core/tenant-aws-session";
+import { openStackSession } from "../core/tenant-aws-session";
 import { discoverTenant } from "./discover";
 import { noopTelemetry, type Telemetry } from "../../lib/telemetry";
 import { DomainError } from "../../lib/errors";
@@ -31,15 +31,16 @@ export async function executeScan(deps: ScanRunnerDeps, scanId: string): Promise
     .returning();
   if (!scan) return;
   const { log, metrics } = deps.telemetry ?? noopTelemetry;
-  const fields = { scanId, tenantId: scan.organizationId, trigger: scan.trigger };
+  const fields = { scanId, tenantId: scan.organizationId, trigger: scan.trigger, ...(scan.awsAccountId ? { awsAccountId: scan.awsAccountId } : {}) };
   log.info({ event: "scan.started", ...fields }, "discovery scan started");
   let outcome: Partial<DiscoveryScan>;
   try {
-    const session = await openTenantSession(db, deps.keyring, scan.organizationId);
-    const summary = await discoverTenant({ db, organizationId: scan.organizationId, credentials: session.credentials });
-    for (const region of summary.regions) metrics.discoveryRegionScanned(region.region, region.status, region.durationMs / 1000);
-    const failed = summary.regions.filter((region) => region.status === "failed").length;
-    const status: DiscoveryScanStatus = failed === 0 ? "succeeded" : failed === summary.regions.length ? "failed" : "partial";
+    const session = await openStackSession(db, deps.keyring, scan.organizationId, scan.awsAccountId);
+    const summary = await discoverTenant({ db, organizationId: scan.organizationId, credentials: session.credentials, stack: session.stack });
+    const scanned = summary.regions.filter((region): region is typeof region & { status: "succeeded" | "failed" } => region.status !== "not_enabled");
+    for (const region of scanned) metrics.discoveryRegionScanned(region.region, region.status, region.durationMs / 1000);
+    const failed = scanned.filter((region) => region.status === "failed").length;
+    const status: DiscoveryScanStatus = failed === 0 ? "succeeded" : failed === scanned.length ? "failed" : "partial";
     outcome = {
       status,
       assetsFound: summary.assetsFound,

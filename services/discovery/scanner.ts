@@ -27,7 +27,8 @@ export interface DiscoveredAsset {
   state?: string;
 }
 
-export type RegionStatus = "succeeded" | "failed";
+/** not_enabled: an opt-in region the account has not enabled; AWS answers no call there, so it is not scanned. */
+export type RegionStatus = "succeeded" | "failed" | "not_enabled";
 
 export interface RegionScanResult {
   region: string;
@@ -84,21 +85,31 @@ function errorMessage(error: unknown): string {
   return String(error);
 }
 
-/** Enabled regions of the account, narrowed to `configured` when given (order of `configured`). */
-export async function listEnabledRegions(options: ScanOptions): Promise<string[]> {
+export interface AccountRegions {
+  /** Enabled regions, narrowed to the configured ones when given (in their order). */
+  enabled: string[];
+  /** Configured regions the account has not opted in to. */
+  notEnabled: string[];
+}
+
+/** The account's regions as EC2 DescribeRegions (AllRegions) reports them: enabled, and opt-in regions not enabled. */
+export async function listAccountRegions(options: ScanOptions): Promise<AccountRegions> {
   const home = options.homeRegion ?? options.regions?.[0] ?? "us-east-1";
   // The EC2 client alone is about 100 MiB of code: loaded with the first scan, not at start-up.
   const { DescribeRegionsCommand, EC2Client } = await import("@aws-sdk/client-ec2");
   const ec2 = new EC2Client(clientConfig(home, options));
   try {
-    const response = await ec2.send(new DescribeRegionsCommand({ AllRegions: false }));
-    const enabled = (response.Regions ?? [])
-      .filter((r) => r.OptInStatus === undefined || r.OptInStatus !== "not-opted-in")
-      .map((r) => r.RegionName)
-      .filter((name): name is string => Boolean(name));
-    if (!options.regions?.length) return enabled.sort();
-    const set = new Set(enabled);
-    return options.regions.filter((region) => set.has(region));
+    const response = await ec2.send(new DescribeRegionsCommand({ AllRegions: true }));
+    const named = (response.Regions ?? []).filter((r): r is typeof r & { RegionName: string } => Boolean(r.RegionName));
+    const enabled = named.filter((r) => r.OptInStatus !== "not-opted-in").map((r) => r.RegionName);
+    const notEnabled = named.filter((r) => r.OptInStatus === "not-opted-in").map((r) => r.RegionName);
+    // Without configured regions the tenant asked for none in particular: the opt-in regions it left off are not news.
+    if (!options.regions?.length) return { enabled: enabled.sort(), notEnabled: [] };
+    const [enabledSet, notEnabledSet] = [new Set(enabled), new Set(notEnabled)];
+    return {
+      enabled: options.regions.filter((region) => enabledSet.has(region)),
+      notEnabled: options.regions.filter((region) => notEnabledSet.has(region)),
+    };
   } finally {
     ec2.destroy();
   }
@@ -194,7 +205,7 @@ export async function scanRegion(region: string, options: ScanOptions): Promise<
 
 /** Enabled regions, then each region under the concurrency bound; a failed region does not stop the others. */
 export async function scanAccount(options: ScanOptions): Promise<ScanResult> {
-  const regions = await listEnabledRegions(options);
+  const { enabled: regions, notEnabled } = await listAccountRegions(options);
   const perRegion = await mapBounded(regions, options.concurrency ?? DEFAULT_REGION_CONCURRENCY, async (region) => {
     const started = performance.now();
     try {
@@ -207,5 +218,11 @@ export async function scanAccount(options: ScanOptions): Promise<ScanResult> {
       };
     }
   });
-  return { assets: perRegion.flatMap((r) => r.assets), regions: perRegion.map((r) => r.result) };
+  return {
+    assets: perRegion.flatMap((r) => r.assets),
+    regions: [
+      ...perRegion.map((r) => r.result),
+      ...notEnabled.map((region) => ({ region, status: "not_enabled" as const, assets: 0, durationMs: 0 })),
+    ],
+  };
 }

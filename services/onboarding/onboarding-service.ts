@@ -29,6 +29,7 @@ import { refreshRollout } from "../rollout/rollout-refresh";
 import type { OrganizationService } from "../organization/organization-service";
 import type { RunService } from "../run/run-service";
 import type { TenantService } from "../tenant/tenant-service";
+import { accountOnboarding } from "./account-onboarding";
 import { completeOffboarding } from "./offboarding";
 import { advanceOnboardingStatus } from "./onboarding-advance";
 import { STARTS_ON_CONNECT, statusAfterRun, WAITING_FOR_CONNECT } from "./onboarding-status-fns";
@@ -55,12 +56,18 @@ export interface OnboardingServiceDeps {
   /** A fleet run waiting on a finished run starts its next tenant without waiting for the coordinator's next poll. */
   fleet?: Pick<FleetCoordinator, "tick">;
   /** A run on an organization member account's stack moves that account, not the tenant. */
-  organizations?: Pick<OrganizationService, "afterAccountRun" | "offboardAccounts" | "liveAccounts" | "targetOus">;
+  organizations?: Pick<
+    OrganizationService,
+    "afterAccountRun" | "offboardAccounts" | "liveAccounts" | "targetOus" | "accountsFollowingRollout" | "settleAccountRollout"
+  >;
   log?(message: string): void;
 }
 
 export function createOnboardingService(deps: OnboardingServiceDeps) {
   const { db } = deps;
+  const accounts = deps.organizations
+    ? accountOnboarding({ db, keyring: deps.keyring, scans: deps.scans, organizations: deps.organizations, log: deps.log })
+    : undefined;
 
   /** Starts onboarding: an `up`, or, when the tenant requires approval, a preview whose saved plan waits for a platform admin. */
   async function start(principal: Principal, org: Organization): Promise<RequestedRun & { awaitingApproval: boolean }> {
@@ -116,7 +123,7 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
     /** What follows a finished run: onboarding moves on, drift is recorded (and remediated), webhooks are told, the fleet goes on. */
     async afterRun(run: Run): Promise<void> {
       if (run.awsAccountId) {
-        await deps.organizations?.afterAccountRun(run);
+        await accounts?.afterRun(run);
         const [org] = await db.select().from(organizations).where(eq(organizations.id, run.organizationId));
         if (org) await completeOffboardingWhenDone(org);
       } else {
@@ -129,6 +136,7 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
 
     /** A scan found the estate: the rollout reaches newly found instances through the association; read where it stands. */
     async afterScan(scan: DiscoveryScan): Promise<void> {
+      if (scan.awsAccountId) return accounts?.afterScan(scan);
       if (scan.status === "failed") return;
       await moveOnboardingStatus(db, scan.organizationId, "deploying", { from: ["discovering"] });
       await afterRolloutRead(scan.organizationId);
@@ -138,8 +146,12 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
     afterRolloutChange: (organizationId: number, details: { refreshError?: string } = {}) =>
       advanceOnboardingStatus(db, organizationId, new Date(), details),
 
-    /** The organization's accounts moved (a reconcile settled or offboarded some): an offboarding may be done now. */
+    /**
+     * The organization's accounts moved (a reconcile settled or offboarded some): the accounts in their rollout are
+     * followed, and an offboarding may be done now.
+     */
     async afterAccountsChanged(organizationId: number): Promise<void> {
+      await accounts?.followRollouts(organizationId);
       const [org] = await db.select().from(organizations).where(eq(organizations.id, organizationId));
       if (org) await completeOffboardingWhenDone(org);
     },

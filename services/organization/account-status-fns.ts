@@ -2,7 +2,8 @@
  * A tenant's accounts, summed up (pure): the status the tenant shows for all of them, how many are in each status, and
  * which need a person, with what. And the account's status after one of its runs finished.
  */
-import type { OnboardingStatus, Run, StatusReason } from "../../db/schema";
+import type { DiscoveryRegionResult, OnboardingStatus, Run, StatusReason } from "../../db/schema";
+import { ACCESS_DENIED_CAUSES, accessDeniedDetail } from "../../lib/upstream-errors";
 
 /** An account is being worked on: it takes one of the `max_concurrent_accounts` slots. */
 export const ACCOUNT_BUSY_STATUSES: readonly OnboardingStatus[] = ["connecting", "provisioning"];
@@ -36,9 +37,9 @@ function aggregateStatus(accounts: readonly AccountLike[], byStatus: Partial<Rec
   const count = (status: OnboardingStatus) => byStatus[status] ?? 0;
   if (count("offboarding") > 0 && count("offboarding") === live.length) return "offboarding";
   // Work still going on anywhere: the tenant is not done, whatever the others say.
-  if (live.some((account) => ["not_started", "connecting", "provisioning", "discovering", "deploying", "validating"].includes(account.status))) {
-    return count("provisioning") + count("connecting") > 0 ? "provisioning" : "connecting";
-  }
+  if (count("provisioning") + count("connecting") > 0) return "provisioning";
+  if (count("not_started") > 0) return "connecting";
+  if (count("discovering") + count("deploying") + count("validating") > 0) return "deploying";
   if (count("failed") === live.length) return "failed";
   if (count("action_required") + count("failed") > 0) return "action_required";
   return "completed";
@@ -58,8 +59,9 @@ export function accountStatusAfterRun(run: Pick<Run, "id" | "kind" | "status" | 
     },
   ];
   if (run.kind === "up") {
+    // Applied: the account's discovery and rollout follow (services/onboarding/account-onboarding.ts).
     return run.status === "succeeded"
-      ? { status: "completed", reasons: null }
+      ? { status: "discovering", reasons: null }
       : { status: "failed", reasons: failedBecause(`its stack update ${run.status}`) };
   }
   if (run.kind === "preview") {
@@ -80,4 +82,69 @@ export function accountStatusAfterRun(run: Pick<Run, "id" | "kind" | "status" | 
       : { status: "failed", reasons: failedBecause(`its offboarding (destroy) ${run.status}`) };
   }
   return undefined;
+}
+
+/** Statuses an account's rollout moves (its stack applied): discovering -> deploying -> completed, action_required and back. */
+export const ACCOUNT_ROLLOUT_STATUSES: readonly OnboardingStatus[] = ["discovering", "deploying", "completed", "action_required"];
+
+export interface AccountRolloutFacts {
+  /** The account's latest finished discovery. */
+  scan: { status: string; error?: { message?: string } | null; regions?: DiscoveryRegionResult[] | null };
+  /** Why the rollout could not be read from the account (the neutral text). */
+  refreshError?: string;
+  /** What the read found on the account's targeted instances. */
+  rollout?: { byStatus: Partial<Record<string, number>>; unmanaged: number; stopped: number };
+}
+
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? "" : "s"}`;
+
+/**
+ * Where an account stands once its stack is applied: completed when every targeted instance it runs has the agent
+ * (or it runs none: connected but empty), deploying while installs go on, action_required with the reasons and fixes
+ * when a person has to act. Stopped instances wait for their start and hold nothing up.
+ */
+export function accountStatusAfterRollout(facts: AccountRolloutFacts): { status: OnboardingStatus; reasons: StatusReason[] | null } {
+  const reasons: StatusReason[] = [];
+  if (facts.scan.status === "failed") {
+    reasons.push({
+      reason: `discovery could not read the account: ${facts.scan.error?.message ?? "unknown error"}`,
+      fix: "check the account's XDR access role (the account's stack restores it: retry the account) and any service control policy on it",
+    });
+  }
+  for (const region of facts.scan.regions ?? []) {
+    const denied = region.status === "failed" ? accessDeniedDetail(region.error) : undefined;
+    if (!denied) continue;
+    const what = denied.action ?? "a read the platform needs";
+    const organizationPolicy = denied.cause === "service_control_policy" || denied.cause === "resource_control_policy";
+    reasons.push({
+      reason: `AWS denied ${what} in ${region.region}: ${ACCESS_DENIED_CAUSES[denied.cause]}`,
+      fix: organizationPolicy
+        ? `ask your AWS administrator to allow ${what} in ${region.region} for the Mini-XDR roles, or remove ${region.region} from the tenant's regions`
+        : "retry the account: its stack restores the XDR access role's permissions",
+    });
+  }
+  if (facts.refreshError) {
+    reasons.push({
+      reason: `the agent rollout could not be read from the account: ${facts.refreshError}`,
+      fix: "check the account's XDR access role and its trust (external ID); retrying the account restores them",
+    });
+  }
+  const counts = facts.rollout?.byStatus ?? {};
+  const failed = counts.failed ?? 0;
+  if (failed > 0) {
+    reasons.push({
+      reason: `the agent install failed on ${plural(failed, "instance")}`,
+      fix: "read each instance's reason in the coverage matrix and the assets, fix it, then retry the account",
+    });
+  }
+  const unmanaged = facts.rollout?.unmanaged ?? 0;
+  if (unmanaged > 0) {
+    reasons.push({
+      reason: `${plural(unmanaged, "instance")} SSM does not manage, so the agent cannot reach them`,
+      fix: "give them an instance profile with AmazonSSMManagedInstanceCore, or set integration_settings.enable_default_host_management",
+    });
+  }
+  if (reasons.length > 0) return { status: "action_required", reasons };
+  const waiting = (counts.installing ?? 0) + (counts.pending ?? 0) - unmanaged - (facts.rollout?.stopped ?? 0);
+  return { status: waiting > 0 ? "deploying" : "completed", reasons: null };
 }

@@ -38,7 +38,16 @@ import { approvalRequired, type RequestedRun, type RunRequestOptions } from "../
 import { tenantExternalId } from "../core/tenant-external-id";
 import type { RunKind } from "../../db/schema";
 import { accountScope, LISTINGS_BEFORE_OFFBOARD, reconcileAccounts, type OutOfScopeReason } from "./account-scope-fns";
-import { ACCOUNT_BUSY_STATUSES, accountStatusAfterRun, summarizeAccounts, type AccountsSummary } from "./account-status-fns";
+import {
+  ACCOUNT_BUSY_STATUSES,
+  ACCOUNT_ROLLOUT_STATUSES,
+  accountStatusAfterRun,
+  summarizeAccounts,
+  type AccountRunOutcome,
+  type AccountsSummary,
+} from "./account-status-fns";
+import { readCoverage } from "./coverage";
+import type { CoverageMatrix } from "./coverage-fns";
 import type { OrganizationTree } from "./organization-listing";
 
 /** The role check of services/integration (AssumeRole with the external ID granted, without it denied). */
@@ -119,6 +128,9 @@ type DrizzleTransaction = Parameters<Parameters<DrizzleDatabase["transaction"]>[
 
 /** A tenant's own reconciles on demand, at most one per this many seconds. */
 const ON_DEMAND_RECONCILE_SECONDS = 10;
+
+/** Member accounts whose rollout is read again per pass (one scan or SSM read each). */
+const ROLLOUT_FOLLOWS_PER_PASS = 20;
 
 /** Accounts with a missing bootstrap role checked again per listing (three AssumeRole calls each). */
 const RECHECKS_PER_LISTING = 50;
@@ -315,7 +327,9 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
    * tenant's lock; the role checks (STS) happen outside it.
    */
   /** The account follows its finished run (once: only the run it waits for moves it). */
-  async function settleAccountRun(run: Pick<Run, "id" | "organizationId" | "awsAccountId" | "kind" | "status" | "error">): Promise<void> {
+  async function settleAccountRun(
+    run: Pick<Run, "id" | "organizationId" | "awsAccountId" | "kind" | "status" | "error">,
+  ): Promise<AccountRunOutcome> {
     if (!run.awsAccountId) return;
     const [account] = await db
       .select()
@@ -330,12 +344,15 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
     }
     const outcome = accountStatusAfterRun(run);
     if (!outcome) return;
-    await db
+    const moved = await db
       .update(tenantAwsAccounts)
       .set({ status: outcome.status, statusReasons: outcome.reasons, ...(outcome.offboarded ? { offboardedAt: new Date() } : {}) })
-      .where(waitsFor);
+      .where(and(waitsFor, sql`${tenantAwsAccounts.status} <> 'offboarded'`))
+      .returning({ id: tenantAwsAccounts.id });
+    if (moved.length === 0) return;
     if (outcome.offboarded)
       await deps.removeStack(account.stackName).catch((error: unknown) => deps.log?.(`removing ${account.stackName}: ${String(error)}`));
+    return outcome;
   }
 
   /**
@@ -611,10 +628,70 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
       }
     },
 
-    /** A member account's run finished: its status follows, and the next account may start. */
-    async afterAccountRun(run: Run): Promise<void> {
-      await settleAccountRun(run);
+    /** A member account's run finished: its status follows (answered, when it moved), and the next account may start. */
+    async afterAccountRun(run: Run): Promise<AccountRunOutcome> {
+      const outcome = await settleAccountRun(run);
       await advance(run.organizationId);
+      return outcome;
+    },
+
+    /**
+     * Member accounts whose stack is applied and whose rollout is followed (discovering, deploying, or action_required
+     * after a successful up): their discovery and rollout are read again until they are completed.
+     */
+    async accountsFollowingRollout(organizationId: number, limit = ROLLOUT_FOLLOWS_PER_PASS): Promise<TenantAwsAccount[]> {
+      return db
+        .select({ account: tenantAwsAccounts })
+        .from(tenantAwsAccounts)
+        .innerJoin(runs, eq(runs.id, tenantAwsAccounts.lastRunId))
+        .where(
+          and(
+            liveMembersOf(organizationId),
+            inArray(tenantAwsAccounts.status, ["discovering", "deploying", "action_required"]),
+            eq(runs.kind, "up"),
+            eq(runs.status, "succeeded"),
+          ),
+        )
+        .orderBy(tenantAwsAccounts.updatedAt)
+        .limit(limit)
+        .then((rows) => rows.map((row) => row.account));
+    },
+
+    /**
+     * What an account's discovery and rollout read found: its status, only while its applied stack's rollout is what
+     * it waits for (an exclusion, an offboarding or a new run since then wins).
+     */
+    async settleAccountRollout(
+      organizationId: number,
+      accountId: string,
+      outcome: { status: OnboardingStatus; reasons: StatusReason[] | null },
+    ): Promise<boolean> {
+      const [current] = await db
+        .select({
+          id: tenantAwsAccounts.id,
+          status: tenantAwsAccounts.status,
+          reasons: tenantAwsAccounts.statusReasons,
+          lastRunId: tenantAwsAccounts.lastRunId,
+          kind: runs.kind,
+          runStatus: runs.status,
+        })
+        .from(tenantAwsAccounts)
+        .innerJoin(runs, eq(runs.id, tenantAwsAccounts.lastRunId))
+        .where(and(liveMembersOf(organizationId), eq(tenantAwsAccounts.accountId, accountId)));
+      if (!current || current.kind !== "up" || current.runStatus !== "succeeded" || !ACCOUNT_ROLLOUT_STATUSES.includes(current.status)) return false;
+      if (current.status === outcome.status && JSON.stringify(current.reasons ?? null) === JSON.stringify(outcome.reasons)) return false;
+      const moved = await db
+        .update(tenantAwsAccounts)
+        .set({ status: outcome.status, statusReasons: outcome.reasons })
+        .where(
+          and(
+            eq(tenantAwsAccounts.id, current.id),
+            eq(tenantAwsAccounts.lastRunId, current.lastRunId!),
+            inArray(tenantAwsAccounts.status, [...ACCOUNT_ROLLOUT_STATUSES]),
+          ),
+        )
+        .returning({ id: tenantAwsAccounts.id });
+      return moved.length > 0;
     },
 
     async accounts(org: Organization): Promise<TenantAccounts> {
@@ -672,6 +749,9 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
       await advance(org.id);
       return service.liveAccounts(org.id);
     },
+
+    /** The coverage matrix, account x region, over the tenant's accounts (its home account included). */
+    coverage: (org: Organization): Promise<CoverageMatrix> => readCoverage(db, org),
 
     /** Organization accounts not offboarded yet. */
     async liveAccounts(organizationId: number): Promise<number> {

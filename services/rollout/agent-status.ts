@@ -10,6 +10,7 @@ import type { DrizzleDatabase } from "../../db/client";
 import { agentCommands, agents, cloudAssets, type AgentStatus, type CloudAsset } from "../../db/schema";
 import { mapBounded } from "../../lib/concurrency";
 import { targetingDecision, type TargetingDecision } from "../../programs/tenant/targeting-fns";
+import { assetsOfStack } from "../core/account-assets";
 import { TenantAwsAccessError, type TenantSession } from "../core/tenant-aws-session";
 import type { RolloutSpec } from "../core/rollout-spec-fns";
 import { isStoppedState } from "./stopped-instances-fns";
@@ -155,6 +156,9 @@ async function regionEvidence(
 export interface StatusRefresh {
   instances: number;
   byStatus: Partial<Record<AgentStatus, number>>;
+  /** Of them: instances the targeting leaves out because SSM does not manage them, and stopped instances. */
+  unmanaged: number;
+  stopped: number;
   regions: { region: string; status: "succeeded" | "failed"; error?: string }[];
 }
 
@@ -181,7 +185,7 @@ export async function refreshAgentStatus(db: DrizzleDatabase, session: TenantSes
     .from(cloudAssets)
     .where(
       and(
-        eq(cloudAssets.organizationId, session.organizationId),
+        assetsOfStack(session.organizationId, session.stack),
         eq(cloudAssets.provider, "aws"),
         eq(cloudAssets.agentCompatible, true),
         isNull(cloudAssets.removedAt),
@@ -217,6 +221,8 @@ export async function refreshAgentStatus(db: DrizzleDatabase, session: TenantSes
   );
 
   const byStatus: StatusRefresh["byStatus"] = {};
+  let unmanaged = 0;
+  let stopped = 0;
   await db.transaction(async (tx) => {
     for (const asset of assets) {
       // A region we could not read keeps what we knew; we never guess.
@@ -231,6 +237,8 @@ export async function refreshAgentStatus(db: DrizzleDatabase, session: TenantSes
       };
       const derived = deriveAgentStatus(evidence);
       byStatus[derived.status] = (byStatus[derived.status] ?? 0) + 1;
+      if (derived.status === "pending" && !evidence.decision.targeted && evidence.decision.reason === "not_managed") unmanaged++;
+      if (derived.status === "pending" && isStopped(asset)) stopped++;
       if (derived.status === "checked_in" && asset.agentStatus === "checked_in") continue;
       await tx
         .update(cloudAssets)
@@ -254,5 +262,5 @@ export async function refreshAgentStatus(db: DrizzleDatabase, session: TenantSes
   if (regions.length > 0 && regions.every((region) => region.status === "failed")) {
     throw new TenantAwsAccessError(`could not read the agent rollout from SSM: ${regions.map((r) => `${r.region}: ${r.error}`).join("; ")}`);
   }
-  return { instances: assets.length, byStatus, regions };
+  return { instances: assets.length, byStatus, unmanaged, stopped, regions };
 }

@@ -14,7 +14,7 @@
 import { and, eq, isNull, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { generateToken, hashToken, tokensEqual } from "../../db/crypto";
-import { agents, auditLog, cloudAssets, enrollmentTokens, organizations, type Agent } from "../../db/schema";
+import { agents, auditLog, cloudAssets, enrollmentTokens, organizations, tenantAwsAccounts, type Agent } from "../../db/schema";
 import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError } from "../../lib/errors";
 import { verifyInstanceIdentity, type IdentityTrust, type InstanceIdentity } from "./instance-identity-fns";
 
@@ -116,13 +116,20 @@ async function organizationOfToken(db: DrizzleDatabase, presented: string) {
     .where(and(eq(enrollmentTokens.tokenHash, presentedHash), isNull(enrollmentTokens.revokedAt), isNull(organizations.offboardedAt)))
     .limit(1);
   if (!row || !tokensEqual(row.tokenHash, presentedHash)) throw new InvalidEnrollmentTokenError();
-  return row;
+  // The accounts whose agents enroll: the one the tenant connected, and its organization's accounts still covered.
+  const members = await db
+    .select({ accountId: tenantAwsAccounts.accountId })
+    .from(tenantAwsAccounts)
+    .where(and(eq(tenantAwsAccounts.organizationId, row.organizationId), isNull(tenantAwsAccounts.offboardedAt)));
+  const accounts = new Set([...(row.awsAccountId ? [row.awsAccountId] : []), ...members.map((member) => member.accountId)]);
+  return { ...row, accounts };
 }
 
 /** Account and region of a verified identity against the tenant's (the asset check follows, in the transaction). */
 function checkTenantOwns(tenant: Awaited<ReturnType<typeof organizationOfToken>>, identity: InstanceIdentity): void {
-  if (!tenant.awsAccountId) throw new InstanceNotOfTenantError("the tenant has no AWS account connected");
-  if (identity.accountId !== tenant.awsAccountId) throw new InstanceNotOfTenantError(`account ${identity.accountId} is not the tenant's AWS account`);
+  if (tenant.accounts.size === 0) throw new InstanceNotOfTenantError("the tenant has no AWS account connected");
+  if (!tenant.accounts.has(identity.accountId))
+    throw new InstanceNotOfTenantError(`account ${identity.accountId} is not one of the tenant's AWS accounts`);
   const regions = new Set([...(tenant.settings.regions ?? []), ...(tenant.settings.homeRegion ? [tenant.settings.homeRegion] : [])]);
   if (!regions.has(identity.region)) throw new InstanceNotOfTenantError(`region ${identity.region} is not one of the tenant's regions`);
 }

@@ -3,6 +3,7 @@
  * failed, and only those, highest priority first, in batches of SSM's limit of 50 instances per command. Each
  * command is recorded (agent_commands) so the next status refresh reads its result.
  */
+import { assetsOfStack } from "../core/account-assets";
 import { and, eq, inArray, isNull } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { agentCommands, cloudAssets } from "../../db/schema";
@@ -30,7 +31,7 @@ export async function retryFailedDeployments(db: DrizzleDatabase, session: Tenan
       .from(cloudAssets)
       .where(
         and(
-          eq(cloudAssets.organizationId, session.organizationId),
+          assetsOfStack(session.organizationId, session.stack),
           eq(cloudAssets.agentCompatible, true),
           eq(cloudAssets.agentStatus, "failed"),
           isNull(cloudAssets.removedAt),

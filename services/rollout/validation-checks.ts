@@ -99,7 +99,8 @@ const latestScanQuery = preparedPerDatabase((db) =>
   db
     .select()
     .from(discoveryScans)
-    .where(eq(discoveryScans.organizationId, byTenant.organizationId))
+    // The home stack's scans: an organization account's scan judges that account (services/onboarding).
+    .where(and(eq(discoveryScans.organizationId, byTenant.organizationId), isNull(discoveryScans.awsAccountId)))
     .orderBy(desc(discoveryScans.requestedAt))
     .limit(1)
     .prepare("latest_scan"),

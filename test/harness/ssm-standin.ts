@@ -26,6 +26,8 @@ export interface ManagedInstance {
   pingStatus?: "Online" | "ConnectionLost" | "Inactive";
   /** The region the instance lives in; default: the stand-in's default region. */
   region?: string;
+  /** The account it lives in: only that account's sessions see it (when the stand-in knows the caller's account). */
+  accountId?: string;
   /** The instance's EC2 tags (association tag targets and the exclusion check look at them). */
   tags?: Record<string, string>;
   /** false: the instance does not serve its tags in instance metadata, so the document's exclusion check cannot see them. */
@@ -44,6 +46,8 @@ export interface SsmStandInOptions {
   defaultRegion?: string;
   /** The customer account whose associations and service settings apply (default: any account). */
   accountId?: string;
+  /** The caller's account from its access key id (the STS stand-in's accountOf): SSM, like AWS, answers per account. */
+  accountOf?(accessKeyId: string | undefined): string | undefined;
 }
 
 export interface SsmCall {
@@ -120,8 +124,11 @@ export async function startSsmStandIn(motoEndpoint: string, options: SsmStandInO
     res.end(JSON.stringify(body));
   };
 
-  const describeInstanceInformation = (region: string, input: Record<string, unknown>) => {
-    let instances = [...(registry.get(region)?.values() ?? [])];
+  /** An instance of another account is not there for this caller. */
+  const visibleTo = (caller: string | undefined) => (instance: ManagedInstance) => !caller || !instance.accountId || instance.accountId === caller;
+
+  const describeInstanceInformation = (region: string, input: Record<string, unknown>, caller?: string) => {
+    let instances = [...(registry.get(region)?.values() ?? [])].filter(visibleTo(caller));
     const filters = [
       ...((input.Filters as { Key: string; Values: string[] }[] | undefined) ?? []),
       ...((input.InstanceInformationFilterList as { key: string; valueSet: string[] }[] | undefined) ?? []).map((f) => ({
@@ -151,9 +158,9 @@ export async function startSsmStandIn(motoEndpoint: string, options: SsmStandInO
     };
   };
 
-  const describeAssociationsStatus = async (region: string, InstanceId: string) => {
+  const describeAssociationsStatus = async (region: string, InstanceId: string, caller?: string) => {
     const instance = registry.get(region)?.get(InstanceId);
-    if (!instance) return undefined;
+    if (!instance || !visibleTo(caller)(instance)) return undefined;
     const fixed = instance.association;
     if (fixed) {
       return [
@@ -168,7 +175,7 @@ export async function startSsmStandIn(motoEndpoint: string, options: SsmStandInO
         },
       ];
     }
-    const associations = await listStandInAssociations({ accountId: options.accountId, region });
+    const associations = await listStandInAssociations({ accountId: instance.accountId ?? options.accountId, region });
     const outcome = instance.outcome ?? { status: "Success" as const };
     return associations
       .filter((association) => association.Region === region && appliesTo(association, instance))
@@ -220,10 +227,11 @@ export async function startSsmStandIn(motoEndpoint: string, options: SsmStandInO
       if (EMULATED.has(action) && !region) {
         return answer(res, 400, { __type: "IncompleteSignatureException", message: "no SigV4 credential scope: the region is unknown" });
       }
-      if (action === "DescribeInstanceInformation") return answer(res, 200, describeInstanceInformation(region!, input));
+      const caller = options.accountOf?.(accessKeyId);
+      if (action === "DescribeInstanceInformation") return answer(res, 200, describeInstanceInformation(region!, input, caller));
       if (action === "DescribeInstanceAssociationsStatus") {
         const InstanceId = String(input.InstanceId);
-        const infos = await describeAssociationsStatus(region!, InstanceId);
+        const infos = await describeAssociationsStatus(region!, InstanceId, caller);
         if (!infos) return answer(res, 400, { __type: "InvalidInstanceId", message: `${InstanceId} is not a managed instance in ${region}` });
         return answer(res, 200, { InstanceAssociationStatusInfos: infos });
       }

@@ -19,6 +19,11 @@ export interface StsStandIn {
   url: string;
   /** AssumeRole calls seen: role, external ID, and whether they were admitted. */
   calls: { roleArn: string; externalId: string | null; admitted: boolean }[];
+  /**
+   * The account of a session this stand-in handed out (its access key id), as AWS knows it: the stand-ins of regional
+   * services (test/harness/ec2-standin.ts, ssm-standin.ts) answer per account with it.
+   */
+  accountOf(accessKeyId: string | undefined): string | undefined;
   stop(): Promise<void>;
 }
 
@@ -72,6 +77,7 @@ export async function startStsStandIn(options: { motoUrl: string; callerPrincipa
   }
 
   const calls: StsStandIn["calls"] = [];
+  const accounts = new Map<string, string>();
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (chunk: Buffer) => chunks.push(chunk));
@@ -91,11 +97,24 @@ export async function startStsStandIn(options: { motoUrl: string; callerPrincipa
           }
         }
         const target = new URL(options.forwardUrl ?? options.motoUrl);
+        const assumedAccount = form.get("Action") === "AssumeRole" ? /^arn:aws:iam::(\d{12}):/.exec(form.get("RoleArn") ?? "")?.[1] : undefined;
         const forwarded = httpRequest(
           { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
           (answer) => {
-            res.writeHead(answer.statusCode ?? 502, answer.headers);
-            answer.pipe(res);
+            if (!assumedAccount) {
+              res.writeHead(answer.statusCode ?? 502, answer.headers);
+              answer.pipe(res);
+              return;
+            }
+            const parts: Buffer[] = [];
+            answer.on("data", (chunk: Buffer) => parts.push(chunk));
+            answer.on("end", () => {
+              const text = Buffer.concat(parts);
+              const key = /<AccessKeyId>([^<]+)<\/AccessKeyId>/.exec(text.toString())?.[1];
+              if (key) accounts.set(key, assumedAccount);
+              res.writeHead(answer.statusCode ?? 502, answer.headers);
+              res.end(text);
+            });
           },
         );
         forwarded.on("error", (error) => {
@@ -113,6 +132,7 @@ export async function startStsStandIn(options: { motoUrl: string; callerPrincipa
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     calls,
+    accountOf: (accessKeyId) => (accessKeyId ? accounts.get(accessKeyId) : undefined),
     async stop() {
       for (const iam of readers.values()) iam.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

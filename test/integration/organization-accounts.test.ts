@@ -9,6 +9,15 @@
  * role, or a trust policy that does not admit the platform with this external ID). Where moto's StackSets differ from
  * AWS, test/harness/aws-organization.ts performs AWS's behaviour and says so.
  *
+ * The member accounts' estates (the tenant's regions: us-east-1 and the opt-in ap-east-1), launched in moto, their
+ * SSM managed instances in the SSM stand-in (test/harness/ssm-standin.ts). Where moto has no notion of them, the EC2
+ * stand-in (test/harness/ec2-standin.ts) answers as AWS does: every member account but prod-2 has enabled the opt-in
+ * ap-east-1 (moto reports it not enabled everywhere), and an SCP denies ec2:DescribeInstances in ap-east-1 to security-1.
+ *   payments-1: a Linux and a Windows instance in us-east-1, one in ap-east-1, all managed: the agent everywhere
+ *   prod-1: one instance SSM does not manage (no SSM agent), one stopped
+ *   prod-2: one managed instance in us-east-1
+ *   the others: empty
+ *
  * The organization (13 member accounts, OUs three levels deep):
  *   Root: management account, root-1
  *     Workloads
@@ -36,8 +45,13 @@ import { startTestPlatform, type TestPlatform } from "../harness/platform";
 import { pulumiCli } from "../harness/pulumi-cli";
 import { waitFor } from "../harness/wait-for";
 import { startStsStandIn, type StsStandIn } from "../harness/sts-standin";
+import { startEc2StandIn, type Ec2StandIn } from "../harness/ec2-standin";
+import { seedEstate, type PlannedInstance } from "../harness/estates";
+import { startSsmStandIn, type SsmStandIn } from "../harness/ssm-standin";
+import { AssumeRoleCommand, STSClient } from "@aws-sdk/client-sts";
 
 const REGION = "us-east-1";
+const OPT_IN_REGION = "ap-east-1";
 const BUCKET = "mini-xdr-organization";
 const MAX_CONCURRENT_ACCOUNTS = 3;
 const RECONCILE_SECONDS = 2;
@@ -45,10 +59,16 @@ const RECONCILE_SECONDS = 2;
 let service: TestPlatform;
 let replica: TestPlatform | undefined;
 let sts: StsStandIn;
+let ssm: SsmStandIn;
+let ec2: Ec2StandIn;
 let management: CustomerAccount;
 let organization: CustomerOrganization;
 const admin = generateToken("mxdr-admin");
-const savedStsEndpoint = process.env.AWS_ENDPOINT_URL_STS;
+const savedEndpoints = {
+  AWS_ENDPOINT_URL_STS: process.env.AWS_ENDPOINT_URL_STS,
+  AWS_ENDPOINT_URL_SSM: process.env.AWS_ENDPOINT_URL_SSM,
+  AWS_ENDPOINT_URL_EC2: process.env.AWS_ENDPOINT_URL_EC2,
+};
 const accounts: Record<string, string> = {};
 const ous: Record<string, string> = {};
 let stackSetName: string;
@@ -86,6 +106,23 @@ async function accountView() {
       listings_out_of_scope: number;
     }[];
   };
+}
+
+/** A member account's estate, launched in moto in that account; its managed instances registered with the SSM stand-in. */
+async function seedMemberEstate(accountId: string, instances: Omit<PlannedInstance, "instanceType" | "metadataTags">[]) {
+  // moto grants any role: a session in the member account to launch its instances, as its own admins would.
+  const direct = new STSClient({ region: REGION, endpoint: process.env.AWS_ENDPOINT_URL });
+  const session = await direct.send(new AssumeRoleCommand({ RoleArn: `arn:aws:iam::${accountId}:role/EstateSeeder`, RoleSessionName: "seed" }));
+  direct.destroy();
+  const credentials = {
+    accessKeyId: session.Credentials!.AccessKeyId!,
+    secretAccessKey: session.Credentials!.SecretAccessKey!,
+    sessionToken: session.Credentials!.SessionToken!,
+  };
+  const planned = instances.map((instance) => ({ ...instance, instanceType: "t3.micro", metadataTags: true }));
+  const estate = await seedEstate({ regions: [...new Set(planned.map((i) => i.region))], instances: planned }, { credentials });
+  ssm.addInstances(estate.managedInstances().map((instance) => ({ ...instance, accountId })));
+  return estate;
 }
 
 const statusOf = async (accountId: string) => (await accountView()).accounts.find((account) => account.account_id === accountId)?.status;
@@ -127,6 +164,31 @@ beforeAll(async () => {
   for (const [name, parent] of place) accounts[name] = await organization.createAccount(`${name} ünïcode ☁`, parent);
   await organization.closeAccount(accounts["security-2"]!);
 
+  ssm = await startSsmStandIn(process.env.AWS_ENDPOINT_URL!, { defaultRegion: REGION, accountOf: sts.accountOf });
+  const linux = { platform: "linux" as const, state: "running" as const };
+  await seedMemberEstate(accounts["payments-1"]!, [
+    { key: "web", region: REGION, ...linux, tags: { Name: "web ✓", "cost-center": "payments" } },
+    { key: "sql", region: REGION, platform: "windows", state: "running", tags: { Name: "sql" } },
+    { key: "edge", region: OPT_IN_REGION, ...linux, tags: {} },
+  ]);
+  await seedMemberEstate(accounts["prod-1"]!, [
+    { key: "legacy", region: REGION, ...linux, tags: { Name: "legacy" }, unmanaged: "no_ssm_agent" },
+    { key: "batch", region: REGION, platform: "linux", state: "stopped", tags: {} },
+  ]);
+  await seedMemberEstate(accounts["prod-2"]!, [{ key: "api", region: REGION, ...linux, tags: { Name: "api" } }]);
+  ec2 = await startEc2StandIn({
+    motoUrl: process.env.AWS_ENDPOINT_URL!,
+    accountOf: sts.accountOf,
+    regionsEnabled: Object.fromEntries(
+      Object.entries(accounts)
+        .filter(([name]) => name !== "prod-2")
+        .map(([, accountId]) => [accountId, [OPT_IN_REGION]]),
+    ),
+    scpDenies: { [accounts["security-1"]!]: [{ region: OPT_IN_REGION, action: "ec2:DescribeInstances" }] },
+  });
+  process.env.AWS_ENDPOINT_URL_SSM = ssm.endpoint;
+  process.env.AWS_ENDPOINT_URL_EC2 = ec2.url;
+
   service = await startTestPlatform({
     env: {
       RUN_WORKER: "true",
@@ -151,7 +213,8 @@ beforeAll(async () => {
     integration_settings: {
       aws_account_id: management.accountId,
       home_region: REGION,
-      regions: [REGION],
+      regions: [REGION, OPT_IN_REGION],
+      targeting_mode: "all_managed",
       agent_public_base_url: "https://agents.mini-xdr.example.com",
     },
   });
@@ -161,11 +224,15 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
-  if (savedStsEndpoint === undefined) delete process.env.AWS_ENDPOINT_URL_STS;
-  else process.env.AWS_ENDPOINT_URL_STS = savedStsEndpoint;
+  for (const [name, value] of Object.entries(savedEndpoints)) {
+    if (value === undefined) delete process.env[name];
+    else process.env[name] = value;
+  }
   await replica?.stop();
   await service?.stop();
   await sts?.stop();
+  await ssm?.stop();
+  await ec2?.stop();
   // The stack config files the account stacks left in stacks/ (the state went with the service's data directory).
   for (const file of await readdir(join(REPO_ROOT, "stacks"))) {
     if (tenant && file.startsWith(`Pulumi.tenant-${tenant.slug}`)) await rm(join(REPO_ROOT, "stacks", file), { force: true });
@@ -266,7 +333,8 @@ describe("an AWS Organization connected with one link", () => {
         const view = await accountView();
         lastView = view;
         const members = view.accounts.filter((account) => account.source === "organization");
-        const busy = members.filter((account) => ["connecting", "provisioning"].includes(account.status));
+        // Busy: being started, its stack applied but its discovery and rollout still being read.
+        const busy = members.filter((account) => ["connecting", "provisioning", "discovering", "deploying"].includes(account.status));
         const waiting = members.filter((account) => account.status === "not_started");
         // Settled: nothing busy, and nothing waiting unless failures stopped new starts (then the expectations say why).
         return busy.length === 0 && (waiting.length === 0 || view.starts_stopped) ? view : undefined;
@@ -275,14 +343,25 @@ describe("an AWS Organization connected with one link", () => {
     ).catch((error: Error) => {
       throw new Error(`${error.message}; the accounts then: ${JSON.stringify(lastView, null, 1)}`);
     });
-    // The home account has not been connected yet: it waits (not_started) without holding the others up.
-    expect(settled.by_status, JSON.stringify(settled.needs_action, null, 2)).toEqual({ completed: 8, action_required: 1, not_started: 1 });
+    // The home account has not been connected yet: it waits (not_started) without holding the others up. Neither do
+    // the three accounts that need a person, each with what it needs.
+    expect(settled.by_status, JSON.stringify(settled.needs_action, null, 2)).toEqual({ completed: 6, action_required: 3, not_started: 1 });
     expect(settled.status).toBe("connecting");
-    expect(settled.needs_action).toEqual([
+    const needs = Object.fromEntries(settled.needs_action.map((entry) => [entry.account_id, entry.reasons]));
+    expect(Object.keys(needs).sort()).toEqual([accounts["dev-3"], accounts["prod-1"], accounts["security-1"]].sort());
+    expect(needs[accounts["dev-3"]!]).toEqual([
+      expect.objectContaining({ reason: expect.stringContaining("does not answer"), fix: expect.stringContaining("StackSet") }),
+    ]);
+    expect(needs[accounts["prod-1"]!]).toEqual([
+      expect.objectContaining({
+        reason: "1 instance SSM does not manage, so the agent cannot reach them",
+        fix: expect.stringContaining("AmazonSSMManagedInstanceCore"),
+      }),
+    ]);
+    expect(needs[accounts["security-1"]!]).toEqual([
       {
-        account_id: accounts["dev-3"],
-        status: "action_required",
-        reasons: [expect.objectContaining({ reason: expect.stringContaining("does not answer"), fix: expect.stringContaining("StackSet") })],
+        reason: "AWS denied ec2:DescribeInstances in ap-east-1: an explicit deny in a service control policy",
+        fix: "ask your AWS administrator to allow ec2:DescribeInstances in ap-east-1 for the Mini-XDR roles, or remove ap-east-1 from the tenant's regions",
       },
     ]);
     // Each onboarded account has its own stack's run, and the platform's access role in its own account.
@@ -302,6 +381,64 @@ describe("an AWS Organization connected with one link", () => {
     );
     expect(overlap).toBeLessThanOrEqual(MAX_CONCURRENT_ACCOUNTS);
     expect(ups).toHaveLength(8);
+  });
+
+  it("the coverage matrix gives each account and region its SSM pieces and instances, or why the cell is empty", async () => {
+    const coverage = await call(service.app, "GET", `/v1/tenants/${tenant.slug}/coverage`);
+    expect(coverage.status, coverage.text).toBe(200);
+    type Cell = {
+      region: string;
+      status: string;
+      ssm: Record<string, boolean>;
+      instances: Record<string, number>;
+      reason: string | null;
+      fix: string | null;
+    };
+    const matrix = coverage.body as {
+      regions: string[];
+      accounts: { account_id: string; status: string; cells: Cell[] }[];
+      totals: Record<string, number>;
+    };
+    expect(matrix.regions).toEqual([REGION, OPT_IN_REGION]);
+    const cell = (name: string, region: string) => {
+      const accountId = name === "management" ? management.accountId : accounts[name];
+      return matrix.accounts.find((row) => row.account_id === accountId)?.cells.find((c) => c.region === region);
+    };
+    // The agent everywhere in payments-1: the pieces in both regions, every instance managed and installed.
+    expect(cell("payments-1", REGION)).toMatchObject({
+      status: "covered",
+      ssm: { parameter: true, document: true, association: true },
+      instances: { discovered: 2, managed: 2, installed: 2, failed: 0 },
+    });
+    expect(cell("payments-1", OPT_IN_REGION)).toMatchObject({ status: "covered", instances: { discovered: 1, installed: 1 } });
+    expect(cell("prod-2", REGION)).toMatchObject({ status: "covered", instances: { discovered: 1, installed: 1 } });
+    expect(cell("prod-2", OPT_IN_REGION)).toMatchObject({ status: "region_not_enabled", instances: { discovered: 0 } });
+    expect(cell("prod-1", REGION)).toMatchObject({ status: "not_managed", instances: { discovered: 2, managed: 0, unmanaged: 1 } });
+    expect(cell("security-1", OPT_IN_REGION)).toMatchObject({
+      status: "access_denied",
+      reason: "AWS denied ec2:DescribeInstances in ap-east-1: an explicit deny in a service control policy",
+    });
+    expect(cell("root-1", REGION)).toMatchObject({ status: "connected_but_empty", ssm: { association: true } });
+    expect(cell("dev-3", REGION)).toMatchObject({ status: "bootstrap_role_missing", ssm: { association: false } });
+    expect(cell("management", REGION)).toMatchObject({ status: "not_onboarded_yet" });
+    expect(matrix.totals).toMatchObject({ accounts: 10, discovered: 6, installed: 4 });
+    // Each account's discovery read only its own account: no instance of one account is counted in another.
+    expect(
+      matrix.accounts
+        .filter((row) => row.cells.some((c) => (c.instances.discovered ?? 0) > 0))
+        .map((row) => row.account_id)
+        .sort(),
+    ).toEqual([accounts["payments-1"], accounts["prod-1"], accounts["prod-2"]].sort());
+    // The EC2 stand-in answered its two AWS behaviours: the SCP's deny for security-1 alone, and the opt-in state of
+    // the accounts' regions (never prod-2's: moto's answer is AWS's there).
+    const answered = ec2.answered.map((call) => `${call.action} ${call.accountId}`);
+    expect(answered.filter((call) => call.startsWith("DescribeInstances"))[0]).toBe(`DescribeInstances ${accounts["security-1"]}`);
+    expect(new Set(answered.filter((call) => call.startsWith("DescribeInstances")))).toEqual(
+      new Set([`DescribeInstances ${accounts["security-1"]}`]),
+    );
+    expect(answered).toContain(`DescribeRegions ${accounts["payments-1"]}`);
+    expect(answered).not.toContain(`DescribeRegions ${accounts["prod-2"]}`);
+    console.log(`coverage matrix of the test organization: ${JSON.stringify(matrix)}`);
   });
 
   it("an account moved into a targeted OU is onboarded by itself within a reconcile interval (AWS's automatic deployment performed)", async () => {

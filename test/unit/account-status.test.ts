@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { OnboardingStatus, Run } from "../../db/schema";
-import { accountStatusAfterRun, summarizeAccounts } from "../../services/organization/account-status-fns";
+import { accountStatusAfterRollout, accountStatusAfterRun, summarizeAccounts } from "../../services/organization/account-status-fns";
 
 const account = (accountId: string, status: OnboardingStatus, reasons: { reason: string; fix: string }[] | null = null) => ({
   accountId,
@@ -24,6 +24,7 @@ describe("a tenant's accounts summed up", () => {
   it("stays in progress while any account is still being worked on, whatever the others say", () => {
     expect(summarizeAccounts([account("1", "completed"), account("2", "failed"), account("3", "provisioning")]).status).toBe("provisioning");
     expect(summarizeAccounts([account("1", "completed"), account("2", "not_started")]).status).toBe("connecting");
+    expect(summarizeAccounts([account("1", "completed"), account("2", "deploying"), account("3", "discovering")]).status).toBe("deploying");
   });
 
   it("says which accounts need a person, and for what, without holding the others up", () => {
@@ -45,8 +46,8 @@ describe("a tenant's accounts summed up", () => {
 });
 
 describe("an account after its run", () => {
-  it("is completed after a succeeded up, failed (with the run's words and the retry) after a failed one", () => {
-    expect(accountStatusAfterRun(run("up", "succeeded"))).toEqual({ status: "completed", reasons: null });
+  it("is discovering after a succeeded up (its discovery and rollout follow), failed (with the run's words and the retry) after a failed one", () => {
+    expect(accountStatusAfterRun(run("up", "succeeded"))).toEqual({ status: "discovering", reasons: null });
     const failed = accountStatusAfterRun(run("up", "failed", "AccessDenied on iam:CreateRole"));
     expect(failed?.status).toBe("failed");
     expect(failed?.reasons?.[0]?.reason).toContain("AccessDenied on iam:CreateRole");
@@ -64,5 +65,45 @@ describe("an account after its run", () => {
     expect(accountStatusAfterRun(run("destroy", "cancelled"))?.status).toBe("failed");
     expect(accountStatusAfterRun(run("refresh", "succeeded"))).toBeUndefined();
     expect(accountStatusAfterRun(run("drift", "failed"))).toBeUndefined();
+  });
+});
+
+describe("an account after its discovery and rollout read", () => {
+  const scanned = { status: "succeeded" };
+
+  it("is completed when every targeted instance has the agent, or when it runs none (connected but empty)", () => {
+    expect(accountStatusAfterRollout({ scan: scanned, rollout: { byStatus: { installed: 3, checked_in: 2 }, unmanaged: 0, stopped: 0 } })).toEqual({
+      status: "completed",
+      reasons: null,
+    });
+    expect(accountStatusAfterRollout({ scan: scanned, rollout: { byStatus: {}, unmanaged: 0, stopped: 0 } }).status).toBe("completed");
+  });
+
+  it("is deploying while installs go on; stopped instances hold nothing up", () => {
+    expect(
+      accountStatusAfterRollout({ scan: scanned, rollout: { byStatus: { installed: 1, installing: 2 }, unmanaged: 0, stopped: 0 } }).status,
+    ).toBe("deploying");
+    expect(accountStatusAfterRollout({ scan: scanned, rollout: { byStatus: { installed: 1, pending: 2 }, unmanaged: 0, stopped: 2 } }).status).toBe(
+      "completed",
+    );
+  });
+
+  it("needs a person, with the reason and the fix, for failed installs, unmanaged instances, or an account it cannot read", () => {
+    const failed = accountStatusAfterRollout({ scan: scanned, rollout: { byStatus: { failed: 1, pending: 2 }, unmanaged: 2, stopped: 0 } });
+    expect(failed.status).toBe("action_required");
+    expect(failed.reasons?.map((reason) => reason.reason)).toEqual([
+      "the agent install failed on 1 instance",
+      "2 instances SSM does not manage, so the agent cannot reach them",
+    ]);
+    const unreadable = accountStatusAfterRollout({ scan: { status: "failed", error: { message: "every region failed" } } });
+    expect(unreadable).toMatchObject({
+      status: "action_required",
+      reasons: [{ reason: "discovery could not read the account: every region failed" }],
+    });
+    const refused = accountStatusAfterRollout({
+      scan: scanned,
+      refreshError: "the cloud account refused the request (access denied) (upstream_access_denied)",
+    });
+    expect(refused.reasons?.[0]?.fix).toMatch(/XDR access role/);
   });
 });

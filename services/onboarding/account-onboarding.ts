@@ -1,0 +1,84 @@
+/**
+ * An organization member account's onboarding after its stack is applied: the account's own discovery (its XDR role,
+ * its regions), then its rollout read from SSM in that account, which move the account (not the tenant) to deploying,
+ * completed, or action_required with the reasons. Followed again on every organization pass until it is completed, so
+ * a replica that died between two steps leaves nothing stuck.
+ */
+import { and, desc, eq } from "drizzle-orm";
+import type { DrizzleDatabase } from "../../db/client";
+import type { Keyring } from "../../db/crypto";
+import { discoveryScans, type DiscoveryScan, type Run } from "../../db/schema";
+import { neutralUpstreamText } from "../../lib/upstream-errors";
+import { TenantAwsAccessError, TenantNotProvisionedError } from "../core/tenant-aws-session";
+import type { ScanQueue } from "../discovery/scan-queue";
+import { accountStatusAfterRollout } from "../organization/account-status-fns";
+import type { OrganizationService } from "../organization/organization-service";
+import { refreshMemberAccountRollout } from "../rollout/rollout-refresh";
+
+export interface AccountOnboardingDeps {
+  db: DrizzleDatabase;
+  keyring: Keyring;
+  scans: Pick<ScanQueue, "request">;
+  organizations: Pick<OrganizationService, "afterAccountRun" | "accountsFollowingRollout" | "settleAccountRollout">;
+  log?(message: string): void;
+}
+
+const ACTOR = "system:organization";
+/** An account still in its rollout is discovered again this long after its last scan (instances come and go). */
+const RESCAN_AFTER_MS = 15 * 60_000;
+
+export function accountOnboarding(deps: AccountOnboardingDeps) {
+  const { db } = deps;
+
+  const discover = (organizationId: number, awsAccountId: string) =>
+    deps.scans.request({ organizationId, awsAccountId, trigger: "after_up", actor: ACTOR });
+
+  /** The account's rollout, read after a finished scan of it, settles its status. */
+  async function follow(scan: Pick<DiscoveryScan, "organizationId" | "awsAccountId" | "status" | "error">): Promise<void> {
+    const awsAccountId = scan.awsAccountId!;
+    let refresh: Awaited<ReturnType<typeof refreshMemberAccountRollout>> | undefined;
+    let refreshError: string | undefined;
+    if (scan.status !== "failed") {
+      try {
+        refresh = await refreshMemberAccountRollout(db, deps.keyring, scan.organizationId, awsAccountId);
+      } catch (error) {
+        if (error instanceof TenantNotProvisionedError) return;
+        if (!(error instanceof TenantAwsAccessError)) throw error;
+        refreshError = neutralUpstreamText(error.cause ?? error.message);
+      }
+    }
+    const outcome = accountStatusAfterRollout({ scan, refreshError, rollout: refresh });
+    if (await deps.organizations.settleAccountRollout(scan.organizationId, awsAccountId, outcome)) {
+      deps.log?.(`organization account ${awsAccountId} of tenant ${scan.organizationId}: ${outcome.status}`);
+    }
+  }
+
+  return {
+    /** A member account's run finished: its status follows; an applied stack is discovered next. */
+    async afterRun(run: Run): Promise<void> {
+      const outcome = await deps.organizations.afterAccountRun(run);
+      if (run.awsAccountId && outcome?.status === "discovering") await discover(run.organizationId, run.awsAccountId);
+    },
+
+    afterScan: follow,
+
+    /** Every account still in its rollout: the latest scan is followed (or one is requested when it has none yet). */
+    async followRollouts(organizationId: number): Promise<void> {
+      for (const account of await deps.organizations.accountsFollowingRollout(organizationId)) {
+        const [latest] = await db
+          .select()
+          .from(discoveryScans)
+          .where(and(eq(discoveryScans.organizationId, organizationId), eq(discoveryScans.awsAccountId, account.accountId)))
+          .orderBy(desc(discoveryScans.requestedAt))
+          .limit(1);
+        const scanned = latest && latest.requestedAt >= account.updatedAt;
+        const stale = latest?.finishedAt && Date.now() - latest.finishedAt.getTime() > RESCAN_AFTER_MS;
+        if (!latest || (account.status === "discovering" && !scanned) || stale) {
+          await discover(organizationId, account.accountId);
+        } else if (latest.status !== "queued" && latest.status !== "running") {
+          await follow(latest).catch((error: unknown) => deps.log?.(`organization account ${account.accountId}: ${String(error)}`));
+        }
+      }
+    },
+  };
+}
