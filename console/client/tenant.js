@@ -366,14 +366,31 @@ export function mountTenant({ main, nav, session }) {
         {
           key: "status",
           label: "Status",
-          options: ["completed", "provisioning", "connecting", "not_started", "action_required", "failed", "offboarding", "offboarded"],
+          options: [
+            "completed",
+            "deploying",
+            "discovering",
+            "provisioning",
+            "connecting",
+            "not_started",
+            "action_required",
+            "failed",
+            "offboarding",
+            "offboarded",
+          ],
         },
       ],
       emptyText: "No AWS accounts yet: connect one account or an organization on the Quick start page.",
     });
-    screen("Accounts", summaryBox, table.element);
-    const view = await api("GET", path("/accounts"));
+    const coverageBox = h(
+      "section",
+      { id: "coverage", "aria-labelledby": "coverage-title" },
+      h("p", { className: "muted" }, "Loading the coverage…"),
+    );
+    screen("Accounts", summaryBox, table.element, coverageBox);
+    const [view, coverage] = await Promise.all([api("GET", path("/accounts")), api("GET", path("/coverage"))]);
     if (token !== state.viewToken) return;
+    replace(coverageBox, ...coverageMatrix(coverage));
     const counts = Object.entries(view.by_status).map(([status, count]) => `${count} ${status.replaceAll("_", " ")}`);
     replace(
       summaryBox,
@@ -389,6 +406,76 @@ export function mountTenant({ main, nav, session }) {
         : null,
     );
     table.setRows(view.accounts);
+  }
+
+  /** The coverage matrix, account x region: each cell says what is there, or why nothing is, with the fix. */
+  function coverageMatrix(coverage) {
+    const MAX_ROWS = 200;
+    const rows = coverage.accounts.slice(0, MAX_ROWS);
+    const cell = (entry) => {
+      const counts = entry.instances;
+      const what =
+        entry.status === "covered" || entry.status === "install_failed" || entry.status === "not_managed"
+          ? `${counts.installed} of ${counts.discovered} instance${counts.discovered === 1 ? "" : "s"} with the agent; ${counts.managed} managed`
+          : null;
+      return h(
+        "td",
+        { className: `coverage-cell coverage-${entry.status}` },
+        badge(entry.status),
+        what ? h("div", { className: "small" }, what) : null,
+        entry.reason
+          ? h("div", { className: "small" }, entry.reason, entry.fix ? h("span", { className: "muted" }, ` Fix: ${entry.fix}`) : null)
+          : null,
+      );
+    };
+    const totals = coverage.totals;
+    return [
+      h("h2", { id: "coverage-title" }, "Coverage: account × region"),
+      h(
+        "p",
+        { className: "small muted" },
+        `${totals.installed} of ${totals.discovered} instances have the agent across ${totals.accounts} account${totals.accounts === 1 ? "" : "s"}; ` +
+          `${totals.covered_cells} of ${totals.cells} account-regions covered or empty.`,
+      ),
+      h(
+        "div",
+        { className: "table-scroll static", tabindex: "0", role: "region", "aria-labelledby": "coverage-title" },
+        h(
+          "table",
+          { className: "coverage-matrix" },
+          h("caption", { className: "visually-hidden" }, "Coverage of each account in each region"),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              h("th", { scope: "col" }, "Account"),
+              coverage.regions.map((region) => h("th", { scope: "col" }, region)),
+            ),
+          ),
+          h(
+            "tbody",
+            {},
+            rows.map((row) =>
+              h(
+                "tr",
+                {},
+                h("th", { scope: "row" }, row.name ?? row.account_id, row.name ? h("div", { className: "muted small" }, row.account_id) : null),
+                row.cells.map(cell),
+              ),
+            ),
+          ),
+        ),
+      ),
+      coverage.accounts.length > MAX_ROWS
+        ? h(
+            "p",
+            { className: "small muted" },
+            `The first ${MAX_ROWS} of ${coverage.accounts.length} accounts; GET ${path("/coverage")} answers with all.`,
+          )
+        : null,
+    ];
   }
 
   // Assets -----------------------------------------------------------------------------------------------------

@@ -678,7 +678,7 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
         .from(tenantAwsAccounts)
         .innerJoin(runs, eq(runs.id, tenantAwsAccounts.lastRunId))
         .where(and(liveMembersOf(organizationId), eq(tenantAwsAccounts.accountId, accountId)));
-      if (!current || current.kind !== "up" || current.runStatus !== "succeeded" || !ACCOUNT_ROLLOUT_STATUSES.includes(current.status)) return false;
+      if (current?.kind !== "up" || current.runStatus !== "succeeded" || !ACCOUNT_ROLLOUT_STATUSES.includes(current.status)) return false;
       if (current.status === outcome.status && JSON.stringify(current.reasons ?? null) === JSON.stringify(outcome.reasons)) return false;
       const moved = await db
         .update(tenantAwsAccounts)

@@ -561,6 +561,43 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
       ]),
       account("444455556666", "Sandbox", "not_started"),
     ])}`;
+    // Payments' stack applied in us-east-1, its discovery and its two instances (one with the agent, one installing).
+    const region = REGION;
+    await service.sql`insert into runs ${service.sql({
+      organization_id: org!.id,
+      stack_name: `tenant-${orgco.slug}_222233334444`,
+      aws_account_id: "222233334444",
+      kind: "up",
+      status: "succeeded",
+      actor: "system:organization",
+      finished_at: new Date(),
+      outputs: service.sql.json({
+        roleArn: `arn:aws:iam::222233334444:role/MiniXdrAccess-${orgco.slug}`,
+        regions: { [region]: { parameterName: "/mini-xdr/agent", documentName: "MiniXdr-Install", associationId: "assoc-1" } },
+      }),
+    })}`;
+    await service.sql`insert into discovery_scans ${service.sql({
+      organization_id: org!.id,
+      aws_account_id: "222233334444",
+      trigger: "after_up",
+      status: "succeeded",
+      actor: "system:organization",
+      assets_found: 2,
+      regions: service.sql.json([{ region, status: "succeeded", assets: 2 }]),
+    })}`;
+    const asset = (assetId: string, name: string, agentStatus: string) => ({
+      organization_id: org!.id,
+      provider: "aws",
+      asset_type: "ec2",
+      asset_id: assetId,
+      region,
+      aws_account_id: "222233334444",
+      tags: service.sql.json({ Name: name }),
+      asset_data: service.sql.json({ state: "running", platform: "linux" }),
+      agent_compatible: true,
+      agent_status: agentStatus,
+    });
+    await service.sql`insert into cloud_assets ${service.sql([asset("i-0payments00000001", "ledger ☁", "installed"), asset("i-0payments00000002", "api", "installing")])}`;
 
     const page = await signIn(orgco.token!);
     await page.locator("#organization-card").getByRole("heading", { name: "An AWS Organization" }).waitFor();
@@ -573,6 +610,13 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     expect(await lake.innerText()).toContain("Fix: check the StackSet's stack instance");
     expect(await page.locator("#accounts-summary").innerText()).toMatch(/4 accounts: .*1 completed/);
     expect(await page.locator(`tbody tr[data-row-key="${orgco.account}"]`).innerText()).toContain("connected directly");
+    // The coverage matrix: what each account has in each region, or why not, with the fix.
+    const matrix = page.locator("table.coverage-matrix");
+    await matrix.waitFor();
+    const matrixRow = (name: string) => matrix.locator("tbody tr", { has: page.locator("th", { hasText: name }) });
+    expect(await matrixRow("Payments ☁ prod").innerText()).toMatch(/installing[\s\S]*1 of 2 managed instances have the agent so far/i);
+    expect(await matrixRow("Data lake").innerText()).toMatch(/bootstrap role missing[\s\S]*does not answer[\s\S]*Fix: check the StackSet/i);
+    expect(await matrixRow("Sandbox").innerText()).toMatch(/not onboarded yet/i);
     await checkScreen(page, "19-tenant-accounts");
     await page.close();
 
