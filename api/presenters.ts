@@ -297,6 +297,23 @@ export function presentProgress(progress: TenantProgress) {
     action_required: progress.actionRequired,
     change_pending: progress.changePending,
     drift: drift ? { status: drift.status, run_id: drift.runId, checked_at: drift.checkedAt, resources: drift.resources } : null,
+    accounts: progress.accounts
+      ? {
+          status: progress.accounts.summary.status,
+          total: progress.accounts.summary.total,
+          by_status: progress.accounts.summary.byStatus as Record<string, number>,
+          accounts: progress.accounts.accounts.map((account) => ({
+            account_id: account.accountId,
+            name: account.name,
+            source: account.source,
+            status: account.status,
+            progress: account.progress,
+            instances_discovered: account.instances.discovered,
+            agents_installed: account.instances.installed,
+            reasons: account.reasons,
+          })),
+        }
+      : null,
   };
 }
 

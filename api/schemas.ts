@@ -380,3 +380,11 @@ export const postErrorResponses = {
 } as const;
 
 export const errorResponse = errorJson;
+
+/** One of a tenant's AWS accounts, as the accounts, coverage and progress answers name it. */
+export const accountRefSchema = z.object({
+  account_id: z.string(),
+  name: z.string().nullable(),
+  source: z.enum(["home", "organization"]),
+  status: z.string(),
+});

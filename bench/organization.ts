@@ -15,8 +15,9 @@
  * and the service's peak memory. Then the service's resident memory with 500 accounts' rows in its database, after
  * it served their accounts views.
  *
- * The instances are there as a customer's would be; per-account discovery and rollout are not part of an account's
- * onboarding yet (issue 19's closing note says so), so they cost nothing here.
+ * An account is completed once its own discovery found its instances and SSM says the agent is on every one of them:
+ * the instances are SSM managed instances in the SSM stand-in, and the association the account's stack created
+ * applies the agent there, as AWS's would.
  */
 import { randomBytes } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -74,7 +75,21 @@ async function customerOrganization() {
   for (const [index, name] of ["Prod", "Dev", "Test", "Data", "Shared"].entries()) ous.push(await organization.createOu(name, parents[index % 2]!));
   const accounts: string[] = [];
   for (let index = 0; index < ACCOUNTS; index++) accounts.push(await organization.createAccount(`acct-${index}`, ous[index % ous.length]!));
-  for (const accountId of accounts) for (const region of REGIONS) await launchMonitoredInstances(accountId, { region, count: INSTANCES });
+  for (const accountId of accounts) {
+    for (const region of REGIONS) {
+      const ids = await launchMonitoredInstances(accountId, { region, count: INSTANCES });
+      service.ssm.addInstances(
+        ids.map((instanceId) => ({
+          instanceId,
+          region,
+          accountId,
+          platformType: "Linux" as const,
+          tags: { Name: "web", "xdr:monitor": "true" },
+          metadataTags: true,
+        })),
+      );
+    }
+  }
   return { management, organization, accounts };
 }
 

@@ -709,6 +709,8 @@ export const tenantAwsOrganizations = pgTable("tenant_aws_organizations", {
   lastCountedListingAt: timestamptz("last_counted_listing_at"),
   /** The tenant's offboarding began: nothing is registered or started any more, the accounts' destroys go on. */
   offboardingRequestedAt: timestamptz("offboarding_requested_at"),
+  /** The tenant's last reconcile on demand: claimed atomically, so two requests at once never both list. */
+  onDemandReconcileAt: timestamptz("on_demand_reconcile_at"),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
 });

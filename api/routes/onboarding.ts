@@ -9,7 +9,7 @@ import type { AssetPageQuery } from "../../services/discovery/discovery-service"
 import { presentAssetPage, presentProgress, presentScan } from "../presenters";
 import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
-import { errorResponse, errorResponses, integerQuery, postErrorResponses, runErrorSchema, slugParamsSchema } from "../schemas";
+import { accountRefSchema, errorResponse, errorResponses, integerQuery, postErrorResponses, runErrorSchema, slugParamsSchema } from "../schemas";
 
 const phase = z.object({ status: z.enum(["pending", "in_progress", "completed", "failed"]), progress: z.number() });
 export const progressSchema = z
@@ -28,6 +28,21 @@ export const progressSchema = z
         run_id: z.string(),
         checked_at: z.string(),
         resources: z.array(z.object({ urn: z.string(), type: z.string(), op: z.string(), properties: z.array(z.string()) })),
+      })
+      .nullable(),
+    accounts: z
+      .object({
+        status: z.string(),
+        total: z.number().int(),
+        by_status: z.record(z.string(), z.number()),
+        accounts: z.array(
+          accountRefSchema.extend({
+            progress: z.number(),
+            instances_discovered: z.number().int(),
+            agents_installed: z.number().int(),
+            reasons: z.array(z.object({ reason: z.string(), fix: z.string() })),
+          }),
+        ),
       })
       .nullable(),
   })

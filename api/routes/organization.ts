@@ -13,6 +13,7 @@ import { iso } from "../presenters";
 import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import {
+  accountRefSchema,
   awsAccountIdSchema,
   awsRegionSchema,
   bodyErrorResponses,
@@ -210,11 +211,7 @@ const coverageSchema = z
     regions: z.array(z.string()),
     totals: countsSchema.extend({ accounts: z.number().int(), covered_cells: z.number().int(), cells: z.number().int() }),
     accounts: z.array(
-      z.object({
-        account_id: z.string(),
-        name: z.string().nullable(),
-        source: z.enum(["home", "organization"]),
-        status: z.string(),
+      accountRefSchema.extend({
         totals: countsSchema,
         cells: z.array(
           z.object({

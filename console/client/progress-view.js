@@ -99,6 +99,7 @@ export function renderProgress(container, progress, details, actions) {
       { className: "steps" },
       steps.map((step) => renderStep(step)),
     ),
+    progress.accounts ? accountsLine(progress.accounts) : null,
     overall === 100 ? h("p", { className: "complete", role: "status" }, "Setup complete: Mini-XDR is now monitoring your environment") : null,
   );
 }
@@ -137,5 +138,24 @@ function renderStep({ id, name, phase, line, problem }) {
           )
         : null,
     ),
+  );
+}
+
+/** A tenant with organization accounts: the progress above is their mean; how many are where, and who needs action. */
+function accountsLine(accounts) {
+  const counts = Object.entries(accounts.by_status).map(([status, n]) => `${n} ${status.replaceAll("_", " ")}`);
+  const needing = accounts.accounts.filter((account) => account.status === "action_required" || account.status === "failed");
+  return h(
+    "div",
+    { className: "accounts-progress", id: "accounts-progress" },
+    h("p", {}, h("strong", {}, `Across your ${plural(accounts.total, "AWS account")}: `), counts.join(", ")),
+    needing.length
+      ? h(
+          "ul",
+          { className: "small" },
+          needing.slice(0, 5).map((account) => h("li", {}, `${account.name ?? account.account_id}: ${account.reasons[0]?.reason ?? account.status}`)),
+        )
+      : null,
+    needing.length > 5 ? h("p", { className: "small muted" }, `and ${needing.length - 5} more: see Accounts.`) : null,
   );
 }

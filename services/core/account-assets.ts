@@ -1,7 +1,9 @@
 /**
  * Which of a tenant's assets a stack's session answers for. An organization member account's stack: the assets found in
- * that account. The home stack: every other asset of the tenant (its connected account, and rows from before assets
- * named their account), so that no asset is left without a stack that scans it and removes it when it is gone.
+ * that account. The home stack: every asset of no member account (its connected account, rows from before assets named
+ * their account, and an account the tenant connected before), so that no asset is left without a stack that scans it
+ * and removes it when it is gone. A member account is its own stack's, even when it is also the home account: two
+ * stacks never judge one account's assets.
  */
 import { and, eq, isNull, or, sql, type SQL } from "drizzle-orm";
 import { cloudAssets, tenantAwsAccounts } from "../../db/schema";
@@ -15,10 +17,6 @@ export function assetsOfStack(organizationId: number, stack: StackOfSession): SQ
     where ${tenantAwsAccounts.organizationId} = ${organizationId} and ${tenantAwsAccounts.source} = 'organization'`;
   return and(
     eq(cloudAssets.organizationId, organizationId),
-    or(
-      isNull(cloudAssets.awsAccountId),
-      stack.awsAccountId ? eq(cloudAssets.awsAccountId, stack.awsAccountId) : undefined,
-      sql`${cloudAssets.awsAccountId} not in (${members})`,
-    ),
+    or(isNull(cloudAssets.awsAccountId), sql`${cloudAssets.awsAccountId} not in (${members})`),
   )!;
 }

@@ -8,6 +8,8 @@ import { auditLog, organizations, runs, type OnboardingStatus, type RunKind, typ
 import { onboardingKpis, secondsToOnboard, type OnboardingKpis } from "./onboarding-kpis-fns";
 
 export const CONNECTED_ACTION = "integration.aws.connect";
+/** Connecting an AWS Organization enters the cohort as connecting one account does. */
+export const ORGANIZATION_CONNECTED_ACTION = "integration.aws.organization.connect";
 export const COMPLETED_ACTION = "onboarding.completed";
 
 export interface TenantOverview {
@@ -38,15 +40,21 @@ export async function onboardingOverview(db: DrizzleDatabase): Promise<Onboardin
         at: sql<Date>`min(${auditLog.at})`.mapWith((value) => new Date(value)),
       })
       .from(auditLog)
-      .where(inArray(auditLog.action, [CONNECTED_ACTION, COMPLETED_ACTION]))
+      .where(inArray(auditLog.action, [CONNECTED_ACTION, ORGANIZATION_CONNECTED_ACTION, COMPLETED_ACTION]))
       .groupBy(auditLog.organizationId, auditLog.action),
     db.selectDistinctOn([runs.organizationId]).from(runs).orderBy(runs.organizationId, desc(runs.requestedAt)),
   ]);
-  const milestone = (organizationId: number, action: string) =>
-    marks.find((mark) => mark.organizationId === organizationId && mark.action === action)?.at ?? null;
+  const milestone = (organizationId: number, ...actions: string[]) =>
+    marks
+      .filter((mark) => mark.organizationId === organizationId && actions.includes(mark.action))
+      .map((mark) => mark.at)
+      .sort((a, b) => a.getTime() - b.getTime())[0] ?? null;
 
   const rows = orgs.map((org) => {
-    const milestones = { connectedAt: milestone(org.id, CONNECTED_ACTION), completedAt: milestone(org.id, COMPLETED_ACTION) };
+    const milestones = {
+      connectedAt: milestone(org.id, CONNECTED_ACTION, ORGANIZATION_CONNECTED_ACTION),
+      completedAt: milestone(org.id, COMPLETED_ACTION),
+    };
     const run = lastRuns.find((candidate) => candidate.organizationId === org.id);
     const overview: TenantOverview = {
       slug: org.slug,

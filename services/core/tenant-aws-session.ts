@@ -64,6 +64,8 @@ function cachedCredentials(roleArn: string, externalId: string, sessionName: str
   return provider;
 }
 
+export const accountOfRoleArn = (roleArn: string): string | null => /^arn:aws[a-z-]*:iam::(\d{12}):role\//.exec(roleArn)?.[1] ?? null;
+
 /** The tenant's session for reading its account (discovery needs the role only). */
 export async function openTenantSession(db: DrizzleDatabase, keyring: Keyring, organizationId: number): Promise<TenantSession> {
   const [org] = await db.select().from(organizations).where(eq(organizations.id, organizationId));
@@ -78,7 +80,8 @@ export async function openTenantSession(db: DrizzleDatabase, keyring: Keyring, o
   return {
     organizationId,
     slug: org.slug,
-    stack: { kind: "home", awsAccountId: org.awsAccountId },
+    // The account the applied role lives in: the one this session reads, whatever the tenant's setting says since.
+    stack: { kind: "home", awsAccountId: accountOfRoleArn(roleArn) ?? org.awsAccountId },
     roleArn,
     documentName: typeof documentName === "string" ? documentName : "",
     homeRegion,

@@ -19,7 +19,7 @@ export interface AccountOnboardingDeps {
   db: DrizzleDatabase;
   keyring: Keyring;
   scans: Pick<ScanQueue, "request">;
-  organizations: Pick<OrganizationService, "afterAccountRun" | "accountsFollowingRollout" | "settleAccountRollout">;
+  organizations: Pick<OrganizationService, "afterAccountRun" | "accountsFollowingRollout" | "settleAccountRollout" | "recordCompletionWhenAllDone">;
   log?(message: string): void;
 }
 
@@ -50,6 +50,7 @@ export function accountOnboarding(deps: AccountOnboardingDeps) {
     const outcome = accountStatusAfterRollout({ scan, refreshError, rollout: refresh });
     if (await deps.organizations.settleAccountRollout(scan.organizationId, awsAccountId, outcome)) {
       deps.log?.(`organization account ${awsAccountId} of tenant ${scan.organizationId}: ${outcome.status}`);
+      if (outcome.status === "completed") await deps.organizations.recordCompletionWhenAllDone(scan.organizationId);
     }
   }
 
@@ -62,20 +63,23 @@ export function accountOnboarding(deps: AccountOnboardingDeps) {
 
     afterScan: follow,
 
-    /** Every account still in its rollout: the latest scan is followed (or one is requested when it has none yet). */
+    /**
+     * Every account still in its rollout: its latest scan is followed, or one is requested when it has none since its
+     * stack was applied, or its last is older than RESCAN_AFTER_MS; a completed account is discovered again then.
+     */
     async followRollouts(organizationId: number): Promise<void> {
-      for (const account of await deps.organizations.accountsFollowingRollout(organizationId)) {
+      for (const account of await deps.organizations.accountsFollowingRollout(organizationId, RESCAN_AFTER_MS)) {
         const [latest] = await db
           .select()
           .from(discoveryScans)
           .where(and(eq(discoveryScans.organizationId, organizationId), eq(discoveryScans.awsAccountId, account.accountId)))
           .orderBy(desc(discoveryScans.requestedAt))
           .limit(1);
-        const scanned = latest && latest.requestedAt >= account.updatedAt;
+        const sinceApplied = latest && (!account.appliedAt || latest.requestedAt >= account.appliedAt);
         const stale = latest?.finishedAt && Date.now() - latest.finishedAt.getTime() > RESCAN_AFTER_MS;
-        if (!latest || (account.status === "discovering" && !scanned) || stale) {
+        if (!sinceApplied || stale) {
           await discover(organizationId, account.accountId);
-        } else if (latest.status !== "queued" && latest.status !== "running") {
+        } else if (latest.status !== "queued" && latest.status !== "running" && account.status !== "completed") {
           await follow(latest).catch((error: unknown) => deps.log?.(`organization account ${account.accountId}: ${String(error)}`));
         }
       }

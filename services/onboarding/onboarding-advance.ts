@@ -3,9 +3,9 @@
  * instance has the agent -> completed once every check passes), or to action_required with the reasons and fixes when
  * it cannot go on without a person. It comes back by itself once the causes are gone.
  */
-import { and, eq } from "drizzle-orm";
+import { and, eq, isNull, ne } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
-import { auditLog, integrationCredentials, organizations, type StatusReason } from "../../db/schema";
+import { auditLog, integrationCredentials, organizations, tenantAwsAccounts, type StatusReason } from "../../db/schema";
 import { emitNotification } from "../core/notification-events";
 import { actionRequiredReasons } from "../rollout/action-required-fns";
 import { deploymentSummary } from "../rollout/rollout-summary";
@@ -50,8 +50,9 @@ export async function advanceOnboardingStatus(
   });
   if (!next) return;
   const moved = await moveOnboardingStatus(db, organizationId, next, { from: ADVANCING, reasons: next === "action_required" ? reasons : null });
-  // The milestone the onboarding KPIs measure to (services/core/onboarding-overview.ts); written once.
-  if (next === "completed" && org.status !== "completed" && moved) {
+  // The milestone the onboarding KPIs measure to (services/core/onboarding-overview.ts); written once, and for a tenant
+  // with organization accounts only when every one of them is completed too (the last to complete writes it).
+  if (next === "completed" && org.status !== "completed" && moved && !(await organizationAccountsPending(db, organizationId))) {
     await db
       .insert(auditLog)
       .values({ actor: "system:validation", organizationId, action: "onboarding.completed", target: `tenant:${organizationId}` });
@@ -63,4 +64,20 @@ export async function advanceOnboardingStatus(
       data: { onboarding_status: next, previous_status: org.status, action_required: next === "action_required" ? reasons : [] },
     });
   }
+}
+
+async function organizationAccountsPending(db: DrizzleDatabase, organizationId: number): Promise<boolean> {
+  const [pending] = await db
+    .select({ id: tenantAwsAccounts.id })
+    .from(tenantAwsAccounts)
+    .where(
+      and(
+        eq(tenantAwsAccounts.organizationId, organizationId),
+        eq(tenantAwsAccounts.source, "organization"),
+        isNull(tenantAwsAccounts.offboardedAt),
+        ne(tenantAwsAccounts.status, "completed"),
+      ),
+    )
+    .limit(1);
+  return pending !== undefined;
 }

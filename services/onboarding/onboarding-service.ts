@@ -58,7 +58,13 @@ export interface OnboardingServiceDeps {
   /** A run on an organization member account's stack moves that account, not the tenant. */
   organizations?: Pick<
     OrganizationService,
-    "afterAccountRun" | "offboardAccounts" | "liveAccounts" | "targetOus" | "accountsFollowingRollout" | "settleAccountRollout"
+    | "afterAccountRun"
+    | "offboardAccounts"
+    | "liveAccounts"
+    | "targetOus"
+    | "accountsFollowingRollout"
+    | "settleAccountRollout"
+    | "recordCompletionWhenAllDone"
   >;
   log?(message: string): void;
 }
@@ -212,7 +218,7 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
       };
     },
 
-    progress: (org: Organization) => tenantProgress(db, org.id),
+    progress: (org: Organization) => tenantProgress(db, org),
   };
 }
 

@@ -9,12 +9,14 @@ import { preparedPerDatabase } from "../../db/prepared-query";
 import {
   organizations,
   runEvents,
+  type Organization,
   type DiscoveryScan,
   type OnboardingStatus,
   type Run,
   type StatusReason,
   type DriftedResource,
 } from "../../db/schema";
+import { accountBreakdown, type AccountBreakdown } from "../organization/coverage";
 import { deploymentSummary, type DeploymentSummary } from "../rollout/rollout-summary";
 import { latestScan, latestUp, validateTenant } from "../rollout/validation-checks";
 import { owesAgent, rolloutStanding } from "../rollout/stopped-instances-fns";
@@ -39,6 +41,11 @@ export interface TenantProgress {
   changePending: string | null;
   /** The last drift check found the cloud changed outside the stack: which resources and properties; else null. */
   drift: { status: "drifted"; runId: string; checkedAt: string; resources: DriftedResource[] } | null;
+  /**
+   * A tenant with organization accounts: each account's status and progress, and their sum (overallProgress is then
+   * the mean over the live accounts); null for a tenant of one account.
+   */
+  accounts: AccountBreakdown | null;
 }
 
 const WEIGHTS = { stack: 0.3, discovery: 0.2, deployment: 0.3, validation: 0.2 };
@@ -107,7 +114,8 @@ function deploymentPhase({ targeted, installed, failed, instances }: DeploymentS
   return { status, progress: pct(done, due), targeted, agentsDeployed: installed, failed };
 }
 
-export async function tenantProgress(db: DrizzleDatabase, organizationId: number, now = new Date()): Promise<TenantProgress> {
+export async function tenantProgress(db: DrizzleDatabase, tenant: Organization, now = new Date()): Promise<TenantProgress> {
+  const organizationId = tenant.id;
   const [[org], lastUp, lastScan] = await Promise.all([
     tenantStateQuery(db).execute({ organizationId }),
     latestUp(db, organizationId),
@@ -131,7 +139,7 @@ export async function tenantProgress(db: DrizzleDatabase, organizationId: number
       validationPhase.progress * WEIGHTS.validation,
   );
   const status = org?.status ?? "not_started";
-  return {
+  return withAccounts(db, tenant, {
     stack,
     discovery,
     deployment,
@@ -145,5 +153,17 @@ export async function tenantProgress(db: DrizzleDatabase, organizationId: number
       org?.drift?.status === "drifted"
         ? { status: "drifted" as const, runId: org.drift.runId, checkedAt: org.drift.checkedAt, resources: org.drift.resources }
         : null,
-  };
+  });
+}
+
+async function withAccounts(db: DrizzleDatabase, tenant: Organization, progress: Omit<TenantProgress, "accounts">): Promise<TenantProgress> {
+  const breakdown = await accountBreakdown(db, tenant, {
+    status: progress.onboardingStatus,
+    reasons: progress.actionRequired,
+    progress: progress.overallProgress,
+  });
+  if (!breakdown) return { ...progress, accounts: null };
+  const live = breakdown.accounts.filter((account) => account.status !== "offboarded");
+  const overall = live.length === 0 ? 0 : Math.round(live.reduce((sum, account) => sum + account.progress, 0) / live.length);
+  return { ...progress, overallProgress: overall, accounts: breakdown };
 }

@@ -148,3 +148,26 @@ export function accountStatusAfterRollout(facts: AccountRolloutFacts): { status:
   const waiting = (counts.installing ?? 0) + (counts.pending ?? 0) - unmanaged - (facts.rollout?.stopped ?? 0);
   return { status: waiting > 0 ? "deploying" : "completed", reasons: null };
 }
+
+const PROGRESS_BY_STATUS: Partial<Record<OnboardingStatus, number>> = {
+  not_started: 0,
+  connecting: 10,
+  provisioning: 30,
+  discovering: 50,
+  completed: 100,
+};
+
+/**
+ * How far one organization account got, 0-100 (pure): by its status, and while its agent is being rolled out, by the
+ * share of its discovered instances that have it.
+ */
+export function accountProgress(status: OnboardingStatus, instances: { discovered: number; installed: number }, applied = true): number {
+  const fixed = PROGRESS_BY_STATUS[status];
+  if (fixed !== undefined) return fixed;
+  // Needs a person before its stack was ever applied (its bootstrap role missing, a plan awaiting approval).
+  if (status === "action_required" && !applied) return 10;
+  if (status === "deploying" || status === "validating" || status === "action_required") {
+    return instances.discovered === 0 ? 60 : 60 + Math.round((40 * Math.min(instances.installed, instances.discovered)) / instances.discovered);
+  }
+  return 0;
+}

@@ -61,6 +61,8 @@ export interface CoverageRow {
   name: string | null;
   source: "home" | "organization";
   status: OnboardingStatus;
+  /** Its stack has been applied (a successful up). */
+  applied: boolean;
   cells: CoverageCell[];
   totals: InstanceCounts;
 }
@@ -209,7 +211,15 @@ export function coverageMatrix(input: {
       coveredCells: totals.coveredCells + covered,
       cells: totals.cells + cells.length,
     };
-    return { accountId: account.accountId, name: account.name, source: account.source, status: account.status, cells, totals: accountTotals };
+    return {
+      accountId: account.accountId,
+      name: account.name,
+      source: account.source,
+      status: account.status,
+      applied: account.appliedRegions !== undefined,
+      cells,
+      totals: accountTotals,
+    };
   });
   return { regions, accounts: rows, totals };
 }

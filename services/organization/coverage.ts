@@ -2,20 +2,31 @@
 import { and, eq, isNull, sql } from "drizzle-orm";
 import { stackNameFor } from "../../automation/stack-name";
 import type { DrizzleDatabase } from "../../db/client";
-import { cloudAssets, tenantAwsAccounts, type DiscoveryRegionResult, type Organization } from "../../db/schema";
+import {
+  cloudAssets,
+  tenantAwsAccounts,
+  type DiscoveryRegionResult,
+  type OnboardingStatus,
+  type Organization,
+  type StatusReason,
+} from "../../db/schema";
+import { accountProgress, summarizeAccounts, type AccountsSummary } from "./account-status-fns";
 import { homeRegionOf } from "../core/rollout-spec-fns";
 import { addCounts, coverageMatrix, NO_INSTANCES, type CoverageAccountInput, type CoverageMatrix, type InstanceCounts } from "./coverage-fns";
 
 /** The most accounts one matrix answers with (MAX_ACCOUNTS_PER_TENANT bounds them anyway). */
 const MAX_ROWS = 1000;
 
-export async function readCoverage(db: DrizzleDatabase, org: Organization): Promise<CoverageMatrix> {
-  const rows = await db
+const liveAccountRows = (db: DrizzleDatabase, organizationId: number) =>
+  db
     .select()
     .from(tenantAwsAccounts)
-    .where(and(eq(tenantAwsAccounts.organizationId, org.id), isNull(tenantAwsAccounts.offboardedAt)))
+    .where(and(eq(tenantAwsAccounts.organizationId, organizationId), isNull(tenantAwsAccounts.offboardedAt)))
     .orderBy(tenantAwsAccounts.source, tenantAwsAccounts.accountId)
     .limit(MAX_ROWS);
+
+export async function readCoverage(db: DrizzleDatabase, org: Organization): Promise<CoverageMatrix> {
+  const rows = await liveAccountRows(db, org.id);
   const home = rows.find((row) => row.source === "home");
 
   // The latest successful up of each stack, and the latest finished scan of each account (null: the home stack's).
@@ -77,4 +88,52 @@ export async function readCoverage(db: DrizzleDatabase, org: Organization): Prom
   });
   const settings = org.integrationSettings;
   return coverageMatrix({ configuredRegions: settings.regions ?? [homeRegionOf(settings)], accounts, counts });
+}
+
+export interface AccountBreakdown {
+  summary: AccountsSummary;
+  accounts: {
+    accountId: string;
+    name: string | null;
+    source: "home" | "organization";
+    status: OnboardingStatus;
+    progress: number;
+    instances: InstanceCounts;
+    reasons: StatusReason[];
+  }[];
+}
+
+/**
+ * The tenant's onboarding per account, for its progress: undefined for a tenant of one account (its progress is its
+ * home stack's). `home`: the home stack's own status, reasons and overall progress, as read now.
+ */
+export async function accountBreakdown(
+  db: DrizzleDatabase,
+  org: Organization,
+  home: { status: OnboardingStatus; reasons: StatusReason[]; progress: number },
+): Promise<AccountBreakdown | undefined> {
+  const [member] = await db
+    .select({ id: tenantAwsAccounts.id })
+    .from(tenantAwsAccounts)
+    .where(and(eq(tenantAwsAccounts.organizationId, org.id), eq(tenantAwsAccounts.source, "organization")))
+    .limit(1);
+  if (!member) return undefined;
+  const rows = await liveAccountRows(db, org.id);
+  const matrix = await readCoverage(db, { ...org, onboardingStatus: home.status });
+  const byAccount = new Map(matrix.accounts.map((row) => [row.accountId, row]));
+  const accounts = rows.map((row) => {
+    const isHome = row.source === "home";
+    const status = isHome ? home.status : row.status;
+    const instances = byAccount.get(row.accountId)?.totals ?? NO_INSTANCES;
+    return {
+      accountId: row.accountId,
+      name: row.name,
+      source: row.source,
+      status,
+      progress: isHome ? home.progress : accountProgress(status, instances, byAccount.get(row.accountId)?.applied ?? false),
+      instances,
+      reasons: (isHome ? home.reasons : row.statusReasons) ?? [],
+    };
+  });
+  return { summary: summarizeAccounts(accounts.map((account) => ({ ...account, statusReasons: account.reasons }))), accounts };
 }

@@ -15,6 +15,9 @@ import { stackNameFor } from "../../automation/stack-name";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
 import {
+  auditLog,
+  cloudAssets,
+  discoveryScans,
   organizations,
   runs,
   tenantAwsAccounts,
@@ -33,6 +36,7 @@ import { ConflictError, NotFoundError, RateLimitedError, UnprocessableError, Ups
 import { customerRoleNames } from "../../programs/tenant/naming";
 import { assumeRoleCredentials, sessionNameFor, type CredentialsProvider } from "../core/assume-role";
 import { recordAudit } from "../core/audit-store";
+import { COMPLETED_ACTION, ORGANIZATION_CONNECTED_ACTION } from "../core/onboarding-overview";
 import { isAdmin, requireAdmin, systemAdminPrincipal, type Principal } from "../core/principal";
 import { approvalRequired, type RequestedRun, type RunRequestOptions } from "../core/run-requests";
 import { tenantExternalId } from "../core/tenant-external-id";
@@ -350,8 +354,16 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
       .where(and(waitsFor, sql`${tenantAwsAccounts.status} <> 'offboarded'`))
       .returning({ id: tenantAwsAccounts.id });
     if (moved.length === 0) return;
-    if (outcome.offboarded)
+    if (outcome.offboarded) {
+      // Its agent is gone with its stack: its assets are no longer monitored (marked, never deleted).
+      await db
+        .update(cloudAssets)
+        .set({ removedAt: new Date() })
+        .where(
+          and(eq(cloudAssets.organizationId, run.organizationId), eq(cloudAssets.awsAccountId, account.accountId), isNull(cloudAssets.removedAt)),
+        );
       await deps.removeStack(account.stackName).catch((error: unknown) => deps.log?.(`removing ${account.stackName}: ${String(error)}`));
+    }
     return outcome;
   }
 
@@ -571,7 +583,7 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
         .values({ organizationId: org.id, ...values })
         .onConflictDoUpdate({ target: tenantAwsOrganizations.organizationId, set: values });
       await recordAudit(db, principal, {
-        action: "integration.aws.organization.connect",
+        action: ORGANIZATION_CONNECTED_ACTION,
         organizationId: org.id,
         target: `tenant:${org.slug}/integrations/aws/organization`,
         details: { readerRoleArn, scope: scopeRules },
@@ -600,14 +612,30 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
      * whole organization): sooner, 429 with when to ask again.
      */
     async reconcileOnDemand(principal: Principal, org: Organization): Promise<ReconcileOutcome> {
-      const connection = await connectionOf(org.id);
-      const last = connection.lastListing ? Date.parse(connection.lastListing.finishedAt) : 0;
-      const wait = Math.ceil((last + ON_DEMAND_RECONCILE_SECONDS * 1000 - Date.now()) / 1000);
-      if (!isAdmin(principal) && wait > 0) {
-        throw new RateLimitedError(`the organization was listed less than ${ON_DEMAND_RECONCILE_SECONDS} s ago; ask again in ${wait} s`, {
-          code: "reconcile_too_soon",
-          retryAfterSeconds: wait,
-        });
+      await connectionOf(org.id);
+      if (!isAdmin(principal)) {
+        // Claimed in one statement: of two requests at once, one lists and the other is told when to ask again.
+        const [claimed] = await db
+          .update(tenantAwsOrganizations)
+          .set({ onDemandReconcileAt: sql`now()` })
+          .where(
+            and(
+              eq(tenantAwsOrganizations.organizationId, org.id),
+              sql`coalesce(${tenantAwsOrganizations.onDemandReconcileAt}, '-infinity') < now() - make_interval(secs => ${ON_DEMAND_RECONCILE_SECONDS})`,
+            ),
+          )
+          .returning({ at: tenantAwsOrganizations.onDemandReconcileAt });
+        if (!claimed) {
+          const [connection] = await db
+            .select({ at: tenantAwsOrganizations.onDemandReconcileAt })
+            .from(tenantAwsOrganizations)
+            .where(eq(tenantAwsOrganizations.organizationId, org.id));
+          const wait = Math.max(1, Math.ceil(((connection?.at?.getTime() ?? 0) + ON_DEMAND_RECONCILE_SECONDS * 1000 - Date.now()) / 1000));
+          throw new RateLimitedError(`the organization was listed on demand less than ${ON_DEMAND_RECONCILE_SECONDS} s ago; ask again in ${wait} s`, {
+            code: "reconcile_too_soon",
+            retryAfterSeconds: wait,
+          });
+        }
       }
       return service.reconcile(org.id);
     },
@@ -637,24 +665,35 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
 
     /**
      * Member accounts whose stack is applied and whose rollout is followed (discovering, deploying, or action_required
-     * after a successful up): their discovery and rollout are read again until they are completed.
+     * after a successful up), then completed accounts whose last discovery is older than `rescanAfterMs` (their
+     * instances come and go; the tenant's auto-discovery setting applies), each with when its applied up finished.
      */
-    async accountsFollowingRollout(organizationId: number, limit = ROLLOUT_FOLLOWS_PER_PASS): Promise<TenantAwsAccount[]> {
-      return db
-        .select({ account: tenantAwsAccounts })
+    async accountsFollowingRollout(
+      organizationId: number,
+      rescanAfterMs: number,
+      limit = ROLLOUT_FOLLOWS_PER_PASS,
+    ): Promise<(TenantAwsAccount & { appliedAt: Date | null })[]> {
+      const rescanned = sql`exists (select 1 from ${discoveryScans} where ${discoveryScans.organizationId} = ${organizationId}
+        and ${discoveryScans.awsAccountId} = ${tenantAwsAccounts.accountId}
+        and ${discoveryScans.requestedAt} > now() - make_interval(secs => ${rescanAfterMs / 1000}))`;
+      const rows = await db
+        .select({ account: tenantAwsAccounts, appliedAt: runs.finishedAt })
         .from(tenantAwsAccounts)
         .innerJoin(runs, eq(runs.id, tenantAwsAccounts.lastRunId))
+        .innerJoin(organizations, eq(organizations.id, tenantAwsAccounts.organizationId))
         .where(
           and(
             liveMembersOf(organizationId),
-            inArray(tenantAwsAccounts.status, ["discovering", "deploying", "action_required"]),
             eq(runs.kind, "up"),
             eq(runs.status, "succeeded"),
+            sql`(${tenantAwsAccounts.status} in ('discovering', 'deploying', 'action_required')
+              or (${tenantAwsAccounts.status} = 'completed' and ${organizations.autoDiscoveryEnabled} and not ${rescanned}))`,
           ),
         )
-        .orderBy(tenantAwsAccounts.updatedAt)
-        .limit(limit)
-        .then((rows) => rows.map((row) => row.account));
+        // Accounts in their rollout first; then the completed ones longest without a look.
+        .orderBy(sql`${tenantAwsAccounts.status} = 'completed'`, tenantAwsAccounts.updatedAt)
+        .limit(limit);
+      return rows.map((row) => ({ ...row.account, appliedAt: row.appliedAt }));
     },
 
     /**
@@ -753,6 +792,24 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
     /** The coverage matrix, account x region, over the tenant's accounts (its home account included). */
     coverage: (org: Organization): Promise<CoverageMatrix> => readCoverage(db, org),
 
+    /**
+     * Every account of the tenant completed (its home account too, when it has one): the onboarding milestone the KPIs
+     * measure to is written, once.
+     */
+    async recordCompletionWhenAllDone(organizationId: number): Promise<boolean> {
+      const org = await tenantOf(organizationId);
+      const { summary } = await service.accounts(org);
+      if (summary.status !== "completed") return false;
+      const [written] = await db
+        .select({ id: auditLog.id })
+        .from(auditLog)
+        .where(and(eq(auditLog.organizationId, organizationId), eq(auditLog.action, COMPLETED_ACTION)))
+        .limit(1);
+      if (written) return false;
+      await db.insert(auditLog).values({ actor: ACTOR, organizationId, action: COMPLETED_ACTION, target: `tenant:${organizationId}` });
+      return true;
+    },
+
     /** Organization accounts not offboarded yet. */
     async liveAccounts(organizationId: number): Promise<number> {
       const rows = await db.select({ id: tenantAwsAccounts.id }).from(tenantAwsAccounts).where(liveMembersOf(organizationId));
@@ -772,7 +829,14 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
       if (!["failed", "action_required"].includes(account.status)) {
         throw new ConflictError(`account ${accountId} is ${account.status}; only failed or action_required accounts are retried`);
       }
-      const wasOffboarding = account.statusReasons?.some((reason) => reason.reason.includes("offboarding")) ?? false;
+      // Its destroy failed or could not start: the offboarding is what is retried, never a new stack.
+      const connection = await connectionOf(org.id);
+      const [lastRun] = account.lastRunId ? await db.select({ kind: runs.kind }).from(runs).where(eq(runs.id, account.lastRunId)) : [];
+      const wasOffboarding =
+        lastRun?.kind === "destroy" ||
+        connection.offboardingRequestedAt !== null ||
+        connection.scopeRules.excludeAccounts.includes(accountId) ||
+        account.listingsOutOfScope >= LISTINGS_BEFORE_OFFBOARD;
       await db
         .update(tenantAwsAccounts)
         .set(wasOffboarding ? { status: "offboarding", lastRunId: null, statusReasons: null } : { status: "not_started", statusReasons: null })

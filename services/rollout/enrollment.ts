@@ -11,7 +11,7 @@
  * and count for its instance only; re-enrolling an instance whose agent holds a credential needs that credential, or
  * an operator's reset (resetAgentEnrollment). The enrollment token alone does neither.
  */
-import { and, eq, isNull, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { generateToken, hashToken, tokensEqual } from "../../db/crypto";
 import { agents, auditLog, cloudAssets, enrollmentTokens, organizations, tenantAwsAccounts, type Agent } from "../../db/schema";
@@ -116,11 +116,19 @@ async function organizationOfToken(db: DrizzleDatabase, presented: string) {
     .where(and(eq(enrollmentTokens.tokenHash, presentedHash), isNull(enrollmentTokens.revokedAt), isNull(organizations.offboardedAt)))
     .limit(1);
   if (!row || !tokensEqual(row.tokenHash, presentedHash)) throw new InvalidEnrollmentTokenError();
-  // The accounts whose agents enroll: the one the tenant connected, and its organization's accounts still covered.
+  // The accounts whose agents enroll: the one the tenant connected, and its organization's accounts whose stack is
+  // applied and that are still in scope (an excluded, leaving or offboarding account's agents are not ours any more).
   const members = await db
     .select({ accountId: tenantAwsAccounts.accountId })
     .from(tenantAwsAccounts)
-    .where(and(eq(tenantAwsAccounts.organizationId, row.organizationId), isNull(tenantAwsAccounts.offboardedAt)));
+    .where(
+      and(
+        eq(tenantAwsAccounts.organizationId, row.organizationId),
+        isNull(tenantAwsAccounts.offboardedAt),
+        eq(tenantAwsAccounts.listingsOutOfScope, 0),
+        inArray(tenantAwsAccounts.status, ["discovering", "deploying", "validating", "completed", "action_required"]),
+      ),
+    );
   const accounts = new Set([...(row.awsAccountId ? [row.awsAccountId] : []), ...members.map((member) => member.accountId)]);
   return { ...row, accounts };
 }

@@ -2,6 +2,7 @@
  * The agent rollout of a tenant as stored (refreshAgentStatus writes it): counts for the summary, the per-instance
  * list, and the health of enrolled agents by their heartbeats.
  */
+import { assetsOfStack } from "../core/account-assets";
 import { and, eq, isNull } from "drizzle-orm";
 import { assetsVersion } from "./asset-versions";
 import { HEARTBEAT_STALE_AFTER_MS } from "./enrollment";
@@ -140,7 +141,8 @@ async function rolloutRows(db: DrizzleDatabase, organizationId: number, applied:
   const assets = await db
     .select()
     .from(cloudAssets)
-    .where(and(eq(cloudAssets.organizationId, organizationId), isNull(cloudAssets.removedAt)));
+    // The home stack's assets: each organization account's rollout is its own (services/onboarding/account-onboarding.ts).
+    .where(and(assetsOfStack(organizationId, { kind: "home", awsAccountId: null }), isNull(cloudAssets.removedAt)));
   return assets.sort(byPriority).map((asset) => {
     const decision = applied && asset.agentCompatible ? decisionFor(asset, applied) : undefined;
     const targeted = decision?.targeted === true || (asset.agentCompatible && asset.agentStatus === "checked_in");

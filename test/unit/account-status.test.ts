@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { OnboardingStatus, Run } from "../../db/schema";
-import { accountStatusAfterRollout, accountStatusAfterRun, summarizeAccounts } from "../../services/organization/account-status-fns";
+import { accountProgress, accountStatusAfterRollout, accountStatusAfterRun, summarizeAccounts } from "../../services/organization/account-status-fns";
 
 const account = (accountId: string, status: OnboardingStatus, reasons: { reason: string; fix: string }[] | null = null) => ({
   accountId,
@@ -105,5 +105,20 @@ describe("an account after its discovery and rollout read", () => {
       refreshError: "the cloud account refused the request (access denied) (upstream_access_denied)",
     });
     expect(refused.reasons?.[0]?.fix).toMatch(/XDR access role/);
+  });
+});
+
+describe("an account's progress", () => {
+  it("follows its status, and while its agent is rolled out, the share of its instances that have it", () => {
+    const none = { discovered: 0, installed: 0 };
+    expect(
+      ["not_started", "connecting", "provisioning", "discovering", "completed"].map((status) => accountProgress(status as OnboardingStatus, none)),
+    ).toEqual([0, 10, 30, 50, 100]);
+    expect(accountProgress("deploying", { discovered: 4, installed: 1 })).toBe(70);
+    expect(accountProgress("action_required", { discovered: 4, installed: 4 })).toBe(100);
+    expect(accountProgress("deploying", none)).toBe(60);
+    expect(accountProgress("failed", { discovered: 4, installed: 4 })).toBe(0);
+    // Its bootstrap role missing: nothing applied yet.
+    expect(accountProgress("action_required", none, false)).toBe(10);
   });
 });

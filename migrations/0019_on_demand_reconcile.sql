@@ -1,0 +1,1 @@
+ALTER TABLE "tenant_aws_organizations" ADD COLUMN "on_demand_reconcile_at" timestamp with time zone;
