@@ -602,6 +602,11 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     const page = await signIn(orgco.token!);
     await page.locator("#organization-card").getByRole("heading", { name: "An AWS Organization" }).waitFor();
     expect(await page.getByLabel("Management account ID").isVisible()).toBe(true);
+    // The onboarding progress sums the accounts up, naming the one that needs action.
+    const accountsProgress = page.locator("#accounts-progress");
+    await accountsProgress.waitFor();
+    expect(await accountsProgress.innerText()).toMatch(/Across your 4 AWS accounts: [\s\S]*1 completed/);
+    expect(await accountsProgress.innerText()).toContain("Data lake: the bootstrap role does not answer");
     await page.getByRole("button", { name: "Accounts", exact: true }).click();
     // The three of the organization and the home account the tenant was created with.
     await page.locator(".table-count", { hasText: "4 rows" }).waitFor();
