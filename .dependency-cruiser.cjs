@@ -8,7 +8,7 @@
  *           services/core/     what several domains need
  *             automation/ programs/ db/ lib/   (lib imports nothing of ours)
  */
-const DOMAINS = "(tenant|integration|run|discovery|rollout|fleet|notification|retention|organization)";
+const DOMAINS = "(tenant|integration|run|discovery|rollout|fleet|notification|retention|organization|identity)";
 
 module.exports = {
   forbidden: [

@@ -23,6 +23,7 @@ import { DEFAULT_LIMITS, type ServiceConfig } from "../platform/config";
 import { createAllowedMethods } from "./allowed-methods";
 import { clientAddressOf, createAuthFailureLimiter, limitAuthFailures } from "./auth-limit";
 import { bearerAuth, tenantScope } from "./auth";
+import { sessionRouter, signInLinkRouter } from "./routes/session";
 import { mountDocsPage } from "./docs-page";
 import { createEventStreams } from "./sse";
 import { createErrorHandler, errorBody } from "./errors";
@@ -127,12 +128,13 @@ export function createApp(deps: AppDependencies) {
   }
 
   // Agents authenticate with their tenant's enrollment token, not a bearer API token.
+  app.route("/auth", signInLinkRouter(services));
   app.use("/v1/agents/*", enrollmentFailures);
   app.route("/v1/agents", agentsRouter(services));
 
   const v1 = createRouter();
   v1.use("*", bearerFailures);
-  v1.use("*", bearerAuth(services.tenants));
+  v1.use("*", bearerAuth(services.tenants, services.identity));
   v1.use("*", idempotency(db, deps.keyring));
 
   const tenants = createRouter();
@@ -154,6 +156,7 @@ export function createApp(deps: AppDependencies) {
   v1.route("/", adminTokensRouter(services));
   v1.route("/", platformWebhooksRouter(services));
   v1.route("/", credentialRotationRouter(services));
+  v1.route("/", sessionRouter(services));
   app.route("/v1", v1);
 
   const v2 = createRouter();

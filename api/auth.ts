@@ -1,5 +1,9 @@
 /**
- * Bearer-token authentication and tenant scoping, as middleware.
+ * Authentication (a bearer token, or a browser session's cookie) and tenant scoping, as middleware.
+ *
+ * A request with a session cookie that changes state must come from the service's own pages: its Origin (or Referer)
+ * is the service's, and it carries the session's CSRF token in X-CSRF-Token. A forged cross-site request carries the
+ * cookie at most (SameSite=Lax keeps it off cross-site POSTs in most browsers), never the token: 403.
  *
  * Tokens live hashed (SHA-256) in api_tokens with a scope: `platform_admin` (every tenant) or `tenant` (exactly one
  * organization). `tenantScope` resolves the tenant a `/v1/tenants/:slug/*` path names, once per request, as the
@@ -10,7 +14,11 @@ import type { MiddlewareHandler } from "hono";
 import type { Organization } from "../db/schema";
 import { UnauthorizedError, ValidationError } from "../lib/errors";
 import type { Principal } from "../services/core/principal";
+import type { IdentityService } from "../services/identity/identity-service";
+import { sameOrigin } from "../services/identity/session-fns";
 import type { TenantService } from "../services/tenant/tenant-service";
+import { ForbiddenError } from "../lib/errors";
+import { sessionCookieOf } from "./session-cookie";
 import { fieldErrorsFromZod } from "./errors";
 import { slugParamsSchema } from "./schemas";
 
@@ -24,11 +32,30 @@ export interface AppEnv {
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
-export function bearerAuth(tenants: TenantService): MiddlewareHandler<AppEnv> {
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+export function bearerAuth(tenants: TenantService, identity?: IdentityService): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const match = BEARER.exec(c.req.header("authorization") ?? "");
-    if (!match) throw new UnauthorizedError("missing bearer token (Authorization: Bearer <token>)");
-    c.set("principal", await tenants.authenticate(match[1]!));
+    const authorization = c.req.header("authorization");
+    const match = BEARER.exec(authorization ?? "");
+    const sessionId = authorization === undefined && identity ? sessionCookieOf(c) : undefined;
+    if (match) {
+      c.set("principal", await tenants.authenticate(match[1]!));
+    } else if (sessionId && identity) {
+      const principal = await identity.authenticateSession(sessionId);
+      if (!SAFE_METHODS.has(c.req.method)) {
+        const origin = new URL(c.req.url).origin;
+        if (!sameOrigin({ origin: c.req.header("origin"), referer: c.req.header("referer") }, [origin])) {
+          throw new ForbiddenError("a state-changing request with a session must come from this service's own pages", { code: "cross_site_request" });
+        }
+        if (!(await identity.csrfMatches(sessionId, c.req.header("x-csrf-token")))) {
+          throw new ForbiddenError("missing or wrong X-CSRF-Token for this session (GET /v1/session gives it)", { code: "csrf_token_invalid" });
+        }
+      }
+      c.set("principal", principal);
+    } else {
+      throw new UnauthorizedError("missing bearer token (Authorization: Bearer <token>) or session");
+    }
     await next();
   };
 }

@@ -24,6 +24,15 @@ async function main(): Promise<void> {
     // The one stdout line: tests and scripts read the URL from it.
     const tokenNote = platform.adminTokenFile ? `; the first admin token is in ${platform.adminTokenFile}` : "";
     process.stdout.write(`listening on http://${host}:${info.port} (database: ${platform.database.backend}${tokenNote})\n`);
+    // Without an identity provider, the operator signs in through a single-use link, as Jupyter does.
+    void platform.services.identity
+      .issueOperatorSignInLink()
+      .then(({ token, expiresAt }) =>
+        process.stdout.write(
+          `sign in as the platform operator: http://${host}:${info.port}/auth/sign-in-link/${token} (once, until ${expiresAt.toISOString()})\n`,
+        ),
+      )
+      .catch((error: unknown) => log(`the operator sign-in link could not be issued: ${error instanceof Error ? error.message : String(error)}`));
   });
 
   let stopping = false;

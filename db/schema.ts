@@ -832,6 +832,83 @@ export const webhookDeliveryAttempts = pgTable(
 // Row types
 
 export type Organization = typeof organizations.$inferSelect;
+/** A tenant member's role: admins connect, change settings, retry and manage members; viewers read. */
+export const MEMBER_ROLES = ["admin", "viewer"] as const;
+export type MemberRole = (typeof MEMBER_ROLES)[number];
+
+/**
+ * A person who signs in to the console: through the identity provider (its issuer and the ID token's subject), or
+ * through a link the service issued when there is none (issuer `link`, subject the email the link was for).
+ */
+export const people = pgTable(
+  "people",
+  {
+    id: integer("id").primaryKey().generatedByDefaultAsIdentity(),
+    issuer: text("issuer").notNull(),
+    subject: text("subject").notNull(),
+    email: text("email"),
+    displayName: text("display_name"),
+    /** A platform operator (every tenant, platform-admin rights). */
+    operator: boolean("operator").notNull().default(false),
+    createdAt: createdAt(),
+    lastSignInAt: timestamptz("last_sign_in_at"),
+  },
+  (table) => [uniqueIndex("people_issuer_subject_unique").on(table.issuer, table.subject)],
+);
+
+/** A person's membership of a tenant, with its role. */
+export const memberships = pgTable(
+  "memberships",
+  {
+    personId: integer("person_id")
+      .notNull()
+      .references(() => people.id, { onDelete: "cascade" }),
+    organizationId: integer("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    role: text("role").$type<MemberRole>().notNull(),
+    createdAt: createdAt(),
+  },
+  (table) => [primaryKey({ name: "memberships_pkey", columns: [table.personId, table.organizationId] })],
+);
+
+/**
+ * A browser session: the cookie carries an opaque random ID, stored here hashed only, with the hash of the session's
+ * CSRF token. It ends at its idle or absolute timeout, at sign-out, or when revoked (sign out everywhere, a removed
+ * member).
+ */
+export const browserSessions = pgTable(
+  "browser_sessions",
+  {
+    id: integer("id").primaryKey().generatedByDefaultAsIdentity(),
+    idHash: text("id_hash").notNull().unique("browser_sessions_id_hash_unique"),
+    csrfHash: text("csrf_hash").notNull(),
+    personId: integer("person_id")
+      .notNull()
+      .references(() => people.id, { onDelete: "cascade" }),
+    createdAt: createdAt(),
+    lastSeenAt: timestamptz("last_seen_at").notNull().defaultNow(),
+    /** The absolute end: no activity extends a session past it. */
+    expiresAt: timestamptz("expires_at").notNull(),
+    revokedAt: timestamptz("revoked_at"),
+  },
+  (table) => [index("browser_sessions_person_idx").on(table.personId)],
+);
+
+/** Single-use sign-in links (the operator's, printed at start without an identity provider): hashed, expiring. */
+export const signInLinks = pgTable("sign_in_links", {
+  id: integer("id").primaryKey().generatedByDefaultAsIdentity(),
+  tokenHash: text("token_hash").notNull().unique("sign_in_links_token_hash_unique"),
+  /** Who the link signs in: the platform's local operator. */
+  purpose: text("purpose").$type<"operator">().notNull(),
+  createdAt: createdAt(),
+  expiresAt: timestamptz("expires_at").notNull(),
+  usedAt: timestamptz("used_at"),
+});
+
+export type Person = typeof people.$inferSelect;
+export type BrowserSession = typeof browserSessions.$inferSelect;
+
 export type NewOrganization = typeof organizations.$inferInsert;
 export type IntegrationCredential = typeof integrationCredentials.$inferSelect;
 export type NewIntegrationCredential = typeof integrationCredentials.$inferInsert;

@@ -60,6 +60,14 @@ export class NotFoundError extends DomainError {
   }
 }
 
+/** What was asked for existed once and is no longer usable (a used or expired single-use link). */
+export class GoneError extends DomainError {
+  readonly defaultCode = "gone";
+  constructor(message: string, options: { code?: string } = {}) {
+    super(message, options);
+  }
+}
+
 /** The request is well-formed but clashes with the current state (an active run, an offboarded tenant, ...). */
 export class ConflictError extends DomainError {
   readonly defaultCode = "conflict";

@@ -187,6 +187,12 @@ export const serviceConfigSchema = z.object({
     .enum(["true", "false"])
     .default("true")
     .transform((value) => value === "true"),
+  /** A browser session ends after this long without a request (services/identity). */
+  SESSION_IDLE_SECONDS: z.coerce.number().int("must be an integer").min(60).max(86_400).default(1800),
+  /** ... and this long after sign-in, whatever its activity. */
+  SESSION_ABSOLUTE_SECONDS: z.coerce.number().int("must be an integer").min(300).max(2_592_000).default(43_200),
+  /** How long the operator sign-in link printed at start stays usable (single use). */
+  SIGN_IN_LINK_SECONDS: z.coerce.number().int("must be an integer").min(60).max(86_400).default(900),
   /** How often a worker replica lists every connected AWS Organization and starts what may start (services/organization). */
   ORGANIZATION_RECONCILE_SECONDS: z.coerce.number().int("must be an integer").min(1).max(86_400).default(300),
   /** AWS accounts one tenant may cover; accounts of its organization past this are not registered (and logged). */

@@ -42,6 +42,7 @@ import { probeBootstrapRole, verifyBootstrapRoleWithSts } from "../services/inte
 import { listOrganization } from "../services/organization/organization-listing";
 import { startOrganizationReconcile } from "../services/organization/organization-schedule";
 import { createOrganizationService } from "../services/organization/organization-service";
+import { createIdentityService } from "../services/identity/identity-service";
 import { startWebhookDispatcher } from "../services/notification/webhook-delivery";
 import { createWebhookService } from "../services/notification/webhook-service";
 import { createOnboardingService } from "../services/onboarding/onboarding-service";
@@ -225,6 +226,11 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
     rollout: createRolloutService({ db, keyring, identityTrust, onRolloutChanged: onboarding.afterRolloutChange }),
     fleet: createFleetService({ db }),
     credentialRotation: createCredentialRotationService({ db, keyring, rotation: credentialRotation }),
+    identity: createIdentityService({
+      db,
+      policy: { idleSeconds: config.SESSION_IDLE_SECONDS, absoluteSeconds: config.SESSION_ABSOLUTE_SECONDS },
+      signInLinkSeconds: config.SIGN_IN_LINK_SECONDS,
+    }),
     webhooks: createWebhookService({
       db,
       keyring,

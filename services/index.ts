@@ -2,6 +2,7 @@
 import type { CredentialRotationService } from "./integration/credential-rotation-service";
 import type { DiscoveryService } from "./discovery/discovery-service";
 import type { FleetService } from "./fleet/fleet-service";
+import type { IdentityService } from "./identity/identity-service";
 import type { IntegrationService } from "./integration/integration-service";
 import type { OnboardingService } from "./onboarding/onboarding-service";
 import type { OrganizationService } from "./organization/organization-service";
@@ -21,4 +22,5 @@ export interface Services {
   fleet: FleetService;
   credentialRotation: CredentialRotationService;
   webhooks: WebhookService;
+  identity: IdentityService;
 }

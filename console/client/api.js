@@ -1,5 +1,6 @@
-// The console's only way to the API: the bearer token from the page session (sessionStorage, this tab only; never a
-// URL, a cookie or localStorage), JSON calls, and server-sent events read with fetch() so the token travels in the
+// The console's only way to the API: a browser session (its HttpOnly cookie, which the page never reads, plus the
+// session's CSRF token on every state-changing call), or a bearer token pasted for this tab (sessionStorage; never a
+// URL, a cookie or localStorage). JSON calls, and server-sent events read with fetch() so a token travels in the
 // Authorization header (EventSource cannot send one).
 
 const SESSION_KEY = "mini-xdr.session";
@@ -20,6 +21,13 @@ export function clearSession() {
   sessionStorage.removeItem(SESSION_KEY);
 }
 
+/** The signed-in session's CSRF token (GET /v1/session), kept in memory only. */
+let csrfToken = null;
+
+export function useSessionCsrf(token) {
+  csrfToken = token;
+}
+
 export class ApiError extends Error {
   constructor(status, body) {
     super(body?.error?.message ?? `request failed (${status})`);
@@ -33,6 +41,7 @@ export class ApiError extends Error {
 export async function api(method, path, body, token = loadSession()?.token) {
   const headers = { accept: "application/json" };
   if (token) headers.authorization = `Bearer ${token}`;
+  else if (csrfToken && method !== "GET") headers["x-csrf-token"] = csrfToken;
   if (body !== undefined) headers["content-type"] = "application/json";
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store" });
   const text = await response.text();
@@ -74,7 +83,9 @@ export async function followEvents(path, { onEvent, onState = () => {}, signal, 
   let delayMs = 500;
   while (!signal.aborted) {
     try {
-      const headers = { accept: "text/event-stream", authorization: `Bearer ${loadSession()?.token ?? ""}` };
+      const headers = { accept: "text/event-stream" };
+      const token = loadSession()?.token;
+      if (token) headers.authorization = `Bearer ${token}`;
       if (lastEventId !== undefined) headers["last-event-id"] = lastEventId;
       const response = await fetch(path, { headers, signal, cache: "no-store" });
       if (response.status === 401 || response.status === 403 || response.status === 404) {

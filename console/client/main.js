@@ -1,6 +1,7 @@
-// Entry: sign in with a pasted token (kept in sessionStorage for this tab only), find out what kind of token it is,
-// and load the tenant admin's or the platform operator's console.
-import { api, ApiError, clearSession, loadSession, saveSession } from "./api.js";
+// Entry: a browser session (signed in through a link or the identity provider) is used as it is; otherwise sign in
+// with a pasted token (kept in sessionStorage for this tab only). Then find out who it is and load the tenant's or
+// the platform operator's console.
+import { api, ApiError, clearSession, loadSession, saveSession, useSessionCsrf } from "./api.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -35,8 +36,9 @@ async function start(session) {
   main.focus();
 }
 
-function signOut() {
+async function signOut() {
   unmount();
+  if (!loadSession()?.token) await api("POST", "/v1/session/sign-out").catch(() => {});
   clearSession();
   // A fresh page: nothing of the session stays in memory.
   location.replace("/");
@@ -73,7 +75,22 @@ function wireSignIn() {
   });
 }
 
-signOutButton.addEventListener("click", signOut);
+/** The browser session, when the cookie holds a live one: who it is, and its CSRF token for the calls that change. */
+async function browserSession() {
+  try {
+    const session = await api("GET", "/v1/session");
+    if (session.kind !== "session") return null;
+    useSessionCsrf(session.csrf_token);
+    if (session.scope === "platform_admin") return { scope: "platform_admin" };
+    const { tenants } = await api("GET", "/v1/tenants?limit=1");
+    return tenants[0] ? { scope: "tenant", slug: tenants[0].slug, name: tenants[0].name, role: session.role } : null;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) return null;
+    throw error;
+  }
+}
+
+signOutButton.addEventListener("click", () => void signOut());
 const existing = loadSession();
 if (existing?.token) {
   start(existing).catch(() => {
@@ -81,5 +98,7 @@ if (existing?.token) {
     location.replace("/");
   });
 } else {
-  wireSignIn();
+  browserSession()
+    .then((session) => (session ? start(session) : wireSignIn()))
+    .catch(() => wireSignIn());
 }

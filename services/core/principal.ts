@@ -1,5 +1,5 @@
-/** Who is calling: an authenticated API token, as every service sees it. */
-import type { ApiTokenScope } from "../../db/schema";
+/** Who is calling: an authenticated API token or a signed-in person, as every service sees it. */
+import type { ApiTokenScope, MemberRole } from "../../db/schema";
 import { ForbiddenError } from "../../lib/errors";
 
 export interface Principal {
@@ -12,6 +12,10 @@ export interface Principal {
   actor: string;
   /** When the token stops being accepted (null: never); an open event stream ends then. */
   expiresAt?: Date | null;
+  /** A person signed in through a browser session (tokenId is 0 then). */
+  person?: { id: number; email: string | null; sessionId: number };
+  /** A tenant member's role; a token or an operator acts as admin. */
+  role?: MemberRole;
 }
 
 export function actorOf(token: { id: number }): string {
@@ -22,9 +26,9 @@ export function isAdmin(principal: Principal): boolean {
   return principal.scope === "platform_admin";
 }
 
-/** A caller holding an API token (not the service acting on its own, as fleet runs and drift remediation do). */
+/** A caller holding an API token or signed in (not the service acting on its own, as fleet runs and drift remediation do). */
 export function isTokenHolder(principal: Principal): boolean {
-  return principal.tokenId > 0;
+  return principal.tokenId > 0 || principal.person !== undefined;
 }
 
 export function requireAdmin(principal: Principal): void {
