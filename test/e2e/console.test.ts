@@ -428,6 +428,10 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
   });
 
   it("d (after a, b). the console's API additions: progress stream and KPIs are scoped like every route", async () => {
+    // A discovery still running from a (its rescans) settles first: then the progress holds still while it is compared.
+    await waitFor("acme's progress at 100 %", async () =>
+      (await call("GET", `/v1/tenants/${acme.slug}/progress`, { token: acme.token })).body.overall_progress === 100 ? true : undefined,
+    );
     // The stream's first event is the progress as GET .../progress answers it.
     const stream = await readEventStream(`${service.server.baseUrl}/v1/tenants/${acme.slug}/progress/events`, {
       token: acme.token,

@@ -183,7 +183,11 @@ describe("a multi-region, mostly untagged estate with default settings", () => {
       expect(byId(deployment.body).get(instance.instanceId), instance.key).toMatchObject({ agent_status: "installed" });
     await enroll(agentless);
 
-    const validation = await call("GET", `/v1/tenants/${slug}/validation`);
+    // b's up discovers the estate again: its scan may still be running (assets_discovered pending) until it is done.
+    const validation = await waitFor("the after-up discovery of b settled", async () => {
+      const answer = await call("GET", `/v1/tenants/${slug}/validation`);
+      return answer.body.checks.some((check: any) => check.reason === "discovery is running") ? undefined : answer;
+    });
     expect(validation.body.checks.map((check: any) => [check.name, check.status, check.reason])).toEqual(
       ["integration_healthy", "assets_discovered", "agents_targeted", "agents_installed", "agents_checked_in"].map((name) => [
         name,

@@ -155,8 +155,12 @@ describe("the quick-create link and the wait for the bootstrap role", () => {
     expect(asked.filter((c) => c.admitted).every((c) => c.externalId === externalId)).toBe(true);
     expect(asked.filter((c) => c.externalId !== externalId).map((c) => c.externalId === null)).toEqual([false, true]);
 
-    // Quick-start flow: the first run was requested by the service itself, through the run service.
-    const started = await database.db.select().from(runs).where(eq(runs.organizationId, tenant.id));
+    // Quick-start flow: the first run was requested by the service itself, through the run service (right after the
+    // wait recorded the connection: it may come a moment after).
+    const started = await waitUntil("the first run", async () => {
+      const rows = await database.db.select().from(runs).where(eq(runs.organizationId, tenant.id));
+      return rows.length > 0 ? rows : undefined;
+    });
     expect(started.map((run) => ({ kind: run.kind, actor: run.actor }))).toEqual([{ kind: "up", actor: "system:bootstrap-wait" }]);
     const [org] = await database.db.select().from(organizations).where(eq(organizations.id, tenant.id));
     expect(org!.onboardingStatus).toBe("provisioning");
