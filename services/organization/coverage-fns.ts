@@ -74,7 +74,6 @@ export interface CoverageMatrix {
 }
 
 export const NO_INSTANCES: InstanceCounts = { discovered: 0, managed: 0, installed: 0, failed: 0, unmanaged: 0 };
-const NONE = NO_INSTANCES;
 
 export const addCounts = (a: InstanceCounts, b: InstanceCounts): InstanceCounts => ({
   discovered: a.discovered + b.discovered,
@@ -83,7 +82,6 @@ export const addCounts = (a: InstanceCounts, b: InstanceCounts): InstanceCounts 
   failed: a.failed + b.failed,
   unmanaged: a.unmanaged + b.unmanaged,
 });
-const add = addCounts;
 
 type Explained = Pick<CoverageCell, "status" | "reason" | "fix" | "accessDenied">;
 
@@ -190,23 +188,23 @@ export function coverageMatrix(input: {
   }
   regions.push(...[...extra].sort());
 
-  let totals = { ...NONE, accounts: input.accounts.length, coveredCells: 0, cells: 0 };
+  let totals = { ...NO_INSTANCES, accounts: input.accounts.length, coveredCells: 0, cells: 0 };
   const rows = input.accounts.map((account): CoverageRow => {
-    let accountTotals = NONE;
+    let accountTotals = NO_INSTANCES;
     const cells = regions.map((region): CoverageCell => {
-      const counts = input.counts.get(account.accountId)?.get(region) ?? NONE;
+      const counts = input.counts.get(account.accountId)?.get(region) ?? NO_INSTANCES;
       const pieces = account.appliedRegions?.[region];
       const ssm = {
         parameter: typeof pieces?.parameterName === "string",
         document: typeof pieces?.documentName === "string",
         association: typeof pieces?.associationId === "string",
       };
-      accountTotals = add(accountTotals, counts);
+      accountTotals = addCounts(accountTotals, counts);
       return { region, ssm, instances: counts, ...explain(account, region, counts, ssm) };
     });
     const covered = cells.filter((cell) => cell.status === "covered" || cell.status === "connected_but_empty").length;
     totals = {
-      ...add(totals, accountTotals),
+      ...addCounts(totals, accountTotals),
       accounts: totals.accounts,
       coveredCells: totals.coveredCells + covered,
       cells: totals.cells + cells.length,

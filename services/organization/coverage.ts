@@ -9,6 +9,7 @@ import {
   type OnboardingStatus,
   type Organization,
   type StatusReason,
+  type TenantAwsAccount,
 } from "../../db/schema";
 import { accountProgress, summarizeAccounts, type AccountsSummary } from "./account-status-fns";
 import { homeRegionOf } from "../core/rollout-spec-fns";
@@ -25,8 +26,9 @@ const liveAccountRows = (db: DrizzleDatabase, organizationId: number) =>
     .orderBy(tenantAwsAccounts.source, tenantAwsAccounts.accountId)
     .limit(MAX_ROWS);
 
-export async function readCoverage(db: DrizzleDatabase, org: Organization): Promise<CoverageMatrix> {
-  const rows = await liveAccountRows(db, org.id);
+/** `liveRows`: the tenant's live account rows, when the caller read them already. */
+export async function readCoverage(db: DrizzleDatabase, org: Organization, liveRows?: TenantAwsAccount[]): Promise<CoverageMatrix> {
+  const rows = liveRows ?? (await liveAccountRows(db, org.id));
   const home = rows.find((row) => row.source === "home");
 
   // The latest successful up of each stack, and the latest finished scan of each account (null: the home stack's).
@@ -119,7 +121,7 @@ export async function accountBreakdown(
     .limit(1);
   if (!member) return undefined;
   const rows = await liveAccountRows(db, org.id);
-  const matrix = await readCoverage(db, { ...org, onboardingStatus: home.status });
+  const matrix = await readCoverage(db, { ...org, onboardingStatus: home.status }, rows);
   const byAccount = new Map(matrix.accounts.map((row) => [row.accountId, row]));
   const accounts = rows.map((row) => {
     const isHome = row.source === "home";
