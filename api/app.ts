@@ -17,13 +17,14 @@ import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Database } from "../db/client";
 import type { Keyring } from "../db/crypto";
-import { consoleRouter } from "../console/console-router";
+import { consoleRouter, loadConsoleAssets } from "../console/console-router";
 import type { Services } from "../services";
 import { DEFAULT_LIMITS, type ServiceConfig } from "../platform/config";
 import { createAllowedMethods } from "./allowed-methods";
 import { clientAddressOf, createAuthFailureLimiter, limitAuthFailures } from "./auth-limit";
 import { bearerAuth, tenantScope } from "./auth";
-import { sessionRouter, signInLinkRouter } from "./routes/session";
+import { sessionRouter } from "./routes/session";
+import { signInRouter } from "./routes/sign-in";
 import { mountDocsPage } from "./docs-page";
 import { createEventStreams } from "./sse";
 import { createErrorHandler, errorBody } from "./errors";
@@ -31,6 +32,7 @@ import { idempotency } from "./idempotency";
 import { accessLog, metricsRouter, type Observability } from "./observability";
 import { createRouter } from "./router";
 import { agentsRouter } from "./routes/agents";
+import { membersRouter } from "./routes/members";
 import { deploymentRouter } from "./routes/deployment";
 import { integrationsRouter, unsupportedProvidersRouter } from "./routes/integrations";
 import { organizationRouter } from "./routes/organization";
@@ -67,7 +69,8 @@ type ApiSettingsVariable =
   | "MAX_EVENT_STREAMS_PER_TENANT"
   | "AUTH_FAILURE_LIMIT"
   | "AUTH_FAILURE_WINDOW_SECONDS"
-  | "TRUSTED_PROXY_HOPS";
+  | "TRUSTED_PROXY_HOPS"
+  | "PUBLIC_URL";
 
 export type ApiLimits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: number };
 
@@ -112,7 +115,7 @@ export function createApp(deps: AppDependencies) {
     return c.json({ status: "ok" });
   });
 
-  const streams = createEventStreams(services.tenants, {
+  const streams = createEventStreams(services.tenants, services.identity, {
     maxPerSubject: limits.maxEventStreamsPerTenant,
     maxSeconds: config.EVENT_STREAM_MAX_SECONDS,
   });
@@ -128,7 +131,7 @@ export function createApp(deps: AppDependencies) {
   }
 
   // Agents authenticate with their tenant's enrollment token, not a bearer API token.
-  app.route("/auth", signInLinkRouter(services));
+  app.route("/auth", signInRouter(services, { publicUrl: config.PUBLIC_URL }));
   app.use("/v1/agents/*", enrollmentFailures);
   app.route("/v1/agents", agentsRouter(services));
 
@@ -144,6 +147,7 @@ export function createApp(deps: AppDependencies) {
   tenants.route("/", integrationsRouter(services));
   tenants.route("/", organizationRouter(services));
   tenants.route("/", tokensRouter(services));
+  tenants.route("/", membersRouter(services));
   tenants.route("/", runsRouter(services, { streams }));
   tenants.route("/", onboardingRouter(services));
   tenants.route("/", progressEventsRouter(services, { streams }));
@@ -177,7 +181,7 @@ export function createApp(deps: AppDependencies) {
     },
   });
   mountDocsPage(app, "/openapi.json");
-  app.route("/", consoleRouter());
+  app.route("/", consoleRouter(loadConsoleAssets({ providerName: services.singleSignOn?.providerName })));
 
   return app;
 }

@@ -11,6 +11,8 @@ export function presentRun(run: Run, tenantSlug: string) {
     kind: run.kind,
     status: run.status,
     actor: run.actor,
+    /** Who asked, by name: the person's email or the token's name. */
+    actor_name: run.actorName ?? null,
     requested_at: run.requestedAt.toISOString(),
     started_at: iso(run.startedAt),
     finished_at: iso(run.finishedAt),

@@ -4,6 +4,7 @@
  */
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
+import type { PendingSignIn } from "../services/identity/provider-identity";
 
 export const SESSION_COOKIE = "mxdr_session";
 
@@ -23,4 +24,36 @@ export const sessionCookieOf = (c: Context): string | undefined => getCookie(c, 
 
 export function clearSessionCookie(c: Context): void {
   deleteCookie(c, SESSION_COOKIE, { path: "/", secure: !isLoopback(c.req.url) });
+}
+
+/** A sign-in through the identity provider in progress: its state, nonce and PKCE verifier, for 10 minutes, /auth only. */
+const PENDING_SIGN_IN_COOKIE = "mxdr_sign_in";
+
+export function setPendingSignInCookie(c: Context, pending: PendingSignIn): void {
+  setCookie(c, PENDING_SIGN_IN_COOKIE, Buffer.from(JSON.stringify(pending)).toString("base64url"), {
+    httpOnly: true,
+    sameSite: "Lax",
+    path: "/auth",
+    secure: !isLoopback(c.req.url),
+    maxAge: 600,
+  });
+}
+
+/** The pending sign-in (removed: a callback is used once); undefined when absent or not ours. */
+export function takePendingSignInCookie(c: Context): PendingSignIn | undefined {
+  const raw = getCookie(c, PENDING_SIGN_IN_COOKIE);
+  deleteCookie(c, PENDING_SIGN_IN_COOKIE, { path: "/auth", secure: !isLoopback(c.req.url) });
+  if (!raw) return undefined;
+  try {
+    const value = JSON.parse(Buffer.from(raw, "base64url").toString("utf8")) as Partial<PendingSignIn>;
+    if (typeof value.state !== "string" || typeof value.nonce !== "string" || typeof value.codeVerifier !== "string") return undefined;
+    return {
+      state: value.state,
+      nonce: value.nonce,
+      codeVerifier: value.codeVerifier,
+      ...(typeof value.invitation === "string" ? { invitation: value.invitation } : {}),
+    };
+  } catch {
+    return undefined;
+  }
 }

@@ -25,6 +25,7 @@ import type { Context } from "hono";
 import { streamSSE, type SSEStreamingApi } from "hono/streaming";
 import { RateLimitedError } from "../lib/errors";
 import type { Principal } from "../services/core/principal";
+import type { IdentityService } from "../services/identity/identity-service";
 import type { TenantService } from "../services/tenant/tenant-service";
 
 export const DEFAULT_EVENT_STREAM_MAX_SECONDS = 300;
@@ -123,7 +124,7 @@ export interface EventStreamOptions {
 /** A stream refused for the cap is told to try again after this; streams are long-lived, so a guess. */
 export const EVENT_STREAM_RETRY_AFTER_SECONDS = 30;
 
-export type StreamEndReason = "token_revoked" | "token_expired";
+export type StreamEndReason = "token_revoked" | "token_expired" | "session_ended";
 
 export interface EventStreams {
   /**
@@ -143,6 +144,7 @@ const sseMessage = ({ event, data, id }: SseEvent) => ({ ...(id === undefined ? 
 
 export function createEventStreams(
   tenants: Pick<TenantService, "tokenIsLive">,
+  sessions: Pick<IdentityService, "sessionIsLive">,
   { maxPerSubject, recheckMs = 1000, maxSeconds = DEFAULT_EVENT_STREAM_MAX_SECONDS }: EventStreamOptions,
 ): EventStreams {
   const open = new Map<string, number>();
@@ -170,7 +172,10 @@ export function createEventStreams(
 
   async function endReason(principal: Principal, checkDatabase: boolean): Promise<StreamEndReason | undefined> {
     if (principal.expiresAt && principal.expiresAt.getTime() <= Date.now()) return "token_expired";
-    if (!checkDatabase || principal.tokenId <= 0) return undefined;
+    if (!checkDatabase) return undefined;
+    // Signed out, signed out everywhere, removed from the tenant, or past the session's end.
+    if (principal.person) return (await sessions.sessionIsLive(principal.person.sessionId)) ? undefined : "session_ended";
+    if (principal.tokenId <= 0) return undefined;
     // Revoked, or expired by the database's clock.
     return (await tenants.tokenIsLive(principal.tokenId)) ? undefined : "token_revoked";
   }

@@ -1,9 +1,19 @@
 /**
- * The console's one HTML page. The sign-in form is in the markup, so the first render needs no script; the client
- * (console/client/main.js) takes over from there and enables the form (a form posted without it would carry the
- * token in a request body to nowhere, never in a URL). No inline script or style (the CSP forbids them).
+ * The console's one HTML page. The way to sign in is in the markup, so the first render needs no script: "Sign in with
+ * <provider>" when single sign-on is configured, else where the sign-in links come from. The client
+ * (console/client/main.js) takes over once a session exists. No inline script or style (the CSP forbids them).
  */
-export function consolePage(): string {
+import { escapeHtml } from "../lib/escape-html";
+
+export function consolePage({ providerName }: { providerName?: string } = {}): string {
+  const signIn = providerName
+    ? `    <p>Use your company account. Someone new? Ask your tenant's admin for an invitation.</p>
+    <p><a class="button" id="single-sign-on" href="/auth/sign-in">Sign in with ${escapeHtml(providerName)}</a></p>`
+    : `    <p>This service signs people in with links, as no identity provider is configured.</p>
+    <ul>
+      <li>Platform operators: open the one-time sign-in link the service printed when it started.</li>
+      <li>Everyone else: open the invitation link you received from your tenant's admin.</li>
+    </ul>`;
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -26,17 +36,7 @@ export function consolePage(): string {
 <main id="main" tabindex="-1">
   <section class="card narrow" aria-labelledby="sign-in-title" id="sign-in">
     <h1 id="sign-in-title">Sign in to Mini-XDR</h1>
-    <p>Paste your API token: a tenant token to onboard your cloud, or a platform admin token to operate tenants.
-    It stays in this browser tab only and is forgotten when the tab closes.</p>
-    <form id="sign-in-form" method="post" autocomplete="off">
-      <fieldset id="sign-in-fields" disabled>
-      <legend class="visually-hidden">Token</legend>
-      <label for="token">API token</label>
-      <input id="token" name="token" type="password" required spellcheck="false" autocomplete="off" aria-describedby="sign-in-error">
-      <p id="sign-in-error" class="error" role="alert"></p>
-      <button type="submit">Sign in</button>
-      </fieldset>
-    </form>
+${signIn}
   </section>
 </main>
 <div id="announcer" class="visually-hidden" aria-live="polite" aria-atomic="true"></div>

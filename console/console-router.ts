@@ -2,8 +2,8 @@
  * The web console, served by the service: GET / is a static page (the sign-in form renders without JavaScript), and
  * /console/<file> its plain ES modules and stylesheet from console/client, served as they are on disk (no build
  * step), gzipped when the browser accepts it, with an ETag. Nothing comes from another host: the Content Security
- * Policy allows only this origin. The page holds no data: every data call is made by the client with the bearer
- * token the user pasted, kept in sessionStorage (never in a URL, a cookie or localStorage).
+ * Policy allows only this origin. The page holds no data: every data call is made by the client with the browser
+ * session (its HttpOnly cookie, and the session's CSRF token on calls that change something).
  */
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
@@ -44,13 +44,13 @@ function asset(body: Buffer, contentType: string): Asset {
 }
 
 /** The console's files by URL path, read once. */
-export function loadConsoleAssets(dir = CONSOLE_CLIENT_DIR): Map<string, Asset> {
+export function loadConsoleAssets(page: { providerName?: string } = {}, dir = CONSOLE_CLIENT_DIR): Map<string, Asset> {
   const assets = new Map<string, Asset>();
   for (const name of readdirSync(dir).sort()) {
     const contentType = CONTENT_TYPES[extname(name)];
     if (contentType) assets.set(`/console/${name}`, asset(readFileSync(join(dir, name)), contentType));
   }
-  assets.set("/", asset(Buffer.from(consolePage(), "utf8"), "text/html; charset=utf-8"));
+  assets.set("/", asset(Buffer.from(consolePage(page), "utf8"), "text/html; charset=utf-8"));
   return assets;
 }
 

@@ -313,8 +313,10 @@ export const runs = pgTable(
     stackName: text("stack_name").notNull(),
     kind: runKind("kind").notNull(),
     status: runStatus("status").notNull().default("queued"),
-    /** Who asked: `token:<id>`, `system:discovery`, ... */
+    /** Who asked: `token:<id>`, `person:<id>`, `system:discovery`, ... */
     actor: text("actor").notNull(),
+    /** ... named as the audit trail names them: the person's email, or the token's name (null for older runs). */
+    actorName: text("actor_name"),
     requestedAt: timestamptz("requested_at").notNull().defaultNow(),
     startedAt: timestamptz("started_at"),
     finishedAt: timestamptz("finished_at"),
@@ -906,7 +908,36 @@ export const signInLinks = pgTable("sign_in_links", {
   usedAt: timestamptz("used_at"),
 });
 
+/**
+ * An invitation to a tenant: a single-use link that expires, stored hashed. Accepting it binds the identity that opens
+ * it (the identity provider's subject, or the email for link sign-in) as a member with the role.
+ */
+export const invitations = pgTable(
+  "invitations",
+  {
+    id: integer("id").primaryKey().generatedByDefaultAsIdentity(),
+    organizationId: integer("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    email: text("email").notNull(),
+    role: text("role").$type<MemberRole>().notNull(),
+    tokenHash: text("token_hash").notNull().unique("invitations_token_hash_unique"),
+    /** Who invited (the actor) and their name as the audit trail gives it. */
+    invitedBy: text("invited_by").notNull(),
+    invitedByName: text("invited_by_name").notNull(),
+    /** How the link reached the invitee: by email, or shown once to whoever invited. */
+    delivery: text("delivery").$type<"email" | "shown_once">().notNull(),
+    createdAt: createdAt(),
+    expiresAt: timestamptz("expires_at").notNull(),
+    acceptedAt: timestamptz("accepted_at"),
+    acceptedBy: integer("accepted_by").references(() => people.id, { onDelete: "set null" }),
+    revokedAt: timestamptz("revoked_at"),
+  },
+  (table) => [index("invitations_org_idx").on(table.organizationId, table.createdAt)],
+);
+
 export type Person = typeof people.$inferSelect;
+export type Invitation = typeof invitations.$inferSelect;
 export type BrowserSession = typeof browserSessions.$inferSelect;
 
 export type NewOrganization = typeof organizations.$inferInsert;

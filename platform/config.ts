@@ -32,6 +32,8 @@ const SERVICE_SECRETS = new Set([
   "CREDENTIALS_ENCRYPTION_KEY",
   "CREDENTIALS_PREVIOUS_ENCRYPTION_KEYS",
   "PULUMI_CONFIG_PASSPHRASE",
+  "OIDC_CLIENT_SECRET",
+  "SMTP_URL",
 ]);
 
 const optionalString = z
@@ -193,6 +195,37 @@ export const serviceConfigSchema = z.object({
   SESSION_ABSOLUTE_SECONDS: z.coerce.number().int("must be an integer").min(300).max(2_592_000).default(43_200),
   /** How long the operator sign-in link printed at start stays usable (single use). */
   SIGN_IN_LINK_SECONDS: z.coerce.number().int("must be an integer").min(60).max(86_400).default(900),
+  /** The console's address as browsers reach it (links in invitation mails, the identity provider's redirect URI); default: the request's. */
+  PUBLIC_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional()),
+  /** Single sign-on: the OpenID Connect issuer (discovered at its /.well-known/openid-configuration); unset: sign-in links. */
+  OIDC_ISSUER_URL: optionalString.pipe(z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }).optional()),
+  OIDC_CLIENT_ID: optionalString,
+  OIDC_CLIENT_SECRET: optionalString,
+  /** The scopes asked for, space-separated: add the one that releases the operator claim where the provider needs it (often `groups`). */
+  OIDC_SCOPES: z
+    .string()
+    .regex(/^[\x21-\x7e]+( [\x21-\x7e]+)*$/, "must be scopes separated by single spaces")
+    .refine((value) => value.split(" ").includes("openid"), "must include openid")
+    .default("openid email profile"),
+  /** What the sign-in page's button says: "Sign in with <name>". */
+  OIDC_PROVIDER_NAME: z.string().min(1).max(60).default("your identity provider"),
+  /** The claim (a string or a list, such as groups) whose value makes someone a platform operator... */
+  OIDC_OPERATOR_CLAIM: z.string().min(1).default("groups"),
+  /** ... and those values, comma-separated; unset: nobody becomes an operator through the identity provider. */
+  OIDC_OPERATOR_VALUES: optionalString.transform((value) =>
+    (value ?? "")
+      .split(",")
+      .map((item) => item.trim())
+      .filter(Boolean),
+  ),
+  /** Invitation mails go through this SMTP server (smtp://user:password@host:port, smtps:// for TLS); unset: links shown once. */
+  SMTP_URL: optionalString.pipe(z.url({ protocol: /^smtps?$/, error: "must be an smtp:// or smtps:// URL" }).optional()),
+  SMTP_FROM: z.string().min(3).default("Mini-XDR <no-reply@mini-xdr.invalid>"),
+  /** How long an invitation link stays usable (single use). */
+  INVITATION_SECONDS: z.coerce.number().int("must be an integer").min(300).max(2_592_000).default(604_800),
+  /** Members one tenant may have, and its invitations not yet accepted. */
+  MAX_MEMBERS_PER_TENANT: z.coerce.number().int("must be an integer").min(1).max(10_000).default(200),
+  MAX_PENDING_INVITATIONS_PER_TENANT: z.coerce.number().int("must be an integer").min(1).max(1000).default(50),
   /** How often a worker replica lists every connected AWS Organization and starts what may start (services/organization). */
   ORGANIZATION_RECONCILE_SECONDS: z.coerce.number().int("must be an integer").min(1).max(86_400).default(300),
   /** AWS accounts one tenant may cover; accounts of its organization past this are not registered (and logged). */
@@ -205,6 +238,8 @@ export const serviceConfigSchema = z.object({
    * published after this release, or a test CA. Read and checked at start-up.
    */
   AGENT_IDENTITY_CERTIFICATES_FILE: optionalString.transform((value) => (value === undefined ? undefined : resolve(value))),
+  /** Where agents download from and report to, for tenants whose settings name none (integration_settings.agent_public_base_url). */
+  AGENT_PUBLIC_BASE_URL: optionalString.pipe(z.url({ protocol: /^https$/, error: "must be an https:// URL" }).optional()),
   /** Agent version the tenant stacks install. */
   AGENT_VERSION: z
     .string()
@@ -319,6 +354,17 @@ export function loadServiceConfig(env: Readonly<Record<string, string | undefine
         // Never echo the value: some of these variables are secrets.
         message: issue.message,
       })),
+    );
+  }
+  const oidc = {
+    OIDC_ISSUER_URL: parsed.data.OIDC_ISSUER_URL,
+    OIDC_CLIENT_ID: parsed.data.OIDC_CLIENT_ID,
+    OIDC_CLIENT_SECRET: parsed.data.OIDC_CLIENT_SECRET,
+  };
+  const missing = Object.entries(oidc).filter(([, value]) => value === undefined);
+  if (missing.length > 0 && missing.length < 3) {
+    throw new ServiceConfigError(
+      missing.map(([variable]) => ({ variable, message: "single sign-on needs OIDC_ISSUER_URL, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET together" })),
     );
   }
   return parsed.data;

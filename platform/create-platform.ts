@@ -43,6 +43,9 @@ import { listOrganization } from "../services/organization/organization-listing"
 import { startOrganizationReconcile } from "../services/organization/organization-schedule";
 import { createOrganizationService } from "../services/organization/organization-service";
 import { createIdentityService } from "../services/identity/identity-service";
+import { createInvitationService } from "../services/identity/invitation-service";
+import { createSmtpInvitationMailer } from "../services/identity/invitation-mail";
+import { createOidcSignIn } from "../services/identity/oidc-sign-in";
 import { startWebhookDispatcher } from "../services/notification/webhook-delivery";
 import { createWebhookService } from "../services/notification/webhook-service";
 import { createOnboardingService } from "../services/onboarding/onboarding-service";
@@ -131,6 +134,7 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
     platformPrincipalArn: config.PLATFORM_PRINCIPAL_ARN,
     platformAccountIds: config.PLATFORM_ACCOUNT_IDS,
     agentVersion: config.AGENT_VERSION,
+    agentPublicBaseUrl: config.AGENT_PUBLIC_BASE_URL,
   };
   // A session advisory lock per executing run tells live runs from crashed ones (services/core/run-liveness.ts). They
   // are held on connections of their own, never taken from the pool that serves requests.
@@ -216,6 +220,11 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
     organizations: organizationAccounts,
     log,
   });
+  const identity = createIdentityService({
+    db,
+    policy: { idleSeconds: config.SESSION_IDLE_SECONDS, absoluteSeconds: config.SESSION_ABSOLUTE_SECONDS },
+    signInLinkSeconds: config.SIGN_IN_LINK_SECONDS,
+  });
   const services: Services = {
     tenants,
     integrations,
@@ -226,11 +235,27 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
     rollout: createRolloutService({ db, keyring, identityTrust, onRolloutChanged: onboarding.afterRolloutChange }),
     fleet: createFleetService({ db }),
     credentialRotation: createCredentialRotationService({ db, keyring, rotation: credentialRotation }),
-    identity: createIdentityService({
+    identity,
+    invitations: createInvitationService({
       db,
-      policy: { idleSeconds: config.SESSION_IDLE_SECONDS, absoluteSeconds: config.SESSION_ABSOLUTE_SECONDS },
-      signInLinkSeconds: config.SIGN_IN_LINK_SECONDS,
+      identity,
+      mailer: config.SMTP_URL ? createSmtpInvitationMailer({ smtpUrl: config.SMTP_URL, from: config.SMTP_FROM }) : undefined,
+      invitationSeconds: config.INVITATION_SECONDS,
+      maxMembers: config.MAX_MEMBERS_PER_TENANT,
+      maxPendingInvitations: config.MAX_PENDING_INVITATIONS_PER_TENANT,
     }),
+    singleSignOn:
+      config.OIDC_ISSUER_URL && config.OIDC_CLIENT_ID && config.OIDC_CLIENT_SECRET
+        ? createOidcSignIn({
+            issuerUrl: config.OIDC_ISSUER_URL,
+            clientId: config.OIDC_CLIENT_ID,
+            clientSecret: config.OIDC_CLIENT_SECRET,
+            providerName: config.OIDC_PROVIDER_NAME,
+            scopes: config.OIDC_SCOPES,
+            operatorClaim: config.OIDC_OPERATOR_CLAIM,
+            operatorValues: config.OIDC_OPERATOR_VALUES,
+          })
+        : undefined,
     webhooks: createWebhookService({
       db,
       keyring,

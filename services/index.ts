@@ -3,6 +3,8 @@ import type { CredentialRotationService } from "./integration/credential-rotatio
 import type { DiscoveryService } from "./discovery/discovery-service";
 import type { FleetService } from "./fleet/fleet-service";
 import type { IdentityService } from "./identity/identity-service";
+import type { InvitationService } from "./identity/invitation-service";
+import type { OidcSignIn } from "./identity/oidc-sign-in";
 import type { IntegrationService } from "./integration/integration-service";
 import type { OnboardingService } from "./onboarding/onboarding-service";
 import type { OrganizationService } from "./organization/organization-service";
@@ -23,4 +25,7 @@ export interface Services {
   credentialRotation: CredentialRotationService;
   webhooks: WebhookService;
   identity: IdentityService;
+  invitations: InvitationService;
+  /** Single sign-on through the configured OpenID Connect provider; undefined without one (sign-in links). */
+  singleSignOn?: OidcSignIn;
 }

@@ -34,6 +34,7 @@ const runSchema = z
     kind: z.enum(RUN_KINDS),
     status: z.string(),
     actor: z.string(),
+    actor_name: z.string().nullable().describe("who asked, by name: the person's email or the token's name"),
     requested_at: z.string(),
     started_at: z.string().nullable(),
     finished_at: z.string().nullable(),

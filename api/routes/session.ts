@@ -1,17 +1,13 @@
 /**
  * The signed-in person's session. /v1/session: who is signed in and the session's CSRF token (which every
- * state-changing request of the console sends back), sign-out, sign-out everywhere. /auth/sign-in-link/{token}: the
- * single-use operator link the service prints at start without an identity provider: it starts a session (the cookie)
- * and opens the console.
+ * state-changing request of the console sends back), sign-out, sign-out everywhere. Signing in is api/routes/sign-in.ts.
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { Hono } from "hono";
 import type { Services } from "../../services";
-import { GoneError } from "../../lib/errors";
 import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
 import { errorResponses, postErrorResponses } from "../schemas";
-import { clearSessionCookie, sessionCookieOf, setSessionCookie } from "../session-cookie";
+import { clearSessionCookie, sessionCookieOf } from "../session-cookie";
 
 const sessionSchema = z
   .object({
@@ -73,30 +69,6 @@ export function sessionRouter({ identity }: Pick<Services, "identity">) {
     const ended = await identity.signOutEverywhere(c.get("principal"));
     clearSessionCookie(c);
     return c.json({ sessions_ended: ended }, 200);
-  });
-  return router;
-}
-
-const page = (title: string, text: string) =>
-  `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${title} · Mini-XDR</title><link rel="stylesheet" href="/console/console.css"></head><body><main class="signin"><h1>${title}</h1><p>${text}</p><p><a href="/">Go to the sign-in page</a></p></main></body></html>`;
-
-/** GET /auth/sign-in-link/{token}: the session starts and the console opens; a used or expired link says so (410). */
-export function signInLinkRouter({ identity }: Pick<Services, "identity">) {
-  const router = new Hono();
-  router.get("/sign-in-link/:token", async (c) => {
-    c.header("cache-control", "no-store");
-    c.header("referrer-policy", "no-referrer");
-    try {
-      const started = await identity.redeemOperatorSignInLink(c.req.param("token"));
-      setSessionCookie(c, started.sessionId, started.expiresAt);
-      return c.redirect("/", 303);
-    } catch (error) {
-      if (!(error instanceof GoneError)) throw error;
-      return c.html(
-        page("This sign-in link cannot be used", "It was used already or has expired. Each link signs in once; restart the service for a new one."),
-        410,
-      );
-    }
   });
   return router;
 }

@@ -1,25 +1,5 @@
-// The console's only way to the API: a browser session (its HttpOnly cookie, which the page never reads, plus the
-// session's CSRF token on every state-changing call), or a bearer token pasted for this tab (sessionStorage; never a
-// URL, a cookie or localStorage). JSON calls, and server-sent events read with fetch() so a token travels in the
-// Authorization header (EventSource cannot send one).
-
-const SESSION_KEY = "mini-xdr.session";
-
-export function loadSession() {
-  try {
-    return JSON.parse(sessionStorage.getItem(SESSION_KEY) ?? "null");
-  } catch {
-    return null;
-  }
-}
-
-export function saveSession(session) {
-  sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
-}
-
-export function clearSession() {
-  sessionStorage.removeItem(SESSION_KEY);
-}
+// The console's only way to the API: the browser session (its HttpOnly cookie, which the page never reads), with the
+// session's CSRF token on every state-changing call. JSON calls, and server-sent events read with fetch().
 
 /** The signed-in session's CSRF token (GET /v1/session), kept in memory only. */
 let csrfToken = null;
@@ -27,6 +7,9 @@ let csrfToken = null;
 export function useSessionCsrf(token) {
   csrfToken = token;
 }
+
+/** The session ended while the page was open (signed out elsewhere, removed from the tenant, timed out): back to sign-in. */
+const sessionEnded = (error) => error.status === 401 && String(error.code ?? "").startsWith("session_") && csrfToken !== null;
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -37,11 +20,10 @@ export class ApiError extends Error {
   }
 }
 
-/** A JSON call with the session's token (or `token`, at sign-in). Throws ApiError for a non-2xx answer. */
-export async function api(method, path, body, token = loadSession()?.token) {
+/** A JSON call with the session. Throws ApiError for a non-2xx answer. */
+export async function api(method, path, body) {
   const headers = { accept: "application/json" };
-  if (token) headers.authorization = `Bearer ${token}`;
-  else if (csrfToken && method !== "GET") headers["x-csrf-token"] = csrfToken;
+  if (csrfToken && method !== "GET") headers["x-csrf-token"] = csrfToken;
   if (body !== undefined) headers["content-type"] = "application/json";
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store" });
   const text = await response.text();
@@ -51,7 +33,11 @@ export async function api(method, path, body, token = loadSession()?.token) {
   } catch {
     parsed = null;
   }
-  if (!response.ok) throw new ApiError(response.status, parsed);
+  if (!response.ok) {
+    const error = new ApiError(response.status, parsed);
+    if (sessionEnded(error)) location.replace("/");
+    throw error;
+  }
   return parsed;
 }
 
@@ -84,10 +70,12 @@ export async function followEvents(path, { onEvent, onState = () => {}, signal, 
   while (!signal.aborted) {
     try {
       const headers = { accept: "text/event-stream" };
-      const token = loadSession()?.token;
-      if (token) headers.authorization = `Bearer ${token}`;
       if (lastEventId !== undefined) headers["last-event-id"] = lastEventId;
       const response = await fetch(path, { headers, signal, cache: "no-store" });
+      if (response.status === 401 && csrfToken !== null) {
+        location.replace("/");
+        return;
+      }
       if (response.status === 401 || response.status === 403 || response.status === 404) {
         onState("closed");
         return;
@@ -108,6 +96,10 @@ export async function followEvents(path, { onEvent, onState = () => {}, signal, 
           const event = parseFrame(frame);
           if (!event) continue;
           if (event.id !== undefined) lastEventId = event.id;
+          if (event.event === "revoked") {
+            location.replace("/");
+            return;
+          }
           onEvent(event);
           if (until(event)) {
             await reader.cancel().catch(() => {});

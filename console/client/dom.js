@@ -91,3 +91,97 @@ export function confirmDialog({ title, body, confirmLabel, danger = false, requi
     (input ?? cancel).focus();
   });
 }
+
+/**
+ * A modal form (native <dialog>). `fields`: [{ name, label, type = "text" | "email" | "select", options, hint, value,
+ * path }] (`path`: the field as the API names it in errors, default `name`; an empty optional field is left out).
+ * `submit(values)` makes the call: an ApiError's field errors are shown under their fields and the dialog stays open;
+ * what it resolves to (a node, or nothing) replaces the form's fields as the result, with a Close button.
+ * Resolves with that result, or null when cancelled.
+ */
+export function formDialog({ title, fields, submitLabel, submit }) {
+  return new Promise((resolve) => {
+    const titleId = `dialog-title-${Math.random().toString(36).slice(2)}`;
+    const inputs = fields.map((field) => {
+      const id = `${titleId}-${field.name}`;
+      const errorId = `${id}-error`;
+      const control =
+        field.type === "select"
+          ? h(
+              "select",
+              { id, name: field.name },
+              field.options.map(([value, text]) => h("option", { value, selected: value === field.value }, text)),
+            )
+          : h("input", {
+              id,
+              name: field.name,
+              type: field.type ?? "text",
+              required: !field.optional,
+              autocomplete: "off",
+              spellcheck: "false",
+              value: field.value,
+              "aria-describedby": `${field.hint ? `${id}-hint ` : ""}${errorId}`,
+            });
+      const error = h("p", { className: "error", id: errorId });
+      return {
+        field,
+        control,
+        error,
+        nodes: [
+          h("label", { for: id }, field.label),
+          field.hint ? h("p", { className: "small muted", id: `${id}-hint` }, field.hint) : null,
+          control,
+          error,
+        ],
+      };
+    });
+    const problem = h("p", { className: "error", role: "alert" });
+    const confirm = h("button", { type: "submit" }, submitLabel);
+    const cancel = h("button", { type: "button", className: "secondary", onclick: () => dialog.close() }, "Cancel");
+    const body = h(
+      "div",
+      {},
+      inputs.map((input) => input.nodes),
+      problem,
+    );
+    const actions = h("div", { className: "actions" }, cancel, confirm);
+    const form = h("form", { method: "dialog", novalidate: true }, h("h2", { id: titleId }, title), body, actions);
+    let result = null;
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (result !== null) return dialog.close();
+      for (const input of inputs) input.error.textContent = "";
+      problem.textContent = "";
+      confirm.disabled = true;
+      try {
+        const values = Object.fromEntries(
+          inputs.filter((input) => input.control.value.trim() !== "").map((input) => [input.field.name, input.control.value.trim()]),
+        );
+        result = (await submit(values)) ?? h("p", {}, "Done.");
+        replace(body, result);
+        replace(actions, h("button", { type: "submit" }, "Close"));
+        actions.querySelector("button").focus();
+      } catch (error) {
+        const pathOf = (input) => input.field.path ?? input.field.name;
+        const named = (error.fields ?? []).filter((problemField) => inputs.some((input) => problemField.field === pathOf(input)));
+        for (const problemField of named) {
+          const input = inputs.find((candidate) => problemField.field === pathOf(candidate));
+          input.error.textContent = problemField.message;
+          input.control.setAttribute("aria-invalid", "true");
+        }
+        if (named.length === 0) problem.textContent = error.message;
+        (named.length > 0 ? inputs.find((input) => input.error.textContent).control : confirm).focus();
+      } finally {
+        confirm.disabled = false;
+      }
+    });
+    const dialog = h("dialog", { "aria-labelledby": titleId }, form);
+    dialog.addEventListener("close", () => {
+      dialog.remove();
+      resolve(result);
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+    (inputs[0]?.control ?? confirm).focus();
+  });
+}

@@ -1,12 +1,46 @@
 // The platform operator's console: KPIs and tenants (action_required first), a tenant's runs with a preview's
 // per-resource diff, approving and applying a saved plan, and offboarding with a confirmation naming the tenant.
 import { api, followEvents, tenantPath } from "./api.js";
-import { announce, badge, confirmDialog, formatDuration, formatTime, h, replace } from "./dom.js";
+import { announce, badge, confirmDialog, formatDuration, formatTime, formDialog, h, replace } from "./dom.js";
+import { inviteDialog } from "./invite.js";
 
 export function mountOperator({ main, nav }) {
   const streams = new AbortController();
   let screenToken = 0;
   replace(nav, h("button", { type: "button", className: "nav-link", "aria-current": "page", onclick: () => showTenants() }, "Tenants"));
+
+  /** A new tenant, then straight to its page, where its admin is invited. */
+  async function newTenant() {
+    const created = await formDialog({
+      title: "New tenant",
+      submitLabel: "Create tenant",
+      fields: [
+        { name: "name", label: "Name", hint: "The customer's name, as people will see it." },
+        {
+          name: "slug",
+          label: "Slug",
+          hint: "3-40 lowercase letters, digits or dashes, starting with a letter; it names the tenant's stack and cannot change.",
+        },
+        {
+          name: "aws_account_id",
+          path: "integration_settings.aws_account_id",
+          label: "AWS account ID (optional)",
+          optional: true,
+          hint: "The customer's 12-digit account: the one-click link creates the role there. Without it, the customer connects an organization.",
+        },
+      ],
+      submit: async ({ name, slug, aws_account_id }) => {
+        const tenant = await api("POST", "/v1/tenants", { name, slug, ...(aws_account_id ? { integration_settings: { aws_account_id } } : {}) });
+        return h("p", { role: "status", "data-slug": tenant.slug }, `${tenant.name} is created. Next, invite its admin.`);
+      },
+    });
+    const slug = created?.dataset.slug;
+    if (slug) await showTenant(slug);
+  }
+
+  async function invite(tenant) {
+    await inviteDialog({ title: `Invite to ${tenant.name}`, path: tenantPath(tenant.slug, "/invitations"), defaultRole: "admin" });
+  }
 
   function screen(title, ...children) {
     screenToken++;
@@ -21,7 +55,16 @@ export function mountOperator({ main, nav }) {
       h("h2", { id: "kpi-title" }, "Onboarding KPIs"),
       h("p", { className: "muted" }, "Loading…"),
     );
-    const list = h("section", { className: "card", "aria-labelledby": "tenants-title" }, h("h2", { id: "tenants-title" }, "Tenants"));
+    const list = h(
+      "section",
+      { className: "card", "aria-labelledby": "tenants-title" },
+      h(
+        "div",
+        { className: "row-between" },
+        h("h2", { id: "tenants-title" }, "Tenants"),
+        h("button", { type: "button", id: "new-tenant", onclick: () => void newTenant() }, "New tenant…"),
+      ),
+    );
     const token = screen("Tenants", kpiBox, list);
     let overview;
     try {
@@ -153,6 +196,7 @@ export function mountOperator({ main, nav }) {
           { type: "button", className: "secondary", disabled: offboarded, onclick: () => startRun(slug, { kind: "preview" }, "Preview") },
           "Preview changes",
         ),
+        h("button", { type: "button", id: "invite-admin", disabled: offboarded, onclick: () => void invite(tenant) }, "Invite…"),
         h("button", { type: "button", className: "danger", disabled: offboarded, onclick: () => offboard(tenant) }, "Offboard…"),
       ),
     );
@@ -213,7 +257,12 @@ export function mountOperator({ main, nav }) {
     replace(
       detail,
       h("h2", { id: "run-title" }, `${run.kind} ${run.id.slice(0, 8)}`),
-      h("p", {}, badge(run.status), ` requested ${formatTime(run.requested_at)} by ${run.actor} · ${summaryText(run.change_summary)}`),
+      h(
+        "p",
+        {},
+        badge(run.status),
+        ` requested ${formatTime(run.requested_at)} by ${run.actor_name ?? run.actor} · ${summaryText(run.change_summary)}`,
+      ),
       run.error
         ? h("div", { className: "action-required" }, h("p", {}, h("strong", {}, "Error: "), run.error.message ?? JSON.stringify(run.error)))
         : null,

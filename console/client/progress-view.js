@@ -48,7 +48,7 @@ export function renderProgress(container, progress, details, actions) {
           ? `Discovery failed in ${progress.discovery.regions_failed.join(", ")}.`
           : "The last discovery scan failed.",
         fix: "Check that these regions are enabled in your account and listed in Settings, then scan again.",
-        action: h("button", { type: "button", className: "secondary", onclick: actions.rescan }, "Scan again"),
+        action: h("button", { type: "button", className: "secondary", "data-admin-only": true, onclick: actions.rescan }, "Scan again"),
       }),
     },
     {
@@ -59,7 +59,7 @@ export function renderProgress(container, progress, details, actions) {
       problem: () => ({
         reason: `${plural(progress.deployment.failed, "instance")} failed to install the agent${failedInstances[0]?.reason ? `: ${failedInstances[0].reason}` : "."}`,
         fix: CHECK_FIXES.agents_installed,
-        action: h("button", { type: "button", className: "secondary", onclick: actions.retry }, "Retry failed instances"),
+        action: h("button", { type: "button", className: "secondary", "data-admin-only": true, onclick: actions.retry }, "Retry failed instances"),
       }),
     },
     {

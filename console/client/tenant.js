@@ -2,6 +2,7 @@
 import { api, apiAllPages, ApiError, followEvents, tenantPath } from "./api.js";
 import { dataTable } from "./data-table.js";
 import { announce, badge, confirmDialog, formatTime, h, label, replace } from "./dom.js";
+import { inviteDialog } from "./invite.js";
 import { CHECK_FIXES, renderProgress } from "./progress-view.js";
 
 const PRIORITIES = ["critical", "high", "medium", "low"];
@@ -13,6 +14,7 @@ const VIEWS = [
   ["deployment", "Deployment"],
   ["validation", "Validation"],
   ["settings", "Settings"],
+  ["members", "Members"],
 ];
 
 export function mountTenant({ main, nav, session }) {
@@ -138,6 +140,7 @@ export function mountTenant({ main, nav, session }) {
     deployment: (refresh) => renderDeployment(refresh),
     validation: () => renderValidation(),
     settings: () => renderSettings(),
+    members: () => renderMembers(),
   };
 
   function comingSoon(name, text) {
@@ -155,7 +158,11 @@ export function mountTenant({ main, nav, session }) {
     }
     const waitLine = h("div", { className: "wait", "aria-live": "polite", id: "aws-wait" });
     // Enabled once the link (with the tenant's generated external ID) has loaded: a click before would open nothing.
-    const button = h("button", { type: "button", id: "connect-aws", disabled: true, onclick: () => connect(waitLine) }, "Connect AWS");
+    const button = h(
+      "button",
+      { type: "button", id: "connect-aws", disabled: true, "data-admin-only": true, onclick: () => connect(waitLine) },
+      "Connect AWS",
+    );
     replace(
       card,
       head,
@@ -278,7 +285,7 @@ export function mountTenant({ main, nav, session }) {
         h("p", { className: "small muted" }, "Your root id covers every account; leave empty to enter it on the AWS page."),
       ),
       h("div", { className: "check-field" }, includeManagement, h("label", { for: includeManagement.id }, "Cover the management account too")),
-      h("button", { type: "submit", id: "connect-organization" }, "Connect an organization"),
+      h("button", { type: "submit", id: "connect-organization", "data-admin-only": true }, "Connect an organization"),
     );
     return h(
       "div",
@@ -671,7 +678,7 @@ export function mountTenant({ main, nav, session }) {
       { className: "settings", novalidate: true },
       h(
         "fieldset",
-        {},
+        { disabled: session.role === "viewer" },
         h("legend", {}, "Regions and targeting"),
         field("set-regions", "Regions", regions, "Comma-separated, e.g. us-east-1, eu-west-1. The home region must be one of them."),
         h("div", { className: "field-row" }, field("set-tag-key", "Target tag key", tagKey), field("set-tag-value", "Target tag value", tagValue)),
@@ -684,14 +691,14 @@ export function mountTenant({ main, nav, session }) {
       ),
       h(
         "fieldset",
-        {},
+        { disabled: session.role === "viewer" },
         h("legend", {}, "Automation and approval"),
         h("div", { className: "check-field" }, autoDiscovery, h("label", { for: "set-auto-discovery" }, "Discover new assets automatically")),
         h("div", { className: "check-field" }, approval, h("label", { for: "set-approval" }, "Require approval before deployment")),
         h("p", { className: "small muted", id: "set-approval-hint" }, "Only a platform operator may change the approval gate."),
       ),
       message,
-      h("button", { type: "submit" }, "Save settings"),
+      h("button", { type: "submit", "data-admin-only": true }, "Save settings"),
     );
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
@@ -729,13 +736,170 @@ export function mountTenant({ main, nav, session }) {
             h(
               "div",
               { className: "actions" },
-              h("button", { type: "button", className: "secondary", onclick: () => show("quick-start") }, "Reconfigure"),
-              h("button", { type: "button", className: "danger", onclick: () => disconnect() }, "Disconnect"),
+              h("button", { type: "button", className: "secondary", "data-admin-only": true, onclick: () => show("quick-start") }, "Reconfigure"),
+              h("button", { type: "button", className: "danger", "data-admin-only": true, onclick: () => disconnect() }, "Disconnect"),
             ),
           ]
-        : [h("p", {}, badge("disconnected")), h("button", { type: "button", onclick: () => show("quick-start") }, "Connect AWS")],
+        : [
+            h("p", {}, badge("disconnected")),
+            h("button", { type: "button", "data-admin-only": true, onclick: () => show("quick-start") }, "Connect AWS"),
+          ],
     );
     screen("Settings", integrationCard, h("section", { className: "card", "aria-label": "Integration settings" }, form));
+  }
+
+  async function renderMembers() {
+    const token = state.viewToken;
+    const admin = session.role !== "viewer";
+    const membersBox = h("section", { className: "card", "aria-labelledby": "members-title" }, h("h2", { id: "members-title" }, "Members"));
+    const tokensBox = h("section", { className: "card", "aria-labelledby": "tokens-title" }, h("h2", { id: "tokens-title" }, "API tokens"));
+    const invite = h(
+      "button",
+      { type: "button", id: "invite-member", "data-admin-only": true, onclick: () => void inviteColleague() },
+      "Invite a colleague…",
+    );
+    screen("Members", h("div", { className: "actions" }, invite), membersBox, tokensBox);
+    const [{ members, invitations }, { tokens }] = await Promise.all([api("GET", path("/members")), api("GET", path("/tokens?limit=200"))]);
+    if (token !== state.viewToken) return;
+    const table = (caption, headings, rows) =>
+      h(
+        "div",
+        { className: "table-scroll static", tabindex: 0, role: "region", "aria-label": `${caption}, scrollable` },
+        h(
+          "table",
+          {},
+          h("caption", { className: "visually-hidden" }, caption),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              headings.map((heading) => h("th", { scope: "col" }, heading)),
+            ),
+          ),
+          h("tbody", {}, rows),
+        ),
+      );
+    const removeButton = (text, onclick) =>
+      admin ? h("button", { type: "button", className: "secondary", "data-admin-only": true, onclick }, text) : null;
+    membersBox.append(
+      table(
+        "Members",
+        ["Person", "Role", "Signs in with", "Last sign-in", admin ? "Actions" : ""],
+        members.map((member) =>
+          h(
+            "tr",
+            {},
+            h("td", {}, member.name ? `${member.name} (${member.email ?? "no email"})` : (member.email ?? `person ${member.person_id}`)),
+            h("td", {}, badge(member.role)),
+            h("td", {}, member.signs_in_with === "link" ? "invitation link" : "identity provider"),
+            h("td", {}, formatTime(member.last_sign_in_at)),
+            h(
+              "td",
+              {},
+              removeButton(`Remove ${member.email ?? member.person_id}`, () => void removeMember(member)),
+            ),
+          ),
+        ),
+      ),
+      invitations.length === 0
+        ? h("p", { className: "muted" }, "No invitations waiting.")
+        : h(
+            "div",
+            {},
+            h("h3", {}, "Invitations waiting"),
+            table(
+              "Invitations waiting",
+              ["Email", "Role", "Invited by", "Expires", admin ? "Actions" : ""],
+              invitations.map((invitation) =>
+                h(
+                  "tr",
+                  {},
+                  h("td", {}, invitation.email),
+                  h("td", {}, badge(invitation.role)),
+                  h("td", {}, invitation.invited_by),
+                  h("td", {}, formatTime(invitation.expires_at)),
+                  h(
+                    "td",
+                    {},
+                    removeButton(`Withdraw ${invitation.email}`, () => void withdraw(invitation)),
+                  ),
+                ),
+              ),
+            ),
+          ),
+    );
+    tokensBox.append(
+      h("p", { className: "small muted" }, "Tokens let automation call the API. They are created by the platform operator and shown once."),
+      tokens.length === 0
+        ? h("p", { className: "muted" }, "No API tokens.")
+        : table(
+            "API tokens",
+            ["Name", "Status", "Created", "Last used", admin ? "Actions" : ""],
+            tokens.map((apiToken) =>
+              h(
+                "tr",
+                {},
+                h("td", {}, apiToken.name),
+                h("td", {}, badge(apiToken.status)),
+                h("td", {}, formatTime(apiToken.created_at)),
+                h("td", {}, formatTime(apiToken.last_used_at)),
+                h("td", {}, apiToken.status === "active" ? removeButton(`Revoke ${apiToken.name}`, () => void revoke(apiToken)) : null),
+              ),
+            ),
+          ),
+    );
+  }
+
+  async function inviteColleague() {
+    const done = await inviteDialog({ title: "Invite a colleague", path: path("/invitations"), defaultRole: "viewer" });
+    if (done) show("members");
+  }
+
+  async function removeMember(member) {
+    const who = member.email ?? `person ${member.person_id}`;
+    const ok = await confirmDialog({
+      title: `Remove ${who}?`,
+      body: h("p", {}, "They lose access to this tenant at once: every session they have open ends."),
+      confirmLabel: "Remove",
+      danger: true,
+    });
+    if (!ok) return;
+    try {
+      await api("DELETE", path(`/members/${member.person_id}`));
+      announce(`${who} removed`);
+    } catch (error) {
+      announce(`Could not remove ${who}: ${error.message}`);
+    }
+    show("members");
+  }
+
+  async function withdraw(invitation) {
+    try {
+      await api("DELETE", path(`/invitations/${invitation.id}`));
+      announce(`Invitation to ${invitation.email} withdrawn`);
+    } catch (error) {
+      announce(`Could not withdraw it: ${error.message}`);
+    }
+    show("members");
+  }
+
+  async function revoke(apiToken) {
+    const ok = await confirmDialog({
+      title: `Revoke ${apiToken.name}?`,
+      body: h("p", {}, "Automation using this token is refused from now on."),
+      confirmLabel: "Revoke",
+      danger: true,
+    });
+    if (!ok) return;
+    try {
+      await api("DELETE", path(`/tokens/${apiToken.id}`));
+      announce(`${apiToken.name} revoked`);
+    } catch (error) {
+      announce(`Could not revoke it: ${error.message}`);
+    }
+    show("members");
   }
 
   async function disconnect() {

@@ -5,7 +5,7 @@
  */
 import type { DrizzleDatabase } from "../../db/client";
 import { auditLog } from "../../db/schema";
-import type { Principal } from "./principal";
+import { actorDetails, type Principal } from "./principal";
 
 const SECRET_KEY = /(secret|token|password|passphrase|external_?id|credential|private|kubeconfig|key$)/i;
 export const REDACTED = "[redacted]";
@@ -36,6 +36,6 @@ export async function recordAudit(db: Writer, principal: Principal, entry: Audit
     organizationId: entry.organizationId ?? null,
     action: entry.action,
     target: entry.target ?? null,
-    details: { actorName: principal.tokenName, actorScope: principal.scope, ...(scrubDetails(entry.details ?? {}) as Record<string, unknown>) },
+    details: { ...actorDetails(principal), ...(scrubDetails(entry.details ?? {}) as Record<string, unknown>) },
   });
 }

@@ -5,7 +5,7 @@ import { cloudAssets, discoveryScans, type CloudAsset, type DiscoveryScan, type 
 import { appliedStackOutputs } from "../core/applied-outputs";
 import { TenantNotProvisionedError } from "../core/tenant-aws-session";
 import { recordAudit } from "../core/audit-store";
-import type { Principal } from "../core/principal";
+import { type Principal, requireTenantAdmin } from "../core/principal";
 import type { ScanQueue } from "./scan-queue";
 
 export interface DiscoveryServiceDeps {
@@ -37,6 +37,7 @@ export function createDiscoveryService({ db, scans }: DiscoveryServiceDeps) {
   return {
     /** Requests a scan, or returns the one already queued or running; a conflict before the stack exists. */
     async requestScan(principal: Principal, org: Organization): Promise<{ scanId: string; alreadyActive: boolean }> {
+      requireTenantAdmin(principal);
       if (typeof (await appliedStackOutputs(db, org.id))?.roleArn !== "string") {
         throw new TenantNotProvisionedError("discovery needs the tenant's stack applied first (a successful up run)");
       }

@@ -4,12 +4,13 @@
  * identity provider, the platform's operator signs in through a single-use link the service prints at start, as
  * Jupyter does.
  */
-import { and, eq, gt, isNull, sql } from "drizzle-orm";
+import { and, asc, eq, gt, isNull, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { generateToken, hashToken, tokensEqual } from "../../db/crypto";
 import { browserSessions, memberships, people, signInLinks, type Person } from "../../db/schema";
 import { ForbiddenError, GoneError, UnauthorizedError } from "../../lib/errors";
 import type { Principal } from "../core/principal";
+import type { ProviderIdentity } from "./provider-identity";
 import { sessionVerdict, type SessionPolicy } from "./session-fns";
 
 export interface IdentityServiceDeps {
@@ -59,16 +60,48 @@ export function createIdentityService({ db, policy, signInLinkSeconds }: Identit
       tokenId: 0,
       tokenName: person.email ?? `person ${person.id}`,
       actor: `person:${person.id}`,
-      person: { id: person.id, email: person.email, sessionId },
+      person: { id: person.id, email: person.email, sessionId, issuer: person.issuer, subject: person.subject },
     };
     if (person.operator) return { ...base, scope: "platform_admin", organizationId: null, role: "admin" };
-    const [membership] = await db.select().from(memberships).where(eq(memberships.personId, person.id)).limit(1);
+    const [membership] = await db.select().from(memberships).where(eq(memberships.personId, person.id)).orderBy(asc(memberships.createdAt)).limit(1);
     if (!membership) throw new ForbiddenError("you are not a member of any tenant: ask its admin for an invitation", { code: "no_membership" });
     return { ...base, scope: "tenant", organizationId: membership.organizationId, role: membership.role };
   }
 
+  /** The person the identity provider vouched for, as of this sign-in (email, name and operator follow the provider). */
+  async function rememberPerson(identity: ProviderIdentity): Promise<Person> {
+    const [person] = await db
+      .insert(people)
+      .values({ issuer: identity.issuer, subject: identity.subject, email: identity.email, displayName: identity.name, operator: identity.operator })
+      .onConflictDoUpdate({
+        target: [people.issuer, people.subject],
+        set: { email: identity.email, displayName: identity.name, operator: identity.operator },
+      })
+      .returning();
+    return person!;
+  }
+
   return {
     startSession,
+    rememberPerson,
+
+    /**
+     * A sign-in through the identity provider, without an invitation: an operator, or a member of a tenant (someone who
+     * accepted an invitation with this identity before). Anyone else is refused, and no session starts.
+     */
+    async signInWithProvider(identity: ProviderIdentity, now = new Date()): Promise<StartedSession> {
+      const person = await rememberPerson(identity);
+      if (!person.operator) {
+        const [membership] = await db.select().from(memberships).where(eq(memberships.personId, person.id)).limit(1);
+        if (!membership) {
+          throw new ForbiddenError(
+            `${identity.email ?? identity.subject} is not a member of any tenant: ask a tenant admin (or the platform operator) for an invitation`,
+            { code: "no_membership" },
+          );
+        }
+      }
+      return startSession(person, now);
+    },
 
     /** The principal of a live session; UnauthorizedError for an unknown, ended or revoked one. */
     async authenticateSession(sessionId: string, now = new Date()): Promise<Principal> {
@@ -82,6 +115,15 @@ export function createIdentityService({ db, policy, signInLinkSeconds }: Identit
       if (!verdict.live) throw new UnauthorizedError(`your session ended (${verdict.why}): sign in again`, { code: `session_${verdict.why}` });
       if (verdict.touch) await db.update(browserSessions).set({ lastSeenAt: now }).where(eq(browserSessions.id, row.session.id));
       return principalOf(row.person, row.session.id);
+    },
+
+    /** Whether the session (by row id) is still live: not revoked, not past its absolute end. */
+    async sessionIsLive(sessionRowId: number, now = new Date()): Promise<boolean> {
+      const [row] = await db
+        .select({ id: browserSessions.id })
+        .from(browserSessions)
+        .where(and(eq(browserSessions.id, sessionRowId), isNull(browserSessions.revokedAt), gt(browserSessions.expiresAt, now)));
+      return row !== undefined;
     },
 
     /** Whether `presented` is the CSRF token of the session. */

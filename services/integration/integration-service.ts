@@ -26,7 +26,7 @@ import {
   UpstreamUnavailableError,
 } from "../../lib/errors";
 import { recordAudit } from "../core/audit-store";
-import { isAdmin, type Principal } from "../core/principal";
+import { isAdmin, type Principal, requireTenantAdmin } from "../core/principal";
 import { AWS_CREDENTIAL_TYPE, awsCredentialContext, type AwsCredentialData } from "../core/aws-credential-store";
 import { bootstrapRoleArn, type OffboardingInstructions } from "./bootstrap-link-fns";
 import { buildOrganizationCleanup, type OrganizationCleanupStep } from "./organization-template-fns";
@@ -94,6 +94,7 @@ async function connectAws(
   org: Organization,
   input: ConnectAwsInput,
 ): Promise<{ row: IntegrationCredential; data: AwsCredentialData; created: boolean; generated: boolean }> {
+  requireTenantAdmin(principal);
   const problem = bootstrapRoleArnProblem({ roleArn: input.bootstrapRoleArn, tenantSlug: org.slug, platformAccounts });
   // The request is well formed; the tenant's slug, account and the platform's accounts refuse it (400 is kept for what the schema refuses).
   if (problem)
@@ -276,6 +277,7 @@ export function createIntegrationService(deps: IntegrationServiceDeps) {
 
     /** Starts (or restarts) polling AssumeRole for the bootstrap role; a connected role answers at once. */
     async waitForBootstrapRole(principal: Principal, org: Organization): Promise<ConnectionCheck> {
+      requireTenantAdmin(principal);
       linkService();
       const { row, data } = await bootstrapCredential(org);
       const now = new Date();
@@ -345,6 +347,7 @@ export function createIntegrationService(deps: IntegrationServiceDeps) {
 
     /** Removes the credentials; the tenant's stack stays (offboarding destroys it). */
     async remove(principal: Principal, org: Organization, provider: CloudProvider): Promise<void> {
+      requireTenantAdmin(principal);
       await db.transaction(async (tx) => {
         const deleted = await tx
           .delete(integrationCredentials)

@@ -18,7 +18,7 @@ import {
 } from "../../db/schema";
 import { ConflictError, NotFoundError, UnprocessableError } from "../../lib/errors";
 import { recordAudit } from "../core/audit-store";
-import { isAdmin, requireAdmin, type Principal } from "../core/principal";
+import { isAdmin, type Principal, requireAdmin, requireTenantAdmin } from "../core/principal";
 import { webhookSecretContext } from "../core/sealed-contexts";
 import { parseWebhookUrl } from "./webhook-address-fns";
 import { resolveTarget, systemLookup, type AddressClassifier, type HostLookup } from "./webhook-transport";
@@ -77,6 +77,7 @@ export function createWebhookService(deps: WebhookServiceDeps) {
   return {
     /** `org` undefined: platform-wide (platform admin). Answers the webhook and its secret (shown only here). */
     async create(principal: Principal, org: Organization | undefined, input: CreateWebhookInput): Promise<{ webhook: Webhook; secret: string }> {
+      requireTenantAdmin(principal);
       if (!org) requireAdmin(principal);
       await checkUrl(input.url, org === undefined);
       const secret = generateToken("whsec");
@@ -130,6 +131,7 @@ export function createWebhookService(deps: WebhookServiceDeps) {
 
     /** Deletes the webhook (kept as a row for its delivery log); its pending deliveries give up at their next attempt. */
     async remove(principal: Principal, org: Organization | undefined, id: string): Promise<void> {
+      requireTenantAdmin(principal);
       const webhook = await visibleWebhook(principal, id);
       if ((org?.id ?? null) !== webhook.organizationId) throw new NotFoundError(`webhook ${id} not found`);
       await db.update(webhooks).set({ deletedAt: new Date() }).where(eq(webhooks.id, id));

@@ -16,7 +16,7 @@ import { neutralUpstreamText } from "../../lib/upstream-errors";
 import { notifyRunFinished } from "../core/notification-events";
 import { loadAwsCredential } from "../core/aws-credential-store";
 import { recordAudit } from "../core/audit-store";
-import { requireAdmin, systemPrincipal, type Principal } from "../core/principal";
+import { type Principal, requireAdmin, requireTenantAdmin, systemPrincipal } from "../core/principal";
 import { approvalRequired, type RequestedRun } from "../core/run-requests";
 import { TenantAwsAccessError } from "../core/tenant-aws-session";
 import type { ScanQueue } from "../discovery/scan-queue";
@@ -77,6 +77,7 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
 
   /** Starts onboarding: an `up`, or, when the tenant requires approval, a preview whose saved plan waits for a platform admin. */
   async function start(principal: Principal, org: Organization): Promise<RequestedRun & { awaitingApproval: boolean }> {
+    requireTenantAdmin(principal);
     const awaitingApproval = approvalRequired(org);
     const requested = await deps.runs.request(principal, org, awaitingApproval ? "preview" : "up");
     return { ...requested, awaitingApproval };
@@ -177,6 +178,7 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
 
     /** The seed-compatible quick start: connect the AWS account, then start onboarding (quick-start flow only). */
     async quickStart(principal: Principal, org: Organization, aws: ConnectAwsInput) {
+      requireTenantAdmin(principal);
       if (org.onboardingFlowVersion !== "quick_start") {
         throw new ConflictError(`organization ${JSON.stringify(org.slug)} uses the ${org.onboardingFlowVersion} onboarding flow, not quick_start`);
       }
@@ -186,6 +188,7 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
 
     /** Offboarding: destroy, then (when it succeeds) the stack is removed and the tenant's records closed; what the customer removes itself. */
     async offboard(principal: Principal, org: Organization): Promise<TenantOffboarding> {
+      requireTenantAdmin(principal);
       const targetOus = await deps.organizations?.targetOus(org.id);
       if (targetOus === undefined || (await liveMembers(org.id)) === 0) {
         // No organization account to destroy: the home stack's offboarding, as for any tenant. A connected organization

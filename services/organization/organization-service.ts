@@ -37,7 +37,7 @@ import { customerRoleNames } from "../../programs/tenant/naming";
 import { assumeRoleCredentials, sessionNameFor, type CredentialsProvider } from "../core/assume-role";
 import { recordAudit } from "../core/audit-store";
 import { COMPLETED_ACTION, ORGANIZATION_CONNECTED_ACTION } from "../core/onboarding-overview";
-import { isAdmin, requireAdmin, systemAdminPrincipal, type Principal } from "../core/principal";
+import { isAdmin, type Principal, requireAdmin, requireTenantAdmin, systemAdminPrincipal } from "../core/principal";
 import { approvalRequired, type RequestedRun, type RunRequestOptions } from "../core/run-requests";
 import { tenantExternalId } from "../core/tenant-external-id";
 import type { RunKind } from "../../db/schema";
@@ -538,6 +538,7 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
   const service = {
     /** Connects (or reconnects) the tenant's organization through the reader role, then reconciles at once. */
     async connect(principal: Principal, org: Organization, input: ConnectOrganizationInput): Promise<ReconcileOutcome> {
+      requireTenantAdmin(principal);
       if (org.onboardingStatus === "offboarding" || org.onboardingStatus === "offboarded") {
         throw new ConflictError(`tenant ${JSON.stringify(org.slug)} is offboarded or being offboarded`);
       }
@@ -612,6 +613,7 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
      * whole organization): sooner, 429 with when to ask again.
      */
     async reconcileOnDemand(principal: Principal, org: Organization): Promise<ReconcileOutcome> {
+      requireTenantAdmin(principal);
       await connectionOf(org.id);
       if (!isAdmin(principal)) {
         // Claimed in one statement: of two requests at once, one lists and the other is told when to ask again.
@@ -765,6 +767,7 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
      * Answers how many accounts are still being offboarded.
      */
     async offboardAccounts(principal: Principal, org: Organization): Promise<number> {
+      requireTenantAdmin(principal);
       requireAdmin(principal);
       await underTenantLock(org.id, async (tx) => {
         const live = liveMembersOf(org.id);
@@ -824,6 +827,7 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
 
     /** An operator starts a failed or waiting account over. */
     async retry(principal: Principal, org: Organization, accountId: string): Promise<TenantAwsAccount> {
+      requireTenantAdmin(principal);
       requireAdmin(principal);
       const account = await memberAccount(org, accountId);
       if (!["failed", "action_required"].includes(account.status)) {
@@ -848,6 +852,7 @@ export function createOrganizationService(deps: OrganizationServiceDeps) {
 
     /** An operator excludes an account: it joins the scope's excluded accounts and is offboarded now. */
     async exclude(principal: Principal, org: Organization, accountId: string): Promise<TenantAwsAccount> {
+      requireTenantAdmin(principal);
       requireAdmin(principal);
       const account = await memberAccount(org, accountId);
       const connection = await connectionOf(org.id);

@@ -8,7 +8,7 @@ import type { Keyring } from "../../db/crypto";
 import type { Organization } from "../../db/schema";
 import { openRolloutSession, TenantAwsAccessError, TenantNotProvisionedError } from "../core/tenant-aws-session";
 import { recordAudit } from "../core/audit-store";
-import { requireAdmin, type Principal } from "../core/principal";
+import { type Principal, requireAdmin, requireTenantAdmin } from "../core/principal";
 import { refreshRollout } from "./rollout-refresh";
 import { enrollAgent, recordHeartbeat, resetAgentEnrollment, type EnrollmentRequest, type HeartbeatRequest } from "./enrollment";
 import { awsIdentityTrust, type IdentityTrust } from "./instance-identity-fns";
@@ -57,6 +57,7 @@ export function createRolloutService({
 
     /** Re-runs the agent document on the failed instances only, highest priority first. */
     async retry(principal: Principal, org: Organization) {
+      requireTenantAdmin(principal);
       const session = await openRolloutSession(db, keyring, org.id);
       const result = await retryFailedDeployments(db, session, principal.actor);
       await recordAudit(db, principal, {
@@ -98,6 +99,7 @@ export function createRolloutService({
 
     /** A platform operator lets an instance enroll again without its agent's credential (a rebuilt or lost agent). */
     async resetEnrollment(principal: Principal, org: Organization, instanceId: string) {
+      requireTenantAdmin(principal);
       requireAdmin(principal);
       const agent = await resetAgentEnrollment(db, org.id, instanceId);
       await recordAudit(db, principal, { action: "agent.enrollment_reset", organizationId: org.id, target: instanceId });

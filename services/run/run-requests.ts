@@ -11,6 +11,7 @@ export interface RunRequest {
   stackName: string;
   kind: RunKind;
   actor: string;
+  actorName?: string;
   /** preview: the id (run_plans) to save its update plan under; up: the approved plan it must apply. */
   planRef?: string;
   /** kind up: the drift run it remediates. */

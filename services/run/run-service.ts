@@ -12,7 +12,7 @@ import { ConflictError, ForbiddenError, NotFoundError, ServiceNotConfiguredError
 import { loadAwsCredential } from "../core/aws-credential-store";
 import { recordAudit } from "../core/audit-store";
 import { approvalRequired, type AroundRunRequest, type RequestedRun, type RunRequestOptions } from "../core/run-requests";
-import { isAdmin, isTokenHolder, requireAdmin, type Principal } from "../core/principal";
+import { actorDetails, isAdmin, isTokenHolder, requireAdmin, requireTenantAdmin, type Principal } from "../core/principal";
 import type { RunQueue } from "./run-queue";
 import { memberAccountCredential, tenantConfigProblems, type PlatformSettings } from "./tenant-stack-config";
 
@@ -115,6 +115,7 @@ export function createRunService(deps: RunServiceDeps) {
         awsAccountId: account?.accountId,
         kind,
         actor: principal.actor,
+        actorName: actorDetails(principal).actorName,
         planRef,
         remediatesRunId: options.remediatesRunId,
         fleetRunId: options.fleetRunId,
@@ -127,6 +128,7 @@ export function createRunService(deps: RunServiceDeps) {
 
   const service = {
     async request(principal: Principal, org: Organization, kind: RunKind, options: RunRequestOptions = {}): Promise<RequestedRun> {
+      requireTenantAdmin(principal);
       if (kind === "destroy") requireAdmin(principal);
       const runId = await around(org, { kind, offboarding: false }, () => enqueue(principal, org, kind, options));
       await recordAudit(db, principal, {
@@ -163,6 +165,7 @@ export function createRunService(deps: RunServiceDeps) {
 
     /** Offboarding: destroy, then (when it succeeds) the stack is removed and the tenant's records closed. */
     async offboard(principal: Principal, org: Organization): Promise<RequestedRun> {
+      requireTenantAdmin(principal);
       requireAdmin(principal);
       if (org.onboardingStatus === "offboarded") throw new ConflictError(`tenant ${JSON.stringify(org.slug)} was offboarded already`);
       const runId = await around(org, { kind: "destroy", offboarding: true }, () => enqueue(principal, org, "destroy", {}));
@@ -176,6 +179,7 @@ export function createRunService(deps: RunServiceDeps) {
      * its own tenant's runs except destroys (offboarding is the operator's). ConflictError for a finished run.
      */
     async cancel(principal: Principal, org: Organization, runId: string): Promise<{ runId: string; status: "cancelled" | "cancelling" }> {
+      requireTenantAdmin(principal);
       const run = await service.get(org, runId);
       if (run.kind === "destroy" && !isAdmin(principal)) throw new ForbiddenError("only a platform admin may cancel a destroy run");
       const outcome = TERMINAL_RUN_STATUSES.includes(run.status) ? "finished" : await deps.queue.cancel(run.id, principal.actor);

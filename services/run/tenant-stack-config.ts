@@ -12,6 +12,7 @@ import { loadAwsCredential, type AwsCredentialData } from "../core/aws-credentia
 import { activeEnrollmentToken } from "../core/enrollment-tokens";
 import { tenantConfigSchema, type TenantConfigInput } from "../../programs/tenant/config";
 import { customerRoleNames } from "../../programs/tenant/naming";
+import { homeRegionOf } from "../core/rollout-spec-fns";
 import { tenantExternalId } from "../core/tenant-external-id";
 
 export interface PlatformSettings {
@@ -20,6 +21,8 @@ export interface PlatformSettings {
   /** More of the platform's own AWS accounts (PLATFORM_ACCOUNT_IDS), besides the principal's: never a tenant's. */
   platformAccountIds?: readonly string[];
   agentVersion: string;
+  /** AGENT_PUBLIC_BASE_URL: the agents' address for tenants whose settings name none. */
+  agentPublicBaseUrl?: string;
 }
 
 export interface TenantConfigProblem {
@@ -88,12 +91,13 @@ function draftConfig(
     tenantSlug: org.slug,
     tenantId: String(org.id),
     customerAccountId: org.awsAccountId ?? undefined,
-    homeRegion: settings.homeRegion ?? settings.regions?.[0],
+    // What the tenant's answer shows as its effective rollout: a tenant created without regions runs in the default one.
+    homeRegion: homeRegionOf(settings),
     regions: settings.regions,
     bootstrapRoleArn: credential?.bootstrapRoleArn,
     externalId: credential?.externalId,
     platformPrincipalArn: platform.platformPrincipalArn,
-    agentPublicBaseUrl: settings.agentPublicBaseUrl,
+    agentPublicBaseUrl: settings.agentPublicBaseUrl ?? platform.agentPublicBaseUrl,
     agentVersion: platform.agentVersion,
     enrollmentToken,
     targetingMode: settings.targetingMode,

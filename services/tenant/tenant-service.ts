@@ -17,7 +17,7 @@ import {
 } from "../../db/schema";
 import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, UnprocessableError, type FieldProblem } from "../../lib/errors";
 import { recordAudit } from "../core/audit-store";
-import { actorOf, isAdmin, requireAdmin, type Principal } from "../core/principal";
+import { actorOf, isAdmin, type Principal, requireAdmin, requireTenantAdmin } from "../core/principal";
 import { onboardingOverview } from "../core/onboarding-overview";
 
 const unexpired = or(isNull(apiTokens.expiresAt), gt(apiTokens.expiresAt, sql`now()`));
@@ -288,6 +288,7 @@ export function createTenantService({ db, platformAccounts }: TenantServiceDeps)
 
     /** A settings change reaches the customer's account with the tenant's next preview/up run; nothing runs here. */
     async update(principal: Principal, org: Organization, input: UpdateTenantInput): Promise<Organization> {
+      requireTenantAdmin(principal);
       refuseAdminOnlyChanges(principal, input);
       refusePlatformAccount(platformAccounts, input.settings);
       await refuseAccountMoveByTenant(principal, org, input.settings);
@@ -346,6 +347,7 @@ export function createTenantService({ db, platformAccounts }: TenantServiceDeps)
      * the token end at their next check (api/sse.ts).
      */
     async revokeToken(principal: Principal, org: Organization | null, tokenId: number): Promise<ApiToken> {
+      requireTenantAdmin(principal);
       if (org === null) requireAdmin(principal);
       const [token] = await db
         .select()

@@ -17,27 +17,24 @@
  * .data/artifacts/console/ (git-ignored).
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
-import AxeBuilder from "@axe-core/playwright";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
-import { decryptJson } from "../../db/crypto";
+import { decryptJson, hashToken } from "../../db/crypto";
 import { customerAccountCredentials, launchMonitoredInstances, LINUX_AMI } from "../harness/customer-account";
+import { CHROMIUM_OPTIONS, reachLoopbackOnly, screenChecks } from "../harness/console-browser";
 import { awsAsCustomer, createStackFromQuickCreateLink, customerAccount } from "../harness/customer-cloudformation";
 import { readEventStream } from "../harness/event-stream-reader";
 import { enrollmentBody } from "../harness/instance-identity";
-import { REPO_ROOT } from "../harness/moto";
 import { serviceUnderTest } from "../harness/service-under-test";
 import type { ManagedInstance } from "../harness/ssm-standin";
 import { newTenantRecord, type TenantRecord } from "../harness/tenants";
 import { waitForWith } from "../harness/wait-for";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const ARTIFACTS = join(REPO_ROOT, ".data", "artifacts", "console");
 const REGION = "us-east-1";
 const BULK_ASSETS = 10_000;
 
@@ -60,9 +57,7 @@ let acmeInstances: string[] = [];
 /** Every URL the browser asked for, and the hosts it was kept from. */
 const requests: { url: string; method: string; body: string | null }[] = [];
 const blocked: string[] = [];
-/** The HTML of every screen, for the secrets scan. */
-const htmlSeen: { screen: string; html: string }[] = [];
-const screenshots: string[] = [];
+const { htmlSeen, screenshots, checkScreen } = screenChecks();
 
 const WAIT = { timeoutMs: 240_000, retryErrors: true };
 const waitFor = waitForWith(WAIT);
@@ -75,7 +70,6 @@ const service = serviceUnderTest({
   wait: WAIT,
   offboardWhenDone: [acme],
   beforeServerStart: async () => {
-    await mkdir(ARTIFACTS, { recursive: true });
     // The quick-create link: templates published to moto's S3; STS (the service's stand-in) refuses AssumeRole as
     // AWS does until the role exists.
     const s3 = new S3Client({ region: REGION });
@@ -84,29 +78,10 @@ const service = serviceUnderTest({
   },
   setUp: async () => {
     userDataDir = await mkdtemp(join(tmpdir(), "mxdr-chromium-"));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    context = await chromium.launchPersistentContext(userDataDir, CHROMIUM_OPTIONS);
     context.on("request", (request) => requests.push({ url: request.url(), method: request.method(), body: request.postData() }));
     // Only the service on 127.0.0.1 may be reached: anything else is stopped here and recorded.
-    await context.route(
-      (url) => url.hostname !== "127.0.0.1",
-      async (route) => {
-        blocked.push(route.request().url());
-        await route.abort("blockedbyclient");
-      },
-    );
+    await reachLoopbackOnly(context, blocked);
   },
 });
 const { call, adminToken } = service;
@@ -131,28 +106,31 @@ async function enrollmentTokenOf(slug: string): Promise<string> {
   return decryptJson<string>(row!.token_sealed, { organizationId: row!.organization_id, provider: "enrollment-token" }, { key: encryptionKey });
 }
 
-/** axe on the current screen (no serious or critical violation), its HTML kept for the secrets scan, a screenshot. */
-async function checkScreen(page: Page, name: string): Promise<void> {
-  const results = await new AxeBuilder({ page }).withTags(["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]).analyze();
-  const serious = results.violations
-    .filter((violation) => violation.impact === "serious" || violation.impact === "critical")
-    .map((violation) => `${violation.id}: ${violation.help} (${violation.nodes.map((node) => node.target.join(" ")).join(", ")})`);
-  expect(serious, `axe on ${name}`).toEqual([]);
-  htmlSeen.push({ screen: name, html: await page.content() });
-  const file = join(ARTIFACTS, `${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  screenshots.push(file);
-}
-
-async function signIn(token: string): Promise<Page> {
-  // A new tab: sessionStorage is per tab, so each sign-in starts clean.
+/**
+ * Signs a person in as the console's users do, in a new tab: a tenant's admin through an invitation link (the
+ * invitation page's one button), the platform operator through a one-time sign-in link (written as the service writes
+ * the one it prints at start). The session cookie is the context's, so the last sign-in is who every tab is.
+ */
+async function signIn(as: TenantRecord | "operator"): Promise<Page> {
   const page = await context.newPage();
   await page.setViewportSize({ width: 1280, height: 900 });
-  await page.goto(`${service.server.baseUrl}/`);
-  await page.getByLabel("API token").fill(token);
-  await page.getByRole("button", { name: "Sign in" }).click();
+  if (as === "operator") {
+    const token = `mxdr-signin_${randomBytes(32).toString("base64url")}`;
+    await service.sql`insert into sign_in_links (token_hash, purpose, expires_at) values (${hashToken(token)}, 'operator', now() + interval '5 minutes')`;
+    await page.goto(`${service.server.baseUrl}/auth/sign-in-link/${token}`);
+  } else {
+    await page.goto(await invitationLink(as, "admin"));
+    await page.getByRole("button", { name: "Accept and sign in" }).click();
+  }
   await page.locator("#screen-title").waitFor();
   return page;
+}
+
+/** An invitation to the tenant, made by the platform admin through the API (no mail server: the link comes back once). */
+async function invitationLink(t: TenantRecord, role: "admin" | "viewer"): Promise<string> {
+  const invited = await call("POST", `/v1/tenants/${t.slug}/invitations`, { body: { email: `${role}@${t.slug}.example`, role } });
+  expect(invited.status, invited.text).toBe(201);
+  return invited.body.link;
 }
 
 describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)", () => {
@@ -176,18 +154,21 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
       },
     ]);
 
-    // The sign-in page renders before any script; a bad token is refused with a message.
+    // The sign-in page renders before any script and says where sign-in links come from (no identity provider here).
     const page = await context.newPage();
     await page.setViewportSize({ width: 1280, height: 900 });
     await page.goto(`${service.server.baseUrl}/`);
     await expect(page.getByRole("heading", { name: "Sign in to Mini-XDR" }).isVisible()).resolves.toBe(true);
+    await page.getByText("open the invitation link you received").waitFor();
+    expect(await page.getByLabel("API token").count()).toBe(0);
     await checkScreen(page, "01-sign-in");
-    await page.getByLabel("API token").fill(`mxdr-tenant_${randomBytes(24).toString("base64url")}`);
-    await page.getByRole("button", { name: "Sign in" }).click();
-    await page.getByText("This token is not valid").waitFor();
 
-    await page.getByLabel("API token").fill(acme.token);
-    await page.getByRole("button", { name: "Sign in" }).click();
+    // The tenant's admin opens the invitation link: its page, one button, then the console.
+    const link = await invitationLink(acme, "admin");
+    await page.goto(link);
+    await page.getByRole("heading", { name: `Join ${acme.slug.split("-")[0]!.toUpperCase()} Corp` }).waitFor();
+    await checkScreen(page, "01b-invitation");
+    await page.getByRole("button", { name: "Accept and sign in" }).click();
     await page.getByRole("heading", { name: "Welcome to Mini-XDR: get started in minutes with seamless cloud integration" }).waitFor();
     const awsCard = page.locator("#aws-card");
     await awsCard.getByText("Discover EC2 instances, RDS databases and more across all regions").waitFor();
@@ -196,10 +177,13 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
       expect.stringContaining("coming soon"),
       expect.stringContaining("coming soon"),
     ]);
-    // The token is kept in this tab's sessionStorage only: never in localStorage, a cookie or the URL.
-    expect(await page.evaluate(() => JSON.stringify(localStorage))).toBe("{}");
-    expect((await context.cookies()).length).toBe(0);
+    // The session is an HttpOnly cookie the page cannot read; nothing is kept in the page's storage or the URL.
+    expect(await page.evaluate(() => JSON.stringify([localStorage, sessionStorage, document.cookie]))).toBe('[{},{},""]');
+    expect((await context.cookies()).map((cookie) => [cookie.name, cookie.httpOnly, cookie.sameSite])).toEqual([["mxdr_session", true, "Lax"]]);
     expect(page.url()).toBe(`${service.server.baseUrl}/`);
+    // A used invitation link says so, and signs nobody in.
+    const reused = await fetch(link);
+    expect(reused.status).toBe(410);
     await page.locator("#stream-state", { hasText: "Live" }).waitFor();
     await checkScreen(page, "02-quick-start");
 
@@ -327,7 +311,7 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
       await service.sql`insert into cloud_assets ${service.sql(rows.slice(start, start + 1000))}`;
     }
 
-    const page = await signIn(bulk.token);
+    const page = await signIn(bulk);
     await page.getByRole("button", { name: "Assets", exact: true }).click();
     await page.locator(".table-count", { hasText: `${BULK_ASSETS} rows` }).waitFor({ timeout: 60_000 });
     const rendered = await page.locator("tbody tr[data-row-key]").count();
@@ -368,7 +352,7 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     await createTenantAndToken(beta, { require_approval: true });
     await service.connectAws(beta);
 
-    const page = await signIn(adminToken);
+    const page = await signIn("operator");
     await page.getByRole("heading", { name: "Onboarding KPIs" }).waitFor();
     const acmeRow = page.locator(`tr[data-tenant="${acme.slug}"]`);
     await acmeRow.waitFor();
@@ -481,7 +465,7 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
       },
     ]);
 
-    const page = await signIn(click.token);
+    const page = await signIn(click);
     const connect = page.getByRole("button", { name: "Connect AWS" });
     await expect.poll(() => connect.isEnabled(), { timeout: 30_000 }).toBe(true);
     // The AWS console is a stand-in page here (the browser may reach nothing but 127.0.0.1 and this one host).
@@ -603,7 +587,7 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     });
     await service.sql`insert into cloud_assets ${service.sql([asset("i-0payments00000001", "ledger ☁", "installed"), asset("i-0payments00000002", "api", "installing")])}`;
 
-    const page = await signIn(orgco.token!);
+    const page = await signIn(orgco);
     await page.locator("#organization-card").getByRole("heading", { name: "An AWS Organization" }).waitFor();
     expect(await page.getByLabel("Management account ID").isVisible()).toBe(true);
     // The onboarding progress sums the accounts up, naming the one that needs action.
@@ -630,7 +614,7 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     await page.close();
 
     // The operator retries the account that needs action, then excludes another.
-    const operator = await signIn(adminToken);
+    const operator = await signIn("operator");
     await operator.locator(`tr[data-tenant="${orgco.slug}"]`).getByRole("button").click();
     const lakeRow = operator.locator('#tenant-accounts tr[data-account="333344445555"]');
     await lakeRow.waitFor();

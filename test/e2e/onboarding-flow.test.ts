@@ -449,6 +449,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       "put /v1/tenants/{slug}/integrations/aws/organization": { management_account_id: bravo.account },
       "post /v1/tenants/{slug}/accounts/{account_id}/runs": { kind: "preview" },
       "post /v1/tenants/{slug}/webhooks": { url: "https://hooks.example.com/stolen", events: ["run.failed"] },
+      "post /v1/tenants/{slug}/invitations": { email: "mallory@example.com", role: "admin" },
       "post /api/onboarding/v2/quick-start": { provider: "aws", credentials: { role_arn: charlie.roleArn } },
       "post /api/onboarding/v2/integrations/setup": { provider: "aws", credentials: { role_arn: charlie.roleArn } },
     };
@@ -459,6 +460,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       if (name === "instance_id") return "i-0123456789abcdef0";
       if (name === "account_id") return bravo.account;
       if (name === "tokenId") return "1";
+      if (name === "person_id" || name === "invitation_id") return "1";
       return parameter?.schema?.enum?.[0] ?? "x";
     };
     const concrete = (path: string, slug: string, operation: { parameters?: { name: string; in: string; schema?: { enum?: string[] } }[] }) =>
@@ -1012,6 +1014,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       "put /v1/tenants/{slug}/integrations/aws/organization": { management_account_id: "123456789012" },
       "post /v1/tenants/{slug}/accounts/{account_id}/runs": { kind: "preview" },
       "post /v1/tenants/{slug}/webhooks": { url: "https://hooks.example.com/x", events: ["run.failed"] },
+      "post /v1/tenants/{slug}/invitations": { email: "x@example.com", role: "viewer" },
       "post /v1/webhooks": { url: "https://hooks.example.com/x", events: ["run.failed"] },
       "post /v1/fleet/runs": { kind: "preview", tenants: { slugs: [NO_SUCH_TENANT] } },
       // AWS credentials are part of the body's schema (a union on provider): valid ones, so only the probed field is wrong.

@@ -32,6 +32,7 @@ const TABLES = [
   "fleet_runs",
   "idempotency_keys",
   "integration_credentials",
+  "invitations",
   "memberships",
   "organizations",
   "people",

@@ -9,7 +9,11 @@ const tenantPrincipal: Principal = { tokenId: 7, tokenName: "t", scope: "tenant"
 
 function streamingApp(polling: () => PollingStream, options: Partial<EventStreamOptions> & { tokenIsLive?: boolean; principal?: Principal } = {}) {
   const { tokenIsLive = true, principal = tenantPrincipal, ...streamOptions } = options;
-  const streams = createEventStreams({ tokenIsLive: async () => tokenIsLive }, { maxPerSubject: 1, ...streamOptions });
+  const streams = createEventStreams(
+    { tokenIsLive: async () => tokenIsLive },
+    { sessionIsLive: async () => true },
+    { maxPerSubject: 1, ...streamOptions },
+  );
   const app = new Hono();
   app.onError((error, c) => c.json({ code: error instanceof RateLimitedError ? error.code : "other" }, 429));
   app.get("/events", (c) => streams.stream(c, principal, polling()));
