@@ -93,6 +93,21 @@ async function filesUnder(dir: string): Promise<string[]> {
   return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name));
 }
 
+/**
+ * A browser session of a new member of the tenant (invited by the platform admin, the link accepted as the invitation
+ * page's button does), as the headers the console sends: the cookie, its own origin, the session's CSRF token.
+ */
+async function sessionHeaders(slug: string, role: "admin" | "viewer"): Promise<Record<string, string>> {
+  const invited = await service.call("POST", `/v1/tenants/${slug}/invitations`, { body: { email: `${role}-${randomUUID()}@example.com`, role } });
+  expect(invited.status, invited.text).toBe(201);
+  const origin = service.server.baseUrl;
+  const accepted = await fetch(invited.body.link, { method: "POST", redirect: "manual", headers: { origin } });
+  expect(accepted.status).toBe(303);
+  const cookie = (accepted.headers.get("set-cookie") ?? "").split(";")[0]!;
+  const session = await service.call("GET", "/v1/session", { token: null, headers: { cookie } });
+  return { cookie, origin, "x-csrf-token": session.body.csrf_token };
+}
+
 describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, moto)", () => {
   it("a. admin: connect AWS, preview, up with live events, outputs and progress, then offboard", async () => {
     const created = await service.createTenant(alpha);
@@ -550,6 +565,30 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
       "post /v1/tenants/{slug}/offboard",
       "post /v1/tenants/{slug}/tokens",
     ]);
+
+    // Browser sessions are scoped like tokens: charlie's admin sees bravo nowhere (the same 404), and charlie's viewer
+    // is refused every change to charlie's own tenant by the service (403), whatever the route.
+    const adminSession = await sessionHeaders(charlie.slug, "admin");
+    const viewerSession = await sessionHeaders(charlie.slug, "viewer");
+    const refusedToViewer: string[] = [];
+    for (const [path, item] of Object.entries(paths)) {
+      if (!path.startsWith("/v1/tenants/{slug}")) continue;
+      for (const method of methods) {
+        const operation = item[method];
+        if (!operation) continue;
+        const key = `${method} ${path}`;
+        const body = validBodies[key];
+        const attempt = await call(method.toUpperCase(), concrete(path, bravo.slug, operation), { token: null, headers: adminSession, body });
+        expect({ key, status: attempt.status, code: attempt.body?.error?.code }).toEqual({ key, status: 404, code: "not_found" });
+        if (method === "get") continue;
+        const own = await call(method.toUpperCase(), concrete(path, charlie.slug, operation), { token: null, headers: viewerSession, body });
+        // A provider not supported yet changes nothing for anyone (501).
+        const expected = own.body?.error?.code === "not_implemented" ? 501 : 403;
+        expect({ key, status: own.status }, `${key}: ${own.text}`).toEqual({ key, status: expected });
+        refusedToViewer.push(key);
+      }
+    }
+    expect(refusedToViewer.length).toBeGreaterThanOrEqual(20);
 
     // Nothing of the victim changed.
     expect((await call("GET", `/v1/tenants/${bravo.slug}`)).body).toEqual(victimBefore.body);
