@@ -31,6 +31,7 @@ import { createErrorHandler, errorBody } from "./errors";
 import { idempotency } from "./idempotency";
 import { accessLog, metricsRouter, type Observability } from "./observability";
 import { createRouter } from "./router";
+import { activityRouter } from "./routes/activity";
 import { agentsRouter } from "./routes/agents";
 import { membersRouter } from "./routes/members";
 import { deploymentRouter } from "./routes/deployment";
@@ -148,6 +149,7 @@ export function createApp(deps: AppDependencies) {
   tenants.route("/", organizationRouter(services));
   tenants.route("/", tokensRouter(services));
   tenants.route("/", membersRouter(services));
+  tenants.route("/", activityRouter(services));
   tenants.route("/", runsRouter(services, { streams }));
   tenants.route("/", onboardingRouter(services));
   tenants.route("/", progressEventsRouter(services, { streams }));

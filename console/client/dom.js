@@ -185,3 +185,26 @@ export function formDialog({ title, fields, submitLabel, submit }) {
     (inputs[0]?.control ?? confirm).focus();
   });
 }
+
+/** A table that scrolls sideways in a focusable region: a caption (for screen readers), column headings, row nodes. */
+export function staticTable(caption, headings, rows) {
+  return h(
+    "div",
+    { className: "table-scroll static", tabindex: 0, role: "region", "aria-label": `${caption}, scrollable` },
+    h(
+      "table",
+      {},
+      h("caption", { className: "visually-hidden" }, caption),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          headings.map((heading) => h("th", { scope: "col" }, heading)),
+        ),
+      ),
+      h("tbody", {}, rows),
+    ),
+  );
+}

@@ -1,5 +1,6 @@
 // The platform operator's console: KPIs and tenants (action_required first), a tenant's runs with a preview's
 // per-resource diff, approving and applying a saved plan, and offboarding with a confirmation naming the tenant.
+import { activityCard } from "./activity.js";
 import { api, followEvents, tenantPath } from "./api.js";
 import { announce, badge, confirmDialog, formatDuration, formatTime, formDialog, h, replace } from "./dom.js";
 import { inviteDialog } from "./invite.js";
@@ -168,6 +169,7 @@ export function mountOperator({ main, nav }) {
       accountsBox,
       runsBox,
       detail,
+      activityCard(path()),
     );
     const [tenant, { runs }, accounts] = await Promise.all([api("GET", path()), api("GET", path("/runs?limit=50")), api("GET", path("/accounts"))]);
     if (token !== screenToken) return;

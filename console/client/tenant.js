@@ -1,7 +1,8 @@
 // The tenant admin's console: quick start (connect AWS, live progress), assets, deployment, validation, settings.
+import { activityCard } from "./activity.js";
 import { api, apiAllPages, ApiError, followEvents, tenantPath } from "./api.js";
 import { dataTable } from "./data-table.js";
-import { announce, badge, confirmDialog, formatTime, h, label, replace } from "./dom.js";
+import { announce, badge, confirmDialog, formatTime, h, label, replace, staticTable } from "./dom.js";
 import { inviteDialog } from "./invite.js";
 import { CHECK_FIXES, renderProgress } from "./progress-view.js";
 
@@ -758,33 +759,13 @@ export function mountTenant({ main, nav, session }) {
       { type: "button", id: "invite-member", "data-admin-only": true, onclick: () => void inviteColleague() },
       "Invite a colleague…",
     );
-    screen("Members", h("div", { className: "actions" }, invite), membersBox, tokensBox);
+    screen("Members", h("div", { className: "actions" }, invite), membersBox, tokensBox, activityCard(path()));
     const [{ members, invitations }, { tokens }] = await Promise.all([api("GET", path("/members")), api("GET", path("/tokens?limit=200"))]);
     if (token !== state.viewToken) return;
-    const table = (caption, headings, rows) =>
-      h(
-        "div",
-        { className: "table-scroll static", tabindex: 0, role: "region", "aria-label": `${caption}, scrollable` },
-        h(
-          "table",
-          {},
-          h("caption", { className: "visually-hidden" }, caption),
-          h(
-            "thead",
-            {},
-            h(
-              "tr",
-              {},
-              headings.map((heading) => h("th", { scope: "col" }, heading)),
-            ),
-          ),
-          h("tbody", {}, rows),
-        ),
-      );
     const removeButton = (text, onclick) =>
       admin ? h("button", { type: "button", className: "secondary", "data-admin-only": true, onclick }, text) : null;
     membersBox.append(
-      table(
+      staticTable(
         "Members",
         ["Person", "Role", "Signs in with", "Last sign-in", admin ? "Actions" : ""],
         members.map((member) =>
@@ -809,7 +790,7 @@ export function mountTenant({ main, nav, session }) {
             "div",
             {},
             h("h3", {}, "Invitations waiting"),
-            table(
+            staticTable(
               "Invitations waiting",
               ["Email", "Role", "Invited by", "Expires", admin ? "Actions" : ""],
               invitations.map((invitation) =>
@@ -834,7 +815,7 @@ export function mountTenant({ main, nav, session }) {
       h("p", { className: "small muted" }, "Tokens let automation call the API. They are created by the platform operator and shown once."),
       tokens.length === 0
         ? h("p", { className: "muted" }, "No API tokens.")
-        : table(
+        : staticTable(
             "API tokens",
             ["Name", "Status", "Created", "Last used", admin ? "Actions" : ""],
             tokens.map((apiToken) =>

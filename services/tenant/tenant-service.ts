@@ -16,7 +16,7 @@ import {
   type Organization,
 } from "../../db/schema";
 import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError, UnprocessableError, type FieldProblem } from "../../lib/errors";
-import { recordAudit } from "../core/audit-store";
+import { recordAudit, tenantAuditTrail } from "../core/audit-store";
 import { actorOf, isAdmin, type Principal, requireAdmin, requireTenantAdmin } from "../core/principal";
 import { onboardingOverview } from "../core/onboarding-overview";
 
@@ -373,6 +373,11 @@ export function createTenantService({ db, platformAccounts }: TenantServiceDeps)
         });
         return revoked;
       });
+    },
+
+    /** Who did what to the tenant (whoever sees the tenant), newest first. */
+    activity(org: Organization, page: { limit: number; beforeId?: number }) {
+      return tenantAuditTrail(db, org.id, page);
     },
 
     /** Whether the token is still accepted (not revoked, not expired). */

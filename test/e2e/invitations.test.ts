@@ -147,6 +147,15 @@ describe("invitations and roles (sign-in links, no identity provider)", () => {
     expect(byAction["member.remove"]!.details).toMatchObject({ actorName: "ada@example.com", actorRole: "admin" });
     expect(byAction["member.join"]!.actor).toMatch(/^person:\d+$/);
     expect(audit[0]!.details.actorName).toBeTruthy();
+    // ... and the tenant's activity shows it to whoever sees the tenant.
+    const activity = await asSession(admin, "GET", `/v1/tenants/${slug}/activity?limit=5`);
+    expect(activity.body.activity[0]).toMatchObject({
+      action: "member.remove",
+      actor_name: "ada@example.com",
+      actor_issuer: "link",
+      actor_subject: "ada@example.com",
+    });
+    expect((await asSession(admin, "GET", `/v1/tenants/${other}/activity`)).status).toBe(404);
   });
 
   it("refuses an expired or withdrawn invitation with a page that says so", async () => {

@@ -247,6 +247,9 @@ describe("single sign-on, invitations and roles (oidc-provider, smtp-server, chr
     await invite.getByText(`Invitation mailed to ${people.viewer.email}`).waitFor();
     await invite.getByRole("button", { name: "Close" }).click();
     await page.getByRole("cell", { name: people.viewer.email, exact: true }).waitFor();
+    // The recent activity names who did what: the admin, by email, subject and identity provider.
+    const byAdmin = `${people.admin.email} (${idp.subjectOf(people.admin.login)} at ${idp.issuer})`;
+    await page.locator("#activity tr", { hasText: "member.invite" }).filter({ hasText: byAdmin }).waitFor();
     await checkScreen(page, "24-members");
 
     viewer = await browserOf();
