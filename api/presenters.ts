@@ -257,6 +257,9 @@ export function presentDeployment(deployment: DeploymentSummary & { refreshed: b
       targeted: instance.targeted,
       agent_status: instance.agentStatus,
       reason: instance.reason,
+      failure: instance.failure
+        ? { cause: instance.failure.cause, reason: instance.failure.reason, fix: instance.failure.fix, output_lines: instance.failure.lines }
+        : null,
       status_at: iso(instance.statusAt),
     })),
   };

@@ -6,6 +6,7 @@
  */
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Services } from "../../services";
+import { INSTALL_FAILURE_CAUSES } from "../../services/rollout/install-failure-fns";
 import { CHECK_NAMES } from "../../services/rollout/validation-checks";
 import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
@@ -41,6 +42,15 @@ export const deploymentSummarySchema = z
         targeted: z.boolean(),
         agent_status: z.string(),
         reason: z.string().nullable(),
+        failure: z
+          .object({
+            cause: z.enum(INSTALL_FAILURE_CAUSES),
+            reason: z.string(),
+            fix: z.string(),
+            output_lines: z.array(z.string()).describe("the install step's last output lines, standard error first, secrets redacted"),
+          })
+          .nullable()
+          .describe("a failed install's cause and fix, read from what the install step printed on the instance"),
         status_at: z.string().nullable(),
       }),
     ),

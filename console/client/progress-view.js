@@ -12,6 +12,30 @@ export const CHECK_FIXES = {
 
 const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 
+/** An instance as a person tells it from others: its name and its ID (two may share a name). */
+export const instanceLabel = (instance) => (instance.name ? `${instance.name} (${instance.asset_id})` : instance.asset_id);
+
+/** The failed installs, one item per cause (read from what the install step printed), each with its own fix. */
+function installFailures(failedInstances, failedCount) {
+  const groups = new Map();
+  for (const instance of failedInstances) {
+    const key = instance.failure ? `${instance.failure.cause}\n${instance.failure.reason}` : `other\n${instance.reason ?? ""}`;
+    groups.set(key, [...(groups.get(key) ?? []), instance]);
+  }
+  if (groups.size === 0) return [{ reason: `${plural(failedCount, "instance")} failed to install the agent.`, fix: CHECK_FIXES.agents_installed }];
+  return [...groups.values()].map((instances) => {
+    const { failure, reason } = instances[0];
+    const names = `${instances.slice(0, 3).map(instanceLabel).join(", ")}${instances.length > 3 ? ` and ${instances.length - 3} more` : ""}`;
+    return {
+      reason: `${plural(instances.length, "instance")} failed to install the agent (${names}): ${failure?.reason ?? reason ?? "no detail"}`,
+      fix: failure?.fix ?? CHECK_FIXES.agents_installed,
+      output: failure?.output_lines.length
+        ? { label: `The install step's last lines on ${instanceLabel(instances[0])}`, lines: failure.output_lines }
+        : null,
+    };
+  });
+}
+
 /**
  * progress: the JSON of GET .../progress (or null before the first event); details: { validation, deployment }
  * (latest answers, for reasons); actions: { retry(), rescan() }.
@@ -57,8 +81,7 @@ export function renderProgress(container, progress, details, actions) {
       phase: progress.deployment,
       line: `${plural(progress.deployment.agents_deployed, "agent")} deployed`,
       problem: () => ({
-        reason: `${plural(progress.deployment.failed, "instance")} failed to install the agent${failedInstances[0]?.reason ? `: ${failedInstances[0].reason}` : "."}`,
-        fix: CHECK_FIXES.agents_installed,
+        items: installFailures(failedInstances, progress.deployment.failed),
         action: h("button", { type: "button", className: "secondary", "data-admin-only": true, onclick: actions.retry }, "Retry failed instances"),
       }),
     },
@@ -129,11 +152,16 @@ function renderStep({ id, name, phase, line, problem }) {
         ? h(
             "div",
             { className: "action-required", role: "group", "aria-label": `${name}: action required` },
-            [trouble.reason].flat().map((reason) => h("p", {}, h("strong", {}, "Action required: "), reason)),
-            [trouble.fix]
-              .flat()
-              .filter(Boolean)
-              .map((fix) => h("p", {}, h("strong", {}, "How to fix: "), fix)),
+            (trouble.items ?? [trouble]).map((item) => [
+              [item.reason].flat().map((reason) => h("p", {}, h("strong", {}, "Action required: "), reason)),
+              [item.fix]
+                .flat()
+                .filter(Boolean)
+                .map((fix) => h("p", {}, h("strong", {}, "How to fix: "), fix)),
+              item.output
+                ? h("details", { className: "step-output" }, h("summary", {}, item.output.label), h("pre", {}, item.output.lines.join("\n")))
+                : null,
+            ]),
             trouble.action ?? null,
           )
         : null,

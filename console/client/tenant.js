@@ -4,7 +4,7 @@ import { api, apiAllPages, ApiError, followEvents, tenantPath } from "./api.js";
 import { dataTable } from "./data-table.js";
 import { announce, badge, confirmDialog, formatTime, h, label, replace, staticTable } from "./dom.js";
 import { inviteDialog } from "./invite.js";
-import { CHECK_FIXES, renderProgress } from "./progress-view.js";
+import { CHECK_FIXES, instanceLabel, renderProgress } from "./progress-view.js";
 
 const PRIORITIES = ["critical", "high", "medium", "low"];
 const AGENT_STATUSES = ["checked_in", "installed", "installing", "pending", "failed", "not_targeted", "not_applicable", "unknown"];
@@ -552,13 +552,18 @@ export function mountTenant({ main, nav, session }) {
           key: "name",
           label: "Instance",
           sortValue: (row) => row.name ?? row.asset_id,
-          render: (row) => `${row.name ?? row.asset_id}${row.name ? ` (${row.asset_id})` : ""}`,
+          render: (row) => instanceLabel(row),
         },
         { key: "priority", label: "Priority", sortValue: (row) => PRIORITIES.indexOf(row.priority), render: (row) => badge(row.priority) },
         { key: "platform", label: "Platform" },
         { key: "region", label: "Region" },
         { key: "agent_status", label: "Agent", render: (row) => badge(row.agent_status) },
-        { key: "reason", label: "Reason" },
+        {
+          key: "reason",
+          label: "Reason",
+          render: (row) =>
+            row.failure ? [row.failure.reason, h("br"), h("span", { className: "small" }, h("strong", {}, "Fix: "), row.failure.fix)] : row.reason,
+        },
       ],
       filters: [{ key: "agent_status", label: "Agent", options: AGENT_STATUSES }],
       emptyText: "No instances yet.",

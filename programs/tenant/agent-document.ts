@@ -43,6 +43,8 @@ const imdsCurl = "curl -sf --noproxy '*' --connect-timeout 2 --max-time 5";
 const linuxScript = [
   "#!/bin/sh",
   "set -eu",
+  // What the step needs, checked first: a missing one is named (exit 127), not mistaken for another failure.
+  'for CMD in curl aws uname; do command -v "$CMD" >/dev/null 2>&1 || { echo "mini-xdr: $CMD: command not found: the install step needs curl and the AWS CLI" >&2; exit 127; }; done',
   "EXCLUDE_KEY='{{ ExcludeTagKey }}'",
   "EXCLUDE_VALUE='{{ ExcludeTagValue }}'",
   'IMDS="${MINI_XDR_IMDS_ENDPOINT:-http://169.254.169.254}"',
@@ -57,6 +59,9 @@ const linuxScript = [
   '    echo "mini-xdr: this instance is tagged $EXCLUDE_KEY=$EXCLUDE_VALUE: not installing the agent"',
   "    exit 0",
   "  fi",
+  `  if [ -z "$TAG_VALUE" ] && ! ${imdsCurl} -o /dev/null -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" "$IMDS/latest/meta-data/tags/instance"; then`,
+  '    echo "mini-xdr: instance metadata tags are off, so the exclusion tag $EXCLUDE_KEY cannot be read: installing (turn instance metadata tags on to exclude this instance by tag)" >&2',
+  "  fi",
   "fi",
   "CONFIG_DIR=${MINI_XDR_CONFIG_DIR:-/etc/mini-xdr}",
   "INSTALL_DIR=${MINI_XDR_INSTALL_DIR:-/opt/mini-xdr}",
@@ -69,7 +74,8 @@ const linuxScript = [
   "for PART in document signature; do",
   `  ${imdsCurl} -H "X-aws-ec2-metadata-token: $IMDS_TOKEN" -o "$CONFIG_DIR/identity-$PART" "$IMDS/latest/dynamic/instance-identity/$PART" || { echo "mini-xdr: could not read the instance identity $PART from instance metadata at $IMDS" >&2; exit 1; }`,
   "done",
-  "curl -fsSL --retry 3 -o \"$INSTALL_DIR/bin/xdr-agent.new\" '{{ AgentBaseUrl }}/agent/linux/'\"$ARCH\"'/{{ AgentVersion }}/xdr-agent'",
+  "AGENT_URL='{{ AgentBaseUrl }}/agent/linux/'\"$ARCH\"'/{{ AgentVersion }}/xdr-agent'",
+  'curl -fsSL --retry 3 -o "$INSTALL_DIR/bin/xdr-agent.new" "$AGENT_URL" || { echo "mini-xdr: could not download the agent from $AGENT_URL" >&2; exit 1; }',
   'chmod 0755 "$INSTALL_DIR/bin/xdr-agent.new"',
   'mv -f "$INSTALL_DIR/bin/xdr-agent.new" "$INSTALL_DIR/bin/xdr-agent"',
   '"$INSTALL_DIR/bin/xdr-agent" enroll --config "$CONFIG_DIR/agent.json" --identity-document "$CONFIG_DIR/identity-document" --identity-signature "$CONFIG_DIR/identity-signature" --credential-file "$CONFIG_DIR/agent.credential"',
@@ -78,6 +84,7 @@ const linuxScript = [
 const imdsHeaders = "-Headers @{ 'X-aws-ec2-metadata-token' = $imdsToken }";
 const windowsScript = [
   "$ErrorActionPreference = 'Stop'",
+  "if (-not (Get-Command Get-SSMParameter -ErrorAction SilentlyContinue)) { throw 'mini-xdr: Get-SSMParameter: command not found: the install step needs the AWS Tools for PowerShell (AWS.Tools.SimpleSystemsManagement)' }",
   "$excludeKey = '{{ ExcludeTagKey }}'",
   "$excludeValue = '{{ ExcludeTagValue }}'",
   "$imds = if ($env:MINI_XDR_IMDS_ENDPOINT) { $env:MINI_XDR_IMDS_ENDPOINT } else { 'http://169.254.169.254' }",

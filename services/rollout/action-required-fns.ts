@@ -4,6 +4,7 @@
  */
 import type { ConnectionCheck, RunStatus, StatusReason } from "../../db/schema";
 import type { DeploymentSummary } from "./rollout-summary";
+import { isStoppedState } from "./stopped-instances-fns";
 
 export interface OnboardingFacts {
   rollout: DeploymentSummary;
@@ -58,11 +59,46 @@ export function actionRequiredReasons(facts: OnboardingFacts): StatusReason[] {
       fix: "give them an instance profile with AmazonSSMManagedInstanceCore, or set integration_settings.enable_default_host_management and run an up",
     });
   }
-  if (rollout.failed > 0) {
-    reasons.push({
-      reason: `the agent install failed on ${count(rollout.failed, "instance")}`,
-      fix: "read each instance's reason in the deployment, fix it, then retry (POST /v1/tenants/{slug}/deployment/retry)",
-    });
-  }
+  if (rollout.failed > 0) reasons.push(...installFailureReasons(rollout));
   return reasons;
+}
+
+/** An instance as a person tells it from others: its Name tag and its ID (two instances may share a name). */
+export const instanceLabel = (instance: { assetId: string; name: string | null }) =>
+  instance.name ? `${instance.name} (${instance.assetId})` : instance.assetId;
+
+const RETRY = "then retry (POST /v1/tenants/{slug}/deployment/retry, or Retry failed instances in the console)";
+
+/** One reason per cause of the failed installs, naming the instances, with that cause's own fix. */
+function installFailureReasons(rollout: DeploymentSummary): StatusReason[] {
+  const failed = rollout.instances.filter((instance) => instance.targeted && instance.agentStatus === "failed" && !isStoppedState(instance.state));
+  const byCause = new Map<string, typeof failed>();
+  for (const instance of failed) {
+    const key = instance.failure ? `${instance.failure.cause}\n${instance.failure.reason}` : "";
+    byCause.set(key, [...(byCause.get(key) ?? []), instance]);
+  }
+  const named = (instances: typeof failed) =>
+    `${instances.slice(0, 3).map(instanceLabel).join(", ")}${instances.length > 3 ? ` and ${instances.length - 3} more` : ""}`;
+  const reasons = [...byCause.values()].map((instances): StatusReason => {
+    const failure = instances[0]!.failure;
+    if (!failure) {
+      return {
+        reason: `the agent install failed on ${count(instances.length, "instance")} (${named(instances)})`,
+        fix: `read each instance's reason in the deployment, fix it, ${RETRY}`,
+      };
+    }
+    return {
+      reason: `the agent install failed on ${count(instances.length, "instance")} (${named(instances)}): ${failure.reason}`,
+      fix: `${failure.fix.replace(/, then retry$/, "")}, ${RETRY}`,
+    };
+  });
+  // Failed instances not listed (a summary without instances) still need a person.
+  return reasons.length > 0
+    ? reasons
+    : [
+        {
+          reason: `the agent install failed on ${count(rollout.failed, "instance")}`,
+          fix: `read each instance's reason in the deployment, fix it, ${RETRY}`,
+        },
+      ];
 }

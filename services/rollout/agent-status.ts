@@ -13,6 +13,7 @@ import { targetingDecision, type TargetingDecision } from "../../programs/tenant
 import { assetsOfStack } from "../core/account-assets";
 import { TenantAwsAccessError, type TenantSession } from "../core/tenant-aws-session";
 import type { RolloutSpec } from "../core/rollout-spec-fns";
+import { classifyInstallFailure, type InstallFailure, type InstallOutput } from "./install-failure-fns";
 import { isStoppedState } from "./stopped-instances-fns";
 
 export const SSM_CONCURRENCY = 8;
@@ -33,14 +34,25 @@ export interface InstanceEvidence {
   managed?: Pick<InstanceInformation, "PingStatus" | "PlatformType" | "AgentVersion">;
   association?: Pick<InstanceAssociationStatusInfo, "Status" | "DetailedStatus" | "ErrorCode" | "ExecutionDate" | "ExecutionSummary">;
   command?: CommandResult;
+  /** What the failed install step printed (the association's or the retry command's invocation), when SSM kept it. */
+  installOutput?: InstallOutput;
 }
 
 /** What SSM says about one instance (the rest of InstanceEvidence comes from our own records). */
-type SsmEvidence = Pick<InstanceEvidence, "managed" | "association" | "command">;
+type SsmEvidence = Pick<InstanceEvidence, "managed" | "association" | "command" | "installOutput">;
 
 export interface DerivedStatus {
   status: AgentStatus;
   reason: string;
+  /** A failed install's cause, fix and last output lines, read from what the step printed. */
+  failure?: InstallFailure;
+}
+
+/** A failed install: its cause from the step's own output when there is some, else what SSM's status says. */
+function failed(fallback: string, output: InstallOutput | undefined): DerivedStatus {
+  if (!output || (output.stdout.trim() === "" && output.stderr.trim() === "")) return { status: "failed", reason: fallback };
+  const failure = classifyInstallFailure(output);
+  return { status: "failed", reason: failure.reason, failure };
 }
 
 const COMMAND_RUNNING = new Set(["Pending", "InProgress", "Delayed"]);
@@ -64,7 +76,7 @@ export function deriveAgentStatus(evidence: InstanceEvidence): DerivedStatus {
     const { status, commandId, statusDetails } = evidence.command;
     if (status === "Success") return { status: "installed", reason: `retry command ${commandId} succeeded` };
     if (COMMAND_RUNNING.has(status)) return { status: "installing", reason: `retry command ${commandId} is ${status}` };
-    return { status: "failed", reason: `retry command ${commandId} ended ${statusDetails ?? status}` };
+    return failed(`retry command ${commandId} ended ${statusDetails ?? status}`, evidence.installOutput);
   }
   const association = evidence.association;
   if (!association) return { status: "pending", reason: "the association has not run on this instance yet" };
@@ -72,10 +84,10 @@ export function deriveAgentStatus(evidence: InstanceEvidence): DerivedStatus {
     case "Success":
       return { status: "installed", reason: "the association applied the agent document" };
     case "Failed":
-      return {
-        status: "failed",
-        reason: `the agent document failed: ${[association.DetailedStatus, association.ErrorCode, association.ExecutionSummary].filter(Boolean).join(", ") || "no detail"}`,
-      };
+      return failed(
+        `the agent document failed: ${[association.DetailedStatus, association.ErrorCode, association.ExecutionSummary].filter(Boolean).join(", ") || "no detail"}`,
+        evidence.installOutput,
+      );
     default:
       return { status: "installing", reason: `the association is ${association.Status ?? "running"}` };
   }
@@ -105,6 +117,44 @@ async function latestCommands(
     for (const id of row.instanceIds)
       if (!latest.has(id)) latest.set(id, { commandId: row.commandId, region: row.region, requestedAt: row.requestedAt });
   return latest;
+}
+
+/** The install document's step per platform (programs/tenant/agent-document.ts): GetCommandInvocation names it. */
+const INSTALL_STEP_OF_PLATFORM: Record<string, string> = { Linux: "InstallAgentLinux", Windows: "InstallAgentWindows" };
+
+/** What a command's install step printed on the instance; undefined when SSM does not say (never fails the read). */
+async function stepOutput(ssm: SSMClient, commandId: string, instanceId: string, step: string): Promise<InstallOutput | undefined> {
+  const { GetCommandInvocationCommand } = await loadSsm();
+  try {
+    const invocation = await ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId, PluginName: step }));
+    return { exitCode: invocation.ResponseCode ?? -1, stdout: invocation.StandardOutputContent ?? "", stderr: invocation.StandardErrorContent ?? "" };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * What the association's latest run printed on the instance: its execution, the instance's target in it (whose
+ * output source is the command that ran the document there), then that command's invocation.
+ */
+async function associationOutput(ssm: SSMClient, associationId: string, instanceId: string, step: string): Promise<InstallOutput | undefined> {
+  const { DescribeAssociationExecutionsCommand, DescribeAssociationExecutionTargetsCommand } = await loadSsm();
+  try {
+    const { AssociationExecutions = [] } = await ssm.send(new DescribeAssociationExecutionsCommand({ AssociationId: associationId, MaxResults: 10 }));
+    const latest = [...AssociationExecutions].sort((a, b) => (b.CreatedTime?.getTime() ?? 0) - (a.CreatedTime?.getTime() ?? 0))[0];
+    if (!latest?.ExecutionId) return undefined;
+    const { AssociationExecutionTargets = [] } = await ssm.send(
+      new DescribeAssociationExecutionTargetsCommand({
+        AssociationId: associationId,
+        ExecutionId: latest.ExecutionId,
+        Filters: [{ Key: "ResourceId", Value: instanceId }],
+      }),
+    );
+    const commandId = AssociationExecutionTargets.find((target) => target.ResourceId === instanceId)?.OutputSource?.OutputSourceId;
+    return commandId ? await stepOutput(ssm, commandId, instanceId, step) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 async function regionEvidence(
@@ -141,10 +191,19 @@ async function regionEvidence(
           statusDetails: invocation.StatusDetails,
         };
       }
+      const step = INSTALL_STEP_OF_PLATFORM[info.PlatformType ?? ""];
+      const commandCounts = command && command.requestedAt.getTime() >= (association?.ExecutionDate?.getTime() ?? 0);
+      let installOutput: InstallOutput | undefined;
+      if (step && commandCounts && command!.status === "Failed") {
+        installOutput = await stepOutput(ssm, command!.commandId, asset.assetId, step);
+      } else if (step && !commandCounts && association?.Status === "Failed" && association.AssociationId) {
+        installOutput = await associationOutput(ssm, association.AssociationId, asset.assetId, step);
+      }
       return evidence.set(asset.assetId, {
         managed: { PingStatus: info.PingStatus, PlatformType: info.PlatformType, AgentVersion: info.AgentVersion },
         association,
         command,
+        ...(installOutput ? { installOutput } : {}),
       });
     });
     return evidence;
@@ -254,6 +313,7 @@ export async function refreshAgentStatus(db: DrizzleDatabase, session: TenantSes
               ? { associationStatus: evidence.association.Status, associationExecutedAt: evidence.association.ExecutionDate?.toISOString() }
               : {}),
             ...(evidence.command ? { commandId: evidence.command.commandId, commandStatus: evidence.command.status } : {}),
+            ...(derived.failure ? { failure: derived.failure } : {}),
           },
         })
         .where(eq(cloudAssets.id, asset.id));

@@ -10,6 +10,7 @@ import type { DrizzleDatabase } from "../../db/client";
 import { agents, ASSET_PRIORITIES, cloudAssets, organizations, type AgentStatus, type CloudAsset, type IntegrationSettings } from "../../db/schema";
 import { appliedStackOutputs } from "../core/applied-outputs";
 import { decisionFor } from "./agent-status";
+import { INSTALL_FAILURE_CAUSES, type InstallFailure } from "./install-failure-fns";
 import { isStoppedState, owesAgent, rolloutStanding } from "./stopped-instances-fns";
 import { appliedSpecOf, changePendingMessage, describeTargeting, pendingChanges, requestedSpecOf, type RolloutSpec } from "../core/rollout-spec-fns";
 
@@ -25,6 +26,8 @@ export interface DeploymentInstance {
   targeted: boolean;
   agentStatus: AgentStatus;
   reason: string | null;
+  /** A failed install's cause, fix and last output lines (from what the step printed), when SSM kept them. */
+  failure: InstallFailure | null;
   statusAt: Date | null;
 }
 
@@ -47,6 +50,18 @@ export interface DeploymentSummary {
   checkedIn: number;
   lastCheckedAt: Date | null;
   instances: DeploymentInstance[];
+}
+
+/** The failure agent-status.ts stored with a failed install, if it is one. */
+function storedFailure(detail: CloudAsset["agentStatusDetail"]): InstallFailure | null {
+  const failure = detail?.failure as Partial<InstallFailure> | undefined;
+  if (!failure || typeof failure.cause !== "string" || !INSTALL_FAILURE_CAUSES.includes(failure.cause as InstallFailure["cause"])) return null;
+  return {
+    cause: failure.cause as InstallFailure["cause"],
+    reason: String(failure.reason ?? ""),
+    fix: String(failure.fix ?? ""),
+    lines: Array.isArray(failure.lines) ? failure.lines.map(String) : [],
+  };
 }
 
 const priorityRank = (priority: CloudAsset["priority"]) => ASSET_PRIORITIES.indexOf(priority);
@@ -196,6 +211,7 @@ function tallyRows(rows: RolloutRow[]): RolloutTally {
             ? "not_targeted"
             : asset.agentStatus,
       reason,
+      failure: asset.agentStatus === "failed" ? storedFailure(asset.agentStatusDetail) : null,
       statusAt: asset.agentStatusAt ?? null,
     });
   }

@@ -8,6 +8,7 @@ import { HEARTBEAT_STALE_AFTER_MS } from "./enrollment";
 import type { DrizzleDatabase } from "../../db/client";
 import { preparedPerDatabase } from "../../db/prepared-query";
 import { agents, discoveryScans, integrationCredentials, runs, type DiscoveryScan, type Run } from "../../db/schema";
+import { instanceLabel } from "./action-required-fns";
 import { deploymentSummary, type DeploymentInstance, type DeploymentSummary } from "./rollout-summary";
 import { owesAgent, rolloutStanding } from "./stopped-instances-fns";
 
@@ -32,8 +33,6 @@ export interface ValidationResult {
 const passed = (name: CheckName): ValidationCheck => ({ name, status: "passed" });
 const failed = (name: CheckName, reason: string): ValidationCheck => ({ name, status: "failed", reason });
 const pending = (name: CheckName, reason: string): ValidationCheck => ({ name, status: "pending", reason });
-
-const label = (instance: DeploymentInstance) => instance.name ?? instance.assetId;
 
 interface InstanceGroups {
   liveAssets: number;
@@ -71,7 +70,7 @@ function instanceGroups(instances: DeploymentInstance[]): InstanceGroups {
 const listSome = (shown: string[], total: number) =>
   total > shown.length ? `${shown.join(", ")} and ${total - shown.length} more` : shown.join(", ");
 const listNames = (names: string[]) => listSome(names.slice(0, 5), names.length);
-const listInstances = (instances: DeploymentInstance[]) => listSome(instances.slice(0, 5).map(label), instances.length);
+const listInstances = (instances: DeploymentInstance[]) => listSome(instances.slice(0, 5).map(instanceLabel), instances.length);
 
 export type LastUp = Pick<Run, "status" | "error">;
 
@@ -170,7 +169,7 @@ export async function validateTenant(db: DrizzleDatabase, organizationId: number
     const examples = summary.instances
       .filter((instance) => instance.reason)
       .slice(0, 3)
-      .map((instance) => `${instance.name ?? instance.assetId}: ${instance.reason}`);
+      .map((instance) => `${instanceLabel(instance)}: ${instance.reason}`);
     checks.push(
       failed(
         "agents_targeted",
@@ -224,7 +223,7 @@ export async function validateTenant(db: DrizzleDatabase, organizationId: number
       const examples: string[] = [];
       for (const instance of running) {
         if (examples.length === 5) break;
-        if (!fresh.has(instance.assetId)) examples.push(label(instance));
+        if (!fresh.has(instance.assetId)) examples.push(instanceLabel(instance));
       }
       const names = listSome(examples, silentCount);
       const everCheckedIn = [...stale].some((id) => runningIds.has(id) && !fresh.has(id));

@@ -150,7 +150,13 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
         instanceId: bad,
         platformType: "Linux",
         pingStatus: "Online",
-        association: association("Failed", { detailedStatus: "Failed", errorCode: "127" }),
+        // What the install step prints on an instance without the AWS CLI (test/integration/agent-install-script.test.ts
+        // runs the real step that way), as SSM keeps it with the association's command.
+        association: association("Failed", {
+          detailedStatus: "Failed",
+          errorCode: "127",
+          output: { responseCode: 127, stdout: "", stderr: "mini-xdr: aws: command not found: the install step needs curl and the AWS CLI\n" },
+        }),
       },
     ]);
 
@@ -197,8 +203,14 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     await page.locator('[data-step="discovery"] .step-line', { hasText: "2 assets found" }).waitFor({ timeout: 240_000 });
     const deploymentStep = page.locator('[data-step="deployment"]');
     await deploymentStep.getByText("Action required:").waitFor({ timeout: 120_000 });
-    expect(await deploymentStep.innerText()).toMatch(/1 instance failed to install the agent: the agent document failed: Failed, 127/);
-    expect(await deploymentStep.innerText()).toContain("How to fix:");
+    // The cause read from the step's own output, the instance named with its ID, the fix for that cause, the output.
+    expect(await deploymentStep.innerText()).toContain(
+      // Both instances are named "web": the ID tells them apart.
+      `1 instance failed to install the agent (web (${bad})): the install step could not run \`aws\` (exit 127: not installed on the instance)`,
+    );
+    expect(await deploymentStep.innerText()).toContain("How to fix: install the AWS CLI on the instance");
+    await deploymentStep.getByText("The install step's last lines on").click();
+    await deploymentStep.getByText("mini-xdr: aws: command not found").waitFor();
     await page.locator('[data-step="stack"] .step-icon.done').waitFor();
     await awsCard.getByText(`account ${acme.account}`).waitFor();
     await checkScreen(page, "03-progress-action-required");

@@ -50,6 +50,10 @@ export async function startImdsStandIn(): Promise<ImdsStandIn> {
     if (req.method === "GET" && path === "/latest/dynamic/instance-identity/signature" && instance.identity) {
       return reply(200, instance.identity.signature);
     }
+    // The tag keys, one per line, as EC2 lists them; 404 while instance metadata tags are off.
+    if (req.method === "GET" && path === "/latest/meta-data/tags/instance") {
+      return instance.metadataTags ? reply(200, Object.keys(instance.tags).join("\n")) : reply(404);
+    }
     const tag = /^\/latest\/meta-data\/tags\/instance\/(.+)$/.exec(path);
     if (req.method === "GET" && tag && instance.metadataTags) {
       const value = instance.tags[decodeURIComponent(tag[1]!)];

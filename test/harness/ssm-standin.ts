@@ -1,8 +1,10 @@
 /**
  * The narrowest stand-in for the SSM calls moto does not implement (shared/TOOLCHAIN-NOTES.md):
  * DescribeInstanceInformation (which instances are SSM managed instances), DescribeInstanceAssociationsStatus
- * (what the association did on an instance) and GetServiceSetting (Default Host Management, which the stack sets
- * through the stand-in provider's own store). An HTTP server on 127.0.0.1, set as the SSM endpoint through the SDK's standard AWS_ENDPOINT_URL_SSM, answers those from
+ * (what the association did on an instance), DescribeAssociationExecutions and DescribeAssociationExecutionTargets
+ * (an association's runs, and each instance's command in them), GetCommandInvocation for those commands (the step's
+ * exit code and output, as the install script printed it: `output`), and GetServiceSetting (Default Host Management,
+ * which the stack sets through the stand-in provider's own store). An HTTP server on 127.0.0.1, set as the SSM endpoint through the SDK's standard AWS_ENDPOINT_URL_SSM, answers those from
  * a managed-instance registry the test controls and from the stand-in provider's stores, and forwards every other
  * SSM call (SendCommand, GetCommandInvocation, parameters, documents) unchanged to the moto server. It records which
  * access key signed each call, so a test can prove the tenant's assumed-role session was used.
@@ -13,12 +15,20 @@
  * skips (the install document's exclusion check: the ExcludeTagKey/ExcludeTagValue parameters, read on the instance
  * from instance metadata, so it only works where the instance serves its tags there).
  */
+import { createHash } from "node:crypto";
 import { createServer, request, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { listStandInAssociations, type StandInAssociation } from "./aws-provider/association-store";
 import { getStandInServiceSetting, parseSettingId } from "./aws-provider/service-setting";
 
 type AssociationStatus = "Success" | "Failed" | "Pending" | "InProgress";
+
+/** What the document's step printed on the instance (SSM keeps it with the command invocation). */
+export interface StepOutput {
+  responseCode: number;
+  stdout: string;
+  stderr: string;
+}
 
 export interface ManagedInstance {
   instanceId: string;
@@ -33,12 +43,19 @@ export interface ManagedInstance {
   /** false: the instance does not serve its tags in instance metadata, so the document's exclusion check cannot see them. */
   metadataTags?: boolean;
   /** What an association run does on this instance (default Success) when the status comes from the associations. */
-  outcome?: { status: AssociationStatus; detailedStatus?: string; errorCode?: string };
+  outcome?: { status: AssociationStatus; detailedStatus?: string; errorCode?: string; output?: StepOutput };
   /**
    * A fixed association result on this instance, reported as is (the stand-in provider's associations are then not
    * looked at); none = computed from the associations of the instance's region.
    */
-  association?: { documentName: string; status: AssociationStatus; detailedStatus?: string; errorCode?: string; executedAt: Date };
+  association?: {
+    documentName: string;
+    status: AssociationStatus;
+    detailedStatus?: string;
+    errorCode?: string;
+    executedAt: Date;
+    output?: StepOutput;
+  };
 }
 
 export interface SsmStandInOptions {
@@ -69,7 +86,22 @@ export interface SsmStandIn {
   stop(): Promise<void>;
 }
 
-const EMULATED = new Set(["DescribeInstanceInformation", "DescribeInstanceAssociationsStatus", "GetServiceSetting"]);
+const EMULATED = new Set([
+  "DescribeInstanceInformation",
+  "DescribeInstanceAssociationsStatus",
+  "DescribeAssociationExecutions",
+  "DescribeAssociationExecutionTargets",
+  "GetServiceSetting",
+]);
+
+/** The install document's step that runs on each platform (programs/tenant/agent-document.ts). */
+const STEP_OF_PLATFORM = { Linux: "InstallAgentLinux", Windows: "InstallAgentWindows" } as const;
+
+/** A command id as SSM makes them (a UUID), stable for an (execution, instance). */
+function commandIdOf(executionId: string, instanceId: string): string {
+  const hex = createHash("sha256").update(`${executionId}/${instanceId}`).digest("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
 
 function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
@@ -193,6 +225,102 @@ export async function startSsmStandIn(motoEndpoint: string, options: SsmStandInO
       }));
   };
 
+  /**
+   * An association's latest run on the instances of the region it applies to: one execution (`exec-<association>`),
+   * and per instance its result and the command that ran the document there (whose output GetCommandInvocation gives).
+   */
+  const executionTargets = async (region: string, associationId: string, caller?: string) => {
+    const targets: { instance: ManagedInstance; status: AssociationStatus; detailedStatus?: string; executedAt: Date; output?: StepOutput }[] = [];
+    for (const instance of registry.get(region)?.values() ?? []) {
+      if (!visibleTo(caller)(instance)) continue;
+      const fixed = instance.association;
+      if (fixed) {
+        if (`assoc-${instance.instanceId}` === associationId) targets.push({ instance, ...fixed });
+        continue;
+      }
+      const associations = await listStandInAssociations({ accountId: instance.accountId ?? options.accountId, region });
+      const association = associations.find((candidate) => candidate.AssociationId === associationId && candidate.Region === region);
+      if (!association || !appliesTo(association, instance)) continue;
+      const outcome = instance.outcome ?? { status: "Success" as const };
+      targets.push({ instance, ...outcome, executedAt: new Date(association.LastUpdateAssociationDate) });
+    }
+    return targets;
+  };
+
+  const describeAssociationExecutions = async (region: string, input: Record<string, unknown>, caller?: string) => {
+    const associationId = String(input.AssociationId ?? "");
+    const targets = await executionTargets(region, associationId, caller);
+    if (targets.length === 0) return { AssociationExecutions: [] };
+    const failed = targets.some((target) => target.status === "Failed");
+    return {
+      AssociationExecutions: [
+        {
+          AssociationId: associationId,
+          ExecutionId: `exec-${associationId}`,
+          Status: failed ? "Failed" : "Success",
+          DetailedStatus: failed ? "Failed" : "Success",
+          CreatedTime: epochSeconds(new Date(Math.max(...targets.map((target) => target.executedAt.getTime())))),
+          ResourceCountByStatus: JSON.stringify({ [failed ? "Failed" : "Success"]: targets.length }),
+        },
+      ],
+    };
+  };
+
+  const describeAssociationExecutionTargets = async (region: string, input: Record<string, unknown>, caller?: string) => {
+    const associationId = String(input.AssociationId ?? "");
+    const executionId = String(input.ExecutionId ?? "");
+    if (executionId !== `exec-${associationId}`) return undefined;
+    const filters = (input.Filters as { Key: string; Value: string }[] | undefined) ?? [];
+    const wanted = filters.find((filter) => filter.Key === "ResourceId")?.Value;
+    const targets = (await executionTargets(region, associationId, caller)).filter((target) => !wanted || target.instance.instanceId === wanted);
+    return {
+      AssociationExecutionTargets: targets.map((target) => ({
+        AssociationId: associationId,
+        ExecutionId: executionId,
+        ResourceId: target.instance.instanceId,
+        ResourceType: "ManagedInstance",
+        Status: target.status,
+        DetailedStatus: target.detailedStatus ?? target.status,
+        LastExecutionDate: epochSeconds(target.executedAt),
+        OutputSource: { OutputSourceId: commandIdOf(executionId, target.instance.instanceId), OutputSourceType: "RunCommand" },
+      })),
+    };
+  };
+
+  /** GetCommandInvocation for a command of an association run (others are moto's); undefined: not one of ours. */
+  const associationInvocation = async (region: string, input: Record<string, unknown>, caller?: string) => {
+    const instance = registry.get(region)?.get(String(input.InstanceId ?? ""));
+    if (!instance || !visibleTo(caller)(instance)) return undefined;
+    const associationIds = instance.association
+      ? [`assoc-${instance.instanceId}`]
+      : (await listStandInAssociations({ accountId: instance.accountId ?? options.accountId, region })).map(
+          (association) => association.AssociationId,
+        );
+    for (const associationId of associationIds) {
+      if (commandIdOf(`exec-${associationId}`, instance.instanceId) !== input.CommandId) continue;
+      const [target] = await executionTargets(region, associationId, caller).then((all) => all.filter((t) => t.instance === instance));
+      if (!target) return undefined;
+      const step = STEP_OF_PLATFORM[instance.platformType];
+      // A document of several steps: SSM wants the step's name, and only the one that ran has output.
+      if (input.PluginName !== undefined && input.PluginName !== step) {
+        return { error: { __type: "InvalidPluginName", message: `the step ${String(input.PluginName)} did not run on ${instance.instanceId}` } };
+      }
+      const output = target.output ?? { responseCode: target.status === "Success" ? 0 : 1, stdout: "", stderr: "" };
+      return {
+        CommandId: input.CommandId,
+        InstanceId: instance.instanceId,
+        DocumentName: instance.association?.documentName ?? "",
+        PluginName: step,
+        ResponseCode: output.responseCode,
+        Status: target.status,
+        StatusDetails: target.detailedStatus ?? target.status,
+        StandardOutputContent: output.stdout.slice(-24_000),
+        StandardErrorContent: output.stderr.slice(-8_000),
+      };
+    }
+    return undefined;
+  };
+
   /** Default Host Management and other service settings: read from the stand-in provider's regional store. */
   const serviceSetting = async (region: string, input: Record<string, unknown>) => {
     const parsed = parseSettingId(String(input.SettingId ?? ""));
@@ -236,6 +364,20 @@ export async function startSsmStandIn(motoEndpoint: string, options: SsmStandInO
         return answer(res, 200, { InstanceAssociationStatusInfos: infos });
       }
       if (action === "GetServiceSetting") return answer(res, 200, await serviceSetting(region!, input));
+      if (action === "DescribeAssociationExecutions") return answer(res, 200, await describeAssociationExecutions(region!, input, caller));
+      if (action === "DescribeAssociationExecutionTargets") {
+        const targets = await describeAssociationExecutionTargets(region!, input, caller);
+        if (!targets) return answer(res, 400, { __type: "AssociationExecutionDoesNotExist", message: `no execution ${String(input.ExecutionId)}` });
+        return answer(res, 200, targets);
+      }
+      if (action === "GetCommandInvocation" && region) {
+        const invocation = await associationInvocation(region, input, caller);
+        if (invocation && "error" in invocation) return answer(res, 400, invocation.error);
+        if (invocation) {
+          calls[calls.length - 1]!.emulated = true;
+          return answer(res, 200, invocation);
+        }
+      }
     } catch (error) {
       return answer(res, 500, { __type: "InternalServerError", message: error instanceof Error ? error.message : String(error) });
     }

@@ -22,7 +22,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from "node:fs/promises";
 import { hostname, machine, tmpdir } from "node:os";
 import { delimiter, dirname, isAbsolute, join, resolve } from "node:path";
 import { PutParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
@@ -34,6 +34,7 @@ import { hashToken, type Keyring } from "../../db/crypto";
 import { agents, auditLog, cloudAssets, organizations } from "../../db/schema";
 import { buildAgentInstallDocument, renderStep, type AgentInstallDocument } from "../../programs/tenant/agent-document";
 import { resourceNames } from "../../programs/tenant/naming";
+import { classifyInstallFailure } from "../../services/rollout/install-failure-fns";
 import { startTestPlatform, type TestPlatform } from "../harness/platform";
 import { startHttpsServer, type HttpsTestServer } from "../harness/https-server";
 import { startImdsStandIn, type ImdsInstance, type ImdsStandIn } from "../harness/imds-standin";
@@ -41,6 +42,8 @@ import { signedIdentity, untrustedIdentityAuthority, type IdentityAuthority } fr
 import { REPO_ROOT } from "../harness/moto";
 
 const AGENT_VERSION = "1.0.0";
+/** A version the agent server refuses (403), as a proxy or an allow list would. */
+const FORBIDDEN_VERSION = "0.0.403";
 const REGION = "us-east-1";
 const ACCOUNT_ID = "123456789012";
 const DEFAULT_AWS_CLI_BIN = ".tools/awscli-venv/bin/aws";
@@ -195,7 +198,11 @@ describe("the agent install document's Linux step", () => {
     instanceId: string,
     script: string,
     envOverrides: NodeJS.ProcessEnv = {},
-    { metadata = metadataOf(instanceId), host }: { metadata?: ImdsInstance; host?: string } = {},
+    {
+      metadata = metadataOf(instanceId),
+      host,
+      tools = ["aws", "curl", "python3", "uname"],
+    }: { metadata?: ImdsInstance; host?: string; tools?: string[] } = {},
   ) => {
     const dir = host ?? (await mkdtemp(join(workDir, "instance-")));
     const home = join(dir, "home");
@@ -224,7 +231,7 @@ describe("the agent install document's Linux step", () => {
       ...envOverrides,
     };
     for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name];
-    requireTools(env, ["aws", "curl", "python3", "uname"]);
+    requireTools(env, tools);
     const result = await runSh(scriptFile, env);
     return { ...result, dir, configDir, installDir };
   };
@@ -249,6 +256,7 @@ describe("the agent install document's Linux step", () => {
       server = await startHttpsServer(async (request) => {
         const { pathname } = new URL(request.url);
         const download = /^\/agent\/linux\/(amd64|arm64)\/([^/]+)\/xdr-agent$/.exec(pathname);
+        if (request.method === "GET" && download && download[2] === FORBIDDEN_VERSION) return new Response("forbidden", { status: 403 });
         if (request.method === "GET" && download && download[2] === AGENT_VERSION) {
           return new Response(standInAgent(download[2], download[1]!), { headers: { "content-type": "application/octet-stream" } });
         }
@@ -502,6 +510,122 @@ describe("the agent install document's Linux step", () => {
     ]);
   });
 
+  it("each way the step fails is classified from its own output, with the cause and its fix (the failure catalogue)", async () => {
+    await putAgentConfig(await activeEnrollmentToken(database.db, keyring, organizationId));
+    const shims = await mkdtemp(join(workDir, "shims-"));
+    await writeFile(join(shims, "uname"), '#!/bin/sh\nif [ "${1:-}" = -m ]; then echo mips64; else echo Linux; fi\n', { mode: 0o755 });
+    const fullDisk = await mkdtemp(join(workDir, "instance-"));
+    await mkdir(join(fullDisk, "etc/mini-xdr"), { recursive: true });
+    await symlink("/dev/full", join(fullDisk, "etc/mini-xdr/agent.json.new"));
+    // Every directory of PATH that holds no `aws`: an instance without the AWS CLI.
+    const withoutAws = {
+      PATH: (process.env.PATH ?? "")
+        .split(delimiter)
+        .filter((dir) => dir && !existsSync(join(dir, "aws")))
+        .join(delimiter),
+    };
+    const cases: {
+      name: string;
+      run: () => Promise<{ code: number | null; stdout: string; stderr: string }>;
+      cause: string;
+      says: RegExp;
+    }[] = [
+      {
+        name: "the AWS CLI missing",
+        run: () => install("i-0c0000000000000a1", linuxScript(), withoutAws, { tools: ["curl", "uname"] }),
+        cause: "command_not_found",
+        says: /`aws`.*exit 127/,
+      },
+      {
+        name: "an architecture the agent does not ship for",
+        run: () => install("i-0c0000000000000a2", linuxScript(), { PATH: [shims, dirname(aws), process.env.PATH].join(delimiter) }),
+        cause: "unsupported_os",
+        says: /mips64/,
+      },
+      {
+        name: "a full disk",
+        run: () => install("i-0c0000000000000a3", linuxScript(), {}, { host: fullDisk }),
+        cause: "disk_full",
+        says: /disk is full/,
+      },
+      {
+        name: "no instance metadata",
+        run: () => install("i-0c0000000000000a4", linuxScript(), { MINI_XDR_IMDS_ENDPOINT: "http://127.0.0.1:9" }),
+        cause: "instance_metadata_unavailable",
+        says: /IMDSv2/,
+      },
+      {
+        name: "the configuration parameter missing",
+        run: () => install("i-0c0000000000000a5", linuxScript({ ConfigParameterName: `/mini-xdr/${slug}/gone` })),
+        cause: "configuration_unreadable",
+        says: /ParameterNotFound/,
+      },
+      {
+        name: "the agent server unreachable",
+        run: () => install("i-0c0000000000000a6", linuxScript({ AgentBaseUrl: "https://127.0.0.1:9" })),
+        cause: "agent_unreachable",
+        says: /127\.0\.0\.1 port 9/,
+      },
+      {
+        name: "the agent server's certificate not trusted",
+        run: () => install("i-0c0000000000000a7", linuxScript(), { CURL_CA_BUNDLE: undefined, SSL_CERT_FILE: undefined }),
+        cause: "agent_tls_refused",
+        says: /TLS certificate at 127\.0\.0\.1 port \d+/,
+      },
+      {
+        name: "an agent version not published",
+        run: () => install("i-0c0000000000000a8", linuxScript({ AgentVersion: "9.9.9" })),
+        cause: "download_refused",
+        says: /HTTP 404.*127\.0\.0\.1 port \d+/,
+      },
+      {
+        name: "the download forbidden",
+        run: () => install("i-0c0000000000000a9", linuxScript({ AgentVersion: FORBIDDEN_VERSION })),
+        cause: "download_refused",
+        says: /HTTP 403/,
+      },
+    ];
+    const catalogue: string[] = [];
+    for (const { name, run, cause, says } of cases) {
+      const result = await run();
+      expect(result.code, `${name}: stdout:\n${result.stdout}\nstderr:\n${result.stderr}`).not.toBe(0);
+      const failure = classifyInstallFailure(
+        { exitCode: result.code ?? -1, stdout: result.stdout, stderr: result.stderr },
+        { agentBaseUrl: server!.origin },
+      );
+      expect({ name, cause: failure.cause }, `${name}: ${result.stderr}`).toEqual({ name, cause });
+      expect(failure.reason, name).toMatch(says);
+      expect(failure.lines.length, name).toBeGreaterThan(0);
+      catalogue.push(`${name} -> ${failure.cause}: ${failure.reason}\n    output: ${failure.lines.slice(-2).join(" | ")}\n    fix: ${failure.fix}`);
+    }
+    // A revoked enrollment token: the agent installs, the service refuses it.
+    const revoked = await activeEnrollmentToken(database.db, keyring, organizationId);
+    await rotateEnrollmentToken(database.db, keyring, organizationId);
+    await putAgentConfig(revoked);
+    const refused = await install("i-0c0000000000000b1", linuxScript());
+    const failure = classifyInstallFailure({ exitCode: refused.code ?? -1, stdout: refused.stdout, stderr: refused.stderr });
+    expect(failure).toMatchObject({ cause: "enrollment_refused", reason: expect.stringContaining("invalid_enrollment_token") });
+    expect(failure.lines.join("\n")).not.toContain(revoked);
+    catalogue.push(`a revoked enrollment token -> ${failure.cause}: ${failure.reason}\n    fix: ${failure.fix}`);
+    console.log(`install failure catalogue (real Linux step):\n${catalogue.map((line) => `  ${line}`).join("\n")}`);
+  });
+
+  it("warns that instance metadata tags are off (the exclusion tag cannot be read), and installs", async () => {
+    const instanceId = "i-0c0000000000000c1";
+    await addInstance(instanceId);
+    await putAgentConfig(await activeEnrollmentToken(database.db, keyring, organizationId));
+    const result = await install(
+      instanceId,
+      linuxScript({}, { key: "xdr:monitor", value: "false" }),
+      {},
+      {
+        metadata: metadataOf(instanceId, { tags: { "xdr:monitor": "false" }, metadataTags: false }),
+      },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain("mini-xdr: instance metadata tags are off, so the exclusion tag xdr:monitor cannot be read");
+  });
+
   it("stops before downloading anything when the configuration parameter cannot be read", async () => {
     const instanceId = "i-0123456789abcdef0";
     const before = server!.requests.length;
@@ -572,7 +696,7 @@ describe("the agent install document's Windows step", () => {
     const identity = indexOf(
       /^foreach \(\$part in 'document', 'signature'\) \{ .*\/latest\/dynamic\/instance-identity\/\$part" -Headers @\{ 'X-aws-ec2-metadata-token' = \$imdsToken \}\)\.Content; \[System\.IO\.File\]::WriteAllText\(\(Join-Path \$configDir "identity-\$part"\), \$text\) \}$/,
     );
-    const read = indexOf(/Get-SSMParameter/);
+    const read = indexOf(/\(Get-SSMParameter -Name/);
     const enroll = indexOf(/^& \$agent enroll /);
     expect({ token, identity }).toEqual({ token: expect.any(Number), identity: expect.any(Number) });
     expect(token).toBeGreaterThan(0);
@@ -592,7 +716,7 @@ describe("the agent install document's Windows step", () => {
     const steps = step.inputs.runCommand;
     const token = steps.findIndex((line) => line.includes("-Method Put") && line.includes("/latest/api/token"));
     const skip = steps.findIndex((line) => /-eq \$excludeValue\) \{ .*exit 0 \}$/.test(line));
-    const read = steps.findIndex((line) => line.includes("Get-SSMParameter"));
+    const read = steps.findIndex((line) => line.includes("(Get-SSMParameter -Name"));
     const tagRead = steps.findIndex((line) => line.includes("/latest/meta-data/tags/instance/$excludeKey"));
     expect(token).toBeGreaterThan(0);
     expect(tagRead).toBeGreaterThan(token);

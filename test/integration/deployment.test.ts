@@ -83,13 +83,21 @@ const managed = (name: string, association?: Omit<NonNullable<ManagedInstance["a
   };
 };
 
+const IMDS_OFF_OUTPUT = {
+  responseCode: 1,
+  stdout: "",
+  stderr:
+    "mini-xdr: the EC2 instance metadata service (IMDSv2) did not answer at http://169.254.169.254: the agent enrolls only on an EC2 instance, which proves itself with its signed instance identity document\n",
+};
+
 /** What SSM reports after the association's first run: four installs, two failures; HP-01 is not managed. */
 const firstRollout = (): ManagedInstance[] => [
   managed("DC-01", { status: "Success" }),
   managed("DB-01", { status: "Success" }),
   managed("WEB-01", { status: "Success" }),
   managed("WK-01", { status: "Success" }),
-  managed("FS-01", { status: "Failed", detailedStatus: "Failed", errorCode: "1" }),
+  // What the install step prints where instance metadata is off (the real step, test/integration/agent-install-script.test.ts).
+  managed("FS-01", { status: "Failed", detailedStatus: "Failed", errorCode: "1", output: IMDS_OFF_OUTPUT }),
   managed("WK-02", { status: "Failed", detailedStatus: "TimedOut" }),
 ];
 
@@ -175,7 +183,12 @@ describe("agent rollout of the Mini Corp tenant", () => {
         reason: "1 targeted instance SSM does not manage, so the agent cannot reach them",
         fix: expect.stringContaining("enable_default_host_management"),
       },
-      { reason: "the agent install failed on 2 instances", fix: expect.stringContaining("retry") },
+      // Each cause its own reason and fix: FS-01's read from what its install step printed; WK-02's SSM only says timed out.
+      {
+        reason: `the agent install failed on 1 instance (FS-01 (${idOf("FS-01")})): the instance's metadata service (IMDSv2) did not answer, so the agent cannot prove which instance it runs on`,
+        fix: expect.stringMatching(/^turn instance metadata on .*modify-instance-metadata-options.*, then retry/),
+      },
+      { reason: `the agent install failed on 1 instance (WK-02 (${idOf("WK-02")}))`, fix: expect.stringContaining("retry") },
     ]);
     const tenant = await call("GET", `/v1/tenants/${SLUG}`);
     expect(tenant.body).toMatchObject({ onboarding_status: "action_required", action_required: org!.statusReasons });
@@ -194,7 +207,13 @@ describe("agent rollout of the Mini Corp tenant", () => {
     });
     const byName = new Map<string, any>(body.instances.map((instance: any) => [instance.name ?? instance.asset_id, instance]));
     expect(byName.get("FS-01")).toMatchObject({ agent_status: "failed", priority: "high", targeted: true });
-    expect(byName.get("FS-01").reason).toContain("1");
+    expect(byName.get("FS-01").failure).toEqual({
+      cause: "instance_metadata_unavailable",
+      reason: expect.stringContaining("IMDSv2"),
+      fix: expect.stringContaining("modify-instance-metadata-options"),
+      output_lines: [expect.stringContaining("mini-xdr: the EC2 instance metadata service (IMDSv2) did not answer")],
+    });
+    expect(byName.get("WK-02").failure).toBeNull();
     expect(byName.get("WK-02").reason).toContain("TimedOut");
     expect(byName.get("HP-01")).toMatchObject({ agent_status: "pending" });
     expect(byName.get("HP-01").reason).toMatch(/not an SSM managed instance/);
@@ -206,6 +225,10 @@ describe("agent rollout of the Mini Corp tenant", () => {
     const emulated = standIn.calls.filter((c) => c.emulated);
     expect(emulated.map((c) => c.action)).toContain("DescribeInstanceInformation");
     expect(emulated.filter((c) => c.action === "DescribeInstanceAssociationsStatus")).toHaveLength(6);
+    // The failed installs' output, as AWS gives it: the association's execution, its target, the command's invocation.
+    expect(emulated.map((c) => c.action)).toEqual(
+      expect.arrayContaining(["DescribeAssociationExecutions", "DescribeAssociationExecutionTargets", "GetCommandInvocation"]),
+    );
     // Every SSM call was signed with the tenant's assumed-role session, never the service's own key ("testing").
     expect(standIn.calls.filter((c) => c.accessKeyId === "testing")).toEqual([]);
     expect(new Set(standIn.calls.map((c) => c.accessKeyId)).size).toBeGreaterThanOrEqual(1);
@@ -215,7 +238,11 @@ describe("agent rollout of the Mini Corp tenant", () => {
       { name: "integration_healthy", status: "passed" },
       { name: "assets_discovered", status: "passed" },
       { name: "agents_targeted", status: "passed" },
-      { name: "agents_installed", status: "failed", reason: "the install failed on 2 of 7 running targeted instances: FS-01, WK-02" },
+      {
+        name: "agents_installed",
+        status: "failed",
+        reason: `the install failed on 2 of 7 running targeted instances: FS-01 (${idOf("FS-01")}), WK-02 (${idOf("WK-02")})`,
+      },
       { name: "agents_checked_in", status: "failed", reason: expect.stringMatching(/^7 of 7 running targeted instances have not checked in/) },
     ]);
   });
@@ -452,7 +479,7 @@ describe("agent rollout of the Mini Corp tenant", () => {
       expect(validation.body.checks.at(-1)).toEqual({
         name: "agents_checked_in",
         status: "pending",
-        reason: `2 of 7 running targeted instances have not sent a heartbeat in ${HEARTBEAT_STALE_AFTER_MS / 1000} s: DC-01, WEB-01`,
+        reason: `2 of 7 running targeted instances have not sent a heartbeat in ${HEARTBEAT_STALE_AFTER_MS / 1000} s: DC-01 (${idOf("DC-01")}), WEB-01 (${idOf("WEB-01")})`,
       });
       expect((await call("GET", "/api/onboarding/v2/progress")).body.validation).toEqual({ status: "in_progress", progress: 80, checks_passed: 4 });
     } finally {
