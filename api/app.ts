@@ -138,7 +138,7 @@ export function createApp(deps: AppDependencies) {
 
   const v1 = createRouter();
   v1.use("*", bearerFailures);
-  v1.use("*", bearerAuth(services.tenants, services.identity));
+  v1.use("*", bearerAuth(services.tenants, services.identity, config.PUBLIC_URL));
   v1.use("*", idempotency(db, deps.keyring));
 
   const tenants = createRouter();

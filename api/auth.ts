@@ -34,7 +34,9 @@ const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
-export function bearerAuth(tenants: TenantService, identity?: IdentityService): MiddlewareHandler<AppEnv> {
+/** `publicUrl`: the console's address as browsers reach it (PUBLIC_URL), behind a proxy that is not the request's own. */
+export function bearerAuth(tenants: TenantService, identity?: IdentityService, publicUrl?: string): MiddlewareHandler<AppEnv> {
+  const publicOrigin = publicUrl ? new URL(publicUrl).origin : undefined;
   return async (c, next) => {
     const authorization = c.req.header("authorization");
     const match = BEARER.exec(authorization ?? "");
@@ -44,8 +46,8 @@ export function bearerAuth(tenants: TenantService, identity?: IdentityService): 
     } else if (sessionId && identity) {
       const principal = await identity.authenticateSession(sessionId);
       if (!SAFE_METHODS.has(c.req.method)) {
-        const origin = new URL(c.req.url).origin;
-        if (!sameOrigin({ origin: c.req.header("origin"), referer: c.req.header("referer") }, [origin])) {
+        const origins = [new URL(c.req.url).origin, ...(publicOrigin ? [publicOrigin] : [])];
+        if (!sameOrigin({ origin: c.req.header("origin"), referer: c.req.header("referer") }, origins)) {
           throw new ForbiddenError("a state-changing request with a session must come from this service's own pages", { code: "cross_site_request" });
         }
         if (!(await identity.csrfMatches(sessionId, c.req.header("x-csrf-token")))) {

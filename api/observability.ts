@@ -39,12 +39,23 @@ export function accessLog({ log, metrics }: Observability): MiddlewareHandler<Ap
       const status = c.res.status;
       metrics.observeHttp(c.req.method, route, status, seconds);
       log.info(
-        { event: "http.request", requestId, method: c.req.method, route, path: c.req.path, status, durationMs: Math.round(seconds * 1e4) / 10 },
+        {
+          event: "http.request",
+          requestId,
+          method: c.req.method,
+          route,
+          path: loggedPath(c.req.path),
+          status,
+          durationMs: Math.round(seconds * 1e4) / 10,
+        },
         "request",
       );
     }
   };
 }
+
+/** Sign-in and invitation links carry their secret in the path: it never reaches the log. */
+const loggedPath = (path: string) => path.replace(/^(\/auth\/(?:invitations|sign-in-link))\/[^/]+/, "$1/[redacted]");
 
 /** GET /metrics: the Prometheus exposition, for a platform admin token only (a scraper sends it as a bearer token). */
 export function metricsRouter(tenants: TenantService, metrics: ServiceMetrics) {

@@ -367,6 +367,12 @@ export function loadServiceConfig(env: Readonly<Record<string, string | undefine
       missing.map(([variable]) => ({ variable, message: "single sign-on needs OIDC_ISSUER_URL, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET together" })),
     );
   }
+  if (parsed.data.SMTP_URL && !parsed.data.PUBLIC_URL) {
+    // Mailed links must not be built from a request's Host header, which its sender chooses.
+    throw new ServiceConfigError([
+      { variable: "PUBLIC_URL", message: "is required with SMTP_URL: invitation mails carry links to the console's address" },
+    ]);
+  }
   return parsed.data;
 }
 

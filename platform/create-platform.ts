@@ -240,6 +240,7 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
       db,
       identity,
       mailer: config.SMTP_URL ? createSmtpInvitationMailer({ smtpUrl: config.SMTP_URL, from: config.SMTP_FROM }) : undefined,
+      publicUrl: config.PUBLIC_URL,
       invitationSeconds: config.INVITATION_SECONDS,
       maxMembers: config.MAX_MEMBERS_PER_TENANT,
       maxPendingInvitations: config.MAX_PENDING_INVITATIONS_PER_TENANT,

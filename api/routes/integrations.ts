@@ -5,9 +5,10 @@
  * (organization, provider). The external ID is not a secret from the customer (it guards against confused deputies,
  * not against them): the tenant reads it to put it into its role's trust policy. Azure and GCP answer 501.
  */
-import { createRoute } from "@hono/zod-openapi";
+import { createRoute, z } from "@hono/zod-openapi";
 import type { IntegrationCredential } from "../../db/schema";
 import type { Services } from "../../services";
+import { CHECKED_ACTIONS } from "../../services/integration/permission-check-fns";
 import type { AwsCredentialData } from "../../services/core/aws-credential-store";
 import { notSupported } from "../../services/integration/integration-service";
 import { iso, maskSecret, presentConnectionCheck } from "../presenters";
@@ -137,8 +138,52 @@ const bootstrapWaitRoute = createRoute({
   },
 });
 
+const permissionMatrixSchema = z
+  .object({
+    checked_at: z.string(),
+    regions: z.array(
+      z.object({
+        region: z.string(),
+        status: z
+          .enum(["allowed", "missing_permissions", "excluded_by_organization", "failed"])
+          .describe("excluded_by_organization: a service control policy denies every call there"),
+        checks: z.array(
+          z.object({
+            action: z.enum(CHECKED_ACTIONS),
+            status: z.enum(["allowed", "denied", "failed"]),
+            reason: z.string().nullable().describe("denied: the action and the cause as AWS words it"),
+            fix: z.string().nullable(),
+            cause: z.string().nullable(),
+          }),
+        ),
+      }),
+    ),
+  })
+  .openapi("PermissionMatrix");
+
+const permissionCheckRoute = createRoute({
+  method: "post",
+  path: "/{slug}/permissions/check",
+  operationId: "checkPermissions",
+  tags: ["integrations"],
+  summary: "Try each read-only call the platform makes, once per region, with the tenant's role: what AWS allows, and why not",
+  security,
+  request: { params: slugParamsSchema },
+  responses: {
+    200: json(permissionMatrixSchema, "the permission matrix"),
+    ...errorResponses,
+    ...postErrorResponses,
+    503: errorResponse("the tenant's account cannot be reached with its role (code tenant_aws_unreachable)"),
+  },
+});
+
 export function integrationsRouter({ integrations }: Pick<Services, "integrations">) {
   const router = createRouter();
+
+  router.openapi(permissionCheckRoute, async (c) => {
+    const { checkedAt, regions } = await integrations.checkPermissions(c.get("principal"), await c.var.tenant());
+    return c.json({ checked_at: checkedAt.toISOString(), regions }, 200);
+  });
 
   router.openapi(putAwsRoute, async (c) => {
     const org = await c.var.tenant();

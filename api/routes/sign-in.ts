@@ -36,6 +36,10 @@ export function signInRouter({ identity, invitations, singleSignOn }: SignInServ
     // no-referrer: with no-referrer a browser sends `Origin: null` on the invitation page's own form POST.)
     c.header("cache-control", "no-store");
     c.header("referrer-policy", "same-origin");
+    // No script, no framing (a framed invitation page could be clicked for its viewer). No form-action: the
+    // invitation's form redirects to the identity provider, which form-action would block.
+    c.header("content-security-policy", "default-src 'none'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'");
+    c.header("x-content-type-options", "nosniff");
     await next();
   });
   router.onError((error, c) => {
@@ -66,9 +70,13 @@ export function signInRouter({ identity, invitations, singleSignOn }: SignInServ
     const pending = takePendingSignInCookie(c);
     const providerError = c.req.query("error");
     if (providerError) {
-      throw new ForbiddenError(`the identity provider did not sign you in (${c.req.query("error_description") ?? providerError}): try again`, {
-        code: "sign_in_refused",
-      });
+      // Only the error code, which OAuth defines: the description is the query string's, anyone's words.
+      throw new ForbiddenError(
+        `the identity provider did not sign you in (${/^[a-z_]{1,40}$/.test(providerError) ? providerError : "error"}): try again`,
+        {
+          code: "sign_in_refused",
+        },
+      );
     }
     if (!pending)
       throw new GoneError("this sign-in expired or was started in another browser: start again from the sign-in page", { code: "sign_in_expired" });

@@ -179,6 +179,11 @@ export function createInvitationService(deps: InvitationServiceDeps) {
           }
         }
         await tx.delete(memberships).where(and(eq(memberships.organizationId, org.id), eq(memberships.personId, personId)));
+        // What they invited and nobody accepted yet is withdrawn with them.
+        await tx
+          .update(invitations)
+          .set({ revokedAt: now })
+          .where(and(openInvitationsOf(org.id, now), eq(invitations.invitedBy, `person:${personId}`)));
         await tx
           .update(browserSessions)
           .set({ revokedAt: now })
@@ -225,11 +230,24 @@ export function createInvitationService(deps: InvitationServiceDeps) {
      */
     async accept(token: string, identity: ProviderIdentity | "invited_email", now = new Date()): Promise<StartedSession> {
       const { invitation } = await usableInvitation(token, now);
+      // Without an identity provider, the link is the identity: one person per tenant and email, so accepting a link
+      // (which whoever invited may hold) never signs in as the same email's membership of another tenant.
       const who: ProviderIdentity =
         identity === "invited_email"
-          ? { issuer: LINK_ISSUER, subject: invitation.email, email: invitation.email, name: null, operator: false }
+          ? {
+              issuer: LINK_ISSUER,
+              subject: `tenant-${invitation.organizationId}:${invitation.email}`,
+              email: invitation.email,
+              name: null,
+              operator: false,
+            }
           : identity;
-      if (who.email !== null && who.email !== invitation.email) {
+      if (who.email === null) {
+        throw new ForbiddenError("your identity provider did not say your email address, so this invitation cannot be bound to you: ask its admin", {
+          code: "invitation_email_unknown",
+        });
+      }
+      if (who.email !== invitation.email) {
         throw new ForbiddenError(
           `this invitation is for ${invitation.email}, and you signed in as ${who.email}: sign in with that identity, or ask for an invitation to yours`,
           { code: "invitation_other_identity" },
@@ -245,10 +263,24 @@ export function createInvitationService(deps: InvitationServiceDeps) {
           )
           .returning({ id: invitations.id });
         if (!claimed) throw new GoneError("this invitation was used already: each link works once; sign in instead", { code: "invitation_used" });
+        const [already] = await tx
+          .select({ role: memberships.role })
+          .from(memberships)
+          .where(and(eq(memberships.organizationId, invitation.organizationId), eq(memberships.personId, person.id)));
+        const [members] = await tx.select({ n: count() }).from(memberships).where(eq(memberships.organizationId, invitation.organizationId));
+        if (!already && (members?.n ?? 0) >= deps.maxMembers) {
+          throw new ConflictError(`the tenant has ${deps.maxMembers} members, its limit: ask its admin to remove one first`, {
+            code: "member_limit",
+          });
+        }
+        // An admin accepting a viewer's invitation stays admin: accepting never takes a tenant's last admin away.
         await tx
           .insert(memberships)
           .values({ personId: person.id, organizationId: invitation.organizationId, role: invitation.role, createdAt: now })
-          .onConflictDoUpdate({ target: [memberships.personId, memberships.organizationId], set: { role: invitation.role } });
+          .onConflictDoUpdate({
+            target: [memberships.personId, memberships.organizationId],
+            set: { role: sql`case when ${memberships.role} = 'admin' then 'admin' else excluded.role end` },
+          });
         const principal: Principal = {
           tokenId: 0,
           tokenName: person.email ?? person.subject,

@@ -35,6 +35,7 @@ import { bootstrapNames } from "./bootstrap-policy-fns";
 import { bootstrapRoleArnProblem, parseRoleArn, PLATFORM_ACCOUNT_MESSAGE } from "./bootstrap-role-rules-fns";
 import type { BootstrapWaitQueue } from "./bootstrap-wait";
 import { tenantExternalId } from "../core/tenant-external-id";
+import { createPermissionCheck } from "./permission-check";
 import { probeBootstrapRole, type BootstrapRoleVerifier } from "./verify-bootstrap-role";
 
 export interface IntegrationServiceDeps {
@@ -209,6 +210,7 @@ const homeRegionOf = (org: Organization) => org.integrationSettings.homeRegion ?
 
 export function createIntegrationService(deps: IntegrationServiceDeps) {
   const { db, keyring } = deps;
+  const checkPermissions = createPermissionCheck({ db, keyring });
 
   function linkService(): BootstrapLinkService {
     if (!deps.bootstrapLinks) {
@@ -276,6 +278,9 @@ export function createIntegrationService(deps: IntegrationServiceDeps) {
     },
 
     /** Starts (or restarts) polling AssumeRole for the bootstrap role; a connected role answers at once. */
+    /** Each read-only call the platform makes, tried once per region the applied stack covers (tenant admin). */
+    checkPermissions,
+
     async waitForBootstrapRole(principal: Principal, org: Organization): Promise<ConnectionCheck> {
       requireTenantAdmin(principal);
       linkService();

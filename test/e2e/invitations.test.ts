@@ -143,7 +143,11 @@ describe("invitations and roles (sign-in links, no identity provider)", () => {
     const audit = await service.sql<{ action: string; actor: string; details: Record<string, string> }[]>`
       select action, actor, details from audit_log where organization_id = (select id from organizations where slug = ${slug}) order by at, id`;
     const byAction = Object.fromEntries(audit.map((row) => [row.action, row]));
-    expect(byAction["member.invite"]!.details).toMatchObject({ actorName: "ada@example.com", actorIssuer: "link", actorSubject: "ada@example.com" });
+    expect(byAction["member.invite"]!.details).toMatchObject({
+      actorName: "ada@example.com",
+      actorIssuer: "link",
+      actorSubject: expect.stringMatching(/^tenant-\d+:ada@example\.com$/),
+    });
     expect(byAction["member.remove"]!.details).toMatchObject({ actorName: "ada@example.com", actorRole: "admin" });
     expect(byAction["member.join"]!.actor).toMatch(/^person:\d+$/);
     expect(audit[0]!.details.actorName).toBeTruthy();
@@ -153,9 +157,23 @@ describe("invitations and roles (sign-in links, no identity provider)", () => {
       action: "member.remove",
       actor_name: "ada@example.com",
       actor_issuer: "link",
-      actor_subject: "ada@example.com",
+      actor_subject: expect.stringMatching(/^tenant-\d+:ada@example\.com$/),
     });
     expect((await asSession(admin, "GET", `/v1/tenants/${other}/activity`)).status).toBe(404);
+  });
+
+  it("a link for the same email in another tenant signs in as that tenant's member only, never as the first's", async () => {
+    const elsewhere = await answered(
+      201,
+      service.call("POST", `/v1/tenants/${other}/invitations`, { body: { email: "ada@example.com", role: "viewer" } }),
+    );
+    const second = await accept(elsewhere.body.link);
+    expect((await asSession(second, "GET", `/v1/tenants/${other}/progress`)).status).toBe(200);
+    // Whoever holds that link (the other tenant's admin, who was shown it) gets nothing of the first tenant.
+    expect((await asSession(second, "GET", `/v1/tenants/${slug}/progress`)).status).toBe(404);
+    const people = await service.sql<{ subject: string }[]>`select subject from people where email = 'ada@example.com' order by id`;
+    expect(people.map((person) => person.subject)).toEqual([expect.stringMatching(/^tenant-\d+:/), expect.stringMatching(/^tenant-\d+:/)]);
+    expect(new Set(people.map((person) => person.subject)).size).toBe(2);
   });
 
   it("refuses an expired or withdrawn invitation with a page that says so", async () => {

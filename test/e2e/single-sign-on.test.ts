@@ -12,6 +12,7 @@
  *   5. no session ID or invitation secret in the service's output, its rows or the pages' storage
  */
 import { randomBytes } from "node:crypto";
+import { createServer, type AddressInfo } from "node:net";
 import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
@@ -44,6 +45,19 @@ const isQuickCreateLink = (url: URL) => url.host === `${REGION}.console.aws.amaz
 let idp: TestIdentityProvider;
 let smtp: SmtpSink;
 let browser: Browser;
+let port: number;
+
+/** A port nothing listens on now (the service binds it a moment later). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", reject);
+    probe.listen(0, "127.0.0.1", () => {
+      const { port: free } = probe.address() as AddressInfo;
+      probe.close(() => resolve(free));
+    });
+  });
+}
 const contexts: BrowserContext[] = [];
 /** Every invitation link mailed, and every session cookie a browser got: none may show up anywhere else. */
 const secrets = new Map<string, string>();
@@ -61,6 +75,9 @@ const service = serviceUnderTest({
     OIDC_OPERATOR_CLAIM: "groups",
     OIDC_OPERATOR_VALUES: OPERATORS_GROUP,
     SMTP_URL: `smtp://127.0.0.1:${smtp.port}`,
+    // Mailed links carry the console's address, never one taken from a request: the service's port is chosen here.
+    PORT: String(port),
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
     SMTP_FROM: "Mini-XDR <no-reply@mini-xdr.test>",
     BOOTSTRAP_TEMPLATE_BUCKET: TEMPLATE_BUCKET,
     AGENT_PUBLIC_BASE_URL,
@@ -72,6 +89,7 @@ const service = serviceUnderTest({
       accounts: Object.values(people),
     });
     smtp = await startSmtpSink();
+    port = await freePort();
     const s3 = new S3Client({ region: REGION });
     await s3.send(new CreateBucketCommand({ Bucket: TEMPLATE_BUCKET }));
     s3.destroy();

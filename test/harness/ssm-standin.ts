@@ -2,7 +2,8 @@
  * The narrowest stand-in for the SSM calls moto does not implement (shared/TOOLCHAIN-NOTES.md):
  * DescribeInstanceInformation (which instances are SSM managed instances), DescribeInstanceAssociationsStatus
  * (what the association did on an instance), DescribeAssociationExecutions and DescribeAssociationExecutionTargets
- * (an association's runs, and each instance's command in them), GetCommandInvocation for those commands (the step's
+ * (an association's runs, and each instance's command in them), ListAssociations (the stand-in provider's
+ * associations of the caller's account and region), GetCommandInvocation for those commands (the step's
  * exit code and output, as the install script printed it: `output`), and GetServiceSetting (Default Host Management,
  * which the stack sets through the stand-in provider's own store). An HTTP server on 127.0.0.1, set as the SSM endpoint through the SDK's standard AWS_ENDPOINT_URL_SSM, answers those from
  * a managed-instance registry the test controls and from the stand-in provider's stores, and forwards every other
@@ -91,6 +92,7 @@ const EMULATED = new Set([
   "DescribeInstanceAssociationsStatus",
   "DescribeAssociationExecutions",
   "DescribeAssociationExecutionTargets",
+  "ListAssociations",
   "GetServiceSetting",
 ]);
 
@@ -364,6 +366,19 @@ export async function startSsmStandIn(motoEndpoint: string, options: SsmStandInO
         return answer(res, 200, { InstanceAssociationStatusInfos: infos });
       }
       if (action === "GetServiceSetting") return answer(res, 200, await serviceSetting(region!, input));
+      if (action === "ListAssociations") {
+        const associations = await listStandInAssociations({ accountId: caller ?? options.accountId, region: region! });
+        const max = Math.min(Number(input.MaxResults ?? PAGE_MAX) || PAGE_MAX, PAGE_MAX);
+        return answer(res, 200, {
+          Associations: associations.slice(0, max).map((association) => ({
+            AssociationId: association.AssociationId,
+            Name: association.Name,
+            AssociationVersion: association.AssociationVersion,
+            Targets: association.Targets,
+            ...(association.AssociationName ? { AssociationName: association.AssociationName } : {}),
+          })),
+        });
+      }
       if (action === "DescribeAssociationExecutions") return answer(res, 200, await describeAssociationExecutions(region!, input, caller));
       if (action === "DescribeAssociationExecutionTargets") {
         const targets = await describeAssociationExecutionTargets(region!, input, caller);

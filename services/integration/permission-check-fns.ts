@@ -1,0 +1,70 @@
+/**
+ * The permission matrix of a tenant's account: each read-only call the platform makes, tried once per region, and
+ * what AWS said (allowed, or denied with the action and the cause in AWS's words, or another failure), with the fix a
+ * person applies. A region where the organization's policy denies every call is excluded by the organization, not
+ * failed. Pure: services/integration/permission-check.ts makes the calls.
+ */
+import { ACCESS_DENIED_CAUSES, type AccessDeniedCause } from "../../lib/upstream-errors";
+
+/** The read-only calls of discovery and the rollout reads, as IAM names them. */
+export const CHECKED_ACTIONS = [
+  "ec2:DescribeInstances",
+  "rds:DescribeDBInstances",
+  "ssm:DescribeInstanceInformation",
+  "ssm:ListAssociations",
+] as const;
+export type CheckedAction = (typeof CHECKED_ACTIONS)[number];
+
+export type CallOutcome =
+  | { status: "allowed" }
+  | { status: "denied"; action: string | null; cause: AccessDeniedCause }
+  | { status: "failed"; code: string; message: string };
+
+export interface PermissionCell {
+  action: CheckedAction;
+  status: "allowed" | "denied" | "failed";
+  /** Denied: the cause as AWS words it; failed: what went wrong (fixed words). */
+  reason: string | null;
+  fix: string | null;
+  cause: AccessDeniedCause | null;
+}
+
+export interface RegionPermissions {
+  region: string;
+  /** allowed: every call; excluded_by_organization: every call denied by a service control policy. */
+  status: "allowed" | "missing_permissions" | "excluded_by_organization" | "failed";
+  checks: PermissionCell[];
+}
+
+export function permissionCell(action: CheckedAction, region: string, outcome: CallOutcome): PermissionCell {
+  if (outcome.status === "allowed") return { action, status: "allowed", reason: null, fix: null, cause: null };
+  if (outcome.status === "failed") {
+    return {
+      action,
+      status: "failed",
+      reason: outcome.message,
+      fix: "check again later; if it persists, the region's endpoint may be unreachable",
+      cause: null,
+    };
+  }
+  const denied = outcome.action ?? action;
+  const words = ACCESS_DENIED_CAUSES[outcome.cause];
+  const fix =
+    outcome.cause === "service_control_policy" || outcome.cause === "resource_control_policy"
+      ? `ask your AWS administrator to allow ${denied} in ${region} for the Mini-XDR roles (the organization's policy denies it)`
+      : outcome.cause === "permissions_boundary"
+        ? `the role's permissions boundary denies ${denied}: update the bootstrap stack to the current template, then run an up`
+        : `the Mini-XDR access role lacks ${denied}: run an up (it restores the role's policy); if it persists, update the bootstrap stack`;
+  return { action, status: "denied", reason: `AWS denied ${denied} in ${region}: ${words}`, fix, cause: outcome.cause };
+}
+
+export function regionPermissions(region: string, checks: PermissionCell[]): RegionPermissions {
+  const status = checks.every((check) => check.status === "allowed")
+    ? "allowed"
+    : checks.every((check) => check.status === "denied" && check.cause === "service_control_policy")
+      ? "excluded_by_organization"
+      : checks.some((check) => check.status === "denied")
+        ? "missing_permissions"
+        : "failed";
+  return { region, status, checks };
+}

@@ -1,0 +1,99 @@
+/**
+ * POST /v1/tenants/{slug}/permissions/check: each read-only call the platform makes in the tenant's account, tried
+ * once per region the applied stack covers, with the tenant's own session (the XDR access role). One check per tenant
+ * at a time (409 otherwise): it is at most four calls per region.
+ */
+import type { CredentialsProvider } from "../core/assume-role";
+import type { DrizzleDatabase } from "../../db/client";
+import type { Keyring } from "../../db/crypto";
+import type { Organization } from "../../db/schema";
+import { mapBounded } from "../../lib/concurrency";
+import { ConflictError } from "../../lib/errors";
+import { accessDeniedDetail, upstreamFailureOf } from "../../lib/upstream-errors";
+import { type Principal, requireTenantAdmin } from "../core/principal";
+import { openTenantSession } from "../core/tenant-aws-session";
+import {
+  CHECKED_ACTIONS,
+  permissionCell,
+  regionPermissions,
+  type CallOutcome,
+  type CheckedAction,
+  type RegionPermissions,
+} from "./permission-check-fns";
+
+type Call = (credentials: CredentialsProvider, region: string) => Promise<unknown>;
+
+const CALLS: Record<CheckedAction, Call> = {
+  "ec2:DescribeInstances": async (credentials, region) => {
+    const { EC2Client, DescribeInstancesCommand } = await import("@aws-sdk/client-ec2");
+    const client = new EC2Client({ region, credentials, maxAttempts: 2 });
+    try {
+      return await client.send(new DescribeInstancesCommand({ MaxResults: 5 }));
+    } finally {
+      client.destroy();
+    }
+  },
+  "rds:DescribeDBInstances": async (credentials, region) => {
+    const { RDSClient, DescribeDBInstancesCommand } = await import("@aws-sdk/client-rds");
+    const client = new RDSClient({ region, credentials, maxAttempts: 2 });
+    try {
+      return await client.send(new DescribeDBInstancesCommand({ MaxRecords: 20 }));
+    } finally {
+      client.destroy();
+    }
+  },
+  "ssm:DescribeInstanceInformation": async (credentials, region) => {
+    const { SSMClient, DescribeInstanceInformationCommand } = await import("@aws-sdk/client-ssm");
+    const client = new SSMClient({ region, credentials, maxAttempts: 2 });
+    try {
+      return await client.send(new DescribeInstanceInformationCommand({ MaxResults: 5 }));
+    } finally {
+      client.destroy();
+    }
+  },
+  "ssm:ListAssociations": async (credentials, region) => {
+    const { SSMClient, ListAssociationsCommand } = await import("@aws-sdk/client-ssm");
+    const client = new SSMClient({ region, credentials, maxAttempts: 2 });
+    try {
+      return await client.send(new ListAssociationsCommand({ MaxResults: 1 }));
+    } finally {
+      client.destroy();
+    }
+  },
+};
+
+async function outcomeOf(call: Call, credentials: CredentialsProvider, region: string): Promise<CallOutcome> {
+  try {
+    await call(credentials, region);
+    return { status: "allowed" };
+  } catch (error) {
+    const denied = accessDeniedDetail(error);
+    if (denied) return { status: "denied", ...denied };
+    const failure = upstreamFailureOf(error);
+    return { status: "failed", code: failure.code, message: failure.message };
+  }
+}
+
+export function createPermissionCheck({ db, keyring }: { db: DrizzleDatabase; keyring: Keyring }) {
+  const running = new Set<number>();
+  return async function checkPermissions(principal: Principal, org: Organization): Promise<{ checkedAt: Date; regions: RegionPermissions[] }> {
+    requireTenantAdmin(principal);
+    if (running.has(org.id))
+      throw new ConflictError("a permission check of this tenant is running: wait for its answer", { code: "check_in_progress" });
+    running.add(org.id);
+    try {
+      const session = await openTenantSession(db, keyring, org.id);
+      const regions = await mapBounded(session.applied.regions, 4, async (region) =>
+        regionPermissions(
+          region,
+          await Promise.all(
+            CHECKED_ACTIONS.map(async (action) => permissionCell(action, region, await outcomeOf(CALLS[action], session.credentials, region))),
+          ),
+        ),
+      );
+      return { checkedAt: new Date(), regions };
+    } finally {
+      running.delete(org.id);
+    }
+  };
+}
