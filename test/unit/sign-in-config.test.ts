@@ -1,16 +1,9 @@
 /** The sign-in settings are read and checked once, at start: single sign-on all or nothing, mailed links need PUBLIC_URL. */
 import { describe, expect, it } from "vitest";
-import { loadServiceConfig, ServiceConfigError } from "../../platform/config";
+import { loadServiceConfig } from "../../platform/config";
+import { configProblems } from "../harness/config-problems";
 
-const problems = (env: Record<string, string>) => {
-  try {
-    loadServiceConfig(env);
-  } catch (error) {
-    if (error instanceof ServiceConfigError) return error.problems;
-    throw error;
-  }
-  return [];
-};
+const problems = configProblems;
 
 describe("sign-in settings", () => {
   it("default to sign-in links: no identity provider, no mail, a week's invitations", () => {

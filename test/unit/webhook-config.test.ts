@@ -1,15 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { loadServiceConfig, ServiceConfigError } from "../../platform/config";
+import { loadServiceConfig } from "../../platform/config";
+import { configProblems } from "../harness/config-problems";
 
-const problems = (env: Record<string, string>) => {
-  try {
-    loadServiceConfig(env);
-  } catch (error) {
-    if (error instanceof ServiceConfigError) return error.problems;
-    throw error;
-  }
-  return [];
-};
+const problems = configProblems;
 
 describe("webhook settings", () => {
   it("default to no loopback, 10 webhooks per tenant, 8 attempts at once, 2 per host, 2 per tenant, 5 s to connect and 10 s per attempt", () => {
