@@ -58,7 +58,7 @@ export function createIdentityService({ db, policy, signInLinkSeconds }: Identit
   async function principalOf(person: Person, sessionId: number): Promise<Principal> {
     const base = {
       tokenId: 0,
-      tokenName: person.email ?? `person ${person.id}`,
+      tokenName: person.email ?? person.displayName ?? `person ${person.id}`,
       actor: `person:${person.id}`,
       person: { id: person.id, email: person.email, sessionId, issuer: person.issuer, subject: person.subject },
     };
