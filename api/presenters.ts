@@ -281,6 +281,7 @@ export function presentProgress(progress: TenantProgress) {
       scan_id: discovery.scanId,
       assets_found: discovery.assetsFound,
       regions_failed: discovery.regionsFailed,
+      regions_excluded_by_organization: discovery.regionsExcluded,
     },
     deployment: {
       status: deployment.status,
@@ -298,6 +299,20 @@ export function presentProgress(progress: TenantProgress) {
     overall_progress: progress.overallProgress,
     onboarding_status: progress.onboardingStatus,
     action_required: progress.actionRequired,
+    missing_permissions: progress.missingPermissions.map((missing) => ({
+      aws_account_id: missing.awsAccountId,
+      region: missing.region,
+      action: missing.action,
+      resource: missing.resource,
+      cause: missing.cause,
+      source: missing.source,
+      reason: missing.reason,
+      fix: missing.fix,
+      excluded_by_organization: missing.excludedByOrganization,
+      first_seen_at: missing.firstSeenAt.toISOString(),
+      last_seen_at: missing.lastSeenAt.toISOString(),
+      occurrences: missing.occurrences,
+    })),
     change_pending: progress.changePending,
     drift: drift ? { status: drift.status, run_id: drift.runId, checked_at: drift.checkedAt, resources: drift.resources } : null,
     accounts: progress.accounts

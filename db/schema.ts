@@ -8,6 +8,7 @@
  * new state needs no migration.
  */
 import { sql } from "drizzle-orm";
+import type { AccessDeniedCause } from "../lib/upstream-errors";
 import { bigint, boolean, check, index, integer, jsonb, pgEnum, pgTable, primaryKey, text, timestamp, uniqueIndex, uuid } from "drizzle-orm/pg-core";
 
 // ---------------------------------------------------------------------------------------------
@@ -481,8 +482,11 @@ export type DiscoveryScanStatus = (typeof DISCOVERY_SCAN_STATUSES)[number];
 
 export interface DiscoveryRegionResult {
   region: string;
-  /** not_enabled: an opt-in region the account has not enabled (EC2 DescribeRegions); nothing was scanned there. */
-  status: "succeeded" | "failed" | "not_enabled";
+  /**
+   * not_enabled: an opt-in region the account has not enabled (EC2 DescribeRegions); nothing was scanned there.
+   * excluded_by_organization: the organization's service control policy denies reading it.
+   */
+  status: "succeeded" | "failed" | "not_enabled" | "excluded_by_organization";
   assets: number;
   error?: string;
 }
@@ -936,8 +940,45 @@ export const invitations = pgTable(
   (table) => [index("invitations_org_idx").on(table.organizationId, table.createdAt)],
 );
 
+export const PERMISSION_FINDING_SOURCES = ["run", "discovery", "rollout", "check"] as const;
+export type PermissionFindingSource = (typeof PERMISSION_FINDING_SOURCES)[number];
+
+/**
+ * A permission the platform was refused in a tenant's account, as AWS's AccessDenied said it (services/core/
+ * permission-findings.ts): one row per account, region and action, open until the same source sees it allowed.
+ */
+export const permissionFindings = pgTable(
+  "permission_findings",
+  {
+    id: integer("id").primaryKey().generatedByDefaultAsIdentity(),
+    organizationId: integer("organization_id")
+      .notNull()
+      .references(() => organizations.id, { onDelete: "cascade" }),
+    /** The AWS account (12 digits), or `unknown` when the tenant's role names none yet. */
+    awsAccountId: text("aws_account_id").notNull(),
+    /** An AWS region, or `global` (IAM, STS, Organizations). */
+    region: text("region").notNull(),
+    action: text("action").notNull(),
+    resource: text("resource"),
+    cause: text("cause").$type<AccessDeniedCause>().notNull(),
+    /** What met it last: a run, a discovery, a rollout read or a permission check. */
+    source: text("source").$type<PermissionFindingSource>().notNull(),
+    firstSeenAt: timestamptz("first_seen_at").notNull().defaultNow(),
+    lastSeenAt: timestamptz("last_seen_at").notNull().defaultNow(),
+    occurrences: integer("occurrences").notNull().default(1),
+    /** When the same source next saw the call allowed; null while it is missing. */
+    resolvedAt: timestamptz("resolved_at"),
+  },
+  (table) => [
+    uniqueIndex("permission_findings_account_region_action_idx").on(table.organizationId, table.awsAccountId, table.region, table.action),
+    check("permission_findings_account_check", sql`${table.awsAccountId} ~ '^([0-9]{12}|unknown)$'`),
+    check("permission_findings_action_check", sql`${table.action} ~ '^[a-z0-9-]{2,32}:[A-Za-z0-9*]{2,64}$'`),
+  ],
+);
+
 export type Person = typeof people.$inferSelect;
 export type Invitation = typeof invitations.$inferSelect;
+export type PermissionFinding = typeof permissionFindings.$inferSelect;
 export type BrowserSession = typeof browserSessions.$inferSelect;
 
 export type NewOrganization = typeof organizations.$inferInsert;

@@ -96,7 +96,8 @@ export const ACCESS_DENIED_CAUSES: Record<AccessDeniedCause, string> = {
   unknown: "access denied",
 };
 
-const CAUSE_RULES: [RegExp, AccessDeniedCause][] = [
+/** AWS's phrase for each cause, as its AccessDenied messages word it. */
+export const ACCESS_DENIED_CAUSE_RULES: [RegExp, AccessDeniedCause][] = [
   [/explicit deny in a service control policy/i, "service_control_policy"],
   [/explicit deny in a resource control policy/i, "resource_control_policy"],
   [/explicit deny in a permissions boundary/i, "permissions_boundary"],
@@ -114,6 +115,6 @@ export function accessDeniedDetail(error: unknown): { action: string | null; cau
   const text = describe(error);
   if (upstreamFailureOf(error).code !== "upstream_access_denied" && !/UnauthorizedOperation|AccessDenied/.test(text)) return undefined;
   const action = /perform:? ([a-z0-9-]{2,32}:[A-Za-z0-9*]{2,64})\b/.exec(text)?.[1] ?? null;
-  const cause = CAUSE_RULES.find(([pattern]) => pattern.test(text))?.[1] ?? "unknown";
+  const cause = ACCESS_DENIED_CAUSE_RULES.find(([pattern]) => pattern.test(text))?.[1] ?? "unknown";
   return { action, cause };
 }

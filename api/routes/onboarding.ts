@@ -3,7 +3,7 @@
  * validation), discovered assets, discovery scans (and a new one on demand).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { ASSET_PRIORITIES } from "../../db/schema";
+import { ASSET_PRIORITIES, PERMISSION_FINDING_SOURCES } from "../../db/schema";
 import type { Services } from "../../services";
 import type { AssetPageQuery } from "../../services/discovery/discovery-service";
 import { presentAssetPage, presentProgress, presentScan } from "../presenters";
@@ -15,12 +15,35 @@ const phase = z.object({ status: z.enum(["pending", "in_progress", "completed", 
 export const progressSchema = z
   .object({
     stack: phase.extend({ run_id: z.string().nullable(), resources_done: z.number(), resources_total: z.number() }),
-    discovery: phase.extend({ scan_id: z.string().nullable(), assets_found: z.number(), regions_failed: z.array(z.string()) }),
+    discovery: phase.extend({
+      scan_id: z.string().nullable(),
+      assets_found: z.number(),
+      regions_failed: z.array(z.string()),
+      regions_excluded_by_organization: z.array(z.string()).describe("regions the organization's service control policy closes to the platform"),
+    }),
     deployment: phase.extend({ targeted: z.number(), agents_deployed: z.number(), failed: z.number() }),
     validation: phase.extend({ checks_passed: z.number(), checks_total: z.number() }),
     overall_progress: z.number(),
     onboarding_status: z.string(),
     action_required: z.array(z.object({ reason: z.string(), fix: z.string() })),
+    missing_permissions: z
+      .array(
+        z.object({
+          aws_account_id: z.string(),
+          region: z.string().describe("an AWS region, or `global` for IAM, STS and Organizations"),
+          action: z.string(),
+          resource: z.string().nullable(),
+          cause: z.string().describe("AWS's cause: service_control_policy, permissions_boundary, no_allow, ..."),
+          source: z.enum(PERMISSION_FINDING_SOURCES),
+          reason: z.string(),
+          fix: z.string(),
+          excluded_by_organization: z.boolean(),
+          first_seen_at: z.string(),
+          last_seen_at: z.string(),
+          occurrences: z.number().int(),
+        }),
+      )
+      .describe("what AWS refused the platform in the tenant's accounts, open until a later call goes through"),
     change_pending: z.string().nullable(),
     drift: z
       .object({
@@ -79,7 +102,12 @@ const scanSchema = z
     changes: z.object({ inserted: z.number(), updated: z.number(), removed: z.number() }).nullable(),
     regions: z
       .array(
-        z.object({ region: z.string(), status: z.enum(["succeeded", "failed", "not_enabled"]), assets: z.number(), error: z.string().optional() }),
+        z.object({
+          region: z.string(),
+          status: z.enum(["succeeded", "failed", "not_enabled", "excluded_by_organization"]),
+          assets: z.number(),
+          error: z.string().optional(),
+        }),
       )
       .nullable(),
     error: runErrorSchema.nullable(),

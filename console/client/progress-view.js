@@ -123,7 +123,39 @@ export function renderProgress(container, progress, details, actions) {
       steps.map((step) => renderStep(step)),
     ),
     progress.accounts ? accountsLine(progress.accounts) : null,
+    missingPermissions(progress),
     overall === 100 ? h("p", { className: "complete", role: "status" }, "Setup complete: Mini-XDR is now monitoring your environment") : null,
+  );
+}
+
+/** What AWS refused the platform, each with its fix; regions an organization's policy closes are said apart. */
+function missingPermissions(progress) {
+  const missing = progress.missing_permissions ?? [];
+  const excluded = progress.discovery.regions_excluded_by_organization ?? [];
+  if (missing.length === 0 && excluded.length === 0) return null;
+  return h(
+    "section",
+    { className: "problem missing-permissions", "aria-labelledby": "missing-permissions-title" },
+    h("h2", { id: "missing-permissions-title" }, `Missing permissions (${missing.length})`),
+    excluded.length
+      ? h(
+          "p",
+          {},
+          `Excluded by your organization: ${excluded.join(", ")}. Its service control policy denies reading these regions, so Mini-XDR does not look there.`,
+        )
+      : null,
+    h(
+      "ul",
+      {},
+      missing.map((entry) =>
+        h(
+          "li",
+          { "data-missing-permission": `${entry.region} ${entry.action}` },
+          h("p", {}, `${entry.reason} (account ${entry.aws_account_id}).`),
+          h("p", { className: "small" }, h("strong", {}, "How to fix: "), entry.fix),
+        ),
+      ),
+    ),
   );
 }
 

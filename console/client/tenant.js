@@ -751,7 +751,74 @@ export function mountTenant({ main, nav, session }) {
             h("button", { type: "button", "data-admin-only": true, onclick: () => show("quick-start") }, "Connect AWS"),
           ],
     );
-    screen("Settings", integrationCard, h("section", { className: "card", "aria-label": "Integration settings" }, form));
+    screen("Settings", integrationCard, permissionsCard(), h("section", { className: "card", "aria-label": "Integration settings" }, form));
+  }
+
+  /** POST .../permissions/check: each read-only call the platform needs, tried once per region, as a matrix. */
+  function permissionsCard() {
+    const result = h("div", { role: "status", id: "permissions-result" });
+    const check = h("button", { type: "button", className: "secondary", "data-admin-only": true }, "Check permissions");
+    check.addEventListener("click", async () => {
+      check.disabled = true;
+      replace(result, h("p", { className: "muted" }, "Trying each call in each region…"));
+      try {
+        const { regions } = await api("POST", path("/permissions/check"));
+        const actions = regions[0]?.checks.map((cell) => cell.action) ?? [];
+        const problems = regions.flatMap((region) => region.checks.filter((cell) => cell.status !== "allowed"));
+        replace(
+          result,
+          h(
+            "table",
+            { className: "permission-matrix" },
+            h("caption", {}, "Permissions per region"),
+            h(
+              "thead",
+              {},
+              h(
+                "tr",
+                {},
+                h("th", { scope: "col" }, "Region"),
+                actions.map((action) => h("th", { scope: "col" }, action)),
+              ),
+            ),
+            h(
+              "tbody",
+              {},
+              regions.map((region) =>
+                h(
+                  "tr",
+                  { "data-region": region.region },
+                  h("th", { scope: "row" }, region.region, " ", badge(region.status)),
+                  region.checks.map((cell) => h("td", { "data-status": cell.status }, cell.status)),
+                ),
+              ),
+            ),
+          ),
+          problems.length
+            ? h(
+                "ul",
+                {},
+                problems.map((cell) =>
+                  h("li", {}, h("p", {}, cell.reason), h("p", { className: "small" }, h("strong", {}, "How to fix: "), cell.fix)),
+                ),
+              )
+            : h("p", {}, "Every call the platform needs is allowed in every region."),
+        );
+        announce("Permission check done");
+      } catch (error) {
+        replace(result, h("p", { className: "error" }, `The check did not run: ${error.message}`));
+      } finally {
+        check.disabled = false;
+      }
+    });
+    return h(
+      "section",
+      { className: "card", "aria-labelledby": "permissions-title" },
+      h("h2", { id: "permissions-title" }, "Permissions"),
+      h("p", { className: "small muted" }, "Tries each read-only call Mini-XDR makes in your account, once per region, and shows what AWS answers."),
+      h("div", { className: "actions" }, check),
+      result,
+    );
   }
 
   async function renderMembers() {

@@ -8,6 +8,8 @@ import type { Keyring } from "../../db/crypto";
 import { discoveryScans, type DiscoveryScan, type DiscoveryScanStatus } from "../../db/schema";
 import { openStackSession } from "../core/tenant-aws-session";
 import { discoverTenant } from "./discover";
+import { recordPermissionObservation } from "../core/permission-findings";
+import { deniedCallsIn, excludedByOrganization } from "../core/permission-findings-fns";
 import { noopTelemetry, type Telemetry } from "../../lib/telemetry";
 import { DomainError } from "../../lib/errors";
 import { neutralUpstreamText, upstreamFailureOf } from "../../lib/upstream-errors";
@@ -21,6 +23,9 @@ export interface ScanRunnerDeps {
   /** Scan lifecycle log lines and per-region discovery metrics. */
   telemetry?: Telemetry;
 }
+
+/** The calls a region scan makes: a scan that went through shows them allowed there. */
+const DISCOVERY_ACTIONS = new Set(["ec2:DescribeInstances", "rds:DescribeDBInstances"]);
 
 export async function executeScan(deps: ScanRunnerDeps, scanId: string): Promise<void> {
   const { db } = deps;
@@ -39,13 +44,29 @@ export async function executeScan(deps: ScanRunnerDeps, scanId: string): Promise
     const summary = await discoverTenant({ db, organizationId: scan.organizationId, credentials: session.credentials, stack: session.stack });
     const scanned = summary.regions.filter((region): region is typeof region & { status: "succeeded" | "failed" } => region.status !== "not_enabled");
     for (const region of scanned) metrics.discoveryRegionScanned(region.region, region.status, region.durationMs / 1000);
-    const failed = scanned.filter((region) => region.status === "failed").length;
-    const status: DiscoveryScanStatus = failed === 0 ? "succeeded" : failed === scanned.length ? "failed" : "partial";
+    const denials = new Map(
+      scanned.map((region) => [region.region, region.status === "failed" ? deniedCallsIn(region.error ?? "", region.region) : []]),
+    );
+    await recordPermissionObservation(db, {
+      organizationId: scan.organizationId,
+      awsAccountId: session.stack.awsAccountId,
+      source: "discovery",
+      denied: [...denials.values()].flat(),
+      allowed: (finding) =>
+        DISCOVERY_ACTIONS.has(finding.action) && scanned.some((region) => region.region === finding.region && region.status === "succeeded"),
+    });
+    // A region the organization's policy closes is not a failure of the scan: it is where the platform may not look.
+    const excluded = new Set(scanned.filter((region) => excludedByOrganization(denials.get(region.region) ?? [])).map((region) => region.region));
+    const failed = scanned.filter((region) => region.status === "failed" && !excluded.has(region.region)).length;
+    const looked = scanned.length - excluded.size;
+    const status: DiscoveryScanStatus = failed === 0 ? "succeeded" : failed === looked ? "failed" : "partial";
     outcome = {
       status,
       assetsFound: summary.assetsFound,
       changes: { inserted: summary.inserted, updated: summary.updated, removed: summary.removed },
-      regions: summary.regions.map(({ durationMs: _durationMs, ...region }) => region),
+      regions: summary.regions.map(({ durationMs: _durationMs, ...region }) =>
+        excluded.has(region.region) ? { ...region, status: "excluded_by_organization" as const } : region,
+      ),
       ...(status === "failed" ? { error: { message: "every region failed", kind: "DiscoveryFailed" } } : {}),
     };
   } catch (error) {

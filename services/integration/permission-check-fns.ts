@@ -4,7 +4,8 @@
  * person applies. A region where the organization's policy denies every call is excluded by the organization, not
  * failed. Pure: services/integration/permission-check.ts makes the calls.
  */
-import { ACCESS_DENIED_CAUSES, type AccessDeniedCause } from "../../lib/upstream-errors";
+import type { AccessDeniedCause } from "../../lib/upstream-errors";
+import { permissionFix, permissionReason } from "../core/permission-findings-fns";
 
 /** The read-only calls of discovery and the rollout reads, as IAM names them. */
 export const CHECKED_ACTIONS = [
@@ -48,14 +49,13 @@ export function permissionCell(action: CheckedAction, region: string, outcome: C
     };
   }
   const denied = outcome.action ?? action;
-  const words = ACCESS_DENIED_CAUSES[outcome.cause];
-  const fix =
-    outcome.cause === "service_control_policy" || outcome.cause === "resource_control_policy"
-      ? `ask your AWS administrator to allow ${denied} in ${region} for the Mini-XDR roles (the organization's policy denies it)`
-      : outcome.cause === "permissions_boundary"
-        ? `the role's permissions boundary denies ${denied}: update the bootstrap stack to the current template, then run an up`
-        : `the Mini-XDR access role lacks ${denied}: run an up (it restores the role's policy); if it persists, update the bootstrap stack`;
-  return { action, status: "denied", reason: `AWS denied ${denied} in ${region}: ${words}`, fix, cause: outcome.cause };
+  return {
+    action,
+    status: "denied",
+    reason: permissionReason(denied, region, outcome.cause),
+    fix: permissionFix(denied, region, outcome.cause),
+    cause: outcome.cause,
+  };
 }
 
 export function regionPermissions(region: string, checks: PermissionCell[]): RegionPermissions {

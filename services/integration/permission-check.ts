@@ -12,6 +12,7 @@ import { ConflictError } from "../../lib/errors";
 import { accessDeniedDetail, upstreamFailureOf } from "../../lib/upstream-errors";
 import { type Principal, requireTenantAdmin } from "../core/principal";
 import { openTenantSession } from "../core/tenant-aws-session";
+import { recordPermissionObservation } from "../core/permission-findings";
 import {
   CHECKED_ACTIONS,
   permissionCell,
@@ -91,6 +92,21 @@ export function createPermissionCheck({ db, keyring }: { db: DrizzleDatabase; ke
           ),
         ),
       );
+      await recordPermissionObservation(db, {
+        organizationId: org.id,
+        awsAccountId: session.stack.awsAccountId,
+        source: "check",
+        denied: regions.flatMap(({ region, checks }) =>
+          checks.flatMap((check) =>
+            check.status === "denied" ? [{ action: check.action, resource: null, region, cause: check.cause ?? "unknown" }] : [],
+          ),
+        ),
+        allowed: (finding) =>
+          regions.some(
+            ({ region, checks }) =>
+              region === finding.region && checks.some((check) => check.action === finding.action && check.status === "allowed"),
+          ),
+      });
       return { checkedAt: new Date(), regions };
     } finally {
       running.delete(org.id);

@@ -16,6 +16,7 @@ import { neutralUpstreamText } from "../../lib/upstream-errors";
 import { notifyRunFinished } from "../core/notification-events";
 import { loadAwsCredential } from "../core/aws-credential-store";
 import { recordAudit } from "../core/audit-store";
+import { recordRunPermissions } from "../core/permission-findings";
 import { type Principal, requireAdmin, requireTenantAdmin, systemPrincipal } from "../core/principal";
 import { approvalRequired, type RequestedRun } from "../core/run-requests";
 import { TenantAwsAccessError } from "../core/tenant-aws-session";
@@ -129,6 +130,7 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
   return {
     /** What follows a finished run: onboarding moves on, drift is recorded (and remediated), webhooks are told, the fleet goes on. */
     async afterRun(run: Run): Promise<void> {
+      await recordRunPermissions(db, run);
       if (run.awsAccountId) {
         await accounts?.afterRun(run);
         const [org] = await db.select().from(organizations).where(eq(organizations.id, run.organizationId));

@@ -3,6 +3,8 @@
  * (targeted assets and their agent status) and validation (the named checks), each as a status and a percentage,
  * and an overall percentage weighted by how long each phase takes.
  */
+import { openPermissionFindings } from "../core/permission-findings";
+import { missingPermissionOf, type MissingPermission } from "../core/permission-findings-fns";
 import { eq, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import { preparedPerDatabase } from "../../db/prepared-query";
@@ -30,13 +32,15 @@ export interface PhaseProgress {
 
 export interface TenantProgress {
   stack: PhaseProgress & { runId: string | null; resourcesDone: number; resourcesTotal: number };
-  discovery: PhaseProgress & { scanId: string | null; assetsFound: number; regionsFailed: string[] };
+  discovery: PhaseProgress & { scanId: string | null; assetsFound: number; regionsFailed: string[]; regionsExcluded: string[] };
   deployment: PhaseProgress & { targeted: number; agentsDeployed: number; failed: number };
   validation: PhaseProgress & { checksPassed: number; checksTotal: number };
   overallProgress: number;
   onboardingStatus: OnboardingStatus;
   /** With action_required: what a person has to do. */
   actionRequired: StatusReason[];
+  /** What AWS refused the platform in the tenant's accounts, each with its fix (services/core/permission-findings.ts). */
+  missingPermissions: MissingPermission[];
   /** Settings not applied yet ("change pending: run an up ..."), or null. */
   changePending: string | null;
   /** The last drift check found the cloud changed outside the stack: which resources and properties; else null. */
@@ -89,9 +93,9 @@ async function stackProgress(db: DrizzleDatabase, run: Run | null): Promise<Tena
 }
 
 function discoveryProgress(scan: DiscoveryScan | null, assetsFound: number): TenantProgress["discovery"] {
-  if (!scan) return { status: "pending", progress: 0, scanId: null, assetsFound, regionsFailed: [] };
-  const regionsFailed = (scan.regions ?? []).filter((region) => region.status === "failed").map((region) => region.region);
-  const base = { scanId: scan.id, assetsFound, regionsFailed };
+  if (!scan) return { status: "pending", progress: 0, scanId: null, assetsFound, regionsFailed: [], regionsExcluded: [] };
+  const regionsWhere = (status: string) => (scan.regions ?? []).filter((region) => region.status === status).map((region) => region.region);
+  const base = { scanId: scan.id, assetsFound, regionsFailed: regionsWhere("failed"), regionsExcluded: regionsWhere("excluded_by_organization") };
   switch (scan.status) {
     case "queued":
       return { status: "in_progress", progress: 10, ...base };
@@ -116,10 +120,11 @@ function deploymentPhase({ targeted, installed, failed, instances }: DeploymentS
 
 export async function tenantProgress(db: DrizzleDatabase, tenant: Organization, now = new Date()): Promise<TenantProgress> {
   const organizationId = tenant.id;
-  const [[org], lastUp, lastScan] = await Promise.all([
+  const [[org], lastUp, lastScan, findings] = await Promise.all([
     tenantStateQuery(db).execute({ organizationId }),
     latestUp(db, organizationId),
     latestScan(db, organizationId),
+    openPermissionFindings(db, organizationId),
   ]);
   const rollout = await deploymentSummary(db, organizationId, org?.settings ?? {});
   const [stack, validation] = await Promise.all([stackProgress(db, lastUp), validateTenant(db, organizationId, { now, rollout, lastUp, lastScan })]);
@@ -148,6 +153,7 @@ export async function tenantProgress(db: DrizzleDatabase, tenant: Organization, 
     overallProgress: status === "offboarded" ? 0 : overall,
     onboardingStatus: status,
     actionRequired: status === "action_required" ? (org?.reasons ?? []) : [],
+    missingPermissions: findings.map(missingPermissionOf),
     changePending: rollout.changePending,
     drift:
       org?.drift?.status === "drifted"

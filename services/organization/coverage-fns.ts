@@ -4,6 +4,7 @@
  * its fix. A customer reads from it where the agent is, and what to do where it is not.
  */
 import type { DiscoveryRegionResult, OnboardingStatus } from "../../db/schema";
+import { permissionFix, permissionReason } from "../core/permission-findings-fns";
 import { ACCESS_DENIED_CAUSES, accessDeniedDetail, type AccessDeniedCause } from "../../lib/upstream-errors";
 
 export const COVERAGE_CELL_STATUSES = [
@@ -15,6 +16,7 @@ export const COVERAGE_CELL_STATUSES = [
   "connected_but_empty",
   "region_not_enabled",
   "access_denied",
+  "excluded_by_organization",
   "unreachable",
   "bootstrap_role_missing",
   "not_onboarded_yet",
@@ -108,17 +110,17 @@ function explain(account: CoverageAccountInput, region: string, counts: Instance
       `enable ${region} in the account (Account > AWS Regions), or remove it from the tenant's regions`,
     );
   }
-  if (scanned?.status === "failed") {
+  if (scanned?.status === "failed" || scanned?.status === "excluded_by_organization") {
     const denied = accessDeniedDetail(scanned.error);
     if (denied) {
       const awsSays = ACCESS_DENIED_CAUSES[denied.cause];
       const what = denied.action ?? "a read the platform needs";
       return {
-        status: "access_denied",
-        reason: `AWS denied ${what} in ${region}: ${awsSays}`,
+        status: scanned.status === "excluded_by_organization" ? "excluded_by_organization" : "access_denied",
+        reason: permissionReason(what, region, denied.cause),
         fix:
           denied.cause === "service_control_policy" || denied.cause === "resource_control_policy"
-            ? `ask your AWS administrator to allow ${what} in ${region} for the Mini-XDR roles (the organization's policy denies it)`
+            ? permissionFix(what, region, denied.cause)
             : `retry the account: its stack restores the XDR access role's permissions (${what})`,
         accessDenied: { action: denied.action, cause: denied.cause, awsSays },
       };

@@ -4,6 +4,8 @@
  * and how did our latest retry command end there (GetCommandInvocation). The result is written onto each asset's
  * agent status, with the evidence in agent_status_detail. An agent that has checked in outranks all of it.
  */
+import { recordPermissionObservation } from "../core/permission-findings";
+import { deniedCallsIn } from "../core/permission-findings-fns";
 import type { InstanceAssociationStatusInfo, InstanceInformation, SSMClient } from "@aws-sdk/client-ssm";
 import { and, desc, eq, isNull } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
@@ -318,6 +320,14 @@ export async function refreshAgentStatus(db: DrizzleDatabase, session: TenantSes
         })
         .where(eq(cloudAssets.id, asset.id));
     }
+  });
+  await recordPermissionObservation(db, {
+    organizationId: session.organizationId,
+    awsAccountId: session.stack.awsAccountId,
+    source: "rollout",
+    denied: regions.flatMap((region) => (region.status === "failed" ? deniedCallsIn(region.error ?? "", region.region) : [])),
+    allowed: (finding) =>
+      finding.action.startsWith("ssm:") && regions.some((region) => region.region === finding.region && region.status === "succeeded"),
   });
   if (regions.length > 0 && regions.every((region) => region.status === "failed")) {
     throw new TenantAwsAccessError(`could not read the agent rollout from SSM: ${regions.map((r) => `${r.region}: ${r.error}`).join("; ")}`);

@@ -11,6 +11,9 @@
  *   d. the progress stream and the KPIs through the API: scoped like every route
  *   e. the one click: Connect AWS opens the quick-create link (a stand-in AWS console page), the customer creates the
  *      stack from it, the page shows the wait, and onboarding runs by itself to 100 %
+ *   a2. permission health: the Settings page's check shows the matrix, an organization's deny (the EC2 stand-in,
+ *      test/harness/ec2-standin.ts, answers as AWS does for an SCP, which moto cannot) with its fix, and the progress
+ *      page lists the missing permission until the deny is lifted
  *   f. no secret in any page's HTML or in any request the browser made; only 127.0.0.1 was contacted
  *
  * Every screen is checked with axe (no serious or critical violation) and kept as a screenshot under
@@ -27,6 +30,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { decryptJson, hashToken } from "../../db/crypto";
 import { customerAccountCredentials, launchMonitoredInstances, LINUX_AMI } from "../harness/customer-account";
 import { CHROMIUM_OPTIONS, reachLoopbackOnly, screenChecks } from "../harness/console-browser";
+import { startEc2StandIn, type Ec2StandIn } from "../harness/ec2-standin";
 import { awsAsCustomer, createStackFromQuickCreateLink, customerAccount } from "../harness/customer-cloudformation";
 import { readEventStream } from "../harness/event-stream-reader";
 import { enrollmentBody } from "../harness/instance-identity";
@@ -50,6 +54,11 @@ const click = tenant("click"); // e: the one-click quick start through the quick
 const isQuickCreateLink = (url: string) => new URL(url).host === `${REGION}.console.aws.amazon.com`;
 const TEMPLATE_BUCKET = "mini-xdr-console-templates";
 
+/** Actions an organization's SCP denies, per region, in every account the service reads (set by test a2). */
+const EVERY_ACCOUNT = "any account";
+const scpDenies: Record<string, { region: string; action: string }[]> = { [EVERY_ACCOUNT]: [] };
+let ec2: Ec2StandIn | undefined;
+
 let context: BrowserContext;
 let userDataDir: string;
 let acmeInstances: string[] = [];
@@ -66,10 +75,11 @@ const waitFor = waitForWith(WAIT);
 const service = serviceUnderTest({
   name: "console",
   ssmStandIn: true,
-  env: { BOOTSTRAP_TEMPLATE_BUCKET: TEMPLATE_BUCKET },
+  env: () => ({ BOOTSTRAP_TEMPLATE_BUCKET: TEMPLATE_BUCKET, ...(ec2 ? { AWS_ENDPOINT_URL_EC2: ec2.url } : {}) }),
   wait: WAIT,
   offboardWhenDone: [acme],
   beforeServerStart: async () => {
+    ec2 = await startEc2StandIn({ motoUrl: process.env.AWS_ENDPOINT_URL!, accountOf: () => EVERY_ACCOUNT, scpDenies });
     // The quick-create link: templates published to moto's S3; STS (the service's stand-in) refuses AssumeRole as
     // AWS does until the role exists.
     const s3 = new S3Client({ region: REGION });
@@ -89,6 +99,7 @@ const encryptionKey = service.encryptionKey!;
 
 afterAll(async () => {
   await context?.close();
+  await ec2?.stop();
   if (userDataDir) await rm(userDataDir, { recursive: true, force: true });
   if (screenshots.length) console.log(`console screenshots:\n${screenshots.map((file) => `  ${file}`).join("\n")}`);
 });
@@ -299,6 +310,39 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("heading", { name: "Sign in to Mini-XDR" }).waitFor();
     expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    await page.close();
+  });
+
+  it("a2 (after a). permission health: the check's matrix with an organization's deny and its fix; the missing permission on the progress page until lifted", async () => {
+    const page = await signIn(acme);
+    await page.getByRole("button", { name: "Settings" }).click();
+    await page.getByRole("heading", { name: "Permissions" }).waitFor();
+    scpDenies[EVERY_ACCOUNT]!.push({ region: REGION, action: "ec2:DescribeInstances" });
+    await page.getByRole("button", { name: "Check permissions" }).click();
+    const matrix = page.locator("table.permission-matrix");
+    await matrix.waitFor();
+    expect(await matrix.locator(`tr[data-region="${REGION}"] td`).allInnerTexts()).toEqual(["denied", "allowed", "allowed", "allowed"]);
+    const result = page.locator("#permissions-result");
+    expect(await result.innerText()).toContain(`AWS denied ec2:DescribeInstances in ${REGION}: an explicit deny in a service control policy`);
+    expect(await result.innerText()).toContain(`ask your AWS administrator to allow ec2:DescribeInstances in ${REGION}`);
+    await checkScreen(page, "05a-permission-check-scp-deny");
+
+    await page.getByRole("button", { name: "Quick start" }).click();
+    const missing = page.locator(`[data-missing-permission="${REGION} ec2:DescribeInstances"]`);
+    await missing.waitFor();
+    expect(await missing.innerText()).toContain("How to fix: ask your AWS administrator");
+    await checkScreen(page, "05b-progress-missing-permission");
+
+    // Lifted: the next check shows every call allowed, and the progress page no longer lists it.
+    scpDenies[EVERY_ACCOUNT]!.length = 0;
+    await page.getByRole("button", { name: "Settings" }).click();
+    await page.getByRole("button", { name: "Check permissions" }).click();
+    await page.locator("#permissions-result", { hasText: "Every call the platform needs is allowed in every region." }).waitFor();
+    await page.getByRole("button", { name: "Quick start" }).click();
+    await page.locator(".steps").waitFor();
+    await waitFor("the missing permission gone from the progress page", async () =>
+      (await page.locator("[data-missing-permission]").count()) === 0 ? true : undefined,
+    );
     await page.close();
   });
 

@@ -36,6 +36,7 @@ const TABLES = [
   "memberships",
   "organizations",
   "people",
+  "permission_findings",
   "run_events",
   "run_plans",
   "runs",

@@ -345,11 +345,12 @@ describe("an AWS Organization connected with one link", () => {
       throw new Error(`${error.message}; the accounts then: ${JSON.stringify(lastView, null, 1)}`);
     });
     // The home account has not been connected yet: it waits (not_started) without holding the others up. Neither do
-    // the three accounts that need a person, each with what it needs.
-    expect(settled.by_status, JSON.stringify(settled.needs_action, null, 2)).toEqual({ completed: 6, action_required: 3, not_started: 1 });
+    // the two accounts that need a person, each with what it needs. security-1 is complete: the region its
+    // organization's SCP closes (ap-east-1) is excluded by the organization, not a failure that needs a person.
+    expect(settled.by_status, JSON.stringify(settled.needs_action, null, 2)).toEqual({ completed: 7, action_required: 2, not_started: 1 });
     expect(settled.status).toBe("connecting");
     const needs = Object.fromEntries(settled.needs_action.map((entry) => [entry.account_id, entry.reasons]));
-    expect(Object.keys(needs).sort()).toEqual([accounts["dev-3"], accounts["prod-1"], accounts["security-1"]].sort());
+    expect(Object.keys(needs).sort()).toEqual([accounts["dev-3"], accounts["prod-1"]].sort());
     expect(needs[accounts["dev-3"]!]).toEqual([
       expect.objectContaining({ reason: expect.stringContaining("does not answer"), fix: expect.stringContaining("StackSet") }),
     ]);
@@ -359,12 +360,18 @@ describe("an AWS Organization connected with one link", () => {
         fix: expect.stringContaining("AmazonSSMManagedInstanceCore"),
       }),
     ]);
-    expect(needs[accounts["security-1"]!]).toEqual([
-      {
-        reason: "AWS denied ec2:DescribeInstances in ap-east-1: an explicit deny in a service control policy",
-        fix: "ask your AWS administrator to allow ec2:DescribeInstances in ap-east-1 for the Mini-XDR roles, or remove ap-east-1 from the tenant's regions",
-      },
-    ]);
+    // The deny is a missing permission of the tenant, in security-1's account, with what to ask the administrator.
+    const progress = await call(service.app, "GET", `/v1/tenants/${tenant.slug}/progress`);
+    expect(progress.body.missing_permissions).toContainEqual(
+      expect.objectContaining({
+        aws_account_id: accounts["security-1"],
+        region: OPT_IN_REGION,
+        action: "ec2:DescribeInstances",
+        source: "discovery",
+        excluded_by_organization: true,
+        fix: "ask your AWS administrator to allow ec2:DescribeInstances in ap-east-1 for the Mini-XDR roles (the organization's policy denies it)",
+      }),
+    );
     // Each onboarded account has its own stack's run, and the platform's access role in its own account.
     const accountRuns = await service.platform.database.db
       .select()
@@ -416,7 +423,7 @@ describe("an AWS Organization connected with one link", () => {
     expect(cell("prod-2", OPT_IN_REGION)).toMatchObject({ status: "region_not_enabled", instances: { discovered: 0 } });
     expect(cell("prod-1", REGION)).toMatchObject({ status: "not_managed", instances: { discovered: 2, managed: 0, unmanaged: 1 } });
     expect(cell("security-1", OPT_IN_REGION)).toMatchObject({
-      status: "access_denied",
+      status: "excluded_by_organization",
       reason: "AWS denied ec2:DescribeInstances in ap-east-1: an explicit deny in a service control policy",
     });
     expect(cell("root-1", REGION)).toMatchObject({ status: "connected_but_empty", ssm: { association: true } });

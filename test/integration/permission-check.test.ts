@@ -7,7 +7,8 @@
  */
 import { eq } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { runs } from "../../db/schema";
+import { discoveryScans, organizations, runs } from "../../db/schema";
+import { executeScan } from "../../services/discovery/scan-runner";
 import { startEc2StandIn, type Ec2StandIn } from "../harness/ec2-standin";
 import { startTestPlatform, type TestPlatform } from "../harness/platform";
 import { seedTenant, type SeededTenant } from "../harness/seeded-tenant";
@@ -15,6 +16,7 @@ import { startSsmStandIn, type SsmStandIn } from "../harness/ssm-standin";
 
 const ACCOUNT = "123456789012";
 const DENIED_REGION = "eu-west-1";
+const scpDenies = { [ACCOUNT]: [{ region: DENIED_REGION, action: "ec2:DescribeInstances" }] };
 const saved = { ec2: process.env.AWS_ENDPOINT_URL_EC2, ssm: process.env.AWS_ENDPOINT_URL_SSM };
 let service: TestPlatform;
 let ec2: Ec2StandIn;
@@ -27,7 +29,7 @@ beforeAll(async () => {
     motoUrl: moto,
     // Every EC2 call here is the tenant's session in its account.
     accountOf: () => ACCOUNT,
-    scpDenies: { [ACCOUNT]: [{ region: DENIED_REGION, action: "ec2:DescribeInstances" }] },
+    scpDenies,
   });
   ssm = await startSsmStandIn(moto);
   process.env.AWS_ENDPOINT_URL_EC2 = ec2.url;
@@ -41,6 +43,11 @@ beforeAll(async () => {
     .update(runs)
     .set({ outputs: { ...outputs, rollout: { ...outputs.rollout, regions: ["us-east-1", DENIED_REGION] } } } as never)
     .where(eq(runs.id, up!.id));
+  const [org] = await service.platform.database.db.select().from(organizations).where(eq(organizations.id, tenant.organizationId));
+  await service.platform.database.db
+    .update(organizations)
+    .set({ integrationSettings: { ...org!.integrationSettings, regions: ["us-east-1", DENIED_REGION] } })
+    .where(eq(organizations.id, tenant.organizationId));
 });
 
 afterAll(async () => {
@@ -95,5 +102,45 @@ describe("the permission matrix", () => {
     const { status, body } = await unapplied.call("POST", `/v1/tenants/${unapplied.slug}/permissions/check`);
     expect(status).toBe(409);
     expect(body.error.message).toMatch(/not applied|up/i);
+  });
+
+  it("keeps what AWS refused as a missing permission with its fix, and resolves it once the call goes through", async () => {
+    const progress = async () => (await tenant.call("GET", `/v1/tenants/${tenant.slug}/progress`)).body;
+    expect((await progress()).missing_permissions).toEqual([
+      expect.objectContaining({
+        aws_account_id: ACCOUNT,
+        region: DENIED_REGION,
+        action: "ec2:DescribeInstances",
+        resource: null,
+        cause: "service_control_policy",
+        source: "check",
+        excluded_by_organization: true,
+        reason: `AWS denied ec2:DescribeInstances in ${DENIED_REGION}: an explicit deny in a service control policy`,
+        fix: `ask your AWS administrator to allow ec2:DescribeInstances in ${DENIED_REGION} for the Mini-XDR roles (the organization's policy denies it)`,
+      }),
+    ]);
+
+    // A discovery meets the same deny: the region is excluded by the organization, the scan is not failed for it.
+    const db = service.platform.database.db;
+    const [scan] = await db.insert(discoveryScans).values({ organizationId: tenant.organizationId, trigger: "manual", actor: "test" }).returning();
+    await executeScan({ db, keyring: service.platform.keyring, log: (message) => expect.fail(message) }, scan!.id);
+    const [finished] = await db.select().from(discoveryScans).where(eq(discoveryScans.id, scan!.id));
+    expect(finished!.status).toBe("succeeded");
+    expect(finished!.regions!.map((region) => [region.region, region.status]).sort()).toEqual([
+      [DENIED_REGION, "excluded_by_organization"],
+      ["us-east-1", "succeeded"],
+    ]);
+    const afterScan = await progress();
+    expect(afterScan.discovery).toMatchObject({ regions_failed: [], regions_excluded_by_organization: [DENIED_REGION] });
+    expect(afterScan.missing_permissions).toEqual([
+      expect.objectContaining({ action: "ec2:DescribeInstances", source: "discovery", occurrences: 2 }),
+    ]);
+    expect(JSON.stringify(afterScan.missing_permissions)).not.toMatch(/assumed-role|sts::/);
+
+    // The administrator lifts the deny: the next check shows it allowed, and nothing is missing any more.
+    scpDenies[ACCOUNT].length = 0;
+    const checked = await tenant.call("POST", `/v1/tenants/${tenant.slug}/permissions/check`);
+    expect(checked.body.regions.map((region: { status: string }) => region.status)).toEqual(["allowed", "allowed"]);
+    expect((await progress()).missing_permissions).toEqual([]);
   });
 });

@@ -12,7 +12,7 @@ describe("permission matrix verdicts", () => {
 
   it("gives a missing allow the up (it restores the policy), a boundary the bootstrap update, and names the action", () => {
     const missing = permissionCell("ssm:ListAssociations", "us-east-1", { status: "denied", action: "ssm:ListAssociations", cause: "no_allow" });
-    expect(missing.fix).toMatch(/lacks ssm:ListAssociations: run an up/);
+    expect(missing.fix).toMatch(/lack ssm:ListAssociations: run an up/);
     const boundary = permissionCell("rds:DescribeDBInstances", "us-east-1", { status: "denied", action: null, cause: "permissions_boundary" });
     expect(boundary.reason).toBe("AWS denied rds:DescribeDBInstances in us-east-1: an explicit deny in a permissions boundary");
     expect(boundary.fix).toMatch(/update the bootstrap stack/);
