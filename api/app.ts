@@ -13,6 +13,7 @@
  *   /api/onboarding/v2/*   the seeds' endpoint set, for tenant tokens
  *   /, /console/*   the web console (console/): a static page and its ES modules, no auth (the data calls carry it)
  */
+import { bootstrapVersionsRouter, tenantBootstrapVersionRouter } from "./routes/bootstrap-versions";
 import type { Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import type { Database } from "../db/client";
@@ -146,6 +147,7 @@ export function createApp(deps: AppDependencies) {
   tenants.use("/:slug/*", tenantScope(services.tenants));
   tenants.route("/", tenantsRouter(services));
   tenants.route("/", integrationsRouter(services));
+  tenants.route("/", tenantBootstrapVersionRouter(services));
   tenants.route("/", organizationRouter(services));
   tenants.route("/", tokensRouter(services));
   tenants.route("/", membersRouter(services));
@@ -158,6 +160,7 @@ export function createApp(deps: AppDependencies) {
   tenants.route("/", unsupportedProvidersRouter());
   v1.route("/tenants", tenants);
   v1.route("/", overviewRouter(services));
+  v1.route("/", bootstrapVersionsRouter(services));
   v1.route("/", fleetRouter(services, { streams }));
   v1.route("/", adminTokensRouter(services));
   v1.route("/", platformWebhooksRouter(services));

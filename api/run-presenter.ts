@@ -26,5 +26,7 @@ export function presentRun(run: Run, tenantSlug: string) {
     drift: run.drift ?? null,
     remediates_run_id: run.remediatesRunId,
     fleet_run_id: run.fleetRunId,
+    /** Queued but held back until the tenant's bootstrap stack is updated: why, and what it waits for. */
+    held_for: run.heldFor ?? null,
   };
 }

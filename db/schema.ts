@@ -169,6 +169,13 @@ export interface EngineDiagnostic {
   urn?: string;
 }
 
+export interface RunHold {
+  reason: string;
+  actions: string[];
+  /** The bootstrap template version that grants them. */
+  version: string;
+}
+
 export interface RunError {
   message: string;
   /** Error class / category (e.g. ConcurrentUpdateError, CommandError). */
@@ -200,6 +207,9 @@ export const organizations = pgTable("organizations", {
   awsAccountId: text("aws_account_id"),
   /** The last drift check's finding (services/fleet/drift.ts); null before the first. */
   drift: jsonb("drift").$type<TenantDrift>(),
+  /** The bootstrap template version the tenant's bootstrap role carries (its version tag), as last read; null: not read yet. */
+  bootstrapVersion: text("bootstrap_version"),
+  bootstrapVersionReadAt: timestamptz("bootstrap_version_read_at"),
   createdAt: createdAt(),
   updatedAt: updatedAt(),
   offboardedAt: timestamptz("offboarded_at"),
@@ -342,6 +352,11 @@ export const runs = pgTable(
     fleetRunId: uuid("fleet_run_id"),
     /** The organization member account whose stack this run is on; null: the tenant's home account. */
     awsAccountId: text("aws_account_id"),
+    /**
+     * A queued run held back (not sent to the queue) until the tenant's bootstrap role grants what it needs: the
+     * reason, the missing actions and the version that grants them. Released by the next version read that finds it.
+     */
+    heldFor: jsonb("held_for").$type<RunHold>(),
   },
   (table) => [
     index("runs_org_status_idx").on(table.organizationId, table.status),

@@ -37,6 +37,7 @@ import { platformAccountIds } from "../services/integration/bootstrap-role-rules
 import { openBootstrapWaitQueue } from "../services/integration/bootstrap-wait";
 import { startCredentialRotation } from "../services/integration/credential-rotation-queue";
 import { createCredentialRotationService } from "../services/integration/credential-rotation-service";
+import { createBootstrapVersions } from "../services/integration/bootstrap-versions";
 import { createIntegrationService } from "../services/integration/integration-service";
 import { probeBootstrapRole, verifyBootstrapRoleWithSts } from "../services/integration/verify-bootstrap-role";
 import { listOrganization } from "../services/organization/organization-listing";
@@ -194,7 +195,9 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
     queue: runQueue,
     aroundRequest: statusAroundRunRequest(db),
     maxQueuedRunsPerTenant: config.MAX_QUEUED_RUNS_PER_TENANT,
+    holdFor: (org, kind) => bootstrapVersions.holdFor(org, kind),
   });
+  const bootstrapVersions = createBootstrapVersions({ db, keyring, links: bootstrapLinks, releaseHeldRuns: (id) => runs.releaseHeld(id) });
   const organizationAccounts = createOrganizationService({
     db,
     keyring,
@@ -228,6 +231,7 @@ export async function createPlatform(config: ServiceConfig, options: PlatformOpt
   const services: Services = {
     tenants,
     integrations,
+    bootstrapVersions,
     runs,
     onboarding,
     organizations: organizationAccounts,

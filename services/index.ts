@@ -5,6 +5,7 @@ import type { FleetService } from "./fleet/fleet-service";
 import type { IdentityService } from "./identity/identity-service";
 import type { InvitationService } from "./identity/invitation-service";
 import type { OidcSignIn } from "./identity/oidc-sign-in";
+import type { BootstrapVersions } from "./integration/bootstrap-versions";
 import type { IntegrationService } from "./integration/integration-service";
 import type { OnboardingService } from "./onboarding/onboarding-service";
 import type { OrganizationService } from "./organization/organization-service";
@@ -16,6 +17,7 @@ import type { WebhookService } from "./notification/webhook-service";
 export interface Services {
   tenants: TenantService;
   integrations: IntegrationService;
+  bootstrapVersions: BootstrapVersions;
   runs: RunService;
   onboarding: OnboardingService;
   organizations: OrganizationService;

@@ -49,6 +49,10 @@ const runSchema = z
     /** An up that brings back the drift this drift run found (auto_remediate). */
     remediates_run_id: z.string().nullable(),
     fleet_run_id: z.string().nullable(),
+    held_for: z
+      .object({ reason: z.string(), actions: z.array(z.string()), version: z.string() })
+      .nullable()
+      .describe("queued but held back until the tenant's bootstrap stack is updated to `version`, which grants `actions`"),
   })
   .openapi("Run");
 

@@ -66,6 +66,7 @@ export function mountOperator({ main, nav }) {
         h("button", { type: "button", id: "new-tenant", onclick: () => void newTenant() }, "New tenant…"),
       ),
     );
+    const versionsLine = h("p", { className: "small", id: "bootstrap-versions" });
     const token = screen("Tenants", kpiBox, list);
     let overview;
     try {
@@ -95,7 +96,23 @@ export function mountOperator({ main, nav }) {
         { className: "small muted" },
         "From each tenant's first AWS connection to its first completed onboarding, over all tenants that connected.",
       ),
+      versionsLine,
     );
+    void api("GET", "/v1/bootstrap/versions")
+      .then(({ current_version: current, versions }) => {
+        if (token !== screenToken || versions.length === 0) return;
+        replace(
+          versionsLine,
+          "Bootstrap template versions: ",
+          versions
+            .map(
+              ({ version, tenants }) =>
+                `${version ?? "unversioned"}${version === current ? " (current)" : ""}: ${tenants} tenant${tenants === 1 ? "" : "s"}`,
+            )
+            .join(" · "),
+        );
+      })
+      .catch(() => undefined);
     list.append(
       tenants.length === 0
         ? h("p", { className: "muted" }, "No tenants yet.")

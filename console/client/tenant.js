@@ -751,7 +751,56 @@ export function mountTenant({ main, nav, session }) {
             h("button", { type: "button", "data-admin-only": true, onclick: () => show("quick-start") }, "Connect AWS"),
           ],
     );
+    const versionBox = h("div", { id: "bootstrap-version" });
+    if (aws) integrationCard.append(versionBox);
     screen("Settings", integrationCard, permissionsCard(), h("section", { className: "card", "aria-label": "Integration settings" }, form));
+    if (aws) void renderBootstrapVersion(versionBox, token);
+  }
+
+  /** GET .../bootstrap/version: which template version the bootstrap role runs, and the update when there is one. */
+  async function renderBootstrapVersion(box, token) {
+    const version = await api("GET", path("/integrations/aws/bootstrap/version")).catch(() => null);
+    if (!version || token !== state.viewToken) return;
+    if (!version.update_available) {
+      replace(box, h("p", { className: "small muted" }, `Bootstrap template version ${version.running_version} (current).`));
+      return;
+    }
+    const change = (entry, sign) =>
+      h("li", {}, h("code", {}, `${sign} ${entry.action}`), ` (${entry.policy === "role" ? "bootstrap role" : "boundary"}, ${entry.statement})`);
+    replace(
+      box,
+      h(
+        "section",
+        { className: "problem", "aria-labelledby": "bootstrap-update-title" },
+        h("h3", { id: "bootstrap-update-title" }, "Bootstrap update available"),
+        h(
+          "p",
+          {},
+          version.running_version
+            ? `Your bootstrap stack runs version ${version.running_version}; the current version is ${version.current_version}.`
+            : `Your bootstrap stack predates versioned templates; the current version is ${version.current_version}.`,
+        ),
+        version.changes
+          ? h(
+              "ul",
+              { className: "policy-changes" },
+              version.changes.added.map((entry) => change(entry, "+")),
+              version.changes.removed.map((entry) => change(entry, "−")),
+            )
+          : null,
+        version.held_runs.map((run) => h("p", {}, h("strong", {}, "Waiting: "), `the up ${run.reason}.`)),
+        h(
+          "p",
+          {},
+          h(
+            "a",
+            { href: version.update.console_url, target: "_blank", rel: "noopener noreferrer", className: "button" },
+            "Update the bootstrap stack",
+          ),
+        ),
+        h("p", { className: "small" }, "Or with the AWS CLI: ", h("code", {}, version.update.cli_command)),
+      ),
+    );
   }
 
   /** POST .../permissions/check: each read-only call the platform needs, tried once per region, as a matrix. */

@@ -12,7 +12,12 @@ import {
 } from "./bootstrap-link-fns";
 import { ORGANIZATION_TEMPLATE_PARAMETERS, organizationNames, renderOrganizationTemplate } from "./organization-template-fns";
 import { renderBootstrapTemplate } from "./bootstrap-template-fns";
-import { publishBootstrapTemplate, type BootstrapPublishSettings, type PublishedTemplate } from "./bootstrap-template-publisher";
+import {
+  publishBootstrapTemplate,
+  readPublishedTemplate,
+  type BootstrapPublishSettings,
+  type PublishedTemplate,
+} from "./bootstrap-template-publisher";
 
 export interface BootstrapLinkServiceDeps {
   s3: S3Client;
@@ -42,15 +47,40 @@ export function createBootstrapLinkService(deps: BootstrapLinkServiceDeps) {
   let published: Promise<PublishedTemplate> | undefined;
 
   const ensurePublished = (): Promise<PublishedTemplate> => {
-    published ??= publishBootstrapTemplate(deps.s3, deps.publish, template.body).catch((error: unknown) => {
+    published ??= publishBootstrapTemplate(deps.s3, deps.publish, template.body, template.version).catch((error: unknown) => {
       published = undefined; // the next request tries again
       throw error;
     });
     return published;
   };
 
+  /** Older versions' templates, read back from the bucket (immutable: cached for the process). */
+  const publishedVersions = new Map<string, Promise<string | undefined>>();
+
   return {
     ensurePublished,
+
+    /** The platform's current bootstrap template. */
+    current: () => template,
+
+    /**
+     * The template of a version published before (the key scheme of publishBootstrapTemplate), or undefined when the
+     * bucket has none under that version. `version` must be a version's shape: it may come from a customer's role tag.
+     */
+    templateOf(version: string): Promise<string | undefined> {
+      if (!/^[0-9a-f]{12}$/.test(version)) return Promise.resolve(undefined);
+      if (version === template.version) return Promise.resolve(template.body);
+      let body = publishedVersions.get(version);
+      if (!body) {
+        body = readPublishedTemplate(deps.s3, deps.publish, version).catch((error: unknown) => {
+          publishedVersions.delete(version);
+          throw error;
+        });
+        if (publishedVersions.size >= 64) publishedVersions.clear();
+        publishedVersions.set(version, body);
+      }
+      return body;
+    },
 
     /** The tenant's link; region is where the customer creates the stack (the tenant's home region). */
     async bootstrapFor(tenant: { tenantSlug: string; externalId: string; region: string }): Promise<TenantBootstrap> {

@@ -122,6 +122,13 @@ export function buildBootstrapPolicy(scope: BootstrapScope): PolicyDocument {
       Resource: ourRoles,
     },
     {
+      // The platform learns which bootstrap template version an account runs from this role's own version tag.
+      Sid: "ReadOwnVersionTag",
+      Effect: "Allow",
+      Action: "iam:ListRoleTags",
+      Resource: arn.bootstrapRole,
+    },
+    {
       Sid: "OurParameters",
       Effect: "Allow",
       Action: [

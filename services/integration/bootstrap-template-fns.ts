@@ -121,10 +121,39 @@ export function buildBootstrapTemplate(args: BootstrapTemplateArgs): Record<stri
   };
 }
 
-/** The template as published: stable JSON (same input, same bytes), so its hash names its version. */
+/** The tag on the bootstrap role, and the stack output, that say which template version created it. */
+export const BOOTSTRAP_VERSION_TAG = "mini-xdr:bootstrap-version";
+const BOOTSTRAP_VERSION_OUTPUT = "BootstrapVersion";
+
+const stableJson = (template: unknown) => `${JSON.stringify(template, null, 2)}\n`;
+
+/**
+ * The template as published: stable JSON (same input, same bytes). Its version is the hash of the template before
+ * the version is written into it (the role's tag and the stack output), so the template can carry its own version.
+ */
+export function versionedTemplate(template: Record<string, unknown>): { body: string; version: string } {
+  const version = templateVersion(stableJson(template));
+  const resources = template.Resources as Record<string, { Properties: { Tags?: unknown[] } }>;
+  const role = resources.BootstrapRole!;
+  const stamped = {
+    ...template,
+    Resources: {
+      ...resources,
+      BootstrapRole: {
+        ...role,
+        Properties: { ...role.Properties, Tags: [...(role.Properties.Tags ?? []), { Key: BOOTSTRAP_VERSION_TAG, Value: version }] },
+      },
+    },
+    Outputs: {
+      ...(template.Outputs as Record<string, unknown>),
+      [BOOTSTRAP_VERSION_OUTPUT]: { Description: "The Mini-XDR bootstrap template version of this stack", Value: version },
+    },
+  };
+  return { body: stableJson(stamped), version };
+}
+
 export function renderBootstrapTemplate(args: BootstrapTemplateArgs): { body: string; version: string } {
-  const body = `${JSON.stringify(buildBootstrapTemplate(args), null, 2)}\n`;
-  return { body, version: templateVersion(body) };
+  return versionedTemplate(buildBootstrapTemplate(args));
 }
 
 /** First 12 hex digits of the body's SHA-256: the template's content address. */

@@ -32,8 +32,13 @@ export function templateObjectUrl(settings: BootstrapPublishSettings, key: strin
   return `https://${settings.bucket}.s3.${settings.region}.amazonaws.com/${key}`;
 }
 
-export async function publishBootstrapTemplate(s3: S3Client, settings: BootstrapPublishSettings, body: string): Promise<PublishedTemplate> {
-  const version = templateVersion(body);
+/** Publishes `body` under its version (default: the hash of the body; a bootstrap template names its own). */
+export async function publishBootstrapTemplate(
+  s3: S3Client,
+  settings: BootstrapPublishSettings,
+  body: string,
+  version = templateVersion(body),
+): Promise<PublishedTemplate> {
   const key = `${BOOTSTRAP_TEMPLATE_PREFIX}${version}.json`;
   const url = templateObjectUrl(settings, key);
   const { HeadObjectCommand, NotFound, PutObjectCommand } = await import("@aws-sdk/client-s3");
@@ -53,4 +58,16 @@ export async function publishBootstrapTemplate(s3: S3Client, settings: Bootstrap
     }),
   );
   return { version, key, url, uploaded: true };
+}
+
+/** A published version's template, or undefined when the bucket has none under it. */
+export async function readPublishedTemplate(s3: S3Client, settings: BootstrapPublishSettings, version: string): Promise<string | undefined> {
+  const { GetObjectCommand, NoSuchKey } = await import("@aws-sdk/client-s3");
+  try {
+    const object = await s3.send(new GetObjectCommand({ Bucket: settings.bucket, Key: `${BOOTSTRAP_TEMPLATE_PREFIX}${version}.json` }));
+    return await object.Body?.transformToString("utf8");
+  } catch (error) {
+    if (error instanceof NoSuchKey) return undefined;
+    throw error;
+  }
 }

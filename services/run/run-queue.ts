@@ -1,5 +1,5 @@
 import type { PgBoss } from "pg-boss";
-import { and, eq, sql as sqlText } from "drizzle-orm";
+import { and, eq, isNotNull, sql as sqlText } from "drizzle-orm";
 import type { DrizzleDatabase, SqlClient } from "../../db/client";
 import { runs } from "../../db/schema";
 import { startBoss } from "../../db/boss";
@@ -31,6 +31,8 @@ export type CancelOutcome = "cancelled" | "cancelling" | "finished";
 export interface RunQueue {
   /** Records and enqueues a run; RunConflictError when the stack has an active run, unless queueBehindActive. */
   request(request: RunRequest, options?: { queueBehindActive?: boolean }): Promise<string>;
+  /** Sends a held run to the queue (it was recorded with heldFor); false when it is no longer held and queued. */
+  release(runId: string): Promise<boolean>;
   /** The runs this process is executing now, each with the promise of its end (shutdown waits on them). */
   executing(): ReadonlyMap<string, Promise<void>>;
   /** Cancels a queued run, or asks the replica executing a running one to stop it (the run ends `cancelled`). */
@@ -60,6 +62,13 @@ export async function openRunQueue(
   let unlisten: (() => Promise<void>) | undefined;
   const expireInSeconds = (run: Pick<RunRequest, "kind">) =>
     (options.timeoutSeconds?.[run.kind] ?? DEFAULT_RUN_TIMEOUT_SECONDS[run.kind]) + (options.stopGraceSeconds ?? DEFAULT_STOP_GRACE_SECONDS) + 300;
+
+  async function send(run: { runId: string; stackName: string; kind: RunRequest["kind"] }): Promise<void> {
+    const jobId = await boss.send(QUEUE, { runId: run.runId }, { singletonKey: run.stackName, retryLimit: 0, expireInSeconds: expireInSeconds(run) });
+    if (jobId) await db.update(runs).set({ jobId }).where(eq(runs.id, run.runId));
+    // Wake this process's idle workers now instead of at their next poll; other replicas pick it up by polling.
+    for (const worker of workers) boss.notifyWorker(worker);
+  }
 
   return {
     async work(deps) {
@@ -92,11 +101,17 @@ export async function openRunQueue(
     },
     async request(request, { queueBehindActive = false } = {}) {
       const runId = await recordRunRequest(db, request, { queueBehindActive });
-      const jobId = await boss.send(QUEUE, { runId }, { singletonKey: request.stackName, retryLimit: 0, expireInSeconds: expireInSeconds(request) });
-      if (jobId) await db.update(runs).set({ jobId }).where(eq(runs.id, runId));
-      // Wake this process's idle workers now instead of at their next poll; other replicas pick it up by polling.
-      for (const worker of workers) boss.notifyWorker(worker);
+      if (!request.heldFor) await send({ runId, ...request });
       return runId;
+    },
+    async release(runId) {
+      const [released] = await db
+        .update(runs)
+        .set({ heldFor: null })
+        .where(and(eq(runs.id, runId), eq(runs.status, "queued"), isNotNull(runs.heldFor)))
+        .returning({ runId: runs.id, stackName: runs.stackName, kind: runs.kind });
+      if (released) await send(released);
+      return released !== undefined;
     },
     executing: () => executing,
     async cancel(runId, actor) {

@@ -1,6 +1,6 @@
 import { and, count, eq, inArray, sql } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
-import { runs, type RunKind } from "../../db/schema";
+import { runs, type RunHold, type RunKind } from "../../db/schema";
 import { RateLimitedError } from "../../lib/errors";
 import { RunConflictError } from "./run-errors";
 
@@ -21,6 +21,8 @@ export interface RunRequest {
   awsAccountId?: string;
   /** The tenant's queued runs may not exceed this (checked under the stack's lock); undefined: no cap. */
   maxQueuedRuns?: number;
+  /** Recorded but held back from the queue until released (services/integration/bootstrap-versions.ts). */
+  heldFor?: RunHold;
 }
 
 /** How long a client refused by the queued-run cap is told to wait: about one short run. */

@@ -3,11 +3,11 @@
  * here, so readiness, the approval gate and the one-run-per-stack rule are enforced in one place.
  */
 import { randomUUID } from "node:crypto";
-import { and, asc, desc, eq, gt } from "drizzle-orm";
+import { and, asc, desc, eq, gt, isNotNull } from "drizzle-orm";
 import { stackNameFor } from "../../automation/stack-name";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { runEvents, runs, TERMINAL_RUN_STATUSES, type Organization, type Run, type RunEvent, type RunKind } from "../../db/schema";
+import { runEvents, runs, TERMINAL_RUN_STATUSES, type Organization, type Run, type RunEvent, type RunHold, type RunKind } from "../../db/schema";
 import { ConflictError, ForbiddenError, NotFoundError, ServiceNotConfiguredError, UnprocessableError } from "../../lib/errors";
 import { loadAwsCredential } from "../core/aws-credential-store";
 import { recordAudit } from "../core/audit-store";
@@ -31,6 +31,8 @@ export interface RunServiceDeps {
   aroundRequest?: AroundRunRequest;
   /** A tenant's queued runs at most, for runs requested with a token (MAX_QUEUED_RUNS_PER_TENANT); undefined: no cap. */
   maxQueuedRunsPerTenant?: number;
+  /** Whether a run of the tenant's home stack must wait for its bootstrap update (services/integration); default: never. */
+  holdFor?(org: Organization, kind: RunKind): Promise<RunHold | undefined>;
 }
 
 export function createRunService(deps: RunServiceDeps) {
@@ -108,6 +110,7 @@ export function createRunService(deps: RunServiceDeps) {
     await assertRunnable(org, kind, account);
     const stackName = account?.stackName ?? stackNameFor(org.slug);
     const planRef = await planFor(principal, org, stackName, kind, options.planRunId);
+    const heldFor = account ? undefined : await deps.holdFor?.(org, kind);
     return deps.queue.request(
       {
         organizationId: org.id,
@@ -121,12 +124,24 @@ export function createRunService(deps: RunServiceDeps) {
         fleetRunId: options.fleetRunId,
         // Fleet runs and drift remediation (the service acting on its own) have their own concurrency limits.
         maxQueuedRuns: isTokenHolder(principal) ? deps.maxQueuedRunsPerTenant : undefined,
+        heldFor,
       },
       { queueBehindActive: options.queue ?? false },
     );
   }
 
   const service = {
+    /** The tenant's runs held for its bootstrap update go to the queue (the update is applied). */
+    async releaseHeld(organizationId: number): Promise<string[]> {
+      const held = await db
+        .select({ id: runs.id })
+        .from(runs)
+        .where(and(eq(runs.organizationId, organizationId), eq(runs.status, "queued"), isNotNull(runs.heldFor)));
+      const released: string[] = [];
+      for (const run of held) if (await deps.queue.release(run.id)) released.push(run.id);
+      return released;
+    },
+
     async request(principal: Principal, org: Organization, kind: RunKind, options: RunRequestOptions = {}): Promise<RequestedRun> {
       requireTenantAdmin(principal);
       if (kind === "destroy") requireAdmin(principal);

@@ -13,6 +13,7 @@
  */
 import { createServer, request, type IncomingMessage, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { readRequestBody } from "./request-body";
 
 export interface Ec2StandInOptions {
   motoUrl: string;
@@ -30,14 +31,6 @@ export interface Ec2StandIn {
   answered: { action: string; accountId: string; region: string }[];
   stop(): Promise<void>;
 }
-
-const readBody = (req: IncomingMessage) =>
-  new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on("data", (chunk: Buffer) => chunks.push(chunk));
-    req.on("end", () => resolve(Buffer.concat(chunks)));
-    req.on("error", reject);
-  });
 
 const unauthorized = (accountId: string, action: string) =>
   `<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation. User: arn:aws:sts::${accountId}:assumed-role/caller/session is not authorized to perform: ${action} with an explicit deny in a service control policy</Message></Error></Errors><RequestID>00000000-0000-4000-8000-000000000000</RequestID></Response>`;
@@ -69,7 +62,7 @@ export async function startEc2StandIn(options: Ec2StandInOptions): Promise<Ec2St
   };
 
   const server: Server = createServer(async (req, res) => {
-    const body = await readBody(req);
+    const body = await readRequestBody(req);
     const form = new URLSearchParams(body.toString());
     const action = form.get("Action") ?? "";
     const credential = /Credential=([^/]+)\/\d{8}\/([^/]+)\//.exec(String(req.headers.authorization ?? ""));

@@ -10,7 +10,14 @@
  * presenting the tenant's external ID. (STS's refusal itself, and the 422 of the connect route, are pinned in
  * test/integration/bootstrap-role-check.test.ts with a one-answer STS stand-in.)
  */
-import { DeletePolicyCommand, GetPolicyCommand, GetRoleCommand, GetRolePolicyCommand, NoSuchEntityException } from "@aws-sdk/client-iam";
+import {
+  DeletePolicyCommand,
+  GetPolicyCommand,
+  GetRoleCommand,
+  GetRolePolicyCommand,
+  ListRoleTagsCommand,
+  NoSuchEntityException,
+} from "@aws-sdk/client-iam";
 import { CreateBucketCommand, GetObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -28,6 +35,7 @@ import { createBootstrapLinkService, type BootstrapLinkService } from "../../ser
 import { bootstrapArns, buildBootstrapPolicy, tenantStackRequests } from "../../services/integration/bootstrap-policy-fns";
 import { BOOTSTRAP_TEMPLATE_PARAMETERS, renderBootstrapTemplate } from "../../services/integration/bootstrap-template-fns";
 import { publishBootstrapTemplate, type PublishedTemplate } from "../../services/integration/bootstrap-template-publisher";
+import { readRoleVersionWithIam } from "../../services/integration/bootstrap-versions";
 import { isAllowed, trustAdmits } from "../harness/iam-simulation";
 import { verifyBootstrapRoleWithSts } from "../../services/integration/verify-bootstrap-role";
 import { miniCorpTenantConfig, PLATFORM_PRINCIPAL_ARN } from "../fixtures/tenant-config";
@@ -94,7 +102,7 @@ describe("the bootstrap template on the emulator", () => {
     const s3 = new S3Client({ region: REGION });
     await s3.send(new CreateBucketCommand({ Bucket: SETTINGS.bucket }));
     const template = renderBootstrapTemplate({ platformPrincipalArn: PLATFORM_PRINCIPAL_ARN });
-    const publishedOnce = await publishBootstrapTemplate(s3, SETTINGS, template.body);
+    const publishedOnce = await publishBootstrapTemplate(s3, SETTINGS, template.body, template.version);
     expect(publishedOnce).toEqual({
       version: template.version,
       key: `bootstrap/${template.version}.json`,
@@ -107,6 +115,11 @@ describe("the bootstrap template on the emulator", () => {
     service = createBootstrapLinkService({ s3, publish: SETTINGS, platformPrincipalArn: PLATFORM_PRINCIPAL_ARN });
     published = await service.ensurePublished();
     expect(published).toEqual({ ...publishedOnce, uploaded: false });
+    // The stack the template creates carries its version as an output and as the role's tag (read back later).
+    expect(service.current().version).toBe(template.version);
+    expect(await service.templateOf(template.version)).toBe(template.body);
+    expect(await service.templateOf("0123456789ab")).toBeUndefined();
+    expect(await service.templateOf("../../etc/passwd")).toBeUndefined();
   });
 
   it("creates the bootstrap role from the quick-create link's template URL and parameters", async () => {
@@ -124,7 +137,15 @@ describe("the bootstrap template on the emulator", () => {
     });
     const arn = bootstrapArns({ partition: "aws", accountId: CUSTOMER_ACCOUNT, tenantSlug: SLUG });
     expect(stack.status).toBe("CREATE_COMPLETE");
-    expect(stack.outputs).toEqual({ BootstrapRoleArn: arn.bootstrapRole, PermissionsBoundaryArn: arn.boundaryPolicy });
+    expect(stack.outputs).toEqual({
+      BootstrapRoleArn: arn.bootstrapRole,
+      PermissionsBoundaryArn: arn.boundaryPolicy,
+      BootstrapVersion: link.templateVersion,
+    });
+    // The role says which version made it, and may read that (and nothing else of itself): the platform reads it so.
+    const tags = await customer.iam.send(new ListRoleTagsCommand({ RoleName: link.roleName }));
+    expect(tags.Tags).toContainEqual({ Key: "mini-xdr:bootstrap-version", Value: link.templateVersion });
+    expect(await readRoleVersionWithIam({ roleArn: arn.bootstrapRole, externalId: EXTERNAL_ID, sessionName: "version" })).toBe(link.templateVersion);
 
     // What moto's IAM holds is what the simulator checks: the trust admits the platform with this tenant's ID only...
     const trust = await trustPolicyOf(link.roleName);
@@ -138,6 +159,10 @@ describe("the bootstrap template on the emulator", () => {
     const bootstrapRole = { arn: arn.bootstrapRole, policies: [deployed] };
     const allowed = await Promise.all(requests.map((request) => isAllowed(bootstrapRole, request)));
     expect(requests.filter((_, index) => !allowed[index])).toEqual([]);
+    expect(await isAllowed(bootstrapRole, { action: "iam:ListRoleTags", resources: [arn.bootstrapRole] })).toBe(true);
+    expect(await isAllowed(bootstrapRole, { action: "iam:ListRoleTags", resources: [`arn:aws:iam::${CUSTOMER_ACCOUNT}:role/SomeoneElse`] })).toBe(
+      false,
+    );
     const boundary = await customer.iam.send(new GetPolicyCommand({ PolicyArn: arn.boundaryPolicy }));
     expect(boundary.Policy!.PolicyName).toBe(`MiniXdrBoundary-${SLUG}`);
   });

@@ -29,6 +29,7 @@ function resolveSubs(value: unknown, values: Record<string, string>): unknown {
 type Template = {
   Parameters: Record<string, Record<string, unknown>>;
   Resources: Record<string, { Type: string; Properties: Record<string, unknown> }>;
+  Outputs: Record<string, unknown>;
 };
 
 describe("the bootstrap template", () => {
@@ -81,8 +82,12 @@ describe("the bootstrap template", () => {
     const second = renderBootstrapTemplate({ platformPrincipalArn: PRINCIPAL });
     expect(second).toEqual(first);
     expect(first.version).toMatch(/^[0-9a-f]{12}$/);
-    expect(first.version).toBe(templateVersion(first.body));
-    expect(JSON.parse(first.body)).toEqual(template);
+    // The version is the hash of the template before it is stamped with it: the role's tag and the stack output.
+    expect(first.version).toBe(templateVersion(`${JSON.stringify(template, null, 2)}\n`));
+    const stamped = JSON.parse(first.body);
+    expect(stamped.Outputs.BootstrapVersion.Value).toBe(first.version);
+    expect(stamped.Resources.BootstrapRole.Properties.Tags).toContainEqual({ Key: "mini-xdr:bootstrap-version", Value: first.version });
+    expect({ ...stamped, Outputs: template.Outputs, Resources: template.Resources }).toEqual(template);
     expect(renderBootstrapTemplate({ platformPrincipalArn: "arn:aws:iam::444455556666:role/MiniXdrPlatform" }).version).not.toBe(first.version);
   });
 });
