@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/toolchain.sh
+bash scripts/kubernetes-toolchain.sh
 # From here on, Node.js >= 22.12 (installed under .tools/node when the machine's is older), npm included: the
 # packages' engines are checked against it. test/harness/global-setup.ts checks the version.
 # shellcheck source=lib/node.sh

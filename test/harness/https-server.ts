@@ -33,6 +33,9 @@ export interface HttpsTestServer {
 
 export type FetchHandler = (request: Request) => Response | Promise<Response>;
 
+/** openssl req arguments for a new P-256 key, unencrypted. */
+export const NEW_EC_KEY = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+
 /** Writes `key.pem` and `cert.pem` for 127.0.0.1 (and `dnsNames`) into `dir`. */
 export async function selfSignedCertificate(dir: string, dnsNames: string[] = []): Promise<{ keyFile: string; certFile: string }> {
   const keyFile = join(dir, "key.pem");
@@ -40,11 +43,7 @@ export async function selfSignedCertificate(dir: string, dnsNames: string[] = []
   const args = [
     "req",
     "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
+    ...NEW_EC_KEY,
     "-subj",
     "/CN=127.0.0.1",
     "-addext",
