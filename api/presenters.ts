@@ -106,7 +106,7 @@ export function presentAsset(asset: CloudAsset) {
     provider: asset.provider,
     region: asset.region,
     aws_account_id: asset.awsAccountId,
-    name: asset.tags.Name ?? null,
+    name: asset.tags.Name ?? (typeof asset.assetData.name === "string" ? asset.assetData.name : null),
     tags: asset.tags,
     priority: asset.priority,
     agent_compatible: asset.agentCompatible,
@@ -133,7 +133,12 @@ export function presentScan(scan: DiscoveryScan) {
     assets_found: scan.assetsFound,
     changes: scan.changes,
     // What AWS said about a region is the operator's (service log); the tenant sees the neutral reason.
-    regions: scan.regions?.map((region) => (region.error ? { ...region, error: neutralUpstreamText(region.error) } : region)) ?? scan.regions,
+    regions:
+      scan.regions?.map(({ clustersError, ...region }) => ({
+        ...region,
+        ...(region.error ? { error: neutralUpstreamText(region.error) } : {}),
+        ...(clustersError ? { clusters_error: neutralUpstreamText(clustersError) } : {}),
+      })) ?? scan.regions,
     error: scan.error,
     aws_account_id: scan.awsAccountId,
   };

@@ -504,6 +504,8 @@ export interface DiscoveryRegionResult {
   status: "succeeded" | "failed" | "not_enabled" | "excluded_by_organization";
   assets: number;
   error?: string;
+  /** EKS clusters could not be listed in the region (its instances and databases were). */
+  clustersError?: string;
 }
 
 /** One discovery of a tenant's account: what triggered it, per-region results, what it stored. */
@@ -763,6 +765,9 @@ export const tenantAwsAccounts = pgTable(
     listingsOutOfScope: integer("listings_out_of_scope").notNull().default(0),
     /** Why the last listing left it out (excluded_ou, suspended, ...). */
     outOfScopeReason: text("out_of_scope_reason"),
+    /** The bootstrap template version the account's bootstrap role carries (from the StackSet), as last read. */
+    bootstrapVersion: text("bootstrap_version"),
+    bootstrapVersionReadAt: timestamptz("bootstrap_version_read_at"),
     lastRunId: uuid("last_run_id"),
     createdAt: createdAt(),
     updatedAt: updatedAt(),

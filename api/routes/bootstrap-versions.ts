@@ -36,6 +36,23 @@ const bootstrapVersionSchema = z
       .nullable()
       .describe("how the customer applies the update: CloudFormation's update page, or the AWS CLI"),
     held_runs: z.array(z.object({ run_id: z.string(), reason: z.string(), actions: z.array(z.string()), version: z.string() })),
+    organization: z
+      .object({
+        accounts: z.array(
+          z.object({
+            aws_account_id: z.string(),
+            running_version: z.string().nullable(),
+            read_error: z.boolean().describe("the account's bootstrap role did not answer (the StackSet has not reached it yet?)"),
+          }),
+        ),
+        update_available: z.boolean(),
+        update: z
+          .object({ stack_name: z.string(), template_url: z.string(), console_url: z.string(), cli_command: z.string() })
+          .nullable()
+          .describe("the organization stack's update, in the management account: its StackSet rolls the new version out to every account"),
+      })
+      .nullable()
+      .describe("a tenant connected through its AWS Organization: each member account's version (at most 200 read)"),
   })
   .openapi("BootstrapVersion");
 
@@ -88,6 +105,24 @@ export function tenantBootstrapVersionRouter({ bootstrapVersions }: Pick<Service
           ? { template_url: status.update.templateUrl, console_url: status.update.consoleUrl, cli_command: status.update.cliCommand }
           : null,
         held_runs: status.heldRuns.map(({ runId, hold }) => ({ run_id: runId, ...hold })),
+        organization: status.organization
+          ? {
+              accounts: status.organization.accounts.map((account) => ({
+                aws_account_id: account.awsAccountId,
+                running_version: account.running,
+                read_error: account.readError,
+              })),
+              update_available: status.organization.updateAvailable,
+              update: status.organization.update
+                ? {
+                    stack_name: status.organization.update.stackName,
+                    template_url: status.organization.update.templateUrl,
+                    console_url: status.organization.update.consoleUrl,
+                    cli_command: status.organization.update.cliCommand,
+                  }
+                : null,
+            }
+          : null,
       },
       200,
     );

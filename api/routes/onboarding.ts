@@ -107,6 +107,7 @@ const scanSchema = z
           status: z.enum(["succeeded", "failed", "not_enabled", "excluded_by_organization"]),
           assets: z.number(),
           error: z.string().optional(),
+          clusters_error: z.string().optional().describe("EKS clusters could not be listed here (the region's instances were)"),
         }),
       )
       .nullable(),

@@ -512,7 +512,7 @@ export function mountTenant({ main, nav, session }) {
         ],
         filters: [
           { key: "priority", label: "Priority", options: PRIORITIES },
-          { key: "asset_type", label: "Type", options: ["ec2", "rds"] },
+          { key: "asset_type", label: "Type", options: ["ec2", "rds", "eks"] },
           { key: "agent_status", label: "Agent", options: AGENT_STATUSES },
         ],
         emptyText: "No assets discovered yet.",
@@ -817,28 +817,32 @@ export function mountTenant({ main, nav, session }) {
         replace(
           result,
           h(
-            "table",
-            { className: "permission-matrix" },
-            h("caption", {}, "Permissions per region"),
+            "div",
+            { className: "table-scroll static", tabindex: 0, role: "region", "aria-label": "Permissions per region, scrollable" },
             h(
-              "thead",
-              {},
+              "table",
+              { className: "permission-matrix" },
+              h("caption", {}, "Permissions per region"),
               h(
-                "tr",
+                "thead",
                 {},
-                h("th", { scope: "col" }, "Region"),
-                actions.map((action) => h("th", { scope: "col" }, action)),
-              ),
-            ),
-            h(
-              "tbody",
-              {},
-              regions.map((region) =>
                 h(
                   "tr",
-                  { "data-region": region.region },
-                  h("th", { scope: "row" }, region.region, " ", badge(region.status)),
-                  region.checks.map((cell) => h("td", { "data-status": cell.status }, cell.status)),
+                  {},
+                  h("th", { scope: "col" }, "Region"),
+                  actions.map((action) => h("th", { scope: "col" }, action)),
+                ),
+              ),
+              h(
+                "tbody",
+                {},
+                regions.map((region) =>
+                  h(
+                    "tr",
+                    { "data-region": region.region },
+                    h("th", { scope: "row" }, region.region, " ", badge(region.status)),
+                    region.checks.map((cell) => h("td", { "data-status": cell.status }, cell.status)),
+                  ),
                 ),
               ),
             ),

@@ -14,6 +14,11 @@ export const DISCOVERY_ACTIONS = [
   "ssm:GetDocument",
   "ssm:GetConnectionStatus",
   "ssm:GetInventory",
+  // EKS clusters and their node groups (services/discovery/scanner.ts): exactly the reads cluster discovery makes.
+  "eks:ListClusters",
+  "eks:DescribeCluster",
+  "eks:ListNodegroups",
+  "eks:DescribeNodegroup",
 ] as const;
 
 /** Read-only action families; a wildcard is only ever used after one of these verbs. */

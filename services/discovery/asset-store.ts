@@ -38,6 +38,8 @@ export interface StoreScanInput {
   assets: readonly AssetRecord[];
   /** Regions scanned successfully: absence there means removed. */
   scannedRegions: readonly string[];
+  /** Asset types a scanned region could not list (EKS clusters there): absence of those is not removal. */
+  unlistedTypes?: ReadonlyMap<string, readonly string[]>;
   seenAt?: Date;
   lastSeenResolutionMs?: number;
 }
@@ -122,6 +124,9 @@ export async function storeScan(db: DrizzleDatabase, input: StoreScanInput): Pro
             inArray(cloudAssets.region, [...input.scannedRegions]),
             isNull(cloudAssets.removedAt),
             seenIds.length > 0 ? notInArray(cloudAssets.assetId, seenIds) : undefined,
+            ...[...(input.unlistedTypes ?? [])].map(
+              ([region, types]) => sql`not (${cloudAssets.region} = ${region} and ${inArray(cloudAssets.assetType, [...types])})`,
+            ),
           ),
         )
         .returning({ id: cloudAssets.id });

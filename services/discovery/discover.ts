@@ -39,7 +39,7 @@ export interface DiscoverySummary {
   inserted: number;
   updated: number;
   removed: number;
-  regions: { region: string; status: RegionStatus; error?: string; assets: number; durationMs: number }[];
+  regions: { region: string; status: RegionStatus; error?: string; clustersError?: string; assets: number; durationMs: number }[];
   /** Wall time: scanning (credentials + all regions), storing, and both. */
   scanMs: number;
   storeMs: number;
@@ -100,6 +100,7 @@ export async function discoverTenant(options: DiscoverTenantOptions): Promise<Di
     stack: options.stack,
     assets: records,
     scannedRegions: scan.regions.filter((r) => r.status === "succeeded").map((r) => r.region),
+    unlistedTypes: new Map(scan.regions.filter((r) => r.clustersError).map((r) => [r.region, ["eks"]])),
     seenAt: options.seenAt,
     lastSeenResolutionMs: options.lastSeenResolutionMs,
   });
@@ -108,12 +109,13 @@ export async function discoverTenant(options: DiscoverTenantOptions): Promise<Di
   return {
     assetsFound: records.length,
     ...stored,
-    regions: scan.regions.map(({ region, status, error, assets, durationMs }) => ({
+    regions: scan.regions.map(({ region, status, error, clustersError, assets, durationMs }) => ({
       region,
       status,
       assets,
       durationMs,
       ...(error ? { error } : {}),
+      ...(clustersError ? { clustersError } : {}),
     })),
     scanMs,
     storeMs,

@@ -12,12 +12,13 @@ export const DEFAULT_ROLE_PRIORITIES: Readonly<Record<string, AssetPriority>> = 
   "web-server": "high",
   workstation: "medium",
   honeypot: "low",
+  "kubernetes-cluster": "high",
 };
 export const DEFAULT_PRIORITY: AssetPriority = "medium";
 export const ROLE_TAG = "Role";
 
-/** Asset types that are managed databases: their implied role is `database`. */
-const MANAGED_DATABASE_TYPES = new Set(["rds"]);
+/** The role an asset type implies without a Role tag: a managed database is a `database`, an EKS cluster a `kubernetes-cluster`. */
+const IMPLIED_ROLES: Readonly<Record<string, string>> = { rds: "database", eks: "kubernetes-cluster" };
 
 export interface ClassifiableAsset {
   assetType: string;
@@ -26,11 +27,11 @@ export interface ClassifiableAsset {
   state?: string;
 }
 
-/** The asset's role: its Role tag, else `database` for a managed database, else undefined. */
+/** The asset's role: its Role tag, else the role its type implies, else undefined. */
 export function assetRole(asset: ClassifiableAsset): string | undefined {
   const tagged = asset.tags[ROLE_TAG]?.trim().toLowerCase();
   if (tagged) return tagged;
-  return MANAGED_DATABASE_TYPES.has(asset.assetType) ? "database" : undefined;
+  return IMPLIED_ROLES[asset.assetType];
 }
 
 function matches(rule: PriorityRuleOverride, asset: ClassifiableAsset, role: string | undefined): boolean {
@@ -55,7 +56,8 @@ export function classifyPriority(asset: ClassifiableAsset, overrides: readonly P
 
 /**
  * Whether our agent can be installed on the asset: an EC2 instance can, running or stopped (the association reaches a
- * stopped one when it starts); a terminated one (or one shutting down) cannot; a managed database (RDS) never can.
+ * stopped one when it starts); a terminated one (or one shutting down) cannot; a managed database (RDS) never can; an
+ * EKS cluster gets the agent as a DaemonSet on its nodes, not through SSM.
  */
 export function isAgentCompatible(asset: ClassifiableAsset): boolean {
   if (asset.assetType === "ec2") return asset.state !== undefined && asset.state !== "terminated" && asset.state !== "shutting-down";

@@ -26,6 +26,7 @@ export interface ScanRunnerDeps {
 
 /** The calls a region scan makes: a scan that went through shows them allowed there. */
 const DISCOVERY_ACTIONS = new Set(["ec2:DescribeInstances", "rds:DescribeDBInstances"]);
+const CLUSTER_ACTIONS = new Set(["eks:ListClusters", "eks:DescribeCluster", "eks:ListNodegroups", "eks:DescribeNodegroup"]);
 
 export async function executeScan(deps: ScanRunnerDeps, scanId: string): Promise<void> {
   const { db } = deps;
@@ -47,13 +48,19 @@ export async function executeScan(deps: ScanRunnerDeps, scanId: string): Promise
     const denials = new Map(
       scanned.map((region) => [region.region, region.status === "failed" ? deniedCallsIn(region.error ?? "", region.region) : []]),
     );
+    const clusterDenials = scanned.flatMap((region) => (region.clustersError ? deniedCallsIn(region.clustersError, region.region) : []));
     await recordPermissionObservation(db, {
       organizationId: scan.organizationId,
       awsAccountId: session.stack.awsAccountId,
       source: "discovery",
-      denied: [...denials.values()].flat(),
+      denied: [...[...denials.values()].flat(), ...clusterDenials],
       allowed: (finding) =>
-        DISCOVERY_ACTIONS.has(finding.action) && scanned.some((region) => region.region === finding.region && region.status === "succeeded"),
+        scanned.some(
+          (region) =>
+            region.region === finding.region &&
+            region.status === "succeeded" &&
+            (DISCOVERY_ACTIONS.has(finding.action) || (CLUSTER_ACTIONS.has(finding.action) && !region.clustersError)),
+        ),
     });
     // A region the organization's policy closes is not a failure of the scan: it is where the platform may not look.
     const excluded = new Set(scanned.filter((region) => excludedByOrganization(denials.get(region.region) ?? [])).map((region) => region.region));

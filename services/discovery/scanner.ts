@@ -1,12 +1,13 @@
 /**
  * Scanning one AWS account: its enabled regions (EC2 DescribeRegions, narrowed to the tenant's
  * configured regions), then every region in parallel under a bound, each listing EC2 instances
- * (paginated; every state but terminated) and RDS DB instances. Clients use the SDK's adaptive
+ * (paginated; every state but terminated), RDS DB instances and EKS clusters. Clients use the SDK's adaptive
  * retry mode (client-side rate limiting on throttling). A region that fails is recorded with its
  * error; the other regions complete. No database here: assets come back as plain records.
  */
 import type { Instance } from "@aws-sdk/client-ec2";
 import type { DBInstance } from "@aws-sdk/client-rds";
+import type { Cluster, EKSClient, Nodegroup } from "@aws-sdk/client-eks";
 import type { CredentialsProvider } from "../core/assume-role";
 import { mapBounded } from "../../lib/concurrency";
 
@@ -17,8 +18,8 @@ export const LISTED_INSTANCE_STATES = ["pending", "running", "shutting-down", "s
 
 export interface DiscoveredAsset {
   provider: "aws";
-  assetType: "ec2" | "rds";
-  /** Instance id for EC2; DB instance ARN for RDS (identifiers are only unique per region). */
+  assetType: "ec2" | "rds" | "eks";
+  /** Instance id for EC2; DB instance ARN for RDS, cluster ARN for EKS (names are only unique per region). */
   assetId: string;
   region: string;
   tags: Record<string, string>;
@@ -34,6 +35,11 @@ export interface RegionScanResult {
   region: string;
   status: RegionStatus;
   error?: string;
+  /**
+   * EKS could not be listed there (a role from before cluster discovery lacks eks:ListClusters until its next up):
+   * the region's instances and databases are still scanned.
+   */
+  clustersError?: string;
   assets: number;
   durationMs: number;
 }
@@ -163,15 +169,76 @@ export function rdsAsset(db: DBInstance, region: string): DiscoveredAsset {
   };
 }
 
-/** One region: EC2 instances and RDS DB instances, paginated. Throws on the first failure. */
-export async function scanRegion(region: string, options: ScanOptions): Promise<DiscoveredAsset[]> {
+/** How the cluster's API server is reached, as EKS's endpoint settings say. */
+function endpointAccess(cluster: Cluster): "public" | "private" | "public_and_private" | "unknown" {
+  const config = cluster.resourcesVpcConfig;
+  if (!config) return "unknown";
+  const publicAccess = config.endpointPublicAccess ?? true;
+  const privateAccess = config.endpointPrivateAccess ?? false;
+  return publicAccess && privateAccess ? "public_and_private" : publicAccess ? "public" : privateAccess ? "private" : "unknown";
+}
+
+export function eksAsset(cluster: Cluster, nodegroups: readonly Nodegroup[], region: string): DiscoveredAsset {
+  const nodes = nodegroups.reduce((sum, group) => sum + (group.scalingConfig?.desiredSize ?? 0), 0);
+  return {
+    provider: "aws",
+    assetType: "eks",
+    assetId: cluster.arn ?? `eks:${region}:${cluster.name}`,
+    region,
+    tags: { ...(cluster.tags ?? {}) },
+    state: cluster.status,
+    assetData: {
+      name: cluster.name ?? null,
+      version: cluster.version ?? null,
+      status: cluster.status ?? null,
+      endpointAccess: endpointAccess(cluster),
+      // API, API_AND_CONFIG_MAP or CONFIG_MAP: access entries (how the platform is granted access) need API in it.
+      authenticationMode: cluster.accessConfig?.authenticationMode ?? null,
+      nodeGroups: nodegroups.length,
+      nodes,
+      platformVersion: cluster.platformVersion ?? null,
+    },
+  };
+}
+
+/** The region's EKS clusters, each described with its node groups (their desired sizes are the node count). */
+async function listClusters(eks: EKSClient): Promise<DiscoveredAsset[]> {
+  const { DescribeClusterCommand, DescribeNodegroupCommand, paginateListClusters, paginateListNodegroups } = await import("@aws-sdk/client-eks");
+  const names: string[] = [];
+  for await (const page of paginateListClusters({ client: eks, pageSize: 100 }, {})) names.push(...(page.clusters ?? []));
+  const region = await eks.config.region();
+  return mapBounded(names, 4, async (name) => {
+    const { cluster } = await eks.send(new DescribeClusterCommand({ name }));
+    const groupNames: string[] = [];
+    for await (const page of paginateListNodegroups({ client: eks, pageSize: 100 }, { clusterName: name }))
+      groupNames.push(...(page.nodegroups ?? []));
+    const groups = await mapBounded(
+      groupNames,
+      4,
+      async (nodegroupName) => (await eks.send(new DescribeNodegroupCommand({ clusterName: name, nodegroupName }))).nodegroup,
+    );
+    return eksAsset(
+      cluster ?? { name },
+      groups.filter((group): group is Nodegroup => group !== undefined),
+      region,
+    );
+  });
+}
+
+/**
+ * One region: EC2 instances and RDS DB instances, paginated (throws on the first failure), and EKS clusters (whose
+ * failure is the region's `clustersError`, not the region's).
+ */
+export async function scanRegion(region: string, options: ScanOptions): Promise<{ assets: DiscoveredAsset[]; clustersError?: string }> {
   const config = clientConfig(region, options);
-  const [{ EC2Client, paginateDescribeInstances }, { RDSClient, paginateDescribeDBInstances }] = await Promise.all([
+  const [{ EC2Client, paginateDescribeInstances }, { RDSClient, paginateDescribeDBInstances }, { EKSClient }] = await Promise.all([
     import("@aws-sdk/client-ec2"),
     import("@aws-sdk/client-rds"),
+    import("@aws-sdk/client-eks"),
   ]);
   const ec2 = new EC2Client(config);
   const rds = new RDSClient(config);
+  const eks = new EKSClient(config);
   try {
     const listEc2 = async () => {
       const out: DiscoveredAsset[] = [];
@@ -195,11 +262,16 @@ export async function scanRegion(region: string, options: ScanOptions): Promise<
       }
       return out;
     };
-    const [instances, databases] = await Promise.all([listEc2(), listRds()]);
-    return [...instances, ...databases];
+    const clusters = listClusters(eks).then(
+      (found) => ({ found, error: undefined }),
+      (error: unknown) => ({ found: [] as DiscoveredAsset[], error: errorMessage(error) }),
+    );
+    const [instances, databases, eksClusters] = await Promise.all([listEc2(), listRds(), clusters]);
+    return { assets: [...instances, ...databases, ...eksClusters.found], ...(eksClusters.error ? { clustersError: eksClusters.error } : {}) };
   } finally {
     ec2.destroy();
     rds.destroy();
+    eks.destroy();
   }
 }
 
@@ -209,8 +281,17 @@ export async function scanAccount(options: ScanOptions): Promise<ScanResult> {
   const perRegion = await mapBounded(regions, options.concurrency ?? DEFAULT_REGION_CONCURRENCY, async (region) => {
     const started = performance.now();
     try {
-      const assets = await scanRegion(region, options);
-      return { assets, result: { region, status: "succeeded" as const, assets: assets.length, durationMs: performance.now() - started } };
+      const { assets, clustersError } = await scanRegion(region, options);
+      return {
+        assets,
+        result: {
+          region,
+          status: "succeeded" as const,
+          assets: assets.length,
+          durationMs: performance.now() - started,
+          ...(clustersError ? { clustersError } : {}),
+        },
+      };
     } catch (error) {
       return {
         assets: [] as DiscoveredAsset[],

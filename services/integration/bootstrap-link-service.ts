@@ -63,6 +63,13 @@ export function createBootstrapLinkService(deps: BootstrapLinkServiceDeps) {
     /** The platform's current bootstrap template. */
     current: () => template,
 
+    /** The current organization template (its StackSet deploys the current bootstrap template), published. */
+    async organizationTemplateUrl(): Promise<string> {
+      const { url: bootstrapTemplateUrl } = await ensurePublished();
+      const body = renderOrganizationTemplate({ platformPrincipalArn: deps.platformPrincipalArn, bootstrapTemplateUrl });
+      return (await publishBootstrapTemplate(deps.s3, deps.publish, body)).url;
+    },
+
     /**
      * The template of a version published before (the key scheme of publishBootstrapTemplate), or undefined when the
      * bucket has none under that version. `version` must be a version's shape: it may come from a customer's role tag.

@@ -85,10 +85,20 @@ export interface UpdateInstructions {
   cliCommand: string;
 }
 
-export function updateInstructions(args: { region: string; stackName: string; templateUrl: string }): UpdateInstructions {
+/**
+ * The stack's update with a new template, keeping its parameters: the bootstrap stack, or (`parameters` of the
+ * organization template) the management account's organization stack, whose StackSet then rolls the new bootstrap
+ * template out to every member account.
+ */
+export function updateInstructions(args: {
+  region: string;
+  stackName: string;
+  templateUrl: string;
+  parameters?: readonly string[];
+}): UpdateInstructions {
   const { region, stackName, templateUrl } = args;
   const query = new URLSearchParams({ stackId: stackName, templateURL: templateUrl });
-  const keep = Object.values(BOOTSTRAP_TEMPLATE_PARAMETERS).map((name) => `ParameterKey=${name},UsePreviousValue=true`);
+  const keep = (args.parameters ?? Object.values(BOOTSTRAP_TEMPLATE_PARAMETERS)).map((name) => `ParameterKey=${name},UsePreviousValue=true`);
   return {
     consoleUrl: `https://${region}.console.aws.amazon.com/cloudformation/home?region=${region}#/stacks/update/template?${query.toString()}`,
     cliCommand: [

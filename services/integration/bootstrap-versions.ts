@@ -7,12 +7,16 @@
 import { and, count, eq, isNotNull, isNull } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { organizations, runs, type Organization, type RunHold, type RunKind } from "../../db/schema";
+import { organizations, runs, tenantAwsAccounts, tenantAwsOrganizations, type Organization, type RunHold, type RunKind } from "../../db/schema";
+import { customerRoleNames } from "../../programs/tenant/naming";
+import { mapBounded } from "../../lib/concurrency";
 import { ServiceNotConfiguredError } from "../../lib/errors";
 import { assumeRoleCredentials, sessionNameFor } from "../core/assume-role";
 import { loadAwsCredential } from "../core/aws-credential-store";
+import { tenantExternalId } from "../core/tenant-external-id";
 import { type Principal, requireAdmin } from "../core/principal";
 import type { BootstrapLinkService } from "./bootstrap-link-service";
+import { ORGANIZATION_TEMPLATE_PARAMETERS, organizationNames } from "./organization-template-fns";
 import { bootstrapNames, tenantStackRequests } from "./bootstrap-policy-fns";
 import { BOOTSTRAP_VERSION_TAG } from "./bootstrap-template-fns";
 import {
@@ -60,6 +64,12 @@ export interface BootstrapVersionStatus {
   changes: PolicyChanges | null;
   update: (UpdateInstructions & { templateUrl: string }) | null;
   heldRuns: { runId: string; hold: RunHold }[];
+  /** An AWS Organization's member accounts (their roles come from the StackSet), and the organization stack's update. */
+  organization: {
+    accounts: { awsAccountId: string; running: string | null; readError: boolean }[];
+    updateAvailable: boolean;
+    update: (UpdateInstructions & { templateUrl: string; stackName: string }) | null;
+  } | null;
 }
 
 export interface BootstrapVersionsDeps {
@@ -100,6 +110,52 @@ export function createBootstrapVersions(deps: BootstrapVersionsDeps) {
     return { running, readAt };
   }
 
+  /** Member accounts read per status call at most, a few at a time (an organization may have hundreds). */
+  const MAX_ACCOUNTS_READ = 200;
+
+  async function organizationVersions(org: Organization, current: string): Promise<BootstrapVersionStatus["organization"]> {
+    const [connection] = await db.select().from(tenantAwsOrganizations).where(eq(tenantAwsOrganizations.organizationId, org.id));
+    if (!connection) return null;
+    const members = await db
+      .select({ accountId: tenantAwsAccounts.accountId })
+      .from(tenantAwsAccounts)
+      .where(and(eq(tenantAwsAccounts.organizationId, org.id), eq(tenantAwsAccounts.source, "organization"), isNull(tenantAwsAccounts.offboardedAt)))
+      .orderBy(tenantAwsAccounts.accountId)
+      .limit(MAX_ACCOUNTS_READ);
+    const externalId = await tenantExternalId(db, deps.keyring, org.id);
+    const accounts = await mapBounded(members, 4, async ({ accountId }) => {
+      try {
+        const running = await readRoleVersion({
+          roleArn: `arn:aws:iam::${accountId}:role/${customerRoleNames(org.slug).bootstrapRoleName}`,
+          externalId,
+          sessionName: sessionNameFor(org.slug),
+        });
+        await db
+          .update(tenantAwsAccounts)
+          .set({ bootstrapVersion: running, bootstrapVersionReadAt: new Date() })
+          .where(and(eq(tenantAwsAccounts.organizationId, org.id), eq(tenantAwsAccounts.accountId, accountId)));
+        return { awsAccountId: accountId, running, readError: false };
+      } catch {
+        // The StackSet has not reached the account (yet), or it cannot be reached: its version is not known.
+        return { awsAccountId: accountId, running: null, readError: true };
+      }
+    });
+    const updateAvailable = accounts.some((account) => !account.readError && account.running !== current);
+    const templateUrl = updateAvailable ? await links().organizationTemplateUrl() : undefined;
+    const stackName = organizationNames(org.slug).stackName;
+    return {
+      accounts,
+      updateAvailable,
+      update: templateUrl
+        ? {
+            templateUrl,
+            stackName,
+            ...updateInstructions({ region: homeRegionOf(org), stackName, templateUrl, parameters: Object.values(ORGANIZATION_TEMPLATE_PARAMETERS) }),
+          }
+        : null,
+    };
+  }
+
   async function changesFrom(running: string): Promise<{ changes: PolicyChanges; granted: string[] } | null> {
     const before = await links().templateOf(running);
     if (!before) return null;
@@ -132,6 +188,7 @@ export function createBootstrapVersions(deps: BootstrapVersionsDeps) {
           ? { templateUrl, ...updateInstructions({ region: homeRegionOf(org), stackName: bootstrapNames(org.slug).stackName, templateUrl }) }
           : null,
         heldRuns: held.map((row) => ({ runId: row.runId, hold: row.hold! })),
+        organization: await organizationVersions(org, current),
       };
     },
 

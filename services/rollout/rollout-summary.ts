@@ -73,6 +73,7 @@ export function byPriority(a: CloudAsset, b: CloudAsset): number {
 
 const NOT_COMPATIBLE_REASON: Record<string, string> = {
   rds: "a managed database (RDS): there is no host to install the agent on; it is monitored through discovery",
+  eks: "a Kubernetes cluster (EKS): the agent runs on its nodes as a DaemonSet, not through SSM; the cluster is monitored through discovery",
 };
 
 /** Why an asset without an installed agent has none, when nothing more specific was recorded. */

@@ -318,23 +318,26 @@ describe("web console (chromium, server process, PostgreSQL, Pulumi CLI, moto)",
     await page.getByRole("button", { name: "Settings" }).click();
     await page.getByRole("heading", { name: "Permissions" }).waitFor();
     scpDenies[EVERY_ACCOUNT]!.push({ region: REGION, action: "ec2:DescribeInstances" });
-    await page.getByRole("button", { name: "Check permissions" }).click();
-    const matrix = page.locator("table.permission-matrix");
-    await matrix.waitFor();
-    expect(await matrix.locator(`tr[data-region="${REGION}"] td`).allInnerTexts()).toEqual(["denied", "allowed", "allowed", "allowed"]);
-    const result = page.locator("#permissions-result");
-    expect(await result.innerText()).toContain(`AWS denied ec2:DescribeInstances in ${REGION}: an explicit deny in a service control policy`);
-    expect(await result.innerText()).toContain(`ask your AWS administrator to allow ec2:DescribeInstances in ${REGION}`);
-    await checkScreen(page, "05a-permission-check-scp-deny");
+    try {
+      await page.getByRole("button", { name: "Check permissions" }).click();
+      const matrix = page.locator("table.permission-matrix");
+      await matrix.waitFor();
+      expect(await matrix.locator(`tr[data-region="${REGION}"] td`).allInnerTexts()).toEqual(["denied", "allowed", "allowed", "allowed"]);
+      const result = page.locator("#permissions-result");
+      expect(await result.innerText()).toContain(`AWS denied ec2:DescribeInstances in ${REGION}: an explicit deny in a service control policy`);
+      expect(await result.innerText()).toContain(`ask your AWS administrator to allow ec2:DescribeInstances in ${REGION}`);
+      await checkScreen(page, "05a-permission-check-scp-deny");
 
-    await page.getByRole("button", { name: "Quick start" }).click();
-    const missing = page.locator(`[data-missing-permission="${REGION} ec2:DescribeInstances"]`);
-    await missing.waitFor();
-    expect(await missing.innerText()).toContain("How to fix: ask your AWS administrator");
-    await checkScreen(page, "05b-progress-missing-permission");
-
+      await page.getByRole("button", { name: "Quick start" }).click();
+      const missing = page.locator(`[data-missing-permission="${REGION} ec2:DescribeInstances"]`);
+      await missing.waitFor();
+      expect(await missing.innerText()).toContain("How to fix: ask your AWS administrator");
+      await checkScreen(page, "05b-progress-missing-permission");
+    } finally {
+      // Lifted whatever happened above: the later tests' discoveries must see their instances.
+      scpDenies[EVERY_ACCOUNT]!.length = 0;
+    }
     // Lifted: the next check shows every call allowed, and the progress page no longer lists it.
-    scpDenies[EVERY_ACCOUNT]!.length = 0;
     await page.getByRole("button", { name: "Settings" }).click();
     await page.getByRole("button", { name: "Check permissions" }).click();
     await page.locator("#permissions-result", { hasText: "Every call the platform needs is allowed in every region." }).waitFor();

@@ -8,9 +8,9 @@
  * Every request goes to moto unchanged. Tags resolve literal values and `Ref` to a parameter, as the bootstrap
  * template uses them. Point the customer's AWS CLI at it with AWS_ENDPOINT_URL_CLOUDFORMATION.
  */
-import { createServer, request, type Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { readRequestBody } from "./request-body";
+import { forwardRequest, readRequestBody, relayAnswer } from "./request-body";
 import { IAMClient, ListRoleTagsCommand, TagRoleCommand, UntagRoleCommand } from "@aws-sdk/client-iam";
 
 export interface CloudFormationStandIn {
@@ -99,33 +99,22 @@ export async function startCloudFormationStandIn(motoUrl: string): Promise<Cloud
     const body = await readRequestBody(req);
     const form = new URLSearchParams(body.toString());
     const credential = /Credential=([^/]+)\/\d{8}\/([^/]+)\//.exec(String(req.headers.authorization ?? ""));
-    const forwarded = request(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
-      (answer) => {
-        const parts: Buffer[] = [];
-        answer.on("data", (chunk: Buffer) => parts.push(chunk));
-        answer.on("end", async () => {
-          const text = Buffer.concat(parts);
-          if (form.get("Action") === "UpdateStack" && answer.statusCode === 200 && credential) {
-            try {
-              retagged.push(...(await retagRoles(motoUrl, credential[1]!, credential[2]!, form.get("StackName")!)));
-            } catch (error) {
-              res.writeHead(500, { "content-type": "text/plain" });
-              res.end(`cloudformation stand-in: retagging the stack's roles failed: ${String(error)}`);
-              return;
-            }
-          }
-          const { "content-length": _length, "transfer-encoding": _encoding, ...rest } = answer.headers;
-          res.writeHead(answer.statusCode ?? 502, { ...(rest as Record<string, string>), "content-length": String(text.length) });
-          res.end(text);
-        });
-      },
-    );
-    forwarded.on("error", (error) => {
-      res.writeHead(502, { "content-type": "text/plain" });
-      res.end(String(error));
+    forwardRequest(target, req, body, async (status, headers, text) => {
+      if (form.get("Action") === "UpdateStack" && status === 200 && credential) {
+        try {
+          retagged.push(...(await retagRoles(motoUrl, credential[1]!, credential[2]!, form.get("StackName")!)));
+        } catch (error) {
+          relayAnswer(
+            res,
+            500,
+            { "content-type": "text/plain" },
+            Buffer.from(`cloudformation stand-in: retagging the stack's roles failed: ${String(error)}`),
+          );
+          return;
+        }
+      }
+      relayAnswer(res, status, headers, text);
     });
-    forwarded.end(body);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return {

@@ -11,9 +11,9 @@
  * Every other call, and these calls for accounts and regions not configured here, go to moto unchanged. Tests point the
  * SDK at it with the standard AWS_ENDPOINT_URL_EC2.
  */
-import { createServer, request, type IncomingMessage, type Server } from "node:http";
+import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { readRequestBody } from "./request-body";
+import { forwardRequest, readRequestBody, relayAnswer } from "./request-body";
 
 export interface Ec2StandInOptions {
   motoUrl: string;
@@ -48,18 +48,6 @@ function withOptIn(xml: string, enabled: ReadonlySet<string>): string {
 export async function startEc2StandIn(options: Ec2StandInOptions): Promise<Ec2StandIn> {
   const answered: Ec2StandIn["answered"] = [];
   const target = new URL(options.motoUrl);
-  const forward = (req: IncomingMessage, body: Buffer, onAnswer: (status: number, headers: Record<string, unknown>, text: Buffer) => void) => {
-    const forwarded = request(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
-      (answer) => {
-        const parts: Buffer[] = [];
-        answer.on("data", (chunk: Buffer) => parts.push(chunk));
-        answer.on("end", () => onAnswer(answer.statusCode ?? 502, answer.headers, Buffer.concat(parts)));
-      },
-    );
-    forwarded.on("error", (error) => onAnswer(502, {}, Buffer.from(String(error))));
-    forwarded.end(body);
-  };
 
   const server: Server = createServer(async (req, res) => {
     const body = await readRequestBody(req);
@@ -78,15 +66,13 @@ export async function startEc2StandIn(options: Ec2StandInOptions): Promise<Ec2St
     const enabled = accountId ? options.regionsEnabled?.[accountId] : undefined;
     // The platform asks with AllRegions=true (services/discovery/scanner.ts); only that form is answered per account.
     const perAccount = action === "DescribeRegions" && form.get("AllRegions") === "true" && enabled?.length;
-    forward(req, body, (status, headers, text) => {
+    forwardRequest(target, req, body, (status, headers, text) => {
       let out = text;
       if (perAccount && status === 200) {
         answered.push({ action, accountId: accountId!, region });
         out = Buffer.from(withOptIn(text.toString(), new Set(enabled)));
       }
-      const { "content-length": _length, "transfer-encoding": _encoding, ...rest } = headers;
-      res.writeHead(status, { ...(rest as Record<string, string>), "content-length": String(out.length) });
-      res.end(out);
+      relayAnswer(res, status, headers, out);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));

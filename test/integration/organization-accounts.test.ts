@@ -465,6 +465,19 @@ describe("an AWS Organization connected with one link", () => {
     expect(progress.body.overall_progress).toBe(mean);
   });
 
+  it("each member account's bootstrap role says the version the StackSet deployed; one it has not reached is not known", async () => {
+    const { status, body } = await call(service.app, "GET", `/v1/tenants/${tenant.slug}/integrations/aws/bootstrap/version`);
+    expect(status, JSON.stringify(body)).toBe(200);
+    const byAccount = Object.fromEntries(body.organization.accounts.map((row: { aws_account_id: string }) => [row.aws_account_id, row]));
+    expect(byAccount[accounts["payments-1"]!]).toEqual({
+      aws_account_id: accounts["payments-1"],
+      running_version: body.current_version,
+      read_error: false,
+    });
+    expect(byAccount[accounts["dev-3"]!]).toMatchObject({ running_version: null, read_error: true });
+    expect(body.organization).toMatchObject({ update_available: false, update: null });
+  });
+
   it("an account moved into a targeted OU is onboarded by itself within a reconcile interval (AWS's automatic deployment performed)", async () => {
     await organization.moveAccount(accounts["staging-1"]!, ous.sandbox!, ous.staging!);
     // AWS's automatic deployment: the StackSet reaches an account that joins a targeted OU (moto does not).

@@ -61,4 +61,19 @@ describe("bootstrap versions", () => {
       "aws cloudformation update-stack --region eu-west-1 --stack-name MiniXdr-Bootstrap-acme --template-url https://b.s3.eu-west-1.amazonaws.com/bootstrap/x.json --parameters ParameterKey=ExternalId,UsePreviousValue=true ParameterKey=TenantSlug,UsePreviousValue=true --capabilities CAPABILITY_NAMED_IAM",
     );
   });
+
+  it("updates an organization through its management stack, keeping every parameter, so the StackSet rolls the new version out", () => {
+    const update = updateInstructions({
+      region: "us-east-1",
+      stackName: "MiniXdr-Organization-acme",
+      templateUrl: "https://b.s3.us-east-1.amazonaws.com/bootstrap/o.json",
+      parameters: ["TenantSlug", "ExternalId", "OrganizationalUnitIds", "IncludeManagementAccount"],
+    });
+    expect(update.cliCommand).toContain(
+      "--stack-name MiniXdr-Organization-acme --template-url https://b.s3.us-east-1.amazonaws.com/bootstrap/o.json",
+    );
+    expect(update.cliCommand).toContain(
+      "ParameterKey=OrganizationalUnitIds,UsePreviousValue=true ParameterKey=IncludeManagementAccount,UsePreviousValue=true",
+    );
+  });
 });

@@ -52,4 +52,15 @@ describe("priority rules", () => {
     }
     expect(isAgentCompatible({ assetType: "s3", tags: {}, state: "running" })).toBe(false);
   });
+
+  it("EKS clusters are high by default, follow their Role tag and the organization's rules, and get the agent as a DaemonSet, not through SSM", () => {
+    expect(classifyPriority({ assetType: "eks", tags: {} })).toBe("high");
+    expect(classifyPriority({ assetType: "eks", tags: { Role: "honeypot" } })).toBe("low");
+    expect(
+      classifyPriority({ assetType: "eks", tags: { env: "prod" } }, [
+        { match: { assetType: "eks", tag: { key: "env", value: "prod" } }, priority: "critical" },
+      ]),
+    ).toBe("critical");
+    expect(isAgentCompatible({ assetType: "eks", tags: {}, state: "ACTIVE" })).toBe(false);
+  });
 });
