@@ -146,7 +146,7 @@ const permissionMatrixSchema = z
         region: z.string(),
         status: z
           .enum(["allowed", "missing_permissions", "excluded_by_organization", "failed"])
-          .describe("excluded_by_organization: a service control policy denies every call there"),
+          .describe("excluded_by_organization: a service control policy denies reading instances there (discovery excludes the region)"),
         checks: z.array(
           z.object({
             action: z.enum(CHECKED_ACTIONS),

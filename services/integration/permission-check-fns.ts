@@ -1,11 +1,11 @@
 /**
  * The permission matrix of a tenant's account: each read-only call the platform makes, tried once per region, and
  * what AWS said (allowed, or denied with the action and the cause in AWS's words, or another failure), with the fix a
- * person applies. A region where the organization's policy denies every call is excluded by the organization, not
- * failed. Pure: services/integration/permission-check.ts makes the calls.
+ * person applies. A region where the organization's policy denies reading instances (and nothing else denies or
+ * fails) is excluded by the organization, not failed, as discovery says it. Pure: services/integration/permission-check.ts makes the calls.
  */
 import type { AccessDeniedCause } from "../../lib/upstream-errors";
-import { permissionFix, permissionReason } from "../core/permission-findings-fns";
+import { excludedByOrganization, permissionFix, permissionReason } from "../core/permission-findings-fns";
 
 /** The read-only calls of discovery and the rollout reads, as IAM names them. */
 export const CHECKED_ACTIONS = [
@@ -59,11 +59,13 @@ export function permissionCell(action: CheckedAction, region: string, outcome: C
 }
 
 export function regionPermissions(region: string, checks: PermissionCell[]): RegionPermissions {
+  const denied = checks.flatMap((check) => (check.status === "denied" && check.cause ? [{ action: check.action, cause: check.cause }] : []));
   const status = checks.every((check) => check.status === "allowed")
     ? "allowed"
-    : checks.every((check) => check.status === "denied" && check.cause === "service_control_policy")
+    : // The same rule as discovery's: the organization's policy denies reading the region's instances, and only it denies.
+      denied.length === checks.filter((check) => check.status !== "allowed").length && excludedByOrganization(denied)
       ? "excluded_by_organization"
-      : checks.some((check) => check.status === "denied")
+      : denied.length > 0
         ? "missing_permissions"
         : "failed";
   return { region, status, checks };

@@ -11,6 +11,9 @@
  *    moto's update leaves a role's tags as they were, AWS updates them; the stand-in does what AWS does);
  * 4. the next read shows version 2, the held up proceeds and succeeds;
  * 5. operators see how many tenants run each version.
+ * Then a permission AWS refuses a run: an organization's SCP denies ssm:CreateDocument in a region the tenant adds
+ * (the SSM stand-in answers as AWS does; moto evaluates no policy); the up fails, and the tenant's progress lists the
+ * missing permission with AWS's cause and its fix until an up goes through.
  */
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -170,5 +173,35 @@ describe("bootstrap upgrades (service process, moto S3, IAM and CloudFormation, 
     // A tenant token may not read the fleet's versions.
     const token = await service.issueToken(tenant.slug, "upgrade");
     expect((await call("GET", "/v1/bootstrap/versions", { token })).status).toBe(403);
+  });
+
+  it("keeps what AWS refused a run as a missing permission with its fix, until an up goes through", async () => {
+    const patched = await call("PATCH", `/v1/tenants/${tenant.slug}`, { body: { integration_settings: { regions: [REGION, "eu-west-1"] } } });
+    expect(patched.status, patched.text).toBe(200);
+    service.ssm.scpDenies.push({ region: "eu-west-1", action: "ssm:CreateDocument" });
+    try {
+      const up = await call("POST", `/v1/tenants/${tenant.slug}/runs`, { body: { kind: "up" } });
+      expect(up.status, up.text).toBe(202);
+      expect(await service.settledRun(tenant.slug, up.body.run_id)).toMatchObject({ status: "failed" });
+      const { body: progress } = await call("GET", `/v1/tenants/${tenant.slug}/progress`);
+      expect(progress.missing_permissions).toContainEqual(
+        expect.objectContaining({
+          aws_account_id: tenant.account,
+          region: "eu-west-1",
+          action: "ssm:CreateDocument",
+          resource: expect.stringMatching(/^arn:aws:ssm:eu-west-1:\d{12}:document\//),
+          cause: "service_control_policy",
+          source: "run",
+          fix: "ask your AWS administrator to allow ssm:CreateDocument in eu-west-1 for the Mini-XDR roles (the organization's policy denies it)",
+        }),
+      );
+      console.log(`missing permission a run met:\n${JSON.stringify(progress.missing_permissions, null, 2)}`);
+    } finally {
+      service.ssm.scpDenies.length = 0;
+    }
+    const again = await call("POST", `/v1/tenants/${tenant.slug}/runs`, { body: { kind: "up" } });
+    expect(await service.settledRun(tenant.slug, again.body.run_id)).toMatchObject({ status: "succeeded" });
+    const { body: after } = await call("GET", `/v1/tenants/${tenant.slug}/progress`);
+    expect(after.missing_permissions.filter((entry: { source: string }) => entry.source === "run")).toEqual([]);
   });
 });

@@ -142,8 +142,16 @@ describe("two replicas on one PostgreSQL, nothing else shared", () => {
     service.proxy.hold(null);
     expect(survivor.server.child.exitCode).toBeNull();
     expect(survivor.server.child.pid).toBe(survivorPid);
-    expect(logLines(survivor)).toEqual(expect.arrayContaining([expect.objectContaining({ event: "run.recovered", runId })]));
-    expect(survivor.server.stderr()).toContain(`recovery sweep: marked 1 interrupted run(s): ${runId}`);
+    // The sweep logs right after it wrote the row: the lines may reach the pipe a moment after the status is read.
+    await waitFor(
+      "the survivor's log of the recovery",
+      async () =>
+        logLines(survivor).some((line) => line.event === "run.recovered" && line.runId === runId) &&
+        survivor.server.stderr().includes(`recovery sweep: marked 1 interrupted run(s): ${runId}`)
+          ? true
+          : undefined,
+      { timeoutMs: 10_000 },
+    );
     expect(interrupted).toMatchObject({ status: "interrupted", error: { kind: "Interrupted" }, finished_at: expect.any(String) });
     expect(interrupted.error.message).toMatch(/unfinished operation\(s\) were dropped/);
 

@@ -79,6 +79,12 @@ export interface SsmCall {
 
 export interface SsmStandIn {
   endpoint: string;
+  /**
+   * Actions (`ssm:CreateDocument`) an organization's service control policy denies, per region, in every account: AWS
+   * answers each such call with 400 AccessDeniedException, "... with an explicit deny in a service control policy"
+   * (moto evaluates no policy). Mutable: a test adds and lifts denials.
+   */
+  scpDenies: { region: string; action: string }[];
   /** Replaces the managed-instance registry (every region). */
   setInstances(instances: ManagedInstance[]): void;
   /** Adds or replaces instances of the registry. */
@@ -143,6 +149,7 @@ export async function startSsmStandIn(motoEndpoint: string, options: SsmStandInO
   /** instance id -> instance, one map per region. */
   let registry = new Map<string, Map<string, ManagedInstance>>();
   const calls: SsmCall[] = [];
+  const scpDenies: SsmStandIn["scpDenies"] = [];
   const moto = new URL(motoEndpoint);
   const regionOf = (instance: ManagedInstance) => instance.region ?? defaultRegion;
   const register = (instances: ManagedInstance[]) => {
@@ -353,6 +360,15 @@ export async function startSsmStandIn(motoEndpoint: string, options: SsmStandInO
       // not JSON: forwarded as is
     }
     calls.push({ action, region, accessKeyId, emulated: EMULATED.has(action), input });
+    if (scpDenies.some((deny) => deny.region === region && deny.action === `ssm:${action}`)) {
+      const account = options.accountOf?.(accessKeyId) ?? options.accountId ?? "123456789012";
+      const name = String(input.Name ?? "*");
+      const kind = action.includes("Document") ? "document" : action.includes("Parameter") ? "parameter" : "association";
+      return answer(res, 400, {
+        __type: "AccessDeniedException",
+        message: `User: arn:aws:sts::${account}:assumed-role/caller/session is not authorized to perform: ssm:${action} on resource: arn:aws:ssm:${region}:${account}:${kind}/${name.replace(/^\//, "")} with an explicit deny in a service control policy`,
+      });
+    }
     try {
       if (EMULATED.has(action) && !region) {
         return answer(res, 400, { __type: "IncompleteSignatureException", message: "no SigV4 credential scope: the region is unknown" });
@@ -413,6 +429,7 @@ export async function startSsmStandIn(motoEndpoint: string, options: SsmStandInO
     },
     addInstances: register,
     calls,
+    scpDenies,
     stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

@@ -76,7 +76,7 @@ describe("the permission matrix", () => {
       ["ssm:DescribeInstanceInformation", "allowed"],
       ["ssm:ListAssociations", "allowed"],
     ]);
-    expect(denied).toMatchObject({ region: DENIED_REGION, status: "missing_permissions" });
+    expect(denied).toMatchObject({ region: DENIED_REGION, status: "excluded_by_organization" });
     expect(denied.checks[0]).toEqual({
       action: "ec2:DescribeInstances",
       status: "denied",

@@ -8,6 +8,19 @@ describe("permission matrix verdicts", () => {
       permissionCell(action, "ap-east-1", { status: "denied", action, cause: "service_control_policy" }),
     );
     expect(regionPermissions("ap-east-1", checks).status).toBe("excluded_by_organization");
+    // Only reading instances denied by the organization: the region is closed to discovery all the same.
+    const onlyInstances = CHECKED_ACTIONS.map((action) =>
+      action === "ec2:DescribeInstances"
+        ? permissionCell(action, "ap-east-1", { status: "denied", action, cause: "service_control_policy" })
+        : permissionCell(action, "ap-east-1", { status: "allowed" }),
+    );
+    expect(regionPermissions("ap-east-1", onlyInstances).status).toBe("excluded_by_organization");
+    // A boundary's deny besides: a person can fix that one, so it is missing permissions.
+    const mixed = [
+      ...onlyInstances.slice(0, 3),
+      permissionCell("ssm:ListAssociations", "ap-east-1", { status: "denied", action: null, cause: "permissions_boundary" }),
+    ];
+    expect(regionPermissions("ap-east-1", mixed).status).toBe("missing_permissions");
   });
 
   it("gives a missing allow the up (it restores the policy), a boundary the bootstrap update, and names the action", () => {
