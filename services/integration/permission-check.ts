@@ -24,42 +24,33 @@ import {
 
 type Call = (credentials: CredentialsProvider, region: string) => Promise<unknown>;
 
+/** A client made for one call, and let go after it. */
+async function sendOnce(client: { send(command: never): Promise<unknown>; destroy(): void }, command: unknown): Promise<unknown> {
+  try {
+    return await client.send(command as never);
+  } finally {
+    client.destroy();
+  }
+}
+
+const clientOptions = (credentials: CredentialsProvider, region: string) => ({ region, credentials, maxAttempts: 2 });
+
 const CALLS: Record<CheckedAction, Call> = {
   "ec2:DescribeInstances": async (credentials, region) => {
     const { EC2Client, DescribeInstancesCommand } = await import("@aws-sdk/client-ec2");
-    const client = new EC2Client({ region, credentials, maxAttempts: 2 });
-    try {
-      return await client.send(new DescribeInstancesCommand({ MaxResults: 5 }));
-    } finally {
-      client.destroy();
-    }
+    return sendOnce(new EC2Client(clientOptions(credentials, region)), new DescribeInstancesCommand({ MaxResults: 5 }));
   },
   "rds:DescribeDBInstances": async (credentials, region) => {
     const { RDSClient, DescribeDBInstancesCommand } = await import("@aws-sdk/client-rds");
-    const client = new RDSClient({ region, credentials, maxAttempts: 2 });
-    try {
-      return await client.send(new DescribeDBInstancesCommand({ MaxRecords: 20 }));
-    } finally {
-      client.destroy();
-    }
+    return sendOnce(new RDSClient(clientOptions(credentials, region)), new DescribeDBInstancesCommand({ MaxRecords: 20 }));
   },
   "ssm:DescribeInstanceInformation": async (credentials, region) => {
     const { SSMClient, DescribeInstanceInformationCommand } = await import("@aws-sdk/client-ssm");
-    const client = new SSMClient({ region, credentials, maxAttempts: 2 });
-    try {
-      return await client.send(new DescribeInstanceInformationCommand({ MaxResults: 5 }));
-    } finally {
-      client.destroy();
-    }
+    return sendOnce(new SSMClient(clientOptions(credentials, region)), new DescribeInstanceInformationCommand({ MaxResults: 5 }));
   },
   "ssm:ListAssociations": async (credentials, region) => {
     const { SSMClient, ListAssociationsCommand } = await import("@aws-sdk/client-ssm");
-    const client = new SSMClient({ region, credentials, maxAttempts: 2 });
-    try {
-      return await client.send(new ListAssociationsCommand({ MaxResults: 1 }));
-    } finally {
-      client.destroy();
-    }
+    return sendOnce(new SSMClient(clientOptions(credentials, region)), new ListAssociationsCommand({ MaxResults: 1 }));
   },
 };
 
