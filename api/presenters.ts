@@ -3,6 +3,7 @@ import type { Agent, CloudAsset, ConnectionCheck, DiscoveryScan, IntegrationSett
 import type { AssetPage } from "../services/discovery/discovery-service";
 import type { RetryResult } from "../services/rollout/retry";
 import type { DeploymentHealth, DeploymentSummary } from "../services/rollout/rollout-summary";
+import type { AccountClusterRollout } from "../services/rollout/cluster-rollout";
 import { describeTargeting, requestedSpecOf, type RolloutSpec } from "../services/core/rollout-spec-fns";
 import type { ValidationResult } from "../services/rollout/validation-checks";
 import type { OnboardingKpis } from "../services/core/onboarding-kpis-fns";
@@ -267,6 +268,21 @@ export function presentDeployment(deployment: DeploymentSummary & { refreshed: b
         : null,
       status_at: iso(instance.statusAt),
     })),
+    clusters: deployment.clusters.map(presentClusterRollout),
+  };
+}
+
+function presentClusterRollout(cluster: AccountClusterRollout) {
+  return {
+    aws_account_id: cluster.awsAccountId,
+    region: cluster.region,
+    name: cluster.name,
+    arn: cluster.arn,
+    status: cluster.status,
+    reason: cluster.reason,
+    fix: cluster.fix,
+    desired: cluster.desired,
+    ready: cluster.ready,
   };
 }
 
@@ -294,6 +310,7 @@ export function presentProgress(progress: TenantProgress) {
       targeted: deployment.targeted,
       agents_deployed: deployment.agentsDeployed,
       failed: deployment.failed,
+      clusters: deployment.clusters.map(presentClusterRollout),
     },
     validation: {
       status: validation.status,

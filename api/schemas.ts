@@ -12,6 +12,7 @@ import { displayNameSchema } from "../lib/display-name";
 import { useReadableZodMessages } from "../lib/zod-messages";
 import { json } from "./openapi-route-parts";
 import { BOOTSTRAP_ROLE_ARN_PATTERN } from "../services/integration/bootstrap-role-rules-fns";
+import { CLUSTER_ROLLOUT_STATUSES } from "../services/core/cluster-scope-fns";
 import {
   awsRegionListSchema,
   awsRegionSchema,
@@ -388,3 +389,23 @@ export const accountRefSchema = z.object({
   source: z.enum(["home", "organization"]),
   status: z.string(),
 });
+
+/** An EKS cluster's agent rollout (services/core/cluster-scope-fns.ts), in the deployment and the progress answers. */
+export const clusterRolloutSchema = z
+  .object({
+    aws_account_id: z.string().nullable(),
+    region: z.string(),
+    name: z.string(),
+    arn: z.string(),
+    status: z
+      .enum(CLUSTER_ROLLOUT_STATUSES)
+      .describe(
+        "protected: the agent DaemonSet is ready on every node; deploying: not yet on all; up_pending: the next up deploys it; " +
+          "excluded: by tag or region; action_required: the owner must change the cluster (reason, fix); pending: not ACTIVE yet",
+      ),
+    reason: z.string().nullable(),
+    fix: z.string().nullable(),
+    desired: z.number().int().nullable().describe("nodes the agent DaemonSet should run on, as the last up left it"),
+    ready: z.number().int().nullable().describe("nodes on which the agent's pod was ready"),
+  })
+  .openapi("ClusterRollout");

@@ -6,7 +6,8 @@
  * closed and the process exits.
  */
 import { serve } from "@hono/node-server";
-import { loadServiceConfig, ServiceConfigError, SHUTDOWN_CANCEL_WINDOW_SECONDS } from "../platform/config";
+import { shutdownDeadlineSeconds } from "../lib/shutdown";
+import { loadServiceConfig, ServiceConfigError } from "../platform/config";
 import { createPlatform } from "../platform/create-platform";
 import { createApp } from "./app";
 
@@ -41,14 +42,11 @@ async function main(): Promise<void> {
     stopping = true;
     log(`${signal}: shutting down: no new jobs; running stack operations get ${config.SHUTDOWN_GRACE_SECONDS} s to finish`);
     // A last resort only: the drain is bounded by the grace period and the cancel window.
-    const force = setTimeout(
-      () => {
-        log("shutdown timed out; exiting");
-        logger.flush();
-        process.exit(1);
-      },
-      (config.SHUTDOWN_GRACE_SECONDS + SHUTDOWN_CANCEL_WINDOW_SECONDS + 30) * 1000,
-    );
+    const force = setTimeout(() => {
+      log("shutdown timed out; exiting");
+      logger.flush();
+      process.exit(1);
+    }, shutdownDeadlineSeconds(config.SHUTDOWN_GRACE_SECONDS) * 1000);
     force.unref();
     let code = 0;
     try {

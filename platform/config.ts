@@ -23,8 +23,6 @@ import { DEFAULT_RUN_TIMEOUT_SECONDS, DEFAULT_STOP_GRACE_SECONDS } from "../serv
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEFAULT_DATA_DIR = join(REPO_ROOT, ".data");
 export const CREDENTIALS_KEY_FILE = "credentials.key";
-/** After the grace period: how long a cancelled pulumi CLI gets to finish its in-flight resource operations. */
-export const SHUTDOWN_CANCEL_WINDOW_SECONDS = 30;
 /** Variables of this service that are secrets: never passed to a child process. */
 const SERVICE_SECRETS = new Set([
   "ADMIN_TOKEN",

@@ -62,7 +62,8 @@ import { interruptExecutingRuns } from "../services/run/shutdown-interrupt";
 import { resolveTenantConfig } from "../services/run/tenant-stack-config";
 import { ensureBootstrapAdmin, writeAdminTokenFile } from "../services/tenant/bootstrap-admin";
 import { createTenantService } from "../services/tenant/tenant-service";
-import { loadIdentityTrust, REPO_ROOT, retentionPolicyOf, ServiceConfigError, SHUTDOWN_CANCEL_WINDOW_SECONDS, type ServiceConfig } from "./config";
+import { SHUTDOWN_CANCEL_WINDOW_SECONDS } from "../lib/shutdown";
+import { loadIdentityTrust, REPO_ROOT, retentionPolicyOf, ServiceConfigError, type ServiceConfig } from "./config";
 import { loadCredentialsKeyring } from "./credentials-keyring";
 
 export interface PlatformOptions {

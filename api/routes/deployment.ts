@@ -10,7 +10,7 @@ import { INSTALL_FAILURE_CAUSES } from "../../services/rollout/install-failure-f
 import { CHECK_NAMES } from "../../services/rollout/validation-checks";
 import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
-import { errorResponse, errorResponses, postErrorResponses, slugParamsSchema } from "../schemas";
+import { clusterRolloutSchema, errorResponse, errorResponses, postErrorResponses, slugParamsSchema } from "../schemas";
 import { HEARTBEAT_INTERVAL_SECONDS } from "../../services/rollout/enrollment";
 import { presentAgent, presentDeployment, presentHealth, presentRetry, presentValidation } from "../presenters";
 
@@ -54,6 +54,7 @@ export const deploymentSummarySchema = z
         status_at: z.string().nullable(),
       }),
     ),
+    clusters: z.array(clusterRolloutSchema).describe("every EKS cluster found: whether the agent DaemonSet covers it, and how far it rolled out"),
   })
   .openapi("DeploymentSummary");
 

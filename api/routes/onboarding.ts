@@ -9,7 +9,16 @@ import type { AssetPageQuery } from "../../services/discovery/discovery-service"
 import { presentAssetPage, presentProgress, presentScan } from "../presenters";
 import { json, security } from "../openapi-route-parts";
 import { createRouter } from "../router";
-import { accountRefSchema, errorResponse, errorResponses, integerQuery, postErrorResponses, runErrorSchema, slugParamsSchema } from "../schemas";
+import {
+  accountRefSchema,
+  clusterRolloutSchema,
+  errorResponse,
+  errorResponses,
+  integerQuery,
+  postErrorResponses,
+  runErrorSchema,
+  slugParamsSchema,
+} from "../schemas";
 
 const phase = z.object({ status: z.enum(["pending", "in_progress", "completed", "failed"]), progress: z.number() });
 export const progressSchema = z
@@ -21,7 +30,12 @@ export const progressSchema = z
       regions_failed: z.array(z.string()),
       regions_excluded_by_organization: z.array(z.string()).describe("regions the organization's service control policy closes to the platform"),
     }),
-    deployment: phase.extend({ targeted: z.number(), agents_deployed: z.number(), failed: z.number() }),
+    deployment: phase.extend({
+      targeted: z.number(),
+      agents_deployed: z.number(),
+      failed: z.number(),
+      clusters: z.array(clusterRolloutSchema).describe("the agent DaemonSet on each EKS cluster found"),
+    }),
     validation: phase.extend({ checks_passed: z.number(), checks_total: z.number() }),
     overall_progress: z.number(),
     onboarding_status: z.string(),

@@ -8,6 +8,7 @@ export const CHECK_FIXES = {
   agents_targeted: "Tag the instances to monitor with the target tag shown in Settings, or target all managed instances.",
   agents_installed: "Instances need the SSM agent and an instance profile with AmazonSSMManagedInstanceCore; then retry from Deployment.",
   agents_checked_in: "The agent must reach the Mini-XDR backend over HTTPS: check outbound access from the instances.",
+  clusters_protected: "Run an up; if a cluster's agent stays short of its nodes, check that its nodes can pull the agent image.",
 };
 
 const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
@@ -123,8 +124,50 @@ export function renderProgress(container, progress, details, actions) {
       steps.map((step) => renderStep(step)),
     ),
     progress.accounts ? accountsLine(progress.accounts) : null,
+    kubernetesClusters(progress.deployment.clusters ?? []),
     missingPermissions(progress),
     overall === 100 ? h("p", { className: "complete", role: "status" }, "Setup complete: Mini-XDR is now monitoring your environment") : null,
+  );
+}
+
+const CLUSTER_STATUS_WORDS = {
+  protected: "protected",
+  deploying: "deploying",
+  up_pending: "next update",
+  excluded: "excluded",
+  action_required: "needs your action",
+  pending: "waiting",
+};
+
+/** The agent on each EKS cluster found: how far its DaemonSet rolled out, or why it is not there and the fix. */
+function kubernetesClusters(clusters) {
+  if (clusters.length === 0) return null;
+  const protectedCount = clusters.filter((cluster) => cluster.status === "protected").length;
+  return h(
+    "section",
+    { className: "clusters", "aria-labelledby": "clusters-title" },
+    h("h2", { id: "clusters-title" }, `Kubernetes clusters (${protectedCount} of ${clusters.length} protected)`),
+    h(
+      "ul",
+      {},
+      clusters.map((cluster) =>
+        h(
+          "li",
+          { "data-cluster": `${cluster.region}/${cluster.name}`, className: `cluster cluster-${cluster.status}` },
+          h(
+            "p",
+            {},
+            h("strong", {}, cluster.name),
+            ` (${cluster.region}${cluster.aws_account_id ? `, account ${cluster.aws_account_id}` : ""}): ${CLUSTER_STATUS_WORDS[cluster.status] ?? cluster.status}`,
+            cluster.desired === null ? "" : `, agent ready on ${cluster.ready} of ${plural(cluster.desired, "node")}`,
+          ),
+          cluster.reason && cluster.status !== "protected" ? h("p", { className: "small" }, cluster.reason) : null,
+          cluster.fix && cluster.status === "action_required"
+            ? h("p", { className: "small" }, h("strong", {}, "How to fix: "), h("code", {}, cluster.fix))
+            : null,
+        ),
+      ),
+    ),
   );
 }
 

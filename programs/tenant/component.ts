@@ -2,13 +2,14 @@ import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import { buildAgentInstallDocument } from "./agent-document";
 import type { TenantConfig } from "./config";
+import { AGENT_ACCESS_POLICY_ARN, eksKubeconfig } from "./eks-kubeconfig";
 import { KubernetesAgent } from "./kubernetes-agent";
 import { DEFAULT_HOST_MANAGEMENT_POLICY_ARN, defaultHostManagementSettingId, resourceNames } from "./naming";
 import { buildAccessPolicy, buildDefaultHostManagementTrustPolicy, buildTrustPolicy } from "./policies";
 import { associationTargets, documentExclusionTag } from "./targeting-fns";
 
 export interface TenantOnboardingArgs {
-  /** Validated tenant configuration; externalId, enrollmentToken and kubeconfig are wrapped as secrets here. */
+  /** Validated tenant configuration; externalId and enrollmentToken are wrapped as secrets here. */
   config: TenantConfig;
 }
 
@@ -17,6 +18,17 @@ export interface RegionalAgentResources {
   parameterName: pulumi.Output<string>;
   documentName: pulumi.Output<string>;
   associationId: pulumi.Output<string>;
+}
+
+/** What the stack applies on one EKS cluster: the agent's namespace and DaemonSet, and how far it rolled out. */
+export interface ClusterAgentResources {
+  name: string;
+  region: string;
+  namespace: pulumi.Output<string>;
+  daemonSetName: pulumi.Output<string>;
+  /** Nodes the DaemonSet should run on, and on how many its pod is ready, when the up finished. */
+  desired: pulumi.Output<number>;
+  ready: pulumi.Output<number>;
 }
 
 /**
@@ -37,7 +49,8 @@ export class TenantOnboarding extends pulumi.ComponentResource {
   readonly associationId: pulumi.Output<string>;
   readonly regions: Record<string, RegionalAgentResources>;
   readonly defaultHostManagementRoleName: pulumi.Output<string | undefined>;
-  readonly kubernetesNamespace: pulumi.Output<string | undefined>;
+  /** Per EKS cluster in scope (`<region>/<name>`). */
+  readonly clusters: Record<string, ClusterAgentResources>;
 
   constructor(name: string, args: TenantOnboardingArgs, opts?: pulumi.ComponentResourceOptions) {
     super("minixdr:tenant:TenantOnboarding", name, {}, opts);
@@ -167,20 +180,7 @@ export class TenantOnboarding extends pulumi.ComponentResource {
       ? this.defaultHostManagement(name, config, providers, tags)
       : pulumi.output(undefined);
 
-    const kubernetesAgent = config.kubeconfig
-      ? new KubernetesAgent(
-          `${name}-k8s-agent`,
-          {
-            kubeconfig: pulumi.secret(config.kubeconfig),
-            namespace: names.kubernetesNamespace,
-            image: config.agentImage,
-            agentVersion: config.agentVersion,
-            agentConfigJson,
-            tenantSlug: config.tenantSlug,
-          },
-          { parent: this },
-        )
-      : undefined;
+    this.clusters = this.clusterAgents(name, config, role, providers, agentConfigJson);
 
     const homeRegion = this.regions[config.homeRegion]!;
     this.roleArn = role.arn;
@@ -188,7 +188,6 @@ export class TenantOnboarding extends pulumi.ComponentResource {
     this.parameterName = homeRegion.parameterName;
     this.documentName = homeRegion.documentName;
     this.associationId = homeRegion.associationId;
-    this.kubernetesNamespace = kubernetesAgent ? kubernetesAgent.namespace : pulumi.output(undefined);
     this.registerOutputs({
       roleArn: this.roleArn,
       externalId: this.externalId,
@@ -197,8 +196,67 @@ export class TenantOnboarding extends pulumi.ComponentResource {
       associationId: this.associationId,
       regions: this.regions,
       defaultHostManagementRoleName: this.defaultHostManagementRoleName,
-      kubernetesNamespace: this.kubernetesNamespace,
+      clusters: this.clusters,
     });
+  }
+
+  /**
+   * Per EKS cluster in scope: an access entry for the access role, associated with AmazonEKSClusterAdminPolicy
+   * cluster-wide, and the agent applied through a Kubernetes provider that authenticates as that role with a token
+   * minted at run time (eks-kubeconfig.ts). Cluster-wide admin because EKS has no narrower access policy that can
+   * create the agent's namespace (AmazonEKSAdminPolicy is Kubernetes' `admin`, which cannot), and the agent is a
+   * host-PID DaemonSet on every node, as powerful as the nodes themselves whatever the policy.
+   */
+  private clusterAgents(
+    name: string,
+    config: TenantConfig,
+    role: aws.iam.Role,
+    providers: Map<string, aws.Provider>,
+    agentConfigJson: pulumi.Output<string>,
+  ): Record<string, ClusterAgentResources> {
+    const names = resourceNames(config.tenantSlug);
+    const clusters: Record<string, ClusterAgentResources> = {};
+    for (const cluster of config.clusters) {
+      const key = `${cluster.region}/${cluster.name}`;
+      const logical = `${name}-eks-${cluster.region}-${cluster.name}`;
+      const inRegion = { parent: this, provider: providers.get(cluster.region)! };
+      const entry = new aws.eks.AccessEntry(
+        `${logical}-access-entry`,
+        { clusterName: cluster.name, principalArn: role.arn, type: "STANDARD", tags: { "mini-xdr:tenant": config.tenantSlug } },
+        inRegion,
+      );
+      const association = new aws.eks.AccessPolicyAssociation(
+        `${logical}-access-policy`,
+        { clusterName: cluster.name, principalArn: entry.principalArn, policyArn: AGENT_ACCESS_POLICY_ARN, accessScope: { type: "cluster" } },
+        inRegion,
+      );
+      // Through the association's id, the provider (and so everything on the cluster) waits for the access it grants,
+      // and a destroy removes the agent before the access.
+      const kubeconfig = pulumi
+        .all([role.arn, pulumi.secret(config.externalId), association.id])
+        .apply(([roleArn, externalId]) => eksKubeconfig({ cluster, roleArn, externalId, sessionName: names.sessionName }));
+      const agent = new KubernetesAgent(
+        logical,
+        {
+          kubeconfig: pulumi.secret(kubeconfig),
+          namespace: names.kubernetesNamespace,
+          image: config.agentImage,
+          agentVersion: config.agentVersion,
+          agentConfigJson,
+          tenantSlug: config.tenantSlug,
+        },
+        { parent: this, dependsOn: [association] },
+      );
+      clusters[key] = {
+        name: cluster.name,
+        region: cluster.region,
+        namespace: agent.namespace,
+        daemonSetName: agent.daemonSetName,
+        desired: agent.desired,
+        ready: agent.ready,
+      };
+    }
+    return clusters;
   }
 
   /**

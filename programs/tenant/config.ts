@@ -2,7 +2,7 @@ import { z } from "zod";
 import { AWS_REGIONS, isAwsRegion } from "../../lib/aws-regions";
 
 /** Keys of the tenant stack's configuration (namespace: the Pulumi project name). */
-export const SECRET_CONFIG_KEYS = ["externalId", "enrollmentToken", "kubeconfig"] as const;
+export const SECRET_CONFIG_KEYS = ["externalId", "enrollmentToken"] as const;
 
 /** At most this much of a refused value is echoed back in a message. */
 const quoted = (value: string) => JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}...` : value);
@@ -178,6 +178,26 @@ export const maxErrorsSchema = z
   .string()
   .regex(/^([0-9]|[1-9][0-9]{1,5}|[0-9]%|[1-9][0-9]%|100%)$/, "must be a number of errors (0, 1, ...) or a percentage (0%-100%)");
 
+/** Per account: at most this many EKS clusters get the agent (a count a tenant controls, so capped). */
+export const MAX_CLUSTERS_PER_ACCOUNT = 50;
+
+/**
+ * An EKS cluster the stack grants itself access to and deploys the agent DaemonSet on: discovery's DescribeCluster
+ * answer. The endpoint and the CA are what AWS answered for the cluster (public data); the service picks the
+ * clusters in scope (services/core/cluster-scope-fns.ts).
+ */
+export const eksClusterSchema = z.object({
+  name: z.string().regex(/^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$/, "must be an EKS cluster name (1-100 letters, digits, - and _)"),
+  region: awsRegionSchema,
+  endpoint: z.string().regex(/^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?$/, "must be the cluster's https API server endpoint, without a path"),
+  certificateAuthority: z
+    .string()
+    .max(16_384, "must be at most 16384 characters")
+    .regex(/^[A-Za-z0-9+/]+={0,2}$/, "must be the base64 certificate authority data DescribeCluster answers"),
+});
+
+export type EksCluster = z.infer<typeof eksClusterSchema>;
+
 export const TARGETING_MODES = ["all_managed", "tag"] as const;
 export const DEFAULT_TARGET_TAG = { key: "xdr:monitor", value: "true" } as const;
 export const DEFAULT_EXCLUSION_TAG = { key: "xdr:monitor", value: "false" } as const;
@@ -215,7 +235,8 @@ export const tenantConfigSchema = z
       .default("rate(30 minutes)"),
     maxSessionDurationSeconds: z.number().int().min(3600).max(43200).default(3600),
     agentImage: z.string().min(1).default("ghcr.io/mini-xdr/agent"),
-    kubeconfig: z.string().min(1).optional(),
+    /** The EKS clusters in scope: each gets an access entry for the access role and the agent DaemonSet. */
+    clusters: z.array(eksClusterSchema).max(MAX_CLUSTERS_PER_ACCOUNT, `must list at most ${MAX_CLUSTERS_PER_ACCOUNT} clusters`).default([]),
   })
   .superRefine((config, ctx) => {
     const bootstrapAccount = config.bootstrapRoleArn.split(":")[4];
@@ -232,6 +253,16 @@ export const tenantConfigSchema = z
     if (config.regions && new Set(config.regions).size !== config.regions.length) {
       ctx.addIssue({ code: "custom", path: ["regions"], message: "must not list a region twice" });
     }
+    const regions = config.regions ?? [config.homeRegion];
+    const seen = new Set<string>();
+    config.clusters.forEach((cluster, index) => {
+      if (!regions.includes(cluster.region)) {
+        ctx.addIssue({ code: "custom", path: ["clusters", index, "region"], message: `must be one of the tenant's regions (${regions.join(", ")})` });
+      }
+      const key = `${cluster.region}/${cluster.name}`;
+      if (seen.has(key)) ctx.addIssue({ code: "custom", path: ["clusters", index, "name"], message: `lists ${key} twice` });
+      seen.add(key);
+    });
     if (
       config.targetingMode !== undefined &&
       config.targetAllManagedInstances !== undefined &&
@@ -296,6 +327,7 @@ export const STRUCTURED_CONFIG_KEYS: ReadonlySet<string> = new Set([
   "targetAllManagedInstances",
   "maxSessionDurationSeconds",
   "enableDefaultHostManagement",
+  "clusters",
 ]);
 
 export interface ConfigProblem {

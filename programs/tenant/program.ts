@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { type Targeting, parseTenantConfig, TENANT_CONFIG_KEYS, TenantConfigError } from "./config";
-import { TenantOnboarding, type RegionalAgentResources } from "./component";
+import { type ClusterAgentResources, TenantOnboarding, type RegionalAgentResources } from "./component";
 
 /** Reads the stack's configuration once; invalid config stops the run with one message listing every bad key. */
 export function readTenantConfig(config = new pulumi.Config()) {
@@ -25,7 +25,8 @@ export interface TenantStackOutputs {
   associationId: pulumi.Output<string>;
   regions: Record<string, RegionalAgentResources>;
   defaultHostManagementRoleName: pulumi.Output<string | undefined>;
-  kubernetesNamespace: pulumi.Output<string | undefined>;
+  /** Per EKS cluster in scope (`<region>/<name>`): the agent's namespace, DaemonSet and its desired and ready nodes. */
+  clusters: Record<string, ClusterAgentResources>;
   /** What the agent rollout applies, so the service reads the rollout from what is applied, not from settings. */
   rollout: AppliedRolloutOutput;
 }
@@ -50,7 +51,7 @@ export async function tenantProgram(): Promise<TenantStackOutputs> {
     associationId: tenant.associationId,
     regions: tenant.regions,
     defaultHostManagementRoleName: tenant.defaultHostManagementRoleName,
-    kubernetesNamespace: tenant.kubernetesNamespace,
+    clusters: tenant.clusters,
     rollout: {
       targeting: config.targeting,
       regions: config.regions,

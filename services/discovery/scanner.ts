@@ -194,6 +194,9 @@ export function eksAsset(cluster: Cluster, nodegroups: readonly Nodegroup[], reg
       endpointAccess: endpointAccess(cluster),
       // API, API_AND_CONFIG_MAP or CONFIG_MAP: access entries (how the platform is granted access) need API in it.
       authenticationMode: cluster.accessConfig?.authenticationMode ?? null,
+      // Where the platform reaches the API server, and the CA that signs its certificate (public, as AWS answers it).
+      endpoint: cluster.endpoint ?? null,
+      certificateAuthority: cluster.certificateAuthority?.data ?? null,
       nodeGroups: nodegroups.length,
       nodes,
       platformVersion: cluster.platformVersion ?? null,

@@ -11,8 +11,11 @@
  * - SSM (every region): the agent config parameter `/mini-xdr/<slug>/...` (a SecureString under the AWS managed key
  *   aws/ssm, whose key policy lets any principal of the account use it through SSM: no KMS permission is needed),
  *   the agent install document, the association applying it, and the Default Host Management service setting.
+ * - EKS (every region): on each cluster in scope, the access entry of the XDR access role (no other principal's) and
+ *   its one access policy association (programs/tenant/eks-kubeconfig.ts).
  * - Reads the provider's refresh makes on those resources.
  */
+import { AGENT_ACCESS_POLICY_ARN } from "../../programs/tenant/eks-kubeconfig";
 import { customerRoleNames, resourceNames } from "../../programs/tenant/naming";
 import type { IamRequest } from "../../programs/tenant/policy-document";
 import { buildTrustPolicy, DISCOVERY_ACTIONS } from "../../programs/tenant/policies";
@@ -65,6 +68,9 @@ export function bootstrapArns(scope: BootstrapScope) {
     anyDocument: `arn:${p}:ssm:*:*:document/*`,
     anyParameter: `arn:${p}:ssm:*:${a}:parameter/*`,
     defaultHostManagementSetting: `arn:${p}:ssm:*:${a}:servicesetting${DEFAULT_HOST_MANAGEMENT_SETTING_ID}`,
+    clusters: `arn:${p}:eks:*:${a}:cluster/*`,
+    /** The access entries of the XDR access role on any cluster (`access-entry/<cluster>/role/<account>/<role>/<id>`). */
+    accessRoleEntries: `arn:${p}:eks:*:${a}:access-entry/*/role/${a}/${names.roleName}/*`,
   };
 }
 
@@ -175,6 +181,32 @@ export function buildBootstrapPolicy(scope: BootstrapScope): PolicyDocument {
       Resource: arn.defaultHostManagementSetting,
     },
     {
+      Sid: "AccessEntryOfOurRoleOnly",
+      Effect: "Allow",
+      Action: "eks:CreateAccessEntry",
+      Resource: arn.clusters,
+      Condition: { ArnEquals: { "eks:principalArn": arn.accessRole } },
+    },
+    {
+      Sid: "OurAccessEntries",
+      Effect: "Allow",
+      Action: [
+        "eks:DescribeAccessEntry",
+        "eks:DeleteAccessEntry",
+        "eks:ListAssociatedAccessPolicies",
+        "eks:DisassociateAccessPolicy",
+        "eks:TagResource",
+      ],
+      Resource: arn.accessRoleEntries,
+    },
+    {
+      Sid: "OnlyTheAgentAccessPolicy",
+      Effect: "Allow",
+      Action: "eks:AssociateAccessPolicy",
+      Resource: arn.accessRoleEntries,
+      Condition: { ArnEquals: { "eks:policyArn": AGENT_ACCESS_POLICY_ARN }, StringEquals: { "eks:accessScope": "cluster" } },
+    },
+    {
       // These list calls support no resource-level permissions; they only read.
       Sid: "ProviderRefreshListings",
       Effect: "Allow",
@@ -270,7 +302,13 @@ export interface TenantStackRequest extends IamRequest {
  * The calls the tenant stack makes through the bootstrap role (the AWS provider's create, read, update and delete
  * of each resource the program declares), with the request context AWS evaluates them in.
  */
-export function tenantStackRequests(args: { accountId: string; tenantSlug: string; regions: readonly string[] }): TenantStackRequest[] {
+export function tenantStackRequests(args: {
+  accountId: string;
+  tenantSlug: string;
+  regions: readonly string[];
+  /** Whether the stack covers EKS clusters (their access entries). */
+  clusters?: boolean;
+}): TenantStackRequest[] {
   const scope = { partition: "aws", accountId: args.accountId, tenantSlug: args.tenantSlug };
   const arn = bootstrapArns(scope);
   const names = resourceNames(args.tenantSlug);
@@ -351,6 +389,30 @@ export function tenantStackRequests(args: { accountId: string; tenantSlug: strin
       action: "iam:PassRole",
       resources: [arn.defaultHostManagementRole],
       context: { "iam:PassedToService": "ssm.amazonaws.com" },
+    });
+    if (!args.clusters) continue;
+    const cluster = `arn:aws:eks:${region}:${a}:cluster/payments`;
+    const entry = `arn:aws:eks:${region}:${a}:access-entry/payments/role/${a}/${names.roleName}/4ac8e2f1-6b0d-4c3e-9a57-1f2e3d4c5b6a`;
+    requests.push({
+      purpose: `EKS access entry in ${region}`,
+      action: "eks:CreateAccessEntry",
+      resources: [cluster],
+      context: { "eks:principalArn": arn.accessRole },
+    });
+    for (const action of [
+      "eks:DescribeAccessEntry",
+      "eks:DeleteAccessEntry",
+      "eks:ListAssociatedAccessPolicies",
+      "eks:DisassociateAccessPolicy",
+      "eks:TagResource",
+    ]) {
+      requests.push({ purpose: `EKS access entry in ${region}`, action, resources: [entry] });
+    }
+    requests.push({
+      purpose: `EKS access policy association in ${region}`,
+      action: "eks:AssociateAccessPolicy",
+      resources: [entry],
+      context: { "eks:policyArn": AGENT_ACCESS_POLICY_ARN, "eks:accessScope": "cluster" },
     });
   }
   return requests;

@@ -14,6 +14,7 @@ import { ServiceNotConfiguredError } from "../../lib/errors";
 import { assumeRoleCredentials, sessionNameFor } from "../core/assume-role";
 import { loadAwsCredential } from "../core/aws-credential-store";
 import { tenantExternalId } from "../core/tenant-external-id";
+import { clustersInScope } from "../core/cluster-scope";
 import { type Principal, requireAdmin } from "../core/principal";
 import type { BootstrapLinkService } from "./bootstrap-link-service";
 import { ORGANIZATION_TEMPLATE_PARAMETERS, organizationNames } from "./organization-template-fns";
@@ -200,8 +201,9 @@ export function createBootstrapVersions(deps: BootstrapVersionsDeps) {
       if (!read?.running || read.running === current) return undefined;
       const diff = await changesFrom(read.running).catch(() => null);
       if (!diff) return undefined;
+      const clusters = (await clustersInScope(db, org, { kind: "home", awsAccountId: org.awsAccountId })).length > 0;
       const needed = new Set(
-        tenantStackRequests({ accountId: org.awsAccountId ?? "000000000000", tenantSlug: org.slug, regions: [homeRegionOf(org)] }).map(
+        tenantStackRequests({ accountId: org.awsAccountId ?? "000000000000", tenantSlug: org.slug, regions: [homeRegionOf(org)], clusters }).map(
           (request) => request.action,
         ),
       );

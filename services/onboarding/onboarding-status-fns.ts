@@ -8,6 +8,9 @@ const PROVISIONING_FROM: readonly OnboardingStatus[] = ["not_started", "failed",
 /** Statuses from which a newly connected account starts onboarding by itself (quick-start flow). */
 export const STARTS_ON_CONNECT: readonly OnboardingStatus[] = ["not_started", "connecting", "action_required", "failed"];
 
+/** Statuses in which an EKS cluster discovery found gets its up by itself (onboarding-service.ts coverNewClusters). */
+export const COVERS_NEW_CLUSTERS: readonly OnboardingStatus[] = ["discovering", "deploying", "validating", "completed", "action_required"];
+
 /** Statuses a bootstrap wait that timed out moves to action_required. */
 export const WAITING_FOR_CONNECT: OnboardingStatus[] = ["not_started", "connecting"];
 

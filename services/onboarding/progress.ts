@@ -19,6 +19,7 @@ import {
   type DriftedResource,
 } from "../../db/schema";
 import { accountBreakdown, type AccountBreakdown } from "../organization/coverage";
+import type { AccountClusterRollout } from "../rollout/cluster-rollout";
 import { deploymentSummary, type DeploymentSummary } from "../rollout/rollout-summary";
 import { latestScan, latestUp, validateTenant } from "../rollout/validation-checks";
 import { owesAgent, rolloutStanding } from "../rollout/stopped-instances-fns";
@@ -33,7 +34,7 @@ export interface PhaseProgress {
 export interface TenantProgress {
   stack: PhaseProgress & { runId: string | null; resourcesDone: number; resourcesTotal: number };
   discovery: PhaseProgress & { scanId: string | null; assetsFound: number; regionsFailed: string[]; regionsExcluded: string[] };
-  deployment: PhaseProgress & { targeted: number; agentsDeployed: number; failed: number };
+  deployment: PhaseProgress & { targeted: number; agentsDeployed: number; failed: number; clusters: AccountClusterRollout[] };
   validation: PhaseProgress & { checksPassed: number; checksTotal: number };
   overallProgress: number;
   onboardingStatus: OnboardingStatus;
@@ -108,14 +109,14 @@ function discoveryProgress(scan: DiscoveryScan | null, assetsFound: number): Ten
   }
 }
 
-function deploymentPhase({ targeted, installed, failed, instances }: DeploymentSummary): TenantProgress["deployment"] {
+function deploymentPhase({ targeted, installed, failed, instances, clusters }: DeploymentSummary): TenantProgress["deployment"] {
   // Stopped instances get the agent when they start (stopped-instances-fns.ts): the phase is done when every
   // instance that owes an agent has it.
   const owing = instances.filter(owesAgent);
   const done = owing.filter((instance) => rolloutStanding(instance) === "installed").length;
   const due = owing.length;
   const status: PhaseStatus = due === 0 ? "pending" : done === due ? "completed" : failed > 0 ? "failed" : "in_progress";
-  return { status, progress: pct(done, due), targeted, agentsDeployed: installed, failed };
+  return { status, progress: pct(done, due), targeted, agentsDeployed: installed, failed, clusters };
 }
 
 export async function tenantProgress(db: DrizzleDatabase, tenant: Organization, now = new Date()): Promise<TenantProgress> {

@@ -5,6 +5,7 @@
 import { assetsOfStack } from "../core/account-assets";
 import { and, eq, isNull } from "drizzle-orm";
 import { assetsVersion } from "./asset-versions";
+import { type AccountClusterRollout, clusterRollouts } from "./cluster-rollout";
 import { HEARTBEAT_STALE_AFTER_MS } from "./enrollment";
 import type { DrizzleDatabase } from "../../db/client";
 import { agents, ASSET_PRIORITIES, cloudAssets, organizations, type AgentStatus, type CloudAsset, type IntegrationSettings } from "../../db/schema";
@@ -50,6 +51,8 @@ export interface DeploymentSummary {
   checkedIn: number;
   lastCheckedAt: Date | null;
   instances: DeploymentInstance[];
+  /** Every EKS cluster found: covered or why not, and its agent DaemonSet's desired and ready nodes. */
+  clusters: AccountClusterRollout[];
 }
 
 /** The failure agent-status.ts stored with a failed install, if it is one. */
@@ -99,7 +102,7 @@ export interface RolloutState {
 }
 
 /** The part of the summary that depends only on the assets and the applied spec. */
-export type RolloutTally = Omit<DeploymentSummary, "targeting" | "changePending">;
+export type RolloutTally = Omit<DeploymentSummary, "targeting" | "changePending" | "clusters">;
 
 interface RolloutCacheEntry {
   version: string;
@@ -231,6 +234,7 @@ export async function deploymentSummary(
     targeting: applied ? describeTargeting(applied.targeting) : null,
     changePending: applied ? changePendingMessage(pendingChanges(applied, requestedSpecOf(settings))) : null,
     ...tally,
+    clusters: await clusterRollouts(db, organizationId, settings),
   };
 }
 

@@ -12,7 +12,14 @@ import { instanceLabel } from "./action-required-fns";
 import { deploymentSummary, type DeploymentInstance, type DeploymentSummary } from "./rollout-summary";
 import { owesAgent, rolloutStanding } from "./stopped-instances-fns";
 
-export const CHECK_NAMES = ["integration_healthy", "assets_discovered", "agents_targeted", "agents_installed", "agents_checked_in"] as const;
+export const CHECK_NAMES = [
+  "integration_healthy",
+  "assets_discovered",
+  "agents_targeted",
+  "agents_installed",
+  "agents_checked_in",
+  "clusters_protected",
+] as const;
 export type CheckName = (typeof CHECK_NAMES)[number];
 export type CheckStatus = "passed" | "failed" | "pending";
 
@@ -231,6 +238,20 @@ export async function validateTenant(db: DrizzleDatabase, organizationId: number
         ? `${silentCount} of ${running.length} running targeted instances have not checked in: ${names}`
         : `${silentCount} of ${running.length} running targeted instances have not sent a heartbeat in ${HEARTBEAT_STALE_AFTER_MS / 1000} s: ${names}`;
       checks.push((checks.at(-1)?.status === "failed" ? failed : pending)("agents_checked_in", reason));
+    }
+  }
+
+  // Only for a tenant with EKS clusters the stack covers: each one's agent DaemonSet ready on every node.
+  const covered = summary.clusters.filter((cluster) => ["protected", "deploying", "up_pending"].includes(cluster.status));
+  if (covered.length > 0) {
+    const waiting = covered.filter((cluster) => cluster.status !== "protected");
+    if (waiting.length === 0) checks.push(passed("clusters_protected"));
+    else {
+      const names = listSome(
+        waiting.slice(0, 5).map((cluster) => `${cluster.region}/${cluster.name} (${cluster.reason ?? cluster.status})`),
+        waiting.length,
+      );
+      checks.push(pending("clusters_protected", `${waiting.length} of ${covered.length} clusters do not have the agent on every node yet: ${names}`));
     }
   }
 

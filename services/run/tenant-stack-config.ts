@@ -12,6 +12,7 @@ import { loadAwsCredential, type AwsCredentialData } from "../core/aws-credentia
 import { activeEnrollmentToken } from "../core/enrollment-tokens";
 import { tenantConfigSchema, type TenantConfigInput } from "../../programs/tenant/config";
 import { customerRoleNames } from "../../programs/tenant/naming";
+import { clustersInScope } from "../core/cluster-scope";
 import { homeRegionOf } from "../core/rollout-spec-fns";
 import { tenantExternalId } from "../core/tenant-external-id";
 
@@ -153,5 +154,10 @@ export async function resolveTenantConfig(
   const problems = tenantConfigProblems(member, credential?.data, platform);
   if (problems.length > 0) throw new TenantNotReadyError(problems);
   const token = await activeEnrollmentToken(db, keyring, organizationId);
-  return draftConfig(member, credential!.data, platform, token) as TenantConfigInput;
+  const clusters = await clustersInScope(
+    db,
+    member,
+    awsAccountId ? { kind: "member", awsAccountId } : { kind: "home", awsAccountId: org.awsAccountId },
+  );
+  return { ...draftConfig(member, credential!.data, platform, token), clusters } as TenantConfigInput;
 }

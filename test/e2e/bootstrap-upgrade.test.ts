@@ -16,14 +16,10 @@
  * missing permission with AWS's cause and its fix until an up goes through.
  */
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
 import { buildBootstrapTemplate, versionedTemplate } from "../../services/integration/bootstrap-template-fns";
 import { startCloudFormationStandIn } from "../harness/cloudformation-standin";
-import { CHROMIUM_OPTIONS, reachLoopbackOnly, screenChecks } from "../harness/console-browser";
+import { asInvitedAdmin, screenChecks } from "../harness/console-browser";
 import { awsAsCustomer, createStackFromQuickCreateLink, customerAccount } from "../harness/customer-cloudformation";
 import { serviceUnderTest } from "../harness/service-under-test";
 import { newTenantRecord, PLATFORM_PRINCIPAL_ARN } from "../harness/tenants";
@@ -45,18 +41,7 @@ afterAll(() => {
 
 /** The tenant's admin, signed in through an invitation link, sees the update on the Settings page. */
 async function updateOnTheSettingsPage(addedAction: string, heldRunReason: string): Promise<void> {
-  const userDataDir = await mkdtemp(join(tmpdir(), "mxdr-chromium-"));
-  const context = await chromium.launchPersistentContext(userDataDir, CHROMIUM_OPTIONS);
-  const blocked: string[] = [];
-  try {
-    await reachLoopbackOnly(context, blocked);
-    const invited = await call("POST", `/v1/tenants/${tenant.slug}/invitations`, { body: { email: `admin@${tenant.slug}.example`, role: "admin" } });
-    expect(invited.status, invited.text).toBe(201);
-    const page = await context.newPage();
-    await page.setViewportSize({ width: 1280, height: 900 });
-    await page.goto(invited.body.link);
-    await page.getByRole("button", { name: "Accept and sign in" }).click();
-    await page.locator("#screen-title").waitFor();
+  await asInvitedAdmin(call, tenant.slug, async (page) => {
     await page.getByRole("button", { name: "Settings" }).click();
     const update = page.locator("#bootstrap-version");
     await update.getByRole("heading", { name: "Bootstrap update available" }).waitFor();
@@ -67,11 +52,7 @@ async function updateOnTheSettingsPage(addedAction: string, heldRunReason: strin
       /#\/stacks\/update\/template\?stackId=/,
     );
     await checkScreen(page, "30-bootstrap-update-available");
-    expect(blocked).toEqual([]);
-  } finally {
-    await context.close();
-    await rm(userDataDir, { recursive: true, force: true });
-  }
+  });
 }
 
 /** Version 1, as the previous release rendered and published it: today's template without NEW_ACTION. */

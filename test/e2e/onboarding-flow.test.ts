@@ -193,6 +193,7 @@ describe("tenant onboarding end to end (server process, PostgreSQL, Pulumi CLI, 
           associationId: upRun.body.outputs.associationId,
         },
       },
+      clusters: {},
       rollout: {
         targeting: { mode: "all_managed", targetTag: { key: "xdr:monitor", value: "true" }, exclusionTag: { key: "xdr:monitor", value: "false" } },
         regions: [REGION],

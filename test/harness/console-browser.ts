@@ -4,10 +4,12 @@
  * 127.0.0.1 only (anything else is stopped and recorded), and each screen's check: axe (no serious or critical
  * violation), its HTML kept for the secrets scan, a full-page screenshot under .data/artifacts/console/ (git-ignored).
  */
-import { mkdir } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import AxeBuilder from "@axe-core/playwright";
-import type { BrowserContext, Page } from "playwright-core";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
+import type { CallFn } from "./caller";
 import { REPO_ROOT } from "./moto";
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -65,4 +67,29 @@ export function screenChecks(): ScreenChecks {
       screenshots.push(file);
     },
   };
+}
+
+/**
+ * A fresh browser (loopback only) in which the tenant's admin accepted an invitation and is signed in to the console;
+ * `use` gets the page on its first screen. Throws if the browser tried to reach anything but 127.0.0.1.
+ */
+export async function asInvitedAdmin(call: CallFn, slug: string, use: (page: Page) => Promise<void>): Promise<void> {
+  const userDataDir = await mkdtemp(join(tmpdir(), "mxdr-chromium-"));
+  const context = await chromium.launchPersistentContext(userDataDir, CHROMIUM_OPTIONS);
+  const blocked: string[] = [];
+  try {
+    await reachLoopbackOnly(context, blocked);
+    const invited = await call("POST", `/v1/tenants/${slug}/invitations`, { body: { email: `admin@${slug}.example`, role: "admin" } });
+    if (invited.status !== 201) throw new Error(`POST /v1/tenants/${slug}/invitations: ${invited.status} ${invited.text}`);
+    const page = await context.newPage();
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(invited.body.link);
+    await page.getByRole("button", { name: "Accept and sign in" }).click();
+    await page.locator("#screen-title").waitFor();
+    await use(page);
+    if (blocked.length > 0) throw new Error(`the console reached beyond 127.0.0.1: ${blocked.join(", ")}`);
+  } finally {
+    await context.close();
+    await rm(userDataDir, { recursive: true, force: true });
+  }
 }

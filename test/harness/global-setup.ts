@@ -48,7 +48,10 @@ export default async function setup(): Promise<() => Promise<void>> {
     STANDIN_AWS_STATE_DIR: stateDir,
   });
   process.env.PULUMI_CONFIG_PASSPHRASE ??= "test-passphrase";
-  process.env.PATH = [join(REPO_ROOT, ".tools/bin"), join(REPO_ROOT, "test/harness/bin"), process.env.PATH].filter(Boolean).join(delimiter);
+  // pulumi-resource-kubernetes (scripts/kubernetes-toolchain.sh) is found on PATH, as the stand-in AWS provider is.
+  process.env.PATH = [join(REPO_ROOT, ".tools/bin"), join(REPO_ROOT, "test/harness/bin"), join(REPO_ROOT, ".tools/kubernetes/bin"), process.env.PATH]
+    .filter(Boolean)
+    .join(delimiter);
 
   return async () => {
     await moto.stop();

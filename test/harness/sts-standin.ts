@@ -8,6 +8,11 @@
  * any external ID and with none (test/integration/confused-deputy.test.ts pins that): the platform's negative probe relies on it. Tests
  * point the SDK at it with the standard AWS_ENDPOINT_URL_STS; every service process that test/harness/service-process.ts
  * startServer() starts gets one unless the test set AWS_ENDPOINT_URL_STS itself.
+ *
+ * A presigned GetCallerIdentity (the URL inside an EKS token, replayed by the EKS stand-in's token webhook) is
+ * answered as AWS does: for the signer's credentials, and 403 once the URL has expired. moto reads the caller from an
+ * Authorization header only and answers its default user for a presigned URL, so the stand-in checks the expiry and
+ * hands moto the signer's access key id (moto's own AWSAccessKeyId query parameter).
  */
 import { createServer, request as httpRequest, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -25,6 +30,29 @@ export interface StsStandIn {
    */
   accountOf(accessKeyId: string | undefined): string | undefined;
   stop(): Promise<void>;
+}
+
+const expired = () =>
+  `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>ExpiredToken</Code><Message>Request has expired.</Message></Error><RequestId>00000000-0000-4000-8000-000000000000</RequestId></ErrorResponse>`;
+
+/**
+ * A presigned GetCallerIdentity as moto understands the call (undefined for any other request), or "expired": a form
+ * POST with an Authorization header naming the signer's key and STS (moto routes by the header's credential scope and
+ * reads the caller from it; a bare GET it takes for S3). moto checks no signature, here or anywhere.
+ */
+function presignedCallerIdentity(url: string): { body: Buffer; authorization: string } | "expired" | undefined {
+  const query = new URL(url, "http://stand-in").searchParams;
+  const credential = query.get("X-Amz-Credential");
+  if (query.get("Action") !== "GetCallerIdentity" || !credential) return undefined;
+  const signedAt = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(query.get("X-Amz-Date") ?? "");
+  const expiresIn = Number(query.get("X-Amz-Expires") ?? "0");
+  if (!signedAt) return "expired";
+  const [, y, mo, d, h, mi, se] = signedAt.map(Number) as number[];
+  if (Date.UTC(y!, mo! - 1, d, h, mi, se) + expiresIn * 1000 < Date.now()) return "expired";
+  return {
+    body: Buffer.from(new URLSearchParams({ Action: "GetCallerIdentity", Version: query.get("Version") ?? "2011-06-15" }).toString()),
+    authorization: `AWS4-HMAC-SHA256 Credential=${credential}, SignedHeaders=${query.get("X-Amz-SignedHeaders") ?? "host"}, Signature=${query.get("X-Amz-Signature") ?? ""}`,
+  };
 }
 
 const denied = (roleArn: string, caller: string) =>
@@ -85,6 +113,12 @@ export async function startStsStandIn(options: { motoUrl: string; callerPrincipa
       const body = Buffer.concat(chunks);
       const form = new URLSearchParams(body.toString());
       try {
+        const presigned = req.method === "GET" ? presignedCallerIdentity(req.url ?? "/") : undefined;
+        if (presigned === "expired") {
+          res.writeHead(403, { "content-type": "text/xml" });
+          res.end(expired());
+          return;
+        }
         if (form.get("Action") === "AssumeRole") {
           const roleArn = form.get("RoleArn") ?? "";
           const externalId = form.get("ExternalId");
@@ -99,7 +133,20 @@ export async function startStsStandIn(options: { motoUrl: string; callerPrincipa
         const target = new URL(options.forwardUrl ?? options.motoUrl);
         const assumedAccount = form.get("Action") === "AssumeRole" ? /^arn:aws:iam::(\d{12}):/.exec(form.get("RoleArn") ?? "")?.[1] : undefined;
         const forwarded = httpRequest(
-          { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
+          presigned
+            ? {
+                host: target.hostname,
+                port: target.port,
+                method: "POST",
+                path: "/",
+                headers: {
+                  host: target.host,
+                  authorization: presigned.authorization,
+                  "content-type": "application/x-www-form-urlencoded",
+                  "x-amz-security-token": new URL(req.url ?? "/", "http://stand-in").searchParams.get("X-Amz-Security-Token") ?? "",
+                },
+              }
+            : { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
           (answer) => {
             if (!assumedAccount) {
               res.writeHead(answer.statusCode ?? 502, answer.headers);
@@ -121,7 +168,7 @@ export async function startStsStandIn(options: { motoUrl: string; callerPrincipa
           res.writeHead(502);
           res.end(String(error));
         });
-        forwarded.end(body);
+        forwarded.end(presigned ? presigned.body : body);
       } catch (error) {
         res.writeHead(500);
         res.end(String(error));

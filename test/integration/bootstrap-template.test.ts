@@ -155,7 +155,7 @@ describe("the bootstrap template on the emulator", () => {
     const inline = await customer.iam.send(new GetRolePolicyCommand({ RoleName: link.roleName, PolicyName: "mini-xdr-bootstrap" }));
     const deployed = JSON.parse(decodeURIComponent(inline.PolicyDocument!)) as object;
     expect(deployed).toEqual(buildBootstrapPolicy({ partition: "aws", accountId: CUSTOMER_ACCOUNT, tenantSlug: SLUG }));
-    const requests = tenantStackRequests({ accountId: CUSTOMER_ACCOUNT, tenantSlug: SLUG, regions: [REGION] });
+    const requests = tenantStackRequests({ accountId: CUSTOMER_ACCOUNT, tenantSlug: SLUG, regions: [REGION], clusters: true });
     const bootstrapRole = { arn: arn.bootstrapRole, policies: [deployed] };
     const allowed = await Promise.all(requests.map((request) => isAllowed(bootstrapRole, request)));
     expect(requests.filter((_, index) => !allowed[index])).toEqual([]);
@@ -163,6 +163,22 @@ describe("the bootstrap template on the emulator", () => {
     expect(await isAllowed(bootstrapRole, { action: "iam:ListRoleTags", resources: [`arn:aws:iam::${CUSTOMER_ACCOUNT}:role/SomeoneElse`] })).toBe(
       false,
     );
+    // EKS: an access entry for the access role only, associated with the agent's access policy only.
+    const cluster = `arn:aws:eks:${REGION}:${CUSTOMER_ACCOUNT}:cluster/payments`;
+    const someoneElse = `arn:aws:iam::${CUSTOMER_ACCOUNT}:role/SomeoneElse`;
+    expect(
+      await isAllowed(bootstrapRole, { action: "eks:CreateAccessEntry", resources: [cluster], context: { "eks:principalArn": someoneElse } }),
+    ).toBe(false);
+    const ourEntry = `arn:aws:eks:${REGION}:${CUSTOMER_ACCOUNT}:access-entry/payments/role/${CUSTOMER_ACCOUNT}/MiniXdrAccess-${SLUG}/1f2e3d4c-5b6a-4c3e-9a57-4ac8e2f16b0d`;
+    const otherEntry = ourEntry.replace(`MiniXdrAccess-${SLUG}`, "SomeoneElse");
+    expect(await isAllowed(bootstrapRole, { action: "eks:DeleteAccessEntry", resources: [otherEntry] })).toBe(false);
+    expect(
+      await isAllowed(bootstrapRole, {
+        action: "eks:AssociateAccessPolicy",
+        resources: [ourEntry],
+        context: { "eks:policyArn": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSViewPolicy", "eks:accessScope": "cluster" },
+      }),
+    ).toBe(false);
     const boundary = await customer.iam.send(new GetPolicyCommand({ PolicyArn: arn.boundaryPolicy }));
     expect(boundary.Policy!.PolicyName).toBe(`MiniXdrBoundary-${SLUG}`);
   });

@@ -70,7 +70,7 @@ describe("KubernetesAgent through the real Kubernetes provider", () => {
             agentConfigJson: AGENT_CONFIG,
             tenantSlug: "acme",
           });
-          return { namespace: agent.namespace, daemonSetName: agent.daemonSetName };
+          return { namespace: agent.namespace, daemonSetName: agent.daemonSetName, desired: agent.desired, ready: agent.ready };
         },
       },
       {
@@ -91,10 +91,12 @@ describe("KubernetesAgent through the real Kubernetes provider", () => {
   it("up creates the namespace, the config Secret and a DaemonSet that runs on every node", async () => {
     const result = await stack.up({ onEvent });
     expect(result.summary.result).toBe("succeeded");
-    // stack, component, provider, namespace, secret, daemonset
-    expect(result.summary.resourceChanges).toMatchObject({ create: 6 });
+    // stack, component, provider, namespace, service account, secret, daemonset
+    expect(result.summary.resourceChanges).toMatchObject({ create: 7 });
     expect(result.outputs.namespace?.value).toBe(NAMESPACE);
     expect(result.outputs.daemonSetName?.value).toBe("mini-xdr-agent");
+    // The provider awaits the DaemonSet's rollout: the outputs are its status when it was ready.
+    expect([result.outputs.desired?.value, result.outputs.ready?.value]).toEqual([2, 2]);
 
     const namespace = await cluster.request("GET", `/api/v1/namespaces/${NAMESPACE}`);
     expect(namespace.status).toBe(200);
@@ -150,7 +152,7 @@ describe("KubernetesAgent through the real Kubernetes provider", () => {
   it("destroy removes the DaemonSet, the Secret and the namespace", async () => {
     const result = await stack.destroy({ onEvent });
     expect(result.summary.result).toBe("succeeded");
-    expect(result.summary.resourceChanges).toMatchObject({ delete: 6 });
+    expect(result.summary.resourceChanges).toMatchObject({ delete: 7 });
     for (const path of [
       `/apis/apps/v1/namespaces/${NAMESPACE}/daemonsets/mini-xdr-agent`,
       `/api/v1/namespaces/${NAMESPACE}/secrets/mini-xdr-agent-config`,

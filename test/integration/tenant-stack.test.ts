@@ -78,6 +78,8 @@ describe("tenant onboarding stack", () => {
       regions: {
         "us-east-1": { parameterName: PARAMETER_NAME, documentName: DOCUMENT_NAME, associationId: result.outputs.associationId },
       },
+      // No EKS cluster in the config.
+      clusters: {},
       rollout: {
         targeting: expect.objectContaining({ mode: expect.stringMatching(/^(all_managed|tag)$/) }),
         regions: ["us-east-1"],

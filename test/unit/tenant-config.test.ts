@@ -33,14 +33,42 @@ describe("tenant stack config", () => {
     expect(config.maxSessionDurationSeconds).toBe(3600);
   });
 
-  it("marks the external ID, the enrollment token and the kubeconfig as secret entries", () => {
-    const entries = toStackConfigEntries(miniCorpTenantConfig({ kubeconfig: "apiVersion: v1" }));
+  it("marks the external ID and the enrollment token as secret entries", () => {
+    const entries = toStackConfigEntries(miniCorpTenantConfig());
     expect(
       entries
         .filter((entry) => entry.secret)
         .map((entry) => entry.key)
         .sort(),
-    ).toEqual(["enrollmentToken", "externalId", "kubeconfig"]);
+    ).toEqual(["enrollmentToken", "externalId"]);
+  });
+
+  it("takes EKS clusters of the tenant's regions, each once, at most 50", () => {
+    const cluster = {
+      name: "payments",
+      region: "us-east-1",
+      endpoint: "https://ABC123.gr7.us-east-1.eks.amazonaws.com",
+      certificateAuthority: "LS0tLS1CRUdJTg==",
+    };
+    const raw = (clusters: unknown[]) => ({ ...rawOf(miniCorpTenantConfig()), clusters: JSON.stringify(clusters) });
+    expect(parseTenantConfig(raw([cluster])).clusters).toEqual([cluster]);
+    expect(parseTenantConfig(rawOf(miniCorpTenantConfig())).clusters).toEqual([]);
+    const problems = (clusters: unknown[]) => {
+      try {
+        parseTenantConfig(raw(clusters));
+        return [];
+      } catch (error) {
+        return (error as TenantConfigError).problems;
+      }
+    };
+    expect(problems([{ ...cluster, region: "eu-west-1" }])).toEqual([
+      { key: "clusters.0.region", message: "must be one of the tenant's regions (us-east-1)" },
+    ]);
+    expect(problems([cluster, cluster])).toEqual([{ key: "clusters.1.name", message: "lists us-east-1/payments twice" }]);
+    expect(problems([{ ...cluster, endpoint: "https://evil.example/x?y" }]).map((p) => p.key)).toEqual(["clusters.0.endpoint"]);
+    expect(problems([{ ...cluster, name: "a b" }]).map((p) => p.key)).toEqual(["clusters.0.name"]);
+    const many = Array.from({ length: 51 }, (_, i) => ({ ...cluster, name: `c${i}` }));
+    expect(problems(many)).toEqual([{ key: "clusters", message: "must list at most 50 clusters" }]);
   });
 
   it("defaults the regions to the home region", () => {

@@ -294,17 +294,55 @@ describe("TenantOnboarding", () => {
     );
   });
 
-  it("deploys the Kubernetes agent only when a kubeconfig is configured", async () => {
+  it("grants an access entry and deploys the agent on each EKS cluster in its config, none without", async () => {
     await onboard();
-    expect(registered.filter((resource) => resource.type.startsWith("kubernetes:"))).toEqual([]);
+    expect(registered.filter((resource) => resource.type.startsWith("kubernetes:") || resource.type.startsWith("aws:eks/"))).toEqual([]);
 
     registered = [];
-    await onboard({ kubeconfig: "apiVersion: v1\nkind: Config\nclusters: []\n" });
+    const cluster = { endpoint: "https://ABC123.gr7.eu-west-1.eks.amazonaws.com", certificateAuthority: "LS0tLS1CRUdJTg==" };
+    await onboard({
+      regions: ["us-east-1", "eu-west-1"],
+      clusters: [
+        { name: "payments", region: "eu-west-1", ...cluster },
+        { name: "web", region: "us-east-1", ...cluster },
+      ],
+    });
+    const entries = resourcesOf("aws:eks/accessEntry:AccessEntry");
+    expect(entries.map((entry) => [providerRegion(entry), entry.inputs.clusterName, entry.inputs.type]).sort()).toEqual([
+      ["eu-west-1", "payments", "STANDARD"],
+      ["us-east-1", "web", "STANDARD"],
+    ]);
+    const associations = resourcesOf("aws:eks/accessPolicyAssociation:AccessPolicyAssociation");
+    expect(associations.map((association) => [association.inputs.policyArn, association.inputs.accessScope])).toEqual(
+      Array(2).fill(["arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy", { type: "cluster" }]),
+    );
     const kubernetesTypes = registered.filter((resource) => resource.type.startsWith("kubernetes:")).map((r) => r.type);
-    expect(kubernetesTypes.sort()).toEqual(["kubernetes:apps/v1:DaemonSet", "kubernetes:core/v1:Namespace", "kubernetes:core/v1:Secret"]);
-    const provider = resourceOf("pulumi:providers:kubernetes").inputs;
-    expect(isRpcSecret(provider.kubeconfig)).toBe(true);
-    const secret = resourceOf("kubernetes:core/v1:Secret").inputs;
-    expect(isRpcSecret(secret.stringData)).toBe(true);
+    expect(kubernetesTypes.filter((type) => type === "kubernetes:apps/v1:DaemonSet")).toHaveLength(2);
+    expect(new Set(kubernetesTypes)).toEqual(
+      new Set(["kubernetes:apps/v1:DaemonSet", "kubernetes:core/v1:Namespace", "kubernetes:core/v1:ServiceAccount", "kubernetes:core/v1:Secret"]),
+    );
+
+    // Each cluster's provider runs the token plugin (no token in the kubeconfig), as the access role, with the external ID.
+    const providers = resourcesOf("pulumi:providers:kubernetes");
+    expect(providers).toHaveLength(2);
+    for (const provider of providers) {
+      expect(isRpcSecret(provider.inputs.kubeconfig)).toBe(true);
+      const kubeconfig = JSON.parse(plain(provider.inputs.kubeconfig) as string);
+      expect(kubeconfig.clusters[0].cluster.server).toBe(cluster.endpoint);
+      const exec = kubeconfig.users[0].user.exec;
+      expect(exec.args.at(-1)).toMatch(/programs\/tenant\/eks-token\.ts$/);
+      expect(Object.fromEntries(exec.env.map((e: { name: string; value: string }) => [e.name, e.value]))).toMatchObject({
+        MINI_XDR_EKS_ROLE_ARN: "arn:mock:aws:iam/role:Role:mini-corp-access-role",
+        MINI_XDR_EKS_EXTERNAL_ID: "mxdr-ext-4f1c2b7e9a0d4c1b8e6f",
+      });
+      expect(JSON.stringify(kubeconfig)).not.toContain("k8s-aws-v1");
+    }
+    const daemonSet = resourcesOf("kubernetes:apps/v1:DaemonSet")[0]!.inputs as { spec: { template: { spec: Record<string, unknown> } } };
+    expect(daemonSet.spec.template.spec).toMatchObject({
+      tolerations: [{ operator: "Exists" }],
+      hostNetwork: true,
+      serviceAccountName: "mini-xdr-agent",
+    });
+    for (const secret of resourcesOf("kubernetes:core/v1:Secret")) expect(isRpcSecret(secret.inputs.stringData)).toBe(true);
   });
 });

@@ -13,6 +13,7 @@
  * - `@pulumi/pulumi/provider`'s server ignores the request (it only answers accept-secrets/resources), so
  *   main.ts intercepts Configure and hands it to `configure()` here.
  */
+import { EKSClient } from "@aws-sdk/client-eks";
 import { IAMClient } from "@aws-sdk/client-iam";
 import { SSMClient } from "@aws-sdk/client-ssm";
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
@@ -50,6 +51,7 @@ export interface AwsContext {
   region(override?: unknown): string;
   iam(region?: string): IAMClient;
   ssm(region?: string): SSMClient;
+  eks(region?: string): EKSClient;
 }
 
 /** Reads the configuration out of a ConfigureRequest's `variables` (plain strings) and `args` (typed, with secrets). */
@@ -127,8 +129,8 @@ export async function connect(config: ProviderConfig): Promise<AwsContext> {
     throw new Error(`AWS account ID not allowed: ${accountId} (forbidden)`);
   }
 
-  const clients = new Map<string, IAMClient | SSMClient>();
-  const client = <T extends IAMClient | SSMClient>(kind: string, region: string, make: () => T): T => {
+  const clients = new Map<string, IAMClient | SSMClient | EKSClient>();
+  const client = <T extends IAMClient | SSMClient | EKSClient>(kind: string, region: string, make: () => T): T => {
     const key = `${kind}:${region}`;
     if (!clients.has(key)) clients.set(key, make());
     return clients.get(key) as T;
@@ -141,6 +143,7 @@ export async function connect(config: ProviderConfig): Promise<AwsContext> {
     // IAM is global; the signing region does not matter to moto or AWS.
     iam: (region) => client("iam", regionOf(region), () => new IAMClient({ region: regionOf(region), credentials })),
     ssm: (region) => client("ssm", regionOf(region), () => new SSMClient({ region: regionOf(region), credentials })),
+    eks: (region) => client("eks", regionOf(region), () => new EKSClient({ region: regionOf(region), credentials })),
   };
 }
 

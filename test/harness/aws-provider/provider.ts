@@ -10,13 +10,24 @@ import { createRequire } from "node:module";
 import type { CheckFailure, CheckResult, CreateResult, DiffResult, Provider, ReadResult, UpdateResult } from "@pulumi/pulumi/provider";
 import { association } from "./association";
 import { connect, parseConfig, type AwsContext } from "./config";
+import { accessEntry, accessPolicyAssociation } from "./eks";
 import { role, rolePolicy, rolePolicyAttachment } from "./iam";
 import { urnType, type ResourceHandler } from "./resource";
 import { serviceSetting } from "./service-setting";
 import { document, parameter } from "./ssm";
 import { annotateSecrets, containsUnknowns, deepEqual, jsonEqual, reveal, type Props } from "./values";
 
-const HANDLERS: ResourceHandler[] = [role, rolePolicy, rolePolicyAttachment, parameter, document, association, serviceSetting];
+const HANDLERS: ResourceHandler[] = [
+  role,
+  rolePolicy,
+  rolePolicyAttachment,
+  parameter,
+  document,
+  association,
+  serviceSetting,
+  accessEntry,
+  accessPolicyAssociation,
+];
 
 /**
  * The version this plugin reports: the one the installed @pulumi/aws SDK asks the engine for, so the engine's
