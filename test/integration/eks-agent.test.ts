@@ -163,6 +163,12 @@ describe("the tenant stack on an EKS cluster", () => {
     expect(account.status).toBe(200);
   });
 
+  it("changes nothing on a second up (a fresh token, the same access)", async () => {
+    const stack = await openTenantStack(settings, stackNameFor(SLUG), { create: false });
+    const result = await upTenantStack(stack);
+    expect(Object.keys(result.changeSummary ?? {})).toEqual(["same"]);
+  });
+
   it("keeps no token and no external ID in the state in clear text", async () => {
     const stateDir = settings.backendUrl.slice("file://".length);
     const files = (await readdir(stateDir, { recursive: true, withFileTypes: true })).filter((entry) => entry.isFile());

@@ -34,6 +34,7 @@ export const accessEntry: ResourceHandler = {
   token: "aws:eks/accessEntry:AccessEntry",
   inputs: ["clusterName", "principalArn", "type", "kubernetesGroups", "userName", "tags", "region"],
   replaceOnChanges: ["clusterName", "principalArn", "type", "region"],
+  computedInputs: ["region", "type", "kubernetesGroups", "userName"],
   async create(ctx, inputs) {
     const region = ctx.region(inputs.region);
     const tags = mergeTags(ctx.config.defaultTags, inputs.tags);
@@ -103,6 +104,7 @@ export const accessPolicyAssociation: ResourceHandler = {
   token: "aws:eks/accessPolicyAssociation:AccessPolicyAssociation",
   inputs: ["clusterName", "principalArn", "policyArn", "accessScope", "region"],
   replaceOnChanges: ["clusterName", "principalArn", "policyArn", "accessScope", "region"],
+  computedInputs: ["region"],
   async create(ctx, inputs) {
     const region = ctx.region(inputs.region);
     const clusterName = String(inputs.clusterName);
