@@ -181,11 +181,16 @@ async function daemonSetOf(cluster: ReachableCluster) {
   return cluster.apiServer!.request("GET", "/apis/apps/v1/namespaces/mini-xdr/daemonsets/mini-xdr-agent");
 }
 
-/** What the agent pod does on a node: read the enrollment token from the Secret it mounts, enroll as the node's instance. */
-async function enrollNodeAgents(cluster: ReachableCluster): Promise<void> {
+/** The enrollment token in the agent config Secret the pods mount. */
+async function enrollmentTokenOn(cluster: ReachableCluster): Promise<string> {
   const secret = await cluster.apiServer!.request("GET", "/api/v1/namespaces/mini-xdr/secrets/mini-xdr-agent-config");
   expect(secret.status).toBe(200);
-  const agentConfig = JSON.parse(Buffer.from((secret.body as { data: Record<string, string> }).data["agent.json"]!, "base64").toString("utf8"));
+  return JSON.parse(Buffer.from((secret.body as { data: Record<string, string> }).data["agent.json"]!, "base64").toString("utf8")).enrollmentToken;
+}
+
+/** What the agent pod does on a node: read the enrollment token from the Secret it mounts, enroll as the node's instance. */
+async function enrollNodeAgents(cluster: ReachableCluster): Promise<void> {
+  const agentConfig = { enrollmentToken: await enrollmentTokenOn(cluster) };
   for (const node of cluster.nodes) {
     const body = enrollmentBody(
       agentConfig.enrollmentToken,
@@ -282,6 +287,13 @@ describe("the agent on EKS clusters (service process, real API servers, moto)", 
     for (const node of payments.nodes) {
       expect(after.instances.find((instance: any) => instance.asset_id === node.instanceId)).toMatchObject({ agent_status: "checked_in" });
     }
+    // The same node's agent arriving another way (the SSM association's) does not make a second agent.
+    const token = await enrollmentTokenOn(payments);
+    const again = await call("POST", "/v1/agents/enroll", {
+      token: null,
+      body: enrollmentBody(token, { accountId: account, region: payments.region, instanceId: payments.nodes[0]!.instanceId }),
+    });
+    expect(again.status, again.text).toBe(409);
     const health = await call("GET", `/v1/tenants/${slug}/deployment/health`);
     expect(health.body.agents.map((agent: any) => agent.instance_id).sort()).toEqual(payments.nodes.map((node) => node.instanceId).sort());
     const progress = await call("GET", `/v1/tenants/${slug}/progress`);
