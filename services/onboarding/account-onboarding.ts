@@ -7,18 +7,23 @@
 import { and, desc, eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
 import type { Keyring } from "../../db/crypto";
-import { discoveryScans, type DiscoveryScan, type Run } from "../../db/schema";
+import { discoveryScans, organizations, tenantAwsAccounts, type DiscoveryScan, type OnboardingStatus, type Run } from "../../db/schema";
 import { neutralUpstreamText } from "../../lib/upstream-errors";
+import { systemPrincipal } from "../core/principal";
+import { approvalRequired } from "../core/run-requests";
 import { TenantAwsAccessError, TenantNotProvisionedError } from "../core/tenant-aws-session";
 import type { ScanQueue } from "../discovery/scan-queue";
 import { accountStatusAfterRollout } from "../organization/account-status-fns";
 import type { OrganizationService } from "../organization/organization-service";
 import { refreshMemberAccountRollout } from "../rollout/rollout-refresh";
+import type { RunService } from "../run/run-service";
+import { CLUSTER_DISCOVERED, clustersAwaitingUp } from "./cluster-coverage";
 
 export interface AccountOnboardingDeps {
   db: DrizzleDatabase;
   keyring: Keyring;
   scans: Pick<ScanQueue, "request">;
+  runs: Pick<RunService, "requestForAccount">;
   organizations: Pick<OrganizationService, "afterAccountRun" | "accountsFollowingRollout" | "settleAccountRollout" | "recordCompletionWhenAllDone">;
   log?(message: string): void;
 }
@@ -32,6 +37,34 @@ export function accountOnboarding(deps: AccountOnboardingDeps) {
 
   const discover = (organizationId: number, awsAccountId: string) =>
     deps.scans.request({ organizationId, awsAccountId, trigger: "after_up", actor: ACTOR });
+
+  /** Accounts whose stack is applied and not on its way out: a cluster a scan finds there gets its up. */
+  const COVERED_ACCOUNT_STATUSES: ReadonlySet<OnboardingStatus> = new Set(["discovering", "deploying", "completed", "action_required"]);
+
+  /** A scan of a member account found EKS clusters its stack does not cover yet: an up of its stack covers them. */
+  async function coverNewClusters(organizationId: number, awsAccountId: string): Promise<void> {
+    const [[org], [account]] = await Promise.all([
+      db.select().from(organizations).where(eq(organizations.id, organizationId)),
+      db
+        .select({ accountId: tenantAwsAccounts.accountId, stackName: tenantAwsAccounts.stackName, status: tenantAwsAccounts.status })
+        .from(tenantAwsAccounts)
+        .where(and(eq(tenantAwsAccounts.organizationId, organizationId), eq(tenantAwsAccounts.accountId, awsAccountId))),
+    ]);
+    if (!org || !account?.stackName || !COVERED_ACCOUNT_STATUSES.has(account.status)) return;
+    const waiting = await clustersAwaitingUp(db, org, { accountId: awsAccountId, stackName: account.stackName });
+    if (waiting.length === 0) return;
+    const kind = approvalRequired(org) ? "preview" : "up";
+    const run = await deps.runs.requestForAccount(
+      systemPrincipal(CLUSTER_DISCOVERED, org.id),
+      org,
+      { accountId: awsAccountId, stackName: account.stackName },
+      kind,
+      {
+        queue: true,
+      },
+    );
+    deps.log?.(`organization account ${awsAccountId} of ${org.slug}: ${waiting.join(", ")} found, ${kind} run ${run.runId} requested`);
+  }
 
   /** The account's rollout, read after a finished scan of it, settles its status. */
   async function follow(scan: Pick<DiscoveryScan, "organizationId" | "awsAccountId" | "status" | "error">): Promise<void> {
@@ -51,6 +84,11 @@ export function accountOnboarding(deps: AccountOnboardingDeps) {
     if (await deps.organizations.settleAccountRollout(scan.organizationId, awsAccountId, outcome)) {
       deps.log?.(`organization account ${awsAccountId} of tenant ${scan.organizationId}: ${outcome.status}`);
       if (outcome.status === "completed") await deps.organizations.recordCompletionWhenAllDone(scan.organizationId);
+    }
+    if (scan.status !== "failed") {
+      await coverNewClusters(scan.organizationId, awsAccountId).catch((error: unknown) =>
+        deps.log?.(`organization account ${awsAccountId}: no up for its new clusters: ${error instanceof Error ? error.message : String(error)}`),
+      );
     }
   }
 

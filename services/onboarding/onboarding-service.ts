@@ -26,20 +26,17 @@ import type { driftFollowUp } from "../fleet/drift";
 import type { OffboardingInstructions } from "../integration/bootstrap-link-fns";
 import type { ConnectAwsInput, IntegrationService } from "../integration/integration-service";
 import type { OrganizationCleanupStep } from "../integration/organization-template-fns";
-import { clusterRollouts } from "../rollout/cluster-rollout";
 import { refreshRollout } from "../rollout/rollout-refresh";
 import type { OrganizationService } from "../organization/organization-service";
 import type { RunService } from "../run/run-service";
 import type { TenantService } from "../tenant/tenant-service";
 import { accountOnboarding } from "./account-onboarding";
+import { CLUSTER_DISCOVERED, clustersAwaitingUp } from "./cluster-coverage";
 import { completeOffboarding } from "./offboarding";
 import { advanceOnboardingStatus } from "./onboarding-advance";
 import { COVERS_NEW_CLUSTERS, STARTS_ON_CONNECT, statusAfterRun, WAITING_FOR_CONNECT } from "./onboarding-status-fns";
 import { moveOnboardingStatus } from "./onboarding-status-store";
 import { tenantProgress } from "./progress";
-
-/** The actor of the up a scan requests for EKS clusters it found. */
-const CLUSTER_DISCOVERED = "system:cluster-discovered";
 
 /** What offboarding answers: the home stack's destroy (when it has one), the accounts offboarding, the customer's clean-up. */
 export interface TenantOffboarding extends Partial<RequestedRun> {
@@ -54,7 +51,7 @@ export interface OnboardingServiceDeps {
   automation: AutomationSettings;
   tenants: Pick<TenantService, "reload">;
   integrations: Pick<IntegrationService, "connectAws" | "bootstrapCleanup" | "organizationCleanup">;
-  runs: Pick<RunService, "request" | "offboard">;
+  runs: Pick<RunService, "request" | "requestForAccount" | "offboard">;
   scans: Pick<ScanQueue, "request">;
   /** Drift records (and remediates) what a drift run found. */
   drift: Pick<ReturnType<typeof driftFollowUp>, "onRunFinished">;
@@ -77,7 +74,7 @@ export interface OnboardingServiceDeps {
 export function createOnboardingService(deps: OnboardingServiceDeps) {
   const { db } = deps;
   const accounts = deps.organizations
-    ? accountOnboarding({ db, keyring: deps.keyring, scans: deps.scans, organizations: deps.organizations, log: deps.log })
+    ? accountOnboarding({ db, keyring: deps.keyring, scans: deps.scans, runs: deps.runs, organizations: deps.organizations, log: deps.log })
     : undefined;
 
   /** Starts onboarding: an `up`, or, when the tenant requires approval, a preview whose saved plan waits for a platform admin. */
@@ -121,30 +118,14 @@ export function createOnboardingService(deps: OnboardingServiceDeps) {
     if (homeGone) await completeOffboarding(deps, org.id, org.slug);
   }
 
-  /**
-   * A scan found EKS clusters the home stack does not cover yet: an up covers them, as the first up covered the
-   * instances (a preview for approval when the tenant requires it). Not while a run of the stack is queued or running
-   * (its own after-up scan looks again), nor after such an up failed (a person looks at why first).
-   */
+  /** A scan found EKS clusters the home stack does not cover yet: an up covers them (cluster-coverage.ts). */
   async function coverNewClusters(organizationId: number): Promise<void> {
     const [org] = await db.select().from(organizations).where(eq(organizations.id, organizationId));
     if (!org || !COVERS_NEW_CLUSTERS.includes(org.onboardingStatus)) return;
-    const waiting = (await clusterRollouts(db, org.id, org.integrationSettings)).filter(
-      (cluster) => cluster.stackAccountId === null && cluster.status === "up_pending",
-    );
+    const waiting = await clustersAwaitingUp(db, org, { accountId: null, stackName: stackNameFor(org.slug) });
     if (waiting.length === 0) return;
-    const [last] = await db
-      .select({ status: runs.status, actor: runs.actor })
-      .from(runs)
-      .where(and(eq(runs.organizationId, org.id), eq(runs.stackName, stackNameFor(org.slug))))
-      .orderBy(desc(runs.requestedAt))
-      .limit(1);
-    if (last && (last.status === "queued" || last.status === "running")) return;
-    if (last?.actor === CLUSTER_DISCOVERED && last.status !== "succeeded") return;
     const started = await start(systemPrincipal(CLUSTER_DISCOVERED, org.id), org);
-    deps.log?.(
-      `onboarding ${org.slug}: ${waiting.map((cluster) => `${cluster.region}/${cluster.name}`).join(", ")} found, ${started.kind} run ${started.runId} requested`,
-    );
+    deps.log?.(`onboarding ${org.slug}: ${waiting.join(", ")} found, ${started.kind} run ${started.runId} requested`);
   }
 
   async function onboardingAfterRun(run: Run): Promise<void> {
