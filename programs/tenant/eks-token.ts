@@ -8,11 +8,12 @@
  * Run by node with types stripped (no imports of this repository), started by the Kubernetes provider.
  */
 import { createHash, createHmac } from "node:crypto";
-import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
+import { AssumeRoleCommand, type AssumeRoleCommandOutput, GetCallerIdentityCommand, STSClient } from "@aws-sdk/client-sts";
 import { SignatureV4 } from "@smithy/signature-v4";
 
 const TOKEN_PREFIX = "k8s-aws-v1.";
 const PRESIGNED_SECONDS = 60;
+const ASSUME_ATTEMPTS = 5;
 /** EKS accepts a token for 15 minutes; client-go asks again a little before. */
 const TOKEN_LIFETIME_MS = 14 * 60_000;
 
@@ -61,15 +62,24 @@ async function main(): Promise<void> {
   const cluster = required("MINI_XDR_EKS_CLUSTER");
   const region = required("MINI_XDR_EKS_REGION");
   const platform = new STSClient({ region });
-  const { Credentials } = await platform.send(
-    new AssumeRoleCommand({
-      RoleArn: required("MINI_XDR_EKS_ROLE_ARN"),
-      ExternalId: required("MINI_XDR_EKS_EXTERNAL_ID"),
-      RoleSessionName: required("MINI_XDR_EKS_SESSION_NAME"),
-      DurationSeconds: 900,
-    }),
-  );
+  const assume = new AssumeRoleCommand({
+    RoleArn: required("MINI_XDR_EKS_ROLE_ARN"),
+    ExternalId: required("MINI_XDR_EKS_EXTERNAL_ID"),
+    RoleSessionName: required("MINI_XDR_EKS_SESSION_NAME"),
+    DurationSeconds: 900,
+  });
+  // IAM is eventually consistent: a role the same up just created may be refused for a few seconds.
+  let answer: AssumeRoleCommandOutput | undefined;
+  for (let attempt = 1; !answer; attempt++) {
+    try {
+      answer = await platform.send(assume);
+    } catch (error) {
+      if (attempt >= ASSUME_ATTEMPTS || (error as { name?: string }).name !== "AccessDenied") throw error;
+      await new Promise((resolve) => setTimeout(resolve, 1000 * 2 ** (attempt - 1)));
+    }
+  }
   platform.destroy();
+  const { Credentials } = answer;
   if (!Credentials?.AccessKeyId || !Credentials.SecretAccessKey) throw new Error("STS AssumeRole answered no credentials");
   const credentials = {
     accessKeyId: Credentials.AccessKeyId,

@@ -24,7 +24,8 @@ export class KubernetesAgent extends pulumi.ComponentResource {
 
   constructor(name: string, args: KubernetesAgentArgs, opts?: pulumi.ComponentResourceOptions) {
     super("minixdr:tenant:KubernetesAgent", name, {}, opts);
-    const provider = new k8s.Provider(`${name}-cluster`, { kubeconfig: args.kubeconfig }, { parent: this });
+    // A cluster deleted (or closed) since the last up leaves the stack without blocking every later up and destroy.
+    const provider = new k8s.Provider(`${name}-cluster`, { kubeconfig: args.kubeconfig, deleteUnreachable: true }, { parent: this });
     const childOpts = { parent: this, provider };
     const labels = { "app.kubernetes.io/name": "mini-xdr-agent", "mini-xdr/tenant": args.tenantSlug };
 
@@ -58,6 +59,15 @@ export class KubernetesAgent extends pulumi.ComponentResource {
               hostNetwork: true,
               dnsPolicy: "ClusterFirstWithHostNet",
               tolerations: [{ operator: "Exists" }],
+              // Every Linux node that runs a kubelet: not Windows nodes (another agent build) nor Fargate's (no DaemonSets).
+              nodeSelector: { "kubernetes.io/os": "linux" },
+              affinity: {
+                nodeAffinity: {
+                  requiredDuringSchedulingIgnoredDuringExecution: {
+                    nodeSelectorTerms: [{ matchExpressions: [{ key: "eks.amazonaws.com/compute-type", operator: "NotIn", values: ["fargate"] }] }],
+                  },
+                },
+              },
               containers: [
                 {
                   name: "agent",

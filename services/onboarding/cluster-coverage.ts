@@ -1,7 +1,7 @@
 /**
  * When a scan found EKS clusters that a stack does not cover yet, the up that covers them starts by itself, as the first
  * up covered the instances: not while a run of that stack is queued or running (its own after-up scan looks again),
- * nor after such an up failed (a person looks at why first).
+ * nor after such an up failed (a person looks at why first), nor while such a preview waits for its approval.
  */
 import { and, desc, eq } from "drizzle-orm";
 import type { DrizzleDatabase } from "../../db/client";
@@ -25,12 +25,12 @@ export async function clustersAwaitingUp(
   );
   if (waiting.length === 0) return [];
   const [last] = await db
-    .select({ status: runs.status, actor: runs.actor })
+    .select({ status: runs.status, actor: runs.actor, kind: runs.kind })
     .from(runs)
     .where(and(eq(runs.organizationId, org.id), eq(runs.stackName, stack.stackName)))
     .orderBy(desc(runs.requestedAt))
     .limit(1);
   if (last && (last.status === "queued" || last.status === "running")) return [];
-  if (last?.actor === CLUSTER_DISCOVERED && last.status !== "succeeded") return [];
+  if (last?.actor === CLUSTER_DISCOVERED && (last.status !== "succeeded" || last.kind === "preview")) return [];
   return waiting.map((cluster) => `${cluster.region}/${cluster.name}`);
 }

@@ -340,9 +340,14 @@ describe("TenantOnboarding", () => {
     const daemonSet = resourcesOf("kubernetes:apps/v1:DaemonSet")[0]!.inputs as { spec: { template: { spec: Record<string, unknown> } } };
     expect(daemonSet.spec.template.spec).toMatchObject({
       tolerations: [{ operator: "Exists" }],
+      nodeSelector: { "kubernetes.io/os": "linux" },
       hostNetwork: true,
       serviceAccountName: "mini-xdr-agent",
     });
+    // Not on Fargate's nodes (no DaemonSets there); a cluster gone since the last up does not block the next.
+    expect(JSON.stringify(daemonSet.spec.template.spec)).toContain('"values":["fargate"]');
+    // (A provider resource's non-string inputs reach the engine JSON-encoded.)
+    for (const provider of providers) expect(provider.inputs.deleteUnreachable).toBe("true");
     for (const secret of resourcesOf("kubernetes:core/v1:Secret")) expect(isRpcSecret(secret.inputs.stringData)).toBe(true);
   });
 });
